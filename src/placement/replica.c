@@ -1,0 +1,645 @@
+/* The replica sharder's planner (kind "replica"; "hash" reuses it for node placement).
+ * Three phases, each move recorded in the plan with its reason:
+ *   1. evict: replicas on gone, dead or draining nodes move to the best eligible node;
+ *   2. fill: vacant slots get the least loaded eligible node that keeps the partition's
+ *      replicas on distinct nodes, spread over zones, within capacity (largest loads first);
+ *   3. balance: replicas move from nodes above their fair share to nodes below it until every
+ *      node is within (band * share + largest partition load) of its share, which for equal
+ *      loads is the integer optimum (max - min <= 1, weighted by capacity[0]).
+ * Preconditions: a consistent model. Guarantee: hard constraints are never broken by a move. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "placement/heap.h"
+#include "placement/model.h"
+
+typedef struct {
+    pz_model *m;
+    shardz_plan *plan;
+    uint32_t nn, nz;
+    double *util;        /* fill key: load[0] / weight */
+    uint32_t *npos;      /* node positions, shared by the zone heaps */
+    uint32_t *nheap_mem; /* the zone heaps' arrays, carved out of one block */
+    pz_heap *zh;         /* per zone: its eligible nodes by util */
+    pz_heap zones;       /* live zones by their best node's util */
+    double *zkey;
+    uint32_t *zpos, *za;
+    uint32_t *scratch;  /* popped items (nodes or zones) */
+    uint32_t *scratch2;
+    uint16_t *cnt;      /* zone counts of one partition */
+    uint8_t *touched;   /* bitmap: partition moved by this plan */
+    double xmax;        /* the largest partition load (dimension 0) */
+    bool equal_loads;
+} rctx;
+
+static void rctx_free(rctx *c)
+{
+    free(c->util);
+    free(c->npos);
+    free(c->nheap_mem);
+    free(c->zh);
+    free(c->zkey);
+    free(c->zpos);
+    free(c->za);
+    free(c->scratch);
+    free(c->scratch2);
+    free(c->cnt);
+    free(c->touched);
+}
+
+static bool touched(const rctx *c, uint32_t p)
+{
+    return (c->touched[p >> 3] >> (p & 7)) & 1;
+}
+
+static void touch(rctx *c, uint32_t p)
+{
+    c->touched[p >> 3] |= (uint8_t)(1u << (p & 7));
+}
+
+static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
+{
+    memset(c, 0, sizeof *c);
+    c->m = m;
+    c->plan = plan;
+    c->nn = m->nnodes;
+    c->nz = m->nzones;
+    size_t nn = c->nn ? c->nn : 1, nz = c->nz;
+    c->util = calloc(nn, sizeof *c->util);
+    c->npos = malloc(nn * sizeof *c->npos);
+    c->nheap_mem = malloc(nn * sizeof *c->nheap_mem);
+    c->zh = calloc(nz, sizeof *c->zh);
+    c->zkey = calloc(nz, sizeof *c->zkey);
+    c->zpos = malloc(nz * sizeof *c->zpos);
+    c->za = malloc(nz * sizeof *c->za);
+    c->scratch = malloc((nn > nz ? nn : nz) * sizeof *c->scratch);
+    c->scratch2 = malloc((nn > nz ? nn : nz) * sizeof *c->scratch2);
+    c->cnt = calloc(nz, sizeof *c->cnt);
+    c->touched = calloc(m->nparts / 8 + 1, 1);
+    if (!c->util || !c->npos || !c->nheap_mem || !c->zh || !c->zkey || !c->zpos || !c->za ||
+        !c->scratch || !c->scratch2 || !c->cnt || !c->touched)
+        return SHARDZ_ENOMEM;
+    memset(c->npos, 0xff, nn * sizeof *c->npos);
+    memset(c->zpos, 0xff, nz * sizeof *c->zpos);
+
+    /* Largest and smallest partition load (dimension 0). */
+    double lo = INFINITY, hi = 0;
+    for (uint32_t p = 0; p < m->nparts; p++) {
+        double l = m->load[(size_t)p * m->ndims];
+        lo = l < lo ? l : lo;
+        hi = l > hi ? l : hi;
+    }
+    c->xmax = hi;
+    c->equal_loads = m->nparts == 0 || lo == hi;
+
+    /* Zone heaps: carve one array by zone sizes. */
+    uint32_t *size = c->scratch;
+    memset(size, 0, nz * sizeof *size);
+    for (uint32_t n = 0; n < c->nn; n++)
+        if (pz_node_eligible(m, n))
+            size[m->nodes[n].zone]++;
+    uint32_t off = 0;
+    for (uint32_t z = 0; z < nz; z++) {
+        c->zh[z] = (pz_heap){.a = c->nheap_mem + off, .pos = c->npos, .key = c->util};
+        off += size[z];
+    }
+    for (uint32_t n = 0; n < c->nn; n++) {
+        if (!pz_node_eligible(m, n))
+            continue;
+        c->util[n] = m->nodes[n].load[0] / m->nodes[n].weight;
+        pz_heap_push(&c->zh[m->nodes[n].zone], n);
+    }
+    c->zones = (pz_heap){.a = c->za, .pos = c->zpos, .key = c->zkey};
+    for (uint32_t z = 0; z < nz; z++) {
+        if (c->zh[z].n == 0)
+            continue;
+        c->zkey[z] = c->util[c->zh[z].a[0]];
+        pz_heap_push(&c->zones, z);
+    }
+    return 0;
+}
+
+/* Node n's load changed: refresh its place in the fill heaps. */
+static void fill_update(rctx *c, uint32_t n)
+{
+    if (!pz_node_eligible(c->m, n))
+        return;
+    uint32_t z = c->m->nodes[n].zone;
+    c->util[n] = c->m->nodes[n].load[0] / c->m->nodes[n].weight;
+    pz_heap_update(&c->zh[z], n);
+    if (c->zones.n > 1) {
+        c->zkey[z] = c->util[c->zh[z].a[0]];
+        pz_heap_update(&c->zones, z);
+    }
+}
+
+/* The least loaded node of zone z that may take a replica of pidx, or PZ_NONE. */
+static uint32_t zone_pick(rctx *c, uint32_t z, uint32_t pidx)
+{
+    pz_heap *h = &c->zh[z];
+    uint32_t npop = 0, found = PZ_NONE;
+    while (h->n > 0) {
+        uint32_t n = h->a[0];
+        if (!pz_part_on_node(c->m, pidx, n) && pz_fits(c->m, n, pidx)) {
+            found = n;
+            break;
+        }
+        c->scratch[npop++] = pz_heap_pop(h);
+    }
+    while (npop > 0)
+        pz_heap_push(h, c->scratch[--npop]);
+    return found;
+}
+
+/* The best node for slot `slot` of pidx: a zone holding the fewest of its replicas (so they
+ * spread), and in it the least loaded node that does not hold it and has room. */
+static uint32_t pick_node(rctx *c, uint32_t pidx, unsigned slot)
+{
+    pz_model *m = c->m;
+    const pz_part *p = m->parts[pidx];
+    pz_zone_counts(m, pidx, slot, c->cnt);
+    /* Fewest replicas in a live zone: 0 unless the partition already uses every live zone. */
+    uint32_t seen[SHARDZ_MAX_REPLICAS];
+    unsigned used = 0;
+    for (unsigned s = 0; s < p->nrep; s++) {
+        uint32_t n = p->slots[s].node;
+        if (s == slot || n == PZ_NONE || c->zh[m->nodes[n].zone].n == 0)
+            continue;
+        unsigned k = 0;
+        while (k < used && seen[k] != m->nodes[n].zone)
+            k++;
+        if (k == used)
+            seen[used++] = m->nodes[n].zone;
+    }
+    unsigned cmin = 0;
+    if (used >= c->zones.n) {
+        cmin = UINT16_MAX;
+        for (uint32_t i = 0; i < c->zones.n; i++)
+            cmin = c->cnt[c->za[i]] < cmin ? c->cnt[c->za[i]] : cmin;
+    }
+    uint32_t npop = 0, best = PZ_NONE;
+    unsigned bestc = UINT32_MAX;
+    /* Zones in order of their best node's load; stop at the first fit on the lowest level. */
+    while (c->zones.n > 0) {
+        uint32_t z = c->zones.a[0];
+        if (c->cnt[z] == cmin) {
+            uint32_t n = zone_pick(c, z, pidx);
+            if (n != PZ_NONE) {
+                best = n;
+                bestc = cmin;
+                break;
+            }
+        }
+        c->scratch2[npop++] = pz_heap_pop(&c->zones);
+    }
+    if (best == PZ_NONE) {
+        /* No room on the lowest level: the fewest replicas among the zones that fit. */
+        for (uint32_t i = 0; i < npop; i++) {
+            uint32_t z = c->scratch2[i];
+            if (c->cnt[z] <= cmin || c->cnt[z] >= bestc)
+                continue;
+            uint32_t n = zone_pick(c, z, pidx);
+            if (n != PZ_NONE) {
+                best = n;
+                bestc = c->cnt[z];
+            }
+        }
+    }
+    while (npop > 0)
+        pz_heap_push(&c->zones, c->scratch2[--npop]);
+    return best;
+}
+
+/* ---- phases 1 and 2: evict and fill ---------------------------------------------------- */
+
+typedef struct {
+    uint64_t key;
+    uint32_t pidx;
+} sortitem;
+
+/* LSD radix sort on 64-bit keys, 16 bits a pass (stable). */
+static int radix_sort(sortitem *a, size_t n)
+{
+    sortitem *tmp = malloc(n * sizeof *tmp);
+    size_t *count = malloc(65536 * sizeof *count);
+    if (!tmp || !count) {
+        free(tmp);
+        free(count);
+        return SHARDZ_ENOMEM;
+    }
+    for (int shift = 0; shift < 64; shift += 16) {
+        memset(count, 0, 65536 * sizeof *count);
+        for (size_t i = 0; i < n; i++)
+            count[(a[i].key >> shift) & 0xffff]++;
+        size_t sum = 0;
+        for (size_t i = 0; i < 65536; i++) {
+            size_t c = count[i];
+            count[i] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(a[i].key >> shift) & 0xffff]++] = a[i];
+        memcpy(a, tmp, n * sizeof *a);
+    }
+    free(tmp);
+    free(count);
+    return 0;
+}
+
+/* Slot needs work: vacant, or on a node that must give it away. */
+static bool slot_needs_work(const pz_model *m, const pz_slot *sl)
+{
+    return sl->node == PZ_NONE || pz_node_evicting(m, sl->node);
+}
+
+/* The partitions with a slot needing work, largest load first (ties: index order). */
+static int collect_work(rctx *c, sortitem **out, size_t *nout)
+{
+    pz_model *m = c->m;
+    size_t cap = 64, n = 0;
+    sortitem *w = malloc(cap * sizeof *w);
+    uint8_t *queued = calloc(m->nparts / 8 + 1, 1);
+    int rc = 0;
+    if (!w || !queued) {
+        rc = SHARDZ_ENOMEM;
+        goto out;
+    }
+#define QUEUE(P)                                                                                   \
+    do {                                                                                           \
+        uint32_t q_ = (P);                                                                         \
+        if (queued[q_ >> 3] & (1u << (q_ & 7)))                                                    \
+            break;                                                                                 \
+        queued[q_ >> 3] |= (uint8_t)(1u << (q_ & 7));                                              \
+        if (n == cap) {                                                                            \
+            sortitem *nw_ = realloc(w, 2 * cap * sizeof *w);                                       \
+            if (!nw_) {                                                                            \
+                rc = SHARDZ_ENOMEM;                                                                \
+                goto out;                                                                          \
+            }                                                                                      \
+            w = nw_;                                                                               \
+            cap *= 2;                                                                              \
+        }                                                                                          \
+        double l_ = m->load[(size_t)q_ * m->ndims];                                               \
+        uint64_t bits_;                                                                            \
+        memcpy(&bits_, &l_, sizeof bits_);                                                         \
+        w[n].key = ~bits_; /* loads are >= 0: bit order is numeric order; ~ sorts descending */  \
+        w[n].pidx = q_;                                                                            \
+        n++;                                                                                       \
+    } while (0)
+
+    for (uint32_t nd = 0; nd < m->nnodes; nd++) {
+        if (!m->nodes[nd].id || !pz_node_evicting(m, nd))
+            continue;
+        for (uint32_t i = 0; i < m->nodes[nd].nlist; i++)
+            QUEUE(PZ_RID_PART(m->nodes[nd].list[i]));
+    }
+    if (m->nvacant > 0) {
+        for (uint32_t p = 0; p < m->nparts; p++) {
+            const pz_part *pp = m->parts[p];
+            for (unsigned s = 0; s < pp->nrep; s++)
+                if (pp->slots[s].node == PZ_NONE) {
+                    QUEUE(p);
+                    break;
+                }
+        }
+    }
+#undef QUEUE
+    if (!c->equal_loads && n > 1) {
+        rc = radix_sort(w, n);
+        if (rc)
+            goto out;
+    }
+out:
+    free(queued);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    *out = w;
+    *nout = n;
+    return 0;
+}
+
+/* Places or moves one slot (phase 1 and 2). */
+static int fill_slot(rctx *c, uint32_t pidx, unsigned slot)
+{
+    pz_model *m = c->m;
+    pz_slot *sl = &m->parts[pidx]->slots[slot];
+    uint32_t from = sl->node;
+    shardz_reason reason = from == PZ_NONE ? (shardz_reason)sl->pos : pz_evict_reason(m, from);
+    uint32_t to = pick_node(c, pidx, slot);
+    int rc;
+    if (to == PZ_NONE) {
+        if (from == PZ_NONE) {
+            c->plan->missing++;
+            return 0;
+        }
+        if (m->nodes[from].state == SHARDZ_NODE_DRAINING && !m->nodes[from].gone)
+            return 0; /* nowhere to drain to: it keeps serving */
+        /* A dead or unregistered node's replica can't stay: the slot becomes vacant. */
+        rc = pz_plan_move(m, c->plan, pidx, slot, PZ_NONE, reason);
+        if (rc)
+            return rc;
+        c->plan->missing++;
+        touch(c, pidx);
+        return 0;
+    }
+    rc = pz_plan_move(m, c->plan, pidx, slot, to, reason);
+    if (rc)
+        return rc;
+    touch(c, pidx);
+    fill_update(c, to);
+    if (from != PZ_NONE)
+        fill_update(c, from);
+    return 0;
+}
+
+static int evict_and_fill(rctx *c)
+{
+    sortitem *work = NULL;
+    size_t nwork = 0;
+    int rc = collect_work(c, &work, &nwork);
+    if (rc)
+        return rc;
+    rc = pz_plan_reserve(c->plan, c->m->nvacant + nwork);
+    if (rc) {
+        free(work);
+        return rc;
+    }
+    for (size_t i = 0; i < nwork && rc == 0; i++) {
+        uint32_t pidx = work[i].pidx;
+        const pz_part *p = c->m->parts[pidx];
+        /* Evictions first (so a freed zone can take the vacancy's place), then vacancies. */
+        for (unsigned s = 0; s < p->nrep && rc == 0; s++)
+            if (p->slots[s].node != PZ_NONE && slot_needs_work(c->m, &p->slots[s]))
+                rc = fill_slot(c, pidx, s);
+        for (unsigned s = 0; s < p->nrep && rc == 0; s++)
+            if (p->slots[s].node == PZ_NONE)
+                rc = fill_slot(c, pidx, s);
+    }
+    free(work);
+    return rc;
+}
+
+/* ---- phase 3: balance ------------------------------------------------------------------ */
+
+typedef struct {
+    double key;
+    uint32_t node;
+} keyed;
+
+typedef struct {
+    rctx *c;
+    double *dev;   /* load[0] - fair share, per node */
+    double *theta; /* dead band per node */
+    pz_heap donors, receivers;
+    uint32_t *dpos, *rpos, *da, *ra;
+    keyed *order;    /* scratch for sorted scans */
+    uint8_t *zblock; /* per zone: no receiver there can take from the current giver */
+} bctx;
+
+/* Whether moving a replica of pidx from d to r keeps its zone spread. */
+static bool zone_ok(rctx *c, uint32_t pidx, uint32_t d, uint32_t r)
+{
+    pz_model *m = c->m;
+    uint32_t zd = m->nodes[d].zone, zr = m->nodes[r].zone;
+    if (zd == zr)
+        return true;
+    const pz_part *p = m->parts[pidx];
+    unsigned in_r = 0, in_d = 0;
+    for (unsigned s = 0; s < p->nrep; s++) {
+        uint32_t n = p->slots[s].node;
+        if (n == PZ_NONE)
+            continue;
+        in_r += m->nodes[n].zone == zr;
+        in_d += m->nodes[n].zone == zd;
+    }
+    return in_r < in_d;
+}
+
+/* Best replica on d to give to r, or PZ_NONE: strictly lowers max(|dev_d|, |dev_r|). When
+ * it finds none, *node_specific says whether some replica failed for a reason that belongs to
+ * r itself (holds the partition, no room) rather than to r's zone or to the gain, which only
+ * shrinks for receivers with a higher deviation. */
+static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_specific)
+{
+    rctx *c = b->c;
+    pz_model *m = c->m;
+    double dd = b->dev[d], dr = b->dev[r];
+    double old = fmax(fabs(dd), fabs(dr));
+    double eps = 1e-9 * (old + 1);
+    double ideal = (dd - dr) / 2;
+    uint32_t best = PZ_NONE;
+    double bestv = old - eps;
+    unsigned valid = 0;
+    const pz_node *nd = &m->nodes[d];
+    for (uint32_t i = 0; i < nd->nlist; i++) {
+        uint32_t rid = nd->list[i];
+        uint32_t pidx = PZ_RID_PART(rid);
+        double x = m->load[(size_t)pidx * m->ndims];
+        double v = fmax(fabs(dd - x), fabs(dr + x));
+        if (v >= bestv)
+            continue;
+        if (touched(c, pidx) || !zone_ok(c, pidx, d, r))
+            continue;
+        if (pz_part_on_node(m, pidx, r) || !pz_fits(m, r, pidx)) {
+            *node_specific = true;
+            continue;
+        }
+        best = rid;
+        bestv = v;
+        if (c->equal_loads || fabs(x - ideal) <= eps || ++valid >= 256)
+            break;
+    }
+    return best;
+}
+
+static void balance_update(bctx *b, uint32_t n, double delta)
+{
+    b->dev[n] += delta;
+    if (pz_heap_has(&b->donors, n))
+        pz_heap_update(&b->donors, n);
+    if (pz_heap_has(&b->receivers, n))
+        pz_heap_update(&b->receivers, n);
+}
+
+static int try_move(bctx *b, uint32_t d, uint32_t r, bool *moved, bool *node_specific)
+{
+    rctx *c = b->c;
+    pz_model *m = c->m;
+    *moved = false;
+    *node_specific = false;
+    if (d == r || b->dev[d] <= b->dev[r])
+        return 0;
+    uint32_t rid = best_candidate(b, d, r, node_specific);
+    if (rid == PZ_NONE)
+        return 0;
+    uint32_t pidx = PZ_RID_PART(rid);
+    double x = m->load[(size_t)pidx * m->ndims];
+    shardz_reason reason = m->nodes[r].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
+    int rc = pz_plan_move(m, c->plan, pidx, PZ_RID_SLOT(rid), r, reason);
+    if (rc)
+        return rc;
+    touch(c, pidx);
+    balance_update(b, d, -x);
+    balance_update(b, r, x);
+    *moved = true;
+    return 0;
+}
+
+static int by_key_asc(const void *a, const void *b)
+{
+    const keyed *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->node < y->node ? -1 : (x->node > y->node);
+}
+
+/* Tries every partner of `n` (receivers by ascending deviation when n gives, donors by
+ * descending deviation when n takes). */
+static int try_all(bctx *b, uint32_t n, bool giving, bool *moved)
+{
+    pz_heap *h = giving ? &b->receivers : &b->donors;
+    uint32_t k = h->n, nsame = 0;
+    uint32_t zn = b->c->m->nodes[n].zone;
+    /* Partners in n's own zone first (a move inside a zone never breaks the spread), each
+     * group by deviation: ascending for receivers, descending (negated key) for donors. */
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t start = pass ? nsame : 0, j = start;
+        for (uint32_t i = 0; i < k; i++) {
+            uint32_t o = h->a[i];
+            if ((b->c->m->nodes[o].zone == zn) != (pass == 0))
+                continue;
+            b->order[j++] = (keyed){giving ? b->dev[o] : -b->dev[o], o};
+        }
+        qsort(b->order + start, j - start, sizeof *b->order, by_key_asc);
+        if (pass == 0)
+            nsame = j;
+    }
+    *moved = false;
+    /* A giver's replicas are the same for every receiver: once a zone failed for reasons
+     * that do not depend on the node, the zone's other receivers fail too. */
+    memset(b->zblock, 0, b->c->nz);
+    for (uint32_t i = 0; i < k && !*moved; i++) {
+        uint32_t other = b->order[i].node;
+        /* Sorted: once a partner cannot gain, neither can the rest of its group. */
+        if (giving ? b->dev[other] >= b->dev[n] : b->dev[other] <= b->dev[n]) {
+            if (i >= nsame)
+                break;
+            i = nsame - 1;
+            continue;
+        }
+        uint32_t oz = b->c->m->nodes[other].zone;
+        if (giving && b->zblock[oz])
+            continue;
+        bool node_specific;
+        int rc = giving ? try_move(b, n, other, moved, &node_specific)
+                        : try_move(b, other, n, moved, &node_specific);
+        if (rc)
+            return rc;
+        if (giving && !*moved && !node_specific)
+            b->zblock[oz] = 1;
+    }
+    return 0;
+}
+
+static int balance(rctx *c, double band)
+{
+    pz_model *m = c->m;
+    bctx b = {.c = c};
+    int rc = 0;
+    size_t nn = c->nn ? c->nn : 1;
+    b.dev = calloc(nn, sizeof *b.dev);
+    b.theta = calloc(nn, sizeof *b.theta);
+    b.dpos = malloc(nn * sizeof *b.dpos);
+    b.rpos = malloc(nn * sizeof *b.rpos);
+    b.da = malloc(nn * sizeof *b.da);
+    b.ra = malloc(nn * sizeof *b.ra);
+    b.order = malloc(nn * sizeof *b.order);
+    b.zblock = malloc(c->nz);
+    if (!b.zblock || !b.dev || !b.theta || !b.dpos || !b.rpos || !b.da || !b.ra || !b.order) {
+        rc = SHARDZ_ENOMEM;
+        goto out;
+    }
+    memset(b.dpos, 0xff, nn * sizeof *b.dpos);
+    memset(b.rpos, 0xff, nn * sizeof *b.rpos);
+    double total = 0, wsum = 0;
+    for (uint32_t n = 0; n < c->nn; n++)
+        if (pz_node_eligible(m, n)) {
+            total += m->nodes[n].load[0];
+            wsum += m->nodes[n].weight;
+        }
+    if (wsum <= 0 || total <= 0)
+        goto out;
+    b.donors = (pz_heap){.a = b.da, .pos = b.dpos, .key = b.dev, .max = true};
+    b.receivers = (pz_heap){.a = b.ra, .pos = b.rpos, .key = b.dev, .max = false};
+    for (uint32_t n = 0; n < c->nn; n++) {
+        if (!pz_node_eligible(m, n))
+            continue;
+        double share = total * m->nodes[n].weight / wsum;
+        b.dev[n] = m->nodes[n].load[0] - share;
+        b.theta[n] = band * share + c->xmax;
+        pz_heap_push(&b.donors, n);
+        pz_heap_push(&b.receivers, n);
+    }
+    size_t budget = 4 * (size_t)m->nparts * SHARDZ_MAX_REPLICAS + 4 * nn + 64;
+    while (b.donors.n > 0 && b.receivers.n > 0 && budget-- > 0) {
+        uint32_t d = b.donors.a[0], r = b.receivers.a[0];
+        double eps = 1e-9 * (fabs(b.dev[d]) + fabs(b.dev[r]) + 1);
+        bool dout = b.dev[d] >= b.theta[d] - eps;
+        bool rout = b.dev[r] <= -b.theta[r] + eps;
+        if (!dout && !rout)
+            break;
+        if (b.dev[d] - b.dev[r] <= eps)
+            break;
+        bool moved = false, node_specific;
+        rc = try_move(&b, d, r, &moved, &node_specific);
+        if (rc)
+            goto out;
+        if (moved)
+            continue;
+        rc = try_all(&b, dout ? d : r, dout, &moved);
+        if (rc)
+            goto out;
+        if (!moved)
+            pz_heap_remove(dout ? &b.donors : &b.receivers, dout ? d : r);
+    }
+out:
+    free(b.dev);
+    free(b.theta);
+    free(b.dpos);
+    free(b.rpos);
+    free(b.da);
+    free(b.ra);
+    free(b.order);
+    free(b.zblock);
+    return rc;
+}
+
+int pz_replica_plan(shardz_sharder *s, shardz_plan *plan)
+{
+    rctx c;
+    int rc = rctx_init(&c, &s->m, plan);
+    if (rc)
+        goto out;
+    rc = evict_and_fill(&c);
+    if (rc)
+        goto out;
+    rc = balance(&c, s->cfg.band);
+out:
+    rctx_free(&c);
+    return rc;
+}
+
+const pz_ops pz_replica_ops = {
+    .version = PZ_OPS_VERSION,
+    .name = "replica",
+    .register_nodes = pz_generic_register_nodes,
+    .unregister_nodes = pz_generic_unregister_nodes,
+    .register_partitions = pz_generic_register_partitions,
+    .unregister_partitions = pz_generic_unregister_partitions,
+    .partitions_of_node = pz_generic_partitions_of_node,
+    .nodes_of_partition = pz_generic_nodes_of_partition,
+    .plan = pz_replica_plan,
+};
