@@ -133,6 +133,8 @@ static void idmap_renumber(pz_idmap *map, const pz_model *m, pz_keyfn key, const
     map->slots[idmap_probe(map, m, key, id, hash)] = ((uint64_t)hash << 32) | nidx;
 }
 
+static void vacbit_refresh(pz_model *m, uint32_t pidx);
+
 /* ---- model lifetime ------------------------------------------------------------------ */
 
 int pz_model_init(pz_model *m, size_t ndims, unsigned default_replicas, int roles)
@@ -171,6 +173,7 @@ void pz_model_destroy(pz_model *m)
         free(m->parts[p]);
     free(m->parts);
     free(m->load);
+    free(m->vacbits);
     free(m->part_map.slots);
     memset(m, 0, sizeof *m);
 }
@@ -488,6 +491,13 @@ int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n
             goto out;
         }
         m->load = nl;
+        uint8_t *nv = realloc(m->vacbits, ncap / 8 + 1);
+        if (!nv) {
+            rc = SHARDZ_ENOMEM;
+            goto out;
+        }
+        memset(nv + m->capparts / 8, 0, ncap / 8 + 1 - m->capparts / 8);
+        m->vacbits = nv;
         m->capparts = (uint32_t)ncap;
     }
     /* Validate and build each record; the records go in only once all are good. Duplicates
@@ -525,6 +535,7 @@ int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n
             l[d] = d < ps->nload ? ps->load[d] : (d == 0 ? 1.0 : 0.0);
         made[nmade++] = p;
         m->nvacant += r;
+        m->vacbits[idx >> 3] |= (uint8_t)(1u << (idx & 7));
         idmap_insert(&m->part_map, m, part_key, idx);
     }
     /* Preset assignments: node lists may need to grow, so do them with an undo path. */
@@ -586,8 +597,10 @@ uint32_t pz_model_remove_part(pz_model *m, uint32_t pidx)
             m->nodes[q->slots[s].node].list[q->slots[s].pos] = PZ_RID(pidx, s);
         }
         idmap_renumber(&m->part_map, m, part_key, pz_part_id(q), q->hash, pidx);
+        vacbit_refresh(m, pidx);
         moved = last;
     }
+    m->vacbits[last >> 3] &= (uint8_t)~(1u << (last & 7));
     m->nparts--;
     m->revision++;
     return moved;
@@ -617,6 +630,18 @@ int pz_model_set_load(pz_model *m, const char *id, const double *load, size_t n)
 }
 
 /* ---- assignment ---------------------------------------------------------------------- */
+
+static void vacbit_refresh(pz_model *m, uint32_t pidx)
+{
+    const pz_part *p = m->parts[pidx];
+    bool any = false;
+    for (unsigned s = 0; s < p->nrep; s++)
+        any |= p->slots[s].node == PZ_NONE;
+    if (any)
+        m->vacbits[pidx >> 3] |= (uint8_t)(1u << (pidx & 7));
+    else
+        m->vacbits[pidx >> 3] &= (uint8_t)~(1u << (pidx & 7));
+}
 
 int pz_assign(pz_model *m, uint32_t pidx, unsigned slot, uint32_t node, shardz_reason reason)
 {
@@ -666,6 +691,7 @@ int pz_assign(pz_model *m, uint32_t pidx, unsigned slot, uint32_t node, shardz_r
         sl->node = PZ_NONE;
         sl->pos = (uint32_t)reason;
     }
+    vacbit_refresh(m, pidx);
     return 0;
 }
 

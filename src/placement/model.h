@@ -82,6 +82,7 @@ typedef struct {
 
     pz_part **parts; /* dense: removal moves the last partition into the hole */
     uint64_t nvacant; /* vacant replica slots over all partitions (lets planners skip a scan) */
+    uint8_t *vacbits; /* bit p: partition p has a vacant slot (scanned without the records) */
     double *load;    /* parts x ndims loads */
     uint32_t nparts, capparts;
     pz_idmap part_map;
@@ -167,6 +168,10 @@ int pz_model_set_load(pz_model *m, const char *id, const double *load, size_t n)
  * node lists and loads in step. Fails only on allocation (SHARDZ_ENOMEM, nothing changed). */
 int pz_assign(pz_model *m, uint32_t pidx, unsigned slot, uint32_t node, shardz_reason reason);
 
+static inline bool pz_part_has_vacancy(const pz_model *m, uint32_t pidx)
+{
+    return (m->vacbits[pidx >> 3] >> (pidx & 7)) & 1;
+}
 static inline pz_part *pz_part_at(const pz_model *m, uint32_t pidx)
 {
     return m->parts[pidx];

@@ -295,13 +295,12 @@ static int collect_work(rctx *c, sortitem **out, size_t *nout)
             QUEUE(PZ_RID_PART(m->nodes[nd].list[i]));
     }
     if (m->nvacant > 0) {
-        for (uint32_t p = 0; p < m->nparts; p++) {
-            const pz_part *pp = m->parts[p];
-            for (unsigned s = 0; s < pp->nrep; s++)
-                if (pp->slots[s].node == PZ_NONE) {
+        for (uint32_t byte = 0; byte < (m->nparts + 7) / 8; byte++) {
+            if (!m->vacbits[byte])
+                continue;
+            for (uint32_t p = byte * 8; p < byte * 8 + 8 && p < m->nparts; p++)
+                if (pz_part_has_vacancy(m, p))
                     QUEUE(p);
-                    break;
-                }
         }
     }
 #undef QUEUE
@@ -369,6 +368,12 @@ static int evict_and_fill(rctx *c)
     }
     for (size_t i = 0; i < nwork && rc == 0; i++) {
         uint32_t pidx = work[i].pidx;
+        /* Sorted by load, the records come in random order: fetch ahead (two stages, the
+         * pointer and then the record) so the loop is not bound by memory latency. */
+        if (i + 32 < nwork)
+            __builtin_prefetch(&c->m->parts[work[i + 32].pidx]);
+        if (i + 16 < nwork)
+            __builtin_prefetch(c->m->parts[work[i + 16].pidx]);
         const pz_part *p = c->m->parts[pidx];
         /* Evictions first (so a freed zone can take the vacancy's place), then vacancies. */
         for (unsigned s = 0; s < p->nrep && rc == 0; s++)
@@ -397,6 +402,11 @@ typedef struct {
     uint32_t *dpos, *rpos, *da, *ra;
     keyed *order;    /* scratch for sorted scans */
     uint8_t *zblock; /* per zone: no receiver there can take from the current giver */
+    /* Replica id -> index of the plan move that put it where it is, built on first use: a
+     * replica this plan already moved can be re-routed for free instead of moved twice. */
+    uint64_t *rmap; /* rid << 32 | move index; UINT64_MAX empty */
+    size_t rcap, rn;
+    size_t first_moves; /* moves recorded before the balance phase */
 } bctx;
 
 /* Whether moving a replica of pidx from d to r keeps its zone spread. */
@@ -418,11 +428,64 @@ static bool zone_ok(rctx *c, uint32_t pidx, uint32_t d, uint32_t r)
     return in_r < in_d;
 }
 
+static int rmap_put(bctx *b, uint32_t rid, uint32_t move)
+{
+    if (2 * (b->rn + 1) > b->rcap) {
+        size_t ncap = b->rcap ? 2 * b->rcap : 1024;
+        uint64_t *ns = malloc(ncap * sizeof *ns);
+        if (!ns)
+            return SHARDZ_ENOMEM;
+        memset(ns, 0xff, ncap * sizeof *ns);
+        for (size_t i = 0; i < b->rcap; i++) {
+            if (b->rmap[i] == UINT64_MAX)
+                continue;
+            size_t j = ((uint32_t)(b->rmap[i] >> 32) * 2654435761u) & (ncap - 1);
+            while (ns[j] != UINT64_MAX)
+                j = (j + 1) & (ncap - 1);
+            ns[j] = b->rmap[i];
+        }
+        free(b->rmap);
+        b->rmap = ns;
+        b->rcap = ncap;
+    }
+    size_t j = (rid * 2654435761u) & (b->rcap - 1);
+    while (b->rmap[j] != UINT64_MAX && (uint32_t)(b->rmap[j] >> 32) != rid)
+        j = (j + 1) & (b->rcap - 1);
+    if (b->rmap[j] == UINT64_MAX)
+        b->rn++;
+    b->rmap[j] = ((uint64_t)rid << 32) | move;
+    return 0;
+}
+
+/* Index of the move that put replica rid on node `on` in this plan, or PZ_NONE. */
+static uint32_t rmap_moved_to(bctx *b, uint32_t rid, uint32_t on)
+{
+    const shardz_plan *plan = b->c->plan;
+    if (!b->rmap) {
+        for (size_t i = 0; i < plan->n; i++) {
+            const pz_move *mv = &plan->moves[i];
+            if (mv->to != PZ_NONE && rmap_put(b, PZ_RID(mv->pidx, mv->slot), (uint32_t)i))
+                return PZ_NONE; /* out of memory: no re-routing, only fresh moves */
+        }
+        if (!b->rmap)
+            return PZ_NONE;
+    }
+    size_t j = (rid * 2654435761u) & (b->rcap - 1);
+    for (; b->rmap[j] != UINT64_MAX; j = (j + 1) & (b->rcap - 1)) {
+        if ((uint32_t)(b->rmap[j] >> 32) != rid)
+            continue;
+        uint32_t k = (uint32_t)b->rmap[j];
+        return plan->moves[k].to == on ? k : PZ_NONE;
+    }
+    return PZ_NONE;
+}
+
 /* Best replica on d to give to r, or PZ_NONE: strictly lowers max(|dev_d|, |dev_r|). When
  * it finds none, *node_specific says whether some replica failed for a reason that belongs to
  * r itself (holds the partition, no room) rather than to r's zone or to the gain, which only
  * shrinks for receivers with a higher deviation. */
-static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_specific)
+static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_specific,
+                               uint32_t *reroute)
 {
     rctx *c = b->c;
     pz_model *m = c->m;
@@ -430,29 +493,47 @@ static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_speci
     double old = fmax(fabs(dd), fabs(dr));
     double eps = 1e-9 * (old + 1);
     double ideal = (dd - dr) / 2;
-    uint32_t best = PZ_NONE;
-    double bestv = old - eps;
+    /* Two searches in one pass: replicas this plan already moved here (re-routing them
+     * costs no extra move, so they win) and untouched ones. */
+    uint32_t best[2] = {PZ_NONE, PZ_NONE}, bestk = PZ_NONE;
+    double bestv[2] = {old - eps, old - eps};
     unsigned valid = 0;
+    bool can_reroute = b->first_moves > 0;
     const pz_node *nd = &m->nodes[d];
+    *reroute = PZ_NONE;
     for (uint32_t i = 0; i < nd->nlist; i++) {
         uint32_t rid = nd->list[i];
         uint32_t pidx = PZ_RID_PART(rid);
         double x = m->load[(size_t)pidx * m->ndims];
         double v = fmax(fabs(dd - x), fabs(dr + x));
-        if (v >= bestv)
+        bool t = touched(c, pidx);
+        if (v >= bestv[t] || (t && !can_reroute))
             continue;
-        if (touched(c, pidx) || !zone_ok(c, pidx, d, r))
+        if (!zone_ok(c, pidx, d, r))
             continue;
         if (pz_part_on_node(m, pidx, r) || !pz_fits(m, r, pidx)) {
             *node_specific = true;
             continue;
         }
-        best = rid;
-        bestv = v;
-        if (c->equal_loads || fabs(x - ideal) <= eps || ++valid >= 256)
+        uint32_t k = PZ_NONE;
+        if (t) {
+            k = rmap_moved_to(b, rid, d);
+            if (k == PZ_NONE || c->plan->moves[k].from == r)
+                continue; /* not movable for free (or it would undo its own move) */
+            bestk = k;
+        }
+        best[t] = rid;
+        bestv[t] = v;
+        if (t && (c->equal_loads || fabs(x - ideal) <= eps))
+            break;
+        if (!can_reroute && (c->equal_loads || fabs(x - ideal) <= eps || ++valid >= 256))
             break;
     }
-    return best;
+    if (best[1] != PZ_NONE) {
+        *reroute = bestk;
+        return best[1];
+    }
+    return best[0];
 }
 
 static void balance_update(bctx *b, uint32_t n, double delta)
@@ -472,16 +553,33 @@ static int try_move(bctx *b, uint32_t d, uint32_t r, bool *moved, bool *node_spe
     *node_specific = false;
     if (d == r || b->dev[d] <= b->dev[r])
         return 0;
-    uint32_t rid = best_candidate(b, d, r, node_specific);
+    uint32_t k;
+    uint32_t rid = best_candidate(b, d, r, node_specific, &k);
     if (rid == PZ_NONE)
         return 0;
     uint32_t pidx = PZ_RID_PART(rid);
+    unsigned slot = PZ_RID_SLOT(rid);
     double x = m->load[(size_t)pidx * m->ndims];
-    shardz_reason reason = m->nodes[r].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
-    int rc = pz_plan_move(m, c->plan, pidx, PZ_RID_SLOT(rid), r, reason);
-    if (rc)
-        return rc;
-    touch(c, pidx);
+    int rc;
+    if (k != PZ_NONE) {
+        /* Re-route: the replica goes straight from where it was to r, still one move. */
+        pz_move *mv = &c->plan->moves[k];
+        rc = pz_assign(m, pidx, slot, r, (shardz_reason)mv->reason);
+        if (rc)
+            return rc;
+        mv->to = r;
+    } else {
+        shardz_reason reason = m->nodes[r].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
+        rc = pz_plan_move(m, c->plan, pidx, slot, r, reason);
+        if (rc)
+            return rc;
+        touch(c, pidx);
+        if (b->rmap) {
+            rc = rmap_put(b, rid, (uint32_t)(c->plan->n - 1));
+            if (rc)
+                return rc;
+        }
+    }
     balance_update(b, d, -x);
     balance_update(b, r, x);
     *moved = true;
@@ -547,7 +645,7 @@ static int try_all(bctx *b, uint32_t n, bool giving, bool *moved)
 static int balance(rctx *c, double band)
 {
     pz_model *m = c->m;
-    bctx b = {.c = c};
+    bctx b = {.c = c, .first_moves = c->plan->n};
     int rc = 0;
     size_t nn = c->nn ? c->nn : 1;
     b.dev = calloc(nn, sizeof *b.dev);
@@ -614,6 +712,7 @@ out:
     free(b.ra);
     free(b.order);
     free(b.zblock);
+    free(b.rmap);
     return rc;
 }
 
