@@ -53,14 +53,17 @@ typedef struct {
                              * 0 means 5000, negative is SHARDZ_EINVAL */
     int64_t history;        /* revisions of change history kept; 0 means
                              * SHARDZ_STORE_HISTORY_DEFAULT, negative is SHARDZ_EINVAL */
+    char *errbuf;           /* optional (borrowed): when open fails, a human detail ("data
+                             * directory /x: Permission denied") is written here, NUL-terminated */
+    size_t errbuf_size;     /* bytes of errbuf */
 } shardz_store_options;
 
 /* A store's state as its status API shows it. */
 typedef struct {
-    const char *backend;       /* "memory", "sqlite", "fault": static string */
-    shardz_store_sync sync;    /* the mode in effect, read back from the backend */
-    int64_t revision;          /* the current store revision (0 for an empty new store) */
-    int64_t compact_revision;  /* history is kept for revisions after this one */
+    const char *backend;      /* "memory", "sqlite", "fault": static string */
+    shardz_store_sync sync;   /* the mode in effect, read back from the backend */
+    int64_t revision;         /* the current store revision (0 for an empty new store) */
+    int64_t compact_revision; /* history is kept for revisions after this one */
 } shardz_store_status;
 
 /* Opens an empty in-memory store. opt may be NULL. *out is the caller's, freed by
@@ -74,8 +77,7 @@ int shardz_store_open_memory(const shardz_store_options *opt, shardz_store **out
  * missing), SHARDZ_ENOTSUP (a schema newer than this build, or WAL refused by the file system),
  * SHARDZ_EBUSY (locked past the busy timeout), SHARDZ_EIO (not a shardz database, I/O error),
  * SHARDZ_ENOMEM. */
-int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt,
-                             shardz_store **out);
+int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt, shardz_store **out);
 
 /* Closes a store and frees everything it owns; accepts NULL. Results already returned stay
  * valid (they belong to the caller). */
@@ -115,7 +117,7 @@ typedef struct {
     int64_t revision; /* the store revision this read reflects */
     bool more;        /* the limit cut the answer: keys after the last one also match */
     size_t count;
-    shardz_kv *kvs;   /* count entries, sorted by key (bytewise, shorter first) */
+    shardz_kv *kvs; /* count entries, sorted by key (bytewise, shorter first) */
 } shardz_range;
 
 /* Frees a range answer and everything it points to; accepts NULL. */
@@ -259,8 +261,8 @@ typedef struct {
  * wrapper owns inner (closing the wrapper closes it); on failure (SHARDZ_ENOMEM) the caller
  * keeps it. */
 int shardz_store_open_fault(shardz_store *inner, shardz_store **out);
-/* Arms (or with nth 0 disarms) the wrapper's fault; *f is copied. SHARDZ_EINVAL when st is not
- * a fault wrapper or f->err is not negative. */
+/* Arms (or with nth 0 disarms) the wrapper's fault, restarting its count; *f is copied.
+ * SHARDZ_EINVAL when st is not a fault wrapper or f->err is positive. */
 int shardz_store_fault_arm(shardz_store *st, const shardz_store_fault *f);
 /* The writes the wrapper has seen since it was opened, failed ones included (0 when st is not
  * a fault wrapper). */

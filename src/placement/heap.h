@@ -1,7 +1,7 @@
 /* An indexed 4-ary heap of small integer items (node or zone indices) ordered by an external
  * key array, with positions so an item's key can change in place. Used by the planners to
- * find the least / most loaded node in O(log N). Ties break on the item index, so every order
- * is deterministic. Header-only; the caller owns every array. */
+ * find the least / most loaded node in O(log N). Ties break on an optional tie array, then on
+ * the item index, so every order is deterministic. Header-only; the caller owns every array. */
 #ifndef SHARDZ_PLACEMENT_HEAP_H
 #define SHARDZ_PLACEMENT_HEAP_H
 
@@ -18,6 +18,7 @@ typedef struct {
     uint32_t *pos;     /* pos[item]: index in a, or PZ_NONE (borrowed, may be shared) */
     uint32_t n;
     const double *key; /* key[item] (borrowed) */
+    const uint32_t *tie; /* optional tie-break tie[item] before the index (borrowed) */
     bool max;          /* max-heap when true */
 } pz_heap;
 
@@ -26,6 +27,8 @@ static inline bool pz_heap_before(const pz_heap *h, uint32_t x, uint32_t y)
     double kx = h->key[x], ky = h->key[y];
     if (kx != ky)
         return h->max ? kx > ky : kx < ky;
+    if (h->tie && h->tie[x] != h->tie[y])
+        return h->tie[x] < h->tie[y];
     return x < y;
 }
 

@@ -152,6 +152,13 @@ int pz_model_init(pz_model *m, size_t ndims, unsigned default_replicas, int role
         m->zones = NULL;
         return SHARDZ_ENOMEM;
     }
+    m->zone_room = calloc(4, sizeof *m->zone_room);
+    if (!m->zone_room) {
+        free(m->zones[0]);
+        free(m->zones);
+        m->zones = NULL;
+        return SHARDZ_ENOMEM;
+    }
     m->nzones = 1;
     m->capzones = 4;
     return 0;
@@ -169,6 +176,7 @@ void pz_model_destroy(pz_model *m)
     for (uint32_t z = 0; z < m->nzones; z++)
         free(m->zones[z]);
     free(m->zones);
+    free(m->zone_room);
     for (uint32_t p = 0; p < m->nparts; p++)
         free(m->parts[p]);
     free(m->parts);
@@ -215,6 +223,11 @@ static uint32_t zone_intern(pz_model *m, const char *name)
         if (!nz)
             return PZ_NONE;
         m->zones = nz;
+        uint32_t *nr = realloc(m->zone_room, 2 * m->capzones * sizeof *nr);
+        if (!nr)
+            return PZ_NONE;
+        memset(nr + m->capzones, 0, m->capzones * sizeof *nr);
+        m->zone_room = nr;
         m->capzones *= 2;
     }
     char *copy = strdup(name);
@@ -317,9 +330,17 @@ int pz_model_add_nodes(pz_model *m, const shardz_node_spec *specs, size_t n)
     for (size_t i = 0; i < n; i++) {
         uint32_t idx = node_find_any(m, specs[i].id);
         if (idx != PZ_NONE) {
-            /* A node unregistered but still holding replicas comes back: revive it. */
+            /* An unregistered node whose replicas have not moved yet registers again: it
+             * comes back empty (its old replicas are vacant, with the reason it left) under
+             * the same index. Vacating only shrinks lists: it cannot fail. */
             pz_node *nd = &m->nodes[idx];
             free(ids[i]);
+            while (nd->nlist > 0) {
+                uint32_t rid = nd->list[nd->nlist - 1];
+                (void)pz_assign(m, PZ_RID_PART(rid), PZ_RID_SLOT(rid), PZ_NONE,
+                                (shardz_reason)nd->gone_reason);
+            }
+            memset(nd->load, 0, sizeof nd->load);
             nd->gone = false;
             nd->joined = true;
             node_apply_spec(m, nd, &specs[i], zones[i]);
@@ -534,6 +555,8 @@ int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n
         for (size_t d = 0; d < m->ndims; d++)
             l[d] = d < ps->nload ? ps->load[d] : (d == 0 ? 1.0 : 0.0);
         made[nmade++] = p;
+        if (r > m->max_nrep)
+            m->max_nrep = r;
         m->nvacant += r;
         m->vacbits[idx >> 3] |= (uint8_t)(1u << (idx & 7));
         idmap_insert(&m->part_map, m, part_key, idx);
@@ -786,6 +809,17 @@ int pz_plan_move(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, uint
     return 0;
 }
 
+int pz_plan_snapshot(const pz_model *m, shardz_plan *p)
+{
+    free(p->node_load);
+    p->node_load = malloc(((size_t)m->nnodes * m->ndims + 1) * sizeof *p->node_load);
+    if (!p->node_load)
+        return SHARDZ_ENOMEM;
+    for (uint32_t n = 0; n < m->nnodes; n++)
+        memcpy(p->node_load + (size_t)n * m->ndims, m->nodes[n].load, m->ndims * sizeof(double));
+    return 0;
+}
+
 void pz_plan_revert(pz_model *m, const shardz_plan *p)
 {
     for (size_t i = p->n; i-- > 0;) {
@@ -793,17 +827,24 @@ void pz_plan_revert(pz_model *m, const shardz_plan *p)
         /* Lists only shrink back to sizes they had: no allocation, cannot fail. */
         (void)pz_assign(m, mv->pidx, mv->slot, mv->from, (shardz_reason)mv->pad);
     }
+    if (p->node_load)
+        for (uint32_t n = 0; n < m->nnodes; n++)
+            memcpy(m->nodes[n].load, p->node_load + (size_t)n * m->ndims,
+                   m->ndims * sizeof(double));
 }
 
 void pz_plan_commit(pz_model *m, shardz_plan *p)
 {
     for (size_t i = 0; i < p->n; i++)
         m->parts[p->moves[i].pidx]->gen++;
+    memset(m->zone_room, 0, m->capzones * sizeof *m->zone_room);
     for (uint32_t n = 0; n < m->nnodes; n++) {
         pz_node *nd = &m->nodes[n];
         nd->joined = false;
         if (nd->gone && nd->id && nd->nlist == 0)
             (void)node_recycle(m, n);
+        if (nd->id && pz_node_eligible(m, n))
+            m->zone_room[nd->zone]++;
     }
     m->revision++;
 }

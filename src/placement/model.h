@@ -79,6 +79,8 @@ typedef struct {
 
     char **zones; /* interned zone names; zone 0 is "" */
     uint32_t nzones, capzones;
+    uint32_t *zone_room; /* per zone: eligible nodes when the last plan was committed */
+    unsigned max_nrep;   /* the most replicas any partition ever had */
 
     pz_part **parts; /* dense: removal moves the last partition into the hole */
     uint64_t nvacant; /* vacant replica slots over all partitions (lets planners skip a scan) */
@@ -105,6 +107,9 @@ struct shardz_plan {
     const pz_model *model; /* for partition ids (borrowed) */
     char **node_ids;       /* copy of every node id at plan time, by node index (owned) */
     uint32_t nnode_ids;
+    /* The nodes' loads when the plan started (owned): a revert puts them back bit for bit,
+     * since float sums do not survive add-then-subtract exactly. */
+    double *node_load;
 };
 
 /* ---- the ops table: one instance per kind -------------------------------------------- */
@@ -160,7 +165,8 @@ int pz_model_set_node_state(pz_model *m, const char *id, shardz_node_state st);
 int pz_model_add_parts(pz_model *m, const shardz_partition_spec *parts, size_t n,
                        uint32_t *first);
 /* Removes one partition by index: frees its slots and moves the last partition into pidx.
- * Returns the index the moved partition had (PZ_NONE when none moved). */
+ * Returns the index the moved partition had (PZ_NONE when none moved). The partitions that
+ * stay keep their records (the same pz_part pointer): only their index can change. */
 uint32_t pz_model_remove_part(pz_model *m, uint32_t pidx);
 int pz_model_set_load(pz_model *m, const char *id, const double *load, size_t n);
 
@@ -209,7 +215,9 @@ int pz_plan_reserve(shardz_plan *p, size_t extra);
 /* Records a move and applies it to the model. */
 int pz_plan_move(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, uint32_t to,
                  shardz_reason reason);
-/* Undoes every recorded move, newest first. */
+/* Saves the nodes' loads so pz_plan_revert restores them exactly. */
+int pz_plan_snapshot(const pz_model *m, shardz_plan *p);
+/* Undoes every recorded move, newest first, and restores the snapshot if one was taken. */
 void pz_plan_revert(pz_model *m, const shardz_plan *p);
 /* After a plan is applied for good: bump generations, free gone nodes left empty, clear the
  * joined flags, bump the revision. */

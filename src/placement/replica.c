@@ -19,6 +19,11 @@ typedef struct {
     shardz_plan *plan;
     uint32_t nn, nz;
     double *util;        /* fill key: load[0] / weight */
+    uint32_t *salt;      /* fill tie-break per node: a hash of its id and replica count, so
+                            equally loaded nodes take turns in an order that keeps changing
+                            (replicas of one node get partners all over the cluster instead
+                            of the same few: a failure's repair load spreads) */
+    uint32_t *ztie;      /* zone tie-break: the salt of the zone's best node */
     uint32_t *npos;      /* node positions, shared by the zone heaps */
     uint32_t *nheap_mem; /* the zone heaps' arrays, carved out of one block */
     pz_heap *zh;         /* per zone: its eligible nodes by util */
@@ -28,14 +33,25 @@ typedef struct {
     uint32_t *scratch;  /* popped items (nodes or zones) */
     uint32_t *scratch2;
     uint16_t *cnt;      /* zone counts of one partition */
-    uint8_t *touched;   /* bitmap: partition moved by this plan */
+    uint8_t *touched;   /* bitmap by partition: some slot of it moved in this plan */
+    uint8_t *moved;     /* bitmap by replica id: this slot moved in this plan */
     double xmax;        /* the largest partition load (dimension 0) */
     bool equal_loads;
 } rctx;
 
+static uint32_t node_salt(const pz_node *nd)
+{
+    uint64_t z = ((uint64_t)nd->hash << 32) ^ (nd->nlist * 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (uint32_t)(z ^ (z >> 31));
+}
+
 static void rctx_free(rctx *c)
 {
     free(c->util);
+    free(c->salt);
+    free(c->ztie);
     free(c->npos);
     free(c->nheap_mem);
     free(c->zh);
@@ -46,6 +62,7 @@ static void rctx_free(rctx *c)
     free(c->scratch2);
     free(c->cnt);
     free(c->touched);
+    free(c->moved);
 }
 
 static bool touched(const rctx *c, uint32_t p)
@@ -53,9 +70,27 @@ static bool touched(const rctx *c, uint32_t p)
     return (c->touched[p >> 3] >> (p & 7)) & 1;
 }
 
-static void touch(rctx *c, uint32_t p)
+static bool slot_moved(const rctx *c, uint32_t rid)
 {
+    return (c->moved[rid >> 3] >> (rid & 7)) & 1;
+}
+
+/* Records that slot `slot` of partition p moved in this plan. */
+static void touch(rctx *c, uint32_t p, unsigned slot)
+{
+    uint32_t rid = PZ_RID(p, slot);
     c->touched[p >> 3] |= (uint8_t)(1u << (p & 7));
+    c->moved[rid >> 3] |= (uint8_t)(1u << (rid & 7));
+}
+
+/* A fixed shuffle of replica ids: ties between equally good candidates fall on partitions
+ * spread over the id space instead of always the lowest ones. */
+static uint32_t rid_mix(uint32_t rid)
+{
+    uint32_t x = rid * 0x9E3779B1u;
+    x ^= x >> 15;
+    x *= 0x85EBCA77u;
+    return x ^ (x >> 13);
 }
 
 static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
@@ -67,6 +102,8 @@ static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
     c->nz = m->nzones;
     size_t nn = c->nn ? c->nn : 1, nz = c->nz;
     c->util = calloc(nn, sizeof *c->util);
+    c->salt = calloc(nn, sizeof *c->salt);
+    c->ztie = calloc(nz, sizeof *c->ztie);
     c->npos = malloc(nn * sizeof *c->npos);
     c->nheap_mem = malloc(nn * sizeof *c->nheap_mem);
     c->zh = calloc(nz, sizeof *c->zh);
@@ -77,8 +114,9 @@ static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
     c->scratch2 = malloc((nn > nz ? nn : nz) * sizeof *c->scratch2);
     c->cnt = calloc(nz, sizeof *c->cnt);
     c->touched = calloc(m->nparts / 8 + 1, 1);
-    if (!c->util || !c->npos || !c->nheap_mem || !c->zh || !c->zkey || !c->zpos || !c->za ||
-        !c->scratch || !c->scratch2 || !c->cnt || !c->touched)
+    c->moved = calloc(((size_t)m->nparts * 16) / 8 + 1, 1);
+    if (!c->util || !c->salt || !c->ztie || !c->npos || !c->nheap_mem || !c->zh || !c->zkey || !c->zpos || !c->za ||
+        !c->scratch || !c->scratch2 || !c->cnt || !c->touched || !c->moved)
         return SHARDZ_ENOMEM;
     memset(c->npos, 0xff, nn * sizeof *c->npos);
     memset(c->zpos, 0xff, nz * sizeof *c->zpos);
@@ -101,20 +139,23 @@ static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
             size[m->nodes[n].zone]++;
     uint32_t off = 0;
     for (uint32_t z = 0; z < nz; z++) {
-        c->zh[z] = (pz_heap){.a = c->nheap_mem + off, .pos = c->npos, .key = c->util};
+        c->zh[z] = (pz_heap){.a = c->nheap_mem + off, .pos = c->npos, .key = c->util,
+                             .tie = c->salt};
         off += size[z];
     }
     for (uint32_t n = 0; n < c->nn; n++) {
         if (!pz_node_eligible(m, n))
             continue;
         c->util[n] = m->nodes[n].load[0] / m->nodes[n].weight;
+        c->salt[n] = node_salt(&m->nodes[n]);
         pz_heap_push(&c->zh[m->nodes[n].zone], n);
     }
-    c->zones = (pz_heap){.a = c->za, .pos = c->zpos, .key = c->zkey};
+    c->zones = (pz_heap){.a = c->za, .pos = c->zpos, .key = c->zkey, .tie = c->ztie};
     for (uint32_t z = 0; z < nz; z++) {
         if (c->zh[z].n == 0)
             continue;
         c->zkey[z] = c->util[c->zh[z].a[0]];
+        c->ztie[z] = c->salt[c->zh[z].a[0]];
         pz_heap_push(&c->zones, z);
     }
     return 0;
@@ -127,9 +168,11 @@ static void fill_update(rctx *c, uint32_t n)
         return;
     uint32_t z = c->m->nodes[n].zone;
     c->util[n] = c->m->nodes[n].load[0] / c->m->nodes[n].weight;
+    c->salt[n] = node_salt(&c->m->nodes[n]);
     pz_heap_update(&c->zh[z], n);
     if (c->zones.n > 1) {
         c->zkey[z] = c->util[c->zh[z].a[0]];
+        c->ztie[z] = c->salt[c->zh[z].a[0]];
         pz_heap_update(&c->zones, z);
     }
 }
@@ -253,62 +296,52 @@ static bool slot_needs_work(const pz_model *m, const pz_slot *sl)
     return sl->node == PZ_NONE || pz_node_evicting(m, sl->node);
 }
 
-/* The partitions with a slot needing work, largest load first (ties: index order). */
+/* The partitions with a slot needing work, largest load first, ties in index order: the
+ * order depends on the state only, never on the order of the nodes' replica lists. */
 static int collect_work(rctx *c, sortitem **out, size_t *nout)
 {
     pz_model *m = c->m;
-    size_t cap = 64, n = 0;
-    sortitem *w = malloc(cap * sizeof *w);
-    uint8_t *queued = calloc(m->nparts / 8 + 1, 1);
+    size_t nbytes = m->nparts / 8 + 1, n = 0;
+    uint8_t *queued = calloc(nbytes, 1);
+    sortitem *w = NULL;
     int rc = 0;
-    if (!w || !queued) {
-        rc = SHARDZ_ENOMEM;
-        goto out;
-    }
-#define QUEUE(P)                                                                                   \
-    do {                                                                                           \
-        uint32_t q_ = (P);                                                                         \
-        if (queued[q_ >> 3] & (1u << (q_ & 7)))                                                    \
-            break;                                                                                 \
-        queued[q_ >> 3] |= (uint8_t)(1u << (q_ & 7));                                              \
-        if (n == cap) {                                                                            \
-            sortitem *nw_ = realloc(w, 2 * cap * sizeof *w);                                       \
-            if (!nw_) {                                                                            \
-                rc = SHARDZ_ENOMEM;                                                                \
-                goto out;                                                                          \
-            }                                                                                      \
-            w = nw_;                                                                               \
-            cap *= 2;                                                                              \
-        }                                                                                          \
-        double l_ = m->load[(size_t)q_ * m->ndims];                                               \
-        uint64_t bits_;                                                                            \
-        memcpy(&bits_, &l_, sizeof bits_);                                                         \
-        w[n].key = ~bits_; /* loads are >= 0: bit order is numeric order; ~ sorts descending */  \
-        w[n].pidx = q_;                                                                            \
-        n++;                                                                                       \
-    } while (0)
-
+    if (!queued)
+        return SHARDZ_ENOMEM;
     for (uint32_t nd = 0; nd < m->nnodes; nd++) {
         if (!m->nodes[nd].id || !pz_node_evicting(m, nd))
             continue;
-        for (uint32_t i = 0; i < m->nodes[nd].nlist; i++)
-            QUEUE(PZ_RID_PART(m->nodes[nd].list[i]));
-    }
-    if (m->nvacant > 0) {
-        for (uint32_t byte = 0; byte < (m->nparts + 7) / 8; byte++) {
-            if (!m->vacbits[byte])
-                continue;
-            for (uint32_t p = byte * 8; p < byte * 8 + 8 && p < m->nparts; p++)
-                if (pz_part_has_vacancy(m, p))
-                    QUEUE(p);
+        for (uint32_t i = 0; i < m->nodes[nd].nlist; i++) {
+            uint32_t p = PZ_RID_PART(m->nodes[nd].list[i]);
+            queued[p >> 3] |= (uint8_t)(1u << (p & 7));
         }
     }
-#undef QUEUE
-    if (!c->equal_loads && n > 1) {
-        rc = radix_sort(w, n);
-        if (rc)
-            goto out;
+    if (m->nvacant > 0)
+        for (size_t b = 0; b < (m->nparts + 7) / 8; b++)
+            queued[b] |= m->vacbits[b];
+    for (size_t b = 0; b < nbytes; b++)
+        n += (size_t)__builtin_popcount(queued[b]);
+    w = malloc((n ? n : 1) * sizeof *w);
+    if (!w) {
+        rc = SHARDZ_ENOMEM;
+        goto out;
     }
+    n = 0;
+    for (uint32_t b = 0; b < nbytes; b++) {
+        if (!queued[b])
+            continue;
+        for (uint32_t p = b * 8; p < b * 8 + 8 && p < m->nparts; p++) {
+            if (!((queued[b] >> (p & 7)) & 1))
+                continue;
+            double l = m->load[(size_t)p * m->ndims];
+            uint64_t bits;
+            memcpy(&bits, &l, sizeof bits);
+            w[n].key = ~bits; /* loads are >= 0: bit order is numeric order; ~ sorts descending */
+            w[n].pidx = p;
+            n++;
+        }
+    }
+    if (!c->equal_loads && n > 1)
+        rc = radix_sort(w, n); /* stable: ties stay in index order */
 out:
     free(queued);
     if (rc) {
@@ -336,18 +369,18 @@ static int fill_slot(rctx *c, uint32_t pidx, unsigned slot)
         }
         if (m->nodes[from].state == SHARDZ_NODE_DRAINING && !m->nodes[from].gone)
             return 0; /* nowhere to drain to: it keeps serving */
-        /* A dead or unregistered node's replica can't stay: the slot becomes vacant. */
+        /* A dead or unregistered node's replica can't stay: the slot becomes vacant (the
+         * vacancy pass that follows tries again and counts it missing). */
         rc = pz_plan_move(m, c->plan, pidx, slot, PZ_NONE, reason);
         if (rc)
             return rc;
-        c->plan->missing++;
-        touch(c, pidx);
+        touch(c, pidx, slot);
         return 0;
     }
     rc = pz_plan_move(m, c->plan, pidx, slot, to, reason);
     if (rc)
         return rc;
-    touch(c, pidx);
+    touch(c, pidx, slot);
     fill_update(c, to);
     if (from != PZ_NONE)
         fill_update(c, from);
@@ -387,6 +420,68 @@ static int evict_and_fill(rctx *c)
     return rc;
 }
 
+/* ---- phase 2b: re-spread -------------------------------------------------------------- */
+
+/* Whether a zone that held fewer eligible nodes than a partition may have replicas now holds
+ * more: only then can a partition's spread have become improvable (a zone came back, or a
+ * small zone grew), so only then is every partition checked. */
+static bool spread_may_improve(const rctx *c)
+{
+    const pz_model *m = c->m;
+    for (uint32_t z = 0; z < c->nz; z++)
+        if (c->zh[z].n > m->zone_room[z] && m->zone_room[z] < m->max_nrep)
+            return true;
+    return false;
+}
+
+/* Moves replicas out of zones holding two or more above a zone with room for them. */
+static int respread(rctx *c)
+{
+    pz_model *m = c->m;
+    if (c->zones.n < 2 || !spread_may_improve(c))
+        return 0;
+    for (uint32_t p = 0; p < m->nparts; p++) {
+        const pz_part *pp = m->parts[p];
+        for (int guard = 0; guard < SHARDZ_MAX_REPLICAS; guard++) {
+            pz_zone_counts(m, p, pp->nrep, c->cnt);
+            /* the fullest zone's most loaded replica is the one to move */
+            unsigned hi = 0, lo = UINT32_MAX;
+            for (uint32_t i = 0; i < c->zones.n; i++) {
+                uint32_t z = c->za[i];
+                hi = c->cnt[z] > hi ? c->cnt[z] : hi;
+                lo = c->cnt[z] < lo ? c->cnt[z] : lo;
+            }
+            if (hi < lo + 2)
+                break;
+            int slot = -1;
+            for (unsigned sl = 0; sl < pp->nrep; sl++) {
+                uint32_t n = pp->slots[sl].node;
+                if (n == PZ_NONE || touched(c, p) || c->cnt[m->nodes[n].zone] != hi)
+                    continue;
+                if (slot < 0 || c->util[n] > c->util[pp->slots[slot].node])
+                    slot = (int)sl;
+            }
+            if (slot < 0)
+                break;
+            uint32_t from = pp->slots[slot].node;
+            uint32_t to = pick_node(c, p, (unsigned)slot);
+            if (to == PZ_NONE)
+                break;
+            pz_zone_counts(m, p, pp->nrep, c->cnt);
+            if ((unsigned)c->cnt[m->nodes[to].zone] + 1 >= hi)
+                break; /* the best place would not spread it better */
+            shardz_reason why = m->nodes[to].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
+            int rc = pz_plan_move(m, c->plan, p, (unsigned)slot, to, why);
+            if (rc)
+                return rc;
+            touch(c, p, (unsigned)slot);
+            fill_update(c, to);
+            fill_update(c, from);
+        }
+    }
+    return 0;
+}
+
 /* ---- phase 3: balance ------------------------------------------------------------------ */
 
 typedef struct {
@@ -396,8 +491,9 @@ typedef struct {
 
 typedef struct {
     rctx *c;
-    double *dev;   /* load[0] - fair share, per node */
-    double *theta; /* dead band per node */
+    double *dev;   /* per node: load[0] - fair share (absolute deviation D) */
+    double *theta; /* per node: dead band, band * share + xmax (same unit) */
+    double *z;     /* per node: D / theta, how far out of band (the heaps' key) */
     pz_heap donors, receivers;
     uint32_t *dpos, *rpos, *da, *ra;
     keyed *order;    /* scratch for sorted scans */
@@ -406,7 +502,12 @@ typedef struct {
      * replica this plan already moved can be re-routed for free instead of moved twice. */
     uint64_t *rmap; /* rid << 32 | move index; UINT64_MAX empty */
     size_t rcap, rn;
-    size_t first_moves; /* moves recorded before the balance phase */
+    /* Chains of re-routes (equal loads): BFS scratch, by node, and a work budget. */
+    uint32_t *parent, *prid, *queue, *elig;
+    uint8_t *seen;
+    uint32_t nelig;
+    size_t aug_budget;
+    size_t first_moves; /* moves made before the balance phase (evictions and fills) */
 } bctx;
 
 /* Whether moving a replica of pidx from d to r keeps its zone spread. */
@@ -489,60 +590,175 @@ static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_speci
 {
     rctx *c = b->c;
     pz_model *m = c->m;
-    double dd = b->dev[d], dr = b->dev[r];
-    double old = fmax(fabs(dd), fabs(dr));
-    double eps = 1e-9 * (old + 1);
-    double ideal = (dd - dr) / 2;
-    /* Two searches in one pass: replicas this plan already moved here (re-routing them
-     * costs no extra move, so they win) and untouched ones. */
-    uint32_t best[2] = {PZ_NONE, PZ_NONE}, bestk = PZ_NONE;
-    double bestv[2] = {old - eps, old - eps};
-    unsigned valid = 0;
-    bool can_reroute = b->first_moves > 0;
+    double wd = m->nodes[d].weight, wr = m->nodes[r].weight;
+    double gap = b->dev[d] / wd - b->dev[r] / wr, inv = 1 / wd + 1 / wr;
+    double eps = 1e-12 * (fabs(b->dev[d]) + fabs(b->dev[r]) + 1) / (wd < wr ? wd : wr);
+    /* Three classes, best first: 0 = a replica this plan already moved here (re-routing it
+     * costs no extra move), 1 = a partition the plan has not touched, 2 = another slot of a
+     * touched partition (moving several replicas of one partition at once is the last
+     * resort). A slot that moved elsewhere in this plan never moves again. In each class the
+     * smallest (resulting imbalance, shuffled replica id) wins: a choice that depends on the
+     * state only, never on list order, so the same state always gives the same plan. */
+    uint32_t best[3] = {PZ_NONE, PZ_NONE, PZ_NONE}, bestmix[3] = {0, 0, 0}, bestk = PZ_NONE;
+    double bestv[3] = {-eps, -eps, -eps}; /* must lower the potential */
     const pz_node *nd = &m->nodes[d];
     *reroute = PZ_NONE;
     for (uint32_t i = 0; i < nd->nlist; i++) {
         uint32_t rid = nd->list[i];
         uint32_t pidx = PZ_RID_PART(rid);
         double x = m->load[(size_t)pidx * m->ndims];
-        double v = fmax(fabs(dd - x), fabs(dr + x));
-        bool t = touched(c, pidx);
-        if (v >= bestv[t] || (t && !can_reroute))
+        double v = x * (x * inv - 2 * gap); /* change of the potential */
+        int cls = slot_moved(c, rid) ? 0 : touched(c, pidx) ? 2 : 1;
+        uint32_t mix = rid_mix(rid);
+        if (v > bestv[cls] || (v == bestv[cls] && best[cls] != PZ_NONE && mix >= bestmix[cls]))
             continue;
+        if (v == bestv[cls] && best[cls] == PZ_NONE)
+            continue; /* must be strictly better than doing nothing */
         if (!zone_ok(c, pidx, d, r))
             continue;
         if (pz_part_on_node(m, pidx, r) || !pz_fits(m, r, pidx)) {
             *node_specific = true;
             continue;
         }
-        uint32_t k = PZ_NONE;
-        if (t) {
-            k = rmap_moved_to(b, rid, d);
+        if (cls == 0) {
+            uint32_t k = rmap_moved_to(b, rid, d);
             if (k == PZ_NONE || c->plan->moves[k].from == r)
                 continue; /* not movable for free (or it would undo its own move) */
             bestk = k;
         }
-        best[t] = rid;
-        bestv[t] = v;
-        if (t && (c->equal_loads || fabs(x - ideal) <= eps))
-            break;
-        if (!can_reroute && (c->equal_loads || fabs(x - ideal) <= eps || ++valid >= 256))
-            break;
+        best[cls] = rid;
+        bestv[cls] = v;
+        bestmix[cls] = mix;
     }
-    if (best[1] != PZ_NONE) {
-        *reroute = bestk;
-        return best[1];
+    for (int cls = 0; cls < 3; cls++) {
+        if (best[cls] == PZ_NONE)
+            continue;
+        if (cls == 0)
+            *reroute = bestk;
+        return best[cls];
     }
-    return best[0];
+    return PZ_NONE;
 }
 
 static void balance_update(bctx *b, uint32_t n, double delta)
 {
     b->dev[n] += delta;
+    b->z[n] = b->dev[n] / b->theta[n];
     if (pz_heap_has(&b->donors, n))
         pz_heap_update(&b->donors, n);
     if (pz_heap_has(&b->receivers, n))
         pz_heap_update(&b->receivers, n);
+}
+
+/* Points a recorded move at a new destination. A balancing move's reason follows the new
+ * destination (join if it joined); an eviction or placement keeps its own. */
+static void reroute_to(rctx *c, pz_move *mv, uint32_t to)
+{
+    mv->to = to;
+    if (mv->reason == SHARDZ_REASON_JOIN || mv->reason == SHARDZ_REASON_REBALANCE)
+        mv->reason = c->m->nodes[to].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
+}
+
+/* Whether the replica rid, now on u, may move to v (v != u). */
+static bool hop_ok(rctx *c, uint32_t rid, uint32_t u, uint32_t v)
+{
+    uint32_t pidx = PZ_RID_PART(rid);
+    return !pz_part_on_node(c->m, pidx, v) && pz_fits(c->m, v, pidx) && zone_ok(c, pidx, u, v);
+}
+
+/* Equal loads: finds a chain d -> k1 -> ... -> r (r: any node that moving one replica from d
+ * to would improve) in which every hop re-routes a replica this
+ * plan already moved (so the chain costs no extra move), and applies it: d loses one
+ * replica, r gains one, the nodes between keep their count. This is an augmenting path: it
+ * finds the free fix a greedy placement missed (a leaver's replicas that fit only in some
+ * zones), so a node leaving moves its own replicas and nothing else. Breadth-first over the
+ * nodes, bounded by a per-plan budget of hop checks. */
+/* Moving one unit of load from d to v lowers the potential sum(D^2 / w). */
+static bool unit_improves(const bctx *b, uint32_t d, uint32_t v)
+{
+    const pz_model *m = b->c->m;
+    double wd = m->nodes[d].weight, wv = m->nodes[v].weight;
+    return 1 / wd + 1 / wv < 2 * (b->dev[d] / wd - b->dev[v] / wv) - 1e-12;
+}
+
+static int augment(bctx *b, uint32_t d, bool *moved)
+{
+    rctx *c = b->c;
+    pz_model *m = c->m;
+    uint32_t r = PZ_NONE;
+    *moved = false;
+    if (!c->equal_loads || b->aug_budget == 0 || b->first_moves == 0)
+        return 0;
+    memset(b->seen, 0, c->nn);
+    uint32_t head = 0, tail = 0;
+    b->queue[tail++] = d;
+    b->seen[d] = 1;
+    bool found = false;
+    while (head < tail && !found) {
+        uint32_t u = b->queue[head++];
+        const pz_node *nu = &m->nodes[u];
+        for (uint32_t i = 0; i < nu->nlist && !found; i++) {
+            uint32_t rid = nu->list[i];
+            if (!slot_moved(c, rid))
+                continue;
+            uint32_t k = rmap_moved_to(b, rid, u);
+            if (k == PZ_NONE)
+                continue;
+            for (uint32_t j = 0; j < b->nelig && !found; j++) {
+                uint32_t v = b->elig[j];
+                if (b->seen[v] || c->plan->moves[k].from == v)
+                    continue;
+                if (b->aug_budget == 0)
+                    return 0;
+                b->aug_budget--;
+                if (!hop_ok(c, rid, u, v))
+                    continue;
+                b->seen[v] = 1;
+                b->parent[v] = u;
+                b->prid[v] = rid;
+                if (unit_improves(b, d, v)) {
+                    found = true;
+                    r = v;
+                } else {
+                    b->queue[tail++] = v;
+                }
+            }
+        }
+    }
+    if (!found)
+        return 0;
+    /* Apply from r back to d, checking each hop again on the state as it is now. */
+    uint32_t v = r, done = 0;
+    while (v != d) {
+        uint32_t u = b->parent[v], rid = b->prid[v];
+        uint32_t k = rmap_moved_to(b, rid, u);
+        if (k == PZ_NONE || !hop_ok(c, rid, u, v))
+            break;
+        int rc = pz_assign(m, PZ_RID_PART(rid), PZ_RID_SLOT(rid), v,
+                           (shardz_reason)c->plan->moves[k].reason);
+        if (rc)
+            return rc;
+        reroute_to(c, &c->plan->moves[k], v);
+        done++;
+        v = u;
+    }
+    if (v != d) {
+        /* A hop went stale (two hops on one partition): put the applied ones back. */
+        uint32_t w = r;
+        for (uint32_t i = 0; i < done; i++) {
+            uint32_t u = b->parent[w], rid = b->prid[w];
+            uint32_t k = rmap_moved_to(b, rid, w);
+            (void)pz_assign(m, PZ_RID_PART(rid), PZ_RID_SLOT(rid), u,
+                            (shardz_reason)c->plan->moves[k].reason);
+            reroute_to(c, &c->plan->moves[k], u);
+            w = u;
+        }
+        return 0;
+    }
+    balance_update(b, d, -1);
+    balance_update(b, r, 1);
+    *moved = true;
+    return 0;
 }
 
 static int try_move(bctx *b, uint32_t d, uint32_t r, bool *moved, bool *node_specific)
@@ -551,10 +767,16 @@ static int try_move(bctx *b, uint32_t d, uint32_t r, bool *moved, bool *node_spe
     pz_model *m = c->m;
     *moved = false;
     *node_specific = false;
-    if (d == r || b->dev[d] <= b->dev[r])
+    if (d == r || b->dev[d] / m->nodes[d].weight <= b->dev[r] / m->nodes[r].weight)
         return 0;
     uint32_t k;
     uint32_t rid = best_candidate(b, d, r, node_specific, &k);
+    if (k == PZ_NONE) {
+        /* No free re-route straight to r: a chain of them beats a fresh move. */
+        int rc = augment(b, d, moved);
+        if (rc || *moved)
+            return rc;
+    }
     if (rid == PZ_NONE)
         return 0;
     uint32_t pidx = PZ_RID_PART(rid);
@@ -567,13 +789,13 @@ static int try_move(bctx *b, uint32_t d, uint32_t r, bool *moved, bool *node_spe
         rc = pz_assign(m, pidx, slot, r, (shardz_reason)mv->reason);
         if (rc)
             return rc;
-        mv->to = r;
+        reroute_to(c, mv, r);
     } else {
         shardz_reason reason = m->nodes[r].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
         rc = pz_plan_move(m, c->plan, pidx, slot, r, reason);
         if (rc)
             return rc;
-        touch(c, pidx);
+        touch(c, pidx, slot);
         if (b->rmap) {
             rc = rmap_put(b, rid, (uint32_t)(c->plan->n - 1));
             if (rc)
@@ -609,7 +831,8 @@ static int try_all(bctx *b, uint32_t n, bool giving, bool *moved)
             uint32_t o = h->a[i];
             if ((b->c->m->nodes[o].zone == zn) != (pass == 0))
                 continue;
-            b->order[j++] = (keyed){giving ? b->dev[o] : -b->dev[o], o};
+            double u = b->dev[o] / b->c->m->nodes[o].weight;
+            b->order[j++] = (keyed){giving ? u : -u, o};
         }
         qsort(b->order + start, j - start, sizeof *b->order, by_key_asc);
         if (pass == 0)
@@ -622,7 +845,9 @@ static int try_all(bctx *b, uint32_t n, bool giving, bool *moved)
     for (uint32_t i = 0; i < k && !*moved; i++) {
         uint32_t other = b->order[i].node;
         /* Sorted: once a partner cannot gain, neither can the rest of its group. */
-        if (giving ? b->dev[other] >= b->dev[n] : b->dev[other] <= b->dev[n]) {
+        double uo = b->dev[other] / b->c->m->nodes[other].weight;
+        double un = b->dev[n] / b->c->m->nodes[n].weight;
+        if (giving ? uo >= un : uo <= un) {
             if (i >= nsame)
                 break;
             i = nsame - 1;
@@ -650,13 +875,24 @@ static int balance(rctx *c, double band)
     size_t nn = c->nn ? c->nn : 1;
     b.dev = calloc(nn, sizeof *b.dev);
     b.theta = calloc(nn, sizeof *b.theta);
+    b.z = calloc(nn, sizeof *b.z);
     b.dpos = malloc(nn * sizeof *b.dpos);
     b.rpos = malloc(nn * sizeof *b.rpos);
     b.da = malloc(nn * sizeof *b.da);
     b.ra = malloc(nn * sizeof *b.ra);
     b.order = malloc(nn * sizeof *b.order);
     b.zblock = malloc(c->nz);
-    if (!b.zblock || !b.dev || !b.theta || !b.dpos || !b.rpos || !b.da || !b.ra || !b.order) {
+    b.parent = malloc(nn * sizeof *b.parent);
+    b.prid = malloc(nn * sizeof *b.prid);
+    b.queue = malloc(nn * sizeof *b.queue);
+    b.elig = malloc(nn * sizeof *b.elig);
+    b.seen = malloc(nn);
+    b.aug_budget = 4u << 20;
+    if (!b.parent || !b.prid || !b.queue || !b.elig || !b.seen) {
+        rc = SHARDZ_ENOMEM;
+        goto out;
+    }
+    if (!b.zblock || !b.dev || !b.theta || !b.z || !b.dpos || !b.rpos || !b.da || !b.ra || !b.order) {
         rc = SHARDZ_ENOMEM;
         goto out;
     }
@@ -670,42 +906,71 @@ static int balance(rctx *c, double band)
         }
     if (wsum <= 0 || total <= 0)
         goto out;
-    b.donors = (pz_heap){.a = b.da, .pos = b.dpos, .key = b.dev, .max = true};
-    b.receivers = (pz_heap){.a = b.ra, .pos = b.rpos, .key = b.dev, .max = false};
+    b.donors = (pz_heap){.a = b.da, .pos = b.dpos, .key = b.z, .max = true};
+    b.receivers = (pz_heap){.a = b.ra, .pos = b.rpos, .key = b.z, .max = false};
     for (uint32_t n = 0; n < c->nn; n++) {
         if (!pz_node_eligible(m, n))
             continue;
         double share = total * m->nodes[n].weight / wsum;
         b.dev[n] = m->nodes[n].load[0] - share;
         b.theta[n] = band * share + c->xmax;
+        b.z[n] = b.dev[n] / b.theta[n];
+        b.elig[b.nelig++] = n;
         pz_heap_push(&b.donors, n);
         pz_heap_push(&b.receivers, n);
     }
+    /* A node with no valid partner leaves the heaps; it comes back once other moves have
+     * changed the picture (each return needs a move since the last, so the loop ends). */
+    uint32_t *stuck = b.order ? (uint32_t *)malloc(2 * nn * sizeof *stuck) : NULL;
+    size_t nstuck = 0, moves_since = 0;
+    if (!stuck) {
+        rc = SHARDZ_ENOMEM;
+        goto out;
+    }
     size_t budget = 4 * (size_t)m->nparts * SHARDZ_MAX_REPLICAS + 4 * nn + 64;
-    while (b.donors.n > 0 && b.receivers.n > 0 && budget-- > 0) {
-        uint32_t d = b.donors.a[0], r = b.receivers.a[0];
-        double eps = 1e-9 * (fabs(b.dev[d]) + fabs(b.dev[r]) + 1);
-        bool dout = b.dev[d] >= b.theta[d] - eps;
-        bool rout = b.dev[r] <= -b.theta[r] + eps;
-        if (!dout && !rout)
-            break;
-        if (b.dev[d] - b.dev[r] <= eps)
-            break;
+    while (budget-- > 0) {
+        bool done = b.donors.n == 0 || b.receivers.n == 0;
+        uint32_t d = 0, r = 0;
+        bool dout = false, rout = false;
+        if (!done) {
+            d = b.donors.a[0];
+            r = b.receivers.a[0];
+            dout = b.z[d] >= 1 - 1e-9;
+            rout = b.z[r] <= -1 + 1e-9;
+            done = !dout && !rout;
+        }
+        if (done) {
+            if (nstuck == 0 || moves_since == 0)
+                break;
+            for (size_t i = 0; i < nstuck; i++) {
+                uint32_t n = stuck[i] >> 1;
+                pz_heap *h = (stuck[i] & 1) ? &b.receivers : &b.donors;
+                if (!pz_heap_has(h, n))
+                    pz_heap_push(h, n);
+            }
+            nstuck = 0;
+            moves_since = 0;
+            continue;
+        }
         bool moved = false, node_specific;
         rc = try_move(&b, d, r, &moved, &node_specific);
+        if (rc == 0 && !moved)
+            rc = try_all(&b, dout ? d : r, dout, &moved);
         if (rc)
-            goto out;
-        if (moved)
+            break;
+        if (moved) {
+            moves_since++;
             continue;
-        rc = try_all(&b, dout ? d : r, dout, &moved);
-        if (rc)
-            goto out;
-        if (!moved)
-            pz_heap_remove(dout ? &b.donors : &b.receivers, dout ? d : r);
+        }
+        uint32_t n = dout ? d : r;
+        pz_heap_remove(dout ? &b.donors : &b.receivers, n);
+        stuck[nstuck++] = (n << 1) | (dout ? 0u : 1u);
     }
+    free(stuck);
 out:
     free(b.dev);
     free(b.theta);
+    free(b.z);
     free(b.dpos);
     free(b.rpos);
     free(b.da);
@@ -713,6 +978,11 @@ out:
     free(b.order);
     free(b.zblock);
     free(b.rmap);
+    free(b.parent);
+    free(b.prid);
+    free(b.queue);
+    free(b.elig);
+    free(b.seen);
     return rc;
 }
 
@@ -723,6 +993,9 @@ int pz_replica_plan(shardz_sharder *s, shardz_plan *plan)
     if (rc)
         goto out;
     rc = evict_and_fill(&c);
+    if (rc)
+        goto out;
+    rc = respread(&c);
     if (rc)
         goto out;
     rc = balance(&c, s->cfg.band);

@@ -12,10 +12,6 @@
 #define SEED_STEAL_FACTOR 1.3
 
 typedef struct {
-    uint64_t rng;
-} seed_state;
-
-typedef struct {
     shardz_sharder *s;
     shardz_plan *plan;
     double *count; /* replicas per node (heap key) */
@@ -23,6 +19,8 @@ typedef struct {
     uint32_t *elig; /* eligible node indices */
     uint32_t nelig;
     pz_heap h; /* eligible nodes by count */
+    uint64_t rng; /* seeded from the config seed and the model revision: the same state
+                     always gives the same plan, dry run or not */
 } sctx;
 
 static uint64_t splitmix64(uint64_t *x)
@@ -35,8 +33,7 @@ static uint64_t splitmix64(uint64_t *x)
 
 static uint32_t random_node(sctx *c)
 {
-    seed_state *st = c->s->kind;
-    return c->elig[splitmix64(&st->rng) % c->nelig];
+    return c->elig[splitmix64(&c->rng) % c->nelig];
 }
 
 /* The seed's nextNode(p). */
@@ -133,7 +130,7 @@ static int seed_plan(shardz_sharder *s, shardz_plan *plan)
 {
     pz_model *m = &s->m;
     size_t nn = m->nnodes ? m->nnodes : 1;
-    sctx c = {.s = s, .plan = plan};
+    sctx c = {.s = s, .plan = plan, .rng = s->cfg.seed ^ (m->revision * 0x9E3779B97F4A7C15ull)};
     int rc = SHARDZ_ENOMEM;
     c.count = calloc(nn, sizeof *c.count);
     c.pos = malloc(nn * sizeof *c.pos);
@@ -161,27 +158,9 @@ out:
     return rc;
 }
 
-static int seed_init(shardz_sharder *s)
-{
-    seed_state *st = calloc(1, sizeof *st);
-    if (!st)
-        return SHARDZ_ENOMEM;
-    st->rng = s->cfg.seed;
-    s->kind = st;
-    return 0;
-}
-
-static void seed_destroy(shardz_sharder *s)
-{
-    free(s->kind);
-    s->kind = NULL;
-}
-
 const pz_ops pz_seed_ops = {
     .version = PZ_OPS_VERSION,
     .name = "seed",
-    .init = seed_init,
-    .destroy = seed_destroy,
     .register_nodes = pz_generic_register_nodes,
     .unregister_nodes = pz_generic_unregister_nodes,
     .register_partitions = pz_generic_register_partitions,

@@ -267,7 +267,12 @@ int shardz_sharder_rebalance(shardz_sharder *s, unsigned flags, shardz_plan **ou
     shardz_plan *p = plan_new(&s->m);
     if (!p)
         return SHARDZ_ENOMEM;
-    int rc = s->ops->plan(s, p);
+    int rc = pz_plan_snapshot(&s->m, p);
+    if (rc) {
+        shardz_plan_free(p);
+        return rc;
+    }
+    rc = s->ops->plan(s, p);
     if (rc) {
         pz_plan_revert(&s->m, p);
         shardz_plan_free(p);
@@ -288,16 +293,22 @@ int shardz_sharder_apply(shardz_sharder *s, const shardz_plan *plan)
     if (plan->revision != s->m.revision)
         return SHARDZ_ESTALE;
     /* Replay the moves; a failure (allocation) undoes the ones done. */
+    shardz_plan undo = *plan;
+    undo.node_load = NULL;
+    int rc = pz_plan_snapshot(&s->m, &undo);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < plan->n; i++) {
         const pz_move *mv = &plan->moves[i];
-        int rc = pz_assign(&s->m, mv->pidx, mv->slot, mv->to, (shardz_reason)mv->reason);
+        rc = pz_assign(&s->m, mv->pidx, mv->slot, mv->to, (shardz_reason)mv->reason);
         if (rc) {
-            shardz_plan undo = *plan;
             undo.n = i;
             pz_plan_revert(&s->m, &undo);
+            free(undo.node_load);
             return rc;
         }
     }
+    free(undo.node_load);
     pz_plan_commit(&s->m, (shardz_plan *)plan);
     return 0;
 }
@@ -339,6 +350,7 @@ void shardz_plan_free(shardz_plan *p)
         free(p->node_ids[i]);
     free(p->node_ids);
     free(p->moves);
+    free(p->node_load);
     free(p);
 }
 
@@ -383,37 +395,43 @@ void shardz_sharder_get_stats(const shardz_sharder *s, shardz_sharder_stats *st)
                 st->max_over_share = r;
         }
     }
-    bool *live = calloc(m->nzones, sizeof *live);
+    /* Per live zone, its eligible nodes: a zone can hold at most that many of a partition's
+     * replicas, so "spread as zones allow" means no zone could take one more from a zone
+     * holding two or more above it. */
+    uint32_t *room = calloc(m->nzones, sizeof *room);
     uint16_t *cnt = calloc(m->nzones, sizeof *cnt);
-    uint32_t nlive = (live && cnt) ? pz_live_zones(m, live) : 0;
+    for (uint32_t i = 0; room && i < m->nnodes; i++)
+        if (m->nodes[i].id && pz_node_eligible(m, i))
+            room[m->nodes[i].zone]++;
+    uint32_t nlive = 0;
+    for (uint32_t z = 0; room && z < m->nzones; z++)
+        nlive += room[z] > 0;
     for (uint32_t p = 0; p < m->nparts; p++) {
         const pz_part *pp = m->parts[p];
         unsigned assigned = 0;
         for (unsigned sl = 0; sl < pp->nrep; sl++) {
             uint32_t nn = pp->slots[sl].node;
-            if (nn == PZ_NONE || m->nodes[nn].gone || m->nodes[nn].state == SHARDZ_NODE_DEAD)
+            if (nn == PZ_NONE || m->nodes[nn].gone)
                 st->missing++;
             else
                 assigned++;
         }
         st->replicas += assigned;
-        if (nlive > 1 && assigned > 0) {
-            /* Spread as zones allow: min(assigned, live zones) zones, counts within 1. */
+        if (nlive > 1 && assigned > 1 && cnt) {
             pz_zone_counts(m, p, pp->nrep, cnt);
-            unsigned used = 0, lo = UINT32_MAX, hi = 0;
+            unsigned hi = 0, lo_open = UINT32_MAX;
             for (uint32_t z = 0; z < m->nzones; z++) {
-                if (!live[z])
+                if (!room[z])
                     continue;
-                used += cnt[z] > 0;
-                lo = cnt[z] < lo ? cnt[z] : lo;
                 hi = cnt[z] > hi ? cnt[z] : hi;
+                if (cnt[z] < room[z] && cnt[z] < lo_open)
+                    lo_open = cnt[z];
             }
-            unsigned want = assigned < nlive ? assigned : nlive;
-            if (used < want || hi - lo > 1)
+            if (lo_open != UINT32_MAX && hi >= lo_open + 2)
                 st->zone_violations++;
         }
     }
-    free(live);
+    free(room);
     free(cnt);
 }
 

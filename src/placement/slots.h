@@ -15,11 +15,11 @@
 
 /* The table. Owned by whoever embeds it; fields are read-only outside slots.c. */
 typedef struct {
-    uint32_t nslots;  /* S: a power of two in [1, SHARDZ_HASH_SLOTS_MAX] */
-    uint32_t nparts;  /* P: partitions, indices 0..P-1; P <= S */
-    uint32_t cap;     /* entries allocated in count, and in each third of scratch */
-    uint32_t *owner;  /* S entries: partition index, PZ_SLOTS_NONE when P == 0 (owned) */
-    uint32_t *count;  /* cap entries: slots each partition holds (owned) */
+    uint32_t nslots;   /* S: a power of two in [1, SHARDZ_HASH_SLOTS_MAX] */
+    uint32_t nparts;   /* P: partitions, indices 0..P-1; P <= S */
+    uint32_t cap;      /* entries allocated in count, and in each third of scratch */
+    uint32_t *owner;   /* S entries: partition index, PZ_SLOTS_NONE when P == 0 (owned) */
+    uint32_t *count;   /* cap entries: slots each partition holds (owned) */
     uint32_t *scratch; /* 3 * cap entries for one call's targets, counters and maps (owned):
                           remove, renumber and balance never allocate */
 } pz_slots;

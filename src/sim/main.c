@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "shardz/error.h"
+#include "shardz/hash.h"
 #include "sim/sim.h"
 #include "sim/simkit.h"
 
@@ -33,6 +34,8 @@ static void sim_usage(FILE *out)
             "                       (default join:5,leave:3,zoneloss:1,loadshift,rebalance)\n"
             "  -k, --kind K         replica | seed | hash | all, or a comma list (default all)\n"
             "      --band B         the sharders' dead band, 0..1 (default 0)\n"
+            "      --slots S        \"hash\" slot count, a power of two (default: the smallest\n"
+            "                       >= max(partitions, 16384))\n"
             "  -s, --seed N         seed of every random draw (default 1)\n"
             "  -j, --json           one JSON document instead of the table\n"
             "  -h, --help\n",
@@ -108,8 +111,8 @@ static int sim_child(void *arg, int fd)
 static void sim_run_one(const sim_scenario *sc, sim_run *r)
 {
     sim_child_arg a = {sc, r->kind};
-    int status = simkit_isolated(sim_child, &a, r->steps, sizeof r->steps[0], SIM_MAX_STEPS,
-                                 &r->nsteps);
+    int status =
+        simkit_isolated(sim_child, &a, r->steps, sizeof r->steps[0], SIM_MAX_STEPS, &r->nsteps);
     const sim_step *last = r->nsteps > 0 ? &r->steps[r->nsteps - 1] : NULL;
 
     r->status = status;
@@ -120,8 +123,8 @@ static void sim_run_one(const sim_scenario *sc, sim_run *r)
     if (status == -1) {
         snprintf(r->error, sizeof r->error, "could not start a child process");
     } else if (WIFSIGNALED(status)) {
-        snprintf(r->error, sizeof r->error, "crashed (signal %d) after %zu steps",
-                 WTERMSIG(status), r->nsteps);
+        snprintf(r->error, sizeof r->error, "crashed (signal %d) after %zu steps", WTERMSIG(status),
+                 r->nsteps);
     } else if (last != NULL && last->rc != 0) {
         snprintf(r->error, sizeof r->error, "stopped at %s: %s: %s (%s)", last->label,
                  last->failed_call, shardz_strerror(last->rc), shardz_err_name(last->rc));
@@ -147,6 +150,7 @@ int main(int argc, char **argv)
         {"kind", required_argument, NULL, 'k'},
         {"band", required_argument, NULL, 'B'},
         {"seed", required_argument, NULL, 's'},
+        {"slots", required_argument, NULL, 'L'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -215,6 +219,11 @@ int main(int argc, char **argv)
         case 's':
             bad = sim_parse_size(optarg, "seed", 0, SIZE_MAX, &v);
             sc.seed = (uint64_t)v;
+            break;
+        case 'L':
+            bad = sim_parse_size(optarg, "slots", SHARDZ_HASH_SLOTS_MIN, SHARDZ_HASH_SLOTS_MAX, &v);
+            bad = bad || (v & (v - 1)) != 0;
+            sc.slots = (uint32_t)v;
             break;
         case 'j':
             json = 1;

@@ -62,10 +62,10 @@ void sim_report_table(FILE *out, const sim_scenario *sc, const sim_run *runs, si
     sim_events_text(sc, events, sizeof events);
     fprintf(out,
             "shardz-sim: %zu partitions x %u replicas, %zu nodes in %u zones, capacity %s%s, "
-            "load %s, seed %llu, %ld cores\n",
+            "load %s, seed %llu, %u hash slots, %ld cores\n",
             sc->partitions, sc->replicas, sc->nodes, sc->zones, sim_cap_name(sc->cap),
             sc->headroom > 0.0 ? " (hard limit)" : "", sim_load_desc(sc, buf, sizeof buf),
-            (unsigned long long)sc->seed, simkit_cores());
+            (unsigned long long)sc->seed, sim_hash_slots(sc), simkit_cores());
     fprintf(out, "events: %s\n", sc->nevents > 0 ? events : "(none)");
     fprintf(out,
             "time: the step's library calls (wall clock); moves: replica moves in the plan; "
@@ -94,14 +94,22 @@ void sim_report_table(FILE *out, const sim_scenario *sc, const sim_run *runs, si
                     "  (%zu nodes alive, %zu replicas, mean load per node %.1f, "
                     "largest partition %.2f)",
                     ref->eligible_nodes, ref->replicas, ref->mean_load, ref->max_part_load);
+            /* Count balance is the goal only when loads are equal (else load balance is). */
+            int by_count = sc->load == SIM_LOAD_EQUAL;
+            if (by_count && ref->cnt_best_ratio >= 0.0) {
+                fprintf(out, "\n  best count balance the zone rule allows: max/mean %.3f",
+                        ref->cnt_best_ratio);
+            }
+            if (by_count && ref->cnt_best_ratio >= 0.0 && ref->cnt_best_spread >= 0.0) {
+                fprintf(out, ", max-min %.2f (+1 for whole replicas)", ref->cnt_best_spread);
+            }
         }
-        fprintf(out,
-                "\n  %-8s %9s %8s %8s %6s %6s | %8s %7s | %8s %8s | %5s %7s | %6s %6s\n", "",
-                "", "", "", "moves/", "load/", "count", "count", "load", "load", "zone", "",
-                "heap", "peak");
-        fprintf(out, "  %-8s %9s %8s %8s %6s %6s | %8s %7s | %8s %8s | %5s %7s | %6s %6s\n",
-                "kind", "time ms", "moves", "bound", "bound", "bound", "max/mean", "max-min",
-                "max/mean", "max-min", "viol", "missing", "MB", "RSS MB");
+        fprintf(out, "\n  %-8s %9s %8s %8s %6s %6s | %8s %7s | %8s %8s | %5s %7s | %6s %6s\n", "",
+                "", "", "", "moves/", "load/", "count", "count", "load", "load", "zone", "", "heap",
+                "peak");
+        fprintf(out, "  %-8s %9s %8s %8s %6s %6s | %8s %7s | %8s %8s | %5s %7s | %6s %6s\n", "kind",
+                "time ms", "moves", "bound", "bound", "bound", "max/mean", "max-min", "max/mean",
+                "max-min", "viol", "missing", "MB", "RSS MB");
         for (size_t k = 0; k < nruns; k++) {
             const sim_step *s = sim_step_at(&runs[k], i);
             if (s == NULL) {
@@ -133,8 +141,7 @@ void sim_report_table(FILE *out, const sim_scenario *sc, const sim_run *runs, si
                     "  %-8s %9.2f %8zu %8s %6s %6s | %8.3f %7.2f | %8.3f %8.2f | %5zu %7zu | "
                     "%6.1f %6.1f\n",
                     runs[k].kind, s->ms, s->moves, bound, ratio, lratio, s->cnt_ratio,
-                    s->cnt_spread,
-                    s->load_ratio, s->load_spread, s->zone_violations, s->missing,
+                    s->cnt_spread, s->load_ratio, s->load_spread, s->zone_violations, s->missing,
                     s->heap_bytes >= 0 ? sim_mb(s->heap_bytes) : -1.0,
                     (double)s->maxrss_kb / 1024.0);
         }
@@ -237,12 +244,14 @@ static void sim_json_step(FILE *out, const sim_step *s)
             "}, \"repeat_moves\": %zu, \"eligible_nodes\": %zu, \"replicas\": %zu, "
             "\"mean_load\": %.4f, \"max_partition_load\": %.4f, \"count_max_over_mean\": %.5f, "
             "\"count_max_minus_min\": %.4f, \"load_max_over_mean\": %.5f, "
-            "\"load_max_minus_min\": %.4f, \"zone_violations\": %zu, \"missing\": %zu, "
-            "\"plan_missing\": %zu, \"library_missing\": %zu, \"library_zone_violations\": %zu, "
-            "\"failed_checks\": %zu, \"notes\": ",
+            "\"load_max_minus_min\": %.4f, \"count_best_max_over_mean\": %.5f, "
+            "\"count_best_max_minus_min\": %.4f, \"zone_violations\": %zu, \"missing\": %zu, "
+            "\"over_capacity\": %zu, \"plan_missing\": %zu, \"library_missing\": %zu, "
+            "\"library_zone_violations\": %zu, \"failed_checks\": %zu, \"notes\": ",
             s->repeat_moves, s->eligible_nodes, s->replicas, s->mean_load, s->max_part_load,
-            s->cnt_ratio, s->cnt_spread, s->load_ratio, s->load_spread, s->zone_violations,
-            s->missing, s->plan_missing, s->lib_missing, s->lib_zone_violations, s->errors);
+            s->cnt_ratio, s->cnt_spread, s->load_ratio, s->load_spread, s->cnt_best_ratio,
+            s->cnt_best_spread, s->zone_violations, s->missing, s->over_capacity, s->plan_missing,
+            s->lib_missing, s->lib_zone_violations, s->errors);
     sim_json_str(out, s->note);
     fprintf(out, ", \"peak_rss_kb\": %ld, \"heap_bytes\": %lld, \"plan_heap_bytes\": %lld",
             s->maxrss_kb, s->heap_bytes, s->plan_bytes);
@@ -261,10 +270,11 @@ void sim_report_json(FILE *out, const sim_scenario *sc, const sim_run *runs, siz
     fprintf(out,
             "{\"scenario\": {\"partitions\": %zu, \"replicas\": %u, \"nodes\": %zu, "
             "\"zones\": %u, \"capacity\": \"%s\", \"headroom\": %.3f, \"load\": \"%s\", "
-            "\"sigma\": %.3f, \"zipf_s\": %.3f, \"band\": %.3f, \"seed\": %llu, \"events\": ",
-            sc->partitions, sc->replicas, sc->nodes, sc->zones, sim_cap_name(sc->cap),
-            sc->headroom, sim_load_name(sc->load), sc->sigma, sc->zipf_s, sc->band,
-            (unsigned long long)sc->seed);
+            "\"sigma\": %.3f, \"zipf_s\": %.3f, \"band\": %.3f, \"seed\": %llu, "
+            "\"hash_slots\": %u, \"events\": ",
+            sc->partitions, sc->replicas, sc->nodes, sc->zones, sim_cap_name(sc->cap), sc->headroom,
+            sim_load_name(sc->load), sc->sigma, sc->zipf_s, sc->band, (unsigned long long)sc->seed,
+            sim_hash_slots(sc));
     sim_json_str(out, events);
     fprintf(out, "},\n \"cores\": %ld,\n \"runs\": [", simkit_cores());
     for (size_t k = 0; k < nruns; k++) {

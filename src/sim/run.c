@@ -13,8 +13,8 @@
 #include "sim/sim.h"
 #include "sim/simkit.h"
 
-#define SIM_ID_LEN 16      /* bytes per stored id ("p0000123", "n00042") */
-#define SIM_BATCH 8192     /* partitions per register call */
+#define SIM_ID_LEN 16  /* bytes per stored id ("p0000123", "n00042") */
+#define SIM_BATCH 8192 /* partitions per register call */
 #define SIM_STREAM_EVENTS 2u
 
 typedef enum {
@@ -43,8 +43,8 @@ typedef struct {
     shardz_sharder *s;
     sim_node *nodes;
     size_t nnodes, capnodes;
-    char *pids;   /* partitions x SIM_ID_LEN */
-    double *load; /* dimension-0 load per partition */
+    char *pids;      /* partitions x SIM_ID_LEN */
+    double *load;    /* dimension-0 load per partition */
     double unit_cap; /* capacity per unit of weight; 0 = unlimited */
     simkit_rng ev_rng;
     unsigned shifts; /* load shifts so far (each draws a new stream) */
@@ -247,6 +247,9 @@ static int sim_do_initial(sim_ctx *c, sim_step *st, double *ms)
     cfg.ndims = 1;
     cfg.band = sc->band;
     cfg.seed = sc->seed;
+    if (strcmp(c->kind, "hash") == 0) {
+        cfg.slots = sim_hash_slots(sc);
+    }
     sim_add_nodes(c, sc->nodes);
     specs = calloc(sc->nodes, sizeof *specs);
     if (specs == NULL) {
@@ -429,8 +432,7 @@ static unsigned sim_expected_reasons(sim_event_kind k)
 }
 
 /* Counts the plan's moves by reason and checks each move's endpoints against the event. */
-static void sim_check_plan(const sim_ctx *c, sim_event_kind ev, const shardz_plan *p,
-                           sim_step *st)
+static void sim_check_plan(const sim_ctx *c, sim_event_kind ev, const shardz_plan *p, sim_step *st)
 {
     size_t n = shardz_plan_count(p);
     size_t sum = 0, bad_to = 0, bad_from = 0, bad_part = 0, bad_reason = 0, unexpected = 0;
@@ -471,9 +473,11 @@ static void sim_check_plan(const sim_ctx *c, sim_event_kind ev, const shardz_pla
             bad_from++;
         }
         if ((m.reason == SHARDZ_REASON_JOIN && (to == SIZE_MAX || !c->nodes[to].fresh)) ||
+            /* A move off a node carries the reason the node is evicted for; a vacant slot
+             * is filled with the reason that vacated it (from is NULL then). */
             ((m.reason == SHARDZ_REASON_LEAVE || m.reason == SHARDZ_REASON_NODE_DEAD ||
               m.reason == SHARDZ_REASON_DRAIN) &&
-             (from == SIZE_MAX || !c->nodes[from].evicted)) ||
+             m.from != NULL && (from == SIZE_MAX || c->nodes[from].state == SIM_NODE_ALIVE)) ||
             (m.reason == SHARDZ_REASON_NEW && m.from != NULL)) {
             bad_reason++;
         }
@@ -494,6 +498,90 @@ static void sim_check_plan(const sim_ctx *c, sim_event_kind ev, const shardz_pla
         st->errors += bad_reason;
         sim_note(st, "%zu moves whose reason does not match their endpoints", bad_reason);
     }
+}
+
+/* The best count balance the zone rule allows. A partition may put at most
+ * cz = R - min(R, live zones) + 1 replicas in one zone (the loosest rule that still spreads it
+ * over as many zones as it can), so a zone holds at most P * cz replicas; when zones differ in
+ * size, the nodes of the smaller zones must carry more than their share. Finds, by bisection,
+ * the least x such that sum over zones of min(P * cz, x * share of the zone) >= total: no
+ * assignment has max/share below x. With equal weights also the spread of that (continuous)
+ * allocation, which none can beat either; the integer optimum can be 1 replica worse. */
+static void sim_zone_best(const sim_ctx *c, size_t total, sim_step *st)
+{
+    const sim_scenario *sc = c->sc;
+    double *zw = calloc(sc->zones, sizeof *zw); /* weight of the zone's alive nodes */
+    unsigned live = 0;
+    double wsum = 0.0, lo = 1.0, hi = 1.0;
+
+    st->cnt_best_ratio = -1.0;
+    st->cnt_best_spread = -1.0;
+    if (zw == NULL || total == 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < c->nnodes; i++) {
+        if (c->nodes[i].state == SIM_NODE_ALIVE) {
+            live += zw[c->nodes[i].zidx] == 0.0;
+            zw[c->nodes[i].zidx] += c->nodes[i].weight;
+            wsum += c->nodes[i].weight;
+        }
+    }
+    unsigned spread = sc->replicas < live ? sc->replicas : live;
+    double cap = (double)sc->partitions * (double)(sc->replicas - spread + 1);
+    double t = (double)total;
+    double room = 0.0;
+    for (unsigned z = 0; z < sc->zones; z++) {
+        room += zw[z] > 0.0 ? cap : 0.0;
+    }
+    if (room < t) {
+        goto out; /* the zones cannot hold every replica: nothing to compare with */
+    }
+    for (;;) {
+        double held = 0.0;
+        for (unsigned z = 0; z < sc->zones; z++) {
+            double want = hi * t * zw[z] / wsum;
+            held += want < cap ? want : cap;
+        }
+        if (held >= t * (1.0 - 1e-12) || hi > 1e9) {
+            break;
+        }
+        hi *= 2.0;
+    }
+    for (int it = 0; it < 100; it++) {
+        double mid = (lo + hi) / 2.0, held = 0.0;
+        for (unsigned z = 0; z < sc->zones; z++) {
+            double want = mid * t * zw[z] / wsum;
+            held += want < cap ? want : cap;
+        }
+        if (held >= t * (1.0 - 1e-12)) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    /* Each node: x * its share, or its zone's cap shared by weight when the zone is full. */
+    double dmin = 0.0, dmax = 0.0;
+    for (unsigned z = 0; z < sc->zones; z++) {
+        if (zw[z] <= 0.0) {
+            continue;
+        }
+        double want = hi * t * zw[z] / wsum;
+        /* per unit of weight: allocation minus fair share */
+        double dev = ((want < cap ? want : cap) - t * zw[z] / wsum) / zw[z];
+        for (size_t i = 0; i < c->nnodes; i++) {
+            if (c->nodes[i].state == SIM_NODE_ALIVE && c->nodes[i].zidx == z) {
+                double d = dev * c->nodes[i].weight;
+                dmin = d < dmin ? d : dmin;
+                dmax = d > dmax ? d : dmax;
+            }
+        }
+    }
+    st->cnt_best_ratio = hi;
+    /* The spread bound holds for equal weights only (then max >= x * share and some node of
+     * the largest full zone holds at most its average); with weights only the ratio does. */
+    st->cnt_best_spread = sc->cap == SIM_CAP_EQUAL ? dmax - dmin : -1.0;
+out:
+    free(zw);
 }
 
 /* Reads back the whole assignment and measures it against the simulator's view. */
@@ -532,8 +620,8 @@ static void sim_measure(sim_ctx *c, sim_event_kind ev, sim_step *st)
         if (c->load[p] > st->max_part_load) {
             st->max_part_load = c->load[p];
         }
-        if (shardz_sharder_nodes_of_partition(c->s, sim_pid(c, p), reps, SHARDZ_MAX_REPLICAS,
-                                              &n) != 0 ||
+        if (shardz_sharder_nodes_of_partition(c->s, sim_pid(c, p), reps, SHARDZ_MAX_REPLICAS, &n) !=
+                0 ||
             n > sc->replicas) {
             qerr++;
             continue;
@@ -611,6 +699,7 @@ static void sim_measure(sim_ctx *c, sim_event_kind ev, sim_step *st)
     st->cnt_spread = cdmax - cdmin;
     st->load_ratio = lmax;
     st->load_spread = ldmax - ldmin;
+    sim_zone_best(c, total, st);
 
     if (ev == SIM_EV_JOIN && wsum > 0.0) {
         /* What the new nodes must receive for balance: floor(total * w_new / W) replicas each
@@ -639,8 +728,9 @@ static void sim_measure(sim_ctx *c, sim_event_kind ev, sim_step *st)
         st->errors += dup;
         sim_note(st, "%zu replicas share a node with another of their partition", dup);
     }
+    st->over_capacity = over_cap;
     if (over_cap > 0) {
-        st->errors += over_cap;
+        /* Measured, not a failed check: a load shift or lost nodes can leave too little room. */
         sim_note(st, "%zu nodes over capacity", over_cap);
     }
 
@@ -716,8 +806,7 @@ static int sim_step_run(sim_ctx *c, const sim_event *ev, sim_step *st)
     shardz_plan_free(plan);
     st->heap_bytes = simkit_heap_bytes();
     st->plan_bytes = with_plan >= 0 ? with_plan - st->heap_bytes : -1;
-    st->heap_bytes = st->heap_bytes >= 0 && c->heap_base >= 0 ? st->heap_bytes - c->heap_base
-                                                               : -1;
+    st->heap_bytes = st->heap_bytes >= 0 && c->heap_base >= 0 ? st->heap_bytes - c->heap_base : -1;
 
     /* A settled sharder should not want to move anything more. */
     rc = shardz_sharder_rebalance(c->s, SHARDZ_PLAN_DRY_RUN, &again);
@@ -759,8 +848,8 @@ int sim_run_kind(const sim_scenario *sc, const char *kind, int fd)
     c.load = malloc(sc->partitions * sizeof *c.load);
     c.batch = calloc(SIM_BATCH, sizeof *c.batch);
     st = calloc(1, sizeof *st);
-    if (c.nodes == NULL || c.cnt == NULL || c.nload == NULL || c.pick == NULL ||
-        c.pids == NULL || c.load == NULL || c.batch == NULL || st == NULL) {
+    if (c.nodes == NULL || c.cnt == NULL || c.nload == NULL || c.pick == NULL || c.pids == NULL ||
+        c.load == NULL || c.batch == NULL || st == NULL) {
         fprintf(stderr, "shardz-sim: out of memory\n");
         goto out;
     }

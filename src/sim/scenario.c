@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shardz/hash.h"
 #include "sim/sim.h"
 #include "sim/simkit.h"
 
@@ -83,8 +84,9 @@ static int sim_parse_one_event(const char *tok, size_t len, sim_event *ev)
         ev->count = (unsigned)v;
         return 0;
     }
-    fprintf(stderr, "shardz-sim: bad event '%.*s' (expected join[:k], leave[:k], zoneloss[:k], "
-                    "drain[:k], loadshift, rebalance)\n",
+    fprintf(stderr,
+            "shardz-sim: bad event '%.*s' (expected join[:k], leave[:k], zoneloss[:k], "
+            "drain[:k], loadshift, rebalance)\n",
             (int)len, tok);
     return -1;
 }
@@ -190,4 +192,18 @@ double sim_node_weight(const sim_scenario *sc, size_t index)
     /* Nodes go round-robin over zones; the weight changes every round so each zone gets
      * every size. */
     return mixed[(index / zones) % 3];
+}
+
+uint32_t sim_hash_slots(const sim_scenario *sc)
+{
+    uint32_t slots = SHARDZ_HASH_SLOTS_DEFAULT;
+
+    if (sc->slots != 0) {
+        return sc->slots;
+    }
+    /* Every partition needs a slot of its own. */
+    while (slots < sc->partitions && slots < SHARDZ_HASH_SLOTS_MAX) {
+        slots <<= 1;
+    }
+    return slots;
 }

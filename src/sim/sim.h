@@ -52,9 +52,11 @@ typedef struct {
     sim_cap_dist cap;
     double headroom; /* > 0: capacity[0] = weight * headroom * total load / total weight */
     sim_load_dist load;
-    double sigma;  /* lognormal */
-    double zipf_s; /* zipf exponent */
-    double band;   /* shardz_sharder_config.band */
+    double sigma;   /* lognormal */
+    double zipf_s;  /* zipf exponent */
+    double band;    /* shardz_sharder_config.band */
+    uint32_t slots; /* "hash" slot space; 0: the smallest power of two >= max(partitions,
+                       SHARDZ_HASH_SLOTS_DEFAULT), at most SHARDZ_HASH_SLOTS_MAX */
     uint64_t seed;
     sim_event events[SIM_MAX_EVENTS];
     size_t nevents;
@@ -65,12 +67,12 @@ typedef struct {
     char label[24]; /* "initial", "join:5", ... */
     int rc;         /* 0, or the library error that stopped the run at this step */
     char failed_call[40];
-    double ms;      /* wall time of the step's library calls */
-    double plan_ms; /* wall time of the rebalance call alone */
-    size_t moves;   /* moves in the plan */
-    long long bound;     /* lower bound on moves; -1 when none is defined */
-    double load_moved;   /* dimension-0 load carried by the moves */
-    double load_bound;   /* the load that must move at least; -1 when none is defined */
+    double ms;         /* wall time of the step's library calls */
+    double plan_ms;    /* wall time of the rebalance call alone */
+    size_t moves;      /* moves in the plan */
+    long long bound;   /* lower bound on moves; -1 when none is defined */
+    double load_moved; /* dimension-0 load carried by the moves */
+    double load_bound; /* the load that must move at least; -1 when none is defined */
     size_t by_reason[SHARDZ_REASON__COUNT];
     size_t plan_missing;   /* shardz_plan_missing */
     size_t repeat_moves;   /* moves a second (dry-run) rebalance still wants */
@@ -83,10 +85,13 @@ typedef struct {
      * are max/mean and max - min. */
     double cnt_ratio, cnt_spread;
     double load_ratio, load_spread;
-    size_t zone_violations; /* measured by the simulator */
-    size_t missing;         /* vacant replica slots, measured */
+    /* The best count balance the zone rule allows (see sim_zone_best); -1 when unknown. */
+    double cnt_best_ratio, cnt_best_spread;
+    size_t zone_violations;                  /* measured by the simulator */
+    size_t missing;                          /* vacant replica slots, measured */
+    size_t over_capacity;                    /* alive nodes whose load exceeds their capacity */
     size_t lib_zone_violations, lib_missing; /* as shardz_sharder_stats reports them */
-    size_t errors;          /* failed checks (see note) */
+    size_t errors;                           /* failed checks (see note) */
     char note[SIM_MAX_NOTE];
     long maxrss_kb;       /* peak RSS of the run's process so far */
     long long heap_bytes; /* malloc-level bytes the sharder holds after the step (-1: unknown) */
@@ -114,6 +119,8 @@ int sim_parse_load(const char *text, sim_load_dist *out);
 int sim_parse_cap(const char *text, sim_cap_dist *out);
 /* Draws the partitions' loads for a stream (0: the initial loads, k: the k-th load shift). */
 void sim_draw_loads(const sim_scenario *sc, uint64_t stream, double *load);
+/* The slot count the "hash" kind gets (sc->slots, or the automatic choice). */
+uint32_t sim_hash_slots(const sim_scenario *sc);
 /* A node's fair-share weight: 1, or 1/2/4 mixed within each zone. */
 double sim_node_weight(const sim_scenario *sc, size_t index);
 

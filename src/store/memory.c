@@ -3,6 +3,7 @@
  * deterministic); changes in a log trimmed to the history. A transaction first allocates
  * everything it needs, then commits without a failure point, so any error changes nothing.
  * Runs on the caller's thread; one thread per handle. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,9 +33,9 @@ typedef struct {
     shardz_store base;
     mnode *root;
     int64_t revision, compact, history;
-    mevent *log;        /* events log[head..len) are live */
+    mevent *log; /* events log[head..len) are live */
     size_t head, len, cap;
-    long fail_alloc;    /* test hook: the nth allocation of a transaction fails */
+    long fail_alloc; /* test hook: the nth allocation of a transaction fails */
 } mem_store;
 
 /* The per-operation plan a transaction prepares before it commits. */
@@ -160,8 +161,8 @@ static void free_tree(mnode *t)
 
 /* In-order walk of the keys in bounds; calls fn until it returns non-zero. */
 typedef int (*walk_fn)(mnode *n, void *arg);
-static int walk(mnode *t, const void *lo, size_t lo_len, const void *hi, size_t hi_len,
-                walk_fn fn, void *arg)
+static int walk(mnode *t, const void *lo, size_t lo_len, const void *hi, size_t hi_len, walk_fn fn,
+                void *arg)
 {
     int rc;
 
@@ -194,8 +195,7 @@ static int mem_get(shardz_store *st, const void *key, size_t key_len, shardz_kv 
     *revision = m->revision;
     if (!n)
         return SHARDZ_ENOENT;
-    *out = store_kv_new(n->key, n->key_len, n->value, n->value_len, n->create, n->mod,
-                        n->version);
+    *out = store_kv_new(n->key, n->key_len, n->value, n->value_len, n->create, n->mod, n->version);
     return *out ? 0 : SHARDZ_ENOMEM;
 }
 
@@ -214,13 +214,13 @@ static int range_one(mnode *n, void *arg)
         c->more = true;
         return 1;
     }
-    c->err = store_builder_add(&c->b, SHARDZ_EVENT_PUT, n->key, n->key_len, n->value,
-                               n->value_len, n->create, n->mod, n->version);
+    c->err = store_builder_add(&c->b, SHARDZ_EVENT_PUT, n->key, n->key_len, n->value, n->value_len,
+                               n->create, n->mod, n->version);
     return c->err;
 }
 
-static int mem_range(shardz_store *st, const void *lo, size_t lo_len, const void *hi,
-                     size_t hi_len, size_t limit, shardz_range **out)
+static int mem_range(shardz_store *st, const void *lo, size_t lo_len, const void *hi, size_t hi_len,
+                     size_t limit, shardz_range **out)
 {
     mem_store *m = (mem_store *)st;
     range_ctx c = {.limit = limit};
@@ -242,8 +242,8 @@ static int mem_changes(shardz_store *st, int64_t since, size_t limit, shardz_cha
     int rc;
 
     if (since < m->compact) {
-        store_seterr(st, "revision %lld is compacted (history starts after %lld)",
-                     (long long)since, (long long)m->compact);
+        store_seterr(st, "revision %lld is compacted (history starts after %lld)", (long long)since,
+                     (long long)m->compact);
         return SHARDZ_STORE_ECOMPACTED;
     }
     while (lo < hi) { /* the first event after since */
@@ -261,8 +261,8 @@ static int mem_changes(shardz_store *st, int64_t since, size_t limit, shardz_cha
             more = true;
             break;
         }
-        rc = store_builder_add(&b, e->type, e->key, e->key_len, e->key + e->key_len,
-                               e->value_len, e->create, e->rev, e->version);
+        rc = store_builder_add(&b, e->type, e->key, e->key_len, e->key + e->key_len, e->value_len,
+                               e->create, e->rev, e->version);
         if (rc) {
             store_builder_free(&b);
             return rc;
@@ -474,8 +474,8 @@ static int event_make(mem_store *m, mevent *e, shardz_event_type type, const voi
     return 0;
 }
 
-static int mem_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
-                   const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision)
+static int mem_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps, const shardz_op *ops,
+                   size_t nops, size_t *deleted, int64_t *revision)
 {
     mem_store *m = (mem_store *)st;
     mplan *plans = NULL;
@@ -573,7 +573,7 @@ out:
         store_seterr(st, "out of memory");
         *deleted = 0;
     }
-    for (i = 0; i < nev; i++)
+    for (i = 0; evs && i < nev; i++)
         free(evs[i].key);
     free(evs);
     plans_free(plans, nops);
@@ -613,8 +613,11 @@ int shardz_store_open_memory(const shardz_store_options *opt, shardz_store **out
     *out = NULL;
     if (!opt)
         opt = &def;
-    if (opt->history < 0 || opt->busy_timeout_ms < 0)
+    if (opt->history < 0 || opt->busy_timeout_ms < 0) {
+        if (opt->errbuf && opt->errbuf_size)
+            snprintf(opt->errbuf, opt->errbuf_size, "invalid option");
         return SHARDZ_EINVAL;
+    }
     m = calloc(1, sizeof *m);
     if (!m)
         return SHARDZ_ENOMEM;

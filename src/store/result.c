@@ -71,8 +71,8 @@ bool store_bounds_has(const store_bounds *b, const void *key, size_t key_len)
 }
 
 /* Copies key and value, each NUL-terminated, to dst; returns the bytes written. */
-static size_t pack_kv(char *dst, shardz_kv *kv, const void *key, size_t key_len,
-                      const void *value, size_t value_len)
+static size_t pack_kv(char *dst, shardz_kv *kv, const void *key, size_t key_len, const void *value,
+                      size_t value_len)
 {
     char *k = dst, *v = dst + key_len + 1;
 

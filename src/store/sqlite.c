@@ -81,11 +81,10 @@ typedef struct {
     sqlite3_stmt *stmt[S__COUNT];
     int64_t history;
     long fail_step; /* test hook: the nth write step or commit fails */
+    /* An upper bound above every valid key, for ranges without one: SHARDZ_STORE_MAX_KEY + 1
+     * bytes of 0xff. */
+    unsigned char key_top[SHARDZ_STORE_MAX_KEY + 1];
 } sql_store;
-
-/* An upper bound above every valid key, for ranges without one: SHARDZ_STORE_MAX_KEY + 1
- * bytes of 0xff. */
-static unsigned char key_top[SHARDZ_STORE_MAX_KEY + 1];
 
 static const store_ops sqlite_ops;
 
@@ -220,12 +219,15 @@ static void kv_get_done(sql_store *s)
 
 /* ---- reads ---- */
 
+/* Starts a read snapshot and reads its revision; on failure no transaction is left open. */
 static int begin_read(sql_store *s, int64_t *revision)
 {
     int rc = exec_stmt(s, S_BEGIN_READ, "begin");
 
     if (rc == 0)
         rc = meta_get(s, "revision", revision);
+    if (rc)
+        rollback(s);
     return rc;
 }
 
@@ -260,8 +262,10 @@ static int sql_get(shardz_store *st, const void *key, size_t key_len, shardz_kv 
             rc = SHARDZ_ENOMEM;
     }
     kv_get_done(s);
-    if (rc == SHARDZ_ENOENT)
-        return end_read(s, 0) ? end_read(s, 0) : SHARDZ_ENOENT;
+    if (rc == SHARDZ_ENOENT) {
+        rc = end_read(s, 0);
+        return rc ? rc : SHARDZ_ENOENT;
+    }
     rc = end_read(s, rc);
     if (rc) {
         shardz_kv_free(*out);
@@ -270,8 +274,8 @@ static int sql_get(shardz_store *st, const void *key, size_t key_len, shardz_kv 
     return rc;
 }
 
-static int sql_range(shardz_store *st, const void *lo, size_t lo_len, const void *hi,
-                     size_t hi_len, size_t limit, shardz_range **out)
+static int sql_range(shardz_store *st, const void *lo, size_t lo_len, const void *hi, size_t hi_len,
+                     size_t limit, shardz_range **out)
 {
     sql_store *s = (sql_store *)st;
     sqlite3_stmt *q = s->stmt[S_KV_RANGE];
@@ -286,7 +290,7 @@ static int sql_range(shardz_store *st, const void *lo, size_t lo_len, const void
     if (hi)
         bind_blob(q, 2, hi, hi_len);
     else
-        bind_blob(q, 2, key_top, sizeof key_top);
+        bind_blob(q, 2, s->key_top, sizeof s->key_top);
     /* One row past the limit tells whether more keys match. */
     sqlite3_bind_int64(q, 3, limit && limit < INT64_MAX ? (sqlite3_int64)limit + 1 : -1);
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
@@ -297,9 +301,8 @@ static int sql_range(shardz_store *st, const void *lo, size_t lo_len, const void
             more = true;
             break;
         }
-        rc = store_builder_add(&b, SHARDZ_EVENT_PUT, k, klen, v, vlen,
-                               sqlite3_column_int64(q, 2), sqlite3_column_int64(q, 3),
-                               sqlite3_column_int64(q, 4));
+        rc = store_builder_add(&b, SHARDZ_EVENT_PUT, k, klen, v, vlen, sqlite3_column_int64(q, 2),
+                               sqlite3_column_int64(q, 3), sqlite3_column_int64(q, 4));
         if (rc)
             break;
     }
@@ -327,8 +330,8 @@ static int sql_changes(shardz_store *st, int64_t since, size_t limit, shardz_cha
     if (rc == 0)
         rc = meta_get(s, "compact_revision", &compact);
     if (rc == 0 && since < compact) {
-        store_seterr(st, "revision %lld is compacted (history starts after %lld)",
-                     (long long)since, (long long)compact);
+        store_seterr(st, "revision %lld is compacted (history starts after %lld)", (long long)since,
+                     (long long)compact);
         rc = SHARDZ_STORE_ECOMPACTED;
     }
     if (rc)
@@ -345,10 +348,9 @@ static int sql_changes(shardz_store *st, int64_t since, size_t limit, shardz_cha
             break;
         }
         last = rev;
-        rc = store_builder_add(&b, type == SHARDZ_EVENT_DELETE ? SHARDZ_EVENT_DELETE
-                                                               : SHARDZ_EVENT_PUT,
-                               k, klen, v, vlen, sqlite3_column_int64(q, 4), rev,
-                               sqlite3_column_int64(q, 5));
+        rc = store_builder_add(
+            &b, type == SHARDZ_EVENT_DELETE ? SHARDZ_EVENT_DELETE : SHARDZ_EVENT_PUT, k, klen, v,
+            vlen, sqlite3_column_int64(q, 4), rev, sqlite3_column_int64(q, 5));
         if (rc)
             break;
     }
@@ -378,8 +380,9 @@ static int sql_status(shardz_store *st, shardz_store_status *out)
     if (step != SQLITE_ROW)
         return sqlerr(s, step, "read synchronous");
     /* PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA; we only ever set 1 or 2. */
-    out->sync = mode >= 2 ? SHARDZ_STORE_SYNC_FULL
-                          : mode == 1 ? SHARDZ_STORE_SYNC_NORMAL : SHARDZ_STORE_SYNC_NONE;
+    out->sync = mode >= 2   ? SHARDZ_STORE_SYNC_FULL
+                : mode == 1 ? SHARDZ_STORE_SYNC_NORMAL
+                            : SHARDZ_STORE_SYNC_NONE;
     rc = begin_read(s, &out->revision);
     if (rc == 0)
         rc = meta_get(s, "compact_revision", &out->compact_revision);
@@ -508,7 +511,7 @@ static int apply_delete_prefix(sql_store *s, const shardz_op *o, int64_t rev, in
 
     store_bounds_make(&b, o->key, o->key_len, NULL, 0);
     bind_blob(q, 1, b.lo, b.lo_len);
-    bind_blob(q, 2, b.hi_set ? b.hi : key_top, b.hi_set ? b.hi_len : sizeof key_top);
+    bind_blob(q, 2, b.hi_set ? b.hi : s->key_top, b.hi_set ? b.hi_len : sizeof s->key_top);
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         size_t klen;
         const void *k = col_blob(q, 0, &klen);
@@ -525,7 +528,7 @@ static int apply_delete_prefix(sql_store *s, const shardz_op *o, int64_t rev, in
     if (rc || n == 0)
         return rc;
     bind_blob(d, 1, b.lo, b.lo_len);
-    bind_blob(d, 2, b.hi_set ? b.hi : key_top, b.hi_set ? b.hi_len : sizeof key_top);
+    bind_blob(d, 2, b.hi_set ? b.hi : s->key_top, b.hi_set ? b.hi_len : sizeof s->key_top);
     rc = exec_write(s, S_KV_DEL_RANGE, "delete prefix");
     if (rc == 0)
         *deleted += n;
@@ -547,18 +550,18 @@ static int trim_history(sql_store *s, int64_t rev)
     return rc;
 }
 
-static int sql_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
-                   const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision)
+static int sql_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps, const shardz_op *ops,
+                   size_t nops, size_t *deleted, int64_t *revision)
 {
     sql_store *s = (sql_store *)st;
-    int64_t cur = 0, rev, seq = 0;
+    int64_t cur = 0, rev = 0, seq = 0;
     size_t i;
     bool holds = true;
     int rc = begin_write(s, &cur);
 
     if (rc)
         goto out;
-    for (i = 0; i < ncmps && holds; i++) {
+    for (i = 0; i < ncmps; i++) {
         rc = compare_holds(s, &cmps[i], &holds);
         if (rc)
             goto out;
@@ -569,7 +572,7 @@ static int sql_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
         }
     }
     rev = cur + 1;
-    for (i = 0; i < nops; i++) {
+    for (i = 0; i < nops && rc == 0; i++) {
         switch (ops[i].type) {
         case SHARDZ_OP_PUT:
             rc = apply_put(s, &ops[i], rev, &seq);
@@ -581,27 +584,18 @@ static int sql_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
             rc = apply_delete_prefix(s, &ops[i], rev, &seq, deleted);
             break;
         }
-        if (rc)
-            goto out;
     }
-    if (seq > 0) {
+    if (rc == 0 && seq > 0) { /* something changed: the commit gets the new revision */
         rc = meta_set(s, "revision", rev);
         if (rc == 0)
             rc = trim_history(s, rev);
-        if (rc)
-            goto out;
     }
-    rc = end_write(s, 0);
+out:
+    rc = end_write(s, rc); /* commit, or roll back on any error */
     if (rc == 0 && seq > 0)
         cur = rev;
-    if (rc == 0)
-        goto done;
-    *deleted = 0;
-    goto done;
-out:
-    *deleted = 0;
-    rc = end_write(s, rc);
-done:
+    if (rc)
+        *deleted = 0;
     *revision = cur;
     return rc;
 }
@@ -685,8 +679,7 @@ static int pragma_text(sql_store *s, const char *sql, const char *want)
     }
     got = sqlite3_column_text(q, 0);
     if (!got || strcmp((const char *)got, want) != 0) {
-        store_seterr(&s->base, "sqlite: %s answered %s, not %s", sql, got ? (char *)got : "",
-                     want);
+        store_seterr(&s->base, "sqlite: %s answered %s, not %s", sql, got ? (char *)got : "", want);
         rc = SHARDZ_ENOTSUP;
         goto out;
     }
@@ -706,6 +699,27 @@ static int schema_setup(sql_store *s)
     rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         return sqlerr(s, rc, "begin schema");
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT (SELECT count(*) FROM sqlite_master),"
+                            " (SELECT count(*) FROM sqlite_master WHERE name = 'schema_version')",
+                            -1, &q, NULL);
+    if (rc != SQLITE_OK) {
+        rc = sqlerr(s, rc, "read schema");
+        goto out;
+    }
+    step = sqlite3_step(q);
+    if (step != SQLITE_ROW) {
+        rc = sqlerr(s, step, "read schema");
+        goto out;
+    }
+    if (sqlite3_column_int(q, 0) > 0 && sqlite3_column_int(q, 1) == 0) {
+        store_seterr(&s->base, "sqlite: the file holds tables but no schema_version: "
+                               "not a shardz database");
+        rc = SHARDZ_EIO;
+        goto out;
+    }
+    sqlite3_finalize(q);
+    q = NULL;
     rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         store_seterr(&s->base, "sqlite: schema: %s", msg ? msg : sqlite3_errstr(rc));
@@ -725,15 +739,14 @@ static int schema_setup(sql_store *s)
     }
     version = sqlite3_column_int(q, 0); /* NULL (no row yet) reads as 0 */
     if (version > SCHEMA_VERSION) {
-        store_seterr(&s->base, "sqlite: schema version %d is newer than this build's %d",
-                     version, SCHEMA_VERSION);
+        store_seterr(&s->base, "sqlite: schema version %d is newer than this build's %d", version,
+                     SCHEMA_VERSION);
         rc = SHARDZ_ENOTSUP;
         goto out;
     }
     rc = 0;
     if (version == 0) {
-        rc = sqlite3_exec(s->db, "INSERT INTO schema_version(version) VALUES(1)", NULL, NULL,
-                          NULL);
+        rc = sqlite3_exec(s->db, "INSERT INTO schema_version(version) VALUES(1)", NULL, NULL, NULL);
         rc = rc == SQLITE_OK ? 0 : sqlerr(s, rc, "write schema version");
     }
 out:
@@ -749,8 +762,7 @@ out:
     return rc;
 }
 
-int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt,
-                             shardz_store **out)
+int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt, shardz_store **out)
 {
     shardz_store_options def = {0};
     sql_store *s = NULL;
@@ -763,12 +775,15 @@ int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt,
     if (!opt)
         opt = &def;
     if (!dir || !*dir || opt->history < 0 || opt->busy_timeout_ms < 0 ||
-        (opt->sync != SHARDZ_STORE_SYNC_FULL && opt->sync != SHARDZ_STORE_SYNC_NORMAL))
+        (opt->sync != SHARDZ_STORE_SYNC_FULL && opt->sync != SHARDZ_STORE_SYNC_NORMAL)) {
+        if (opt->errbuf && opt->errbuf_size)
+            snprintf(opt->errbuf, opt->errbuf_size, "invalid data directory or option");
         return SHARDZ_EINVAL;
-    memset(key_top, 0xff, sizeof key_top);
+    }
     s = calloc(1, sizeof *s);
     if (!s)
         return SHARDZ_ENOMEM;
+    memset(s->key_top, 0xff, sizeof s->key_top);
     s->base.ops = &sqlite_ops;
     s->history = opt->history ? opt->history : SHARDZ_STORE_HISTORY_DEFAULT;
     rc = make_dir(s, dir);
@@ -788,8 +803,8 @@ int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt,
         goto err;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, opt->busy_timeout_ms ? opt->busy_timeout_ms
-                                                     : BUSY_TIMEOUT_DEFAULT_MS);
+    sqlite3_busy_timeout(s->db,
+                         opt->busy_timeout_ms ? opt->busy_timeout_ms : BUSY_TIMEOUT_DEFAULT_MS);
     rc = pragma_text(s, "PRAGMA journal_mode=WAL", "wal");
     if (rc)
         goto err;
@@ -818,8 +833,8 @@ int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt,
     *out = &s->base;
     return 0;
 err:
-    /* The detail is lost with the handle; print nothing, the caller gets the code. A caller that
-     * wants the text opens through the daemon, which logs the code's message. */
+    if (opt->errbuf && opt->errbuf_size)
+        snprintf(opt->errbuf, opt->errbuf_size, "%s", s->base.errmsg);
     free(path);
     sql_close(&s->base);
     return rc;

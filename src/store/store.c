@@ -383,8 +383,8 @@ int shardz_store_txn_batched(shardz_store *st, const shardz_compare *guards, siz
     if (rc)
         return rc;
     for (i = 0; i < nguards; i++)
-        gbytes += guards[i].key_len + (guards[i].target == SHARDZ_CMP_VALUE ? guards[i].value_len
-                                                                             : 0);
+        gbytes +=
+            guards[i].key_len + (guards[i].target == SHARDZ_CMP_VALUE ? guards[i].value_len : 0);
     budget = SHARDZ_STORE_MAX_TXN_BYTES - gbytes;
     rc = check_batch(st, ops, nops, budget);
     if (rc)

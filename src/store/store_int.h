@@ -45,8 +45,7 @@ struct shardz_store {
 };
 
 /* Sets st's error detail (printf-style, truncated). */
-void store_seterr(shardz_store *st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void store_seterr(shardz_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Byte order of keys: memcmp on the common length, then the shorter first (etcd's
  * bytes.Compare, SQLite's BLOB order). */

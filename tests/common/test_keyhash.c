@@ -104,10 +104,10 @@ static void test_xxh3_vectors(void **state)
         size_t len;
         uint64_t hash;
     } v[] = {
-        {0, 0x2d06800538d394c2ull},   {1, 0xe6c632b61e964e1full},   {3, 0x7ea47a004f34273cull},
-        {4, 0xa02b1fe01d5e8c68ull},   {8, 0xae512ee33cb829a3ull},   {9, 0x8a413b4d39e87b1dull},
-        {16, 0xdfd4b837b7921abfull},  {17, 0x93e37276a1b3d25eull},  {128, 0xb2750a05a86bd144ull},
-        {129, 0x7944327491a28ad0ull}, {240, 0x42b550f096408b23ull}, {241, 0x58129d823c648ff5ull},
+        {0, 0x2d06800538d394c2ull},    {1, 0xe6c632b61e964e1full},   {3, 0x7ea47a004f34273cull},
+        {4, 0xa02b1fe01d5e8c68ull},    {8, 0xae512ee33cb829a3ull},   {9, 0x8a413b4d39e87b1dull},
+        {16, 0xdfd4b837b7921abfull},   {17, 0x93e37276a1b3d25eull},  {128, 0xb2750a05a86bd144ull},
+        {129, 0x7944327491a28ad0ull},  {240, 0x42b550f096408b23ull}, {241, 0x58129d823c648ff5ull},
         {1000, 0x039339db9bd0dbd8ull},
     };
     char buf[1000];
@@ -146,8 +146,7 @@ static void test_key_vectors(void **state)
         assert_int_equal(shardz_key_slot(k, len, 16384), key_vectors[i].s16384);
         assert_int_equal(shardz_key_slot(k, len, 1024), key_vectors[i].s1024);
         assert_int_equal(shardz_key_slot(k, len, 64), key_vectors[i].s64);
-        assert_int_equal(shardz_key_slot(k, len, SHARDZ_HASH_SLOTS_DEFAULT),
-                         key_vectors[i].s16384);
+        assert_int_equal(shardz_key_slot(k, len, SHARDZ_HASH_SLOTS_DEFAULT), key_vectors[i].s16384);
         assert_int_equal(shardz_key_slot(k, len, SHARDZ_HASH_SLOTS_MAX),
                          (uint32_t)(key_vectors[i].hash & (SHARDZ_HASH_SLOTS_MAX - 1)));
     }

@@ -1,4 +1,4 @@
-/* Brute-force checker for sharders, built only on the public API (include/shardz/*.h).
+/* Brute-force checker for sharders, built only on the public API (the include/shardz headers).
  * A ck_world wraps a sharder and mirrors every id the test registered; after each rebalance it
  * rebuilds the assignment from the queries and checks it independently of the implementation:
  * query agreement, distinct nodes, zone spread, capacity, balance, re-placement, minimal
@@ -25,7 +25,10 @@ double ck_rng_unit(ck_rng *r);
 /* Which properties the checker asserts (all on by default for the replica kind). Whatever is on
  * is only asserted where it is achievable; see checker.c "What is asserted when". */
 typedef struct {
-    bool zones;     /* (3) zone spread */
+    bool zones; /* (3) zone spread */
+    /* (2) is always checked; with this set, only for partitions with replicas <= alive nodes
+     * (for kinds that stack replicas when nodes are short) */
+    bool distinct_if_enough;
     bool capacity;  /* (4) per node and dimension: sum of loads <= capacity */
     bool balance;   /* (5) balance bounds */
     bool replace;   /* (6) nothing left on dead/draining nodes, no vacant slot, when room */
@@ -40,19 +43,21 @@ typedef struct {
 
 /* What the last checked rebalance saw (for tests to assert on, and to prove checks ran). */
 typedef struct {
-    size_t plan_moves;  /* moves in the plan */
-    size_t moved;       /* replica slots whose node differs between the two snapshots */
-    size_t join_lb;     /* sum over joiners of floor(T_joiner), when the step was a pure join */
-    size_t missing;     /* vacant slots after the plan */
-    bool pure_leave;    /* the step only removed / killed / drained nodes */
-    bool pure_join;     /* the step only added alive nodes */
+    size_t plan_moves; /* moves in the plan */
+    size_t moved;      /* replica slots whose node differs between the two snapshots */
+    size_t join_lb;    /* sum over joiners of floor(T_joiner), when the step was a pure join */
+    size_t missing;    /* vacant slots after the plan */
+    bool pure_leave;   /* the step only removed / killed / drained nodes */
+    bool pure_join;    /* the step only added alive nodes */
     bool balance_checked, balance_global, zones_checked, movement_checked;
+    int leave_oracle; /* pure leave: 1 leavers-only placement exists, 0 none, -1 not applied */
 } ck_last;
 
 /* Counters of how often each check was actually asserted (property tests print them). */
 typedef struct {
     size_t rebalances, balance_global, balance_zone, balance_load, zone_partitions;
     size_t leave_moves, join_moves, dry_runs, skipped_balance;
+    size_t leave_infeasible; /* pure leaves where no leavers-only placement meets the bounds */
 } ck_counters;
 
 typedef struct ck_world ck_world;
@@ -79,6 +84,17 @@ int ck_add_parts(ck_world *w, const shardz_partition_spec *parts, size_t n);
 int ck_add_part(ck_world *w, const char *id, unsigned replicas, double load0);
 int ck_remove_parts(ck_world *w, const char *const *ids, size_t n);
 int ck_set_load(ck_world *w, const char *id, const double *load, size_t n);
+/* Bulk helpers (one API call each): nodes "<prefix><first + i>" in zones "z<i % nzones>"
+ * (nzones 0: default zone), capacity cap0 (<= 0 unlimited), alive; partitions
+ * "<prefix><first + i>" with `replicas` (0 default) and load0 (< 0 unset). */
+int ck_add_nodes_n(ck_world *w, const char *prefix, size_t first, size_t n, size_t nzones,
+                   double cap0);
+int ck_add_parts_n(ck_world *w, const char *prefix, size_t first, size_t n, unsigned replicas,
+                   double load0);
+
+/* Soft findings: the stats counters disagreeing with the queries (the other checks go on).
+ * NULL when none, else the first one. */
+const char *ck_soft(const ck_world *w);
 
 /* Rebalances with flags and checks everything. The plan goes to *plan when plan is not NULL
  * (caller frees), else it is freed. Returns NULL when all checks pass, else a message valid

@@ -257,13 +257,11 @@ static void test_bad_input_unchanged(void **state)
     /* Out of range, a repeated index, a hole in 0..P'-1. */
     assert_int_equal(pz_slots_remove(&t, (uint32_t[]){0, 1, 2, 3, 5}), SHARDZ_EINVAL);
     assert_int_equal(pz_slots_remove(&t, (uint32_t[]){0, 1, 1, 2, 3}), SHARDZ_EINVAL);
-    assert_int_equal(pz_slots_remove(&t, (uint32_t[]){0, PZ_SLOTS_NONE, 1, 4, 2}),
-                     SHARDZ_EINVAL);
+    assert_int_equal(pz_slots_remove(&t, (uint32_t[]){0, PZ_SLOTS_NONE, 1, 4, 2}), SHARDZ_EINVAL);
     assert_int_equal(pz_slots_remove_one(&t, 5, &moved), SHARDZ_EINVAL);
     assert_int_equal(moved, 7);
     assert_int_equal(pz_slots_renumber(&t, NULL), SHARDZ_EINVAL);
-    assert_int_equal(pz_slots_renumber(&t, (uint32_t[]){0, 1, 2, PZ_SLOTS_NONE, 3}),
-                     SHARDZ_EINVAL);
+    assert_int_equal(pz_slots_renumber(&t, (uint32_t[]){0, 1, 2, PZ_SLOTS_NONE, 3}), SHARDZ_EINVAL);
     assert_int_equal(pz_slots_renumber(&t, (uint32_t[]){4, 3, 2, 1, 1}), SHARDZ_EINVAL);
     uint32_t preset[64];
     for (uint32_t i = 0; i < 64; i++) {
@@ -571,12 +569,9 @@ static void test_property_grow_shrink(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_errors),
-        cmocka_unit_test(test_golden_8),
-        cmocka_unit_test(test_batch_add_minimal),
-        cmocka_unit_test(test_bad_input_unchanged),
-        cmocka_unit_test(test_restore_balance),
-        cmocka_unit_test(test_property_random),
+        cmocka_unit_test(test_init_errors),          cmocka_unit_test(test_golden_8),
+        cmocka_unit_test(test_batch_add_minimal),    cmocka_unit_test(test_bad_input_unchanged),
+        cmocka_unit_test(test_restore_balance),      cmocka_unit_test(test_property_random),
         cmocka_unit_test(test_property_grow_shrink),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

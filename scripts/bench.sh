@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds the release tree and runs every benchmark, then the simulator's recorded scenarios,
+# printing everything (the figures docs/BENCHMARKS.md records, with the machine they ran on).
+# `scripts/bench.sh --quick` runs everything small, for a smoke test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+if [ "${1:-}" = "--quick" ]; then quick=1; fi
+
+scripts/build.sh release >/dev/null
+bin=build/release
+
+echo "== machine"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "cores online: $(getconf _NPROCESSORS_ONLN)"
+grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/^model name[[:space:]]*: /cpu: /' || true
+echo "kernel: $(uname -sr), compiler: $(cc --version | head -1)"
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
+git diff --quiet HEAD 2>/dev/null || rev="$rev (uncommitted changes)"
+echo "tree: $rev"
+
+run() {
+    echo
+    echo "+ $*"
+    "$@" || echo "(exit status $?)"
+}
+
+if [ "$quick" = 1 ]; then
+    run "$bin/bench/bench_placement" --quick
+    run "$bin/bench/bench_lookup" --lookups 2000000 --keys 100000
+    run "$bin/src/sim/shardz-sim" --partitions 20000 --nodes 50
+    exit 0
+fi
+
+run "$bin/bench/bench_placement" --partitions 1000000 --replicas 3 --nodes 1000 --zones 3 \
+    --kinds replica,seed --loads equal,lognormal --seed 1
+run "$bin/bench/bench_lookup" --partitions 1024 --nodes 100 --keys 1000000 --lookups 20000000
+run "$bin/src/sim/shardz-sim" --partitions 100000 --replicas 3 --nodes 100 --zones 3 \
+    --load lognormal --events join:5,leave:3,zoneloss:1,loadshift,rebalance --kind all --seed 1
+run "$bin/src/sim/shardz-sim" --partitions 100000 --replicas 3 --nodes 100 --zones 3 \
+    --load equal --events join:5,leave:3,zoneloss:1,rebalance --kind all --seed 1
+run "$bin/src/sim/shardz-sim" --partitions 100000 --replicas 3 --nodes 99 --zones 3 \
+    --capacity mixed --load zipf --events join:3,leave:3,drain:2,loadshift,rebalance \
+    --kind all --seed 1
