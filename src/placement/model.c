@@ -802,7 +802,7 @@ int pz_plan_move(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, uint
                   .slot = (uint8_t)slot,
                   .reason = (uint8_t)reason,
                   .pad = (uint16_t)(sl->node == PZ_NONE ? sl->pos : 0)};
-    int rc = pz_assign(m, pidx, slot, to, reason);
+    int rc = pz_plan_assign(m, p, pidx, slot, to, reason);
     if (rc)
         return rc;
     p->moves[p->n++] = mv;
@@ -820,13 +820,79 @@ int pz_plan_snapshot(const pz_model *m, shardz_plan *p)
     return 0;
 }
 
+int pz_plan_assign(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, uint32_t to,
+                   shardz_reason reason)
+{
+    const pz_slot *sl = &m->parts[pidx]->slots[slot];
+    if (sl->node == to)
+        return 0;
+    if (p->logging) {
+        if (p->nops == p->capops) {
+            size_t ncap = p->capops ? 2 * p->capops : 256;
+            struct pz_op *no = realloc(p->ops, ncap * sizeof *no);
+            if (!no)
+                return SHARDZ_ENOMEM;
+            p->ops = no;
+            p->capops = ncap;
+        }
+        p->ops[p->nops] = (struct pz_op){
+            .pidx = pidx,
+            .from = sl->node,
+            .to = to,
+            .aux = sl->pos,
+            .slot = (uint8_t)slot,
+            .reason = (uint8_t)reason};
+    }
+    int rc = pz_assign(m, pidx, slot, to, reason);
+    if (rc == 0 && p->logging)
+        p->nops++;
+    return rc;
+}
+
+/* Undoes one logged assignment exactly: the replica leaves the end of its new node's list
+ * (where it was appended; later ones are undone already) and goes back to its old position,
+ * whose current holder returns to the end it came from. Loads come back from the snapshot. */
+static void undo_op(pz_model *m, const struct pz_op *op)
+{
+    pz_part *p = m->parts[op->pidx];
+    pz_slot *sl = &p->slots[op->slot];
+    uint32_t rid = PZ_RID(op->pidx, op->slot);
+    if (op->to != PZ_NONE)
+        m->nodes[op->to].nlist--;
+    else
+        m->nvacant--;
+    if (op->from == PZ_NONE) {
+        sl->node = PZ_NONE;
+        sl->pos = op->aux;
+        m->nvacant++;
+    } else {
+        pz_node *f = &m->nodes[op->from];
+        if (op->aux < f->nlist) {
+            uint32_t other = f->list[op->aux];
+            f->list[f->nlist] = other;
+            m->parts[PZ_RID_PART(other)]->slots[PZ_RID_SLOT(other)].pos = f->nlist;
+        }
+        f->list[op->aux] = rid;
+        f->nlist++;
+        sl->node = op->from;
+        sl->pos = op->aux;
+    }
+    vacbit_refresh(m, op->pidx);
+}
+
 void pz_plan_revert(pz_model *m, const shardz_plan *p)
 {
+    if (p->ops) {
+        for (size_t i = p->nops; i-- > 0;)
+            undo_op(m, &p->ops[i]);
+        goto loads;
+    }
     for (size_t i = p->n; i-- > 0;) {
         const pz_move *mv = &p->moves[i];
         /* Lists only shrink back to sizes they had: no allocation, cannot fail. */
         (void)pz_assign(m, mv->pidx, mv->slot, mv->from, (shardz_reason)mv->pad);
     }
+loads:
     if (p->node_load)
         for (uint32_t n = 0; n < m->nnodes; n++)
             memcpy(m->nodes[n].load, p->node_load + (size_t)n * m->ndims,

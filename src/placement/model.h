@@ -110,6 +110,21 @@ struct shardz_plan {
     /* The nodes' loads when the plan started (owned): a revert puts them back bit for bit,
      * since float sums do not survive add-then-subtract exactly. */
     double *node_load;
+    /* Dry runs log every assignment made while planning (owned), so the revert restores
+     * the model exactly, replica lists in the same order included: the same state then
+     * always gives the same plan, however many dry runs came before. */
+    bool logging;
+    struct pz_op *ops;
+    size_t nops, capops;
+};
+
+/* One logged assignment (dry runs). */
+struct pz_op {
+    uint32_t pidx;
+    uint32_t from, to; /* node indices or PZ_NONE */
+    uint32_t aux;      /* from's list position, or the vacancy reason when from is PZ_NONE */
+    uint8_t slot;
+    uint8_t reason;    /* the reason given (kept by the slot when to is PZ_NONE) */
 };
 
 /* ---- the ops table: one instance per kind -------------------------------------------- */
@@ -212,6 +227,9 @@ shardz_reason pz_evict_reason(const pz_model *m, uint32_t n);
 /* ---- plans --------------------------------------------------------------------------- */
 /* Makes room for `extra` more moves (an optimisation: moves grow the plan anyway). */
 int pz_plan_reserve(shardz_plan *p, size_t extra);
+/* Every assignment a planner makes goes through this (logged in dry runs). */
+int pz_plan_assign(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, uint32_t to,
+                   shardz_reason reason);
 /* Records a move and applies it to the model. */
 int pz_plan_move(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, uint32_t to,
                  shardz_reason reason);

@@ -601,6 +601,7 @@ static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_speci
      * state only, never on list order, so the same state always gives the same plan. */
     uint32_t best[3] = {PZ_NONE, PZ_NONE, PZ_NONE}, bestmix[3] = {0, 0, 0}, bestk = PZ_NONE;
     double bestv[3] = {-eps, -eps, -eps}; /* must lower the potential */
+    unsigned valid = 0;
     const pz_node *nd = &m->nodes[d];
     *reroute = PZ_NONE;
     for (uint32_t i = 0; i < nd->nlist; i++) {
@@ -629,6 +630,12 @@ static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_speci
         best[cls] = rid;
         bestv[cls] = v;
         bestmix[cls] = mix;
+        /* With no eviction or fill before the balance, a free re-route is all but
+         * impossible: take the first good untouched replica (equal loads: any; else a
+         * perfect fit), in list order, which a dry run's exact revert keeps stable. */
+        if (cls == 1 && b->first_moves == 0 &&
+            (c->equal_loads || fabs(x - gap / inv) <= 1e-9 * (x + 1) || ++valid >= 256))
+            break;
     }
     for (int cls = 0; cls < 3; cls++) {
         if (best[cls] == PZ_NONE)
@@ -666,13 +673,6 @@ static bool hop_ok(rctx *c, uint32_t rid, uint32_t u, uint32_t v)
     return !pz_part_on_node(c->m, pidx, v) && pz_fits(c->m, v, pidx) && zone_ok(c, pidx, u, v);
 }
 
-/* Equal loads: finds a chain d -> k1 -> ... -> r (r: any node that moving one replica from d
- * to would improve) in which every hop re-routes a replica this
- * plan already moved (so the chain costs no extra move), and applies it: d loses one
- * replica, r gains one, the nodes between keep their count. This is an augmenting path: it
- * finds the free fix a greedy placement missed (a leaver's replicas that fit only in some
- * zones), so a node leaving moves its own replicas and nothing else. Breadth-first over the
- * nodes, bounded by a per-plan budget of hop checks. */
 /* Moving one unit of load from d to v lowers the potential sum(D^2 / w). */
 static bool unit_improves(const bctx *b, uint32_t d, uint32_t v)
 {
@@ -681,83 +681,107 @@ static bool unit_improves(const bctx *b, uint32_t d, uint32_t v)
     return 1 / wd + 1 / wv < 2 * (b->dev[d] / wd - b->dev[v] / wv) - 1e-12;
 }
 
-static int augment(bctx *b, uint32_t d, bool *moved)
+/* The replica on u that may hop to v: in `fresh` mode any replica that did not move in this
+ * plan (each costs a move), otherwise one this plan already moved to u (re-routing it costs
+ * nothing). PZ_NONE if none; *k gets the move record of a re-route. */
+static uint32_t hop_replica(bctx *b, uint32_t u, uint32_t v, bool fresh, uint32_t *k)
 {
     rctx *c = b->c;
-    pz_model *m = c->m;
+    const pz_node *nu = &c->m->nodes[u];
+    for (uint32_t i = 0; i < nu->nlist && b->aug_budget > 0; i++) {
+        uint32_t rid = nu->list[i];
+        b->aug_budget--;
+        if (slot_moved(c, rid) == fresh)
+            continue;
+        *k = PZ_NONE;
+        if (!fresh) {
+            *k = rmap_moved_to(b, rid, u);
+            if (*k == PZ_NONE || c->plan->moves[*k].from == v)
+                continue;
+        }
+        if (hop_ok(c, rid, u, v))
+            return rid;
+    }
+    return PZ_NONE;
+}
+
+/* Moves replica rid from u to v as one hop of a chain (a re-route or a fresh move). */
+static int apply_hop(bctx *b, uint32_t rid, uint32_t v)
+{
+    rctx *c = b->c;
+    uint32_t pidx = PZ_RID_PART(rid);
+    unsigned slot = PZ_RID_SLOT(rid);
+    uint32_t u = c->m->parts[pidx]->slots[slot].node;
+    if (slot_moved(c, rid)) {
+        uint32_t k = rmap_moved_to(b, rid, u);
+        int rc = pz_plan_assign(c->m, c->plan, pidx, slot, v,
+                                (shardz_reason)c->plan->moves[k].reason);
+        if (rc == 0)
+            reroute_to(c, &c->plan->moves[k], v);
+        return rc;
+    }
+    shardz_reason why = c->m->nodes[v].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
+    int rc = pz_plan_move(c->m, c->plan, pidx, slot, v, why);
+    if (rc)
+        return rc;
+    touch(c, pidx, slot);
+    return b->rmap ? rmap_put(b, rid, (uint32_t)(c->plan->n - 1)) : 0;
+}
+
+/* Equal loads: finds a chain d -> k1 -> ... -> r, r being any node that taking one replica
+ * from d would improve, and applies it: d loses one replica, r gains one, the nodes between
+ * keep their count. Without `fresh`, every hop re-routes a replica this plan already moved,
+ * so the chain costs no extra move: it finds the free fix a greedy placement missed (a
+ * leaver's replicas that fit only in some zones), and a node leaving moves its own replicas
+ * only. With `fresh` (a node with no direct partner), hops are ordinary moves: the shortest
+ * chain, a few moves, instead of leaving the imbalance. Breadth-first over the nodes, within
+ * a per-plan budget of checks. */
+static int augment(bctx *b, uint32_t d, bool fresh, bool *moved)
+{
+    rctx *c = b->c;
     uint32_t r = PZ_NONE;
     *moved = false;
-    if (!c->equal_loads || b->aug_budget == 0 || b->first_moves == 0)
+    if (!c->equal_loads || b->aug_budget == 0 || (!fresh && b->first_moves == 0))
         return 0;
     memset(b->seen, 0, c->nn);
     uint32_t head = 0, tail = 0;
     b->queue[tail++] = d;
     b->seen[d] = 1;
-    bool found = false;
-    while (head < tail && !found) {
+    while (head < tail && r == PZ_NONE && b->aug_budget > 0) {
         uint32_t u = b->queue[head++];
-        const pz_node *nu = &m->nodes[u];
-        for (uint32_t i = 0; i < nu->nlist && !found; i++) {
-            uint32_t rid = nu->list[i];
-            if (!slot_moved(c, rid))
+        for (uint32_t j = 0; j < b->nelig && r == PZ_NONE; j++) {
+            uint32_t v = b->elig[j], k;
+            if (b->seen[v])
                 continue;
-            uint32_t k = rmap_moved_to(b, rid, u);
-            if (k == PZ_NONE)
+            uint32_t rid = hop_replica(b, u, v, fresh, &k);
+            if (rid == PZ_NONE)
                 continue;
-            for (uint32_t j = 0; j < b->nelig && !found; j++) {
-                uint32_t v = b->elig[j];
-                if (b->seen[v] || c->plan->moves[k].from == v)
-                    continue;
-                if (b->aug_budget == 0)
-                    return 0;
-                b->aug_budget--;
-                if (!hop_ok(c, rid, u, v))
-                    continue;
-                b->seen[v] = 1;
-                b->parent[v] = u;
-                b->prid[v] = rid;
-                if (unit_improves(b, d, v)) {
-                    found = true;
-                    r = v;
-                } else {
-                    b->queue[tail++] = v;
-                }
-            }
+            b->seen[v] = 1;
+            b->parent[v] = u;
+            b->prid[v] = rid;
+            if (unit_improves(b, d, v))
+                r = v;
+            else
+                b->queue[tail++] = v;
         }
     }
-    if (!found)
+    if (r == PZ_NONE)
         return 0;
     /* Apply from r back to d, checking each hop again on the state as it is now. */
-    uint32_t v = r, done = 0;
+    uint32_t v = r;
     while (v != d) {
         uint32_t u = b->parent[v], rid = b->prid[v];
-        uint32_t k = rmap_moved_to(b, rid, u);
-        if (k == PZ_NONE || !hop_ok(c, rid, u, v))
-            break;
-        int rc = pz_assign(m, PZ_RID_PART(rid), PZ_RID_SLOT(rid), v,
-                           (shardz_reason)c->plan->moves[k].reason);
+        if (c->m->parts[PZ_RID_PART(rid)]->slots[PZ_RID_SLOT(rid)].node != u ||
+            !hop_ok(c, rid, u, v))
+            break; /* two hops on one partition went stale: stop here, still consistent */
+        int rc = apply_hop(b, rid, v);
         if (rc)
             return rc;
-        reroute_to(c, &c->plan->moves[k], v);
-        done++;
+        balance_update(b, u, -1);
+        balance_update(b, v, 1);
+        *moved = true;
         v = u;
     }
-    if (v != d) {
-        /* A hop went stale (two hops on one partition): put the applied ones back. */
-        uint32_t w = r;
-        for (uint32_t i = 0; i < done; i++) {
-            uint32_t u = b->parent[w], rid = b->prid[w];
-            uint32_t k = rmap_moved_to(b, rid, w);
-            (void)pz_assign(m, PZ_RID_PART(rid), PZ_RID_SLOT(rid), u,
-                            (shardz_reason)c->plan->moves[k].reason);
-            reroute_to(c, &c->plan->moves[k], u);
-            w = u;
-        }
-        return 0;
-    }
-    balance_update(b, d, -1);
-    balance_update(b, r, 1);
-    *moved = true;
     return 0;
 }
 
@@ -773,7 +797,7 @@ static int try_move(bctx *b, uint32_t d, uint32_t r, bool *moved, bool *node_spe
     uint32_t rid = best_candidate(b, d, r, node_specific, &k);
     if (k == PZ_NONE) {
         /* No free re-route straight to r: a chain of them beats a fresh move. */
-        int rc = augment(b, d, moved);
+        int rc = augment(b, d, false, moved);
         if (rc || *moved)
             return rc;
     }
@@ -786,7 +810,7 @@ static int try_move(bctx *b, uint32_t d, uint32_t r, bool *moved, bool *node_spe
     if (k != PZ_NONE) {
         /* Re-route: the replica goes straight from where it was to r, still one move. */
         pz_move *mv = &c->plan->moves[k];
-        rc = pz_assign(m, pidx, slot, r, (shardz_reason)mv->reason);
+        rc = pz_plan_assign(m, c->plan, pidx, slot, r, (shardz_reason)mv->reason);
         if (rc)
             return rc;
         reroute_to(c, mv, r);
@@ -956,6 +980,8 @@ static int balance(rctx *c, double band)
         rc = try_move(&b, d, r, &moved, &node_specific);
         if (rc == 0 && !moved)
             rc = try_all(&b, dout ? d : r, dout, &moved);
+        if (rc == 0 && !moved)
+            rc = augment(&b, d, true, &moved);
         if (rc)
             break;
         if (moved) {

@@ -272,6 +272,7 @@ int shardz_sharder_rebalance(shardz_sharder *s, unsigned flags, shardz_plan **ou
         shardz_plan_free(p);
         return rc;
     }
+    p->logging = (flags & SHARDZ_PLAN_DRY_RUN) != 0;
     rc = s->ops->plan(s, p);
     if (rc) {
         pz_plan_revert(&s->m, p);
@@ -282,6 +283,12 @@ int shardz_sharder_rebalance(shardz_sharder *s, unsigned flags, shardz_plan **ou
         pz_plan_revert(&s->m, p);
     else
         pz_plan_commit(&s->m, p);
+    /* The snapshot only served the revert; a dry run keeps its log, so that applying it
+     * later replays the very assignments the planner made (same replica list order as a
+     * rebalance without a dry run: the two paths stay identical). */
+    p->logging = false;
+    free(p->node_load);
+    p->node_load = NULL;
     *out = p;
     return 0;
 }
@@ -292,23 +299,28 @@ int shardz_sharder_apply(shardz_sharder *s, const shardz_plan *plan)
         return SHARDZ_EINVAL;
     if (plan->revision != s->m.revision)
         return SHARDZ_ESTALE;
-    /* Replay the moves; a failure (allocation) undoes the ones done. */
-    shardz_plan undo = *plan;
-    undo.node_load = NULL;
+    /* Replay the planner's assignments (or, without a log, the moves); a failure
+     * (allocation) undoes the ones done. */
+    shardz_plan undo = {.model = plan->model, .logging = true};
     int rc = pz_plan_snapshot(&s->m, &undo);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < plan->n; i++) {
-        const pz_move *mv = &plan->moves[i];
-        rc = pz_assign(&s->m, mv->pidx, mv->slot, mv->to, (shardz_reason)mv->reason);
-        if (rc) {
-            undo.n = i;
-            pz_plan_revert(&s->m, &undo);
-            free(undo.node_load);
-            return rc;
+    size_t steps = plan->ops ? plan->nops : plan->n;
+    for (size_t i = 0; i < steps && rc == 0; i++) {
+        if (plan->ops) {
+            const struct pz_op *op = &plan->ops[i];
+            rc = pz_plan_assign(&s->m, &undo, op->pidx, op->slot, op->to,
+                                (shardz_reason)op->reason);
+        } else {
+            const pz_move *mv = &plan->moves[i];
+            rc = pz_plan_assign(&s->m, &undo, mv->pidx, mv->slot, mv->to,
+                                (shardz_reason)mv->reason);
         }
     }
+    if (rc)
+        pz_plan_revert(&s->m, &undo);
     free(undo.node_load);
+    free(undo.ops);
+    if (rc)
+        return rc;
     pz_plan_commit(&s->m, (shardz_plan *)plan);
     return 0;
 }
@@ -351,6 +363,7 @@ void shardz_plan_free(shardz_plan *p)
     free(p->node_ids);
     free(p->moves);
     free(p->node_load);
+    free(p->ops);
     free(p);
 }
 
