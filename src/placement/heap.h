@@ -1,5 +1,5 @@
 /* An indexed 4-ary heap of small integer items (node or zone indices) ordered by an external
- * key array, with positions so an item's key can change in place. Used by the planners to
+ * integer key array, with positions so an item's key can change in place. Used by the planners to
  * find the least / most loaded node in O(log N). Ties break on an optional tie array, then on
  * the item index, so every order is deterministic. Header-only; the caller owns every array. */
 #ifndef SHARDZ_PLACEMENT_HEAP_H
@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "placement/model.h"
 
@@ -17,18 +18,33 @@ typedef struct {
     uint32_t *a;       /* heap array, capacity >= items (borrowed) */
     uint32_t *pos;     /* pos[item]: index in a, or PZ_NONE (borrowed, may be shared) */
     uint32_t n;
-    const double *key; /* key[item] (borrowed) */
-    const uint32_t *tie; /* optional tie-break tie[item] before the index (borrowed) */
-    bool max;          /* max-heap when true */
+    const uint64_t *key; /* key[item] (borrowed): an order-preserving integer, see below */
+    bool max;            /* max-heap when true */
 } pz_heap;
+
+/* An order-preserving integer for a double (x < y  <=>  pz_key_of(x) < pz_key_of(y)). */
+static inline uint64_t pz_key_of(double x)
+{
+    uint64_t b;
+    memcpy(&b, &x, sizeof b);
+    return (b >> 63) ? ~b : b | (1ull << 63);
+}
+
+/* A key ordering by a non-negative value first (as a float: 24 bits of precision are plenty
+ * to choose a least loaded node) and by a tie-break word second, in one integer compare. */
+static inline uint64_t pz_key_pack(double value, uint32_t tie)
+{
+    float f = (float)value;
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    return ((uint64_t)b << 32) | tie;
+}
 
 static inline bool pz_heap_before(const pz_heap *h, uint32_t x, uint32_t y)
 {
-    double kx = h->key[x], ky = h->key[y];
+    uint64_t kx = h->key[x], ky = h->key[y];
     if (kx != ky)
         return h->max ? kx > ky : kx < ky;
-    if (h->tie && h->tie[x] != h->tie[y])
-        return h->tie[x] < h->tie[y];
     return x < y;
 }
 

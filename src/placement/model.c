@@ -557,6 +557,7 @@ int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n
         made[nmade++] = p;
         if (r > m->max_nrep)
             m->max_nrep = r;
+        m->nrep_count[r]++;
         m->nvacant += r;
         m->vacbits[idx >> 3] |= (uint8_t)(1u << (idx & 7));
         idmap_insert(&m->part_map, m, part_key, idx);
@@ -590,6 +591,7 @@ int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n
 undo:
     for (size_t i = 0; i < nmade; i++) {
         m->nvacant -= made[i]->nrep;
+        m->nrep_count[made[i]->nrep]--;
         idmap_remove(&m->part_map, m, part_key, pz_part_id(made[i]), made[i]->hash);
         free(made[i]);
     }
@@ -606,6 +608,7 @@ uint32_t pz_model_remove_part(pz_model *m, uint32_t pidx)
             pz_assign(m, pidx, s, PZ_NONE, SHARDZ_REASON_REBALANCE); /* shrinking: cannot fail */
     idmap_remove(&m->part_map, m, part_key, pz_part_id(p), p->hash);
     m->nvacant -= p->nrep;
+    m->nrep_count[p->nrep]--;
     free(p);
     uint32_t last = m->nparts - 1;
     uint32_t moved = PZ_NONE;

@@ -81,6 +81,7 @@ typedef struct {
     uint32_t nzones, capzones;
     uint32_t *zone_room; /* per zone: eligible nodes when the last plan was committed */
     unsigned max_nrep;   /* the most replicas any partition ever had */
+    uint32_t nrep_count[SHARDZ_MAX_REPLICAS + 1]; /* partitions by replica count */
 
     pz_part **parts; /* dense: removal moves the last partition into the hole */
     uint64_t nvacant; /* vacant replica slots over all partitions (lets planners skip a scan) */

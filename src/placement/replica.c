@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "placement/bucket.h"
 #include "placement/heap.h"
 #include "placement/model.h"
 
@@ -18,17 +19,23 @@ typedef struct {
     pz_model *m;
     shardz_plan *plan;
     uint32_t nn, nz;
-    double *util;        /* fill key: load[0] / weight */
+    uint64_t *key;       /* fill key: load[0] / weight, then the salt (pz_key_pack) */
     uint32_t *salt;      /* fill tie-break per node: a hash of its id and replica count, so
                             equally loaded nodes take turns in an order that keeps changing
                             (replicas of one node get partners all over the cluster instead
                             of the same few: a failure's repair load spreads) */
-    uint32_t *ztie;      /* zone tie-break: the salt of the zone's best node */
+
     uint32_t *npos;      /* node positions, shared by the zone heaps */
     uint32_t *nheap_mem; /* the zone heaps' arrays, carved out of one block */
-    pz_heap *zh;         /* per zone: its eligible nodes by util */
+    pz_heap *zh;         /* per zone: its eligible nodes by util (heap mode) */
+    bool bucket;         /* equal loads and, per zone, equal weights: buckets, not heaps */
+    pz_bq *bq;           /* per zone: its eligible nodes by replica count (bucket mode) */
+    uint32_t *level;     /* bucket mode: the count each node sits at */
+    uint64_t pick_rng;   /* bucket mode: where a pick starts inside a level */
+    uint32_t *zsize;     /* per zone: eligible nodes */
+    double *zweight;     /* bucket mode: the weight shared by a zone's nodes */
     pz_heap zones;       /* live zones by their best node's util */
-    double *zkey;
+    uint64_t *zkey;      /* a zone's key: its best node's */
     uint32_t *zpos, *za;
     uint32_t *scratch;  /* popped items (nodes or zones) */
     uint32_t *scratch2;
@@ -49,9 +56,14 @@ static uint32_t node_salt(const pz_node *nd)
 
 static void rctx_free(rctx *c)
 {
-    free(c->util);
+    free(c->key);
     free(c->salt);
-    free(c->ztie);
+    for (uint32_t z = 0; c->bq && z < c->nz; z++)
+        pz_bq_free(&c->bq[z]);
+    free(c->bq);
+    free(c->level);
+    free(c->zsize);
+    free(c->zweight);
     free(c->npos);
     free(c->nheap_mem);
     free(c->zh);
@@ -93,6 +105,23 @@ static uint32_t rid_mix(uint32_t rid)
     return x ^ (x >> 13);
 }
 
+static uint32_t mix32(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (uint32_t)(z ^ (z >> 31));
+}
+
+/* A zone's place among zones: its least loaded node's key. In bucket mode, the lowest
+ * level's load, with a tie-break that changes with the level (zones take turns). */
+static uint64_t zone_key(const rctx *c, uint32_t z)
+{
+    if (!c->bucket)
+        return c->key[c->zh[z].a[0]];
+    uint32_t lv = pz_bq_min_level(&c->bq[z]);
+    return pz_key_pack(lv * c->xmax / c->zweight[z], mix32(((uint64_t)z << 32) ^ lv));
+}
+
 static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
 {
     memset(c, 0, sizeof *c);
@@ -101,9 +130,12 @@ static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
     c->nn = m->nnodes;
     c->nz = m->nzones;
     size_t nn = c->nn ? c->nn : 1, nz = c->nz;
-    c->util = calloc(nn, sizeof *c->util);
+    c->key = calloc(nn, sizeof *c->key);
     c->salt = calloc(nn, sizeof *c->salt);
-    c->ztie = calloc(nz, sizeof *c->ztie);
+    c->bq = calloc(nz, sizeof *c->bq);
+    c->level = calloc(nn, sizeof *c->level);
+    c->zsize = calloc(nz, sizeof *c->zsize);
+    c->zweight = calloc(nz, sizeof *c->zweight);
     c->npos = malloc(nn * sizeof *c->npos);
     c->nheap_mem = malloc(nn * sizeof *c->nheap_mem);
     c->zh = calloc(nz, sizeof *c->zh);
@@ -115,7 +147,7 @@ static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
     c->cnt = calloc(nz, sizeof *c->cnt);
     c->touched = calloc(m->nparts / 8 + 1, 1);
     c->moved = calloc(((size_t)m->nparts * 16) / 8 + 1, 1);
-    if (!c->util || !c->salt || !c->ztie || !c->npos || !c->nheap_mem || !c->zh || !c->zkey || !c->zpos || !c->za ||
+    if (!c->key || !c->salt || !c->bq || !c->level || !c->zsize || !c->zweight || !c->npos || !c->nheap_mem || !c->zh || !c->zkey || !c->zpos || !c->za ||
         !c->scratch || !c->scratch2 || !c->cnt || !c->touched || !c->moved)
         return SHARDZ_ENOMEM;
     memset(c->npos, 0xff, nn * sizeof *c->npos);
@@ -131,60 +163,113 @@ static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
     c->xmax = hi;
     c->equal_loads = m->nparts == 0 || lo == hi;
 
-    /* Zone heaps: carve one array by zone sizes. */
-    uint32_t *size = c->scratch;
-    memset(size, 0, nz * sizeof *size);
-    for (uint32_t n = 0; n < c->nn; n++)
-        if (pz_node_eligible(m, n))
-            size[m->nodes[n].zone]++;
+    /* Per zone: size, and whether its nodes share one weight (then, with equal loads, the
+     * order by load is the order by replica count: buckets). */
+    c->bucket = c->equal_loads;
+    for (uint32_t n = 0; n < c->nn; n++) {
+        if (!pz_node_eligible(m, n))
+            continue;
+        uint32_t z = m->nodes[n].zone;
+        if (c->zsize[z]++ == 0)
+            c->zweight[z] = m->nodes[n].weight;
+        else if (c->zweight[z] != m->nodes[n].weight)
+            c->bucket = false;
+    }
+    /* Carve one array by zone sizes, fill it with each zone's nodes. */
     uint32_t off = 0;
     for (uint32_t z = 0; z < nz; z++) {
-        c->zh[z] = (pz_heap){.a = c->nheap_mem + off, .pos = c->npos, .key = c->util,
-                             .tie = c->salt};
-        off += size[z];
+        c->zh[z] = (pz_heap){.a = c->nheap_mem + off, .pos = c->npos, .key = c->key};
+        off += c->zsize[z];
     }
     for (uint32_t n = 0; n < c->nn; n++) {
         if (!pz_node_eligible(m, n))
             continue;
-        c->util[n] = m->nodes[n].load[0] / m->nodes[n].weight;
+        pz_heap *h = &c->zh[m->nodes[n].zone];
         c->salt[n] = node_salt(&m->nodes[n]);
-        pz_heap_push(&c->zh[m->nodes[n].zone], n);
+        c->key[n] = pz_key_pack(m->nodes[n].load[0] / m->nodes[n].weight, c->salt[n]);
+        c->level[n] = m->nodes[n].nlist;
+        if (c->bucket)
+            h->a[h->n++] = n; /* sorted by pz_bq_init below */
+        else
+            pz_heap_push(h, n);
     }
-    c->zones = (pz_heap){.a = c->za, .pos = c->zpos, .key = c->zkey, .tie = c->ztie};
+    c->pick_rng = m->revision * 0x9E3779B97F4A7C15ull + 1;
+    c->zones = (pz_heap){.a = c->za, .pos = c->zpos, .key = c->zkey};
     for (uint32_t z = 0; z < nz; z++) {
-        if (c->zh[z].n == 0)
+        if (c->zsize[z] == 0)
             continue;
-        c->zkey[z] = c->util[c->zh[z].a[0]];
-        c->ztie[z] = c->salt[c->zh[z].a[0]];
+        if (c->bucket) {
+            int rc = pz_bq_init(&c->bq[z], c->zh[z].a, c->zsize[z], c->npos, c->level);
+            if (rc)
+                return rc;
+        }
+        c->zkey[z] = zone_key(c, z);
         pz_heap_push(&c->zones, z);
     }
     return 0;
 }
 
-/* Node n's load changed: refresh its place in the fill heaps. */
-static void fill_update(rctx *c, uint32_t n)
+/* Node n's load changed: refresh its place in the fill structures. */
+static int fill_update(rctx *c, uint32_t n)
 {
     if (!pz_node_eligible(c->m, n))
-        return;
+        return 0;
     uint32_t z = c->m->nodes[n].zone;
-    c->util[n] = c->m->nodes[n].load[0] / c->m->nodes[n].weight;
+    if (c->bucket) {
+        uint32_t was = pz_bq_min_level(&c->bq[z]);
+        while (c->level[n] < c->m->nodes[n].nlist) {
+            int rc = pz_bq_inc(&c->bq[z], n);
+            if (rc)
+                return rc;
+        }
+        while (c->level[n] > c->m->nodes[n].nlist) {
+            int rc = pz_bq_dec(&c->bq[z], n);
+            if (rc)
+                return rc;
+        }
+        if (c->zones.n > 1 && pz_bq_min_level(&c->bq[z]) != was) {
+            c->zkey[z] = zone_key(c, z);
+            pz_heap_update(&c->zones, z);
+        }
+        return 0;
+    }
     c->salt[n] = node_salt(&c->m->nodes[n]);
+    c->key[n] = pz_key_pack(c->m->nodes[n].load[0] / c->m->nodes[n].weight, c->salt[n]);
     pz_heap_update(&c->zh[z], n);
     if (c->zones.n > 1) {
-        c->zkey[z] = c->util[c->zh[z].a[0]];
-        c->ztie[z] = c->salt[c->zh[z].a[0]];
+        c->zkey[z] = zone_key(c, z);
         pz_heap_update(&c->zones, z);
     }
+    return 0;
+}
+
+static bool may_take(const rctx *c, uint32_t n, uint32_t pidx)
+{
+    return !pz_part_on_node(c->m, pidx, n) && pz_fits(c->m, n, pidx);
 }
 
 /* The least loaded node of zone z that may take a replica of pidx, or PZ_NONE. */
 static uint32_t zone_pick(rctx *c, uint32_t z, uint32_t pidx)
 {
+    if (c->bucket) {
+        /* lowest level first; inside a level, start at a pseudo-random place */
+        const pz_bq *q = &c->bq[z];
+        uint32_t r = mix32(c->pick_rng++);
+        for (uint32_t li = pz_bq_min_level(q) - q->base; li < q->nlev; li++) {
+            uint32_t lo = q->start[li], size = q->start[li + 1] - lo;
+            for (uint32_t k = 0; k < size; k++) {
+                uint32_t n = q->ord[lo + (r + k) % size];
+                if (may_take(c, n, pidx))
+                    return n;
+            }
+        }
+        return PZ_NONE;
+    }
     pz_heap *h = &c->zh[z];
     uint32_t npop = 0, found = PZ_NONE;
     while (h->n > 0) {
         uint32_t n = h->a[0];
-        if (!pz_part_on_node(c->m, pidx, n) && pz_fits(c->m, n, pidx)) {
+        if (may_take(c, n, pidx)) {
             found = n;
             break;
         }
@@ -207,7 +292,7 @@ static uint32_t pick_node(rctx *c, uint32_t pidx, unsigned slot)
     unsigned used = 0;
     for (unsigned s = 0; s < p->nrep; s++) {
         uint32_t n = p->slots[s].node;
-        if (s == slot || n == PZ_NONE || c->zh[m->nodes[n].zone].n == 0)
+        if (s == slot || n == PZ_NONE || c->zsize[m->nodes[n].zone] == 0)
             continue;
         unsigned k = 0;
         while (k < used && seen[k] != m->nodes[n].zone)
@@ -381,10 +466,10 @@ static int fill_slot(rctx *c, uint32_t pidx, unsigned slot)
     if (rc)
         return rc;
     touch(c, pidx, slot);
-    fill_update(c, to);
-    if (from != PZ_NONE)
-        fill_update(c, from);
-    return 0;
+    rc = fill_update(c, to);
+    if (rc == 0 && from != PZ_NONE)
+        rc = fill_update(c, from);
+    return rc;
 }
 
 static int evict_and_fill(rctx *c)
@@ -429,7 +514,7 @@ static bool spread_may_improve(const rctx *c)
 {
     const pz_model *m = c->m;
     for (uint32_t z = 0; z < c->nz; z++)
-        if (c->zh[z].n > m->zone_room[z] && m->zone_room[z] < m->max_nrep)
+        if (c->zsize[z] > m->zone_room[z] && m->zone_room[z] < m->max_nrep)
             return true;
     return false;
 }
@@ -458,7 +543,9 @@ static int respread(rctx *c)
                 uint32_t n = pp->slots[sl].node;
                 if (n == PZ_NONE || touched(c, p) || c->cnt[m->nodes[n].zone] != hi)
                     continue;
-                if (slot < 0 || c->util[n] > c->util[pp->slots[slot].node])
+                const pz_node *a = &m->nodes[n];
+                const pz_node *cur = slot < 0 ? NULL : &m->nodes[pp->slots[slot].node];
+                if (!cur || a->load[0] / a->weight > cur->load[0] / cur->weight)
                     slot = (int)sl;
             }
             if (slot < 0)
@@ -475,8 +562,11 @@ static int respread(rctx *c)
             if (rc)
                 return rc;
             touch(c, p, (unsigned)slot);
-            fill_update(c, to);
-            fill_update(c, from);
+            rc = fill_update(c, to);
+            if (rc == 0)
+                rc = fill_update(c, from);
+            if (rc)
+                return rc;
         }
     }
     return 0;
@@ -493,7 +583,8 @@ typedef struct {
     rctx *c;
     double *dev;   /* per node: load[0] - fair share (absolute deviation D) */
     double *theta; /* per node: dead band, band * share + xmax (same unit) */
-    double *z;     /* per node: D / theta, how far out of band (the heaps' key) */
+    double *z;     /* per node: D / theta, how far out of band */
+    uint64_t *zk;  /* pz_key_of(z): the heaps' key */
     pz_heap donors, receivers;
     uint32_t *dpos, *rpos, *da, *ra;
     keyed *order;    /* scratch for sorted scans */
@@ -506,7 +597,8 @@ typedef struct {
     uint32_t *parent, *prid, *queue, *elig;
     uint8_t *seen;
     uint32_t nelig;
-    size_t aug_budget;
+    size_t aug_budget;   /* hop checks left for chains of free re-routes */
+    size_t fresh_budget; /* hop checks left for chains of fresh moves */
     size_t first_moves; /* moves made before the balance phase (evictions and fills) */
 } bctx;
 
@@ -651,6 +743,7 @@ static void balance_update(bctx *b, uint32_t n, double delta)
 {
     b->dev[n] += delta;
     b->z[n] = b->dev[n] / b->theta[n];
+    b->zk[n] = pz_key_of(b->z[n]);
     if (pz_heap_has(&b->donors, n))
         pz_heap_update(&b->donors, n);
     if (pz_heap_has(&b->receivers, n))
@@ -688,9 +781,10 @@ static uint32_t hop_replica(bctx *b, uint32_t u, uint32_t v, bool fresh, uint32_
 {
     rctx *c = b->c;
     const pz_node *nu = &c->m->nodes[u];
-    for (uint32_t i = 0; i < nu->nlist && b->aug_budget > 0; i++) {
+    size_t *budget = fresh ? &b->fresh_budget : &b->aug_budget;
+    for (uint32_t i = 0; i < nu->nlist && *budget > 0; i++) {
         uint32_t rid = nu->list[i];
-        b->aug_budget--;
+        (*budget)--;
         if (slot_moved(c, rid) == fresh)
             continue;
         *k = PZ_NONE;
@@ -741,13 +835,14 @@ static int augment(bctx *b, uint32_t d, bool fresh, bool *moved)
     rctx *c = b->c;
     uint32_t r = PZ_NONE;
     *moved = false;
-    if (!c->equal_loads || b->aug_budget == 0 || (!fresh && b->first_moves == 0))
+    size_t *budget = fresh ? &b->fresh_budget : &b->aug_budget;
+    if (!c->equal_loads || *budget == 0 || (!fresh && b->first_moves == 0))
         return 0;
     memset(b->seen, 0, c->nn);
     uint32_t head = 0, tail = 0;
     b->queue[tail++] = d;
     b->seen[d] = 1;
-    while (head < tail && r == PZ_NONE && b->aug_budget > 0) {
+    while (head < tail && r == PZ_NONE && *budget > 0) {
         uint32_t u = b->queue[head++];
         for (uint32_t j = 0; j < b->nelig && r == PZ_NONE; j++) {
             uint32_t v = b->elig[j], k;
@@ -900,6 +995,7 @@ static int balance(rctx *c, double band)
     b.dev = calloc(nn, sizeof *b.dev);
     b.theta = calloc(nn, sizeof *b.theta);
     b.z = calloc(nn, sizeof *b.z);
+    b.zk = calloc(nn, sizeof *b.zk);
     b.dpos = malloc(nn * sizeof *b.dpos);
     b.rpos = malloc(nn * sizeof *b.rpos);
     b.da = malloc(nn * sizeof *b.da);
@@ -912,37 +1008,63 @@ static int balance(rctx *c, double band)
     b.elig = malloc(nn * sizeof *b.elig);
     b.seen = malloc(nn);
     b.aug_budget = 4u << 20;
+    b.fresh_budget = 1u << 18;
     if (!b.parent || !b.prid || !b.queue || !b.elig || !b.seen) {
         rc = SHARDZ_ENOMEM;
         goto out;
     }
-    if (!b.zblock || !b.dev || !b.theta || !b.z || !b.dpos || !b.rpos || !b.da || !b.ra || !b.order) {
+    if (!b.zblock || !b.dev || !b.theta || !b.z || !b.zk || !b.dpos || !b.rpos || !b.da || !b.ra || !b.order) {
         rc = SHARDZ_ENOMEM;
         goto out;
     }
     memset(b.dpos, 0xff, nn * sizeof *b.dpos);
     memset(b.rpos, 0xff, nn * sizeof *b.rpos);
+    /* Fair shares: over all eligible nodes, or per zone when every partition's replica count
+     * is a multiple of the live zones. Then spread puts the same share of every partition in
+     * each zone, the zones' totals are fixed, and no replica can change zones: balancing
+     * against global shares would only chase moves the spread forbids. */
+    bool per_zone = c->zones.n > 1;
+    for (unsigned r = 1; per_zone && r <= SHARDZ_MAX_REPLICAS; r++)
+        if (m->nrep_count[r] > 0 && r % c->zones.n != 0)
+            per_zone = false;
+    double *ztotal = calloc(c->nz, sizeof *ztotal), *zw = calloc(c->nz, sizeof *zw);
     double total = 0, wsum = 0;
+    if (!ztotal || !zw) {
+        free(ztotal);
+        free(zw);
+        rc = SHARDZ_ENOMEM;
+        goto out;
+    }
     for (uint32_t n = 0; n < c->nn; n++)
         if (pz_node_eligible(m, n)) {
+            uint32_t z = per_zone ? m->nodes[n].zone : 0;
+            ztotal[z] += m->nodes[n].load[0];
+            zw[z] += m->nodes[n].weight;
             total += m->nodes[n].load[0];
             wsum += m->nodes[n].weight;
         }
-    if (wsum <= 0 || total <= 0)
+    if (wsum <= 0 || total <= 0) {
+        free(ztotal);
+        free(zw);
         goto out;
-    b.donors = (pz_heap){.a = b.da, .pos = b.dpos, .key = b.z, .max = true};
-    b.receivers = (pz_heap){.a = b.ra, .pos = b.rpos, .key = b.z, .max = false};
+    }
+    b.donors = (pz_heap){.a = b.da, .pos = b.dpos, .key = b.zk, .max = true};
+    b.receivers = (pz_heap){.a = b.ra, .pos = b.rpos, .key = b.zk, .max = false};
     for (uint32_t n = 0; n < c->nn; n++) {
         if (!pz_node_eligible(m, n))
             continue;
-        double share = total * m->nodes[n].weight / wsum;
+        uint32_t zz = per_zone ? m->nodes[n].zone : 0;
+        double share = ztotal[zz] * m->nodes[n].weight / zw[zz];
         b.dev[n] = m->nodes[n].load[0] - share;
         b.theta[n] = band * share + c->xmax;
         b.z[n] = b.dev[n] / b.theta[n];
+        b.zk[n] = pz_key_of(b.z[n]);
         b.elig[b.nelig++] = n;
         pz_heap_push(&b.donors, n);
         pz_heap_push(&b.receivers, n);
     }
+    free(ztotal);
+    free(zw);
     /* A node with no valid partner leaves the heaps; it comes back once other moves have
      * changed the picture (each return needs a move since the last, so the loop ends). */
     uint32_t *stuck = b.order ? (uint32_t *)malloc(2 * nn * sizeof *stuck) : NULL;
@@ -997,6 +1119,7 @@ out:
     free(b.dev);
     free(b.theta);
     free(b.z);
+    free(b.zk);
     free(b.dpos);
     free(b.rpos);
     free(b.da);

@@ -14,7 +14,7 @@
 typedef struct {
     shardz_sharder *s;
     shardz_plan *plan;
-    double *count; /* replicas per node (heap key) */
+    uint64_t *count; /* replicas per node (heap key) */
     uint32_t *pos, *a;
     uint32_t *elig; /* eligible node indices */
     uint32_t nelig;
@@ -103,15 +103,15 @@ static int seed_steal(sctx *c)
     pz_model *m = &c->s->m;
     double total = 0;
     for (uint32_t i = 0; i < c->nelig; i++)
-        total += c->count[c->elig[i]];
+        total += (double)c->count[c->elig[i]];
     if (c->nelig == 0)
         return 0;
     double avg = total / c->nelig;
     for (uint32_t i = 0; i < c->nelig; i++) {
         uint32_t d = c->elig[i];
-        if (c->count[d] <= SEED_STEAL_FACTOR * avg)
+        if ((double)c->count[d] <= SEED_STEAL_FACTOR * avg)
             continue;
-        uint32_t excess = (uint32_t)(c->count[d] - avg);
+        uint32_t excess = (uint32_t)((double)c->count[d] - avg);
         for (uint32_t k = 0; k < excess && m->nodes[d].nlist > 0; k++) {
             uint32_t rid = m->nodes[d].list[m->nodes[d].nlist - 1];
             uint32_t to = next_node(c, PZ_RID_PART(rid));
