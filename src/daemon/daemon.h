@@ -1,0 +1,232 @@
+/* shardzd internals: the daemon, its namespaces, nodes and replica slots. One libevent loop
+ * (one thread) owns all of it: HTTP requests, pings, assignment pushes, timers and store
+ * writes run there, one at a time, so nothing here needs a lock.
+ * The placement library decides where replicas go; this layer carries plans out step by step
+ * (docs/PROTOCOL.md section 5), persisting each step before the next starts. */
+#ifndef SHARDZ_DAEMON_H
+#define SHARDZ_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "shardz/placement.h"
+#include "shardz/store.h"
+
+#define SZD_MAX_BODY (1024 * 1024)
+#define SZD_MAX_NS_NAME 63
+#define SZD_ADDR_MAX 255
+
+/* ---- configuration ------------------------------------------------------------------- */
+
+typedef struct {
+    char listen[SZD_ADDR_MAX + 1]; /* host:port */
+    char data[4096];               /* data directory */
+    char secret[256];              /* "" = none */
+    shardz_store_sync sync;
+    bool memory;                   /* in-memory store (tests) */
+    int max_connections;
+    int log_level;                 /* 0 error, 1 warn, 2 info, 3 debug */
+} szd_config;
+
+/* A namespace's configuration (docs/PROTOCOL.md section 3). */
+typedef struct {
+    char name[SZD_MAX_NS_NAME + 1];
+    char sharder[16]; /* "replica" | "hash" */
+    unsigned replicas;
+    bool roles;
+    bool strict;
+    int64_t ping_interval_ms, dead_after_ms, lease_ms;
+    size_t ndims;
+    char dims[SHARDZ_MAX_DIMS][64];
+    uint32_t slots; /* hash only */
+    double band;
+} szd_ns_config;
+
+/* ---- nodes --------------------------------------------------------------------------- */
+
+typedef enum {
+    SZD_NODE_JOINING = 0,
+    SZD_NODE_ALIVE,
+    SZD_NODE_SUSPECT,
+    SZD_NODE_DRAINING,
+    SZD_NODE_DEAD,
+    SZD_NODE_LEFT,
+} szd_node_state;
+
+struct szd_ns;
+
+typedef struct szd_node {
+    struct szd_ns *ns;
+    char id[SHARDZ_MAX_ID + 1];
+    char address[SZD_ADDR_MAX + 1]; /* host:port of its shardz endpoint */
+    char host[SZD_ADDR_MAX + 1];
+    uint16_t port;
+    char zone[SHARDZ_MAX_ID + 1];
+    size_t ncap;
+    double cap[SHARDZ_MAX_DIMS];
+    szd_node_state state;
+    bool leaving;
+    int64_t last_ok_ms;   /* when the last successful ping or assign reply arrived */
+    int64_t since_ms;     /* when it entered its state */
+    int missed;           /* pings missed in a row */
+    uint64_t applied_revision;
+    /* the ping lane and the assignment lane: separate connections, so a ping never waits
+     * behind a push (seed 004) */
+    struct evhttp_connection *ping_conn, *assign_conn;
+    bool ping_inflight, assign_inflight;
+    void *ping_ctx, *assign_ctx; /* owned while a request is in flight */
+    bool dirty;                /* its desired replicas changed since the last acked push */
+    int64_t assign_retry_ms;   /* no push before this time (after a failure) */
+    bool released_sent;
+    json_t *desired;           /* scratch while building pushes */
+} szd_node;
+
+/* ---- replica slots: where each partition's replicas are, and the move in flight -------- */
+
+typedef enum {
+    SZD_R_NONE = 0, /* no replica */
+    SZD_R_PENDING,  /* strict mode: waits for the old owner to stop */
+    SZD_R_ADDING,   /* the owner was told to serve; routing does not point at it yet */
+    SZD_R_SERVING,
+    SZD_R_DROPPING, /* routing moved away; the node is being told to delete */
+} szd_rstate;
+
+typedef struct {
+    int32_t owner;      /* node index in ns->nodes, -1 none */
+    uint8_t owner_state;
+    int32_t prev;       /* the previous owner while a move is in flight, -1 none */
+    uint8_t prev_state;
+    uint8_t reason;     /* shardz_reason of the move in flight */
+    uint64_t generation;
+    int64_t started_ms; /* when the move started */
+} szd_slot;
+
+typedef struct {
+    char id[SHARDZ_MAX_ID + 1];
+    unsigned nrep;
+    szd_slot slots[SHARDZ_MAX_REPLICAS];
+    bool dirty; /* to persist */
+} szd_part;
+
+/* A string -> index map (open addressing). */
+typedef struct {
+    uint32_t *slots; /* index + 1, 0 = empty */
+    uint32_t cap;
+} szd_map;
+
+/* ---- namespaces ---------------------------------------------------------------------- */
+
+struct szd;
+
+typedef struct szd_waiter {
+    struct szd_waiter *next;
+    struct evhttp_request *req;
+    struct szd_ns *ns;
+    uint64_t since;
+    struct event *timer;
+} szd_waiter;
+
+typedef struct szd_ns {
+    struct szd *d;
+    szd_ns_config cfg;
+    shardz_sharder *sh;
+    uint64_t revision;
+    szd_node **nodes;
+    uint32_t nnodes, capnodes;
+    szd_map node_map;
+    szd_part *parts;
+    uint32_t nparts, capparts;
+    szd_map part_map;
+    bool want_rebalance;
+    bool nodes_dirty; /* a node record to persist */
+    struct event *tick;  /* health checks and pings, every ping interval */
+    struct event *work;  /* rebalance, persist, push: run once after changes */
+    szd_waiter *waiters;
+    uint64_t moves_started, moves_done;
+    uint64_t moves_by_reason[SHARDZ_REASON__COUNT];
+    bool deleted;
+} szd_ns;
+
+typedef struct szd {
+    szd_config cfg;
+    struct event_base *base;
+    struct evhttp *http;
+    shardz_store *store;
+    szd_ns **ns;
+    uint32_t nns, capns;
+    int64_t started_ms;
+    bool ready;
+    int64_t (*clock_ms)(void); /* injectable monotonic clock */
+} szd;
+
+/* ---- shared helpers ------------------------------------------------------------------ */
+
+int64_t szd_now(const szd *d);
+void szd_log(const szd *d, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define SZD_ERROR 0
+#define SZD_WARN 1
+#define SZD_INFO 2
+#define SZD_DEBUG 3
+
+/* Maps (keys are borrowed through the callback). */
+typedef const char *(*szd_keyfn)(const void *ctx, uint32_t idx);
+uint32_t szd_map_find(const szd_map *m, const char *key, szd_keyfn fn, const void *ctx);
+int szd_map_insert(szd_map *m, uint32_t idx, uint32_t count, szd_keyfn fn, const void *ctx);
+void szd_map_free(szd_map *m);
+int szd_map_rebuild(szd_map *m, uint32_t count, szd_keyfn fn, const void *ctx);
+
+/* HTTP replies. */
+void szd_reply_json(struct evhttp_request *req, int status, json_t *body, uint64_t revision);
+void szd_reply_error(struct evhttp_request *req, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Reads a request's JSON body (at most SZD_MAX_BODY). NULL after replying with an error. */
+json_t *szd_read_body(struct evhttp_request *req);
+bool szd_valid_id(const char *s);
+bool szd_valid_ns_name(const char *s);
+
+/* Namespaces (ns.c). */
+int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns **out,
+                  char *err, size_t errlen);
+szd_ns *szd_ns_find(szd *d, const char *name);
+int szd_ns_delete(szd *d, szd_ns *ns);
+int szd_ns_load_all(szd *d);
+void szd_ns_free(szd_ns *ns);
+json_t *szd_ns_config_json(const szd_ns *ns);
+int szd_ns_config_parse(json_t *j, szd_ns_config *cfg, char *err, size_t errlen);
+json_t *szd_ns_summary_json(const szd_ns *ns);
+
+szd_node *szd_node_find(szd_ns *ns, const char *id);
+int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_t errlen);
+int szd_node_leave(szd_ns *ns, szd_node *n);
+json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions);
+const char *szd_node_state_name(szd_node_state st);
+
+szd_part *szd_part_find(szd_ns *ns, const char *id);
+int szd_parts_add(szd_ns *ns, json_t *ids, char *err, size_t errlen);
+int szd_part_remove(szd_ns *ns, szd_part *p);
+json_t *szd_part_json(const szd_ns *ns, const szd_part *p);
+json_t *szd_state_json(const szd_ns *ns);
+const char *szd_rstate_name(szd_rstate st);
+
+/* Changes: bump the revision, wake watchers, and schedule the work pass. */
+void szd_ns_changed(szd_ns *ns);
+void szd_ns_schedule(szd_ns *ns);
+
+/* Workers (health.c): pings, assignment pushes and their replies. */
+void szd_health_tick(szd_ns *ns);
+void szd_push_assignments(szd_ns *ns);
+void szd_node_close(szd_node *n);
+void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving);
+
+/* Watches (api.c). */
+void szd_watch_notify(szd_ns *ns);
+void szd_watch_cancel_all(szd_ns *ns);
+
+/* HTTP API (api.c). */
+void szd_api_handle(struct evhttp_request *req, void *arg);
+
+#endif

@@ -1,0 +1,260 @@
+/* shardzd: the coordinator. Reads its configuration (flags, then environment, then an
+ * optional key=value file), opens the store, loads every namespace, serves the HTTP API on
+ * one libevent loop until SIGTERM/SIGINT, then shuts down cleanly. Main thread only. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "daemon/daemon.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: shardzd [options]\n"
+            "  --listen HOST:PORT   where the HTTP API listens (default 127.0.0.1:7557;\n"
+            "                       env SHARDZ_LISTEN)\n"
+            "  --data DIR           data directory of the embedded store (default\n"
+            "                       ./shardz-data; env SHARDZ_DATA)\n"
+            "  --fsync full|normal  SQLite durability: full fsyncs every commit (default),\n"
+            "                       normal only at checkpoints (env SHARDZ_FSYNC)\n"
+            "  --memory             keep everything in memory (tests only: nothing survives)\n"
+            "  --secret SECRET      require 'Authorization: Bearer SECRET' (env SHARDZ_SECRET)\n"
+            "  --log-level LEVEL    error|warn|info|debug (default info; env SHARDZ_LOG_LEVEL)\n"
+            "  --config FILE        read key=value lines (listen, data, fsync, secret,\n"
+            "                       log-level); flags and environment win over the file\n"
+            "  --help               this text\n");
+}
+
+static int parse_level(const char *s)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Applies one setting; returns 0 or prints why and returns -1. */
+static int set_option(szd_config *c, const char *key, const char *val)
+{
+    if (strcmp(key, "listen") == 0) {
+        if (strlen(val) >= sizeof c->listen || !strchr(val, ':')) {
+            fprintf(stderr, "shardzd: --listen wants HOST:PORT, got '%s'\n", val);
+            return -1;
+        }
+        snprintf(c->listen, sizeof c->listen, "%s", val);
+    } else if (strcmp(key, "data") == 0) {
+        if (!*val || strlen(val) >= sizeof c->data) {
+            fprintf(stderr, "shardzd: --data wants a directory\n");
+            return -1;
+        }
+        snprintf(c->data, sizeof c->data, "%s", val);
+    } else if (strcmp(key, "fsync") == 0) {
+        if (shardz_store_sync_parse(val, &c->sync) != 0 || c->sync == SHARDZ_STORE_SYNC_NONE) {
+            fprintf(stderr, "shardzd: --fsync wants full or normal, got '%s'\n", val);
+            return -1;
+        }
+    } else if (strcmp(key, "secret") == 0) {
+        if (strlen(val) >= sizeof c->secret) {
+            fprintf(stderr, "shardzd: --secret is too long\n");
+            return -1;
+        }
+        snprintf(c->secret, sizeof c->secret, "%s", val);
+    } else if (strcmp(key, "log-level") == 0) {
+        c->log_level = parse_level(val);
+        if (c->log_level < 0) {
+            fprintf(stderr, "shardzd: --log-level wants error|warn|info|debug\n");
+            return -1;
+        }
+    } else {
+        fprintf(stderr, "shardzd: unknown setting '%s'\n", key);
+        return -1;
+    }
+    return 0;
+}
+
+static int read_config_file(szd_config *c, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "shardzd: cannot read config %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = 0;
+        char *k = line + strspn(line, " \t");
+        if (!*k || *k == '#')
+            continue;
+        char *eq = strchr(k, '=');
+        if (!eq) {
+            fprintf(stderr, "shardzd: %s:%d: expected key=value\n", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = 0;
+        char *v = eq + 1;
+        for (char *e = eq - 1; e >= k && (*e == ' ' || *e == '\t'); e--)
+            *e = 0;
+        v += strspn(v, " \t");
+        rc = set_option(c, k, v);
+    }
+    fclose(f);
+    return rc;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    szd *d = arg;
+    szd_log(d, SZD_INFO, "msg=\"shutting down\" signal=%d", (int)sig);
+    event_base_loopexit(d->base, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    szd d = {0};
+    snprintf(d.cfg.listen, sizeof d.cfg.listen, "127.0.0.1:7557");
+    snprintf(d.cfg.data, sizeof d.cfg.data, "./shardz-data");
+    d.cfg.log_level = SZD_INFO;
+    d.cfg.sync = SHARDZ_STORE_SYNC_FULL;
+
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, 'l'}, {"data", required_argument, 0, 'd'},
+        {"fsync", required_argument, 0, 'f'},  {"secret", required_argument, 0, 's'},
+        {"log-level", required_argument, 0, 'v'}, {"config", required_argument, 0, 'c'},
+        {"memory", no_argument, 0, 'm'},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    /* the file first, then the environment, then flags */
+    for (int i = 1; i < argc - 1; i++)
+        if (strcmp(argv[i], "--config") == 0 && read_config_file(&d.cfg, argv[i + 1]) != 0)
+            return 2;
+    static const char *const env[][2] = {{"SHARDZ_LISTEN", "listen"},
+                                         {"SHARDZ_DATA", "data"},
+                                         {"SHARDZ_FSYNC", "fsync"},
+                                         {"SHARDZ_SECRET", "secret"},
+                                         {"SHARDZ_LOG_LEVEL", "log-level"}};
+    for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
+        const char *v = getenv(env[i][0]);
+        if (v && set_option(&d.cfg, env[i][1], v) != 0)
+            return 2;
+    }
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int rc = 0;
+        switch (o) {
+        case 'l':
+            rc = set_option(&d.cfg, "listen", optarg);
+            break;
+        case 'd':
+            rc = set_option(&d.cfg, "data", optarg);
+            break;
+        case 'f':
+            rc = set_option(&d.cfg, "fsync", optarg);
+            break;
+        case 's':
+            rc = set_option(&d.cfg, "secret", optarg);
+            break;
+        case 'v':
+            rc = set_option(&d.cfg, "log-level", optarg);
+            break;
+        case 'c':
+            break;
+        case 'm':
+            d.cfg.memory = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+        if (rc)
+            return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "shardzd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    char host[256];
+    const char *colon = strrchr(d.cfg.listen, ':');
+    long port = colon ? strtol(colon + 1, NULL, 10) : -1;
+    if (!colon || (size_t)(colon - d.cfg.listen) >= sizeof host || port < 0 || port > 65535) {
+        fprintf(stderr, "shardzd: bad listen address '%s'\n", d.cfg.listen);
+        return 2;
+    }
+    memcpy(host, d.cfg.listen, (size_t)(colon - d.cfg.listen));
+    host[colon - d.cfg.listen] = 0;
+
+    signal(SIGPIPE, SIG_IGN);
+    int status = 1;
+    struct event *sigterm = NULL, *sigint = NULL;
+    char errbuf[512] = "";
+    shardz_store_options so = {.sync = d.cfg.sync, .errbuf = errbuf, .errbuf_size = sizeof errbuf};
+    int rc = d.cfg.memory ? shardz_store_open_memory(&so, &d.store)
+                          : shardz_store_open_sqlite(d.cfg.data, &so, &d.store);
+    if (rc) {
+        fprintf(stderr, "shardzd: cannot open the store in %s: %s (%s)\n",
+                d.cfg.memory ? "memory" : d.cfg.data, shardz_strerror(rc), errbuf);
+        return 1;
+    }
+    d.base = event_base_new();
+    d.http = d.base ? evhttp_new(d.base) : NULL;
+    if (!d.http) {
+        fprintf(stderr, "shardzd: out of memory\n");
+        goto out;
+    }
+    d.started_ms = szd_now(&d);
+    rc = szd_ns_load_all(&d);
+    if (rc) {
+        fprintf(stderr, "shardzd: cannot load the state: %s\n", shardz_strerror(rc));
+        goto out;
+    }
+    evhttp_set_max_body_size(d.http, SZD_MAX_BODY);
+    evhttp_set_max_headers_size(d.http, 16 * 1024);
+    evhttp_set_timeout(d.http, 330);
+    evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                           EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD);
+    evhttp_set_gencb(d.http, szd_api_handle, &d);
+    if (!evhttp_bind_socket_with_handle(d.http, host, (ev_uint16_t)port)) {
+        fprintf(stderr, "shardzd: cannot listen on %s: %s\n", d.cfg.listen, strerror(errno));
+        goto out;
+    }
+    sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
+    sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
+    if (!sigterm || !sigint)
+        goto out;
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
+    d.ready = true;
+    shardz_store_status st = {0};
+    shardz_store_status_get(d.store, &st);
+    szd_log(&d, SZD_INFO, "msg=\"listening\" listen=%s store=%s fsync=%s namespaces=%u",
+            d.cfg.listen, st.backend, shardz_store_sync_name(st.sync), d.nns);
+    event_base_dispatch(d.base);
+    status = 0;
+out:
+    for (uint32_t i = 0; i < d.nns; i++)
+        szd_ns_free(d.ns[i]);
+    free(d.ns);
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    if (d.http)
+        evhttp_free(d.http);
+    if (d.base)
+        event_base_free(d.base);
+    shardz_store_close(d.store);
+    return status;
+}

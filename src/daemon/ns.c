@@ -1,0 +1,1436 @@
+/* shardzd namespaces: configuration, nodes, partitions and their replica slots; turning the
+ * placement library's plans into moves (make-before-break, or break-before-make in strict
+ * mode) and advancing them as workers acknowledge; persisting every record to the store
+ * before the step it enables is pushed to workers; loading it all back after a restart.
+ * Event-loop thread. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+
+static const char *node_key(const void *ctx, uint32_t i)
+{
+    return ((const szd_ns *)ctx)->nodes[i]->id;
+}
+
+static const char *part_key(const void *ctx, uint32_t i)
+{
+    return ((const szd_ns *)ctx)->parts[i].id;
+}
+
+static const char *const node_state_names[] = {"joining", "alive",  "suspect",
+                                               "draining", "dead", "left"};
+static const char *const rstate_names[] = {"none", "pending", "adding", "serving", "dropping"};
+
+const char *szd_node_state_name(szd_node_state st)
+{
+    return (unsigned)st <= SZD_NODE_LEFT ? node_state_names[st] : "unknown";
+}
+
+const char *szd_rstate_name(szd_rstate st)
+{
+    return (unsigned)st <= SZD_R_DROPPING ? rstate_names[st] : "unknown";
+}
+
+static int rstate_parse(const char *s)
+{
+    for (int i = 0; s && i <= SZD_R_DROPPING; i++)
+        if (strcmp(s, rstate_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int reason_parse(const char *s)
+{
+    for (int i = 0; s && i < SHARDZ_REASON__COUNT; i++)
+        if (strcmp(s, shardz_reason_name((shardz_reason)i)) == 0)
+            return i;
+    return -1;
+}
+
+szd_node *szd_node_find(szd_ns *ns, const char *id)
+{
+    uint32_t i = szd_map_find(&ns->node_map, id, node_key, ns);
+    return i == UINT32_MAX ? NULL : ns->nodes[i];
+}
+
+static int32_t node_index(szd_ns *ns, const char *id)
+{
+    uint32_t i = szd_map_find(&ns->node_map, id, node_key, ns);
+    return i == UINT32_MAX ? -1 : (int32_t)i;
+}
+
+szd_part *szd_part_find(szd_ns *ns, const char *id)
+{
+    uint32_t i = szd_map_find(&ns->part_map, id, part_key, ns);
+    return i == UINT32_MAX ? NULL : &ns->parts[i];
+}
+
+szd_ns *szd_ns_find(szd *d, const char *name)
+{
+    for (uint32_t i = 0; i < d->nns; i++)
+        if (strcmp(d->ns[i]->cfg.name, name) == 0)
+            return d->ns[i];
+    return NULL;
+}
+
+/* ---- configuration ------------------------------------------------------------------- */
+
+static bool json_int_in(json_t *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!json_is_integer(v))
+        return false;
+    int64_t x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return false;
+    *out = x;
+    return true;
+}
+
+int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
+{
+    static const char *const known[] = {"name",        "sharder", "replicas",  "roles",
+                                        "consistency", "ping_interval_ms", "dead_after_ms",
+                                        "lease_ms",    "dimensions", "partitions", "slots",
+                                        "band"};
+    memset(c, 0, sizeof *c);
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v)
+    {
+        size_t i = 0;
+        while (i < sizeof known / sizeof known[0] && strcmp(known[i], k) != 0)
+            i++;
+        if (i == sizeof known / sizeof known[0]) {
+            snprintf(err, errlen, "unknown field '%s'", k);
+            return SHARDZ_EINVAL;
+        }
+    }
+    const char *name = json_string_value(json_object_get(j, "name"));
+    if (!szd_valid_ns_name(name)) {
+        snprintf(err, errlen, "name must be 1-%d bytes of [a-z0-9._-] starting with a letter or "
+                              "digit",
+                 SZD_MAX_NS_NAME);
+        return SHARDZ_EINVAL;
+    }
+    snprintf(c->name, sizeof c->name, "%s", name);
+    v = json_object_get(j, "sharder");
+    const char *kind = v ? json_string_value(v) : "replica";
+    if (!kind || (strcmp(kind, "replica") != 0 && strcmp(kind, "hash") != 0)) {
+        snprintf(err, errlen, "sharder must be \"replica\" or \"hash\"");
+        return SHARDZ_EINVAL;
+    }
+    snprintf(c->sharder, sizeof c->sharder, "%s", kind);
+    int64_t x = 1;
+    v = json_object_get(j, "replicas");
+    if (v && !json_int_in(v, 1, SHARDZ_MAX_REPLICAS, &x)) {
+        snprintf(err, errlen, "replicas must be an integer in [1, %d]", SHARDZ_MAX_REPLICAS);
+        return SHARDZ_EINVAL;
+    }
+    c->replicas = (unsigned)x;
+    v = json_object_get(j, "roles");
+    if (v && !json_is_boolean(v)) {
+        snprintf(err, errlen, "roles must be true or false");
+        return SHARDZ_EINVAL;
+    }
+    c->roles = v && json_is_true(v);
+    v = json_object_get(j, "consistency");
+    const char *cons = v ? json_string_value(v) : "available";
+    if (!cons || (strcmp(cons, "available") != 0 && strcmp(cons, "strict") != 0)) {
+        snprintf(err, errlen, "consistency must be \"available\" or \"strict\"");
+        return SHARDZ_EINVAL;
+    }
+    c->strict = strcmp(cons, "strict") == 0;
+    c->ping_interval_ms = 200;
+    v = json_object_get(j, "ping_interval_ms");
+    if (v && !json_int_in(v, 10, 60000, &c->ping_interval_ms)) {
+        snprintf(err, errlen, "ping_interval_ms must be an integer in [10, 60000]");
+        return SHARDZ_EINVAL;
+    }
+    c->dead_after_ms = v ? 4 * c->ping_interval_ms : 800;
+    v = json_object_get(j, "dead_after_ms");
+    if (v && !json_int_in(v, c->ping_interval_ms + 1, 3600000, &c->dead_after_ms)) {
+        snprintf(err, errlen, "dead_after_ms must be an integer above ping_interval_ms (%lld)",
+                 (long long)c->ping_interval_ms);
+        return SHARDZ_EINVAL;
+    }
+    c->lease_ms = c->dead_after_ms + c->ping_interval_ms;
+    v = json_object_get(j, "lease_ms");
+    if (v && !json_int_in(v, c->ping_interval_ms + 1, 3600000, &c->lease_ms)) {
+        snprintf(err, errlen, "lease_ms must be an integer above ping_interval_ms (%lld)",
+                 (long long)c->ping_interval_ms);
+        return SHARDZ_EINVAL;
+    }
+    v = json_object_get(j, "dimensions");
+    if (!v) {
+        c->ndims = 1;
+        snprintf(c->dims[0], sizeof c->dims[0], "load");
+    } else {
+        if (!json_is_array(v) || json_array_size(v) < 1 ||
+            json_array_size(v) > SHARDZ_MAX_DIMS) {
+            snprintf(err, errlen, "dimensions must be a list of 1 to %d names",
+                     SHARDZ_MAX_DIMS);
+            return SHARDZ_EINVAL;
+        }
+        c->ndims = json_array_size(v);
+        for (size_t i = 0; i < c->ndims; i++) {
+            const char *dn = json_string_value(json_array_get(v, i));
+            if (!szd_valid_id(dn) || strlen(dn) >= sizeof c->dims[0]) {
+                snprintf(err, errlen, "dimension %zu is not a valid name", i);
+                return SHARDZ_EINVAL;
+            }
+            for (size_t k2 = 0; k2 < i; k2++)
+                if (strcmp(c->dims[k2], dn) == 0) {
+                    snprintf(err, errlen, "dimension '%s' is given twice", dn);
+                    return SHARDZ_EINVAL;
+                }
+            snprintf(c->dims[i], sizeof c->dims[i], "%s", dn);
+        }
+    }
+    x = 16384;
+    v = json_object_get(j, "slots");
+    if (v && (!json_int_in(v, 64, 1 << 20, &x) || (x & (x - 1)) != 0)) {
+        snprintf(err, errlen, "slots must be a power of two in [64, 1048576]");
+        return SHARDZ_EINVAL;
+    }
+    c->slots = (uint32_t)x;
+    v = json_object_get(j, "band");
+    if (v) {
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1) {
+            snprintf(err, errlen, "band must be a number in [0, 1]");
+            return SHARDZ_EINVAL;
+        }
+        c->band = json_number_value(v);
+    }
+    return 0;
+}
+
+json_t *szd_ns_config_json(const szd_ns *ns)
+{
+    const szd_ns_config *c = &ns->cfg;
+    json_t *dims = json_array();
+    for (size_t i = 0; i < c->ndims; i++)
+        json_array_append_new(dims, json_string(c->dims[i]));
+    json_t *j = json_pack("{s:s, s:s, s:i, s:b, s:s, s:I, s:I, s:I, s:o, s:f}", "name", c->name,
+                          "sharder", c->sharder, "replicas", (int)c->replicas, "roles",
+                          c->roles, "consistency", c->strict ? "strict" : "available",
+                          "ping_interval_ms", (json_int_t)c->ping_interval_ms, "dead_after_ms",
+                          (json_int_t)c->dead_after_ms, "lease_ms", (json_int_t)c->lease_ms,
+                          "dimensions", dims, "band", c->band);
+    if (strcmp(c->sharder, "hash") == 0)
+        json_object_set_new(j, "slots", json_integer(c->slots));
+    return j;
+}
+
+/* ---- persistence --------------------------------------------------------------------- */
+
+static json_t *part_record(const szd_ns *ns, const szd_part *p)
+{
+    json_t *slots = json_array();
+    for (unsigned s = 0; s < p->nrep; s++) {
+        const szd_slot *sl = &p->slots[s];
+        json_array_append_new(
+            slots, json_pack("{s:s?, s:s, s:s?, s:s, s:I, s:s}", "owner",
+                             sl->owner >= 0 ? ns->nodes[sl->owner]->id : NULL, "state",
+                             szd_rstate_name((szd_rstate)sl->owner_state), "prev",
+                             sl->prev >= 0 ? ns->nodes[sl->prev]->id : NULL, "prev_state",
+                             szd_rstate_name((szd_rstate)sl->prev_state), "generation",
+                             (json_int_t)sl->generation, "reason",
+                             shardz_reason_name((shardz_reason)sl->reason)));
+    }
+    return json_pack("{s:s, s:o}", "id", p->id, "slots", slots);
+}
+
+static json_t *node_record(const szd_ns *ns, const szd_node *n)
+{
+    json_t *cap = json_object();
+    for (size_t i = 0; i < n->ncap; i++)
+        json_object_set_new(cap, ns->cfg.dims[i], json_real(n->cap[i]));
+    return json_pack("{s:s, s:s, s:s, s:o, s:b}", "id", n->id, "address", n->address, "zone",
+                     n->zone, "capacity", cap, "leaving", n->leaving);
+}
+
+typedef struct {
+    shardz_op *ops;
+    char **bufs; /* keys and values, owned */
+    size_t n, cap;
+} batch;
+
+static int batch_put(batch *b, char *key, char *value)
+{
+    if (!key || !value)
+        goto fail;
+    if (b->n == b->cap) {
+        size_t ncap = b->cap ? 2 * b->cap : 64;
+        shardz_op *no = realloc(b->ops, ncap * sizeof *no);
+        if (!no)
+            goto fail;
+        b->ops = no;
+        char **nb = realloc(b->bufs, 2 * ncap * sizeof *nb);
+        if (!nb)
+            goto fail;
+        b->bufs = nb;
+        b->cap = ncap;
+    }
+    b->ops[b->n] = (shardz_op){SHARDZ_OP_PUT, key, strlen(key), value, strlen(value)};
+    b->bufs[2 * b->n] = key;
+    b->bufs[2 * b->n + 1] = value;
+    b->n++;
+    return 0;
+fail:
+    free(key);
+    free(value);
+    return SHARDZ_ENOMEM;
+}
+
+static void batch_free(batch *b)
+{
+    for (size_t i = 0; i < 2 * b->n; i++)
+        free(b->bufs[i]);
+    free(b->bufs);
+    free(b->ops);
+}
+
+static char *key_of(shardz_key_kind kind, const char *ns, const char *id)
+{
+    char buf[SHARDZ_KEY_BUF];
+    if (shardz_key_build(buf, sizeof buf, kind, ns, id) < 0)
+        return NULL;
+    return strdup(buf);
+}
+
+/* Writes every dirty record (and the config when `config`). 0 or the store's error; records
+ * stay dirty on failure and are written again by the next pass. */
+static int ns_flush(szd_ns *ns, bool config)
+{
+    batch b = {0};
+    int rc = 0;
+    if (config) {
+        json_t *cj = szd_ns_config_json(ns);
+        rc = batch_put(&b, key_of(SHARDZ_KEY_CONFIG, ns->cfg.name, NULL),
+                       json_dumps(cj, JSON_COMPACT));
+        json_decref(cj);
+    }
+    for (uint32_t i = 0; i < ns->nnodes && rc == 0 && ns->nodes_dirty; i++) {
+        json_t *nj = node_record(ns, ns->nodes[i]);
+        rc = batch_put(&b, key_of(SHARDZ_KEY_NODE, ns->cfg.name, ns->nodes[i]->id),
+                       json_dumps(nj, JSON_COMPACT));
+        json_decref(nj);
+    }
+    for (uint32_t i = 0; i < ns->nparts && rc == 0; i++) {
+        if (!ns->parts[i].dirty)
+            continue;
+        json_t *pj = part_record(ns, &ns->parts[i]);
+        rc = batch_put(&b, key_of(SHARDZ_KEY_ASSIGN, ns->cfg.name, ns->parts[i].id),
+                       json_dumps(pj, JSON_COMPACT));
+        json_decref(pj);
+    }
+    if (rc == 0 && b.n > 0)
+        rc = shardz_store_txn_batched(ns->d->store, NULL, 0, b.ops, b.n, 0, NULL, NULL);
+    if (rc == 0) {
+        ns->nodes_dirty = false;
+        for (uint32_t i = 0; i < ns->nparts; i++)
+            ns->parts[i].dirty = false;
+    } else {
+        szd_log(ns->d, SZD_ERROR, "msg=\"store write failed\" ns=%s err=%s detail=\"%s\"",
+                ns->cfg.name, shardz_err_name(rc), shardz_store_errmsg(ns->d->store));
+    }
+    batch_free(&b);
+    return rc;
+}
+
+/* ---- namespaces ---------------------------------------------------------------------- */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg);
+static void on_work(evutil_socket_t fd, short what, void *arg);
+
+static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
+{
+    szd_ns *ns = calloc(1, sizeof *ns);
+    if (!ns)
+        return NULL;
+    ns->d = d;
+    ns->cfg = *cfg;
+    ns->revision = 1;
+    shardz_sharder_config sc = {.kind = cfg->sharder,
+                                .replicas = cfg->replicas,
+                                .ndims = cfg->ndims,
+                                .roles = cfg->roles,
+                                .band = cfg->band,
+                                .seed = 1,
+                                .slots = cfg->slots};
+    if (shardz_sharder_new(&sc, &ns->sh) != 0)
+        goto err;
+    ns->tick = event_new(d->base, -1, EV_PERSIST, on_tick, ns);
+    ns->work = event_new(d->base, -1, 0, on_work, ns);
+    if (!ns->tick || !ns->work)
+        goto err;
+    struct timeval tv = {cfg->ping_interval_ms / 1000, (cfg->ping_interval_ms % 1000) * 1000};
+    event_add(ns->tick, &tv);
+    return ns;
+err:
+    szd_ns_free(ns);
+    return NULL;
+}
+
+void szd_ns_free(szd_ns *ns)
+{
+    if (!ns)
+        return;
+    szd_watch_cancel_all(ns);
+    if (ns->tick)
+        event_free(ns->tick);
+    if (ns->work)
+        event_free(ns->work);
+    for (uint32_t i = 0; i < ns->nnodes; i++) {
+        szd_node_close(ns->nodes[i]);
+        free(ns->nodes[i]);
+    }
+    free(ns->nodes);
+    free(ns->parts);
+    szd_map_free(&ns->node_map);
+    szd_map_free(&ns->part_map);
+    shardz_sharder_free(ns->sh);
+    free(ns);
+}
+
+static int ns_attach(szd *d, szd_ns *ns)
+{
+    if (d->nns == d->capns) {
+        uint32_t ncap = d->capns ? 2 * d->capns : 8;
+        szd_ns **nn = realloc(d->ns, ncap * sizeof *nn);
+        if (!nn)
+            return SHARDZ_ENOMEM;
+        d->ns = nn;
+        d->capns = ncap;
+    }
+    d->ns[d->nns++] = ns;
+    return 0;
+}
+
+/* Adds partition records (vacant) to the daemon side; the sharder already has them. */
+static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned nrep)
+{
+    if (ns->nparts + n > ns->capparts) {
+        uint32_t ncap = ns->capparts ? ns->capparts : 64;
+        while (ncap < ns->nparts + n)
+            ncap *= 2;
+        szd_part *np = realloc(ns->parts, ncap * sizeof *np);
+        if (!np)
+            return SHARDZ_ENOMEM;
+        ns->parts = np;
+        ns->capparts = ncap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        szd_part *p = &ns->parts[ns->nparts + i];
+        memset(p, 0, sizeof *p);
+        snprintf(p->id, sizeof p->id, "%s", ids[i]);
+        p->nrep = nrep;
+        for (unsigned s = 0; s < SHARDZ_MAX_REPLICAS; s++) {
+            p->slots[s].owner = -1;
+            p->slots[s].prev = -1;
+        }
+        p->dirty = true;
+    }
+    ns->nparts += (uint32_t)n;
+    return szd_map_rebuild(&ns->part_map, ns->nparts, part_key, ns);
+}
+
+/* Registers partitions (ids checked by the caller) with the sharder, all slots vacant. */
+static int sharder_add_parts(szd_ns *ns, const char *const *ids, size_t n)
+{
+    const char *vacant[SHARDZ_MAX_REPLICAS] = {0};
+    shardz_partition_spec *specs = calloc(n ? n : 1, sizeof *specs);
+    if (!specs)
+        return SHARDZ_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        specs[i].id = ids[i];
+        specs[i].replicas = ns->cfg.replicas;
+        specs[i].nnodes = ns->cfg.replicas; /* all vacant: placed by the next rebalance */
+        specs[i].nodes = vacant;
+    }
+    int rc = shardz_sharder_register_partitions(ns->sh, specs, n);
+    free(specs);
+    return rc;
+}
+
+/* Validates a partitions argument (a count or a list of ids) into a list of ids. */
+static int parse_part_ids(szd_ns *ns, json_t *arg, char ***out, size_t *n, char *err,
+                          size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    if (!arg)
+        return 0;
+    size_t count;
+    if (json_is_integer(arg)) {
+        if (json_integer_value(arg) < 0 || json_integer_value(arg) > 1000000) {
+            snprintf(err, errlen, "partitions must be a count in [0, 1000000] or a list of ids");
+            return SHARDZ_EINVAL;
+        }
+        count = (size_t)json_integer_value(arg);
+    } else if (json_is_array(arg)) {
+        count = json_array_size(arg);
+    } else {
+        snprintf(err, errlen, "partitions must be a count or a list of ids");
+        return SHARDZ_EINVAL;
+    }
+    char **ids = calloc(count ? count : 1, sizeof *ids);
+    if (!ids)
+        return SHARDZ_ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        char num[32];
+        const char *id = num;
+        if (json_is_integer(arg))
+            snprintf(num, sizeof num, "%zu", i);
+        else
+            id = json_string_value(json_array_get(arg, i));
+        if (!szd_valid_id(id)) {
+            snprintf(err, errlen, "partition %zu: ids are 1-%d bytes of [A-Za-z0-9._:-]", i,
+                     SHARDZ_MAX_ID);
+            goto bad;
+        }
+        if (szd_part_find(ns, id)) {
+            snprintf(err, errlen, "partition '%s' already exists", id);
+            for (size_t k = 0; k < i; k++)
+                free(ids[k]);
+            free(ids);
+            return SHARDZ_EEXIST;
+        }
+        ids[i] = strdup(id);
+        if (!ids[i])
+            goto nomem;
+    }
+    /* duplicates inside a list are refused by the sharder (SHARDZ_EEXIST) */
+    *out = ids;
+    *n = count;
+    return 0;
+nomem:
+    for (size_t k = 0; k < count; k++)
+        free(ids[k]);
+    free(ids);
+    return SHARDZ_ENOMEM;
+bad:
+    for (size_t k = 0; k < count; k++)
+        free(ids[k]);
+    free(ids);
+    return SHARDZ_EINVAL;
+}
+
+static void free_ids(char **ids, size_t n)
+{
+    for (size_t i = 0; ids && i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns **out, char *err,
+                  size_t errlen)
+{
+    if (szd_ns_find(d, cfg->name)) {
+        snprintf(err, errlen, "namespace '%s' already exists", cfg->name);
+        return SHARDZ_EEXIST;
+    }
+    szd_ns *ns = ns_new(d, cfg);
+    if (!ns) {
+        snprintf(err, errlen, "out of memory");
+        return SHARDZ_ENOMEM;
+    }
+    char **ids = NULL;
+    size_t n = 0;
+    int rc = parse_part_ids(ns, partitions, &ids, &n, err, errlen);
+    if (rc)
+        goto fail;
+    rc = sharder_add_parts(ns, (const char *const *)ids, n);
+    if (rc) {
+        snprintf(err, errlen, "partitions: %s", shardz_strerror(rc));
+        goto fail;
+    }
+    rc = parts_append(ns, (const char *const *)ids, n, cfg->replicas);
+    if (rc)
+        goto fail;
+    rc = ns_flush(ns, true);
+    if (rc) {
+        snprintf(err, errlen, "store: %s", shardz_store_errmsg(d->store));
+        goto fail;
+    }
+    rc = ns_attach(d, ns);
+    if (rc)
+        goto fail;
+    free_ids(ids, n);
+    szd_log(d, SZD_INFO, "msg=\"namespace created\" ns=%s sharder=%s partitions=%zu replicas=%u",
+            cfg->name, cfg->sharder, n, cfg->replicas);
+    *out = ns;
+    return 0;
+fail:
+    free_ids(ids, n);
+    szd_ns_free(ns);
+    return rc;
+}
+
+int szd_ns_delete(szd *d, szd_ns *ns)
+{
+    char prefix[SHARDZ_KEY_BUF];
+    int len = shardz_key_ns_prefix(prefix, sizeof prefix, ns->cfg.name);
+    if (len < 0)
+        return len;
+    int rc = shardz_store_delete_prefix(d->store, prefix, (size_t)len, NULL, NULL);
+    if (rc)
+        return rc;
+    for (uint32_t i = 0; i < d->nns; i++)
+        if (d->ns[i] == ns) {
+            d->ns[i] = d->ns[--d->nns];
+            break;
+        }
+    /* Tell the workers to delete everything, best effort, then free. */
+    szd_log(d, SZD_INFO, "msg=\"namespace deleted\" ns=%s", ns->cfg.name);
+    szd_ns_free(ns);
+    return 0;
+}
+
+json_t *szd_ns_summary_json(const szd_ns *ns)
+{
+    json_t *j = szd_ns_config_json(ns);
+    json_t *states = json_object();
+    size_t cnt[SZD_NODE_LEFT + 1] = {0};
+    for (uint32_t i = 0; i < ns->nnodes; i++)
+        cnt[ns->nodes[i]->state]++;
+    for (int s = 0; s <= SZD_NODE_LEFT; s++)
+        json_object_set_new(states, node_state_names[s], json_integer((json_int_t)cnt[s]));
+    size_t missing = 0, moves = 0;
+    for (uint32_t i = 0; i < ns->nparts; i++)
+        for (unsigned s = 0; s < ns->parts[i].nrep; s++) {
+            const szd_slot *sl = &ns->parts[i].slots[s];
+            bool serving = sl->owner_state == SZD_R_SERVING || sl->prev_state == SZD_R_SERVING;
+            missing += !serving;
+            moves += sl->owner >= 0 && sl->owner_state != SZD_R_SERVING;
+        }
+    json_object_set_new(j, "revision", json_integer((json_int_t)ns->revision));
+    json_object_set_new(j, "nodes", states);
+    json_object_set_new(j, "partitions", json_integer(ns->nparts));
+    json_object_set_new(j, "missing", json_integer((json_int_t)missing));
+    json_object_set_new(j, "moves", json_integer((json_int_t)moves));
+    return j;
+}
+
+/* ---- nodes --------------------------------------------------------------------------- */
+
+static shardz_node_state sharder_state(szd_node_state st)
+{
+    switch (st) {
+    case SZD_NODE_JOINING:
+        return SHARDZ_NODE_JOINING;
+    case SZD_NODE_ALIVE:
+        return SHARDZ_NODE_ALIVE;
+    case SZD_NODE_SUSPECT:
+        return SHARDZ_NODE_SUSPECT;
+    case SZD_NODE_DRAINING:
+        return SHARDZ_NODE_DRAINING;
+    default:
+        return SHARDZ_NODE_DEAD;
+    }
+}
+
+/* Sets a node's state, in the sharder too, and schedules what follows. */
+void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st);
+void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st)
+{
+    if (n->state == st)
+        return;
+    szd_log(ns->d, SZD_INFO, "msg=\"node state\" ns=%s node=%s from=%s to=%s", ns->cfg.name,
+            n->id, szd_node_state_name(n->state), szd_node_state_name(st));
+    szd_node_state old = n->state;
+    n->state = st;
+    n->since_ms = szd_now(ns->d);
+    if (st == SZD_NODE_LEFT) {
+        const char *id = n->id;
+        if (old != SZD_NODE_LEFT)
+            (void)shardz_sharder_unregister_nodes(ns->sh, &id, 1, SHARDZ_REASON_LEAVE);
+    } else {
+        (void)shardz_sharder_set_node_state(ns->sh, n->id, sharder_state(st));
+    }
+    /* Placement changes only when eligibility or eviction changes. */
+    if (st != SZD_NODE_SUSPECT && !(old == SZD_NODE_SUSPECT && st == SZD_NODE_ALIVE))
+        ns->want_rebalance = true;
+    szd_ns_changed(ns);
+}
+
+static int parse_address(const char *addr, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen)
+        return SHARDZ_EINVAL;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 1 || p > 65535)
+        return SHARDZ_EINVAL;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int node_fill(szd_ns *ns, szd_node *n, json_t *body, char *err, size_t errlen)
+{
+    const char *addr = json_string_value(json_object_get(body, "address"));
+    if (!addr || strlen(addr) > SZD_ADDR_MAX ||
+        parse_address(addr, n->host, sizeof n->host, &n->port) != 0) {
+        snprintf(err, errlen, "address must be \"host:port\"");
+        return SHARDZ_EINVAL;
+    }
+    snprintf(n->address, sizeof n->address, "%s", addr);
+    json_t *z = json_object_get(body, "zone");
+    if (z && (!json_is_string(z) || (json_string_length(z) > 0 &&
+                                     !szd_valid_id(json_string_value(z))))) {
+        snprintf(err, errlen, "zone must be an id");
+        return SHARDZ_EINVAL;
+    }
+    snprintf(n->zone, sizeof n->zone, "%s", z ? json_string_value(z) : "");
+    json_t *cap = json_object_get(body, "capacity");
+    n->ncap = 0;
+    if (cap) {
+        if (!json_is_object(cap)) {
+            snprintf(err, errlen, "capacity must be an object of dimension: number");
+            return SHARDZ_EINVAL;
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(cap, k, v)
+        {
+            size_t i = 0;
+            while (i < ns->cfg.ndims && strcmp(ns->cfg.dims[i], k) != 0)
+                i++;
+            if (i == ns->cfg.ndims) {
+                snprintf(err, errlen, "capacity: unknown dimension '%s'", k);
+                return SHARDZ_EINVAL;
+            }
+            double x = json_number_value(v);
+            if (!json_is_number(v) || !isfinite(x) || x <= 0) {
+                snprintf(err, errlen, "capacity '%s' must be a number above 0", k);
+                return SHARDZ_EINVAL;
+            }
+            if (i >= n->ncap) {
+                for (size_t k2 = n->ncap; k2 < i; k2++)
+                    n->cap[k2] = INFINITY;
+                n->ncap = i + 1;
+            }
+            n->cap[i] = x;
+        }
+        for (size_t i = 0; i < n->ncap; i++)
+            if (isinf(n->cap[i])) {
+                snprintf(err, errlen, "capacity: give every dimension up to '%s'",
+                         ns->cfg.dims[n->ncap - 1]);
+                return SHARDZ_EINVAL;
+            }
+    }
+    return 0;
+}
+
+static int sharder_add_node(szd_ns *ns, szd_node *n, shardz_node_state st)
+{
+    shardz_node_spec spec = {.id = n->id, .zone = n->zone, .ncapacity = n->ncap, .state = st};
+    memcpy(spec.capacity, n->cap, sizeof spec.capacity);
+    return shardz_sharder_register_nodes(ns->sh, &spec, 1);
+}
+
+static szd_node *node_append(szd_ns *ns, const char *id)
+{
+    if (ns->nnodes == ns->capnodes) {
+        uint32_t ncap = ns->capnodes ? 2 * ns->capnodes : 16;
+        szd_node **nn = realloc(ns->nodes, ncap * sizeof *nn);
+        if (!nn)
+            return NULL;
+        ns->nodes = nn;
+        ns->capnodes = ncap;
+    }
+    szd_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->ns = ns;
+    snprintf(n->id, sizeof n->id, "%s", id);
+    n->state = SZD_NODE_JOINING;
+    n->since_ms = szd_now(ns->d);
+    ns->nodes[ns->nnodes] = n;
+    if (szd_map_insert(&ns->node_map, ns->nnodes, ns->nnodes + 1, node_key, ns) != 0) {
+        free(n);
+        return NULL;
+    }
+    ns->nnodes++;
+    return n;
+}
+
+int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_t errlen)
+{
+    const char *id = json_string_value(json_object_get(body, "id"));
+    if (!szd_valid_id(id)) {
+        snprintf(err, errlen, "id must be 1-%d bytes of [A-Za-z0-9._:-]", SHARDZ_MAX_ID);
+        return SHARDZ_EINVAL;
+    }
+    szd_node tmp = {0};
+    int rc = node_fill(ns, &tmp, body, err, errlen);
+    if (rc)
+        return rc;
+    szd_node *n = szd_node_find(ns, id);
+    if (n) {
+        /* A worker registering again (a restart): new address, same replicas unless it was
+         * declared dead or left in the meantime. */
+        bool moved_zone = strcmp(n->zone, tmp.zone) != 0;
+        szd_node_close(n);
+        snprintf(n->address, sizeof n->address, "%s", tmp.address);
+        snprintf(n->host, sizeof n->host, "%s", tmp.host);
+        n->port = tmp.port;
+        n->ncap = tmp.ncap;
+        memcpy(n->cap, tmp.cap, sizeof n->cap);
+        snprintf(n->zone, sizeof n->zone, "%s", tmp.zone);
+        n->released_sent = false;
+        n->leaving = false;
+        n->dirty = true;
+        if (n->state == SZD_NODE_LEFT || moved_zone) {
+            /* comes back as a new node of the sharder */
+            const char *nid = n->id;
+            if (n->state != SZD_NODE_LEFT)
+                (void)shardz_sharder_unregister_nodes(ns->sh, &nid, 1, SHARDZ_REASON_LEAVE);
+            rc = sharder_add_node(ns, n, SHARDZ_NODE_JOINING);
+            if (rc) {
+                snprintf(err, errlen, "placement: %s", shardz_strerror(rc));
+                return rc;
+            }
+            n->state = SZD_NODE_JOINING;
+            ns->want_rebalance = true;
+        } else if (n->state == SZD_NODE_DRAINING) {
+            szd_node_set_state(ns, n, SZD_NODE_JOINING);
+        }
+    } else {
+        n = node_append(ns, id);
+        if (!n) {
+            snprintf(err, errlen, "out of memory");
+            return SHARDZ_ENOMEM;
+        }
+        snprintf(n->address, sizeof n->address, "%s", tmp.address);
+        snprintf(n->host, sizeof n->host, "%s", tmp.host);
+        n->port = tmp.port;
+        n->ncap = tmp.ncap;
+        memcpy(n->cap, tmp.cap, sizeof n->cap);
+        snprintf(n->zone, sizeof n->zone, "%s", tmp.zone);
+        rc = sharder_add_node(ns, n, SHARDZ_NODE_JOINING);
+        if (rc) {
+            /* undo the append */
+            ns->nnodes--;
+            free(n);
+            szd_map_rebuild(&ns->node_map, ns->nnodes, node_key, ns);
+            snprintf(err, errlen, "placement: %s", shardz_strerror(rc));
+            return rc;
+        }
+        n->dirty = true;
+    }
+    ns->nodes_dirty = true;
+    rc = ns_flush(ns, false);
+    if (rc) {
+        snprintf(err, errlen, "store: %s", shardz_store_errmsg(ns->d->store));
+        return rc;
+    }
+    szd_log(ns->d, SZD_INFO, "msg=\"node registered\" ns=%s node=%s address=%s zone=\"%s\"",
+            ns->cfg.name, n->id, n->address, n->zone);
+    szd_ns_changed(ns);
+    *out = n;
+    return 0;
+}
+
+int szd_node_leave(szd_ns *ns, szd_node *n)
+{
+    if (n->state == SZD_NODE_LEFT)
+        return 0;
+    n->leaving = true;
+    ns->nodes_dirty = true;
+    int rc = ns_flush(ns, false);
+    if (rc)
+        return rc;
+    szd_node_set_state(ns, n, SZD_NODE_DRAINING);
+    return 0;
+}
+
+static int32_t idx_of(const szd_ns *ns, const szd_node *n)
+{
+    for (uint32_t i = 0; i < ns->nnodes; i++)
+        if (ns->nodes[i] == n)
+            return (int32_t)i;
+    return -1;
+}
+
+json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions)
+{
+    json_t *cap = json_object();
+    for (size_t i = 0; i < n->ncap; i++)
+        json_object_set_new(cap, ns->cfg.dims[i], json_real(n->cap[i]));
+    size_t replicas = 0;
+    int32_t me = idx_of(ns, n);
+    json_t *parts = with_partitions ? json_array() : NULL;
+    for (uint32_t i = 0; i < ns->nparts; i++) {
+        const szd_part *p = &ns->parts[i];
+        for (unsigned s = 0; s < p->nrep; s++) {
+            const szd_slot *sl = &p->slots[s];
+            szd_rstate st = SZD_R_NONE;
+            if (sl->owner == me)
+                st = (szd_rstate)sl->owner_state;
+            else if (sl->prev == me)
+                st = (szd_rstate)sl->prev_state;
+            if (st == SZD_R_NONE)
+                continue;
+            replicas++;
+            if (parts)
+                json_array_append_new(
+                    parts, json_pack("{s:s, s:i, s:s, s:s, s:I}", "partition", p->id, "slot",
+                                     (int)s, "role",
+                                     !ns->cfg.roles ? "none" : s == 0 ? "primary" : "secondary",
+                                     "state", szd_rstate_name(st), "generation",
+                                     (json_int_t)sl->generation));
+        }
+    }
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:b}", "id", n->id, "address",
+                          n->address, "zone", n->zone, "state", szd_node_state_name(n->state),
+                          "capacity", cap, "replicas", (json_int_t)replicas, "leaving",
+                          n->leaving);
+    if (parts)
+        json_object_set_new(j, "partitions", parts);
+    return j;
+}
+
+/* ---- partitions ---------------------------------------------------------------------- */
+
+int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    if (!json_is_array(arg)) {
+        snprintf(err, errlen, "ids must be a list of partition ids");
+        return SHARDZ_EINVAL;
+    }
+    int rc = parse_part_ids(ns, arg, &ids, &n, err, errlen);
+    if (rc)
+        return rc;
+    rc = sharder_add_parts(ns, (const char *const *)ids, n);
+    if (rc) {
+        snprintf(err, errlen, "%s", rc == SHARDZ_EEXIST ? "a partition id is given twice"
+                                                         : shardz_strerror(rc));
+        goto out;
+    }
+    rc = parts_append(ns, (const char *const *)ids, n, ns->cfg.replicas);
+    if (rc)
+        goto out;
+    rc = ns_flush(ns, false);
+    if (rc) {
+        snprintf(err, errlen, "store: %s", shardz_store_errmsg(ns->d->store));
+        goto out;
+    }
+    ns->want_rebalance = true;
+    szd_ns_changed(ns);
+out:
+    free_ids(ids, n);
+    return rc;
+}
+
+static void mark_dirty(szd_ns *ns, int32_t node)
+{
+    if (node >= 0)
+        ns->nodes[node]->dirty = true;
+}
+
+int szd_part_remove(szd_ns *ns, szd_part *p)
+{
+    char key[SHARDZ_KEY_BUF];
+    int len = shardz_key_assign(key, sizeof key, ns->cfg.name, p->id);
+    if (len < 0)
+        return len;
+    const char *id = p->id;
+    int rc = shardz_sharder_unregister_partitions(ns->sh, &id, 1);
+    if (rc)
+        return rc;
+    rc = shardz_store_delete(ns->d->store, key, (size_t)len, NULL, NULL);
+    if (rc)
+        szd_log(ns->d, SZD_ERROR, "msg=\"store delete failed\" key=%s", key);
+    for (unsigned s = 0; s < p->nrep; s++) {
+        mark_dirty(ns, p->slots[s].owner);
+        mark_dirty(ns, p->slots[s].prev);
+    }
+    uint32_t idx = (uint32_t)(p - ns->parts);
+    ns->parts[idx] = ns->parts[--ns->nparts];
+    szd_map_rebuild(&ns->part_map, ns->nparts, part_key, ns);
+    ns->want_rebalance = true;
+    szd_ns_changed(ns);
+    return rc;
+}
+
+static const char *role_name(const szd_ns *ns, unsigned slot)
+{
+    return !ns->cfg.roles ? "none" : slot == 0 ? "primary" : "secondary";
+}
+
+json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
+{
+    json_t *reps = json_array();
+    uint64_t gen = 0;
+    for (unsigned s = 0; s < p->nrep; s++) {
+        const szd_slot *sl = &p->slots[s];
+        gen = sl->generation > gen ? sl->generation : gen;
+        /* routing: the serving replica of the slot (the old owner while the new one adds) */
+        int32_t node = -1;
+        szd_rstate st = SZD_R_NONE;
+        if (sl->owner_state == SZD_R_SERVING) {
+            node = sl->owner;
+            st = SZD_R_SERVING;
+        } else if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING) {
+            node = sl->prev;
+            st = SZD_R_SERVING;
+        } else if (sl->owner >= 0) {
+            node = sl->owner;
+            st = (szd_rstate)sl->owner_state;
+        }
+        if (node < 0)
+            continue;
+        json_t *r = json_pack("{s:s, s:s, s:i, s:s, s:s, s:I}", "node", ns->nodes[node]->id,
+                              "address", ns->nodes[node]->address, "slot", (int)s, "role",
+                              role_name(ns, s), "state", szd_rstate_name(st), "generation",
+                              (json_int_t)sl->generation);
+        if (sl->owner >= 0 && sl->owner != node)
+            json_object_set_new(r, "moving_to", json_string(ns->nodes[sl->owner]->id));
+        json_array_append_new(reps, r);
+    }
+    return json_pack("{s:s, s:I, s:o}", "partition", p->id, "generation", (json_int_t)gen,
+                     "replicas", reps);
+}
+
+json_t *szd_state_json(const szd_ns *ns)
+{
+    json_t *nodes = json_array();
+    for (uint32_t i = 0; i < ns->nnodes; i++) {
+        const szd_node *n = ns->nodes[i];
+        json_array_append_new(nodes, json_pack("{s:s, s:s, s:s, s:s}", "id", n->id, "address",
+                                               n->address, "zone", n->zone, "state",
+                                               szd_node_state_name(n->state)));
+    }
+    json_t *parts = json_array();
+    bool hash = strcmp(ns->cfg.sharder, "hash") == 0;
+    for (uint32_t i = 0; i < ns->nparts; i++) {
+        json_t *pj = szd_part_json(ns, &ns->parts[i]);
+        json_object_set_new(pj, "id", json_string(ns->parts[i].id));
+        json_object_del(pj, "partition");
+        if (hash) {
+            size_t nr = 0;
+            shardz_slot_range ranges[64];
+            json_t *sl = json_array();
+            if (shardz_sharder_slot_ranges(ns->sh, ns->parts[i].id, ranges, 64, &nr) == 0) {
+                shardz_slot_range *all = ranges;
+                if (nr > 64) {
+                    all = calloc(nr, sizeof *all);
+                    if (all && shardz_sharder_slot_ranges(ns->sh, ns->parts[i].id, all, nr,
+                                                          &nr) != 0)
+                        nr = 0;
+                }
+                for (size_t k = 0; all && k < nr; k++)
+                    json_array_append_new(sl, json_pack("[I, I]", (json_int_t)all[k].lo,
+                                                        (json_int_t)all[k].hi));
+                if (all != ranges)
+                    free(all);
+            }
+            json_object_set_new(pj, "slots", sl);
+        }
+        json_array_append_new(parts, pj);
+    }
+    json_t *j = json_pack("{s:s, s:I, s:s, s:o, s:o}", "namespace", ns->cfg.name, "revision",
+                          (json_int_t)ns->revision, "sharder", ns->cfg.sharder, "nodes", nodes,
+                          "partitions", parts);
+    if (hash)
+        json_object_set_new(j, "slots", json_integer(ns->cfg.slots));
+    return j;
+}
+
+/* ---- plans -> moves ------------------------------------------------------------------ */
+
+static bool node_gone(const szd_ns *ns, int32_t i)
+{
+    return i < 0 || ns->nodes[i]->state == SZD_NODE_DEAD || ns->nodes[i]->state == SZD_NODE_LEFT;
+}
+
+/* The node serving a slot's traffic now (routing), or -1. */
+static int32_t serving_node(const szd_slot *sl)
+{
+    if (sl->owner >= 0 && sl->owner_state == SZD_R_SERVING)
+        return sl->owner;
+    if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING)
+        return sl->prev;
+    return -1;
+}
+
+static void apply_move(szd_ns *ns, const shardz_move *mv)
+{
+    szd_part *p = szd_part_find(ns, mv->partition);
+    if (!p || mv->slot >= p->nrep) {
+        szd_log(ns->d, SZD_ERROR, "msg=\"plan names an unknown replica\" partition=%s slot=%u",
+                mv->partition, mv->slot);
+        return;
+    }
+    szd_slot *sl = &p->slots[mv->slot];
+    int32_t to = mv->to ? node_index(ns, mv->to) : -1;
+    int32_t cur = serving_node(sl);
+    uint64_t gen = 0;
+    (void)shardz_sharder_generation(ns->sh, p->id, &gen);
+    mark_dirty(ns, sl->owner);
+    mark_dirty(ns, sl->prev);
+    mark_dirty(ns, to);
+    p->dirty = true;
+    ns->moves_by_reason[mv->reason]++;
+    szd_log(ns->d, SZD_INFO,
+            "msg=\"move\" ns=%s partition=%s slot=%u from=%s to=%s reason=%s generation=%llu",
+            ns->cfg.name, p->id, mv->slot, mv->from ? mv->from : "-", mv->to ? mv->to : "-",
+            shardz_reason_name(mv->reason), (unsigned long long)gen);
+    if (to < 0) {
+        /* vacated: nowhere to go; in strict mode a dead owner may still be serving until
+         * its lease ends, which the routing no longer shows anyway */
+        sl->owner = -1;
+        sl->owner_state = SZD_R_NONE;
+        sl->prev = -1;
+        sl->prev_state = SZD_R_NONE;
+        return;
+    }
+    if (sl->owner == to && sl->owner_state != SZD_R_NONE)
+        return;
+    ns->moves_started++;
+    sl->reason = (uint8_t)mv->reason;
+    sl->generation = gen;
+    sl->started_ms = szd_now(ns->d);
+    if (cur == to) {
+        /* back to the node still serving it: the move in flight is cancelled */
+        sl->owner = to;
+        sl->owner_state = SZD_R_SERVING;
+        sl->prev = -1;
+        sl->prev_state = SZD_R_NONE;
+        return;
+    }
+    sl->owner = to;
+    /* the old owner: the serving node, or in strict mode also a dead one whose lease runs */
+    int32_t prev = cur;
+    if (prev >= 0 && ns->nodes[prev]->state == SZD_NODE_LEFT)
+        prev = -1;
+    if (prev >= 0 && ns->nodes[prev]->state == SZD_NODE_DEAD && !ns->cfg.strict)
+        prev = -1;
+    sl->prev = prev;
+    if (prev < 0) {
+        sl->prev_state = SZD_R_NONE;
+        sl->owner_state = SZD_R_ADDING;
+    } else if (ns->cfg.strict) {
+        sl->prev_state = SZD_R_DROPPING; /* break before make */
+        sl->owner_state = SZD_R_PENDING;
+    } else {
+        sl->prev_state = SZD_R_SERVING; /* make before break */
+        sl->owner_state = SZD_R_ADDING;
+    }
+}
+
+static int ns_rebalance(szd_ns *ns)
+{
+    shardz_plan *plan = NULL;
+    int rc = shardz_sharder_rebalance(ns->sh, 0, &plan);
+    if (rc) {
+        szd_log(ns->d, SZD_ERROR, "msg=\"rebalance failed\" ns=%s err=%s", ns->cfg.name,
+                shardz_err_name(rc));
+        return rc;
+    }
+    size_t n = shardz_plan_count(plan);
+    for (size_t i = 0; i < n; i++) {
+        shardz_move mv;
+        shardz_plan_move(plan, i, &mv);
+        apply_move(ns, &mv);
+    }
+    if (n > 0 || shardz_plan_missing(plan) > 0)
+        szd_log(ns->d, SZD_INFO, "msg=\"plan\" ns=%s moves=%zu missing=%zu", ns->cfg.name, n,
+                shardz_plan_missing(plan));
+    shardz_plan_free(plan);
+    if (n > 0)
+        szd_ns_changed(ns);
+    return 0;
+}
+
+/* A worker's reply to an assignment: what it serves. Advances the moves it acknowledges. */
+void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
+{
+    int32_t me = idx_of(ns, n);
+    bool changed = false;
+    /* served: partition -> generation */
+    for (uint32_t i = 0; i < ns->nparts; i++) {
+        szd_part *p = &ns->parts[i];
+        bool involved = false;
+        for (unsigned s = 0; s < p->nrep && !involved; s++)
+            involved = p->slots[s].owner == me || p->slots[s].prev == me;
+        if (!involved)
+            continue;
+        uint64_t served_gen = 0;
+        bool served = false;
+        size_t k;
+        json_t *e;
+        json_array_foreach(serving, k, e)
+        {
+            if (strcmp(json_string_value(json_object_get(e, "partition")) ?: "", p->id) == 0) {
+                served = true;
+                served_gen = (uint64_t)json_integer_value(json_object_get(e, "generation"));
+                break;
+            }
+        }
+        for (unsigned s = 0; s < p->nrep; s++) {
+            szd_slot *sl = &p->slots[s];
+            if (sl->owner == me && sl->owner_state == SZD_R_ADDING && served &&
+                served_gen >= sl->generation) {
+                sl->owner_state = SZD_R_SERVING;
+                if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING && !node_gone(ns, sl->prev)) {
+                    sl->prev_state = SZD_R_DROPPING; /* routing switched: the old owner drops */
+                    mark_dirty(ns, sl->prev);
+                } else if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING) {
+                    sl->prev = -1;
+                    sl->prev_state = SZD_R_NONE;
+                }
+                if (sl->prev < 0)
+                    ns->moves_done++;
+                p->dirty = true;
+                changed = true;
+            }
+            if (sl->prev == me && sl->prev_state == SZD_R_DROPPING && !served) {
+                sl->prev = -1;
+                sl->prev_state = SZD_R_NONE;
+                if (sl->owner_state == SZD_R_PENDING) {
+                    sl->owner_state = SZD_R_ADDING; /* strict: the old owner stopped */
+                    mark_dirty(ns, sl->owner);
+                } else {
+                    ns->moves_done++;
+                }
+                p->dirty = true;
+                changed = true;
+            }
+        }
+    }
+    if (changed)
+        szd_ns_changed(ns);
+}
+
+/* Strict mode: a dead node whose lease expired no longer holds anything. */
+static void expire_leases(szd_ns *ns)
+{
+    int64_t now = szd_now(ns->d);
+    for (uint32_t i = 0; i < ns->nparts; i++) {
+        szd_part *p = &ns->parts[i];
+        for (unsigned s = 0; s < p->nrep; s++) {
+            szd_slot *sl = &p->slots[s];
+            if (sl->prev < 0 || sl->prev_state != SZD_R_DROPPING)
+                continue;
+            szd_node *old = ns->nodes[sl->prev];
+            if (old->state != SZD_NODE_DEAD && old->state != SZD_NODE_LEFT)
+                continue;
+            if (old->state == SZD_NODE_DEAD && now < old->last_ok_ms + ns->cfg.lease_ms)
+                continue;
+            sl->prev = -1;
+            sl->prev_state = SZD_R_NONE;
+            if (sl->owner_state == SZD_R_PENDING) {
+                sl->owner_state = SZD_R_ADDING;
+                mark_dirty(ns, sl->owner);
+            }
+            p->dirty = true;
+            szd_ns_changed(ns);
+        }
+    }
+}
+
+/* Draining nodes that hold nothing any more are released. */
+static void release_drained(szd_ns *ns)
+{
+    for (uint32_t i = 0; i < ns->nnodes; i++) {
+        szd_node *n = ns->nodes[i];
+        if (n->state != SZD_NODE_DRAINING)
+            continue;
+        bool holds = false;
+        for (uint32_t k = 0; k < ns->nparts && !holds; k++)
+            for (unsigned s = 0; s < ns->parts[k].nrep && !holds; s++)
+                holds = ns->parts[k].slots[s].owner == (int32_t)i ||
+                        ns->parts[k].slots[s].prev == (int32_t)i;
+        if (holds)
+            continue;
+        szd_node_set_state(ns, n, SZD_NODE_LEFT);
+        n->dirty = true;
+        ns->nodes_dirty = true;
+    }
+}
+
+void szd_ns_changed(szd_ns *ns)
+{
+    ns->revision++;
+    szd_ns_schedule(ns);
+}
+
+void szd_ns_schedule(szd_ns *ns)
+{
+    if (!event_pending(ns->work, EV_TIMEOUT, NULL))
+        event_active(ns->work, 0, 0);
+}
+
+static void on_work(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    szd_ns *ns = arg;
+    if (ns->want_rebalance) {
+        ns->want_rebalance = false;
+        ns_rebalance(ns);
+    }
+    expire_leases(ns);
+    release_drained(ns);
+    /* every step is on disk before a worker hears of it */
+    if (ns_flush(ns, false) == 0)
+        szd_push_assignments(ns);
+    szd_watch_notify(ns);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    szd_ns *ns = arg;
+    szd_health_tick(ns);
+    szd_ns_schedule(ns);
+}
+
+/* ---- loading after a restart --------------------------------------------------------- */
+
+static int load_node(szd_ns *ns, json_t *j)
+{
+    char err[256];
+    const char *id = json_string_value(json_object_get(j, "id"));
+    if (!szd_valid_id(id) || szd_node_find(ns, id))
+        return SHARDZ_EINVAL;
+    szd_node tmp = {0};
+    if (node_fill(ns, &tmp, j, err, sizeof err) != 0)
+        return SHARDZ_EINVAL;
+    szd_node *n = node_append(ns, id);
+    if (!n)
+        return SHARDZ_ENOMEM;
+    snprintf(n->address, sizeof n->address, "%s", tmp.address);
+    snprintf(n->host, sizeof n->host, "%s", tmp.host);
+    n->port = tmp.port;
+    n->ncap = tmp.ncap;
+    memcpy(n->cap, tmp.cap, sizeof n->cap);
+    snprintf(n->zone, sizeof n->zone, "%s", tmp.zone);
+    n->leaving = json_is_true(json_object_get(j, "leaving"));
+    n->state = n->leaving ? SZD_NODE_DRAINING : SZD_NODE_JOINING;
+    /* until it answers a ping it counts from now: a worker that is gone is declared dead
+     * dead_after_ms after the restart */
+    n->last_ok_ms = szd_now(ns->d);
+    n->dirty = true;
+    return sharder_add_node(ns, n, n->leaving ? SHARDZ_NODE_DRAINING : SHARDZ_NODE_JOINING);
+}
+
+static int load_part(szd_ns *ns, json_t *j)
+{
+    const char *id = json_string_value(json_object_get(j, "id"));
+    json_t *slots = json_object_get(j, "slots");
+    if (!szd_valid_id(id) || !json_is_array(slots) || json_array_size(slots) < 1 ||
+        json_array_size(slots) > SHARDZ_MAX_REPLICAS || szd_part_find(ns, id))
+        return SHARDZ_EINVAL;
+    unsigned nrep = (unsigned)json_array_size(slots);
+    int rc = parts_append(ns, &id, 1, nrep);
+    if (rc)
+        return rc;
+    szd_part *p = &ns->parts[ns->nparts - 1];
+    p->dirty = false;
+    const char *owners[SHARDZ_MAX_REPLICAS] = {0};
+    uint64_t gen = 0;
+    for (unsigned s = 0; s < nrep; s++) {
+        json_t *e = json_array_get(slots, s);
+        szd_slot *sl = &p->slots[s];
+        const char *owner = json_string_value(json_object_get(e, "owner"));
+        const char *prev = json_string_value(json_object_get(e, "prev"));
+        int os = rstate_parse(json_string_value(json_object_get(e, "state")));
+        int ps = rstate_parse(json_string_value(json_object_get(e, "prev_state")));
+        int why = reason_parse(json_string_value(json_object_get(e, "reason")));
+        sl->owner = owner ? node_index(ns, owner) : -1;
+        sl->prev = prev ? node_index(ns, prev) : -1;
+        sl->owner_state = (uint8_t)(sl->owner >= 0 && os > 0 ? os : SZD_R_NONE);
+        sl->prev_state = (uint8_t)(sl->prev >= 0 && ps > 0 ? ps : SZD_R_NONE);
+        sl->reason = (uint8_t)(why >= 0 ? why : SHARDZ_REASON_NEW);
+        sl->generation = (uint64_t)json_integer_value(json_object_get(e, "generation"));
+        sl->started_ms = szd_now(ns->d);
+        gen = sl->generation > gen ? sl->generation : gen;
+        if (sl->owner >= 0) {
+            for (unsigned t = 0; t < s; t++)
+                if (owners[t] && strcmp(owners[t], owner) == 0)
+                    sl->owner = -1; /* corrupt: two slots on one node */
+            if (sl->owner >= 0)
+                owners[s] = ns->nodes[sl->owner]->id;
+        }
+        if (sl->owner < 0) {
+            sl->owner_state = SZD_R_NONE;
+            if (sl->prev < 0)
+                sl->prev_state = SZD_R_NONE;
+        }
+    }
+    shardz_partition_spec spec = {
+        .id = id, .replicas = nrep, .nnodes = nrep, .nodes = owners, .generation = gen};
+    return shardz_sharder_register_partitions(ns->sh, &spec, 1);
+}
+
+int szd_ns_load_all(szd *d)
+{
+    char prefix[SHARDZ_KEY_BUF];
+    int plen = shardz_key_ns_prefix(prefix, sizeof prefix, NULL);
+    shardz_range *r = NULL;
+    int rc = shardz_store_range(d->store, prefix, (size_t)plen, NULL, 0, 0, &r);
+    if (rc)
+        return rc;
+    /* three passes: configs, then nodes, then assignments (they name nodes) */
+    for (int pass = 0; pass < 3; pass++) {
+        for (size_t i = 0; i < r->count; i++) {
+            shardz_kv *kv = &r->kvs[i];
+            shardz_key_parts kp;
+            if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0) {
+                if (pass == 0)
+                    szd_log(d, SZD_WARN, "msg=\"skipping a foreign key\" key=\"%.*s\"",
+                            (int)kv->key_len, kv->key);
+                continue;
+            }
+            int want = pass == 0 ? SHARDZ_KEY_CONFIG : pass == 1 ? SHARDZ_KEY_NODE
+                                                                 : SHARDZ_KEY_ASSIGN;
+            if ((int)kp.kind != want)
+                continue;
+            json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+            int lrc = j && json_is_object(j) ? 0 : SHARDZ_EINVAL;
+            if (lrc == 0 && pass == 0) {
+                szd_ns_config cfg;
+                char err[256];
+                lrc = szd_ns_config_parse(j, &cfg, err, sizeof err);
+                szd_ns *ns = NULL;
+                if (lrc == 0 && !szd_ns_find(d, cfg.name)) {
+                    ns = ns_new(d, &cfg);
+                    lrc = ns ? ns_attach(d, ns) : SHARDZ_ENOMEM;
+                    if (lrc && ns)
+                        szd_ns_free(ns);
+                }
+            } else if (lrc == 0) {
+                szd_ns *ns = szd_ns_find(d, kp.ns);
+                if (!ns)
+                    lrc = SHARDZ_ENOENT;
+                else
+                    lrc = pass == 1 ? load_node(ns, j) : load_part(ns, j);
+            }
+            if (lrc)
+                szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
+                        (int)kv->key_len, kv->key, shardz_err_name(lrc));
+            json_decref(j);
+        }
+    }
+    shardz_range_free(r);
+    for (uint32_t i = 0; i < d->nns; i++) {
+        szd_ns *ns = d->ns[i];
+        ns->want_rebalance = true;
+        szd_log(d, SZD_INFO, "msg=\"namespace loaded\" ns=%s nodes=%u partitions=%u",
+                ns->cfg.name, ns->nnodes, ns->nparts);
+        szd_ns_schedule(ns);
+    }
+    return 0;
+}

@@ -1,0 +1,197 @@
+/* shardzd helpers: the clock, logging (one logfmt line per event), string maps, JSON
+ * replies and errors, request bodies with a size limit, id validation. Event-loop thread. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "daemon/daemon.h"
+
+int64_t szd_now(const szd *d)
+{
+    if (d && d->clock_ms)
+        return d->clock_ms();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void szd_log(const szd *d, int level, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    if (d && level > d->cfg.log_level)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "ts=%s.%03ldZ level=%s ", when, ts.tv_nsec / 1000000,
+            names[level < 0 ? 0 : level > 3 ? 3 : level]);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* ---- maps ---------------------------------------------------------------------------- */
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+uint32_t szd_map_find(const szd_map *m, const char *key, szd_keyfn fn, const void *ctx)
+{
+    if (!m->cap)
+        return UINT32_MAX;
+    uint32_t mask = m->cap - 1;
+    for (uint32_t i = hash_str(key) & mask;; i = (i + 1) & mask) {
+        uint32_t e = m->slots[i];
+        if (e == 0)
+            return UINT32_MAX;
+        if (strcmp(fn(ctx, e - 1), key) == 0)
+            return e - 1;
+    }
+}
+
+static void map_put(szd_map *m, uint32_t idx, szd_keyfn fn, const void *ctx)
+{
+    uint32_t mask = m->cap - 1;
+    uint32_t i = hash_str(fn(ctx, idx)) & mask;
+    while (m->slots[i] != 0)
+        i = (i + 1) & mask;
+    m->slots[i] = idx + 1;
+}
+
+int szd_map_rebuild(szd_map *m, uint32_t count, szd_keyfn fn, const void *ctx)
+{
+    uint32_t cap = 16;
+    while (cap < 2 * (count + 1))
+        cap *= 2;
+    uint32_t *s = calloc(cap, sizeof *s);
+    if (!s)
+        return SHARDZ_ENOMEM;
+    free(m->slots);
+    m->slots = s;
+    m->cap = cap;
+    for (uint32_t i = 0; i < count; i++)
+        map_put(m, i, fn, ctx);
+    return 0;
+}
+
+int szd_map_insert(szd_map *m, uint32_t idx, uint32_t count, szd_keyfn fn, const void *ctx)
+{
+    if (2 * (count + 1) > m->cap)
+        return szd_map_rebuild(m, count, fn, ctx); /* count includes idx */
+    map_put(m, idx, fn, ctx);
+    return 0;
+}
+
+void szd_map_free(szd_map *m)
+{
+    free(m->slots);
+    m->slots = NULL;
+    m->cap = 0;
+}
+
+/* ---- replies ------------------------------------------------------------------------- */
+
+void szd_reply_json(struct evhttp_request *req, int status, json_t *body, uint64_t revision)
+{
+    struct evbuffer *buf = evbuffer_new();
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    if (revision) {
+        char rev[32];
+        snprintf(rev, sizeof rev, "%llu", (unsigned long long)revision);
+        evhttp_add_header(h, "X-Shardz-Revision", rev);
+    }
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (buf && text) {
+        evbuffer_add(buf, text, strlen(text));
+        evbuffer_add(buf, "\n", 1);
+    }
+    evhttp_send_reply(req, status, status < 300 ? "OK" : "Error", buf);
+    free(text);
+    if (buf)
+        evbuffer_free(buf);
+    json_decref(body);
+}
+
+void szd_reply_error(struct evhttp_request *req, int err, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *body = json_pack("{s:s, s:s}", "code", shardz_err_name(err), "message", msg);
+    szd_reply_json(req, shardz_err_http_status(err), body, 0);
+}
+
+json_t *szd_read_body(struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > SZD_MAX_BODY) {
+        szd_reply_error(req, SHARDZ_ETOOBIG, "body of %zu bytes is over the limit of %d", len,
+                        SZD_MAX_BODY);
+        return NULL;
+    }
+    if (len == 0) {
+        szd_reply_error(req, SHARDZ_EINVAL, "a JSON body is required");
+        return NULL;
+    }
+    const char *data = (const char *)evbuffer_pullup(in, (ssize_t)len);
+    json_error_t jerr;
+    json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j) {
+        szd_reply_error(req, SHARDZ_EINVAL, "malformed JSON at line %d column %d: %s", jerr.line,
+                        jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        szd_reply_error(req, SHARDZ_EINVAL, "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+bool szd_valid_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > SHARDZ_MAX_ID)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-')
+            return false;
+    }
+    return true;
+}
+
+bool szd_valid_ns_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > SZD_MAX_NS_NAME || !isalnum((unsigned char)s[0]))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(isdigit(c) || (c >= 'a' && c <= 'z')) && c != '.' && c != '_' && c != '-')
+            return false;
+    }
+    return true;
+}
