@@ -165,9 +165,10 @@ static void send_ping(szd_ns *ns, szd_node *n)
     if (!ctx)
         return;
     ctx->node = n;
-    json_t *body = json_pack("{s:s, s:s, s:I, s:I}", "namespace", ns->cfg.name, "node", n->id,
-                             "revision", (json_int_t)ns->revision, "lease_ms",
-                             (json_int_t)ns->cfg.lease_ms);
+    json_t *body = json_pack("{s:s, s:s, s:I}", "namespace", ns->cfg.name, "node", n->id,
+                             "revision", (json_int_t)ns->revision);
+    if (body && ns->cfg.strict) /* a lease exists in strict namespaces only */
+        json_object_set_new(body, "lease_ms", json_integer((json_int_t)ns->cfg.lease_ms));
     int rc = body ? send_json(n, false, "/shardz/v1/ping", body, on_ping, ctx) : SHARDZ_ENOMEM;
     json_decref(body);
     if (rc) {
@@ -291,10 +292,11 @@ void szd_push_assignments(szd_ns *ns)
         json_t *reps = n->desired;
         n->desired = NULL;
         bool released = n->state == SZD_NODE_LEFT;
-        json_t *body = json_pack("{s:s, s:s, s:I, s:I, s:b, s:o}", "namespace", ns->cfg.name,
-                                 "node", n->id, "revision", (json_int_t)ns->revision, "lease_ms",
-                                 (json_int_t)ns->cfg.lease_ms, "released", released, "replicas",
-                                 reps);
+        json_t *body = json_pack("{s:s, s:s, s:I, s:b, s:o}", "namespace", ns->cfg.name, "node",
+                                 n->id, "revision", (json_int_t)ns->revision, "released",
+                                 released, "replicas", reps);
+        if (body && ns->cfg.strict)
+            json_object_set_new(body, "lease_ms", json_integer((json_int_t)ns->cfg.lease_ms));
         lane_ctx *ctx = calloc(1, sizeof *ctx);
         if (!body || !ctx) {
             json_decref(body);

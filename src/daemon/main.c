@@ -220,7 +220,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "shardzd: cannot load the state: %s\n", shardz_strerror(rc));
         goto out;
     }
-    evhttp_set_max_body_size(d.http, SZD_MAX_BODY);
+    /* libevent refuses bodies past 4x the limit itself (a bare 413); up to that, the API
+     * answers the JSON error of szd_read_body */
+    evhttp_set_max_body_size(d.http, 4 * SZD_MAX_BODY);
     evhttp_set_max_headers_size(d.http, 16 * 1024);
     evhttp_set_timeout(d.http, 330);
     evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |

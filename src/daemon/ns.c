@@ -1100,7 +1100,7 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
     sl->reason = (uint8_t)mv->reason;
     sl->generation = gen;
     sl->started_ms = szd_now(ns->d);
-    if (cur == to) {
+    if (cur == to && !ns->cfg.strict) {
         /* back to the node still serving it: the move in flight is cancelled */
         sl->owner = to;
         sl->owner_state = SZD_R_SERVING;
@@ -1108,24 +1108,42 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
         sl->prev_state = SZD_R_NONE;
         return;
     }
+    if (ns->cfg.strict) {
+        /* Break before make. The node that may hold the replica now: the old owner still
+         * told to drop it, else the owner (serving, or adding: its push may be in flight
+         * and it may be serving already). It must be rid of it before the new one starts;
+         * a dead holder is waited for until its lease ends (expire_leases). */
+        int32_t holder = -1;
+        if (sl->prev >= 0 &&
+            (sl->prev_state == SZD_R_DROPPING || sl->prev_state == SZD_R_SERVING))
+            holder = sl->prev;
+        else if (sl->owner >= 0 &&
+                 (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
+            holder = sl->owner;
+        if (holder >= 0 && ns->nodes[holder]->state == SZD_NODE_LEFT)
+            holder = -1;
+        sl->owner = to;
+        if (holder < 0 || holder == to) {
+            sl->prev = -1;
+            sl->prev_state = SZD_R_NONE;
+            sl->owner_state = SZD_R_ADDING;
+        } else {
+            sl->prev = holder;
+            sl->prev_state = SZD_R_DROPPING;
+            sl->owner_state = SZD_R_PENDING;
+        }
+        mark_dirty(ns, holder);
+        return;
+    }
+    /* Make before break: the node serving traffic keeps it until the new owner serves. */
     sl->owner = to;
-    /* the old owner: the serving node, or in strict mode also a dead one whose lease runs */
     int32_t prev = cur;
-    if (prev >= 0 && ns->nodes[prev]->state == SZD_NODE_LEFT)
-        prev = -1;
-    if (prev >= 0 && ns->nodes[prev]->state == SZD_NODE_DEAD && !ns->cfg.strict)
+    if (prev >= 0 && (ns->nodes[prev]->state == SZD_NODE_LEFT ||
+                      ns->nodes[prev]->state == SZD_NODE_DEAD))
         prev = -1;
     sl->prev = prev;
-    if (prev < 0) {
-        sl->prev_state = SZD_R_NONE;
-        sl->owner_state = SZD_R_ADDING;
-    } else if (ns->cfg.strict) {
-        sl->prev_state = SZD_R_DROPPING; /* break before make */
-        sl->owner_state = SZD_R_PENDING;
-    } else {
-        sl->prev_state = SZD_R_SERVING; /* make before break */
-        sl->owner_state = SZD_R_ADDING;
-    }
+    sl->prev_state = prev < 0 ? SZD_R_NONE : SZD_R_SERVING;
+    sl->owner_state = SZD_R_ADDING;
 }
 
 static int ns_rebalance(szd_ns *ns)
@@ -1425,8 +1443,21 @@ int szd_ns_load_all(szd *d)
         }
     }
     shardz_range_free(r);
+    /* Revisions must keep growing across restarts (workers ignore an assignment older than
+     * the last they applied; routers watch from the last they saw), but they are not stored
+     * on every change. Every start rewrites the configs, so the store revision grows, and
+     * each namespace restarts from (store revision << 32): above anything the previous run
+     * could have reached short of 2^32 changes. */
+    for (uint32_t i = 0; i < d->nns; i++) {
+        rc = ns_flush(d->ns[i], true);
+        if (rc)
+            return rc;
+    }
+    shardz_store_status st = {0};
+    shardz_store_status_get(d->store, &st);
     for (uint32_t i = 0; i < d->nns; i++) {
         szd_ns *ns = d->ns[i];
+        ns->revision = ((uint64_t)st.revision + 1) << 32;
         ns->want_rebalance = true;
         szd_log(d, SZD_INFO, "msg=\"namespace loaded\" ns=%s nodes=%u partitions=%u",
                 ns->cfg.name, ns->nnodes, ns->nparts);

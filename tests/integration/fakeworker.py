@@ -1,0 +1,140 @@
+"""A shardz worker written from docs/PROTOCOL.md alone, in Python: registers, answers pings
+and assignments, diffs them into serve/delete events (appended as JSON lines with times to
+--events, so tests can check ownership from the workers' own view), honours the strict-mode
+lease, and on SIGTERM leaves gracefully. Used by the integration tests as a second,
+independent implementation of the worker side."""
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--coordinator", required=True)
+ap.add_argument("--namespace", required=True)
+ap.add_argument("--node", required=True)
+ap.add_argument("--port", type=int, required=True)
+ap.add_argument("--zone", default="")
+ap.add_argument("--events", required=True)
+ap.add_argument("--secret", default="")
+ap.add_argument("--serve-delay-ms", type=int, default=0)
+args = ap.parse_args()
+
+lock = threading.Lock()
+served = {}          # partition -> generation
+applied = 0
+lease_ms = None
+last_contact = time.monotonic()
+released = threading.Event()
+strict_lease = False
+
+
+def event(op, partition, generation=0):
+    with open(args.events, "a") as f:
+        f.write(json.dumps({"t": time.time(), "node": args.node, "op": op,
+                            "partition": partition, "generation": generation}) + "\n")
+
+
+def coordinator(method, path, body=None):
+    req = urllib.request.Request(f"http://{args.coordinator}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    req.add_header("Content-Type", "application/json")
+    if args.secret:
+        req.add_header("Authorization", f"Bearer {args.secret}")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read().decode() or "null")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def reply(self, status, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        global applied, lease_ms, last_contact
+        n = int(self.headers.get("Content-Length") or 0)
+        if n > 1 << 20:
+            return self.reply(413, {"code": "ETOOBIG", "message": "body too large"})
+        try:
+            body = json.loads(self.rfile.read(n))
+            assert isinstance(body, dict) and body.get("node") == args.node
+        except Exception:
+            return self.reply(400, {"code": "EINVAL", "message": "malformed message"})
+        with lock:
+            last_contact = time.monotonic()
+            lease_ms = body.get("lease_ms", lease_ms)
+            if self.path == "/shardz/v1/ping":
+                return self.reply(200, {"node": args.node, "applied_revision": applied})
+            if self.path != "/shardz/v1/assign":
+                return self.reply(404, {"code": "ENOENT", "message": "no such route"})
+            rev = body.get("revision", 0)
+            if rev >= applied:
+                want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
+                for p in sorted(set(served) - set(want)):
+                    event("delete", p, served.pop(p))
+                for p, g in sorted(want.items()):
+                    if served.get(p) != g:
+                        if args.serve_delay_ms:
+                            time.sleep(args.serve_delay_ms / 1000)
+                        event("serve", p, g)
+                        served[p] = g
+                applied = rev
+            if body.get("released"):
+                released.set()
+            return self.reply(200, {"node": args.node, "applied_revision": applied,
+                                    "serving": [{"partition": p, "generation": g}
+                                                for p, g in served.items()],
+                                    "failed": []})
+
+
+def lease_watch():
+    """Strict mode: no contact for lease_ms -> delete everything."""
+    while True:
+        time.sleep(0.02)
+        with lock:
+            if lease_ms and served and (time.monotonic() - last_contact) * 1000 > lease_ms:
+                for p in sorted(served):
+                    event("delete", p, served.pop(p))
+
+
+def main():
+    srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=lease_watch, daemon=True).start()
+    ns = args.namespace
+    body = {"id": args.node, "address": f"127.0.0.1:{args.port}"}
+    if args.zone:
+        body["zone"] = args.zone
+    while True:
+        try:
+            coordinator("POST", f"/v1/namespaces/{ns}/nodes", body)
+            break
+        except Exception as e:  # coordinator not up yet
+            print("register:", e, flush=True)
+            time.sleep(0.2)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    while not stop.is_set():
+        time.sleep(0.05)
+    try:
+        coordinator("POST", f"/v1/namespaces/{ns}/nodes/{args.node}/leave", {})
+        released.wait(timeout=20)
+    except Exception as e:
+        print("leave:", e, flush=True)
+    srv.shutdown()
+    sys.exit(0)
+
+
+main()

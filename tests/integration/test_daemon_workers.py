@@ -1,0 +1,183 @@
+"""The worker protocol end to end with real processes: shardzd and several workers (the
+Python protocol worker, a second implementation written from docs/PROTOCOL.md). Placement
+reaches the workers, a worker killed with SIGKILL has its partitions served elsewhere, a
+graceful leave never leaves a partition unserved, a coordinator killed mid-move resumes
+after a restart, and in strict mode no two workers ever serve one replica slot at once
+(checked from the workers' own serve/delete logs).
+Usage: test_daemon_workers.py SHARDZD_BINARY"""
+import sys
+import time
+
+from harness import Daemon, Worker, read_events, routing, run, wait_for
+
+BIN = sys.argv[1]
+FAST = {"ping_interval_ms": 100, "dead_after_ms": 500}
+
+
+def settled(d, ns, nparts, replicas):
+    """Every partition served by `replicas` distinct nodes and no move in flight."""
+    r = routing(d, ns)
+    moves = d.call("GET", f"/v1/namespaces/{ns}/moves")[1]["moves"]
+    ok = len(r) == nparts and all(len(v) == replicas and len(set(v)) == replicas
+                                  for v in r.values())
+    return r if ok and not moves else None
+
+
+def agree(d, ns, workers):
+    """The coordinator's routing matches what the workers say they serve."""
+    r = routing(d, ns)
+    for w in workers:
+        mine = set(w.served())
+        want = {p for p, nodes in r.items() if w.node in nodes}
+        if mine != want:
+            return False
+    return True
+
+
+def test_placement_reaches_workers():
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=2, partitions=12, **FAST))
+        ws = [Worker(d, "kv", f"w{i}") for i in range(3)]
+        wait_for(lambda: settled(d, "kv", 12, 2), 10, what="placement")
+        wait_for(lambda: agree(d, "kv", ws), 5, what="workers agreeing with routing")
+        counts = [len(w.served()) for w in ws]
+        assert max(counts) - min(counts) <= 1, counts
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+def test_killed_worker_is_replaced():
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=2, partitions=12, **FAST))
+        ws = [Worker(d, "kv", f"w{i}") for i in range(4)]
+        before = wait_for(lambda: settled(d, "kv", 12, 2), 10, what="placement")
+        victim = ws[1]
+        lost = {p for p, nodes in before.items() if victim.node in nodes}
+        assert lost
+        t0 = time.time()
+        victim.kill9()
+        after = wait_for(lambda: (lambda r: r if all(victim.node not in v and len(v) == 2
+                                                     for v in r.values()) else None)(
+            routing(d, "kv")), 10, what="re-placement")
+        took = time.time() - t0
+        assert took < 5, f"re-placement took {took:.2f}s"
+        for p in lost:
+            assert victim.node not in after[p]
+        st = d.call("GET", "/v1/namespaces/kv/nodes/" + victim.node)[1]
+        assert st["state"] == "dead", st
+        wait_for(lambda: agree(d, "kv", [w for w in ws if w is not victim]), 5, what="agreement")
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+def test_graceful_leave_never_unserved():
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=10, **FAST))
+        ws = [Worker(d, "kv", f"w{i}", extra=["--serve-delay-ms", "30"]) for i in range(3)]
+        wait_for(lambda: settled(d, "kv", 10, 1), 10, what="placement")
+        leaver = ws[0]
+        leaver.proc.send_signal(15)  # SIGTERM: the worker leaves gracefully
+        end = time.time() + 15
+        while leaver.proc.poll() is None and time.time() < end:
+            r = routing(d, "kv")
+            unserved = [p for p, v in r.items() if not v]
+            assert not unserved, f"unserved during a drain: {unserved}"
+            time.sleep(0.02)
+        assert leaver.proc.returncode == 0, "the leaving worker did not exit by itself"
+        assert d.call("GET", "/v1/namespaces/kv/nodes/w0")[1]["state"] == "left"
+        r = wait_for(lambda: settled(d, "kv", 10, 1), 10, what="after the leave")
+        assert all("w0" not in v for v in r.values())
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+def test_coordinator_restart_mid_move():
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=2, partitions=16, **FAST))
+        ws = [Worker(d, "kv", f"w{i}", extra=["--serve-delay-ms", "40"]) for i in range(3)]
+        wait_for(lambda: settled(d, "kv", 16, 2), 15, what="placement")
+        ws.append(Worker(d, "kv", "w3", extra=["--serve-delay-ms", "40"]))
+        wait_for(lambda: d.call("GET", "/v1/namespaces/kv/moves")[1]["moves"], 10,
+                 what="moves in flight")
+        d.kill9()
+        d2 = Daemon(BIN, data=d.data)
+        d2.port, d2.base = d.port, d.base
+        d2.start()
+        d = d2
+        r = wait_for(lambda: settled(d, "kv", 16, 2), 20, what="convergence after restart")
+        assert any("w3" in v for v in r.values()), "the joiner got nothing"
+        wait_for(lambda: agree(d, "kv", ws), 5, what="workers agreeing with routing")
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+def overlaps(events_by_node, killed_at):
+    """Pairs of nodes that served one partition at the same time (from their own logs)."""
+    spans = {}
+    for node, evs in events_by_node.items():
+        open_ = {}
+        for e in evs:
+            if e["op"] == "serve":
+                open_.setdefault(e["partition"], e["t"])
+            elif e["op"] == "delete" and e["partition"] in open_:
+                spans.setdefault(e["partition"], []).append((open_.pop(e["partition"]), e["t"],
+                                                             node))
+        end = killed_at.get(node, time.time())
+        for p, t in open_.items():
+            spans.setdefault(p, []).append((t, end, node))
+    bad = []
+    for p, ss in spans.items():
+        ss.sort()
+        for (a0, a1, an), (b0, b1, bn) in zip(ss, ss[1:]):
+            if an != bn and b0 < a1:
+                bad.append((p, an, bn, a1 - b0))
+    return bad
+
+
+def test_strict_never_two_owners():
+    d = Daemon(BIN).start()
+    ws = []
+    killed = {}
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=12,
+                                              consistency="strict", lease_ms=600, **FAST))
+        ws = [Worker(d, "kv", f"w{i}") for i in range(3)]
+        wait_for(lambda: settled(d, "kv", 12, 1), 10, what="placement")
+        ws.append(Worker(d, "kv", "w3"))  # a join moves partitions: break before make
+        wait_for(lambda: settled(d, "kv", 12, 1) and any(
+            "w3" in v for v in routing(d, "kv").values()), 10, what="join")
+        killed["w1"] = time.time()
+        ws[1].kill9()  # a death: the new owner waits for the lease
+        wait_for(lambda: settled(d, "kv", 12, 1) and all(
+            "w1" not in v for v in routing(d, "kv").values()), 10, what="re-placement")
+        ws[2].proc.send_signal(15)  # a graceful leave
+        ws[2].proc.wait(timeout=20)
+        wait_for(lambda: settled(d, "kv", 12, 1), 10, what="leave")
+        evs = {w.node: read_events(w.events) for w in ws}
+        bad = overlaps(evs, killed)
+        assert not bad, f"two owners at once: {bad}"
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+run([test_placement_reaches_workers, test_killed_worker_is_replaced,
+     test_graceful_leave_never_unserved, test_coordinator_restart_mid_move,
+     test_strict_never_two_owners])
