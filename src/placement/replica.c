@@ -600,6 +600,8 @@ typedef struct {
     size_t aug_budget;   /* hop checks left for chains of free re-routes */
     size_t fresh_budget; /* hop checks left for chains of fresh moves */
     size_t first_moves; /* moves made before the balance phase (evictions and fills) */
+    bool free_only;     /* consider only free re-routes (the first pass of each step) */
+    bool per_zone;      /* shares per zone: replicas never change zones, partners share one */
 } bctx;
 
 /* Whether moving a replica of pidx from d to r keeps its zone spread. */
@@ -677,6 +679,54 @@ static uint32_t rmap_moved_to(bctx *b, uint32_t rid, uint32_t on)
  * it finds none, *node_specific says whether some replica failed for a reason that belongs to
  * r itself (holds the partition, no room) rather than to r's zone or to the gain, which only
  * shrinks for receivers with a higher deviation. */
+/* How far a deviation D lies outside its dead band theta (0 inside; a hair above 0 on the
+ * band's edge, which counts as outside). */
+#define BAND_EDGE 1e-6 /* relative: a deviation this close to the band counts as on it */
+
+static double band_excess(double D, double theta)
+{
+    double a = fabs(D) - theta * (1 - BAND_EDGE);
+    return a > 0 ? a : 0;
+}
+
+/* The two-level change a move of load x from d to r makes: first the total band excess
+ * (getting every node within its band is the goal), then the potential sum(D^2 / w) (among
+ * states as good on the first, the one closest to proportional shares). Moves must lower the
+ * pair lexicographically, so no sequence of moves can cycle. */
+typedef struct {
+    double excess, potential;
+} gain;
+
+static gain move_gain(const bctx *b, uint32_t d, uint32_t r, double x)
+{
+    const pz_model *m = b->c->m;
+    double wd = m->nodes[d].weight, wr = m->nodes[r].weight;
+    double Dd = b->dev[d], Dr = b->dev[r];
+    gain g;
+    g.excess = band_excess(Dd - x, b->theta[d]) - band_excess(Dd, b->theta[d]) +
+               band_excess(Dr + x, b->theta[r]) - band_excess(Dr, b->theta[r]);
+    g.potential = x * (x * (1 / wd + 1 / wr) - 2 * (Dd / wd - Dr / wr));
+    return g;
+}
+
+/* a better than b (a tie on the first level within tol goes to the second). */
+static bool gain_better(gain a, gain b, double tol)
+{
+    if (a.excess < b.excess - tol)
+        return true;
+    if (a.excess > b.excess + tol)
+        return false;
+    return a.potential < b.potential;
+}
+
+static gain no_gain(const bctx *b, uint32_t d, uint32_t r)
+{
+    const pz_model *m = b->c->m;
+    double wd = m->nodes[d].weight, wr = m->nodes[r].weight;
+    gain g = {0, -1e-12 * (fabs(b->dev[d]) + fabs(b->dev[r]) + 1) / (wd < wr ? wd : wr)};
+    return g;
+}
+
 static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_specific,
                                uint32_t *reroute)
 {
@@ -684,7 +734,8 @@ static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_speci
     pz_model *m = c->m;
     double wd = m->nodes[d].weight, wr = m->nodes[r].weight;
     double gap = b->dev[d] / wd - b->dev[r] / wr, inv = 1 / wd + 1 / wr;
-    double eps = 1e-12 * (fabs(b->dev[d]) + fabs(b->dev[r]) + 1) / (wd < wr ? wd : wr);
+    double tol = 1e-9 * (b->theta[d] + b->theta[r]);
+    gain none = no_gain(b, d, r);
     /* Three classes, best first: 0 = a replica this plan already moved here (re-routing it
      * costs no extra move), 1 = a partition the plan has not touched, 2 = another slot of a
      * touched partition (moving several replicas of one partition at once is the last
@@ -692,7 +743,7 @@ static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_speci
      * smallest (resulting imbalance, shuffled replica id) wins: a choice that depends on the
      * state only, never on list order, so the same state always gives the same plan. */
     uint32_t best[3] = {PZ_NONE, PZ_NONE, PZ_NONE}, bestmix[3] = {0, 0, 0}, bestk = PZ_NONE;
-    double bestv[3] = {-eps, -eps, -eps}; /* must lower the potential */
+    gain bestv[3] = {none, none, none}; /* must beat doing nothing */
     unsigned valid = 0;
     const pz_node *nd = &m->nodes[d];
     *reroute = PZ_NONE;
@@ -700,13 +751,16 @@ static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_speci
         uint32_t rid = nd->list[i];
         uint32_t pidx = PZ_RID_PART(rid);
         double x = m->load[(size_t)pidx * m->ndims];
-        double v = x * (x * inv - 2 * gap); /* change of the potential */
+        gain v = move_gain(b, d, r, x);
         int cls = slot_moved(c, rid) ? 0 : touched(c, pidx) ? 2 : 1;
-        uint32_t mix = rid_mix(rid);
-        if (v > bestv[cls] || (v == bestv[cls] && best[cls] != PZ_NONE && mix >= bestmix[cls]))
+        if (b->free_only && cls != 0)
             continue;
-        if (v == bestv[cls] && best[cls] == PZ_NONE)
-            continue; /* must be strictly better than doing nothing */
+        uint32_t mix = rid_mix(rid);
+        if (!gain_better(v, bestv[cls], tol)) {
+            /* equal gains: the smaller shuffled id wins (strictly better than nothing only) */
+            if (gain_better(bestv[cls], v, tol) || best[cls] == PZ_NONE || mix >= bestmix[cls])
+                continue;
+        }
         if (!zone_ok(c, pidx, d, r))
             continue;
         if (pz_part_on_node(m, pidx, r) || !pz_fits(m, r, pidx)) {
@@ -766,12 +820,11 @@ static bool hop_ok(rctx *c, uint32_t rid, uint32_t u, uint32_t v)
     return !pz_part_on_node(c->m, pidx, v) && pz_fits(c->m, v, pidx) && zone_ok(c, pidx, u, v);
 }
 
-/* Moving one unit of load from d to v lowers the potential sum(D^2 / w). */
+/* Moving one unit of load from d to v is an improvement (see move_gain). */
 static bool unit_improves(const bctx *b, uint32_t d, uint32_t v)
 {
-    const pz_model *m = b->c->m;
-    double wd = m->nodes[d].weight, wv = m->nodes[v].weight;
-    return 1 / wd + 1 / wv < 2 * (b->dev[d] / wd - b->dev[v] / wv) - 1e-12;
+    return gain_better(move_gain(b, d, v, 1), no_gain(b, d, v),
+                       1e-9 * (b->theta[d] + b->theta[v]));
 }
 
 /* The replica on u that may hop to v: in `fresh` mode any replica that did not move in this
@@ -888,6 +941,8 @@ static int try_move(bctx *b, uint32_t d, uint32_t r, bool *moved, bool *node_spe
     *node_specific = false;
     if (d == r || b->dev[d] / m->nodes[d].weight <= b->dev[r] / m->nodes[r].weight)
         return 0;
+    if (b->per_zone && m->nodes[d].zone != m->nodes[r].zone)
+        return 0;
     uint32_t k;
     uint32_t rid = best_candidate(b, d, r, node_specific, &k);
     if (k == PZ_NONE) {
@@ -962,12 +1017,14 @@ static int try_all(bctx *b, uint32_t n, bool giving, bool *moved)
      * that do not depend on the node, the zone's other receivers fail too. */
     memset(b->zblock, 0, b->c->nz);
     for (uint32_t i = 0; i < k && !*moved; i++) {
+        if (b->per_zone && i >= nsame)
+            break; /* no replica can change zones */
         uint32_t other = b->order[i].node;
         /* Sorted: once a partner cannot gain, neither can the rest of its group. */
         double uo = b->dev[other] / b->c->m->nodes[other].weight;
         double un = b->dev[n] / b->c->m->nodes[n].weight;
         if (giving ? uo >= un : uo <= un) {
-            if (i >= nsame)
+            if (i >= nsame || b->per_zone)
                 break;
             i = nsame - 1;
             continue;
@@ -1027,6 +1084,7 @@ static int balance(rctx *c, double band)
     for (unsigned r = 1; per_zone && r <= SHARDZ_MAX_REPLICAS; r++)
         if (m->nrep_count[r] > 0 && r % c->zones.n != 0)
             per_zone = false;
+    b.per_zone = per_zone;
     double *ztotal = calloc(c->nz, sizeof *ztotal), *zw = calloc(c->nz, sizeof *zw);
     double total = 0, wsum = 0;
     if (!ztotal || !zw) {
@@ -1050,11 +1108,41 @@ static int balance(rctx *c, double band)
     }
     b.donors = (pz_heap){.a = b.da, .pos = b.dpos, .key = b.zk, .max = true};
     b.receivers = (pz_heap){.a = b.ra, .pos = b.rpos, .key = b.zk, .max = false};
+    /* Water-filling: a node can hold at most one replica of each partition (and no more
+     * than its capacity), so a share above that is capped and the rest goes to the others
+     * in proportion to their weights. share[] is kept in b.theta until the loop below. */
+    double most = 0;
+    for (uint32_t p = 0; p < m->nparts; p++)
+        most += m->load[(size_t)p * m->ndims];
+    bool *fixed = calloc(c->nn ? c->nn : 1, sizeof *fixed);
+    if (!fixed) {
+        free(ztotal);
+        free(zw);
+        rc = SHARDZ_ENOMEM;
+        goto out;
+    }
+    for (bool again = true; again;) {
+        again = false;
+        for (uint32_t n = 0; n < c->nn; n++) {
+            if (!pz_node_eligible(m, n) || fixed[n])
+                continue;
+            uint32_t zz = per_zone ? m->nodes[n].zone : 0;
+            double cap = fmin(most, m->nodes[n].cap[0]);
+            b.theta[n] = ztotal[zz] * m->nodes[n].weight / zw[zz];
+            if (b.theta[n] > cap * (1 + 1e-12) && zw[zz] > m->nodes[n].weight) {
+                b.theta[n] = cap;
+                fixed[n] = true;
+                ztotal[zz] -= cap;
+                zw[zz] -= m->nodes[n].weight;
+                again = true;
+            }
+        }
+    }
+    free(fixed);
     for (uint32_t n = 0; n < c->nn; n++) {
         if (!pz_node_eligible(m, n))
             continue;
-        uint32_t zz = per_zone ? m->nodes[n].zone : 0;
-        double share = ztotal[zz] * m->nodes[n].weight / zw[zz];
+        double share = b.theta[n];
         b.dev[n] = m->nodes[n].load[0] - share;
         b.theta[n] = band * share + c->xmax;
         b.z[n] = b.dev[n] / b.theta[n];
@@ -1081,8 +1169,8 @@ static int balance(rctx *c, double band)
         if (!done) {
             d = b.donors.a[0];
             r = b.receivers.a[0];
-            dout = b.z[d] >= 1 - 1e-9;
-            rout = b.z[r] <= -1 + 1e-9;
+            dout = b.z[d] >= 1 - BAND_EDGE;
+            rout = b.z[r] <= -1 + BAND_EDGE;
             done = !dout && !rout;
         }
         if (done) {
@@ -1099,9 +1187,15 @@ static int balance(rctx *c, double band)
             continue;
         }
         bool moved = false, node_specific;
-        rc = try_move(&b, d, r, &moved, &node_specific);
-        if (rc == 0 && !moved)
-            rc = try_all(&b, dout ? d : r, dout, &moved);
+        /* Free re-routes first, from any partner: a replica this plan already moves costs
+         * nothing to send elsewhere, so a node leaving moves its replicas and no others. */
+        for (int pass = b.first_moves > 0 ? 0 : 1; pass < 2 && rc == 0 && !moved; pass++) {
+            b.free_only = pass == 0;
+            rc = try_move(&b, d, r, &moved, &node_specific);
+            if (rc == 0 && !moved)
+                rc = try_all(&b, dout ? d : r, dout, &moved);
+        }
+        b.free_only = false;
         if (rc == 0 && !moved)
             rc = augment(&b, d, true, &moved);
         if (rc)

@@ -2,7 +2,7 @@
  * it mirrors the ids and specs the test registered, rebuilds the assignment from
  * nodes_of_partition and partitions_of_node, and recomputes every property by brute force.
  * The section "What is asserted when" below says which property is checked in which state.
- * Linked into every tests/placement test; no cmocka, no globals, one thread. */
+ * Linked into every tests/placement test; no cmocka, one thread, no state outside the world. */
 #include "checker.h"
 
 #include <math.h>
@@ -36,31 +36,31 @@
  *     zone_extras_global extends this to any R for equal loads), or, for equal loads and
  *     weights, when the zones are slack: each zone's ideal total k_z * T (T = replicas / alive
  *     nodes) with its floor/ceil band fits in [sum floor(R/Z), sum ceil(R/Z)], the totals zone
- *     spread allows it. Otherwise each zone is its own group (its total is whatever zone
+ *     spread allows it; never with zones while non-alive (suspect) nodes hold replicas, as
+ *     those pin zone slots. Otherwise each zone is its own group (its total is whatever zone
  *     spread made it). In a group, with equal partition loads:
  *     band 0 and equal weights: max - min <= 1; band 0, weights w_i = capacity[0]: count in
  *     [floor(T_i), ceil(T_i)], T_i = total * w_i / W, water-filled so that T_i <= the partitions
- *     present in the group; band > 0: |count - T_i| <= band * T_i + 1. With unequal loads:
- *     |load_i - share_i| <= band * share_i + max partition load (share_i = total * w_i / W).
- *     After a pure leave step balance is asserted only where it does not conflict with "only
- *     the leaver's replicas move": when the leave oracle (a max-flow with lower bounds over the
- *     leaving replicas, the alive nodes, distinctness, zone spread and the count bounds) finds
- *     a placement of only those replicas that meets every bound.
- * (7) movement: a pure leave step (only unregister / dead / draining since the last plan)
- *     moves only replicas of those nodes (and fills vacant slots), asserted when the leave
- *     oracle proves it compatible with balance and zone spread (see (5)). A pure join step (only
- * alive nodes registered) from a balanced base, equal loads, same zone set, at most one zone or
- *     every R a multiple of Z: every move goes to a joiner and moved <= LB + max(joiners,
- *     ceil(1% of LB)) with LB = sum over joiners of floor(T_joiner).
- * Transition (every plan): replaying the plan's moves over the previous applied state (plus
- * presets) gives exactly the new state; each move's `from` is the slot's node at that point;
- * `to` is an alive node; no slot moves twice, no move to itself; reasons: new partition ->
- * new; leaver -> its unregister reason; dead node -> node-dead; draining -> drain; alive ->
- * joiner: join; alive -> other alive: rebalance or load (or join in a step where nodes
- * joined); vacant slot: repair (or the reason that
- * vacated it); never off a suspect node. Generations grow when the assignment changed, stay
- * when it did not (gens_flat); the revision grows when anything changed. A dry run changes
- * nothing, is deterministic (twice the same plan) and replays over the previous state. */
+ *     present in the group, and only when the floor targets pass Gale-Ryser (the k largest
+ *     fit in sum over partitions of min(replicas in the group, k)); band > 0: |count - T_i| <= band
+ * * T_i + 1. With unequal loads: |load_i - share_i| <= band * share_i + max partition load (share_i
+ * = total * w_i / W). After a pure leave step balance is asserted only where it does not conflict
+ * with "only the leaver's replicas move": when the leave oracle (a max-flow with lower bounds over
+ * the leaving replicas, the alive nodes, distinctness, zone spread and the count bounds) finds a
+ * placement of only those replicas that meets every bound. (7) movement: a pure leave step (only
+ * unregister / dead / draining since the last plan) moves only replicas of those nodes (and fills
+ * vacant slots), asserted when the leave oracle proves it compatible with balance and zone spread
+ * (see (5)). A pure join step (only alive nodes registered) from a balanced base, equal loads, same
+ * zone set, at most one zone or every R a multiple of Z: every move goes to a joiner and moved <=
+ * LB + max(joiners, ceil(1% of LB)) with LB = sum over joiners of floor(T_joiner). Transition
+ * (every plan): replaying the plan's moves over the previous applied state (plus presets) gives
+ * exactly the new state; each move's `from` is the slot's node at that point; `to` is an alive
+ * node; no slot moves twice, no move to itself; reasons: new partition -> new; leaver -> its
+ * unregister reason; dead node -> node-dead; draining -> drain; alive -> joiner: join; alive ->
+ * other alive: rebalance or load (or join in a step where nodes joined); vacant slot: repair (or
+ * the reason that vacated it); never off a suspect node. Generations grow when the assignment
+ * changed, stay when it did not (gens_flat); the revision grows when anything changed. A dry run
+ * changes nothing, is deterministic (twice the same plan) and replays over the previous state. */
 
 #define CK_NONE UINT32_MAX
 #define CK_R SHARDZ_MAX_REPLICAS
@@ -391,6 +391,27 @@ const ck_counters *ck_counts(const ck_world *w)
     return &w->counters;
 }
 
+/* SHARDZ_CK_TRACE=1 prints every call the wrappers make, to rebuild a failing sequence. */
+static bool tracing(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        on = getenv("SHARDZ_CK_TRACE") != NULL;
+    }
+    return on;
+}
+
+static void trace(const char *fmt, ...)
+{
+    if (!tracing()) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
 /* ---- wrappers ------------------------------------------------------------------------------ */
 
 int ck_add_nodes(ck_world *w, const shardz_node_spec *nodes, size_t n)
@@ -398,6 +419,11 @@ int ck_add_nodes(ck_world *w, const shardz_node_spec *nodes, size_t n)
     int rc = shardz_sharder_register_nodes(w->s, nodes, n);
     if (rc != 0) {
         return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        trace("trace: register node %s zone '%s' cap0 %.17g state %s\n", nodes[i].id,
+              nodes[i].zone ? nodes[i].zone : "", nodes[i].ncapacity ? nodes[i].capacity[0] : 0.0,
+              shardz_node_state_name(nodes[i].state));
     }
     for (size_t i = 0; i < n; i++) {
         w->nodes = ck_grow(w->nodes, &w->capnodes, w->nnodes + 1, sizeof(*w->nodes));
@@ -444,6 +470,9 @@ int ck_remove_nodes(ck_world *w, const char *const *ids, size_t n, shardz_reason
         return rc;
     }
     for (size_t i = 0; i < n; i++) {
+        trace("trace: unregister node %s %s\n", ids[i], shardz_reason_name(reason));
+    }
+    for (size_t i = 0; i < n; i++) {
         uint32_t e = map_get(&w->nmap, ids[i]);
         if (e != CK_NONE && w->nodes[e].registered) {
             w->nodes[e].registered = false;
@@ -467,6 +496,7 @@ int ck_set_state(ck_world *w, const char *id, shardz_node_state state)
     if (rc != 0) {
         return rc;
     }
+    trace("trace: node %s %s\n", id, shardz_node_state_name(state));
     uint32_t e = map_get(&w->nmap, id);
     if (e == CK_NONE) {
         return rc;
@@ -498,6 +528,10 @@ int ck_add_parts(ck_world *w, const shardz_partition_spec *parts, size_t n)
     int rc = shardz_sharder_register_partitions(w->s, parts, n);
     if (rc != 0) {
         return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        trace("trace: register partition %s replicas %u load0 %.17g presets %zu\n", parts[i].id,
+              parts[i].replicas, parts[i].nload ? parts[i].load[0] : -1.0, parts[i].nnodes);
     }
     for (size_t i = 0; i < n; i++) {
         w->parts = ck_grow(w->parts, &w->capparts, w->nparts + 1, sizeof(*w->parts));
@@ -547,6 +581,9 @@ int ck_remove_parts(ck_world *w, const char *const *ids, size_t n)
         return rc;
     }
     for (size_t i = 0; i < n; i++) {
+        trace("trace: unregister partition %s\n", ids[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
         uint32_t e = map_get(&w->pmap, ids[i]);
         if (e != CK_NONE) {
             w->parts[e].registered = false;
@@ -563,6 +600,7 @@ int ck_set_load(ck_world *w, const char *id, const double *load, size_t n)
     if (rc != 0) {
         return rc;
     }
+    trace("trace: load %s %.17g (%zu dims)\n", id, n ? load[0] : 0.0, n);
     uint32_t e = map_get(&w->pmap, id);
     if (e != CK_NONE) {
         for (size_t d = 0; d < n && d < CK_D; d++) {
@@ -1154,6 +1192,20 @@ static const char *check_zones(ck_world *w, const ck_snap *sn, bool *clean)
     return err;
 }
 
+/* floor / ceil of a target, where a target within 1e-6 of an integer is that integer (so
+ * floating noise neither loosens nor tightens [floor(T), ceil(T)]). */
+static double t_floor(double t)
+{
+    double r = round(t);
+    return fabs(t - r) < CK_EPS ? r : floor(t);
+}
+
+static double t_ceil(double t)
+{
+    double r = round(t);
+    return fabs(t - r) < CK_EPS ? r : ceil(t);
+}
+
 /* Water-filling: T_i = min(cap_i, lambda * w_i) with sum T_i = total. */
 static void water_fill(size_t n, const double *wt, const double *cap, double total, double *t)
 {
@@ -1252,8 +1304,17 @@ static void balance_info(const ck_world *w, const ck_snap *sn, ck_bal_info *bi)
             bi->all_r_multiple = false;
         }
     }
+    /* replicas held by suspect nodes pin zone slots of their partitions: with zones, one
+     * global group is then not asserted (each zone is its own group) */
+    bool pinned = false;
+    for (uint32_t e = 0; e < sn->nnodes && !pinned; e++) {
+        pinned =
+            sn->nstate[e] != CK_NOSTATE && sn->nstate[e] != SHARDZ_NODE_ALIVE && sn->ncount[e] > 0;
+    }
     if (bi->zactive <= 1) {
         bi->global = true;
+    } else if (pinned) {
+        bi->global = false;
     } else {
         unsigned need = (bi->rmax + bi->zactive - 1) / bi->zactive;
         bool forced = equal_sizes && equal_w && k >= need &&
@@ -1400,6 +1461,7 @@ static const char *check_balance(ck_world *w, const ck_snap *sn, bool pure_leave
         abort();
     }
     const char *err = NULL;
+    bool any_skip = false;
     for (uint32_t g = 0; g < ngroups && !err; g++) {
         size_t m = 0;
         for (uint32_t e = 0; e < sn->nnodes; e++) {
@@ -1421,16 +1483,22 @@ static const char *check_balance(ck_world *w, const ck_snap *sn, bool pure_leave
             wt[j] = w->nodes[e].weight;
             wsum += wt[j];
         }
+        size_t hist[CK_R + 1] = {0}; /* partitions by replicas inside the group */
         for (uint32_t i = 0; i < sn->nparts; i++) {
             if (!sn->ppresent[i]) {
                 continue;
             }
-            for (size_t j = 0; j < m && !inpart[i]; j++) {
+            unsigned dp = 0;
+            for (size_t j = 0; j < m; j++) {
                 if (holds(sn, i, members[j])) {
-                    inpart[i] = 1;
-                    pin++;
-                    gmax = w->parts[i].load[0] > gmax ? w->parts[i].load[0] : gmax;
+                    dp++;
                 }
+            }
+            if (dp > 0) {
+                inpart[i] = 1;
+                pin++;
+                hist[dp]++;
+                gmax = w->parts[i].load[0] > gmax ? w->parts[i].load[0] : gmax;
             }
         }
         if (bi.equal_loads) {
@@ -1438,6 +1506,43 @@ static const char *check_balance(ck_world *w, const ck_snap *sn, bool pure_leave
                 cap[j] = (double)pin;
             }
             water_fill(m, wt, cap, gcount, t);
+            /* Gale-Ryser: the k largest floor targets must fit in sum_p min(d_p, k) (a node
+             * holds a partition once); when they do not, the weighted target is not
+             * realizable (replicas forced onto few nodes) and is not asserted */
+            if (w->band == 0) {
+                double *fl = calloc(m + 1, sizeof(*fl));
+                if (!fl) {
+                    abort();
+                }
+                for (size_t j = 0; j < m; j++) {
+                    fl[j] = t_floor(t[j]);
+                }
+                for (size_t a = 0; a < m; a++) { /* sort descending (m is small) */
+                    for (size_t b = a + 1; b < m; b++) {
+                        if (fl[b] > fl[a]) {
+                            double x = fl[a];
+                            fl[a] = fl[b];
+                            fl[b] = x;
+                        }
+                    }
+                }
+                double top = 0;
+                bool realizable = true;
+                for (size_t k = 1; k <= m && realizable; k++) {
+                    top += fl[k - 1];
+                    double room = 0;
+                    for (size_t v = 1; v <= CK_R; v++) {
+                        room += (double)hist[v] * (double)(v < k ? v : k);
+                    }
+                    realizable = top <= room + CK_EPS;
+                }
+                free(fl);
+                if (!realizable) {
+                    w->counters.skipped_balance++;
+                    any_skip = true;
+                    continue;
+                }
+            }
             uint32_t mx = 0, mn = UINT32_MAX;
             size_t imx = 0, imn = 0;
             for (size_t j = 0; j < m; j++) {
@@ -1479,7 +1584,7 @@ static const char *check_balance(ck_world *w, const ck_snap *sn, bool pure_leave
             } else {
                 for (size_t j = 0; j < m && !err; j++) {
                     double c = sn->ncount[members[j]];
-                    if (c < floor(t[j] - CK_EPS) || c > ceil(t[j] + CK_EPS)) {
+                    if (c < t_floor(t[j]) || c > t_ceil(t[j])) {
                         err = fail(w,
                                    "(5) weighted balance (%s): node %s (weight %g) has %g "
                                    "replicas, target %.4f",
@@ -1507,7 +1612,7 @@ static const char *check_balance(ck_world *w, const ck_snap *sn, bool pure_leave
             }
         }
     }
-    w->target_valid = bi.equal_loads && !err;
+    w->target_valid = bi.equal_loads && !err && !any_skip;
     free(members);
     free(wt);
     free(cap);
@@ -1943,7 +2048,7 @@ static const char *check_transition(ck_world *w, const ck_snap *base, const ck_s
             for (uint32_t e = 0; e < w->nnodes; e++) {
                 if (w->nodes[e].registered && w->nodes[e].joined &&
                     w->nodes[e].state == SHARDZ_NODE_ALIVE) {
-                    lb += floor(w->target[e] + CK_EPS);
+                    lb += t_floor(w->target[e]);
                     nj++;
                 }
             }
@@ -2267,8 +2372,8 @@ static int leave_oracle(ck_world *w, const ck_snap *base, const ck_snap *post)
             }
         }
         for (uint32_t j = 0; j < na && res == 1; j++) {
-            double lo = floor(t[j] - CK_EPS) - kept[alive[j]];
-            double hi = ceil(t[j] + CK_EPS) - kept[alive[j]];
+            double lo = t_floor(t[j]) - kept[alive[j]];
+            double hi = t_ceil(t[j]) - kept[alive[j]];
             if (hi < 0) {
                 res = 0;
                 break;
@@ -2402,6 +2507,7 @@ const char *ck_rebalance(ck_world *w, unsigned flags, shardz_plan **plan_out)
         return err;
     }
     shardz_plan *plan = NULL;
+    trace("trace: rebalance%s\n", flags & SHARDZ_PLAN_DRY_RUN ? " (dry run)" : "");
     int rc = shardz_sharder_rebalance(w->s, flags, &plan);
     if (rc != 0 || !plan) {
         ck_snap_free(pre);
@@ -2451,6 +2557,7 @@ const char *ck_rebalance(ck_world *w, unsigned flags, shardz_plan **plan_out)
 const char *ck_apply(ck_world *w, const shardz_plan *plan)
 {
     memset(&w->last_step, 0, sizeof(w->last_step));
+    trace("trace: apply\n");
     int rc = shardz_sharder_apply(w->s, plan);
     if (rc != 0) {
         return fail(w, "apply: %d (%s)", rc, shardz_err_name(rc));

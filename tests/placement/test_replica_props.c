@@ -1,9 +1,8 @@
 /* Property tests of the replica sharder: random scenarios (P 1..2000, R 1..4, N R..60, zones
- * 0..5, equal or weighted capacities, equal or log-normal loads) and random event sequences
- * (join, leave, dead, drain, suspect, revive, partition add/remove, load change), the
- * brute-force checker after every rebalance, dry runs applied later, stale plans, and a twin
- * sharder that must reach the same state without dry runs. SHARDZ_PROP_SEED=<n> runs one seed,
- * SHARDZ_PROP_SEEDS=<n> changes how many seeds each test runs. */
+ * 0..5, equal or weighted capacities, equal or log-normal loads), random event sequences (join,
+ * leave, dead, drain, suspect, revive, partition add/remove, load change), the checker after
+ * every rebalance, dry runs applied later, stale plans, a twin without dry runs. Environment:
+ * SHARDZ_PROP_SEED, SHARDZ_PROP_SEEDS, SHARDZ_PROP_VERBOSE, SHARDZ_CK_TRACE (see run_family). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -318,6 +317,14 @@ static void verbose_plan(run *r, const shardz_plan *plan)
             print_message(" %s +%zu-%zu", r->nodes[i], in, out);
         }
     }
+    for (size_t m = 0; m < shardz_plan_count(plan); m++) {
+        shardz_move mv;
+        shardz_plan_move(plan, m, &mv);
+        if (mv.reason == SHARDZ_REASON_REBALANCE || mv.reason == SHARDZ_REASON_LOAD) {
+            print_message("\n  %s %s/%u %s -> %s", shardz_reason_name(mv.reason), mv.partition,
+                          mv.slot, mv.from ? mv.from : "-", mv.to ? mv.to : "-");
+        }
+    }
     print_message("\n  counts:");
     for (size_t i = 0; i < r->nnodes; i++) {
         if (r->nreg[i]) {
@@ -463,6 +470,9 @@ static const char *run_seed(const family *f, uint64_t seed, ck_counters *tot, ch
     return err ? msg : NULL;
 }
 
+/* SHARDZ_PROP_SEED=<n> runs that one seed in each family, SHARDZ_PROP_SEEDS=<n> runs n seeds
+ * per family, SHARDZ_PROP_VERBOSE=1 prints every step and plan, SHARDZ_CK_TRACE=1 (checker)
+ * prints every API call: the reproduction of a failing seed. */
 static void run_family(const family *f)
 {
     size_t seeds = f->seeds;
@@ -511,42 +521,57 @@ static void run_family(const family *f)
 static void test_props_plain(void **state)
 {
     (void)state;
-    family f = {"plain", 1000, 24, 0, false, false, false, false, 2000, 60, 10};
+    family f = {"plain", 1000, 40, 0, false, false, false, false, 2000, 60, 10};
     run_family(&f);
 }
 
 static void test_props_zones_equal(void **state)
 {
     (void)state;
-    family f = {"zones-equal", 2000, 20, -1, true, false, false, false, 2000, 60, 10};
+    family f = {"zones-equal", 2000, 40, -1, true, false, false, false, 2000, 60, 10};
     run_family(&f);
 }
 
 static void test_props_zones_any(void **state)
 {
     (void)state;
-    family f = {"zones-any", 3000, 16, -1, false, false, false, false, 1500, 40, 10};
+    family f = {"zones-any", 3000, 32, -1, false, false, false, false, 1500, 40, 10};
     run_family(&f);
 }
 
 static void test_props_weighted(void **state)
 {
     (void)state;
-    family f = {"weighted", 4000, 16, 0, false, true, false, false, 1500, 40, 8};
+    family f = {"weighted", 4000, 32, 0, false, true, false, false, 1500, 40, 8};
     run_family(&f);
 }
 
 static void test_props_loads(void **state)
 {
     (void)state;
-    family f = {"lognormal", 5000, 16, -1, true, false, true, false, 1500, 40, 8};
+    family f = {"lognormal", 5000, 30, -1, true, false, true, false, 1500, 40, 8};
+    run_family(&f);
+}
+
+/* Small scenarios: failures come with short reproductions (SHARDZ_CK_TRACE=1). */
+static void test_props_small(void **state)
+{
+    (void)state;
+    family f = {"small", 8000, 200, -1, false, false, false, false, 40, 10, 10};
+    run_family(&f);
+}
+
+static void test_props_small_weighted(void **state)
+{
+    (void)state;
+    family f = {"small-weighted", 9000, 100, 0, false, true, false, false, 60, 10, 8};
     run_family(&f);
 }
 
 static void test_props_twin(void **state)
 {
     (void)state;
-    family f = {"twin", 6000, 8, -1, true, false, false, true, 800, 30, 8};
+    family f = {"twin", 6000, 16, -1, true, false, false, true, 800, 30, 8};
     run_family(&f);
 }
 
@@ -556,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_props_plain),     cmocka_unit_test(test_props_zones_equal),
         cmocka_unit_test(test_props_zones_any), cmocka_unit_test(test_props_weighted),
         cmocka_unit_test(test_props_loads),     cmocka_unit_test(test_props_twin),
+        cmocka_unit_test(test_props_small),     cmocka_unit_test(test_props_small_weighted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -544,6 +544,47 @@ static void test_join(void **state)
     expect_no_soft();
 }
 
+/* The checker's leave oracle itself: with D's partitions all paired with A, D's replicas can
+ * only go to B and C, so "only the leaver's replicas move" cannot keep A within one of the
+ * others (oracle 0, neither asserted); with them spread over A, B, C it can (oracle 1). */
+static void test_leave_oracle(void **state)
+{
+    (void)state;
+    for (int spread = 0; spread < 2; spread++) {
+        ck_world *w = mk(2, 0, 0, 950);
+        static const char *ids[4] = {"A", "B", "C", "D"};
+        for (size_t i = 0; i < 4; i++) {
+            assert_int_equal(ck_add_node(w, ids[i], NULL, 0, SHARDZ_NODE_ALIVE), 0);
+        }
+        for (size_t i = 0; i < 20; i++) {
+            const char *pair[2];
+            if (i < 10) {
+                pair[0] = spread ? ids[i % 3] : "A";
+                pair[1] = "D";
+            } else {
+                pair[0] = spread ? ids[(i + 1) % 3] : "B";
+                pair[1] = spread ? ids[(i + 2) % 3] : "C";
+            }
+            shardz_partition_spec ps;
+            memset(&ps, 0, sizeof(ps));
+            char id[32];
+            snprintf(id, sizeof(id), "p%zu", i);
+            ps.id = id;
+            ps.nnodes = 2;
+            ps.nodes = pair;
+            assert_int_equal(ck_add_parts(w, &ps, 1), 0);
+        }
+        CK("oracle", ck_rebalance(w, 0, NULL));
+        assert_int_equal(ck_node_count(w, "D"), 10);
+        assert_int_equal(ck_remove_node(w, "D", SHARDZ_REASON_LEAVE), 0);
+        CK("oracle", ck_rebalance(w, 0, NULL));
+        assert_int_equal(ck_last_step(w)->leave_oracle, spread ? 1 : 0);
+        note_soft(__func__, w);
+        ck_free(w);
+    }
+    expect_no_soft();
+}
+
 /* Work stealing after partitions leave (reason rebalance). */
 static void test_partition_removal(void **state)
 {
@@ -1016,6 +1057,7 @@ int main(void)
         cmocka_unit_test(test_leave),
         cmocka_unit_test(test_dead_and_drain_states),
         cmocka_unit_test(test_join),
+        cmocka_unit_test(test_leave_oracle),
         cmocka_unit_test(test_partition_removal),
         cmocka_unit_test(test_suspect_and_joining),
         cmocka_unit_test(test_roles),
