@@ -149,6 +149,7 @@ typedef struct szd_ns {
     uint64_t moves_started, moves_done;
     uint64_t moves_by_reason[SHARDZ_REASON__COUNT];
     bool deleted;
+    json_t *restore; /* while loading: hash slot runs [partition index, lo, hi] */
 } szd_ns;
 
 typedef struct szd {

@@ -226,6 +226,22 @@ json_t *szd_ns_config_json(const szd_ns *ns)
 
 /* ---- persistence --------------------------------------------------------------------- */
 
+/* A partition's slot runs [[lo, hi), ...] in a hash namespace. */
+static json_t *slot_runs_json(const szd_ns *ns, const char *id)
+{
+    json_t *arr = json_array();
+    size_t n = 0;
+    if (shardz_sharder_slot_ranges(ns->sh, id, NULL, 0, &n) != 0 || n == 0)
+        return arr;
+    shardz_slot_range *r = calloc(n, sizeof *r);
+    if (r && shardz_sharder_slot_ranges(ns->sh, id, r, n, &n) == 0)
+        for (size_t k = 0; k < n; k++)
+            json_array_append_new(arr, json_pack("[I, I]", (json_int_t)r[k].lo,
+                                                 (json_int_t)r[k].hi));
+    free(r);
+    return arr;
+}
+
 static json_t *part_record(const szd_ns *ns, const szd_part *p)
 {
     json_t *slots = json_array();
@@ -240,7 +256,10 @@ static json_t *part_record(const szd_ns *ns, const szd_part *p)
                              (json_int_t)sl->generation, "reason",
                              shardz_reason_name((shardz_reason)sl->reason)));
     }
-    return json_pack("{s:s, s:o}", "id", p->id, "slots", slots);
+    json_t *rec = json_pack("{s:s, s:o}", "id", p->id, "slots", slots);
+    if (strcmp(ns->cfg.sharder, "hash") == 0)
+        json_object_set_new(rec, "hash_slots", slot_runs_json(ns, p->id));
+    return rec;
 }
 
 static json_t *node_record(const szd_ns *ns, const szd_node *n)
@@ -344,6 +363,7 @@ static int ns_flush(szd_ns *ns, bool config)
 /* ---- namespaces ---------------------------------------------------------------------- */
 
 static void on_tick(evutil_socket_t fd, short what, void *arg);
+static void mark_all_parts_if_hash(szd_ns *ns);
 static void on_work(evutil_socket_t fd, short what, void *arg);
 
 static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
@@ -393,6 +413,7 @@ void szd_ns_free(szd_ns *ns)
     szd_map_free(&ns->node_map);
     szd_map_free(&ns->part_map);
     shardz_sharder_free(ns->sh);
+    json_decref(ns->restore);
     free(ns);
 }
 
@@ -919,6 +940,7 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
     rc = parts_append(ns, (const char *const *)ids, n, ns->cfg.replicas);
     if (rc)
         goto out;
+    mark_all_parts_if_hash(ns); /* slots moved between partitions */
     rc = ns_flush(ns, false);
     if (rc) {
         snprintf(err, errlen, "store: %s", shardz_store_errmsg(ns->d->store));
@@ -929,6 +951,14 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
 out:
     free_ids(ids, n);
     return rc;
+}
+
+static void mark_all_parts_if_hash(szd_ns *ns)
+{
+    if (strcmp(ns->cfg.sharder, "hash") != 0)
+        return;
+    for (uint32_t i = 0; i < ns->nparts; i++)
+        ns->parts[i].dirty = true;
 }
 
 static void mark_dirty(szd_ns *ns, int32_t node)
@@ -957,6 +987,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     uint32_t idx = (uint32_t)(p - ns->parts);
     ns->parts[idx] = ns->parts[--ns->nparts];
     szd_map_rebuild(&ns->part_map, ns->nparts, part_key, ns);
+    mark_all_parts_if_hash(ns);
     ns->want_rebalance = true;
     szd_ns_changed(ns);
     return rc;
@@ -1016,26 +1047,8 @@ json_t *szd_state_json(const szd_ns *ns)
         json_t *pj = szd_part_json(ns, &ns->parts[i]);
         json_object_set_new(pj, "id", json_string(ns->parts[i].id));
         json_object_del(pj, "partition");
-        if (hash) {
-            size_t nr = 0;
-            shardz_slot_range ranges[64];
-            json_t *sl = json_array();
-            if (shardz_sharder_slot_ranges(ns->sh, ns->parts[i].id, ranges, 64, &nr) == 0) {
-                shardz_slot_range *all = ranges;
-                if (nr > 64) {
-                    all = calloc(nr, sizeof *all);
-                    if (all && shardz_sharder_slot_ranges(ns->sh, ns->parts[i].id, all, nr,
-                                                          &nr) != 0)
-                        nr = 0;
-                }
-                for (size_t k = 0; all && k < nr; k++)
-                    json_array_append_new(sl, json_pack("[I, I]", (json_int_t)all[k].lo,
-                                                        (json_int_t)all[k].hi));
-                if (all != ranges)
-                    free(all);
-            }
-            json_object_set_new(pj, "slots", sl);
-        }
+        if (hash)
+            json_object_set_new(pj, "slots", slot_runs_json(ns, ns->parts[i].id));
         json_array_append_new(parts, pj);
     }
     json_t *j = json_pack("{s:s, s:I, s:s, s:o, s:o}", "namespace", ns->cfg.name, "revision",
@@ -1390,7 +1403,47 @@ static int load_part(szd_ns *ns, json_t *j)
     }
     shardz_partition_spec spec = {
         .id = id, .replicas = nrep, .nnodes = nrep, .nodes = owners, .generation = gen};
-    return shardz_sharder_register_partitions(ns->sh, &spec, 1);
+    rc = shardz_sharder_register_partitions(ns->sh, &spec, 1);
+    json_t *runs = json_object_get(j, "hash_slots");
+    if (rc == 0 && json_is_array(runs)) {
+        if (!ns->restore)
+            ns->restore = json_array();
+        size_t k;
+        json_t *e;
+        json_array_foreach(runs, k, e)
+        {
+            json_array_append_new(ns->restore,
+                                  json_pack("[I, O, O]", (json_int_t)(ns->nparts - 1),
+                                            json_array_get(e, 0), json_array_get(e, 1)));
+        }
+    }
+    return rc;
+}
+
+/* Hash namespaces: put back the slot table the partitions had (registering them again in
+ * store order would deal slots differently when partitions had come and gone). */
+static void restore_slots(szd_ns *ns)
+{
+    if (!ns->restore)
+        return;
+    size_t n = json_array_size(ns->restore);
+    shardz_slot_range *r = calloc(n ? n : 1, sizeof *r);
+    int rc = r ? 0 : SHARDZ_ENOMEM;
+    for (size_t i = 0; r && i < n; i++) {
+        json_t *e = json_array_get(ns->restore, i);
+        json_int_t pi = json_integer_value(json_array_get(e, 0));
+        r[i].partition = pi >= 0 && pi < ns->nparts ? ns->parts[pi].id : "";
+        r[i].lo = (uint32_t)json_integer_value(json_array_get(e, 1));
+        r[i].hi = (uint32_t)json_integer_value(json_array_get(e, 2));
+    }
+    if (rc == 0)
+        rc = shardz_sharder_restore_slots(ns->sh, r, n);
+    if (rc)
+        szd_log(ns->d, SZD_WARN, "msg=\"slot table not restored, slots re-dealt\" ns=%s err=%s",
+                ns->cfg.name, shardz_err_name(rc));
+    free(r);
+    json_decref(ns->restore);
+    ns->restore = NULL;
 }
 
 int szd_ns_load_all(szd *d)
@@ -1449,6 +1502,7 @@ int szd_ns_load_all(szd *d)
      * each namespace restarts from (store revision << 32): above anything the previous run
      * could have reached short of 2^32 changes. */
     for (uint32_t i = 0; i < d->nns; i++) {
+        restore_slots(d->ns[i]);
         rc = ns_flush(d->ns[i], true);
         if (rc)
             return rc;

@@ -120,6 +120,28 @@ def test_hash_lookup_and_tags():
         d.stop()
 
 
+def test_hash_slots_survive_restart():
+    d = Daemon(BIN).start()
+    d.call("POST", "/v1/namespaces", {"name": "h", "sharder": "hash", "partitions": 6,
+                                      "slots": 256})
+    d.call("DELETE", "/v1/namespaces/h/partitions/2")
+    d.call("POST", "/v1/namespaces/h/partitions", {"ids": ["x"]})
+    keys = [f"key{i}" for i in range(200)]
+    before = {k: d.call("GET", f"/v1/namespaces/h/lookup?key={k}")[1]["partition"] for k in keys}
+    slots = {p["id"]: p["slots"] for p in d.call("GET", "/v1/namespaces/h/state")[1]["partitions"]}
+    d.stop()
+    d2 = Daemon(BIN, data=d.data).start()
+    try:
+        after = {k: d2.call("GET", f"/v1/namespaces/h/lookup?key={k}")[1]["partition"]
+                 for k in keys}
+        assert before == after, "keys route differently after a restart"
+        slots2 = {p["id"]: p["slots"]
+                  for p in d2.call("GET", "/v1/namespaces/h/state")[1]["partitions"]}
+        assert slots == slots2
+    finally:
+        d2.stop()
+
+
 def test_watch_wakes_on_change():
     d = Daemon(BIN).start()
     try:
@@ -187,5 +209,5 @@ def test_bad_flags():
 
 
 run([test_health_and_status, test_namespace_crud_and_bad_input, test_partitions_and_nodes_routes,
-     test_hash_lookup_and_tags, test_watch_wakes_on_change, test_secret,
+     test_hash_lookup_and_tags, test_hash_slots_survive_restart, test_watch_wakes_on_change, test_secret,
      test_state_survives_restart, test_bad_flags])
