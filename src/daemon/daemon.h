@@ -82,6 +82,7 @@ typedef struct szd_node {
     bool dirty;                /* its desired replicas changed since the last acked push */
     int64_t assign_retry_ms;   /* no push before this time (after a failure) */
     bool released_sent;
+    bool maybe_drops;          /* some slot may wait for this node to drop a replica */
     json_t *desired;           /* scratch while building pushes */
 } szd_node;
 

@@ -1144,6 +1144,7 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
             sl->prev = holder;
             sl->prev_state = SZD_R_DROPPING;
             sl->owner_state = SZD_R_PENDING;
+            ns->nodes[holder]->maybe_drops = true;
         }
         mark_dirty(ns, holder);
         return;
@@ -1184,48 +1185,67 @@ static int ns_rebalance(szd_ns *ns)
 }
 
 /* A worker's reply to an assignment: what it serves. Advances the moves it acknowledges. */
+/* The new owner acknowledged serving: routing switches to it, the old owner drops. */
+static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen)
+{
+    bool changed = false;
+    for (unsigned s = 0; s < p->nrep; s++) {
+        szd_slot *sl = &p->slots[s];
+        if (sl->owner != me || sl->owner_state != SZD_R_ADDING || served_gen < sl->generation)
+            continue;
+        sl->owner_state = SZD_R_SERVING;
+        if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING && !node_gone(ns, sl->prev)) {
+            sl->prev_state = SZD_R_DROPPING; /* routing switched: the old owner drops */
+            ns->nodes[sl->prev]->maybe_drops = true;
+            mark_dirty(ns, sl->prev);
+        } else if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING) {
+            sl->prev = -1;
+            sl->prev_state = SZD_R_NONE;
+        }
+        if (sl->prev < 0)
+            ns->moves_done++;
+        p->dirty = true;
+        changed = true;
+    }
+    return changed;
+}
+
+/* A worker's reply to an assignment: what it serves (partition -> generation). Advances the
+ * moves it acknowledges: adds it now serves, and drops it no longer serves. Costs the size of
+ * the reply, plus one scan of the slots only while the node has drops pending. */
 void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
 {
     int32_t me = idx_of(ns, n);
     bool changed = false;
-    /* served: partition -> generation */
-    for (uint32_t i = 0; i < ns->nparts; i++) {
-        szd_part *p = &ns->parts[i];
-        bool involved = false;
-        for (unsigned s = 0; s < p->nrep && !involved; s++)
-            involved = p->slots[s].owner == me || p->slots[s].prev == me;
-        if (!involved)
+    json_t *served = json_object(); /* partition -> generation */
+    size_t k;
+    json_t *e;
+    json_array_foreach(serving, k, e)
+    {
+        const char *pid = json_string_value(json_object_get(e, "partition"));
+        json_t *gen = json_object_get(e, "generation");
+        if (!pid || !json_is_integer(gen)) {
+            szd_log(ns->d, SZD_WARN, "msg=\"ignoring a malformed serving entry\" ns=%s node=%s",
+                    ns->cfg.name, n->id);
             continue;
-        uint64_t served_gen = 0;
-        bool served = false;
-        size_t k;
-        json_t *e;
-        json_array_foreach(serving, k, e)
-        {
-            if (strcmp(json_string_value(json_object_get(e, "partition")) ?: "", p->id) == 0) {
-                served = true;
-                served_gen = (uint64_t)json_integer_value(json_object_get(e, "generation"));
-                break;
-            }
         }
-        for (unsigned s = 0; s < p->nrep; s++) {
-            szd_slot *sl = &p->slots[s];
-            if (sl->owner == me && sl->owner_state == SZD_R_ADDING && served &&
-                served_gen >= sl->generation) {
-                sl->owner_state = SZD_R_SERVING;
-                if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING && !node_gone(ns, sl->prev)) {
-                    sl->prev_state = SZD_R_DROPPING; /* routing switched: the old owner drops */
-                    mark_dirty(ns, sl->prev);
-                } else if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING) {
-                    sl->prev = -1;
-                    sl->prev_state = SZD_R_NONE;
+        json_object_set(served, pid, gen);
+        szd_part *p = szd_part_find(ns, pid);
+        if (p)
+            changed |= ack_serving(ns, p, me, (uint64_t)json_integer_value(gen));
+    }
+    if (n->maybe_drops) {
+        bool pending = false;
+        for (uint32_t i = 0; i < ns->nparts; i++) {
+            szd_part *p = &ns->parts[i];
+            for (unsigned s = 0; s < p->nrep; s++) {
+                szd_slot *sl = &p->slots[s];
+                if (sl->prev != me || sl->prev_state != SZD_R_DROPPING)
+                    continue;
+                if (json_object_get(served, p->id)) {
+                    pending = true;
+                    continue;
                 }
-                if (sl->prev < 0)
-                    ns->moves_done++;
-                p->dirty = true;
-                changed = true;
-            }
-            if (sl->prev == me && sl->prev_state == SZD_R_DROPPING && !served) {
                 sl->prev = -1;
                 sl->prev_state = SZD_R_NONE;
                 if (sl->owner_state == SZD_R_PENDING) {
@@ -1238,7 +1258,9 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
                 changed = true;
             }
         }
+        n->maybe_drops = pending;
     }
+    json_decref(served);
     if (changed)
         szd_ns_changed(ns);
 }
@@ -1247,6 +1269,12 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
 static void expire_leases(szd_ns *ns)
 {
     int64_t now = szd_now(ns->d);
+    bool any = false;
+    for (uint32_t i = 0; i < ns->nnodes && !any; i++)
+        any = ns->nodes[i]->maybe_drops && (ns->nodes[i]->state == SZD_NODE_DEAD ||
+                                            ns->nodes[i]->state == SZD_NODE_LEFT);
+    if (!any)
+        return; /* only a dead (or gone) node's pending drops wait for a lease */
     for (uint32_t i = 0; i < ns->nparts; i++) {
         szd_part *p = &ns->parts[i];
         for (unsigned s = 0; s < p->nrep; s++) {
@@ -1384,6 +1412,8 @@ static int load_part(szd_ns *ns, json_t *j)
         sl->prev = prev ? node_index(ns, prev) : -1;
         sl->owner_state = (uint8_t)(sl->owner >= 0 && os > 0 ? os : SZD_R_NONE);
         sl->prev_state = (uint8_t)(sl->prev >= 0 && ps > 0 ? ps : SZD_R_NONE);
+        if (sl->prev >= 0)
+            ns->nodes[sl->prev]->maybe_drops = true;
         sl->reason = (uint8_t)(why >= 0 ? why : SHARDZ_REASON_NEW);
         sl->generation = (uint64_t)json_integer_value(json_object_get(e, "generation"));
         sl->started_ms = szd_now(ns->d);
