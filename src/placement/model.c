@@ -526,21 +526,29 @@ int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n
     for (size_t i = 0; i < n; i++) {
         const shardz_partition_spec *ps = &specs[i];
         unsigned r;
+        /* The id map is far larger than the caches: fetch a later id's probe start now, so
+         * its miss overlaps this one's work. */
+        if (i + 8 < n && specs[i + 8].id) {
+            uint32_t h8 = pz_hash_id(specs[i + 8].id, strnlen(specs[i + 8].id, SHARDZ_MAX_ID));
+            __builtin_prefetch(&m->part_map.slots[h8 & (m->part_map.cap - 1)]);
+        }
         rc = check_part_spec(m, ps, &r, eligible);
         if (rc)
             goto undo;
-        if (pz_part_find(m, ps->id) != PZ_NONE) {
+        size_t idlen = strlen(ps->id);
+        uint32_t hash = pz_hash_id(ps->id, idlen);
+        uint32_t where = idmap_probe(&m->part_map, m, part_key, ps->id, hash);
+        if (m->part_map.slots[where] != IDMAP_EMPTY) {
             rc = SHARDZ_EEXIST;
             goto undo;
         }
-        size_t idlen = strlen(ps->id);
         pz_part *p = malloc(sizeof *p + r * sizeof(pz_slot) + idlen + 1);
         if (!p) {
             rc = SHARDZ_ENOMEM;
             goto undo;
         }
         p->gen = ps->generation;
-        p->hash = pz_hash_id(ps->id, idlen);
+        p->hash = hash;
         p->nrep = (uint16_t)r;
         p->placed = 0;
         p->idlen = (uint8_t)idlen;
@@ -560,7 +568,8 @@ int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n
         m->nrep_count[r]++;
         m->nvacant += r;
         m->vacbits[idx >> 3] |= (uint8_t)(1u << (idx & 7));
-        idmap_insert(&m->part_map, m, part_key, idx);
+        m->part_map.slots[where] = ((uint64_t)hash << 32) | idx; /* the probe's empty slot */
+        m->part_map.count++;
     }
     /* Preset assignments: node lists may need to grow, so do them with an undo path. */
     m->nparts += (uint32_t)nmade;
