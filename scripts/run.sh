@@ -1,15 +1,10 @@
 #!/usr/bin/env bash
-# The README's first command (the main job until the daemon lands): installs the Debian
-# dependencies, builds the release tree, then runs the placement simulator on its default
-# scenario, every sharder kind side by side, and prints its readable report.
-# Extra arguments go to shardz-sim and override the defaults (e.g. --json, --load zipf).
+# The README's first command, the main job: installs the Debian dependencies, builds the
+# release tree, and runs a local cluster - shardzd on its embedded SQLite store, a hash
+# namespace, and three shardz-kv example workers - printing where to look, until Ctrl-C.
+# Extra arguments go to examples/run-cluster.sh (--workers N, --strict, --exit-after S, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
 scripts/install-deps.sh
 scripts/build.sh release >/dev/null
-
-args=(--partitions 100000 --replicas 3 --nodes 100 --zones 3 --load lognormal
-      --events join:5,leave:3,zoneloss:1,loadshift,rebalance --kind all --seed 1)
-echo "+ build/release/src/sim/shardz-sim ${args[*]} $*" >&2
-exec build/release/src/sim/shardz-sim "${args[@]}" "$@"
+exec examples/run-cluster.sh "$@"

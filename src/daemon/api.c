@@ -219,9 +219,10 @@ static void handle_nodes(szd_ns *ns, struct evhttp_request *req, int method, con
             return;
         }
         szd_reply_json(req, 200,
-                       json_pack("{s:o, s:I, s:I, s:I}", "node", szd_node_json(ns, n, false),
+                       json_pack("{s:o, s:I, s:I, s:s, s:I}", "node", szd_node_json(ns, n, false),
                                  "ping_interval_ms", (json_int_t)ns->cfg.ping_interval_ms,
-                                 "lease_ms", (json_int_t)ns->cfg.lease_ms, "revision",
+                                 "lease_ms", (json_int_t)ns->cfg.lease_ms, "consistency",
+                                 ns->cfg.strict ? "strict" : "available", "revision",
                                  (json_int_t)ns->revision),
                        ns->revision);
         return;

@@ -71,6 +71,11 @@ typedef struct szd_node {
     szd_node_state state;
     bool leaving;
     int64_t last_ok_ms;   /* when the last successful ping or assign reply arrived */
+    /* Strict leases: the latest time a lease-granting message may still reach the node,
+     * assuming none arrives after its request timed out. A message in flight counts until its
+     * timeout; one answered arrived before the reply (last_ok_ms covers it); one that failed
+     * keeps counting (reach_ms). The lease may run from the latest of all of these. */
+    int64_t reach_ms, ping_reach_ms, assign_reach_ms;
     int64_t since_ms;     /* when it entered its state */
     int missed;           /* pings missed in a row */
     uint64_t applied_revision;
@@ -102,7 +107,8 @@ typedef struct {
     int32_t prev;       /* the previous owner while a move is in flight, -1 none */
     uint8_t prev_state;
     uint8_t reason;     /* shardz_reason of the move in flight */
-    uint64_t generation;
+    uint64_t generation;      /* the owner's */
+    uint64_t prev_generation; /* the previous owner's, while it still holds the replica */
     int64_t started_ms; /* when the move started */
 } szd_slot;
 

@@ -139,12 +139,16 @@ static void on_ping(struct evhttp_request *req, void *arg)
     json_t *j = reply_body(req, &code);
     const char *who = j ? json_string_value(json_object_get(j, "node")) : NULL;
     if (!j || !who || strcmp(who, n->id) != 0) {
+        /* it may have arrived all the same: its lease may run from its timeout */
+        n->reach_ms = n->ping_reach_ms > n->reach_ms ? n->ping_reach_ms : n->reach_ms;
+        n->ping_reach_ms = 0;
         n->missed++;
         szd_log(ns->d, SZD_DEBUG, "msg=\"ping failed\" ns=%s node=%s status=%d missed=%d",
                 ns->cfg.name, n->id, code, n->missed);
         json_decref(j);
         return;
     }
+    n->ping_reach_ms = 0;
     node_contact(ns, n);
     json_t *ar = json_object_get(j, "applied_revision");
     if (json_is_integer(ar)) {
@@ -167,7 +171,10 @@ static void send_ping(szd_ns *ns, szd_node *n)
     ctx->node = n;
     json_t *body = json_pack("{s:s, s:s, s:I}", "namespace", ns->cfg.name, "node", n->id,
                              "revision", (json_int_t)ns->revision);
-    if (body && ns->cfg.strict) /* a lease exists in strict namespaces only */
+    /* A lease exists in strict namespaces only, and is not renewed for a node declared
+     * dead: its replicas may be re-placed once the lease it holds has run out. */
+    bool grants = ns->cfg.strict && n->state != SZD_NODE_DEAD;
+    if (body && grants)
         json_object_set_new(body, "lease_ms", json_integer((json_int_t)ns->cfg.lease_ms));
     int rc = body ? send_json(n, false, "/shardz/v1/ping", body, on_ping, ctx) : SHARDZ_ENOMEM;
     json_decref(body);
@@ -179,6 +186,7 @@ static void send_ping(szd_ns *ns, szd_node *n)
     }
     n->ping_ctx = ctx;
     n->ping_inflight = true;
+    n->ping_reach_ms = grants ? szd_now(ns->d) + ns->cfg.ping_interval_ms : 0;
 }
 
 void szd_health_tick(szd_ns *ns)
@@ -216,6 +224,8 @@ static void on_assign(struct evhttp_request *req, void *arg)
     const char *who = j ? json_string_value(json_object_get(j, "node")) : NULL;
     json_t *serving = j ? json_object_get(j, "serving") : NULL;
     if (!j || !who || strcmp(who, n->id) != 0 || !json_is_array(serving)) {
+        n->reach_ms = n->assign_reach_ms > n->reach_ms ? n->assign_reach_ms : n->reach_ms;
+        n->assign_reach_ms = 0;
         szd_log(ns->d, SZD_WARN, "msg=\"assignment failed\" ns=%s node=%s status=%d",
                 ns->cfg.name, n->id, code);
         n->dirty = true;
@@ -223,6 +233,7 @@ static void on_assign(struct evhttp_request *req, void *arg)
         json_decref(j);
         return;
     }
+    n->assign_reach_ms = 0;
     node_contact(ns, n);
     n->applied_revision = pushed;
     json_t *failed = json_object_get(j, "failed");
@@ -250,11 +261,12 @@ static bool pushable(const szd_node *n, int64_t now)
     return n->state != SZD_NODE_DEAD && !(n->state == SZD_NODE_LEFT && n->released_sent);
 }
 
-static json_t *replica_json(const szd_ns *ns, const szd_part *p, unsigned s, szd_rstate st)
+static json_t *replica_json(const szd_ns *ns, const szd_part *p, unsigned s, szd_rstate st,
+                            uint64_t generation)
 {
     return json_pack("{s:s, s:i, s:s, s:I, s:s}", "partition", p->id, "slot", (int)s, "role",
                      !ns->cfg.roles ? "none" : s == 0 ? "primary" : "secondary", "generation",
-                     (json_int_t)p->slots[s].generation, "state", szd_rstate_name(st));
+                     (json_int_t)generation, "state", szd_rstate_name(st));
 }
 
 void szd_push_assignments(szd_ns *ns)
@@ -279,10 +291,12 @@ void szd_push_assignments(szd_ns *ns)
             if (sl->owner >= 0 && ns->nodes[sl->owner]->desired &&
                 (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
                 json_array_append_new(ns->nodes[sl->owner]->desired,
-                                      replica_json(ns, p, s, (szd_rstate)sl->owner_state));
+                                      replica_json(ns, p, s, (szd_rstate)sl->owner_state,
+                                                   sl->generation));
             if (sl->prev >= 0 && ns->nodes[sl->prev]->desired && sl->prev_state == SZD_R_SERVING)
                 json_array_append_new(ns->nodes[sl->prev]->desired,
-                                      replica_json(ns, p, s, SZD_R_SERVING));
+                                      replica_json(ns, p, s, SZD_R_SERVING,
+                                                   sl->prev_generation));
         }
     }
     for (uint32_t i = 0; i < ns->nnodes; i++) {
@@ -318,6 +332,7 @@ void szd_push_assignments(szd_ns *ns)
         }
         n->assign_ctx = ctx;
         n->assign_inflight = true;
+        n->assign_reach_ms = ns->cfg.strict ? now + ASSIGN_TIMEOUT_S * 1000 : 0;
         if (released)
             n->released_sent = true;
     }

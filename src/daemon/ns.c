@@ -248,12 +248,13 @@ static json_t *part_record(const szd_ns *ns, const szd_part *p)
     for (unsigned s = 0; s < p->nrep; s++) {
         const szd_slot *sl = &p->slots[s];
         json_array_append_new(
-            slots, json_pack("{s:s?, s:s, s:s?, s:s, s:I, s:s}", "owner",
+            slots, json_pack("{s:s?, s:s, s:s?, s:s, s:I, s:I, s:s}", "owner",
                              sl->owner >= 0 ? ns->nodes[sl->owner]->id : NULL, "state",
                              szd_rstate_name((szd_rstate)sl->owner_state), "prev",
                              sl->prev >= 0 ? ns->nodes[sl->prev]->id : NULL, "prev_state",
                              szd_rstate_name((szd_rstate)sl->prev_state), "generation",
-                             (json_int_t)sl->generation, "reason",
+                             (json_int_t)sl->generation, "prev_generation",
+                             (json_int_t)sl->prev_generation, "reason",
                              shardz_reason_name((shardz_reason)sl->reason)));
     }
     json_t *rec = json_pack("{s:s, s:o}", "id", p->id, "slots", slots);
@@ -1008,12 +1009,14 @@ json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
         /* routing: the serving replica of the slot (the old owner while the new one adds) */
         int32_t node = -1;
         szd_rstate st = SZD_R_NONE;
+        uint64_t gen_shown = sl->generation;
         if (sl->owner_state == SZD_R_SERVING) {
             node = sl->owner;
             st = SZD_R_SERVING;
         } else if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING) {
             node = sl->prev;
             st = SZD_R_SERVING;
+            gen_shown = sl->prev_generation;
         } else if (sl->owner >= 0) {
             node = sl->owner;
             st = (szd_rstate)sl->owner_state;
@@ -1023,7 +1026,7 @@ json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
         json_t *r = json_pack("{s:s, s:s, s:i, s:s, s:s, s:I}", "node", ns->nodes[node]->id,
                               "address", ns->nodes[node]->address, "slot", (int)s, "role",
                               role_name(ns, s), "state", szd_rstate_name(st), "generation",
-                              (json_int_t)sl->generation);
+                              (json_int_t)gen_shown);
         if (sl->owner >= 0 && sl->owner != node)
             json_object_set_new(r, "moving_to", json_string(ns->nodes[sl->owner]->id));
         json_array_append_new(reps, r);
@@ -1111,6 +1114,10 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
         return;
     ns->moves_started++;
     sl->reason = (uint8_t)mv->reason;
+    /* a node that keeps the replica for a while keeps the generation it was given */
+    int32_t old_prev = sl->prev;
+    uint64_t old_gen = sl->generation, old_prev_gen = sl->prev_generation;
+#define GEN_OF(node) ((node) == old_prev ? old_prev_gen : old_gen)
     sl->generation = gen;
     sl->started_ms = szd_now(ns->d);
     if (cur == to && !ns->cfg.strict) {
@@ -1142,6 +1149,7 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
             sl->owner_state = SZD_R_ADDING;
         } else {
             sl->prev = holder;
+            sl->prev_generation = GEN_OF(holder);
             sl->prev_state = SZD_R_DROPPING;
             sl->owner_state = SZD_R_PENDING;
             ns->nodes[holder]->maybe_drops = true;
@@ -1156,8 +1164,10 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
                       ns->nodes[prev]->state == SZD_NODE_DEAD))
         prev = -1;
     sl->prev = prev;
+    sl->prev_generation = prev < 0 ? 0 : GEN_OF(prev);
     sl->prev_state = prev < 0 ? SZD_R_NONE : SZD_R_SERVING;
     sl->owner_state = SZD_R_ADDING;
+#undef GEN_OF
 }
 
 static int ns_rebalance(szd_ns *ns)
@@ -1284,7 +1294,12 @@ static void expire_leases(szd_ns *ns)
             szd_node *old = ns->nodes[sl->prev];
             if (old->state != SZD_NODE_DEAD && old->state != SZD_NODE_LEFT)
                 continue;
-            if (old->state == SZD_NODE_DEAD && now < old->last_ok_ms + ns->cfg.lease_ms)
+            /* its lease runs from the last lease-granting message that may have reached it */
+            int64_t from = old->last_ok_ms;
+            const int64_t reach[] = {old->reach_ms, old->ping_reach_ms, old->assign_reach_ms};
+            for (int k = 0; k < 3; k++)
+                from = reach[k] > from ? reach[k] : from;
+            if (old->state == SZD_NODE_DEAD && now < from + ns->cfg.lease_ms)
                 continue;
             sl->prev = -1;
             sl->prev_state = SZD_R_NONE;
@@ -1416,6 +1431,8 @@ static int load_part(szd_ns *ns, json_t *j)
             ns->nodes[sl->prev]->maybe_drops = true;
         sl->reason = (uint8_t)(why >= 0 ? why : SHARDZ_REASON_NEW);
         sl->generation = (uint64_t)json_integer_value(json_object_get(e, "generation"));
+        sl->prev_generation =
+            (uint64_t)json_integer_value(json_object_get(e, "prev_generation"));
         sl->started_ms = szd_now(ns->d);
         gen = sl->generation > gen ? sl->generation : gen;
         if (sl->owner >= 0) {

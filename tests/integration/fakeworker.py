@@ -73,8 +73,12 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             return self.reply(400, {"code": "EINVAL", "message": "malformed message"})
         with lock:
-            last_contact = time.monotonic()
-            lease_ms = body.get("lease_ms", lease_ms)
+            if body.get("lease_ms"):  # only a message that grants the lease renews it
+                if lease_ms and served and (time.monotonic() - last_contact) * 1000 > lease_ms:
+                    for p in sorted(served):  # it lapsed while this message waited
+                        event("delete", p, served.pop(p))
+                last_contact = time.monotonic()
+                lease_ms = body["lease_ms"]
             if self.path == "/shardz/v1/ping":
                 return self.reply(200, {"node": args.node, "applied_revision": applied})
             if self.path != "/shardz/v1/assign":

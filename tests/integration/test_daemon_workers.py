@@ -34,6 +34,25 @@ def agree(d, ns, workers):
     return True
 
 
+def no_generation_handover(workers):
+    """Generations only grow: what a worker is given for a partition never goes down, and
+    no worker is ever given a generation that another worker was given for the same
+    partition earlier (the old owner keeps its own while the new one takes over)."""
+    first = {}  # (partition, generation) -> the first worker given it
+    for w in workers:
+        seen = {}
+        for e in read_events(w.events):
+            p, g = e["partition"], e["generation"]
+            if e["op"] != "serve":
+                continue
+            assert g >= seen.get(p, 0), f"{w.node}: generation of {p} went down"
+            seen[p] = g
+            first.setdefault((p, g), set()).add(w.node)
+    # one generation of one partition is handed to the replicas placed in one step at most
+    # (several slots may share it); it must never be handed to an old owner as well
+    return first
+
+
 def test_placement_reaches_workers():
     d = Daemon(BIN).start()
     ws = []
@@ -121,6 +140,7 @@ def test_coordinator_restart_mid_move():
         r = wait_for(lambda: settled(d, "kv", 16, 2), 20, what="convergence after restart")
         assert any("w3" in v for v in r.values()), "the joiner got nothing"
         wait_for(lambda: agree(d, "kv", ws), 5, what="workers agreeing with routing")
+        no_generation_handover(ws)
     finally:
         for w in ws:
             w.kill9()

@@ -1,0 +1,312 @@
+/* Tests for the worker (src/lib/worker.c) against an in-process fake coordinator: registration
+ * (fields, retries, re-registration), ping replies with load, assignment diffing (serve /
+ * delete exactly as expected, stale revisions ignored, hook failures reported), leave and
+ * release, the strict-mode lease on an injected clock, the no-listener handle mode, and bad
+ * input answered 4xx with a JSON error and no hook called. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "shardz/error.h"
+#include "worker_env.h"
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_register(void **state)
+{
+    fake_opts fo = {.ns = "kv", .consistency = "strict", .lease_ms = 1500};
+    env e;
+    json_t *body;
+    shardz_worker_status st;
+    char want_addr[64];
+
+    (void)state;
+    env_start(&e, &fo, NULL);
+    fake_lock(e.f);
+    body = json_loads(fake_rec(e.f)->last_register, 0, NULL);
+    assert_int_equal(fake_rec(e.f)->registrations, 1);
+    assert_int_equal(fake_rec(e.f)->ns_reads, 1); /* consistency read from the namespace */
+    fake_unlock(e.f);
+    assert_non_null(body);
+    assert_string_equal(json_string_value(json_object_get(body, "id")), "w1");
+    assert_string_equal(json_string_value(json_object_get(body, "zone")), "a");
+    shardz_worker_status_get(e.w, &st);
+    snprintf(want_addr, sizeof want_addr, "127.0.0.1:%u", (unsigned)st.port);
+    assert_true(st.port != 0);
+    assert_string_equal(json_string_value(json_object_get(body, "address")), want_addr);
+    assert_string_equal(e.addr, want_addr);
+    assert_true(json_real_value(json_object_get(json_object_get(body, "capacity"), "cpu")) == 8);
+    assert_true(json_real_value(json_object_get(json_object_get(body, "capacity"), "mem")) == 2.5);
+    json_decref(body);
+    assert_true(st.registered);
+    assert_true(st.lease_enforced);
+    assert_int_equal(st.lease_ms, 1500);
+    assert_int_equal(st.ping_interval_ms, 200);
+    assert_int_equal(st.registrations, 1);
+    env_stop(&e);
+}
+
+static void test_register_retries(void **state)
+{
+    fake_opts fo = {.ns = "kv", .register_fail = 3};
+    env e;
+
+    (void)state;
+    env_start(&e, &fo, NULL);
+    fake_lock(e.f);
+    assert_int_equal(fake_rec(e.f)->register_attempts, 4);
+    assert_int_equal(fake_rec(e.f)->registrations, 1);
+    fake_unlock(e.f);
+    env_stop(&e);
+}
+
+static bool two_registrations(void *arg)
+{
+    fake_coord *f = arg;
+    bool ok;
+
+    fake_lock(f);
+    ok = fake_rec(f)->registrations >= 2;
+    fake_unlock(f);
+    return ok;
+}
+
+static void test_reregister_without_pings(void **state)
+{
+    fake_opts fo = {.ns = "kv"};
+    shardz_worker_config c = base_config(NULL);
+    env e;
+
+    (void)state;
+    c.reregister_after_ms = 150; /* real clock: no pings come */
+    env_start(&e, &fo, &c);
+    assert_true(wait_until(two_registrations, e.f, 3000));
+    env_stop(&e);
+}
+
+static void test_ping_with_load(void **state)
+{
+    fake_opts fo = {.ns = "kv"};
+    env e;
+    json_t *r;
+    json_t *load;
+
+    (void)state;
+    env_start(&e, &fo, NULL);
+    assert_int_equal(ping(&e, 3, &r), 200);
+    assert_string_equal(json_string_value(json_object_get(r, "node")), "w1");
+    assert_int_equal(jint(r, "applied_revision"), 0);
+    assert_null(json_object_get(r, "load"));
+    json_decref(r);
+
+    assert_int_equal(assign(&e, 12, P1 "," P7, &r), 200);
+    json_decref(r);
+    assert_int_equal(shardz_worker_report_load(e.w, "p1", "cpu", 0.25), 0);
+    assert_int_equal(shardz_worker_report_load(e.w, "p7", "cpu", 1.0), 0);
+    assert_int_equal(shardz_worker_report_load(e.w, "p7", "cpu", 1.5), 0); /* latest wins */
+    assert_int_equal(shardz_worker_report_load(e.w, "p7", "mem", 3), 0);
+    assert_int_equal(shardz_worker_report_load(e.w, "p9", "cpu", 1), SHARDZ_ENOENT);
+    assert_int_equal(shardz_worker_report_load(e.w, "p1", "cpu", -1), SHARDZ_EINVAL);
+    assert_int_equal(shardz_worker_report_load(e.w, "p1", "bad name", 1), SHARDZ_EINVAL);
+
+    assert_int_equal(ping(&e, 12, &r), 200);
+    assert_int_equal(jint(r, "applied_revision"), 12);
+    load = json_object_get(r, "load");
+    assert_non_null(load);
+    assert_int_equal(json_object_size(load), 2);
+    assert_true(json_real_value(json_object_get(json_object_get(load, "p1"), "cpu")) == 0.25);
+    assert_true(json_real_value(json_object_get(json_object_get(load, "p7"), "cpu")) == 1.5);
+    assert_true(json_real_value(json_object_get(json_object_get(load, "p7"), "mem")) == 3);
+    assert_null(json_object_get(json_object_get(load, "p1"), "mem"));
+    json_decref(r);
+    /* Samples go out once. */
+    assert_int_equal(ping(&e, 12, &r), 200);
+    assert_null(json_object_get(r, "load"));
+    json_decref(r);
+    /* Dimension names are bounded. */
+    for (int i = 0; i < 6; i++) {
+        char d[8];
+        snprintf(d, sizeof d, "d%d", i);
+        assert_int_equal(shardz_worker_report_load(e.w, "p1", d, 1), 0);
+    }
+    assert_int_equal(shardz_worker_report_load(e.w, "p1", "one-too-many", 1), SHARDZ_ENOSPC);
+    env_stop(&e);
+}
+
+static void test_assign_diff(void **state)
+{
+    fake_opts fo = {.ns = "kv"};
+    env e;
+    json_t *r;
+    char s[256];
+    shardz_worker_status st;
+
+    (void)state;
+    env_start(&e, &fo, NULL);
+
+    /* New replicas: serve both, in partition order. */
+    assert_int_equal(assign(&e, 13, P7 "," P1, &r), 200);
+    {
+        const char *want[] = {"serve p1 g4 primary upd0 old0 cause0",
+                              "serve p7 g9 secondary upd0 old0 cause0"};
+        rec_expect(want, 2);
+    }
+    assert_int_equal(jint(r, "applied_revision"), 13);
+    serving_str(r, s, sizeof s);
+    assert_string_equal(s, "p1:4 p7:9");
+    assert_int_equal(json_array_size(json_object_get(r, "failed")), 0);
+    json_decref(r);
+
+    /* p7 removed, p8 added: delete first, then serve. */
+    assert_int_equal(assign(&e, 14, P1 "," P8, &r), 200);
+    {
+        const char *want[] = {"delete p7 g9 secondary upd0 old0 cause0",
+                              "serve p8 g1 primary upd0 old0 cause0"};
+        rec_expect(want, 2);
+    }
+    serving_str(r, s, sizeof s);
+    assert_string_equal(s, "p1:4 p8:1");
+    json_decref(r);
+
+    /* An older revision is ignored and answered with the current state. */
+    assert_int_equal(assign(&e, 12, P7, &r), 200);
+    rec_expect(NULL, 0);
+    assert_int_equal(jint(r, "applied_revision"), 14);
+    serving_str(r, s, sizeof s);
+    assert_string_equal(s, "p1:4 p8:1");
+    json_decref(r);
+
+    /* A new generation of p1 and a new role of p8: serve again, as updates. */
+    assert_int_equal(
+        assign(&e, 15,
+               "{\"partition\":\"p1\",\"slot\":0,\"role\":\"primary\",\"generation\":5},"
+               "{\"partition\":\"p8\",\"slot\":1,\"role\":\"secondary\",\"generation\":1}",
+               &r),
+        200);
+    {
+        const char *want[] = {"serve p1 g5 primary upd1 old4 cause0",
+                              "serve p8 g1 secondary upd1 old1 cause0"};
+        rec_expect(want, 2);
+    }
+    serving_str(r, s, sizeof s);
+    assert_string_equal(s, "p1:5 p8:1");
+    json_decref(r);
+
+    /* Only the replica states change: no hook. The same revision again: no hook either. */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            assign(&e, 16,
+                   "{\"partition\":\"p1\",\"slot\":0,\"role\":\"primary\",\"generation\":5,"
+                   "\"state\":\"dropping\"},"
+                   "{\"partition\":\"p8\",\"slot\":1,\"role\":\"secondary\",\"generation\":1}",
+                   &r),
+            200);
+        rec_expect(NULL, 0);
+        assert_int_equal(jint(r, "applied_revision"), 16);
+        json_decref(r);
+    }
+
+    /* A failing serve is reported and not served; the others go on. */
+    rec_fail("p9");
+    assert_int_equal(
+        assign(&e, 17,
+               "{\"partition\":\"p1\",\"slot\":0,\"role\":\"primary\",\"generation\":5},"
+               "{\"partition\":\"p9\",\"generation\":2},"
+               "{\"partition\":\"p8\",\"slot\":1,\"role\":\"secondary\",\"generation\":1}",
+               &r),
+        200);
+    {
+        const char *want[] = {"serve p9 g2 none upd0 old0 cause0"};
+        rec_expect(want, 1);
+    }
+    serving_str(r, s, sizeof s);
+    assert_string_equal(s, "p1:5 p8:1");
+    {
+        const json_t *f = json_array_get(json_object_get(r, "failed"), 0);
+        assert_int_equal(json_array_size(json_object_get(r, "failed")), 1);
+        assert_string_equal(json_string_value(json_object_get(f, "partition")), "p9");
+        assert_string_equal(json_string_value(json_object_get(f, "error")), "disk full");
+    }
+    assert_int_equal(jint(r, "applied_revision"), 17);
+    json_decref(r);
+
+    /* An empty set deletes everything. */
+    assert_int_equal(assign(&e, 18, "", &r), 200);
+    {
+        const char *want[] = {"delete p1 g5 primary upd0 old0 cause0",
+                              "delete p8 g1 secondary upd0 old0 cause0"};
+        rec_expect(want, 2);
+    }
+    json_decref(r);
+    shardz_worker_status_get(e.w, &st);
+    assert_int_equal(st.serving, 0);
+    assert_int_equal(st.applied_revision, 18);
+    assert_int_equal(st.assignments, 7); /* 13..18 with 16 twice; 12 was stale */
+    env_stop(&e);
+}
+
+/* A slow serve hook must not hold pings back (their own lane). */
+static void *slow_assign(void *arg)
+{
+    env *e = arg;
+    json_t *r = NULL;
+
+    assert_int_equal(assign(e, 20, P1, &r), 200);
+    json_decref(r);
+    return NULL;
+}
+
+static bool one_event(void *arg)
+{
+    (void)arg;
+    return rec_count() >= 1;
+}
+
+static void test_ping_not_behind_slow_hook(void **state)
+{
+    fake_opts fo = {.ns = "kv"};
+    env e;
+    json_t *r;
+    pthread_t t;
+    uint64_t t0;
+    uint64_t took;
+
+    (void)state;
+    env_start(&e, &fo, NULL);
+    rec_serve_sleep(800);
+    pthread_create(&t, NULL, slow_assign, &e);
+    tc_sleep_ms(100); /* the hook is running now */
+    t0 = tc_now_ms();
+    assert_int_equal(ping(&e, 20, &r), 200);
+    took = tc_now_ms() - t0;
+    assert_int_equal(jint(r, "applied_revision"), 0); /* not applied yet */
+    json_decref(r);
+    assert_true(took < 300);
+    pthread_join(t, NULL);
+    assert_true(wait_until(one_event, NULL, 1000));
+    assert_int_equal(ping(&e, 20, &r), 200);
+    assert_int_equal(jint(r, "applied_revision"), 20);
+    json_decref(r);
+    env_stop(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_register),
+        cmocka_unit_test(test_register_retries),
+        cmocka_unit_test(test_reregister_without_pings),
+        cmocka_unit_test(test_ping_with_load),
+        cmocka_unit_test(test_assign_diff),
+        cmocka_unit_test(test_ping_not_behind_slow_hook),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,340 @@
+/* Tests for the worker's graceful leave (released, timeout, node unknown to the coordinator)
+ * and the strict-mode lease on an injected clock: deletes everything once lease_ms (less the
+ * safety margin) passes without contact, never in available mode, pings renew it, and the
+ * coordinator's re-sent assignment is served again. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "shardz/error.h"
+#include "worker_env.h"
+
+static bool leave_seen(void *arg)
+{
+    fake_coord *f = arg;
+    bool ok;
+
+    fake_lock(f);
+    ok = fake_rec(f)->leaves >= 1;
+    fake_unlock(f);
+    return ok;
+}
+
+/* Plays the coordinator during a drain: once the leave arrived, moves p1 away, then
+ * releases. */
+static void *drainer(void *arg)
+{
+    env *e = arg;
+    json_t *r;
+
+    assert_true(wait_until(leave_seen, e->f, 5000));
+    tc_sleep_ms(50);
+    assert_int_equal(assign(e, 6, "", &r), 200);
+    json_decref(r);
+    assert_int_equal(post(e, "/shardz/v1/assign",
+                          "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":7,\"lease_ms\":1000,"
+                          "\"released\":true,\"replicas\":[]}",
+                          &r),
+                     200);
+    assert_int_equal(jint(r, "applied_revision"), 7);
+    json_decref(r);
+    return NULL;
+}
+
+static void test_leave_released(void **state)
+{
+    fake_opts fo = {.ns = "kv"};
+    env e;
+    json_t *r;
+    pthread_t t;
+    shardz_worker_status st;
+
+    (void)state;
+    env_start(&e, &fo, NULL);
+    assert_int_equal(assign(&e, 5, P1, &r), 200);
+    json_decref(r);
+    rec_expect((const char *[]){"serve p1 g4 primary upd0 old0 cause0"}, 1);
+    pthread_create(&t, NULL, drainer, &e);
+    assert_int_equal(shardz_worker_leave(e.w, 5000), 0);
+    pthread_join(t, NULL);
+    rec_expect((const char *[]){"delete p1 g4 primary upd0 old0 cause0"}, 1);
+    fake_lock(e.f);
+    assert_int_equal(fake_rec(e.f)->leaves, 1);
+    assert_string_equal(fake_rec(e.f)->last_leave_path, "/v1/namespaces/kv/nodes/w1/leave");
+    fake_unlock(e.f);
+    shardz_worker_status_get(e.w, &st);
+    assert_true(st.leaving);
+    assert_true(st.released);
+    assert_int_equal(st.serving, 0);
+    /* Still answering pings until stopped; a second leave returns at once. */
+    assert_int_equal(ping(&e, 7, &r), 200);
+    assert_int_equal(jint(r, "applied_revision"), 7);
+    json_decref(r);
+    assert_int_equal(shardz_worker_leave(e.w, 0), 0);
+    env_stop(&e);
+}
+
+static void test_leave_timeout(void **state)
+{
+    fake_opts fo = {.ns = "kv"};
+    env e;
+    uint64_t t0;
+
+    (void)state;
+    env_start(&e, &fo, NULL);
+    t0 = tc_now_ms();
+    assert_int_equal(shardz_worker_leave(e.w, 300), SHARDZ_ETIMEDOUT);
+    assert_true(tc_now_ms() - t0 >= 290);
+    fake_lock(e.f);
+    assert_int_equal(fake_rec(e.f)->leaves, 1);
+    fake_unlock(e.f);
+    env_stop(&e);
+}
+
+static void test_leave_unknown_node(void **state)
+{
+    fake_opts fo = {.ns = "kv", .leave_status = 404};
+    env e;
+    json_t *r;
+
+    (void)state;
+    env_start(&e, &fo, NULL);
+    assert_int_equal(assign(&e, 5, P1, &r), 200);
+    json_decref(r);
+    rec_expect((const char *[]){"serve p1 g4 primary upd0 old0 cause0"}, 1);
+    /* The coordinator does not know the node: nothing routes here, drop and release. */
+    assert_int_equal(shardz_worker_leave(e.w, 3000), 0);
+    rec_expect((const char *[]){"delete p1 g4 primary upd0 old0 cause2"}, 1);
+    env_stop(&e);
+}
+
+static bool one_delete(void *arg)
+{
+    (void)arg;
+    return rec_deletes() >= 1;
+}
+
+static bool two_deletes(void *arg)
+{
+    (void)arg;
+    return rec_deletes() >= 2;
+}
+
+static void test_lease_strict(void **state)
+{
+    fake_opts fo = {.ns = "kv", .consistency = "strict", .lease_ms = 1000};
+    shardz_worker_config c = base_config(NULL);
+    env e;
+    json_t *r;
+    shardz_worker_status st;
+    char s[128];
+
+    (void)state;
+    atomic_store(&test_now, 1000000);
+    c.clock_ms = test_clock;
+    env_start(&e, &fo, &c);
+    assert_int_equal(assign(&e, 5, P1 "," P7, &r), 200);
+    json_decref(r);
+    assert_int_equal(rec_count(), 2);
+    rec_expect((const char *[]){"serve p1 g4 primary upd0 old0 cause0",
+                                "serve p7 g9 secondary upd0 old0 cause0"},
+               2);
+
+    /* 800 ms: inside the lease (the margin is 2 * 25 + 1000 / 10 = 150 ms). */
+    atomic_fetch_add(&test_now, 800);
+    tc_sleep_ms(150);
+    assert_int_equal(rec_count(), 0);
+    /* A ping renews it: 800 ms more is still fine. */
+    assert_int_equal(ping(&e, 5, &r), 200);
+    json_decref(r);
+    atomic_fetch_add(&test_now, 800);
+    tc_sleep_ms(150);
+    assert_int_equal(rec_count(), 0);
+
+    /* 900 ms after the last ping: past lease - margin, everything is deleted. */
+    atomic_fetch_add(&test_now, 100);
+    assert_true(wait_until(two_deletes, NULL, 2000));
+    rec_expect((const char *[]){"delete p1 g4 primary upd0 old0 cause1",
+                                "delete p7 g9 secondary upd0 old0 cause1"},
+               2);
+    shardz_worker_status_get(e.w, &st);
+    assert_true(st.lease_enforced);
+    assert_int_equal(st.lease_expiries, 1);
+    assert_int_equal(st.serving, 0);
+    /* The next ping reports nothing applied, so the coordinator re-sends the assignment... */
+    assert_int_equal(ping(&e, 5, &r), 200);
+    assert_int_equal(jint(r, "applied_revision"), 0);
+    json_decref(r);
+    /* ...which is served again (same revision: not stale). */
+    assert_int_equal(assign(&e, 5, P1 "," P7, &r), 200);
+    serving_str(r, s, sizeof s);
+    assert_string_equal(s, "p1:4 p7:9");
+    assert_int_equal(jint(r, "applied_revision"), 5);
+    json_decref(r);
+    assert_int_equal(rec_count(), 2);
+    env_stop(&e);
+}
+
+static void test_lease_available_never_expires(void **state)
+{
+    fake_opts fo = {.ns = "kv", .consistency = "available"};
+    shardz_worker_config c = base_config(NULL);
+    env e;
+    json_t *r;
+    shardz_worker_status st;
+
+    (void)state;
+    atomic_store(&test_now, 5000);
+    c.clock_ms = test_clock;
+    env_start(&e, &fo, &c);
+    assert_int_equal(assign(&e, 5, P1, &r), 200);
+    json_decref(r);
+    atomic_fetch_add(&test_now, 100000);
+    tc_sleep_ms(200);
+    assert_int_equal(rec_deletes(), 0);
+    shardz_worker_status_get(e.w, &st);
+    assert_false(st.lease_enforced);
+    assert_int_equal(st.serving, 1);
+    env_stop(&e);
+}
+
+static void test_lease_forced_on(void **state)
+{
+    fake_opts fo = {.ns = "kv", .consistency = "available"};
+    shardz_worker_config c = base_config(NULL);
+    env e;
+    json_t *r;
+
+    (void)state;
+    atomic_store(&test_now, 5000);
+    c.clock_ms = test_clock;
+    c.lease_mode = SHARDZ_LEASE_ON;
+    c.lease_margin_ms = 10;
+    env_start(&e, &fo, &c);
+    assert_int_equal(assign(&e, 5, P1, &r), 200);
+    json_decref(r);
+    atomic_fetch_add(&test_now, 980);
+    tc_sleep_ms(100);
+    assert_int_equal(rec_deletes(), 0);
+    atomic_fetch_add(&test_now, 20);
+    assert_true(wait_until(one_delete, NULL, 2000));
+    env_stop(&e);
+}
+
+/* A message that arrives after a pause longer than the lease (socket events run before the
+ * timer) must not renew it: the drop happens first. The timer is kept out of the way. */
+static void test_lease_lapse_seen_on_contact(void **state)
+{
+    fake_opts fo = {.ns = "kv", .consistency = "strict", .lease_ms = 1000};
+    shardz_worker_config c = base_config(NULL);
+    env e;
+    json_t *r;
+
+    (void)state;
+    atomic_store(&test_now, 1000);
+    c.clock_ms = test_clock;
+    c.lease_check_ms = 60000;
+    env_start(&e, &fo, &c);
+    assert_int_equal(assign(&e, 5, P1 "," P7, &r), 200);
+    json_decref(r);
+    rec_expect((const char *[]){"serve p1 g4 primary upd0 old0 cause0",
+                                "serve p7 g9 secondary upd0 old0 cause0"},
+               2);
+    assert_true(shardz_worker_lease_ok(e.w));
+    atomic_fetch_add(&test_now, 2000); /* "paused" */
+    assert_false(shardz_worker_lease_ok(e.w));
+    assert_int_equal(ping(&e, 5, &r), 200);
+    assert_int_equal(jint(r, "applied_revision"), 0);
+    json_decref(r);
+    assert_true(wait_until(two_deletes, NULL, 2000));
+    rec_expect((const char *[]){"delete p1 g4 primary upd0 old0 cause1",
+                                "delete p7 g9 secondary upd0 old0 cause1"},
+               2);
+    assert_true(shardz_worker_lease_ok(e.w)); /* nothing held, contact renewed */
+    assert_int_equal(assign(&e, 5, P1, &r), 200);
+    assert_int_equal(jint(r, "applied_revision"), 5);
+    json_decref(r);
+    rec_expect((const char *[]){"serve p1 g4 primary upd0 old0 cause0"}, 1);
+    env_stop(&e);
+}
+
+typedef struct {
+    env *e;
+    long long rev;
+    const char *reps;
+    json_t *reply;
+} assign_arg;
+
+static void *assign_thread(void *arg)
+{
+    assign_arg *a = arg;
+
+    assert_int_equal(assign(a->e, a->rev, a->reps, &a->reply), 200);
+    return NULL;
+}
+
+/* An assignment queued while the lease lapses is not applied; the drop follows. */
+static void test_lease_lapse_skips_queued(void **state)
+{
+    fake_opts fo = {.ns = "kv", .consistency = "strict", .lease_ms = 1000};
+    shardz_worker_config c = base_config(NULL);
+    env e;
+    json_t *r;
+    pthread_t t1;
+    pthread_t t2;
+    assign_arg a1;
+    assign_arg a2;
+    char s[64];
+
+    (void)state;
+    atomic_store(&test_now, 1000);
+    c.clock_ms = test_clock;
+    c.lease_check_ms = 60000;
+    env_start(&e, &fo, &c);
+    rec_serve_sleep(300);
+    a1 = (assign_arg){&e, 5, P1, NULL};
+    a2 = (assign_arg){&e, 6, P1 "," P7, NULL};
+    pthread_create(&t1, NULL, assign_thread, &a1);
+    tc_sleep_ms(80); /* p1's serve hook is running */
+    pthread_create(&t2, NULL, assign_thread, &a2);
+    tc_sleep_ms(80); /* revision 6 waits in the queue */
+    atomic_fetch_add(&test_now, 2000);
+    assert_int_equal(ping(&e, 6, &r), 200);
+    assert_int_equal(jint(r, "applied_revision"), 0);
+    json_decref(r);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    assert_int_equal(jint(a1.reply, "applied_revision"), 0);
+    assert_int_equal(jint(a2.reply, "applied_revision"), 0);
+    serving_str(a2.reply, s, sizeof s);
+    assert_string_equal(s, "");
+    json_decref(a1.reply);
+    json_decref(a2.reply);
+    assert_true(wait_until(one_delete, NULL, 2000));
+    rec_expect((const char *[]){"serve p1 g4 primary upd0 old0 cause0",
+                                "delete p1 g4 primary upd0 old0 cause1"},
+               2);
+    env_stop(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_leave_released),
+        cmocka_unit_test(test_leave_timeout),
+        cmocka_unit_test(test_leave_unknown_node),
+        cmocka_unit_test(test_lease_strict),
+        cmocka_unit_test(test_lease_available_never_expires),
+        cmocka_unit_test(test_lease_forced_on),
+        cmocka_unit_test(test_lease_lapse_seen_on_contact),
+        cmocka_unit_test(test_lease_lapse_skips_queued),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
