@@ -750,6 +750,17 @@ static int node_fill(szd_ns *ns, szd_node *n, json_t *body, char *err, size_t er
     return 0;
 }
 
+/* Copies what a registration says (address, zone, capacity) from a parsed node. */
+static void node_take_fields(szd_node *n, const szd_node *from)
+{
+    snprintf(n->address, sizeof n->address, "%s", from->address);
+    snprintf(n->host, sizeof n->host, "%s", from->host);
+    n->port = from->port;
+    n->ncap = from->ncap;
+    memcpy(n->cap, from->cap, sizeof n->cap);
+    snprintf(n->zone, sizeof n->zone, "%s", from->zone);
+}
+
 static int sharder_add_node(szd_ns *ns, szd_node *n, shardz_node_state st)
 {
     shardz_node_spec spec = {.id = n->id, .zone = n->zone, .ncapacity = n->ncap, .state = st};
@@ -800,12 +811,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
          * declared dead or left in the meantime. */
         bool moved_zone = strcmp(n->zone, tmp.zone) != 0;
         szd_node_close(n);
-        snprintf(n->address, sizeof n->address, "%s", tmp.address);
-        snprintf(n->host, sizeof n->host, "%s", tmp.host);
-        n->port = tmp.port;
-        n->ncap = tmp.ncap;
-        memcpy(n->cap, tmp.cap, sizeof n->cap);
-        snprintf(n->zone, sizeof n->zone, "%s", tmp.zone);
+        node_take_fields(n, &tmp);
         n->released_sent = false;
         n->leaving = false;
         n->dirty = true;
@@ -830,12 +836,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
             snprintf(err, errlen, "out of memory");
             return SHARDZ_ENOMEM;
         }
-        snprintf(n->address, sizeof n->address, "%s", tmp.address);
-        snprintf(n->host, sizeof n->host, "%s", tmp.host);
-        n->port = tmp.port;
-        n->ncap = tmp.ncap;
-        memcpy(n->cap, tmp.cap, sizeof n->cap);
-        snprintf(n->zone, sizeof n->zone, "%s", tmp.zone);
+        node_take_fields(n, &tmp);
         rc = sharder_add_node(ns, n, SHARDZ_NODE_JOINING);
         if (rc) {
             /* undo the append */
@@ -1385,12 +1386,7 @@ static int load_node(szd_ns *ns, json_t *j)
     szd_node *n = node_append(ns, id);
     if (!n)
         return SHARDZ_ENOMEM;
-    snprintf(n->address, sizeof n->address, "%s", tmp.address);
-    snprintf(n->host, sizeof n->host, "%s", tmp.host);
-    n->port = tmp.port;
-    n->ncap = tmp.ncap;
-    memcpy(n->cap, tmp.cap, sizeof n->cap);
-    snprintf(n->zone, sizeof n->zone, "%s", tmp.zone);
+    node_take_fields(n, &tmp);
     n->leaving = json_is_true(json_object_get(j, "leaving"));
     n->state = n->leaving ? SZD_NODE_DRAINING : SZD_NODE_JOINING;
     /* until it answers a ping it counts from now: a worker that is gone is declared dead
