@@ -1144,7 +1144,11 @@ static int balance(rctx *c, double band)
             continue;
         double share = b.theta[n];
         b.dev[n] = m->nodes[n].load[0] - share;
-        b.theta[n] = band * share + c->xmax;
+        /* one partition's load of slack (the integer optimum for equal loads); but when
+         * unequal loads are so skewed (zipf) that the largest partition outweighs a node's
+         * whole share, half the share, or an empty node would never be out of band */
+        double slack = c->equal_loads || c->xmax <= share ? c->xmax : fmax(share / 2, 1e-12);
+        b.theta[n] = band * share + slack;
         b.z[n] = b.dev[n] / b.theta[n];
         b.zk[n] = pz_key_of(b.z[n]);
         b.elig[b.nelig++] = n;
