@@ -88,6 +88,7 @@ typedef struct szd_node {
     int64_t assign_retry_ms;   /* no push before this time (after a failure) */
     bool released_sent;
     bool maybe_drops;          /* some slot may wait for this node to drop a replica */
+    bool record_dirty;         /* its store record must be written */
     json_t *desired;           /* scratch while building pushes */
 } szd_node;
 
@@ -102,21 +103,21 @@ typedef enum {
 } szd_rstate;
 
 typedef struct {
-    int32_t owner;      /* node index in ns->nodes, -1 none */
-    uint8_t owner_state;
-    int32_t prev;       /* the previous owner while a move is in flight, -1 none */
-    uint8_t prev_state;
-    uint8_t reason;     /* shardz_reason of the move in flight */
     uint64_t generation;      /* the owner's */
     uint64_t prev_generation; /* the previous owner's, while it still holds the replica */
-    int64_t started_ms; /* when the move started */
+    int64_t started_ms;       /* when the move started */
+    int32_t owner;            /* node index in ns->nodes, -1 none */
+    int32_t prev;             /* the previous owner while a move is in flight, -1 none */
+    uint8_t owner_state;
+    uint8_t prev_state;
+    uint8_t reason; /* shardz_reason of the move in flight */
 } szd_slot;
 
 typedef struct {
-    char id[SHARDZ_MAX_ID + 1];
-    unsigned nrep;
-    szd_slot slots[SHARDZ_MAX_REPLICAS];
-    bool dirty; /* to persist */
+    char *id;        /* owned: one allocation holds the slots and then the id */
+    szd_slot *slots; /* nrep */
+    uint16_t nrep;
+    bool dirty;      /* to persist */
 } szd_part;
 
 /* A string -> index map (open addressing). */
@@ -149,7 +150,8 @@ typedef struct szd_ns {
     uint32_t nparts, capparts;
     szd_map part_map;
     bool want_rebalance;
-    bool nodes_dirty; /* a node record to persist */
+    bool nodes_dirty; /* some node's record_dirty is set */
+    int64_t last_tick_ms; /* when the health tick last ran (to notice the loop's own stalls) */
     struct event *tick;  /* health checks and pings, every ping interval */
     struct event *work;  /* rebalance, persist, push: run once after changes */
     szd_waiter *waiters;

@@ -171,9 +171,10 @@ static void send_ping(szd_ns *ns, szd_node *n)
     ctx->node = n;
     json_t *body = json_pack("{s:s, s:s, s:I}", "namespace", ns->cfg.name, "node", n->id,
                              "revision", (json_int_t)ns->revision);
-    /* A lease exists in strict namespaces only, and is not renewed for a node declared
-     * dead: its replicas may be re-placed once the lease it holds has run out. */
-    bool grants = ns->cfg.strict && n->state != SZD_NODE_DEAD;
+    /* A lease exists in strict namespaces only, and is renewed only while the node answers:
+     * not after a missed ping, not for a node declared dead, so its replicas may be
+     * re-placed once the lease it holds has run out. */
+    bool grants = ns->cfg.strict && n->state != SZD_NODE_DEAD && n->missed == 0;
     if (body && grants)
         json_object_set_new(body, "lease_ms", json_integer((json_int_t)ns->cfg.lease_ms));
     int rc = body ? send_json(n, false, "/shardz/v1/ping", body, on_ping, ctx) : SHARDZ_ENOMEM;

@@ -334,6 +334,8 @@ static int ns_flush(szd_ns *ns, bool config)
         json_decref(cj);
     }
     for (uint32_t i = 0; i < ns->nnodes && rc == 0 && ns->nodes_dirty; i++) {
+        if (!ns->nodes[i]->record_dirty)
+            continue;
         json_t *nj = node_record(ns, ns->nodes[i]);
         rc = batch_put(&b, key_of(SHARDZ_KEY_NODE, ns->cfg.name, ns->nodes[i]->id),
                        json_dumps(nj, JSON_COMPACT));
@@ -350,6 +352,8 @@ static int ns_flush(szd_ns *ns, bool config)
     if (rc == 0 && b.n > 0)
         rc = shardz_store_txn_batched(ns->d->store, NULL, 0, b.ops, b.n, 0, NULL, NULL);
     if (rc == 0) {
+        for (uint32_t i = 0; i < ns->nnodes && ns->nodes_dirty; i++)
+            ns->nodes[i]->record_dirty = false;
         ns->nodes_dirty = false;
         for (uint32_t i = 0; i < ns->nparts; i++)
             ns->parts[i].dirty = false;
@@ -410,6 +414,8 @@ void szd_ns_free(szd_ns *ns)
         free(ns->nodes[i]);
     }
     free(ns->nodes);
+    for (uint32_t i = 0; i < ns->nparts; i++)
+        free(ns->parts[i].slots);
     free(ns->parts);
     szd_map_free(&ns->node_map);
     szd_map_free(&ns->part_map);
@@ -447,10 +453,18 @@ static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned n
     }
     for (size_t i = 0; i < n; i++) {
         szd_part *p = &ns->parts[ns->nparts + i];
+        size_t idlen = strlen(ids[i]);
         memset(p, 0, sizeof *p);
-        snprintf(p->id, sizeof p->id, "%s", ids[i]);
-        p->nrep = nrep;
-        for (unsigned s = 0; s < SHARDZ_MAX_REPLICAS; s++) {
+        p->slots = calloc(1, nrep * sizeof(szd_slot) + idlen + 1);
+        if (!p->slots) {
+            while (i-- > 0)
+                free(ns->parts[ns->nparts + i].slots);
+            return SHARDZ_ENOMEM;
+        }
+        p->id = (char *)(p->slots + nrep);
+        memcpy(p->id, ids[i], idlen + 1);
+        p->nrep = (uint16_t)nrep;
+        for (unsigned s = 0; s < nrep; s++) {
             p->slots[s].owner = -1;
             p->slots[s].prev = -1;
         }
@@ -848,6 +862,10 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         }
         n->dirty = true;
     }
+    /* heard from now: dead only after dead_after_ms without an answer */
+    n->last_ok_ms = szd_now(ns->d);
+    n->missed = 0;
+    n->record_dirty = true;
     ns->nodes_dirty = true;
     rc = ns_flush(ns, false);
     if (rc) {
@@ -866,6 +884,7 @@ int szd_node_leave(szd_ns *ns, szd_node *n)
     if (n->state == SZD_NODE_LEFT)
         return 0;
     n->leaving = true;
+    n->record_dirty = true;
     ns->nodes_dirty = true;
     int rc = ns_flush(ns, false);
     if (rc)
@@ -987,6 +1006,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
         mark_dirty(ns, p->slots[s].prev);
     }
     uint32_t idx = (uint32_t)(p - ns->parts);
+    free(p->slots); /* the id goes with it */
     ns->parts[idx] = ns->parts[--ns->nparts];
     szd_map_rebuild(&ns->part_map, ns->nparts, part_key, ns);
     mark_all_parts_if_hash(ns);
@@ -1330,6 +1350,7 @@ static void release_drained(szd_ns *ns)
             continue;
         szd_node_set_state(ns, n, SZD_NODE_LEFT);
         n->dirty = true;
+        n->record_dirty = true;
         ns->nodes_dirty = true;
     }
 }
@@ -1368,6 +1389,18 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     szd_ns *ns = arg;
+    /* A tick that comes late means the loop itself was busy: replies could not be read
+     * meanwhile, so that time is not the workers' silence. Shift their last answers by it
+     * (it also delays a strict lease's end: the safe side). */
+    int64_t now = szd_now(ns->d);
+    int64_t late = ns->last_tick_ms ? now - ns->last_tick_ms - ns->cfg.ping_interval_ms : 0;
+    if (late > ns->cfg.ping_interval_ms / 2) {
+        szd_log(ns->d, SZD_WARN, "msg=\"event loop stalled\" ns=%s late_ms=%lld", ns->cfg.name,
+                (long long)late);
+        for (uint32_t i = 0; i < ns->nnodes; i++)
+            ns->nodes[i]->last_ok_ms += late;
+    }
+    ns->last_tick_ms = now;
     szd_health_tick(ns);
     szd_ns_schedule(ns);
 }

@@ -1,0 +1,752 @@
+/* bench_fanout: many simulated workers in one process against a real shardzd. Opens one HTTP
+ * listener per worker on 127.0.0.1 (one libevent loop), registers them, answers pings and
+ * assignments per docs/PROTOCOL.md (replying with the replicas assigned as "serving"), then
+ * makes changes that touch every worker and measures how long until each worker is told. Also
+ * reads the daemon's memory (/proc/PID/status) and CPU time (/proc/PID/stat) at each stage. */
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#define ID_MAX 24
+
+typedef struct {
+    char id[ID_MAX];
+    long num; /* the id as a number (ids made here are numbers), -1 otherwise */
+    long long gen;
+} held_t;
+
+typedef struct {
+    char id[16];
+    uint16_t port;
+    struct evhttp *http;
+    long long applied;
+    held_t *held;
+    size_t nheld, capheld;
+    double told_ms; /* when the first assignment naming a new partition arrived (0: not yet) */
+    double last_ping_ms;
+    unsigned long assigns, pings, assigns_in_phase;
+} worker_t;
+
+typedef struct {
+    char coord_host[64];
+    uint16_t coord_port;
+    long pid;
+    int workers;
+    long partitions, add, chunk;
+    int replicas;
+    long ping_interval_ms;
+    char ns[64];
+    double timeout_s;
+} params_t;
+
+static struct event_base *g_base;
+static struct evhttp_connection *g_conn;
+static params_t g_p;
+static worker_t *g_w;
+static bool g_phase;      /* a change is being measured */
+static long g_lo, g_hi;   /* partitions [lo, hi) are the new ones of the phase */
+static int g_told;        /* workers told in the phase */
+static unsigned long g_bad; /* malformed messages received */
+static double g_max_gap; /* the longest interval between two pings to one worker */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- the daemon's memory and CPU ------------------------------------------------------ */
+
+static long proc_status_kb(long pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    size_t n = strlen(field);
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            kb = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+/* utime + stime of the daemon, in ms (clock-tick resolution, usually 10 ms). */
+static double proc_cpu_ms(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+static void print_memory(const char *when)
+{
+    if (g_p.pid <= 0)
+        return;
+    printf("daemon memory %-34s VmRSS %7.1f MB  VmHWM %7.1f MB\n", when,
+           proc_status_kb(g_p.pid, "VmRSS") / 1024.0, proc_status_kb(g_p.pid, "VmHWM") / 1024.0);
+    fflush(stdout);
+}
+
+/* ---- the simulated workers ------------------------------------------------------------ */
+
+static void reply_text(struct evhttp_request *req, int status, struct evbuffer *buf)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json");
+    evhttp_send_reply(req, status, status == 200 ? "OK" : "Error", buf);
+}
+
+static void reply_error(struct evhttp_request *req, int status, const char *msg)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (b)
+        evbuffer_add_printf(b, "{\"code\":\"EINVAL\",\"message\":\"%s\"}", msg);
+    reply_text(req, status, b);
+    if (b)
+        evbuffer_free(b);
+    g_bad++;
+}
+
+static int worker_take(worker_t *w, json_t *replicas)
+{
+    size_t n = json_array_size(replicas);
+    if (n > w->capheld) {
+        held_t *nh = realloc(w->held, n * sizeof *nh);
+        if (!nh)
+            return -1;
+        w->held = nh;
+        w->capheld = n;
+    }
+    bool is_new = false;
+    size_t k;
+    json_t *e;
+    w->nheld = 0;
+    json_array_foreach(replicas, k, e)
+    {
+        const char *pid = json_string_value(json_object_get(e, "partition"));
+        json_t *g = json_object_get(e, "generation");
+        if (!pid || strlen(pid) >= ID_MAX || !json_is_integer(g))
+            return -1;
+        held_t *h = &w->held[w->nheld++];
+        snprintf(h->id, sizeof h->id, "%s", pid);
+        char *end;
+        h->num = strtol(pid, &end, 10);
+        if (*end || !*pid)
+            h->num = -1;
+        h->gen = json_integer_value(g);
+        if (h->num >= g_lo && h->num < g_hi)
+            is_new = true;
+    }
+    if (g_phase && is_new && w->told_ms == 0) {
+        w->told_ms = now_ms();
+        g_told++;
+    }
+    return 0;
+}
+
+static void on_worker_request(struct evhttp_request *req, void *arg)
+{
+    worker_t *w = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    json_t *j = len ? json_loadb((const char *)evbuffer_pullup(in, (ssize_t)len), len, 0, NULL)
+                    : NULL;
+    const char *node = j ? json_string_value(json_object_get(j, "node")) : NULL;
+    if (!node || strcmp(node, w->id) != 0) {
+        reply_error(req, 400, "malformed message");
+        goto cleanup;
+    }
+    struct evbuffer *out = evbuffer_new();
+    if (!out) {
+        reply_error(req, 500, "out of memory");
+        goto cleanup;
+    }
+    if (strcmp(uri, "/shardz/v1/ping") == 0) {
+        double t = now_ms();
+        if (w->last_ping_ms > 0 && t - w->last_ping_ms > g_max_gap)
+            g_max_gap = t - w->last_ping_ms;
+        w->last_ping_ms = t;
+        w->pings++;
+        evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld}", w->id,
+                            w->applied);
+    } else if (strcmp(uri, "/shardz/v1/assign") == 0) {
+        w->assigns++;
+        if (g_phase)
+            w->assigns_in_phase++;
+        json_t *rev = json_object_get(j, "revision");
+        json_t *reps = json_object_get(j, "replicas");
+        if (!json_is_integer(rev) || !json_is_array(reps)) {
+            evbuffer_free(out);
+            reply_error(req, 400, "malformed assignment");
+            goto cleanup;
+        }
+        /* an assignment older than the last applied is ignored (docs/PROTOCOL.md 4.3) */
+        if (json_integer_value(rev) >= w->applied) {
+            if (worker_take(w, reps) != 0) {
+                evbuffer_free(out);
+                reply_error(req, 400, "malformed replica");
+                goto cleanup;
+            }
+            w->applied = json_integer_value(rev);
+        }
+        evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld,\"serving\":[",
+                            w->id, w->applied);
+        for (size_t i = 0; i < w->nheld; i++)
+            evbuffer_add_printf(out, "%s{\"partition\":\"%s\",\"generation\":%lld}",
+                                i ? "," : "", w->held[i].id, w->held[i].gen);
+        evbuffer_add_printf(out, "],\"failed\":[]}");
+    } else {
+        evbuffer_free(out);
+        reply_error(req, 404, "no such route");
+        goto cleanup;
+    }
+    reply_text(req, 200, out);
+    evbuffer_free(out);
+cleanup:
+    json_decref(j);
+}
+
+static int workers_open(void)
+{
+    g_w = calloc((size_t)g_p.workers, sizeof *g_w);
+    if (!g_w)
+        return -1;
+    for (int i = 0; i < g_p.workers; i++) {
+        worker_t *w = &g_w[i];
+        snprintf(w->id, sizeof w->id, "w%04d", i);
+        w->http = evhttp_new(g_base);
+        if (!w->http)
+            return -1;
+        evhttp_set_timeout(w->http, 3600); /* the assignment lane may idle for a while */
+        evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST);
+        evhttp_set_gencb(w->http, on_worker_request, w);
+        struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(w->http, "127.0.0.1", 0);
+        if (!bs) {
+            fprintf(stderr, "bench_fanout: cannot listen (worker %d): %s\n", i, strerror(errno));
+            return -1;
+        }
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof sa;
+        if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl) != 0)
+            return -1;
+        w->port = ntohs(sa.sin_port);
+    }
+    return 0;
+}
+
+/* ---- calls to the coordinator (run the loop until the reply, so workers keep answering) -- */
+
+typedef struct {
+    bool done;
+    int status;
+    json_t *body;
+} call_t;
+
+static void on_call(struct evhttp_request *req, void *arg)
+{
+    call_t *c = arg;
+    c->done = true;
+    c->status = req ? evhttp_request_get_response_code(req) : 0;
+    if (!req)
+        return;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len)
+        c->body = json_loadb((const char *)evbuffer_pullup(in, (ssize_t)len), len, 0, NULL);
+}
+
+/* Sends a request and runs the loop until its reply. The reply's status (0: no reply). */
+static int call(enum evhttp_cmd_type method, const char *path, const char *body, json_t **out)
+{
+    call_t c = {0};
+    if (out)
+        *out = NULL;
+    struct evhttp_request *req = evhttp_request_new(on_call, &c);
+    if (!req)
+        return 0;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    char host[96];
+    snprintf(host, sizeof host, "%s:%u", g_p.coord_host, g_p.coord_port);
+    evhttp_add_header(h, "Host", host);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    if (body)
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    if (evhttp_make_request(g_conn, req, method, path) != 0)
+        return 0;
+    while (!c.done)
+        event_base_loop(g_base, EVLOOP_ONCE);
+    if (out)
+        *out = c.body;
+    else
+        json_decref(c.body);
+    return c.status;
+}
+
+/* Runs the loop (workers answering) for ms milliseconds. */
+static void run_for(double ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((long)ms % 1000) * 1000};
+    event_base_loopexit(g_base, &tv);
+    event_base_dispatch(g_base);
+}
+
+typedef struct {
+    long alive, suspect, dead, partitions, missing, moves;
+    long long revision;
+} summary_t;
+
+static int summary(summary_t *s)
+{
+    char path[128];
+    json_t *j = NULL;
+    snprintf(path, sizeof path, "/v1/namespaces/%s", g_p.ns);
+    int st = call(EVHTTP_REQ_GET, path, NULL, &j);
+    if (st != 200 || !j) {
+        json_decref(j);
+        return -1;
+    }
+    json_t *nodes = json_object_get(j, "nodes");
+    s->alive = (long)json_integer_value(json_object_get(nodes, "alive"));
+    s->suspect = (long)json_integer_value(json_object_get(nodes, "suspect"));
+    s->dead = (long)json_integer_value(json_object_get(nodes, "dead"));
+    s->partitions = (long)json_integer_value(json_object_get(j, "partitions"));
+    s->missing = (long)json_integer_value(json_object_get(j, "missing"));
+    s->moves = (long)json_integer_value(json_object_get(j, "moves"));
+    s->revision = json_integer_value(json_object_get(j, "revision"));
+    json_decref(j);
+    return 0;
+}
+
+/* ---- stages --------------------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(const double *v, size_t n, double q)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+static int register_all(void)
+{
+    char path[160], body[256];
+    snprintf(path, sizeof path, "/v1/namespaces/%s/nodes", g_p.ns);
+    double t0 = now_ms(), c0 = proc_cpu_ms(g_p.pid);
+    double slowest = 0, first = 0, last = 0;
+    int tenth = g_p.workers / 10 ? g_p.workers / 10 : 1;
+    for (int i = 0; i < g_p.workers; i++) {
+        snprintf(body, sizeof body, "{\"id\":\"%s\",\"address\":\"127.0.0.1:%u\"}", g_w[i].id,
+                 g_w[i].port);
+        double t = now_ms();
+        int st = call(EVHTTP_REQ_POST, path, body, NULL);
+        if (st != 200) {
+            fprintf(stderr, "bench_fanout: registering %s: HTTP %d\n", g_w[i].id, st);
+            return -1;
+        }
+        double dt = now_ms() - t;
+        slowest = dt > slowest ? dt : slowest;
+        if (i < tenth)
+            first += dt;
+        if (i >= g_p.workers - tenth)
+            last += dt;
+    }
+    double took = now_ms() - t0;
+    printf("registered %d workers one after another: %.0f ms (daemon CPU %.0f ms); per "
+           "registration: mean %.2f ms, first %d mean %.2f ms, last %d mean %.2f ms, slowest "
+           "%.1f ms\n",
+           g_p.workers, took, proc_cpu_ms(g_p.pid) - c0, took / g_p.workers, tenth,
+           first / tenth, tenth, last / tenth, slowest);
+    /* wait until every node answered a ping */
+    double t1 = now_ms();
+    summary_t s = {0};
+    while (now_ms() - t1 < g_p.timeout_s * 1000) {
+        if (summary(&s) == 0 && s.alive == g_p.workers)
+            break;
+        run_for(50);
+    }
+    if (s.alive != g_p.workers) {
+        fprintf(stderr, "bench_fanout: only %ld of %d nodes alive\n", s.alive, g_p.workers);
+        return -1;
+    }
+    printf("all %d nodes alive %.0f ms after the last registration\n", g_p.workers,
+           now_ms() - t1);
+    return 0;
+}
+
+/* Adds partitions [lo, hi) in one request and measures until every worker that receives one
+ * of them was told, and until the coordinator shows them all served. Prints a block, or one
+ * line when `brief`. */
+static int phase(const char *name, long lo, long hi, bool brief)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return -1;
+    evbuffer_add_printf(b, "{\"ids\":[");
+    for (long i = lo; i < hi; i++)
+        evbuffer_add_printf(b, "%s\"%ld\"", i > lo ? "," : "", i);
+    evbuffer_add_printf(b, "]}");
+    evbuffer_add(b, "", 1);
+    char *body = (char *)evbuffer_pullup(b, -1);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/namespaces/%s/partitions", g_p.ns);
+    for (int i = 0; i < g_p.workers; i++) {
+        g_w[i].told_ms = 0;
+        g_w[i].assigns_in_phase = 0;
+    }
+    g_lo = lo;
+    g_hi = hi;
+    g_told = 0;
+    g_max_gap = 0;
+    g_phase = true;
+    double c0 = proc_cpu_ms(g_p.pid), s0 = self_cpu_ms();
+    double t0 = now_ms();
+    int st = call(EVHTTP_REQ_POST, path, body, NULL);
+    double t_reply = now_ms();
+    evbuffer_free(b);
+    if (st != 201) {
+        fprintf(stderr, "bench_fanout: adding partitions: HTTP %d\n", st);
+        return -1;
+    }
+    /* settled: the coordinator shows every replica served and no move in flight */
+    summary_t s = {0};
+    double t_settled = 0;
+    long max_suspect = 0, max_dead = 0;
+    while (now_ms() - t0 < g_p.timeout_s * 1000) {
+        if (summary(&s) == 0) {
+            max_suspect = s.suspect > max_suspect ? s.suspect : max_suspect;
+            max_dead = s.dead > max_dead ? s.dead : max_dead;
+            if (s.partitions == hi && s.missing == 0 && s.moves == 0) {
+                t_settled = now_ms();
+                break;
+            }
+        }
+        run_for(5);
+    }
+    g_phase = false;
+    double gap = g_max_gap;
+    double cpu = proc_cpu_ms(g_p.pid) - c0, self = self_cpu_ms() - s0;
+    /* who holds a new partition now, and when each was told */
+    double *lat = calloc((size_t)g_p.workers, sizeof *lat);
+    if (!lat)
+        return -1;
+    size_t nlat = 0;
+    int holders = 0, untold_holders = 0;
+    unsigned long msgs = 0, max_msgs = 0;
+    for (int i = 0; i < g_p.workers; i++) {
+        worker_t *w = &g_w[i];
+        bool holds = false;
+        for (size_t k = 0; k < w->nheld && !holds; k++)
+            holds = w->held[k].num >= lo && w->held[k].num < hi;
+        holders += holds;
+        if (w->told_ms > 0)
+            lat[nlat++] = w->told_ms - t0;
+        else if (holds)
+            untold_holders++;
+        msgs += w->assigns_in_phase;
+        if (w->assigns_in_phase > max_msgs)
+            max_msgs = w->assigns_in_phase;
+    }
+    qsort(lat, nlat, sizeof *lat, cmp_double);
+    double last = nlat ? lat[nlat - 1] : 0;
+    if (brief) {
+        printf("%s: +%ld partitions (%ld..%ld): answered %.1f ms, %zu/%d workers told, last "
+               "%.1f ms, settled %.1f ms, %lu messages, nodes suspect/dead seen %ld/%ld, longest "
+               "ping interval %.0f ms, daemon CPU %.0f ms\n",
+               name, hi - lo, lo, hi - 1, t_reply - t0, nlat, holders, last,
+               t_settled > 0 ? t_settled - t0 : -1.0, msgs, max_suspect, max_dead, gap, cpu);
+    } else {
+        printf("\n== %s: add %ld partitions (ids %ld..%ld) in one request, %d workers, "
+               "replicas %d\n",
+               name, hi - lo, lo, hi - 1, g_p.workers, g_p.replicas);
+        printf("request answered (201)                     %9.1f ms\n", t_reply - t0);
+        printf("workers told / workers holding a new one   %5zu / %d%s\n", nlat, holders,
+               untold_holders ? "  (some holders never told in the phase!)" : "");
+        printf("last worker told (from the request)        %9.1f ms\n", last);
+        printf("per-worker latency p50 / p95 / max         %9.1f / %.1f / %.1f ms\n",
+               pct(lat, nlat, 0.50), pct(lat, nlat, 0.95), last);
+        printf("first worker told                          %9.1f ms\n", nlat ? lat[0] : 0);
+        if (t_settled > 0)
+            printf("coordinator shows all served, no moves    %9.1f ms (polled every 5 ms)\n",
+                   t_settled - t0);
+        printf("assignment messages received               %9lu (at most %lu by one worker)\n",
+               msgs, max_msgs);
+        printf("nodes suspect / dead seen while polling    %5ld / %ld\n", max_suspect,
+               max_dead);
+        printf("longest interval between two pings to one worker %.1f ms (nominal %ld)\n", gap,
+               g_p.ping_interval_ms ? g_p.ping_interval_ms : 200L);
+        printf("CPU during the phase: daemon %.0f ms, this program %.0f ms\n", cpu, self);
+    }
+    if (t_settled == 0)
+        printf("NOT SETTLED within %.0f s: missing %ld, moves %ld, nodes alive %ld suspect %ld "
+               "dead %ld\n",
+               g_p.timeout_s, s.missing, s.moves, s.alive, s.suspect, s.dead);
+    fflush(stdout);
+    free(lat);
+    return t_settled > 0 ? 0 : -1;
+}
+
+/* Runs the loop for ms and prints the daemon's CPU meanwhile (pings and health ticks only). */
+static void quiet(double ms)
+{
+    double c0 = proc_cpu_ms(g_p.pid), t0 = now_ms();
+    unsigned long p0 = 0, p1 = 0;
+    g_max_gap = 0;
+    for (int i = 0; i < g_p.workers; i++)
+        p0 += g_w[i].pings;
+    run_for(ms);
+    for (int i = 0; i < g_p.workers; i++)
+        p1 += g_w[i].pings;
+    double dt = now_ms() - t0;
+    printf("quiet %.0f ms (pings only): %lu pings answered (%.0f/s), longest interval between "
+           "two pings to one worker %.1f ms, daemon CPU %.0f ms (%.0f%% of one core)\n",
+           dt, p1 - p0, (double)(p1 - p0) * 1000 / dt, g_max_gap, proc_cpu_ms(g_p.pid) - c0,
+           (proc_cpu_ms(g_p.pid) - c0) * 100 / dt);
+    fflush(stdout);
+}
+
+/* Every partition [0, total) is held by exactly `replicas` workers, from the workers' view. */
+static int verify(long total)
+{
+    unsigned char *cnt = calloc((size_t)total, 1);
+    if (!cnt)
+        return -1;
+    long foreign = 0, bad = 0;
+    for (int i = 0; i < g_p.workers; i++)
+        for (size_t k = 0; k < g_w[i].nheld; k++) {
+            long n = g_w[i].held[k].num;
+            if (n < 0 || n >= total)
+                foreign++;
+            else if (cnt[n] < 255)
+                cnt[n]++;
+        }
+    for (long i = 0; i < total; i++)
+        bad += cnt[i] != g_p.replicas;
+    free(cnt);
+    size_t mn = SIZE_MAX, mx = 0;
+    for (int i = 0; i < g_p.workers; i++) {
+        mn = g_w[i].nheld < mn ? g_w[i].nheld : mn;
+        mx = g_w[i].nheld > mx ? g_w[i].nheld : mx;
+    }
+    printf("\ncheck (the workers' own view): %ld partitions held by %d workers each: %s "
+           "(%ld wrong, %ld unknown); replicas per worker min %zu max %zu; malformed messages "
+           "%lu\n",
+           total, g_p.replicas, bad || foreign ? "FAILED" : "ok", bad, foreign, mn, mx, g_bad);
+    return bad || foreign || g_bad ? -1 : 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bench_fanout [--coordinator HOST:PORT] [--pid PID] [--workers N]\n"
+            "         [--partitions N] [--add N] [--replicas R] [--namespace NAME]\n"
+            "         [--ping-interval-ms MS] [--timeout-s S] [--chunk N]\n"
+            "Registers N simulated workers (one process, one event loop), then adds --partitions\n"
+            "in one request (phase 1; in requests of --chunk ids when given, each settled\n"
+            "before the next) and, once settled, --add more (phase 2); measures when each\n"
+            "worker is told. --pid: the daemon's pid, for its memory and CPU. --timeout-s: how\n"
+            "long one phase may take to settle (default 120). The coordinator and the pid\n"
+            "default to $SHARDZ_COORDINATOR and $SHARDZD_PID (set by with-shardzd.sh).\n");
+}
+
+static int parse(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"coordinator", required_argument, 0, 'c'}, {"pid", required_argument, 0, 'p'},
+        {"workers", required_argument, 0, 'w'},     {"partitions", required_argument, 0, 'n'},
+        {"add", required_argument, 0, 'a'},         {"replicas", required_argument, 0, 'r'},
+        {"namespace", required_argument, 0, 's'},   {"ping-interval-ms", required_argument, 0, 'i'},
+        {"timeout-s", required_argument, 0, 't'},   {"chunk", required_argument, 0, 'k'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *coord = getenv("SHARDZ_COORDINATOR");
+    g_p.workers = 1000;
+    g_p.partitions = 10000;
+    g_p.add = 1000;
+    g_p.replicas = 1;
+    g_p.timeout_s = 120;
+    snprintf(g_p.ns, sizeof g_p.ns, "fanout");
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c':
+            coord = optarg;
+            break;
+        case 'p':
+            g_p.pid = atol(optarg);
+            break;
+        case 'w':
+            g_p.workers = atoi(optarg);
+            break;
+        case 'n':
+            g_p.partitions = atol(optarg);
+            break;
+        case 'a':
+            g_p.add = atol(optarg);
+            break;
+        case 'r':
+            g_p.replicas = atoi(optarg);
+            break;
+        case 's':
+            snprintf(g_p.ns, sizeof g_p.ns, "%s", optarg);
+            break;
+        case 'i':
+            g_p.ping_interval_ms = atol(optarg);
+            break;
+        case 't':
+            g_p.timeout_s = atof(optarg);
+            break;
+        case 'k':
+            g_p.chunk = atol(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            return -1;
+        }
+    }
+    const char *colon = coord ? strrchr(coord, ':') : NULL;
+    if (!colon || (size_t)(colon - coord) >= sizeof g_p.coord_host)
+        return -1;
+    memcpy(g_p.coord_host, coord, (size_t)(colon - coord));
+    g_p.coord_host[colon - coord] = 0;
+    g_p.coord_port = (uint16_t)atoi(colon + 1);
+    if (!g_p.pid && getenv("SHARDZD_PID"))
+        g_p.pid = atol(getenv("SHARDZD_PID"));
+    if (g_p.chunk <= 0)
+        g_p.chunk = g_p.partitions;
+    if (!g_p.coord_port || g_p.workers < 1 || g_p.partitions < 1 || g_p.add < 0 ||
+        g_p.replicas < 1 || g_p.replicas > 16)
+        return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int status = 1;
+    if (parse(argc, argv) != 0) {
+        usage(stderr);
+        return 2;
+    }
+    printf("bench_fanout: %d workers, %ld partitions (requests of %ld) then +%ld, replicas %d, "
+           "namespace %s, ping interval %s%ld ms; cores online %ld; one thread, one event loop\n",
+           g_p.workers, g_p.partitions, g_p.chunk, g_p.add, g_p.replicas, g_p.ns,
+           g_p.ping_interval_ms ? "" : "default ", g_p.ping_interval_ms ? g_p.ping_interval_ms
+                                                                       : 200L,
+           sysconf(_SC_NPROCESSORS_ONLN));
+    fflush(stdout);
+    g_base = event_base_new();
+    if (!g_base)
+        goto cleanup;
+    if (workers_open() != 0)
+        goto cleanup;
+    g_conn = evhttp_connection_base_new(g_base, NULL, g_p.coord_host, g_p.coord_port);
+    if (!g_conn)
+        goto cleanup;
+    evhttp_connection_set_timeout(g_conn, 300);
+    print_memory("at start");
+    char body[512];
+    int n = snprintf(body, sizeof body, "{\"name\":\"%s\",\"replicas\":%d,\"partitions\":0",
+                     g_p.ns, g_p.replicas);
+    if (g_p.ping_interval_ms)
+        n += snprintf(body + n, sizeof body - (size_t)n,
+                      ",\"ping_interval_ms\":%ld,\"dead_after_ms\":%ld", g_p.ping_interval_ms,
+                      4 * g_p.ping_interval_ms);
+    snprintf(body + n, sizeof body - (size_t)n, "}");
+    int st = call(EVHTTP_REQ_POST, "/v1/namespaces", body, NULL);
+    if (st != 201) {
+        fprintf(stderr, "bench_fanout: creating namespace %s: HTTP %d\n", g_p.ns, st);
+        goto cleanup;
+    }
+    if (register_all() != 0)
+        goto cleanup;
+    print_memory("after registration (0 partitions)");
+    if (g_p.chunk >= g_p.partitions) {
+        if (phase("phase 1 (first placement)", 0, g_p.partitions, false) != 0)
+            goto cleanup;
+    } else {
+        printf("\n== phase 1: %ld partitions added in requests of %ld, each settled before the "
+               "next\n",
+               g_p.partitions, g_p.chunk);
+        double t0 = now_ms();
+        for (long lo = 0; lo < g_p.partitions; lo += g_p.chunk) {
+            long hi = lo + g_p.chunk < g_p.partitions ? lo + g_p.chunk : g_p.partitions;
+            if (phase("  chunk", lo, hi, true) != 0)
+                goto cleanup;
+        }
+        printf("phase 1 total: %.0f ms\n", now_ms() - t0);
+    }
+    print_memory("after phase 1, settled");
+    quiet(2000);
+    if (g_p.add > 0) {
+        if (phase("phase 2 (a change on a settled namespace)", g_p.partitions,
+                  g_p.partitions + g_p.add, false) != 0)
+            goto cleanup;
+        print_memory("after phase 2, settled");
+    }
+    if (verify(g_p.partitions + g_p.add) != 0)
+        goto cleanup;
+    unsigned long pings = 0;
+    for (int i = 0; i < g_p.workers; i++)
+        pings += g_w[i].pings;
+    printf("pings answered in all: %lu\n", pings);
+    status = 0;
+cleanup:
+    if (g_conn)
+        evhttp_connection_free(g_conn);
+    for (int i = 0; g_w && i < g_p.workers; i++) {
+        if (g_w[i].http)
+            evhttp_free(g_w[i].http);
+        free(g_w[i].held);
+    }
+    free(g_w);
+    if (g_base)
+        event_base_free(g_base);
+    return status;
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Builds the release tree and runs the coordinator's benchmarks (bench/daemon), printing the
+# machine block, then every command it runs (`+ ...`) followed by its output: the figures of
+# docs/BENCHMARKS.md, "The coordinator: shardzd". A few minutes on 2 cores.
+# `scripts/bench-daemon.sh --quick` runs everything small, for a smoke test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+if [ "${1:-}" = "--quick" ]; then quick=1; fi
+
+# The whole tree; when a part of it under construction elsewhere does not build, the two
+# targets these benchmarks need.
+if ! scripts/build.sh release >/dev/null 2>&1; then
+    echo "note: the full release build failed; building shardzd and bench_fanout only"
+    cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build build/release -j "$(nproc)" --target shardzd bench_fanout >/dev/null
+fi
+bin=build/release
+shardzd=$bin/src/daemon/shardzd
+fanout=$bin/bench/daemon/bench_fanout
+with=bench/daemon/with-shardzd.sh
+
+echo "== machine"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "cores online: $(getconf _NPROCESSORS_ONLN)"
+grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/^model name[[:space:]]*: /cpu: /' || true
+echo "kernel: $(uname -sr), compiler: $(cc --version | head -1)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
+git diff --quiet HEAD 2>/dev/null || rev="$rev (uncommitted changes)"
+echo "tree: $rev"
+
+run() {
+    echo
+    echo "+ $*"
+    "$@" || echo "(exit status $?)"
+}
+
+if [ "$quick" = 1 ]; then
+    run python3 bench/daemon/failover.py "$shardzd" --rounds 2
+    run "$with" "$shardzd" --memory -- "$fanout" --workers 100 --partitions 1000 --add 100
+    run python3 bench/daemon/query.py "$shardzd" --seconds 1 --rounds 1
+    exit 0
+fi
+
+echo
+echo "== 1. worker killed -> new owner's serve returned (20 kills per mode, default timings)"
+run python3 bench/daemon/failover.py "$shardzd" --rounds 20 --partitions 32 --workers 4 \
+    --modes available,strict
+
+echo
+echo "== 2. one change told to 1,000 workers (simulated in one process)"
+for store in --memory --fsync=full; do
+    for i in 1 2; do
+        run "$with" "$shardzd" "$store" -- "$fanout" --workers 1000 --partitions 10000 --add 1000
+    done
+done
+echo
+echo "-- the same change when each worker holds thousands of replicas (4 workers): the size"
+echo "-- of one assignment and of its reply"
+for r in 1 3; do
+    run "$with" "$shardzd" --memory -- "$fanout" --workers 4 --partitions 10000 --replicas "$r" \
+        --add 100
+done
+
+echo
+echo "== 3. query API requests per second, keep-alive, one client thread"
+run python3 bench/daemon/query.py "$shardzd" --partitions 10000 --replicas 1 --workers 4 \
+    --connections 16 --seconds 5 --rounds 3
+
+echo
+echo "== 4. memory of the daemon: 1,000 nodes, 100,000 partitions"
+run "$with" "$shardzd" --fsync=full -- "$fanout" --workers 1000 --partitions 100000 --add 1000 \
+    --ping-interval-ms 2000 --timeout-s 60
+run "$with" "$shardzd" --memory -- "$fanout" --workers 1000 --partitions 100000 --add 1000 \
+    --ping-interval-ms 2000 --timeout-s 60
+echo
+echo "-- the same at the default timings (ping 200 ms, dead after 800 ms), partitions added in"
+echo "-- requests of 10,000, each settled before the next"
+run "$with" "$shardzd" --memory -- "$fanout" --workers 1000 --partitions 100000 --chunk 10000 \
+    --add 1000 --timeout-s 20
+echo
+echo "-- and all 100,000 in one request, at the default timings"
+run "$with" "$shardzd" --memory -- "$fanout" --workers 1000 --partitions 100000 --add 1000 \
+    --timeout-s 20
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
