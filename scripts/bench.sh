@@ -12,19 +12,8 @@ scripts/build.sh release >/dev/null
 bin=build/release
 
 echo "== machine"
-echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "cores online: $(getconf _NPROCESSORS_ONLN)"
-grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/^model name[[:space:]]*: /cpu: /' || true
-echo "kernel: $(uname -sr), compiler: $(cc --version | head -1)"
-rev=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
-git diff --quiet HEAD 2>/dev/null || rev="$rev (uncommitted changes)"
-echo "tree: $rev"
-
-run() {
-    echo
-    echo "+ $*"
-    "$@" || echo "(exit status $?)"
-}
+. scripts/bench-lib.sh
+machine_block
 
 if [ "$quick" = 1 ]; then
     run "$bin/bench/bench_placement" --quick
