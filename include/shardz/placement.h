@@ -193,6 +193,15 @@ int shardz_sharder_rebalance(shardz_sharder *s, unsigned flags, shardz_plan **ou
  * the plan was computed. The plan stays owned by the caller. */
 int shardz_sharder_apply(shardz_sharder *s, const shardz_plan *plan);
 
+/* An operator's move: replica slot `slot` of `partition` goes to `node` now (reason
+ * operator), applied like a one-move plan returned in *out (the caller's, shardz_plan_free).
+ * The node must be registered and alive, must not hold the partition already and must have
+ * room; zone spread is the operator's call. SHARDZ_ENOENT (unknown partition or node),
+ * SHARDZ_ERANGE (no such slot), SHARDZ_EINVAL (the node may not take it), SHARDZ_ENOMEM; on
+ * error nothing changes. A later rebalance may move it again if balance asks for it. */
+int shardz_sharder_move(shardz_sharder *s, const char *partition, unsigned slot,
+                        const char *node, shardz_plan **out);
+
 /* Number of moves in a plan. */
 size_t shardz_plan_count(const shardz_plan *p);
 /* Move i (i < shardz_plan_count) into *m. Strings as documented in shardz_move. */

@@ -242,6 +242,21 @@ static void handle_nodes(szd_ns *ns, struct evhttp_request *req, int method, con
         szd_reply_json(req, 200, j, ns->revision);
         return;
     }
+    if ((strcmp(action, "drain") == 0 || strcmp(action, "undrain") == 0) &&
+        method == EVHTTP_REQ_POST) {
+        bool drain = strcmp(action, "drain") == 0;
+        if (n->state == SZD_NODE_LEFT) {
+            szd_reply_error(req, SHARDZ_ECONFLICT, "node '%s' has left", n->id);
+            return;
+        }
+        int rc = szd_node_drain(ns, n, drain);
+        if (rc) {
+            szd_reply_error(req, rc, "could not record it: %s", shardz_strerror(rc));
+            return;
+        }
+        szd_reply_json(req, drain ? 202 : 200, szd_node_json(ns, n, false), ns->revision);
+        return;
+    }
     if (strcmp(action, "leave") == 0 && method == EVHTTP_REQ_POST) {
         int rc = szd_node_leave(ns, n);
         if (rc) {
@@ -255,7 +270,45 @@ static void handle_nodes(szd_ns *ns, struct evhttp_request *req, int method, con
     szd_reply_error(req, SHARDZ_ENOENT, "no such route");
 }
 
-static void handle_partitions(szd_ns *ns, struct evhttp_request *req, int method, const char *id)
+static bool json_uint(json_t *v, unsigned max, unsigned *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
+        return false;
+    *out = (unsigned)json_integer_value(v);
+    return true;
+}
+
+static void handle_part_move(szd_ns *ns, struct evhttp_request *req, szd_part *p)
+{
+    char err[512] = "";
+    json_t *body = szd_read_body(req);
+    if (!body)
+        return;
+    unsigned slot;
+    const char *to = json_string_value(json_object_get(body, "to"));
+    if (!json_uint(json_object_get(body, "slot"), SHARDZ_MAX_REPLICAS, &slot) || !to) {
+        json_decref(body);
+        szd_reply_error(req, SHARDZ_EINVAL, "the body needs \"slot\" (an integer) and \"to\" "
+                                            "(a node id)");
+        return;
+    }
+    szd_node *n = szd_node_find(ns, to);
+    if (!n) {
+        szd_reply_error(req, SHARDZ_ENOENT, "no node '%s' in namespace '%s'", to, ns->cfg.name);
+        json_decref(body);
+        return;
+    }
+    int rc = szd_operator_move(ns, p, slot, n, err, sizeof err);
+    json_decref(body);
+    if (rc) {
+        szd_reply_error(req, rc, "%s", err);
+        return;
+    }
+    szd_reply_json(req, 202, szd_part_json(ns, p), ns->revision);
+}
+
+static void handle_partitions(szd_ns *ns, struct evhttp_request *req, int method, const char *id,
+                              const char *action)
 {
     char err[512] = "";
     if (!id) {
@@ -289,6 +342,13 @@ static void handle_partitions(szd_ns *ns, struct evhttp_request *req, int method
     if (!p) {
         szd_reply_error(req, SHARDZ_ENOENT, "no partition '%s' in namespace '%s'", id,
                         ns->cfg.name);
+        return;
+    }
+    if (action) {
+        if (strcmp(action, "move") == 0 && method == EVHTTP_REQ_POST)
+            handle_part_move(ns, req, p);
+        else
+            szd_reply_error(req, SHARDZ_ENOENT, "no such route");
         return;
     }
     if (method == EVHTTP_REQ_GET) {
@@ -364,6 +424,29 @@ static void handle_moves(szd_ns *ns, struct evhttp_request *req)
                    ns->revision);
 }
 
+static void handle_cancel(szd_ns *ns, struct evhttp_request *req, const char *pid,
+                          const char *slotstr)
+{
+    char err[512] = "", *end;
+    unsigned long slot = strtoul(slotstr, &end, 10);
+    szd_part *p = szd_part_find(ns, pid);
+    if (!p) {
+        szd_reply_error(req, SHARDZ_ENOENT, "no partition '%s' in namespace '%s'", pid,
+                        ns->cfg.name);
+        return;
+    }
+    if (!*slotstr || *end || slot >= SHARDZ_MAX_REPLICAS) {
+        szd_reply_error(req, SHARDZ_EINVAL, "the slot must be a number");
+        return;
+    }
+    int rc = szd_cancel_move(ns, p, (unsigned)slot, err, sizeof err);
+    if (rc) {
+        szd_reply_error(req, rc, "%s", err);
+        return;
+    }
+    szd_reply_json(req, 200, szd_part_json(ns, p), ns->revision);
+}
+
 static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg, int nseg,
                       const struct evkeyvalq *q)
 {
@@ -389,8 +472,16 @@ static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg
     const char *what = seg[3];
     if (strcmp(what, "nodes") == 0 && nseg <= 6) {
         handle_nodes(ns, req, method, nseg > 4 ? seg[4] : NULL, nseg > 5 ? seg[5] : NULL);
-    } else if (strcmp(what, "partitions") == 0 && nseg <= 5) {
-        handle_partitions(ns, req, method, nseg > 4 ? seg[4] : NULL);
+    } else if (strcmp(what, "partitions") == 0 && nseg <= 6) {
+        handle_partitions(ns, req, method, nseg > 4 ? seg[4] : NULL, nseg > 5 ? seg[5] : NULL);
+    } else if (strcmp(what, "moves") == 0 && nseg == 6 && method == EVHTTP_REQ_DELETE) {
+        handle_cancel(ns, req, seg[4], seg[5]);
+    } else if (nseg == 4 && strcmp(what, "rebalance") == 0 && method == EVHTTP_REQ_POST) {
+        json_t *j = szd_plan_json(ns, true);
+        if (!j)
+            szd_reply_error(req, SHARDZ_ENOMEM, "the placement failed");
+        else
+            szd_reply_json(req, 200, j, ns->revision);
     } else if (nseg == 4 && method != EVHTTP_REQ_GET) {
         not_allowed(req);
     } else if (nseg == 4 && strcmp(what, "state") == 0) {
@@ -401,6 +492,20 @@ static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg
         handle_lookup(ns, req, q);
     } else if (nseg == 4 && strcmp(what, "moves") == 0) {
         handle_moves(ns, req);
+    } else if (nseg == 4 && strcmp(what, "plan") == 0) {
+        json_t *j = szd_plan_json(ns, false);
+        if (!j)
+            szd_reply_error(req, SHARDZ_ENOMEM, "the placement failed");
+        else
+            szd_reply_json(req, 200, j, ns->revision);
+    } else if (nseg == 4 && strcmp(what, "events") == 0) {
+        uint64_t since, limit;
+        if (!query_u64(q, "since", 0, UINT64_MAX, &since) ||
+            !query_u64(q, "limit", 1000, SZD_EVENTS, &limit) || limit == 0)
+            szd_reply_error(req, SHARDZ_EINVAL, "since must be an integer, limit in [1, %d]",
+                            SZD_EVENTS);
+        else
+            szd_reply_json(req, 200, szd_events_json(ns, since, (size_t)limit), ns->revision);
     } else {
         szd_reply_error(req, SHARDZ_ENOENT, "no such route");
     }
@@ -464,7 +569,24 @@ void szd_api_handle(struct evhttp_request *req, void *arg)
         }
         seg[nseg++] = t;
     }
-    if (nseg == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "status") == 0) {
+    if (nseg == 1 && strcmp(seg[0], "metrics") == 0) {
+        size_t len = 0;
+        char *text = szd_metrics_text(d, &len);
+        struct evbuffer *buf = evbuffer_new();
+        if (!text || !buf) {
+            free(text);
+            if (buf)
+                evbuffer_free(buf);
+            szd_reply_error(req, SHARDZ_ENOMEM, "out of memory");
+            goto out;
+        }
+        evbuffer_add(buf, text, len);
+        free(text);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/plain; version=0.0.4");
+        evhttp_send_reply(req, 200, "OK", buf);
+        evbuffer_free(buf);
+    } else if (nseg == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "status") == 0) {
         szd_reply_json(req, 200, status_json(d), 0);
     } else if (nseg == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "namespaces") == 0) {
         handle_namespaces(d, req, method);

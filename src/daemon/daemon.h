@@ -20,6 +20,21 @@
 #define SZD_MAX_NS_NAME 63
 #define SZD_ADDR_MAX 255
 
+/* ---- metrics ------------------------------------------------------------------------- */
+
+/* A Prometheus histogram of seconds with fixed buckets (szd_hist_bounds). */
+#define SZD_HIST_N 12
+typedef struct {
+    uint64_t b[SZD_HIST_N]; /* observations <= szd_hist_bounds[i] (not cumulative) */
+    uint64_t count;
+    double sum;
+} szd_hist;
+extern const double szd_hist_bounds[SZD_HIST_N];
+void szd_hist_add(szd_hist *h, double seconds);
+
+/* Recent events kept per namespace (GET .../events). */
+#define SZD_EVENTS 10000
+
 /* ---- configuration ------------------------------------------------------------------- */
 
 typedef struct {
@@ -89,6 +104,8 @@ typedef struct szd_node {
     bool released_sent;
     bool maybe_drops;          /* some slot may wait for this node to drop a replica */
     bool record_dirty;         /* its store record must be written */
+    bool drained;              /* an operator drained it: it keeps no replicas until undrained */
+    int64_t ping_sent_ms;      /* when the ping in flight left */
     json_t *desired;           /* scratch while building pushes */
 } szd_node;
 
@@ -159,6 +176,11 @@ typedef struct szd_ns {
     uint64_t moves_by_reason[SHARDZ_REASON__COUNT];
     bool deleted;
     json_t *restore; /* while loading: hash slot runs [partition index, lo, hi] */
+    json_t **events;     /* ring of SZD_EVENTS, oldest overwritten (owned) */
+    uint64_t event_seq;  /* the next event's sequence number (the first is 1) */
+    szd_hist move_hist;  /* move durations, start to done */
+    szd_hist ping_hist;  /* ping round trips */
+    uint64_t pings_failed;
 } szd_ns;
 
 typedef struct szd {
@@ -171,6 +193,7 @@ typedef struct szd {
     int64_t started_ms;
     bool ready;
     int64_t (*clock_ms)(void); /* injectable monotonic clock */
+    szd_hist store_hist;       /* store write durations */
 } szd;
 
 /* ---- shared helpers ------------------------------------------------------------------ */
@@ -221,6 +244,19 @@ int szd_part_remove(szd_ns *ns, szd_part *p);
 json_t *szd_part_json(const szd_ns *ns, const szd_part *p);
 json_t *szd_state_json(const szd_ns *ns);
 const char *szd_rstate_name(szd_rstate st);
+
+/* Records an event (takes `fields`, adds seq, time_ms and type). */
+void szd_event(szd_ns *ns, const char *type, json_t *fields);
+json_t *szd_events_json(const szd_ns *ns, uint64_t since, size_t limit);
+/* Operator actions (ns.c). */
+int szd_node_drain(szd_ns *ns, szd_node *n, bool drain);
+int szd_operator_move(szd_ns *ns, szd_part *p, unsigned slot, szd_node *to, char *err,
+                      size_t errlen);
+int szd_cancel_move(szd_ns *ns, szd_part *p, unsigned slot, char *err, size_t errlen);
+json_t *szd_plan_json(szd_ns *ns, bool apply);
+void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st);
+/* Prometheus text for every namespace (metrics.c); the caller frees. */
+char *szd_metrics_text(szd *d, size_t *len);
 
 /* Changes: bump the revision, wake watchers, and schedule the work pass. */
 void szd_ns_changed(szd_ns *ns);

@@ -13,7 +13,6 @@
 
 #include "daemon/daemon.h"
 
-void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st);
 
 #define ASSIGN_TIMEOUT_S 10
 
@@ -119,7 +118,7 @@ static void node_contact(szd_ns *ns, szd_node *n)
     n->missed = 0;
     if (n->state == SZD_NODE_JOINING || n->state == SZD_NODE_SUSPECT ||
         n->state == SZD_NODE_DEAD) {
-        if (n->leaving)
+        if (n->leaving || n->drained)
             szd_node_set_state(ns, n, SZD_NODE_DRAINING);
         else
             szd_node_set_state(ns, n, SZD_NODE_ALIVE);
@@ -139,6 +138,7 @@ static void on_ping(struct evhttp_request *req, void *arg)
     json_t *j = reply_body(req, &code);
     const char *who = j ? json_string_value(json_object_get(j, "node")) : NULL;
     if (!j || !who || strcmp(who, n->id) != 0) {
+        ns->pings_failed++;
         /* it may have arrived all the same: its lease may run from its timeout */
         n->reach_ms = n->ping_reach_ms > n->reach_ms ? n->ping_reach_ms : n->reach_ms;
         n->ping_reach_ms = 0;
@@ -149,6 +149,7 @@ static void on_ping(struct evhttp_request *req, void *arg)
         return;
     }
     n->ping_reach_ms = 0;
+    szd_hist_add(&ns->ping_hist, (double)(szd_now(ns->d) - n->ping_sent_ms) / 1000.0);
     node_contact(ns, n);
     json_t *ar = json_object_get(j, "applied_revision");
     if (json_is_integer(ar)) {
@@ -187,6 +188,7 @@ static void send_ping(szd_ns *ns, szd_node *n)
     }
     n->ping_ctx = ctx;
     n->ping_inflight = true;
+    n->ping_sent_ms = szd_now(ns->d);
     n->ping_reach_ms = grants ? szd_now(ns->d) + ns->cfg.ping_interval_ms : 0;
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/daemon.h"
 
@@ -268,8 +269,9 @@ static json_t *node_record(const szd_ns *ns, const szd_node *n)
     json_t *cap = json_object();
     for (size_t i = 0; i < n->ncap; i++)
         json_object_set_new(cap, ns->cfg.dims[i], json_real(n->cap[i]));
-    return json_pack("{s:s, s:s, s:s, s:o, s:b}", "id", n->id, "address", n->address, "zone",
-                     n->zone, "capacity", cap, "leaving", n->leaving);
+    return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "id", n->id, "address", n->address,
+                     "zone", n->zone, "capacity", cap, "leaving", n->leaving, "drained",
+                     n->drained);
 }
 
 typedef struct {
@@ -349,8 +351,11 @@ static int ns_flush(szd_ns *ns, bool config)
                        json_dumps(pj, JSON_COMPACT));
         json_decref(pj);
     }
-    if (rc == 0 && b.n > 0)
+    if (rc == 0 && b.n > 0) {
+        int64_t t0 = szd_now(ns->d);
         rc = shardz_store_txn_batched(ns->d->store, NULL, 0, b.ops, b.n, 0, NULL, NULL);
+        szd_hist_add(&ns->d->store_hist, (double)(szd_now(ns->d) - t0) / 1000.0);
+    }
     if (rc == 0) {
         for (uint32_t i = 0; i < ns->nnodes && ns->nodes_dirty; i++)
             ns->nodes[i]->record_dirty = false;
@@ -388,6 +393,10 @@ static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
                                 .slots = cfg->slots};
     if (shardz_sharder_new(&sc, &ns->sh) != 0)
         goto err;
+    ns->events = calloc(SZD_EVENTS, sizeof *ns->events);
+    if (!ns->events)
+        goto err;
+    ns->event_seq = 1;
     ns->tick = event_new(d->base, -1, EV_PERSIST, on_tick, ns);
     ns->work = event_new(d->base, -1, 0, on_work, ns);
     if (!ns->tick || !ns->work)
@@ -421,7 +430,39 @@ void szd_ns_free(szd_ns *ns)
     szd_map_free(&ns->part_map);
     shardz_sharder_free(ns->sh);
     json_decref(ns->restore);
+    for (uint32_t i = 0; ns->events && i < SZD_EVENTS; i++)
+        json_decref(ns->events[i]);
+    free(ns->events);
     free(ns);
+}
+
+/* ---- events -------------------------------------------------------------------------- */
+
+void szd_event(szd_ns *ns, const char *type, json_t *fields)
+{
+    if (!fields)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    json_object_set_new(fields, "seq", json_integer((json_int_t)ns->event_seq));
+    json_object_set_new(fields, "time_ms",
+                        json_integer((json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+    json_object_set_new(fields, "type", json_string(type));
+    json_t **slot = &ns->events[ns->event_seq % SZD_EVENTS];
+    json_decref(*slot);
+    *slot = fields;
+    ns->event_seq++;
+}
+
+json_t *szd_events_json(const szd_ns *ns, uint64_t since, size_t limit)
+{
+    json_t *list = json_array();
+    uint64_t first = ns->event_seq > SZD_EVENTS ? ns->event_seq - SZD_EVENTS : 1;
+    uint64_t seq = since + 1 > first ? since + 1 : first;
+    for (; seq < ns->event_seq && json_array_size(list) < limit; seq++)
+        json_array_append(list, ns->events[seq % SZD_EVENTS]);
+    return json_pack("{s:o, s:I, s:I}", "events", list, "next", (json_int_t)(seq - 1),
+                     "first", (json_int_t)first);
 }
 
 static int ns_attach(szd *d, szd_ns *ns)
@@ -670,7 +711,6 @@ static shardz_node_state sharder_state(szd_node_state st)
 }
 
 /* Sets a node's state, in the sharder too, and schedules what follows. */
-void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st);
 void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st)
 {
     if (n->state == st)
@@ -680,6 +720,9 @@ void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st)
     szd_node_state old = n->state;
     n->state = st;
     n->since_ms = szd_now(ns->d);
+    szd_event(ns, "node-state",
+              json_pack("{s:s, s:s, s:s}", "node", n->id, "from", szd_node_state_name(old), "to",
+                        szd_node_state_name(st)));
     if (st == SZD_NODE_LEFT) {
         const char *id = n->id;
         if (old != SZD_NODE_LEFT)
@@ -841,7 +884,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
             }
             n->state = SZD_NODE_JOINING;
             ns->want_rebalance = true;
-        } else if (n->state == SZD_NODE_DRAINING) {
+        } else if (n->state == SZD_NODE_DRAINING && !n->drained) {
             szd_node_set_state(ns, n, SZD_NODE_JOINING);
         }
     } else {
@@ -874,6 +917,8 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     }
     szd_log(ns->d, SZD_INFO, "msg=\"node registered\" ns=%s node=%s address=%s zone=\"%s\"",
             ns->cfg.name, n->id, n->address, n->zone);
+    szd_event(ns, "node-registered",
+              json_pack("{s:s, s:s, s:s}", "node", n->id, "address", n->address, "zone", n->zone));
     szd_ns_changed(ns);
     *out = n;
     return 0;
@@ -930,10 +975,10 @@ json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions)
                                      (json_int_t)sl->generation));
         }
     }
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:b}", "id", n->id, "address",
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:b, s:b}", "id", n->id, "address",
                           n->address, "zone", n->zone, "state", szd_node_state_name(n->state),
                           "capacity", cap, "replicas", (json_int_t)replicas, "leaving",
-                          n->leaving);
+                          n->leaving, "drained", n->drained);
     if (parts)
         json_object_set_new(j, "partitions", parts);
     return j;
@@ -968,6 +1013,7 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
         goto out;
     }
     ns->want_rebalance = true;
+    szd_event(ns, "partitions-added", json_pack("{s:I}", "count", (json_int_t)n));
     szd_ns_changed(ns);
 out:
     free_ids(ids, n);
@@ -1005,6 +1051,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
         mark_dirty(ns, p->slots[s].owner);
         mark_dirty(ns, p->slots[s].prev);
     }
+    szd_event(ns, "partitions-removed", json_pack("{s:s}", "partition", p->id));
     uint32_t idx = (uint32_t)(p - ns->parts);
     free(p->slots); /* the id goes with it */
     ns->parts[idx] = ns->parts[--ns->nparts];
@@ -1118,6 +1165,10 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
     mark_dirty(ns, to);
     p->dirty = true;
     ns->moves_by_reason[mv->reason]++;
+    szd_event(ns, "move",
+              json_pack("{s:s, s:i, s:s?, s:s?, s:s, s:I}", "partition", p->id, "slot",
+                        (int)mv->slot, "from", mv->from, "to", mv->to, "reason",
+                        shardz_reason_name(mv->reason), "generation", (json_int_t)gen));
     szd_log(ns->d, SZD_INFO,
             "msg=\"move\" ns=%s partition=%s slot=%u from=%s to=%s reason=%s generation=%llu",
             ns->cfg.name, p->id, mv->slot, mv->from ? mv->from : "-", mv->to ? mv->to : "-",
@@ -1216,6 +1267,19 @@ static int ns_rebalance(szd_ns *ns)
 }
 
 /* A worker's reply to an assignment: what it serves. Advances the moves it acknowledges. */
+/* A move finished: count it, time it, record it. */
+static void move_done(szd_ns *ns, szd_part *p, unsigned s)
+{
+    szd_slot *sl = &p->slots[s];
+    ns->moves_done++;
+    double secs = (double)(szd_now(ns->d) - sl->started_ms) / 1000.0;
+    szd_hist_add(&ns->move_hist, secs);
+    szd_event(ns, "move-done",
+              json_pack("{s:s, s:i, s:s?, s:s, s:f}", "partition", p->id, "slot", (int)s, "node",
+                        sl->owner >= 0 ? ns->nodes[sl->owner]->id : NULL, "reason",
+                        shardz_reason_name((shardz_reason)sl->reason), "seconds", secs));
+}
+
 /* The new owner acknowledged serving: routing switches to it, the old owner drops. */
 static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen)
 {
@@ -1234,7 +1298,7 @@ static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen
             sl->prev_state = SZD_R_NONE;
         }
         if (sl->prev < 0)
-            ns->moves_done++;
+            move_done(ns, p, s);
         p->dirty = true;
         changed = true;
     }
@@ -1283,7 +1347,7 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
                     sl->owner_state = SZD_R_ADDING; /* strict: the old owner stopped */
                     mark_dirty(ns, sl->owner);
                 } else {
-                    ns->moves_done++;
+                    move_done(ns, p, s);
                 }
                 p->dirty = true;
                 changed = true;
@@ -1339,8 +1403,8 @@ static void release_drained(szd_ns *ns)
 {
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         szd_node *n = ns->nodes[i];
-        if (n->state != SZD_NODE_DRAINING)
-            continue;
+        if (n->state != SZD_NODE_DRAINING || !n->leaving)
+            continue; /* an operator's drain keeps the node registered */
         bool holds = false;
         for (uint32_t k = 0; k < ns->nparts && !holds; k++)
             for (unsigned s = 0; s < ns->parts[k].nrep && !holds; s++)
@@ -1405,6 +1469,123 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     szd_ns_schedule(ns);
 }
 
+/* ---- operator actions ---------------------------------------------------------------- */
+
+int szd_node_drain(szd_ns *ns, szd_node *n, bool drain)
+{
+    if (n->state == SZD_NODE_LEFT || n->drained == drain)
+        return 0;
+    n->drained = drain;
+    n->record_dirty = true;
+    ns->nodes_dirty = true;
+    int rc = ns_flush(ns, false);
+    if (rc) {
+        n->drained = !drain;
+        return rc;
+    }
+    szd_log(ns->d, SZD_INFO, "msg=\"node %s\" ns=%s node=%s", drain ? "drained" : "undrained",
+            ns->cfg.name, n->id);
+    if (drain)
+        szd_node_set_state(ns, n, SZD_NODE_DRAINING);
+    else if (!n->leaving && n->state == SZD_NODE_DRAINING)
+        szd_node_set_state(ns, n, SZD_NODE_ALIVE);
+    return 0;
+}
+
+/* Carries out a plan's moves (the placement already applied them to its target). */
+static json_t *apply_plan(szd_ns *ns, shardz_plan *plan)
+{
+    json_t *list = json_array();
+    size_t n = shardz_plan_count(plan);
+    for (size_t i = 0; i < n; i++) {
+        shardz_move mv;
+        shardz_plan_move(plan, i, &mv);
+        apply_move(ns, &mv);
+        json_array_append_new(list, json_pack("{s:s, s:i, s:s?, s:s?, s:s}", "partition",
+                                              mv.partition, "slot", (int)mv.slot, "from",
+                                              mv.from, "to", mv.to, "reason",
+                                              shardz_reason_name(mv.reason)));
+    }
+    if (n > 0)
+        szd_ns_changed(ns);
+    return list;
+}
+
+int szd_operator_move(szd_ns *ns, szd_part *p, unsigned slot, szd_node *to, char *err,
+                      size_t errlen)
+{
+    if (slot >= p->nrep) {
+        snprintf(err, errlen, "partition '%s' has slots 0..%u", p->id, p->nrep - 1);
+        return SHARDZ_ENOENT;
+    }
+    shardz_plan *plan = NULL;
+    int rc = shardz_sharder_move(ns->sh, p->id, slot, to->id, &plan);
+    if (rc == SHARDZ_EEXIST) {
+        snprintf(err, errlen, "slot %u of '%s' is on '%s' already", slot, p->id, to->id);
+        return SHARDZ_EEXIST;
+    }
+    if (rc) {
+        snprintf(err, errlen, "'%s' may not take slot %u of '%s' (not alive, holds it, or no room)",
+                 to->id, slot, p->id);
+        return rc == SHARDZ_ENOENT ? rc : SHARDZ_EINVAL;
+    }
+    json_decref(apply_plan(ns, plan));
+    shardz_plan_free(plan);
+    return 0;
+}
+
+int szd_cancel_move(szd_ns *ns, szd_part *p, unsigned slot, char *err, size_t errlen)
+{
+    if (slot >= p->nrep) {
+        snprintf(err, errlen, "partition '%s' has slots 0..%u", p->id, p->nrep - 1);
+        return SHARDZ_ENOENT;
+    }
+    szd_slot *sl = &p->slots[slot];
+    if (sl->owner < 0 || sl->prev < 0) {
+        snprintf(err, errlen, "no move in flight on slot %u of '%s'", slot, p->id);
+        return SHARDZ_ENOENT;
+    }
+    if (sl->prev_state != SZD_R_SERVING || node_gone(ns, sl->prev)) {
+        snprintf(err, errlen, "the old owner no longer serves slot %u of '%s'", slot, p->id);
+        return SHARDZ_ECONFLICT;
+    }
+    shardz_plan *plan = NULL;
+    int rc = shardz_sharder_move(ns->sh, p->id, slot, ns->nodes[sl->prev]->id, &plan);
+    if (rc) {
+        snprintf(err, errlen, "the old owner may not take it back: %s", shardz_strerror(rc));
+        return rc == SHARDZ_ENOENT ? rc : SHARDZ_ECONFLICT;
+    }
+    json_decref(apply_plan(ns, plan));
+    shardz_plan_free(plan);
+    return 0;
+}
+
+json_t *szd_plan_json(szd_ns *ns, bool apply)
+{
+    shardz_plan *plan = NULL;
+    int rc = shardz_sharder_rebalance(ns->sh, apply ? 0 : SHARDZ_PLAN_DRY_RUN, &plan);
+    if (rc)
+        return NULL;
+    json_t *moves;
+    if (apply) {
+        moves = apply_plan(ns, plan);
+    } else {
+        moves = json_array();
+        for (size_t i = 0; i < shardz_plan_count(plan); i++) {
+            shardz_move mv;
+            shardz_plan_move(plan, i, &mv);
+            json_array_append_new(moves, json_pack("{s:s, s:i, s:s?, s:s?, s:s}", "partition",
+                                                   mv.partition, "slot", (int)mv.slot, "from",
+                                                   mv.from, "to", mv.to, "reason",
+                                                   shardz_reason_name(mv.reason)));
+        }
+    }
+    json_t *j = json_pack("{s:I, s:o, s:I}", "revision", (json_int_t)ns->revision, "moves", moves,
+                          "missing", (json_int_t)shardz_plan_missing(plan));
+    shardz_plan_free(plan);
+    return j;
+}
+
 /* ---- loading after a restart --------------------------------------------------------- */
 
 static int load_node(szd_ns *ns, json_t *j)
@@ -1421,12 +1602,14 @@ static int load_node(szd_ns *ns, json_t *j)
         return SHARDZ_ENOMEM;
     node_take_fields(n, &tmp);
     n->leaving = json_is_true(json_object_get(j, "leaving"));
-    n->state = n->leaving ? SZD_NODE_DRAINING : SZD_NODE_JOINING;
+    n->drained = json_is_true(json_object_get(j, "drained"));
+    n->state = n->leaving || n->drained ? SZD_NODE_DRAINING : SZD_NODE_JOINING;
     /* until it answers a ping it counts from now: a worker that is gone is declared dead
      * dead_after_ms after the restart */
     n->last_ok_ms = szd_now(ns->d);
     n->dirty = true;
-    return sharder_add_node(ns, n, n->leaving ? SHARDZ_NODE_DRAINING : SHARDZ_NODE_JOINING);
+    return sharder_add_node(ns, n, n->state == SZD_NODE_DRAINING ? SHARDZ_NODE_DRAINING
+                                                                 : SHARDZ_NODE_JOINING);
 }
 
 static int load_part(szd_ns *ns, json_t *j)

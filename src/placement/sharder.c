@@ -325,6 +325,35 @@ int shardz_sharder_apply(shardz_sharder *s, const shardz_plan *plan)
     return 0;
 }
 
+int shardz_sharder_move(shardz_sharder *s, const char *partition, unsigned slot,
+                        const char *node, shardz_plan **out)
+{
+    if (!partition || !node || !out)
+        return SHARDZ_EINVAL;
+    *out = NULL;
+    uint32_t p = pz_part_find(&s->m, partition);
+    uint32_t n = pz_node_find(&s->m, node);
+    if (p == PZ_NONE || n == PZ_NONE)
+        return SHARDZ_ENOENT;
+    if (slot >= s->m.parts[p]->nrep)
+        return SHARDZ_ERANGE;
+    if (s->m.parts[p]->slots[slot].node == n)
+        return SHARDZ_EEXIST;
+    if (!pz_node_eligible(&s->m, n) || pz_part_on_node(&s->m, p, n) || !pz_fits(&s->m, n, p))
+        return SHARDZ_EINVAL;
+    shardz_plan *plan = plan_new(&s->m);
+    if (!plan)
+        return SHARDZ_ENOMEM;
+    int rc = pz_plan_move(&s->m, plan, p, slot, n, SHARDZ_REASON_OPERATOR);
+    if (rc) {
+        shardz_plan_free(plan);
+        return rc;
+    }
+    pz_plan_commit(&s->m, plan);
+    *out = plan;
+    return 0;
+}
+
 size_t shardz_plan_count(const shardz_plan *p)
 {
     return p ? p->n : 0;

@@ -1,0 +1,194 @@
+"""shardzd's operator API against a real daemon and real worker processes: drain and undrain,
+an operator's move, a dry-run plan and a rebalance, cancelling a move in flight, the event
+log, and /metrics checked by a Prometheus text-format checker.
+Usage: test_daemon_operator.py SHARDZD_BINARY"""
+import re
+import sys
+import time
+import urllib.request
+
+from harness import Daemon, HTTPError, Worker, routing, run, wait_for
+
+BIN = sys.argv[1]
+FAST = {"ping_interval_ms": 100, "dead_after_ms": 500}
+
+
+def settled(d, ns, nparts, replicas):
+    r = routing(d, ns)
+    moves = d.call("GET", f"/v1/namespaces/{ns}/moves")[1]["moves"]
+    ok = len(r) == nparts and all(len(v) == replicas for v in r.values())
+    return r if ok and not moves else None
+
+
+def error_of(fn):
+    try:
+        fn()
+    except HTTPError as e:
+        return e.status, e.body["code"]
+    raise AssertionError("no error")
+
+
+def test_drain_undrain_move_plan():
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=12, **FAST))
+        ws = [Worker(d, "kv", f"w{i}") for i in range(3)]
+        wait_for(lambda: settled(d, "kv", 12, 1), 10, what="placement")
+        st, node = d.call("POST", "/v1/namespaces/kv/nodes/w0/drain")
+        assert st == 202 and node["drained"] and node["state"] == "draining", node
+        r = wait_for(lambda: (lambda r: r if r and all("w0" not in v for v in r.values())
+                              else None)(settled(d, "kv", 12, 1)), 10, what="drain")
+        time.sleep(0.3)
+        n = d.call("GET", "/v1/namespaces/kv/nodes/w0")[1]
+        assert n["state"] == "draining" and n["replicas"] == 0, n  # stays, not released
+        st, node = d.call("POST", "/v1/namespaces/kv/nodes/w0/undrain")
+        assert st == 200 and not node["drained"], node
+        # undraining makes it eligible again: the placement gives it its share by itself
+        r = wait_for(lambda: (lambda r: r if r and sum(1 for v in r.values() if "w0" in v) == 4
+                              else None)(settled(d, "kv", 12, 1)), 10, what="undrain")
+        # an operator's move (it leaves an imbalance that only a rebalance would undo)
+        p = next(p for p, v in sorted(r.items()) if v[0] != "w2")
+        st, _ = d.call("POST", f"/v1/namespaces/kv/partitions/{p}/move", {"slot": 0, "to": "w2"})
+        assert st == 202
+        wait_for(lambda: routing(d, "kv")[p] == ["w2"], 10, what="operator move")
+        wait_for(lambda: settled(d, "kv", 12, 1), 10, what="settled")
+        ev = d.call("GET", "/v1/namespaces/kv/events?since=0&limit=10000")[1]["events"]
+        assert any(e["type"] == "move" and e["reason"] == "operator" and e["partition"] == p
+                   for e in ev), ev[-5:]
+        assert any(e["type"] == "node-state" and e["to"] == "draining" for e in ev)
+        assert any(e["type"] == "move-done" for e in ev)
+        assert [e["seq"] for e in ev] == sorted(e["seq"] for e in ev)
+        # the plan shows what a rebalance would do (undo the imbalance), and changes nothing
+        rev = d.call("GET", "/v1/namespaces/kv")[1]["revision"]
+        plan = d.call("GET", "/v1/namespaces/kv/plan")[1]
+        assert len(plan["moves"]) == 1 and plan["moves"][0]["from"] == "w2", plan
+        assert d.call("GET", "/v1/namespaces/kv")[1]["revision"] == rev
+        done = d.call("POST", "/v1/namespaces/kv/rebalance")[1]
+        assert done["moves"] == plan["moves"], (done, plan)
+        r = wait_for(lambda: settled(d, "kv", 12, 1), 10, what="rebalance")
+        assert sorted(sum(1 for v in r.values() if w in v) for w in ("w0", "w1", "w2")) == \
+            [4, 4, 4], r
+        # bad operator input changes nothing
+        rev = d.call("GET", "/v1/namespaces/kv")[1]["revision"]
+        assert error_of(lambda: d.call("POST", f"/v1/namespaces/kv/partitions/{p}/move",
+                                       {"slot": 0, "to": "w2"})) == (409, "EEXIST")
+        assert error_of(lambda: d.call("POST", f"/v1/namespaces/kv/partitions/{p}/move",
+                                       {"slot": 5, "to": "w1"}))[0] == 404
+        assert error_of(lambda: d.call("POST", f"/v1/namespaces/kv/partitions/{p}/move",
+                                       {"slot": 0, "to": "nope"})) == (404, "ENOENT")
+        assert error_of(lambda: d.call("POST", f"/v1/namespaces/kv/partitions/{p}/move",
+                                       {"to": "w1"})) == (400, "EINVAL")
+        assert error_of(lambda: d.call("DELETE", f"/v1/namespaces/kv/moves/{p}/0")) == \
+            (404, "ENOENT")
+        assert error_of(lambda: d.call("GET", "/v1/namespaces/kv/events?limit=0"))[0] == 400
+        assert d.call("GET", "/v1/namespaces/kv")[1]["revision"] == rev
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+def test_cancel_move_in_flight():
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=4, **FAST))
+        ws = [Worker(d, "kv", "w0")]
+        wait_for(lambda: settled(d, "kv", 4, 1), 10, what="placement")
+        ws.append(Worker(d, "kv", "w1", extra=["--serve-delay-ms", "3000"]))
+        def alive(node):
+            try:
+                return d.call("GET", f"/v1/namespaces/kv/nodes/{node}")[1]["state"] == "alive"
+            except HTTPError:
+                return False
+        wait_for(lambda: alive("w1"), 10, what="w1 alive")
+        # w1 joined: moves to it are in flight (its serve hook takes 3 s)
+        moves = wait_for(lambda: d.call("GET", "/v1/namespaces/kv/moves")[1]["moves"], 5)
+        m = moves[0]
+        p = m["partition"]
+        assert m["from"] == "w0" and m["to"] == "w1" and m["reason"] == "join", m
+        assert routing(d, "kv")[p] == ["w0"]  # make before break: still the old owner
+        st, _ = d.call("DELETE", f"/v1/namespaces/kv/moves/{p}/0")
+        assert st == 200
+        assert all(x["partition"] != p for x in d.call("GET", "/v1/namespaces/kv/moves")[1]["moves"])
+        wait_for(lambda: settled(d, "kv", 4, 1), 15, what="the other moves")
+        assert routing(d, "kv")[p] == ["w0"]
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
+                         r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*)?\})? (-?[0-9.e+-]+|\+Inf|NaN)$')
+
+
+def check_prometheus(text):
+    """A checker of the Prometheus text format (0.0.4): every line a HELP, a TYPE or a
+    sample of a declared family; histogram buckets cumulative, ending in +Inf = _count."""
+    types, samples = {}, []
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, typ = line.split(" ", 3)
+            assert typ in ("counter", "gauge", "histogram", "summary", "untyped"), line
+            assert name not in types, f"{name} declared twice"
+            types[name] = typ
+            continue
+        m = METRIC_LINE.match(line)
+        assert m, f"not a sample: {line!r}"
+        name = m.group(1)
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in types or base in types, f"{name} has no TYPE"
+        if name in types and types[name] == "counter":
+            assert name.endswith("_total"), name
+        samples.append((name, m.group(3) or "", float(m.group(5))))
+    for fam, typ in types.items():
+        if typ != "histogram":
+            continue
+        series = {}
+        for name, labels, v in samples:
+            if name == fam + "_bucket":
+                key = re.sub(r',?le="[^"]*"', "", labels)
+                series.setdefault(key, []).append(v)
+        for key, vals in series.items():
+            assert vals == sorted(vals), f"{fam}{{{key}}} buckets not cumulative"
+            count = [v for n, l, v in samples if n == fam + "_count" and l == key]
+            assert count and count[0] == vals[-1], f"{fam}{{{key}}}: +Inf != _count"
+    return types, samples
+
+
+def test_metrics():
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=2, partitions=8, **FAST))
+        ws = [Worker(d, "kv", f"w{i}") for i in range(3)]
+        wait_for(lambda: settled(d, "kv", 8, 2), 10, what="placement")
+        time.sleep(0.3)
+        with urllib.request.urlopen(d.base + "/metrics", timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = r.read().decode()
+        types, samples = check_prometheus(text)
+        for fam in ("shardz_nodes", "shardz_moves_total", "shardz_move_duration_seconds",
+                    "shardz_ping_duration_seconds", "shardz_store_write_duration_seconds",
+                    "shardz_node_replicas_max_over_mean", "shardz_store_fsync_full",
+                    "shardz_leader_changes_total", "shardz_replicas_missing"):
+            assert fam in types, fam
+        val = {(n, l): v for n, l, v in samples}
+        assert val[("shardz_nodes", 'ns="kv",state="alive"')] == 3
+        assert val[("shardz_moves_total", 'ns="kv",reason="new"')] == 16
+        assert val[("shardz_replicas_missing", 'ns="kv"')] == 0
+        assert val[("shardz_store_fsync_full", "")] == 1
+        assert val[("shardz_move_duration_seconds_count", 'ns="kv"')] >= 16
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+run([test_drain_undrain_move_plan, test_cancel_move_in_flight, test_metrics])
