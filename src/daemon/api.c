@@ -12,6 +12,9 @@
 
 #include "daemon/daemon.h"
 #include "shardz/hash.h"
+#ifdef SHARDZ_HAVE_WEB
+#include "web_assets.h"
+#endif
 
 #define SZD_VERSION "0.1.0"
 #define MAX_SEGS 8
@@ -541,6 +544,28 @@ void szd_api_handle(struct evhttp_request *req, void *arg)
     }
     if (!path || !*path)
         path = "/";
+#ifdef SHARDZ_HAVE_WEB
+    /* The dashboard: static files, open like /healthz (its API calls carry the secret). */
+    if (method == EVHTTP_REQ_GET && strncmp(path, "/v1/", 4) != 0 &&
+        strcmp(path, "/metrics") != 0 && strcmp(path, "/healthz") != 0) {
+        const struct shardz_web_asset *a =
+            shardz_web_asset_find(strcmp(path, "/") == 0 ? "/index.html" : path);
+        if (a) {
+            struct evbuffer *buf = evbuffer_new();
+            if (buf) {
+                evbuffer_add_reference(buf, a->data, a->size, NULL, NULL);
+                struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+                evhttp_add_header(h, "Content-Type", a->content_type);
+                evhttp_add_header(h, "Cache-Control", "no-cache");
+                evhttp_send_reply(req, 200, "OK", buf);
+                evbuffer_free(buf);
+            } else {
+                szd_reply_error(req, SHARDZ_ENOMEM, "out of memory");
+            }
+            goto out;
+        }
+    }
+#endif
     if (strcmp(path, "/healthz") == 0) {
         if (d->ready)
             szd_reply_json(req, 200, json_pack("{s:s}", "status", "ok"), 0);
