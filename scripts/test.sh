@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+tests/web/install.sh   # chromium and playwright-core for the dashboard's browser test
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
 for kind in asan release; do

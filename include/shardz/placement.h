@@ -151,6 +151,10 @@ int shardz_sharder_register_nodes(shardz_sharder *s, const shardz_node_spec *nod
  * with reason `reason` (SHARDZ_REASON_LEAVE or SHARDZ_REASON_NODE_DEAD). */
 int shardz_sharder_unregister_nodes(shardz_sharder *s, const char *const *ids, size_t n,
                                     shardz_reason reason);
+/* Updates a registered node in place from spec (matched by spec->id): zone, capacity and
+ * state; its replicas stay where they are until the next rebalance decides. SHARDZ_ENOENT,
+ * SHARDZ_EINVAL (a bad field: nothing changes), SHARDZ_ENOMEM. */
+int shardz_sharder_update_node(shardz_sharder *s, const shardz_node_spec *spec);
 /* Changes a node's state (see shardz_node_state). SHARDZ_ENOENT, SHARDZ_EINVAL. */
 int shardz_sharder_set_node_state(shardz_sharder *s, const char *id, shardz_node_state state);
 

@@ -198,9 +198,7 @@ static void handle_nodes(szd_ns *ns, struct evhttp_request *req, int method, con
     char err[512] = "";
     if (!id) {
         if (method == EVHTTP_REQ_GET) {
-            json_t *list = json_array();
-            for (uint32_t i = 0; i < ns->nnodes; i++)
-                json_array_append_new(list, szd_node_json(ns, ns->nodes[i], false));
+            json_t *list = szd_nodes_json(ns);
             szd_reply_json(req, 200,
                            json_pack("{s:o, s:I}", "nodes", list, "revision",
                                      (json_int_t)ns->revision),

@@ -236,6 +236,7 @@ szd_node *szd_node_find(szd_ns *ns, const char *id);
 int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_t errlen);
 int szd_node_leave(szd_ns *ns, szd_node *n);
 json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions);
+json_t *szd_nodes_json(const szd_ns *ns);
 const char *szd_node_state_name(szd_node_state st);
 
 szd_part *szd_part_find(szd_ns *ns, const char *id);

@@ -872,21 +872,29 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         n->released_sent = false;
         n->leaving = false;
         n->dirty = true;
-        if (n->state == SZD_NODE_LEFT || moved_zone) {
+        if (n->state == SZD_NODE_LEFT) {
             /* comes back as a new node of the sharder */
-            const char *nid = n->id;
-            if (n->state != SZD_NODE_LEFT)
-                (void)shardz_sharder_unregister_nodes(ns->sh, &nid, 1, SHARDZ_REASON_LEAVE);
             rc = sharder_add_node(ns, n, SHARDZ_NODE_JOINING);
             if (rc) {
                 snprintf(err, errlen, "placement: %s", shardz_strerror(rc));
                 return rc;
             }
             n->state = SZD_NODE_JOINING;
-            ns->want_rebalance = true;
-        } else if (n->state == SZD_NODE_DRAINING && !n->drained) {
-            szd_node_set_state(ns, n, SZD_NODE_JOINING);
+        } else {
+            /* new zone or capacity: updated in place, the placement decides what moves */
+            shardz_node_spec spec = {.id = n->id, .zone = n->zone, .ncapacity = n->ncap,
+                                     .state = sharder_state(n->state)};
+            memcpy(spec.capacity, n->cap, sizeof spec.capacity);
+            rc = shardz_sharder_update_node(ns->sh, &spec);
+            if (rc) {
+                snprintf(err, errlen, "placement: %s", shardz_strerror(rc));
+                return rc;
+            }
+            if (n->state == SZD_NODE_DRAINING && !n->drained)
+                szd_node_set_state(ns, n, SZD_NODE_JOINING);
         }
+        (void)moved_zone;
+        ns->want_rebalance = true;
     } else {
         n = node_append(ns, id);
         if (!n) {
@@ -938,6 +946,18 @@ int szd_node_leave(szd_ns *ns, szd_node *n)
     return 0;
 }
 
+/* A node as the API shows it, given its replica count. */
+static json_t *node_summary(const szd_ns *ns, const szd_node *n, size_t replicas)
+{
+    json_t *cap = json_object();
+    for (size_t i = 0; i < n->ncap; i++)
+        json_object_set_new(cap, ns->cfg.dims[i], json_real(n->cap[i]));
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:b, s:b}", "id", n->id, "address",
+                     n->address, "zone", n->zone, "state", szd_node_state_name(n->state),
+                     "capacity", cap, "replicas", (json_int_t)replicas, "leaving", n->leaving,
+                     "drained", n->drained);
+}
+
 static int32_t idx_of(const szd_ns *ns, const szd_node *n)
 {
     for (uint32_t i = 0; i < ns->nnodes; i++)
@@ -946,11 +966,29 @@ static int32_t idx_of(const szd_ns *ns, const szd_node *n)
     return -1;
 }
 
+json_t *szd_nodes_json(const szd_ns *ns)
+{
+    /* replica counts in one pass over the slots, not one pass per node */
+    size_t *count = calloc(ns->nnodes ? ns->nnodes : 1, sizeof *count);
+    json_t *list = json_array();
+    for (uint32_t i = 0; count && i < ns->nparts; i++)
+        for (unsigned s = 0; s < ns->parts[i].nrep; s++) {
+            const szd_slot *sl = &ns->parts[i].slots[s];
+            if (sl->owner >= 0 && sl->owner_state != SZD_R_NONE)
+                count[sl->owner]++;
+            if (sl->prev >= 0 && sl->prev_state != SZD_R_NONE)
+                count[sl->prev]++;
+        }
+    for (uint32_t i = 0; i < ns->nnodes; i++) {
+        json_t *j = node_summary(ns, ns->nodes[i], count ? count[i] : 0);
+        json_array_append_new(list, j);
+    }
+    free(count);
+    return list;
+}
+
 json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions)
 {
-    json_t *cap = json_object();
-    for (size_t i = 0; i < n->ncap; i++)
-        json_object_set_new(cap, ns->cfg.dims[i], json_real(n->cap[i]));
     size_t replicas = 0;
     int32_t me = idx_of(ns, n);
     json_t *parts = with_partitions ? json_array() : NULL;
@@ -975,10 +1013,7 @@ json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions)
                                      (json_int_t)sl->generation));
         }
     }
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:b, s:b}", "id", n->id, "address",
-                          n->address, "zone", n->zone, "state", szd_node_state_name(n->state),
-                          "capacity", cap, "replicas", (json_int_t)replicas, "leaving",
-                          n->leaving, "drained", n->drained);
+    json_t *j = node_summary(ns, n, replicas);
     if (parts)
         json_object_set_new(j, "partitions", parts);
     return j;

@@ -418,6 +418,24 @@ int pz_model_remove_nodes(pz_model *m, const char *const *ids, size_t n, shardz_
     return 0;
 }
 
+int pz_model_update_node(pz_model *m, const shardz_node_spec *spec)
+{
+    if (!spec)
+        return SHARDZ_EINVAL;
+    int rc = check_node_spec(m, spec);
+    if (rc)
+        return rc;
+    uint32_t idx = pz_node_find(m, spec->id);
+    if (idx == PZ_NONE)
+        return SHARDZ_ENOENT;
+    uint32_t zone = zone_intern(m, spec->zone);
+    if (zone == PZ_NONE)
+        return SHARDZ_ENOMEM;
+    node_apply_spec(m, &m->nodes[idx], spec, zone);
+    m->revision++;
+    return 0;
+}
+
 int pz_model_set_node_state(pz_model *m, const char *id, shardz_node_state st)
 {
     if (!valid_id(id) || (unsigned)st > SHARDZ_NODE_DEAD)

@@ -177,6 +177,7 @@ uint32_t pz_part_find(const pz_model *m, const char *id);
 int pz_model_add_nodes(pz_model *m, const shardz_node_spec *nodes, size_t n);
 int pz_model_remove_nodes(pz_model *m, const char *const *ids, size_t n, shardz_reason reason);
 int pz_model_set_node_state(pz_model *m, const char *id, shardz_node_state st);
+int pz_model_update_node(pz_model *m, const shardz_node_spec *spec);
 /* Adds partitions; on success *first is the index of the first new one (they are dense). */
 int pz_model_add_parts(pz_model *m, const shardz_partition_spec *parts, size_t n,
                        uint32_t *first);

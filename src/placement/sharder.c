@@ -85,6 +85,11 @@ int shardz_sharder_unregister_nodes(shardz_sharder *s, const char *const *ids, s
     return s->ops->unregister_nodes(s, ids, n, reason);
 }
 
+int shardz_sharder_update_node(shardz_sharder *s, const shardz_node_spec *spec)
+{
+    return pz_model_update_node(&s->m, spec);
+}
+
 int shardz_sharder_set_node_state(shardz_sharder *s, const char *id, shardz_node_state state)
 {
     return pz_model_set_node_state(&s->m, id, state);

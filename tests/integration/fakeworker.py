@@ -21,6 +21,7 @@ ap.add_argument("--zone", default="")
 ap.add_argument("--events", required=True)
 ap.add_argument("--secret", default="")
 ap.add_argument("--serve-delay-ms", type=int, default=0)
+ap.add_argument("--capacity", default="", help="dim=value[,dim=value]")
 args = ap.parse_args()
 
 lock = threading.Lock()
@@ -121,6 +122,9 @@ def main():
     body = {"id": args.node, "address": f"127.0.0.1:{args.port}"}
     if args.zone:
         body["zone"] = args.zone
+    if args.capacity:
+        body["capacity"] = {k: float(v) for k, v in
+                            (kv.split("=") for kv in args.capacity.split(","))}
     while True:
         try:
             coordinator("POST", f"/v1/namespaces/{ns}/nodes", body)

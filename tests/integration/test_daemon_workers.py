@@ -198,6 +198,29 @@ def test_strict_never_two_owners():
         d.stop()
 
 
-run([test_placement_reaches_workers, test_killed_worker_is_replaced,
+def test_capacity_change_on_reregistration():
+    """A worker that registers again with a larger capacity gets its larger share."""
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=30, **FAST))
+        ws = [Worker(d, "kv", f"w{i}", extra=["--capacity", "load=100"]) for i in range(3)]
+        wait_for(lambda: settled(d, "kv", 30, 1), 10, what="placement")
+        ws[0].kill9()
+        ws[0] = Worker(d, "kv", "w0", extra=["--capacity", "load=400"])
+        def share():
+            r = settled(d, "kv", 30, 1)
+            n = sum(1 for v in (r or {}).values() if "w0" in v)
+            return n if n == 20 else None  # 400 / (400 + 100 + 100) of 30
+        wait_for(share, 10, what="the larger share")
+        cap = d.call("GET", "/v1/namespaces/kv/nodes/w0")[1]["capacity"]
+        assert cap == {"load": 400.0}, cap
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+run([test_capacity_change_on_reregistration, test_placement_reaches_workers, test_killed_worker_is_replaced,
      test_graceful_leave_never_unserved, test_coordinator_restart_mid_move,
      test_strict_never_two_owners])
