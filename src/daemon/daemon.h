@@ -59,6 +59,7 @@ typedef struct {
     char dims[SHARDZ_MAX_DIMS][64];
     uint32_t slots; /* hash only */
     double band;
+    int64_t load_tau_ms; /* load statistics: the EWMA's time constant */
 } szd_ns_config;
 
 /* ---- nodes --------------------------------------------------------------------------- */
@@ -135,6 +136,12 @@ typedef struct {
     szd_slot *slots; /* nrep */
     uint16_t nrep;
     bool dirty;      /* to persist */
+    /* Statistics (seed 000), kept apart from the assignment so they survive a move: the
+     * smoothed load per dimension (EWMA, alpha = 1 - exp(-dt / tau)), when it was last
+     * updated and when a replica of it last moved (0: never; monotonic ms). */
+    bool stats_dirty;
+    double load[SHARDZ_MAX_DIMS];
+    int64_t load_ms, moved_ms;
 } szd_part;
 
 /* A string -> index map (open addressing). */
@@ -181,6 +188,8 @@ typedef struct szd_ns {
     szd_hist move_hist;  /* move durations, start to done */
     szd_hist ping_hist;  /* ping round trips */
     uint64_t pings_failed;
+    uint64_t load_samples, load_rejected;
+    int64_t stats_flushed_ms; /* statistics are written every few seconds, not per sample */
 } szd_ns;
 
 typedef struct szd {
@@ -268,6 +277,10 @@ void szd_health_tick(szd_ns *ns);
 void szd_push_assignments(szd_ns *ns);
 void szd_node_close(szd_node *n);
 void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving);
+/* A ping reply's per-partition load samples (PROTOCOL section 4.2). */
+void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load);
+/* Writes the statistics now (at shutdown). */
+void szd_ns_flush_stats(szd_ns *ns);
 
 /* Watches (api.c). */
 void szd_watch_notify(szd_ns *ns);

@@ -159,6 +159,7 @@ static void on_ping(struct evhttp_request *req, void *arg)
             n->dirty = true;
         n->applied_revision = applied;
     }
+    szd_load_samples(ns, n, json_object_get(j, "load"));
     json_decref(j);
     if (n->dirty)
         szd_ns_schedule(ns);

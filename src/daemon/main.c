@@ -246,8 +246,11 @@ int main(int argc, char **argv)
     event_base_dispatch(d.base);
     status = 0;
 out:
-    for (uint32_t i = 0; i < d.nns; i++)
+    for (uint32_t i = 0; i < d.nns; i++) {
+        if (status == 0)
+            szd_ns_flush_stats(d.ns[i]);
         szd_ns_free(d.ns[i]);
+    }
     free(d.ns);
     if (sigterm)
         event_free(sigterm);

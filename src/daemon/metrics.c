@@ -139,6 +139,15 @@ char *szd_metrics_text(szd *d, size_t *len)
     for (uint32_t i = 0; i < d->nns; i++)
         put(&o, "shardz_pings_failed_total{ns=\"%s\"} %llu\n", d->ns[i]->cfg.name,
             (unsigned long long)d->ns[i]->pings_failed);
+    help(&o, "shardz_load_samples_total", "counter", "Per-partition load samples applied.");
+    for (uint32_t i = 0; i < d->nns; i++)
+        put(&o, "shardz_load_samples_total{ns=\"%s\"} %llu\n", d->ns[i]->cfg.name,
+            (unsigned long long)d->ns[i]->load_samples);
+    help(&o, "shardz_load_samples_rejected_total", "counter",
+         "Load samples refused (unknown partition or dimension, a bad value, not a holder).");
+    for (uint32_t i = 0; i < d->nns; i++)
+        put(&o, "shardz_load_samples_rejected_total{ns=\"%s\"} %llu\n", d->ns[i]->cfg.name,
+            (unsigned long long)d->ns[i]->load_rejected);
     help(&o, "shardz_node_replicas_max_over_mean", "gauge",
          "Imbalance: most replicas on an alive node over the mean.");
     for (uint32_t i = 0; i < d->nns; i++) {

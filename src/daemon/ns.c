@@ -95,7 +95,7 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
     static const char *const known[] = {"name",        "sharder", "replicas",  "roles",
                                         "consistency", "ping_interval_ms", "dead_after_ms",
                                         "lease_ms",    "dimensions", "partitions", "slots",
-                                        "band"};
+                                        "band",        "load_tau_ms"};
     memset(c, 0, sizeof *c);
     const char *k;
     json_t *v;
@@ -205,6 +205,12 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
         }
         c->band = json_number_value(v);
     }
+    c->load_tau_ms = 60000;
+    v = json_object_get(j, "load_tau_ms");
+    if (v && !json_int_in(v, 100, 86400000, &c->load_tau_ms)) {
+        snprintf(err, errlen, "load_tau_ms must be an integer in [100, 86400000]");
+        return SHARDZ_EINVAL;
+    }
     return 0;
 }
 
@@ -220,6 +226,7 @@ json_t *szd_ns_config_json(const szd_ns *ns)
                           "ping_interval_ms", (json_int_t)c->ping_interval_ms, "dead_after_ms",
                           (json_int_t)c->dead_after_ms, "lease_ms", (json_int_t)c->lease_ms,
                           "dimensions", dims, "band", c->band);
+    json_object_set_new(j, "load_tau_ms", json_integer((json_int_t)c->load_tau_ms));
     if (strcmp(c->sharder, "hash") == 0)
         json_object_set_new(j, "slots", json_integer(c->slots));
     return j;
@@ -1134,8 +1141,20 @@ json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
             json_object_set_new(r, "moving_to", json_string(ns->nodes[sl->owner]->id));
         json_array_append_new(reps, r);
     }
-    return json_pack("{s:s, s:I, s:o}", "partition", p->id, "generation", (json_int_t)gen,
-                     "replicas", reps);
+    json_t *j = json_pack("{s:s, s:I, s:o}", "partition", p->id, "generation", (json_int_t)gen,
+                          "replicas", reps);
+    if (p->load_ms > 0) {
+        json_t *load = json_object();
+        for (size_t d = 0; d < ns->cfg.ndims; d++)
+            json_object_set_new(load, ns->cfg.dims[d], json_real(p->load[d]));
+        json_object_set_new(j, "load", load);
+        json_object_set_new(j, "load_age_ms",
+                            json_integer((json_int_t)(szd_now(ns->d) - p->load_ms)));
+    }
+    if (p->moved_ms > 0)
+        json_object_set_new(j, "moved_age_ms",
+                            json_integer((json_int_t)(szd_now(ns->d) - p->moved_ms)));
+    return j;
 }
 
 json_t *szd_state_json(const szd_ns *ns)
@@ -1307,6 +1326,8 @@ static void move_done(szd_ns *ns, szd_part *p, unsigned s)
 {
     szd_slot *sl = &p->slots[s];
     ns->moves_done++;
+    p->moved_ms = szd_now(ns->d);
+    p->stats_dirty = true;
     double secs = (double)(szd_now(ns->d) - sl->started_ms) / 1000.0;
     szd_hist_add(&ns->move_hist, secs);
     szd_event(ns, "move-done",
@@ -1395,6 +1416,126 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
         szd_ns_changed(ns);
 }
 
+/* Whether node `me` holds a replica of p (serving, or being told to). */
+static bool holds_replica(const szd_part *p, int32_t me)
+{
+    for (unsigned s = 0; s < p->nrep; s++) {
+        const szd_slot *sl = &p->slots[s];
+        if ((sl->owner == me && sl->owner_state != SZD_R_NONE) ||
+            (sl->prev == me && sl->prev_state == SZD_R_SERVING))
+            return true;
+    }
+    return false;
+}
+
+void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load)
+{
+    if (!json_is_object(load))
+        return;
+    int32_t me = idx_of(ns, n);
+    int64_t now = szd_now(ns->d);
+    const char *pid;
+    json_t *dims;
+    json_object_foreach(load, pid, dims)
+    {
+        szd_part *p = szd_part_find(ns, pid);
+        if (!p || !holds_replica(p, me) || !json_is_object(dims)) {
+            ns->load_rejected++;
+            szd_log(ns->d, SZD_DEBUG, "msg=\"load sample rejected\" ns=%s node=%s partition=%s "
+                                      "why=\"not a replica it holds\"", ns->cfg.name, n->id, pid);
+            continue;
+        }
+        double sample[SHARDZ_MAX_DIMS];
+        bool have[SHARDZ_MAX_DIMS] = {0}, bad = false;
+        const char *dim;
+        json_t *v;
+        json_object_foreach(dims, dim, v)
+        {
+            size_t d = 0;
+            while (d < ns->cfg.ndims && strcmp(ns->cfg.dims[d], dim) != 0)
+                d++;
+            double x = json_number_value(v);
+            if (d == ns->cfg.ndims || !json_is_number(v) || !isfinite(x) || x < 0) {
+                bad = true;
+                continue;
+            }
+            sample[d] = x;
+            have[d] = true;
+        }
+        if (bad) { /* the whole sample goes: nothing of it is applied */
+            ns->load_rejected++;
+            szd_log(ns->d, SZD_DEBUG, "msg=\"load sample rejected\" ns=%s node=%s partition=%s "
+                                      "why=\"unknown dimension or a value not finite and >= 0\"",
+                    ns->cfg.name, n->id, pid);
+            continue;
+        }
+        /* alpha by the time since the last sample: irregular samples weigh by elapsed time */
+        double alpha = 1;
+        if (p->load_ms > 0) {
+            double dt = (double)(now - p->load_ms);
+            alpha = dt <= 0 ? 0 : 1 - exp(-dt / (double)ns->cfg.load_tau_ms);
+        }
+        bool any = false;
+        for (size_t d = 0; d < ns->cfg.ndims; d++) {
+            if (!have[d])
+                continue;
+            p->load[d] = p->load_ms > 0 ? p->load[d] + alpha * (sample[d] - p->load[d]) : sample[d];
+            any = true;
+        }
+        if (!any)
+            continue;
+        ns->load_samples++;
+        p->load_ms = now;
+        p->stats_dirty = true;
+        (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
+    }
+}
+
+/* Writes the statistics that changed, every few seconds: they are soft state, and a sample
+ * per ping per partition is far more than the store needs to see. Ages are stored in
+ * wall-clock milliseconds so they mean something after a restart. */
+static void flush_stats(szd_ns *ns, bool force)
+{
+    int64_t now = szd_now(ns->d);
+    if (!force && now - ns->stats_flushed_ms < 5000)
+        return;
+    ns->stats_flushed_ms = now;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    batch b = {0};
+    int rc = 0;
+    for (uint32_t i = 0; i < ns->nparts && rc == 0; i++) {
+        szd_part *p = &ns->parts[i];
+        if (!p->stats_dirty)
+            continue;
+        json_t *load = json_object();
+        for (size_t d = 0; d < ns->cfg.ndims; d++)
+            json_object_set_new(load, ns->cfg.dims[d], json_real(p->load[d]));
+        json_t *rec = json_pack("{s:s, s:o, s:I, s:I}", "id", p->id, "load", load, "updated_ms",
+                                (json_int_t)(p->load_ms ? wall - (now - p->load_ms) : 0),
+                                "moved_ms",
+                                (json_int_t)(p->moved_ms ? wall - (now - p->moved_ms) : 0));
+        rc = batch_put(&b, key_of(SHARDZ_KEY_STATS, ns->cfg.name, p->id),
+                       json_dumps(rec, JSON_COMPACT));
+        json_decref(rec);
+    }
+    if (rc == 0 && b.n > 0)
+        rc = shardz_store_txn_batched(ns->d->store, NULL, 0, b.ops, b.n, 0, NULL, NULL);
+    if (rc == 0)
+        for (uint32_t i = 0; i < ns->nparts; i++)
+            ns->parts[i].stats_dirty = false;
+    else
+        szd_log(ns->d, SZD_WARN, "msg=\"statistics not written\" ns=%s err=%s", ns->cfg.name,
+                shardz_err_name(rc));
+    batch_free(&b);
+}
+
+void szd_ns_flush_stats(szd_ns *ns)
+{
+    flush_stats(ns, true);
+}
+
 /* Strict mode: a dead node whose lease expired no longer holds anything. */
 static void expire_leases(szd_ns *ns)
 {
@@ -1480,6 +1621,7 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     /* every step is on disk before a worker hears of it */
     if (ns_flush(ns, false) == 0)
         szd_push_assignments(ns);
+    flush_stats(ns, false);
     szd_watch_notify(ns);
 }
 
@@ -1714,6 +1856,29 @@ static int load_part(szd_ns *ns, json_t *j)
     return rc;
 }
 
+/* A partition's persisted statistics (ages were stored in wall-clock time). */
+static int load_stats(szd_ns *ns, json_t *j)
+{
+    szd_part *p = szd_part_find(ns, json_string_value(json_object_get(j, "id")) ?: "");
+    json_t *load = json_object_get(j, "load");
+    if (!p || !json_is_object(load))
+        return SHARDZ_EINVAL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, now = szd_now(ns->d);
+    for (size_t d = 0; d < ns->cfg.ndims; d++) {
+        double x = json_number_value(json_object_get(load, ns->cfg.dims[d]));
+        p->load[d] = isfinite(x) && x >= 0 ? x : 0;
+    }
+    int64_t upd = json_integer_value(json_object_get(j, "updated_ms"));
+    int64_t mov = json_integer_value(json_object_get(j, "moved_ms"));
+    p->load_ms = upd > 0 ? now - (wall - upd) : 0;
+    p->moved_ms = mov > 0 ? now - (wall - mov) : 0;
+    if (p->load_ms > 0)
+        (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
+    return 0;
+}
+
 /* Hash namespaces: put back the slot table the partitions had (registering them again in
  * store order would deal slots differently when partitions had come and gone). */
 static void restore_slots(szd_ns *ns)
@@ -1748,8 +1913,8 @@ int szd_ns_load_all(szd *d)
     int rc = shardz_store_range(d->store, prefix, (size_t)plen, NULL, 0, 0, &r);
     if (rc)
         return rc;
-    /* three passes: configs, then nodes, then assignments (they name nodes) */
-    for (int pass = 0; pass < 3; pass++) {
+    /* four passes: configs, then nodes, then assignments (they name nodes), then statistics */
+    for (int pass = 0; pass < 4; pass++) {
         for (size_t i = 0; i < r->count; i++) {
             shardz_kv *kv = &r->kvs[i];
             shardz_key_parts kp;
@@ -1759,8 +1924,10 @@ int szd_ns_load_all(szd *d)
                             (int)kv->key_len, kv->key);
                 continue;
             }
-            int want = pass == 0 ? SHARDZ_KEY_CONFIG : pass == 1 ? SHARDZ_KEY_NODE
-                                                                 : SHARDZ_KEY_ASSIGN;
+            int want = pass == 0   ? SHARDZ_KEY_CONFIG
+                       : pass == 1 ? SHARDZ_KEY_NODE
+                       : pass == 2 ? SHARDZ_KEY_ASSIGN
+                                   : SHARDZ_KEY_STATS;
             if ((int)kp.kind != want)
                 continue;
             json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
@@ -1781,7 +1948,9 @@ int szd_ns_load_all(szd *d)
                 if (!ns)
                     lrc = SHARDZ_ENOENT;
                 else
-                    lrc = pass == 1 ? load_node(ns, j) : load_part(ns, j);
+                    lrc = pass == 1   ? load_node(ns, j)
+                          : pass == 2 ? load_part(ns, j)
+                                      : load_stats(ns, j);
             }
             if (lrc)
                 szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",

@@ -22,6 +22,9 @@ ap.add_argument("--events", required=True)
 ap.add_argument("--secret", default="")
 ap.add_argument("--serve-delay-ms", type=int, default=0)
 ap.add_argument("--capacity", default="", help="dim=value[,dim=value]")
+ap.add_argument("--load", default="", help="dim=value[,...]: reported for every partition "
+                "served, in each ping reply (a raw JSON object with --load-json)")
+ap.add_argument("--load-json", default="", help="the ping reply's load field, verbatim")
 args = ap.parse_args()
 
 lock = threading.Lock()
@@ -81,7 +84,13 @@ class Handler(BaseHTTPRequestHandler):
                 last_contact = time.monotonic()
                 lease_ms = body["lease_ms"]
             if self.path == "/shardz/v1/ping":
-                return self.reply(200, {"node": args.node, "applied_revision": applied})
+                out = {"node": args.node, "applied_revision": applied}
+                if args.load:
+                    dims = {k: float(v) for k, v in (kv.split("=") for kv in args.load.split(","))}
+                    out["load"] = {p: dims for p in served}
+                if args.load_json:
+                    out["load"] = json.loads(args.load_json)
+                return self.reply(200, out)
             if self.path != "/shardz/v1/assign":
                 return self.reply(404, {"code": "ENOENT", "message": "no such route"})
             rev = body.get("revision", 0)

@@ -1,0 +1,92 @@
+"""Per-partition load statistics (seed 000) with real processes: workers report load in their
+ping replies, the coordinator keeps a time-aware EWMA per partition, apart from the
+assignment, so it survives a move and a restart; bad samples are refused and counted.
+Usage: test_daemon_stats.py SHARDZD_BINARY"""
+import sys
+import time
+import urllib.request
+
+from harness import Daemon, Worker, routing, run, wait_for
+
+BIN = sys.argv[1]
+
+
+def part(d, p):
+    return d.call("GET", f"/v1/namespaces/kv/partitions/{p}")[1]
+
+
+def metric(d, name):
+    with urllib.request.urlopen(d.base + "/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_statistics_survive_moves_and_restarts():
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "kv", "replicas": 1, "partitions": 6,
+                                          "dimensions": ["cpu", "mem"], "load_tau_ms": 500,
+                                          "ping_interval_ms": 100, "dead_after_ms": 500})
+        ws = [Worker(d, "kv", "w0", extra=["--load", "cpu=2.5,mem=100"])]
+        wait_for(lambda: all(len(v) == 1 for v in routing(d, "kv").values()), 10)
+        wait_for(lambda: all("load" in part(d, str(i)) for i in range(6)), 10, what="samples")
+        p0 = part(d, "0")
+        assert abs(p0["load"]["cpu"] - 2.5) < 1e-9 and abs(p0["load"]["mem"] - 100) < 1e-9, p0
+        assert p0["load_age_ms"] < 1000
+        # a second worker whose samples are all wrong: refused, counted, nothing changed
+        bad = '{"nope": {"cpu": 1}, "0": {"cpu": -1}, "1": {"gpu": 3}, "2": {"cpu": "x"}}'
+        ws.append(Worker(d, "kv", "w1", extra=["--load-json", bad]))
+        wait_for(lambda: (metric(d, "shardz_load_samples_rejected_total") or 0) >= 4, 10,
+                 what="rejections")
+        assert metric(d, "shardz_load_samples_total") > 0
+        # the statistics are the partition's, not the node's: they survive a move
+        ws[0].kill9()
+        wait_for(lambda: all(v == ["w1"] for v in routing(d, "kv").values()), 10, what="moves")
+        time.sleep(0.3)
+        for i in range(6):
+            p = part(d, str(i))
+            assert abs(p["load"]["cpu"] - 2.5) < 1e-9, p  # w1 reports nothing usable
+            assert "moved_age_ms" in p, p
+        ws[1].kill9()
+        d.stop()  # writes the statistics
+        d2 = Daemon(BIN, data=d.data).start()
+        try:
+            p = d2.call("GET", "/v1/namespaces/kv/partitions/3")[1]
+            assert abs(p["load"]["cpu"] - 2.5) < 1e-9 and abs(p["load"]["mem"] - 100) < 1e-9, p
+        finally:
+            d2.stop()
+    finally:
+        for w in ws:
+            w.kill9()
+        if d.proc.poll() is None:
+            d.stop()
+
+
+def test_ewma_time_aware():
+    """A step in the load: after about tau the EWMA has covered 1 - 1/e of the step."""
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "kv", "replicas": 1, "partitions": 1,
+                                          "dimensions": ["cpu"], "load_tau_ms": 1000,
+                                          "ping_interval_ms": 100, "dead_after_ms": 2000})
+        ws = [Worker(d, "kv", "w0", extra=["--load", "cpu=10"])]
+        wait_for(lambda: "load" in part(d, "0"), 10, what="first sample")
+        assert abs(part(d, "0")["load"]["cpu"] - 10) < 1e-9  # the first sample is taken as is
+        ws[0].kill9()
+        ws[0] = Worker(d, "kv", "w0", extra=["--load", "cpu=0"])  # same id, new process
+        t0 = time.time()
+        wait_for(lambda: part(d, "0")["load"]["cpu"] < 9.9, 10, what="the step starting")
+        time.sleep(max(0, 1.0 - (time.time() - t0)))
+        x = part(d, "0")["load"]["cpu"]
+        assert 1.0 < x < 6.0, x  # about 10/e = 3.7 after ~tau, give or take a ping or two
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+run([test_statistics_survive_moves_and_restarts, test_ewma_time_aware])
