@@ -873,7 +873,6 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     if (n) {
         /* A worker registering again (a restart): new address, same replicas unless it was
          * declared dead or left in the meantime. */
-        bool moved_zone = strcmp(n->zone, tmp.zone) != 0;
         szd_node_close(n);
         node_take_fields(n, &tmp);
         n->released_sent = false;
@@ -900,7 +899,6 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
             if (n->state == SZD_NODE_DRAINING && !n->drained)
                 szd_node_set_state(ns, n, SZD_NODE_JOINING);
         }
-        (void)moved_zone;
         ns->want_rebalance = true;
     } else {
         n = node_append(ns, id);
