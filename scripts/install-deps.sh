@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config
       libxxhash-dev libcmocka-dev libevent-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
-      sqlite3 curl python3)
+      sqlite3 curl python3 etcd-server)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -60,7 +60,7 @@ typedef struct {
 
 /* A store's state as its status API shows it. */
 typedef struct {
-    const char *backend;      /* "memory", "sqlite", "fault": static string */
+    const char *backend;      /* "memory", "sqlite", "etcd", "fault": static string */
     shardz_store_sync sync;   /* the mode in effect, read back from the backend */
     int64_t revision;         /* the current store revision (0 for an empty new store) */
     int64_t compact_revision; /* history is kept for revisions after this one */
@@ -78,6 +78,16 @@ int shardz_store_open_memory(const shardz_store_options *opt, shardz_store **out
  * SHARDZ_EBUSY (locked past the busy timeout), SHARDZ_EIO (not a shardz database, I/O error),
  * SHARDZ_ENOMEM. */
 int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt, shardz_store **out);
+
+/* Opens the store kept in an etcd v3 cluster reached through its JSON gateway at endpoint
+ * ("http://127.0.0.1:2379"), under key prefix (NULL or "" for the whole keyspace; "/shardz/"
+ * keeps several clusters apart). The endpoint is checked at once: an unreachable etcd is
+ * SHARDZ_EIO with "etcd at <endpoint>: <reason>" in opt->errbuf. endpoint, prefix and opt are
+ * borrowed; opt may be NULL (its sync and busy_timeout_ms are ignored; history is kept by
+ * compacting etcd). *out is the caller's. SHARDZ_EINVAL (bad argument), SHARDZ_EIO,
+ * SHARDZ_ENOMEM. See docs/STORE.md, "The etcd backend". */
+int shardz_store_open_etcd(const char *endpoint, const char *prefix,
+                           const shardz_store_options *opt, shardz_store **out);
 
 /* Closes a store and frees everything it owns; accepts NULL. Results already returned stay
  * valid (they belong to the caller). */

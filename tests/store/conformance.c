@@ -1009,6 +1009,12 @@ static void test_fault_inside_rollback(void **state)
     int64_t rev = 0;
     size_t deleted = 0;
 
+    if (!be->fail_inside) {
+        /* etcd: a transaction is one request applied by etcd itself; there is no failure point
+         * inside it to arm (the fault wrapper tests cover a failed or lost request). */
+        print_message("skipped for %s: no internal failure point in a transaction\n", be->name);
+        skip();
+    }
     put_s(f->st, "keep", "1");
     put_s(f->st, "old", "1");
     put_s(f->st, "pre/1", "1");

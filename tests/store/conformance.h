@@ -14,7 +14,8 @@ typedef struct {
     /* Opens the store kept in dir (an existing, initially empty directory); opt may be NULL. */
     int (*open)(const char *dir, const shardz_store_options *opt, shardz_store **out);
     shardz_store_sync default_sync; /* what the status shows with default options */
-    /* The backend's internal fault hook: the nth failure point of a transaction fails. */
+    /* The backend's internal fault hook: the nth failure point of a transaction fails; NULL
+     * when a backend has none (etcd): that test is then skipped with its reason. */
     void (*fail_inside)(shardz_store *st, long n);
 } store_backend;
 
