@@ -251,6 +251,97 @@ int shardz_sharder_slot_ranges(const shardz_sharder *s, const char *partition,
  * success the revision is bumped. ranges are borrowed for the call. */
 int shardz_sharder_restore_slots(shardz_sharder *s, const shardz_slot_range *ranges, size_t n);
 
+
+/* ---- the load balancer (src/placement/balancer.c; DESIGN.md section 6, seed 003) ----------
+ * One balancer round moves replicas from the most loaded node to where they lower the
+ * imbalance most, within churn limits. Pure like the rest: time is passed in, the last move
+ * time of each partition comes from the caller. Any kind; moves carry SHARDZ_REASON_LOAD. */
+
+/* A node's relative load in dimension d is load / share, where share = total * w / W over the
+ * eligible (alive) nodes, w its capacity[d] (1 when unlimited: equal shares when no node has a
+ * capacity there) and W the sum of w: 1.0 is the mean, and max over nodes is max/mean. */
+typedef struct {
+    /* Dead band: a node is hot in a dimension when its relative load exceeds 1 + band.
+     * Range [0, 1]; default SHARDZ_BALANCE_BAND_DEFAULT. */
+    double band;
+    /* Move budget per round, as a share of the partitions (at least 1 move when > 0; 0 turns
+     * the balancer off). Range [0, 1]; default SHARDZ_BALANCE_MOVES_DEFAULT. */
+    double max_moves_fraction;
+    /* A partition whose last move is younger than this is not moved (>= 0 ms); default
+     * SHARDZ_BALANCE_COOLDOWN_DEFAULT. */
+    int64_t cooldown_ms;
+    /* Hysteresis: a move from donor d to receiver r must lower max(rel_d, rel_r) by more than
+     * hysteresis * the drop of rel_d (the load it moves), so that a partition about as large
+     * as the gap (one that would only make the receiver the next donor) does not bounce: the
+     * receiver must end below the donor's old level by that margin. Range [0, 1] (1 allows
+     * no move); default SHARDZ_BALANCE_HYSTERESIS_DEFAULT. */
+    double hysteresis;
+    /* Weights of dimensions 0..ndims_weight-1 (finite, >= 0; 0 ignores the dimension); the
+     * dimensions beyond weigh 1. ndims_weight 0: every dimension weighs 1. */
+    size_t ndims_weight;
+    double dims_weight[SHARDZ_MAX_DIMS];
+} shardz_balance_policy;
+
+#define SHARDZ_BALANCE_BAND_DEFAULT 0.05
+#define SHARDZ_BALANCE_MOVES_DEFAULT 0.02
+#define SHARDZ_BALANCE_COOLDOWN_DEFAULT 60000
+#define SHARDZ_BALANCE_HYSTERESIS_DEFAULT 0.1
+
+/* Fills *pol with the documented defaults (every weight 1). */
+void shardz_balance_policy_default(shardz_balance_policy *pol);
+/* 0 when every field is in range, else SHARDZ_EINVAL (NULL, NaN, negative, a fraction > 1,
+ * ndims_weight > SHARDZ_MAX_DIMS). */
+int shardz_balance_policy_validate(const shardz_balance_policy *pol);
+
+/* The caller's record of a partition's last move (epoch ms on the caller's clock), or
+ * SHARDZ_NEVER_MOVED. Called at most once per partition and round. */
+#define SHARDZ_NEVER_MOVED INT64_MIN
+typedef int64_t (*shardz_last_move_fn)(const char *partition, void *ctx);
+
+/* Why a round stopped. */
+typedef enum {
+    SHARDZ_BALANCE_BALANCED = 0, /* no node is hot in any weighted dimension */
+    SHARDZ_BALANCE_BUDGET,       /* the move budget is spent */
+    SHARDZ_BALANCE_STUCK,        /* hot nodes are left, but no allowed move helps them */
+    SHARDZ_BALANCE_DEGRADED,     /* skipped: a dead, suspect, draining or unregistered node
+                                    holds replicas, or a replica slot is vacant */
+    SHARDZ_BALANCE_OFF,          /* skipped: budget 0, no eligible node, or no load */
+} shardz_balance_stop;
+
+/* What a round did (optional output). */
+typedef struct {
+    shardz_balance_stop stop;
+    size_t moves;        /* moves in the plan */
+    size_t budget;       /* moves allowed this round */
+    size_t cooling;      /* candidate partitions skipped because of their cooldown */
+    size_t ndims;        /* the sharder's dimensions: before/after are filled up to it */
+    double before[SHARDZ_MAX_DIMS]; /* max relative load per dimension (max/mean) */
+    double after[SHARDZ_MAX_DIMS];  /* the same once the plan is applied (expected, dry run) */
+} shardz_balance_report;
+
+/* One balancer round at time now_ms. Repeated steps: the (node, dimension) with the greatest
+ * weighted excess w * (rel - 1) among hot ones; its hottest movable replica (not in cooldown
+ * per last_move, not moved this round) that has a receiver; the receiver (alive, not holding
+ * the partition, within capacity, keeping the zone spread) that lowers the larger of the two
+ * nodes' relative loads most, beyond the hysteresis, without raising that larger value in any
+ * other dimension (so max/mean never increases in any dimension). A node with no such move
+ * leaves the round. Ends at the budget, when no node is hot, or when no hot node can move.
+ * Nothing moves while the sharder is degraded (see SHARDZ_BALANCE_DEGRADED).
+ * last_move may be NULL (no partition is cooling). flags: SHARDZ_PLAN_DRY_RUN (the sharder is
+ * unchanged; shardz_sharder_apply applies the plan later). *out: the plan (caller's,
+ * shardz_plan_free), possibly empty; an empty plan changes nothing, not even the revision.
+ * report may be NULL. SHARDZ_EINVAL (bad policy or flags, more weights than dimensions),
+ * SHARDZ_ENOMEM; on error nothing changes. */
+int shardz_sharder_balance_round(shardz_sharder *s, const shardz_balance_policy *pol,
+                                 int64_t now_ms, shardz_last_move_fn last_move, void *ctx,
+                                 unsigned flags, shardz_plan **out,
+                                 shardz_balance_report *report);
+
+/* Max relative load (max/mean, as above) per dimension into out[0..cap-1]; *ndims gets the
+ * sharder's dimension count. 0 for a dimension with no load or no eligible node. */
+int shardz_sharder_load_imbalance(const shardz_sharder *s, double *out, size_t cap,
+                                  size_t *ndims);
+
 #ifdef __cplusplus
 }
 #endif

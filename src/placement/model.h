@@ -227,6 +227,8 @@ uint32_t pz_live_zones(const pz_model *m, bool *live);
 shardz_reason pz_evict_reason(const pz_model *m, uint32_t n);
 
 /* ---- plans --------------------------------------------------------------------------- */
+/* A new empty plan against m's current revision (copies the node ids). NULL on ENOMEM. */
+shardz_plan *pz_plan_new(const pz_model *m);
 /* Makes room for `extra` more moves (an optimisation: moves grow the plan anyway). */
 int pz_plan_reserve(shardz_plan *p, size_t extra);
 /* Every assignment a planner makes goes through this (logged in dry runs). */

@@ -240,7 +240,7 @@ int pz_generic_nodes_of_partition(const shardz_sharder *s, const char *partition
 
 /* ---- plans --------------------------------------------------------------------------- */
 
-static shardz_plan *plan_new(const pz_model *m)
+shardz_plan *pz_plan_new(const pz_model *m)
 {
     shardz_plan *p = calloc(1, sizeof *p);
     if (!p)
@@ -269,7 +269,7 @@ int shardz_sharder_rebalance(shardz_sharder *s, unsigned flags, shardz_plan **ou
     if (!out || (flags & ~SHARDZ_PLAN_DRY_RUN))
         return SHARDZ_EINVAL;
     *out = NULL;
-    shardz_plan *p = plan_new(&s->m);
+    shardz_plan *p = pz_plan_new(&s->m);
     if (!p)
         return SHARDZ_ENOMEM;
     int rc = pz_plan_snapshot(&s->m, p);
@@ -346,7 +346,7 @@ int shardz_sharder_move(shardz_sharder *s, const char *partition, unsigned slot,
         return SHARDZ_EEXIST;
     if (!pz_node_eligible(&s->m, n) || pz_part_on_node(&s->m, p, n) || !pz_fits(&s->m, n, p))
         return SHARDZ_EINVAL;
-    shardz_plan *plan = plan_new(&s->m);
+    shardz_plan *plan = pz_plan_new(&s->m);
     if (!plan)
         return SHARDZ_ENOMEM;
     int rc = pz_plan_move(&s->m, plan, p, slot, n, SHARDZ_REASON_OPERATOR);

@@ -1,0 +1,429 @@
+/* The load balancer round (DESIGN.md section 6, seed 003): moves replicas off the most loaded
+ * node, one step at a time, within churn limits (dead band, move budget, per-partition
+ * cooldown, hysteresis, nothing while degraded). Pure: no I/O, no clock (now is passed in),
+ * deterministic for a given state and policy. Works on the model of any kind.
+ *
+ * Relative load: rel(n, d) = load(n, d) / share(n, d), share = total_d * w(n, d) / W_d over
+ * the eligible nodes, w = capacity[d] (1 when unlimited), as the replica planner does for
+ * dimension 0. rel = 1 is the mean; max over nodes is max/mean.
+ *
+ * Every move keeps the hard rules (distinct nodes, zone spread as zone_ok in replica.c,
+ * capacity) and never raises max(rel_donor, rel_receiver) in any dimension, so max/mean never
+ * increases in any dimension; in the dimension being balanced it strictly drops. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "placement/model.h"
+
+/* Partition states within a round. */
+enum { PS_UNKNOWN = 0, PS_FREE, PS_COOLING, PS_MOVED };
+
+typedef struct {
+    double key;   /* the candidate's load in the dimension being balanced */
+    uint32_t rid; /* replica id */
+} cand;
+
+typedef struct {
+    pz_model *m;
+    shardz_plan *plan;
+    const shardz_balance_policy *pol;
+    uint32_t nn;
+    size_t nd;
+    double w[SHARDZ_MAX_DIMS];
+    double *inv;      /* nn x nd: rel = load * inv; 0 for ineligible nodes and empty dims */
+    uint8_t *done;    /* per node: ineligible, or found no move this round */
+    uint8_t *pstate;  /* per partition: PS_* */
+    cand *cands;
+    size_t capcands;
+    int64_t now;
+    shardz_last_move_fn last_move;
+    void *ctx;
+    size_t cooling;
+} bal;
+
+void shardz_balance_policy_default(shardz_balance_policy *pol)
+{
+    if (!pol)
+        return;
+    memset(pol, 0, sizeof *pol);
+    pol->band = SHARDZ_BALANCE_BAND_DEFAULT;
+    pol->max_moves_fraction = SHARDZ_BALANCE_MOVES_DEFAULT;
+    pol->cooldown_ms = SHARDZ_BALANCE_COOLDOWN_DEFAULT;
+    pol->hysteresis = SHARDZ_BALANCE_HYSTERESIS_DEFAULT;
+    pol->ndims_weight = 0;
+    for (size_t d = 0; d < SHARDZ_MAX_DIMS; d++)
+        pol->dims_weight[d] = 1.0;
+}
+
+static bool fraction_ok(double v)
+{
+    return isfinite(v) && v >= 0 && v <= 1;
+}
+
+int shardz_balance_policy_validate(const shardz_balance_policy *pol)
+{
+    if (!pol)
+        return SHARDZ_EINVAL;
+    if (!fraction_ok(pol->band) || !fraction_ok(pol->max_moves_fraction) ||
+        !fraction_ok(pol->hysteresis) || pol->cooldown_ms < 0 ||
+        pol->ndims_weight > SHARDZ_MAX_DIMS)
+        return SHARDZ_EINVAL;
+    for (size_t d = 0; d < pol->ndims_weight; d++)
+        if (!isfinite(pol->dims_weight[d]) || pol->dims_weight[d] < 0)
+            return SHARDZ_EINVAL;
+    return 0;
+}
+
+/* Fills inv (nn x nd) for the model's current loads; returns the number of eligible nodes. */
+static uint32_t compute_inv(const pz_model *m, double *inv)
+{
+    size_t nd = m->ndims;
+    double total[SHARDZ_MAX_DIMS] = {0}, wsum[SHARDZ_MAX_DIMS] = {0};
+    uint32_t k = 0;
+    for (uint32_t n = 0; n < m->nnodes; n++) {
+        if (!pz_node_eligible(m, n))
+            continue;
+        k++;
+        for (size_t d = 0; d < nd; d++) {
+            double c = m->nodes[n].cap[d];
+            total[d] += m->nodes[n].load[d];
+            wsum[d] += isfinite(c) ? c : 1.0;
+        }
+    }
+    for (uint32_t n = 0; n < m->nnodes; n++)
+        for (size_t d = 0; d < nd; d++) {
+            double c = m->nodes[n].cap[d], *v = &inv[(size_t)n * nd + d];
+            *v = 0;
+            if (pz_node_eligible(m, n) && total[d] > 0)
+                *v = wsum[d] / (total[d] * (isfinite(c) ? c : 1.0));
+        }
+    return k;
+}
+
+static void max_rel(const pz_model *m, const double *inv, double *out)
+{
+    size_t nd = m->ndims;
+    for (size_t d = 0; d < nd; d++)
+        out[d] = 0;
+    for (uint32_t n = 0; n < m->nnodes; n++)
+        for (size_t d = 0; d < nd; d++) {
+            double r = m->nodes[n].load[d] * inv[(size_t)n * nd + d];
+            if (r > out[d])
+                out[d] = r;
+        }
+}
+
+/* Degraded: a node that must give replicas away (or may be failing) still holds some, or a
+ * replica slot is vacant. Load moves wait until the repair is done. */
+static bool degraded(const pz_model *m)
+{
+    if (m->nvacant > 0)
+        return true;
+    for (uint32_t n = 0; n < m->nnodes; n++) {
+        const pz_node *nd = &m->nodes[n];
+        if (!nd->id || nd->nlist == 0)
+            continue;
+        if (nd->gone || nd->state == SHARDZ_NODE_DEAD || nd->state == SHARDZ_NODE_DRAINING ||
+            nd->state == SHARDZ_NODE_SUSPECT)
+            return true;
+    }
+    return false;
+}
+
+/* Whether moving a replica of pidx from d to r keeps its zone spread (same rule as the
+ * replica planner: inside one zone, or to a zone holding fewer of its replicas). */
+static bool zone_ok(const pz_model *m, uint32_t pidx, uint32_t d, uint32_t r)
+{
+    uint32_t zd = m->nodes[d].zone, zr = m->nodes[r].zone;
+    if (zd == zr)
+        return true;
+    const pz_part *p = m->parts[pidx];
+    unsigned in_r = 0, in_d = 0;
+    for (unsigned s = 0; s < p->nrep; s++) {
+        uint32_t n = p->slots[s].node;
+        if (n == PZ_NONE)
+            continue;
+        in_r += m->nodes[n].zone == zr;
+        in_d += m->nodes[n].zone == zd;
+    }
+    return in_r < in_d;
+}
+
+static bool cooling(bal *b, uint32_t pidx)
+{
+    uint8_t *st = &b->pstate[pidx];
+    if (*st == PS_UNKNOWN) {
+        *st = PS_FREE;
+        if (b->last_move) {
+            int64_t last = b->last_move(pz_part_id(b->m->parts[pidx]), b->ctx);
+            if (last != SHARDZ_NEVER_MOVED) {
+                /* now - last without overflow; a last move in the future is cooling. */
+                if (last > b->now ||
+                    (uint64_t)b->now - (uint64_t)last < (uint64_t)b->pol->cooldown_ms)
+                    *st = PS_COOLING;
+            }
+        }
+        if (*st == PS_COOLING)
+            b->cooling++;
+    }
+    return *st == PS_COOLING;
+}
+
+static int by_key_desc(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key > y->key ? -1 : 1;
+    return x->rid < y->rid ? -1 : x->rid > y->rid;
+}
+
+/* The receiver for replica rid moving off donor n while balancing dimension d, or PZ_NONE:
+ * the one that lowers max(rel_n, rel_r) in d most (ties: the one left least loaded), by more
+ * than hysteresis * the donor's drop (a partition about as large as the gap, which would only
+ * make the receiver the next donor, does not move), without raising max(rel_n, rel_r) in any
+ * other dimension. */
+static uint32_t best_receiver(const bal *b, uint32_t n, uint32_t rid, size_t d)
+{
+    const pz_model *m = b->m;
+    size_t nd = b->nd;
+    uint32_t pidx = PZ_RID_PART(rid);
+    const double *x = pz_part_load(m, pidx);
+    const double *ln = m->nodes[n].load, *in = b->inv + (size_t)n * nd;
+    double best_gain = 0, best_newr = INFINITY;
+    uint32_t best = PZ_NONE;
+    for (uint32_t r = 0; r < b->nn; r++) {
+        if (r == n || !pz_node_eligible(m, r))
+            continue;
+        const double *lr = m->nodes[r].load, *ir = b->inv + (size_t)r * nd;
+        double reln = ln[d] * in[d], relr = lr[d] * ir[d];
+        double gap = reln - relr;
+        if (!(gap > 0))
+            continue;
+        double newr = (lr[d] + x[d]) * ir[d];
+        double after = fmax((ln[d] - x[d]) * in[d], newr);
+        double gain = reln - after;
+        if (!(gain > 1e-12 * reln) || !(gain > b->pol->hysteresis * x[d] * in[d]))
+            continue;
+        /* Ties: the receiver left least loaded. */
+        if (gain < best_gain || (gain == best_gain && newr >= best_newr))
+            continue;
+        bool ok = true;
+        for (size_t e = 0; e < nd && ok; e++) {
+            if (e == d || ir[e] == 0)
+                continue;
+            double before = fmax(ln[e] * in[e], lr[e] * ir[e]);
+            ok = (lr[e] + x[e]) * ir[e] <= before;
+        }
+        if (!ok || pz_part_on_node(m, pidx, r) || !pz_fits(m, r, pidx) ||
+            !zone_ok(m, pidx, n, r))
+            continue;
+        best_gain = gain;
+        best_newr = newr;
+        best = r;
+    }
+    return best;
+}
+
+/* One step on donor n, dimension d: moves its hottest movable replica that has a receiver.
+ * *moved false: no replica of n can move (the caller retires n for the round). */
+static int step(bal *b, uint32_t n, size_t d, bool *moved)
+{
+    pz_model *m = b->m;
+    const pz_node *nd = &m->nodes[n];
+    *moved = false;
+    if (nd->nlist > b->capcands) {
+        cand *nc = realloc(b->cands, nd->nlist * sizeof *nc);
+        if (!nc)
+            return SHARDZ_ENOMEM;
+        b->cands = nc;
+        b->capcands = nd->nlist;
+    }
+    size_t k = 0;
+    for (uint32_t i = 0; i < nd->nlist; i++) {
+        uint32_t rid = nd->list[i], pidx = PZ_RID_PART(rid);
+        if (b->pstate[pidx] == PS_MOVED || cooling(b, pidx))
+            continue;
+        double key = pz_part_load(m, pidx)[d];
+        if (key <= 0)
+            continue;
+        b->cands[k++] = (cand){.key = key, .rid = rid};
+    }
+    qsort(b->cands, k, sizeof *b->cands, by_key_desc);
+    for (size_t i = 0; i < k; i++) {
+        uint32_t rid = b->cands[i].rid;
+        uint32_t r = best_receiver(b, n, rid, d);
+        if (r == PZ_NONE)
+            continue;
+        int rc = pz_plan_move(m, b->plan, PZ_RID_PART(rid), PZ_RID_SLOT(rid), r,
+                              SHARDZ_REASON_LOAD);
+        if (rc)
+            return rc;
+        b->pstate[PZ_RID_PART(rid)] = PS_MOVED;
+        *moved = true;
+        return 0;
+    }
+    return 0;
+}
+
+/* The hot (node, dimension) with the greatest weighted excess among nodes still in the round;
+ * false when none is hot. */
+static bool hottest(const bal *b, uint32_t *node, size_t *dim)
+{
+    double best = 0;
+    bool found = false;
+    for (uint32_t n = 0; n < b->nn; n++) {
+        if (b->done[n])
+            continue;
+        const double *l = b->m->nodes[n].load, *iv = b->inv + (size_t)n * b->nd;
+        for (size_t d = 0; d < b->nd; d++) {
+            if (b->w[d] <= 0 || iv[d] == 0)
+                continue;
+            double ex = l[d] * iv[d] - 1;
+            if (!(ex > b->pol->band))
+                continue;
+            double imp = b->w[d] * ex;
+            if (!found || imp > best) {
+                best = imp;
+                *node = n;
+                *dim = d;
+                found = true;
+            }
+        }
+    }
+    return found;
+}
+
+/* Whether any eligible node is hot in a weighted dimension. */
+static bool any_hot(const bal *b)
+{
+    for (uint32_t n = 0; n < b->nn; n++) {
+        const double *l = b->m->nodes[n].load, *iv = b->inv + (size_t)n * b->nd;
+        for (size_t d = 0; d < b->nd; d++)
+            if (b->w[d] > 0 && iv[d] != 0 && l[d] * iv[d] - 1 > b->pol->band)
+                return true;
+    }
+    return false;
+}
+
+static int run(bal *b, size_t budget, shardz_balance_report *rep)
+{
+    pz_model *m = b->m;
+    for (uint32_t n = 0; n < b->nn; n++)
+        b->done[n] = !pz_node_eligible(m, n);
+    while (b->plan->n < budget) {
+        uint32_t n;
+        size_t d;
+        if (!hottest(b, &n, &d)) {
+            rep->stop = any_hot(b) ? SHARDZ_BALANCE_STUCK : SHARDZ_BALANCE_BALANCED;
+            return 0;
+        }
+        bool moved;
+        int rc = step(b, n, d, &moved);
+        if (rc)
+            return rc;
+        if (!moved)
+            b->done[n] = 1;
+    }
+    rep->stop = SHARDZ_BALANCE_BUDGET;
+    return 0;
+}
+
+int shardz_sharder_balance_round(shardz_sharder *s, const shardz_balance_policy *pol,
+                                 int64_t now_ms, shardz_last_move_fn last_move, void *ctx,
+                                 unsigned flags, shardz_plan **out,
+                                 shardz_balance_report *report)
+{
+    if (!s || !out || (flags & ~SHARDZ_PLAN_DRY_RUN) || shardz_balance_policy_validate(pol))
+        return SHARDZ_EINVAL;
+    *out = NULL;
+    pz_model *m = &s->m;
+    if (pol->ndims_weight > m->ndims)
+        return SHARDZ_EINVAL;
+    shardz_balance_report rep = {.ndims = m->ndims};
+    bal b = {.m = m, .pol = pol, .nn = m->nnodes, .nd = m->ndims, .now = now_ms,
+             .last_move = last_move, .ctx = ctx};
+    for (size_t d = 0; d < b.nd; d++)
+        b.w[d] = d < pol->ndims_weight ? pol->dims_weight[d] : 1.0;
+    size_t nn = b.nn ? b.nn : 1;
+    b.inv = malloc(nn * b.nd * sizeof *b.inv);
+    b.done = malloc(nn);
+    b.pstate = calloc(m->nparts ? m->nparts : 1, 1);
+    b.plan = pz_plan_new(m);
+    int rc = 0;
+    if (!b.inv || !b.done || !b.pstate || !b.plan) {
+        rc = SHARDZ_ENOMEM;
+        goto out;
+    }
+    rc = pz_plan_snapshot(m, b.plan);
+    if (rc)
+        goto out;
+    b.plan->logging = (flags & SHARDZ_PLAN_DRY_RUN) != 0;
+
+    uint32_t eligible = compute_inv(m, b.inv);
+    max_rel(m, b.inv, rep.before);
+    size_t budget = 0;
+    if (pol->max_moves_fraction > 0 && m->nparts > 0) {
+        budget = (size_t)floor(pol->max_moves_fraction * (double)m->nparts);
+        if (budget == 0)
+            budget = 1;
+    }
+    rep.budget = budget;
+    bool any_load = false;
+    for (size_t d = 0; d < b.nd; d++)
+        any_load |= rep.before[d] > 0 && b.w[d] > 0;
+    if (degraded(m))
+        rep.stop = SHARDZ_BALANCE_DEGRADED;
+    else if (budget == 0 || eligible < 2 || !any_load)
+        rep.stop = SHARDZ_BALANCE_OFF;
+    else
+        rc = run(&b, budget, &rep);
+    if (rc) {
+        pz_plan_revert(m, b.plan);
+        goto out;
+    }
+    rep.moves = b.plan->n;
+    rep.cooling = b.cooling;
+    memcpy(rep.after, rep.before, sizeof rep.after);
+    if (b.plan->n > 0) {
+        max_rel(m, b.inv, rep.after);
+        if (flags & SHARDZ_PLAN_DRY_RUN)
+            pz_plan_revert(m, b.plan);
+        else
+            pz_plan_commit(m, b.plan);
+    }
+    /* As in shardz_sharder_rebalance: a dry run keeps its log for shardz_sharder_apply. */
+    b.plan->logging = false;
+    free(b.plan->node_load);
+    b.plan->node_load = NULL;
+    *out = b.plan;
+    b.plan = NULL;
+    if (report)
+        *report = rep;
+out:
+    shardz_plan_free(b.plan);
+    free(b.inv);
+    free(b.done);
+    free(b.pstate);
+    free(b.cands);
+    return rc;
+}
+
+int shardz_sharder_load_imbalance(const shardz_sharder *s, double *out, size_t cap,
+                                  size_t *ndims)
+{
+    if (!s || !ndims || (cap > 0 && !out))
+        return SHARDZ_EINVAL;
+    const pz_model *m = &s->m;
+    double *inv = malloc((m->nnodes ? m->nnodes : 1) * m->ndims * sizeof *inv);
+    if (!inv)
+        return SHARDZ_ENOMEM;
+    double r[SHARDZ_MAX_DIMS];
+    compute_inv(m, inv);
+    max_rel(m, inv, r);
+    free(inv);
+    for (size_t d = 0; d < cap && d < m->ndims; d++)
+        out[d] = r[d];
+    *ndims = m->ndims;
+    return 0;
+}
