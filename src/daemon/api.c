@@ -478,7 +478,12 @@ static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg
     } else if (strcmp(what, "moves") == 0 && nseg == 6 && method == EVHTTP_REQ_DELETE) {
         handle_cancel(ns, req, seg[4], seg[5]);
     } else if (nseg == 4 && strcmp(what, "rebalance") == 0 && method == EVHTTP_REQ_POST) {
-        json_t *j = szd_plan_json(ns, true);
+        const char *kind = evhttp_find_header(q, "balancer");
+        if (kind && strcmp(kind, "load") != 0) {
+            szd_reply_error(req, SHARDZ_EINVAL, "balancer must be \"load\" (or absent)");
+            return;
+        }
+        json_t *j = kind ? szd_balance_json(ns, true) : szd_plan_json(ns, true);
         if (!j)
             szd_reply_error(req, SHARDZ_ENOMEM, "the placement failed");
         else
@@ -494,7 +499,12 @@ static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg
     } else if (nseg == 4 && strcmp(what, "moves") == 0) {
         handle_moves(ns, req);
     } else if (nseg == 4 && strcmp(what, "plan") == 0) {
-        json_t *j = szd_plan_json(ns, false);
+        const char *kind = evhttp_find_header(q, "balancer");
+        if (kind && strcmp(kind, "load") != 0) {
+            szd_reply_error(req, SHARDZ_EINVAL, "balancer must be \"load\" (or absent)");
+            return;
+        }
+        json_t *j = kind ? szd_balance_json(ns, false) : szd_plan_json(ns, false);
         if (!j)
             szd_reply_error(req, SHARDZ_ENOMEM, "the placement failed");
         else

@@ -60,6 +60,10 @@ typedef struct {
     uint32_t slots; /* hash only */
     double band;
     int64_t load_tau_ms; /* load statistics: the EWMA's time constant */
+    /* The load balancer (docs/PROTOCOL.md section 3): a round every balance_interval_ms (0:
+     * only on request), with this policy. */
+    int64_t balance_interval_ms;
+    shardz_balance_policy balance;
 } szd_ns_config;
 
 /* ---- nodes --------------------------------------------------------------------------- */
@@ -190,6 +194,8 @@ typedef struct szd_ns {
     uint64_t pings_failed;
     uint64_t load_samples, load_rejected;
     int64_t stats_flushed_ms; /* statistics are written every few seconds, not per sample */
+    int64_t balanced_ms;      /* when the last balancer round ran */
+    shardz_balance_report last_round;
 } szd_ns;
 
 typedef struct szd {
@@ -264,6 +270,9 @@ int szd_operator_move(szd_ns *ns, szd_part *p, unsigned slot, szd_node *to, char
                       size_t errlen);
 int szd_cancel_move(szd_ns *ns, szd_part *p, unsigned slot, char *err, size_t errlen);
 json_t *szd_plan_json(szd_ns *ns, bool apply);
+/* One load balancer round (dry run or not): its moves, why it stopped, imbalance before and
+ * after (expected, for a dry run). NULL on failure. */
+json_t *szd_balance_json(szd_ns *ns, bool apply);
 void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st);
 /* Prometheus text for every namespace (metrics.c); the caller frees. */
 char *szd_metrics_text(szd *d, size_t *len);

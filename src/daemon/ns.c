@@ -90,12 +90,78 @@ static bool json_int_in(json_t *v, int64_t lo, int64_t hi, int64_t *out)
     return true;
 }
 
+/* The "balance" object: {"interval_ms", "band", "max_moves_fraction", "cooldown_ms",
+ * "hysteresis", "weights": {dim: w}}; every field optional. */
+static int parse_balance(json_t *b, szd_ns_config *c, char *err, size_t errlen)
+{
+    shardz_balance_policy_default(&c->balance);
+    c->balance_interval_ms = 30000;
+    if (!b)
+        return 0;
+    if (!json_is_object(b)) {
+        snprintf(err, errlen, "balance must be an object");
+        return SHARDZ_EINVAL;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(b, k, v)
+    {
+        bool ok = true;
+        if (strcmp(k, "interval_ms") == 0)
+            ok = json_int_in(v, 0, 86400000, &c->balance_interval_ms);
+        else if (strcmp(k, "cooldown_ms") == 0)
+            ok = json_int_in(v, 0, 86400000, &c->balance.cooldown_ms);
+        else if (strcmp(k, "band") == 0 || strcmp(k, "max_moves_fraction") == 0 ||
+                 strcmp(k, "hysteresis") == 0) {
+            double x = json_number_value(v);
+            ok = json_is_number(v);
+            if (strcmp(k, "band") == 0)
+                c->balance.band = x;
+            else if (strcmp(k, "max_moves_fraction") == 0)
+                c->balance.max_moves_fraction = x;
+            else
+                c->balance.hysteresis = x;
+        } else if (strcmp(k, "weights") == 0 && json_is_object(v)) {
+            const char *dn;
+            json_t *w;
+            c->balance.ndims_weight = c->ndims;
+            for (size_t d = 0; d < SHARDZ_MAX_DIMS; d++)
+                c->balance.dims_weight[d] = 1;
+            json_object_foreach(v, dn, w)
+            {
+                size_t d = 0;
+                while (d < c->ndims && strcmp(c->dims[d], dn) != 0)
+                    d++;
+                if (d == c->ndims || !json_is_number(w)) {
+                    snprintf(err, errlen, "balance.weights: '%s' is not a dimension with a number",
+                             dn);
+                    return SHARDZ_EINVAL;
+                }
+                c->balance.dims_weight[d] = json_number_value(w);
+            }
+        } else {
+            snprintf(err, errlen, "balance: unknown field '%s'", k);
+            return SHARDZ_EINVAL;
+        }
+        if (!ok) {
+            snprintf(err, errlen, "balance.%s is out of range", k);
+            return SHARDZ_EINVAL;
+        }
+    }
+    if (shardz_balance_policy_validate(&c->balance) != 0) {
+        snprintf(err, errlen, "balance: band, max_moves_fraction and hysteresis must be in [0, 1], "
+                              "weights >= 0");
+        return SHARDZ_EINVAL;
+    }
+    return 0;
+}
+
 int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
 {
     static const char *const known[] = {"name",        "sharder", "replicas",  "roles",
                                         "consistency", "ping_interval_ms", "dead_after_ms",
                                         "lease_ms",    "dimensions", "partitions", "slots",
-                                        "band",        "load_tau_ms"};
+                                        "band",        "load_tau_ms", "balance"};
     memset(c, 0, sizeof *c);
     const char *k;
     json_t *v;
@@ -211,7 +277,7 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "load_tau_ms must be an integer in [100, 86400000]");
         return SHARDZ_EINVAL;
     }
-    return 0;
+    return parse_balance(json_object_get(j, "balance"), c, err, errlen);
 }
 
 json_t *szd_ns_config_json(const szd_ns *ns)
@@ -227,6 +293,16 @@ json_t *szd_ns_config_json(const szd_ns *ns)
                           (json_int_t)c->dead_after_ms, "lease_ms", (json_int_t)c->lease_ms,
                           "dimensions", dims, "band", c->band);
     json_object_set_new(j, "load_tau_ms", json_integer((json_int_t)c->load_tau_ms));
+    json_t *w = json_object();
+    for (size_t d = 0; d < c->ndims; d++)
+        json_object_set_new(w, c->dims[d],
+                            json_real(d < c->balance.ndims_weight ? c->balance.dims_weight[d] : 1));
+    json_object_set_new(j, "balance",
+                        json_pack("{s:I, s:f, s:f, s:I, s:f, s:o}", "interval_ms",
+                                  (json_int_t)c->balance_interval_ms, "band", c->balance.band,
+                                  "max_moves_fraction", c->balance.max_moves_fraction,
+                                  "cooldown_ms", (json_int_t)c->balance.cooldown_ms,
+                                  "hysteresis", c->balance.hysteresis, "weights", w));
     if (strcmp(c->sharder, "hash") == 0)
         json_object_set_new(j, "slots", json_integer(c->slots));
     return j;
@@ -381,6 +457,7 @@ static int ns_flush(szd_ns *ns, bool config)
 
 static void on_tick(evutil_socket_t fd, short what, void *arg);
 static void mark_all_parts_if_hash(szd_ns *ns);
+static void maybe_balance(szd_ns *ns);
 static void on_work(evutil_socket_t fd, short what, void *arg);
 
 static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
@@ -1641,6 +1718,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     ns->last_tick_ms = now;
     szd_health_tick(ns);
+    maybe_balance(ns);
     szd_ns_schedule(ns);
 }
 
@@ -1759,6 +1837,66 @@ json_t *szd_plan_json(szd_ns *ns, bool apply)
                           "missing", (json_int_t)shardz_plan_missing(plan));
     shardz_plan_free(plan);
     return j;
+}
+
+static int64_t last_move_of(const char *partition, void *ctx)
+{
+    szd_part *p = szd_part_find(ctx, partition);
+    return p && p->moved_ms > 0 ? p->moved_ms : SHARDZ_NEVER_MOVED;
+}
+
+static const char *const stop_names[] = {"balanced", "budget", "stuck", "degraded", "off"};
+
+json_t *szd_balance_json(szd_ns *ns, bool apply)
+{
+    shardz_plan *plan = NULL;
+    shardz_balance_report rep;
+    int rc = shardz_sharder_balance_round(ns->sh, &ns->cfg.balance, szd_now(ns->d), last_move_of,
+                                          ns, apply ? 0 : SHARDZ_PLAN_DRY_RUN, &plan, &rep);
+    if (rc)
+        return NULL;
+    json_t *moves;
+    if (apply) {
+        moves = apply_plan(ns, plan);
+        ns->last_round = rep;
+        ns->balanced_ms = szd_now(ns->d);
+    } else {
+        moves = json_array();
+        for (size_t i = 0; i < shardz_plan_count(plan); i++) {
+            shardz_move mv;
+            shardz_plan_move(plan, i, &mv);
+            json_array_append_new(moves, json_pack("{s:s, s:i, s:s?, s:s?, s:s}", "partition",
+                                                   mv.partition, "slot", (int)mv.slot, "from",
+                                                   mv.from, "to", mv.to, "reason",
+                                                   shardz_reason_name(mv.reason)));
+        }
+    }
+    shardz_plan_free(plan);
+    json_t *before = json_object(), *after = json_object();
+    for (size_t d = 0; d < ns->cfg.ndims && d < rep.ndims; d++) {
+        json_object_set_new(before, ns->cfg.dims[d], json_real(rep.before[d]));
+        json_object_set_new(after, ns->cfg.dims[d], json_real(rep.after[d]));
+    }
+    return json_pack("{s:I, s:o, s:s, s:I, s:I, s:o, s:o}", "revision", (json_int_t)ns->revision,
+                     "moves", moves, "stopped",
+                     (unsigned)rep.stop <= SHARDZ_BALANCE_OFF ? stop_names[rep.stop] : "?",
+                     "budget", (json_int_t)rep.budget, "cooling", (json_int_t)rep.cooling,
+                     "max_over_mean_before", before, "max_over_mean_after", after);
+}
+
+/* The periodic load balancer round (from the tick). */
+static void maybe_balance(szd_ns *ns)
+{
+    int64_t now = szd_now(ns->d);
+    if (ns->cfg.balance_interval_ms <= 0 || now - ns->balanced_ms < ns->cfg.balance_interval_ms)
+        return;
+    json_t *j = szd_balance_json(ns, true);
+    if (j && json_array_size(json_object_get(j, "moves")) > 0)
+        szd_log(ns->d, SZD_INFO, "msg=\"balancer round\" ns=%s moves=%zu stopped=%s", ns->cfg.name,
+                json_array_size(json_object_get(j, "moves")),
+                json_string_value(json_object_get(j, "stopped")));
+    json_decref(j);
+    ns->balanced_ms = now;
 }
 
 /* ---- loading after a restart --------------------------------------------------------- */

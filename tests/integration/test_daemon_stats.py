@@ -89,4 +89,45 @@ def test_ewma_time_aware():
         d.stop()
 
 
-run([test_statistics_survive_moves_and_restarts, test_ewma_time_aware])
+
+def test_load_balancer_round():
+    """Reported loads drive the load balancer: a dry run names moves off the hot node with
+    reason load and the expected imbalance, changing nothing; a round carries them out."""
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "kv", "replicas": 1, "partitions": 12,
+                                          "dimensions": ["cpu"], "load_tau_ms": 200,
+                                          "ping_interval_ms": 100, "dead_after_ms": 500,
+                                          "balance": {"interval_ms": 0, "band": 0.05,
+                                                      "max_moves_fraction": 0.5,
+                                                      "cooldown_ms": 0}})
+        ws = [Worker(d, "kv", "w0", extra=["--load", "cpu=4"]),
+              Worker(d, "kv", "w1", extra=["--load", "cpu=1"]),
+              Worker(d, "kv", "w2", extra=["--load", "cpu=1"])]
+        wait_for(lambda: all(len(v) == 1 for v in routing(d, "kv").values()) and
+                 all("load" in part(d, str(i)) for i in range(12)), 10, what="samples")
+        time.sleep(0.5)
+        on_w0 = [p for p, v in routing(d, "kv").items() if v == ["w0"]]
+        rev = d.call("GET", "/v1/namespaces/kv")[1]["revision"]
+        plan = d.call("GET", "/v1/namespaces/kv/plan?balancer=load")[1]
+        assert plan["moves"] and all(m["from"] == "w0" and m["reason"] == "load"
+                                     for m in plan["moves"]), plan
+        assert plan["max_over_mean_after"]["cpu"] < plan["max_over_mean_before"]["cpu"], plan
+        assert d.call("GET", "/v1/namespaces/kv")[1]["revision"] == rev, "a dry run changed state"
+        done = d.call("POST", "/v1/namespaces/kv/rebalance?balancer=load")[1]
+        assert [m["partition"] for m in done["moves"]] == [m["partition"] for m in plan["moves"]]
+        wait_for(lambda: sum(1 for v in routing(d, "kv").values() if v == ["w0"]) <
+                 len(on_w0), 10, what="load moves")
+        ev = d.call("GET", "/v1/namespaces/kv/events?limit=10000")[1]["events"]
+        assert any(e["type"] == "move" and e["reason"] == "load" for e in ev)
+        with urllib.request.urlopen(d.base + "/metrics", timeout=5) as r:
+            assert 'shardz_moves_total{ns="kv",reason="load"}' in r.read().decode()
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+run([test_statistics_survive_moves_and_restarts, test_ewma_time_aware,
+     test_load_balancer_round])
