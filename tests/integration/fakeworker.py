@@ -27,7 +27,8 @@ ap.add_argument("--load", default="", help="dim=value[,...]: reported for every 
 ap.add_argument("--load-json", default="", help="the ping reply's load field, verbatim")
 args = ap.parse_args()
 
-lock = threading.Lock()
+lock = threading.Lock()         # the worker's state
+assign_lock = threading.Lock()  # one assignment at a time
 served = {}          # partition -> generation
 applied = 0
 lease_ms = None
@@ -91,26 +92,35 @@ class Handler(BaseHTTPRequestHandler):
                 if args.load_json:
                     out["load"] = json.loads(args.load_json)
                 return self.reply(200, out)
-            if self.path != "/shardz/v1/assign":
-                return self.reply(404, {"code": "ENOENT", "message": "no such route"})
+        if self.path != "/shardz/v1/assign":
+            return self.reply(404, {"code": "ENOENT", "message": "no such route"})
+        # Assignments one at a time; a slow serve hook (--serve-delay-ms) runs outside the
+        # state lock, so pings are answered meanwhile (the worker library's lanes, likewise).
+        with assign_lock:
             rev = body.get("revision", 0)
-            if rev >= applied:
-                want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
-                for p in sorted(set(served) - set(want)):
-                    event("delete", p, served.pop(p))
-                for p, g in sorted(want.items()):
-                    if served.get(p) != g:
-                        if args.serve_delay_ms:
-                            time.sleep(args.serve_delay_ms / 1000)
-                        event("serve", p, g)
-                        served[p] = g
-                applied = rev
-            if body.get("released"):
-                released.set()
-            return self.reply(200, {"node": args.node, "applied_revision": applied,
-                                    "serving": [{"partition": p, "generation": g}
-                                                for p, g in served.items()],
-                                    "failed": []})
+            to_serve = []
+            with lock:
+                fresh = rev >= applied
+                if fresh:
+                    want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
+                    for p in sorted(set(served) - set(want)):
+                        event("delete", p, served.pop(p))
+                    to_serve = [(p, g) for p, g in sorted(want.items()) if served.get(p) != g]
+            for p, g in to_serve:
+                if args.serve_delay_ms:
+                    time.sleep(args.serve_delay_ms / 1000)
+                with lock:
+                    event("serve", p, g)
+                    served[p] = g
+            with lock:
+                if fresh:
+                    applied = rev
+                if body.get("released"):
+                    released.set()
+                return self.reply(200, {"node": args.node, "applied_revision": applied,
+                                        "serving": [{"partition": p, "generation": g}
+                                                    for p, g in served.items()],
+                                        "failed": []})
 
 
 def lease_watch():
