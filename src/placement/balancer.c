@@ -312,8 +312,8 @@ static int run(bal *b, size_t budget, shardz_balance_report *rep)
     for (uint32_t n = 0; n < b->nn; n++)
         b->done[n] = !pz_node_eligible(m, n);
     while (b->plan->n < budget) {
-        uint32_t n;
-        size_t d;
+        uint32_t n = PZ_NONE;
+        size_t d = 0;
         if (!hottest(b, &n, &d)) {
             rep->stop = any_hot(b) ? SHARDZ_BALANCE_STUCK : SHARDZ_BALANCE_BALANCED;
             return 0;
