@@ -1745,6 +1745,25 @@ int szd_node_drain(szd_ns *ns, szd_node *n, bool drain)
     return 0;
 }
 
+static json_t *move_json(const shardz_move *mv)
+{
+    return json_pack("{s:s, s:i, s:s?, s:s?, s:s}", "partition", mv->partition, "slot",
+                     (int)mv->slot, "from", mv->from, "to", mv->to, "reason",
+                     shardz_reason_name(mv->reason));
+}
+
+/* A plan's moves as the API shows them (a dry run: nothing is carried out). */
+static json_t *plan_moves_json(shardz_plan *plan)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < shardz_plan_count(plan); i++) {
+        shardz_move mv;
+        shardz_plan_move(plan, i, &mv);
+        json_array_append_new(list, move_json(&mv));
+    }
+    return list;
+}
+
 /* Carries out a plan's moves (the placement already applied them to its target). */
 static json_t *apply_plan(szd_ns *ns, shardz_plan *plan)
 {
@@ -1754,10 +1773,7 @@ static json_t *apply_plan(szd_ns *ns, shardz_plan *plan)
         shardz_move mv;
         shardz_plan_move(plan, i, &mv);
         apply_move(ns, &mv);
-        json_array_append_new(list, json_pack("{s:s, s:i, s:s?, s:s?, s:s}", "partition",
-                                              mv.partition, "slot", (int)mv.slot, "from",
-                                              mv.from, "to", mv.to, "reason",
-                                              shardz_reason_name(mv.reason)));
+        json_array_append_new(list, move_json(&mv));
     }
     if (n > 0)
         szd_ns_changed(ns);
@@ -1823,15 +1839,7 @@ json_t *szd_plan_json(szd_ns *ns, bool apply)
     if (apply) {
         moves = apply_plan(ns, plan);
     } else {
-        moves = json_array();
-        for (size_t i = 0; i < shardz_plan_count(plan); i++) {
-            shardz_move mv;
-            shardz_plan_move(plan, i, &mv);
-            json_array_append_new(moves, json_pack("{s:s, s:i, s:s?, s:s?, s:s}", "partition",
-                                                   mv.partition, "slot", (int)mv.slot, "from",
-                                                   mv.from, "to", mv.to, "reason",
-                                                   shardz_reason_name(mv.reason)));
-        }
+        moves = plan_moves_json(plan);
     }
     json_t *j = json_pack("{s:I, s:o, s:I}", "revision", (json_int_t)ns->revision, "moves", moves,
                           "missing", (json_int_t)shardz_plan_missing(plan));
@@ -1861,15 +1869,7 @@ json_t *szd_balance_json(szd_ns *ns, bool apply)
         ns->last_round = rep;
         ns->balanced_ms = szd_now(ns->d);
     } else {
-        moves = json_array();
-        for (size_t i = 0; i < shardz_plan_count(plan); i++) {
-            shardz_move mv;
-            shardz_plan_move(plan, i, &mv);
-            json_array_append_new(moves, json_pack("{s:s, s:i, s:s?, s:s?, s:s}", "partition",
-                                                   mv.partition, "slot", (int)mv.slot, "from",
-                                                   mv.from, "to", mv.to, "reason",
-                                                   shardz_reason_name(mv.reason)));
-        }
+        moves = plan_moves_json(plan);
     }
     shardz_plan_free(plan);
     json_t *before = json_object(), *after = json_object();
