@@ -54,6 +54,7 @@ typedef enum {
     F_FOLLOW,
     F_INTERVAL,
     F_COUNT,
+    F_BALANCER,
     F_NFLAGS
 } cli_flag_id;
 

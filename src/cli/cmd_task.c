@@ -40,6 +40,20 @@ static void print_moves(const json_t *moves, bool with_flight)
     cli_table_free(&t);
 }
 
+/* "/plan" or "/rebalance", with ?balancer=load when asked; 0, or 2 for a bad value. */
+static int balancer_path(cli *c, char *path, size_t cap, const char *what)
+{
+    const char *b = c->val[F_BALANCER];
+    if (b != NULL && strcmp(b, "load") != 0) {
+        fprintf(stderr, "shardzctl: --balancer takes 'load', not '%s'\n", b);
+        return 2;
+    }
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, "%s%s", what, b != NULL ? "?balancer=load" : "");
+    cli_ns_path(c, path, cap, suffix);
+    return 0;
+}
+
 int cmd_plan(cli *c)
 {
     char path[128];
@@ -48,7 +62,9 @@ int cmd_plan(cli *c)
     size_t n;
     int rc;
 
-    cli_ns_path(c, path, sizeof path, "/plan");
+    rc = balancer_path(c, path, sizeof path, "/plan");
+    if (rc != 0)
+        return rc;
     rc = cli_call_show(c, "GET", path, NULL, &r);
     if (rc != 0 || r == NULL) {
         return rc;
@@ -58,10 +74,19 @@ int cmd_plan(cli *c)
         print_moves(json_object_get(r, "moves"), false);
         printf("\n");
     }
-    printf("%zu moves planned, %s replica slots missing, at revision %s (dry run: nothing "
-           "changed)\n",
-           n, cli_field(r, "missing", missing, sizeof missing),
-           cli_field(r, "revision", rev, sizeof rev));
+    if (c->val[F_BALANCER] != NULL) {
+        char stopped[32], budget[32];
+        printf("%zu load moves planned (stopped: %s, budget %s), at revision %s (dry run: "
+               "nothing changed)\n",
+               n, cli_field(r, "stopped", stopped, sizeof stopped),
+               cli_field(r, "budget", budget, sizeof budget),
+               cli_field(r, "revision", rev, sizeof rev));
+    } else {
+        printf("%zu moves planned, %s replica slots missing, at revision %s (dry run: nothing "
+               "changed)\n",
+               n, cli_field(r, "missing", missing, sizeof missing),
+               cli_field(r, "revision", rev, sizeof rev));
+    }
     json_decref(r);
     return 0;
 }
@@ -74,7 +99,9 @@ int cmd_rebalance(cli *c)
     size_t n;
     int rc;
 
-    cli_ns_path(c, path, sizeof path, "/rebalance");
+    rc = balancer_path(c, path, sizeof path, "/rebalance");
+    if (rc != 0)
+        return rc;
     rc = cli_call_show(c, "POST", path, NULL, &r);
     if (rc != 0 || r == NULL) {
         return rc;

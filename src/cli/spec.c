@@ -40,6 +40,9 @@ const cli_flag cli_flags[F_NFLAGS] = {
     [F_FOLLOW] = {"follow", 'f', false, NULL, "keep polling for new events until Ctrl-C"},
     [F_INTERVAL] = {"interval", 0, true, "DURATION", "--follow poll period (default 1s)"},
     [F_COUNT] = {"count", 0, true, "N", "exit after N new revisions (default: until Ctrl-C)"},
+    [F_BALANCER] = {"balancer", 0, true, "load",
+                    "load: one round of the load balancer (reported loads, budget, cooldown) "
+                    "instead of the placement"},
 };
 
 const cli_group cli_groups[] = {
@@ -57,6 +60,7 @@ static const int move_flags[] = {F_SLOT, F_TO, -1};
 static const int slot_flags[] = {F_SLOT, -1};
 static const int events_flags[] = {F_SINCE, F_LIMIT, F_FOLLOW, F_INTERVAL, -1};
 static const int watch_flags[] = {F_COUNT, -1};
+static const int balancer_flags[] = {F_BALANCER, -1};
 
 const cli_cmd cli_cmds[] = {
     {"namespace", "create", "NAME", 1, 1, false, create_flags, cmd_ns_create, "create a namespace",
@@ -84,9 +88,9 @@ const cli_cmd cli_cmds[] = {
      "move one replica of a partition to another node", NULL},
     {"where", NULL, "KEY", 1, 1, true, no_flags, cmd_where,
      "the partition and nodes serving a key (hash namespaces)", NULL},
-    {"plan", NULL, "", 0, 0, true, no_flags, cmd_plan,
+    {"plan", NULL, "", 0, 0, true, balancer_flags, cmd_plan,
      "dry run of the balancer: the moves it would start and why", "Nothing changes."},
-    {"rebalance", NULL, "", 0, 0, true, no_flags, cmd_rebalance,
+    {"rebalance", NULL, "", 0, 0, true, balancer_flags, cmd_rebalance,
      "run the balancer now and print the moves it started", NULL},
     {"task", "list", "", 0, 0, true, no_flags, cmd_task_list, "list the moves in flight", NULL},
     {"task", "show", "PARTITION", 1, 1, true, slot_flags, cmd_task_show,
