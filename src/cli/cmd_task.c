@@ -44,10 +44,8 @@ static void print_moves(const json_t *moves, bool with_flight)
 static int balancer_path(cli *c, char *path, size_t cap, const char *what)
 {
     const char *b = c->val[F_BALANCER];
-    if (b != NULL && strcmp(b, "load") != 0) {
-        fprintf(stderr, "shardzctl: --balancer takes 'load', not '%s'\n", b);
-        return 2;
-    }
+    if (b != NULL && strcmp(b, "load") != 0)
+        return cli_usage_error(c, "--balancer takes 'load', not '%s'", b);
     char suffix[64];
     snprintf(suffix, sizeof suffix, "%s%s", what, b != NULL ? "?balancer=load" : "");
     cli_ns_path(c, path, cap, suffix);

@@ -339,6 +339,11 @@ def test_operator_commands():
         assert done["moves"] == plan["moves"], (done, plan)
         wait_for(lambda: settled(d, "kv", 12, 1), 10, what="rebalance")
         assert "0 moves started" in ok(d, "-n", "kv", "rebalance")
+        # the load balancer's round: a dry run with its report, and a bad value refused
+        lb = js(d, "-n", "kv", "plan", "--balancer", "load")
+        assert lb["stopped"] in ("balanced", "off", "stuck") and "budget" in lb, lb
+        assert "load moves planned" in ok(d, "-n", "kv", "plan", "--balancer", "load")
+        assert "--balancer" in fails(d, 2, "-n", "kv", "rebalance", "--balancer", "cpu")
         assert "ENOENT" in fails(d, 1, "-n", "kv", "task", "cancel", p)
         assert "ENOENT" in fails(d, 1, "-n", "kv", "node", "drain", "w9")
     finally:
