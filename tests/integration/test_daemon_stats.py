@@ -111,8 +111,9 @@ def test_load_balancer_round():
         on_w0 = [p for p, v in routing(d, "kv").items() if v == ["w0"]]
         rev = d.call("GET", "/v1/namespaces/kv")[1]["revision"]
         plan = d.call("GET", "/v1/namespaces/kv/plan?balancer=load")[1]
-        assert plan["moves"] and all(m["from"] == "w0" and m["reason"] == "load"
-                                     for m in plan["moves"]), plan
+        # the hottest node gives first; later steps may even out the others
+        assert plan["moves"] and plan["moves"][0]["from"] == "w0", plan
+        assert all(m["reason"] == "load" for m in plan["moves"]), plan
         assert plan["max_over_mean_after"]["cpu"] < plan["max_over_mean_before"]["cpu"], plan
         assert d.call("GET", "/v1/namespaces/kv")[1]["revision"] == rev, "a dry run changed state"
         done = d.call("POST", "/v1/namespaces/kv/rebalance?balancer=load")[1]
