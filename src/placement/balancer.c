@@ -7,7 +7,7 @@
  * the eligible nodes, w = capacity[d] (1 when unlimited), as the replica planner does for
  * dimension 0. rel = 1 is the mean; max over nodes is max/mean.
  *
- * Every move keeps the hard rules (distinct nodes, zone spread as zone_ok in replica.c,
+ * Every move keeps the hard rules (distinct nodes, zone spread by pz_zone_move_ok,
  * capacity) and never raises max(rel_donor, rel_receiver) in any dimension, so max/mean never
  * increases in any dimension; in the dimension being balanced it strictly drops. */
 #include <math.h>
@@ -131,25 +131,6 @@ static bool degraded(const pz_model *m)
     return false;
 }
 
-/* Whether moving a replica of pidx from d to r keeps its zone spread (same rule as the
- * replica planner: inside one zone, or to a zone holding fewer of its replicas). */
-static bool zone_ok(const pz_model *m, uint32_t pidx, uint32_t d, uint32_t r)
-{
-    uint32_t zd = m->nodes[d].zone, zr = m->nodes[r].zone;
-    if (zd == zr)
-        return true;
-    const pz_part *p = m->parts[pidx];
-    unsigned in_r = 0, in_d = 0;
-    for (unsigned s = 0; s < p->nrep; s++) {
-        uint32_t n = p->slots[s].node;
-        if (n == PZ_NONE)
-            continue;
-        in_r += m->nodes[n].zone == zr;
-        in_d += m->nodes[n].zone == zd;
-    }
-    return in_r < in_d;
-}
-
 static bool cooling(bal *b, uint32_t pidx)
 {
     uint8_t *st = &b->pstate[pidx];
@@ -216,7 +197,7 @@ static uint32_t best_receiver(const bal *b, uint32_t n, uint32_t rid, size_t d)
             ok = (lr[e] + x[e]) * ir[e] <= before;
         }
         if (!ok || pz_part_on_node(m, pidx, r) || !pz_fits(m, r, pidx) ||
-            !zone_ok(m, pidx, n, r))
+            !pz_zone_move_ok(m, pidx, n, r))
             continue;
         best_gain = gain;
         best_newr = newr;

@@ -776,6 +776,23 @@ void pz_zone_counts(const pz_model *m, uint32_t pidx, unsigned skip, uint16_t *c
             cnt[m->nodes[p->slots[s].node].zone]++;
 }
 
+bool pz_zone_move_ok(const pz_model *m, uint32_t pidx, uint32_t d, uint32_t r)
+{
+    uint32_t zd = m->nodes[d].zone, zr = m->nodes[r].zone;
+    if (zd == zr)
+        return true;
+    const pz_part *p = m->parts[pidx];
+    unsigned in_r = 0, in_d = 0;
+    for (unsigned s = 0; s < p->nrep; s++) {
+        uint32_t n = p->slots[s].node;
+        if (n == PZ_NONE)
+            continue;
+        in_r += m->nodes[n].zone == zr;
+        in_d += m->nodes[n].zone == zd;
+    }
+    return in_r < in_d;
+}
+
 uint32_t pz_live_zones(const pz_model *m, bool *live)
 {
     uint32_t k = 0;

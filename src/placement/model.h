@@ -221,6 +221,9 @@ bool pz_fits(const pz_model *m, uint32_t n, uint32_t pidx);
 /* Counts pidx's replicas per zone into cnt[0..m->nzones-1] (skipping slot `skip`, or pass
  * a slot >= nrep to skip none). */
 void pz_zone_counts(const pz_model *m, uint32_t pidx, unsigned skip, uint16_t *cnt);
+/* Moving pidx's replica from node d to node r keeps its zone spread: inside one zone, or to
+ * a zone holding fewer of its replicas than d's (the rule every planner moves by). */
+bool pz_zone_move_ok(const pz_model *m, uint32_t pidx, uint32_t d, uint32_t r);
 /* Zones that hold at least one eligible node (the zones a partition should spread over). */
 uint32_t pz_live_zones(const pz_model *m, bool *live);
 /* The reason for moves off node n (gone / drain / dead), or REBALANCE. */

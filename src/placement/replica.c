@@ -604,25 +604,6 @@ typedef struct {
     bool per_zone;      /* shares per zone: replicas never change zones, partners share one */
 } bctx;
 
-/* Whether moving a replica of pidx from d to r keeps its zone spread. */
-static bool zone_ok(rctx *c, uint32_t pidx, uint32_t d, uint32_t r)
-{
-    pz_model *m = c->m;
-    uint32_t zd = m->nodes[d].zone, zr = m->nodes[r].zone;
-    if (zd == zr)
-        return true;
-    const pz_part *p = m->parts[pidx];
-    unsigned in_r = 0, in_d = 0;
-    for (unsigned s = 0; s < p->nrep; s++) {
-        uint32_t n = p->slots[s].node;
-        if (n == PZ_NONE)
-            continue;
-        in_r += m->nodes[n].zone == zr;
-        in_d += m->nodes[n].zone == zd;
-    }
-    return in_r < in_d;
-}
-
 static int rmap_put(bctx *b, uint32_t rid, uint32_t move)
 {
     if (2 * (b->rn + 1) > b->rcap) {
@@ -761,7 +742,7 @@ static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_speci
             if (gain_better(bestv[cls], v, tol) || best[cls] == PZ_NONE || mix >= bestmix[cls])
                 continue;
         }
-        if (!zone_ok(c, pidx, d, r))
+        if (!pz_zone_move_ok(c->m, pidx, d, r))
             continue;
         if (pz_part_on_node(m, pidx, r) || !pz_fits(m, r, pidx)) {
             *node_specific = true;
@@ -817,7 +798,7 @@ static void reroute_to(rctx *c, pz_move *mv, uint32_t to)
 static bool hop_ok(rctx *c, uint32_t rid, uint32_t u, uint32_t v)
 {
     uint32_t pidx = PZ_RID_PART(rid);
-    return !pz_part_on_node(c->m, pidx, v) && pz_fits(c->m, v, pidx) && zone_ok(c, pidx, u, v);
+    return !pz_part_on_node(c->m, pidx, v) && pz_fits(c->m, v, pidx) && pz_zone_move_ok(c->m, pidx, u, v);
 }
 
 /* Moving one unit of load from d to v is an improvement (see move_gain). */
