@@ -157,6 +157,15 @@ static json_t *status_json(szd *d)
                      d->cfg.listen);
 }
 
+/* {"<name>": list, "revision": R}: every list of a namespace replies so (takes list). */
+static void reply_list(struct evhttp_request *req, const szd_ns *ns, const char *name,
+                       json_t *list)
+{
+    szd_reply_json(req, 200, json_pack("{s:o, s:I}", name, list, "revision",
+                                       (json_int_t)ns->revision),
+                   ns->revision);
+}
+
 static void not_allowed(struct evhttp_request *req)
 {
     szd_reply_error(req, SHARDZ_EINVAL, "method not allowed on this path");
@@ -199,10 +208,7 @@ static void handle_nodes(szd_ns *ns, struct evhttp_request *req, int method, con
     if (!id) {
         if (method == EVHTTP_REQ_GET) {
             json_t *list = szd_nodes_json(ns);
-            szd_reply_json(req, 200,
-                           json_pack("{s:o, s:I}", "nodes", list, "revision",
-                                     (json_int_t)ns->revision),
-                           ns->revision);
+            reply_list(req, ns, "nodes", list);
             return;
         }
         if (method != EVHTTP_REQ_POST) {
@@ -317,10 +323,7 @@ static void handle_partitions(szd_ns *ns, struct evhttp_request *req, int method
             json_t *list = json_array();
             for (uint32_t i = 0; i < ns->nparts; i++)
                 json_array_append_new(list, szd_part_json(ns, &ns->parts[i]));
-            szd_reply_json(req, 200,
-                           json_pack("{s:o, s:I}", "partitions", list, "revision",
-                                     (json_int_t)ns->revision),
-                           ns->revision);
+            reply_list(req, ns, "partitions", list);
             return;
         }
         if (method != EVHTTP_REQ_POST) {
@@ -420,9 +423,7 @@ static void handle_moves(szd_ns *ns, struct evhttp_request *req)
                                 (json_int_t)(now - sl->started_ms)));
         }
     }
-    szd_reply_json(req, 200,
-                   json_pack("{s:o, s:I}", "moves", list, "revision", (json_int_t)ns->revision),
-                   ns->revision);
+    reply_list(req, ns, "moves", list);
 }
 
 static void handle_cancel(szd_ns *ns, struct evhttp_request *req, const char *pid,
