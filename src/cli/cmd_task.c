@@ -52,26 +52,35 @@ static int balancer_path(cli *c, char *path, size_t cap, const char *what)
     return 0;
 }
 
-int cmd_plan(cli *c)
+/* Calls /plan or /rebalance (with --balancer) and prints the moves of the reply. *r is
+ * the caller's (json_decref) when the call succeeded; 0 or the exit code. */
+static int call_moves(cli *c, const char *method, const char *what, json_t **r, size_t *n)
 {
     char path[128];
+    int rc = balancer_path(c, path, sizeof path, what);
+    if (rc != 0)
+        return rc;
+    rc = cli_call_show(c, method, path, NULL, r);
+    if (rc != 0 || *r == NULL)
+        return rc;
+    *n = json_array_size(json_object_get(*r, "moves"));
+    if (*n > 0) {
+        print_moves(json_object_get(*r, "moves"), false);
+        printf("\n");
+    }
+    return 0;
+}
+
+int cmd_plan(cli *c)
+{
     char rev[32], missing[32];
     json_t *r = NULL;
     size_t n;
     int rc;
 
-    rc = balancer_path(c, path, sizeof path, "/plan");
-    if (rc != 0)
+    rc = call_moves(c, "GET", "/plan", &r, &n);
+    if (rc != 0 || r == NULL)
         return rc;
-    rc = cli_call_show(c, "GET", path, NULL, &r);
-    if (rc != 0 || r == NULL) {
-        return rc;
-    }
-    n = json_array_size(json_object_get(r, "moves"));
-    if (n > 0) {
-        print_moves(json_object_get(r, "moves"), false);
-        printf("\n");
-    }
     if (c->val[F_BALANCER] != NULL) {
         char stopped[32], budget[32];
         printf("%zu load moves planned (stopped: %s, budget %s), at revision %s (dry run: "
@@ -91,24 +100,14 @@ int cmd_plan(cli *c)
 
 int cmd_rebalance(cli *c)
 {
-    char path[128];
     char rev[32];
     json_t *r = NULL;
     size_t n;
     int rc;
 
-    rc = balancer_path(c, path, sizeof path, "/rebalance");
-    if (rc != 0)
+    rc = call_moves(c, "POST", "/rebalance", &r, &n);
+    if (rc != 0 || r == NULL)
         return rc;
-    rc = cli_call_show(c, "POST", path, NULL, &r);
-    if (rc != 0 || r == NULL) {
-        return rc;
-    }
-    n = json_array_size(json_object_get(r, "moves"));
-    if (n > 0) {
-        print_moves(json_object_get(r, "moves"), false);
-        printf("\n");
-    }
     printf("%zu moves started at revision %s%s\n", n, cli_field(r, "revision", rev, sizeof rev),
            n > 0 ? ": follow with 'shardzctl task list'" : "");
     json_decref(r);
