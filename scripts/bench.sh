@@ -29,6 +29,7 @@ run "$bin/bench/bench_placement" --partitions 1000000 --replicas 3 --nodes 1000 
 run "$bin/bench/bench_placement" --partitions 1000000 --replicas 3 --nodes 1000 --zones 3 \
     --kinds replica,seed --loads equal --seed 1
 run "$bin/bench/bench_lookup" --partitions 1024 --nodes 100 --keys 1000000 --lookups 20000000
+run "$bin/bench/bench_router"
 run "$bin/src/sim/shardz-sim" --partitions 100000 --replicas 3 --nodes 100 --zones 3 \
     --load lognormal --events join:5,leave:3,zoneloss:1,loadshift,rebalance --kind all --seed 1
 run "$bin/src/sim/shardz-sim" --partitions 100000 --replicas 3 --nodes 100 --zones 3 \
