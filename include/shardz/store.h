@@ -215,6 +215,9 @@ typedef struct {
     size_t key_len;
     const void *value; /* PUT (may be NULL when value_len is 0) */
     size_t value_len;
+    int64_t lease; /* PUT: attach the key to this lease (0: none); the key is deleted when the
+                    * lease expires or is revoked. Only backends with leases (etcd) accept a
+                    * non-zero lease; the others answer SHARDZ_ENOTSUP. */
 } shardz_op;
 
 /* The atomic write: when every compare holds, applies the operations in order as one commit;
@@ -255,6 +258,32 @@ int shardz_store_txn_batched(shardz_store *st, const shardz_compare *guards, siz
  * or before the current compact revision does nothing; one after the current revision is
  * SHARDZ_EINVAL. */
 int shardz_store_compact(shardz_store *st, int64_t revision);
+
+/* ---- leases (etcd): keys that vanish when their holder stops renewing ---- */
+
+/* Grants a lease of ttl_ms (rounded up to whole seconds; etcd may raise it to its minimum).
+ * *id receives the lease id (> 0), *granted_ms (may be NULL) the TTL granted. SHARDZ_ENOTSUP on
+ * a backend without leases (memory, SQLite), SHARDZ_EINVAL for ttl_ms <= 0, SHARDZ_EIO. */
+int shardz_store_lease_grant(shardz_store *st, int64_t ttl_ms, int64_t *id, int64_t *granted_ms);
+/* Renews lease id for its full TTL. *ttl_ms (may be NULL) receives the TTL it now has.
+ * SHARDZ_ENOENT when the lease no longer exists (expired or revoked: its keys are gone),
+ * SHARDZ_ENOTSUP, SHARDZ_EIO (etcd unreachable: the lease may still be alive). */
+int shardz_store_lease_keepalive(shardz_store *st, int64_t id, int64_t *ttl_ms);
+/* Revokes lease id, deleting its keys at once. SHARDZ_ENOENT when it no longer exists,
+ * SHARDZ_ENOTSUP, SHARDZ_EIO. */
+int shardz_store_lease_revoke(shardz_store *st, int64_t id);
+
+/* ---- fencing: a guard every write of a handle carries ---- */
+
+/* Sets (or with g NULL clears) the guard of st: from now on every transaction on st (also
+ * shardz_store_put, _delete, _delete_prefix and each transaction of _txn_batched) carries *g as
+ * one more compare, so its writes commit only while the guard holds (the leader key's
+ * create_revision: a deposed leader's writes fail). *g and its key are copied. A transaction
+ * whose guard no longer holds changes nothing and is SHARDZ_ENOTLEADER (its other compares
+ * failing is SHARDZ_ECONFLICT, as before); with the guard, a transaction may hold at most
+ * SHARDZ_STORE_MAX_TXN_OPS - 1 compares of its own. SHARDZ_EINVAL for a bad compare,
+ * SHARDZ_ENOMEM. */
+int shardz_store_set_guard(shardz_store *st, const shardz_compare *g);
 
 /* ---- fault injection (tests of the store's callers; habit 13) ---- */
 

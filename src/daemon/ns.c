@@ -379,7 +379,7 @@ static int batch_put(batch *b, char *key, char *value)
         b->bufs = nb;
         b->cap = ncap;
     }
-    b->ops[b->n] = (shardz_op){SHARDZ_OP_PUT, key, strlen(key), value, strlen(value)};
+    b->ops[b->n] = (shardz_op){SHARDZ_OP_PUT, key, strlen(key), value, strlen(value), 0};
     b->bufs[2 * b->n] = key;
     b->bufs[2 * b->n + 1] = value;
     b->n++;

@@ -241,6 +241,8 @@ static int etcd_error(etcd_store *e, const char *path, long code, const json_t *
         return SHARDZ_ETOOBIG;
     if (strstr(msg, "duplicate key"))
         return SHARDZ_EINVAL;
+    if (strstr(msg, "lease not found"))
+        return SHARDZ_ENOENT;
     return SHARDZ_EIO;
 }
 
@@ -536,6 +538,8 @@ static json_t *op_json(const etcd_store *e, const shardz_op *o)
     json_object_set_new(req, "key", jkey(e, o->key, o->key_len));
     if (o->type == SHARDZ_OP_PUT) {
         json_object_set_new(req, "value", jb64(o->value, o->value_len, NULL, 0));
+        if (o->lease)
+            json_object_set_new(req, "lease", json_integer((json_int_t)o->lease));
         json_object_set_new(j, "request_put", req);
     } else {
         if (o->type == SHARDZ_OP_DELETE_PREFIX) {
@@ -832,6 +836,58 @@ static void etcd_close(shardz_store *st)
     curl_global_cleanup();
 }
 
+/* ---- leases: /v3/lease/grant, keepalive (one request, one answer), revoke ---- */
+
+static int etcd_lease_grant(shardz_store *st, int64_t ttl_ms, int64_t *id, int64_t *granted_ms)
+{
+    etcd_store *e = (etcd_store *)st;
+    json_t *r = NULL;
+    int rc = post(e, "/v3/lease/grant",
+                  json_pack("{s:I, s:I}", "TTL", (json_int_t)((ttl_ms + 999) / 1000), "ID",
+                            (json_int_t)0),
+                  &r);
+
+    if (rc)
+        return rc;
+    *id = jint(r, "ID");
+    *granted_ms = jint(r, "TTL") * 1000;
+    json_decref(r);
+    if (*id <= 0) {
+        store_seterr(st, "etcd at %s: a lease grant without an id", e->endpoint);
+        return SHARDZ_EIO;
+    }
+    return 0;
+}
+
+static int etcd_lease_keepalive(shardz_store *st, int64_t id, int64_t *ttl_ms)
+{
+    etcd_store *e = (etcd_store *)st;
+    json_t *r = NULL;
+    int rc = post(e, "/v3/lease/keepalive", json_pack("{s:I}", "ID", (json_int_t)id), &r);
+    int64_t ttl;
+
+    if (rc)
+        return rc;
+    ttl = jint(json_object_get(r, "result"), "TTL");
+    json_decref(r);
+    if (ttl <= 0) { /* etcd answers an expired lease with no TTL */
+        store_seterr(st, "etcd at %s: lease %lld has expired", e->endpoint, (long long)id);
+        return SHARDZ_ENOENT;
+    }
+    *ttl_ms = ttl * 1000;
+    return 0;
+}
+
+static int etcd_lease_revoke(shardz_store *st, int64_t id)
+{
+    etcd_store *e = (etcd_store *)st;
+    json_t *r = NULL;
+    int rc = post(e, "/v3/lease/revoke", json_pack("{s:I}", "ID", (json_int_t)id), &r);
+
+    json_decref(r);
+    return rc;
+}
+
 static const store_ops etcd_ops = {
     .version = STORE_OPS_VERSION,
     .name = "etcd",
@@ -842,6 +898,9 @@ static const store_ops etcd_ops = {
     .compact = etcd_compact,
     .status = etcd_status,
     .close = etcd_close,
+    .lease_grant = etcd_lease_grant,
+    .lease_keepalive = etcd_lease_keepalive,
+    .lease_revoke = etcd_lease_revoke,
 };
 
 static void open_err(const shardz_store_options *opt, const char *msg)

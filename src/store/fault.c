@@ -110,6 +110,27 @@ static void fault_close(shardz_store *st)
     free(f);
 }
 
+static int fault_lease_grant(shardz_store *st, int64_t ttl_ms, int64_t *id, int64_t *granted_ms)
+{
+    fault_store *f = (fault_store *)st;
+
+    return pass(f, shardz_store_lease_grant(f->inner, ttl_ms, id, granted_ms));
+}
+
+static int fault_lease_keepalive(shardz_store *st, int64_t id, int64_t *ttl_ms)
+{
+    fault_store *f = (fault_store *)st;
+
+    return pass(f, shardz_store_lease_keepalive(f->inner, id, ttl_ms));
+}
+
+static int fault_lease_revoke(shardz_store *st, int64_t id)
+{
+    fault_store *f = (fault_store *)st;
+
+    return pass(f, shardz_store_lease_revoke(f->inner, id));
+}
+
 static const store_ops fault_ops = {
     .version = STORE_OPS_VERSION,
     .name = "fault",
@@ -120,6 +141,9 @@ static const store_ops fault_ops = {
     .compact = fault_compact,
     .status = fault_status,
     .close = fault_close,
+    .lease_grant = fault_lease_grant,
+    .lease_keepalive = fault_lease_keepalive,
+    .lease_revoke = fault_lease_revoke,
 };
 
 int shardz_store_open_fault(shardz_store *inner, shardz_store **out)

@@ -254,10 +254,51 @@ int shardz_store_changes(shardz_store *st, int64_t since, size_t limit, shardz_c
     return st->ops->changes(st, since, limit, out);
 }
 
+/* true when compare c holds for kv (NULL: the key is absent). */
+static bool compare_holds(const shardz_compare *c, const shardz_kv *kv)
+{
+    switch (c->target) {
+    case SHARDZ_CMP_ABSENT:
+        return !kv;
+    case SHARDZ_CMP_EXISTS:
+        return kv != NULL;
+    case SHARDZ_CMP_VERSION:
+        return (kv ? kv->version : 0) == c->number;
+    case SHARDZ_CMP_CREATE:
+        return (kv ? kv->create_revision : 0) == c->number;
+    case SHARDZ_CMP_MOD:
+        return (kv ? kv->mod_revision : 0) == c->number;
+    case SHARDZ_CMP_VALUE:
+        return kv && kv->value_len == c->value_len &&
+               (c->value_len == 0 || memcmp(kv->value, c->value, c->value_len) == 0);
+    }
+    return false;
+}
+
+/* After a conflict on a guarded handle: SHARDZ_ENOTLEADER when the guard is what failed. */
+static int guard_verdict(shardz_store *st)
+{
+    shardz_kv *kv = NULL;
+    int64_t rev = 0;
+    int rc = st->ops->get(st, st->guard.key, st->guard.key_len, &kv, &rev);
+    bool holds;
+
+    if (rc && rc != SHARDZ_ENOENT)
+        return SHARDZ_ECONFLICT; /* cannot tell: the caller's compares may have failed */
+    holds = compare_holds(&st->guard, rc == SHARDZ_ENOENT ? NULL : kv);
+    shardz_kv_free(kv);
+    if (holds)
+        return SHARDZ_ECONFLICT;
+    store_seterr(st, "fenced: the guard on %.*s no longer holds (another holder took over); "
+                 "nothing changed", (int)st->guard.key_len, (const char *)st->guard.key);
+    return SHARDZ_ENOTLEADER;
+}
+
 int shardz_store_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
                      const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision)
 {
-    size_t del = 0;
+    shardz_compare all[SHARDZ_STORE_MAX_TXN_OPS];
+    size_t del = 0, i;
     int64_t rev = 0;
     int rc;
 
@@ -267,7 +308,27 @@ int shardz_store_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
     rc = check_txn(st, cmps, ncmps, ops, nops);
     if (rc)
         return rc;
+    for (i = 0; i < nops; i++)
+        if (ops[i].type == SHARDZ_OP_PUT && ops[i].lease != 0 &&
+            (st->ops->version < 2 || !st->ops->lease_grant)) {
+            store_seterr(st, "the %s store has no leases", st->ops->name);
+            return SHARDZ_ENOTSUP;
+        }
+    if (st->guarded) {
+        if (ncmps + 1 > SHARDZ_STORE_MAX_TXN_OPS) {
+            store_seterr(st, "%zu compares and the guard: at most %d", ncmps,
+                         SHARDZ_STORE_MAX_TXN_OPS);
+            return SHARDZ_ETOOBIG;
+        }
+        if (ncmps)
+            memcpy(all, cmps, ncmps * sizeof *cmps);
+        all[ncmps] = st->guard;
+        cmps = all;
+        ncmps++;
+    }
     rc = st->ops->txn(st, cmps, ncmps, ops, nops, &del, &rev);
+    if (rc == SHARDZ_ECONFLICT && st->guarded)
+        rc = guard_verdict(st);
     if (deleted)
         *deleted = rc == 0 ? del : 0;
     if (revision)
@@ -275,10 +336,93 @@ int shardz_store_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
     return rc;
 }
 
+int shardz_store_set_guard(shardz_store *st, const shardz_compare *g)
+{
+    size_t bytes = 0;
+    int rc;
+
+    st->errmsg[0] = '\0';
+    if (!g) {
+        st->guarded = false;
+        return 0;
+    }
+    rc = check_compare(st, g, &bytes);
+    if (rc)
+        return rc;
+    if (g->target == SHARDZ_CMP_VALUE) {
+        store_seterr(st, "a guard compares revisions or existence, not values");
+        return SHARDZ_EINVAL;
+    }
+    st->guard = *g;
+    memcpy(st->guard_key, g->key, g->key_len);
+    st->guard.key = st->guard_key;
+    st->guard.value = NULL;
+    st->guard.value_len = 0;
+    st->guarded = true;
+    return 0;
+}
+
+/* The lease calls: validated here, then the backend's (SHARDZ_ENOTSUP when it has none). */
+static bool has_leases(shardz_store *st)
+{
+    if (st->ops->version >= 2 && st->ops->lease_grant)
+        return true;
+    store_seterr(st, "the %s store has no leases", st->ops->name);
+    return false;
+}
+
+int shardz_store_lease_grant(shardz_store *st, int64_t ttl_ms, int64_t *id, int64_t *granted_ms)
+{
+    int64_t g = 0;
+    int rc;
+
+    st->errmsg[0] = '\0';
+    if (ttl_ms <= 0 || !id) {
+        store_seterr(st, "a lease needs a positive TTL and an id to fill");
+        return SHARDZ_EINVAL;
+    }
+    if (!has_leases(st))
+        return SHARDZ_ENOTSUP;
+    rc = st->ops->lease_grant(st, ttl_ms, id, &g);
+    if (rc == 0 && granted_ms)
+        *granted_ms = g;
+    return rc;
+}
+
+int shardz_store_lease_keepalive(shardz_store *st, int64_t id, int64_t *ttl_ms)
+{
+    int64_t t = 0;
+    int rc;
+
+    st->errmsg[0] = '\0';
+    if (id <= 0) {
+        store_seterr(st, "lease id %lld is not positive", (long long)id);
+        return SHARDZ_EINVAL;
+    }
+    if (!has_leases(st))
+        return SHARDZ_ENOTSUP;
+    rc = st->ops->lease_keepalive(st, id, &t);
+    if (rc == 0 && ttl_ms)
+        *ttl_ms = t;
+    return rc;
+}
+
+int shardz_store_lease_revoke(shardz_store *st, int64_t id)
+{
+    st->errmsg[0] = '\0';
+    if (id <= 0) {
+        store_seterr(st, "lease id %lld is not positive", (long long)id);
+        return SHARDZ_EINVAL;
+    }
+    if (!has_leases(st))
+        return SHARDZ_ENOTSUP;
+    return st->ops->lease_revoke(st, id);
+}
+
 int shardz_store_put(shardz_store *st, const void *key, size_t key_len, const void *value,
                      size_t value_len, int64_t *revision)
 {
-    shardz_op op = {SHARDZ_OP_PUT, key, key_len, value, value_len};
+    shardz_op op = {SHARDZ_OP_PUT, key, key_len, value, value_len, 0};
 
     return shardz_store_txn(st, NULL, 0, &op, 1, NULL, revision);
 }
@@ -286,7 +430,7 @@ int shardz_store_put(shardz_store *st, const void *key, size_t key_len, const vo
 int shardz_store_delete(shardz_store *st, const void *key, size_t key_len, size_t *deleted,
                         int64_t *revision)
 {
-    shardz_op op = {SHARDZ_OP_DELETE, key, key_len, NULL, 0};
+    shardz_op op = {SHARDZ_OP_DELETE, key, key_len, NULL, 0, 0};
 
     return shardz_store_txn(st, NULL, 0, &op, 1, deleted, revision);
 }
@@ -294,7 +438,7 @@ int shardz_store_delete(shardz_store *st, const void *key, size_t key_len, size_
 int shardz_store_delete_prefix(shardz_store *st, const void *prefix, size_t prefix_len,
                                size_t *deleted, int64_t *revision)
 {
-    shardz_op op = {SHARDZ_OP_DELETE_PREFIX, prefix, prefix_len, NULL, 0};
+    shardz_op op = {SHARDZ_OP_DELETE_PREFIX, prefix, prefix_len, NULL, 0, 0};
 
     return shardz_store_txn(st, NULL, 0, &op, 1, deleted, revision);
 }

@@ -11,7 +11,7 @@
 
 /* The ops table version this build writes and reads. A later version only appends members;
  * callers check ops->version before using a member newer than version 1. */
-#define STORE_OPS_VERSION 1
+#define STORE_OPS_VERSION 2
 
 /* What a backend implements. Every member of version 1 is required. The public wrappers in
  * store.c validate every argument (limits, key rules, txn overlap rules) before calling, so a
@@ -36,12 +36,21 @@ typedef struct store_ops {
     int (*status)(shardz_store *st, shardz_store_status *out);
     /* Frees the backend and the handle (which it allocated). Never NULL st. */
     void (*close)(shardz_store *st);
+    /* Version 2, optional (NULL: the backend has no leases, SHARDZ_ENOTSUP; a put with a lease
+     * is then refused before txn is called). As the public shardz_store_lease_* functions;
+     * ttl_ms > 0, id > 0, out pointers never NULL. */
+    int (*lease_grant)(shardz_store *st, int64_t ttl_ms, int64_t *id, int64_t *granted_ms);
+    int (*lease_keepalive)(shardz_store *st, int64_t id, int64_t *ttl_ms);
+    int (*lease_revoke)(shardz_store *st, int64_t id);
 } store_ops;
 
 /* The handle base. Each backend allocates its own struct with this as its first member. */
 struct shardz_store {
     const store_ops *ops;
     char errmsg[256]; /* detail of the last failure on this handle */
+    bool guarded;                            /* every transaction also checks guard */
+    shardz_compare guard;                    /* its key points at guard_key */
+    unsigned char guard_key[SHARDZ_STORE_MAX_KEY];
 };
 
 /* Sets st's error detail (printf-style, truncated). */

@@ -145,14 +145,14 @@ static void assert_absent(shardz_store *st, const char *key)
 
 static shardz_op op_put(const char *key, const char *value)
 {
-    shardz_op o = {SHARDZ_OP_PUT, key, strlen(key), value, strlen(value)};
+    shardz_op o = {SHARDZ_OP_PUT, key, strlen(key), value, strlen(value), 0};
 
     return o;
 }
 
 static shardz_op op_del(const char *key)
 {
-    shardz_op o = {SHARDZ_OP_DELETE, key, strlen(key), NULL, 0};
+    shardz_op o = {SHARDZ_OP_DELETE, key, strlen(key), NULL, 0, 0};
 
     return o;
 }
@@ -476,7 +476,7 @@ static void test_txn_cas_failure_changes_nothing(void **state)
     o[0] = op_put("a", "new");
     o[1] = op_put("c", "new");
     o[2] = op_del("b");
-    o[3] = (shardz_op){SHARDZ_OP_DELETE_PREFIX, "pre/", 4, NULL, 0};
+    o[3] = (shardz_op){SHARDZ_OP_DELETE_PREFIX, "pre/", 4, NULL, 0, 0};
     snapshot_take(f->st, &before);
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         shardz_compare c[3] = {good[0], bad[i], good[1]};
@@ -543,9 +543,9 @@ static void test_txn_byte_limit(void **state)
     shardz_op o[2];
 
     assert_non_null(v);
-    o[0] = (shardz_op){SHARDZ_OP_PUT, "a", 1, v, SHARDZ_STORE_MAX_VALUE};
+    o[0] = (shardz_op){SHARDZ_OP_PUT, "a", 1, v, SHARDZ_STORE_MAX_VALUE, 0};
     o[1] = (shardz_op){SHARDZ_OP_PUT, "b", 1, v,
-                       SHARDZ_STORE_MAX_TXN_BYTES - SHARDZ_STORE_MAX_VALUE - 1};
+                       SHARDZ_STORE_MAX_TXN_BYTES - SHARDZ_STORE_MAX_VALUE - 1, 0};
     /* Exactly at the limit: 1 + 1 MiB + 1 + (limit - 1 MiB - 1) = limit + 1 bytes. */
     assert_int_equal(shardz_store_txn(f->st, NULL, 0, o, 2, NULL, NULL), SHARDZ_ETOOBIG);
     assert_int_equal(revision_of(f->st), 0);
@@ -596,7 +596,7 @@ static void test_bad_input(void **state)
     o[0] = op_del("k");
     o[1] = op_put("k", "2");
     assert_int_equal(shardz_store_txn(f->st, NULL, 0, o, 2, NULL, NULL), SHARDZ_EINVAL);
-    o[0] = (shardz_op){SHARDZ_OP_DELETE_PREFIX, "p/", 2, NULL, 0};
+    o[0] = (shardz_op){SHARDZ_OP_DELETE_PREFIX, "p/", 2, NULL, 0, 0};
     o[1] = op_put("p/y", "2");
     assert_int_equal(shardz_store_txn(f->st, NULL, 0, o, 2, NULL, NULL), SHARDZ_EINVAL);
     o[0] = op_put("a", "1");
@@ -617,7 +617,7 @@ static void test_bad_input(void **state)
     snapshot_free(&after);
     snapshot_free(&before);
     /* Overlapping deletes are allowed (the later finds nothing). */
-    o[0] = (shardz_op){SHARDZ_OP_DELETE_PREFIX, "p/", 2, NULL, 0};
+    o[0] = (shardz_op){SHARDZ_OP_DELETE_PREFIX, "p/", 2, NULL, 0, 0};
     o[1] = op_del("p/x");
     {
         size_t deleted = 0;
@@ -848,7 +848,7 @@ static void test_batched(void **state)
     ops[N - 1] = op_put(keys[3], "dup");
     assert_int_equal(shardz_store_txn_batched(f->st, NULL, 0, ops, N, 0, &applied, NULL),
                      SHARDZ_EINVAL);
-    ops[N - 1] = (shardz_op){SHARDZ_OP_DELETE_PREFIX, "b/", 2, NULL, 0};
+    ops[N - 1] = (shardz_op){SHARDZ_OP_DELETE_PREFIX, "b/", 2, NULL, 0, 0};
     assert_int_equal(shardz_store_txn_batched(f->st, NULL, 0, ops, N, 0, &applied, NULL),
                      SHARDZ_EINVAL);
     ops[N - 1] = op_put(keys[N - 1], "x");
@@ -876,7 +876,7 @@ static void test_batched_bytes(void **state)
     assert_non_null(v);
     for (i = 0; i < 5; i++) {
         snprintf(keys[i], sizeof keys[i], "v%d", i);
-        ops[i] = (shardz_op){SHARDZ_OP_PUT, keys[i], strlen(keys[i]), v, vlen};
+        ops[i] = (shardz_op){SHARDZ_OP_PUT, keys[i], strlen(keys[i]), v, vlen, 0};
     }
     /* 2 x 512 KiB fit under 1.25 MiB, 3 do not: 3 commits. */
     assert_int_equal(shardz_store_txn_batched(f->st, NULL, 0, ops, 5, 0, &applied, &rev), 0);
@@ -1022,7 +1022,7 @@ static void test_fault_inside_rollback(void **state)
     o[0] = op_put("old", "2");
     o[1] = op_put("fresh", "1");
     o[2] = op_del("keep");
-    o[3] = (shardz_op){SHARDZ_OP_DELETE_PREFIX, "pre/", 4, NULL, 0};
+    o[3] = (shardz_op){SHARDZ_OP_DELETE_PREFIX, "pre/", 4, NULL, 0, 0};
     o[4] = op_put("fresh2", "");
     o[5] = op_del("absent");
     snapshot_take(f->st, &before);
@@ -1138,6 +1138,118 @@ static void test_random_against_model(void **state)
     shardz_range_free(r);
 }
 
+/* The guard: every write of a guarded handle carries it; once it stops holding, writes are
+ * SHARDZ_ENOTLEADER and change nothing, while a failing compare of the caller's own stays
+ * SHARDZ_ECONFLICT. Another handle's writes are not guarded. */
+static void test_guard_fences_writes(void **state)
+{
+    fixture *f = *state;
+    shardz_compare g, c;
+    shardz_op o[2];
+    snapshot a, b;
+    int64_t rev = 0;
+    size_t applied = 9;
+
+    put_s(f->st, "leader", "me"); /* rev 1: create_revision 1 */
+    g = cmp_num(SHARDZ_CMP_CREATE, "leader", 1);
+    assert_int_equal(shardz_store_set_guard(f->st, &g), 0);
+    put_s(f->st, "x", "1"); /* guard holds */
+    c = cmp_num(SHARDZ_CMP_ABSENT, "x", 0);
+    o[0] = op_put("y", "1");
+    assert_int_equal(shardz_store_txn(f->st, &c, 1, o, 1, NULL, &rev), SHARDZ_ECONFLICT);
+    /* Another holder takes over: the key is deleted and created again (create_revision 4). */
+    assert_int_equal(shardz_store_set_guard(f->st, NULL), 0);
+    assert_int_equal(shardz_store_delete(f->st, "leader", 6, NULL, NULL), 0);
+    put_s(f->st, "leader", "other");
+    assert_int_equal(shardz_store_set_guard(f->st, &g), 0);
+    snapshot_take(f->st, &a);
+    assert_int_equal(shardz_store_put(f->st, "x", 1, "2", 1, &rev), SHARDZ_ENOTLEADER);
+    assert_non_null(strstr(shardz_store_errmsg(f->st), "fenced"));
+    assert_int_equal(shardz_store_delete_prefix(f->st, "x", 1, NULL, NULL), SHARDZ_ENOTLEADER);
+    o[0] = op_put("p", "1");
+    o[1] = op_put("q", "1");
+    assert_int_equal(shardz_store_txn_batched(f->st, NULL, 0, o, 2, 1, &applied, NULL),
+                     SHARDZ_ENOTLEADER);
+    assert_int_equal(applied, 0);
+    /* the guard fails, and so does the caller's compare: the guard is named */
+    c = cmp_num(SHARDZ_CMP_ABSENT, "x", 0);
+    assert_int_equal(shardz_store_txn(f->st, &c, 1, o, 1, NULL, NULL), SHARDZ_ENOTLEADER);
+    snapshot_take(f->st, &b);
+    snapshot_assert_equal(&a, &b);
+    snapshot_free(&a);
+    snapshot_free(&b);
+    /* a guard on an absent key (the holder's key expired) fails the same way */
+    assert_int_equal(shardz_store_set_guard(f->st, NULL), 0);
+    assert_int_equal(shardz_store_delete(f->st, "leader", 6, NULL, NULL), 0);
+    assert_int_equal(shardz_store_set_guard(f->st, &g), 0);
+    assert_int_equal(shardz_store_put(f->st, "x", 1, "3", 1, NULL), SHARDZ_ENOTLEADER);
+    /* the guard takes a compare slot: 128 compares of the caller's own are too many */
+    {
+        shardz_compare many[SHARDZ_STORE_MAX_TXN_OPS];
+
+        for (int i = 0; i < SHARDZ_STORE_MAX_TXN_OPS; i++)
+            many[i] = cmp_num(SHARDZ_CMP_EXISTS, "x", 0);
+        assert_int_equal(shardz_store_txn(f->st, many, SHARDZ_STORE_MAX_TXN_OPS, NULL, 0, NULL,
+                                          NULL),
+                         SHARDZ_ETOOBIG);
+    }
+    /* bad guards */
+    c = (shardz_compare){SHARDZ_CMP_VALUE, "leader", 6, 0, "me", 2};
+    assert_int_equal(shardz_store_set_guard(f->st, &c), SHARDZ_EINVAL);
+    c = cmp_num(SHARDZ_CMP_CREATE, "", 1);
+    assert_int_equal(shardz_store_set_guard(f->st, &c), SHARDZ_EINVAL);
+    /* cleared, writes go through again */
+    assert_int_equal(shardz_store_set_guard(f->st, NULL), 0);
+    put_s(f->st, "x", "4");
+}
+
+/* Leases: a key put with a lease vanishes when the lease is revoked; renewing a revoked lease
+ * is SHARDZ_ENOENT. Backends without leases say SHARDZ_ENOTSUP and change nothing. */
+static void test_leases(void **state)
+{
+    fixture *f = *state;
+    shardz_op o = op_put("held", "1");
+    int64_t id = 0, granted = 0, ttl = 0;
+    shardz_changes *ch = NULL;
+
+    if (!be->leases) {
+        snapshot a, b;
+
+        snapshot_take(f->st, &a);
+        assert_int_equal(shardz_store_lease_grant(f->st, 2000, &id, &granted), SHARDZ_ENOTSUP);
+        assert_int_equal(shardz_store_lease_keepalive(f->st, 1, &ttl), SHARDZ_ENOTSUP);
+        assert_int_equal(shardz_store_lease_revoke(f->st, 1), SHARDZ_ENOTSUP);
+        o.lease = 1;
+        assert_int_equal(shardz_store_txn(f->st, NULL, 0, &o, 1, NULL, NULL), SHARDZ_ENOTSUP);
+        snapshot_take(f->st, &b);
+        snapshot_assert_equal(&a, &b);
+        snapshot_free(&a);
+        snapshot_free(&b);
+        return;
+    }
+    assert_int_equal(shardz_store_lease_grant(f->st, 0, &id, &granted), SHARDZ_EINVAL);
+    assert_int_equal(shardz_store_lease_grant(f->st, 2000, &id, &granted), 0);
+    assert_true(id > 0);
+    assert_true(granted >= 2000);
+    o.lease = id;
+    assert_int_equal(shardz_store_txn(f->st, NULL, 0, &o, 1, NULL, NULL), 0);
+    assert_int_equal(shardz_store_lease_keepalive(f->st, id, &ttl), 0);
+    assert_true(ttl >= 2000);
+    assert_int_equal(shardz_store_lease_revoke(f->st, id), 0);
+    assert_absent(f->st, "held");
+    /* the deletion is an event like any other */
+    assert_int_equal(shardz_store_changes(f->st, 1, 0, &ch), 0);
+    assert_int_equal(ch->count, 1);
+    assert_int_equal(ch->events[0].type, SHARDZ_EVENT_DELETE);
+    shardz_changes_free(ch);
+    assert_int_equal(shardz_store_lease_keepalive(f->st, id, &ttl), SHARDZ_ENOENT);
+    assert_int_equal(shardz_store_lease_revoke(f->st, id), SHARDZ_ENOENT);
+    assert_int_equal(shardz_store_lease_keepalive(f->st, 0, &ttl), SHARDZ_EINVAL);
+    /* a put on an unknown lease changes nothing */
+    assert_int_equal(shardz_store_txn(f->st, NULL, 0, &o, 1, NULL, NULL), SHARDZ_ENOENT);
+    assert_absent(f->st, "held");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int conformance_run(const store_backend *backend)
@@ -1165,6 +1277,8 @@ int conformance_run(const store_backend *backend)
         T(test_fault_inside_rollback),
         T(test_errmsg_and_sync_names),
         T(test_random_against_model),
+        T(test_guard_fences_writes),
+        T(test_leases),
     };
     char name[64];
 

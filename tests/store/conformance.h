@@ -17,6 +17,7 @@ typedef struct {
     /* The backend's internal fault hook: the nth failure point of a transaction fails; NULL
      * when a backend has none (etcd): that test is then skipped with its reason. */
     void (*fail_inside)(shardz_store *st, long n);
+    bool leases; /* the backend has leases (etcd); the others must answer SHARDZ_ENOTSUP */
 } store_backend;
 
 /* Runs every conformance test against be; returns the number of failed tests. */

@@ -222,6 +222,7 @@ int main(void)
         .open = open_etcd,
         .default_sync = SHARDZ_STORE_SYNC_FULL,
         .fail_inside = NULL, /* one request per transaction: no failure point inside it */
+        .leases = true,
     };
     const struct CMUnitTest own[] = {
         cmocka_unit_test(test_unreachable_names_endpoint),

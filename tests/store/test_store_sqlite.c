@@ -48,7 +48,7 @@ static void test_reopen_keeps_everything(void **state)
     shardz_store_options opt = {.history = 50};
     shardz_store *st = NULL;
     snapshot before, after;
-    shardz_op o[2] = {{SHARDZ_OP_PUT, "x", 1, "1", 1}, {SHARDZ_OP_DELETE, "a/3", 3, NULL, 0}};
+    shardz_op o[2] = {{SHARDZ_OP_PUT, "x", 1, "1", 1, 0}, {SHARDZ_OP_DELETE, "a/3", 3, NULL, 0, 0}};
     char key[16];
     int64_t rev = 0;
     int i;
@@ -245,7 +245,7 @@ static void test_two_handles(void **state)
     char *dir = tmpdir_make();
     shardz_store *a = NULL, *b = NULL;
     shardz_compare c = {SHARDZ_CMP_MOD, "k", 1, 1, NULL, 0};
-    shardz_op o = {SHARDZ_OP_PUT, "k", 1, "b", 1};
+    shardz_op o = {SHARDZ_OP_PUT, "k", 1, "b", 1, 0};
     int64_t rev = 0;
 
     (void)state;
