@@ -5,6 +5,13 @@
 
 #include "cli/cli.h"
 
+/* A string field of o, or "?". */
+static const char *str_or(const json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : "?";
+}
+
 int cmd_status(cli *c)
 {
     json_t *r = NULL;
@@ -14,6 +21,33 @@ int cmd_status(cli *c)
     rc = cli_call_show(c, "GET", "/v1/status", NULL, &r);
     if (rc != 0 || r == NULL) {
         return rc;
+    }
+    /* several coordinators: the leader and the coordinators as one line each */
+    json_t *lj = json_object_get(r, "leader");
+    if (json_is_object(lj)) {
+        char leader[700];
+        snprintf(leader, sizeof leader, "%s at %s",
+                 str_or(lj, "id"),
+                 str_or(lj, "address"));
+        json_object_set_new(r, "leader", json_string(leader));
+    } else if (json_is_null(lj)) {
+        json_object_set_new(r, "leader", json_string("none (an election is under way)"));
+    }
+    json_t *cj = json_object_get(r, "coordinators");
+    if (json_is_array(cj)) {
+        char line[4096] = "";
+        size_t o = 0, i;
+        json_t *m;
+        json_array_foreach(cj, i, m) {
+            int n = snprintf(line + o, sizeof line - o, "%s%s %s (%s)", i ? ", " : "",
+                             str_or(m, "id"),
+                             str_or(m, "address"),
+                             str_or(m, "role"));
+            if (n < 0 || (size_t)n >= sizeof line - o)
+                break;
+            o += (size_t)n;
+        }
+        json_object_set_new(r, "coordinators", json_string(line));
     }
     if (json_object_get(r, "leader") == NULL &&
         strcmp(cli_field(r, "role", role, sizeof role), "leader") == 0) {

@@ -149,12 +149,18 @@ static void handle_watch(szd_ns *ns, struct evhttp_request *req, const struct ev
 static json_t *status_json(szd *d)
 {
     shardz_store_status st = {0};
-    shardz_store_status_get(d->store, &st);
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:I, s:s}", "version", SZD_VERSION, "role",
-                     "leader", "store", st.backend, "fsync", shardz_store_sync_name(st.sync),
-                     "store_revision", (json_int_t)st.revision, "namespaces", (int)d->nns,
-                     "uptime_ms", (json_int_t)(szd_now(d) - d->started_ms), "listen",
-                     d->cfg.listen);
+    bool reachable = shardz_store_status_get(d->store, &st) == 0;
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:s, s:b}", "version", SZD_VERSION,
+                          "store", reachable ? st.backend : "unreachable", "fsync",
+                          shardz_store_sync_name(st.sync), "store_revision",
+                          (json_int_t)st.revision, "namespaces", (int)d->nns, "uptime_ms",
+                          (json_int_t)(szd_now(d) - d->started_ms), "listen", d->cfg.listen,
+                          "acting", szd_acting(d));
+    json_t *ha = szd_ha_status_json(d);
+    if (j && ha)
+        json_object_update(j, ha);
+    json_decref(ha);
+    return j;
 }
 
 /* {"<name>": list, "revision": R}: every list of a namespace replies so (takes list). */
@@ -587,6 +593,19 @@ void szd_api_handle(struct evhttp_request *req, void *arg)
                                  "bad or missing secret");
         szd_reply_json(req, 401, body, 0);
         goto out;
+    }
+    /* Several coordinators: a follower answers reads from its cache and sends everything else
+     * to the leader; a leader whose lease is no longer known fresh steps down first. */
+    if (d->ha.role != SZD_ROLE_SOLO && strncmp(path, "/v1/namespaces", 14) == 0 &&
+        !szd_acting(d)) {
+        if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+            szd_ha_forward(d, req);
+            goto out;
+        }
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        evhttp_add_header(h, "X-Shardz-Role", "follower");
+        if (d->ha.cache_stale)
+            evhttp_add_header(h, "X-Shardz-Stale", "true");
     }
     char copy[1024];
     if (strlen(path) >= sizeof copy) {

@@ -43,6 +43,10 @@ typedef struct {
     char secret[256];              /* "" = none */
     shardz_store_sync sync;
     bool memory;                   /* in-memory store (tests) */
+    char store[SZD_ADDR_MAX + 1];  /* "" (SQLite in data, or memory) or etcd://HOST:PORT[/PFX] */
+    char advertise[SZD_ADDR_MAX + 1]; /* host:port the other coordinators reach us at */
+    char id[SHARDZ_MAX_ID + 1];    /* this coordinator's name (default: advertise) */
+    int64_t lease_ttl_ms;          /* etcd: the leader lease's TTL */
     int max_connections;
     int log_level;                 /* 0 error, 1 warn, 2 info, 3 debug */
 } szd_config;
@@ -198,8 +202,37 @@ typedef struct szd_ns {
     shardz_balance_report last_round;
 } szd_ns;
 
+/* ---- high availability (ha.c): the coordinator's role on a shared store ------------- */
+
+typedef enum {
+    SZD_ROLE_SOLO = 0, /* the only coordinator (SQLite or memory store): always acts */
+    SZD_ROLE_FOLLOWER, /* serves reads from its cache, forwards writes to the leader */
+    SZD_ROLE_LEADER,   /* decides, pings, writes: only while its lease is known fresh */
+} szd_role;
+
+typedef struct {
+    szd_role role;
+    int64_t lease_id;       /* 0: none held */
+    int64_t lease_ttl_ms;   /* as granted */
+    int64_t fresh_until_ms; /* leader: the lease is known alive until then (monotonic) */
+    int64_t create_rev;     /* leader: the leader key's create_revision, the write guard */
+    int64_t role_since_ms;  /* when this role began (monotonic) */
+    int64_t next_keepalive_ms;
+    char leader_id[SHARDZ_MAX_ID + 1];    /* "" none known */
+    char leader_addr[SZD_ADDR_MAX + 1];
+    int64_t leader_since_wall_ms;         /* when that leader was elected (wall clock) */
+    int64_t cache_rev;       /* follower: the store revision its cache reflects */
+    bool cache_stale;        /* follower: the last refresh failed (reads may be stale) */
+    int64_t cache_ok_ms;     /* when the cache was last known current */
+    bool full_reload;        /* follower: reload every namespace at the next refresh */
+    uint64_t leader_changes; /* leaders seen (metric) */
+    struct event *timer;     /* the role loop: keepalive, refresh, campaign */
+    struct szd_fwd *fwds;    /* writes forwarded to the leader (in flight or done), owned */
+} szd_ha;
+
 typedef struct szd {
     szd_config cfg;
+    szd_ha ha;
     struct event_base *base;
     struct evhttp *http;
     shardz_store *store;
@@ -242,6 +275,11 @@ int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns *
 szd_ns *szd_ns_find(szd *d, const char *name);
 int szd_ns_delete(szd *d, szd_ns *ns);
 int szd_ns_load_all(szd *d);
+/* The follower's cache: replaces namespace `name` (every namespace when NULL) by what the store
+ * holds, moving its watchers over; writes nothing. 0 or the store's error (nothing changed). */
+int szd_ns_load_cache(szd *d, const char *name);
+/* Frees every namespace (their watchers are cancelled). */
+void szd_ns_free_all(szd *d);
 void szd_ns_free(szd_ns *ns);
 json_t *szd_ns_config_json(const szd_ns *ns);
 int szd_ns_config_parse(json_t *j, szd_ns_config *cfg, char *err, size_t errlen);
@@ -294,6 +332,23 @@ void szd_ns_flush_stats(szd_ns *ns);
 /* Watches (api.c). */
 void szd_watch_notify(szd_ns *ns);
 void szd_watch_cancel_all(szd_ns *ns);
+
+/* High availability (ha.c). */
+/* Starts the role loop on a shared store (etcd): campaigns at once. 0 or an error. */
+int szd_ha_start(szd *d);
+/* true when this coordinator may act (decide, ping, push, write, answer from memory): always
+ * when solo; a leader only while its lease is known fresh (it steps down otherwise). */
+bool szd_acting(szd *d);
+/* A write found this coordinator deposed (SHARDZ_ENOTLEADER): it steps down at once. */
+void szd_ha_deposed(szd *d, const char *why);
+/* Sends a request a follower must not answer itself to the leader and relays the answer
+ * (a 503 ENOTLEADER when no leader is known or reachable). */
+void szd_ha_forward(szd *d, struct evhttp_request *req);
+/* The role, leader and coordinators, for /v1/status (new reference). */
+json_t *szd_ha_status_json(szd *d);
+/* At shutdown: a leader gives its lease back so another takes over at once. */
+void szd_ha_stop(szd *d);
+const char *szd_role_name(szd_role r);
 
 /* HTTP API (api.c). */
 void szd_api_handle(struct evhttp_request *req, void *arg);

@@ -24,6 +24,16 @@ static void usage(FILE *f)
             "  --fsync full|normal  SQLite durability: full fsyncs every commit (default),\n"
             "                       normal only at checkpoints (env SHARDZ_FSYNC)\n"
             "  --memory             keep everything in memory (tests only: nothing survives)\n"
+            "  --store etcd://HOST:PORT[,HOST:PORT...][/PREFIX]\n"
+            "                       keep the state in etcd (under /PREFIX/, default /shardz/)\n"
+            "                       and run with other coordinators: one leads, the others\n"
+            "                       follow (env SHARDZ_STORE)\n"
+            "  --advertise HOST:PORT  where the other coordinators reach this one (default:\n"
+            "                       --listen; env SHARDZ_ADVERTISE)\n"
+            "  --id NAME            this coordinator's name (default: the advertise address;\n"
+            "                       env SHARDZ_ID)\n"
+            "  --lease-ttl MS       the leader lease's TTL with etcd (default 5000, at least\n"
+            "                       2000; env SHARDZ_LEASE_TTL)\n"
             "  --secret SECRET      require 'Authorization: Bearer SECRET' (env SHARDZ_SECRET)\n"
             "  --log-level LEVEL    error|warn|info|debug (default info; env SHARDZ_LOG_LEVEL)\n"
             "  --config FILE        read key=value lines (listen, data, fsync, secret,\n"
@@ -66,6 +76,35 @@ static int set_option(szd_config *c, const char *key, const char *val)
             return -1;
         }
         snprintf(c->secret, sizeof c->secret, "%s", val);
+    } else if (strcmp(key, "store") == 0) {
+        if (strncmp(val, "etcd://", 7) != 0 || !strchr(val + 7, ':') ||
+            strlen(val) >= sizeof c->store) {
+            fprintf(stderr, "shardzd: --store wants etcd://HOST:PORT[/PREFIX], got '%s'\n", val);
+            return -1;
+        }
+        snprintf(c->store, sizeof c->store, "%s", val);
+    } else if (strcmp(key, "advertise") == 0) {
+        if (strlen(val) >= sizeof c->advertise || !strchr(val, ':')) {
+            fprintf(stderr, "shardzd: --advertise wants HOST:PORT, got '%s'\n", val);
+            return -1;
+        }
+        snprintf(c->advertise, sizeof c->advertise, "%s", val);
+    } else if (strcmp(key, "id") == 0) {
+        if (!shardz_key_id_valid(val) || strlen(val) > SHARDZ_MAX_ID) {
+            fprintf(stderr, "shardzd: --id wants 1-%d characters without '/' or control "
+                            "characters\n", SHARDZ_MAX_ID);
+            return -1;
+        }
+        snprintf(c->id, sizeof c->id, "%s", val);
+    } else if (strcmp(key, "lease-ttl") == 0) {
+        char *end = NULL;
+        long long v = strtoll(val, &end, 10);
+        if (!*val || *end || v < 2000 || v > 600000) {
+            fprintf(stderr, "shardzd: --lease-ttl wants milliseconds in [2000, 600000], got "
+                            "'%s'\n", val);
+            return -1;
+        }
+        c->lease_ttl_ms = v;
     } else if (strcmp(key, "log-level") == 0) {
         c->log_level = parse_level(val);
         if (c->log_level < 0) {
@@ -126,12 +165,15 @@ int main(int argc, char **argv)
     snprintf(d.cfg.data, sizeof d.cfg.data, "./shardz-data");
     d.cfg.log_level = SZD_INFO;
     d.cfg.sync = SHARDZ_STORE_SYNC_FULL;
+    d.cfg.lease_ttl_ms = 5000;
 
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'}, {"data", required_argument, 0, 'd'},
         {"fsync", required_argument, 0, 'f'},  {"secret", required_argument, 0, 's'},
         {"log-level", required_argument, 0, 'v'}, {"config", required_argument, 0, 'c'},
         {"memory", no_argument, 0, 'm'},       {"help", no_argument, 0, 'h'},
+        {"store", required_argument, 0, 'S'},  {"advertise", required_argument, 0, 'a'},
+        {"id", required_argument, 0, 'i'},     {"lease-ttl", required_argument, 0, 't'},
         {0, 0, 0, 0}};
     /* the file first, then the environment, then flags */
     for (int i = 1; i < argc - 1; i++)
@@ -141,7 +183,11 @@ int main(int argc, char **argv)
                                          {"SHARDZ_DATA", "data"},
                                          {"SHARDZ_FSYNC", "fsync"},
                                          {"SHARDZ_SECRET", "secret"},
-                                         {"SHARDZ_LOG_LEVEL", "log-level"}};
+                                         {"SHARDZ_LOG_LEVEL", "log-level"},
+                                         {"SHARDZ_STORE", "store"},
+                                         {"SHARDZ_ADVERTISE", "advertise"},
+                                         {"SHARDZ_ID", "id"},
+                                         {"SHARDZ_LEASE_TTL", "lease-ttl"}};
     for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
         const char *v = getenv(env[i][0]);
         if (v && set_option(&d.cfg, env[i][1], v) != 0)
@@ -165,6 +211,18 @@ int main(int argc, char **argv)
             break;
         case 'v':
             rc = set_option(&d.cfg, "log-level", optarg);
+            break;
+        case 'S':
+            rc = set_option(&d.cfg, "store", optarg);
+            break;
+        case 'a':
+            rc = set_option(&d.cfg, "advertise", optarg);
+            break;
+        case 'i':
+            rc = set_option(&d.cfg, "id", optarg);
+            break;
+        case 't':
+            rc = set_option(&d.cfg, "lease-ttl", optarg);
             break;
         case 'c':
             break;
@@ -201,12 +259,41 @@ int main(int argc, char **argv)
     struct event *sigterm = NULL, *sigint = NULL;
     char errbuf[512] = "";
     shardz_store_options so = {.sync = d.cfg.sync, .errbuf = errbuf, .errbuf_size = sizeof errbuf};
-    int rc = d.cfg.memory ? shardz_store_open_memory(&so, &d.store)
+    if (!d.cfg.advertise[0])
+        snprintf(d.cfg.advertise, sizeof d.cfg.advertise, "%s", d.cfg.listen);
+    if (!d.cfg.id[0])
+        snprintf(d.cfg.id, sizeof d.cfg.id, "%s", d.cfg.advertise);
+    int rc;
+    if (d.cfg.store[0]) {
+        /* etcd://H:P[,H:P...][/PREFIX] -> http://H:P[,http://H:P...] and /PREFIX/ */
+        char endpoint[4 * sizeof d.cfg.store], prefix[sizeof d.cfg.store + 2];
+        const char *hp = d.cfg.store + 7, *slash = strchr(hp, '/');
+        size_t hlen = slash ? (size_t)(slash - hp) : strlen(hp), w = 0;
+        for (size_t i = 0; i < hlen; i++) {
+            if (i == 0 || hp[i - 1] == ',')
+                w += (size_t)snprintf(endpoint + w, sizeof endpoint - w, "http://");
+            endpoint[w++] = hp[i];
+        }
+        endpoint[w] = 0;
+        if (slash && slash[1])
+            snprintf(prefix, sizeof prefix, "%s%s", slash,
+                     slash[strlen(slash) - 1] == '/' ? "" : "/");
+        else
+            snprintf(prefix, sizeof prefix, "/shardz/");
+        rc = shardz_store_open_etcd(endpoint, prefix, &so, &d.store);
+        if (rc) {
+            fprintf(stderr, "shardzd: cannot open the store at %s: %s (%s)\n", endpoint,
+                    shardz_strerror(rc), errbuf);
+            return 1;
+        }
+    } else {
+        rc = d.cfg.memory ? shardz_store_open_memory(&so, &d.store)
                           : shardz_store_open_sqlite(d.cfg.data, &so, &d.store);
-    if (rc) {
-        fprintf(stderr, "shardzd: cannot open the store in %s: %s (%s)\n",
-                d.cfg.memory ? "memory" : d.cfg.data, shardz_strerror(rc), errbuf);
-        return 1;
+        if (rc) {
+            fprintf(stderr, "shardzd: cannot open the store in %s: %s (%s)\n",
+                    d.cfg.memory ? "memory" : d.cfg.data, shardz_strerror(rc), errbuf);
+            return 1;
+        }
     }
     d.base = event_base_new();
     d.http = d.base ? evhttp_new(d.base) : NULL;
@@ -215,7 +302,7 @@ int main(int argc, char **argv)
         goto out;
     }
     d.started_ms = szd_now(&d);
-    rc = szd_ns_load_all(&d);
+    rc = d.cfg.store[0] ? szd_ha_start(&d) : szd_ns_load_all(&d);
     if (rc) {
         fprintf(stderr, "shardzd: cannot load the state: %s\n", shardz_strerror(rc));
         goto out;
@@ -241,16 +328,19 @@ int main(int argc, char **argv)
     d.ready = true;
     shardz_store_status st = {0};
     shardz_store_status_get(d.store, &st);
-    szd_log(&d, SZD_INFO, "msg=\"listening\" listen=%s store=%s fsync=%s namespaces=%u",
-            d.cfg.listen, st.backend, shardz_store_sync_name(st.sync), d.nns);
+    szd_log(&d, SZD_INFO,
+            "msg=\"listening\" listen=%s store=%s fsync=%s namespaces=%u id=%s role=%s",
+            d.cfg.listen, st.backend, shardz_store_sync_name(st.sync), d.nns, d.cfg.id,
+            szd_role_name(d.ha.role));
     event_base_dispatch(d.base);
     status = 0;
 out:
-    for (uint32_t i = 0; i < d.nns; i++) {
-        if (status == 0)
+    for (uint32_t i = 0; i < d.nns; i++)
+        if (status == 0 && d.store && szd_acting(&d))
             szd_ns_flush_stats(d.ns[i]);
-        szd_ns_free(d.ns[i]);
-    }
+    if (d.store)
+        szd_ha_stop(&d);
+    szd_ns_free_all(&d);
     free(d.ns);
     if (sigterm)
         event_free(sigterm);

@@ -168,9 +168,9 @@ char *szd_metrics_text(szd *d, size_t *len)
     help(&o, "shardz_store_fsync_full", "gauge", "1 when every commit is fsynced.");
     put(&o, "shardz_store_fsync_full %d\n", st.sync == SHARDZ_STORE_SYNC_FULL);
     help(&o, "shardz_leader", "gauge", "1 when this coordinator leads.");
-    put(&o, "shardz_leader 1\n");
+    put(&o, "shardz_leader %d\n", szd_acting(d) ? 1 : 0);
     help(&o, "shardz_leader_changes_total", "counter", "Leadership changes seen.");
-    put(&o, "shardz_leader_changes_total 0\n");
+    put(&o, "shardz_leader_changes_total %llu\n", (unsigned long long)d->ha.leader_changes);
     help(&o, "shardz_uptime_seconds", "gauge", "Seconds since start.");
     put(&o, "shardz_uptime_seconds %.3f\n", (double)(szd_now(d) - d->started_ms) / 1000.0);
     if (o.failed) {

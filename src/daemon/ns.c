@@ -448,6 +448,8 @@ static int ns_flush(szd_ns *ns, bool config)
     } else {
         szd_log(ns->d, SZD_ERROR, "msg=\"store write failed\" ns=%s err=%s detail=\"%s\"",
                 ns->cfg.name, shardz_err_name(rc), shardz_store_errmsg(ns->d->store));
+        if (rc == SHARDZ_ENOTLEADER)
+            szd_ha_deposed(ns->d, "a write was fenced: another coordinator leads");
     }
     batch_free(&b);
     return rc;
@@ -738,6 +740,8 @@ int szd_ns_delete(szd *d, szd_ns *ns)
     if (len < 0)
         return len;
     int rc = shardz_store_delete_prefix(d->store, prefix, (size_t)len, NULL, NULL);
+    if (rc == SHARDZ_ENOTLEADER)
+        szd_ha_deposed(d, "a write was fenced: another coordinator leads");
     if (rc)
         return rc;
     for (uint32_t i = 0; i < d->nns; i++)
@@ -1158,12 +1162,18 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     if (len < 0)
         return len;
     const char *id = p->id;
-    int rc = shardz_sharder_unregister_partitions(ns->sh, &id, 1);
+    /* the store first: a removal that did not reach it changes nothing */
+    int rc = shardz_store_delete(ns->d->store, key, (size_t)len, NULL, NULL);
+    if (rc) {
+        szd_log(ns->d, SZD_ERROR, "msg=\"store delete failed\" key=%s err=%s", key,
+                shardz_err_name(rc));
+        if (rc == SHARDZ_ENOTLEADER)
+            szd_ha_deposed(ns->d, "a write was fenced: another coordinator leads");
+        return rc;
+    }
+    rc = shardz_sharder_unregister_partitions(ns->sh, &id, 1);
     if (rc)
         return rc;
-    rc = shardz_store_delete(ns->d->store, key, (size_t)len, NULL, NULL);
-    if (rc)
-        szd_log(ns->d, SZD_ERROR, "msg=\"store delete failed\" key=%s", key);
     for (unsigned s = 0; s < p->nrep; s++) {
         mark_dirty(ns, p->slots[s].owner);
         mark_dirty(ns, p->slots[s].prev);
@@ -1603,6 +1613,8 @@ static void flush_stats(szd_ns *ns, bool force)
     else
         szd_log(ns->d, SZD_WARN, "msg=\"statistics not written\" ns=%s err=%s", ns->cfg.name,
                 shardz_err_name(rc));
+    if (rc == SHARDZ_ENOTLEADER)
+        szd_ha_deposed(ns->d, "a write was fenced: another coordinator leads");
     batch_free(&b);
 }
 
@@ -1687,6 +1699,8 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     szd_ns *ns = arg;
+    if (!szd_acting(ns->d))
+        return; /* a follower's cache: the leader decides */
     if (ns->want_rebalance) {
         ns->want_rebalance = false;
         ns_rebalance(ns);
@@ -1705,6 +1719,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     szd_ns *ns = arg;
+    if (!szd_acting(ns->d))
+        return;
     /* A tick that comes late means the loop itself was busy: replies could not be read
      * meanwhile, so that time is not the workers' silence. Shift their last answers by it
      * (it also delays a strict lease's end: the safe side). */
@@ -2041,14 +2057,10 @@ static void restore_slots(szd_ns *ns)
     ns->restore = NULL;
 }
 
-int szd_ns_load_all(szd *d)
+/* Builds the namespaces held in r (configs, then nodes, then assignments, which name nodes,
+ * then statistics). A foreign or corrupt record is logged with its key and skipped. */
+static void load_records(szd *d, const shardz_range *r)
 {
-    char prefix[SHARDZ_KEY_BUF];
-    int plen = shardz_key_ns_prefix(prefix, sizeof prefix, NULL);
-    shardz_range *r = NULL;
-    int rc = shardz_store_range(d->store, prefix, (size_t)plen, NULL, 0, 0, &r);
-    if (rc)
-        return rc;
     /* four passes: configs, then nodes, then assignments (they name nodes), then statistics */
     for (int pass = 0; pass < 4; pass++) {
         for (size_t i = 0; i < r->count; i++) {
@@ -2094,6 +2106,82 @@ int szd_ns_load_all(szd *d)
             json_decref(j);
         }
     }
+}
+
+/* Detaches ns from d (not freed). */
+static void ns_detach(szd *d, szd_ns *ns)
+{
+    for (uint32_t i = 0; i < d->nns; i++)
+        if (d->ns[i] == ns) {
+            d->ns[i] = d->ns[--d->nns];
+            return;
+        }
+}
+
+void szd_ns_free_all(szd *d)
+{
+    while (d->nns > 0)
+        szd_ns_free(d->ns[--d->nns]);
+}
+
+int szd_ns_load_cache(szd *d, const char *name)
+{
+    char prefix[SHARDZ_KEY_BUF];
+    int plen = shardz_key_ns_prefix(prefix, sizeof prefix, name);
+    shardz_range *r = NULL;
+    if (plen < 0)
+        return plen;
+    int rc = shardz_store_range(d->store, prefix, (size_t)plen, NULL, 0, 0, &r);
+    if (rc)
+        return rc;
+    /* the old copies are detached, the new ones loaded, then the watchers move over */
+    szd_ns **olds = calloc(d->nns ? d->nns : 1, sizeof *olds);
+    if (!olds) {
+        shardz_range_free(r);
+        return SHARDZ_ENOMEM;
+    }
+    uint32_t nold = 0;
+    for (uint32_t i = d->nns; i-- > 0;) {
+        if (name && strcmp(d->ns[i]->cfg.name, name) != 0)
+            continue;
+        olds[nold++] = d->ns[i];
+        ns_detach(d, d->ns[i]);
+    }
+    load_records(d, r);
+    for (uint32_t i = 0; i < d->nns; i++) {
+        szd_ns *ns = d->ns[i];
+        if (name && strcmp(ns->cfg.name, name) != 0)
+            continue;
+        restore_slots(ns);
+        ns->revision = ((uint64_t)r->revision + 1) << 32;
+    }
+    shardz_range_free(r);
+    for (uint32_t k = 0; k < nold; k++) {
+        szd_ns *ns = szd_ns_find(d, olds[k]->cfg.name);
+        while (ns && olds[k]->waiters) {
+            szd_waiter *w = olds[k]->waiters;
+            olds[k]->waiters = w->next;
+            w->ns = ns;
+            w->next = ns->waiters;
+            ns->waiters = w;
+        }
+        szd_ns_free(olds[k]); /* cancels the watchers of a namespace that is gone */
+    }
+    free(olds);
+    for (uint32_t i = 0; i < d->nns; i++)
+        szd_watch_notify(d->ns[i]);
+    return 0;
+}
+
+int szd_ns_load_all(szd *d)
+{
+    char prefix[SHARDZ_KEY_BUF];
+    int plen = shardz_key_ns_prefix(prefix, sizeof prefix, NULL);
+    shardz_range *r = NULL;
+    int rc = shardz_store_range(d->store, prefix, (size_t)plen, NULL, 0, 0, &r);
+    if (rc)
+        return rc;
+    load_records(d, r);
     shardz_range_free(r);
     /* Revisions must keep growing across restarts (workers ignore an assignment older than
      * the last they applied; routers watch from the last they saw), but they are not stored

@@ -24,7 +24,9 @@
 typedef struct {
     shardz_store base;
     CURL *curl;
-    char *endpoint;       /* without a trailing '/' */
+    char *endpoint;       /* the endpoint in use (one of eps), without a trailing '/' */
+    char **eps;           /* every endpoint given (the cluster's members) */
+    size_t neps, cur;
     unsigned char *pfx;   /* the key prefix */
     size_t pfx_len;
     unsigned char *pend;  /* range_end of the prefix ("\0" for the whole keyspace) */
@@ -265,16 +267,28 @@ static int post(etcd_store *e, const char *path, json_t *body, json_t **resp)
     json_decref(body);
     if (!text)
         return SHARDZ_ENOMEM;
-    http_setup(e, path, text, url, sizeof url, ETCD_TIMEOUT_MS);
-    curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, write_mem);
-    curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &m);
-    cc = curl_easy_perform(e->curl);
-    free(text);
-    if (cc != CURLE_OK) {
+    /* A member that refuses the connection never saw the request: the next member is tried
+     * at once. Other failures (a timeout: the request may have been applied) are returned, and
+     * the next call starts at the next member. */
+    for (size_t attempt = 0;; attempt++) {
+        http_setup(e, path, text, url, sizeof url, ETCD_TIMEOUT_MS);
+        curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, write_mem);
+        curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &m);
+        cc = curl_easy_perform(e->curl);
+        if (cc == CURLE_OK)
+            break;
         store_seterr(&e->base, "etcd at %s: %s: %s", e->endpoint, path, curl_easy_strerror(cc));
+        e->cur = (e->cur + 1) % e->neps;
+        e->endpoint = e->eps[e->cur];
+        if (cc != CURLE_COULDNT_CONNECT || attempt + 1 >= e->neps) {
+            free(text);
+            free(m.buf);
+            return SHARDZ_EIO;
+        }
         free(m.buf);
-        return SHARDZ_EIO;
+        m = (membuf){0};
     }
+    free(text);
     curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &code);
     r = m.buf ? json_loadb(m.buf, m.len, 0, &jerr) : NULL;
     if (code != 200 || !json_is_object(r)) {
@@ -829,7 +843,9 @@ static void etcd_close(shardz_store *st)
     etcd_store *e = (etcd_store *)st;
 
     curl_easy_cleanup(e->curl);
-    free(e->endpoint);
+    for (size_t i = 0; i < e->neps; i++)
+        free(e->eps[i]);
+    free(e->eps);
     free(e->pfx);
     free(e->pend);
     free(e);
@@ -926,13 +942,15 @@ int shardz_store_open_etcd(const char *endpoint, const char *prefix,
         open_err(opt, !endpoint || !*endpoint ? "no etcd endpoint" : "negative option");
         return SHARDZ_EINVAL;
     }
-    if (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0) {
-        char msg[300];
+    for (const char *p = endpoint; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+        if (strncmp(p, "http://", 7) != 0 && strncmp(p, "https://", 8) != 0) {
+            char msg[300];
 
-        snprintf(msg, sizeof msg, "etcd endpoint %.200s: not an http:// or https:// URL",
-                 endpoint);
-        open_err(opt, msg);
-        return SHARDZ_EINVAL;
+            snprintf(msg, sizeof msg, "etcd endpoint %.200s: not an http:// or https:// URL",
+                     endpoint);
+            open_err(opt, msg);
+            return SHARDZ_EINVAL;
+        }
     }
     if (!prefix)
         prefix = "";
@@ -950,16 +968,37 @@ int shardz_store_open_etcd(const char *endpoint, const char *prefix,
         return SHARDZ_ENOMEM;
     }
     e->base.ops = &etcd_ops;
-    elen = strlen(endpoint);
-    while (elen > 0 && endpoint[elen - 1] == '/')
-        elen--;
-    e->endpoint = strndup(endpoint, elen);
+    for (const char *p = endpoint; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        e->neps++;
+    e->eps = calloc(e->neps, sizeof *e->eps);
+    if (!e->eps) {
+        free(e);
+        curl_global_cleanup();
+        return SHARDZ_ENOMEM;
+    }
+    {
+        size_t i = 0;
+
+        for (const char *p = endpoint; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+            elen = strchr(p, ',') ? (size_t)(strchr(p, ',') - p) : strlen(p);
+            while (elen > 0 && p[elen - 1] == '/')
+                elen--;
+            e->eps[i] = strndup(p, elen);
+            if (!e->eps[i]) {
+                e->neps = i;
+                etcd_close(&e->base);
+                return SHARDZ_ENOMEM;
+            }
+            i++;
+        }
+    }
+    e->endpoint = e->eps[0];
     e->pfx_len = strlen(prefix);
     e->pfx = (unsigned char *)strdup(prefix);
     e->pend = prefix_end(prefix, e->pfx_len, NULL, 0, &e->pend_len);
     e->history = opt && opt->history ? opt->history : SHARDZ_STORE_HISTORY_DEFAULT;
     e->curl = curl_easy_init();
-    if (!e->endpoint || !e->pfx || !e->pend || !e->curl) {
+    if (!e->pfx || !e->pend || !e->curl) {
         etcd_close(&e->base);
         return SHARDZ_ENOMEM;
     }

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -43,14 +44,32 @@ def event(op, partition, generation=0):
                             "partition": partition, "generation": generation}) + "\n")
 
 
+COORDS = args.coordinator.split(",")  # several coordinators: any of them forwards to the leader
+current = [0]
+
+
 def coordinator(method, path, body=None):
-    req = urllib.request.Request(f"http://{args.coordinator}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
-    req.add_header("Content-Type", "application/json")
-    if args.secret:
-        req.add_header("Authorization", f"Bearer {args.secret}")
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read().decode() or "null")
+    """One request, to the coordinator that answered last; on a connection failure or a 503
+    (no leader yet), the next one (PROTOCOL.md section 9)."""
+    last = None
+    for i in range(len(COORDS)):
+        addr = COORDS[(current[0] + i) % len(COORDS)]
+        req = urllib.request.Request(f"http://{addr}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None)
+        req.add_header("Content-Type", "application/json")
+        if args.secret:
+            req.add_header("Authorization", f"Bearer {args.secret}")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                current[0] = (current[0] + i) % len(COORDS)
+                return json.loads(r.read().decode() or "null")
+        except urllib.error.HTTPError as e:
+            if e.code != 503:
+                raise
+            last = e
+        except OSError as e:
+            last = e
+    raise last
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -113,17 +113,99 @@ class Daemon:
             return ""
 
 
+ETCD = "/usr/bin/etcd"
+
+
+class Etcd:
+    """A real etcd (Debian's etcd-server, installed by scripts/install-deps.sh): `members`
+    processes forming one cluster on free loopback ports, each with its own data directory;
+    stopped by process id. A missing binary fails the test: it never skips."""
+
+    def __init__(self, members=1):
+        if not os.path.exists(ETCD):
+            raise AssertionError(f"{ETCD} is missing: run scripts/install-deps.sh")
+        self.tmp = tempfile.mkdtemp(prefix="shardz-etcd-")
+        self.names = [f"m{i}" for i in range(members)]
+        self.client = [free_port() for _ in self.names]
+        self.peer = [free_port() for _ in self.names]
+        self.procs = [None] * members
+        self.cluster = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in zip(self.names, self.peer))
+
+    def url(self):
+        """The --store argument naming every member."""
+        return "etcd://" + ",".join(f"127.0.0.1:{p}" for p in self.client)
+
+    def endpoint(self, i=0):
+        return f"http://127.0.0.1:{self.client[i]}"
+
+    def start_member(self, i, state="new"):
+        log = open(os.path.join(self.tmp, f"{self.names[i]}.log"), "ab")
+        self.procs[i] = subprocess.Popen(
+            [ETCD, "--name", self.names[i], "--data-dir", os.path.join(self.tmp, self.names[i]),
+             "--listen-client-urls", self.endpoint(i), "--advertise-client-urls", self.endpoint(i),
+             "--listen-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+             "--initial-cluster", self.cluster, "--initial-cluster-state", state,
+             "--heartbeat-interval", "50", "--election-timeout", "500"],
+            stdout=log, stderr=log)
+
+    def start(self):
+        for i in range(len(self.names)):
+            self.start_member(i)
+        for i in range(len(self.names)):
+            self.wait_member(i)
+        return self
+
+    def wait_member(self, i, timeout=20):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.procs[i].poll() is not None:
+                raise RuntimeError(f"etcd {self.names[i]} exited: see {self.tmp}")
+            try:
+                req = urllib.request.Request(self.endpoint(i) + "/v3/kv/range", method="POST",
+                                             data=b'{"key":"AA=="}')
+                with urllib.request.urlopen(req, timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"etcd {self.names[i]} did not answer within {timeout} s")
+
+    def kill(self, i, sig=signal.SIGKILL):
+        if self.procs[i] and self.procs[i].poll() is None:
+            self.procs[i].send_signal(sig)
+            if sig in (signal.SIGKILL, signal.SIGTERM):
+                self.procs[i].wait()
+
+    def put(self, key, value, i=0):
+        """A raw put through the gateway (keys as etcd holds them, prefix included)."""
+        import base64
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode(),
+                           "value": base64.b64encode(value.encode()).decode()}).encode()
+        req = urllib.request.Request(self.endpoint(i) + "/v3/kv/put", method="POST", data=body)
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read().decode())
+
+    def stop(self):
+        for i in range(len(self.procs)):
+            if self.procs[i] and self.procs[i].poll() is None:
+                self.procs[i].send_signal(signal.SIGCONT)
+                self.procs[i].kill()
+                self.procs[i].wait()
+
+
 class Worker:
     """A worker process: the Python protocol worker (fakeworker.py) by default."""
 
-    def __init__(self, daemon, ns, node, zone="", events=None, extra=()):
+    def __init__(self, daemon, ns, node, zone="", events=None, extra=(), coordinators=None):
         self.daemon = daemon
         self.ns = ns
         self.node = node
         self.port = free_port()
         self.events = events or os.path.join(daemon.tmp, f"{node}.events")
         cmd = [sys.executable, os.path.join(HERE, "fakeworker.py"), "--coordinator",
-               f"127.0.0.1:{daemon.port}", "--namespace", ns, "--node", node, "--port",
+               coordinators or f"127.0.0.1:{daemon.port}", "--namespace", ns, "--node", node, "--port",
                str(self.port), "--events", self.events] + (["--zone", zone] if zone else [])
         self.log = open(os.path.join(daemon.tmp, f"{node}.log"), "ab")
         self.proc = subprocess.Popen(cmd + list(extra), stdout=self.log, stderr=self.log)

@@ -1,0 +1,534 @@
+/* shardzd's role among several coordinators sharing an etcd store: the election (the leader key
+ * put under this coordinator's lease, only while absent), the keepalive that keeps the lease
+ * known fresh (lease reads: a leader acts only until its last keepalive's send time + TTL -
+ * margin), stepping down, the follower's cache refreshed from the store's changes, and writes
+ * forwarded to the leader. All on the daemon's one loop. docs/OPERATIONS.md, "High availability".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "daemon/daemon.h"
+
+#define HA_LOOP_MS 100          /* the role loop's period: refresh, keepalive, campaign */
+#define HA_FORWARD_TIMEOUT_S 10 /* a forwarded request's timeout */
+#define HA_MAX_DIRTY 16         /* namespaces reloaded one by one; more: reload them all */
+
+static const char member_prefix[] = "coord/";
+
+static void fwd_reap(szd *d, bool all);
+
+const char *szd_role_name(szd_role r)
+{
+    switch (r) {
+    case SZD_ROLE_SOLO:
+        return "leader"; /* the only coordinator leads */
+    case SZD_ROLE_FOLLOWER:
+        return "follower";
+    case SZD_ROLE_LEADER:
+        return "leader";
+    }
+    return "unknown";
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* What a leader keeps back from its TTL: the lease counts as fresh until the last keepalive's
+ * send time + TTL - margin, covering clock rate differences and the time an answer takes. */
+static int64_t margin_ms(const szd *d)
+{
+    int64_t m = d->ha.lease_ttl_ms / 5;
+    return m < 300 ? 300 : m;
+}
+
+static void set_leader(szd *d, const char *id, const char *addr, int64_t since)
+{
+    if (strcmp(d->ha.leader_id, id) != 0 && *id)
+        d->ha.leader_changes++;
+    snprintf(d->ha.leader_id, sizeof d->ha.leader_id, "%s", id);
+    snprintf(d->ha.leader_addr, sizeof d->ha.leader_addr, "%s", addr);
+    d->ha.leader_since_wall_ms = since;
+}
+
+/* ---- the lease ----------------------------------------------------------------------- */
+
+/* Grants a lease and records this coordinator under it (coord/<id>). */
+static int grant(szd *d)
+{
+    int64_t t0 = szd_now(d), id = 0, granted = 0;
+    int rc = shardz_store_lease_grant(d->store, d->cfg.lease_ttl_ms, &id, &granted);
+    if (rc) {
+        szd_log(d, SZD_WARN, "msg=\"lease grant failed\" err=%s detail=\"%s\"", shardz_err_name(rc),
+                shardz_store_errmsg(d->store));
+        return rc;
+    }
+    d->ha.lease_id = id;
+    d->ha.lease_ttl_ms = granted > 0 ? granted : d->cfg.lease_ttl_ms;
+    d->ha.fresh_until_ms = t0 + d->ha.lease_ttl_ms - margin_ms(d);
+    d->ha.next_keepalive_ms = t0 + d->ha.lease_ttl_ms / 3;
+    char key[sizeof member_prefix + SHARDZ_MAX_ID];
+    snprintf(key, sizeof key, "%s%s", member_prefix, d->cfg.id);
+    json_t *rec = json_pack("{s:s, s:s, s:I}", "id", d->cfg.id, "address", d->cfg.advertise,
+                            "started_ms", (json_int_t)(wall_ms() - (t0 - d->started_ms)));
+    char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    if (!text)
+        return SHARDZ_ENOMEM;
+    shardz_op op = {SHARDZ_OP_PUT, key, strlen(key), text, strlen(text), id};
+    /* only a follower grants itself a lease (a leader whose lease ended stepped down): the
+     * handle has no guard here */
+    rc = shardz_store_txn(d->store, NULL, 0, &op, 1, NULL, NULL);
+    free(text);
+    if (rc)
+        szd_log(d, SZD_WARN, "msg=\"coordinator record not written\" err=%s", shardz_err_name(rc));
+    return 0;
+}
+
+static void step_down(szd *d, const char *why);
+
+static void keepalive(szd *d)
+{
+    int64_t t0 = szd_now(d), ttl = 0;
+    int rc = shardz_store_lease_keepalive(d->store, d->ha.lease_id, &ttl);
+    if (rc == 0) {
+        d->ha.lease_ttl_ms = ttl;
+        d->ha.fresh_until_ms = t0 + ttl - margin_ms(d);
+        d->ha.next_keepalive_ms = t0 + ttl / 3;
+        return;
+    }
+    d->ha.next_keepalive_ms = t0 + HA_LOOP_MS * 2; /* try again soon */
+    if (rc == SHARDZ_ENOENT) {
+        szd_log(d, SZD_WARN, "msg=\"lease expired\" lease=%lld", (long long)d->ha.lease_id);
+        d->ha.lease_id = 0;
+        if (d->ha.role == SZD_ROLE_LEADER)
+            step_down(d, "its lease expired");
+        return;
+    }
+    szd_log(d, SZD_WARN, "msg=\"lease keepalive failed\" err=%s detail=\"%s\"", shardz_err_name(rc),
+            shardz_store_errmsg(d->store));
+}
+
+/* ---- roles --------------------------------------------------------------------------- */
+
+static void step_down(szd *d, const char *why)
+{
+    if (d->ha.role != SZD_ROLE_LEADER)
+        return;
+    szd_log(d, SZD_WARN, "msg=\"stepping down\" id=%s reason=\"%s\"", d->cfg.id, why);
+    d->ha.role = SZD_ROLE_FOLLOWER;
+    d->ha.role_since_ms = szd_now(d);
+    shardz_store_set_guard(d->store, NULL);
+    /* The lease goes too: a follower must not keep the leader key alive. When etcd cannot be
+     * reached the revoke fails and the lease simply runs out. */
+    if (d->ha.lease_id)
+        (void)shardz_store_lease_revoke(d->store, d->ha.lease_id);
+    d->ha.lease_id = 0;
+    d->ha.leader_id[0] = d->ha.leader_addr[0] = '\0';
+    /* the namespaces stay as a (stale) cache until the next refresh reloads them */
+    d->ha.full_reload = true;
+    d->ha.cache_stale = true;
+}
+
+static void become_leader(szd *d, int64_t create_rev)
+{
+    shardz_compare g = {SHARDZ_CMP_CREATE, NULL, 0, create_rev, NULL, 0};
+    char key[SHARDZ_KEY_BUF];
+    int klen = shardz_key_leader(key, sizeof key);
+    g.key = key;
+    g.key_len = (size_t)klen;
+    shardz_store_set_guard(d->store, &g);
+    d->ha.role = SZD_ROLE_LEADER;
+    d->ha.create_rev = create_rev;
+    d->ha.role_since_ms = szd_now(d);
+    set_leader(d, d->cfg.id, d->cfg.advertise, wall_ms());
+    /* the new leader loads everything from the store (tasks in flight included) and resumes */
+    int64_t t0 = szd_now(d);
+    szd_ns_free_all(d);
+    int rc = szd_ns_load_all(d);
+    if (rc) {
+        szd_log(d, SZD_ERROR, "msg=\"leader could not load the state\" err=%s",
+                shardz_err_name(rc));
+        step_down(d, "the state could not be loaded");
+        return;
+    }
+    d->ha.cache_stale = false;
+    szd_log(d, SZD_INFO,
+            "msg=\"elected leader\" id=%s create_revision=%lld namespaces=%u load_ms=%lld",
+            d->cfg.id, (long long)create_rev, d->nns, (long long)(szd_now(d) - t0));
+}
+
+/* Puts the leader key under our lease when nobody holds it. */
+static void campaign(szd *d)
+{
+    if (!d->ha.lease_id && grant(d) != 0)
+        return;
+    /* the lease must be fresh before we lead on it */
+    keepalive(d);
+    if (!d->ha.lease_id)
+        return;
+    char key[SHARDZ_KEY_BUF];
+    int klen = shardz_key_leader(key, sizeof key);
+    int64_t since = wall_ms();
+    json_t *rec = json_pack("{s:s, s:s, s:I, s:I}", "id", d->cfg.id, "address", d->cfg.advertise,
+                            "since_ms", (json_int_t)since, "lease", (json_int_t)d->ha.lease_id);
+    char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    if (!text)
+        return;
+    shardz_compare c = {SHARDZ_CMP_ABSENT, key, (size_t)klen, 0, NULL, 0};
+    shardz_op op = {SHARDZ_OP_PUT, key, (size_t)klen, text, strlen(text), d->ha.lease_id};
+    int64_t rev = 0;
+    int rc = shardz_store_txn(d->store, &c, 1, &op, 1, NULL, &rev);
+    free(text);
+    if (rc == 0)
+        become_leader(d, rev);
+    else if (rc != SHARDZ_ECONFLICT)
+        szd_log(d, SZD_WARN, "msg=\"campaign failed\" err=%s detail=\"%s\"", shardz_err_name(rc),
+                shardz_store_errmsg(d->store));
+}
+
+/* Reads who leads; campaigns when nobody does. */
+static void read_leader(szd *d)
+{
+    char key[SHARDZ_KEY_BUF];
+    int klen = shardz_key_leader(key, sizeof key);
+    shardz_kv *kv = NULL;
+    int rc = shardz_store_get(d->store, key, (size_t)klen, &kv, NULL);
+    if (rc == SHARDZ_ENOENT) {
+        d->ha.leader_id[0] = d->ha.leader_addr[0] = '\0';
+        campaign(d);
+        return;
+    }
+    if (rc)
+        return;
+    json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    const char *addr = json_string_value(json_object_get(j, "address"));
+    if (id && addr && d->ha.lease_id &&
+        (int64_t)json_integer_value(json_object_get(j, "lease")) == d->ha.lease_id) {
+        /* our own campaign won though its answer was lost (a timeout): lead */
+        json_decref(j);
+        int64_t create = kv->create_revision;
+        shardz_kv_free(kv);
+        become_leader(d, create);
+        return;
+    }
+    if (id && addr)
+        set_leader(d, id, addr, (int64_t)json_integer_value(json_object_get(j, "since_ms")));
+    else
+        szd_log(d, SZD_WARN, "msg=\"unreadable leader record\" key=%s", key);
+    json_decref(j);
+    shardz_kv_free(kv);
+}
+
+/* The follower's cache: the namespaces that changed since cache_rev are loaded again. */
+static void refresh(szd *d)
+{
+    bool leader_changed = !d->ha.leader_id[0];
+    if (!d->ha.full_reload && d->ha.cache_rev > 0) {
+        shardz_changes *c = NULL;
+        int rc = shardz_store_changes(d->store, d->ha.cache_rev, 0, &c);
+        if (rc == SHARDZ_STORE_ECOMPACTED) {
+            d->ha.full_reload = true;
+        } else if (rc) {
+            d->ha.cache_stale = true;
+            return;
+        } else {
+            char names[HA_MAX_DIRTY][SHARDZ_KEY_MAX_ID + 1];
+            size_t nn = 0;
+            for (size_t i = 0; i < c->count && !d->ha.full_reload; i++) {
+                shardz_key_parts kp;
+                const shardz_kv *kv = &c->events[i].kv;
+                if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0)
+                    continue; /* coordinator records and foreign keys */
+                if (kp.kind == SHARDZ_KEY_LEADER) {
+                    leader_changed = true;
+                    continue;
+                }
+                size_t k = 0;
+                while (k < nn && strcmp(names[k], kp.ns) != 0)
+                    k++;
+                if (k < nn)
+                    continue;
+                if (nn == HA_MAX_DIRTY)
+                    d->ha.full_reload = true;
+                else
+                    snprintf(names[nn++], sizeof names[0], "%s", kp.ns);
+            }
+            int64_t rev = c->revision;
+            shardz_changes_free(c);
+            for (size_t k = 0; k < nn && !d->ha.full_reload; k++)
+                if (szd_ns_load_cache(d, names[k]) != 0)
+                    d->ha.full_reload = true;
+            if (!d->ha.full_reload) {
+                d->ha.cache_rev = rev;
+                d->ha.cache_stale = false;
+                d->ha.cache_ok_ms = szd_now(d);
+            }
+        }
+    }
+    if (d->ha.full_reload || d->ha.cache_rev == 0) {
+        shardz_store_status st = {0};
+        if (shardz_store_status_get(d->store, &st) != 0 || szd_ns_load_cache(d, NULL) != 0) {
+            d->ha.cache_stale = true;
+            return;
+        }
+        d->ha.cache_rev = st.revision > 0 ? st.revision : 1;
+        d->ha.full_reload = false;
+        d->ha.cache_stale = false;
+        d->ha.cache_ok_ms = szd_now(d);
+        leader_changed = true;
+    }
+    if (leader_changed)
+        read_leader(d);
+}
+
+static void on_loop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    szd *d = arg;
+    int64_t now = szd_now(d);
+    if (d->ha.role == SZD_ROLE_LEADER && now >= d->ha.fresh_until_ms)
+        step_down(d, "its lease is not known fresh");
+    if (d->ha.lease_id && now >= d->ha.next_keepalive_ms)
+        keepalive(d);
+    else if (!d->ha.lease_id && now >= d->ha.next_keepalive_ms && grant(d) != 0)
+        d->ha.next_keepalive_ms = now + 1000; /* etcd unreachable: try again in a second */
+    if (d->ha.role == SZD_ROLE_FOLLOWER)
+        refresh(d);
+    fwd_reap(d, false);
+}
+
+int szd_ha_start(szd *d)
+{
+    d->ha.role = SZD_ROLE_FOLLOWER;
+    d->ha.role_since_ms = szd_now(d);
+    d->ha.full_reload = true;
+    d->ha.timer = event_new(d->base, -1, EV_PERSIST, on_loop, d);
+    if (!d->ha.timer)
+        return SHARDZ_ENOMEM;
+    struct timeval tv = {0, HA_LOOP_MS * 1000};
+    event_add(d->ha.timer, &tv);
+    refresh(d); /* loads the cache, reads the leader, campaigns when there is none */
+    return 0;
+}
+
+bool szd_acting(szd *d)
+{
+    if (d->ha.role == SZD_ROLE_SOLO)
+        return true;
+    if (d->ha.role != SZD_ROLE_LEADER)
+        return false;
+    if (szd_now(d) < d->ha.fresh_until_ms)
+        return true;
+    step_down(d, "its lease is not known fresh");
+    return false;
+}
+
+void szd_ha_deposed(szd *d, const char *why)
+{
+    step_down(d, why);
+}
+
+void szd_ha_stop(szd *d)
+{
+    fwd_reap(d, true);
+    if (d->ha.timer) {
+        event_free(d->ha.timer);
+        d->ha.timer = NULL;
+    }
+    if (d->ha.lease_id) {
+        int rc = shardz_store_lease_revoke(d->store, d->ha.lease_id);
+        szd_log(d, SZD_INFO, "msg=\"lease given back\" role=%s err=%s", szd_role_name(d->ha.role),
+                rc ? shardz_err_name(rc) : "none");
+        d->ha.lease_id = 0;
+    }
+}
+
+/* ---- forwarding writes ------------------------------------------------------------------ */
+
+/* One forwarded request and its connection to the leader. A connection cannot be freed from
+ * its own callback, so finished ones are freed by the role loop (and all of them at exit). */
+typedef struct szd_fwd {
+    struct szd_fwd *next;
+    szd *d;
+    struct evhttp_connection *conn;
+    struct evhttp_request *orig; /* NULL once answered or the client went away */
+    bool done;
+} fwd_ctx;
+
+/* Frees the finished forwards (every one when all). */
+static void fwd_reap(szd *d, bool all)
+{
+    for (fwd_ctx **pp = &d->ha.fwds; *pp;) {
+        fwd_ctx *f = *pp;
+        if (!f->done && !all) {
+            pp = &f->next;
+            continue;
+        }
+        if (f->orig) {
+            struct evhttp_connection *c = evhttp_request_get_connection(f->orig);
+            if (c)
+                evhttp_connection_set_closecb(c, NULL, NULL);
+        }
+        *pp = f->next;
+        evhttp_connection_free(f->conn); /* drops a request still pending, no callback */
+        free(f);
+    }
+}
+
+static void on_client_close(struct evhttp_connection *c, void *arg)
+{
+    (void)c;
+    fwd_ctx *f = arg;
+    f->orig = NULL;
+}
+
+static void on_forwarded(struct evhttp_request *resp, void *arg)
+{
+    fwd_ctx *f = arg;
+    if (f->orig) {
+        struct evhttp_connection *c = evhttp_request_get_connection(f->orig);
+        if (c)
+            evhttp_connection_set_closecb(c, NULL, NULL);
+        int code = resp ? evhttp_request_get_response_code(resp) : 0;
+        if (code == 0) {
+            szd_reply_error(f->orig, SHARDZ_ENOTLEADER, "the leader %s at %s did not answer; retry",
+                            f->d->ha.leader_id, f->d->ha.leader_addr);
+        } else {
+            struct evkeyvalq *in = evhttp_request_get_input_headers(resp);
+            struct evkeyvalq *out = evhttp_request_get_output_headers(f->orig);
+            for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next)
+                if (strcasecmp(h->key, "Content-Type") == 0 ||
+                    strncasecmp(h->key, "X-Shardz-", 9) == 0)
+                    evhttp_add_header(out, h->key, h->value);
+            evhttp_add_header(out, "X-Shardz-Forwarded-To", f->d->ha.leader_id);
+            evhttp_send_reply(f->orig, code, evhttp_request_get_response_code_line(resp),
+                              evhttp_request_get_input_buffer(resp));
+        }
+        f->orig = NULL;
+    }
+    f->done = true;
+}
+
+void szd_ha_forward(szd *d, struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *colon = strrchr(d->ha.leader_addr, ':');
+    if (!d->ha.leader_id[0] || !colon || strcmp(d->ha.leader_id, d->cfg.id) == 0 ||
+        evhttp_find_header(in, "X-Shardz-Forwarded-By")) {
+        json_t *body = json_pack("{s:s, s:s, s:s?}", "code", "ENOTLEADER", "message",
+                                 !d->ha.leader_id[0] ? "no leader is elected yet; retry shortly"
+                                 : strcmp(d->ha.leader_id, d->cfg.id) == 0
+                                     ? "the leader key is still held by an earlier run of this "
+                                       "coordinator; it expires within the lease TTL"
+                                     : "this coordinator is not the leader",
+                                 "leader", d->ha.leader_addr[0] ? d->ha.leader_addr : NULL);
+        szd_reply_json(req, 503, body, 0);
+        return;
+    }
+    char host[SZD_ADDR_MAX + 1];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - d->ha.leader_addr), d->ha.leader_addr);
+    int port = atoi(colon + 1);
+    fwd_ctx *f = calloc(1, sizeof *f);
+    struct evhttp_connection *conn =
+        f ? evhttp_connection_base_new(d->base, NULL, host, (ev_uint16_t)port) : NULL;
+    struct evhttp_request *out = conn ? evhttp_request_new(on_forwarded, f) : NULL;
+    if (!out) {
+        if (conn)
+            evhttp_connection_free(conn);
+        free(f);
+        szd_reply_error(req, SHARDZ_ENOMEM, "out of memory");
+        return;
+    }
+    f->d = d;
+    f->orig = req;
+    f->conn = conn;
+    evhttp_connection_set_timeout(conn, HA_FORWARD_TIMEOUT_S);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
+    for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next)
+        if (strcasecmp(h->key, "Content-Type") == 0 || strcasecmp(h->key, "Authorization") == 0)
+            evhttp_add_header(oh, h->key, h->value);
+    evhttp_add_header(oh, "Host", d->ha.leader_addr);
+    evhttp_add_header(oh, "X-Shardz-Forwarded-By", d->cfg.id);
+    evbuffer_add_buffer(evhttp_request_get_output_buffer(out),
+                        evhttp_request_get_input_buffer(req));
+    struct evhttp_connection *cc = evhttp_request_get_connection(req);
+    if (cc)
+        evhttp_connection_set_closecb(cc, on_client_close, f);
+    if (evhttp_make_request(conn, out, evhttp_request_get_command(req),
+                            evhttp_request_get_uri(req)) != 0) {
+        /* libevent freed out and called nothing */
+        if (cc)
+            evhttp_connection_set_closecb(cc, NULL, NULL);
+        evhttp_connection_free(conn);
+        free(f);
+        szd_reply_error(req, SHARDZ_ENOTLEADER, "could not reach the leader at %s",
+                        d->ha.leader_addr);
+        return;
+    }
+    f->next = d->ha.fwds;
+    d->ha.fwds = f;
+}
+
+/* ---- status ---------------------------------------------------------------------------- */
+
+json_t *szd_ha_status_json(szd *d)
+{
+    int64_t now = szd_now(d);
+    bool shared = d->ha.role != SZD_ROLE_SOLO;
+    json_t *j = json_pack("{s:s, s:s, s:s, s:b}", "role", szd_role_name(d->ha.role), "id",
+                          d->cfg.id, "advertise", d->cfg.advertise, "shared_store", shared);
+    if (!j || !shared)
+        return j;
+    json_object_set_new(j, "role_since_ms",
+                        json_integer((json_int_t)(wall_ms() - (now - d->ha.role_since_ms))));
+    json_object_set_new(j, "lease_ttl_ms", json_integer((json_int_t)d->cfg.lease_ttl_ms));
+    json_object_set_new(j, "lease_fresh",
+                        json_boolean(d->ha.role == SZD_ROLE_LEADER && now < d->ha.fresh_until_ms));
+    if (d->ha.leader_id[0])
+        json_object_set_new(j, "leader",
+                            json_pack("{s:s, s:s, s:I}", "id", d->ha.leader_id, "address",
+                                      d->ha.leader_addr, "since_ms",
+                                      (json_int_t)d->ha.leader_since_wall_ms));
+    else
+        json_object_set_new(j, "leader", json_null());
+    json_object_set_new(j, "leader_changes", json_integer((json_int_t)d->ha.leader_changes));
+    if (d->ha.role == SZD_ROLE_FOLLOWER) {
+        json_object_set_new(j, "cache_revision", json_integer((json_int_t)d->ha.cache_rev));
+        json_object_set_new(j, "cache_stale", json_boolean(d->ha.cache_stale));
+    }
+    /* every coordinator holding a lease on this store */
+    json_t *list = json_array();
+    shardz_range *r = NULL;
+    if (list &&
+        shardz_store_range(d->store, member_prefix, strlen(member_prefix), NULL, 0, 0, &r) == 0) {
+        for (size_t i = 0; i < r->count; i++) {
+            json_t *m = json_loadb(r->kvs[i].value, r->kvs[i].value_len, 0, NULL);
+            const char *id = json_string_value(json_object_get(m, "id"));
+            if (!json_is_object(m) || !id) {
+                szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\"",
+                        (int)r->kvs[i].key_len, r->kvs[i].key);
+                json_decref(m);
+                continue;
+            }
+            json_object_set_new(
+                m, "role", json_string(strcmp(id, d->ha.leader_id) == 0 ? "leader" : "follower"));
+            json_array_append_new(list, m);
+        }
+        shardz_range_free(r);
+    }
+    json_object_set_new(j, "coordinators", list);
+    return j;
+}

@@ -1,0 +1,296 @@
+"""High availability on etcd with real processes: real etcd members (Debian's etcd-server) on
+loopback ports of their own, several shardzd on them, real workers. One leader is elected and
+every coordinator agrees on it; followers answer reads from their cache and forward writes;
+kill -9 of the leader: a new one acts within the lease TTL (+ slack) and the workers keep
+serving; SIGSTOP of the leader past its TTL: it is replaced, and after SIGCONT it steps down
+without disturbing anyone; one etcd member killed in a 3-member cluster: the coordinators go
+on; etcd lost and back: no leader while it is gone, reads marked stale, nothing acknowledged
+lost, a leader again by itself; corrupt records skipped; etcd unreachable at start: a clear
+error naming the endpoint and a non-zero exit.
+Usage: test_ha.py SHARDZD_BINARY"""
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from harness import Daemon, Etcd, HTTPError, Worker, free_port, read_events, routing, run, wait_for
+
+BIN = sys.argv[1]
+CTL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(BIN))), "cli", "shardzctl")
+TTL = 2000
+FAST = {"ping_interval_ms": 100, "dead_after_ms": 600}
+
+
+def coordinators(etcd, n, start=True):
+    ds = [Daemon(BIN, extra=["--store", etcd.url(), "--id", f"c{i}", "--lease-ttl", str(TTL)])
+          for i in range(n)]
+    for d in ds:
+        d.start() if start else None
+    return ds
+
+
+def status(d):
+    return d.call("GET", "/v1/status", timeout=5)[1]
+
+
+def alive(ds):
+    return [d for d in ds if d.proc.poll() is None]
+
+
+def the_leader(ds):
+    """The one coordinator acting as leader, when every live one agrees on it; else None."""
+    try:
+        sts = [(d, status(d)) for d in alive(ds)]
+    except (OSError, HTTPError):
+        return None
+    acting = [d for d, s in sts if s["acting"]]
+    ids = {(s.get("leader") or {}).get("id") for _, s in sts}
+    if len(acting) != 1 or len(ids) != 1:
+        return None
+    me = dict(sts)[acting[0]]
+    return acting[0] if me["leader"]["id"] == me["id"] else None
+
+
+def stop_all(ds, workers=(), etcd=None):
+    # coordinators first: a last worker's graceful leave would wait for a hand-over
+    for d in ds:
+        if d.proc and d.proc.poll() is None:
+            d.proc.send_signal(signal.SIGCONT)
+            d.stop()
+    for w in workers:
+        w.stop()
+    if etcd:
+        etcd.stop()
+
+
+def served_everywhere(leader, ns, nparts):
+    r = routing(leader, ns)
+    return len(r) == nparts and all(len(v) == 1 for v in r.values())
+
+
+def partitions_of(d, ns):
+    """How many partitions coordinator d shows for namespace ns (-1: it does not know it)."""
+    try:
+        return d.call("GET", f"/v1/namespaces/{ns}")[1]["partitions"]
+    except HTTPError:
+        return -1
+
+
+def deletes_after(workers, t):
+    return [e for w in workers for e in read_events(w.events) if e["op"] == "delete" and e["t"] > t]
+
+
+def test_unreachable_at_start():
+    port = free_port()
+    d = Daemon(BIN, extra=["--store", f"etcd://127.0.0.1:{port}"])
+    d.start(wait=False)
+    rc = d.proc.wait(timeout=30)
+    assert rc != 0, rc
+    assert f"127.0.0.1:{port}" in d.tail(), d.tail()
+    bad = Daemon(BIN, extra=["--store", "etcd:/nope"])
+    bad.start(wait=False)
+    assert bad.proc.wait(timeout=10) == 2
+    assert "--store wants" in bad.tail(), bad.tail()
+
+
+def test_election_status_and_forwarding():
+    etcd = Etcd().start()
+    ds = coordinators(etcd, 3)
+    try:
+        leader = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+        followers = [d for d in ds if d is not leader]
+        for d in ds:
+            s = status(d)
+            assert s["store"] == "etcd" and s["shared_store"], s
+            assert s["role"] == ("leader" if d is leader else "follower"), s
+            assert s["leader"]["address"] == f"127.0.0.1:{leader.port}", s
+        wait_for(lambda: len(status(ds[0])["coordinators"]) == 3, what="three coordinators")
+        roles = sorted(c["role"] for c in status(ds[0])["coordinators"])
+        assert roles == ["follower", "follower", "leader"], roles
+        # a write sent to a follower is forwarded to the leader and acknowledged
+        code, body = followers[0].call("POST", "/v1/namespaces",
+                                       dict(name="kv", partitions=6, **FAST))
+        assert code == 201 and body["partitions"] == 6, body
+        # bad input through a follower: the leader's 4xx, nothing changed
+        try:
+            followers[1].call("POST", "/v1/namespaces", dict(name="kv", partitions=2))
+            raise AssertionError("a duplicate namespace was accepted")
+        except HTTPError as e:
+            assert e.status == 409 and e.body["code"] == "EEXIST", e.body
+        try:
+            followers[1].call("POST", "/v1/namespaces", dict(name="x", replicas=-1))
+            raise AssertionError("a bad namespace was accepted")
+        except HTTPError as e:
+            assert e.status == 400 and "replicas" in e.body["message"], e.body
+        # every follower's cache catches up (the watch-fed refresh)
+        for f in followers:
+            wait_for(lambda: partitions_of(f, "kv") == 6,
+                     timeout=5, what="the follower's cache")
+            req = urllib.request.Request(f.base + "/v1/namespaces/kv/state")
+            with urllib.request.urlopen(req, timeout=5) as r:
+                assert r.headers.get("X-Shardz-Role") == "follower"
+        names = [n["name"] for n in followers[1].call("GET", "/v1/namespaces")[1]["namespaces"]]
+        assert names == ["kv"], names
+        # the CLI shows who leads and every coordinator's role
+        out = subprocess.run([CTL, "--endpoint", f"127.0.0.1:{followers[0].port}", "status"],
+                             capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0, out.stderr
+        assert "follower" in out.stdout and f"127.0.0.1:{leader.port}" in out.stdout, out.stdout
+        assert out.stdout.count("(follower)") == 2 and "(leader)" in out.stdout, out.stdout
+    finally:
+        stop_all(ds, etcd=etcd)
+
+
+def test_kill_leader_failover():
+    etcd = Etcd().start()
+    ds = coordinators(etcd, 3)
+    ws = []
+    try:
+        leader = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+        leader.call("POST", "/v1/namespaces", dict(name="kv", partitions=9, **FAST))
+        addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
+        ws = [Worker(leader, "kv", f"w{i}", coordinators=addrs) for i in range(3)]
+        wait_for(lambda: served_everywhere(leader, "kv", 9), timeout=15, what="placement")
+        wait_for(lambda: sum(len(w.served()) for w in ws) == 9, timeout=10, what="workers")
+        before = {w.node: w.served() for w in ws}
+        t0 = time.time()
+        leader.kill9()
+        new = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="a new leader")
+        took = time.time() - t0
+        print(f"failover: new leader acting {took * 1000:.0f} ms after kill -9 (TTL {TTL} ms)")
+        assert took < TTL / 1000 + 3, took
+        assert new is not leader
+        # the new leader pings the workers: all alive, nothing moved, nobody stopped serving
+        wait_for(lambda: all(n["state"] == "alive"
+                             for n in new.call("GET", "/v1/namespaces/kv/nodes")[1]["nodes"]),
+                 timeout=5, what="workers alive under the new leader")
+        assert served_everywhere(new, "kv", 9)
+        assert {w.node: w.served() for w in ws} == before
+        assert not deletes_after(ws, t0), deletes_after(ws, t0)
+        # it decides: new partitions (sent to a follower) are placed and served
+        follower = [d for d in alive(ds) if d is not new][0]
+        follower.call("POST", "/v1/namespaces/kv/partitions", {"ids": ["n1", "n2", "n3"]})
+        wait_for(lambda: sum(len(w.served()) for w in ws) == 12, timeout=10, what="new ones")
+        # and it detects a dead worker
+        ws[0].kill9()
+        wait_for(lambda: served_everywhere(new, "kv", 12) and
+                 all("w0" not in v for v in routing(new, "kv").values()), timeout=10,
+                 what="w0's partitions moved")
+    finally:
+        stop_all(ds, ws, etcd)
+
+
+def test_sigstop_leader_steps_down():
+    etcd = Etcd().start()
+    ds = coordinators(etcd, 2)
+    ws = []
+    try:
+        old = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+        old.call("POST", "/v1/namespaces", dict(name="kv", partitions=6, **FAST))
+        addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
+        ws = [Worker(old, "kv", f"w{i}", coordinators=addrs) for i in range(2)]
+        wait_for(lambda: served_everywhere(old, "kv", 6), timeout=15, what="placement")
+        wait_for(lambda: sum(len(w.served()) for w in ws) == 6, timeout=10, what="workers")
+        t0 = time.time()
+        old.proc.send_signal(signal.SIGSTOP)
+        other = [d for d in ds if d is not old][0]
+        wait_for(lambda: status(other)["acting"], timeout=TTL / 1000 + 5, what="a new leader")
+        other.call("POST", "/v1/namespaces/kv/partitions", {"ids": ["late"]})
+        wait_for(lambda: sum(len(w.served()) for w in ws) == 7, timeout=10, what="the new one")
+        time.sleep(TTL / 1000)  # well past the stopped leader's TTL
+        old.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: status(old)["role"] == "follower" and not status(old)["acting"],
+                 timeout=5, what="the old leader stepping down")
+        assert "stepping down" in old.tail(20000), old.tail()
+        assert status(other)["acting"]
+        # it follows now: its cache shows the new leader's change, its writes are forwarded
+        wait_for(lambda: partitions_of(old, "kv") == 7, timeout=5,
+                 what="the old leader's cache")
+        old.call("POST", "/v1/namespaces/kv/partitions", {"ids": ["later"]})
+        wait_for(lambda: sum(len(w.served()) for w in ws) == 8, timeout=10, what="a forwarded one")
+        # the workers were never told to drop anything
+        assert not deletes_after(ws, t0), deletes_after(ws, t0)
+    finally:
+        stop_all(ds, ws, etcd)
+
+
+def test_etcd_member_killed():
+    etcd = Etcd(members=3).start()
+    ds = coordinators(etcd, 2)
+    try:
+        wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+        ds[0].call("POST", "/v1/namespaces", dict(name="a", partitions=4))
+        etcd.kill(0)  # the member every coordinator talks to first
+        t0 = time.time()
+        wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 8, what="a leader after the loss")
+        ds[1].call("POST", "/v1/namespaces", dict(name="b", partitions=4))
+        for d in ds:
+            wait_for(lambda: {n["name"] for n in d.call("GET", "/v1/namespaces")[1]["namespaces"]}
+                     == {"a", "b"}, timeout=5, what="both namespaces everywhere")
+        print(f"member killed: coordinators went on ({time.time() - t0:.1f} s to the write)")
+    finally:
+        stop_all(ds, etcd=etcd)
+
+
+def test_etcd_lost_and_back():
+    etcd = Etcd().start()
+    ds = coordinators(etcd, 2)
+    try:
+        leader = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+        leader.call("POST", "/v1/namespaces", dict(name="kv", partitions=5))
+        wait_for(lambda: all(partitions_of(d, "kv") == 5 for d in ds), timeout=5, what="caches")
+        etcd.kill(0)
+        # nobody leads once the lease can no longer be trusted
+        wait_for(lambda: not any(status(d)["acting"] for d in ds), timeout=TTL / 1000 + 2,
+                 what="the leader stepping down")
+        for d in ds:
+            req = urllib.request.Request(d.base + "/v1/namespaces/kv")
+            with urllib.request.urlopen(req, timeout=5) as r:  # reads still answer...
+                assert r.headers.get("X-Shardz-Stale") == "true", dict(r.headers)  # ...marked
+            try:
+                d.call("POST", "/v1/namespaces", dict(name="lost", partitions=1))
+                raise AssertionError("a write was accepted without etcd")
+            except HTTPError as e:
+                assert e.status == 503 and e.body["code"] == "ENOTLEADER", e.body
+        etcd.start_member(0)
+        etcd.wait_member(0)
+        leader = wait_for(lambda: the_leader(ds), timeout=3 * TTL / 1000 + 8,
+                          what="a leader again")
+        got = leader.call("GET", "/v1/namespaces/kv")[1]
+        assert got["partitions"] == 5, got  # nothing acknowledged was lost
+        names = [n["name"] for n in leader.call("GET", "/v1/namespaces")[1]["namespaces"]]
+        assert names == ["kv"], names
+        leader.call("POST", "/v1/namespaces", dict(name="after", partitions=1))
+    finally:
+        stop_all(ds, etcd=etcd)
+
+
+def test_corrupt_records_skipped():
+    etcd = Etcd().start()
+    etcd.put("/shardz/ns/kv/config", "{not json")
+    etcd.put("/shardz/ns/ok/config", '{"name":"ok","partitions":0}')
+    etcd.put("/shardz/something/foreign", "x")
+    ds = coordinators(etcd, 2)
+    try:
+        leader = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+        follower = [d for d in ds if d is not leader][0]
+        leader.call("POST", "/v1/namespaces", dict(name="good", partitions=2))
+        etcd.put("/shardz/ns/good/node/bad", "garbage")
+        etcd.put("/shardz/ns/good/assign/p9", "[1,2")
+        wait_for(lambda: "ns/good/node/bad" in follower.tail(50000), timeout=5,
+                 what="the corrupt node record logged by key")
+        for d in ds:
+            assert status(d)  # still running and answering
+            names = {n["name"] for n in d.call("GET", "/v1/namespaces")[1]["namespaces"]}
+            assert "good" in names and "kv" not in names, names
+        assert "ns/kv/config" in leader.tail(50000) + follower.tail(50000)
+    finally:
+        stop_all(ds, etcd=etcd)
+
+
+if __name__ == "__main__":
+    run([test_unreachable_at_start, test_election_status_and_forwarding, test_kill_leader_failover,
+         test_sigstop_leader_steps_down, test_etcd_member_killed, test_etcd_lost_and_back,
+         test_corrupt_records_skipped])
