@@ -19,7 +19,8 @@ typedef struct shardz_client shardz_client; /* opaque */
 #define SHARDZ_CLIENT_PATH_MAX 700           /* longest path (with query) a call accepts */
 
 /* Creates a client for the coordinator at endpoint ("host:port", "[v6]:port", optionally with
- * a leading "http://"). secret: sent as "Authorization: Bearer <secret>" on every request;
+ * a leading "http://"; or several coordinators "h1:p1,h2:p2", tried in turn on a refused
+ * connection or a 503 ENOTLEADER). secret: sent as "Authorization: Bearer <secret>" on every request;
  * NULL or "" for none. Both strings are copied. Connects lazily (on the first call).
  * 0 with *out set (owned by the caller: shardz_client_destroy); SHARDZ_EINVAL for a malformed
  * endpoint or a secret over 990 bytes; SHARDZ_ENOMEM. *out is NULL on failure. */

@@ -41,7 +41,8 @@ typedef struct {
 
 /* A router's configuration. Zero-initialise, then fill; create copies the strings. */
 typedef struct {
-    const char *coordinator;   /* "host:port" of shardzd (required) */
+    const char *coordinator;   /* "host:port" of shardzd (required), or several coordinators
+                                * "h1:p1,h2:p2" (at most 8), tried in turn as by the worker */
     const char *ns;            /* namespace (required) */
     const char *secret;        /* NULL: none */
     uint32_t watch_timeout_ms; /* long-poll timeout; 0: 30000 */

@@ -56,22 +56,58 @@ static size_t http_write(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-int szl_http_init(szl_http *h, const char *hostport, const char *secret, atomic_bool *stop)
+/* Splits "a:1,b:2" into h->bases (h may be NULL: a check only). */
+static int parse_bases(szl_http *h, const char *list)
+{
+    char item[SZL_HOST_MAX + 16];
+    char host[SZL_HOST_MAX + 1];
+    uint16_t port;
+    int n = 0;
+
+    if (list == NULL || list[0] == '\0') {
+        return SHARDZ_EINVAL;
+    }
+    for (const char *p = list; p != NULL; n++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+
+        if (n == SZL_MAX_COORDS || len == 0 || len >= sizeof item) {
+            return SHARDZ_EINVAL;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (szl_hostport(item, host, sizeof host, &port) != 0) {
+            return SHARDZ_EINVAL;
+        }
+        if (h != NULL) {
+            snprintf(h->bases[n], sizeof h->bases[n],
+                     strchr(host, ':') != NULL ? "http://[%s]:%u" : "http://%s:%u", host,
+                     (unsigned)port);
+        }
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    if (h != NULL) {
+        h->nbases = n;
+    }
+    return 0;
+}
+
+bool szl_hostports_valid(const char *s)
+{
+    return parse_bases(NULL, s) == 0;
+}
+
+int szl_http_init(szl_http *h, const char *hostports, const char *secret, atomic_bool *stop)
 {
     struct curl_slist *hd = NULL;
     struct curl_slist *t;
     char auth[1024];
-    char host[SZL_HOST_MAX + 1];
-    uint16_t port;
-    bool v6;
 
     memset(h, 0, sizeof *h);
     h->stop = stop;
-    if (szl_hostport(hostport, host, sizeof host, &port) != 0) {
+    if (parse_bases(h, hostports) != 0) {
         return SHARDZ_EINVAL;
     }
-    v6 = strchr(host, ':') != NULL;
-    snprintf(h->base, sizeof h->base, v6 ? "http://[%s]:%u" : "http://%s:%u", host, (unsigned)port);
     pthread_once(&http_once, http_global_init);
     if (http_global_rc != CURLE_OK) {
         return SHARDZ_ENOMEM;
@@ -111,8 +147,11 @@ nomem:
     return SHARDZ_ENOMEM;
 }
 
-int szl_http_request(szl_http *h, const char *method, const char *path, const char *body,
-                     size_t len, long timeout_ms, size_t max_reply, szl_http_resp *resp)
+/* One request to one coordinator; *refused is set when the connection was refused (the
+ * request never left). */
+static int request_one(szl_http *h, const char *base, const char *method, const char *path,
+                       const char *body, size_t len, long timeout_ms, size_t max_reply,
+                       szl_http_resp *resp, bool *refused)
 {
     CURL *e = h->easy;
     CURLM *m = h->multi;
@@ -123,7 +162,8 @@ int szl_http_request(szl_http *h, const char *method, const char *path, const ch
     int rc = 0;
 
     memset(resp, 0, sizeof *resp);
-    if ((size_t)snprintf(url, sizeof url, "%s%s", h->base, path) >= sizeof url) {
+    *refused = false;
+    if ((size_t)snprintf(url, sizeof url, "%s%s", base, path) >= sizeof url) {
         return SHARDZ_EINVAL;
     }
     curl_easy_reset(e);
@@ -185,6 +225,7 @@ int szl_http_request(szl_http *h, const char *method, const char *path, const ch
         } else if (cc == CURLE_OPERATION_TIMEDOUT) {
             rc = SHARDZ_ETIMEDOUT;
         } else if (cc != CURLE_OK) {
+            *refused = cc == CURLE_COULDNT_CONNECT;
             rc = SHARDZ_EIO;
         }
     }
@@ -202,6 +243,34 @@ int szl_http_request(szl_http *h, const char *method, const char *path, const ch
     resp->body = sink.buf;
     resp->len = sink.len;
     return 0;
+}
+
+int szl_http_request(szl_http *h, const char *method, const char *path, const char *body,
+                     size_t len, long timeout_ms, size_t max_reply, szl_http_resp *resp)
+{
+    int rc = SHARDZ_EIO;
+
+    for (int i = 0; i < h->nbases; i++) {
+        int k = (h->cur + i) % h->nbases;
+        bool refused = false;
+        bool last = i + 1 == h->nbases;
+
+        rc = request_one(h, h->bases[k], method, path, body, len, timeout_ms, max_reply, resp,
+                         &refused);
+        if (rc == SHARDZ_EIO && refused && !last) {
+            continue; /* never sent: the next coordinator */
+        }
+        if (rc == 0 && resp->status == 503 && !last && strstr(resp->body, "ENOTLEADER")) {
+            free(resp->body); /* nothing changed there: the next one */
+            resp->body = NULL;
+            continue;
+        }
+        if (rc == 0) {
+            h->cur = k;
+        }
+        return rc;
+    }
+    return rc;
 }
 
 void szl_http_wakeup(szl_http *h)

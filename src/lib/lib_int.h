@@ -66,11 +66,13 @@ bool szl_get_int(const json_t *obj, const char *key, int64_t lo, int64_t hi, int
 
 /* One client per thread that uses it; szl_http_wakeup may be called from any thread to make
  * a request in flight on it return SHARDZ_EBUSY once *stop is set. Keeps connections alive. */
+#define SZL_MAX_COORDS 8 /* coordinators one client may be given */
 typedef struct {
     void *multi;       /* CURLM */
     void *easy;        /* CURL */
     void *headers;     /* struct curl_slist: Content-Type, Expect, Authorization */
-    char base[300];    /* "http://host:port" */
+    char bases[SZL_MAX_COORDS][300]; /* "http://host:port", one per coordinator given */
+    int nbases, cur;   /* cur: the one that answered last */
     atomic_bool *stop; /* owner's stop flag (borrowed) */
 } szl_http;
 
@@ -81,11 +83,17 @@ typedef struct {
     size_t len;
 } szl_http_resp;
 
-int szl_http_init(szl_http *h, const char *hostport, const char *secret, atomic_bool *stop);
+/* hostports: "host:port", or several coordinators as "host:port,host:port" (at most
+ * SZL_MAX_COORDS). SHARDZ_EINVAL for a bad list. */
+int szl_http_init(szl_http *h, const char *hostports, const char *secret, atomic_bool *stop);
+/* true when s is a valid "host:port[,host:port...]" list of at most SZL_MAX_COORDS. */
+bool szl_hostports_valid(const char *s);
 /* Sends method path (with query) and body (NULL for none) and waits for the whole response
  * (at most max_reply bytes) or timeout_ms. 0 with *resp filled when an HTTP response arrived
  * (any status); SHARDZ_EIO (connection failed), SHARDZ_ETIMEDOUT, SHARDZ_ETOOBIG, SHARDZ_EBUSY
- * (stopped), SHARDZ_ENOMEM; resp->body is NULL then. */
+ * (stopped), SHARDZ_ENOMEM; resp->body is NULL then. With several coordinators, a refused
+ * connection (the request never left) or a 503 ENOTLEADER (nothing changed) is tried on the
+ * next one, each at most once per call, starting from the one that answered last. */
 int szl_http_request(szl_http *h, const char *method, const char *path, const char *body,
                      size_t len, long timeout_ms, size_t max_reply, szl_http_resp *resp);
 void szl_http_wakeup(szl_http *h);

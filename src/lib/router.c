@@ -414,15 +414,13 @@ static void *rt_main(void *arg)
 int shardz_router_create(const shardz_router_config *cfg, shardz_router **out)
 {
     shardz_router *r;
-    char host[SZL_HOST_MAX + 1];
-    uint16_t port;
 
     if (out == NULL) {
         return SHARDZ_EINVAL;
     }
     *out = NULL;
     if (cfg == NULL || cfg->coordinator == NULL ||
-        szl_hostport(cfg->coordinator, host, sizeof host, &port) != 0 || !szl_valid_ns(cfg->ns) ||
+        !szl_hostports_valid(cfg->coordinator) || !szl_valid_ns(cfg->ns) ||
         (cfg->secret != NULL && (cfg->secret[0] == '\0' || strlen(cfg->secret) > 512 ||
                                  strpbrk(cfg->secret, "\r\n") != NULL))) {
         return SHARDZ_EINVAL;

@@ -1192,7 +1192,7 @@ static int w_check_config(const shardz_worker_config *c)
     char host[SZL_HOST_MAX + 1];
     uint16_t port;
 
-    if (c->coordinator == NULL || szl_hostport(c->coordinator, host, sizeof host, &port) != 0) {
+    if (c->coordinator == NULL || !szl_hostports_valid(c->coordinator)) {
         return SHARDZ_EINVAL;
     }
     if (!szl_valid_ns(c->ns) || !szl_valid_id(c->node_id, SZL_ID_MAX)) {

@@ -67,6 +67,45 @@ static void test_register_retries(void **state)
     env_stop(&e);
 }
 
+/* Several coordinators: a refused connection and a follower without a leader (503 ENOTLEADER)
+ * are skipped; the worker registers with the one that leads, and stays with it. */
+static void test_several_coordinators(void **state)
+{
+    fake_opts fa = {.ns = "kv", .register_fail = 1000}; /* a follower with no leader */
+    fake_opts fb = {.ns = "kv"};
+    fake_coord *a, *b;
+    shardz_worker_config c;
+    shardz_worker *w = NULL;
+    char list[128];
+
+    (void)state;
+    rec_reset();
+    a = fake_start(&fa);
+    b = fake_start(&fb);
+    c = base_config(b);
+    /* port 1 on loopback refuses the connection */
+    snprintf(list, sizeof list, "127.0.0.1:1,%s,%s", fake_addr(a), fake_addr(b));
+    c.coordinator = list;
+    assert_int_equal(shardz_worker_create(&c, &w), 0);
+    assert_int_equal(shardz_worker_start(w), 0);
+    assert_int_equal(shardz_worker_wait_registered(w, 5000), 0);
+    fake_lock(a);
+    assert_int_equal(fake_rec(a)->registrations, 0);
+    assert_true(fake_rec(a)->register_attempts >= 1);
+    fake_unlock(a);
+    fake_lock(b);
+    assert_int_equal(fake_rec(b)->registrations, 1);
+    fake_unlock(b);
+    shardz_worker_destroy(w);
+    /* a bad list is refused at create */
+    c.coordinator = "127.0.0.1:1,,127.0.0.1:2";
+    assert_int_equal(shardz_worker_create(&c, &w), SHARDZ_EINVAL);
+    c.coordinator = "127.0.0.1:1,nohost";
+    assert_int_equal(shardz_worker_create(&c, &w), SHARDZ_EINVAL);
+    fake_stop(a);
+    fake_stop(b);
+}
+
 static bool two_registrations(void *arg)
 {
     fake_coord *f = arg;
@@ -302,6 +341,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_register),
         cmocka_unit_test(test_register_retries),
+        cmocka_unit_test(test_several_coordinators),
         cmocka_unit_test(test_reregister_without_pings),
         cmocka_unit_test(test_ping_with_load),
         cmocka_unit_test(test_assign_diff),
