@@ -218,6 +218,7 @@ typedef struct {
     int64_t create_rev;     /* leader: the leader key's create_revision, the write guard */
     int64_t role_since_ms;  /* when this role began (monotonic) */
     int64_t next_keepalive_ms;
+    int64_t next_refresh_ms; /* follower: no cache refresh before then (throttled) */
     char leader_id[SHARDZ_MAX_ID + 1];    /* "" none known */
     char leader_addr[SZD_ADDR_MAX + 1];
     int64_t leader_since_wall_ms;         /* when that leader was elected (wall clock) */
@@ -278,6 +279,10 @@ int szd_ns_load_all(szd *d);
 /* The follower's cache: replaces namespace `name` (every namespace when NULL) by what the store
  * holds, moving its watchers over; writes nothing. 0 or the store's error (nothing changed). */
 int szd_ns_load_cache(szd *d, const char *name);
+/* The namespaces in memory (just loaded, or a follower's cache brought up to the store) become
+ * the leader's: nodes counted as heard from now, configs rewritten (revisions jump ahead),
+ * a rebalance and the work pass scheduled. 0 or the store's error. */
+int szd_ns_take_over(szd *d);
 /* Frees every namespace (their watchers are cancelled). */
 void szd_ns_free_all(szd *d);
 void szd_ns_free(szd_ns *ns);
@@ -346,6 +351,12 @@ void szd_ha_deposed(szd *d, const char *why);
 void szd_ha_forward(szd *d, struct evhttp_request *req);
 /* The role, leader and coordinators, for /v1/status (new reference). */
 json_t *szd_ha_status_json(szd *d);
+/* Writes a batch of puts and deletes (shardz_store_txn_batched, guarded on a shared store). A
+ * large batch goes in slices, renewing the lease between them when due, so that a long write
+ * never lets the lease run out; a lease lost meanwhile stops it (SHARDZ_ENOTLEADER). */
+int szd_store_write(szd *d, const shardz_op *ops, size_t n);
+/* Renews the lease when due: long operations (a load, a large write) call it between steps. */
+void szd_ha_poll(szd *d);
 /* At shutdown: a leader gives its lease back so another takes over at once. */
 void szd_ha_stop(szd *d);
 const char *szd_role_name(szd_role r);

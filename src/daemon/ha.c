@@ -18,6 +18,7 @@
 #define HA_LOOP_MS 100          /* the role loop's period: refresh, keepalive, campaign */
 #define HA_FORWARD_TIMEOUT_S 10 /* a forwarded request's timeout */
 #define HA_MAX_DIRTY 16         /* namespaces reloaded one by one; more: reload them all */
+#define HA_MAX_BEHIND 64        /* revisions behind past which the cache is loaded again */
 
 static const char member_prefix[] = "coord/";
 
@@ -139,6 +140,8 @@ static void step_down(szd *d, const char *why)
     d->ha.cache_stale = true;
 }
 
+static int cache_update(szd *d, bool *leader_changed);
+
 static void become_leader(szd *d, int64_t create_rev)
 {
     shardz_compare g = {SHARDZ_CMP_CREATE, NULL, 0, create_rev, NULL, 0};
@@ -151,10 +154,19 @@ static void become_leader(szd *d, int64_t create_rev)
     d->ha.create_rev = create_rev;
     d->ha.role_since_ms = szd_now(d);
     set_leader(d, d->cfg.id, d->cfg.advertise, wall_ms());
-    /* the new leader loads everything from the store (tasks in flight included) and resumes */
+    /* The new leader takes over the state (tasks in flight included) and resumes. Nobody else
+     * writes now (the old leader's key is gone, so are its writes), so a cache brought up to
+     * the store is exact: it is promoted without loading everything again. */
     int64_t t0 = szd_now(d);
-    szd_ns_free_all(d);
-    int rc = szd_ns_load_all(d);
+    bool ignored = false, promoted = false;
+    int rc = 0;
+    if (!d->ha.full_reload && d->ha.cache_rev > 0 && cache_update(d, &ignored) == 0) {
+        rc = szd_ns_take_over(d);
+        promoted = true;
+    } else {
+        szd_ns_free_all(d);
+        rc = szd_ns_load_all(d);
+    }
     if (rc) {
         szd_log(d, SZD_ERROR, "msg=\"leader could not load the state\" err=%s",
                 shardz_err_name(rc));
@@ -163,8 +175,10 @@ static void become_leader(szd *d, int64_t create_rev)
     }
     d->ha.cache_stale = false;
     szd_log(d, SZD_INFO,
-            "msg=\"elected leader\" id=%s create_revision=%lld namespaces=%u load_ms=%lld",
-            d->cfg.id, (long long)create_rev, d->nns, (long long)(szd_now(d) - t0));
+            "msg=\"elected leader\" id=%s create_revision=%lld namespaces=%u state=%s "
+            "load_ms=%lld",
+            d->cfg.id, (long long)create_rev, d->nns, promoted ? "cache" : "loaded",
+            (long long)(szd_now(d) - t0));
 }
 
 /* Puts the leader key under our lease when nobody holds it. */
@@ -231,10 +245,22 @@ static void read_leader(szd *d)
     shardz_kv_free(kv);
 }
 
-/* The follower's cache: the namespaces that changed since cache_rev are loaded again. */
-static void refresh(szd *d)
+/* Brings the follower's cache up to the store: the namespaces that changed since cache_rev
+ * are loaded again (all of them when far behind). 0 when the cache is current; *leader_changed
+ * is set when the leader key may have changed. */
+static int cache_update(szd *d, bool *leader_changed)
 {
-    bool leader_changed = !d->ha.leader_id[0];
+    if (!d->ha.full_reload && d->ha.cache_rev > 0) {
+        /* far behind (a burst of writes): reading every event would take longer than loading
+         * the namespaces again */
+        shardz_store_status st = {0};
+        if (shardz_store_status_get(d->store, &st) != 0) {
+            d->ha.cache_stale = true;
+            return SHARDZ_EIO;
+        }
+        if (st.revision - d->ha.cache_rev > HA_MAX_BEHIND)
+            d->ha.full_reload = true;
+    }
     if (!d->ha.full_reload && d->ha.cache_rev > 0) {
         shardz_changes *c = NULL;
         int rc = shardz_store_changes(d->store, d->ha.cache_rev, 0, &c);
@@ -242,7 +268,7 @@ static void refresh(szd *d)
             d->ha.full_reload = true;
         } else if (rc) {
             d->ha.cache_stale = true;
-            return;
+            return rc;
         } else {
             char names[HA_MAX_DIRTY][SHARDZ_KEY_MAX_ID + 1];
             size_t nn = 0;
@@ -252,7 +278,7 @@ static void refresh(szd *d)
                 if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0)
                     continue; /* coordinator records and foreign keys */
                 if (kp.kind == SHARDZ_KEY_LEADER) {
-                    leader_changed = true;
+                    *leader_changed = true;
                     continue;
                 }
                 size_t k = 0;
@@ -278,18 +304,27 @@ static void refresh(szd *d)
         }
     }
     if (d->ha.full_reload || d->ha.cache_rev == 0) {
+        int64_t t0 = szd_now(d);
         shardz_store_status st = {0};
         if (shardz_store_status_get(d->store, &st) != 0 || szd_ns_load_cache(d, NULL) != 0) {
             d->ha.cache_stale = true;
-            return;
+            return SHARDZ_EIO;
         }
         d->ha.cache_rev = st.revision > 0 ? st.revision : 1;
         d->ha.full_reload = false;
+        szd_log(d, SZD_INFO, "msg=\"cache loaded\" namespaces=%u revision=%lld load_ms=%lld",
+                d->nns, (long long)st.revision, (long long)(szd_now(d) - t0));
         d->ha.cache_stale = false;
         d->ha.cache_ok_ms = szd_now(d);
-        leader_changed = true;
+        *leader_changed = true;
     }
-    if (leader_changed)
+    return 0;
+}
+
+static void refresh(szd *d)
+{
+    bool leader_changed = !d->ha.leader_id[0];
+    if (cache_update(d, &leader_changed) == 0 && leader_changed)
         read_leader(d);
 }
 
@@ -305,8 +340,13 @@ static void on_loop(evutil_socket_t fd, short what, void *arg)
         keepalive(d);
     else if (!d->ha.lease_id && now >= d->ha.next_keepalive_ms && grant(d) != 0)
         d->ha.next_keepalive_ms = now + 1000; /* etcd unreachable: try again in a second */
-    if (d->ha.role == SZD_ROLE_FOLLOWER)
+    if (d->ha.role == SZD_ROLE_FOLLOWER && now >= d->ha.next_refresh_ms) {
         refresh(d);
+        /* Reloading a large namespace takes time: at most a fifth of the loop goes to it, so
+         * the lease is kept alive and reads are answered (the cache lags more meanwhile). */
+        int64_t took = szd_now(d) - now;
+        d->ha.next_refresh_ms = now + (4 * took > HA_LOOP_MS ? 4 * took : 0);
+    }
     fwd_reap(d, false);
 }
 
@@ -334,6 +374,34 @@ bool szd_acting(szd *d)
         return true;
     step_down(d, "its lease is not known fresh");
     return false;
+}
+
+void szd_ha_poll(szd *d)
+{
+    if (d->ha.lease_id && szd_now(d) >= d->ha.next_keepalive_ms)
+        keepalive(d);
+}
+
+#define HA_WRITE_SLICE 1024 /* operations written between two looks at the lease */
+
+int szd_store_write(szd *d, const shardz_op *ops, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        size_t k = n - done;
+        if (d->ha.role != SZD_ROLE_SOLO && k > HA_WRITE_SLICE)
+            k = HA_WRITE_SLICE;
+        if (d->ha.role == SZD_ROLE_LEADER) {
+            szd_ha_poll(d);
+            if (!szd_acting(d))
+                return SHARDZ_ENOTLEADER; /* the lease ran out: the rest is not written */
+        }
+        int rc = shardz_store_txn_batched(d->store, NULL, 0, ops + done, k, 0, NULL, NULL);
+        if (rc)
+            return rc;
+        done += k;
+    }
+    return 0;
 }
 
 void szd_ha_deposed(szd *d, const char *why)

@@ -266,7 +266,7 @@ int main(int argc, char **argv)
     int rc;
     if (d.cfg.store[0]) {
         /* etcd://H:P[,H:P...][/PREFIX] -> http://H:P[,http://H:P...] and /PREFIX/ */
-        char endpoint[4 * sizeof d.cfg.store], prefix[sizeof d.cfg.store + 2];
+        char endpoint[8 * sizeof d.cfg.store], prefix[sizeof d.cfg.store + 2];
         const char *hp = d.cfg.store + 7, *slash = strchr(hp, '/');
         size_t hlen = slash ? (size_t)(slash - hp) : strlen(hp), w = 0;
         for (size_t i = 0; i < hlen; i++) {
@@ -276,7 +276,7 @@ int main(int argc, char **argv)
         }
         endpoint[w] = 0;
         if (slash && slash[1])
-            snprintf(prefix, sizeof prefix, "%s%s", slash,
+            snprintf(prefix, sizeof prefix, "%.*s%s", (int)strnlen(slash, SZD_ADDR_MAX), slash,
                      slash[strlen(slash) - 1] == '/' ? "" : "/");
         else
             snprintf(prefix, sizeof prefix, "/shardz/");

@@ -436,7 +436,7 @@ static int ns_flush(szd_ns *ns, bool config)
     }
     if (rc == 0 && b.n > 0) {
         int64_t t0 = szd_now(ns->d);
-        rc = shardz_store_txn_batched(ns->d->store, NULL, 0, b.ops, b.n, 0, NULL, NULL);
+        rc = szd_store_write(ns->d, b.ops, b.n);
         szd_hist_add(&ns->d->store_hist, (double)(szd_now(ns->d) - t0) / 1000.0);
     }
     if (rc == 0) {
@@ -598,7 +598,14 @@ static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned n
         p->dirty = true;
     }
     ns->nparts += (uint32_t)n;
-    return szd_map_rebuild(&ns->part_map, ns->nparts, part_key, ns);
+    /* one by one (the map grows by doubling): a load appending 100,000 partitions one at a
+     * time stays linear */
+    for (uint32_t idx = ns->nparts - (uint32_t)n; idx < ns->nparts; idx++) {
+        int rc = szd_map_insert(&ns->part_map, idx, idx + 1, part_key, ns);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 /* Registers partitions (ids checked by the caller) with the sharder, all slots vacant. */
@@ -1395,6 +1402,8 @@ static int ns_rebalance(szd_ns *ns)
         shardz_move mv;
         shardz_plan_move(plan, i, &mv);
         apply_move(ns, &mv);
+        if ((i & 1023) == 1023)
+            szd_ha_poll(ns->d); /* a plan of 100,000 moves keeps the lease */
     }
     if (n > 0 || shardz_plan_missing(plan) > 0)
         szd_log(ns->d, SZD_INFO, "msg=\"plan\" ns=%s moves=%zu missing=%zu", ns->cfg.name, n,
@@ -1606,7 +1615,7 @@ static void flush_stats(szd_ns *ns, bool force)
         json_decref(rec);
     }
     if (rc == 0 && b.n > 0)
-        rc = shardz_store_txn_batched(ns->d->store, NULL, 0, b.ops, b.n, 0, NULL, NULL);
+        rc = szd_store_write(ns->d, b.ops, b.n);
     if (rc == 0)
         for (uint32_t i = 0; i < ns->nparts; i++)
             ns->parts[i].stats_dirty = false;
@@ -2059,12 +2068,63 @@ static void restore_slots(szd_ns *ns)
 
 /* Builds the namespaces held in r (configs, then nodes, then assignments, which name nodes,
  * then statistics). A foreign or corrupt record is logged with its key and skipped. */
-static void load_records(szd *d, const shardz_range *r)
+#define LOAD_PAGE 10000 /* keys read per range request while loading */
+
+/* Reads every key under prefix in pages of LOAD_PAGE, renewing the lease between pages when
+ * due (a load longer than the lease TTL must not lose it). *pages (NULL-terminated) is the
+ * caller's (free_pages). Pages are separate reads: only the leader writes namespaces, and a
+ * follower reads again what changed since the revision of the first page. */
+static int range_paged(szd *d, const char *prefix, size_t plen, shardz_range ***pages)
+{
+    shardz_range **pg = NULL;
+    size_t n = 0;
+    int rc = 0;
+    *pages = NULL;
+    for (;;) {
+        shardz_range **np = realloc(pg, (n + 2) * sizeof *np);
+        if (!np) {
+            rc = SHARDZ_ENOMEM;
+            break;
+        }
+        pg = np;
+        const shardz_kv *last = n ? &pg[n - 1]->kvs[pg[n - 1]->count - 1] : NULL;
+        rc = shardz_store_range(d->store, prefix, plen, last ? last->key : NULL,
+                                last ? last->key_len : 0, LOAD_PAGE, &pg[n]);
+        if (rc)
+            break;
+        n++;
+        pg[n] = NULL;
+        if (!pg[n - 1]->more || pg[n - 1]->count == 0)
+            break;
+        szd_ha_poll(d);
+    }
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            shardz_range_free(pg[i]);
+        free(pg);
+        return rc;
+    }
+    *pages = pg;
+    return 0;
+}
+
+static void free_pages(shardz_range **pages)
+{
+    for (size_t i = 0; pages && pages[i]; i++)
+        shardz_range_free(pages[i]);
+    free(pages);
+}
+
+static void load_records(szd *d, shardz_range *const *pages)
 {
     /* four passes: configs, then nodes, then assignments (they name nodes), then statistics */
     for (int pass = 0; pass < 4; pass++) {
+        for (size_t pi = 0; pages[pi]; pi++) {
+        const shardz_range *r = pages[pi];
         for (size_t i = 0; i < r->count; i++) {
             shardz_kv *kv = &r->kvs[i];
+            if ((i & 1023) == 1023)
+                szd_ha_poll(d); /* a long load keeps the lease */
             shardz_key_parts kp;
             if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0) {
                 if (pass == 0)
@@ -2105,6 +2165,7 @@ static void load_records(szd *d, const shardz_range *r)
                         (int)kv->key_len, kv->key, shardz_err_name(lrc));
             json_decref(j);
         }
+        }
     }
 }
 
@@ -2128,16 +2189,17 @@ int szd_ns_load_cache(szd *d, const char *name)
 {
     char prefix[SHARDZ_KEY_BUF];
     int plen = shardz_key_ns_prefix(prefix, sizeof prefix, name);
-    shardz_range *r = NULL;
+    shardz_range **r = NULL;
     if (plen < 0)
         return plen;
-    int rc = shardz_store_range(d->store, prefix, (size_t)plen, NULL, 0, 0, &r);
+    int rc = range_paged(d, prefix, (size_t)plen, &r);
     if (rc)
         return rc;
+    int64_t revision = r[0]->revision;
     /* the old copies are detached, the new ones loaded, then the watchers move over */
     szd_ns **olds = calloc(d->nns ? d->nns : 1, sizeof *olds);
     if (!olds) {
-        shardz_range_free(r);
+        free_pages(r);
         return SHARDZ_ENOMEM;
     }
     uint32_t nold = 0;
@@ -2153,9 +2215,9 @@ int szd_ns_load_cache(szd *d, const char *name)
         if (name && strcmp(ns->cfg.name, name) != 0)
             continue;
         restore_slots(ns);
-        ns->revision = ((uint64_t)r->revision + 1) << 32;
+        ns->revision = ((uint64_t)revision + 1) << 32;
     }
-    shardz_range_free(r);
+    free_pages(r);
     for (uint32_t k = 0; k < nold; k++) {
         szd_ns *ns = szd_ns_find(d, olds[k]->cfg.name);
         while (ns && olds[k]->waiters) {
@@ -2177,12 +2239,27 @@ int szd_ns_load_all(szd *d)
 {
     char prefix[SHARDZ_KEY_BUF];
     int plen = shardz_key_ns_prefix(prefix, sizeof prefix, NULL);
-    shardz_range *r = NULL;
-    int rc = shardz_store_range(d->store, prefix, (size_t)plen, NULL, 0, 0, &r);
+    shardz_range **r = NULL;
+    int rc = range_paged(d, prefix, (size_t)plen, &r);
     if (rc)
         return rc;
     load_records(d, r);
-    shardz_range_free(r);
+    free_pages(r);
+    return szd_ns_take_over(d);
+}
+
+int szd_ns_take_over(szd *d)
+{
+    int rc;
+    /* every node is heard from now on: dead only dead_after_ms from now without an answer, and
+     * a strict lease is counted from now (the previous coordinator may have granted it) */
+    int64_t now = szd_now(d);
+    for (uint32_t i = 0; i < d->nns; i++)
+        for (uint32_t k = 0; k < d->ns[i]->nnodes; k++) {
+            szd_node *n = d->ns[i]->nodes[k];
+            n->last_ok_ms = n->since_ms = n->reach_ms = now;
+            n->missed = 0;
+        }
     /* Revisions must keep growing across restarts (workers ignore an assignment older than
      * the last they applied; routers watch from the last they saw), but they are not stored
      * on every change. Every start rewrites the configs, so the store revision grows, and
