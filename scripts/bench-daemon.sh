@@ -14,7 +14,7 @@ if [ "${1:-}" = "--quick" ]; then quick=1; fi
 if ! scripts/build.sh release >/dev/null 2>&1; then
     echo "note: the full release build failed; building shardzd and bench_fanout only"
     cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build build/release -j "$(nproc)" --target shardzd bench_fanout >/dev/null
+    cmake --build build/release -j "$(nproc)" --target shardzd bench_fanout bench_store_writes >/dev/null
 fi
 bin=build/release
 shardzd=$bin/src/daemon/shardzd
@@ -29,6 +29,7 @@ if [ "$quick" = 1 ]; then
     run python3 bench/daemon/failover.py "$shardzd" --rounds 2
     run "$with" "$shardzd" --memory -- "$fanout" --workers 100 --partitions 1000 --add 100
     run python3 bench/daemon/query.py "$shardzd" --seconds 1 --rounds 1
+    run python3 bench/daemon/ha.py "$shardzd" --rounds 2
     exit 0
 fi
 
@@ -72,5 +73,32 @@ echo
 echo "-- and all 100,000 in one request, at the default timings"
 run "$with" "$shardzd" --memory -- "$fanout" --workers 1000 --partitions 100000 --add 1000 \
     --timeout-s 20
+echo
+echo "== 5. several coordinators on etcd: kill -9 of the leader (20 rounds, TTL 2 s), then the"
+echo "==    takeover of 101,000 partitions and 1,000 nodes"
+run python3 bench/daemon/ha.py "$shardzd" --rounds 20 --ttl 2000 \
+    --fanout "$fanout" --partitions 100000
+echo
+echo "== 6. writes per second to etcd (a fresh single-member etcd) and to SQLite, one put per"
+echo "==    transaction and batched 128 to a transaction, every transaction guarded"
+etcd_tmp=$(mktemp -d "${TMPDIR:-/tmp}/shardz-etcd-bench.XXXXXX")
+etcd_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+peer_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+/usr/bin/etcd --data-dir "$etcd_tmp/d" --listen-client-urls "http://127.0.0.1:$etcd_port" \
+    --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "default=http://127.0.0.1:$peer_port" >"$etcd_tmp/etcd.log" 2>&1 &
+etcd_pid=$!
+sleep 2
+run "$bin/bench/daemon/bench_store_writes" --etcd "http://127.0.0.1:$etcd_port" --guard \
+    --single 2000 --batched 100000
+run "$bin/bench/daemon/bench_store_writes" --sqlite "$etcd_tmp/sqlite" --guard \
+    --single 2000 --batched 100000
+kill "$etcd_pid"
+wait "$etcd_pid" 2>/dev/null || true
+rm -rf "$etcd_tmp"
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

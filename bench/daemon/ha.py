@@ -107,10 +107,12 @@ def main():
             ds[0].start()
             leader_of([ds[0]], a.ttl / 1000 + 60)
             m = re.findall(r'msg="elected leader" .*load_ms=(\d+)', ds[0].tail(10**6))
+            c = re.findall(r'msg="cache loaded" .*load_ms=(\d+)', ds[0].tail(10**6))
             nparts = ds[0].call("GET", "/v1/namespaces/big", timeout=30)[1]["partitions"]
             print(f"   all coordinators killed, one restarted: acting after {time.time() - t2:.1f} s"
-                  f" (the old lease runs out first: TTL {a.ttl} ms); loading the state took "
-                  f"{m[-1] if m else '?'} ms ({nparts:,} partitions, 1,000 nodes)")
+                  f" (the old lease runs out first: TTL {a.ttl} ms); loading the state from "
+                  f"etcd as a follower: {c[-1] if c else '?'} ms, then taking it over as leader:"
+                  f" {m[-1] if m else '?'} ms ({nparts:,} partitions, 1,000 nodes)")
     finally:
         for d in ds:
             if d.proc and d.proc.poll() is None:
