@@ -157,6 +157,18 @@ char *szd_metrics_text(szd *d, size_t *len)
         put(&o, "shardz_node_replicas_max_over_mean{ns=\"%s\"} %.6f\n", d->ns[i]->cfg.name,
             mean > 0 ? (double)st.max_count / mean : 0);
     }
+    help(&o, "shardz_load_max_over_mean", "gauge",
+         "Imbalance per load dimension: the most loaded eligible node's load over its fair "
+         "share (1 is perfect; 0 without load).");
+    for (uint32_t i = 0; i < d->nns; i++) {
+        double imb[SHARDZ_MAX_DIMS] = {0};
+        size_t nd = 0;
+        if (shardz_sharder_load_imbalance(d->ns[i]->sh, imb, SHARDZ_MAX_DIMS, &nd) != 0)
+            continue;
+        for (size_t k = 0; k < nd && k < d->ns[i]->cfg.ndims; k++)
+            put(&o, "shardz_load_max_over_mean{ns=\"%s\",dim=\"%s\"} %.6f\n",
+                d->ns[i]->cfg.name, d->ns[i]->cfg.dims[k], imb[k]);
+    }
     help(&o, "shardz_revision", "gauge", "The namespace's revision.");
     for (uint32_t i = 0; i < d->nns; i++)
         put(&o, "shardz_revision{ns=\"%s\"} %llu\n", d->ns[i]->cfg.name,

@@ -1040,15 +1040,20 @@ int szd_node_leave(szd_ns *ns, szd_node *n)
 }
 
 /* A node as the API shows it, given its replica count. */
-static json_t *node_summary(const szd_ns *ns, const szd_node *n, size_t replicas)
+/* A node's summary; load (ndims values: the smoothed loads of the replicas it owns, summed)
+ * may be NULL when unknown. */
+static json_t *node_summary(const szd_ns *ns, const szd_node *n, size_t replicas,
+                            const double *load)
 {
-    json_t *cap = json_object();
+    json_t *cap = json_object(), *lj = json_object();
     for (size_t i = 0; i < n->ncap; i++)
         json_object_set_new(cap, ns->cfg.dims[i], json_real(n->cap[i]));
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:b, s:b}", "id", n->id, "address",
+    for (size_t d = 0; load && d < ns->cfg.ndims; d++)
+        json_object_set_new(lj, ns->cfg.dims[d], json_real(load[d]));
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:b, s:b}", "id", n->id, "address",
                      n->address, "zone", n->zone, "state", szd_node_state_name(n->state),
-                     "capacity", cap, "replicas", (json_int_t)replicas, "leaving", n->leaving,
-                     "drained", n->drained);
+                     "capacity", cap, "load", lj, "replicas", (json_int_t)replicas, "leaving",
+                     n->leaving, "drained", n->drained);
 }
 
 static int32_t idx_of(const szd_ns *ns, const szd_node *n)
@@ -1061,28 +1066,36 @@ static int32_t idx_of(const szd_ns *ns, const szd_node *n)
 
 json_t *szd_nodes_json(const szd_ns *ns)
 {
-    /* replica counts in one pass over the slots, not one pass per node */
-    size_t *count = calloc(ns->nnodes ? ns->nnodes : 1, sizeof *count);
+    /* replica counts and loads in one pass over the slots, not one pass per node */
+    size_t nn = ns->nnodes ? ns->nnodes : 1, nd = ns->cfg.ndims;
+    size_t *count = calloc(nn, sizeof *count);
+    double *load = calloc(nn * (nd ? nd : 1), sizeof *load);
     json_t *list = json_array();
-    for (uint32_t i = 0; count && i < ns->nparts; i++)
+    for (uint32_t i = 0; count && load && i < ns->nparts; i++)
         for (unsigned s = 0; s < ns->parts[i].nrep; s++) {
             const szd_slot *sl = &ns->parts[i].slots[s];
-            if (sl->owner >= 0 && sl->owner_state != SZD_R_NONE)
+            if (sl->owner >= 0 && sl->owner_state != SZD_R_NONE) {
                 count[sl->owner]++;
+                for (size_t d = 0; d < nd; d++)
+                    load[(size_t)sl->owner * nd + d] += ns->parts[i].load[d];
+            }
             if (sl->prev >= 0 && sl->prev_state != SZD_R_NONE)
                 count[sl->prev]++;
         }
     for (uint32_t i = 0; i < ns->nnodes; i++) {
-        json_t *j = node_summary(ns, ns->nodes[i], count ? count[i] : 0);
+        json_t *j = node_summary(ns, ns->nodes[i], count && load ? count[i] : 0,
+                                 count && load ? load + (size_t)i * nd : NULL);
         json_array_append_new(list, j);
     }
     free(count);
+    free(load);
     return list;
 }
 
 json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions)
 {
     size_t replicas = 0;
+    double load[SHARDZ_MAX_DIMS] = {0};
     int32_t me = idx_of(ns, n);
     json_t *parts = with_partitions ? json_array() : NULL;
     for (uint32_t i = 0; i < ns->nparts; i++) {
@@ -1090,10 +1103,13 @@ json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions)
         for (unsigned s = 0; s < p->nrep; s++) {
             const szd_slot *sl = &p->slots[s];
             szd_rstate st = SZD_R_NONE;
-            if (sl->owner == me)
+            if (sl->owner == me) {
                 st = (szd_rstate)sl->owner_state;
-            else if (sl->prev == me)
+                for (size_t d = 0; st != SZD_R_NONE && d < ns->cfg.ndims; d++)
+                    load[d] += p->load[d];
+            } else if (sl->prev == me) {
                 st = (szd_rstate)sl->prev_state;
+            }
             if (st == SZD_R_NONE)
                 continue;
             replicas++;
@@ -1106,7 +1122,7 @@ json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions)
                                      (json_int_t)sl->generation));
         }
     }
-    json_t *j = node_summary(ns, n, replicas);
+    json_t *j = node_summary(ns, n, replicas, load);
     if (parts)
         json_object_set_new(j, "partitions", parts);
     return j;

@@ -109,6 +109,19 @@ def test_load_balancer_round():
                  all("load" in part(d, str(i)) for i in range(12)), 10, what="samples")
         time.sleep(0.5)
         on_w0 = [p for p, v in routing(d, "kv").items() if v == ["w0"]]
+        # a node's load per dimension: the smoothed loads of the replicas it owns, summed
+        nodes = {n["id"]: n for n in d.call("GET", "/v1/namespaces/kv/nodes")[1]["nodes"]}
+        r = routing(d, "kv")
+        for nid, n in nodes.items():
+            want = sum(part(d, p)["load"]["cpu"] for p, v in r.items() if v == [nid])
+            assert abs(n["load"]["cpu"] - want) < 1e-6, (nid, n, want)
+            one = d.call("GET", f"/v1/namespaces/kv/nodes/{nid}")[1]
+            assert abs(one["load"]["cpu"] - want) < 1e-6, (one, want)
+        with urllib.request.urlopen(d.base + "/metrics", timeout=5) as m:
+            text = m.read().decode()
+        imb = [line for line in text.splitlines()
+               if line.startswith('shardz_load_max_over_mean{ns="kv",dim="cpu"}')]
+        assert imb and float(imb[0].split()[1]) > 1.05, imb  # w0's samples are 4x the others
         rev = d.call("GET", "/v1/namespaces/kv")[1]["revision"]
         plan = d.call("GET", "/v1/namespaces/kv/plan?balancer=load")[1]
         # the hottest node gives first; later steps may even out the others
