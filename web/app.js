@@ -480,14 +480,17 @@
     const items = [];
     const add = (k, v, cls) => items.push(h('div', { class: cls || null, dataset: { key: k } }, h('dt', { text: k }), h('dd', { text: v })));
     if (st.error) add('status', st.error, 'bad');
-    if (st.role) add('role', st.role, st.role === 'leader' ? 'good' : 'warn');
-    if (st.leader != null) add('leader', typeof st.leader === 'object' ? JSON.stringify(st.leader) : String(st.leader));
+    if (st.role) add('role', st.role + (st.id ? ' (' + st.id + ')' : ''), st.role === 'leader' && st.acting !== false ? 'good' : (st.role === 'follower' ? null : 'warn'));
+    if (st.leader === null && st.shared_store) add('leader', 'none: an election is under way', 'bad');
+    if (st.leader != null) add('leader', typeof st.leader === 'object' ? String(st.leader.id) + ' at ' + String(st.leader.address) : String(st.leader));
+    if (Array.isArray(st.coordinators)) add('coordinators', st.coordinators.map((c) => String(c.id) + ' (' + String(c.role) + ')').join(', '));
+    if (st.cache_stale) add('cache', 'stale: the store cannot be reached', 'bad');
     if (st.store) add('store', String(st.store));
     if (st.fsync) add('fsync', String(st.fsync), st.fsync === 'full' ? null : 'warn');
     if (st.store_revision != null) add('store rev', String(st.store_revision));
     if (st.uptime_ms != null) add('uptime', fmtAge(Math.floor((Number(st.uptime_ms) + Date.now() - (S.statusAt || Date.now())) / 1000) * 1000));
     if (st.version) add('version', String(st.version));
-    const known = new Set(['role', 'leader', 'store', 'fsync', 'store_revision', 'uptime_ms', 'version', 'namespaces', 'listen', 'error']);
+    const known = new Set(['role', 'leader', 'store', 'fsync', 'store_revision', 'uptime_ms', 'version', 'namespaces', 'listen', 'error', 'id', 'acting', 'coordinators', 'cache_stale', 'shared_store', 'role_since_ms', 'advertise', 'lease_fresh']);
     for (const [k, v] of Object.entries(st)) {
       if (known.has(k) || v == null) continue;
       add(k.replace(/_/g, ' '), typeof v === 'object' ? JSON.stringify(v) : String(v));
