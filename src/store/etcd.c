@@ -18,6 +18,7 @@
 
 #define ETCD_CONNECT_TIMEOUT_MS 2000L
 #define ETCD_TIMEOUT_MS 10000L
+#define ETCD_SHORT_TIMEOUT_MS 2000L /* small requests (revision, leases): a lost etcd is seen soon */
 #define ETCD_WATCH_TIMEOUT_MS 5000L
 #define ETCD_MAX_RESPONSE (256u * 1024 * 1024)
 
@@ -249,7 +250,7 @@ static int etcd_error(etcd_store *e, const char *path, long code, const json_t *
 }
 
 /* POSTs body (consumed) to path and parses the answer into *resp (caller's). */
-static int post(etcd_store *e, const char *path, json_t *body, json_t **resp)
+static int post_t(etcd_store *e, const char *path, json_t *body, json_t **resp, long timeout_ms)
 {
     char url[1024];
     char *text;
@@ -271,7 +272,7 @@ static int post(etcd_store *e, const char *path, json_t *body, json_t **resp)
      * at once. Other failures (a timeout: the request may have been applied) are returned, and
      * the next call starts at the next member. */
     for (size_t attempt = 0;; attempt++) {
-        http_setup(e, path, text, url, sizeof url, ETCD_TIMEOUT_MS);
+        http_setup(e, path, text, url, sizeof url, timeout_ms);
         curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, write_mem);
         curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &m);
         cc = curl_easy_perform(e->curl);
@@ -308,6 +309,11 @@ static int post(etcd_store *e, const char *path, json_t *body, json_t **resp)
     free(m.buf);
     *resp = r;
     return 0;
+}
+
+static int post(etcd_store *e, const char *path, json_t *body, json_t **resp)
+{
+    return post_t(e, path, body, resp, ETCD_TIMEOUT_MS);
 }
 
 /* Adds one etcd kv to b when it lies under the prefix (a foreign key is skipped). */
@@ -357,17 +363,19 @@ static json_t *range_body(const void *k, size_t klen, const void *end, size_t el
     return b;
 }
 
-/* The current etcd revision (count-only range of the prefix). */
+/* The current etcd revision: a count-only read of one key (the header carries the revision;
+ * counting the whole prefix would cost O(keys) in etcd on every call). */
 static int current_erev(etcd_store *e, int64_t *erev)
 {
-    json_t *b = range_body(e->pfx, e->pfx_len ? e->pfx_len : 1, e->pend, e->pend_len), *r;
+    json_t *b = json_object(), *r = NULL;
     int rc;
 
-    if (b && !e->pfx_len)
-        json_object_set_new(b, "key", jb64("", 1, NULL, 0));
-    if (b)
+    if (b) {
+        json_object_set_new(b, "key", e->pfx_len ? jb64(e->pfx, e->pfx_len, NULL, 0)
+                                                 : jb64("", 1, NULL, 0));
         json_object_set_new(b, "count_only", json_true());
-    rc = post(e, "/v3/kv/range", b, &r);
+    }
+    rc = post_t(e, "/v3/kv/range", b, &r, ETCD_SHORT_TIMEOUT_MS);
     if (rc == 0)
         *erev = jint(json_object_get(r, "header"), "revision");
     json_decref(r);
@@ -858,10 +866,10 @@ static int etcd_lease_grant(shardz_store *st, int64_t ttl_ms, int64_t *id, int64
 {
     etcd_store *e = (etcd_store *)st;
     json_t *r = NULL;
-    int rc = post(e, "/v3/lease/grant",
-                  json_pack("{s:I, s:I}", "TTL", (json_int_t)((ttl_ms + 999) / 1000), "ID",
-                            (json_int_t)0),
-                  &r);
+    int rc = post_t(e, "/v3/lease/grant",
+                    json_pack("{s:I, s:I}", "TTL", (json_int_t)((ttl_ms + 999) / 1000), "ID",
+                              (json_int_t)0),
+                    &r, ETCD_SHORT_TIMEOUT_MS);
 
     if (rc)
         return rc;
@@ -879,7 +887,8 @@ static int etcd_lease_keepalive(shardz_store *st, int64_t id, int64_t *ttl_ms)
 {
     etcd_store *e = (etcd_store *)st;
     json_t *r = NULL;
-    int rc = post(e, "/v3/lease/keepalive", json_pack("{s:I}", "ID", (json_int_t)id), &r);
+    int rc = post_t(e, "/v3/lease/keepalive", json_pack("{s:I}", "ID", (json_int_t)id), &r,
+                    ETCD_SHORT_TIMEOUT_MS);
     int64_t ttl;
 
     if (rc)
@@ -898,7 +907,8 @@ static int etcd_lease_revoke(shardz_store *st, int64_t id)
 {
     etcd_store *e = (etcd_store *)st;
     json_t *r = NULL;
-    int rc = post(e, "/v3/lease/revoke", json_pack("{s:I}", "ID", (json_int_t)id), &r);
+    int rc = post_t(e, "/v3/lease/revoke", json_pack("{s:I}", "ID", (json_int_t)id), &r,
+                    ETCD_SHORT_TIMEOUT_MS);
 
     json_decref(r);
     return rc;

@@ -70,6 +70,15 @@ def served_everywhere(leader, ns, nparts):
     return len(r) == nparts and all(len(v) == 1 for v in r.values())
 
 
+def settled(d, ns, nparts, workers):
+    """Every partition served once, no move in flight, and the workers agree."""
+    s = d.call("GET", f"/v1/namespaces/{ns}")[1]
+    if s["moves"] or s["missing"] or not served_everywhere(d, ns, nparts):
+        return False
+    r = routing(d, ns)
+    return all(set(w.served()) == {p for p, v in r.items() if v == [w.node]} for w in workers)
+
+
 def partitions_of(d, ns):
     """How many partitions coordinator d shows for namespace ns (-1: it does not know it)."""
     try:
@@ -152,8 +161,7 @@ def test_kill_leader_failover():
         leader.call("POST", "/v1/namespaces", dict(name="kv", partitions=9, **FAST))
         addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
         ws = [Worker(leader, "kv", f"w{i}", coordinators=addrs) for i in range(3)]
-        wait_for(lambda: served_everywhere(leader, "kv", 9), timeout=15, what="placement")
-        wait_for(lambda: sum(len(w.served()) for w in ws) == 9, timeout=10, what="workers")
+        wait_for(lambda: settled(leader, "kv", 9, ws), timeout=20, what="placement settled")
         before = {w.node: w.served() for w in ws}
         t0 = time.time()
         leader.kill9()
