@@ -164,8 +164,10 @@ static void become_leader(szd *d, int64_t create_rev)
         rc = szd_ns_take_over(d);
         promoted = true;
     } else {
-        szd_ns_free_all(d);
-        rc = szd_ns_load_all(d);
+        /* loaded again (the watchers of each namespace carry over), then taken over */
+        rc = szd_ns_load_cache(d, NULL);
+        if (rc == 0)
+            rc = szd_ns_take_over(d);
     }
     if (rc) {
         szd_log(d, SZD_ERROR, "msg=\"leader could not load the state\" err=%s",

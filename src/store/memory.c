@@ -342,22 +342,9 @@ static bool compare_holds(mem_store *m, const shardz_compare *c)
 {
     mnode *n = find(m->root, c->key, c->key_len);
 
-    switch (c->target) {
-    case SHARDZ_CMP_ABSENT:
-        return !n;
-    case SHARDZ_CMP_EXISTS:
-        return n != NULL;
-    case SHARDZ_CMP_VERSION:
-        return (n ? n->version : 0) == c->number;
-    case SHARDZ_CMP_CREATE:
-        return (n ? n->create : 0) == c->number;
-    case SHARDZ_CMP_MOD:
-        return (n ? n->mod : 0) == c->number;
-    case SHARDZ_CMP_VALUE:
-        return n && n->value_len == c->value_len &&
-               (c->value_len == 0 || memcmp(n->value, c->value, c->value_len) == 0);
-    }
-    return false;
+    return n ? store_compare_holds(c, true, n->version, n->create, n->mod, n->value,
+                                   n->value_len)
+             : store_compare_holds(c, false, 0, 0, 0, NULL, 0);
 }
 
 typedef struct {

@@ -254,23 +254,23 @@ int shardz_store_changes(shardz_store *st, int64_t since, size_t limit, shardz_c
     return st->ops->changes(st, since, limit, out);
 }
 
-/* true when compare c holds for kv (NULL: the key is absent). */
-static bool compare_holds(const shardz_compare *c, const shardz_kv *kv)
+bool store_compare_holds(const shardz_compare *c, bool exists, int64_t version, int64_t create,
+                         int64_t mod, const void *value, size_t value_len)
 {
     switch (c->target) {
     case SHARDZ_CMP_ABSENT:
-        return !kv;
+        return !exists;
     case SHARDZ_CMP_EXISTS:
-        return kv != NULL;
+        return exists;
     case SHARDZ_CMP_VERSION:
-        return (kv ? kv->version : 0) == c->number;
+        return (exists ? version : 0) == c->number;
     case SHARDZ_CMP_CREATE:
-        return (kv ? kv->create_revision : 0) == c->number;
+        return (exists ? create : 0) == c->number;
     case SHARDZ_CMP_MOD:
-        return (kv ? kv->mod_revision : 0) == c->number;
+        return (exists ? mod : 0) == c->number;
     case SHARDZ_CMP_VALUE:
-        return kv && kv->value_len == c->value_len &&
-               (c->value_len == 0 || memcmp(kv->value, c->value, c->value_len) == 0);
+        return exists && value_len == c->value_len &&
+               (c->value_len == 0 || memcmp(value, c->value, c->value_len) == 0);
     }
     return false;
 }
@@ -285,12 +285,16 @@ static int guard_verdict(shardz_store *st)
 
     if (rc && rc != SHARDZ_ENOENT)
         return SHARDZ_ECONFLICT; /* cannot tell: the caller's compares may have failed */
-    holds = compare_holds(&st->guard, rc == SHARDZ_ENOENT ? NULL : kv);
+    holds = kv ? store_compare_holds(&st->guard, true, kv->version, kv->create_revision,
+                                     kv->mod_revision, kv->value, kv->value_len)
+               : store_compare_holds(&st->guard, false, 0, 0, 0, NULL, 0);
     shardz_kv_free(kv);
     if (holds)
         return SHARDZ_ECONFLICT;
-    store_seterr(st, "fenced: the guard on %.*s no longer holds (another holder took over); "
-                 "nothing changed", (int)st->guard.key_len, (const char *)st->guard.key);
+    store_seterr(st,
+                 "fenced: the guard on %.*s no longer holds (another holder took over); "
+                 "nothing changed",
+                 (int)st->guard.key_len, (const char *)st->guard.key);
     return SHARDZ_ENOTLEADER;
 }
 
@@ -389,18 +393,24 @@ int shardz_store_lease_grant(shardz_store *st, int64_t ttl_ms, int64_t *id, int6
     return rc;
 }
 
-int shardz_store_lease_keepalive(shardz_store *st, int64_t id, int64_t *ttl_ms)
+/* The checks of a call on lease id: 0, or the error (with the detail set). */
+static int lease_call_ok(shardz_store *st, int64_t id)
 {
-    int64_t t = 0;
-    int rc;
-
     st->errmsg[0] = '\0';
     if (id <= 0) {
         store_seterr(st, "lease id %lld is not positive", (long long)id);
         return SHARDZ_EINVAL;
     }
-    if (!has_leases(st))
-        return SHARDZ_ENOTSUP;
+    return has_leases(st) ? 0 : SHARDZ_ENOTSUP;
+}
+
+int shardz_store_lease_keepalive(shardz_store *st, int64_t id, int64_t *ttl_ms)
+{
+    int64_t t = 0;
+    int rc = lease_call_ok(st, id);
+
+    if (rc)
+        return rc;
     rc = st->ops->lease_keepalive(st, id, &t);
     if (rc == 0 && ttl_ms)
         *ttl_ms = t;
@@ -409,14 +419,9 @@ int shardz_store_lease_keepalive(shardz_store *st, int64_t id, int64_t *ttl_ms)
 
 int shardz_store_lease_revoke(shardz_store *st, int64_t id)
 {
-    st->errmsg[0] = '\0';
-    if (id <= 0) {
-        store_seterr(st, "lease id %lld is not positive", (long long)id);
-        return SHARDZ_EINVAL;
-    }
-    if (!has_leases(st))
-        return SHARDZ_ENOTSUP;
-    return st->ops->lease_revoke(st, id);
+    int rc = lease_call_ok(st, id);
+
+    return rc ? rc : st->ops->lease_revoke(st, id);
 }
 
 int shardz_store_put(shardz_store *st, const void *key, size_t key_len, const void *value,

@@ -73,6 +73,10 @@ typedef struct {
 } store_bounds;
 void store_bounds_make(store_bounds *b, const void *prefix, size_t prefix_len, const void *after,
                        size_t after_len);
+/* true when compare c holds for a key with these revisions and value (exists false: an absent
+ * key, whose revisions count as 0). */
+bool store_compare_holds(const shardz_compare *c, bool exists, int64_t version, int64_t create,
+                         int64_t mod, const void *value, size_t value_len);
 /* true when key lies in [lo, hi). */
 bool store_bounds_has(const store_bounds *b, const void *key, size_t key_len);
 

@@ -79,6 +79,23 @@ def settled(d, ns, nparts, workers):
     return all(set(w.served()) == {p for p, v in r.items() if v == [w.node]} for w in workers)
 
 
+def cluster_with_workers(ds, nparts, nworkers):
+    """The leader of ds, a namespace kv of nparts partitions, and nworkers workers given every
+    coordinator, once the placement has settled: (leader, workers)."""
+    leader = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+    leader.call("POST", "/v1/namespaces", dict(name="kv", partitions=nparts, **FAST))
+    addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
+    ws = [Worker(leader, "kv", f"w{i}", coordinators=addrs) for i in range(nworkers)]
+    try:
+        wait_for(lambda: settled(leader, "kv", nparts, ws), timeout=20,
+                 what="placement settled")
+    except Exception:
+        for w in ws:
+            w.kill9()
+        raise
+    return leader, ws
+
+
 def partitions_of(d, ns):
     """How many partitions coordinator d shows for namespace ns (-1: it does not know it)."""
     try:
@@ -157,11 +174,7 @@ def test_kill_leader_failover():
     ds = coordinators(etcd, 3)
     ws = []
     try:
-        leader = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
-        leader.call("POST", "/v1/namespaces", dict(name="kv", partitions=9, **FAST))
-        addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
-        ws = [Worker(leader, "kv", f"w{i}", coordinators=addrs) for i in range(3)]
-        wait_for(lambda: settled(leader, "kv", 9, ws), timeout=20, what="placement settled")
+        leader, ws = cluster_with_workers(ds, 9, 3)
         before = {w.node: w.served() for w in ws}
         t0 = time.time()
         leader.kill9()
@@ -195,12 +208,7 @@ def test_sigstop_leader_steps_down():
     ds = coordinators(etcd, 2)
     ws = []
     try:
-        old = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
-        old.call("POST", "/v1/namespaces", dict(name="kv", partitions=6, **FAST))
-        addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
-        ws = [Worker(old, "kv", f"w{i}", coordinators=addrs) for i in range(2)]
-        wait_for(lambda: served_everywhere(old, "kv", 6), timeout=15, what="placement")
-        wait_for(lambda: sum(len(w.served()) for w in ws) == 6, timeout=10, what="workers")
+        old, ws = cluster_with_workers(ds, 6, 2)
         t0 = time.time()
         old.proc.send_signal(signal.SIGSTOP)
         other = [d for d in ds if d is not old][0]
