@@ -23,9 +23,13 @@ TTL = 2000
 FAST = {"ping_interval_ms": 100, "dead_after_ms": 600}
 
 
+STARTED = []  # every coordinator of the running test, for the logs printed when it fails
+
+
 def coordinators(etcd, n, start=True):
     ds = [Daemon(BIN, extra=["--store", etcd.url(), "--id", f"c{i}", "--lease-ttl", str(TTL)])
           for i in range(n)]
+    STARTED.extend(ds)
     for d in ds:
         d.start() if start else None
     return ds
@@ -188,7 +192,8 @@ def test_kill_leader_failover():
                              for n in new.call("GET", "/v1/namespaces/kv/nodes")[1]["nodes"]),
                  timeout=5, what="workers alive under the new leader")
         assert served_everywhere(new, "kv", 9)
-        assert {w.node: w.served() for w in ws} == before
+        after = {w.node: w.served() for w in ws}
+        assert after == before, (before, after)
         assert not deletes_after(ws, t0), deletes_after(ws, t0)
         # it decides: new partitions (sent to a follower) are placed and served
         follower = [d for d in alive(ds) if d is not new][0]
@@ -308,7 +313,24 @@ def test_corrupt_records_skipped():
         stop_all(ds, etcd=etcd)
 
 
+def logged(test):
+    """Runs test; when it fails, prints what each of its coordinators logged (without debug
+    lines), so that a failure on CI can be read."""
+    def wrapper():
+        STARTED.clear()
+        try:
+            test()
+        except Exception:
+            for d in STARTED:
+                lines = [ln for ln in d.tail(200000).splitlines() if "level=debug" not in ln]
+                print(f"--- {d.extra[3]} ({d.log}):\n" + "\n".join(lines[-40:]), flush=True)
+            raise
+    wrapper.__name__ = test.__name__
+    return wrapper
+
+
 if __name__ == "__main__":
-    run([test_unreachable_at_start, test_election_status_and_forwarding, test_kill_leader_failover,
-         test_sigstop_leader_steps_down, test_etcd_member_killed, test_etcd_lost_and_back,
-         test_corrupt_records_skipped])
+    run([logged(t) for t in [
+        test_unreachable_at_start, test_election_status_and_forwarding,
+        test_kill_leader_failover, test_sigstop_leader_steps_down, test_etcd_member_killed,
+        test_etcd_lost_and_back, test_corrupt_records_skipped]])
