@@ -75,9 +75,11 @@ def served_everywhere(leader, ns, nparts):
 
 
 def settled(d, ns, nparts, workers):
-    """Every partition served once, no move in flight, and the workers agree."""
+    """Every worker registered and alive, every partition served once, no move in flight, and
+    the workers agree."""
     s = d.call("GET", f"/v1/namespaces/{ns}")[1]
-    if s["moves"] or s["missing"] or not served_everywhere(d, ns, nparts):
+    if (s["moves"] or s["missing"] or s["nodes"]["alive"] != len(workers) or
+            not served_everywhere(d, ns, nparts)):
         return False
     r = routing(d, ns)
     return all(set(w.served()) == {p for p, v in r.items() if v == [w.node]} for w in workers)
