@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a local shardz cluster: the coordinator (shardzd on its embedded store in a temporary
-# directory), a namespace, and a few shardz-kv example workers; stores a few keys through their
-# owners, prints where to look, and on Ctrl-C stops everything (workers leave gracefully first).
+# directory; or, with --coordinators N, a local etcd and N coordinators on it, one leading), a
+# namespace, and a few shardz-kv example workers; stores a few keys through their owners, prints
+# where to look, and on Ctrl-C stops everything (workers leave gracefully first).
 # Usage: examples/run-cluster.sh [--workers N] [--strict] [--exit-after SECONDS] ... (--help)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ consistency=available
 build=build/release
 exit_after=""
 keep=0
+ncoord=1
+etcd_port=23790
 
 usage() {
     cat <<EOF
@@ -31,6 +34,10 @@ usage: examples/run-cluster.sh [options]
   --strict             consistency "strict": owners never overlap (default available)
   --build DIR          build tree with src/daemon/shardzd and examples/kv/shardz-kv
                        (default $build; built with scripts/build.sh release when missing)
+  --coordinators N     N > 1: start a local etcd (Debian's etcd-server) and N coordinators
+                       on it, on ports P, P+1, ... (default 1: one coordinator on SQLite)
+  --etcd-port P        etcd's client port with --coordinators (default $etcd_port; P+10 for
+                       its peer port)
   --exit-after S       stop the cluster after S seconds instead of waiting for Ctrl-C
   --keep               keep the temporary directory (logs, data) after stopping
 Environment: SHARDZ_SECRET, when set, is required by the coordinator and sent by the workers.
@@ -50,6 +57,8 @@ while [ $# -gt 0 ]; do
         --build) build=$2; shift 2 ;;
         --exit-after) exit_after=$2; shift 2 ;;
         --keep) keep=1; shift ;;
+        --coordinators) ncoord=$2; shift 2 ;;
+        --etcd-port) etcd_port=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
@@ -74,6 +83,8 @@ auth=()
 if [ -n "${SHARDZ_SECRET:-}" ]; then auth=(-H "Authorization: Bearer $SHARDZ_SECRET"); fi
 pids=()
 coord_pid=""
+coord_pids=()
+etcd_pid=""
 
 cleanup() {
     trap - EXIT INT TERM
@@ -83,9 +94,13 @@ cleanup() {
         kill -TERM "${pids[@]}" 2>/dev/null || true
         wait "${pids[@]}" 2>/dev/null || true
     fi
-    if [ -n "$coord_pid" ]; then
-        kill -TERM "$coord_pid" 2>/dev/null || true
-        wait "$coord_pid" 2>/dev/null || true
+    if [ ${#coord_pids[@]} -gt 0 ]; then
+        kill -TERM "${coord_pids[@]}" 2>/dev/null || true
+        wait "${coord_pids[@]}" 2>/dev/null || true
+    fi
+    if [ -n "$etcd_pid" ]; then
+        kill -TERM "$etcd_pid" 2>/dev/null || true
+        wait "$etcd_pid" 2>/dev/null || true
     fi
     if [ "$keep" = 1 ]; then
         echo "logs and data kept in $tmp"
@@ -116,10 +131,47 @@ for k in sys.argv[1].split("."):
 print(v)' "$1"
 }
 
-"$shardzd" --listen "$coord" --data "$tmp/data" >"$tmp/shardzd.log" 2>&1 &
-coord_pid=$!
-wait_http "http://$coord/healthz" 10 || { cat "$tmp/shardzd.log" >&2; exit 1; }
-echo "coordinator: http://$coord (pid $coord_pid, data $tmp/data)"
+coords=$coord
+if [ "$ncoord" -gt 1 ]; then
+    command -v etcd >/dev/null || { echo "etcd is needed (scripts/install-deps.sh)" >&2; exit 1; }
+    etcd --data-dir "$tmp/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
+        --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+        --listen-peer-urls "http://127.0.0.1:$((etcd_port + 10))" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 10))" \
+        --initial-cluster "default=http://127.0.0.1:$((etcd_port + 10))" >"$tmp/etcd.log" 2>&1 &
+    etcd_pid=$!
+    for ((i = 0; i < 100; i++)); do
+        curl -fsS -o /dev/null -X POST --data '{"key":"AA=="}' \
+            "http://127.0.0.1:$etcd_port/v3/kv/range" 2>/dev/null && break
+        sleep 0.1
+    done
+    echo "etcd: http://127.0.0.1:$etcd_port (pid $etcd_pid)"
+    for ((c = 0; c < ncoord; c++)); do
+        a=127.0.0.1:$((port + c))
+        "$shardzd" --listen "$a" --store "etcd://127.0.0.1:$etcd_port" --id "c$c" \
+            >"$tmp/shardzd-c$c.log" 2>&1 &
+        coord_pids+=($!)
+        if [ "$c" -gt 0 ]; then coords="$coords,$a"; fi
+    done
+    coord_pid=${coord_pids[0]}
+    for ((c = 0; c < ncoord; c++)); do
+        wait_http "http://127.0.0.1:$((port + c))/healthz" 10 ||
+            { cat "$tmp/shardzd-c$c.log" >&2; exit 1; }
+    done
+    # writes go to any coordinator (followers forward them); wait for a leader
+    for ((i = 0; i < 100; i++)); do
+        if curl -fsS "${auth[@]}" "http://$coord/v1/status" | grep -q '"leader":{'; then break; fi
+        sleep 0.1
+    done
+    echo "coordinators: $coords (pids ${coord_pids[*]}; leader: $(curl -fsS "${auth[@]}" \
+        "http://$coord/v1/status" | json_field leader.address))"
+else
+    "$shardzd" --listen "$coord" --data "$tmp/data" >"$tmp/shardzd.log" 2>&1 &
+    coord_pid=$!
+    coord_pids=("$coord_pid")
+    wait_http "http://$coord/healthz" 10 || { cat "$tmp/shardzd.log" >&2; exit 1; }
+    echo "coordinator: http://$coord (pid $coord_pid, data $tmp/data)"
+fi
 
 body=$(printf '{"name":"%s","sharder":"%s","replicas":%s,"consistency":"%s","partitions":%s}' \
     "$ns" "$sharder" "$replicas" "$consistency" "$partitions")
@@ -133,7 +185,7 @@ esac
 
 for ((i = 1; i <= workers; i++)); do
     wport=$((first_worker_port + i - 1))
-    "$kv" --coordinator "$coord" --namespace "$ns" --id "w$i" --listen "127.0.0.1:$wport" \
+    "$kv" --coordinator "$coords" --namespace "$ns" --id "w$i" --listen "127.0.0.1:$wport" \
         --zone "z$(((i - 1) % 3))" --log "$tmp/w$i.serve.log" \
         --leave-timeout-ms 5000 >"$tmp/w$i.log" 2>&1 &
     pids+=($!)
@@ -185,11 +237,24 @@ Look around:
   kill -9 ${pids[$((workers - 1))]}        # w$workers dies: its partitions are re-placed
 Logs: $tmp/shardzd.log, $tmp/w<i>.log; serve/delete events: $tmp/w<i>.serve.log
 EOF
+if [ "$ncoord" -gt 1 ]; then
+    cat <<EOF
+Several coordinators:
+  curl -s http://$coord/v1/status      # role, leader, every coordinator
+  kill -9 <the leader's pid>           # another one leads within the lease TTL (5 s)
+Coordinator logs: $tmp/shardzd-c<i>.log; etcd: $tmp/etcd.log
+EOF
+fi
 
 if [ -n "$exit_after" ]; then
     sleep "$exit_after"
 else
     echo "Ctrl-C stops the cluster."
-    while kill -0 "$coord_pid" 2>/dev/null; do sleep 1; done
-    echo "the coordinator exited" >&2
+    while :; do
+        alive=0
+        for p in "${coord_pids[@]}"; do if kill -0 "$p" 2>/dev/null; then alive=1; fi; done
+        [ "$alive" = 1 ] || break
+        sleep 1
+    done
+    echo "the coordinators exited" >&2
 fi

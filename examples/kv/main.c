@@ -462,7 +462,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: shardz-kv --id ID --listen HOST:PORT [options]\n"
-            "  --coordinator HOST:PORT  shardzd (default 127.0.0.1:7557)\n"
+            "  --coordinator HOST:PORT[,HOST:PORT...]  shardzd (default 127.0.0.1:7557; several\n"
+            "                       coordinators: any of them)\n"
             "  --namespace NS           namespace (default kv)\n"
             "  --id ID                  node id (required)\n"
             "  --listen HOST:PORT       HTTP server for /kv/<key>, /status, /healthz and, unless\n"
