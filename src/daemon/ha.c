@@ -61,6 +61,25 @@ static void set_leader(szd *d, const char *id, const char *addr, int64_t since)
     d->ha.leader_since_wall_ms = since;
 }
 
+/* A follower's store handle carries a guard that never holds (create_revision -1), so that no
+ * path can write as if it led; its own calls (its lease record, a campaign) lift it. */
+static void follower_guard(szd *d)
+{
+    char key[SHARDZ_KEY_BUF];
+    int klen = shardz_key_leader(key, sizeof key);
+    shardz_compare g = {SHARDZ_CMP_CREATE, key, (size_t)klen, -1, NULL, 0};
+    shardz_store_set_guard(d->store, &g);
+}
+
+/* A transaction of the coordinator's own (not a leader's write): without the guard. */
+static int own_txn(szd *d, const shardz_compare *c, size_t nc, const shardz_op *op, int64_t *rev)
+{
+    shardz_store_set_guard(d->store, NULL);
+    int rc = shardz_store_txn(d->store, c, nc, op, 1, NULL, rev);
+    follower_guard(d);
+    return rc;
+}
+
 /* ---- the lease ----------------------------------------------------------------------- */
 
 /* Grants a lease and records this coordinator under it (coord/<id>). */
@@ -86,9 +105,8 @@ static int grant(szd *d)
     if (!text)
         return SHARDZ_ENOMEM;
     shardz_op op = {SHARDZ_OP_PUT, key, strlen(key), text, strlen(text), id};
-    /* only a follower grants itself a lease (a leader whose lease ended stepped down): the
-     * handle has no guard here */
-    rc = shardz_store_txn(d->store, NULL, 0, &op, 1, NULL, NULL);
+    /* only a follower grants itself a lease (a leader whose lease ended stepped down) */
+    rc = own_txn(d, NULL, 0, &op, NULL);
     free(text);
     if (rc)
         szd_log(d, SZD_WARN, "msg=\"coordinator record not written\" err=%s", shardz_err_name(rc));
@@ -128,7 +146,7 @@ static void step_down(szd *d, const char *why)
     szd_log(d, SZD_WARN, "msg=\"stepping down\" id=%s reason=\"%s\"", d->cfg.id, why);
     d->ha.role = SZD_ROLE_FOLLOWER;
     d->ha.role_since_ms = szd_now(d);
-    shardz_store_set_guard(d->store, NULL);
+    follower_guard(d);
     /* The lease goes too: a follower must not keep the leader key alive. When etcd cannot be
      * reached the revoke fails and the lease simply runs out. */
     if (d->ha.lease_id)
@@ -204,7 +222,7 @@ static void campaign(szd *d)
     shardz_compare c = {SHARDZ_CMP_ABSENT, key, (size_t)klen, 0, NULL, 0};
     shardz_op op = {SHARDZ_OP_PUT, key, (size_t)klen, text, strlen(text), d->ha.lease_id};
     int64_t rev = 0;
-    int rc = shardz_store_txn(d->store, &c, 1, &op, 1, NULL, &rev);
+    int rc = own_txn(d, &c, 1, &op, &rev);
     free(text);
     if (rc == 0)
         become_leader(d, rev);
@@ -354,6 +372,7 @@ static void on_loop(evutil_socket_t fd, short what, void *arg)
 
 int szd_ha_start(szd *d)
 {
+    follower_guard(d);
     d->ha.role = SZD_ROLE_FOLLOWER;
     d->ha.role_since_ms = szd_now(d);
     d->ha.full_reload = true;
