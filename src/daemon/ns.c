@@ -1545,22 +1545,10 @@ void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load)
             continue;
         }
         /* alpha by the time since the last sample: irregular samples weigh by elapsed time */
-        double alpha = 1;
-        if (p->load_ms > 0) {
-            double dt = (double)(now - p->load_ms);
-            alpha = dt <= 0 ? 0 : 1 - exp(-dt / (double)ns->cfg.load_tau_ms);
-        }
-        bool any = false;
-        for (size_t d = 0; d < ns->cfg.ndims; d++) {
-            if (!have[d])
-                continue;
-            p->load[d] = p->load_ms > 0 ? p->load[d] + alpha * (sample[d] - p->load[d]) : sample[d];
-            any = true;
-        }
-        if (!any)
+        if (shardz_load_smooth(p->load, &p->load_ms, sample, have, ns->cfg.ndims, now,
+                               ns->cfg.load_tau_ms) == 0)
             continue;
         ns->load_samples++;
-        p->load_ms = now;
         p->stats_dirty = true;
         (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
     }
