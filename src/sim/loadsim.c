@@ -515,6 +515,7 @@ int lsim_new(const lsim_config *cfg, lsim_strategy strategy, lsim **out, lsim_st
         goto fail;
     }
     lsim_measure(L, st);
+    memcpy(st->before, st->ratio, sizeof st->before);
     free(draw);
     *out = L;
     return 0;
@@ -552,6 +553,8 @@ int lsim_step_once(lsim *L, lsim_step *st)
         return rc;
     }
     if ((st->t_ms % c->round_ms) == 0) {
+        lsim_measure(L, st);
+        memcpy(st->before, st->ratio, sizeof st->before);
         st->round = 1;
         rc = L->strategy == LSIM_BALANCER ? lsim_balancer_round(L, st) : lsim_baseline_round(L, st);
         if (rc != 0) {
@@ -564,7 +567,15 @@ int lsim_step_once(lsim *L, lsim_step *st)
     }
     st->moved = total > 0.0 ? st->moved / total : 0.0;
     lsim_measure(L, st);
+    if (!st->round) {
+        memcpy(st->before, st->ratio, sizeof st->before);
+    }
     return 0;
+}
+
+shardz_sharder *lsim_sharder(const lsim *L)
+{
+    return L->s;
 }
 
 int lsim_run_strategy(const lsim_config *cfg, lsim_strategy strategy, int fd)

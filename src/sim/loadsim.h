@@ -69,10 +69,11 @@ typedef struct {
     /* Over alive nodes, true loads against capacity-weighted shares, per dimension:
      * max/mean and the coefficient of variation (weighted rms of rel - 1). */
     double ratio[SHARDZ_MAX_DIMS], cv[SHARDZ_MAX_DIMS];
-    double seen_ratio; /* dimension 0 by the statistics (what the strategies see) */
-    double largest;    /* the largest partition's true load / the mean node load (dimension
-                          0): no assignment brings max/mean below it */
-    size_t errors;     /* failed checks (the plan and the simulator's view disagree) */
+    double before[SHARDZ_MAX_DIMS]; /* max/mean just before the step's round (or = ratio) */
+    double seen_ratio;              /* dimension 0 by the statistics (what the strategies see) */
+    double largest; /* the largest partition's true load / the mean node load (dimension
+                       0): no assignment brings max/mean below it */
+    size_t errors;  /* failed checks (the plan and the simulator's view disagree) */
 } lsim_step;
 
 /* A strategy's run. */
@@ -108,6 +109,8 @@ int lsim_new(const lsim_config *cfg, lsim_strategy strategy, lsim **out, lsim_st
 int lsim_step_once(lsim *L, lsim_step *st);
 /* Frees a run; accepts NULL. */
 void lsim_free(lsim *L);
+/* The run's sharder (the real balancer's state), borrowed: valid until lsim_free. */
+shardz_sharder *lsim_sharder(const lsim *L);
 
 /* Runs cfg on one strategy, emitting one lsim_step per step on fd (inside a child of
  * simkit_isolated). 0 when every step ran. */
