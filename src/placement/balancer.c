@@ -36,7 +36,8 @@ typedef struct {
 typedef struct {
     cand *a;
     uint32_t n;
-    bool built;
+    uint32_t start; /* once sorted: the candidates before it were moved */
+    bool built, sorted;
 } cand_list;
 
 typedef struct {
@@ -245,24 +246,48 @@ static uint32_t best_receiver_brute(const bal *b, uint32_t n, uint32_t rid, size
  * Node k of the walk and every later one have newr >= rel_k + x * irmin; once that bound (less
  * a margin far above the rounding error) exceeds the best newr found, or is too high for the
  * gain thresholds, no later node can win and the walk stops. */
-static uint32_t best_receiver_fast(const bal *b, uint32_t n, uint32_t rid, size_t d)
+/* The walk's stopping test for a candidate of load x in d off donor n, at receiver r: true
+ * when neither r nor any warmer receiver can beat best_newr or pass the gain thresholds. */
+static bool walk_stops(const bal *b, uint32_t n, size_t d, double x, uint32_t r, double best_newr)
 {
     const pz_model *m = b->m;
     size_t nd = b->nd;
-    uint32_t pidx = PZ_RID_PART(rid);
-    double x = pz_part_load(m, pidx)[d];
     const double *ln = m->nodes[n].load, *in = b->inv + (size_t)n * nd;
     double reln = ln[d] * in[d], newn = (ln[d] - x) * in[d];
     double thr = fmax(1e-12 * reln, b->pol->hysteresis * x * in[d]);
+    double lb = (m->nodes[r].load[d] * b->inv[(size_t)r * nd + d] + x * b->irmin[d]) * (1 - 1e-9);
+    return lb > best_newr || !(reln - fmax(newn, lb) > thr);
+}
+
+/* Half of walk_stops' gain test: a load of x moved off n to r (or any warmer receiver) would
+ * leave r too loaded for the gain thresholds. Monotone in x: false below some load, true
+ * above (every operation here is monotone, rounding included). When it holds, walk_stops
+ * does too. */
+static bool too_large(const bal *b, uint32_t n, size_t d, double x, uint32_t r)
+{
+    const pz_model *m = b->m;
+    size_t nd = b->nd;
+    const double *ln = m->nodes[n].load, *in = b->inv + (size_t)n * nd;
+    double reln = ln[d] * in[d];
+    double thr = fmax(1e-12 * reln, b->pol->hysteresis * x * in[d]);
+    double lb = (m->nodes[r].load[d] * b->inv[(size_t)r * nd + d] + x * b->irmin[d]) * (1 - 1e-9);
+    return !(reln - lb > thr);
+}
+
+static uint32_t best_receiver_fast(const bal *b, uint32_t n, const cand *c, size_t d)
+{
+    uint32_t pidx = PZ_RID_PART(c->rid);
+    double x = c->key; /* the partition's load in d (loads do not change within a round) */
     double best_gain = 0, best_newr = INFINITY;
     uint32_t best = PZ_NONE;
     const uint32_t *ord = b->ord + d * b->nelig;
     for (uint32_t k = 0; k < b->nelig; k++) {
         uint32_t r = ord[k];
-        double lb =
-            (m->nodes[r].load[d] * b->inv[(size_t)r * nd + d] + x * b->irmin[d]) * (1 - 1e-9);
-        if (lb > best_newr || !(reln - fmax(newn, lb) > thr))
+        if (walk_stops(b, n, d, x, r, best_newr))
             break;
+        /* Moved this round (read only now: most candidates stop at the bound above). */
+        if (k == 0 && b->pstate[pidx] == PS_MOVED)
+            return PZ_NONE;
         consider(b, n, r, pidx, d, &best, &best_gain, &best_newr);
     }
     return best;
@@ -417,9 +442,9 @@ static void fast_free(bal *b)
 
 /* ---- steps -------------------------------------------------------------------------------- */
 
-/* Node n's candidates in dimension d, hottest first (ties: replica id): its replicas not moved
- * this round, not cooling, with load in d. Into b->cands (*k of them). */
-static int collect(bal *b, uint32_t n, size_t d, size_t *k)
+/* Node n's candidates in dimension d: its replicas not moved this round, not cooling, with load
+ * in d, into b->cands (*k of them); sorted hottest first (ties: replica id) when asked. */
+static int collect(bal *b, uint32_t n, size_t d, bool sort, size_t *k)
 {
     pz_model *m = b->m;
     const pz_node *nd = &m->nodes[n];
@@ -440,30 +465,32 @@ static int collect(bal *b, uint32_t n, size_t d, size_t *k)
             continue;
         b->cands[(*k)++] = (cand){.key = key, .rid = rid};
     }
-    qsort(b->cands, *k, sizeof *b->cands, by_key_desc);
+    if (sort)
+        qsort(b->cands, *k, sizeof *b->cands, by_key_desc);
     return 0;
 }
 
 /* One step on donor n, dimension d: moves its hottest movable replica that has a receiver.
  * *moved false: no replica of n can move (the caller retires n for the round). The brute
- * search collects and sorts the candidates at every step; the fast one once per round and
- * dimension (later steps only lose candidates: moved partitions, skipped here). */
+ * search collects and sorts the candidates at every step; the fast one collects them once per
+ * round and dimension (later steps only lose candidates: moved partitions, skipped here) and
+ * sorts them the first time any of them could get past the coldest receiver. */
 static int step(bal *b, uint32_t n, size_t d, bool *moved)
 {
     pz_model *m = b->m;
     const cand *cs;
-    size_t k = 0;
+    size_t k = 0, first = 0;
     int rc;
     *moved = false;
     if (b->brute) {
-        rc = collect(b, n, d, &k);
+        rc = collect(b, n, d, true, &k);
         if (rc)
             return rc;
         cs = b->cands;
     } else {
         cand_list *l = &b->lists[(size_t)n * b->nd + d];
         if (!l->built) {
-            rc = collect(b, n, d, &k);
+            rc = collect(b, n, d, false, &k);
             if (rc)
                 return rc;
             l->a = malloc((k ? k : 1) * sizeof *l->a);
@@ -473,15 +500,38 @@ static int step(bal *b, uint32_t n, size_t d, bool *moved)
             l->n = (uint32_t)k;
             l->built = true;
         }
+        if (!l->sorted) {
+            /* No candidate gets past the coldest receiver: no move now, no need to sort. */
+            bool any = false;
+            for (uint32_t i = 0; i < l->n && !any; i++)
+                any = !walk_stops(b, n, d, l->a[i].key, b->ord[d * b->nelig], INFINITY);
+            if (!any)
+                return 0;
+            qsort(l->a, l->n, sizeof *l->a, by_key_desc);
+            l->sorted = true;
+        }
+        /* Moved candidates at the head are skipped for the rest of the round. */
+        while (l->start < l->n && b->pstate[PZ_RID_PART(l->a[l->start].rid)] == PS_MOVED)
+            l->start++;
         cs = l->a;
         k = l->n;
+        first = l->start;
+        /* Skip the head too large for even the coldest receiver: a monotone test in the
+         * load (see too_large), so a binary search finds where it turns false. */
+        size_t lo = first, hi = k;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (too_large(b, n, d, cs[mid].key, b->ord[d * b->nelig]))
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        first = lo;
     }
-    for (size_t i = 0; i < k; i++) {
+    for (size_t i = first; i < k; i++) {
         uint32_t rid = cs[i].rid;
-        if (b->pstate[PZ_RID_PART(rid)] == PS_MOVED)
-            continue;
         uint32_t r =
-            b->brute ? best_receiver_brute(b, n, rid, d) : best_receiver_fast(b, n, rid, d);
+            b->brute ? best_receiver_brute(b, n, rid, d) : best_receiver_fast(b, n, &cs[i], d);
         if (r == PZ_NONE)
             continue;
         rc = pz_plan_move(m, b->plan, PZ_RID_PART(rid), PZ_RID_SLOT(rid), r, SHARDZ_REASON_LOAD);
