@@ -89,13 +89,13 @@ static void b_hotspot(size_t partitions, size_t nodes, unsigned replicas, double
     printf("    %-34s %10.4f %10.4f %10.4f\n", "max/mean with the hotspot", res[0].before,
            res[1].before, res[2].before);
     for (size_t r = 0; r < rounds; r++) {
-        char label[48];
+        char label[64];
         snprintf(label, sizeof label, "max/mean after round %zu", r + 1);
         printf("    %-34s %10.4f %10.4f %10.4f  %s\n", label, res[0].after[r], res[1].after[r],
                res[2].after[r], r + 1 == 3 ? "<= 1.05 within 3 rounds" : "");
     }
     for (size_t r = 0; r < rounds; r++) {
-        char label[48];
+        char label[64];
         snprintf(label, sizeof label, "moved in round %zu, %% of partitions", r + 1);
         printf("    %-34s %9.2f%% %9.2f%% %9.2f%%  %s\n", label, 100 * res[0].moved[r],
                100 * res[1].moved[r], 100 * res[2].moved[r], r == 0 ? "<= 2% per round" : "");
@@ -168,12 +168,10 @@ static void b_scale(size_t partitions, size_t nodes, unsigned replicas, double f
     if (rc != 0) {
         printf("    failed: %s\n", shardz_strerror(rc));
     } else {
-        static const char *const stops[] = {"balanced", "budget", "stuck", "degraded", "off"};
         qsort(wall, reps, sizeof *wall, b_cmp);
         qsort(cpu, reps, sizeof *cpu, b_cmp);
         printf("    max/mean before %.4f, after %.4f (expected); %zu moves, stopped: %s\n",
-               rep.before[0], rep.after[0], rep.moves,
-               (unsigned)rep.stop < 5 ? stops[rep.stop] : "?");
+               rep.before[0], rep.after[0], rep.moves, shardz_balance_stop_name(rep.stop));
         printf("    round time, ms: median %.2f wall (%.2f cpu), max %.2f wall (%.2f cpu), "
                "min %.2f wall; target < 100\n",
                wall[reps / 2], cpu[reps / 2], wall[reps - 1], cpu[reps - 1], wall[0]);

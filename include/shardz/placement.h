@@ -322,6 +322,9 @@ typedef enum {
     SHARDZ_BALANCE_OFF,          /* skipped: budget 0, no eligible node, or no load */
 } shardz_balance_stop;
 
+/* "balanced", "budget", "stuck", "degraded", "off"; static strings, "unknown" out of range. */
+const char *shardz_balance_stop_name(shardz_balance_stop stop);
+
 /* What a round did (optional output). */
 typedef struct {
     shardz_balance_stop stop;

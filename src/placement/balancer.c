@@ -83,6 +83,12 @@ void shardz_balance_policy_default(shardz_balance_policy *pol)
         pol->dims_weight[d] = 1.0;
 }
 
+const char *shardz_balance_stop_name(shardz_balance_stop stop)
+{
+    static const char *const names[] = {"balanced", "budget", "stuck", "degraded", "off"};
+    return (unsigned)stop < sizeof names / sizeof names[0] ? names[stop] : "unknown";
+}
+
 static bool fraction_ok(double v)
 {
     return isfinite(v) && v >= 0 && v <= 1;

@@ -70,15 +70,22 @@ void lsim_config_defaults(lsim_config *cfg)
     cfg->seed = 1;
 }
 
-int lsim_parse_scenario(const char *text, lsim_scenario_kind *out)
+/* Index of text in names[0..n-1], or -1. */
+static int lsim_lookup(const char *const *names, unsigned n, const char *text)
 {
-    for (unsigned i = 0; i < 4; i++) {
-        if (strcmp(text, lsim_scenario_names[i]) == 0) {
-            *out = (lsim_scenario_kind)i;
-            return 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (strcmp(text, names[i]) == 0) {
+            return (int)i;
         }
     }
     return -1;
+}
+
+int lsim_parse_scenario(const char *text, lsim_scenario_kind *out)
+{
+    int i = lsim_lookup(lsim_scenario_names, 4, text);
+    *out = i >= 0 ? (lsim_scenario_kind)i : *out;
+    return i >= 0 ? 0 : -1;
 }
 
 const char *lsim_scenario_name(lsim_scenario_kind k)
@@ -88,13 +95,9 @@ const char *lsim_scenario_name(lsim_scenario_kind k)
 
 int lsim_parse_strategy(const char *text, lsim_strategy *out)
 {
-    for (unsigned i = 0; i < LSIM_MAX_STRATEGIES; i++) {
-        if (strcmp(text, lsim_strategy_names[i]) == 0) {
-            *out = (lsim_strategy)i;
-            return 0;
-        }
-    }
-    return -1;
+    int i = lsim_lookup(lsim_strategy_names, LSIM_MAX_STRATEGIES, text);
+    *out = i >= 0 ? (lsim_strategy)i : *out;
+    return i >= 0 ? 0 : -1;
 }
 
 const char *lsim_strategy_name(lsim_strategy s)
@@ -252,8 +255,6 @@ static int64_t lsim_last_move(const char *partition, void *ctx)
     return p != SIZE_MAX ? L->last_move[p] : SHARDZ_NEVER_MOVED;
 }
 
-static const char *const lsim_stop_names[] = {"balanced", "budget", "stuck", "degraded", "off"};
-
 /* The real balancer's round; its plan is checked against the simulator's view. */
 static int lsim_balancer_round(lsim *L, lsim_step *st)
 {
@@ -266,8 +267,7 @@ static int lsim_balancer_round(lsim *L, lsim_step *st)
     if (rc != 0) {
         return lsim_fail(st, "balance_round", rc);
     }
-    snprintf(st->stop, sizeof st->stop, "%s",
-             (unsigned)rep.stop < 5 ? lsim_stop_names[rep.stop] : "?");
+    snprintf(st->stop, sizeof st->stop, "%s", shardz_balance_stop_name(rep.stop));
     for (size_t i = 0; i < shardz_plan_count(plan); i++) {
         shardz_move mv;
         shardz_plan_move(plan, i, &mv);

@@ -38,7 +38,8 @@ static void lsim_total(const lsim_config *cfg, const lsim_run *r, lsim_totals *t
             times[t->rounds++] = s->round_ms;
         }
         for (size_t d = 0; d < cfg->ndims && i >= cfg->event_step; d++) {
-            t->peak[d] = s->ratio[d] > t->peak[d] ? s->ratio[d] : t->peak[d];
+            double v = s->before[d] > s->ratio[d] ? s->before[d] : s->ratio[d];
+            t->peak[d] = v > t->peak[d] ? v : t->peak[d];
         }
     }
     if (t->rounds > 0) {
