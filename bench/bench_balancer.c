@@ -3,12 +3,15 @@
  *     them double; max/mean after each of 3 rounds, the share of partitions each round moved,
  *     moves within the cooldown; the real balancer beside the simulator's two baselines
  *     (src/sim/baseline.c), all in this run, through the simulator's engine (src/sim/loadsim.c).
- * (b) One balancer round at scale (1M partitions, 1,000 nodes): median and max of dry runs. */
+ * (b) One balancer round at scale (1M partitions, 1,000 nodes): median and max of dry runs;
+ *     with --brute also the brute-force reference search (src/placement/balancer.c) on the same
+ *     state, and whether its plan is the same. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "placement/model.h" /* pz_balance_round_brute, the reference timed by --brute */
 #include "shardz/error.h"
 #include "shardz/placement.h"
 #include "sim/loadsim.h"
@@ -124,7 +127,7 @@ static int b_cmp(const void *a, const void *b)
 
 /* (b): the hotspot at scale, then `reps` dry-run rounds on the same state, timed. */
 static void b_scale(size_t partitions, size_t nodes, unsigned replicas, double factor, double band,
-                    size_t reps, uint64_t seed)
+                    size_t reps, bool brute, uint64_t seed)
 {
     lsim_config cfg;
     lsim_config_defaults(&cfg);
@@ -165,6 +168,31 @@ static void b_scale(size_t partitions, size_t nodes, unsigned replicas, double f
         cpu[i] = (double)(simkit_cpu_ns() - c0) / 1e6;
         shardz_plan_free(plan);
     }
+    if (rc == 0 && brute) {
+        /* The brute-force reference on the same state: its time, and the same plan. */
+        shardz_plan *pf = NULL, *pb = NULL;
+        shardz_balance_report rb;
+        uint64_t w0 = simkit_wall_ns();
+        rc = pz_balance_round_brute(lsim_sharder(L), &cfg.policy, 1000000, NULL, NULL,
+                                    SHARDZ_PLAN_DRY_RUN, &pb, &rb);
+        double ms = (double)(simkit_wall_ns() - w0) / 1e6;
+        if (rc == 0)
+            rc = shardz_sharder_balance_round(lsim_sharder(L), &cfg.policy, 1000000, NULL, NULL,
+                                              SHARDZ_PLAN_DRY_RUN, &pf, &rep);
+        bool same = rc == 0 && shardz_plan_count(pf) == shardz_plan_count(pb);
+        for (size_t i = 0; same && i < shardz_plan_count(pf); i++) {
+            shardz_move a, b;
+            shardz_plan_move(pf, i, &a);
+            shardz_plan_move(pb, i, &b);
+            same = strcmp(a.partition, b.partition) == 0 && a.slot == b.slot &&
+                   strcmp(a.to, b.to) == 0;
+        }
+        printf("    brute-force reference (every node per candidate): %.2f ms wall, %zu moves, "
+               "plan %s\n",
+               ms, shardz_plan_count(pb), same ? "identical" : "DIFFERENT");
+        shardz_plan_free(pf);
+        shardz_plan_free(pb);
+    }
     if (rc != 0) {
         printf("    failed: %s\n", shardz_strerror(rc));
     } else {
@@ -187,7 +215,7 @@ static void b_usage(FILE *out)
                  "[--hot-factor X] [--rounds K]\n"
                  "                      [--scale-partitions P] [--scale-nodes N] [--reps K] "
                  "[--scale-factor X] [--scale-band B]\n"
-                 "                      [--seed S] [--quick]\n"
+                 "                      [--brute] [--seed S] [--quick]\n"
                  "defaults: (a) 10000 x 1 on 100 nodes, x2, 3 rounds; (b) 1000000 x 1 on 1000 "
                  "nodes, x2, band 0.05, 7 dry runs\n");
 }
@@ -207,6 +235,7 @@ int main(int argc, char **argv)
         {"scale-band", required_argument, NULL, 'B'},
         {"seed", required_argument, NULL, 's'},
         {"quick", no_argument, NULL, 'q'},
+        {"brute", no_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -214,6 +243,7 @@ int main(int argc, char **argv)
     unsigned replicas = 1;
     double factor = 2.0, sfactor = 2.0, sband = SHARDZ_BALANCE_BAND_DEFAULT;
     uint64_t seed = 1;
+    bool brute = false;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -250,6 +280,9 @@ int main(int argc, char **argv)
         case 's':
             seed = strtoull(optarg, NULL, 10);
             break;
+        case 'b':
+            brute = true;
+            break;
         case 'q':
             sparts = 100000;
             snodes = 100;
@@ -272,6 +305,6 @@ int main(int argc, char **argv)
            "shared), seed %llu\n",
            simkit_cores(), (unsigned long long)seed);
     b_hotspot(parts, nodes, replicas, factor, rounds, seed);
-    b_scale(sparts, snodes, replicas, sfactor, sband, reps, seed);
+    b_scale(sparts, snodes, replicas, sfactor, sband, reps, brute, seed);
     return 0;
 }

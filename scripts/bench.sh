@@ -42,8 +42,10 @@ run "$bin/src/sim/shardz-sim" --partitions 100000 --replicas 3 --nodes 99 --zone
 # The load balancer (issue 4): a hotspot on 10,000 partitions beside the two baselines, and one
 # round at 1M partitions / 1,000 nodes; then the simulator's load scenarios over time.
 run "$bin/bench/bench_balancer"
-run "$bin/bench/bench_balancer" --hot-factor 5 --scale-factor 5
+run "$bin/bench/bench_balancer" --hot-factor 5 --scale-factor 5 --scale-band 0
 run "$bin/bench/bench_balancer" --replicas 3 --hot-factor 5 --scale-band 0 --reps 5
+# the fast search beside the brute-force reference on the same state (the reference takes ~25 s)
+run "$bin/bench/bench_balancer" --rounds 1 --scale-band 0 --reps 3 --brute
 for s in hotspot diurnal zipf halfcap; do
     run "$bin/src/sim/shardz-sim" --scenario "$s" --seed 1
 done
