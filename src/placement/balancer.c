@@ -194,8 +194,8 @@ static int by_key_desc(const void *a, const void *b)
 
 /* Weighs receiver r for replica rid (partition pidx) moving off donor n while balancing
  * dimension d, against the best so far (*best, *best_gain, *best_newr): the receiver that
- * lowers max(rel_n, rel_r) in d most (ties: the one left least loaded, then the first
- * weighed), by more than hysteresis * the donor's drop (a partition about as large as the gap,
+ * lowers max(rel_n, rel_r) in d most (ties: the one left least loaded, then the lower index),
+ * by more than hysteresis * the donor's drop (a partition about as large as the gap,
  * which would only make the receiver the next donor, does not move), without raising
  * max(rel_n, rel_r) in any other dimension; alive, not holding the partition, within capacity,
  * keeping the zone spread. */
@@ -218,8 +218,10 @@ static void consider(const bal *b, uint32_t n, uint32_t r, uint32_t pidx, size_t
     double gain = reln - after;
     if (!(gain > 1e-12 * reln) || !(gain > b->pol->hysteresis * x[d] * in[d]))
         return;
-    /* Ties: the receiver left least loaded. */
-    if (gain < *best_gain || (gain == *best_gain && newr >= *best_newr))
+    /* Ties: the receiver left least loaded, then the lower index (stated, not left to the
+     * order of weighing: the fast search weighs in another order than the index). */
+    if (gain < *best_gain ||
+        (gain == *best_gain && (newr > *best_newr || (newr == *best_newr && r > *best))))
         return;
     for (size_t e = 0; e < nd; e++) {
         if (e == d || ir[e] == 0)
