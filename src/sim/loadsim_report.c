@@ -137,7 +137,7 @@ void lsim_report_table(FILE *out, const lsim_config *c, const lsim_run *runs, si
     }
     fprintf(out,
             "\nsummary (after step %zu; convergence: from the event until max/mean stays "
-            "within 1 + band to the end)\n",
+            "within 1 + band to the end;\npeak, final, final cv: the worst dimension)\n",
             c->event_step);
     fprintf(out, "  %-10s %7s %7s %9s %8s %9s %9s %7s %8s %6s %8s  %s\n", "strategy", "moves",
             "max/rnd", "moved", "twice", "peak", "final", "floor", "final cv", "conv s", "round ms",
@@ -147,6 +147,12 @@ void lsim_report_table(FILE *out, const lsim_config *c, const lsim_run *runs, si
         lsim_totals t;
         lsim_total(c, r, &t);
         const lsim_step *last = r->nsteps > 0 ? &r->steps[r->nsteps - 1] : NULL;
+        double peak = 0.0, fin = 0.0, fcv = 0.0;
+        for (size_t d = 0; d < c->ndims; d++) {
+            peak = t.peak[d] > peak ? t.peak[d] : peak;
+            fin = last != NULL && last->ratio[d] > fin ? last->ratio[d] : fin;
+            fcv = last != NULL && last->cv[d] > fcv ? last->cv[d] : fcv;
+        }
         char conv[24];
         if (t.converged >= 0) {
             snprintf(
@@ -158,8 +164,7 @@ void lsim_report_table(FILE *out, const lsim_config *c, const lsim_run *runs, si
         fprintf(out, "  %-10s %7zu %6.2f%% %8.2f%% %8zu %9.4f %9.4f %7.3f %8.4f %6s %8.2f  %s\n",
                 lsim_strategy_name(r->strategy), t.moves,
                 100.0 * (double)t.max_round_moves / (double)c->partitions, 100.0 * t.moved,
-                t.repeats, t.peak[0], last ? last->ratio[0] : 0.0, t.floor,
-                last ? last->cv[0] : 0.0, conv, t.round_med,
+                t.repeats, peak, fin, t.floor, fcv, conv, t.round_med,
                 r->status == 0 ? (t.errors ? "FAILED CHECKS" : "completed") : r->error);
     }
 }
