@@ -1841,8 +1841,6 @@ static int64_t last_move_of(const char *partition, void *ctx)
     return p && p->moved_ms > 0 ? p->moved_ms : SHARDZ_NEVER_MOVED;
 }
 
-static const char *const stop_names[] = {"balanced", "budget", "stuck", "degraded", "off"};
-
 json_t *szd_balance_json(szd_ns *ns, bool apply)
 {
     shardz_plan *plan = NULL;
@@ -1866,9 +1864,8 @@ json_t *szd_balance_json(szd_ns *ns, bool apply)
         json_object_set_new(after, ns->cfg.dims[d], json_real(rep.after[d]));
     }
     return json_pack("{s:I, s:o, s:s, s:I, s:I, s:o, s:o}", "revision", (json_int_t)ns->revision,
-                     "moves", moves, "stopped",
-                     (unsigned)rep.stop <= SHARDZ_BALANCE_OFF ? stop_names[rep.stop] : "?",
-                     "budget", (json_int_t)rep.budget, "cooling", (json_int_t)rep.cooling,
+                     "moves", moves, "stopped", shardz_balance_stop_name(rep.stop), "budget",
+                     (json_int_t)rep.budget, "cooling", (json_int_t)rep.cooling,
                      "max_over_mean_before", before, "max_over_mean_after", after);
 }
 
