@@ -19,6 +19,8 @@ if [ "$quick" = 1 ]; then
     run "$bin/bench/bench_placement" --quick
     run "$bin/bench/bench_lookup" --lookups 2000000 --keys 100000
     run "$bin/src/sim/shardz-sim" --partitions 20000 --nodes 50
+    run "$bin/bench/bench_balancer" --quick
+    run "$bin/src/sim/shardz-sim" --scenario hotspot --partitions 2000 --nodes 20 --steps 20
     exit 0
 fi
 
@@ -37,3 +39,13 @@ run "$bin/src/sim/shardz-sim" --partitions 100000 --replicas 3 --nodes 100 --zon
 run "$bin/src/sim/shardz-sim" --partitions 100000 --replicas 3 --nodes 99 --zones 3 \
     --capacity mixed --load zipf --events join:3,leave:3,drain:2,loadshift,rebalance \
     --kind all --seed 1
+# The load balancer (issue 4): a hotspot on 10,000 partitions beside the two baselines, and one
+# round at 1M partitions / 1,000 nodes; then the simulator's load scenarios over time.
+run "$bin/bench/bench_balancer"
+run "$bin/bench/bench_balancer" --hot-factor 5 --scale-factor 5 --scale-band 0
+run "$bin/bench/bench_balancer" --replicas 3 --hot-factor 5 --scale-band 0 --reps 5
+# the fast search beside the brute-force reference on the same state (the reference takes ~25 s)
+run "$bin/bench/bench_balancer" --rounds 1 --scale-band 0 --reps 3 --brute
+for s in hotspot diurnal zipf halfcap; do
+    run "$bin/src/sim/shardz-sim" --scenario "$s" --seed 1
+done

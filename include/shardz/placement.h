@@ -5,6 +5,7 @@
 #ifndef SHARDZ_PLACEMENT_H
 #define SHARDZ_PLACEMENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -252,6 +253,19 @@ int shardz_sharder_slot_ranges(const shardz_sharder *s, const char *partition,
 int shardz_sharder_restore_slots(shardz_sharder *s, const shardz_slot_range *ranges, size_t n);
 
 
+/* ---- load statistics (src/placement/stats.c; DESIGN.md section 6, seed 000) -------------
+ * The smoothing the coordinator applies to the load samples workers report, and the simulator
+ * too, so both use one implementation. Pure: the caller passes the times. */
+
+/* Folds a sample taken at now_ms into a partition's smoothed loads load[0..n-1], last updated
+ * at *updated_ms (0: never, and the sample is taken as it is): an EWMA whose weight follows the
+ * time since the last update, alpha = 1 - exp(-dt / tau_ms), so irregular samples weigh by
+ * elapsed time (dt <= 0 weighs 0; tau_ms <= 0 takes every sample as it is). Only dimensions d
+ * with have[d] change (have NULL: every one). When any did, *updated_ms becomes now_ms.
+ * Returns how many dimensions changed. Everything is the caller's; n <= SHARDZ_MAX_DIMS. */
+size_t shardz_load_smooth(double *load, int64_t *updated_ms, const double *sample,
+                          const bool *have, size_t n, int64_t now_ms, int64_t tau_ms);
+
 /* ---- the load balancer (src/placement/balancer.c; DESIGN.md section 6, seed 003) ----------
  * One balancer round moves replicas from the most loaded node to where they lower the
  * imbalance most, within churn limits. Pure like the rest: time is passed in, the last move
@@ -307,6 +321,9 @@ typedef enum {
                                     holds replicas, or a replica slot is vacant */
     SHARDZ_BALANCE_OFF,          /* skipped: budget 0, no eligible node, or no load */
 } shardz_balance_stop;
+
+/* "balanced", "budget", "stuck", "degraded", "off"; static strings, "unknown" out of range. */
+const char *shardz_balance_stop_name(shardz_balance_stop stop);
 
 /* What a round did (optional output). */
 typedef struct {

@@ -1580,22 +1580,10 @@ void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load)
             continue;
         }
         /* alpha by the time since the last sample: irregular samples weigh by elapsed time */
-        double alpha = 1;
-        if (p->load_ms > 0) {
-            double dt = (double)(now - p->load_ms);
-            alpha = dt <= 0 ? 0 : 1 - exp(-dt / (double)ns->cfg.load_tau_ms);
-        }
-        bool any = false;
-        for (size_t d = 0; d < ns->cfg.ndims; d++) {
-            if (!have[d])
-                continue;
-            p->load[d] = p->load_ms > 0 ? p->load[d] + alpha * (sample[d] - p->load[d]) : sample[d];
-            any = true;
-        }
-        if (!any)
+        if (shardz_load_smooth(p->load, &p->load_ms, sample, have, ns->cfg.ndims, now,
+                               ns->cfg.load_tau_ms) == 0)
             continue;
         ns->load_samples++;
-        p->load_ms = now;
         p->stats_dirty = true;
         (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
     }
@@ -1894,8 +1882,6 @@ static int64_t last_move_of(const char *partition, void *ctx)
     return p && p->moved_ms > 0 ? p->moved_ms : SHARDZ_NEVER_MOVED;
 }
 
-static const char *const stop_names[] = {"balanced", "budget", "stuck", "degraded", "off"};
-
 json_t *szd_balance_json(szd_ns *ns, bool apply)
 {
     shardz_plan *plan = NULL;
@@ -1919,9 +1905,8 @@ json_t *szd_balance_json(szd_ns *ns, bool apply)
         json_object_set_new(after, ns->cfg.dims[d], json_real(rep.after[d]));
     }
     return json_pack("{s:I, s:o, s:s, s:I, s:I, s:o, s:o}", "revision", (json_int_t)ns->revision,
-                     "moves", moves, "stopped",
-                     (unsigned)rep.stop <= SHARDZ_BALANCE_OFF ? stop_names[rep.stop] : "?",
-                     "budget", (json_int_t)rep.budget, "cooling", (json_int_t)rep.cooling,
+                     "moves", moves, "stopped", shardz_balance_stop_name(rep.stop), "budget",
+                     (json_int_t)rep.budget, "cooling", (json_int_t)rep.cooling,
                      "max_over_mean_before", before, "max_over_mean_after", after);
 }
 

@@ -261,6 +261,14 @@ int pz_generic_partitions_of_node(const struct shardz_sharder *s, const char *no
 int pz_generic_nodes_of_partition(const struct shardz_sharder *s, const char *partition,
                                   shardz_replica *out, size_t cap, size_t *n);
 
+/* ---- the load balancer (balancer.c) ---------------------------------------------------- */
+/* shardz_sharder_balance_round with the brute-force searches (every node weighed for every
+ * receiver and every step, candidates re-sorted at every step): the reference the tests check
+ * the fast search against. Same contract and results. */
+int pz_balance_round_brute(struct shardz_sharder *s, const shardz_balance_policy *pol,
+                           int64_t now_ms, shardz_last_move_fn last_move, void *ctx,
+                           unsigned flags, shardz_plan **out, shardz_balance_report *report);
+
 /* ---- the replica sharder's planner (also used by "hash") ----------------------------- */
 int pz_replica_plan(struct shardz_sharder *s, shardz_plan *plan);
 
