@@ -37,10 +37,13 @@ released = threading.Event()
 strict_lease = False
 
 
-def event(op, partition, generation=0):
+def event(op, partition, generation=0, key_range=None):
+    ev = {"t": time.time(), "node": args.node, "op": op, "partition": partition,
+          "generation": generation}
+    if key_range is not None:  # range namespaces: the bounds the assignment carried
+        ev["range"] = key_range
     with open(args.events, "a") as f:
-        f.write(json.dumps({"t": time.time(), "node": args.node, "op": op,
-                            "partition": partition, "generation": generation}) + "\n")
+        f.write(json.dumps(ev) + "\n")
 
 
 def coordinator(method, path, body=None):
@@ -103,6 +106,7 @@ class Handler(BaseHTTPRequestHandler):
                 fresh = rev >= applied
                 if fresh:
                     want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
+                    ranges = {r["partition"]: r.get("range") for r in body.get("replicas", [])}
                     for p in sorted(set(served) - set(want)):
                         event("delete", p, served.pop(p))
                     to_serve = [(p, g) for p, g in sorted(want.items()) if served.get(p) != g]
@@ -110,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
                 if args.serve_delay_ms:
                     time.sleep(args.serve_delay_ms / 1000)
                 with lock:
-                    event("serve", p, g)
+                    event("serve", p, g, ranges.get(p))
                     served[p] = g
             with lock:
                 if fresh:
