@@ -411,6 +411,31 @@ static int step_switch(szd_ns *ns, rtask *t)
     return rc;
 }
 
+/* Done tasks kept (in memory and in the store) for the task list; older ones are forgotten. */
+#define DONE_KEPT 64
+
+/* Forgets the oldest done tasks beyond DONE_KEPT (their records are deleted). */
+static void prune_done(szd_ns *ns)
+{
+    struct szd_range *r = ns->range;
+    size_t done = 0;
+    for (size_t i = 0; i < r->n; i++)
+        done += r->t[i]->state == RT_DONE;
+    for (size_t i = 0; i < r->n && done > DONE_KEPT;) {
+        rtask *t = r->t[i];
+        char key[SHARDZ_KEY_BUF];
+        int len = t->state == RT_DONE ? shardz_key_task(key, sizeof key, ns->cfg.name, t->id) : -1;
+        if (len < 0 || shardz_store_delete(ns->d->store, key, (size_t)len, NULL, NULL) != 0) {
+            i++;
+            continue;
+        }
+        task_free(t);
+        memmove(&r->t[i], &r->t[i + 1], (r->n - i - 1) * sizeof *r->t);
+        r->n--;
+        done--;
+    }
+}
+
 /* moved -> done: the predecessors' records go. */
 static int step_finish(szd_ns *ns, rtask *t)
 {
@@ -426,6 +451,7 @@ static int step_finish(szd_ns *ns, rtask *t)
         if (p)
             szd_part_remove(ns, p);
     }
+    prune_done(ns);
     return 0;
 }
 
@@ -514,6 +540,11 @@ static int routed_part(szd_ns *ns, const char *pid, shardz_key_range *kr, char *
 {
     if (!szd_is_range(ns)) {
         snprintf(err, errlen, "namespace '%s' is not a range namespace", ns->cfg.name);
+        return SHARDZ_ENOTSUP;
+    }
+    if (ns->cfg.strict) {
+        /* make-before-break has the successors serve beside their predecessors */
+        snprintf(err, errlen, "splits and merges are not supported in strict namespaces yet");
         return SHARDZ_ENOTSUP;
     }
     if (!pid || !szd_part_find(ns, pid)) {

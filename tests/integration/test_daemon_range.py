@@ -197,6 +197,11 @@ def test_bad_input():
         wait_for(lambda: task(d, "rg", body["task"]["id"])["state"] == "done", 20,
                  what="split done")
         check_cover(routed(d, "rg"))
+        # strict namespaces: not yet (successors serve beside their predecessors)
+        d.call("POST", "/v1/namespaces", dict(name="st", sharder="range", consistency="strict",
+                                              partitions=1, **FAST))
+        got = error_of(lambda: d.call("POST", "/v1/namespaces/st/partitions/0/split", {}))
+        assert got[:2] == (400, "ENOTSUP") and "strict" in got[2], got
         # a namespace with more initial ranges than printable first bytes is refused
         got = error_of(lambda: d.call("POST", "/v1/namespaces",
                                       dict(name="big", sharder="range", partitions=96)))
