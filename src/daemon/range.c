@@ -30,6 +30,7 @@ typedef struct {
     char neu[2][SHARDZ_MAX_ID + 1]; /* successors, in key order */
     char *lo[2], *hi[2];            /* the successors' ranges (owned; "" is -inf / +inf) */
     int64_t created_ms;             /* wall clock */
+    bool unsaved; /* its state is ahead of the store (a step's write failed): written again */
 } rtask;
 
 struct szd_range {
@@ -403,10 +404,13 @@ static int step_switch(szd_ns *ns, rtask *t)
     }
     for (size_t k = 0; k < t->nnew; k++)
         rec[nrec++] = szd_part_find(ns, t->neu[k]);
+    /* Routing switched in memory: the state stays moved even when the write fails (it is
+     * written again by the next pass; a restart in between finds the records ahead of the task
+     * and catches up, see szd_range_restore). */
     t->state = RT_MOVED;
     rc = step_persist(ns, t, rec, nrec, NULL, 0);
-    if (rc) /* the records stay dirty: the flush writes them with the task state next time */
-        t->state = RT_CREATED;
+    t->unsaved = rc != 0;
+    ns->want_rebalance = true; /* the successors sit where their predecessor was: rebalance */
     szd_ns_changed(ns);
     return rc;
 }
@@ -455,10 +459,28 @@ static int step_finish(szd_ns *ns, rtask *t)
     return 0;
 }
 
+/* Writes a task whose last step's write failed again, with its partitions' records. */
+static void step_retry(szd_ns *ns, rtask *t)
+{
+    szd_part *rec[4];
+    size_t n = 0;
+    for (size_t k = 0; k < t->nold; k++)
+        if (szd_part_find(ns, t->old[k]))
+            rec[n++] = szd_part_find(ns, t->old[k]);
+    for (size_t k = 0; k < t->nnew; k++)
+        if (szd_part_find(ns, t->neu[k]))
+            rec[n++] = szd_part_find(ns, t->neu[k]);
+    t->unsaved = step_persist(ns, t, rec, n, NULL, 0) != 0;
+}
+
 void szd_range_advance(szd_ns *ns)
 {
     for (size_t i = 0; ns->range && i < ns->range->n; i++) {
         rtask *t = ns->range->t[i];
+        if (t->unsaved)
+            step_retry(ns, t);
+        if (t->unsaved)
+            continue;
         if (t->state == RT_PLANNED)
             (void)step_create(ns, t);
         if (t->state == RT_CREATED && successors_serving(ns, t) && predecessors_settled(ns, t))
@@ -783,6 +805,14 @@ void szd_range_restore(szd_ns *ns)
     /* Predecessors past the switch are out of the placement: they only wait for their drops. */
     for (size_t i = 0; i < r->n; i++) {
         rtask *t = r->t[i];
+        shardz_key_range one;
+        if (t->state == RT_CREATED &&
+            shardz_sharder_range_of(ns->sh, t->neu[0], &one) == 0) { /* records ahead */
+            szd_log(ns->d, SZD_WARN, "msg=\"task behind its records: moved\" ns=%s task=%s",
+                    ns->cfg.name, t->id);
+            t->state = RT_MOVED;
+            t->unsaved = true;
+        }
         for (size_t k = 0; t->state >= RT_MOVED && k < t->nold; k++) {
             const char *id = t->old[k];
             (void)shardz_sharder_unregister_partitions(ns->sh, &id, 1);
