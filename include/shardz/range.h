@@ -74,6 +74,16 @@ int shardz_sharder_range_restore(shardz_sharder *s, const shardz_key_range *rang
 int shardz_sharder_range_replace(shardz_sharder *s, const char *const *old, size_t nold,
                                  const shardz_key_range *ranges, size_t nnew);
 
+/* Hot ranges (DESIGN.md section 6: range namespaces split hot ranges): the routed partitions
+ * whose own load in dimension dim exceeds (1 + band) times an eligible node's mean load in
+ * that dimension (the sum of the replicas' loads over the alive nodes, divided by their
+ * count). Such a range overloads whichever node holds it: moving it cannot balance the nodes,
+ * splitting it can. Hottest first; fills out[0..cap-1] with partition ids (borrowed from the
+ * sharder, valid until the table changes) and sets *n to the total. SHARDZ_EINVAL (band not
+ * in [0, 1], dim out of range), SHARDZ_ENOTSUP (not a "range" sharder). Nothing changes. */
+int shardz_sharder_range_hot(const shardz_sharder *s, double band, size_t dim, const char **out,
+                             size_t cap, size_t *n);
+
 #ifdef __cplusplus
 }
 #endif

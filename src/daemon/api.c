@@ -493,6 +493,8 @@ static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg
             return;
         }
         json_t *j = kind ? szd_balance_json(ns, true) : szd_plan_json(ns, true);
+        if (j && kind)
+            szd_range_balance(ns, j, true); /* range namespaces: split hot ranges */
         if (!j)
             szd_reply_error(req, SHARDZ_ENOMEM, "the placement failed");
         else
@@ -516,6 +518,8 @@ static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg
             return;
         }
         json_t *j = kind ? szd_balance_json(ns, false) : szd_plan_json(ns, false);
+        if (j && kind)
+            szd_range_balance(ns, j, false);
         if (!j)
             szd_reply_error(req, SHARDZ_ENOMEM, "the placement failed");
         else

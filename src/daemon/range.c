@@ -492,28 +492,27 @@ void szd_range_advance(szd_ns *ns)
 
 /* ---- operator requests ------------------------------------------------------------------- */
 
+/* Raises *max to id's number when id is all digits (*any: a number was seen). */
+static void numeric_max(const char *id, unsigned long long *max, bool *any)
+{
+    char *end;
+    unsigned long long x = strtoull(id, &end, 10);
+    if (*id && !*end && (!*any || x > *max)) {
+        *max = x;
+        *any = true;
+    }
+}
+
 /* A new partition id: one above the largest numeric id of the namespace and its tasks. */
 static void next_part_id(const szd_ns *ns, char *out, size_t cap, unsigned extra)
 {
     unsigned long long max = 0;
     bool any = false;
-    for (uint32_t i = 0; i < ns->nparts; i++) {
-        char *end;
-        unsigned long long x = strtoull(ns->parts[i].id, &end, 10);
-        if (!*end && (!any || x > max)) {
-            max = x;
-            any = true;
-        }
-    }
+    for (uint32_t i = 0; i < ns->nparts; i++)
+        numeric_max(ns->parts[i].id, &max, &any);
     for (size_t i = 0; ns->range && i < ns->range->n; i++)
-        for (size_t k = 0; k < ns->range->t[i]->nnew; k++) {
-            char *end;
-            unsigned long long x = strtoull(ns->range->t[i]->neu[k], &end, 10);
-            if (!*end && (!any || x > max)) {
-                max = x;
-                any = true;
-            }
-        }
+        for (size_t k = 0; k < ns->range->t[i]->nnew; k++)
+            numeric_max(ns->range->t[i]->neu[k], &max, &any);
     snprintf(out, cap, "%llu", (any ? max + 1 : 0) + extra);
 }
 
@@ -867,4 +866,38 @@ void szd_range_api_tasks(szd_ns *ns, struct evhttp_request *req)
                    json_pack("{s:o, s:I}", "tasks", szd_range_tasks_json(ns), "revision",
                              (json_int_t)ns->revision),
                    ns->revision);
+}
+
+/* ---- hot ranges (the load balancer's splits) ----------------------------------------------- */
+
+void szd_range_balance(szd_ns *ns, json_t *reply, bool apply)
+{
+    size_t n = 0;
+    if (!szd_is_range(ns) ||
+        shardz_sharder_range_hot(ns->sh, ns->cfg.balance.band, 0, NULL, 0, &n) != 0)
+        return;
+    const char **hot = calloc(n ? n : 1, sizeof *hot);
+    json_t *list = json_array();
+    if (!hot || shardz_sharder_range_hot(ns->sh, ns->cfg.balance.band, 0, hot, n, &n) != 0)
+        n = 0;
+    for (size_t i = 0; i < n; i++) {
+        szd_part *p = szd_part_find(ns, hot[i]);
+        json_t *e = json_pack("{s:s, s:f}", "partition", hot[i], "load", p ? p->load[0] : 0.0);
+        rtask *busy = task_of(ns, hot[i]);
+        if (busy) {
+            json_object_set_new(e, "task", json_string(busy->id));
+        } else if (apply) { /* split at the middle (no key histogram here) */
+            char err[256];
+            json_t *task = NULL;
+            if (szd_range_split(ns, hot[i], NULL, &task, err, sizeof err) == 0)
+                json_object_set_new(e, "task",
+                                    json_string(json_string_value(json_object_get(task, "id"))));
+            else
+                json_object_set_new(e, "error", json_string(err));
+            json_decref(task);
+        }
+        json_array_append_new(list, e);
+    }
+    free(hot);
+    json_object_set_new(reply, "splits", list);
 }

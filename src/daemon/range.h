@@ -41,6 +41,12 @@ void szd_range_api_split(szd_ns *ns, struct evhttp_request *req, const char *pid
 void szd_range_api_merge(szd_ns *ns, struct evhttp_request *req);
 void szd_range_api_tasks(szd_ns *ns, struct evhttp_request *req);
 
+/* A load balancer round's reply (dry run or not) gains "splits": the hot ranges, each a routed
+ * partition whose own load exceeds the band above a node's mean (shardz_sharder_range_hot),
+ * with the task splitting it: started at its middle when apply, else one already in flight.
+ * Nothing for other namespaces. reply is borrowed. */
+void szd_range_balance(szd_ns *ns, json_t *reply, bool apply);
+
 /* Whether the namespace is a range namespace. */
 bool szd_is_range(const szd_ns *ns);
 

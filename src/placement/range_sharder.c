@@ -2,6 +2,7 @@
  * pz_replica_plan) plus a range table (rtable.h) in s->kind that routes keys to partitions.
  * Owns the public range accessors (include/shardz/range.h). The table names partitions by id,
  * so the model renumbering its partitions never touches it. Pure, one thread (the sharder's). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,4 +177,70 @@ int shardz_sharder_range_replace(shardz_sharder *s, const char *const *old, size
         s->m.revision++;
     }
     return rc;
+}
+
+/* A hot range and its load, for sorting. */
+typedef struct {
+    const char *pid;
+    double load;
+} hot_range;
+
+static int hotter_first(const void *a, const void *b)
+{
+    const hot_range *x = a, *y = b;
+    if (x->load != y->load)
+        return x->load > y->load ? -1 : 1;
+    return strcmp(x->pid, y->pid); /* deterministic */
+}
+
+int shardz_sharder_range_hot(const shardz_sharder *s, double band, size_t dim, const char **out,
+                             size_t cap, size_t *n)
+{
+    const pz_rtable *t;
+    const pz_model *m;
+    hot_range *hot;
+    double total = 0;
+    size_t k = 0;
+    uint32_t eligible = 0;
+
+    if (s == NULL || n == NULL || (cap > 0 && out == NULL) || !isfinite(band) || band < 0 ||
+        band > 1) {
+        return SHARDZ_EINVAL;
+    }
+    if (s->ops != &pz_range_ops) {
+        return SHARDZ_ENOTSUP;
+    }
+    m = &s->m;
+    if (dim >= m->ndims) {
+        return SHARDZ_EINVAL;
+    }
+    t = s->kind;
+    *n = 0;
+    for (uint32_t i = 0; i < m->nnodes; i++) {
+        if (m->nodes[i].id != NULL && pz_node_eligible(m, i)) {
+            eligible++;
+            total += m->nodes[i].load[dim];
+        }
+    }
+    if (eligible == 0 || total <= 0 || t->n == 0) {
+        return 0;
+    }
+    hot = malloc(t->n * sizeof *hot);
+    if (hot == NULL) {
+        return SHARDZ_ENOMEM;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        uint32_t p = pz_part_find(m, t->e[i].pid);
+        double load = p == PZ_NONE ? 0 : pz_part_load(m, p)[dim];
+        if (load > (1 + band) * total / eligible) {
+            hot[k++] = (hot_range){t->e[i].pid, load};
+        }
+    }
+    qsort(hot, k, sizeof *hot, hotter_first);
+    for (size_t i = 0; i < k && i < cap; i++) {
+        out[i] = hot[i].pid;
+    }
+    *n = k;
+    free(hot);
+    return 0;
 }

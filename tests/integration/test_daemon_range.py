@@ -212,6 +212,37 @@ def test_bad_input():
         d.stop()
 
 
+def test_hot_range_split():
+    """The load balancer proposes (plan) and starts (rebalance) the split of a range whose load
+    alone is above the band over a node's mean; moving it could not help."""
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="rg", sharder="range", replicas=1,
+                                              partitions=2, balance={"interval_ms": 0}, **FAST))
+        load = '{"0": {"load": 10}, "1": {"load": 1}}'  # each worker's own part is kept
+        ws = [Worker(d, "rg", f"w{i}", extra=["--load-json", load]) for i in range(2)]
+        wait_for(lambda: settled(d, "rg", 1), 15, what="placement")
+        wait_for(lambda: d.call("GET", "/v1/namespaces/rg/partitions/0")[1].get("load"), 10,
+                 what="load samples")
+        plan = d.call("GET", "/v1/namespaces/rg/plan?balancer=load")[1]
+        assert [s["partition"] for s in plan["splits"]] == ["0"], plan
+        assert "task" not in plan["splits"][0], plan
+        assert d.call("GET", "/v1/namespaces/rg/tasks")[1]["tasks"] == []  # a dry run
+        r = d.call("POST", "/v1/namespaces/rg/rebalance?balancer=load")[1]
+        assert [s["partition"] for s in r["splits"]] == ["0"] and r["splits"][0]["task"], r
+        tid = r["splits"][0]["task"]
+        wait_for(lambda: task(d, "rg", tid)["state"] == "done", 15, what="hot split done")
+        check_cover(routed(d, "rg"))
+        assert [(x[0], x[1]) for x in routed(d, "rg")][:2] == [("", "7"), ("7", "O")]
+        # plain (non-load) plans carry no splits
+        assert "splits" not in d.call("GET", "/v1/namespaces/rg/plan")[1]
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
 def crash_at(kind, step):
     """Kill -9 right after `kind:step` is persisted, restart, check, let it finish."""
     os.environ["SHARDZ_TEST_CRASH_AFTER"] = f"{kind}:{step}"
@@ -267,5 +298,5 @@ def test_crash_merge_each_step():
 
 
 if __name__ == "__main__":
-    run([test_split_and_merge, test_bad_input, test_crash_split_each_step,
+    run([test_split_and_merge, test_bad_input, test_hot_range_split, test_crash_split_each_step,
          test_crash_merge_each_step])

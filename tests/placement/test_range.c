@@ -379,13 +379,47 @@ static void test_range_kind(void **state)
     shardz_sharder_free(s);
 }
 
+/* A range whose load alone exceeds a node's mean by more than the band is hot; others not. */
+static void test_range_hot(void **state)
+{
+    shardz_sharder *s = NULL;
+    shardz_sharder_config cfg = {.kind = "range", .replicas = 1};
+    (void)state;
+    assert_int_equal(shardz_sharder_new(&cfg, &s), 0);
+    shardz_node_spec nodes[2] = {{.id = "n1", .state = SHARDZ_NODE_ALIVE},
+                                 {.id = "n2", .state = SHARDZ_NODE_ALIVE}};
+    assert_int_equal(shardz_sharder_register_nodes(s, nodes, 2), 0);
+    shardz_partition_spec parts[3] = {{.id = "a"}, {.id = "b"}, {.id = "c"}};
+    assert_int_equal(shardz_sharder_register_partitions(s, parts, 3), 0);
+    shardz_key_range r[3] = {{"a", S(""), S("g")}, {"b", S("g"), S("p")}, {"c", S("p"), S("")}};
+    assert_int_equal(shardz_sharder_range_restore(s, r, 3), 0);
+    shardz_plan *plan = NULL;
+    assert_int_equal(shardz_sharder_rebalance(s, 0, &plan), 0);
+    shardz_plan_free(plan);
+    const char *hot[3];
+    size_t n = 9;
+    assert_int_equal(shardz_sharder_range_hot(s, 0.05, 0, hot, 3, &n), 0);
+    assert_int_equal(n, 0); /* equal loads (1 each): mean 1.5 per node, nothing hot */
+    double ten = 10, one = 1;
+    assert_int_equal(shardz_sharder_set_partition_load(s, "b", &ten, 1), 0);
+    assert_int_equal(shardz_sharder_set_partition_load(s, "c", &one, 1), 0);
+    assert_int_equal(shardz_sharder_range_hot(s, 0.05, 0, hot, 3, &n), 0);
+    assert_int_equal(n, 1); /* 12 over 2 nodes: 6; b's 10 is above 6.3 */
+    assert_string_equal(hot[0], "b");
+    assert_int_equal(shardz_sharder_range_hot(s, 1, 0, hot, 3, &n), 0);
+    assert_int_equal(n, 0); /* band 1: above 12 */
+    assert_int_equal(shardz_sharder_range_hot(s, 2, 0, hot, 3, &n), SHARDZ_EINVAL);
+    assert_int_equal(shardz_sharder_range_hot(s, 0.05, 1, hot, 3, &n), SHARDZ_EINVAL);
+    shardz_sharder_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_cmp),        cmocka_unit_test(test_key_middle_table),
         cmocka_unit_test(test_key_middle_bad), cmocka_unit_test(test_key_middle_props),
         cmocka_unit_test(test_table_random),   cmocka_unit_test(test_table_restore_bad),
-        cmocka_unit_test(test_range_kind),
+        cmocka_unit_test(test_range_kind),     cmocka_unit_test(test_range_hot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
