@@ -334,7 +334,9 @@ static void handle_partitions(szd_ns *ns, struct evhttp_request *req, int method
         json_t *body = szd_read_body(req);
         if (!body)
             return;
-        int rc = szd_parts_add(ns, json_object_get(body, "ids"), err, sizeof err);
+        int rc = szd_range_parts_change(ns, NULL, err, sizeof err);
+        if (rc == 0)
+            rc = szd_parts_add(ns, json_object_get(body, "ids"), err, sizeof err);
         json_decref(body);
         if (rc) {
             szd_reply_error(req, rc, "%s", err);
@@ -365,7 +367,12 @@ static void handle_partitions(szd_ns *ns, struct evhttp_request *req, int method
         return;
     }
     if (method == EVHTTP_REQ_DELETE) {
-        int rc = szd_part_remove(ns, p);
+        int rc = szd_range_parts_change(ns, p->id, err, sizeof err);
+        if (rc) {
+            szd_reply_error(req, rc, "%s", err);
+            return;
+        }
+        rc = szd_part_remove(ns, p);
         if (rc) {
             szd_reply_error(req, rc, "could not remove the partition: %s", shardz_strerror(rc));
             return;

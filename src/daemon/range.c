@@ -356,6 +356,8 @@ static int step_create(szd_ns *ns, rtask *t)
         t->state = RT_CREATED;
         rc = step_persist(ns, t, made, t->nnew, NULL, 0);
     }
+    if (rc == 0)
+        szd_ns_changed(ns);
     if (rc) { /* undo: nothing of this step stays */
         t->state = RT_PLANNED;
         for (size_t k = 0; k < t->nnew; k++) {
@@ -900,4 +902,26 @@ void szd_range_balance(szd_ns *ns, json_t *reply, bool apply)
     }
     free(hot);
     json_object_set_new(reply, "splits", list);
+}
+
+int szd_range_parts_change(szd_ns *ns, const char *partition, char *err, size_t errlen)
+{
+    if (!szd_is_range(ns))
+        return 0;
+    if (!partition) {
+        snprintf(err, errlen, "a range namespace gets new partitions by splitting its ranges");
+        return SHARDZ_ENOTSUP;
+    }
+    rtask *t = task_of(ns, partition);
+    if (t) {
+        snprintf(err, errlen, "partition '%s' is in task %s (%s, %s)", partition, t->id,
+                 t->merge ? "merge" : "split", state_name(t));
+        return SHARDZ_EBUSY;
+    }
+    shardz_key_range kr;
+    if (shardz_sharder_range_of(ns->sh, partition, &kr) == 0) {
+        snprintf(err, errlen, "range '%s' is routed: merge it into a neighbour instead", partition);
+        return SHARDZ_EBUSY;
+    }
+    return 0;
 }

@@ -47,6 +47,12 @@ void szd_range_api_tasks(szd_ns *ns, struct evhttp_request *req);
  * Nothing for other namespaces. reply is borrowed. */
 void szd_range_balance(szd_ns *ns, json_t *reply, bool apply);
 
+/* Whether an operator may add partitions (partition NULL) or remove one: 0 outside range
+ * namespaces; in them adding is SHARDZ_ENOTSUP (ranges come from splits) and removing a
+ * partition in a split or merge SHARDZ_EBUSY (a routed one is refused by the placement too:
+ * merge it away). err names the problem. */
+int szd_range_parts_change(szd_ns *ns, const char *partition, char *err, size_t errlen);
+
 /* Whether the namespace is a range namespace. */
 bool szd_is_range(const szd_ns *ns);
 

@@ -176,7 +176,10 @@ def test_bad_input():
              "EINVAL", "neighbours"),
             (lambda: d.call("POST", "/v1/namespaces/kv/partitions/0/split", {}), 400, "ENOTSUP",
              "not a range"),
-            (lambda: d.call("DELETE", "/v1/namespaces/rg/partitions/0"), 409, "EBUSY", ""),
+            (lambda: d.call("DELETE", "/v1/namespaces/rg/partitions/0"), 409, "EBUSY",
+             "merge it"),
+            (lambda: d.call("POST", "/v1/namespaces/rg/partitions", {"ids": ["x"]}), 400,
+             "ENOTSUP", "splitting"),
         ]
         for fn, status, code, text in cases:
             got = error_of(fn)
@@ -187,12 +190,15 @@ def test_bad_input():
         # a range in a task (the slow workers keep the split in flight) is busy
         st, body = d.call("POST", split.format("0"), {"at": "5"})
         assert st == 202
+        tid, succ = body["task"]["id"], body["task"]["to"][0]["partition"]
+        wait_for(lambda: task(d, "rg", tid)["state"] == "split", 10, what="successors created")
         rev = d.call("GET", "/v1/namespaces/rg")[1]["revision"]
         for fn in (lambda: d.call("POST", split.format("0"), {"at": "7"}),
                    lambda: d.call("POST", "/v1/namespaces/rg/merge",
-                                  {"partitions": ["0", "1"]})):
+                                  {"partitions": ["0", "1"]}),
+                   lambda: d.call("DELETE", f"/v1/namespaces/rg/partitions/{succ}")):
             got = error_of(fn)
-            assert got[:2] == (409, "EBUSY") and body["task"]["id"] in got[2], got
+            assert got[:2] == (409, "EBUSY") and tid in got[2], got
         assert d.call("GET", "/v1/namespaces/rg")[1]["revision"] == rev
         wait_for(lambda: task(d, "rg", body["task"]["id"])["state"] == "done", 20,
                  what="split done")
