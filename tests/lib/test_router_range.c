@@ -95,7 +95,7 @@ static void test_range_lookups_scan(void **state)
                 want = i;
         }
         const shardz_route *rt = NULL;
-        char wid[8];
+        char wid[16];
         assert_int_equal(shardz_snapshot_lookup_key(s, key, len, NULL, &rt), 0);
         snprintf(wid, sizeof wid, "r%d", want);
         assert_string_equal(rt->partition, wid);
