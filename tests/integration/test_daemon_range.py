@@ -228,9 +228,15 @@ def test_hot_range_split():
                                               partitions=2, balance={"interval_ms": 0}, **FAST))
         load = '{"0": {"load": 10}, "1": {"load": 1}}'  # each worker's own part is kept
         ws = [Worker(d, "rg", f"w{i}", extra=["--load-json", load]) for i in range(2)]
-        wait_for(lambda: settled(d, "rg", 1), 15, what="placement")
-        wait_for(lambda: d.call("GET", "/v1/namespaces/rg/partitions/0")[1].get("load"), 10,
-                 what="load samples")
+
+        def spread():  # both workers alive, one range each, both loads reported
+            r = settled(d, "rg", 1)
+            nodes = d.call("GET", "/v1/namespaces/rg/nodes")[1]["nodes"]
+            loads = [d.call("GET", f"/v1/namespaces/rg/partitions/{p}")[1].get("load")
+                     for p in ("0", "1")]
+            return (r and sorted(x[3][0] for x in r) == ["w0", "w1"] and all(loads) and
+                    all(n["state"] == "alive" for n in nodes) and len(nodes) == 2)
+        wait_for(spread, 20, what="one range per alive worker, loads reported")
         plan = d.call("GET", "/v1/namespaces/rg/plan?balancer=load")[1]
         assert [s["partition"] for s in plan["splits"]] == ["0"], plan
         assert "task" not in plan["splits"][0], plan
