@@ -153,10 +153,24 @@ typedef struct szl_chunk {
 
 /* A routed key range of a "range" namespace: [lo, the next range's lo), the last to +inf. */
 typedef struct {
+    uint64_t pfx;   /* lo's first 8 bytes, big-endian, zero-padded: most compares end here */
     const char *lo; /* in the snapshot's strings; "" for the first range (-infinity) */
     size_t lo_len;
     uint32_t part; /* partition index */
 } szl_range;
+
+/* The first 8 bytes of a key as a big-endian number (zero-padded): keys order like it when
+ * it differs. */
+static inline uint64_t szl_key_prefix(const void *key, size_t len)
+{
+    const unsigned char *k = key;
+    uint64_t v = 0;
+
+    for (size_t i = 0; i < 8; i++) {
+        v = v << 8 | (i < len ? k[i] : 0);
+    }
+    return v;
+}
 
 struct shardz_snapshot {
     atomic_long refs;
@@ -182,6 +196,7 @@ static inline int szl_range_route(const shardz_snapshot *s, const void *key, siz
                                   uint32_t *idx, const shardz_route **out)
 {
     size_t lo = 0, hi = s->nranges;
+    uint64_t kp = szl_key_prefix(key, len);
 
     if (hi == 0) {
         return SHARDZ_ENOENT;
@@ -190,7 +205,7 @@ static inline int szl_range_route(const shardz_snapshot *s, const void *key, siz
         size_t mid = lo + (hi - lo) / 2;
         const szl_range *r = &s->ranges[mid];
         size_t n = r->lo_len < len ? r->lo_len : len;
-        int c = n > 0 ? memcmp(r->lo, key, n) : 0;
+        int c = r->pfx != kp ? (r->pfx < kp ? -1 : 1) : n > 0 ? memcmp(r->lo, key, n) : 0;
 
         if (c < 0 || (c == 0 && r->lo_len <= len)) {
             lo = mid;

@@ -246,6 +246,7 @@ static int s_ranges(shardz_snapshot *s, const s_part *sp, char *err, size_t errl
         szl_range *e = &s->ranges[s->nranges++];
         e->lo = s_str(s, json_string_value(json_object_get(r, "lo")));
         e->lo_len = json_string_length(json_object_get(r, "lo"));
+        e->pfx = e->lo != NULL ? szl_key_prefix(e->lo, e->lo_len) : 0;
         e->part = (uint32_t)i;
         if (e->lo == NULL) {
             return SHARDZ_ENOMEM;

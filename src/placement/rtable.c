@@ -93,7 +93,47 @@ void pz_rtable_destroy(pz_rtable *t)
         entries_free(t->e, t->n);
     }
     free(t->e);
+    free(t->by_id);
     memset(t, 0, sizeof *t);
+}
+
+/* qsort_r is not C11: the entries sorted by id are passed through this pointer, set only
+ * around the sort, on the sharder's one thread. */
+static const pz_rentry *sort_entries;
+
+static int cmp_entry_id(const void *a, const void *b)
+{
+    return strcmp(sort_entries[*(const size_t *)a].pid, sort_entries[*(const size_t *)b].pid);
+}
+
+/* Makes e[0..n-1] (taken) the table's entries with a fresh by-id index, and hands the old
+ * entry array back in *old (the caller frees what it no longer uses). SHARDZ_EINVAL (an id
+ * twice), SHARDZ_ENOMEM: the table is unchanged and e stays the caller's. */
+static int install(pz_rtable *t, pz_rentry *e, size_t n, pz_rentry **old)
+{
+    size_t *ix = malloc((n ? n : 1) * sizeof *ix);
+
+    if (ix == NULL) {
+        return SHARDZ_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ix[i] = i;
+    }
+    sort_entries = e;
+    qsort(ix, n, sizeof *ix, cmp_entry_id);
+    sort_entries = NULL;
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(e[ix[i - 1]].pid, e[ix[i]].pid) == 0) {
+            free(ix);
+            return SHARDZ_EINVAL;
+        }
+    }
+    *old = t->e;
+    free(t->by_id);
+    t->e = e;
+    t->n = n;
+    t->by_id = ix;
+    return 0;
 }
 
 size_t pz_rtable_find(const pz_rtable *t, const void *key, size_t len)
@@ -118,9 +158,19 @@ size_t pz_rtable_find(const pz_rtable *t, const void *key, size_t len)
 
 size_t pz_rtable_index(const pz_rtable *t, const char *pid)
 {
-    for (size_t i = 0; pid != NULL && i < t->n; i++) {
-        if (strcmp(t->e[i].pid, pid) == 0) {
-            return i;
+    size_t lo = 0, hi = t->n;
+
+    while (pid != NULL && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->e[t->by_id[mid]].pid, pid);
+
+        if (c == 0) {
+            return t->by_id[mid];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
     }
     return PZ_RT_NONE;
@@ -188,8 +238,8 @@ static int entries_build(const shardz_key_range *r, size_t n, pz_rentry *out)
     return 0;
 }
 
-/* Ranges r[0..n-1] in key order: each valid, contiguous (hi of one is lo of the next), no id
- * twice among them. */
+/* Ranges r[0..n-1] in key order: each valid, contiguous (hi of one is lo of the next). Ids
+ * given twice are found by install. */
 static int chain_valid(const shardz_key_range *r, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -199,11 +249,6 @@ static int chain_valid(const shardz_key_range *r, size_t n)
         if (i + 1 < n &&
             (r[i].hi_len == 0 || !same_key(r[i].hi, r[i].hi_len, r[i + 1].lo, r[i + 1].lo_len))) {
             return 0;
-        }
-        for (size_t k = 0; k < i; k++) {
-            if (strcmp(r[k].partition, r[i].partition) == 0) {
-                return 0;
-            }
         }
     }
     return 1;
@@ -242,9 +287,19 @@ int pz_rtable_restore(pz_rtable *t, const shardz_key_range *r, size_t n)
     if (rc != 0) {
         goto out;
     }
-    pz_rtable_destroy(t);
-    t->e = e;
-    t->n = t->cap = n;
+    {
+        size_t oldn = t->n;
+        pz_rentry *old = NULL;
+        rc = install(t, e, n, &old);
+        if (rc != 0) {
+            entries_free(e, n);
+            goto out;
+        }
+        if (old != NULL) {
+            entries_free(old, oldn);
+        }
+        free(old);
+    }
     e = NULL;
 out:
     free(sorted);
@@ -286,9 +341,14 @@ int pz_rtable_replace(pz_rtable *t, size_t first, size_t nold, const shardz_key_
     }
     memcpy(e, t->e, first * sizeof *e);
     memcpy(e + first + nnew, t->e + first + nold, (t->n - first - nold) * sizeof *e);
-    entries_free(t->e + first, nold);
-    free(t->e);
-    t->e = e;
-    t->n = t->cap = n;
+    pz_rentry *old = NULL;
+    rc = install(t, e, n, &old); /* new ids were checked against the table and each other */
+    if (rc != 0) {
+        entries_free(e + first, nnew);
+        free(e);
+        return rc;
+    }
+    entries_free(old + first, nold);
+    free(old);
     return 0;
 }

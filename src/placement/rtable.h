@@ -20,7 +20,8 @@ typedef struct {
 
 typedef struct {
     pz_rentry *e; /* n entries in key order of lo, owned */
-    size_t n, cap;
+    size_t n;
+    size_t *by_id; /* n entry indices in id order (binary search by id), owned */
 } pz_rtable;
 
 #define PZ_RT_NONE SIZE_MAX
@@ -30,7 +31,7 @@ void pz_rtable_init(pz_rtable *t);
 void pz_rtable_destroy(pz_rtable *t);
 /* The entry whose range holds key, or PZ_RT_NONE when the table is empty. */
 size_t pz_rtable_find(const pz_rtable *t, const void *key, size_t len);
-/* The entry of partition pid, or PZ_RT_NONE (a linear scan). */
+/* The entry of partition pid, or PZ_RT_NONE (a binary search by id). */
 size_t pz_rtable_index(const pz_rtable *t, const char *pid);
 /* Entry i (< n) as a range; pointers borrowed from the table until it changes. */
 void pz_rtable_get(const pz_rtable *t, size_t i, shardz_key_range *out);
