@@ -97,13 +97,15 @@ void pz_rtable_destroy(pz_rtable *t)
     memset(t, 0, sizeof *t);
 }
 
-/* qsort_r is not C11: the entries sorted by id are passed through this pointer, set only
- * around the sort, on the sharder's one thread. */
-static const pz_rentry *sort_entries;
+/* An entry's id and index, sorted by id to build the by-id index (plain qsort: no context). */
+typedef struct {
+    const char *pid;
+    size_t i;
+} id_at;
 
-static int cmp_entry_id(const void *a, const void *b)
+static int cmp_id_at(const void *a, const void *b)
 {
-    return strcmp(sort_entries[*(const size_t *)a].pid, sort_entries[*(const size_t *)b].pid);
+    return strcmp(((const id_at *)a)->pid, ((const id_at *)b)->pid);
 }
 
 /* Makes e[0..n-1] (taken) the table's entries with a fresh by-id index, and hands the old
@@ -112,22 +114,26 @@ static int cmp_entry_id(const void *a, const void *b)
 static int install(pz_rtable *t, pz_rentry *e, size_t n, pz_rentry **old)
 {
     size_t *ix = malloc((n ? n : 1) * sizeof *ix);
+    id_at *ids = malloc((n ? n : 1) * sizeof *ids);
 
-    if (ix == NULL) {
+    if (ix == NULL || ids == NULL) {
+        free(ix);
+        free(ids);
         return SHARDZ_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        ix[i] = i;
+        ids[i] = (id_at){e[i].pid, i};
     }
-    sort_entries = e;
-    qsort(ix, n, sizeof *ix, cmp_entry_id);
-    sort_entries = NULL;
-    for (size_t i = 1; i < n; i++) {
-        if (strcmp(e[ix[i - 1]].pid, e[ix[i]].pid) == 0) {
+    qsort(ids, n, sizeof *ids, cmp_id_at);
+    for (size_t i = 0; i < n; i++) {
+        ix[i] = ids[i].i;
+        if (i > 0 && strcmp(ids[i - 1].pid, ids[i].pid) == 0) {
             free(ix);
+            free(ids);
             return SHARDZ_EINVAL;
         }
     }
+    free(ids);
     *old = t->e;
     free(t->by_id);
     t->e = e;
