@@ -558,6 +558,16 @@ static int task_start(szd_ns *ns, rtask *t, json_t **out, char *err, size_t errl
     return 0;
 }
 
+/* Whether pid is in a task not done (err then names the task). */
+static bool in_task(const szd_ns *ns, const char *pid, char *err, size_t errlen)
+{
+    rtask *t = task_of(ns, pid);
+    if (t)
+        snprintf(err, errlen, "range '%s' is in task %s (%s, %s)", pid, t->id,
+                 t->merge ? "merge" : "split", state_name(t));
+    return t != NULL;
+}
+
 /* The routed partition pid with its range, or an error naming the problem. */
 static int routed_part(szd_ns *ns, const char *pid, shardz_key_range *kr, char *err, size_t errlen)
 {
@@ -574,12 +584,8 @@ static int routed_part(szd_ns *ns, const char *pid, shardz_key_range *kr, char *
         snprintf(err, errlen, "no range '%s' in namespace '%s'", pid ? pid : "", ns->cfg.name);
         return SHARDZ_ENOENT;
     }
-    rtask *t = task_of(ns, pid);
-    if (t) {
-        snprintf(err, errlen, "range '%s' is in task %s (%s, %s)", pid, t->id,
-                 t->merge ? "merge" : "split", state_name(t));
+    if (in_task(ns, pid, err, errlen))
         return SHARDZ_EBUSY;
-    }
     if (shardz_sharder_range_of(ns->sh, pid, kr) != 0) {
         snprintf(err, errlen, "partition '%s' is not routed", pid);
         return SHARDZ_EBUSY;
@@ -912,12 +918,8 @@ int szd_range_parts_change(szd_ns *ns, const char *partition, char *err, size_t 
         snprintf(err, errlen, "a range namespace gets new partitions by splitting its ranges");
         return SHARDZ_ENOTSUP;
     }
-    rtask *t = task_of(ns, partition);
-    if (t) {
-        snprintf(err, errlen, "partition '%s' is in task %s (%s, %s)", partition, t->id,
-                 t->merge ? "merge" : "split", state_name(t));
+    if (in_task(ns, partition, err, errlen))
         return SHARDZ_EBUSY;
-    }
     shardz_key_range kr;
     if (shardz_sharder_range_of(ns->sh, partition, &kr) == 0) {
         snprintf(err, errlen, "range '%s' is routed: merge it into a neighbour instead", partition);
