@@ -84,7 +84,8 @@ typedef struct {
 
 /* The configuration of a sharder. Borrowed for the call to shardz_sharder_new. */
 typedef struct {
-    const char *kind;  /* "replica" (default when NULL), "hash", or "seed" (the seed's baseline) */
+    const char *kind;  /* "replica" (default when NULL), "hash", "range" (shardz/range.h), or
+                          "seed" (the seed's baseline) */
     unsigned replicas; /* default replicas per partition; 0 means 1 */
     size_t ndims;      /* load dimensions in use, 1..SHARDZ_MAX_DIMS; 0 means 1 */
     int roles;         /* non-zero: slot 0 is the primary, the rest secondaries */
@@ -179,8 +180,8 @@ int shardz_sharder_partitions_of_node(const shardz_sharder *s, const char *node,
  * as shardz_sharder_partitions_of_node. */
 int shardz_sharder_nodes_of_partition(const shardz_sharder *s, const char *partition,
                                       shardz_replica *out, size_t cap, size_t *n);
-/* The partition a key belongs to ("hash" kind; SHARDZ_ENOTSUP for the others, SHARDZ_ENOENT
- * when no partition is registered). *partition is borrowed from the sharder. */
+/* The partition a key belongs to ("hash" and "range" kinds; SHARDZ_ENOTSUP for the others,
+ * SHARDZ_ENOENT when no partition is registered, or a range table is empty). *partition is borrowed from the sharder. */
 int shardz_sharder_partition_for_key(const shardz_sharder *s, const void *key, size_t len,
                                      const char **partition);
 /* A partition's generation: a fencing token bumped whenever its assignment changes. */

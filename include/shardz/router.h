@@ -86,11 +86,13 @@ int shardz_router_wait(shardz_router *r, int64_t revision, int timeout_ms);
  * points into the snapshot this thread holds: valid until this thread's next lookup through
  * any shardz_router_lookup_* call, or shardz_router_thread_release. Thread-safe.
  * Returns 0, SHARDZ_ENOENT (no snapshot yet, unknown partition, or a slot no partition holds),
- * SHARDZ_ENOTSUP (lookup_key in a namespace that is not "hash"). */
+ * SHARDZ_ENOTSUP (lookup_key in a namespace that is neither "hash" nor "range"). */
 int shardz_router_lookup_partition(shardz_router *r, const char *partition,
                                    const shardz_route **out);
 /* The key's slot is shardz_key_slot(key, len, slots) (include/shardz/hash.h); key is
- * borrowed. *slot (may be NULL) receives it. */
+ * borrowed. *slot (may be NULL) receives it. In a "range" namespace the key's routed range
+ * (the last whose lo <= key, bytewise) is found by binary search and *slot receives its index
+ * in key order. */
 int shardz_router_lookup_key(shardz_router *r, const void *key, size_t len, uint32_t *slot,
                              const shardz_route **out);
 /* Drops the calling thread's cached snapshot references (of every router). Pointers from

@@ -75,7 +75,7 @@ enum { SHARDZ_LOG_ERROR = 0, SHARDZ_LOG_WARN = 1, SHARDZ_LOG_INFO = 2, SHARDZ_LO
 typedef struct {
     const char *coordinator; /* "host:port" of shardzd (required), or several coordinators
                               * "h1:p1,h2:p2" (at most 8): a refused connection or a 503
-                              * ENOTLEADER is tried on the next (docs/PROTOCOL.md section 9) */
+                              * ENOTLEADER is tried on the next (docs/PROTOCOL.md section 10) */
     const char *ns;          /* namespace (required) */
     const char *node_id;     /* this node's id (required) */
     /* The library's own HTTP listener, "host:port" (port 0: any free port), run on the

@@ -55,6 +55,7 @@ typedef enum {
     F_INTERVAL,
     F_COUNT,
     F_BALANCER,
+    F_AT,
     F_NFLAGS
 } cli_flag_id;
 
@@ -204,6 +205,10 @@ int cmd_rebalance(cli *c);
 int cmd_task_list(cli *c);
 int cmd_task_show(cli *c);
 int cmd_task_cancel(cli *c);
+int cmd_range_list(cli *c);
+int cmd_range_split(cli *c);
+int cmd_range_merge(cli *c);
+int cmd_range_tasks(cli *c);
 int cmd_events(cli *c);
 int cmd_watch(cli *c);
 int cmd_status(cli *c);

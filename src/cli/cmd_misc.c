@@ -153,7 +153,7 @@ int cmd_completion(cli *c)
            "\"$cur\")); return ;;\n"
            "        --to) COMPREPLY=($(compgen -W \"$(_shardzctl_ids nodes)\" -- \"$cur\")); "
            "return ;;\n"
-           "        --sharder) COMPREPLY=($(compgen -W \"replica hash\" -- \"$cur\")); return ;;\n"
+           "        --sharder) COMPREPLY=($(compgen -W \"replica hash range\" -- \"$cur\")); return ;;\n"
            "        --consistency) COMPREPLY=($(compgen -W \"available strict\" -- \"$cur\")); "
            "return ;;\n"
            "    esac\n"

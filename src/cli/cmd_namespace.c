@@ -120,8 +120,10 @@ static int create_body(cli *c, const char *name, json_t **out)
         return cli_error("ENOMEM", "out of memory");
     }
     if (c->val[F_SHARDER] != NULL) {
-        if (!one_of(c->val[F_SHARDER], "replica", "hash")) {
-            rc = cli_usage_error(c, "--sharder: '%s' is not replica or hash", c->val[F_SHARDER]);
+        if (!one_of(c->val[F_SHARDER], "replica", "hash") &&
+            strcmp(c->val[F_SHARDER], "range") != 0) {
+            rc = cli_usage_error(c, "--sharder: '%s' is not replica, hash or range",
+                                 c->val[F_SHARDER]);
             goto fail;
         }
         json_object_set_new(body, "sharder", json_string(c->val[F_SHARDER]));

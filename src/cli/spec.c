@@ -17,7 +17,7 @@ const cli_flag cli_flags[F_NFLAGS] = {
                    "per-request timeout: 500ms, 10s, 1m (default 10s)"},
     [F_NAMESPACE] = {"namespace", 'n', true, "NS", "namespace (env SHARDZ_NAMESPACE)"},
     [F_HELP] = {"help", 'h', false, NULL, "show help for the command"},
-    [F_SHARDER] = {"sharder", 0, true, "KIND", "replica or hash (default replica)"},
+    [F_SHARDER] = {"sharder", 0, true, "KIND", "replica, hash or range (default replica)"},
     [F_REPLICAS] = {"replicas", 0, true, "N", "replicas per partition, 1-16 (default 1)"},
     [F_ROLES] = {"roles", 0, false, NULL,
                  "slot 0 is the primary, the others secondaries (--roles=false: none)"},
@@ -43,6 +43,7 @@ const cli_flag cli_flags[F_NFLAGS] = {
     [F_BALANCER] = {"balancer", 0, true, "load",
                     "load: one round of the load balancer (reported loads, budget, cooldown) "
                     "instead of the placement"},
+    [F_AT] = {"at", 0, true, "KEY", "split bound, inside the range (default: its middle)"},
 };
 
 const cli_group cli_groups[] = {
@@ -50,6 +51,7 @@ const cli_group cli_groups[] = {
     {"node", {"nodes", NULL, NULL}, "list, show, drain and undrain nodes"},
     {"partition", {"partitions", "part", NULL}, "list, show and move partitions"},
     {"task", {"tasks", "moves", NULL}, "the moves in flight: list, show, cancel"},
+    {"range", {"ranges", NULL, NULL}, "key ranges of a range namespace: list, split, merge, tasks"},
 };
 const size_t cli_ngroups = sizeof cli_groups / sizeof cli_groups[0];
 
@@ -61,6 +63,7 @@ static const int slot_flags[] = {F_SLOT, -1};
 static const int events_flags[] = {F_SINCE, F_LIMIT, F_FOLLOW, F_INTERVAL, -1};
 static const int watch_flags[] = {F_COUNT, -1};
 static const int balancer_flags[] = {F_BALANCER, -1};
+static const int at_flags[] = {F_AT, -1};
 
 const cli_cmd cli_cmds[] = {
     {"namespace", "create", "NAME", 1, 1, false, create_flags, cmd_ns_create, "create a namespace",
@@ -87,7 +90,7 @@ const cli_cmd cli_cmds[] = {
     {"partition", "move", "PARTITION", 1, 1, true, move_flags, cmd_part_move,
      "move one replica of a partition to another node", NULL},
     {"where", NULL, "KEY", 1, 1, true, no_flags, cmd_where,
-     "the partition and nodes serving a key (hash namespaces)", NULL},
+     "the partition and nodes serving a key (hash and range namespaces)", NULL},
     {"plan", NULL, "", 0, 0, true, balancer_flags, cmd_plan,
      "dry run of the balancer: the moves it would start and why", "Nothing changes."},
     {"rebalance", NULL, "", 0, 0, true, balancer_flags, cmd_rebalance,
@@ -99,6 +102,15 @@ const cli_cmd cli_cmds[] = {
      "flight."},
     {"task", "cancel", "PARTITION", 1, 1, true, slot_flags, cmd_task_cancel,
      "cancel a move in flight: the slot goes back to the node still serving it", NULL},
+    {"range", "list", "", 0, 0, true, no_flags, cmd_range_list,
+     "the routed key ranges in key order, with their replicas", NULL},
+    {"range", "split", "PARTITION", 1, 1, true, at_flags, cmd_range_split,
+     "split a range in two at --at KEY (or its middle)",
+     "Starts a split task (docs/PROTOCOL.md section 9); follow it with 'shardzctl range tasks'."},
+    {"range", "merge", "A B", 2, 2, true, no_flags, cmd_range_merge,
+     "merge two neighbouring ranges into one", "Starts a merge task."},
+    {"range", "tasks", "", 0, 0, true, no_flags, cmd_range_tasks,
+     "the split and merge tasks: in flight and recently done", NULL},
     {"events", NULL, "", 0, 0, true, events_flags, cmd_events,
      "recent moves and state changes with their reasons, oldest first",
      "With --follow it polls every --interval and prints new events until Ctrl-C; with --json\n"

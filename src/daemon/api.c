@@ -11,6 +11,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "daemon/daemon.h"
+#include "daemon/range.h"
 #include "shardz/hash.h"
 #ifdef SHARDZ_HAVE_WEB
 #include "web_assets.h"
@@ -339,7 +340,9 @@ static void handle_partitions(szd_ns *ns, struct evhttp_request *req, int method
         json_t *body = szd_read_body(req);
         if (!body)
             return;
-        int rc = szd_parts_add(ns, json_object_get(body, "ids"), err, sizeof err);
+        int rc = szd_range_parts_change(ns, NULL, err, sizeof err);
+        if (rc == 0)
+            rc = szd_parts_add(ns, json_object_get(body, "ids"), err, sizeof err);
         json_decref(body);
         if (rc) {
             szd_reply_error(req, rc, "%s", err);
@@ -357,6 +360,8 @@ static void handle_partitions(szd_ns *ns, struct evhttp_request *req, int method
     if (action) {
         if (strcmp(action, "move") == 0 && method == EVHTTP_REQ_POST)
             handle_part_move(ns, req, p);
+        else if (strcmp(action, "split") == 0 && method == EVHTTP_REQ_POST)
+            szd_range_api_split(ns, req, p->id);
         else
             szd_reply_error(req, SHARDZ_ENOENT, "no such route");
         return;
@@ -368,7 +373,12 @@ static void handle_partitions(szd_ns *ns, struct evhttp_request *req, int method
         return;
     }
     if (method == EVHTTP_REQ_DELETE) {
-        int rc = szd_part_remove(ns, p);
+        int rc = szd_range_parts_change(ns, p->id, err, sizeof err);
+        if (rc) {
+            szd_reply_error(req, rc, "%s", err);
+            return;
+        }
+        rc = szd_part_remove(ns, p);
         if (rc) {
             szd_reply_error(req, rc, "could not remove the partition: %s", shardz_strerror(rc));
             return;
@@ -390,8 +400,9 @@ static void handle_lookup(szd_ns *ns, struct evhttp_request *req, const struct e
     const char *pid = NULL;
     int rc = shardz_sharder_partition_for_key(ns->sh, key, strlen(key), &pid);
     if (rc) {
-        szd_reply_error(req, rc, rc == SHARDZ_ENOTSUP ? "namespace '%s' is not a hash namespace"
-                                                      : "no partition for the key in '%s'",
+        szd_reply_error(req, rc,
+                        rc == SHARDZ_ENOTSUP ? "namespace '%s' is not a hash or range namespace"
+                                             : "no partition for the key in '%s'",
                         ns->cfg.name);
         return;
     }
@@ -402,7 +413,9 @@ static void handle_lookup(szd_ns *ns, struct evhttp_request *req, const struct e
     }
     json_t *j = szd_part_json(ns, p);
     json_object_set_new(j, "key", json_string(key));
-    json_object_set_new(j, "slot", json_integer(shardz_key_slot(key, strlen(key), ns->cfg.slots)));
+    if (!szd_is_range(ns))
+        json_object_set_new(j, "slot",
+                            json_integer(shardz_key_slot(key, strlen(key), ns->cfg.slots)));
     json_object_set_new(j, "revision", json_integer((json_int_t)ns->revision));
     szd_reply_json(req, 200, j, ns->revision);
 }
@@ -484,6 +497,8 @@ static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg
         handle_partitions(ns, req, method, nseg > 4 ? seg[4] : NULL, nseg > 5 ? seg[5] : NULL);
     } else if (strcmp(what, "moves") == 0 && nseg == 6 && method == EVHTTP_REQ_DELETE) {
         handle_cancel(ns, req, seg[4], seg[5]);
+    } else if (nseg == 4 && strcmp(what, "merge") == 0 && method == EVHTTP_REQ_POST) {
+        szd_range_api_merge(ns, req);
     } else if (nseg == 4 && strcmp(what, "rebalance") == 0 && method == EVHTTP_REQ_POST) {
         const char *kind = evhttp_find_header(q, "balancer");
         if (kind && strcmp(kind, "load") != 0) {
@@ -491,6 +506,8 @@ static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg
             return;
         }
         json_t *j = kind ? szd_balance_json(ns, true) : szd_plan_json(ns, true);
+        if (j && kind)
+            szd_range_balance(ns, j, true); /* range namespaces: split hot ranges */
         if (!j)
             szd_reply_error(req, SHARDZ_ENOMEM, "the placement failed");
         else
@@ -505,6 +522,8 @@ static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg
         handle_lookup(ns, req, q);
     } else if (nseg == 4 && strcmp(what, "moves") == 0) {
         handle_moves(ns, req);
+    } else if (nseg == 4 && strcmp(what, "tasks") == 0) {
+        szd_range_api_tasks(ns, req);
     } else if (nseg == 4 && strcmp(what, "plan") == 0) {
         const char *kind = evhttp_find_header(q, "balancer");
         if (kind && strcmp(kind, "load") != 0) {
@@ -512,6 +531,8 @@ static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg
             return;
         }
         json_t *j = kind ? szd_balance_json(ns, false) : szd_plan_json(ns, false);
+        if (j && kind)
+            szd_range_balance(ns, j, false);
         if (!j)
             szd_reply_error(req, SHARDZ_ENOMEM, "the placement failed");
         else

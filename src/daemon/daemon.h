@@ -200,6 +200,7 @@ typedef struct szd_ns {
     int64_t stats_flushed_ms; /* statistics are written every few seconds, not per sample */
     int64_t balanced_ms;      /* when the last balancer round ran */
     shardz_balance_report last_round;
+    struct szd_range *range; /* range namespaces: tasks and loading state (range.c), owned */
 } szd_ns;
 
 /* ---- high availability (ha.c): the coordinator's role on a shared store ------------- */
@@ -301,6 +302,10 @@ szd_part *szd_part_find(szd_ns *ns, const char *id);
 int szd_parts_add(szd_ns *ns, json_t *ids, char *err, size_t errlen);
 int szd_part_remove(szd_ns *ns, szd_part *p);
 json_t *szd_part_json(const szd_ns *ns, const szd_part *p);
+/* A partition's store record (the caller's). */
+json_t *szd_part_record(const szd_ns *ns, const szd_part *p);
+/* A new partition placed on the nodes serving `like` (range splits and merges). */
+int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like);
 json_t *szd_state_json(const szd_ns *ns);
 const char *szd_rstate_name(szd_rstate st);
 

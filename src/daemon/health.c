@@ -12,6 +12,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "daemon/daemon.h"
+#include "daemon/range.h"
 
 
 #define ASSIGN_TIMEOUT_S 10
@@ -268,9 +269,11 @@ static bool pushable(const szd_node *n, int64_t now)
 static json_t *replica_json(const szd_ns *ns, const szd_part *p, unsigned s, szd_rstate st,
                             uint64_t generation)
 {
-    return json_pack("{s:s, s:i, s:s, s:I, s:s}", "partition", p->id, "slot", (int)s, "role",
-                     !ns->cfg.roles ? "none" : s == 0 ? "primary" : "secondary", "generation",
-                     (json_int_t)generation, "state", szd_rstate_name(st));
+    json_t *j = json_pack("{s:s, s:i, s:s, s:I, s:s}", "partition", p->id, "slot", (int)s,
+                          "role", !ns->cfg.roles ? "none" : s == 0 ? "primary" : "secondary",
+                          "generation", (json_int_t)generation, "state", szd_rstate_name(st));
+    szd_range_fields(ns, p->id, j, false); /* range namespaces: the bounds */
+    return j;
 }
 
 void szd_push_assignments(szd_ns *ns)

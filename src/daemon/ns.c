@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "daemon/daemon.h"
+#include "daemon/range.h"
 
 static const char *node_key(const void *ctx, uint32_t i)
 {
@@ -185,8 +186,9 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
     snprintf(c->name, sizeof c->name, "%s", name);
     v = json_object_get(j, "sharder");
     const char *kind = v ? json_string_value(v) : "replica";
-    if (!kind || (strcmp(kind, "replica") != 0 && strcmp(kind, "hash") != 0)) {
-        snprintf(err, errlen, "sharder must be \"replica\" or \"hash\"");
+    if (!kind || (strcmp(kind, "replica") != 0 && strcmp(kind, "hash") != 0 &&
+                  strcmp(kind, "range") != 0)) {
+        snprintf(err, errlen, "sharder must be \"replica\", \"hash\" or \"range\"");
         return SHARDZ_EINVAL;
     }
     snprintf(c->sharder, sizeof c->sharder, "%s", kind);
@@ -326,7 +328,7 @@ static json_t *slot_runs_json(const szd_ns *ns, const char *id)
     return arr;
 }
 
-static json_t *part_record(const szd_ns *ns, const szd_part *p)
+json_t *szd_part_record(const szd_ns *ns, const szd_part *p)
 {
     json_t *slots = json_array();
     for (unsigned s = 0; s < p->nrep; s++) {
@@ -344,6 +346,7 @@ static json_t *part_record(const szd_ns *ns, const szd_part *p)
     json_t *rec = json_pack("{s:s, s:o}", "id", p->id, "slots", slots);
     if (strcmp(ns->cfg.sharder, "hash") == 0)
         json_object_set_new(rec, "hash_slots", slot_runs_json(ns, p->id));
+    szd_range_fields(ns, p->id, rec, true);
     return rec;
 }
 
@@ -429,7 +432,7 @@ static int ns_flush(szd_ns *ns, bool config)
     for (uint32_t i = 0; i < ns->nparts && rc == 0; i++) {
         if (!ns->parts[i].dirty)
             continue;
-        json_t *pj = part_record(ns, &ns->parts[i]);
+        json_t *pj = szd_part_record(ns, &ns->parts[i]);
         rc = batch_put(&b, key_of(SHARDZ_KEY_ASSIGN, ns->cfg.name, ns->parts[i].id),
                        json_dumps(pj, JSON_COMPACT));
         json_decref(pj);
@@ -515,6 +518,7 @@ void szd_ns_free(szd_ns *ns)
     szd_map_free(&ns->node_map);
     szd_map_free(&ns->part_map);
     shardz_sharder_free(ns->sh);
+    szd_range_free(ns);
     json_decref(ns->restore);
     for (uint32_t i = 0; ns->events && i < SZD_EVENTS; i++)
         json_decref(ns->events[i]);
@@ -719,6 +723,8 @@ int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns *
         goto fail;
     }
     rc = parts_append(ns, (const char *const *)ids, n, cfg->replicas);
+    if (rc == 0 && szd_is_range(ns))
+        rc = szd_range_init(ns, err, errlen);
     if (rc)
         goto fail;
     rc = ns_flush(ns, true);
@@ -1195,7 +1201,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
         return rc;
     }
     rc = shardz_sharder_unregister_partitions(ns->sh, &id, 1);
-    if (rc)
+    if (rc && !(rc == SHARDZ_ENOENT && szd_is_range(ns))) /* a range task unregistered it */
         return rc;
     for (unsigned s = 0; s < p->nrep; s++) {
         mark_dirty(ns, p->slots[s].owner);
@@ -1251,6 +1257,7 @@ json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
     }
     json_t *j = json_pack("{s:s, s:I, s:o}", "partition", p->id, "generation", (json_int_t)gen,
                           "replicas", reps);
+    szd_range_fields(ns, p->id, j, false);
     if (p->load_ms > 0) {
         json_t *load = json_object();
         for (size_t d = 0; d < ns->cfg.ndims; d++)
@@ -1427,6 +1434,48 @@ static int ns_rebalance(szd_ns *ns)
     shardz_plan_free(plan);
     if (n > 0)
         szd_ns_changed(ns);
+    return 0;
+}
+
+/* A new partition `id` placed on the nodes serving `like` now (replica states adding, reason
+ * split); slots without a serving node stay vacant for the placement to fill. */
+int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like)
+{
+    const char *owners[SHARDZ_MAX_REPLICAS] = {0};
+    int32_t at[SHARDZ_MAX_REPLICAS];
+    unsigned nrep = like->nrep; /* `like` moves with the appends below: read it first */
+    bool vacant = false;
+    for (unsigned s = 0; s < nrep; s++) {
+        at[s] = serving_node(&like->slots[s]);
+        if (node_gone(ns, at[s]))
+            at[s] = -1;
+        owners[s] = at[s] >= 0 ? ns->nodes[at[s]]->id : NULL;
+        vacant |= at[s] < 0;
+    }
+    shardz_partition_spec spec = {
+        .id = id, .replicas = nrep, .nnodes = nrep, .nodes = owners, .generation = 1};
+    int rc = shardz_sharder_register_partitions(ns->sh, &spec, 1);
+    if (rc == 0) {
+        rc = parts_append(ns, &id, 1, nrep);
+        if (rc)
+            (void)shardz_sharder_unregister_partitions(ns->sh, &id, 1);
+    }
+    if (rc)
+        return rc;
+    szd_part *p = &ns->parts[ns->nparts - 1];
+    uint64_t gen = 1;
+    (void)shardz_sharder_generation(ns->sh, id, &gen);
+    for (unsigned s = 0; s < nrep; s++) {
+        if (at[s] < 0)
+            continue;
+        p->slots[s].owner = at[s];
+        p->slots[s].owner_state = SZD_R_ADDING;
+        p->slots[s].generation = gen;
+        p->slots[s].reason = SHARDZ_REASON_SPLIT;
+        p->slots[s].started_ms = szd_now(ns->d);
+        mark_dirty(ns, at[s]);
+    }
+    ns->want_rebalance |= vacant;
     return 0;
 }
 
@@ -1720,6 +1769,7 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     }
     expire_leases(ns);
     release_drained(ns);
+    szd_range_advance(ns);
     /* every step is on disk before a worker hears of it */
     if (ns_flush(ns, false) == 0)
         szd_push_assignments(ns);
@@ -2002,6 +2052,8 @@ static int load_part(szd_ns *ns, json_t *j)
     shardz_partition_spec spec = {
         .id = id, .replicas = nrep, .nnodes = nrep, .nodes = owners, .generation = gen};
     rc = shardz_sharder_register_partitions(ns->sh, &spec, 1);
+    if (rc == 0)
+        rc = szd_range_load_part(ns, id, j);
     json_t *runs = json_object_get(j, "hash_slots");
     if (rc == 0 && json_is_array(runs)) {
         if (!ns->restore)
@@ -2118,8 +2170,9 @@ static void free_pages(shardz_range **pages)
 
 static void load_records(szd *d, shardz_range *const *pages)
 {
-    /* four passes: configs, then nodes, then assignments (they name nodes), then statistics */
-    for (int pass = 0; pass < 4; pass++) {
+    /* five passes: configs, then nodes, then assignments (they name nodes), then statistics,
+     * then tasks */
+    for (int pass = 0; pass < 5; pass++) {
         for (size_t pi = 0; pages[pi]; pi++) {
         const shardz_range *r = pages[pi];
         for (size_t i = 0; i < r->count; i++) {
@@ -2136,7 +2189,8 @@ static void load_records(szd *d, shardz_range *const *pages)
             int want = pass == 0   ? SHARDZ_KEY_CONFIG
                        : pass == 1 ? SHARDZ_KEY_NODE
                        : pass == 2 ? SHARDZ_KEY_ASSIGN
-                                   : SHARDZ_KEY_STATS;
+                       : pass == 3 ? SHARDZ_KEY_STATS
+                                   : SHARDZ_KEY_TASK;
             if ((int)kp.kind != want)
                 continue;
             json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
@@ -2159,7 +2213,8 @@ static void load_records(szd *d, shardz_range *const *pages)
                 else
                     lrc = pass == 1   ? load_node(ns, j)
                           : pass == 2 ? load_part(ns, j)
-                                      : load_stats(ns, j);
+                          : pass == 3 ? load_stats(ns, j)
+                                      : szd_range_load_task(ns, j);
             }
             if (lrc)
                 szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
@@ -2216,6 +2271,7 @@ int szd_ns_load_cache(szd *d, const char *name)
         if (name && strcmp(ns->cfg.name, name) != 0)
             continue;
         restore_slots(ns);
+        szd_range_restore(ns);
         ns->revision = ((uint64_t)revision + 1) << 32;
     }
     free_pages(r);
@@ -2268,6 +2324,7 @@ int szd_ns_take_over(szd *d)
      * could have reached short of 2^32 changes. */
     for (uint32_t i = 0; i < d->nns; i++) {
         restore_slots(d->ns[i]);
+        szd_range_restore(d->ns[i]);
         rc = ns_flush(d->ns[i], true);
         if (rc)
             return rc;

@@ -146,7 +146,7 @@ int szl_consistency(const json_t *obj);
 
 /* What the router knows of the namespace before reading a state. */
 typedef struct {
-    int kind;       /* -1 unknown, 0 not hash, 1 hash */
+    int kind;       /* -1 unknown, 0 neither hash nor range, 1 hash, 2 range */
     uint32_t slots; /* 0: unknown */
 } szl_ns_info;
 
@@ -159,10 +159,34 @@ typedef struct szl_chunk {
     char data[];
 } szl_chunk;
 
+/* A routed key range of a "range" namespace: [lo, the next range's lo), the last to +inf. */
+typedef struct {
+    uint64_t pfx;   /* lo's first 8 bytes, big-endian, zero-padded: most compares end here */
+    const char *lo; /* in the snapshot's strings; "" for the first range (-infinity) */
+    size_t lo_len;
+    uint32_t part; /* partition index */
+} szl_range;
+
+/* The first 8 bytes of a key as a big-endian number (zero-padded): keys order like it when
+ * it differs. */
+static inline uint64_t szl_key_prefix(const void *key, size_t len)
+{
+    const unsigned char *k = key;
+    uint64_t v = 0;
+
+    for (size_t i = 0; i < 8; i++) {
+        v = v << 8 | (i < len ? k[i] : 0);
+    }
+    return v;
+}
+
 struct shardz_snapshot {
     atomic_long refs;
     int64_t revision;
-    bool hash;           /* a "hash" namespace: key lookups work */
+    bool hash;      /* a "hash" namespace: key lookups work */
+    bool range;     /* a "range" namespace: key lookups go through ranges */
+    size_t nranges; /* range: the routed ranges, in key order (cover the key space) */
+    szl_range *ranges;
     uint32_t nslots;     /* hash: the slot count (0 when unknown: no partitions yet) */
     uint32_t *slot_part; /* nslots entries: partition index, S_NONE when none */
     size_t nparts;
@@ -173,6 +197,36 @@ struct shardz_snapshot {
     size_t idx_mask;
     szl_chunk *strings;
 };
+
+/* The range lookup, shared by the snapshot and router calls: the last range whose lo <= key;
+ * *idx gets its position in key order. */
+static inline int szl_range_route(const shardz_snapshot *s, const void *key, size_t len,
+                                  uint32_t *idx, const shardz_route **out)
+{
+    size_t lo = 0, hi = s->nranges;
+    uint64_t kp = szl_key_prefix(key, len);
+
+    if (hi == 0) {
+        return SHARDZ_ENOENT;
+    }
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        const szl_range *r = &s->ranges[mid];
+        size_t n = r->lo_len < len ? r->lo_len : len;
+        int c = r->pfx != kp ? (r->pfx < kp ? -1 : 1) : n > 0 ? memcmp(r->lo, key, n) : 0;
+
+        if (c < 0 || (c == 0 && r->lo_len <= len)) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    if (idx != NULL) {
+        *idx = (uint32_t)lo;
+    }
+    *out = &s->parts[s->ranges[lo].part];
+    return 0;
+}
 
 /* The slot lookup itself, shared by the snapshot and router calls. */
 static inline int szl_slot_route(const shardz_snapshot *s, uint32_t sl, const shardz_route **out)

@@ -150,6 +150,9 @@ int shardz_router_lookup_key(shardz_router *r, const void *key, size_t len, uint
         return SHARDZ_EINVAL;
     }
     s = rt_current(r);
+    if (s != NULL && s->range) {
+        return szl_range_route(s, key, len, slot, out);
+    }
     if (s == NULL || !s->hash || s->nslots == 0) {
         return s != NULL && !s->hash ? SHARDZ_ENOTSUP : SHARDZ_ENOENT;
     }
@@ -322,7 +325,7 @@ static int rt_fetch_ns(shardz_router *r)
         const char *sharder = json_string_value(json_object_get(objs[i], "sharder"));
         int64_t v;
         if (sharder != NULL) {
-            ns.kind = strcmp(sharder, "hash") == 0;
+            ns.kind = strcmp(sharder, "hash") == 0 ? 1 : strcmp(sharder, "range") == 0 ? 2 : 0;
         }
         if (szl_get_int(objs[i], "slots", 1, SHARDZ_HASH_SLOTS_MAX, &v)) {
             ns.slots = (uint32_t)v;

@@ -51,6 +51,7 @@ static void s_free(shardz_snapshot *s)
         free(c);
     }
     free(s->slot_part);
+    free(s->ranges);
     free(s->parts);
     free(s->phash);
     free(s->reps);
@@ -189,6 +190,82 @@ static int s_replicas(shardz_snapshot *s, const json_t *nodes, const s_part *sp,
     }
     if (primary >= 0) {
         rt->target = primary;
+    }
+    return 0;
+}
+
+/* A bound of a "range" object: a string without NUL (may be ""), or null (+infinity, hi only). */
+static bool s_bound(const json_t *v, bool may_be_null)
+{
+    if (json_is_null(v)) {
+        return may_be_null;
+    }
+    return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
+}
+
+static int s_range_cmp(const void *a, const void *b)
+{
+    const szl_range *x = a, *y = b;
+    size_t n = x->lo_len < y->lo_len ? x->lo_len : y->lo_len;
+    int c = n > 0 ? memcmp(x->lo, y->lo, n) : 0;
+
+    if (c != 0) {
+        return c;
+    }
+    return x->lo_len < y->lo_len ? -1 : x->lo_len > y->lo_len;
+}
+
+/* A range namespace: the routed partitions' ranges ("range": {"lo", "hi"}, not "routed":
+ * false) sorted by lo, checked to cover the key space once (each hi the next lo, the first lo
+ * "", the last hi null). Runs after the partitions are laid out (sp in the same order). */
+static int s_ranges(shardz_snapshot *s, const s_part *sp, char *err, size_t errlen)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < s->nparts; i++) {
+        n += json_object_get(sp[i].obj, "range") != NULL &&
+             !json_is_false(json_object_get(sp[i].obj, "routed"));
+    }
+    if (!s->range || n == 0) {
+        return 0;
+    }
+    s->ranges = calloc(n, sizeof *s->ranges);
+    if (s->ranges == NULL) {
+        return SHARDZ_ENOMEM;
+    }
+    for (size_t i = 0; i < s->nparts; i++) {
+        const json_t *r = json_object_get(sp[i].obj, "range");
+        if (r == NULL || json_is_false(json_object_get(sp[i].obj, "routed"))) {
+            continue;
+        }
+        if (!s_bound(json_object_get(r, "lo"), false) || !s_bound(json_object_get(r, "hi"), true)) {
+            snprintf(err, errlen, "partition %s: \"range\" must be {lo: string, hi: string|null}",
+                     sp[i].id);
+            return SHARDZ_EINVAL;
+        }
+        szl_range *e = &s->ranges[s->nranges++];
+        e->lo = s_str(s, json_string_value(json_object_get(r, "lo")));
+        e->lo_len = json_string_length(json_object_get(r, "lo"));
+        e->pfx = e->lo != NULL ? szl_key_prefix(e->lo, e->lo_len) : 0;
+        e->part = (uint32_t)i;
+        if (e->lo == NULL) {
+            return SHARDZ_ENOMEM;
+        }
+    }
+    qsort(s->ranges, n, sizeof *s->ranges, s_range_cmp);
+    for (size_t k = 0; k < n; k++) {
+        const json_t *hi =
+            json_object_get(json_object_get(sp[s->ranges[k].part].obj, "range"), "hi");
+        bool ok = k + 1 < n
+                      ? json_is_string(hi) && json_string_length(hi) == s->ranges[k + 1].lo_len &&
+                            memcmp(json_string_value(hi), s->ranges[k + 1].lo,
+                                   s->ranges[k + 1].lo_len) == 0
+                      : json_is_null(hi);
+        if ((k == 0 && s->ranges[0].lo_len != 0) || !ok) {
+            snprintf(err, errlen, "the ranges do not cover the key space once (at partition %s)",
+                     sp[s->ranges[k].part].id);
+            return SHARDZ_EPROTO;
+        }
     }
     return 0;
 }
@@ -399,6 +476,10 @@ int szl_snapshot_build(const json_t *state, const szl_ns_info *ns, shardz_snapsh
     if (rc != 0) {
         goto out;
     }
+    {
+        const char *sharder = json_string_value(json_object_get(state, "sharder"));
+        s->range = sharder != NULL ? strcmp(sharder, "range") == 0 : ns != NULL && ns->kind == 2;
+    }
     s->nparts = n;
     s->parts = calloc(n + 1, sizeof *s->parts);
     s->reps = calloc(nreps + 1, sizeof *s->reps);
@@ -428,6 +509,9 @@ int szl_snapshot_build(const json_t *state, const szl_ns_info *ns, shardz_snapsh
         at += rt->nreplicas;
     }
     rc = s_slots(s, sp, err, errlen);
+    if (rc == 0) {
+        rc = s_ranges(s, sp, err, errlen);
+    }
     if (rc == 0) {
         rc = s_index(s);
     }
@@ -543,6 +627,9 @@ int shardz_snapshot_lookup_key(const shardz_snapshot *s, const void *key, size_t
     uint32_t sl;
 
     *out = NULL;
+    if (s->range) {
+        return szl_range_route(s, key, len, slot, out);
+    }
     if (!s->hash) {
         return SHARDZ_ENOTSUP;
     }

@@ -275,5 +275,6 @@ int pz_replica_plan(struct shardz_sharder *s, shardz_plan *plan);
 extern const pz_ops pz_replica_ops;
 extern const pz_ops pz_hash_ops;
 extern const pz_ops pz_seed_ops;
+extern const pz_ops pz_range_ops;
 
 #endif

@@ -7,7 +7,8 @@
 
 #include "placement/model.h"
 
-static const pz_ops *const kinds[] = {&pz_replica_ops, &pz_hash_ops, &pz_seed_ops};
+static const pz_ops *const kinds[] = {&pz_replica_ops, &pz_hash_ops, &pz_seed_ops,
+                                      &pz_range_ops};
 
 int shardz_sharder_new(const shardz_sharder_config *cfg, shardz_sharder **out)
 {

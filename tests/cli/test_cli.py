@@ -135,7 +135,7 @@ def test_help_and_usage_errors():
             (["namespace", "create", "x", "--replicas", "abc"], "'abc' is not an integer"),
             (["namespace", "create", "x", "--replicas", "17"], "in [1, 16]"),
             (["namespace", "create", "x", "--replicas"], "needs a value"),
-            (["namespace", "create", "x", "--sharder", "range"], "not replica or hash"),
+            (["namespace", "create", "x", "--sharder", "ring"], "not replica, hash or range"),
             (["namespace", "create", "x", "--consistency", "eventual"], "not available or strict"),
             (["namespace", "create", "x", "--ping-interval-ms", "5"], "in [10, 60000]"),
             (["namespace", "create", "x", "--sharder", "hash", "--slots", "100"],
@@ -487,6 +487,45 @@ def test_completion():
         d.stop()
 
 
+def test_range_commands():
+    d = Daemon(SHARDZD).start()
+    ws = []
+    try:
+        out = ok(d, "namespace", "create", "rg", "--sharder", "range", "--partitions", "2", *FAST)
+        assert "range sharder" in out, out
+        ws = [Worker(d, "rg", f"w{i}") for i in range(2)]
+        wait_for(lambda: settled(d, "rg", 2, 1), 10, what="placement")
+        rows = table(ok(d, "-n", "rg", "range", "list"))
+        assert [(r["LO"], r["HI"], r["PARTITION"]) for r in rows] == [("-inf", "O", "0"),
+                                                                     ("O", "+inf", "1")], rows
+        out = ok(d, "-n", "rg", "range", "split", "0", "--at", "G")
+        assert out.startswith("split task t000001 started: 0 -> 2 [-inf, G) 3 [G, O)"), out
+        wait_for(lambda: d.call("GET", "/v1/namespaces/rg/tasks")[1]["tasks"][0]["state"]
+                 == "done", 10, what="split done")
+        out = ok(d, "-n", "rg", "ranges", "merge", "3", "1")
+        assert "merge task t000002 started: 3 1 -> 4 [G, +inf)" in out, out
+        wait_for(lambda: all(t["state"] == "done" for t in
+                             d.call("GET", "/v1/namespaces/rg/tasks")[1]["tasks"]), 10,
+                 what="merge done")
+        rows = table(ok(d, "-n", "rg", "range", "tasks"))
+        assert [(r["ID"], r["TYPE"], r["STATE"]) for r in rows] == [
+            ("t000001", "split", "done"), ("t000002", "merge", "done")], rows
+        tasks = js(d, "-n", "rg", "range", "tasks")["tasks"]
+        assert [t["from"] for t in tasks] == [["0"], ["3", "1"]], tasks
+        rows = table(ok(d, "-n", "rg", "range", "list"))
+        assert [(r["LO"], r["HI"]) for r in rows] == [("-inf", "G"), ("G", "+inf")], rows
+        # the server's refusals: exit 1 with the code and message; a usage error: exit 2
+        err = fails(d, 1, "-n", "rg", "range", "split", "4", "--at", "A")
+        assert "error: EINVAL: split bound 'A' is outside range '4'" in err, err
+        err = fails(d, 1, "-n", "rg", "range", "merge", "2", "9")
+        assert "error: ENOENT:" in err, err
+        fails(d, 2, "-n", "rg", "range", "merge", "2")
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
 run([test_help_and_usage_errors, test_unreachable_and_secret, test_namespace_commands,
      test_nodes_partitions_where, test_operator_commands, test_tasks_in_flight_and_cancel,
-     test_watch_and_follow, test_completion])
+     test_watch_and_follow, test_completion, test_range_commands])

@@ -38,10 +38,13 @@ released = threading.Event()
 strict_lease = False
 
 
-def event(op, partition, generation=0):
+def event(op, partition, generation=0, key_range=None):
+    ev = {"t": time.time(), "node": args.node, "op": op, "partition": partition,
+          "generation": generation}
+    if key_range is not None:  # range namespaces: the bounds the assignment carried
+        ev["range"] = key_range
     with open(args.events, "a") as f:
-        f.write(json.dumps({"t": time.time(), "node": args.node, "op": op,
-                            "partition": partition, "generation": generation}) + "\n")
+        f.write(json.dumps(ev) + "\n")
 
 
 COORDS = args.coordinator.split(",")  # several coordinators: any of them forwards to the leader
@@ -50,7 +53,7 @@ current = [0]
 
 def coordinator(method, path, body=None):
     """One request, to the coordinator that answered last; on a connection failure or a 503
-    (no leader yet), the next one (PROTOCOL.md section 9)."""
+    (no leader yet), the next one (PROTOCOL.md section 10)."""
     last = None
     for i in range(len(COORDS)):
         addr = COORDS[(current[0] + i) % len(COORDS)]
@@ -122,6 +125,7 @@ class Handler(BaseHTTPRequestHandler):
                 fresh = rev >= applied
                 if fresh:
                     want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
+                    ranges = {r["partition"]: r.get("range") for r in body.get("replicas", [])}
                     for p in sorted(set(served) - set(want)):
                         event("delete", p, served.pop(p))
                     to_serve = [(p, g) for p, g in sorted(want.items()) if served.get(p) != g]
@@ -129,7 +133,7 @@ class Handler(BaseHTTPRequestHandler):
                 if args.serve_delay_ms:
                     time.sleep(args.serve_delay_ms / 1000)
                 with lock:
-                    event("serve", p, g)
+                    event("serve", p, g, ranges.get(p))
                     served[p] = g
             with lock:
                 if fresh:

@@ -59,6 +59,11 @@ def test_placement_reaches_workers():
     try:
         d.call("POST", "/v1/namespaces", dict(name="kv", replicas=2, partitions=12, **FAST))
         ws = [Worker(d, "kv", f"w{i}") for i in range(3)]
+        # all three registered and alive first: on a loaded machine two workers can settle
+        # the placement before the third registers
+        wait_for(lambda: sum(n["state"] == "alive" for n in
+                             d.call("GET", "/v1/namespaces/kv/nodes")[1]["nodes"]) == 3, 10,
+                 what="three alive workers")
         wait_for(lambda: settled(d, "kv", 12, 2), 10, what="placement")
         wait_for(lambda: agree(d, "kv", ws), 5, what="workers agreeing with routing")
         counts = [len(w.served()) for w in ws]
