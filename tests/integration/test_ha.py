@@ -315,6 +315,48 @@ def test_corrupt_records_skipped():
         stop_all(ds, etcd=etcd)
 
 
+def test_split_resumed_by_new_leader():
+    """A range split whose leader dies right after persisting its "split" step (the test crash
+    hook) is finished by the next leader from its cache: one task, done, the key space covered
+    once, the workers serving the new ranges."""
+    from test_daemon_range import check_cover, routed, settled as range_settled, task
+    etcd = Etcd().start()
+    os.environ["SHARDZ_TEST_CRASH_AFTER"] = "split:split"
+    try:
+        first = coordinators(etcd, 1)[0]  # only this one crashes
+    finally:
+        del os.environ["SHARDZ_TEST_CRASH_AFTER"]
+    ds = [first]
+    ws = []
+    try:
+        wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="the first leader")
+        other = Daemon(BIN, extra=["--store", etcd.url(), "--id", "c1", "--lease-ttl", str(TTL)])
+        STARTED.append(other)
+        ds.append(other.start())
+        first.call("POST", "/v1/namespaces",
+                   dict(name="rg", sharder="range", replicas=2, partitions=2, **FAST))
+        addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
+        ws = [Worker(first, "rg", f"w{i}", coordinators=addrs) for i in range(3)]
+        wait_for(lambda: range_settled(first, "rg", 2), 15, what="placement")
+        try:
+            first.call("POST", "/v1/namespaces/rg/partitions/1/split", {"at": "t"})
+        except (HTTPError, OSError):
+            pass  # killed before the reply went out
+        first.proc.wait(timeout=20)
+        assert first.proc.returncode == -9 and "test crash" in first.tail(), first.tail()
+        wait_for(lambda: status(other)["acting"], timeout=TTL / 1000 + 5, what="a new leader")
+        tasks = other.call("GET", "/v1/namespaces/rg/tasks")[1]["tasks"]
+        assert len(tasks) == 1 and tasks[0]["type"] == "split", tasks
+        check_cover(routed(other, "rg"))
+        tid = tasks[0]["id"]
+        wait_for(lambda: task(other, "rg", tid)["state"] == "done", 20, what="split done")
+        r = wait_for(lambda: range_settled(other, "rg", 2), 20, what="settled")
+        check_cover(r)
+        assert [(x[0], x[1]) for x in r] == [("", "O"), ("O", "t"), ("t", None)], r
+    finally:
+        stop_all([other for other in ds if other is not first], ws, etcd)
+
+
 def logged(test):
     """Runs test; when it fails, prints what each of its coordinators logged (without debug
     lines), so that a failure on CI can be read."""
@@ -335,4 +377,4 @@ if __name__ == "__main__":
     run([logged(t) for t in [
         test_unreachable_at_start, test_election_status_and_forwarding,
         test_kill_leader_failover, test_sigstop_leader_steps_down, test_etcd_member_killed,
-        test_etcd_lost_and_back, test_corrupt_records_skipped]])
+        test_etcd_lost_and_back, test_corrupt_records_skipped, test_split_resumed_by_new_leader]])
