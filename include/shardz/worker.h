@@ -153,6 +153,17 @@ int shardz_worker_wait_registered(shardz_worker *w, int timeout_ms);
 int shardz_worker_report_load(shardz_worker *w, const char *partition, const char *dimension,
                               double value);
 
+/* The longest split key shardz_worker_report_split_key takes (the coordinator's limit). */
+#define SHARDZ_WORKER_MAX_SPLIT_KEY 1024
+
+/* Range namespaces: suggests where to split a served range, e.g. the median key of the
+ * application's own key histogram of it; the latest key per partition goes into the next ping
+ * reply ("split_at"), then is cleared. The coordinator uses it when the load balancer splits
+ * that range for being hot (a key outside the range is ignored: the middle is used). key is
+ * copied. Thread-safe, any thread. 0, SHARDZ_EINVAL (bad partition id, key empty or longer
+ * than SHARDZ_WORKER_MAX_SPLIT_KEY), SHARDZ_ENOENT (partition not served), SHARDZ_ENOMEM. */
+int shardz_worker_report_split_key(shardz_worker *w, const char *partition, const char *key);
+
 /* Without a listener: the application's HTTP server hands the library one request for a path
  * under /shardz/v1/. method ("POST"), path (may carry a query), authorization (the
  * Authorization header's value or NULL) and body (len bytes) are borrowed for the call. On 0,

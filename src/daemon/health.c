@@ -161,6 +161,7 @@ static void on_ping(struct evhttp_request *req, void *arg)
         n->applied_revision = applied;
     }
     szd_load_samples(ns, n, json_object_get(j, "load"));
+    szd_range_split_keys(ns, n, json_object_get(j, "split_at"));
     json_decref(j);
     if (n->dirty)
         szd_ns_schedule(ns);

@@ -38,6 +38,7 @@ struct szd_range {
     size_t n, cap;
     uint64_t next_task;
     json_t *restore; /* while loading: [[partition, lo, hi], ...] of routed partitions */
+    json_t *hints;   /* {partition: key}: the latest split key a worker suggested (owned) */
 };
 
 static const char *state_name(const rtask *t)
@@ -69,6 +70,7 @@ void szd_range_free(szd_ns *ns)
         task_free(r->t[i]);
     free(r->t);
     json_decref(r->restore);
+    json_decref(r->hints);
     free(r);
     ns->range = NULL;
 }
@@ -880,6 +882,36 @@ void szd_range_api_tasks(szd_ns *ns, struct evhttp_request *req)
 
 /* ---- hot ranges (the load balancer's splits) ----------------------------------------------- */
 
+void szd_range_split_keys(szd_ns *ns, const szd_node *n, json_t *keys)
+{
+    const char *pid;
+    json_t *v;
+    if (!json_is_object(keys))
+        return;
+    json_object_foreach(keys, pid, v)
+    {
+        szd_part *p = szd_is_range(ns) ? szd_part_find(ns, pid) : NULL;
+        bool holds = false;
+        for (unsigned s = 0; p && s < p->nrep && !holds; s++)
+            holds = p->slots[s].owner >= 0 && ns->nodes[p->slots[s].owner] == n;
+        size_t len = json_string_length(v);
+        if (!holds || !json_is_string(v) || len == 0 || len > SHARDZ_RANGE_KEY_MAX) {
+            ns->load_rejected++;
+            szd_log(ns->d, SZD_DEBUG,
+                    "msg=\"split key rejected\" ns=%s node=%s partition=%s why=\"%s\"",
+                    ns->cfg.name, n->id, pid,
+                    !holds ? "not a range replica it holds" : "not a 1-1024-byte string");
+            continue;
+        }
+        struct szd_range *r = range_state(ns);
+        if (!r->hints)
+            r->hints = json_object();
+        if (r->hints)
+            json_object_set(r->hints, pid, v);
+    }
+}
+
+
 void szd_range_balance(szd_ns *ns, json_t *reply, bool apply)
 {
     size_t n = 0;
@@ -896,14 +928,32 @@ void szd_range_balance(szd_ns *ns, json_t *reply, bool apply)
         rtask *busy = task_of(ns, hot[i]);
         if (busy) {
             json_object_set_new(e, "task", json_string(busy->id));
-        } else if (apply) { /* split at the middle (no key histogram here) */
+        } else if (apply) {
+            /* at the key a worker suggested (its own key histogram), else at the middle */
             char err[256];
             json_t *task = NULL;
-            if (szd_range_split(ns, hot[i], NULL, &task, err, sizeof err) == 0)
+            struct szd_range *r = range_state(ns);
+            json_t *hint = r->hints ? json_object_get(r->hints, hot[i]) : NULL;
+            int rc = SHARDZ_EINVAL;
+            if (hint) {
+                rc = szd_range_split(ns, hot[i], hint, &task, err, sizeof err);
+                if (rc == 0)
+                    json_object_set_new(e, "at", json_copy(hint));
+                else if (rc == SHARDZ_EINVAL)
+                    szd_log(ns->d, SZD_INFO,
+                            "msg=\"split key not used\" ns=%s partition=%s why=\"%s\"",
+                            ns->cfg.name, hot[i], err);
+            }
+            if (rc == SHARDZ_EINVAL) /* no key, or one outside the range: the middle */
+                rc = szd_range_split(ns, hot[i], NULL, &task, err, sizeof err);
+            if (rc == 0) {
                 json_object_set_new(e, "task",
                                     json_string(json_string_value(json_object_get(task, "id"))));
-            else
+                if (r->hints)
+                    json_object_del(r->hints, hot[i]);
+            } else {
                 json_object_set_new(e, "error", json_string(err));
+            }
             json_decref(task);
         }
         json_array_append_new(list, e);

@@ -46,6 +46,10 @@ void szd_range_api_tasks(szd_ns *ns, struct evhttp_request *req);
  * with the task splitting it: started at its middle when apply, else one already in flight.
  * Nothing for other namespaces. reply is borrowed. */
 void szd_range_balance(szd_ns *ns, json_t *reply, bool apply);
+/* A ping reply's "split_at" ({partition: key}): the latest key each worker suggests for
+ * splitting a range it holds, used by the next load split of that range. A key for a range the
+ * node does not hold, or not a 1-1024-byte string, is logged and counted as a rejected sample. */
+void szd_range_split_keys(szd_ns *ns, const szd_node *n, json_t *keys);
 
 /* Whether an operator may add partitions (partition NULL) or remove one: 0 outside range
  * namespaces; in them adding is SHARDZ_ENOTSUP (ranges come from splits) and removing a

@@ -42,6 +42,7 @@ typedef struct w_rec {
     bool pending;      /* a new partition whose serve hook is running */
     uint8_t load_mask; /* which load[] entries hold a sample for the next ping */
     double load[SHARDZ_WORKER_MAX_DIMS];
+    char *split_key; /* a key to split this range at, for the next ping (owned), or NULL */
 } w_rec;
 
 /* The served set: a chained hash table keyed by partition id. */
@@ -235,6 +236,7 @@ static void rec_free(w_rec *r)
         free(r->partition);
         free(r->range_lo);
         free(r->range_hi);
+        free(r->split_key);
         free(r);
     }
 }
@@ -332,20 +334,26 @@ out:
     return rc;
 }
 
-/* Under mu: the ping reply {"node", "applied_revision", "load"}; clears the load samples. */
+/* Under mu: the ping reply {"node", "applied_revision", "load", "split_at"}; clears the load
+ * samples and split keys. */
 static int w_ping_reply(shardz_worker *w, char **body, size_t *len)
 {
     json_t *root = json_pack("{s:s, s:I}", "node", w->node, "applied_revision",
                              (json_int_t)w->applied_reported);
     json_t *load = json_object();
+    json_t *split = json_object();
     int rc = SHARDZ_ENOMEM;
 
-    if (root == NULL || load == NULL) {
+    if (root == NULL || load == NULL || split == NULL) {
         goto out;
     }
     for (size_t i = 0; i < w->served.nb; i++) {
         for (w_rec *r = w->served.b[i]; r != NULL; r = r->next) {
             json_t *dims;
+            if (r->split_key != NULL &&
+                json_object_set_new(split, r->partition, json_string(r->split_key)) != 0) {
+                goto out;
+            }
             if (r->load_mask == 0) {
                 continue;
             }
@@ -364,6 +372,9 @@ static int w_ping_reply(shardz_worker *w, char **body, size_t *len)
     if (json_object_size(load) > 0 && json_object_set(root, "load", load) != 0) {
         goto out;
     }
+    if (json_object_size(split) > 0 && json_object_set(root, "split_at", split) != 0) {
+        goto out;
+    }
     *body = szl_dump(root, len);
     if (*body == NULL) {
         goto out;
@@ -371,10 +382,13 @@ static int w_ping_reply(shardz_worker *w, char **body, size_t *len)
     for (size_t i = 0; i < w->served.nb; i++) {
         for (w_rec *r = w->served.b[i]; r != NULL; r = r->next) {
             r->load_mask = 0;
+            free(r->split_key);
+            r->split_key = NULL;
         }
     }
     rc = 0;
 out:
+    json_decref(split);
     json_decref(load);
     json_decref(root);
     return rc;
@@ -1539,6 +1553,34 @@ int shardz_worker_report_load(shardz_worker *w, const char *partition, const cha
     r->load_mask |= (uint8_t)(1u << d);
 out:
     pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+int shardz_worker_report_split_key(shardz_worker *w, const char *partition, const char *key)
+{
+    w_rec *r;
+    char *copy;
+    int rc = 0;
+
+    if (w == NULL || !szl_valid_id(partition, SZL_ID_MAX) || key == NULL || key[0] == '\0' ||
+        strlen(key) > SHARDZ_WORKER_MAX_SPLIT_KEY) {
+        return SHARDZ_EINVAL;
+    }
+    copy = strdup(key);
+    if (copy == NULL) {
+        return SHARDZ_ENOMEM;
+    }
+    pthread_mutex_lock(&w->mu);
+    r = t_find(&w->served, partition);
+    if (r == NULL) {
+        rc = SHARDZ_ENOENT;
+    } else {
+        free(r->split_key);
+        r->split_key = copy;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&w->mu);
+    free(copy);
     return rc;
 }
 

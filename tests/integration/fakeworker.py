@@ -26,6 +26,10 @@ ap.add_argument("--capacity", default="", help="dim=value[,dim=value]")
 ap.add_argument("--load", default="", help="dim=value[,...]: reported for every partition "
                 "served, in each ping reply (a raw JSON object with --load-json)")
 ap.add_argument("--load-json", default="", help="the ping reply's load field, verbatim")
+ap.add_argument("--split-json", default="", help="the ping reply's split_at field, verbatim "
+                "({partition: key}: where to split a range, from the application's own keys)")
+ap.add_argument("--split-file", default="", help="like --split-json, read from this file at "
+                "each ping when it exists")
 args = ap.parse_args()
 
 lock = threading.Lock()         # the worker's state
@@ -113,6 +117,14 @@ class Handler(BaseHTTPRequestHandler):
                     out["load"] = {p: dims for p in served}
                 if args.load_json:
                     out["load"] = json.loads(args.load_json)
+                if args.split_json:
+                    out["split_at"] = json.loads(args.split_json)
+                if args.split_file:
+                    try:
+                        with open(args.split_file) as f:
+                            out["split_at"] = json.load(f)
+                    except (OSError, ValueError):
+                        pass
                 return self.reply(200, out)
         if self.path != "/shardz/v1/assign":
             return self.reply(404, {"code": "ENOENT", "message": "no such route"})

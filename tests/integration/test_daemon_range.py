@@ -220,14 +220,35 @@ def test_bad_input():
 
 def test_hot_range_split():
     """The load balancer proposes (plan) and starts (rebalance) the split of a range whose load
-    alone is above the band over a node's mean; moving it could not help."""
+    alone is above the band over a node's mean; moving it could not help. Without a key from
+    the workers, it splits at the middle."""
+    hot_range_split(None, ("", "7"), ("7", "O"))
+
+
+def test_hot_range_split_at_worker_key():
+    """A key the worker suggests ("split_at" in its ping reply, e.g. its own keys' median) is
+    where the hot range splits; one outside the range is not used (the middle is), and a key
+    for a range the worker does not hold is rejected."""
+    hot_range_split('{"0": "C", "1": "C"}', ("", "C"), ("C", "O"))
+    hot_range_split('{"0": "zzz"}', ("", "7"), ("7", "O"))
+    hot_range_split("not-the-holder", ("", "7"), ("7", "O"))
+
+
+def hot_range_split(split_json, first, second):
+    """split_json: every worker's split_at; "not-the-holder": {"0": "C"} from the worker that
+    does not hold range 0 only (refused: the middle is used)."""
     d = Daemon(BIN).start()
     ws = []
     try:
         d.call("POST", "/v1/namespaces", dict(name="rg", sharder="range", replicas=1,
                                               partitions=2, balance={"interval_ms": 0}, **FAST))
         load = '{"0": {"load": 10}, "1": {"load": 1}}'  # each worker's own part is kept
-        ws = [Worker(d, "rg", f"w{i}", extra=["--load-json", load]) for i in range(2)]
+        files = [os.path.join(d.tmp, f"w{i}.split") for i in range(2)]
+        extra = ["--load-json", load]
+        if split_json and split_json != "not-the-holder":
+            extra += ["--split-json", split_json]
+        ws = [Worker(d, "rg", f"w{i}", extra=extra + ["--split-file", files[i]])
+              for i in range(2)]
 
         def spread():  # both workers alive, one range each, both loads reported
             r = settled(d, "rg", 1)
@@ -237,6 +258,12 @@ def test_hot_range_split():
             return (r and sorted(x[3][0] for x in r) == ["w0", "w1"] and all(loads) and
                     all(n["state"] == "alive" for n in nodes) and len(nodes) == 2)
         wait_for(spread, 20, what="one range per alive worker, loads reported")
+        if split_json == "not-the-holder":
+            holder = [x[3][0] for x in routed(d, "rg") if x[2] == "0"][0]
+            other = 1 - int(holder[1:])
+            with open(files[other], "w") as f:
+                f.write('{"0": "C"}')
+            time.sleep(0.5)  # a few pings carry it
         plan = d.call("GET", "/v1/namespaces/rg/plan?balancer=load")[1]
         assert [s["partition"] for s in plan["splits"]] == ["0"], plan
         assert "task" not in plan["splits"][0], plan
@@ -246,7 +273,9 @@ def test_hot_range_split():
         tid = r["splits"][0]["task"]
         wait_for(lambda: task(d, "rg", tid)["state"] == "done", 15, what="hot split done")
         check_cover(routed(d, "rg"))
-        assert [(x[0], x[1]) for x in routed(d, "rg")][:2] == [("", "7"), ("7", "O")]
+        assert [(x[0], x[1]) for x in routed(d, "rg")][:2] == [first, second]
+        if split_json and first[1] != "7":
+            assert r["splits"][0]["at"] == first[1], r
         # plain (non-load) plans carry no splits
         assert "splits" not in d.call("GET", "/v1/namespaces/rg/plan")[1]
     finally:
@@ -310,5 +339,5 @@ def test_crash_merge_each_step():
 
 
 if __name__ == "__main__":
-    run([test_split_and_merge, test_bad_input, test_hot_range_split, test_crash_split_each_step,
+    run([test_split_and_merge, test_bad_input, test_hot_range_split, test_hot_range_split_at_worker_key, test_crash_split_each_step,
          test_crash_merge_each_step])

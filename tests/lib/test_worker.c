@@ -168,6 +168,21 @@ static void test_ping_with_load(void **state)
     /* Samples go out once. */
     assert_int_equal(ping(&e, 12, &r), 200);
     assert_null(json_object_get(r, "load"));
+    assert_null(json_object_get(r, "split_at"));
+    json_decref(r);
+    /* Split keys (range namespaces): the latest per partition, once, in "split_at". */
+    assert_int_equal(shardz_worker_report_split_key(e.w, "p1", "k1"), 0);
+    assert_int_equal(shardz_worker_report_split_key(e.w, "p1", "k2"), 0);
+    assert_int_equal(shardz_worker_report_split_key(e.w, "p9", "k"), SHARDZ_ENOENT);
+    assert_int_equal(shardz_worker_report_split_key(e.w, "p1", ""), SHARDZ_EINVAL);
+    assert_int_equal(shardz_worker_report_split_key(e.w, "p1", NULL), SHARDZ_EINVAL);
+    assert_int_equal(ping(&e, 12, &r), 200);
+    assert_int_equal(json_object_size(json_object_get(r, "split_at")), 1);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "split_at"), "p1")),
+                        "k2");
+    json_decref(r);
+    assert_int_equal(ping(&e, 12, &r), 200);
+    assert_null(json_object_get(r, "split_at"));
     json_decref(r);
     /* Dimension names are bounded. */
     for (int i = 0; i < 6; i++) {
