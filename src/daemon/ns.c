@@ -1967,10 +1967,15 @@ static void maybe_balance(szd_ns *ns)
     if (ns->cfg.balance_interval_ms <= 0 || now - ns->balanced_ms < ns->cfg.balance_interval_ms)
         return;
     json_t *j = szd_balance_json(ns, true);
-    if (j && json_array_size(json_object_get(j, "moves")) > 0)
-        szd_log(ns->d, SZD_INFO, "msg=\"balancer round\" ns=%s moves=%zu stopped=%s", ns->cfg.name,
-                json_array_size(json_object_get(j, "moves")),
-                json_string_value(json_object_get(j, "stopped")));
+    const char *stopped = j ? json_string_value(json_object_get(j, "stopped")) : NULL;
+    /* range namespaces: a range hot by itself is split (not while degraded, like moves) */
+    if (j && !(stopped && strcmp(stopped, "degraded") == 0))
+        szd_range_balance(ns, j, true);
+    size_t nsplit = j ? json_array_size(json_object_get(j, "splits")) : 0;
+    if (j && (json_array_size(json_object_get(j, "moves")) > 0 || nsplit > 0))
+        szd_log(ns->d, SZD_INFO, "msg=\"balancer round\" ns=%s moves=%zu splits=%zu stopped=%s",
+                ns->cfg.name, json_array_size(json_object_get(j, "moves")), nsplit,
+                stopped ? stopped : "?");
     json_decref(j);
     ns->balanced_ms = now;
 }

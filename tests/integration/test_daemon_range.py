@@ -234,6 +234,28 @@ def test_hot_range_split_at_worker_key():
     hot_range_split("not-the-holder", ("", "7"), ("7", "O"))
 
 
+def test_periodic_round_splits_hot_range():
+    """With a balance interval, the periodic round splits a range hot by itself on its own."""
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="rg", sharder="range", replicas=1,
+                                              partitions=2, balance={"interval_ms": 500},
+                                              **FAST))
+        load = '{"0": {"load": 10}, "1": {"load": 1}}'
+        ws = [Worker(d, "rg", f"w{i}", extra=["--load-json", load]) for i in range(2)]
+        tasks = wait_for(lambda: d.call("GET", "/v1/namespaces/rg/tasks")[1]["tasks"], 20,
+                         what="a split started by the periodic round")
+        assert tasks[0]["type"] == "split" and tasks[0]["from"] == ["0"], tasks
+        wait_for(lambda: task(d, "rg", tasks[0]["id"])["state"] == "done", 15, what="done")
+        check_cover(routed(d, "rg"))
+        assert 'msg="balancer round"' in d.tail(100000) and "splits=1" in d.tail(100000)
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
 def hot_range_split(split_json, first, second):
     """split_json: every worker's split_at; "not-the-holder": {"0": "C"} from the worker that
     does not hold range 0 only (refused: the middle is used)."""
@@ -339,5 +361,6 @@ def test_crash_merge_each_step():
 
 
 if __name__ == "__main__":
-    run([test_split_and_merge, test_bad_input, test_hot_range_split, test_hot_range_split_at_worker_key, test_crash_split_each_step,
+    run([test_split_and_merge, test_bad_input, test_hot_range_split, test_hot_range_split_at_worker_key,
+         test_periodic_round_splits_hot_range, test_crash_split_each_step,
          test_crash_merge_each_step])
