@@ -228,6 +228,8 @@ typedef struct {
     int64_t cache_ok_ms;     /* when the cache was last known current */
     bool full_reload;        /* follower: reload every namespace at the next refresh */
     uint64_t leader_changes; /* leaders seen (metric) */
+    uint64_t cache_applied;  /* follower: records applied to the cache in place */
+    uint64_t cache_reloads;  /* follower: namespaces loaded again whole */
     struct event *timer;     /* the role loop: keepalive, refresh, campaign */
     struct szd_fwd *fwds;    /* writes forwarded to the leader (in flight or done), owned */
 } szd_ha;
@@ -280,6 +282,10 @@ int szd_ns_load_all(szd *d);
 /* The follower's cache: replaces namespace `name` (every namespace when NULL) by what the store
  * holds, moving its watchers over; writes nothing. 0 or the store's error (nothing changed). */
 int szd_ns_load_cache(szd *d, const char *name);
+/* The follower's cache: applies one change of the store in place (a replica namespace's
+ * assignment or statistics record of a partition it has). 0 when applied (or not a namespace
+ * record), SHARDZ_ESTALE when the namespace must be loaded again instead. */
+int szd_ns_apply_change(szd *d, const shardz_event *ev);
 /* The namespaces in memory (just loaded, or a follower's cache brought up to the store) become
  * the leader's: nodes counted as heard from now, configs rewritten (revisions jump ahead),
  * a rebalance and the work pass scheduled. 0 or the store's error. */

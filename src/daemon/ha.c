@@ -18,7 +18,7 @@
 #define HA_LOOP_MS 100          /* the role loop's period: refresh, keepalive, campaign */
 #define HA_FORWARD_TIMEOUT_S 10 /* a forwarded request's timeout */
 #define HA_MAX_DIRTY 16         /* namespaces reloaded one by one; more: reload them all */
-#define HA_MAX_BEHIND 64        /* revisions behind past which the cache is loaded again */
+#define HA_MAX_BEHIND 512       /* revisions behind past which the cache is loaded again */
 
 static const char member_prefix[] = "coord/";
 
@@ -290,6 +290,8 @@ static int cache_update(szd *d, bool *leader_changed)
             d->ha.cache_stale = true;
             return rc;
         } else {
+            /* records of replica namespaces are applied in place; a namespace with any other
+             * change is loaded again (after its in-place changes: the load supersedes them) */
             char names[HA_MAX_DIRTY][SHARDZ_KEY_MAX_ID + 1];
             size_t nn = 0;
             for (size_t i = 0; i < c->count && !d->ha.full_reload; i++) {
@@ -305,7 +307,17 @@ static int cache_update(szd *d, bool *leader_changed)
                 while (k < nn && strcmp(names[k], kp.ns) != 0)
                     k++;
                 if (k < nn)
+                    continue; /* loaded again anyway */
+                int arc = szd_ns_apply_change(d, &c->events[i]);
+                szd_log(d, SZD_DEBUG, "msg=\"cache change\" key=\"%.*s\" applied=%d",
+                        (int)kv->key_len, kv->key, arc == 0);
+                if (arc == 0) {
+                    d->ha.cache_applied++;
+                    szd_ns *ns = szd_ns_find(d, kp.ns);
+                    if (ns)
+                        ns->revision = ((uint64_t)c->revision + 1) << 32;
                     continue;
+                }
                 if (nn == HA_MAX_DIRTY)
                     d->ha.full_reload = true;
                 else
@@ -313,9 +325,13 @@ static int cache_update(szd *d, bool *leader_changed)
             }
             int64_t rev = c->revision;
             shardz_changes_free(c);
-            for (size_t k = 0; k < nn && !d->ha.full_reload; k++)
+            for (size_t k = 0; k < nn && !d->ha.full_reload; k++) {
+                d->ha.cache_reloads++;
                 if (szd_ns_load_cache(d, names[k]) != 0)
                     d->ha.full_reload = true;
+            }
+            for (uint32_t k = 0; k < d->nns; k++)
+                szd_watch_notify(d->ns[k]);
             if (!d->ha.full_reload) {
                 d->ha.cache_rev = rev;
                 d->ha.cache_stale = false;
@@ -597,6 +613,8 @@ json_t *szd_ha_status_json(szd *d)
     if (d->ha.role == SZD_ROLE_FOLLOWER) {
         json_object_set_new(j, "cache_revision", json_integer((json_int_t)d->ha.cache_rev));
         json_object_set_new(j, "cache_stale", json_boolean(d->ha.cache_stale));
+        json_object_set_new(j, "cache_applied", json_integer((json_int_t)d->ha.cache_applied));
+        json_object_set_new(j, "cache_reloads", json_integer((json_int_t)d->ha.cache_reloads));
     }
     /* every coordinator holding a lease on this store */
     json_t *list = json_array();

@@ -2006,6 +2006,48 @@ static int load_node(szd_ns *ns, json_t *j)
                                                                  : SHARDZ_NODE_JOINING);
 }
 
+/* Sets p's slots from a record's "slots" (nrep entries): owners (by id) and the highest
+ * generation come back for the sharder. */
+static void parse_slots(szd_ns *ns, szd_part *p, json_t *slots, const char **owners,
+                        uint64_t *gen)
+{
+    *gen = 0;
+    for (unsigned s = 0; s < p->nrep; s++) {
+        json_t *e = json_array_get(slots, s);
+        szd_slot *sl = &p->slots[s];
+        const char *owner = json_string_value(json_object_get(e, "owner"));
+        const char *prev = json_string_value(json_object_get(e, "prev"));
+        int os = rstate_parse(json_string_value(json_object_get(e, "state")));
+        int ps = rstate_parse(json_string_value(json_object_get(e, "prev_state")));
+        int why = reason_parse(json_string_value(json_object_get(e, "reason")));
+        owners[s] = NULL;
+        sl->owner = owner ? node_index(ns, owner) : -1;
+        sl->prev = prev ? node_index(ns, prev) : -1;
+        sl->owner_state = (uint8_t)(sl->owner >= 0 && os > 0 ? os : SZD_R_NONE);
+        sl->prev_state = (uint8_t)(sl->prev >= 0 && ps > 0 ? ps : SZD_R_NONE);
+        if (sl->prev >= 0)
+            ns->nodes[sl->prev]->maybe_drops = true;
+        sl->reason = (uint8_t)(why >= 0 ? why : SHARDZ_REASON_NEW);
+        sl->generation = (uint64_t)json_integer_value(json_object_get(e, "generation"));
+        sl->prev_generation =
+            (uint64_t)json_integer_value(json_object_get(e, "prev_generation"));
+        sl->started_ms = szd_now(ns->d);
+        *gen = sl->generation > *gen ? sl->generation : *gen;
+        if (sl->owner >= 0) {
+            for (unsigned t = 0; t < s; t++)
+                if (owners[t] && strcmp(owners[t], owner) == 0)
+                    sl->owner = -1; /* corrupt: two slots on one node */
+            if (sl->owner >= 0)
+                owners[s] = ns->nodes[sl->owner]->id;
+        }
+        if (sl->owner < 0) {
+            sl->owner_state = SZD_R_NONE;
+            if (sl->prev < 0)
+                sl->prev_state = SZD_R_NONE;
+        }
+    }
+}
+
 static int load_part(szd_ns *ns, json_t *j)
 {
     const char *id = json_string_value(json_object_get(j, "id"));
@@ -2021,39 +2063,7 @@ static int load_part(szd_ns *ns, json_t *j)
     p->dirty = false;
     const char *owners[SHARDZ_MAX_REPLICAS] = {0};
     uint64_t gen = 0;
-    for (unsigned s = 0; s < nrep; s++) {
-        json_t *e = json_array_get(slots, s);
-        szd_slot *sl = &p->slots[s];
-        const char *owner = json_string_value(json_object_get(e, "owner"));
-        const char *prev = json_string_value(json_object_get(e, "prev"));
-        int os = rstate_parse(json_string_value(json_object_get(e, "state")));
-        int ps = rstate_parse(json_string_value(json_object_get(e, "prev_state")));
-        int why = reason_parse(json_string_value(json_object_get(e, "reason")));
-        sl->owner = owner ? node_index(ns, owner) : -1;
-        sl->prev = prev ? node_index(ns, prev) : -1;
-        sl->owner_state = (uint8_t)(sl->owner >= 0 && os > 0 ? os : SZD_R_NONE);
-        sl->prev_state = (uint8_t)(sl->prev >= 0 && ps > 0 ? ps : SZD_R_NONE);
-        if (sl->prev >= 0)
-            ns->nodes[sl->prev]->maybe_drops = true;
-        sl->reason = (uint8_t)(why >= 0 ? why : SHARDZ_REASON_NEW);
-        sl->generation = (uint64_t)json_integer_value(json_object_get(e, "generation"));
-        sl->prev_generation =
-            (uint64_t)json_integer_value(json_object_get(e, "prev_generation"));
-        sl->started_ms = szd_now(ns->d);
-        gen = sl->generation > gen ? sl->generation : gen;
-        if (sl->owner >= 0) {
-            for (unsigned t = 0; t < s; t++)
-                if (owners[t] && strcmp(owners[t], owner) == 0)
-                    sl->owner = -1; /* corrupt: two slots on one node */
-            if (sl->owner >= 0)
-                owners[s] = ns->nodes[sl->owner]->id;
-        }
-        if (sl->owner < 0) {
-            sl->owner_state = SZD_R_NONE;
-            if (sl->prev < 0)
-                sl->prev_state = SZD_R_NONE;
-        }
-    }
+    parse_slots(ns, p, slots, owners, &gen);
     shardz_partition_spec spec = {
         .id = id, .replicas = nrep, .nnodes = nrep, .nodes = owners, .generation = gen};
     rc = shardz_sharder_register_partitions(ns->sh, &spec, 1);
@@ -2096,6 +2106,47 @@ static int load_stats(szd_ns *ns, json_t *j)
     if (p->load_ms > 0)
         (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
     return 0;
+}
+
+int szd_ns_apply_change(szd *d, const shardz_event *ev)
+{
+    shardz_key_parts kp;
+    if (shardz_key_parse(ev->kv.key, ev->kv.key_len, &kp) != 0)
+        return 0; /* not a namespace record */
+    szd_ns *ns = szd_ns_find(d, kp.ns);
+    if (!ns || ev->type != SHARDZ_EVENT_PUT ||
+        (kp.kind != SHARDZ_KEY_ASSIGN && kp.kind != SHARDZ_KEY_STATS) ||
+        strcmp(ns->cfg.sharder, "replica") != 0)
+        return SHARDZ_ESTALE; /* anything else: the namespace is loaded again */
+    szd_part *p = szd_part_find(ns, kp.id);
+    json_t *j = json_loadb(ev->kv.value, ev->kv.value_len, 0, NULL);
+    json_t *slots = json_object_get(j, "slots");
+    int rc = SHARDZ_ESTALE;
+    if (!p || !json_is_object(j) || strcmp(json_string_value(json_object_get(j, "id")) ?: "",
+                                           kp.id) != 0)
+        goto out;
+    if (kp.kind == SHARDZ_KEY_STATS) {
+        rc = load_stats(ns, j) == 0 ? 0 : SHARDZ_ESTALE;
+        goto out;
+    }
+    if (!json_is_array(slots) || json_array_size(slots) != p->nrep)
+        goto out;
+    /* the sharder follows the record too (a follower taking over plans from it) */
+    const char *owners[SHARDZ_MAX_REPLICAS] = {0};
+    uint64_t gen = 0;
+    const char *id = p->id;
+    parse_slots(ns, p, slots, owners, &gen);
+    shardz_partition_spec spec = {
+        .id = id, .replicas = p->nrep, .nnodes = p->nrep, .nodes = owners, .generation = gen};
+    if (shardz_sharder_unregister_partitions(ns->sh, &id, 1) != 0 ||
+        shardz_sharder_register_partitions(ns->sh, &spec, 1) != 0)
+        goto out;
+    if (p->load_ms > 0)
+        (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
+    rc = 0;
+out:
+    json_decref(j);
+    return rc;
 }
 
 /* Hash namespaces: put back the slot table the partitions had (registering them again in

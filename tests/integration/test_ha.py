@@ -85,6 +85,13 @@ def settled(d, ns, nparts, workers):
     return all(set(w.served()) == {p for p, v in r.items() if v == [w.node]} for w in workers)
 
 
+def replicas_view(d, ns="kv"):
+    """partition -> sorted (node, state, generation) of its replicas, from d's /state."""
+    st = d.call("GET", f"/v1/namespaces/{ns}/state")[1]
+    return {p["id"]: sorted((r["node"], r["state"], r["generation"]) for r in p["replicas"])
+            for p in st["partitions"]}
+
+
 def cluster_with_workers(ds, nparts, nworkers):
     """The leader of ds, a namespace kv of nparts partitions, and nworkers workers given every
     coordinator, once the placement has settled: (leader, workers)."""
@@ -181,6 +188,25 @@ def test_kill_leader_failover():
     ws = []
     try:
         leader, ws = cluster_with_workers(ds, 9, 3)
+        # the followers' caches follow a move record by record (no namespace reloaded)
+        follower = [d for d in ds if d is not leader][0]
+        wait_for(lambda: replicas_view(follower) == replicas_view(leader), timeout=5,
+                 what="the follower's cache caught up")
+        time.sleep(0.3)  # past its next refresh
+        reloads = status(follower)["cache_reloads"]
+        holder = routing(leader, "kv")["0"][0]
+        target = next(w.node for w in ws if w.node != holder)
+        leader.call("POST", "/v1/namespaces/kv/partitions/0/move", {"slot": 0, "to": target})
+        wait_for(lambda: settled(leader, "kv", 9, ws) and routing(leader, "kv")["0"] == [target],
+                 timeout=10, what="the operator move done")
+        leader.call("POST", "/v1/namespaces/kv/rebalance")  # back to 3 each
+        wait_for(lambda: settled(leader, "kv", 9, ws) and
+                 sorted(len(w.served()) for w in ws) == [3, 3, 3], timeout=10,
+                 what="balanced again")
+        wait_for(lambda: replicas_view(follower) == replicas_view(leader), timeout=10,
+                 what="the follower's cache equal to the leader's state")
+        st = status(follower)
+        assert st["cache_reloads"] == reloads and st["cache_applied"] > 0, st
         before = {w.node: w.served() for w in ws}
         t0 = time.time()
         leader.kill9()
