@@ -216,7 +216,6 @@ typedef struct {
     int64_t lease_id;       /* 0: none held */
     int64_t lease_ttl_ms;   /* as granted */
     int64_t fresh_until_ms; /* leader: the lease is known alive until then (monotonic) */
-    int64_t create_rev;     /* leader: the leader key's create_revision, the write guard */
     int64_t role_since_ms;  /* when this role began (monotonic) */
     int64_t next_keepalive_ms;
     int64_t next_refresh_ms; /* follower: no cache refresh before then (throttled) */
@@ -225,7 +224,6 @@ typedef struct {
     int64_t leader_since_wall_ms;         /* when that leader was elected (wall clock) */
     int64_t cache_rev;       /* follower: the store revision its cache reflects */
     bool cache_stale;        /* follower: the last refresh failed (reads may be stale) */
-    int64_t cache_ok_ms;     /* when the cache was last known current */
     bool full_reload;        /* follower: reload every namespace at the next refresh */
     uint64_t leader_changes; /* leaders seen (metric) */
     uint64_t cache_applied;  /* follower: records applied to the cache in place */

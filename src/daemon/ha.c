@@ -169,7 +169,6 @@ static void become_leader(szd *d, int64_t create_rev)
     g.key_len = (size_t)klen;
     shardz_store_set_guard(d->store, &g);
     d->ha.role = SZD_ROLE_LEADER;
-    d->ha.create_rev = create_rev;
     d->ha.role_since_ms = szd_now(d);
     set_leader(d, d->cfg.id, d->cfg.advertise, wall_ms());
     /* The new leader takes over the state (tasks in flight included) and resumes. Nobody else
@@ -204,12 +203,15 @@ static void become_leader(szd *d, int64_t create_rev)
 /* Puts the leader key under our lease when nobody holds it. */
 static void campaign(szd *d)
 {
-    if (!d->ha.lease_id && grant(d) != 0)
-        return;
-    /* the lease must be fresh before we lead on it */
-    keepalive(d);
-    if (!d->ha.lease_id)
-        return;
+    /* the lease must be fresh before we lead on it: just granted, or renewed now */
+    if (!d->ha.lease_id) {
+        if (grant(d) != 0)
+            return;
+    } else {
+        keepalive(d);
+        if (!d->ha.lease_id)
+            return;
+    }
     char key[SHARDZ_KEY_BUF];
     int klen = shardz_key_leader(key, sizeof key);
     int64_t since = wall_ms();
@@ -271,13 +273,17 @@ static void read_leader(szd *d)
 static int cache_update(szd *d, bool *leader_changed)
 {
     if (!d->ha.full_reload && d->ha.cache_rev > 0) {
-        /* far behind (a burst of writes): reading every event would take longer than loading
-         * the namespaces again */
         shardz_store_status st = {0};
         if (shardz_store_status_get(d->store, &st) != 0) {
             d->ha.cache_stale = true;
             return SHARDZ_EIO;
         }
+        if (st.revision <= d->ha.cache_rev) { /* nothing new: no read of the changes */
+            d->ha.cache_stale = false;
+            return 0;
+        }
+        /* far behind (a burst of writes): reading every event would take longer than loading
+         * the namespaces again */
         if (st.revision - d->ha.cache_rev > HA_MAX_BEHIND)
             d->ha.full_reload = true;
     }
@@ -335,7 +341,6 @@ static int cache_update(szd *d, bool *leader_changed)
             if (!d->ha.full_reload) {
                 d->ha.cache_rev = rev;
                 d->ha.cache_stale = false;
-                d->ha.cache_ok_ms = szd_now(d);
             }
         }
     }
@@ -351,7 +356,6 @@ static int cache_update(szd *d, bool *leader_changed)
         szd_log(d, SZD_INFO, "msg=\"cache loaded\" namespaces=%u revision=%lld load_ms=%lld",
                 d->nns, (long long)st.revision, (long long)(szd_now(d) - t0));
         d->ha.cache_stale = false;
-        d->ha.cache_ok_ms = szd_now(d);
         *leader_changed = true;
     }
     return 0;

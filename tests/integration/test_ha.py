@@ -26,12 +26,12 @@ FAST = {"ping_interval_ms": 100, "dead_after_ms": 600}
 STARTED = []  # every coordinator of the running test, for the logs printed when it fails
 
 
-def coordinators(etcd, n, start=True):
+def coordinators(etcd, n):
     ds = [Daemon(BIN, extra=["--store", etcd.url(), "--id", f"c{i}", "--lease-ttl", str(TTL)])
           for i in range(n)]
     STARTED.extend(ds)
     for d in ds:
-        d.start() if start else None
+        d.start()
     return ds
 
 
