@@ -14,7 +14,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from harness import Daemon, Worker, free_port, routing, run, wait_for  # noqa: E402
+from harness import Daemon, Worker, free_port, routing, run, settled, wait_for  # noqa: E402
 
 SHARDZD, CTL = sys.argv[1], sys.argv[2]
 FAST = ["--ping-interval-ms", "100", "--dead-after-ms", "500"]
@@ -89,13 +89,6 @@ def table(out):
 
 def revisions(d):
     return {n["name"]: n["revision"] for n in d.call("GET", "/v1/namespaces")[1]["namespaces"]}
-
-
-def settled(d, ns, nparts, replicas):
-    r = routing(d, ns)
-    moves = d.call("GET", f"/v1/namespaces/{ns}/moves")[1]["moves"]
-    good = len(r) == nparts and all(len(v) == replicas for v in r.values())
-    return r if good and not moves else None
 
 
 # ---- usage: exit 2, nothing sent ----------------------------------------------------------
@@ -246,7 +239,7 @@ def test_nodes_partitions_where():
            "--partitions", "8", *FAST)
         ok(d, "namespace", "create", "plain", "--partitions", "2")
         ws = [Worker(d, "kv", f"w{i}", zone=f"z{i}") for i in range(3)]
-        wait_for(lambda: settled(d, "kv", 8, 2), 10, what="placement")
+        wait_for(lambda: settled(d, "kv", 8, 2, nodes=3), 10, what="placement")
         nodes = js(d, "-n", "kv", "node", "list")
         assert sorted(n["id"] for n in nodes["nodes"]) == ["w0", "w1", "w2"], nodes
         assert all(n["state"] == "alive" for n in nodes["nodes"])
@@ -297,7 +290,7 @@ def test_operator_commands():
     try:
         ok(d, "namespace", "create", "kv", "--partitions", "12", *FAST)
         ws = [Worker(d, "kv", f"w{i}") for i in range(3)]
-        wait_for(lambda: settled(d, "kv", 12, 1), 10, what="placement")
+        wait_for(lambda: settled(d, "kv", 12, 1, nodes=3), 10, what="placement")
         plan = js(d, "-n", "kv", "plan")
         assert plan["moves"] == [] and plan["missing"] == 0, plan
         assert "0 moves planned" in ok(d, "-n", "kv", "plan")
@@ -359,7 +352,7 @@ def test_tasks_in_flight_and_cancel():
     try:
         ok(d, "namespace", "create", "kv", "--partitions", "4", *FAST)
         ws = [Worker(d, "kv", "w0")]
-        wait_for(lambda: settled(d, "kv", 4, 1), 10, what="placement")
+        wait_for(lambda: settled(d, "kv", 4, 1, nodes=1), 10, what="placement")
         ws.append(Worker(d, "kv", "w1", extra=["--serve-delay-ms", "3000"]))
         moves = wait_for(lambda: js(d, "-n", "kv", "task", "list")["moves"], 10,
                          what="moves to the slow joiner")

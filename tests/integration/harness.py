@@ -258,6 +258,19 @@ def wait_for(pred, timeout=10, step=0.05, what="condition"):
     raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
+def settled(d, ns, nparts, replicas, nodes=None):
+    """The routing (partition -> serving nodes) once every partition is served by `replicas`
+    distinct nodes with no move in flight and, when given, `nodes` nodes alive (a worker still
+    registering would otherwise be missed); None before."""
+    if nodes is not None and d.call("GET", f"/v1/namespaces/{ns}")[1]["nodes"]["alive"] != nodes:
+        return None
+    r = routing(d, ns)
+    moves = d.call("GET", f"/v1/namespaces/{ns}/moves")[1]["moves"]
+    ok = len(r) == nparts and all(len(v) == replicas and len(set(v)) == replicas
+                                  for v in r.values())
+    return r if ok and not moves else None
+
+
 def routing(daemon, ns):
     """partition -> list of serving node ids, from the coordinator's state."""
     _, st = daemon.call("GET", f"/v1/namespaces/{ns}/state")

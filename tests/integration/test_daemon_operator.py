@@ -7,17 +7,10 @@ import sys
 import time
 import urllib.request
 
-from harness import Daemon, HTTPError, Worker, routing, run, wait_for
+from harness import Daemon, HTTPError, Worker, routing, run, settled, wait_for
 
 BIN = sys.argv[1]
 FAST = {"ping_interval_ms": 100, "dead_after_ms": 500}
-
-
-def settled(d, ns, nparts, replicas):
-    r = routing(d, ns)
-    moves = d.call("GET", f"/v1/namespaces/{ns}/moves")[1]["moves"]
-    ok = len(r) == nparts and all(len(v) == replicas for v in r.values())
-    return r if ok and not moves else None
 
 
 def error_of(fn):
@@ -34,7 +27,7 @@ def test_drain_undrain_move_plan():
     try:
         d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=12, **FAST))
         ws = [Worker(d, "kv", f"w{i}") for i in range(3)]
-        wait_for(lambda: settled(d, "kv", 12, 1), 10, what="placement")
+        wait_for(lambda: settled(d, "kv", 12, 1, nodes=3), 10, what="placement")
         st, node = d.call("POST", "/v1/namespaces/kv/nodes/w0/drain")
         assert st == 202 and node["drained"] and node["state"] == "draining", node
         r = wait_for(lambda: (lambda r: r if r and all("w0" not in v for v in r.values())
@@ -95,7 +88,7 @@ def test_cancel_move_in_flight():
     try:
         d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=4, **FAST))
         ws = [Worker(d, "kv", "w0")]
-        wait_for(lambda: settled(d, "kv", 4, 1), 10, what="placement")
+        wait_for(lambda: settled(d, "kv", 4, 1, nodes=1), 10, what="placement")
         ws.append(Worker(d, "kv", "w1", extra=["--serve-delay-ms", "3000"]))
         def alive(node):
             try:
@@ -168,7 +161,7 @@ def test_metrics():
     try:
         d.call("POST", "/v1/namespaces", dict(name="kv", replicas=2, partitions=8, **FAST))
         ws = [Worker(d, "kv", f"w{i}") for i in range(3)]
-        wait_for(lambda: settled(d, "kv", 8, 2), 10, what="placement")
+        wait_for(lambda: settled(d, "kv", 8, 2, nodes=3), 10, what="placement")
         time.sleep(0.3)
         with urllib.request.urlopen(d.base + "/metrics", timeout=5) as r:
             assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")

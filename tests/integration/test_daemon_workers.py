@@ -8,19 +8,10 @@ Usage: test_daemon_workers.py SHARDZD_BINARY"""
 import sys
 import time
 
-from harness import Daemon, Worker, read_events, routing, run, wait_for
+from harness import Daemon, Worker, read_events, routing, run, settled, wait_for
 
 BIN = sys.argv[1]
 FAST = {"ping_interval_ms": 100, "dead_after_ms": 500}
-
-
-def settled(d, ns, nparts, replicas):
-    """Every partition served by `replicas` distinct nodes and no move in flight."""
-    r = routing(d, ns)
-    moves = d.call("GET", f"/v1/namespaces/{ns}/moves")[1]["moves"]
-    ok = len(r) == nparts and all(len(v) == replicas and len(set(v)) == replicas
-                                  for v in r.values())
-    return r if ok and not moves else None
 
 
 def agree(d, ns, workers):

@@ -15,7 +15,8 @@ import sys
 import time
 import urllib.request
 
-from harness import Daemon, Etcd, HTTPError, Worker, free_port, read_events, routing, run, wait_for
+from harness import (Daemon, Etcd, HTTPError, Worker, free_port, read_events, routing, run,
+                     settled, wait_for)
 
 BIN = sys.argv[1]
 CTL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(BIN))), "cli", "shardzctl")
@@ -74,20 +75,21 @@ def served_everywhere(leader, ns, nparts):
     return len(r) == nparts and all(len(v) == 1 for v in r.values())
 
 
-def settled(d, ns, nparts, workers):
-    """Every worker registered and alive, every partition served once, no move in flight, and
-    the workers agree."""
-    s = d.call("GET", f"/v1/namespaces/{ns}")[1]
-    if (s["moves"] or s["missing"] or s["nodes"]["alive"] != len(workers) or
-            not served_everywhere(d, ns, nparts)):
-        return False
-    r = routing(d, ns)
-    return all(set(w.served()) == {p for p, v in r.items() if v == [w.node]} for w in workers)
+def agreed(d, ns, nparts, workers):
+    """Settled with every worker alive (one replica each partition), and the workers' own logs
+    agree with the routing."""
+    r = settled(d, ns, nparts, 1, nodes=len(workers))
+    return bool(r) and all(set(w.served()) == {p for p, v in r.items() if v == [w.node]}
+                           for w in workers)
 
 
 def replicas_view(d, ns="kv"):
-    """partition -> sorted (node, state, generation) of its replicas, from d's /state."""
-    st = d.call("GET", f"/v1/namespaces/{ns}/state")[1]
+    """partition -> sorted (node, state, generation) of its replicas, from d's /state (None
+    while d does not know the namespace yet)."""
+    try:
+        st = d.call("GET", f"/v1/namespaces/{ns}/state")[1]
+    except HTTPError:
+        return None
     return {p["id"]: sorted((r["node"], r["state"], r["generation"]) for r in p["replicas"])
             for p in st["partitions"]}
 
@@ -100,7 +102,7 @@ def cluster_with_workers(ds, nparts, nworkers):
     addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
     ws = [Worker(leader, "kv", f"w{i}", coordinators=addrs) for i in range(nworkers)]
     try:
-        wait_for(lambda: settled(leader, "kv", nparts, ws), timeout=20,
+        wait_for(lambda: agreed(leader, "kv", nparts, ws), timeout=20,
                  what="placement settled")
     except Exception:
         for w in ws:
@@ -197,10 +199,10 @@ def test_kill_leader_failover():
         holder = routing(leader, "kv")["0"][0]
         target = next(w.node for w in ws if w.node != holder)
         leader.call("POST", "/v1/namespaces/kv/partitions/0/move", {"slot": 0, "to": target})
-        wait_for(lambda: settled(leader, "kv", 9, ws) and routing(leader, "kv")["0"] == [target],
+        wait_for(lambda: agreed(leader, "kv", 9, ws) and routing(leader, "kv")["0"] == [target],
                  timeout=10, what="the operator move done")
         leader.call("POST", "/v1/namespaces/kv/rebalance")  # back to 3 each
-        wait_for(lambda: settled(leader, "kv", 9, ws) and
+        wait_for(lambda: agreed(leader, "kv", 9, ws) and
                  sorted(len(w.served()) for w in ws) == [3, 3, 3], timeout=10,
                  what="balanced again")
         wait_for(lambda: replicas_view(follower) == replicas_view(leader), timeout=10,
