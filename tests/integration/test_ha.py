@@ -76,11 +76,15 @@ def served_everywhere(leader, ns, nparts):
 
 
 def agreed(d, ns, nparts, workers):
-    """Settled with every worker alive (one replica each partition), and the workers' own logs
-    agree with the routing."""
+    """Settled with every worker alive (one replica each partition), spread evenly, and the
+    workers' own logs agree with the routing."""
     r = settled(d, ns, nparts, 1, nodes=len(workers))
-    return bool(r) and all(set(w.served()) == {p for p, v in r.items() if v == [w.node]}
-                           for w in workers)
+    if not r:
+        return False
+    # spread evenly: the rebalance after the last worker's arrival has run
+    counts = [sum(1 for v in r.values() if v == [w.node]) for w in workers]
+    return max(counts) - min(counts) <= 1 and all(
+        set(w.served()) == {p for p, v in r.items() if v == [w.node]} for w in workers)
 
 
 def replicas_view(d, ns="kv"):
@@ -190,25 +194,24 @@ def test_kill_leader_failover():
     ws = []
     try:
         leader, ws = cluster_with_workers(ds, 9, 3)
-        # the followers' caches follow a move record by record (no namespace reloaded)
+        # the followers' caches follow a move record by record (applied in place)
         follower = [d for d in ds if d is not leader][0]
         wait_for(lambda: replicas_view(follower) == replicas_view(leader), timeout=5,
                  what="the follower's cache caught up")
-        time.sleep(0.3)  # past its next refresh
-        reloads = status(follower)["cache_reloads"]
+        applied = status(follower)["cache_applied"]
         holder = routing(leader, "kv")["0"][0]
         target = next(w.node for w in ws if w.node != holder)
         leader.call("POST", "/v1/namespaces/kv/partitions/0/move", {"slot": 0, "to": target})
-        wait_for(lambda: agreed(leader, "kv", 9, ws) and routing(leader, "kv")["0"] == [target],
+        wait_for(lambda: (settled(leader, "kv", 9, 1, nodes=3) or {}).get("0") == [target],
                  timeout=10, what="the operator move done")
         leader.call("POST", "/v1/namespaces/kv/rebalance")  # back to 3 each
         wait_for(lambda: agreed(leader, "kv", 9, ws) and
-                 sorted(len(w.served()) for w in ws) == [3, 3, 3], timeout=10,
+                 sorted(len(w.served()) for w in ws) == [3, 3, 3], timeout=15,
                  what="balanced again")
         wait_for(lambda: replicas_view(follower) == replicas_view(leader), timeout=10,
                  what="the follower's cache equal to the leader's state")
         st = status(follower)
-        assert st["cache_reloads"] == reloads and st["cache_applied"] > 0, st
+        assert st["cache_applied"] > applied, st  # a reload instead would not count
         before = {w.node: w.served() for w in ws}
         t0 = time.time()
         leader.kill9()
