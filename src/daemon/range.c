@@ -924,7 +924,11 @@ void szd_range_balance(szd_ns *ns, json_t *reply, bool apply)
         n = 0;
     for (size_t i = 0; i < n; i++) {
         szd_part *p = szd_part_find(ns, hot[i]);
-        json_t *e = json_pack("{s:s, s:f}", "partition", hot[i], "load", p ? p->load[0] : 0.0);
+        /* only a measured load makes a range hot: without samples the placement counts each
+         * partition as 1.0, which says nothing about the range (a fresh merge, say) */
+        if (!p || p->load_ms == 0)
+            continue;
+        json_t *e = json_pack("{s:s, s:f}", "partition", hot[i], "load", p->load[0]);
         rtask *busy = task_of(ns, hot[i]);
         if (busy) {
             json_object_set_new(e, "task", json_string(busy->id));
