@@ -13,6 +13,7 @@
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "daemon/log.h"
 #include "shardz/placement.h"
 #include "shardz/store.h"
 
@@ -94,27 +95,26 @@ typedef struct szd_node {
     double cap[SHARDZ_MAX_DIMS];
     szd_node_state state;
     bool leaving;
-    int64_t last_ok_ms;   /* when the last successful ping or assign reply arrived */
-    /* Strict leases: the latest time a lease-granting message may still reach the node,
-     * assuming none arrives after its request timed out. A message in flight counts until its
-     * timeout; one answered arrived before the reply (last_ok_ms covers it); one that failed
-     * keeps counting (reach_ms). The lease may run from the latest of all of these. */
-    int64_t reach_ms, ping_reach_ms, assign_reach_ms;
+    int64_t last_ok_ms;   /* when the loop last heard from it (a ping report, an assign reply) */
+    /* Strict leases: the latest time a lease-granting message may still reach the node. The
+     * health lane's pings: lease_from_ms, given with its dead verdict (the lane grants no
+     * lease to a node it declared dead). The pushes: a push in flight counts until its
+     * timeout (assign_reach_ms); one answered arrived before the reply (last_ok_ms covers
+     * it); one that failed keeps counting (reach_ms). The lease may run from the latest. */
+    int64_t lease_from_ms, reach_ms, assign_reach_ms;
     int64_t since_ms;     /* when it entered its state */
-    int missed;           /* pings missed in a row */
     uint64_t applied_revision;
-    /* the ping lane and the assignment lane: separate connections, so a ping never waits
-     * behind a push (seed 004) */
-    struct evhttp_connection *ping_conn, *assign_conn;
-    bool ping_inflight, assign_inflight;
-    void *ping_ctx, *assign_ctx; /* owned while a request is in flight */
+    /* the push connection (pings travel on the health lane's own, so a ping never waits
+     * behind a push: seed 004) */
+    struct evhttp_connection *assign_conn;
+    bool assign_inflight;
+    void *assign_ctx; /* owned while a push is in flight */
     bool dirty;                /* its desired replicas changed since the last acked push */
     int64_t assign_retry_ms;   /* no push before this time (after a failure) */
     bool released_sent;
     bool maybe_drops;          /* some slot may wait for this node to drop a replica */
     bool record_dirty;         /* its store record must be written */
     bool drained;              /* an operator drained it: it keeps no replicas until undrained */
-    int64_t ping_sent_ms;      /* when the ping in flight left */
     json_t *desired;           /* scratch while building pushes */
 } szd_node;
 
@@ -172,6 +172,7 @@ typedef struct szd_waiter {
 
 typedef struct szd_ns {
     struct szd *d;
+    uint64_t key; /* unique in this process: names it to the health lane */
     szd_ns_config cfg;
     shardz_sharder *sh;
     uint64_t revision;
@@ -183,8 +184,8 @@ typedef struct szd_ns {
     szd_map part_map;
     bool want_rebalance;
     bool nodes_dirty; /* some node's record_dirty is set */
-    int64_t last_tick_ms; /* when the health tick last ran (to notice the loop's own stalls) */
-    struct event *tick;  /* health checks and pings, every ping interval */
+    uint64_t lane_revision; /* the revision the health lane's pings carry */
+    struct event *tick;  /* the periodic balancer round's check, every ping interval */
     struct event *work;  /* rebalance, persist, push: run once after changes */
     szd_waiter *waiters;
     uint64_t moves_started, moves_done;
@@ -194,7 +195,7 @@ typedef struct szd_ns {
     json_t **events;     /* ring of SZD_EVENTS, oldest overwritten (owned) */
     uint64_t event_seq;  /* the next event's sequence number (the first is 1) */
     szd_hist move_hist;  /* move durations, start to done */
-    szd_hist ping_hist;  /* ping round trips */
+    szd_hist ping_hist;  /* ping round trips (as the health lane measured them) */
     uint64_t pings_failed;
     uint64_t load_samples, load_rejected;
     int64_t stats_flushed_ms; /* statistics are written every few seconds, not per sample */
@@ -242,7 +243,10 @@ typedef struct szd {
     uint32_t nns, capns;
     int64_t started_ms;
     bool ready;
-    int64_t (*clock_ms)(void); /* injectable monotonic clock */
+    int64_t (*clock_ms)(void); /* injectable monotonic clock (also called by the lanes) */
+    struct szd_hl *hl;         /* the health lane (pings, verdicts), owned */
+    struct event *hl_reports;  /* its reports are readable */
+    uint64_t ns_keys;          /* the last szd_ns.key given */
     szd_hist store_hist;       /* store write durations */
 } szd;
 
@@ -250,10 +254,6 @@ typedef struct szd {
 
 int64_t szd_now(const szd *d);
 void szd_log(const szd *d, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-#define SZD_ERROR 0
-#define SZD_WARN 1
-#define SZD_INFO 2
-#define SZD_DEBUG 3
 
 /* Maps (keys are borrowed through the callback). */
 typedef const char *(*szd_keyfn)(const void *ctx, uint32_t idx);
@@ -333,8 +333,12 @@ char *szd_metrics_text(szd *d, size_t *len);
 void szd_ns_changed(szd_ns *ns);
 void szd_ns_schedule(szd_ns *ns);
 
-/* Workers (health.c): pings, assignment pushes and their replies. */
-void szd_health_tick(szd_ns *ns);
+/* The health lane's reports (health.c): applied to the namespaces. */
+void szd_health_on_reports(evutil_socket_t fd, short what, void *arg);
+/* The node was heard from (a ping, an assign reply): joining, suspect or dead -> alive or
+ * draining. */
+void szd_node_contact(szd_ns *ns, szd_node *n);
+/* Workers (push.c): assignment pushes and their replies. */
 void szd_push_assignments(szd_ns *ns);
 void szd_node_close(szd_node *n);
 void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving);

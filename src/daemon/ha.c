@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include "daemon/daemon.h"
+#include "daemon/health_lane.h"
 
 #define HA_LOOP_MS 100          /* the role loop's period: refresh, keepalive, campaign */
 #define HA_FORWARD_TIMEOUT_S 10 /* a forwarded request's timeout */
@@ -115,6 +117,17 @@ static int grant(szd *d)
 
 static void step_down(szd *d, const char *why);
 
+/* Tells the health lane until when it may ping and grant leases: a leader while its lease is
+ * known fresh, a follower never. The lane reads it at every tick, so a loop that stalls past
+ * it stops the pings on time. */
+static void publish_acting(szd *d)
+{
+    int64_t until = d->ha.role == SZD_ROLE_SOLO     ? INT64_MAX
+                    : d->ha.role == SZD_ROLE_LEADER ? d->ha.fresh_until_ms
+                                                    : 0;
+    szd_hl_set_acting_until(d->hl, until);
+}
+
 static void keepalive(szd *d)
 {
     int64_t t0 = szd_now(d), ttl = 0;
@@ -123,6 +136,7 @@ static void keepalive(szd *d)
         d->ha.lease_ttl_ms = ttl;
         d->ha.fresh_until_ms = t0 + ttl - margin_ms(d);
         d->ha.next_keepalive_ms = t0 + ttl / 3;
+        publish_acting(d);
         return;
     }
     d->ha.next_keepalive_ms = t0 + HA_LOOP_MS * 2; /* try again soon */
@@ -146,6 +160,7 @@ static void step_down(szd *d, const char *why)
     szd_log(d, SZD_WARN, "msg=\"stepping down\" id=%s reason=\"%s\"", d->cfg.id, why);
     d->ha.role = SZD_ROLE_FOLLOWER;
     d->ha.role_since_ms = szd_now(d);
+    publish_acting(d);
     follower_guard(d);
     /* The lease goes too: a follower must not keep the leader key alive. When etcd cannot be
      * reached the revoke fails and the lease simply runs out. */
@@ -193,6 +208,7 @@ static void become_leader(szd *d, int64_t create_rev)
         return;
     }
     d->ha.cache_stale = false;
+    publish_acting(d);
     szd_log(d, SZD_INFO,
             "msg=\"elected leader\" id=%s create_revision=%lld namespaces=%u state=%s "
             "load_ms=%lld",
@@ -425,9 +441,27 @@ void szd_ha_poll(szd *d)
 
 #define HA_WRITE_SLICE 1024 /* operations written between two looks at the lease */
 
+/* Test hook: SHARDZ_TEST_STORE_HOLD=<path> holds every store write while that file exists
+ * (at most 60 s), as a stalled disk or etcd would: tests show that the health lane keeps
+ * pinging meanwhile. Tests only. */
+static void test_hold(const szd *d)
+{
+    const char *path = getenv("SHARDZ_TEST_STORE_HOLD");
+    if (!path || access(path, F_OK) != 0)
+        return;
+    int64_t t0 = szd_now(d);
+    szd_log(d, SZD_WARN, "msg=\"test hold: store write held\"");
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    while (access(path, F_OK) == 0 && szd_now(d) - t0 < 60000)
+        nanosleep(&ts, NULL);
+    szd_log(d, SZD_WARN, "msg=\"test hold: store write released\" held_ms=%lld",
+            (long long)(szd_now(d) - t0));
+}
+
 int szd_store_write(szd *d, const shardz_op *ops, size_t n)
 {
     size_t done = 0;
+    test_hold(d);
     while (done < n) {
         size_t k = n - done;
         if (d->ha.role != SZD_ROLE_SOLO && k > HA_WRITE_SLICE)

@@ -1,122 +1,18 @@
-/* shardzd's side of the worker protocol: pings on their own connection per worker (so a
- * ping never waits behind an assignment push or a slow worker: seed 004's lanes), failure
- * detection (suspect after two missed pings, dead after dead_after_ms), and assignment
- * pushes whose replies acknowledge the moves. Event-loop thread; outbound HTTP through
- * libevent's evhttp client. */
+/* The loop's side of health: applies the health lane's reports (health_lane.h) to the
+ * namespaces. A ping reply is contact (a joining, suspect or dead node becomes alive or
+ * draining) and carries applied revisions, load samples and split hints; a verdict makes a
+ * node suspect or dead, with the time its lease may have run from. Event-loop thread. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
 #include "daemon/daemon.h"
+#include "daemon/health_lane.h"
 #include "daemon/range.h"
 
-
-#define ASSIGN_TIMEOUT_S 10
-
-typedef struct lane_ctx {
-    szd_node *node;
-    bool assign;
-    uint64_t revision; /* assign: the revision pushed */
-} lane_ctx;
-
-void szd_node_close(szd_node *n)
-{
-    /* freeing a connection drops its pending requests without calling back */
-    if (n->ping_conn) {
-        evhttp_connection_free(n->ping_conn);
-        n->ping_conn = NULL;
-    }
-    if (n->assign_conn) {
-        evhttp_connection_free(n->assign_conn);
-        n->assign_conn = NULL;
-    }
-    n->ping_inflight = n->assign_inflight = false;
-    free(n->ping_ctx);
-    free(n->assign_ctx);
-    n->ping_ctx = n->assign_ctx = NULL;
-    json_decref(n->desired);
-    n->desired = NULL;
-}
-
-static struct evhttp_connection *lane(szd_node *n, bool assign)
-{
-    struct evhttp_connection **c = assign ? &n->assign_conn : &n->ping_conn;
-    if (*c)
-        return *c;
-    *c = evhttp_connection_base_new(n->ns->d->base, NULL, n->host, n->port);
-    if (!*c)
-        return NULL;
-    struct timeval tv;
-    if (assign) {
-        tv.tv_sec = ASSIGN_TIMEOUT_S;
-        tv.tv_usec = 0;
-    } else {
-        int64_t ms = n->ns->cfg.ping_interval_ms;
-        tv.tv_sec = ms / 1000;
-        tv.tv_usec = (ms % 1000) * 1000;
-    }
-    evhttp_connection_set_timeout_tv(*c, &tv);
-    evhttp_connection_set_retries(*c, 0);
-    return *c;
-}
-
-/* Sends a JSON POST on a lane; the request owns ctx until its callback. */
-static int send_json(szd_node *n, bool assign, const char *path, json_t *body,
-                     void (*cb)(struct evhttp_request *, void *), lane_ctx *ctx)
-{
-    struct evhttp_connection *c = lane(n, assign);
-    if (!c)
-        return SHARDZ_ENOMEM;
-    struct evhttp_request *req = evhttp_request_new(cb, ctx);
-    if (!req)
-        return SHARDZ_ENOMEM;
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Host", n->address);
-    evhttp_add_header(h, "Content-Type", "application/json");
-    const szd *d = n->ns->d;
-    if (d->cfg.secret[0]) {
-        char auth[300];
-        snprintf(auth, sizeof auth, "Bearer %s", d->cfg.secret);
-        evhttp_add_header(h, "Authorization", auth);
-    }
-    char *text = json_dumps(body, JSON_COMPACT);
-    if (!text) {
-        evhttp_request_free(req);
-        return SHARDZ_ENOMEM;
-    }
-    evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
-    free(text);
-    if (evhttp_make_request(c, req, EVHTTP_REQ_POST, path) != 0)
-        return SHARDZ_EIO; /* libevent freed the request */
-    return 0;
-}
-
-/* The reply body as JSON, or NULL when the request failed or the reply is not JSON. */
-static json_t *reply_body(struct evhttp_request *req, int *code)
-{
-    *code = req ? evhttp_request_get_response_code(req) : 0;
-    if (!req || *code != 200)
-        return NULL;
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    if (len == 0 || len > SZD_MAX_BODY)
-        return NULL;
-    json_t *j = json_loadb((const char *)evbuffer_pullup(in, (ssize_t)len), len, 0, NULL);
-    if (j && !json_is_object(j)) {
-        json_decref(j);
-        return NULL;
-    }
-    return j;
-}
-
-static void node_contact(szd_ns *ns, szd_node *n)
+void szd_node_contact(szd_ns *ns, szd_node *n)
 {
     n->last_ok_ms = szd_now(ns->d);
-    n->missed = 0;
     if (n->state == SZD_NODE_JOINING || n->state == SZD_NODE_SUSPECT ||
         n->state == SZD_NODE_DEAD) {
         if (n->leaving || n->drained)
@@ -127,32 +23,23 @@ static void node_contact(szd_ns *ns, szd_node *n)
     }
 }
 
-static void on_ping(struct evhttp_request *req, void *arg)
+static szd_ns *ns_by_key(szd *d, uint64_t key)
 {
-    lane_ctx *ctx = arg;
-    szd_node *n = ctx->node;
-    szd_ns *ns = n->ns;
-    free(ctx);
-    n->ping_ctx = NULL;
-    n->ping_inflight = false;
-    int code;
-    json_t *j = reply_body(req, &code);
-    const char *who = j ? json_string_value(json_object_get(j, "node")) : NULL;
-    if (!j || !who || strcmp(who, n->id) != 0) {
-        ns->pings_failed++;
-        /* it may have arrived all the same: its lease may run from its timeout */
-        n->reach_ms = n->ping_reach_ms > n->reach_ms ? n->ping_reach_ms : n->reach_ms;
-        n->ping_reach_ms = 0;
-        n->missed++;
-        szd_log(ns->d, SZD_DEBUG, "msg=\"ping failed\" ns=%s node=%s status=%d missed=%d",
-                ns->cfg.name, n->id, code, n->missed);
-        json_decref(j);
-        return;
-    }
-    n->ping_reach_ms = 0;
-    szd_hist_add(&ns->ping_hist, (double)(szd_now(ns->d) - n->ping_sent_ms) / 1000.0);
-    node_contact(ns, n);
-    json_t *ar = json_object_get(j, "applied_revision");
+    for (uint32_t i = 0; i < d->nns; i++)
+        if (d->ns[i]->key == key)
+            return d->ns[i];
+    return NULL;
+}
+
+static void ping_ok(szd_ns *ns, szd_node *n, const szd_hl_report *r)
+{
+    szd_hist_add(&ns->ping_hist, (double)r->rtt_ms / 1000.0);
+    szd_node_contact(ns, n);
+    if (r->revived)
+        /* its replicas no longer wait for its lease to run out (it is not dead here): its
+         * pings may grant the lease again */
+        szd_hl_node_grant(ns->d->hl, ns->key, n->id);
+    json_t *ar = json_object_get(r->body, "applied_revision");
     if (json_is_integer(ar)) {
         uint64_t applied = (uint64_t)json_integer_value(ar);
         /* a worker that restarted (or lost a push) reports an older assignment */
@@ -160,188 +47,51 @@ static void on_ping(struct evhttp_request *req, void *arg)
             n->dirty = true;
         n->applied_revision = applied;
     }
-    szd_load_samples(ns, n, json_object_get(j, "load"));
-    szd_range_split_keys(ns, n, json_object_get(j, "split_at"));
-    json_decref(j);
+    szd_load_samples(ns, n, json_object_get(r->body, "load"));
+    szd_range_split_keys(ns, n, json_object_get(r->body, "split_at"));
     if (n->dirty)
         szd_ns_schedule(ns);
 }
 
-static void send_ping(szd_ns *ns, szd_node *n)
+static void verdict(szd_ns *ns, szd_node *n, const szd_hl_report *r)
 {
-    lane_ctx *ctx = calloc(1, sizeof *ctx);
-    if (!ctx)
-        return;
-    ctx->node = n;
-    json_t *body = json_pack("{s:s, s:s, s:I}", "namespace", ns->cfg.name, "node", n->id,
-                             "revision", (json_int_t)ns->revision);
-    /* A lease exists in strict namespaces only, and is renewed only while the node answers:
-     * not after a missed ping, not for a node declared dead, so its replicas may be
-     * re-placed once the lease it holds has run out. */
-    bool grants = ns->cfg.strict && n->state != SZD_NODE_DEAD && n->missed == 0;
-    if (body && grants)
-        json_object_set_new(body, "lease_ms", json_integer((json_int_t)ns->cfg.lease_ms));
-    int rc = body ? send_json(n, false, "/shardz/v1/ping", body, on_ping, ctx) : SHARDZ_ENOMEM;
-    json_decref(body);
-    if (rc) {
-        n->missed++;
-        if (rc != SHARDZ_EIO)
-            free(ctx);
-        return;
-    }
-    n->ping_ctx = ctx;
-    n->ping_inflight = true;
-    n->ping_sent_ms = szd_now(ns->d);
-    n->ping_reach_ms = grants ? szd_now(ns->d) + ns->cfg.ping_interval_ms : 0;
-}
-
-void szd_health_tick(szd_ns *ns)
-{
-    int64_t now = szd_now(ns->d);
-    for (uint32_t i = 0; i < ns->nnodes; i++) {
-        szd_node *n = ns->nodes[i];
-        if (n->state == SZD_NODE_LEFT)
-            continue;
-        if (n->state != SZD_NODE_DEAD && now - n->last_ok_ms >= ns->cfg.dead_after_ms) {
-            szd_log(ns->d, SZD_WARN, "msg=\"node dead\" ns=%s node=%s silent_ms=%lld",
-                    ns->cfg.name, n->id, (long long)(now - n->last_ok_ms));
+    if (r->verdict == SZD_FD_DEAD) {
+        /* its lease may have been granted until then; the slot machine waits lease_ms more */
+        if (r->lease_from_ms > n->lease_from_ms)
+            n->lease_from_ms = r->lease_from_ms;
+        if (n->state != SZD_NODE_DEAD && n->state != SZD_NODE_LEFT)
             szd_node_set_state(ns, n, SZD_NODE_DEAD);
-        } else if (n->state == SZD_NODE_ALIVE && n->missed >= 2) {
-            szd_node_set_state(ns, n, SZD_NODE_SUSPECT);
-        }
-        if (!n->ping_inflight)
-            send_ping(ns, n);
+    } else if (r->verdict == SZD_FD_SUSPECT && n->state == SZD_NODE_ALIVE) {
+        szd_node_set_state(ns, n, SZD_NODE_SUSPECT);
     }
 }
 
-/* ---- assignments --------------------------------------------------------------------- */
-
-static void on_assign(struct evhttp_request *req, void *arg)
+void szd_health_on_reports(evutil_socket_t fd, short what, void *arg)
 {
-    lane_ctx *ctx = arg;
-    szd_node *n = ctx->node;
-    szd_ns *ns = n->ns;
-    uint64_t pushed = ctx->revision;
-    free(ctx);
-    n->assign_ctx = NULL;
-    n->assign_inflight = false;
-    int code;
-    json_t *j = reply_body(req, &code);
-    const char *who = j ? json_string_value(json_object_get(j, "node")) : NULL;
-    json_t *serving = j ? json_object_get(j, "serving") : NULL;
-    if (!j || !who || strcmp(who, n->id) != 0 || !json_is_array(serving)) {
-        n->reach_ms = n->assign_reach_ms > n->reach_ms ? n->assign_reach_ms : n->reach_ms;
-        n->assign_reach_ms = 0;
-        szd_log(ns->d, SZD_WARN, "msg=\"assignment failed\" ns=%s node=%s status=%d",
-                ns->cfg.name, n->id, code);
-        n->dirty = true;
-        n->assign_retry_ms = szd_now(ns->d) + ns->cfg.ping_interval_ms;
-        json_decref(j);
-        return;
-    }
-    n->assign_reach_ms = 0;
-    node_contact(ns, n);
-    n->applied_revision = pushed;
-    json_t *failed = json_object_get(j, "failed");
-    if (json_is_array(failed) && json_array_size(failed) > 0) {
-        size_t k;
-        json_t *e;
-        json_array_foreach(failed, k, e)
-        {
-            szd_log(ns->d, SZD_WARN, "msg=\"serve failed\" ns=%s node=%s partition=%s error=\"%s\"",
-                    ns->cfg.name, n->id, json_string_value(json_object_get(e, "partition")) ?: "?",
-                    json_string_value(json_object_get(e, "error")) ?: "");
+    (void)fd;
+    (void)what;
+    szd *d = arg;
+    szd_hl_report *r = szd_hl_drain(d->hl);
+    while (r) {
+        szd_hl_report *next = r->next;
+        szd_ns *ns = ns_by_key(d, r->ns_key);
+        szd_node *n = ns ? szd_node_find(ns, r->node) : NULL;
+        if (n && szd_acting(d)) {
+            switch (r->kind) {
+            case SZD_HL_PING_OK:
+                ping_ok(ns, n, r);
+                break;
+            case SZD_HL_PING_FAILED:
+                ns->pings_failed++;
+                szd_log(d, SZD_DEBUG, "msg=\"ping failed\" ns=%s node=%s status=%d",
+                        ns->cfg.name, n->id, r->status);
+                break;
+            case SZD_HL_VERDICT:
+                verdict(ns, n, r);
+                break;
+            }
         }
-        n->dirty = true; /* try again a little later */
-        n->assign_retry_ms = szd_now(ns->d) + ns->cfg.ping_interval_ms;
-    }
-    szd_apply_serving(ns, n, serving);
-    json_decref(j);
-    szd_ns_schedule(ns);
-}
-
-static bool pushable(const szd_node *n, int64_t now)
-{
-    if (!n->dirty || n->assign_inflight || now < n->assign_retry_ms)
-        return false;
-    return n->state != SZD_NODE_DEAD && !(n->state == SZD_NODE_LEFT && n->released_sent);
-}
-
-static json_t *replica_json(const szd_ns *ns, const szd_part *p, unsigned s, szd_rstate st,
-                            uint64_t generation)
-{
-    json_t *j = json_pack("{s:s, s:i, s:s, s:I, s:s}", "partition", p->id, "slot", (int)s,
-                          "role", !ns->cfg.roles ? "none" : s == 0 ? "primary" : "secondary",
-                          "generation", (json_int_t)generation, "state", szd_rstate_name(st));
-    szd_range_fields(ns, p->id, j, false); /* range namespaces: the bounds */
-    return j;
-}
-
-void szd_push_assignments(szd_ns *ns)
-{
-    int64_t now = szd_now(ns->d);
-    size_t npush = 0;
-    for (uint32_t i = 0; i < ns->nnodes; i++) {
-        szd_node *n = ns->nodes[i];
-        if (!pushable(n, now))
-            continue;
-        json_decref(n->desired);
-        n->desired = json_array();
-        npush++;
-    }
-    if (npush == 0)
-        return;
-    /* one pass over the slots builds every node's desired replicas */
-    for (uint32_t i = 0; i < ns->nparts; i++) {
-        const szd_part *p = &ns->parts[i];
-        for (unsigned s = 0; s < p->nrep; s++) {
-            const szd_slot *sl = &p->slots[s];
-            if (sl->owner >= 0 && ns->nodes[sl->owner]->desired &&
-                (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
-                json_array_append_new(ns->nodes[sl->owner]->desired,
-                                      replica_json(ns, p, s, (szd_rstate)sl->owner_state,
-                                                   sl->generation));
-            if (sl->prev >= 0 && ns->nodes[sl->prev]->desired && sl->prev_state == SZD_R_SERVING)
-                json_array_append_new(ns->nodes[sl->prev]->desired,
-                                      replica_json(ns, p, s, SZD_R_SERVING,
-                                                   sl->prev_generation));
-        }
-    }
-    for (uint32_t i = 0; i < ns->nnodes; i++) {
-        szd_node *n = ns->nodes[i];
-        if (!n->desired)
-            continue;
-        json_t *reps = n->desired;
-        n->desired = NULL;
-        bool released = n->state == SZD_NODE_LEFT;
-        json_t *body = json_pack("{s:s, s:s, s:I, s:b, s:o}", "namespace", ns->cfg.name, "node",
-                                 n->id, "revision", (json_int_t)ns->revision, "released",
-                                 released, "replicas", reps);
-        if (body && ns->cfg.strict)
-            json_object_set_new(body, "lease_ms", json_integer((json_int_t)ns->cfg.lease_ms));
-        lane_ctx *ctx = calloc(1, sizeof *ctx);
-        if (!body || !ctx) {
-            json_decref(body);
-            free(ctx);
-            continue;
-        }
-        ctx->node = n;
-        ctx->assign = true;
-        ctx->revision = ns->revision;
-        n->dirty = false;
-        int rc = send_json(n, true, "/shardz/v1/assign", body, on_assign, ctx);
-        json_decref(body);
-        if (rc) {
-            if (rc != SHARDZ_EIO)
-                free(ctx);
-            n->dirty = true;
-            n->assign_retry_ms = now + ns->cfg.ping_interval_ms;
-            continue;
-        }
-        n->assign_ctx = ctx;
-        n->assign_inflight = true;
-        n->assign_reach_ms = ns->cfg.strict ? now + ASSIGN_TIMEOUT_S * 1000 : 0;
-        if (released)
-            n->released_sent = true;
+        szd_hl_report_free(r);
+        r = next;
     }
 }

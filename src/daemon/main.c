@@ -12,6 +12,7 @@
 #include <event2/http.h>
 
 #include "daemon/daemon.h"
+#include "daemon/health_lane.h"
 
 static void usage(FILE *f)
 {
@@ -302,11 +303,25 @@ int main(int argc, char **argv)
         goto out;
     }
     d.started_ms = szd_now(&d);
+    /* the health lane first: loading registers every node with it */
+    rc = szd_hl_start(d.cfg.secret, d.clock_ms, d.cfg.log_level, &d.hl);
+    if (rc) {
+        fprintf(stderr, "shardzd: cannot start the health lane: %s\n", shardz_strerror(rc));
+        goto out;
+    }
+    d.hl_reports = event_new(d.base, szd_hl_report_fd(d.hl), EV_READ | EV_PERSIST,
+                             szd_health_on_reports, &d);
+    if (!d.hl_reports || event_add(d.hl_reports, NULL) != 0) {
+        fprintf(stderr, "shardzd: out of memory\n");
+        goto out;
+    }
     rc = d.cfg.store[0] ? szd_ha_start(&d) : szd_ns_load_all(&d);
     if (rc) {
         fprintf(stderr, "shardzd: cannot load the state: %s\n", shardz_strerror(rc));
         goto out;
     }
+    if (!d.cfg.store[0])
+        szd_hl_set_acting_until(d.hl, INT64_MAX); /* the only coordinator: always acts */
     /* libevent refuses bodies past 4x the limit itself (a bare 413); up to that, the API
      * answers the JSON error of szd_read_body */
     evhttp_set_max_body_size(d.http, 4 * SZD_MAX_BODY);
@@ -342,6 +357,9 @@ out:
         szd_ha_stop(&d);
     szd_ns_free_all(&d);
     free(d.ns);
+    if (d.hl_reports)
+        event_free(d.hl_reports);
+    szd_hl_stop(d.hl); /* after the namespaces: freeing them posts to it */
     if (sigterm)
         event_free(sigterm);
     if (sigint)

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "daemon/daemon.h"
+#include "daemon/health_lane.h"
 #include "daemon/range.h"
 
 static const char *node_key(const void *ctx, uint32_t i)
@@ -471,6 +472,7 @@ static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
     if (!ns)
         return NULL;
     ns->d = d;
+    ns->key = ++d->ns_keys;
     ns->cfg = *cfg;
     ns->revision = 1;
     shardz_sharder_config sc = {.kind = cfg->sharder,
@@ -492,6 +494,8 @@ static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
         goto err;
     struct timeval tv = {cfg->ping_interval_ms / 1000, (cfg->ping_interval_ms % 1000) * 1000};
     event_add(ns->tick, &tv);
+    szd_hl_ns_set(d->hl, ns->key, cfg->name, cfg->ping_interval_ms, cfg->dead_after_ms,
+                  cfg->lease_ms, cfg->strict);
     return ns;
 err:
     szd_ns_free(ns);
@@ -502,6 +506,8 @@ void szd_ns_free(szd_ns *ns)
 {
     if (!ns)
         return;
+    if (ns->key)
+        szd_hl_ns_del(ns->d->hl, ns->key);
     szd_watch_cancel_all(ns);
     if (ns->tick)
         event_free(ns->tick);
@@ -826,6 +832,7 @@ void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st)
                         szd_node_state_name(st)));
     if (st == SZD_NODE_LEFT) {
         const char *id = n->id;
+        szd_hl_node_del(ns->d->hl, ns->key, n->id); /* no more pings */
         if (old != SZD_NODE_LEFT)
             (void)shardz_sharder_unregister_nodes(ns->sh, &id, 1, SHARDZ_REASON_LEAVE);
     } else {
@@ -1014,7 +1021,6 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     }
     /* heard from now: dead only after dead_after_ms without an answer */
     n->last_ok_ms = szd_now(ns->d);
-    n->missed = 0;
     n->record_dirty = true;
     ns->nodes_dirty = true;
     rc = ns_flush(ns, false);
@@ -1022,6 +1028,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         snprintf(err, errlen, "store: %s", shardz_store_errmsg(ns->d->store));
         return rc;
     }
+    szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address);
     szd_log(ns->d, SZD_INFO, "msg=\"node registered\" ns=%s node=%s address=%s zone=\"%s\"",
             ns->cfg.name, n->id, n->address, n->zone);
     szd_event(ns, "node-registered",
@@ -1706,7 +1713,7 @@ static void expire_leases(szd_ns *ns)
                 continue;
             /* its lease runs from the last lease-granting message that may have reached it */
             int64_t from = old->last_ok_ms;
-            const int64_t reach[] = {old->reach_ms, old->ping_reach_ms, old->assign_reach_ms};
+            const int64_t reach[] = {old->reach_ms, old->lease_from_ms, old->assign_reach_ms};
             for (int k = 0; k < 3; k++)
                 from = reach[k] > from ? reach[k] : from;
             if (old->state == SZD_NODE_DEAD && now < from + ns->cfg.lease_ms)
@@ -1775,6 +1782,10 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
         szd_push_assignments(ns);
     flush_stats(ns, false);
     szd_watch_notify(ns);
+    if (ns->lane_revision != ns->revision) {
+        ns->lane_revision = ns->revision;
+        szd_hl_ns_revision(ns->d->hl, ns->key, ns->revision);
+    }
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -1784,19 +1795,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     szd_ns *ns = arg;
     if (!szd_acting(ns->d))
         return;
-    /* A tick that comes late means the loop itself was busy: replies could not be read
-     * meanwhile, so that time is not the workers' silence. Shift their last answers by it
-     * (it also delays a strict lease's end: the safe side). */
-    int64_t now = szd_now(ns->d);
-    int64_t late = ns->last_tick_ms ? now - ns->last_tick_ms - ns->cfg.ping_interval_ms : 0;
-    if (late > ns->cfg.ping_interval_ms / 2) {
-        szd_log(ns->d, SZD_WARN, "msg=\"event loop stalled\" ns=%s late_ms=%lld", ns->cfg.name,
-                (long long)late);
-        for (uint32_t i = 0; i < ns->nnodes; i++)
-            ns->nodes[i]->last_ok_ms += late;
-    }
-    ns->last_tick_ms = now;
-    szd_health_tick(ns);
     maybe_balance(ns);
     szd_ns_schedule(ns);
 }
@@ -2002,6 +2000,7 @@ static int load_node(szd_ns *ns, json_t *j)
      * dead_after_ms after the restart */
     n->last_ok_ms = szd_now(ns->d);
     n->dirty = true;
+    szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address);
     return sharder_add_node(ns, n, n->state == SZD_NODE_DRAINING ? SHARDZ_NODE_DRAINING
                                                                  : SHARDZ_NODE_JOINING);
 }
@@ -2370,9 +2369,9 @@ int szd_ns_take_over(szd *d)
     for (uint32_t i = 0; i < d->nns; i++)
         for (uint32_t k = 0; k < d->ns[i]->nnodes; k++) {
             szd_node *n = d->ns[i]->nodes[k];
-            n->last_ok_ms = n->since_ms = n->reach_ms = now;
-            n->missed = 0;
+            n->last_ok_ms = n->since_ms = n->reach_ms = n->lease_from_ms = now;
         }
+    szd_hl_heard_all(d->hl); /* the lane's detectors too */
     /* Revisions must keep growing across restarts (workers ignore an assignment older than
      * the last they applied; routers watch from the last they saw), but they are not stored
      * on every change. Every start rewrites the configs, so the store revision grows, and

@@ -22,6 +22,8 @@ ap.add_argument("--zone", default="")
 ap.add_argument("--events", required=True)
 ap.add_argument("--secret", default="")
 ap.add_argument("--serve-delay-ms", type=int, default=0)
+ap.add_argument("--pings", default="", help="append a line per ping received: its time "
+                "(time.time()) and whether it granted the lease (1/0)")
 ap.add_argument("--capacity", default="", help="dim=value[,dim=value]")
 ap.add_argument("--load", default="", help="dim=value[,...]: reported for every partition "
                 "served, in each ping reply (a raw JSON object with --load-json)")
@@ -42,9 +44,9 @@ released = threading.Event()
 strict_lease = False
 
 
-def event(op, partition, generation=0, key_range=None):
+def event(op, partition, generation=0, key_range=None, cause="assign"):
     ev = {"t": time.time(), "node": args.node, "op": op, "partition": partition,
-          "generation": generation}
+          "generation": generation, "cause": cause}
     if key_range is not None:  # range namespaces: the bounds the assignment carried
         ev["range"] = key_range
     with open(args.events, "a") as f:
@@ -107,10 +109,13 @@ class Handler(BaseHTTPRequestHandler):
             if body.get("lease_ms"):  # only a message that grants the lease renews it
                 if lease_ms and served and (time.monotonic() - last_contact) * 1000 > lease_ms:
                     for p in sorted(served):  # it lapsed while this message waited
-                        event("delete", p, served.pop(p))
+                        event("delete", p, served.pop(p), cause="lease")
                 last_contact = time.monotonic()
                 lease_ms = body["lease_ms"]
             if self.path == "/shardz/v1/ping":
+                if args.pings:
+                    with open(args.pings, "a") as f:
+                        f.write(f"{time.time()} {1 if body.get('lease_ms') else 0}\n")
                 out = {"node": args.node, "applied_revision": applied}
                 if args.load:
                     dims = {k: float(v) for k, v in (kv.split("=") for kv in args.load.split(","))}
@@ -165,7 +170,7 @@ def lease_watch():
         with lock:
             if lease_ms and served and (time.monotonic() - last_contact) * 1000 > lease_ms:
                 for p in sorted(served):
-                    event("delete", p, served.pop(p))
+                    event("delete", p, served.pop(p), cause="lease")
 
 
 def main():

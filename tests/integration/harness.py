@@ -50,8 +50,9 @@ def request(base, method, path, body=None, raw=None, headers=None, timeout=10):
 
 
 class Daemon:
-    def __init__(self, binary, data=None, extra=()):
+    def __init__(self, binary, data=None, extra=(), env=None):
         self.binary = binary
+        self.env = dict(os.environ, **(env or {}))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.tmp = tempfile.mkdtemp(prefix="shardz-it-")
@@ -65,7 +66,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [self.binary, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
              "--log-level", "debug"] + self.extra,
-            stdout=self.logf, stderr=self.logf)
+            stdout=self.logf, stderr=self.logf, env=self.env)
         if wait:
             self.wait_ready()
         return self

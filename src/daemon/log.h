@@ -1,0 +1,15 @@
+/* shardzd's log: one logfmt line per event on stderr, written with one call so that lines
+ * from the loop and from the lanes never interleave. Any thread. */
+#ifndef SZD_LOG_H
+#define SZD_LOG_H
+
+#define SZD_ERROR 0
+#define SZD_WARN 1
+#define SZD_INFO 2
+#define SZD_DEBUG 3
+
+/* Logs when level <= threshold (the configured level). */
+void szd_log_at(int threshold, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

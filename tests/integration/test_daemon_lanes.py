@@ -1,0 +1,107 @@
+"""The daemon's lanes, with real processes: the health lane keeps pinging (and keeps every
+strict lease) while the loop is held inside a store write for several lease lengths, and
+still declares dead a worker that really went silent in that time.
+Usage: test_daemon_lanes.py SHARDZD_BINARY"""
+import os
+import re
+import signal
+import sys
+import threading
+import time
+
+from harness import Daemon, Worker, read_events, run, settled, wait_for
+
+BIN = sys.argv[1]
+LEASE_MS = 1000  # the default for ping_interval_ms 200 and dead_after_ms 800
+
+
+def pings_after(path, t0):
+    """Lease-granting pings a worker received after t0 (its --pings file)."""
+    try:
+        with open(path) as f:
+            return sum(1 for line in f if float(line.split()[0]) > t0 and line.split()[1] == "1")
+    except FileNotFoundError:
+        return 0
+
+
+def log_has(d, pattern):
+    with open(d.log, errors="replace") as f:
+        return re.search(pattern, f.read()) is not None
+
+
+def test_health_lane_pings_through_a_held_store():
+    d = Daemon(BIN)
+    hold = os.path.join(d.tmp, "hold")
+    d.env["SHARDZ_TEST_STORE_HOLD"] = hold
+    d.start()
+    workers = []
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "lanes", "sharder": "replica", "replicas": 2,
+                                          "consistency": "strict", "partitions": 6})
+        pings = {}
+        for name in ("w1", "w2", "w3"):
+            pings[name] = os.path.join(d.tmp, f"{name}.pings")
+            workers.append(Worker(d, "lanes", name, extra=["--pings", pings[name]]))
+        wait_for(lambda: settled(d, "lanes", 6, 2, nodes=3), timeout=30, what="placement")
+        w1, w2, w3 = workers
+        for w in (w1, w2, w3):
+            assert w.served(), f"{w.node} serves nothing"
+
+        # Hold the store: the next write blocks the loop until the file goes.
+        open(hold, "w").close()
+        reply = {}
+
+        def add():
+            reply["r"] = d.call("POST", "/v1/namespaces/lanes/partitions", {"ids": ["x1"]},
+                                timeout=120)
+        t = threading.Thread(target=add)
+        t.start()
+        wait_for(lambda: log_has(d, r'msg="test hold: store write held"'), timeout=10,
+                 what="the store write to be held")
+        held_at = time.time()
+        # The control: a worker that really goes silent during the hold is declared dead by
+        # the health lane (which does not need the loop to do so).
+        w3.proc.send_signal(signal.SIGSTOP)
+        wait_for(lambda: log_has(d, r'msg="node dead" ns=lanes node=w3 .*lane=health'),
+                 timeout=15, what="the lane to declare the stopped worker dead")
+        # The others keep getting lease-granting pings, for three lease lengths: with pings on
+        # the loop they would stop here, and their leases would lapse.
+        need = 3 * LEASE_MS // 200
+        wait_for(lambda: pings_after(pings["w1"], held_at) >= need and
+                 pings_after(pings["w2"], held_at) >= need, timeout=30,
+                 what=f"{need} lease-granting pings to w1 and w2 while the store is held")
+        assert not log_has(d, r'msg="test hold: store write released"'), "the hold ended early"
+        os.remove(hold)
+        t.join(timeout=60)
+        assert reply.get("r", (0,))[0] in (200, 201), f"the held write was not answered: {reply}"
+
+        # Nobody lost a lease: w1 and w2 never deleted anything for a lapsed lease (deletes
+        # of an assignment are moves: w3's replicas are re-placed once it is dead); neither
+        # was ever suspect or dead, while the stopped w3 was (the same check would have seen
+        # w1 or w2).
+        for w in (w1, w2):
+            lapsed = [e for e in read_events(w.events)
+                      if e["op"] == "delete" and e.get("cause") == "lease"]
+            assert not lapsed, f"{w.node}'s lease lapsed: {lapsed}"
+        def states():
+            evs = d.call("GET", "/v1/namespaces/lanes/events?since=0&limit=10000")[1]["events"]
+            return [(e["node"], e["to"]) for e in evs if e["type"] == "node-state"]
+        wait_for(lambda: ("w3", "dead") in states(), timeout=10, what="w3's death applied")
+        bad = [s for s in states() if s[0] in ("w1", "w2") and s[1] in ("suspect", "dead")]
+        assert not bad, f"a pinged worker was judged {bad}"
+        # ...and w3, let go, finds its lease lapsed: the same check sees a lapse when there is one
+        w3.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: any(e["op"] == "delete" and e.get("cause") == "lease"
+                             for e in read_events(w3.events)), timeout=10,
+                 what="w3 to find its lease lapsed")
+    finally:
+        if os.path.exists(hold):
+            os.remove(hold)
+        for w in workers:
+            w.proc.send_signal(signal.SIGCONT)
+            w.kill9()
+        d.stop()
+
+
+if __name__ == "__main__":
+    run([test_health_lane_pings_through_a_held_store])
