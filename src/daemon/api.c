@@ -150,7 +150,7 @@ static void handle_watch(szd_ns *ns, struct evhttp_request *req, const struct ev
 static json_t *status_json(szd *d)
 {
     shardz_store_status st = {0};
-    bool reachable = shardz_store_status_get(d->store, &st) == 0;
+    bool reachable = szd_store_status(d, &st) == 0;
     json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:s, s:b}", "version", SZD_VERSION,
                           "store", reachable ? st.backend : "unreachable", "fsync",
                           shardz_store_sync_name(st.sync), "store_revision",

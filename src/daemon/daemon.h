@@ -110,6 +110,7 @@ typedef struct szd_node {
     bool assign_inflight;
     void *assign_ctx; /* owned while a push is in flight */
     bool dirty;                /* its desired replicas changed since the last acked push */
+    bool push_pending;         /* an assignment is built and waits for its batch to be durable */
     int64_t assign_retry_ms;   /* no push before this time (after a failure) */
     bool released_sent;
     bool maybe_drops;          /* some slot may wait for this node to drop a replica */
@@ -185,6 +186,8 @@ typedef struct szd_ns {
     bool want_rebalance;
     bool nodes_dirty; /* some node's record_dirty is set */
     uint64_t lane_revision; /* the revision the health lane's pings carry */
+    uint64_t persisted_revision; /* the revision of the last batch queued (its watchers woken
+                                  * once it is durable) */
     struct event *tick;  /* the periodic balancer round's check, every ping interval */
     struct event *work;  /* rebalance, persist, push: run once after changes */
     szd_waiter *waiters;
@@ -202,6 +205,7 @@ typedef struct szd_ns {
     int64_t balanced_ms;      /* when the last balancer round ran */
     shardz_balance_report last_round;
     struct szd_range *range; /* range namespaces: tasks and loading state (range.c), owned */
+    struct szd_flight *flights; /* batches on the store lane for this namespace (persist.c) */
 } szd_ns;
 
 /* ---- high availability (ha.c): the coordinator's role on a shared store ------------- */
@@ -238,7 +242,10 @@ typedef struct szd {
     szd_ha ha;
     struct event_base *base;
     struct evhttp *http;
-    shardz_store *store;
+    shardz_store *store;       /* the store lane's once it runs: never used on the loop */
+    shardz_store *ha_store;    /* etcd: the role loop's own handle (leases, campaign, reads) */
+    struct szd_sl *sl;         /* the store lane (every namespace write), owned */
+    struct event *sl_done;     /* its completions are readable */
     szd_ns **ns;
     uint32_t nns, capns;
     int64_t started_ms;
@@ -338,14 +345,48 @@ void szd_health_on_reports(evutil_socket_t fd, short what, void *arg);
 /* The node was heard from (a ping, an assign reply): joining, suspect or dead -> alive or
  * draining. */
 void szd_node_contact(szd_ns *ns, szd_node *n);
-/* Workers (push.c): assignment pushes and their replies. */
-void szd_push_assignments(szd_ns *ns);
+/* Workers (push.c): assignment pushes and their replies. An assignment is built from the
+ * state a batch persists and sent only once that batch is durable: szd_push_release wants the
+ * store lane's proof (store_lane.h) and refuses (aborts) without it. */
+typedef struct szd_pushes szd_pushes;
+struct szd_sl_durable;
+/* Builds the assignment of every node whose desired replicas changed and that may be pushed
+ * now; NULL when none. The caller's (released or dropped). */
+szd_pushes *szd_push_build(szd_ns *ns);
+/* The batch (sequence number) the pushes wait for. */
+void szd_push_attach(szd_pushes *p, uint64_t seq);
+/* Sends them: durable must prove their batch durable. Frees p. */
+void szd_push_release(szd_ns *ns, szd_pushes *p, const struct szd_sl_durable *durable);
+/* Their batch failed: nothing is sent, the nodes are pushed again later (ns NULL: the namespace
+ * is gone, only p is freed). Frees p. */
+void szd_push_drop(szd_ns *ns, szd_pushes *p);
+
+/* Persistence (persist.c): records -> batches on the store lane. */
+/* Writes every dirty record (and the config when `config`) and waits: 0 or the store's error
+ * (err gets a detail; records stay dirty). *revision (may be NULL): the store's after it. */
+int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *revision);
+/* The work pass's write: every dirty record, and the pushes built from them, queued on the
+ * store lane; the pushes leave when the batch is durable, watchers are woken then. */
+void szd_ns_persist(szd_ns *ns);
+/* A namespace being freed: its batches in flight complete without it. */
+void szd_ns_forget_flights(szd_ns *ns);
+/* The store lane's completions are readable. */
+void szd_store_on_done(evutil_socket_t fd, short what, void *arg);
+/* One atomic transaction (puts, deletes, prefix deletes; borrowed) run on the store lane after
+ * everything queued before it, waited for: 0 or the store's error (err: its detail; a fenced
+ * write also deposes this coordinator). */
+int szd_store_txn(szd *d, const shardz_op *ops, size_t n, char *err, size_t errlen);
+/* A node's store record (new reference). */
+json_t *szd_node_record(const szd_ns *ns, const szd_node *n);
+/* The store's status: the role loop's handle on etcd, else the store lane's cached one. 0 or
+ * SHARDZ_EIO (unreachable). */
+int szd_store_status(szd *d, shardz_store_status *st);
 void szd_node_close(szd_node *n);
 void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving);
 /* A ping reply's per-partition load samples (PROTOCOL section 4.2). */
 void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load);
-/* Writes the statistics now (at shutdown). */
-void szd_ns_flush_stats(szd_ns *ns);
+/* Queues the statistics that changed (every few seconds, or now when force: at shutdown). */
+void szd_ns_flush_stats(szd_ns *ns, bool force);
 
 /* Watches (api.c). */
 void szd_watch_notify(szd_ns *ns);
@@ -364,10 +405,6 @@ void szd_ha_deposed(szd *d, const char *why);
 void szd_ha_forward(szd *d, struct evhttp_request *req);
 /* The role, leader and coordinators, for /v1/status (new reference). */
 json_t *szd_ha_status_json(szd *d);
-/* Writes a batch of puts and deletes (shardz_store_txn_batched, guarded on a shared store). A
- * large batch goes in slices, renewing the lease between them when due, so that a long write
- * never lets the lease run out; a lease lost meanwhile stops it (SHARDZ_ENOTLEADER). */
-int szd_store_write(szd *d, const shardz_op *ops, size_t n);
 /* Renews the lease when due: long operations (a load, a large write) call it between steps. */
 void szd_ha_poll(szd *d);
 /* At shutdown: a leader gives its lease back so another takes over at once. */

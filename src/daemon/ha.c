@@ -16,6 +16,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
+#include "daemon/store_lane.h"
 
 #define HA_LOOP_MS 100          /* the role loop's period: refresh, keepalive, campaign */
 #define HA_FORWARD_TIMEOUT_S 10 /* a forwarded request's timeout */
@@ -63,23 +64,22 @@ static void set_leader(szd *d, const char *id, const char *addr, int64_t since)
     d->ha.leader_since_wall_ms = since;
 }
 
-/* A follower's store handle carries a guard that never holds (create_revision -1), so that no
- * path can write as if it led; its own calls (its lease record, a campaign) lift it. */
+/* A follower's namespace writes (the store lane's handle) carry a guard that never holds
+ * (create_revision -1), so that no path can write as if it led. The role loop's own calls
+ * (its lease record, a campaign) go through its own handle, which has no guard. */
 static void follower_guard(szd *d)
 {
     char key[SHARDZ_KEY_BUF];
     int klen = shardz_key_leader(key, sizeof key);
     shardz_compare g = {SHARDZ_CMP_CREATE, key, (size_t)klen, -1, NULL, 0};
-    shardz_store_set_guard(d->store, &g);
+    if (d->sl)
+        szd_sl_set_guard(d->sl, &g);
 }
 
-/* A transaction of the coordinator's own (not a leader's write): without the guard. */
+/* A transaction of the coordinator's own (not a leader's write), on the role loop's handle. */
 static int own_txn(szd *d, const shardz_compare *c, size_t nc, const shardz_op *op, int64_t *rev)
 {
-    shardz_store_set_guard(d->store, NULL);
-    int rc = shardz_store_txn(d->store, c, nc, op, 1, NULL, rev);
-    follower_guard(d);
-    return rc;
+    return shardz_store_txn(d->ha_store, c, nc, op, 1, NULL, rev);
 }
 
 /* ---- the lease ----------------------------------------------------------------------- */
@@ -88,10 +88,10 @@ static int own_txn(szd *d, const shardz_compare *c, size_t nc, const shardz_op *
 static int grant(szd *d)
 {
     int64_t t0 = szd_now(d), id = 0, granted = 0;
-    int rc = shardz_store_lease_grant(d->store, d->cfg.lease_ttl_ms, &id, &granted);
+    int rc = shardz_store_lease_grant(d->ha_store, d->cfg.lease_ttl_ms, &id, &granted);
     if (rc) {
         szd_log(d, SZD_WARN, "msg=\"lease grant failed\" err=%s detail=\"%s\"", shardz_err_name(rc),
-                shardz_store_errmsg(d->store));
+                shardz_store_errmsg(d->ha_store));
         return rc;
     }
     d->ha.lease_id = id;
@@ -131,7 +131,7 @@ static void publish_acting(szd *d)
 static void keepalive(szd *d)
 {
     int64_t t0 = szd_now(d), ttl = 0;
-    int rc = shardz_store_lease_keepalive(d->store, d->ha.lease_id, &ttl);
+    int rc = shardz_store_lease_keepalive(d->ha_store, d->ha.lease_id, &ttl);
     if (rc == 0) {
         d->ha.lease_ttl_ms = ttl;
         d->ha.fresh_until_ms = t0 + ttl - margin_ms(d);
@@ -148,7 +148,7 @@ static void keepalive(szd *d)
         return;
     }
     szd_log(d, SZD_WARN, "msg=\"lease keepalive failed\" err=%s detail=\"%s\"", shardz_err_name(rc),
-            shardz_store_errmsg(d->store));
+            shardz_store_errmsg(d->ha_store));
 }
 
 /* ---- roles --------------------------------------------------------------------------- */
@@ -165,7 +165,7 @@ static void step_down(szd *d, const char *why)
     /* The lease goes too: a follower must not keep the leader key alive. When etcd cannot be
      * reached the revoke fails and the lease simply runs out. */
     if (d->ha.lease_id)
-        (void)shardz_store_lease_revoke(d->store, d->ha.lease_id);
+        (void)shardz_store_lease_revoke(d->ha_store, d->ha.lease_id);
     d->ha.lease_id = 0;
     d->ha.leader_id[0] = d->ha.leader_addr[0] = '\0';
     /* the namespaces stay as a (stale) cache until the next refresh reloads them */
@@ -182,7 +182,7 @@ static void become_leader(szd *d, int64_t create_rev)
     int klen = shardz_key_leader(key, sizeof key);
     g.key = key;
     g.key_len = (size_t)klen;
-    shardz_store_set_guard(d->store, &g);
+    szd_sl_set_guard(d->sl, &g); /* in order with the writes: every later one is fenced */
     d->ha.role = SZD_ROLE_LEADER;
     d->ha.role_since_ms = szd_now(d);
     set_leader(d, d->cfg.id, d->cfg.advertise, wall_ms());
@@ -246,7 +246,7 @@ static void campaign(szd *d)
         become_leader(d, rev);
     else if (rc != SHARDZ_ECONFLICT)
         szd_log(d, SZD_WARN, "msg=\"campaign failed\" err=%s detail=\"%s\"", shardz_err_name(rc),
-                shardz_store_errmsg(d->store));
+                shardz_store_errmsg(d->ha_store));
 }
 
 /* Reads who leads; campaigns when nobody does. */
@@ -255,7 +255,7 @@ static void read_leader(szd *d)
     char key[SHARDZ_KEY_BUF];
     int klen = shardz_key_leader(key, sizeof key);
     shardz_kv *kv = NULL;
-    int rc = shardz_store_get(d->store, key, (size_t)klen, &kv, NULL);
+    int rc = shardz_store_get(d->ha_store, key, (size_t)klen, &kv, NULL);
     if (rc == SHARDZ_ENOENT) {
         d->ha.leader_id[0] = d->ha.leader_addr[0] = '\0';
         campaign(d);
@@ -290,7 +290,7 @@ static int cache_update(szd *d, bool *leader_changed)
 {
     if (!d->ha.full_reload && d->ha.cache_rev > 0) {
         shardz_store_status st = {0};
-        if (shardz_store_status_get(d->store, &st) != 0) {
+        if (shardz_store_status_get(d->ha_store, &st) != 0) {
             d->ha.cache_stale = true;
             return SHARDZ_EIO;
         }
@@ -305,7 +305,7 @@ static int cache_update(szd *d, bool *leader_changed)
     }
     if (!d->ha.full_reload && d->ha.cache_rev > 0) {
         shardz_changes *c = NULL;
-        int rc = shardz_store_changes(d->store, d->ha.cache_rev, 0, &c);
+        int rc = shardz_store_changes(d->ha_store, d->ha.cache_rev, 0, &c);
         if (rc == SHARDZ_STORE_ECOMPACTED) {
             d->ha.full_reload = true;
         } else if (rc) {
@@ -363,7 +363,7 @@ static int cache_update(szd *d, bool *leader_changed)
     if (d->ha.full_reload || d->ha.cache_rev == 0) {
         int64_t t0 = szd_now(d);
         shardz_store_status st = {0};
-        if (shardz_store_status_get(d->store, &st) != 0 || szd_ns_load_cache(d, NULL) != 0) {
+        if (shardz_store_status_get(d->ha_store, &st) != 0 || szd_ns_load_cache(d, NULL) != 0) {
             d->ha.cache_stale = true;
             return SHARDZ_EIO;
         }
@@ -439,45 +439,7 @@ void szd_ha_poll(szd *d)
         keepalive(d);
 }
 
-#define HA_WRITE_SLICE 1024 /* operations written between two looks at the lease */
 
-/* Test hook: SHARDZ_TEST_STORE_HOLD=<path> holds every store write while that file exists
- * (at most 60 s), as a stalled disk or etcd would: tests show that the health lane keeps
- * pinging meanwhile. Tests only. */
-static void test_hold(const szd *d)
-{
-    const char *path = getenv("SHARDZ_TEST_STORE_HOLD");
-    if (!path || access(path, F_OK) != 0)
-        return;
-    int64_t t0 = szd_now(d);
-    szd_log(d, SZD_WARN, "msg=\"test hold: store write held\"");
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    while (access(path, F_OK) == 0 && szd_now(d) - t0 < 60000)
-        nanosleep(&ts, NULL);
-    szd_log(d, SZD_WARN, "msg=\"test hold: store write released\" held_ms=%lld",
-            (long long)(szd_now(d) - t0));
-}
-
-int szd_store_write(szd *d, const shardz_op *ops, size_t n)
-{
-    size_t done = 0;
-    test_hold(d);
-    while (done < n) {
-        size_t k = n - done;
-        if (d->ha.role != SZD_ROLE_SOLO && k > HA_WRITE_SLICE)
-            k = HA_WRITE_SLICE;
-        if (d->ha.role == SZD_ROLE_LEADER) {
-            szd_ha_poll(d);
-            if (!szd_acting(d))
-                return SHARDZ_ENOTLEADER; /* the lease ran out: the rest is not written */
-        }
-        int rc = shardz_store_txn_batched(d->store, NULL, 0, ops + done, k, 0, NULL, NULL);
-        if (rc)
-            return rc;
-        done += k;
-    }
-    return 0;
-}
 
 void szd_ha_deposed(szd *d, const char *why)
 {
@@ -492,7 +454,7 @@ void szd_ha_stop(szd *d)
         d->ha.timer = NULL;
     }
     if (d->ha.lease_id) {
-        int rc = shardz_store_lease_revoke(d->store, d->ha.lease_id);
+        int rc = shardz_store_lease_revoke(d->ha_store, d->ha.lease_id);
         szd_log(d, SZD_INFO, "msg=\"lease given back\" role=%s err=%s", szd_role_name(d->ha.role),
                 rc ? shardz_err_name(rc) : "none");
         d->ha.lease_id = 0;
@@ -658,7 +620,7 @@ json_t *szd_ha_status_json(szd *d)
     json_t *list = json_array();
     shardz_range *r = NULL;
     if (list &&
-        shardz_store_range(d->store, member_prefix, strlen(member_prefix), NULL, 0, 0, &r) == 0) {
+        shardz_store_range(d->ha_store, member_prefix, strlen(member_prefix), NULL, 0, 0, &r) == 0) {
         for (size_t i = 0; i < r->count; i++) {
             json_t *m = json_loadb(r->kvs[i].value, r->kvs[i].value_len, 0, NULL);
             const char *id = json_string_value(json_object_get(m, "id"));
@@ -676,4 +638,12 @@ json_t *szd_ha_status_json(szd *d)
     }
     json_object_set_new(j, "coordinators", list);
     return j;
+}
+
+int szd_store_status(szd *d, shardz_store_status *st)
+{
+    if (d->ha_store)
+        return shardz_store_status_get(d->ha_store, st);
+    szd_sl_status(d->sl, st);
+    return 0;
 }

@@ -3,11 +3,15 @@
 #ifndef SZD_LOG_H
 #define SZD_LOG_H
 
+#include <stdarg.h>
+
 #define SZD_ERROR 0
 #define SZD_WARN 1
 #define SZD_INFO 2
 #define SZD_DEBUG 3
 
+/* Writes one line at `level` (no threshold check). */
+void szd_log_v(int level, const char *fmt, va_list ap);
 /* Logs when level <= threshold (the configured level). */
 void szd_log_at(int threshold, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -13,6 +13,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
+#include "daemon/store_lane.h"
 
 static void usage(FILE *f)
 {
@@ -282,7 +283,10 @@ int main(int argc, char **argv)
         else
             snprintf(prefix, sizeof prefix, "/shardz/");
         rc = shardz_store_open_etcd(endpoint, prefix, &so, &d.store);
+        if (rc == 0) /* the role loop's own handle: the store lane owns the other */
+            rc = shardz_store_open_etcd(endpoint, prefix, &so, &d.ha_store);
         if (rc) {
+            shardz_store_close(d.store);
             fprintf(stderr, "shardzd: cannot open the store at %s: %s (%s)\n", endpoint,
                     shardz_strerror(rc), errbuf);
             return 1;
@@ -303,7 +307,19 @@ int main(int argc, char **argv)
         goto out;
     }
     d.started_ms = szd_now(&d);
-    /* the health lane first: loading registers every node with it */
+    /* the store lane owns the store handle from now on; the health lane comes before loading,
+     * which registers every node with it */
+    rc = szd_sl_start(d.store, d.clock_ms, d.cfg.log_level, &d.sl);
+    if (rc) {
+        fprintf(stderr, "shardzd: cannot start the store lane: %s\n", shardz_strerror(rc));
+        goto out;
+    }
+    d.sl_done = event_new(d.base, szd_sl_done_fd(d.sl), EV_READ | EV_PERSIST, szd_store_on_done,
+                          &d);
+    if (!d.sl_done || event_add(d.sl_done, NULL) != 0) {
+        fprintf(stderr, "shardzd: out of memory\n");
+        goto out;
+    }
     rc = szd_hl_start(d.cfg.secret, d.clock_ms, d.cfg.log_level, &d.hl);
     if (rc) {
         fprintf(stderr, "shardzd: cannot start the health lane: %s\n", shardz_strerror(rc));
@@ -342,7 +358,7 @@ int main(int argc, char **argv)
     evsignal_add(sigint, NULL);
     d.ready = true;
     shardz_store_status st = {0};
-    shardz_store_status_get(d.store, &st);
+    szd_store_status(&d, &st);
     szd_log(&d, SZD_INFO,
             "msg=\"listening\" listen=%s store=%s fsync=%s namespaces=%u id=%s role=%s",
             d.cfg.listen, st.backend, shardz_store_sync_name(st.sync), d.nns, d.cfg.id,
@@ -350,11 +366,16 @@ int main(int argc, char **argv)
     event_base_dispatch(d.base);
     status = 0;
 out:
-    for (uint32_t i = 0; i < d.nns; i++)
-        if (status == 0 && d.store && szd_acting(&d))
-            szd_ns_flush_stats(d.ns[i]);
-    if (d.store)
-        szd_ha_stop(&d);
+    for (uint32_t i = 0; i < d.nns && d.sl; i++)
+        if (status == 0 && szd_acting(&d))
+            szd_ns_flush_stats(d.ns[i], true);
+    /* the writes queued finish (a leader's before its lease is given back), their
+     * completions run while the namespaces still exist */
+    szd_sl_stop(d.sl);
+    d.sl = NULL;
+    if (d.sl_done)
+        event_free(d.sl_done);
+    szd_ha_stop(&d);
     szd_ns_free_all(&d);
     free(d.ns);
     if (d.hl_reports)
@@ -369,5 +390,6 @@ out:
     if (d.base)
         event_base_free(d.base);
     shardz_store_close(d.store);
+    shardz_store_close(d.ha_store);
     return status;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
+#include "daemon/store_lane.h"
 
 const double szd_hist_bounds[SZD_HIST_N] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                             0.1,   0.25,   0.5,   1,    2.5,   10};
@@ -176,7 +177,10 @@ char *szd_metrics_text(szd *d, size_t *len)
     help(&o, "shardz_store_write_duration_seconds", "histogram", "Store transactions.");
     hist(&o, "shardz_store_write_duration_seconds", "", &d->store_hist);
     shardz_store_status st = {0};
-    shardz_store_status_get(d->store, &st);
+    szd_store_status(d, &st);
+    help(&o, "shardz_store_batches_queued", "gauge",
+         "Batches queued on the store lane, not yet completed.");
+    put(&o, "shardz_store_batches_queued %zu\n", d->sl ? szd_sl_queued(d->sl) : (size_t)0);
     help(&o, "shardz_store_fsync_full", "gauge", "1 when every commit is fsynced.");
     put(&o, "shardz_store_fsync_full %d\n", st.sync == SHARDZ_STORE_SYNC_FULL);
     help(&o, "shardz_leader", "gauge", "1 when this coordinator leads.");

@@ -12,6 +12,7 @@
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
 #include "daemon/range.h"
+#include "daemon/store_lane.h"
 
 static const char *node_key(const void *ctx, uint32_t i)
 {
@@ -351,7 +352,7 @@ json_t *szd_part_record(const szd_ns *ns, const szd_part *p)
     return rec;
 }
 
-static json_t *node_record(const szd_ns *ns, const szd_node *n)
+json_t *szd_node_record(const szd_ns *ns, const szd_node *n)
 {
     json_t *cap = json_object();
     for (size_t i = 0; i < n->ncap; i++)
@@ -359,104 +360,6 @@ static json_t *node_record(const szd_ns *ns, const szd_node *n)
     return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "id", n->id, "address", n->address,
                      "zone", n->zone, "capacity", cap, "leaving", n->leaving, "drained",
                      n->drained);
-}
-
-typedef struct {
-    shardz_op *ops;
-    char **bufs; /* keys and values, owned */
-    size_t n, cap;
-} batch;
-
-static int batch_put(batch *b, char *key, char *value)
-{
-    if (!key || !value)
-        goto fail;
-    if (b->n == b->cap) {
-        size_t ncap = b->cap ? 2 * b->cap : 64;
-        shardz_op *no = realloc(b->ops, ncap * sizeof *no);
-        if (!no)
-            goto fail;
-        b->ops = no;
-        char **nb = realloc(b->bufs, 2 * ncap * sizeof *nb);
-        if (!nb)
-            goto fail;
-        b->bufs = nb;
-        b->cap = ncap;
-    }
-    b->ops[b->n] = (shardz_op){SHARDZ_OP_PUT, key, strlen(key), value, strlen(value), 0};
-    b->bufs[2 * b->n] = key;
-    b->bufs[2 * b->n + 1] = value;
-    b->n++;
-    return 0;
-fail:
-    free(key);
-    free(value);
-    return SHARDZ_ENOMEM;
-}
-
-static void batch_free(batch *b)
-{
-    for (size_t i = 0; i < 2 * b->n; i++)
-        free(b->bufs[i]);
-    free(b->bufs);
-    free(b->ops);
-}
-
-static char *key_of(shardz_key_kind kind, const char *ns, const char *id)
-{
-    char buf[SHARDZ_KEY_BUF];
-    if (shardz_key_build(buf, sizeof buf, kind, ns, id) < 0)
-        return NULL;
-    return strdup(buf);
-}
-
-/* Writes every dirty record (and the config when `config`). 0 or the store's error; records
- * stay dirty on failure and are written again by the next pass. */
-static int ns_flush(szd_ns *ns, bool config)
-{
-    batch b = {0};
-    int rc = 0;
-    if (config) {
-        json_t *cj = szd_ns_config_json(ns);
-        rc = batch_put(&b, key_of(SHARDZ_KEY_CONFIG, ns->cfg.name, NULL),
-                       json_dumps(cj, JSON_COMPACT));
-        json_decref(cj);
-    }
-    for (uint32_t i = 0; i < ns->nnodes && rc == 0 && ns->nodes_dirty; i++) {
-        if (!ns->nodes[i]->record_dirty)
-            continue;
-        json_t *nj = node_record(ns, ns->nodes[i]);
-        rc = batch_put(&b, key_of(SHARDZ_KEY_NODE, ns->cfg.name, ns->nodes[i]->id),
-                       json_dumps(nj, JSON_COMPACT));
-        json_decref(nj);
-    }
-    for (uint32_t i = 0; i < ns->nparts && rc == 0; i++) {
-        if (!ns->parts[i].dirty)
-            continue;
-        json_t *pj = szd_part_record(ns, &ns->parts[i]);
-        rc = batch_put(&b, key_of(SHARDZ_KEY_ASSIGN, ns->cfg.name, ns->parts[i].id),
-                       json_dumps(pj, JSON_COMPACT));
-        json_decref(pj);
-    }
-    if (rc == 0 && b.n > 0) {
-        int64_t t0 = szd_now(ns->d);
-        rc = szd_store_write(ns->d, b.ops, b.n);
-        szd_hist_add(&ns->d->store_hist, (double)(szd_now(ns->d) - t0) / 1000.0);
-    }
-    if (rc == 0) {
-        for (uint32_t i = 0; i < ns->nnodes && ns->nodes_dirty; i++)
-            ns->nodes[i]->record_dirty = false;
-        ns->nodes_dirty = false;
-        for (uint32_t i = 0; i < ns->nparts; i++)
-            ns->parts[i].dirty = false;
-    } else {
-        szd_log(ns->d, SZD_ERROR, "msg=\"store write failed\" ns=%s err=%s detail=\"%s\"",
-                ns->cfg.name, shardz_err_name(rc), shardz_store_errmsg(ns->d->store));
-        if (rc == SHARDZ_ENOTLEADER)
-            szd_ha_deposed(ns->d, "a write was fenced: another coordinator leads");
-    }
-    batch_free(&b);
-    return rc;
 }
 
 /* ---- namespaces ---------------------------------------------------------------------- */
@@ -508,6 +411,7 @@ void szd_ns_free(szd_ns *ns)
         return;
     if (ns->key)
         szd_hl_ns_del(ns->d->hl, ns->key);
+    szd_ns_forget_flights(ns);
     szd_watch_cancel_all(ns);
     if (ns->tick)
         event_free(ns->tick);
@@ -733,11 +637,9 @@ int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns *
         rc = szd_range_init(ns, err, errlen);
     if (rc)
         goto fail;
-    rc = ns_flush(ns, true);
-    if (rc) {
-        snprintf(err, errlen, "store: %s", shardz_store_errmsg(d->store));
+    rc = szd_ns_flush(ns, true, err, errlen, NULL);
+    if (rc)
         goto fail;
-    }
     rc = ns_attach(d, ns);
     if (rc)
         goto fail;
@@ -758,9 +660,8 @@ int szd_ns_delete(szd *d, szd_ns *ns)
     int len = shardz_key_ns_prefix(prefix, sizeof prefix, ns->cfg.name);
     if (len < 0)
         return len;
-    int rc = shardz_store_delete_prefix(d->store, prefix, (size_t)len, NULL, NULL);
-    if (rc == SHARDZ_ENOTLEADER)
-        szd_ha_deposed(d, "a write was fenced: another coordinator leads");
+    shardz_op op = {SHARDZ_OP_DELETE_PREFIX, prefix, (size_t)len, NULL, 0, 0};
+    int rc = szd_store_txn(d, &op, 1, NULL, 0);
     if (rc)
         return rc;
     for (uint32_t i = 0; i < d->nns; i++)
@@ -1023,11 +924,9 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     n->last_ok_ms = szd_now(ns->d);
     n->record_dirty = true;
     ns->nodes_dirty = true;
-    rc = ns_flush(ns, false);
-    if (rc) {
-        snprintf(err, errlen, "store: %s", shardz_store_errmsg(ns->d->store));
+    rc = szd_ns_flush(ns, false, err, errlen, NULL);
+    if (rc)
         return rc;
-    }
     szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address);
     szd_log(ns->d, SZD_INFO, "msg=\"node registered\" ns=%s node=%s address=%s zone=\"%s\"",
             ns->cfg.name, n->id, n->address, n->zone);
@@ -1045,7 +944,7 @@ int szd_node_leave(szd_ns *ns, szd_node *n)
     n->leaving = true;
     n->record_dirty = true;
     ns->nodes_dirty = true;
-    int rc = ns_flush(ns, false);
+    int rc = szd_ns_flush(ns, false, NULL, 0, NULL);
     if (rc)
         return rc;
     szd_node_set_state(ns, n, SZD_NODE_DRAINING);
@@ -1164,11 +1063,9 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
     if (rc)
         goto out;
     mark_all_parts_if_hash(ns); /* slots moved between partitions */
-    rc = ns_flush(ns, false);
-    if (rc) {
-        snprintf(err, errlen, "store: %s", shardz_store_errmsg(ns->d->store));
+    rc = szd_ns_flush(ns, false, err, errlen, NULL);
+    if (rc)
         goto out;
-    }
     ns->want_rebalance = true;
     szd_event(ns, "partitions-added", json_pack("{s:I}", "count", (json_int_t)n));
     szd_ns_changed(ns);
@@ -1199,12 +1096,12 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
         return len;
     const char *id = p->id;
     /* the store first: a removal that did not reach it changes nothing */
-    int rc = shardz_store_delete(ns->d->store, key, (size_t)len, NULL, NULL);
+    shardz_op op = {SHARDZ_OP_DELETE, key, (size_t)len, NULL, 0, 0};
+    char detail[256];
+    int rc = szd_store_txn(ns->d, &op, 1, detail, sizeof detail);
     if (rc) {
-        szd_log(ns->d, SZD_ERROR, "msg=\"store delete failed\" key=%s err=%s", key,
-                shardz_err_name(rc));
-        if (rc == SHARDZ_ENOTLEADER)
-            szd_ha_deposed(ns->d, "a write was fenced: another coordinator leads");
+        szd_log(ns->d, SZD_ERROR, "msg=\"store delete failed\" key=%s err=%s detail=\"%s\"", key,
+                shardz_err_name(rc), detail);
         return rc;
     }
     rc = shardz_sharder_unregister_partitions(ns->sh, &id, 1);
@@ -1645,53 +1542,6 @@ void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load)
     }
 }
 
-/* Writes the statistics that changed, every few seconds: they are soft state, and a sample
- * per ping per partition is far more than the store needs to see. Ages are stored in
- * wall-clock milliseconds so they mean something after a restart. */
-static void flush_stats(szd_ns *ns, bool force)
-{
-    int64_t now = szd_now(ns->d);
-    if (!force && now - ns->stats_flushed_ms < 5000)
-        return;
-    ns->stats_flushed_ms = now;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    batch b = {0};
-    int rc = 0;
-    for (uint32_t i = 0; i < ns->nparts && rc == 0; i++) {
-        szd_part *p = &ns->parts[i];
-        if (!p->stats_dirty)
-            continue;
-        json_t *load = json_object();
-        for (size_t d = 0; d < ns->cfg.ndims; d++)
-            json_object_set_new(load, ns->cfg.dims[d], json_real(p->load[d]));
-        json_t *rec = json_pack("{s:s, s:o, s:I, s:I}", "id", p->id, "load", load, "updated_ms",
-                                (json_int_t)(p->load_ms ? wall - (now - p->load_ms) : 0),
-                                "moved_ms",
-                                (json_int_t)(p->moved_ms ? wall - (now - p->moved_ms) : 0));
-        rc = batch_put(&b, key_of(SHARDZ_KEY_STATS, ns->cfg.name, p->id),
-                       json_dumps(rec, JSON_COMPACT));
-        json_decref(rec);
-    }
-    if (rc == 0 && b.n > 0)
-        rc = szd_store_write(ns->d, b.ops, b.n);
-    if (rc == 0)
-        for (uint32_t i = 0; i < ns->nparts; i++)
-            ns->parts[i].stats_dirty = false;
-    else
-        szd_log(ns->d, SZD_WARN, "msg=\"statistics not written\" ns=%s err=%s", ns->cfg.name,
-                shardz_err_name(rc));
-    if (rc == SHARDZ_ENOTLEADER)
-        szd_ha_deposed(ns->d, "a write was fenced: another coordinator leads");
-    batch_free(&b);
-}
-
-void szd_ns_flush_stats(szd_ns *ns)
-{
-    flush_stats(ns, true);
-}
-
 /* Strict mode: a dead node whose lease expired no longer holds anything. */
 static void expire_leases(szd_ns *ns)
 {
@@ -1777,11 +1627,10 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     expire_leases(ns);
     release_drained(ns);
     szd_range_advance(ns);
-    /* every step is on disk before a worker hears of it */
-    if (ns_flush(ns, false) == 0)
-        szd_push_assignments(ns);
-    flush_stats(ns, false);
-    szd_watch_notify(ns);
+    /* every step is on disk before a worker hears of it: the pushes travel with their batch
+     * and leave when the store lane proves it durable (persist.c) */
+    szd_ns_persist(ns);
+    szd_ns_flush_stats(ns, false);
     if (ns->lane_revision != ns->revision) {
         ns->lane_revision = ns->revision;
         szd_hl_ns_revision(ns->d->hl, ns->key, ns->revision);
@@ -1808,7 +1657,7 @@ int szd_node_drain(szd_ns *ns, szd_node *n, bool drain)
     n->drained = drain;
     n->record_dirty = true;
     ns->nodes_dirty = true;
-    int rc = ns_flush(ns, false);
+    int rc = szd_ns_flush(ns, false, NULL, 0, NULL);
     if (rc) {
         n->drained = !drain;
         return rc;
@@ -2182,7 +2031,8 @@ static void restore_slots(szd_ns *ns)
  * due (a load longer than the lease TTL must not lose it). *pages (NULL-terminated) is the
  * caller's (free_pages). Pages are separate reads: only the leader writes namespaces, and a
  * follower reads again what changed since the revision of the first page. */
-static int range_paged(szd *d, const char *prefix, size_t plen, shardz_range ***pages)
+static int range_paged(szd *d, shardz_store *st, bool poll, const char *prefix, size_t plen,
+                       shardz_range ***pages)
 {
     shardz_range **pg = NULL;
     size_t n = 0;
@@ -2196,7 +2046,7 @@ static int range_paged(szd *d, const char *prefix, size_t plen, shardz_range ***
         }
         pg = np;
         const shardz_kv *last = n ? &pg[n - 1]->kvs[pg[n - 1]->count - 1] : NULL;
-        rc = shardz_store_range(d->store, prefix, plen, last ? last->key : NULL,
+        rc = shardz_store_range(st, prefix, plen, last ? last->key : NULL,
                                 last ? last->key_len : 0, LOAD_PAGE, &pg[n]);
         if (rc)
             break;
@@ -2204,7 +2054,8 @@ static int range_paged(szd *d, const char *prefix, size_t plen, shardz_range ***
         pg[n] = NULL;
         if (!pg[n - 1]->more || pg[n - 1]->count == 0)
             break;
-        szd_ha_poll(d);
+        if (poll)
+            szd_ha_poll(d);
     }
     if (rc) {
         for (size_t i = 0; i < n; i++)
@@ -2303,7 +2154,7 @@ int szd_ns_load_cache(szd *d, const char *name)
     shardz_range **r = NULL;
     if (plen < 0)
         return plen;
-    int rc = range_paged(d, prefix, (size_t)plen, &r);
+    int rc = range_paged(d, d->ha_store, true, prefix, (size_t)plen, &r);
     if (rc)
         return rc;
     int64_t revision = r[0]->revision;
@@ -2347,16 +2198,32 @@ int szd_ns_load_cache(szd *d, const char *name)
     return 0;
 }
 
+/* Reading everything, on the store lane (which owns the handle). */
+typedef struct {
+    szd *d;
+    char prefix[SHARDZ_KEY_BUF];
+    size_t plen;
+    shardz_range **pages;
+} read_call;
+
+static int run_read(shardz_store *st, void *arg)
+{
+    read_call *c = arg;
+    return range_paged(c->d, st, false, c->prefix, c->plen, &c->pages);
+}
+
 int szd_ns_load_all(szd *d)
 {
-    char prefix[SHARDZ_KEY_BUF];
-    int plen = shardz_key_ns_prefix(prefix, sizeof prefix, NULL);
-    shardz_range **r = NULL;
-    int rc = range_paged(d, prefix, (size_t)plen, &r);
+    read_call c = {.d = d};
+    int plen = shardz_key_ns_prefix(c.prefix, sizeof c.prefix, NULL);
+    if (plen < 0)
+        return plen;
+    c.plen = (size_t)plen;
+    int rc = szd_sl_call(d->sl, run_read, &c);
     if (rc)
         return rc;
-    load_records(d, r);
-    free_pages(r);
+    load_records(d, c.pages);
+    free_pages(c.pages);
     return szd_ns_take_over(d);
 }
 
@@ -2380,12 +2247,12 @@ int szd_ns_take_over(szd *d)
     for (uint32_t i = 0; i < d->nns; i++) {
         restore_slots(d->ns[i]);
         szd_range_restore(d->ns[i]);
-        rc = ns_flush(d->ns[i], true);
+        rc = szd_ns_flush(d->ns[i], true, NULL, 0, NULL);
         if (rc)
             return rc;
     }
     shardz_store_status st = {0};
-    shardz_store_status_get(d->store, &st);
+    szd_store_status(d, &st);
     for (uint32_t i = 0; i < d->nns; i++) {
         szd_ns *ns = d->ns[i];
         ns->revision = ((uint64_t)st.revision + 1) << 32;

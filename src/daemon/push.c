@@ -11,6 +11,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "daemon/daemon.h"
+#include "daemon/store_lane.h"
 #include "daemon/range.h"
 
 
@@ -49,7 +50,7 @@ static struct evhttp_connection *push_conn(szd_node *n)
 }
 
 /* Sends a JSON POST on the node's push connection; the request owns ctx until its callback. */
-static int send_json(szd_node *n, const char *path, json_t *body,
+static int send_json(szd_node *n, const char *path, const char *text,
                      void (*cb)(struct evhttp_request *, void *), push_ctx *ctx)
 {
     struct evhttp_connection *c = push_conn(n);
@@ -67,13 +68,7 @@ static int send_json(szd_node *n, const char *path, json_t *body,
         snprintf(auth, sizeof auth, "Bearer %s", d->cfg.secret);
         evhttp_add_header(h, "Authorization", auth);
     }
-    char *text = json_dumps(body, JSON_COMPACT);
-    if (!text) {
-        evhttp_request_free(req);
-        return SHARDZ_ENOMEM;
-    }
     evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
-    free(text);
     if (evhttp_make_request(c, req, EVHTTP_REQ_POST, path) != 0)
         return SHARDZ_EIO; /* libevent freed the request */
     return 0;
@@ -145,7 +140,7 @@ static void on_assign(struct evhttp_request *req, void *arg)
 
 static bool pushable(const szd_node *n, int64_t now)
 {
-    if (!n->dirty || n->assign_inflight || now < n->assign_retry_ms)
+    if (!n->dirty || n->assign_inflight || n->push_pending || now < n->assign_retry_ms)
         return false;
     return n->state != SZD_NODE_DEAD && !(n->state == SZD_NODE_LEFT && n->released_sent);
 }
@@ -160,7 +155,21 @@ static json_t *replica_json(const szd_ns *ns, const szd_part *p, unsigned s, szd
     return j;
 }
 
-void szd_push_assignments(szd_ns *ns)
+/* One assignment built, waiting for its batch to be durable. */
+typedef struct {
+    szd_node *node;
+    uint64_t revision;
+    bool released;
+    char *body; /* owned */
+} push_msg;
+
+struct szd_pushes {
+    uint64_t seq; /* the batch it waits for (szd_push_attach) */
+    push_msg *msgs;
+    size_t n;
+};
+
+szd_pushes *szd_push_build(szd_ns *ns)
 {
     int64_t now = szd_now(ns->d);
     size_t npush = 0;
@@ -173,20 +182,27 @@ void szd_push_assignments(szd_ns *ns)
         npush++;
     }
     if (npush == 0)
-        return;
+        return NULL;
+    szd_pushes *p = calloc(1, sizeof *p);
+    push_msg *msgs = calloc(npush, sizeof *msgs);
+    if (!p || !msgs) {
+        fprintf(stderr, "shardzd: out of memory\n");
+        abort();
+    }
+    p->msgs = msgs;
     /* one pass over the slots builds every node's desired replicas */
     for (uint32_t i = 0; i < ns->nparts; i++) {
-        const szd_part *p = &ns->parts[i];
-        for (unsigned s = 0; s < p->nrep; s++) {
-            const szd_slot *sl = &p->slots[s];
+        const szd_part *pt = &ns->parts[i];
+        for (unsigned s = 0; s < pt->nrep; s++) {
+            const szd_slot *sl = &pt->slots[s];
             if (sl->owner >= 0 && ns->nodes[sl->owner]->desired &&
                 (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
                 json_array_append_new(ns->nodes[sl->owner]->desired,
-                                      replica_json(ns, p, s, (szd_rstate)sl->owner_state,
+                                      replica_json(ns, pt, s, (szd_rstate)sl->owner_state,
                                                    sl->generation));
             if (sl->prev >= 0 && ns->nodes[sl->prev]->desired && sl->prev_state == SZD_R_SERVING)
                 json_array_append_new(ns->nodes[sl->prev]->desired,
-                                      replica_json(ns, p, s, SZD_R_SERVING,
+                                      replica_json(ns, pt, s, SZD_R_SERVING,
                                                    sl->prev_generation));
         }
     }
@@ -202,28 +218,82 @@ void szd_push_assignments(szd_ns *ns)
                                  released, "replicas", reps);
         if (body && ns->cfg.strict)
             json_object_set_new(body, "lease_ms", json_integer((json_int_t)ns->cfg.lease_ms));
+        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        json_decref(body);
+        if (!text) {
+            fprintf(stderr, "shardzd: out of memory\n");
+            abort();
+        }
+        p->msgs[p->n++] = (push_msg){n, ns->revision, released, text};
+        n->dirty = false;
+        n->push_pending = true;
+        if (released)
+            n->released_sent = true;
+    }
+    return p;
+}
+
+void szd_push_attach(szd_pushes *p, uint64_t seq)
+{
+    if (p)
+        p->seq = seq;
+}
+
+static void pushes_free(szd_pushes *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->msgs[i].body);
+    free(p->msgs);
+    free(p);
+}
+
+void szd_push_release(szd_ns *ns, szd_pushes *p, const szd_sl_durable *durable)
+{
+    if (!p)
+        return;
+    if (!durable || szd_sl_durable_seq(durable) < p->seq) {
+        /* a push before its batch is durable: never (a bug, not a condition) */
+        szd_log(ns->d, SZD_ERROR, "msg=\"push released before its batch is durable\" seq=%llu",
+                (unsigned long long)p->seq);
+        abort();
+    }
+    int64_t now = szd_now(ns->d);
+    for (size_t i = 0; i < p->n; i++) {
+        push_msg *m = &p->msgs[i];
+        szd_node *n = m->node;
+        n->push_pending = false;
         push_ctx *ctx = calloc(1, sizeof *ctx);
-        if (!body || !ctx) {
-            json_decref(body);
-            free(ctx);
-            continue;
+        if (!ctx) {
+            fprintf(stderr, "shardzd: out of memory\n");
+            abort();
         }
         ctx->node = n;
-        ctx->revision = ns->revision;
-        n->dirty = false;
-        int rc = send_json(n, "/shardz/v1/assign", body, on_assign, ctx);
-        json_decref(body);
+        ctx->revision = m->revision;
+        int rc = send_json(n, "/shardz/v1/assign", m->body, on_assign, ctx);
         if (rc) {
             if (rc != SHARDZ_EIO)
                 free(ctx);
             n->dirty = true;
+            n->released_sent = false;
             n->assign_retry_ms = now + ns->cfg.ping_interval_ms;
             continue;
         }
         n->assign_ctx = ctx;
         n->assign_inflight = true;
         n->assign_reach_ms = ns->cfg.strict ? now + ASSIGN_TIMEOUT_S * 1000 : 0;
-        if (released)
-            n->released_sent = true;
     }
+    pushes_free(p);
+}
+
+void szd_push_drop(szd_ns *ns, szd_pushes *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; ns && i < p->n; i++) {
+        szd_node *n = p->msgs[i].node;
+        n->push_pending = false;
+        n->dirty = true; /* built again from the state when it is durable */
+        n->released_sent = false;
+    }
+    pushes_free(p);
 }

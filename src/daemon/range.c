@@ -274,11 +274,12 @@ static int step_persist(szd_ns *ns, const rtask *t, szd_part *const *parts, size
             ops[n] = (shardz_op){SHARDZ_OP_DELETE, keys[n], (size_t)len, NULL, 0, 0};
         }
     }
-    rc = shardz_store_txn(ns->d->store, NULL, 0, ops, n, NULL, NULL);
+    char detail[256];
+    rc = szd_store_txn(ns->d, ops, n, detail, sizeof detail);
     if (rc) {
         szd_log(ns->d, SZD_ERROR,
                 "msg=\"task step not written\" ns=%s task=%s err=%s detail=\"%s\"", ns->cfg.name,
-                t->id, shardz_err_name(rc), shardz_store_errmsg(ns->d->store));
+                t->id, shardz_err_name(rc), detail);
         goto out;
     }
     for (size_t i = 0; i < np; i++)
@@ -433,7 +434,8 @@ static void prune_done(szd_ns *ns)
         rtask *t = r->t[i];
         char key[SHARDZ_KEY_BUF];
         int len = t->state == RT_DONE ? shardz_key_task(key, sizeof key, ns->cfg.name, t->id) : -1;
-        if (len < 0 || shardz_store_delete(ns->d->store, key, (size_t)len, NULL, NULL) != 0) {
+        shardz_op op = {SHARDZ_OP_DELETE, key, len > 0 ? (size_t)len : 0, NULL, 0, 0};
+        if (len < 0 || szd_store_txn(ns->d, &op, 1, NULL, 0) != 0) {
             i++;
             continue;
         }

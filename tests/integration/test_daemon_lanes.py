@@ -1,6 +1,7 @@
 """The daemon's lanes, with real processes: the health lane keeps pinging (and keeps every
 strict lease) while the loop is held inside a store write for several lease lengths, and
-still declares dead a worker that really went silent in that time.
+still declares dead a worker that really went silent in that time; and no assignment push
+leaves before the batch it depends on is durable (the store lane holds it back).
 Usage: test_daemon_lanes.py SHARDZD_BINARY"""
 import os
 import re
@@ -103,5 +104,63 @@ def test_health_lane_pings_through_a_held_store():
         d.stop()
 
 
+def test_no_push_before_its_batch_is_durable():
+    d = Daemon(BIN)
+    hold = os.path.join(d.tmp, "hold")
+    d.env["SHARDZ_TEST_STORE_HOLD"] = hold
+    d.start()
+    workers = []
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "dur", "sharder": "replica", "replicas": 1,
+                                          "partitions": 6})
+        w1_pings = os.path.join(d.tmp, "w1.pings")
+        w1 = Worker(d, "dur", "w1", extra=["--pings", w1_pings])
+        w2 = Worker(d, "dur", "w2")
+        workers = [w1, w2]
+        wait_for(lambda: settled(d, "dur", 6, 1, nodes=2), timeout=30, what="placement")
+        before = len(read_events(w1.events))
+        theirs = set(w2.served())
+        assert theirs, "w2 serves nothing"
+        # Hold the store, then kill w2: the health lane declares it dead, the loop re-places
+        # its partitions on w1 and queues that step on the store lane, where it is held.
+        open(hold, "w").close()
+        w2.kill9()
+        wait_for(lambda: log_has(d, r'msg="move" ns=dur .*from=w2 to=w1 reason=node-dead'),
+                 timeout=15, what="the loop to re-place w2's partitions")
+        wait_for(lambda: log_has(d, r'msg="test hold: store write held"'), timeout=10,
+                 what="that step's batch to be held")
+        # The loop is free (the write is on the store lane) and keeps working: w1 keeps being
+        # pinged. Meanwhile it must not be told to serve what is not on disk yet.
+        t0 = time.time()
+        wait_for(lambda: pings_after(w1_pings, t0) + _plain_pings(w1_pings, t0) >= 10,
+                 timeout=30, what="ten more pings to w1 while the batch is held")
+        _, st = d.call("GET", "/v1/namespaces/dur")  # the API answers meanwhile
+        assert st["name"] == "dur"
+        early = [e for e in read_events(w1.events)[before:] if e["op"] == "serve"]
+        assert not early, f"w1 was told to serve before the batch was durable: {early}"
+        released = time.time()
+        os.remove(hold)
+        # ...and once it is durable, the push leaves (the same check sees it now)
+        wait_for(lambda: theirs <= set(w1.served()), timeout=15,
+                 what="w1 to serve w2's partitions once the batch is durable")
+        new = [e for e in read_events(w1.events)[before:] if e["op"] == "serve"]
+        assert new and all(e["t"] >= released for e in new), new
+    finally:
+        if os.path.exists(hold):
+            os.remove(hold)
+        for w in workers:
+            w.kill9()
+        d.stop()
+
+
+def _plain_pings(path, t0):
+    """Pings without a lease (available mode) a worker received after t0."""
+    try:
+        with open(path) as f:
+            return sum(1 for line in f if float(line.split()[0]) > t0 and line.split()[1] == "0")
+    except FileNotFoundError:
+        return 0
+
+
 if __name__ == "__main__":
-    run([test_health_lane_pings_through_a_held_store])
+    run([test_health_lane_pings_through_a_held_store, test_no_push_before_its_batch_is_durable])

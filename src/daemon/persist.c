@@ -1,0 +1,267 @@
+/* A namespace's persistence: its dirty records (config, nodes, assignments; statistics apart)
+ * turned into batches for the store lane, either waited for (an API reply that must follow a
+ * durable write) or queued with the pushes built from the same state (the work pass), which
+ * leave only when the lane proves the batch durable. A failed batch marks the records dirty
+ * again and drops its pushes; the next pass writes and builds them again. Event-loop thread. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/daemon.h"
+#include "daemon/store_lane.h"
+
+/* A batch of one namespace on the store lane. */
+typedef struct szd_flight {
+    struct szd_flight *next;
+    szd_ns *ns;        /* NULL once the namespace is freed */
+    bool stats;        /* statistics only */
+} szd_flight;
+
+static char *key_of(shardz_key_kind kind, const char *ns, const char *id)
+{
+    char buf[SHARDZ_KEY_BUF];
+    if (shardz_key_build(buf, sizeof buf, kind, ns, id) < 0)
+        return NULL;
+    return strdup(buf);
+}
+
+static int put_json(szd_batch *b, shardz_key_kind kind, const szd_ns *ns, const char *id,
+                    json_t *rec)
+{
+    char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    return szd_batch_put(b, key_of(kind, ns->cfg.name, id), text);
+}
+
+/* The dirty records (and the config when asked) as a batch; flags untouched. */
+static int collect(szd_ns *ns, bool config, szd_batch **out)
+{
+    szd_batch *b = szd_batch_new();
+    int rc = b ? 0 : SHARDZ_ENOMEM;
+    if (rc == 0 && config)
+        rc = put_json(b, SHARDZ_KEY_CONFIG, ns, NULL, szd_ns_config_json(ns));
+    for (uint32_t i = 0; i < ns->nnodes && rc == 0 && ns->nodes_dirty; i++)
+        if (ns->nodes[i]->record_dirty)
+            rc = put_json(b, SHARDZ_KEY_NODE, ns, ns->nodes[i]->id,
+                          szd_node_record(ns, ns->nodes[i]));
+    for (uint32_t i = 0; i < ns->nparts && rc == 0; i++)
+        if (ns->parts[i].dirty)
+            rc = put_json(b, SHARDZ_KEY_ASSIGN, ns, ns->parts[i].id,
+                          szd_part_record(ns, &ns->parts[i]));
+    if (rc) {
+        szd_batch_free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+static void mark_clean(szd_ns *ns)
+{
+    for (uint32_t i = 0; i < ns->nnodes && ns->nodes_dirty; i++)
+        ns->nodes[i]->record_dirty = false;
+    ns->nodes_dirty = false;
+    for (uint32_t i = 0; i < ns->nparts; i++)
+        ns->parts[i].dirty = false;
+}
+
+/* After a failed batch: every record is written again (which ones the batch held is not
+ * kept; a failure is rare, and rewriting more than needed is safe). */
+static void mark_all_dirty(szd_ns *ns)
+{
+    for (uint32_t i = 0; i < ns->nnodes; i++)
+        ns->nodes[i]->record_dirty = true;
+    ns->nodes_dirty = ns->nnodes > 0;
+    for (uint32_t i = 0; i < ns->nparts; i++)
+        ns->parts[i].dirty = true;
+}
+
+static void write_failed(szd_ns *ns, int rc, const char *detail)
+{
+    szd_log(ns->d, rc == SHARDZ_ESTALE ? SZD_DEBUG : SZD_ERROR,
+            "msg=\"store write failed\" ns=%s err=%s detail=\"%s\"", ns->cfg.name,
+            shardz_err_name(rc), detail);
+    if (rc == SHARDZ_ENOTLEADER)
+        szd_ha_deposed(ns->d, "a write was fenced: another coordinator leads");
+}
+
+int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *revision)
+{
+    szd_batch *b = NULL;
+    char detail[256] = "";
+    int rc = collect(ns, config, &b);
+    if (rc == 0 && szd_batch_count(b) > 0) {
+        int64_t t0 = szd_now(ns->d);
+        rc = szd_sl_write(ns->d->sl, b, detail, sizeof detail, revision);
+        szd_hist_add(&ns->d->store_hist, (double)(szd_now(ns->d) - t0) / 1000.0);
+    }
+    szd_batch_free(b);
+    if (rc == 0) {
+        mark_clean(ns);
+        return 0;
+    }
+    write_failed(ns, rc, detail);
+    if (err && errlen)
+        snprintf(err, errlen, "store: %s", detail[0] ? detail : shardz_strerror(rc));
+    return rc;
+}
+
+static void flight_unlink(szd_flight *f)
+{
+    if (!f->ns)
+        return;
+    for (szd_flight **pp = &f->ns->flights; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    f->ns = NULL;
+}
+
+static void on_durable(void *arg, const szd_sl_result *r, void *msgs)
+{
+    szd_flight *f = arg;
+    szd_ns *ns = f->ns;
+    bool stats = f->stats;
+    flight_unlink(f);
+    free(f);
+    if (!ns) { /* the namespace is gone */
+        szd_push_drop(NULL, msgs);
+        return;
+    }
+    szd_hist_add(&ns->d->store_hist, (double)r->write_ms / 1000.0);
+    if (r->durable && !szd_acting(ns->d)) {
+        /* durable, but this coordinator no longer acts: the next leader tells the workers */
+        szd_push_drop(ns, msgs);
+        return;
+    }
+    if (r->durable) {
+        szd_push_release(ns, msgs, r->durable);
+        if (!stats)
+            szd_watch_notify(ns);
+        return;
+    }
+    szd_push_drop(ns, msgs);
+    if (stats) {
+        for (uint32_t i = 0; i < ns->nparts; i++)
+            ns->parts[i].stats_dirty = true;
+    } else {
+        mark_all_dirty(ns);
+    }
+    write_failed(ns, r->rc, r->errmsg);
+}
+
+static void submit(szd_ns *ns, szd_batch *b, szd_pushes *p, bool stats)
+{
+    szd_flight *f = calloc(1, sizeof *f);
+    if (!f) {
+        fprintf(stderr, "shardzd: out of memory\n");
+        abort();
+    }
+    f->ns = ns;
+    f->stats = stats;
+    f->next = ns->flights;
+    ns->flights = f;
+    szd_push_attach(p, szd_sl_submit(ns->d->sl, b, p, on_durable, f));
+}
+
+void szd_ns_persist(szd_ns *ns)
+{
+    szd_batch *b = NULL;
+    int rc = collect(ns, false, &b);
+    if (rc) {
+        write_failed(ns, rc, "out of memory");
+        return;
+    }
+    mark_clean(ns);
+    szd_pushes *p = szd_push_build(ns);
+    if (szd_batch_count(b) == 0 && !p && ns->revision == ns->persisted_revision) {
+        /* nothing to write, push or tell watchers */
+        szd_batch_free(b);
+        return;
+    }
+    ns->persisted_revision = ns->revision;
+    submit(ns, b, p, false);
+}
+
+void szd_ns_forget_flights(szd_ns *ns)
+{
+    while (ns->flights)
+        flight_unlink(ns->flights);
+}
+
+/* Writes the statistics that changed, every few seconds: they are soft state, and a sample
+ * per ping per partition is far more than the store needs to see. Ages are stored in
+ * wall-clock milliseconds so they mean something after a restart. */
+void szd_ns_flush_stats(szd_ns *ns, bool force)
+{
+    int64_t now = szd_now(ns->d);
+    if (!force && now - ns->stats_flushed_ms < 5000)
+        return;
+    ns->stats_flushed_ms = now;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    szd_batch *b = szd_batch_new();
+    int rc = b ? 0 : SHARDZ_ENOMEM;
+    for (uint32_t i = 0; i < ns->nparts && rc == 0; i++) {
+        szd_part *p = &ns->parts[i];
+        if (!p->stats_dirty)
+            continue;
+        json_t *load = json_object();
+        for (size_t d = 0; d < ns->cfg.ndims; d++)
+            json_object_set_new(load, ns->cfg.dims[d], json_real(p->load[d]));
+        json_t *rec = json_pack("{s:s, s:o, s:I, s:I}", "id", p->id, "load", load, "updated_ms",
+                                (json_int_t)(p->load_ms ? wall - (now - p->load_ms) : 0),
+                                "moved_ms",
+                                (json_int_t)(p->moved_ms ? wall - (now - p->moved_ms) : 0));
+        rc = put_json(b, SHARDZ_KEY_STATS, ns, p->id, rec);
+    }
+    if (rc || szd_batch_count(b) == 0) {
+        if (rc)
+            szd_log(ns->d, SZD_WARN, "msg=\"statistics not written\" ns=%s err=%s",
+                    ns->cfg.name, shardz_err_name(rc));
+        szd_batch_free(b);
+        return;
+    }
+    for (uint32_t i = 0; i < ns->nparts; i++)
+        ns->parts[i].stats_dirty = false;
+    submit(ns, b, NULL, true);
+}
+
+void szd_store_on_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    szd *d = arg;
+    szd_sl_dispatch(d->sl);
+}
+
+/* One atomic transaction run on the store lane (szd_store_txn). */
+typedef struct {
+    const shardz_op *ops;
+    size_t n;
+    char *err;
+    size_t errlen;
+} txn_call;
+
+static int run_txn(shardz_store *st, void *arg)
+{
+    txn_call *c = arg;
+    int rc = shardz_store_txn(st, NULL, 0, c->ops, c->n, NULL, NULL);
+    if (rc && c->err && c->errlen)
+        snprintf(c->err, c->errlen, "%s", shardz_store_errmsg(st));
+    return rc;
+}
+
+int szd_store_txn(szd *d, const shardz_op *ops, size_t n, char *err, size_t errlen)
+{
+    txn_call c = {ops, n, err, errlen};
+    if (err && errlen)
+        err[0] = '\0';
+    int rc = szd_sl_call(d->sl, run_txn, &c);
+    if (rc == SHARDZ_ENOTLEADER)
+        szd_ha_deposed(d, "a write was fenced: another coordinator leads");
+    return rc;
+}
