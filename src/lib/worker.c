@@ -22,6 +22,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 
+#include "common/auth.h"
 #include "lib/lib_int.h"
 #include "shardz/error.h"
 
@@ -464,7 +465,7 @@ static w_job *w_dispatch(shardz_worker *w, const char *method, const char *path,
 
     *out = NULL;
     *outlen = 0;
-    if (!szl_auth_ok(w->secret, auth)) {
+    if (!shardz__bearer_ok(w->secret, auth)) {
         *status = 401;
         *out = szl_error_body(SHARDZ_EPROTO, "bad or missing secret", outlen);
         return NULL;
