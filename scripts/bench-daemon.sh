@@ -9,13 +9,8 @@ cd "$(dirname "$0")/.."
 quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; fi
 
-# The whole tree; when a part of it under construction elsewhere does not build, the two
-# targets these benchmarks need.
-if ! scripts/build.sh release >/dev/null 2>&1; then
-    echo "note: the full release build failed; building shardzd and bench_fanout only"
-    cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build build/release -j "$(nproc)" --target shardzd bench_fanout bench_store_writes >/dev/null
-fi
+# The whole tree: a part that does not build stops the benchmarks (no partial fallback).
+scripts/build.sh release >/dev/null
 bin=build/release
 shardzd=$bin/src/daemon/shardzd
 fanout=$bin/bench/daemon/bench_fanout

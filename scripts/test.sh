@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: installs dependencies, builds an optimised tree and an ASan+UBSan tree,
-# and runs every test (ctest) in both. Exits non-zero when any test fails.
+# The whole test suite: installs dependencies, builds an optimised tree and an ASan+UBSan tree
+# and runs every test (ctest) in both; builds a ThreadSanitizer tree and runs the tests
+# labelled tsan there (libshardz's); then runs each libFuzzer target for FUZZ_SECONDS (default
+# 25) on its own, with nothing else running. Exits non-zero when any test fails, ThreadSanitizer
+# reports a race, or a fuzz target crashes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -15,5 +18,12 @@ for kind in asan release; do
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   (cd "build/$kind" && ctest --output-on-failure -j "$jobs" --timeout 600) || status=1
 done
+echo "== build (tsan)"
+scripts/build.sh tsan
+echo "== test (tsan: ctest -L tsan)"
+(cd build/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+   ctest --output-on-failure -j "$jobs" --timeout 600 -L tsan) || status=1
+echo "== fuzz (${FUZZ_SECONDS:-25} s per target, one at a time)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-25}" || status=1
 if [ $status -ne 0 ]; then echo "TESTS FAILED"; else echo "ALL TESTS PASSED"; fi
 exit $status

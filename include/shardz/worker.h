@@ -128,6 +128,11 @@ typedef struct {
     uint64_t lease_expiries;  /* times the lease lapsed and everything was deleted */
     uint16_t port;            /* the listener's bound port (0 without a listener) */
     char last_error[160];     /* the last failure talking to the coordinator ("" if none) */
+    uint64_t lease_checks;    /* times the lease / watchdog timer has run: a run that starts
+                               * after this status was read sees the clock as it is now */
+    size_t queued;            /* jobs (assignments, lease drops) waiting for the hook thread */
+    int stopping;             /* shardz_worker_stop has stopped the hook thread taking jobs:
+                               * what is still queued is answered 409 without running */
 } shardz_worker_status;
 
 /* Validates cfg and creates a worker (not started). 0, SHARDZ_EINVAL (a bad or missing field;

@@ -10,6 +10,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "common/auth.h"
 #include "daemon/daemon.h"
 #include "daemon/range.h"
 #include "shardz/hash.h"
@@ -555,9 +556,7 @@ static bool authorized(const szd *d, struct evhttp_request *req)
     if (!d->cfg.secret[0])
         return true;
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    char want[300];
-    snprintf(want, sizeof want, "Bearer %s", d->cfg.secret);
-    return h && strcmp(h, want) == 0;
+    return shardz__bearer_ok(d->cfg.secret, h);
 }
 
 void szd_api_handle(struct evhttp_request *req, void *arg)

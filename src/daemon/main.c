@@ -178,9 +178,13 @@ int main(int argc, char **argv)
         {"id", required_argument, 0, 'i'},     {"lease-ttl", required_argument, 0, 't'},
         {0, 0, 0, 0}};
     /* the file first, then the environment, then flags */
-    for (int i = 1; i < argc - 1; i++)
-        if (strcmp(argv[i], "--config") == 0 && read_config_file(&d.cfg, argv[i + 1]) != 0)
+    for (int i = 1; i < argc; i++) {
+        const char *file = strncmp(argv[i], "--config=", 9) == 0 ? argv[i] + 9
+                           : strcmp(argv[i], "--config") == 0 && i + 1 < argc ? argv[i + 1]
+                                                                              : NULL;
+        if (file && read_config_file(&d.cfg, file) != 0)
             return 2;
+    }
     static const char *const env[][2] = {{"SHARDZ_LISTEN", "listen"},
                                          {"SHARDZ_DATA", "data"},
                                          {"SHARDZ_FSYNC", "fsync"},

@@ -43,9 +43,6 @@ uint64_t szl_mono_ms(void);
 struct timespec szl_deadline(int64_t timeout_ms);
 /* A condition variable on CLOCK_MONOTONIC. */
 int szl_cond_init(pthread_cond_t *cond);
-/* Constant-time check of an Authorization header against "Bearer <secret>"; true when secret
- * is NULL. */
-bool szl_auth_ok(const char *secret, const char *authorization);
 
 typedef void (*szl_log_fn)(void *user, int level, const char *msg);
 /* Formats and passes a message to fn, or to stderr (warnings and errors) when fn is NULL. */

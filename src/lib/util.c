@@ -132,30 +132,6 @@ int szl_cond_init(pthread_cond_t *cond)
     return rc == 0 ? 0 : SHARDZ_ENOMEM;
 }
 
-bool szl_auth_ok(const char *secret, const char *authorization)
-{
-    static const char prefix[] = "Bearer ";
-    size_t sl;
-    size_t al;
-    unsigned diff = 0;
-
-    if (secret == NULL) {
-        return true;
-    }
-    if (authorization == NULL || strncmp(authorization, prefix, sizeof prefix - 1) != 0) {
-        return false;
-    }
-    authorization += sizeof prefix - 1;
-    sl = strlen(secret);
-    al = strlen(authorization);
-    /* Compare every byte of the secret whatever the header holds: no early exit. */
-    for (size_t i = 0; i < sl; i++) {
-        diff |= (unsigned)(unsigned char)secret[i] ^
-                (unsigned)(unsigned char)(i < al ? authorization[i] : 0);
-    }
-    return diff == 0 && al == sl;
-}
-
 void szl_log(szl_log_fn fn, void *user, int level, const char *fmt, ...)
 {
     char msg[512];

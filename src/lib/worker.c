@@ -22,6 +22,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 
+#include "common/auth.h"
 #include "lib/lib_int.h"
 #include "shardz/error.h"
 
@@ -107,6 +108,7 @@ struct shardz_worker {
     int64_t applied_reported; /* applied_revision of the next reply */
     int64_t last_revision;    /* highest assignment revision applied: older ones are stale */
     uint64_t registrations, assignments, lease_expiries;
+    uint64_t lease_checks; /* runs of the lease / watchdog timer */
     char last_error[160];
     w_table served;
     char dims[SHARDZ_WORKER_MAX_DIMS][SZL_NAME_MAX + 1];
@@ -464,7 +466,7 @@ static w_job *w_dispatch(shardz_worker *w, const char *method, const char *path,
 
     *out = NULL;
     *outlen = 0;
-    if (!szl_auth_ok(w->secret, auth)) {
+    if (!shardz__bearer_ok(w->secret, auth)) {
         *status = 401;
         *out = szl_error_body(SHARDZ_EPROTO, "bad or missing secret", outlen);
         return NULL;
@@ -933,13 +935,17 @@ static void w_wake_cb(evutil_socket_t fd, short what, void *arg)
 static void w_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     shardz_worker *w = arg;
-    uint64_t now = w_now(w);
+    uint64_t now;
     uint64_t rereg;
     w_job *job = NULL;
 
     (void)fd;
     (void)what;
     pthread_mutex_lock(&w->mu);
+    /* the clock is read under mu: a status read before this run sees a count that this run
+     * then bumps, so a test can wait for one full run after changing the clock */
+    now = w_now(w);
+    w->lease_checks++;
     w_check_lapse(w, now);
     if (w->lease_lapsed && !w->lease_queued && !w->hook_stop) {
         job = calloc(1, sizeof *job); /* the first try failed for memory */
@@ -1669,6 +1675,11 @@ void shardz_worker_status_get(shardz_worker *w, shardz_worker_status *st)
     st->registrations = w->registrations;
     st->assignments = w->assignments;
     st->lease_expiries = w->lease_expiries;
+    st->lease_checks = w->lease_checks;
+    for (const w_job *j = w->jobs_head; j != NULL; j = j->next) {
+        st->queued++;
+    }
+    st->stopping = w->hook_stop;
     st->port = w->port;
     snprintf(st->last_error, sizeof st->last_error, "%s", w->last_error);
     pthread_mutex_unlock(&w->mu);

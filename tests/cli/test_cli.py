@@ -20,22 +20,6 @@ SHARDZD, CTL = sys.argv[1], sys.argv[2]
 FAST = ["--ping-interval-ms", "100", "--dead-after-ms", "500"]
 
 
-class Skipped(Exception):
-    pass
-
-
-def skippable(fn):
-    """Runs a test whose routes may not exist yet in the daemon: a 404 "no such route" from
-    the server skips it (reported as SKIP) instead of failing it."""
-    def wrapper():
-        try:
-            fn()
-        except Skipped as e:
-            print(f"SKIP {fn.__name__}: {e}", flush=True)
-    wrapper.__name__ = fn.__name__
-    return wrapper
-
-
 def env_for(d, **extra):
     e = {k: v for k, v in os.environ.items() if not k.startswith("SHARDZ_")}
     if d is not None:
@@ -51,14 +35,8 @@ def ctl(d, *args, env=None, timeout=30):
     return p.returncode, p.stdout, p.stderr
 
 
-def no_route(rc, err):
-    if rc == 1 and "ENOENT: no such route" in err:
-        raise Skipped("the daemon has no such route yet: " + err.strip())
-
-
 def ok(d, *args, **kw):
     rc, out, err = ctl(d, *args, **kw)
-    no_route(rc, err)
     assert rc == 0, f"shardzctl {' '.join(args)}: exit {rc}\n{out}\n{err}"
     assert "runtime error" not in err and "Sanitizer" not in err, err
     return out
@@ -72,8 +50,6 @@ def js(d, *args, **kw):
 def fails(d, code, *args, **kw):
     """Expects exit `code`; returns stderr."""
     rc, out, err = ctl(d, *args, **kw)
-    if code != 2:
-        no_route(rc, err)
     assert rc == code, f"shardzctl {' '.join(args)}: exit {rc}, wanted {code}\n{out}\n{err}"
     assert err.startswith("error: "), err
     assert "runtime error" not in err and "Sanitizer" not in err, err
@@ -283,7 +259,6 @@ def test_nodes_partitions_where():
         d.stop()
 
 
-@skippable
 def test_operator_commands():
     d = Daemon(SHARDZD).start()
     ws = []
@@ -345,7 +320,6 @@ def test_operator_commands():
         d.stop()
 
 
-@skippable
 def test_tasks_in_flight_and_cancel():
     d = Daemon(SHARDZD).start()
     ws = []
@@ -417,11 +391,6 @@ def test_watch_and_follow():
         assert forever.returncode == 0, (forever.returncode, out, err)
         assert "partition 0 slot 0:" in out and "w0" in out, out
         out, err = follow.communicate(timeout=10)
-        try:
-            no_route(follow.returncode, err)
-        except Skipped as e:
-            print(f"SKIP events --follow: {e}", flush=True)
-            return
         assert follow.returncode == 0, (follow.returncode, out, err)
         assert "node-registered" in out and "node=w0" in out and "move " in out, out
         seqs = [int(ln.split()[0]) for ln in out.splitlines()]

@@ -20,6 +20,8 @@ ap.add_argument("--node", required=True)
 ap.add_argument("--port", type=int, required=True)
 ap.add_argument("--zone", default="")
 ap.add_argument("--events", required=True)
+ap.add_argument("--log-leases", action="store_true",
+                help="also log every lease grant as {op: lease, until: wall time it runs to}")
 ap.add_argument("--secret", default="")
 ap.add_argument("--serve-delay-ms", type=int, default=0)
 ap.add_argument("--pings", default="", help="append a line per ping received: its time "
@@ -51,6 +53,14 @@ def event(op, partition, generation=0, key_range=None, cause="assign"):
         ev["range"] = key_range
     with open(args.events, "a") as f:
         f.write(json.dumps(ev) + "\n")
+
+
+def lease_event(until):
+    """A lease granted: what is served may be served until `until` (wall time) without more
+    contact. Ownership ends there at the latest, even if this process is paused past it."""
+    with open(args.events, "a") as f:
+        f.write(json.dumps({"t": time.time(), "node": args.node, "op": "lease",
+                            "until": until}) + "\n")
 
 
 COORDS = args.coordinator.split(",")  # several coordinators: any of them forwards to the leader
@@ -112,6 +122,8 @@ class Handler(BaseHTTPRequestHandler):
                         event("delete", p, served.pop(p), cause="lease")
                 last_contact = time.monotonic()
                 lease_ms = body["lease_ms"]
+                if args.log_leases:
+                    lease_event(time.time() + lease_ms / 1000)
             if self.path == "/shardz/v1/ping":
                 if args.pings:
                     with open(args.pings, "a") as f:

@@ -5,6 +5,7 @@ graceful leave never leaves a partition unserved, a coordinator killed mid-move 
 after a restart, and in strict mode no two workers ever serve one replica slot at once
 (checked from the workers' own serve/delete logs).
 Usage: test_daemon_workers.py SHARDZD_BINARY"""
+import signal
 import sys
 import time
 
@@ -33,9 +34,9 @@ def no_generation_handover(workers):
     for w in workers:
         seen = {}
         for e in read_events(w.events):
-            p, g = e["partition"], e["generation"]
             if e["op"] != "serve":
                 continue
+            p, g = e["partition"], e["generation"]
             assert g >= seen.get(p, 0), f"{w.node}: generation of {p} went down"
             seen[p] = g
             first.setdefault((p, g), set()).add(w.node)
@@ -150,52 +151,115 @@ def test_coordinator_restart_mid_move():
         d.stop()
 
 
-def overlaps(events_by_node, killed_at):
-    """Pairs of nodes that served one partition at the same time (from their own logs)."""
+def ownership(events_by_node, ended_at):
+    """Each node's spans of ownership per partition, from its own log: from its serve to its
+    delete, cut short where its lease ran out first (a paused process logs its delete late,
+    when it runs again, but owned nothing past its lease). A span still open ends at the lease,
+    or at ended_at[node] (or now) without one. Returns {partition: [(start, end, node, gen)]}."""
     spans = {}
     for node, evs in events_by_node.items():
-        open_ = {}
+        open_ = {}  # partition -> (start, generation)
+        until = None  # the lease's end, once one was granted
         for e in evs:
-            if e["op"] == "serve":
-                open_.setdefault(e["partition"], e["t"])
+            if e["op"] == "lease":
+                if until is not None and e["t"] > until:
+                    for p, (t, g) in open_.items():  # lapsed before this renewal
+                        spans.setdefault(p, []).append((t, until, node, g))
+                    open_.clear()
+                until = e["until"]
+            elif e["op"] == "serve":
+                if until is not None and e["t"] > until:
+                    for p, (t, g) in open_.items():
+                        spans.setdefault(p, []).append((t, until, node, g))
+                    open_.clear()
+                open_.setdefault(e["partition"], (e["t"], e["generation"]))
             elif e["op"] == "delete" and e["partition"] in open_:
-                spans.setdefault(e["partition"], []).append((open_.pop(e["partition"]), e["t"],
-                                                             node))
-        end = killed_at.get(node, time.time())
-        for p, t in open_.items():
-            spans.setdefault(p, []).append((t, end, node))
+                t, g = open_.pop(e["partition"])
+                end = e["t"] if until is None else min(e["t"], until)
+                spans.setdefault(e["partition"], []).append((t, end, node, g))
+        end = ended_at.get(node, time.time())
+        for p, (t, g) in open_.items():
+            spans.setdefault(p, []).append((t, end if until is None else min(end, until), node, g))
+    for ss in spans.values():
+        ss.sort()
+    return spans
+
+
+def overlaps(spans):
+    """(partition, node, node, seconds) for every two nodes that owned one partition at once."""
     bad = []
     for p, ss in spans.items():
-        ss.sort()
-        for (a0, a1, an), (b0, b1, bn) in zip(ss, ss[1:]):
-            if an != bn and b0 < a1:
-                bad.append((p, an, bn, a1 - b0))
+        for i, (a0, a1, an, _) in enumerate(ss):
+            for b0, b1, bn, _ in ss[i + 1:]:
+                if an != bn and b0 < a1:
+                    bad.append((p, an, bn, round(a1 - b0, 3)))
+    return bad
+
+
+def handovers_without_newer_generation(spans):
+    """(partition, old node, old generation, new node, new generation) for every change of
+    owner whose new owner did not get a higher generation than the one before."""
+    bad = []
+    for p, ss in spans.items():
+        for (_, _, an, ag), (_, _, bn, bg) in zip(ss, ss[1:]):
+            if an != bn and bg <= ag:
+                bad.append((p, an, ag, bn, bg))
     return bad
 
 
 def test_strict_never_two_owners():
+    """Strict mode: a worker paused (SIGSTOP) while it holds leases, one killed (SIGKILL), one
+    joining and one leaving gracefully; the workers' own logs (serve, delete, lease grants)
+    never show two owners of a partition at once, and every new owner has a higher generation
+    than the one before. The paused owner is the case that needs the coordinator's lease wait:
+    without it, the new owner serves while the paused one's lease still runs."""
     d = Daemon(BIN).start()
     ws = []
-    killed = {}
+    ended = {}
+    paused = None
     try:
         d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=12,
-                                              consistency="strict", lease_ms=600, **FAST))
-        ws = [Worker(d, "kv", f"w{i}") for i in range(3)]
-        wait_for(lambda: settled(d, "kv", 12, 1), 10, what="placement")
-        ws.append(Worker(d, "kv", "w3"))  # a join moves partitions: break before make
+                                              consistency="strict", lease_ms=3000, **FAST))
+        ws = [Worker(d, "kv", f"w{i}", extra=["--log-leases"]) for i in range(3)]
+        wait_for(lambda: settled(d, "kv", 12, 1, nodes=3), 10, what="placement")
+        ws.append(Worker(d, "kv", "w3", extra=["--log-leases"]))  # a join moves partitions
         wait_for(lambda: settled(d, "kv", 12, 1) and any(
             "w3" in v for v in routing(d, "kv").values()), 10, what="join")
-        killed["w1"] = time.time()
-        ws[1].kill9()  # a death: the new owner waits for the lease
+        # a paused owner: its leases keep running while it cannot answer
+        held = set(ws[1].served())
+        assert held, "w1 owns nothing: the pause would test nothing"
+        paused = ws[1]
+        t_pause = time.time()
+        paused.proc.send_signal(signal.SIGSTOP)
         wait_for(lambda: settled(d, "kv", 12, 1) and all(
-            "w1" not in v for v in routing(d, "kv").values()), 10, what="re-placement")
-        ws[2].proc.send_signal(15)  # a graceful leave
+            "w1" not in v for v in routing(d, "kv").values()), 15, what="re-placement (pause)")
+        # the pause outlasts its lease (3 s): a paused owner is not a dead one, and it must
+        # own nothing from the end of its lease, however long after it runs again
+        time.sleep(max(0.0, t_pause + 3.5 - time.time()))
+        paused.proc.send_signal(signal.SIGCONT)
+        paused = None
+        wait_for(lambda: held <= {e["partition"] for e in read_events(ws[1].events)
+                                  if e["op"] == "delete" and e["t"] > t_pause}, 10,
+                 what="w1 drops what it held when paused")
+        # a killed owner
+        assert ws[0].served(), "w0 owns nothing: the kill would test nothing"
+        ended["w0"] = time.time()
+        ws[0].kill9()
+        wait_for(lambda: settled(d, "kv", 12, 1) and all(
+            "w0" not in v for v in routing(d, "kv").values()), 15, what="re-placement (kill)")
+        ws[2].proc.send_signal(signal.SIGTERM)  # a graceful leave
         ws[2].proc.wait(timeout=20)
         wait_for(lambda: settled(d, "kv", 12, 1), 10, what="leave")
-        evs = {w.node: read_events(w.events) for w in ws}
-        bad = overlaps(evs, killed)
-        assert not bad, f"two owners at once: {bad}"
+        spans = ownership({w.node: read_events(w.events) for w in ws}, ended)
+        moved = [p for p, ss in spans.items() if len({s[2] for s in ss}) > 1]
+        assert moved, f"no partition changed owner: {spans}"
+        bad = overlaps(spans)
+        assert not bad, f"two owners at once (partition, old, new, seconds): {bad}"
+        bad = handovers_without_newer_generation(spans)
+        assert not bad, f"a new owner without a higher generation: {bad}"
     finally:
+        if paused is not None:
+            paused.proc.send_signal(signal.SIGCONT)
         for w in ws:
             w.kill9()
         d.stop()

@@ -97,6 +97,10 @@ static void fk_watch_done(fk_watch *wt, bool unchanged)
         p = &(*p)->next;
     }
     *p = wt->next;
+    pthread_mutex_lock(&f->mu);
+    f->rec.watches_released++;
+    f->rec.watches_unchanged += unchanged ? 1 : 0;
+    pthread_mutex_unlock(&f->mu);
     if (unchanged) {
         char buf[96];
         snprintf(buf, sizeof buf, "{\"revision\": %lld, \"unchanged\": true}",
@@ -251,6 +255,7 @@ static void fk_cb(struct evhttp_request *req, void *arg)
         } else {
             fk_watch *wt = calloc(1, sizeof *wt);
             struct timeval t = {.tv_sec = tmo / 1000, .tv_usec = (tmo % 1000) * 1000};
+            f->rec.watches_held++;
             pthread_mutex_unlock(&f->mu);
             wt->req = req;
             wt->revision = rev;

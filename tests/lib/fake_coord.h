@@ -37,6 +37,9 @@ typedef struct {
     int ns_reads;             /* GET /v1/namespaces/{ns} */
     int leaves;               /* leave requests */
     int watches;              /* watch requests */
+    int watches_held;         /* watch requests held open (nothing newer yet) */
+    int watches_released;     /* held watches answered: a change, a timeout or the fake's stop */
+    int watches_unchanged;    /* held watches answered "unchanged" (timeout, or the fake's stop) */
     int unauthorized;         /* requests refused for the secret */
     char last_register[2048]; /* body of the last register request */
     char last_leave_path[512];

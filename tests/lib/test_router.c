@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "fake_coord.h"
+#include "worker_env.h"
 #include "shardz/error.h"
 #include "shardz/hash.h"
 #include "shardz/router.h"
@@ -209,6 +210,39 @@ static void on_change(void *user, int64_t revision)
     atomic_fetch_add(&changes, 1);
 }
 
+typedef struct {
+    fake_coord *f;
+    int at_least;
+} fake_wait;
+
+static bool unchanged_answers(void *arg)
+{
+    fake_wait *fw = arg;
+    int n;
+
+    fake_lock(fw->f);
+    n = fake_rec(fw->f)->watches_unchanged;
+    fake_unlock(fw->f);
+    return n >= fw->at_least;
+}
+
+/* A watch is held open by the fake right now. */
+static bool watch_held(void *arg)
+{
+    fake_coord *f = arg;
+    bool held;
+
+    fake_lock(f);
+    held = fake_rec(f)->watches_held > fake_rec(f)->watches_released;
+    fake_unlock(f);
+    return held;
+}
+
+static bool no_watch_held(void *arg)
+{
+    return !watch_held(arg);
+}
+
 static void test_router_follows_watch(void **state)
 {
     fake_opts fo = {.ns = "kv", .sharder = "hash", .slots = 64};
@@ -217,7 +251,7 @@ static void test_router_follows_watch(void **state)
     shardz_router *r = NULL;
     const shardz_route *rt;
     char *st = make_state(5, "n1");
-    uint64_t t0;
+    int released;
     uint32_t slot;
 
     (void)state;
@@ -239,7 +273,8 @@ static void test_router_follows_watch(void **state)
     assert_int_equal(shardz_router_lookup_key(r, "k", 1, &slot, &rt), 0);
     assert_int_equal(slot, shardz_key_slot("k", 1, 64));
 
-    tc_sleep_ms(450); /* a couple of "unchanged" long-polls */
+    /* a couple of "unchanged" long-polls, each answered at its 200 ms timeout */
+    assert_true(wait_until(unchanged_answers, &(fake_wait){f, 2}, 10000));
     st = make_state(6, "n2");
     fake_set_state(f, 6, st);
     free(st);
@@ -265,13 +300,20 @@ static void test_router_follows_watch(void **state)
     /* Stopping interrupts a long-poll in flight. */
     shardz_router_destroy(r);
     r = NULL;
+    assert_true(wait_until(no_watch_held, f, 10000)); /* the first router's last one is over */
     c.watch_timeout_ms = 60000;
     assert_int_equal(shardz_router_create(&c, &r), 0);
     assert_int_equal(shardz_router_start(r), 0);
-    tc_sleep_ms(100);
-    t0 = tc_now_ms();
+    assert_true(wait_until(watch_held, f, 10000)); /* the 60 s long-poll is in flight */
+    fake_lock(f);
+    released = fake_rec(f)->watches_released;
+    fake_unlock(f);
     shardz_router_destroy(r);
-    assert_true(tc_now_ms() - t0 < 1000);
+    /* destroy returned while the fake still held that watch: the router cut it short rather
+     * than waiting for the fake's answer (which only its 60 s timeout would give) */
+    fake_lock(f);
+    assert_int_equal(fake_rec(f)->watches_released, released);
+    fake_unlock(f);
     shardz_router_thread_release();
     fake_stop(f);
 }

@@ -257,6 +257,22 @@ static void *handle_assign(void *arg)
     return NULL;
 }
 
+static void *stopper(void *arg)
+{
+    shardz_worker_stop(arg);
+    return NULL;
+}
+
+static bool stopping(void *arg)
+{
+    shardz_worker_status st;
+
+    shardz_worker_status_get(arg, &st);
+    return st.stopping != 0;
+}
+
+/* Stop while one assignment's hook runs and another waits: the running one finishes (200),
+ * the queued one is answered 409 without running. */
 static void test_stop_answers_queued(void **state)
 {
     fake_opts fo = {.ns = "kv"};
@@ -264,6 +280,7 @@ static void test_stop_answers_queued(void **state)
     env e;
     pthread_t t1;
     pthread_t t2;
+    pthread_t ts;
     handle_arg a1;
     handle_arg a2;
     char *reply;
@@ -274,14 +291,17 @@ static void test_stop_answers_queued(void **state)
     c.listen = NULL;
     c.advertise = "127.0.0.1:9";
     env_start(&e, &fo, &c);
-    rec_serve_sleep(500);
+    rec_gate_close();
     a1 = (handle_arg){e.w, 3, 0};
     a2 = (handle_arg){e.w, 4, 0};
     pthread_create(&t1, NULL, handle_assign, &a1);
-    tc_sleep_ms(100);
+    assert_true(rec_wait_entered(1, 5000)); /* revision 3's hook runs, held at the gate */
     pthread_create(&t2, NULL, handle_assign, &a2);
-    tc_sleep_ms(100);
-    shardz_worker_stop(e.w);
+    assert_true(wait_queued(e.w, 1, 5000)); /* revision 4 waits behind it */
+    pthread_create(&ts, NULL, stopper, e.w);
+    assert_true(wait_until(stopping, e.w, 5000)); /* no queued job will be taken any more */
+    rec_gate_open();
+    pthread_join(ts, NULL);
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     assert_int_equal(a1.status, 200);

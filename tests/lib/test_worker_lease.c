@@ -126,6 +126,18 @@ static bool two_deletes(void *arg)
     return rec_deletes() >= 2;
 }
 
+/* Nothing dropped so far: the timer has not seen a lapse (none flagged, none done) and no
+ * hook ran. With lease_lapsed false and no expiry counted, no drop is queued either. */
+static void assert_nothing_dropped(env *e)
+{
+    shardz_worker_status st;
+
+    assert_true(shardz_worker_lease_ok(e->w));
+    shardz_worker_status_get(e->w, &st);
+    assert_int_equal(st.lease_expiries, 0);
+    assert_int_equal(rec_deletes(), 0);
+}
+
 static void test_lease_strict(void **state)
 {
     fake_opts fo = {.ns = "kv", .consistency = "strict", .lease_ms = 1000};
@@ -146,18 +158,20 @@ static void test_lease_strict(void **state)
                                 "serve p7 g9 secondary upd0 old0 cause0"},
                2);
 
-    /* 800 ms: inside the lease (the margin is 2 * 25 + 1000 / 10 = 150 ms). */
+    /* 800 ms: inside the lease (the margin is 2 * 25 + 1000 / 10 = 150 ms). The timer runs on
+     * the moved clock and drops nothing. */
     atomic_fetch_add(&test_now, 800);
-    tc_sleep_ms(150);
-    assert_int_equal(rec_count(), 0);
+    assert_true(wait_lease_check(e.w, 5000));
+    assert_nothing_dropped(&e);
     /* A ping renews it: 800 ms more is still fine. */
     assert_int_equal(ping(&e, 5, &r), 200);
     json_decref(r);
     atomic_fetch_add(&test_now, 800);
-    tc_sleep_ms(150);
-    assert_int_equal(rec_count(), 0);
+    assert_true(wait_lease_check(e.w, 5000));
+    assert_nothing_dropped(&e);
 
-    /* 900 ms after the last ping: past lease - margin, everything is deleted. */
+    /* 900 ms after the last ping: past lease - margin, everything is deleted (the positive case
+     * of the two checks above: the same timer on the same clock does see a lapse). */
     atomic_fetch_add(&test_now, 100);
     assert_true(wait_until(two_deletes, NULL, 2000));
     rec_expect((const char *[]){"delete p1 g4 primary upd0 old0 cause1",
@@ -195,12 +209,19 @@ static void test_lease_available_never_expires(void **state)
     env_start(&e, &fo, &c);
     assert_int_equal(assign(&e, 5, P1, &r), 200);
     json_decref(r);
+    rec_expect((const char *[]){"serve p1 g4 primary upd0 old0 cause0"}, 1);
     atomic_fetch_add(&test_now, 100000);
-    tc_sleep_ms(200);
+    assert_true(wait_lease_check(e.w, 5000)); /* the timer ran 100 s past the lease */
     assert_int_equal(rec_deletes(), 0);
     shardz_worker_status_get(e.w, &st);
     assert_false(st.lease_enforced);
+    assert_int_equal(st.lease_expiries, 0);
     assert_int_equal(st.serving, 1);
+    /* The positive case: a delete is seen when one happens (the coordinator moves p1 away). */
+    assert_int_equal(assign(&e, 6, "", &r), 200);
+    json_decref(r);
+    assert_true(wait_until(one_delete, NULL, 2000));
+    rec_expect((const char *[]){"delete p1 g4 primary upd0 old0 cause0"}, 1);
     env_stop(&e);
 }
 
@@ -219,9 +240,9 @@ static void test_lease_forced_on(void **state)
     env_start(&e, &fo, &c);
     assert_int_equal(assign(&e, 5, P1, &r), 200);
     json_decref(r);
-    atomic_fetch_add(&test_now, 980);
-    tc_sleep_ms(100);
-    assert_int_equal(rec_deletes(), 0);
+    atomic_fetch_add(&test_now, 980); /* the lease less the 10 ms margin is 990 ms */
+    assert_true(wait_lease_check(e.w, 5000));
+    assert_nothing_dropped(&e);
     atomic_fetch_add(&test_now, 20);
     assert_true(wait_until(one_delete, NULL, 2000));
     env_stop(&e);
@@ -297,17 +318,18 @@ static void test_lease_lapse_skips_queued(void **state)
     c.clock_ms = test_clock;
     c.lease_check_ms = 60000;
     env_start(&e, &fo, &c);
-    rec_serve_sleep(300);
+    rec_gate_close();
     a1 = (assign_arg){&e, 5, P1, NULL};
     a2 = (assign_arg){&e, 6, P1 "," P7, NULL};
     pthread_create(&t1, NULL, assign_thread, &a1);
-    tc_sleep_ms(80); /* p1's serve hook is running */
+    assert_true(rec_wait_entered(1, 5000)); /* p1's serve hook is running (held at the gate) */
     pthread_create(&t2, NULL, assign_thread, &a2);
-    tc_sleep_ms(80); /* revision 6 waits in the queue */
+    assert_true(wait_queued(e.w, 1, 5000)); /* revision 6 waits in the queue */
     atomic_fetch_add(&test_now, 2000);
     assert_int_equal(ping(&e, 6, &r), 200);
     assert_int_equal(jint(r, "applied_revision"), 0);
     json_decref(r);
+    rec_gate_open();
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     assert_int_equal(jint(a1.reply, "applied_revision"), 0);

@@ -20,8 +20,10 @@ static struct {
     int n;
     int deletes;
     char fail[64];
-    unsigned serve_sleep_ms;
-} rec = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    bool gate_closed;
+    int entered;
+    pthread_cond_t cv; /* gate opened, or a serve hook entered */
+} rec = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 _Atomic uint64_t test_now;
 
@@ -37,7 +39,9 @@ void rec_reset(void)
     rec.n = 0;
     rec.deletes = 0;
     rec.fail[0] = '\0';
-    rec.serve_sleep_ms = 0;
+    rec.gate_closed = false;
+    rec.entered = 0;
+    pthread_cond_broadcast(&rec.cv);
     pthread_mutex_unlock(&rec.mu);
 }
 
@@ -68,11 +72,39 @@ void rec_fail(const char *partition)
     pthread_mutex_unlock(&rec.mu);
 }
 
-void rec_serve_sleep(unsigned ms)
+void rec_gate_close(void)
 {
     pthread_mutex_lock(&rec.mu);
-    rec.serve_sleep_ms = ms;
+    rec.gate_closed = true;
     pthread_mutex_unlock(&rec.mu);
+}
+
+void rec_gate_open(void)
+{
+    pthread_mutex_lock(&rec.mu);
+    rec.gate_closed = false;
+    pthread_cond_broadcast(&rec.cv);
+    pthread_mutex_unlock(&rec.mu);
+}
+
+int rec_serve_entered(void)
+{
+    int n;
+
+    pthread_mutex_lock(&rec.mu);
+    n = rec.entered;
+    pthread_mutex_unlock(&rec.mu);
+    return n;
+}
+
+static bool entered_at_least(void *arg)
+{
+    return rec_serve_entered() >= *(int *)arg;
+}
+
+bool rec_wait_entered(int n, unsigned ms)
+{
+    return wait_until(entered_at_least, &n, ms);
 }
 
 static void rec_add(const char *what, const shardz_worker_replica *r)
@@ -88,19 +120,18 @@ static void rec_add(const char *what, const shardz_worker_replica *r)
 
 int hook_serve(const shardz_worker_replica *r, char *err, size_t errlen, void *user)
 {
-    unsigned sleep_ms;
     bool fail;
 
     (void)user;
     assert_string_equal(r->ns, "kv");
     assert_string_equal(r->node, "w1");
     pthread_mutex_lock(&rec.mu);
-    sleep_ms = rec.serve_sleep_ms;
+    rec.entered++;
+    while (rec.gate_closed) {
+        pthread_cond_wait(&rec.cv, &rec.mu);
+    }
     fail = rec.fail[0] != '\0' && strcmp(rec.fail, r->partition) == 0;
     pthread_mutex_unlock(&rec.mu);
-    if (sleep_ms > 0) {
-        tc_sleep_ms(sleep_ms);
-    }
     rec_add("serve", r);
     if (fail) {
         snprintf(err, errlen, "disk full");
@@ -241,4 +272,46 @@ bool wait_until(bool (*cond)(void *), void *arg, unsigned ms)
         tc_sleep_ms(5);
     }
     return cond(arg);
+}
+
+typedef struct {
+    shardz_worker *w;
+    uint64_t checks; /* wait for more than this */
+    size_t queued;   /* or for at least this many queued */
+} status_wait;
+
+static bool lease_checked(void *arg)
+{
+    status_wait *sw = arg;
+    shardz_worker_status st;
+
+    shardz_worker_status_get(sw->w, &st);
+    return st.lease_checks > sw->checks;
+}
+
+bool wait_lease_check(shardz_worker *w, unsigned ms)
+{
+    status_wait sw = {.w = w};
+    shardz_worker_status st;
+
+    /* A run counted after this read took mu after it, and read the clock under mu. */
+    shardz_worker_status_get(w, &st);
+    sw.checks = st.lease_checks;
+    return wait_until(lease_checked, &sw, ms);
+}
+
+static bool queued_enough(void *arg)
+{
+    status_wait *sw = arg;
+    shardz_worker_status st;
+
+    shardz_worker_status_get(sw->w, &st);
+    return st.queued >= sw->queued;
+}
+
+bool wait_queued(shardz_worker *w, size_t n, unsigned ms)
+{
+    status_wait sw = {.w = w, .queued = n};
+
+    return wait_until(queued_enough, &sw, ms);
 }

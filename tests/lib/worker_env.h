@@ -20,8 +20,14 @@ int rec_deletes(void);
 void rec_expect(const char *const *want, int n);
 /* Makes serve of partition fail with "disk full" (NULL: none fail). */
 void rec_fail(const char *partition);
-/* Makes every serve hook sleep this long. */
-void rec_serve_sleep(unsigned ms);
+/* Gates serve hooks: while closed, each serve hook counts itself entered, then waits until
+ * the gate opens. rec_reset opens it. */
+void rec_gate_close(void);
+void rec_gate_open(void);
+/* Serve hooks that have entered (running or waiting at the gate) since the last reset. */
+int rec_serve_entered(void);
+/* Waits up to ms for n serve hooks to have entered. */
+bool rec_wait_entered(int n, unsigned ms);
 int hook_serve(const shardz_worker_replica *r, char *err, size_t errlen, void *user);
 int hook_delete(const shardz_worker_replica *r, char *err, size_t errlen, void *user);
 
@@ -52,6 +58,11 @@ long long jint(const json_t *o, const char *k);
 void serving_str(const json_t *reply, char *buf, size_t n);
 /* Polls cond every 5 ms for up to ms. */
 bool wait_until(bool (*cond)(void *), void *arg, unsigned ms);
+/* Waits up to ms for the worker's lease timer to run once after this call (so with the clock
+ * as it is now); returns false if it did not. */
+bool wait_lease_check(shardz_worker *w, unsigned ms);
+/* Waits up to ms for n jobs to be queued for the worker's hook thread. */
+bool wait_queued(shardz_worker *w, size_t n, unsigned ms);
 
 #define P1                                                                                         \
     "{\"partition\":\"p1\",\"slot\":0,\"role\":\"primary\",\"generation\":4,\"state\":"            \
