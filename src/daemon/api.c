@@ -193,7 +193,7 @@ static void handle_namespaces(szd *d, struct evhttp_request *req, int method)
         not_allowed(req);
         return;
     }
-    json_t *body = szd_read_body(req);
+    json_t *body = szd_read_body_max(req, SZD_MAX_BULK_BODY);
     if (!body)
         return;
     szd_ns_config cfg;
@@ -233,13 +233,17 @@ static void handle_nodes(szd_ns *ns, struct evhttp_request *req, int method, con
             szd_reply_error(req, rc, "%s", err);
             return;
         }
-        szd_reply_json(req, 200,
-                       json_pack("{s:o, s:I, s:I, s:s, s:I}", "node", szd_node_json(ns, n, false),
-                                 "ping_interval_ms", (json_int_t)ns->cfg.ping_interval_ms,
-                                 "lease_ms", (json_int_t)ns->cfg.lease_ms, "consistency",
-                                 ns->cfg.strict ? "strict" : "available", "revision",
-                                 (json_int_t)ns->revision),
-                       ns->revision);
+        json_t *reply = json_pack("{s:o, s:I, s:I, s:s, s:I}", "node", szd_node_json(ns, n, false),
+                                  "ping_interval_ms", (json_int_t)ns->cfg.ping_interval_ms,
+                                  "lease_ms", (json_int_t)ns->cfg.lease_ms, "consistency",
+                                  ns->cfg.strict ? "strict" : "available", "revision",
+                                  (json_int_t)ns->revision);
+        /* the protocol features this coordinator uses with this node (docs/PROTOCOL.md 4.1) */
+        json_t *features = json_array();
+        if (n->delta_ok)
+            json_array_append_new(features, json_string("delta"));
+        json_object_set_new(reply, "features", features);
+        szd_reply_json(req, 200, reply, ns->revision);
         return;
     }
     szd_node *n = szd_node_find(ns, id);
@@ -338,7 +342,7 @@ static void handle_partitions(szd_ns *ns, struct evhttp_request *req, int method
             not_allowed(req);
             return;
         }
-        json_t *body = szd_read_body(req);
+        json_t *body = szd_read_body_max(req, SZD_MAX_BULK_BODY);
         if (!body)
             return;
         int rc = szd_range_parts_change(ns, NULL, err, sizeof err);

@@ -17,7 +17,10 @@
 #include "shardz/placement.h"
 #include "shardz/store.h"
 
-#define SZD_MAX_BODY (1024 * 1024)
+#define SZD_MAX_BODY (1024 * 1024)            /* a request body, most routes */
+#define SZD_MAX_BULK_BODY (64 * 1024 * 1024)  /* creating a namespace, adding partitions: a
+                                               * million ids in one request */
+#define SZD_MAX_REPLY (64 * 1024 * 1024) /* a worker's reply to a whole assignment */
 #define SZD_MAX_NS_NAME 63
 #define SZD_ADDR_MAX 255
 
@@ -35,6 +38,17 @@ void szd_hist_add(szd_hist *h, double seconds);
 
 /* Recent events kept per namespace (GET .../events). */
 #define SZD_EVENTS 10000
+
+/* A set of ids (owned copies; open addressing, linear probing). Zeroed is empty. */
+typedef struct szd_idset {
+    char **slots; /* cap entries, NULL = empty */
+    size_t cap, n;
+} szd_idset;
+/* Adds a copy of id (nothing when present); false when out of memory (unchanged). */
+bool szd_idset_add(szd_idset *set, const char *id);
+void szd_idset_remove(szd_idset *set, const char *id);
+/* Frees every entry; the set is empty again. */
+void szd_idset_clear(szd_idset *set);
 
 /* ---- configuration ------------------------------------------------------------------- */
 
@@ -111,12 +125,20 @@ typedef struct szd_node {
     void *assign_ctx; /* owned while a push is in flight */
     bool dirty;                /* its desired replicas changed since the last acked push */
     bool push_pending;         /* an assignment is built and waits for its batch to be durable */
+    /* Delta assignments (docs/PROTOCOL.md 4.3, push.c): */
+    bool delta_ok;             /* it speaks them (said so when it registered) */
+    bool need_full;            /* its next assignment is the whole set */
+    uint64_t base_revision;    /* the assignment it acknowledged last: the next delta's base */
+    int64_t acked_ms;          /* when that acknowledgement arrived */
+    szd_idset changed;         /* partitions whose replica for it changed since the last
+                                * assignment built for it */
     int64_t assign_retry_ms;   /* no push before this time (after a failure) */
     bool released_sent;
-    bool maybe_drops;          /* some slot may wait for this node to drop a replica */
+    szd_idset drops;           /* partitions where a slot may wait for this node to drop its
+                                * replica (a superset: checked when it answers, or its lease
+                                * runs out) */
     bool record_dirty;         /* its store record must be written */
     bool drained;              /* an operator drained it: it keeps no replicas until undrained */
-    json_t *desired;           /* scratch while building pushes */
 } szd_node;
 
 /* ---- replica slots: where each partition's replicas are, and the move in flight -------- */
@@ -273,8 +295,10 @@ int szd_map_rebuild(szd_map *m, uint32_t count, szd_keyfn fn, const void *ctx);
 void szd_reply_json(struct evhttp_request *req, int status, json_t *body, uint64_t revision);
 void szd_reply_error(struct evhttp_request *req, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Reads a request's JSON body (at most SZD_MAX_BODY). NULL after replying with an error. */
+/* Reads a request's JSON body (at most SZD_MAX_BODY, or max bytes). NULL after replying with
+ * an error (413 ETOOBIG over the limit, 400 for bad JSON). */
 json_t *szd_read_body(struct evhttp_request *req);
+json_t *szd_read_body_max(struct evhttp_request *req, size_t max);
 bool szd_valid_id(const char *s);
 bool szd_valid_ns_name(const char *s);
 
@@ -350,6 +374,13 @@ void szd_node_contact(szd_ns *ns, szd_node *n);
  * store lane's proof (store_lane.h) and refuses (aborts) without it. */
 typedef struct szd_pushes szd_pushes;
 struct szd_sl_durable;
+/* The replica of `partition` that node n should hold changed (or went): its next delta names
+ * it (the whole set goes instead past a few thousand changes, or when it needs one). */
+void szd_push_changed(szd_node *n, const char *partition);
+/* n's next assignment is the whole set (a registration, a refusal, a failed push). */
+void szd_push_full(szd_node *n);
+/* Frees what the push side keeps for n. */
+void szd_push_node_free(szd_node *n);
 /* Builds the assignment of every node whose desired replicas changed and that may be pushed
  * now; NULL when none. The caller's (released or dropped). */
 szd_pushes *szd_push_build(szd_ns *ns);
@@ -383,6 +414,9 @@ json_t *szd_node_record(const szd_ns *ns, const szd_node *n);
 int szd_store_status(szd *d, shardz_store_status *st);
 void szd_node_close(szd_node *n);
 void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving);
+/* A reply to a delta: serving lists the partitions named (the nnamed of `named`) it serves. */
+void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving,
+                             const char *const *named, size_t nnamed);
 /* A ping reply's per-partition load samples (PROTOCOL section 4.2). */
 void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load);
 /* Queues the statistics that changed (every few seconds, or now when force: at shutdown). */

@@ -15,11 +15,17 @@ void szd_node_contact(szd_ns *ns, szd_node *n)
     n->last_ok_ms = szd_now(ns->d);
     if (n->state == SZD_NODE_JOINING || n->state == SZD_NODE_SUSPECT ||
         n->state == SZD_NODE_DEAD) {
+        bool was_dead = n->state == SZD_NODE_DEAD;
         if (n->leaving || n->drained)
             szd_node_set_state(ns, n, SZD_NODE_DRAINING);
         else
             szd_node_set_state(ns, n, SZD_NODE_ALIVE);
-        n->dirty = true; /* tell it what it should serve (nothing, if it was dead) */
+        /* tell it what it should serve (nothing, if it was dead: the whole set, since what it
+         * holds is unknown) */
+        if (was_dead)
+            szd_push_full(n);
+        else
+            n->dirty = true;
     }
 }
 
@@ -42,9 +48,11 @@ static void ping_ok(szd_ns *ns, szd_node *n, const szd_hl_report *r)
     json_t *ar = json_object_get(r->body, "applied_revision");
     if (json_is_integer(ar)) {
         uint64_t applied = (uint64_t)json_integer_value(ar);
-        /* a worker that restarted (or lost a push) reports an older assignment */
-        if (applied < n->applied_revision)
-            n->dirty = true;
+        /* A worker that restarted (or lost a push) reports an older assignment than it
+         * acknowledged, in a ping sent after that acknowledgement (an earlier ping may still
+         * carry the one before): it gets the whole set. */
+        if (applied < n->applied_revision && r->at_ms - r->rtt_ms > n->acked_ms)
+            szd_push_full(n);
         n->applied_revision = applied;
     }
     szd_load_samples(ns, n, json_object_get(r->body, "load"));

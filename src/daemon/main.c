@@ -342,9 +342,9 @@ int main(int argc, char **argv)
     }
     if (!d.cfg.store[0])
         szd_hl_set_acting_until(d.hl, INT64_MAX); /* the only coordinator: always acts */
-    /* libevent refuses bodies past 4x the limit itself (a bare 413); up to that, the API
-     * answers the JSON error of szd_read_body */
-    evhttp_set_max_body_size(d.http, 4 * SZD_MAX_BODY);
+    /* libevent refuses bodies past the bulk limit (and 1 MiB more) itself, with a bare 413;
+     * up to that, each route answers the JSON 413 of szd_read_body over its own limit */
+    evhttp_set_max_body_size(d.http, SZD_MAX_BULK_BODY + SZD_MAX_BODY);
     evhttp_set_max_headers_size(d.http, 16 * 1024);
     evhttp_set_timeout(d.http, 330);
     evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |

@@ -419,6 +419,7 @@ void szd_ns_free(szd_ns *ns)
         event_free(ns->work);
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         szd_node_close(ns->nodes[i]);
+        szd_push_node_free(ns->nodes[i]);
         free(ns->nodes[i]);
     }
     free(ns->nodes);
@@ -871,6 +872,15 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     int rc = node_fill(ns, &tmp, body, err, errlen);
     if (rc)
         return rc;
+    json_t *feat = json_object_get(body, "features");
+    size_t fk;
+    json_t *fe;
+    bool feat_ok = !feat || json_is_array(feat);
+    json_array_foreach(feat, fk, fe) feat_ok = feat_ok && json_is_string(fe);
+    if (!feat_ok) {
+        snprintf(err, errlen, "features must be a list of names");
+        return SHARDZ_EINVAL;
+    }
     szd_node *n = szd_node_find(ns, id);
     if (n) {
         /* A worker registering again (a restart): new address, same replicas unless it was
@@ -920,6 +930,19 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         }
         n->dirty = true;
     }
+    /* deltas when it speaks them (docs/PROTOCOL.md 4.3; range namespaces: whole sets), from a
+     * whole set after every registration */
+    n->delta_ok = false;
+    json_t *features = json_object_get(body, "features");
+    size_t fi;
+    json_t *fv;
+    json_array_foreach(features, fi, fv)
+    {
+        const char *f = json_string_value(fv);
+        if (f && strcmp(f, "delta") == 0 && !szd_is_range(ns))
+            n->delta_ok = true;
+    }
+    szd_push_full(n);
     /* heard from now: dead only after dead_after_ms without an answer */
     n->last_ok_ms = szd_now(ns->d);
     n->record_dirty = true;
@@ -1082,10 +1105,20 @@ static void mark_all_parts_if_hash(szd_ns *ns)
         ns->parts[i].dirty = true;
 }
 
-static void mark_dirty(szd_ns *ns, int32_t node)
+/* Node n may have to drop its replica of p: looked at when it answers (or its lease ends). */
+static void node_drops(szd_node *n, const szd_part *p)
+{
+    if (!szd_idset_add(&n->drops, p->id)) {
+        fprintf(stderr, "shardzd: out of memory\n");
+        abort();
+    }
+}
+
+/* The replica of p node `node` (-1: none) should hold changed: it is pushed again. */
+static void mark_dirty(szd_ns *ns, int32_t node, const szd_part *p)
 {
     if (node >= 0)
-        ns->nodes[node]->dirty = true;
+        szd_push_changed(ns->nodes[node], p->id);
 }
 
 int szd_part_remove(szd_ns *ns, szd_part *p)
@@ -1108,8 +1141,8 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     if (rc && !(rc == SHARDZ_ENOENT && szd_is_range(ns))) /* a range task unregistered it */
         return rc;
     for (unsigned s = 0; s < p->nrep; s++) {
-        mark_dirty(ns, p->slots[s].owner);
-        mark_dirty(ns, p->slots[s].prev);
+        mark_dirty(ns, p->slots[s].owner, p);
+        mark_dirty(ns, p->slots[s].prev, p);
     }
     szd_event(ns, "partitions-removed", json_pack("{s:s}", "partition", p->id));
     uint32_t idx = (uint32_t)(p - ns->parts);
@@ -1233,9 +1266,9 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
     int32_t cur = serving_node(sl);
     uint64_t gen = 0;
     (void)shardz_sharder_generation(ns->sh, p->id, &gen);
-    mark_dirty(ns, sl->owner);
-    mark_dirty(ns, sl->prev);
-    mark_dirty(ns, to);
+    mark_dirty(ns, sl->owner, p);
+    mark_dirty(ns, sl->prev, p);
+    mark_dirty(ns, to, p);
     p->dirty = true;
     ns->moves_by_reason[mv->reason]++;
     szd_event(ns, "move",
@@ -1297,9 +1330,9 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
             sl->prev_generation = GEN_OF(holder);
             sl->prev_state = SZD_R_DROPPING;
             sl->owner_state = SZD_R_PENDING;
-            ns->nodes[holder]->maybe_drops = true;
+            node_drops(ns->nodes[holder], p);
         }
-        mark_dirty(ns, holder);
+        mark_dirty(ns, holder, p);
         return;
     }
     /* Make before break: the node serving traffic keeps it until the new owner serves. */
@@ -1377,7 +1410,7 @@ int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like)
         p->slots[s].generation = gen;
         p->slots[s].reason = SHARDZ_REASON_SPLIT;
         p->slots[s].started_ms = szd_now(ns->d);
-        mark_dirty(ns, at[s]);
+        mark_dirty(ns, at[s], p);
     }
     ns->want_rebalance |= vacant;
     return 0;
@@ -1410,8 +1443,8 @@ static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen
         sl->owner_state = SZD_R_SERVING;
         if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING && !node_gone(ns, sl->prev)) {
             sl->prev_state = SZD_R_DROPPING; /* routing switched: the old owner drops */
-            ns->nodes[sl->prev]->maybe_drops = true;
-            mark_dirty(ns, sl->prev);
+            node_drops(ns->nodes[sl->prev], p);
+            mark_dirty(ns, sl->prev, p);
         } else if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING) {
             sl->prev = -1;
             sl->prev_state = SZD_R_NONE;
@@ -1424,14 +1457,39 @@ static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen
     return changed;
 }
 
-/* A worker's reply to an assignment: what it serves (partition -> generation). Advances the
- * moves it acknowledges: adds it now serves, and drops it no longer serves. Costs the size of
- * the reply, plus one scan of the slots only while the node has drops pending. */
-void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
+/* Node `me` is told to drop its replica of p (slot prev, dropping): once it no longer serves
+ * it, the move goes on (strict: the new owner may start; otherwise it is done). True when it
+ * still serves one it must drop. */
+static bool check_drops(szd_ns *ns, szd_part *p, int32_t me, bool still_served, bool *changed)
 {
-    int32_t me = idx_of(ns, n);
-    bool changed = false;
-    json_t *served = json_object(); /* partition -> generation */
+    bool pending = false;
+    for (unsigned s = 0; s < p->nrep; s++) {
+        szd_slot *sl = &p->slots[s];
+        if (sl->prev != me || sl->prev_state != SZD_R_DROPPING)
+            continue;
+        if (still_served) {
+            pending = true;
+            continue;
+        }
+        sl->prev = -1;
+        sl->prev_state = SZD_R_NONE;
+        if (sl->owner_state == SZD_R_PENDING) {
+            sl->owner_state = SZD_R_ADDING; /* strict: the old owner stopped */
+            mark_dirty(ns, sl->owner, p);
+        } else {
+            move_done(ns, p, s);
+        }
+        p->dirty = true;
+        *changed = true;
+    }
+    return pending;
+}
+
+/* Reads a reply's serving list into partition -> generation (malformed entries logged and
+ * skipped). New reference. */
+static json_t *served_map(szd_ns *ns, szd_node *n, json_t *serving)
+{
+    json_t *served = json_object();
     size_t k;
     json_t *e;
     json_array_foreach(serving, k, e)
@@ -1444,35 +1502,62 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
             continue;
         }
         json_object_set(served, pid, gen);
+    }
+    return served;
+}
+
+/* A worker's reply to a whole assignment: what it serves (partition -> generation). Advances
+ * the moves it acknowledges: adds it now serves, and drops it no longer serves. Costs the size
+ * of the reply, plus one scan of the slots only while the node has drops pending. */
+void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
+{
+    int32_t me = idx_of(ns, n);
+    bool changed = false;
+    json_t *served = served_map(ns, n, serving);
+    const char *pid;
+    json_t *gen;
+    json_object_foreach(served, pid, gen)
+    {
         szd_part *p = szd_part_find(ns, pid);
         if (p)
             changed |= ack_serving(ns, p, me, (uint64_t)json_integer_value(gen));
     }
-    if (n->maybe_drops) {
-        bool pending = false;
-        for (uint32_t i = 0; i < ns->nparts; i++) {
-            szd_part *p = &ns->parts[i];
-            for (unsigned s = 0; s < p->nrep; s++) {
-                szd_slot *sl = &p->slots[s];
-                if (sl->prev != me || sl->prev_state != SZD_R_DROPPING)
-                    continue;
-                if (json_object_get(served, p->id)) {
-                    pending = true;
-                    continue;
-                }
-                sl->prev = -1;
-                sl->prev_state = SZD_R_NONE;
-                if (sl->owner_state == SZD_R_PENDING) {
-                    sl->owner_state = SZD_R_ADDING; /* strict: the old owner stopped */
-                    mark_dirty(ns, sl->owner);
-                } else {
-                    move_done(ns, p, s);
-                }
-                p->dirty = true;
-                changed = true;
-            }
+    /* only the partitions it may still have to drop: proportional to the moves, not to the
+     * namespace */
+    szd_idset keep = {0};
+    for (size_t i = 0; i < n->drops.cap; i++) {
+        const char *id = n->drops.slots[i];
+        szd_part *p = id ? szd_part_find(ns, id) : NULL;
+        if (p && check_drops(ns, p, me, json_object_get(served, id) != NULL, &changed) &&
+            !szd_idset_add(&keep, id)) {
+            fprintf(stderr, "shardzd: out of memory\n");
+            abort();
         }
-        n->maybe_drops = pending;
+    }
+    szd_idset_clear(&n->drops);
+    n->drops = keep;
+    json_decref(served);
+    if (changed)
+        szd_ns_changed(ns);
+}
+
+/* A worker's reply to a delta: it names only the partitions the delta named, so only those
+ * are looked at: proportional to the change, not to what the node holds. */
+void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving,
+                             const char *const *named, size_t nnamed)
+{
+    int32_t me = idx_of(ns, n);
+    bool changed = false;
+    json_t *served = served_map(ns, n, serving);
+    for (size_t i = 0; i < nnamed; i++) {
+        szd_part *p = szd_part_find(ns, named[i]);
+        if (!p)
+            continue; /* removed meanwhile */
+        json_t *gen = json_object_get(served, named[i]);
+        if (gen)
+            changed |= ack_serving(ns, p, me, (uint64_t)json_integer_value(gen));
+        if (!check_drops(ns, p, me, gen != NULL, &changed))
+            szd_idset_remove(&n->drops, named[i]);
     }
     json_decref(served);
     if (changed)
@@ -1546,37 +1631,35 @@ void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load)
 static void expire_leases(szd_ns *ns)
 {
     int64_t now = szd_now(ns->d);
-    bool any = false;
-    for (uint32_t i = 0; i < ns->nnodes && !any; i++)
-        any = ns->nodes[i]->maybe_drops && (ns->nodes[i]->state == SZD_NODE_DEAD ||
-                                            ns->nodes[i]->state == SZD_NODE_LEFT);
-    if (!any)
-        return; /* only a dead (or gone) node's pending drops wait for a lease */
-    for (uint32_t i = 0; i < ns->nparts; i++) {
-        szd_part *p = &ns->parts[i];
-        for (unsigned s = 0; s < p->nrep; s++) {
-            szd_slot *sl = &p->slots[s];
-            if (sl->prev < 0 || sl->prev_state != SZD_R_DROPPING)
-                continue;
-            szd_node *old = ns->nodes[sl->prev];
-            if (old->state != SZD_NODE_DEAD && old->state != SZD_NODE_LEFT)
-                continue;
-            /* its lease runs from the last lease-granting message that may have reached it */
-            int64_t from = old->last_ok_ms;
-            const int64_t reach[] = {old->reach_ms, old->lease_from_ms, old->assign_reach_ms};
-            for (int k = 0; k < 3; k++)
-                from = reach[k] > from ? reach[k] : from;
-            if (old->state == SZD_NODE_DEAD && now < from + ns->cfg.lease_ms)
-                continue;
-            sl->prev = -1;
-            sl->prev_state = SZD_R_NONE;
-            if (sl->owner_state == SZD_R_PENDING) {
-                sl->owner_state = SZD_R_ADDING;
-                mark_dirty(ns, sl->owner);
+    /* only a dead (or gone) node's pending drops wait for its lease: their partitions only */
+    for (uint32_t i = 0; i < ns->nnodes; i++) {
+        szd_node *old = ns->nodes[i];
+        if (old->drops.n == 0 || (old->state != SZD_NODE_DEAD && old->state != SZD_NODE_LEFT))
+            continue;
+        /* its lease runs from the last lease-granting message that may have reached it */
+        int64_t from = old->last_ok_ms;
+        const int64_t reach[] = {old->reach_ms, old->lease_from_ms, old->assign_reach_ms};
+        for (int k = 0; k < 3; k++)
+            from = reach[k] > from ? reach[k] : from;
+        if (old->state == SZD_NODE_DEAD && now < from + ns->cfg.lease_ms)
+            continue;
+        for (size_t x = 0; x < old->drops.cap; x++) {
+            szd_part *p = old->drops.slots[x] ? szd_part_find(ns, old->drops.slots[x]) : NULL;
+            for (unsigned s = 0; p && s < p->nrep; s++) {
+                szd_slot *sl = &p->slots[s];
+                if (sl->prev != (int32_t)i || sl->prev_state != SZD_R_DROPPING)
+                    continue;
+                sl->prev = -1;
+                sl->prev_state = SZD_R_NONE;
+                if (sl->owner_state == SZD_R_PENDING) {
+                    sl->owner_state = SZD_R_ADDING;
+                    mark_dirty(ns, sl->owner, p);
+                }
+                p->dirty = true;
+                szd_ns_changed(ns);
             }
-            p->dirty = true;
-            szd_ns_changed(ns);
         }
+        szd_idset_clear(&old->drops); /* its lease ran out: it holds nothing any more */
     }
 }
 
@@ -1874,7 +1957,7 @@ static void parse_slots(szd_ns *ns, szd_part *p, json_t *slots, const char **own
         sl->owner_state = (uint8_t)(sl->owner >= 0 && os > 0 ? os : SZD_R_NONE);
         sl->prev_state = (uint8_t)(sl->prev >= 0 && ps > 0 ? ps : SZD_R_NONE);
         if (sl->prev >= 0)
-            ns->nodes[sl->prev]->maybe_drops = true;
+            node_drops(ns->nodes[sl->prev], p);
         sl->reason = (uint8_t)(why >= 0 ? why : SHARDZ_REASON_NEW);
         sl->generation = (uint64_t)json_integer_value(json_object_get(e, "generation"));
         sl->prev_generation =

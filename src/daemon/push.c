@@ -1,7 +1,10 @@
-/* Assignment pushes: each node whose desired replicas changed is sent its set on a connection
- * of its own (pings travel on the health lane's, so a push never delays a ping: seed 004), and
- * the replies acknowledge the moves. Event-loop thread; outbound HTTP through libevent's evhttp
- * client. */
+/* Assignment pushes: each node whose desired replicas changed is sent them on a connection of
+ * its own (pings travel on the health lane's, so a push never delays a ping: seed 004), and the
+ * replies acknowledge the moves. A worker that speaks deltas (docs/PROTOCOL.md 4.3) is sent only
+ * the replicas that changed since the assignment it acknowledged last; the others, and every
+ * worker after a registration or a refusal, the whole set. Bodies are written straight into a
+ * buffer, not built as JSON trees. Event-loop thread; outbound HTTP through libevent. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +23,46 @@
 typedef struct push_ctx {
     szd_node *node;
     uint64_t revision; /* the revision pushed */
+    bool delta;        /* a delta: its reply names only these partitions */
+    char **named;      /* delta: the partitions it named (owned) */
+    size_t nnamed;
 } push_ctx;
+
+static void ctx_free(push_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    for (size_t i = 0; i < ctx->nnamed; i++)
+        free(ctx->named[i]);
+    free(ctx->named);
+    free(ctx);
+}
+
+/* ---- the partitions whose replica for a node changed (deltas) ------------------------ */
+
+#define IDSET_MAX 8192 /* more changes than this: the whole set goes instead */
+
+void szd_push_changed(szd_node *n, const char *partition)
+{
+    n->dirty = true;
+    if (!n->delta_ok || n->need_full)
+        return;
+    if (n->changed.n >= IDSET_MAX || !szd_idset_add(&n->changed, partition))
+        szd_push_full(n);
+}
+
+void szd_push_full(szd_node *n)
+{
+    n->dirty = true;
+    n->need_full = true;
+    szd_idset_clear(&n->changed);
+}
+
+void szd_push_node_free(szd_node *n)
+{
+    szd_idset_clear(&n->changed);
+    szd_idset_clear(&n->drops);
+}
 
 void szd_node_close(szd_node *n)
 {
@@ -30,10 +72,8 @@ void szd_node_close(szd_node *n)
         n->assign_conn = NULL;
     }
     n->assign_inflight = false;
-    free(n->assign_ctx);
+    ctx_free(n->assign_ctx);
     n->assign_ctx = NULL;
-    json_decref(n->desired);
-    n->desired = NULL;
 }
 
 static struct evhttp_connection *push_conn(szd_node *n)
@@ -78,11 +118,11 @@ static int send_json(szd_node *n, const char *path, const char *text,
 static json_t *reply_body(struct evhttp_request *req, int *code)
 {
     *code = req ? evhttp_request_get_response_code(req) : 0;
-    if (!req || *code != 200)
+    if (!req || (*code != 200 && *code != 409))
         return NULL;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    if (len == 0 || len > SZD_MAX_BODY)
+    if (len == 0 || len > SZD_MAX_REPLY)
         return NULL;
     json_t *j = json_loadb((const char *)evbuffer_pullup(in, (ssize_t)len), len, 0, NULL);
     if (j && !json_is_object(j)) {
@@ -94,47 +134,76 @@ static json_t *reply_body(struct evhttp_request *req, int *code)
 
 /* ---- assignments --------------------------------------------------------------------- */
 
+/* A delta the worker refused (its applied revision is not the delta's base): 409 ESTALE. */
+static bool refused_delta(const push_ctx *ctx, int code, json_t *j)
+{
+    const char *c = j ? json_string_value(json_object_get(j, "code")) : NULL;
+    return ctx->delta && code == 409 && c && strcmp(c, "ESTALE") == 0;
+}
+
 static void on_assign(struct evhttp_request *req, void *arg)
 {
     push_ctx *ctx = arg;
     szd_node *n = ctx->node;
     szd_ns *ns = n->ns;
     uint64_t pushed = ctx->revision;
-    free(ctx);
     n->assign_ctx = NULL;
     n->assign_inflight = false;
     int code;
     json_t *j = reply_body(req, &code);
     const char *who = j ? json_string_value(json_object_get(j, "node")) : NULL;
     json_t *serving = j ? json_object_get(j, "serving") : NULL;
-    if (!j || !who || strcmp(who, n->id) != 0 || !json_is_array(serving)) {
+    if (refused_delta(ctx, code, j)) {
+        /* it does not hold what the delta builds on (a restart, a lost push): the whole set */
+        szd_log(ns->d, SZD_INFO, "msg=\"delta refused, sending the whole set\" ns=%s node=%s",
+                ns->cfg.name, n->id);
+        szd_push_full(n);
+        n->assign_reach_ms = 0; /* it answered: the message arrived, and granted no lease */
+        json_decref(j);
+        ctx_free(ctx);
+        szd_ns_schedule(ns);
+        return;
+    }
+    if (code != 200 || !j || !who || strcmp(who, n->id) != 0 || !json_is_array(serving)) {
         n->reach_ms = n->assign_reach_ms > n->reach_ms ? n->assign_reach_ms : n->reach_ms;
         n->assign_reach_ms = 0;
         szd_log(ns->d, SZD_WARN, "msg=\"assignment failed\" ns=%s node=%s status=%d",
                 ns->cfg.name, n->id, code);
-        n->dirty = true;
+        /* it may or may not have applied it: only the whole set is certain to be right */
+        szd_push_full(n);
         n->assign_retry_ms = szd_now(ns->d) + ns->cfg.ping_interval_ms;
         json_decref(j);
+        ctx_free(ctx);
         return;
     }
     n->assign_reach_ms = 0;
     szd_node_contact(ns, n);
     n->applied_revision = pushed;
+    n->base_revision = pushed;
+    n->acked_ms = szd_now(ns->d);
     json_t *failed = json_object_get(j, "failed");
     if (json_is_array(failed) && json_array_size(failed) > 0) {
         size_t k;
         json_t *e;
         json_array_foreach(failed, k, e)
         {
+            const char *pid = json_string_value(json_object_get(e, "partition"));
             szd_log(ns->d, SZD_WARN, "msg=\"serve failed\" ns=%s node=%s partition=%s error=\"%s\"",
-                    ns->cfg.name, n->id, json_string_value(json_object_get(e, "partition")) ?: "?",
+                    ns->cfg.name, n->id, pid ?: "?",
                     json_string_value(json_object_get(e, "error")) ?: "");
+            if (pid && szd_valid_id(pid))
+                szd_push_changed(n, pid); /* try again a little later */
+            else
+                szd_push_full(n);
         }
-        n->dirty = true; /* try again a little later */
         n->assign_retry_ms = szd_now(ns->d) + ns->cfg.ping_interval_ms;
     }
-    szd_apply_serving(ns, n, serving);
+    if (ctx->delta)
+        szd_apply_serving_delta(ns, n, serving, (const char *const *)ctx->named, ctx->nnamed);
+    else
+        szd_apply_serving(ns, n, serving);
     json_decref(j);
+    ctx_free(ctx);
     szd_ns_schedule(ns);
 }
 
@@ -145,14 +214,122 @@ static bool pushable(const szd_node *n, int64_t now)
     return n->state != SZD_NODE_DEAD && !(n->state == SZD_NODE_LEFT && n->released_sent);
 }
 
-static json_t *replica_json(const szd_ns *ns, const szd_part *p, unsigned s, szd_rstate st,
-                            uint64_t generation)
+/* ---- bodies -------------------------------------------------------------------------- */
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *p, size_t len)
 {
-    json_t *j = json_pack("{s:s, s:i, s:s, s:I, s:s}", "partition", p->id, "slot", (int)s,
-                          "role", !ns->cfg.roles ? "none" : s == 0 ? "primary" : "secondary",
-                          "generation", (json_int_t)generation, "state", szd_rstate_name(st));
-    szd_range_fields(ns, p->id, j, false); /* range namespaces: the bounds */
-    return j;
+    if (b->n + len + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 256;
+        while (ncap < b->n + len + 1)
+            ncap *= 2;
+        char *ns = realloc(b->s, ncap);
+        if (!ns) {
+            fprintf(stderr, "shardzd: out of memory\n");
+            abort();
+        }
+        b->s = ns;
+        b->cap = ncap;
+    }
+    memcpy(b->s + b->n, p, len);
+    b->n += len;
+    b->s[b->n] = 0;
+}
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    char tmp[768];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return;
+    if ((size_t)len < sizeof tmp) {
+        sb_add(b, tmp, (size_t)len);
+        return;
+    }
+    char *big = malloc((size_t)len + 1);
+    if (!big) {
+        fprintf(stderr, "shardzd: out of memory\n");
+        abort();
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    sb_add(b, big, (size_t)len);
+    free(big);
+}
+
+/* One replica entry (docs/PROTOCOL.md 4.3), after a comma unless it is the first. Ids of
+ * partitions are plain ([A-Za-z0-9._:-]): written as they are; a range namespace's bounds are
+ * arbitrary bytes and go through jansson's escaping. */
+static void put_entry(sbuf *b, const szd_ns *ns, const szd_part *p, unsigned s, szd_rstate st,
+                      uint64_t generation)
+{
+    if (b->s && b->s[b->n - 1] != '[')
+        sb_add(b, ",", 1);
+    const char *role = !ns->cfg.roles ? "none" : s == 0 ? "primary" : "secondary";
+    if (!szd_is_range(ns)) {
+        sb_printf(b,
+                  "{\"partition\":\"%s\",\"slot\":%u,\"role\":\"%s\",\"generation\":%llu,"
+                  "\"state\":\"%s\"}",
+                  p->id, s, role, (unsigned long long)generation, szd_rstate_name(st));
+        return;
+    }
+    json_t *j = json_pack("{s:s, s:i, s:s, s:I, s:s}", "partition", p->id, "slot", (int)s, "role",
+                          role, "generation", (json_int_t)generation, "state",
+                          szd_rstate_name(st));
+    szd_range_fields(ns, p->id, j, false); /* the bounds */
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text) {
+        fprintf(stderr, "shardzd: out of memory\n");
+        abort();
+    }
+    sb_add(b, text, strlen(text));
+    free(text);
+}
+
+/* The replica of p node `me` should hold now (at most one: replicas of a partition are on
+ * distinct nodes); false when none. */
+static bool desired_of(const szd_part *p, int32_t me, unsigned *slot, szd_rstate *st,
+                       uint64_t *gen)
+{
+    for (unsigned s = 0; s < p->nrep; s++) {
+        const szd_slot *sl = &p->slots[s];
+        if (sl->owner == me &&
+            (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING)) {
+            *slot = s;
+            *st = (szd_rstate)sl->owner_state;
+            *gen = sl->generation;
+            return true;
+        }
+        if (sl->prev == me && sl->prev_state == SZD_R_SERVING) {
+            *slot = s;
+            *st = SZD_R_SERVING;
+            *gen = sl->prev_generation;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void put_head(sbuf *b, const szd_ns *ns, const szd_node *n, bool released,
+                     uint64_t base)
+{
+    sb_printf(b, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"released\":%s",
+              ns->cfg.name, n->id, (unsigned long long)ns->revision, released ? "true" : "false");
+    if (ns->cfg.strict)
+        sb_printf(b, ",\"lease_ms\":%lld", (long long)ns->cfg.lease_ms);
+    if (base)
+        sb_printf(b, ",\"base_revision\":%llu", (unsigned long long)base);
+    sb_add(b, ",\"replicas\":[", 13);
 }
 
 /* One assignment built, waiting for its batch to be durable. */
@@ -160,7 +337,10 @@ typedef struct {
     szd_node *node;
     uint64_t revision;
     bool released;
-    char *body; /* owned */
+    char *body;  /* owned */
+    char **named; /* delta: the partitions named (owned), else NULL */
+    size_t nnamed;
+    bool delta;
 } push_msg;
 
 struct szd_pushes {
@@ -169,67 +349,119 @@ struct szd_pushes {
     size_t n;
 };
 
+/* A node's delta: its changed partitions' replicas, or their removal. Takes n->changed. */
+static void build_delta(szd_ns *ns, szd_node *n, int32_t me, push_msg *m)
+{
+    sbuf b = {0}, removed = {0};
+    szd_idset taken = n->changed, *set = &taken;
+    n->changed = (szd_idset){0};
+    put_head(&b, ns, n, false, n->base_revision);
+    sb_add(&removed, "[", 1);
+    m->named = calloc(set->n ? set->n : 1, sizeof *m->named);
+    if (!m->named) {
+        fprintf(stderr, "shardzd: out of memory\n");
+        abort();
+    }
+    for (size_t i = 0; i < set->cap; i++) {
+        char *id = set->slots[i];
+        if (!id)
+            continue;
+        set->slots[i] = NULL;
+        m->named[m->nnamed++] = id; /* taken */
+        const szd_part *p = szd_part_find(ns, id);
+        unsigned slot;
+        szd_rstate st;
+        uint64_t gen;
+        if (p && desired_of(p, me, &slot, &st, &gen)) {
+            put_entry(&b, ns, p, slot, st, gen);
+        } else {
+            if (removed.n > 1)
+                sb_add(&removed, ",", 1);
+            sb_printf(&removed, "\"%s\"", id);
+        }
+    }
+    sb_add(&removed, "]", 1);
+    sb_add(&b, "],\"removed\":", 12);
+    sb_add(&b, removed.s, removed.n);
+    sb_add(&b, "}", 1);
+    free(removed.s);
+    free(set->slots); /* its ids were taken */
+    m->body = b.s;
+    m->delta = true;
+}
+
 szd_pushes *szd_push_build(szd_ns *ns)
 {
     int64_t now = szd_now(ns->d);
-    size_t npush = 0;
+    size_t npush = 0, nfull = 0;
+    bool range = szd_is_range(ns);
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         szd_node *n = ns->nodes[i];
         if (!pushable(n, now))
             continue;
-        json_decref(n->desired);
-        n->desired = json_array();
         npush++;
+        if (!n->delta_ok || n->need_full || range || n->state == SZD_NODE_LEFT)
+            nfull++;
     }
     if (npush == 0)
         return NULL;
     szd_pushes *p = calloc(1, sizeof *p);
     push_msg *msgs = calloc(npush, sizeof *msgs);
-    if (!p || !msgs) {
+    sbuf *full = calloc(ns->nnodes ? ns->nnodes : 1, sizeof *full); /* by node index */
+    if (!p || !msgs || !full) {
         fprintf(stderr, "shardzd: out of memory\n");
         abort();
     }
     p->msgs = msgs;
-    /* one pass over the slots builds every node's desired replicas */
-    for (uint32_t i = 0; i < ns->nparts; i++) {
+    for (uint32_t i = 0; i < ns->nnodes; i++) {
+        szd_node *n = ns->nodes[i];
+        if (!pushable(n, now))
+            continue;
+        push_msg *m = &p->msgs[p->n++];
+        m->node = n;
+        m->revision = ns->revision;
+        m->released = n->state == SZD_NODE_LEFT;
+        if (n->delta_ok && !n->need_full && !range && !m->released)
+            build_delta(ns, n, (int32_t)i, m);
+        else
+            put_head(&full[i], ns, n, m->released, 0);
+    }
+    /* one pass over the slots builds every whole set; a node that left gets none */
+    for (uint32_t i = 0; nfull > 0 && i < ns->nparts; i++) {
         const szd_part *pt = &ns->parts[i];
         for (unsigned s = 0; s < pt->nrep; s++) {
             const szd_slot *sl = &pt->slots[s];
-            if (sl->owner >= 0 && ns->nodes[sl->owner]->desired &&
+            if (sl->owner >= 0 && full[sl->owner].s && ns->nodes[sl->owner]->state != SZD_NODE_LEFT &&
                 (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
-                json_array_append_new(ns->nodes[sl->owner]->desired,
-                                      replica_json(ns, pt, s, (szd_rstate)sl->owner_state,
-                                                   sl->generation));
-            if (sl->prev >= 0 && ns->nodes[sl->prev]->desired && sl->prev_state == SZD_R_SERVING)
-                json_array_append_new(ns->nodes[sl->prev]->desired,
-                                      replica_json(ns, pt, s, SZD_R_SERVING,
-                                                   sl->prev_generation));
+                put_entry(&full[sl->owner], ns, pt, s, (szd_rstate)sl->owner_state,
+                          sl->generation);
+            if (sl->prev >= 0 && full[sl->prev].s && ns->nodes[sl->prev]->state != SZD_NODE_LEFT &&
+                sl->prev_state == SZD_R_SERVING)
+                put_entry(&full[sl->prev], ns, pt, s, SZD_R_SERVING, sl->prev_generation);
         }
     }
-    for (uint32_t i = 0; i < ns->nnodes; i++) {
-        szd_node *n = ns->nodes[i];
-        if (!n->desired)
-            continue;
-        json_t *reps = n->desired;
-        n->desired = NULL;
-        bool released = n->state == SZD_NODE_LEFT;
-        json_t *body = json_pack("{s:s, s:s, s:I, s:b, s:o}", "namespace", ns->cfg.name, "node",
-                                 n->id, "revision", (json_int_t)ns->revision, "released",
-                                 released, "replicas", reps);
-        if (body && ns->cfg.strict)
-            json_object_set_new(body, "lease_ms", json_integer((json_int_t)ns->cfg.lease_ms));
-        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        json_decref(body);
-        if (!text) {
-            fprintf(stderr, "shardzd: out of memory\n");
-            abort();
+    for (size_t k = 0; k < p->n; k++) {
+        push_msg *m = &p->msgs[k];
+        szd_node *n = m->node;
+        if (!m->delta) {
+            int32_t i = -1;
+            for (uint32_t x = 0; x < ns->nnodes; x++)
+                if (ns->nodes[x] == n)
+                    i = (int32_t)x;
+            sb_add(&full[i], "]}", 2);
+            m->body = full[i].s;
+            full[i].s = NULL;
+            /* changes from here on are relative to the whole set it is about to hold (if the
+             * push fails, szd_push_full asks for the whole set again) */
+            szd_idset_clear(&n->changed);
+            n->need_full = false;
         }
-        p->msgs[p->n++] = (push_msg){n, ns->revision, released, text};
         n->dirty = false;
         n->push_pending = true;
-        if (released)
+        if (m->released)
             n->released_sent = true;
     }
+    free(full);
     return p;
 }
 
@@ -241,8 +473,12 @@ void szd_push_attach(szd_pushes *p, uint64_t seq)
 
 static void pushes_free(szd_pushes *p)
 {
-    for (size_t i = 0; i < p->n; i++)
+    for (size_t i = 0; i < p->n; i++) {
         free(p->msgs[i].body);
+        for (size_t k = 0; k < p->msgs[i].nnamed; k++)
+            free(p->msgs[i].named[k]);
+        free(p->msgs[i].named);
+    }
     free(p->msgs);
     free(p);
 }
@@ -269,11 +505,16 @@ void szd_push_release(szd_ns *ns, szd_pushes *p, const szd_sl_durable *durable)
         }
         ctx->node = n;
         ctx->revision = m->revision;
+        ctx->delta = m->delta;
+        ctx->named = m->named; /* taken */
+        ctx->nnamed = m->nnamed;
+        m->named = NULL;
+        m->nnamed = 0;
         int rc = send_json(n, "/shardz/v1/assign", m->body, on_assign, ctx);
         if (rc) {
             if (rc != SHARDZ_EIO)
-                free(ctx);
-            n->dirty = true;
+                ctx_free(ctx);
+            szd_push_full(n);
             n->released_sent = false;
             n->assign_retry_ms = now + ns->cfg.ping_interval_ms;
             continue;
@@ -292,8 +533,9 @@ void szd_push_drop(szd_ns *ns, szd_pushes *p)
     for (size_t i = 0; ns && i < p->n; i++) {
         szd_node *n = p->msgs[i].node;
         n->push_pending = false;
-        n->dirty = true; /* built again from the state when it is durable */
         n->released_sent = false;
+        /* built again from the state once it is durable: the whole set, to be simple */
+        szd_push_full(n);
     }
     pushes_free(p);
 }

@@ -397,8 +397,11 @@ static int step_switch(szd_ns *ns, rtask *t)
                 sl->prev = sl->owner;
                 sl->prev_generation = sl->generation;
                 sl->prev_state = SZD_R_DROPPING;
-                ns->nodes[sl->owner]->dirty = true;
-                ns->nodes[sl->owner]->maybe_drops = true;
+                szd_push_changed(ns->nodes[sl->owner], p->id);
+                if (!szd_idset_add(&ns->nodes[sl->owner]->drops, p->id)) {
+                    fprintf(stderr, "shardzd: out of memory\n");
+                    abort();
+                }
             }
             sl->owner = -1;
             sl->owner_state = SZD_R_NONE;

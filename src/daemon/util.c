@@ -133,11 +133,16 @@ void szd_reply_error(struct evhttp_request *req, int err, const char *fmt, ...)
 
 json_t *szd_read_body(struct evhttp_request *req)
 {
+    return szd_read_body_max(req, SZD_MAX_BODY);
+}
+
+json_t *szd_read_body_max(struct evhttp_request *req, size_t max)
+{
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    if (len > SZD_MAX_BODY) {
-        szd_reply_error(req, SHARDZ_ETOOBIG, "body of %zu bytes is over the limit of %d", len,
-                        SZD_MAX_BODY);
+    if (len > max) {
+        szd_reply_error(req, SHARDZ_ETOOBIG, "body of %zu bytes is over this route's limit of %zu",
+                        len, max);
         return NULL;
     }
     if (len == 0) {
@@ -184,4 +189,86 @@ bool szd_valid_ns_name(const char *s)
             return false;
     }
     return true;
+}
+
+/* ---- sets of ids --------------------------------------------------------------------- */
+
+static uint64_t id_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+void szd_idset_clear(szd_idset *set)
+{
+    for (size_t i = 0; i < set->cap; i++)
+        free(set->slots[i]);
+    free(set->slots);
+    *set = (szd_idset){0};
+}
+
+static size_t idset_pos(const szd_idset *set, const char *id, bool *found)
+{
+    size_t k = id_hash(id) & (set->cap - 1);
+    while (set->slots[k]) {
+        if (strcmp(set->slots[k], id) == 0) {
+            *found = true;
+            return k;
+        }
+        k = (k + 1) & (set->cap - 1);
+    }
+    *found = false;
+    return k;
+}
+
+bool szd_idset_add(szd_idset *set, const char *id)
+{
+    if (2 * (set->n + 1) > set->cap) {
+        size_t ncap = set->cap ? 2 * set->cap : 16;
+        char **nslots = calloc(ncap, sizeof *nslots);
+        if (!nslots)
+            return false;
+        szd_idset grown = {nslots, ncap, set->n};
+        for (size_t i = 0; i < set->cap; i++) {
+            bool found;
+            if (set->slots[i])
+                nslots[idset_pos(&grown, set->slots[i], &found)] = set->slots[i];
+        }
+        free(set->slots);
+        *set = grown;
+    }
+    bool found;
+    size_t k = idset_pos(set, id, &found);
+    if (found)
+        return true;
+    set->slots[k] = strdup(id);
+    if (!set->slots[k])
+        return false;
+    set->n++;
+    return true;
+}
+
+void szd_idset_remove(szd_idset *set, const char *id)
+{
+    bool found;
+    if (set->n == 0)
+        return;
+    size_t k = idset_pos(set, id, &found);
+    if (!found)
+        return;
+    free(set->slots[k]);
+    set->slots[k] = NULL;
+    set->n--;
+    /* linear probing: move back the entries after it that belong before the hole */
+    size_t mask = set->cap - 1, hole = k;
+    for (size_t j = (k + 1) & mask; set->slots[j]; j = (j + 1) & mask) {
+        size_t home = id_hash(set->slots[j]) & mask;
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            set->slots[hole] = set->slots[j];
+            set->slots[j] = NULL;
+            hole = j;
+        }
+    }
 }
