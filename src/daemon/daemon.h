@@ -13,6 +13,7 @@
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "daemon/core/slot.h"
 #include "daemon/log.h"
 #include "shardz/placement.h"
 #include "shardz/store.h"
@@ -87,14 +88,6 @@ typedef struct {
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
-typedef enum {
-    SZD_NODE_JOINING = 0,
-    SZD_NODE_ALIVE,
-    SZD_NODE_SUSPECT,
-    SZD_NODE_DRAINING,
-    SZD_NODE_DEAD,
-    SZD_NODE_LEFT,
-} szd_node_state;
 
 struct szd_ns;
 
@@ -141,26 +134,6 @@ typedef struct szd_node {
     bool drained;              /* an operator drained it: it keeps no replicas until undrained */
 } szd_node;
 
-/* ---- replica slots: where each partition's replicas are, and the move in flight -------- */
-
-typedef enum {
-    SZD_R_NONE = 0, /* no replica */
-    SZD_R_PENDING,  /* strict mode: waits for the old owner to stop */
-    SZD_R_ADDING,   /* the owner was told to serve; routing does not point at it yet */
-    SZD_R_SERVING,
-    SZD_R_DROPPING, /* routing moved away; the node is being told to delete */
-} szd_rstate;
-
-typedef struct {
-    uint64_t generation;      /* the owner's */
-    uint64_t prev_generation; /* the previous owner's, while it still holds the replica */
-    int64_t started_ms;       /* when the move started */
-    int32_t owner;            /* node index in ns->nodes, -1 none */
-    int32_t prev;             /* the previous owner while a move is in flight, -1 none */
-    uint8_t owner_state;
-    uint8_t prev_state;
-    uint8_t reason; /* shardz_reason of the move in flight */
-} szd_slot;
 
 typedef struct {
     char *id;        /* owned: one allocation holds the slots and then the id */
@@ -331,7 +304,6 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
 int szd_node_leave(szd_ns *ns, szd_node *n);
 json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions);
 json_t *szd_nodes_json(const szd_ns *ns);
-const char *szd_node_state_name(szd_node_state st);
 
 szd_part *szd_part_find(szd_ns *ns, const char *id);
 int szd_parts_add(szd_ns *ns, json_t *ids, char *err, size_t errlen);
@@ -342,7 +314,6 @@ json_t *szd_part_record(const szd_ns *ns, const szd_part *p);
 /* A new partition placed on the nodes serving `like` (range splits and merges). */
 int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like);
 json_t *szd_state_json(const szd_ns *ns);
-const char *szd_rstate_name(szd_rstate st);
 
 /* Records an event (takes `fields`, adds seq, time_ms and type). */
 void szd_event(szd_ns *ns, const char *type, json_t *fields);

@@ -24,19 +24,7 @@ static const char *part_key(const void *ctx, uint32_t i)
     return ((const szd_ns *)ctx)->parts[i].id;
 }
 
-static const char *const node_state_names[] = {"joining", "alive",  "suspect",
-                                               "draining", "dead", "left"};
 static const char *const rstate_names[] = {"none", "pending", "adding", "serving", "dropping"};
-
-const char *szd_node_state_name(szd_node_state st)
-{
-    return (unsigned)st <= SZD_NODE_LEFT ? node_state_names[st] : "unknown";
-}
-
-const char *szd_rstate_name(szd_rstate st)
-{
-    return (unsigned)st <= SZD_R_DROPPING ? rstate_names[st] : "unknown";
-}
 
 static int rstate_parse(const char *s)
 {
@@ -684,7 +672,8 @@ json_t *szd_ns_summary_json(const szd_ns *ns)
     for (uint32_t i = 0; i < ns->nnodes; i++)
         cnt[ns->nodes[i]->state]++;
     for (int s = 0; s <= SZD_NODE_LEFT; s++)
-        json_object_set_new(states, node_state_names[s], json_integer((json_int_t)cnt[s]));
+        json_object_set_new(states, szd_node_state_name((szd_node_state)s),
+                            json_integer((json_int_t)cnt[s]));
     size_t missing = 0, moves = 0;
     for (uint32_t i = 0; i < ns->nparts; i++)
         for (unsigned s = 0; s < ns->parts[i].nrep; s++) {
@@ -1246,11 +1235,34 @@ static bool node_gone(const szd_ns *ns, int32_t i)
 /* The node serving a slot's traffic now (routing), or -1. */
 static int32_t serving_node(const szd_slot *sl)
 {
-    if (sl->owner >= 0 && sl->owner_state == SZD_R_SERVING)
-        return sl->owner;
-    if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING)
-        return sl->prev;
-    return -1;
+    return szd_slot_serving_node(sl);
+}
+
+static uint8_t node_state_of(const void *ctx, int32_t i)
+{
+    return (uint8_t)((const szd_ns *)ctx)->nodes[i]->state;
+}
+
+static szd_slot_env slot_env(const szd_ns *ns)
+{
+    return (szd_slot_env){.strict = ns->cfg.strict, .node_state = node_state_of, .ctx = ns};
+}
+
+static void move_done(szd_ns *ns, szd_part *p, unsigned s);
+
+/* Carries out what the slot machine (core/slot.c) says changed for slot s of p. */
+static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out)
+{
+    for (int i = 0; i < 3; i++)
+        mark_dirty(ns, out->push[i], p);
+    if (out->drop_watch >= 0)
+        node_drops(ns->nodes[out->drop_watch], p);
+    if (out->started)
+        ns->moves_started++;
+    if (out->changed)
+        p->dirty = true;
+    if (out->done)
+        move_done(ns, p, s);
 }
 
 static void apply_move(szd_ns *ns, const shardz_move *mv)
@@ -1261,15 +1273,9 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
                 mv->partition, mv->slot);
         return;
     }
-    szd_slot *sl = &p->slots[mv->slot];
     int32_t to = mv->to ? node_index(ns, mv->to) : -1;
-    int32_t cur = serving_node(sl);
     uint64_t gen = 0;
     (void)shardz_sharder_generation(ns->sh, p->id, &gen);
-    mark_dirty(ns, sl->owner, p);
-    mark_dirty(ns, sl->prev, p);
-    mark_dirty(ns, to, p);
-    p->dirty = true;
     ns->moves_by_reason[mv->reason]++;
     szd_event(ns, "move",
               json_pack("{s:s, s:i, s:s?, s:s?, s:s, s:I}", "partition", p->id, "slot",
@@ -1279,73 +1285,12 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
             "msg=\"move\" ns=%s partition=%s slot=%u from=%s to=%s reason=%s generation=%llu",
             ns->cfg.name, p->id, mv->slot, mv->from ? mv->from : "-", mv->to ? mv->to : "-",
             shardz_reason_name(mv->reason), (unsigned long long)gen);
-    if (to < 0) {
-        /* vacated: nowhere to go; in strict mode a dead owner may still be serving until
-         * its lease ends, which the routing no longer shows anyway */
-        sl->owner = -1;
-        sl->owner_state = SZD_R_NONE;
-        sl->prev = -1;
-        sl->prev_state = SZD_R_NONE;
-        return;
-    }
-    if (sl->owner == to && sl->owner_state != SZD_R_NONE)
-        return;
-    ns->moves_started++;
-    sl->reason = (uint8_t)mv->reason;
-    /* a node that keeps the replica for a while keeps the generation it was given */
-    int32_t old_prev = sl->prev;
-    uint64_t old_gen = sl->generation, old_prev_gen = sl->prev_generation;
-#define GEN_OF(node) ((node) == old_prev ? old_prev_gen : old_gen)
-    sl->generation = gen;
-    sl->started_ms = szd_now(ns->d);
-    if (cur == to && !ns->cfg.strict) {
-        /* back to the node still serving it: the move in flight is cancelled */
-        sl->owner = to;
-        sl->owner_state = SZD_R_SERVING;
-        sl->prev = -1;
-        sl->prev_state = SZD_R_NONE;
-        return;
-    }
-    if (ns->cfg.strict) {
-        /* Break before make. The node that may hold the replica now: the old owner still
-         * told to drop it, else the owner (serving, or adding: its push may be in flight
-         * and it may be serving already). It must be rid of it before the new one starts;
-         * a dead holder is waited for until its lease ends (expire_leases). */
-        int32_t holder = -1;
-        if (sl->prev >= 0 &&
-            (sl->prev_state == SZD_R_DROPPING || sl->prev_state == SZD_R_SERVING))
-            holder = sl->prev;
-        else if (sl->owner >= 0 &&
-                 (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
-            holder = sl->owner;
-        if (holder >= 0 && ns->nodes[holder]->state == SZD_NODE_LEFT)
-            holder = -1;
-        sl->owner = to;
-        if (holder < 0 || holder == to) {
-            sl->prev = -1;
-            sl->prev_state = SZD_R_NONE;
-            sl->owner_state = SZD_R_ADDING;
-        } else {
-            sl->prev = holder;
-            sl->prev_generation = GEN_OF(holder);
-            sl->prev_state = SZD_R_DROPPING;
-            sl->owner_state = SZD_R_PENDING;
-            node_drops(ns->nodes[holder], p);
-        }
-        mark_dirty(ns, holder, p);
-        return;
-    }
-    /* Make before break: the node serving traffic keeps it until the new owner serves. */
-    sl->owner = to;
-    int32_t prev = cur;
-    if (prev >= 0 && (ns->nodes[prev]->state == SZD_NODE_LEFT ||
-                      ns->nodes[prev]->state == SZD_NODE_DEAD))
-        prev = -1;
-    sl->prev = prev;
-    sl->prev_generation = prev < 0 ? 0 : GEN_OF(prev);
-    sl->prev_state = prev < 0 ? SZD_R_NONE : SZD_R_SERVING;
-    sl->owner_state = SZD_R_ADDING;
-#undef GEN_OF
+    szd_slot_env env = slot_env(ns);
+    szd_slot_out out;
+    szd_slot_out_init(&out);
+    szd_slot_move(&p->slots[mv->slot], &env, to, gen, (uint8_t)mv->reason, szd_now(ns->d), &out);
+    out.done = false; /* a move starts here; it is done when acknowledged */
+    slot_applied(ns, p, mv->slot, &out);
 }
 
 static int ns_rebalance(szd_ns *ns)
@@ -1436,23 +1381,13 @@ static void move_done(szd_ns *ns, szd_part *p, unsigned s)
 static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen)
 {
     bool changed = false;
+    szd_slot_env env = slot_env(ns);
     for (unsigned s = 0; s < p->nrep; s++) {
-        szd_slot *sl = &p->slots[s];
-        if (sl->owner != me || sl->owner_state != SZD_R_ADDING || served_gen < sl->generation)
-            continue;
-        sl->owner_state = SZD_R_SERVING;
-        if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING && !node_gone(ns, sl->prev)) {
-            sl->prev_state = SZD_R_DROPPING; /* routing switched: the old owner drops */
-            node_drops(ns->nodes[sl->prev], p);
-            mark_dirty(ns, sl->prev, p);
-        } else if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING) {
-            sl->prev = -1;
-            sl->prev_state = SZD_R_NONE;
-        }
-        if (sl->prev < 0)
-            move_done(ns, p, s);
-        p->dirty = true;
-        changed = true;
+        szd_slot_out out;
+        szd_slot_out_init(&out);
+        szd_slot_serving(&p->slots[s], &env, me, served_gen, &out);
+        slot_applied(ns, p, s, &out);
+        changed |= out.changed;
     }
     return changed;
 }
@@ -1464,23 +1399,11 @@ static bool check_drops(szd_ns *ns, szd_part *p, int32_t me, bool still_served, 
 {
     bool pending = false;
     for (unsigned s = 0; s < p->nrep; s++) {
-        szd_slot *sl = &p->slots[s];
-        if (sl->prev != me || sl->prev_state != SZD_R_DROPPING)
-            continue;
-        if (still_served) {
-            pending = true;
-            continue;
-        }
-        sl->prev = -1;
-        sl->prev_state = SZD_R_NONE;
-        if (sl->owner_state == SZD_R_PENDING) {
-            sl->owner_state = SZD_R_ADDING; /* strict: the old owner stopped */
-            mark_dirty(ns, sl->owner, p);
-        } else {
-            move_done(ns, p, s);
-        }
-        p->dirty = true;
-        *changed = true;
+        szd_slot_out out;
+        szd_slot_out_init(&out);
+        pending |= szd_slot_dropped(&p->slots[s], me, still_served, &out);
+        slot_applied(ns, p, s, &out);
+        *changed |= out.changed;
     }
     return pending;
 }
@@ -1646,17 +1569,12 @@ static void expire_leases(szd_ns *ns)
         for (size_t x = 0; x < old->drops.cap; x++) {
             szd_part *p = old->drops.slots[x] ? szd_part_find(ns, old->drops.slots[x]) : NULL;
             for (unsigned s = 0; p && s < p->nrep; s++) {
-                szd_slot *sl = &p->slots[s];
-                if (sl->prev != (int32_t)i || sl->prev_state != SZD_R_DROPPING)
-                    continue;
-                sl->prev = -1;
-                sl->prev_state = SZD_R_NONE;
-                if (sl->owner_state == SZD_R_PENDING) {
-                    sl->owner_state = SZD_R_ADDING;
-                    mark_dirty(ns, sl->owner, p);
-                }
-                p->dirty = true;
-                szd_ns_changed(ns);
+                szd_slot_out out;
+                szd_slot_out_init(&out);
+                szd_slot_holder_gone(&p->slots[s], (int32_t)i, &out);
+                slot_applied(ns, p, s, &out);
+                if (out.changed)
+                    szd_ns_changed(ns);
             }
         }
         szd_idset_clear(&old->drops); /* its lease ran out: it holds nothing any more */

@@ -1,0 +1,183 @@
+/* The replica-slot machine (slot.h): pure, deterministic, no I/O and no clock. Run on the
+ * loop thread by the namespace code (ns.c), which applies its output; tested by
+ * tests/daemon/test_slot.c. */
+#include <stddef.h>
+
+#include "daemon/core/slot.h"
+
+static const char *const node_state_names[] = {"joining", "alive",  "suspect",
+                                               "draining", "dead", "left"};
+static const char *const rstate_names[] = {"none", "pending", "adding", "serving", "dropping"};
+
+const char *szd_node_state_name(szd_node_state st)
+{
+    return (unsigned)st <= SZD_NODE_LEFT ? node_state_names[st] : "unknown";
+}
+
+const char *szd_rstate_name(szd_rstate st)
+{
+    return (unsigned)st <= SZD_R_DROPPING ? rstate_names[st] : "unknown";
+}
+
+void szd_slot_out_init(szd_slot_out *out)
+{
+    *out = (szd_slot_out){.push = {-1, -1, -1}, .drop_watch = -1};
+}
+
+void szd_slot_init(szd_slot *sl)
+{
+    *sl = (szd_slot){.owner = -1, .prev = -1};
+}
+
+static void push(szd_slot_out *out, int32_t node)
+{
+    if (node < 0)
+        return;
+    for (int i = 0; i < 3; i++) {
+        if (out->push[i] == node)
+            return;
+        if (out->push[i] < 0) {
+            out->push[i] = node;
+            return;
+        }
+    }
+}
+
+int32_t szd_slot_serving_node(const szd_slot *sl)
+{
+    if (sl->owner >= 0 && sl->owner_state == SZD_R_SERVING)
+        return sl->owner;
+    if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING)
+        return sl->prev;
+    return -1;
+}
+
+static uint8_t state_of(const szd_slot_env *env, int32_t i)
+{
+    return env->node_state(env->ctx, i);
+}
+
+void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t gen,
+                   uint8_t reason, int64_t now, szd_slot_out *out)
+{
+    int32_t cur = szd_slot_serving_node(sl);
+    push(out, sl->owner);
+    push(out, sl->prev);
+    push(out, to);
+    out->changed = true;
+    if (to < 0) {
+        /* vacated: nowhere to go; in strict mode a dead owner may still be serving until
+         * its lease ends, which the routing no longer shows anyway */
+        szd_slot_init(sl);
+        return;
+    }
+    if (sl->owner == to && sl->owner_state != SZD_R_NONE)
+        return;
+    out->started = true;
+    sl->reason = reason;
+    /* a node that keeps the replica for a while keeps the generation it was given */
+    int32_t old_prev = sl->prev;
+    uint64_t old_gen = sl->generation, old_prev_gen = sl->prev_generation;
+#define GEN_OF(node) ((node) == old_prev ? old_prev_gen : old_gen)
+    sl->generation = gen;
+    sl->started_ms = now;
+    if (cur == to && !env->strict) {
+        /* back to the node still serving it: the move in flight is cancelled */
+        sl->owner = to;
+        sl->owner_state = SZD_R_SERVING;
+        sl->prev = -1;
+        sl->prev_state = SZD_R_NONE;
+        sl->prev_generation = 0;
+        return;
+    }
+    if (env->strict) {
+        /* Break before make. The node that may hold the replica now: the old owner still
+         * told to drop it, else the owner (serving, or adding: its push may be in flight
+         * and it may be serving already). It must be rid of it before the new one starts;
+         * a dead holder is waited for until its lease ends (szd_slot_holder_gone). */
+        int32_t holder = -1;
+        if (sl->prev >= 0 &&
+            (sl->prev_state == SZD_R_DROPPING || sl->prev_state == SZD_R_SERVING))
+            holder = sl->prev;
+        else if (sl->owner >= 0 &&
+                 (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
+            holder = sl->owner;
+        if (holder >= 0 && state_of(env, holder) == SZD_NODE_LEFT)
+            holder = -1;
+        sl->owner = to;
+        if (holder < 0 || holder == to) {
+            sl->prev = -1;
+            sl->prev_state = SZD_R_NONE;
+            sl->prev_generation = 0;
+            sl->owner_state = SZD_R_ADDING;
+        } else {
+            sl->prev = holder;
+            sl->prev_generation = GEN_OF(holder);
+            sl->prev_state = SZD_R_DROPPING;
+            sl->owner_state = SZD_R_PENDING;
+            out->drop_watch = holder;
+        }
+        push(out, holder);
+        return;
+    }
+    /* Make before break: the node serving traffic keeps it until the new owner serves. */
+    sl->owner = to;
+    int32_t prev = cur;
+    if (prev >= 0 &&
+        (state_of(env, prev) == SZD_NODE_LEFT || state_of(env, prev) == SZD_NODE_DEAD))
+        prev = -1;
+    sl->prev = prev;
+    sl->prev_generation = prev < 0 ? 0 : GEN_OF(prev);
+    sl->prev_state = prev < 0 ? SZD_R_NONE : SZD_R_SERVING;
+    sl->owner_state = SZD_R_ADDING;
+#undef GEN_OF
+}
+
+void szd_slot_serving(szd_slot *sl, const szd_slot_env *env, int32_t me, uint64_t served_gen,
+                      szd_slot_out *out)
+{
+    if (sl->owner != me || sl->owner_state != SZD_R_ADDING || served_gen < sl->generation)
+        return;
+    sl->owner_state = SZD_R_SERVING;
+    out->changed = true;
+    if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING) {
+        uint8_t ps = state_of(env, sl->prev);
+        if (ps != SZD_NODE_DEAD && ps != SZD_NODE_LEFT) {
+            sl->prev_state = SZD_R_DROPPING; /* routing switched: the old owner drops */
+            out->drop_watch = sl->prev;
+            push(out, sl->prev);
+        } else {
+            sl->prev = -1;
+            sl->prev_state = SZD_R_NONE;
+            sl->prev_generation = 0;
+        }
+    }
+    if (sl->prev < 0)
+        out->done = true;
+}
+
+bool szd_slot_dropped(szd_slot *sl, int32_t me, bool still_served, szd_slot_out *out)
+{
+    if (sl->prev != me || sl->prev_state != SZD_R_DROPPING)
+        return false;
+    if (still_served)
+        return true;
+    szd_slot_holder_gone(sl, me, out);
+    return false;
+}
+
+void szd_slot_holder_gone(szd_slot *sl, int32_t me, szd_slot_out *out)
+{
+    if (sl->prev != me || sl->prev_state != SZD_R_DROPPING)
+        return;
+    sl->prev = -1;
+    sl->prev_state = SZD_R_NONE;
+    sl->prev_generation = 0;
+    out->changed = true;
+    if (sl->owner_state == SZD_R_PENDING) {
+        sl->owner_state = SZD_R_ADDING; /* strict: the old owner stopped; the new one starts */
+        push(out, sl->owner);
+    } else {
+        out->done = true;
+    }
+}

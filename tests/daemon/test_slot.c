@@ -1,0 +1,225 @@
+/* Table tests of the replica-slot machine (src/daemon/core/slot.c), in the etcd-raft style:
+ * each table is a script of inputs (a move, an owner serving, an old owner's answer, a holder
+ * gone, a node changing state) with the slot and the output expected after each. Covers
+ * make-before-break (available) and break-before-make (strict): who is told what, when a move
+ * is done, which generation each holder keeps, cancels, dead and departed holders. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include "daemon/core/slot.h"
+
+typedef enum { MOVE, SERVING, DROPPED, GONE, NODE } op;
+
+enum { N = SZD_R_NONE, P = SZD_R_PENDING, A = SZD_R_ADDING, S = SZD_R_SERVING, D = SZD_R_DROPPING };
+
+/* One step. MOVE: a = to, b = generation. SERVING: a = node, b = generation served. DROPPED:
+ * a = node, b = still serving (1) or not (0). GONE: a = node. NODE: a = node, b = its state.
+ * Then the slot (owner, its state and generation; prev, its state and generation), the nodes
+ * pushed (a bit per node), the node to watch for a drop (-1), started, done, and (DROPPED)
+ * whether it still has to drop. */
+typedef struct {
+    op op;
+    int a;
+    long long b;
+    int owner, ost;
+    long long gen;
+    int prev, pst;
+    long long pgen;
+    unsigned push;
+    int watch, started, done, pending;
+} step;
+
+#define END {NODE, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+static uint8_t states[4];
+
+static uint8_t state_of(const void *ctx, int32_t i)
+{
+    (void)ctx;
+    return states[i];
+}
+
+static void run(bool strict, const step *t)
+{
+    for (int i = 0; i < 4; i++)
+        states[i] = SZD_NODE_ALIVE;
+    szd_slot_env env = {.strict = strict, .node_state = state_of, .ctx = NULL};
+    szd_slot sl;
+    szd_slot_init(&sl);
+    for (size_t i = 0; t[i].a >= 0 || t[i].op != NODE; i++) {
+        const step *s = &t[i];
+        szd_slot_out out;
+        szd_slot_out_init(&out);
+        bool pending = false;
+        switch (s->op) {
+        case MOVE:
+            szd_slot_move(&sl, &env, s->a, (uint64_t)s->b, 0, 1000 + (int64_t)i, &out);
+            break;
+        case SERVING:
+            szd_slot_serving(&sl, &env, s->a, (uint64_t)s->b, &out);
+            break;
+        case DROPPED:
+            pending = szd_slot_dropped(&sl, s->a, s->b != 0, &out);
+            break;
+        case GONE:
+            szd_slot_holder_gone(&sl, s->a, &out);
+            break;
+        case NODE:
+            states[s->a] = (uint8_t)s->b;
+            continue;
+        }
+        unsigned pushed = 0;
+        for (int k = 0; k < 3; k++)
+            if (out.push[k] >= 0)
+                pushed |= 1u << out.push[k];
+        if (sl.owner != s->owner || sl.owner_state != s->ost ||
+            (long long)sl.generation != s->gen || sl.prev != s->prev ||
+            sl.prev_state != s->pst || (long long)sl.prev_generation != s->pgen)
+            fail_msg("step %zu: slot owner %d %s gen %llu, prev %d %s gen %llu; want owner %d %s "
+                     "gen %lld, prev %d %s gen %lld",
+                     i, sl.owner, szd_rstate_name(sl.owner_state),
+                     (unsigned long long)sl.generation, sl.prev, szd_rstate_name(sl.prev_state),
+                     (unsigned long long)sl.prev_generation, s->owner,
+                     szd_rstate_name((szd_rstate)s->ost), s->gen, s->prev,
+                     szd_rstate_name((szd_rstate)s->pst), s->pgen);
+        if (pushed != s->push || out.drop_watch != s->watch || (int)out.started != s->started ||
+            (int)out.done != s->done || (int)pending != s->pending)
+            fail_msg("step %zu: pushed %#x watch %d started %d done %d pending %d; want %#x %d "
+                     "%d %d %d",
+                     i, pushed, out.drop_watch, out.started, out.done, pending, s->push, s->watch,
+                     s->started, s->done, s->pending);
+    }
+}
+
+#define B(n) (1u << (n))
+
+/* Available: the first placement, then make-before-break: the new owner adds, serves (routing
+ * switches, the old owner drops), the old owner drops; the move is done then. */
+static void test_available_make_before_break(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        /* op      a  b   owner st gen prev st pgen push      watch st dn pend */
+        {MOVE, 0, 1, 0, A, 1, -1, N, 0, B(0), -1, 1, 0, 0},
+        {SERVING, 0, 1, 0, S, 1, -1, N, 0, 0, -1, 0, 1, 0},
+        {MOVE, 1, 2, 1, A, 2, 0, S, 1, B(0) | B(1), -1, 1, 0, 0},
+        {SERVING, 1, 1, 1, A, 2, 0, S, 1, 0, -1, 0, 0, 0}, /* an older generation: no */
+        {SERVING, 0, 2, 1, A, 2, 0, S, 1, 0, -1, 0, 0, 0}, /* not the owner: no */
+        {SERVING, 1, 2, 1, S, 2, 0, D, 1, B(0), 0, 0, 0, 0},
+        {DROPPED, 0, 1, 1, S, 2, 0, D, 1, 0, -1, 0, 0, 1}, /* still serves it */
+        {DROPPED, 2, 0, 1, S, 2, 0, D, 1, 0, -1, 0, 0, 0}, /* not the one dropping */
+        {DROPPED, 0, 0, 1, S, 2, -1, N, 0, 0, -1, 0, 1, 0},
+        END,
+    };
+    run(false, t);
+}
+
+/* Available: moving back to the node still serving cancels the move in flight (with a new,
+ * higher generation for it); moving to the owner again does nothing; vacating clears. */
+static void test_available_cancel_and_vacate(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        {MOVE, 0, 1, 0, A, 1, -1, N, 0, B(0), -1, 1, 0, 0},
+        {SERVING, 0, 1, 0, S, 1, -1, N, 0, 0, -1, 0, 1, 0},
+        {MOVE, 1, 2, 1, A, 2, 0, S, 1, B(0) | B(1), -1, 1, 0, 0},
+        {MOVE, 0, 3, 0, S, 3, -1, N, 0, B(0) | B(1), -1, 1, 0, 0},
+        {MOVE, 0, 4, 0, S, 3, -1, N, 0, B(0), -1, 0, 0, 0},
+        {MOVE, -1, 5, -1, N, 0, -1, N, 0, B(0), -1, 0, 0, 0},
+        END,
+    };
+    run(false, t);
+}
+
+/* Available: a dead old owner keeps nothing (its replicas are re-placed at once); an old
+ * owner that dies while the new one adds is forgotten when the new one serves. */
+static void test_available_dead_owner(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        {MOVE, 0, 1, 0, A, 1, -1, N, 0, B(0), -1, 1, 0, 0},
+        {SERVING, 0, 1, 0, S, 1, -1, N, 0, 0, -1, 0, 1, 0},
+        {NODE, 0, SZD_NODE_DEAD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+        {MOVE, 1, 2, 1, A, 2, -1, N, 0, B(0) | B(1), -1, 1, 0, 0},
+        {SERVING, 1, 2, 1, S, 2, -1, N, 0, 0, -1, 0, 1, 0},
+        {MOVE, 2, 3, 2, A, 3, 1, S, 2, B(1) | B(2), -1, 1, 0, 0},
+        {NODE, 1, SZD_NODE_DEAD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+        {SERVING, 2, 3, 2, S, 3, -1, N, 0, 0, -1, 0, 1, 0},
+        END,
+    };
+    run(false, t);
+}
+
+/* Strict: break before make. The holder drops first (the new owner is pending), then the new
+ * owner is told to serve; it serving finishes the move. An ack while pending means nothing. */
+static void test_strict_break_before_make(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        {MOVE, 0, 1, 0, A, 1, -1, N, 0, B(0), -1, 1, 0, 0},
+        {SERVING, 0, 1, 0, S, 1, -1, N, 0, 0, -1, 0, 1, 0},
+        {MOVE, 1, 2, 1, P, 2, 0, D, 1, B(0) | B(1), 0, 1, 0, 0},
+        {SERVING, 1, 2, 1, P, 2, 0, D, 1, 0, -1, 0, 0, 0}, /* pending: not told yet */
+        {DROPPED, 0, 1, 1, P, 2, 0, D, 1, 0, -1, 0, 0, 1},
+        {DROPPED, 0, 0, 1, A, 2, -1, N, 0, B(1), -1, 0, 0, 0},
+        {SERVING, 1, 2, 1, S, 2, -1, N, 0, 0, -1, 0, 1, 0},
+        END,
+    };
+    run(true, t);
+}
+
+/* Strict: a dead holder is waited for (its lease may still run); its lease running out lets
+ * the new owner start. A holder that left holds nothing: the new owner starts at once. */
+static void test_strict_dead_and_left_holders(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        {MOVE, 0, 1, 0, A, 1, -1, N, 0, B(0), -1, 1, 0, 0},
+        {SERVING, 0, 1, 0, S, 1, -1, N, 0, 0, -1, 0, 1, 0},
+        {NODE, 0, SZD_NODE_DEAD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+        {MOVE, 1, 2, 1, P, 2, 0, D, 1, B(0) | B(1), 0, 1, 0, 0},
+        {GONE, 2, 0, 1, P, 2, 0, D, 1, 0, -1, 0, 0, 0}, /* not the holder */
+        {GONE, 0, 0, 1, A, 2, -1, N, 0, B(1), -1, 0, 0, 0},
+        {SERVING, 1, 2, 1, S, 2, -1, N, 0, 0, -1, 0, 1, 0},
+        {NODE, 1, SZD_NODE_LEFT, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+        {MOVE, 2, 3, 2, A, 3, -1, N, 0, B(1) | B(2), -1, 1, 0, 0},
+        END,
+    };
+    run(true, t);
+}
+
+/* Strict: an owner still adding may be serving already (its push in flight): it is the holder.
+ * Moving again while a holder drops keeps that holder (and its generation) and makes the newest
+ * target pending; moving back to the holder makes it the owner again with a new generation. */
+static void test_strict_holder_rules(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        {MOVE, 0, 1, 0, A, 1, -1, N, 0, B(0), -1, 1, 0, 0},
+        {MOVE, 1, 2, 1, P, 2, 0, D, 1, B(0) | B(1), 0, 1, 0, 0},
+        {MOVE, 2, 3, 2, P, 3, 0, D, 1, B(0) | B(1) | B(2), 0, 1, 0, 0},
+        {MOVE, 0, 4, 0, A, 4, -1, N, 0, B(0) | B(2), -1, 1, 0, 0},
+        {SERVING, 0, 3, 0, A, 4, -1, N, 0, 0, -1, 0, 0, 0}, /* the old generation: no */
+        {SERVING, 0, 4, 0, S, 4, -1, N, 0, 0, -1, 0, 1, 0},
+        END,
+    };
+    run(true, t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_available_make_before_break),
+        cmocka_unit_test(test_available_cancel_and_vacate),
+        cmocka_unit_test(test_available_dead_owner),
+        cmocka_unit_test(test_strict_break_before_make),
+        cmocka_unit_test(test_strict_dead_and_left_holders),
+        cmocka_unit_test(test_strict_holder_rules),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
