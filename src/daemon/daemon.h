@@ -309,8 +309,16 @@ szd_part *szd_part_find(szd_ns *ns, const char *id);
 int szd_parts_add(szd_ns *ns, json_t *ids, char *err, size_t errlen);
 int szd_part_remove(szd_ns *ns, szd_part *p);
 json_t *szd_part_json(const szd_ns *ns, const szd_part *p);
-/* A partition's store record (the caller's). */
-json_t *szd_part_record(const szd_ns *ns, const szd_part *p);
+/* Every slot run of a hash namespace (none for other kinds), sorted by partition id: one pass
+ * over the slots serves every partition's runs. Valid until the sharder changes. */
+typedef struct {
+    shardz_slot_range *r; /* owned */
+    size_t n;
+} szd_runs;
+int szd_runs_load(const szd_ns *ns, szd_runs *out);
+void szd_runs_free(szd_runs *runs);
+/* A partition's store record (the caller's); runs may be NULL (computed for this one). */
+json_t *szd_part_record(const szd_ns *ns, const szd_part *p, const szd_runs *runs);
 /* A new partition placed on the nodes serving `like` (range splits and merges). */
 int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like);
 json_t *szd_state_json(const szd_ns *ns);

@@ -302,23 +302,64 @@ json_t *szd_ns_config_json(const szd_ns *ns)
 
 /* ---- persistence --------------------------------------------------------------------- */
 
-/* A partition's slot runs [[lo, hi), ...] in a hash namespace. */
-static json_t *slot_runs_json(const szd_ns *ns, const char *id)
+static int runs_cmp(const void *a, const void *b)
+{
+    const shardz_slot_range *x = a, *y = b;
+    int c = strcmp(x->partition, y->partition);
+    return c ? c : (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+int szd_runs_load(const szd_ns *ns, szd_runs *out)
+{
+    *out = (szd_runs){0};
+    size_t n = 0;
+    if (strcmp(ns->cfg.sharder, "hash") != 0 ||
+        shardz_sharder_slot_ranges(ns->sh, NULL, NULL, 0, &n) != 0 || n == 0)
+        return 0;
+    out->r = calloc(n, sizeof *out->r);
+    if (!out->r)
+        return SHARDZ_ENOMEM;
+    if (shardz_sharder_slot_ranges(ns->sh, NULL, out->r, n, &n) != 0) {
+        szd_runs_free(out);
+        return SHARDZ_EIO;
+    }
+    out->n = n;
+    qsort(out->r, n, sizeof *out->r, runs_cmp);
+    return 0;
+}
+
+void szd_runs_free(szd_runs *runs)
+{
+    free(runs->r);
+    *runs = (szd_runs){0};
+}
+
+/* A partition's slot runs [[lo, hi), ...] in a hash namespace: from the table (a binary
+ * search), or with none given, from one pass over the slots. */
+static json_t *slot_runs_json(const szd_ns *ns, const szd_runs *runs, const char *id)
 {
     json_t *arr = json_array();
-    size_t n = 0;
-    if (shardz_sharder_slot_ranges(ns->sh, id, NULL, 0, &n) != 0 || n == 0)
-        return arr;
-    shardz_slot_range *r = calloc(n, sizeof *r);
-    if (r && shardz_sharder_slot_ranges(ns->sh, id, r, n, &n) == 0)
-        for (size_t k = 0; k < n; k++)
-            json_array_append_new(arr, json_pack("[I, I]", (json_int_t)r[k].lo,
-                                                 (json_int_t)r[k].hi));
-    free(r);
+    szd_runs own = {0};
+    if (!runs) {
+        (void)szd_runs_load(ns, &own);
+        runs = &own;
+    }
+    size_t lo = 0, hi = runs->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(runs->r[mid].partition, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t k = lo; k < runs->n && strcmp(runs->r[k].partition, id) == 0; k++)
+        json_array_append_new(arr, json_pack("[I, I]", (json_int_t)runs->r[k].lo,
+                                             (json_int_t)runs->r[k].hi));
+    szd_runs_free(&own);
     return arr;
 }
 
-json_t *szd_part_record(const szd_ns *ns, const szd_part *p)
+json_t *szd_part_record(const szd_ns *ns, const szd_part *p, const szd_runs *runs)
 {
     json_t *slots = json_array();
     for (unsigned s = 0; s < p->nrep; s++) {
@@ -335,7 +376,7 @@ json_t *szd_part_record(const szd_ns *ns, const szd_part *p)
     }
     json_t *rec = json_pack("{s:s, s:o}", "id", p->id, "slots", slots);
     if (strcmp(ns->cfg.sharder, "hash") == 0)
-        json_object_set_new(rec, "hash_slots", slot_runs_json(ns, p->id));
+        json_object_set_new(rec, "hash_slots", slot_runs_json(ns, runs, p->id));
     szd_range_fields(ns, p->id, rec, true);
     return rec;
 }
@@ -1209,14 +1250,18 @@ json_t *szd_state_json(const szd_ns *ns)
     }
     json_t *parts = json_array();
     bool hash = strcmp(ns->cfg.sharder, "hash") == 0;
+    szd_runs runs = {0};
+    if (hash)
+        (void)szd_runs_load(ns, &runs); /* one pass over the slots for every partition */
     for (uint32_t i = 0; i < ns->nparts; i++) {
         json_t *pj = szd_part_json(ns, &ns->parts[i]);
         json_object_set_new(pj, "id", json_string(ns->parts[i].id));
         json_object_del(pj, "partition");
         if (hash)
-            json_object_set_new(pj, "slots", slot_runs_json(ns, ns->parts[i].id));
+            json_object_set_new(pj, "slots", slot_runs_json(ns, &runs, ns->parts[i].id));
         json_array_append_new(parts, pj);
     }
+    szd_runs_free(&runs);
     json_t *j = json_pack("{s:s, s:I, s:s, s:o, s:o}", "namespace", ns->cfg.name, "revision",
                           (json_int_t)ns->revision, "sharder", ns->cfg.sharder, "nodes", nodes,
                           "partitions", parts);

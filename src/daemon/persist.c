@@ -45,10 +45,17 @@ static int collect(szd_ns *ns, bool config, szd_batch **out)
         if (ns->nodes[i]->record_dirty)
             rc = put_json(b, SHARDZ_KEY_NODE, ns, ns->nodes[i]->id,
                           szd_node_record(ns, ns->nodes[i]));
-    for (uint32_t i = 0; i < ns->nparts && rc == 0; i++)
-        if (ns->parts[i].dirty)
+    szd_runs runs = {0};
+    for (uint32_t i = 0; i < ns->nparts && rc == 0; i++) {
+        if (!ns->parts[i].dirty)
+            continue;
+        if (!runs.r)
+            rc = szd_runs_load(ns, &runs); /* hash: every run in one pass over the slots */
+        if (rc == 0)
             rc = put_json(b, SHARDZ_KEY_ASSIGN, ns, ns->parts[i].id,
-                          szd_part_record(ns, &ns->parts[i]));
+                          szd_part_record(ns, &ns->parts[i], &runs));
+    }
+    szd_runs_free(&runs);
     if (rc) {
         szd_batch_free(b);
         return rc;

@@ -253,7 +253,7 @@ static int step_persist(szd_ns *ns, const rtask *t, szd_part *const *parts, size
     ops[n] = (shardz_op){SHARDZ_OP_PUT, keys[n], (size_t)len, vals[n], strlen(vals[n]), 0};
     n++;
     for (size_t i = 0; i < np; i++, n++) {
-        json_t *pj = szd_part_record(ns, parts[i]);
+        json_t *pj = szd_part_record(ns, parts[i], NULL);
         vals[n] = json_dumps(pj, JSON_COMPACT);
         json_decref(pj);
         len = shardz_key_assign(keys[n], sizeof keys[n], ns->cfg.name, parts[i]->id);
