@@ -174,119 +174,277 @@ static void reply_list(struct evhttp_request *req, const szd_ns *ns, const char 
                    ns->revision);
 }
 
-static void not_allowed(struct evhttp_request *req)
+/* ---- the route table ------------------------------------------------------------------ */
+
+/* One request being answered: what the dispatcher resolved for the handler. */
+typedef struct {
+    szd *d;
+    struct evhttp_request *req;
+    szd_ns *ns;                 /* {ns}, resolved (routes under a namespace) */
+    const char *arg[2];         /* the other {...} segments, in order ({id}/{pid}, {slot}) */
+    const struct evkeyvalq *q;  /* the query */
+} szd_call;
+
+/* A write changes state (a follower sends it to the leader); a read a follower answers from
+ * its cache; local routes are about this coordinator (status, metrics, health). */
+typedef enum { R_READ = 0, R_WRITE, R_LOCAL } route_kind;
+
+typedef struct {
+    enum evhttp_cmd_type method;
+    const char *pattern; /* segments; {name} matches any one segment */
+    route_kind kind;
+    void (*handler)(szd_call *c);
+} route;
+
+static const char *kind_name(route_kind k)
 {
-    szd_reply_error(req, SHARDZ_EINVAL, "method not allowed on this path");
+    return k == R_WRITE ? "write" : k == R_READ ? "read" : "local";
 }
 
-static void handle_namespaces(szd *d, struct evhttp_request *req, int method)
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    default:
+        return "?";
+    }
+}
+
+static szd_node *node_arg(szd_call *c)
+{
+    szd_node *n = szd_node_find(c->ns, c->arg[0]);
+    if (!n)
+        szd_reply_error(c->req, SHARDZ_ENOENT, "no node '%s' in namespace '%s'", c->arg[0],
+                        c->ns->cfg.name);
+    return n;
+}
+
+static szd_part *part_arg(szd_call *c)
+{
+    szd_part *p = szd_part_find(c->ns, c->arg[0]);
+    if (!p)
+        szd_reply_error(c->req, SHARDZ_ENOENT, "no partition '%s' in namespace '%s'", c->arg[0],
+                        c->ns->cfg.name);
+    return p;
+}
+
+/* ---- handlers -------------------------------------------------------------------------- */
+
+static void r_healthz(szd_call *c)
+{
+    if (c->d->ready)
+        szd_reply_json(c->req, 200, json_pack("{s:s}", "status", "ok"), 0);
+    else
+        szd_reply_error(c->req, SHARDZ_EBUSY, "starting");
+}
+
+static void r_metrics(szd_call *c)
+{
+    size_t len = 0;
+    char *text = szd_metrics_text(c->d, &len);
+    struct evbuffer *buf = evbuffer_new();
+    if (!text || !buf) {
+        free(text);
+        if (buf)
+            evbuffer_free(buf);
+        szd_reply_error(c->req, SHARDZ_ENOMEM, "out of memory");
+        return;
+    }
+    evbuffer_add(buf, text, len);
+    free(text);
+    evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
+                      "text/plain; version=0.0.4");
+    evhttp_send_reply(c->req, 200, "OK", buf);
+    evbuffer_free(buf);
+}
+
+static void r_status(szd_call *c)
+{
+    szd_reply_json(c->req, 200, status_json(c->d), 0);
+}
+
+static void r_ns_list(szd_call *c)
+{
+    json_t *list = json_array();
+    for (uint32_t i = 0; i < c->d->nns; i++)
+        json_array_append_new(list, szd_ns_summary_json(c->d->ns[i]));
+    szd_reply_json(c->req, 200, json_pack("{s:o}", "namespaces", list), 0);
+}
+
+static void r_ns_create(szd_call *c)
 {
     char err[512] = "";
-    if (method == EVHTTP_REQ_GET) {
-        json_t *list = json_array();
-        for (uint32_t i = 0; i < d->nns; i++)
-            json_array_append_new(list, szd_ns_summary_json(d->ns[i]));
-        szd_reply_json(req, 200, json_pack("{s:o}", "namespaces", list), 0);
-        return;
-    }
-    if (method != EVHTTP_REQ_POST) {
-        not_allowed(req);
-        return;
-    }
-    json_t *body = szd_read_body_max(req, SZD_MAX_BULK_BODY);
+    json_t *body = szd_read_body_max(c->req, SZD_MAX_BULK_BODY);
     if (!body)
         return;
     szd_ns_config cfg;
     int rc = szd_ns_config_parse(body, &cfg, err, sizeof err);
     szd_ns *ns = NULL;
     if (rc == 0)
-        rc = szd_ns_create(d, &cfg, json_object_get(body, "partitions"), &ns, err, sizeof err);
+        rc = szd_ns_create(c->d, &cfg, json_object_get(body, "partitions"), &ns, err,
+                           sizeof err);
     json_decref(body);
     if (rc) {
-        szd_reply_error(req, rc, "%s", err);
+        szd_reply_error(c->req, rc, "%s", err);
         return;
     }
-    szd_reply_json(req, 201, szd_ns_summary_json(ns), ns->revision);
+    szd_reply_json(c->req, 201, szd_ns_summary_json(ns), ns->revision);
 }
 
-static void handle_nodes(szd_ns *ns, struct evhttp_request *req, int method, const char *id,
-                         const char *action)
+static void r_ns_get(szd_call *c)
+{
+    szd_reply_json(c->req, 200, szd_ns_summary_json(c->ns), c->ns->revision);
+}
+
+static void r_ns_delete(szd_call *c)
+{
+    int rc = szd_ns_delete(c->d, c->ns);
+    if (rc)
+        szd_reply_error(c->req, rc, "could not delete: %s", shardz_strerror(rc));
+    else
+        szd_reply_json(c->req, 200, json_pack("{s:b}", "deleted", 1), 0);
+}
+
+static void r_nodes(szd_call *c)
+{
+    reply_list(c->req, c->ns, "nodes", szd_nodes_json(c->ns));
+}
+
+static void r_node_register(szd_call *c)
 {
     char err[512] = "";
-    if (!id) {
-        if (method == EVHTTP_REQ_GET) {
-            json_t *list = szd_nodes_json(ns);
-            reply_list(req, ns, "nodes", list);
-            return;
-        }
-        if (method != EVHTTP_REQ_POST) {
-            not_allowed(req);
-            return;
-        }
-        json_t *body = szd_read_body(req);
-        if (!body)
-            return;
-        szd_node *n = NULL;
-        int rc = szd_node_register(ns, body, &n, err, sizeof err);
-        json_decref(body);
-        if (rc) {
-            szd_reply_error(req, rc, "%s", err);
-            return;
-        }
-        json_t *reply = json_pack("{s:o, s:I, s:I, s:s, s:I}", "node", szd_node_json(ns, n, false),
-                                  "ping_interval_ms", (json_int_t)ns->cfg.ping_interval_ms,
-                                  "lease_ms", (json_int_t)ns->cfg.lease_ms, "consistency",
-                                  ns->cfg.strict ? "strict" : "available", "revision",
-                                  (json_int_t)ns->revision);
-        /* the protocol features this coordinator uses with this node (docs/PROTOCOL.md 4.1) */
-        json_t *features = json_array();
-        if (n->delta_ok)
-            json_array_append_new(features, json_string("delta"));
-        json_object_set_new(reply, "features", features);
-        szd_reply_json(req, 200, reply, ns->revision);
+    szd_ns *ns = c->ns;
+    json_t *body = szd_read_body(c->req);
+    if (!body)
+        return;
+    szd_node *n = NULL;
+    int rc = szd_node_register(ns, body, &n, err, sizeof err);
+    json_decref(body);
+    if (rc) {
+        szd_reply_error(c->req, rc, "%s", err);
         return;
     }
-    szd_node *n = szd_node_find(ns, id);
-    if (!n) {
-        szd_reply_error(req, SHARDZ_ENOENT, "no node '%s' in namespace '%s'", id, ns->cfg.name);
+    json_t *reply = json_pack("{s:o, s:I, s:I, s:s, s:I}", "node", szd_node_json(ns, n, false),
+                              "ping_interval_ms", (json_int_t)ns->cfg.ping_interval_ms,
+                              "lease_ms", (json_int_t)ns->cfg.lease_ms, "consistency",
+                              ns->cfg.strict ? "strict" : "available", "revision",
+                              (json_int_t)ns->revision);
+    /* the protocol features this coordinator uses with this node (docs/PROTOCOL.md 4.1) */
+    json_t *features = json_array();
+    if (n->delta_ok)
+        json_array_append_new(features, json_string("delta"));
+    json_object_set_new(reply, "features", features);
+    szd_reply_json(c->req, 200, reply, ns->revision);
+}
+
+static void r_node_get(szd_call *c)
+{
+    szd_node *n = node_arg(c);
+    if (!n)
+        return;
+    json_t *j = szd_node_json(c->ns, n, true);
+    json_object_set_new(j, "revision", json_integer((json_int_t)c->ns->revision));
+    szd_reply_json(c->req, 200, j, c->ns->revision);
+}
+
+static void node_drain(szd_call *c, bool drain)
+{
+    szd_node *n = node_arg(c);
+    if (!n)
+        return;
+    if (n->state == SZD_NODE_LEFT) {
+        szd_reply_error(c->req, SHARDZ_ECONFLICT, "node '%s' has left", n->id);
         return;
     }
-    if (!action) {
-        if (method != EVHTTP_REQ_GET) {
-            not_allowed(req);
-            return;
-        }
-        json_t *j = szd_node_json(ns, n, true);
-        json_object_set_new(j, "revision", json_integer((json_int_t)ns->revision));
-        szd_reply_json(req, 200, j, ns->revision);
+    int rc = szd_node_drain(c->ns, n, drain);
+    if (rc) {
+        szd_reply_error(c->req, rc, "could not record it: %s", shardz_strerror(rc));
         return;
     }
-    if ((strcmp(action, "drain") == 0 || strcmp(action, "undrain") == 0) &&
-        method == EVHTTP_REQ_POST) {
-        bool drain = strcmp(action, "drain") == 0;
-        if (n->state == SZD_NODE_LEFT) {
-            szd_reply_error(req, SHARDZ_ECONFLICT, "node '%s' has left", n->id);
-            return;
-        }
-        int rc = szd_node_drain(ns, n, drain);
-        if (rc) {
-            szd_reply_error(req, rc, "could not record it: %s", shardz_strerror(rc));
-            return;
-        }
-        szd_reply_json(req, drain ? 202 : 200, szd_node_json(ns, n, false), ns->revision);
+    szd_reply_json(c->req, drain ? 202 : 200, szd_node_json(c->ns, n, false), c->ns->revision);
+}
+
+static void r_node_drain(szd_call *c)
+{
+    node_drain(c, true);
+}
+
+static void r_node_undrain(szd_call *c)
+{
+    node_drain(c, false);
+}
+
+static void r_node_leave(szd_call *c)
+{
+    szd_node *n = node_arg(c);
+    if (!n)
+        return;
+    int rc = szd_node_leave(c->ns, n);
+    if (rc) {
+        szd_reply_error(c->req, rc, "could not record the leave: %s", shardz_strerror(rc));
         return;
     }
-    if (strcmp(action, "leave") == 0 && method == EVHTTP_REQ_POST) {
-        int rc = szd_node_leave(ns, n);
-        if (rc) {
-            szd_reply_error(req, rc, "could not record the leave: %s", shardz_strerror(rc));
-            return;
-        }
-        json_t *j = szd_node_json(ns, n, false);
-        szd_reply_json(req, 202, j, ns->revision);
+    szd_reply_json(c->req, 202, szd_node_json(c->ns, n, false), c->ns->revision);
+}
+
+static void r_parts(szd_call *c)
+{
+    json_t *list = json_array();
+    for (uint32_t i = 0; i < c->ns->nparts; i++)
+        json_array_append_new(list, szd_part_json(c->ns, &c->ns->parts[i]));
+    reply_list(c->req, c->ns, "partitions", list);
+}
+
+static void r_parts_add(szd_call *c)
+{
+    char err[512] = "";
+    json_t *body = szd_read_body_max(c->req, SZD_MAX_BULK_BODY);
+    if (!body)
+        return;
+    int rc = szd_range_parts_change(c->ns, NULL, err, sizeof err);
+    if (rc == 0)
+        rc = szd_parts_add(c->ns, json_object_get(body, "ids"), err, sizeof err);
+    json_decref(body);
+    if (rc) {
+        szd_reply_error(c->req, rc, "%s", err);
         return;
     }
-    szd_reply_error(req, SHARDZ_ENOENT, "no such route");
+    szd_reply_json(c->req, 201, szd_ns_summary_json(c->ns), c->ns->revision);
+}
+
+static void r_part_get(szd_call *c)
+{
+    szd_part *p = part_arg(c);
+    if (!p)
+        return;
+    json_t *j = szd_part_json(c->ns, p);
+    json_object_set_new(j, "revision", json_integer((json_int_t)c->ns->revision));
+    szd_reply_json(c->req, 200, j, c->ns->revision);
+}
+
+static void r_part_delete(szd_call *c)
+{
+    char err[512] = "";
+    szd_part *p = part_arg(c);
+    if (!p)
+        return;
+    int rc = szd_range_parts_change(c->ns, p->id, err, sizeof err);
+    if (rc) {
+        szd_reply_error(c->req, rc, "%s", err);
+        return;
+    }
+    rc = szd_part_remove(c->ns, p);
+    if (rc) {
+        szd_reply_error(c->req, rc, "could not remove the partition: %s", shardz_strerror(rc));
+        return;
+    }
+    szd_reply_json(c->req, 200, json_pack("{s:I}", "revision", (json_int_t)c->ns->revision),
+                   c->ns->revision);
 }
 
 static bool json_uint(json_t *v, unsigned max, unsigned *out)
@@ -326,73 +484,18 @@ static void handle_part_move(szd_ns *ns, struct evhttp_request *req, szd_part *p
     szd_reply_json(req, 202, szd_part_json(ns, p), ns->revision);
 }
 
-static void handle_partitions(szd_ns *ns, struct evhttp_request *req, int method, const char *id,
-                              const char *action)
+static void r_part_move(szd_call *c)
 {
-    char err[512] = "";
-    if (!id) {
-        if (method == EVHTTP_REQ_GET) {
-            json_t *list = json_array();
-            for (uint32_t i = 0; i < ns->nparts; i++)
-                json_array_append_new(list, szd_part_json(ns, &ns->parts[i]));
-            reply_list(req, ns, "partitions", list);
-            return;
-        }
-        if (method != EVHTTP_REQ_POST) {
-            not_allowed(req);
-            return;
-        }
-        json_t *body = szd_read_body_max(req, SZD_MAX_BULK_BODY);
-        if (!body)
-            return;
-        int rc = szd_range_parts_change(ns, NULL, err, sizeof err);
-        if (rc == 0)
-            rc = szd_parts_add(ns, json_object_get(body, "ids"), err, sizeof err);
-        json_decref(body);
-        if (rc) {
-            szd_reply_error(req, rc, "%s", err);
-            return;
-        }
-        szd_reply_json(req, 201, szd_ns_summary_json(ns), ns->revision);
-        return;
-    }
-    szd_part *p = szd_part_find(ns, id);
-    if (!p) {
-        szd_reply_error(req, SHARDZ_ENOENT, "no partition '%s' in namespace '%s'", id,
-                        ns->cfg.name);
-        return;
-    }
-    if (action) {
-        if (strcmp(action, "move") == 0 && method == EVHTTP_REQ_POST)
-            handle_part_move(ns, req, p);
-        else if (strcmp(action, "split") == 0 && method == EVHTTP_REQ_POST)
-            szd_range_api_split(ns, req, p->id);
-        else
-            szd_reply_error(req, SHARDZ_ENOENT, "no such route");
-        return;
-    }
-    if (method == EVHTTP_REQ_GET) {
-        json_t *j = szd_part_json(ns, p);
-        json_object_set_new(j, "revision", json_integer((json_int_t)ns->revision));
-        szd_reply_json(req, 200, j, ns->revision);
-        return;
-    }
-    if (method == EVHTTP_REQ_DELETE) {
-        int rc = szd_range_parts_change(ns, p->id, err, sizeof err);
-        if (rc) {
-            szd_reply_error(req, rc, "%s", err);
-            return;
-        }
-        rc = szd_part_remove(ns, p);
-        if (rc) {
-            szd_reply_error(req, rc, "could not remove the partition: %s", shardz_strerror(rc));
-            return;
-        }
-        szd_reply_json(req, 200, json_pack("{s:I}", "revision", (json_int_t)ns->revision),
-                       ns->revision);
-        return;
-    }
-    not_allowed(req);
+    szd_part *p = part_arg(c);
+    if (p)
+        handle_part_move(c->ns, c->req, p);
+}
+
+static void r_part_split(szd_call *c)
+{
+    szd_part *p = part_arg(c);
+    if (p)
+        szd_range_api_split(c->ns, c->req, p->id);
 }
 
 static void handle_lookup(szd_ns *ns, struct evhttp_request *req, const struct evkeyvalq *q)
@@ -425,6 +528,11 @@ static void handle_lookup(szd_ns *ns, struct evhttp_request *req, const struct e
     szd_reply_json(req, 200, j, ns->revision);
 }
 
+static void r_lookup(szd_call *c)
+{
+    handle_lookup(c->ns, c->req, c->q);
+}
+
 static void handle_moves(szd_ns *ns, struct evhttp_request *req)
 {
     json_t *list = json_array();
@@ -450,6 +558,11 @@ static void handle_moves(szd_ns *ns, struct evhttp_request *req)
     reply_list(req, ns, "moves", list);
 }
 
+static void r_moves(szd_call *c)
+{
+    handle_moves(c->ns, c->req);
+}
+
 static void handle_cancel(szd_ns *ns, struct evhttp_request *req, const char *pid,
                           const char *slotstr)
 {
@@ -473,86 +586,132 @@ static void handle_cancel(szd_ns *ns, struct evhttp_request *req, const char *pi
     szd_reply_json(req, 200, szd_part_json(ns, p), ns->revision);
 }
 
-static void handle_ns(szd *d, struct evhttp_request *req, int method, char **seg, int nseg,
-                      const struct evkeyvalq *q)
+static void r_cancel(szd_call *c)
 {
-    szd_ns *ns = szd_ns_find(d, seg[2]);
-    if (!ns) {
-        szd_reply_error(req, SHARDZ_ENOENT, "no namespace '%s'", seg[2]);
+    handle_cancel(c->ns, c->req, c->arg[0], c->arg[1]);
+}
+
+static void r_merge(szd_call *c)
+{
+    szd_range_api_merge(c->ns, c->req);
+}
+
+/* A plan (dry run) or a rebalance: the placement's, or with ?balancer=load one load round. */
+static void plan(szd_call *c, bool apply)
+{
+    const char *kind = evhttp_find_header(c->q, "balancer");
+    if (kind && strcmp(kind, "load") != 0) {
+        szd_reply_error(c->req, SHARDZ_EINVAL, "balancer must be \"load\" (or absent)");
         return;
     }
-    if (nseg == 3) {
-        if (method == EVHTTP_REQ_GET) {
-            szd_reply_json(req, 200, szd_ns_summary_json(ns), ns->revision);
-        } else if (method == EVHTTP_REQ_DELETE) {
-            int rc = szd_ns_delete(d, ns);
-            if (rc)
-                szd_reply_error(req, rc, "could not delete: %s", shardz_strerror(rc));
-            else
-                szd_reply_json(req, 200, json_pack("{s:b}", "deleted", 1), 0);
-        } else {
-            not_allowed(req);
+    json_t *j = kind ? szd_balance_json(c->ns, apply) : szd_plan_json(c->ns, apply);
+    if (j && kind)
+        szd_range_balance(c->ns, j, apply); /* range namespaces: split hot ranges */
+    if (!j)
+        szd_reply_error(c->req, SHARDZ_ENOMEM, "the placement failed");
+    else
+        szd_reply_json(c->req, 200, j, c->ns->revision);
+}
+
+static void r_plan(szd_call *c)
+{
+    plan(c, false);
+}
+
+static void r_rebalance(szd_call *c)
+{
+    plan(c, true);
+}
+
+static void r_state(szd_call *c)
+{
+    szd_reply_json(c->req, 200, szd_state_json(c->ns), c->ns->revision);
+}
+
+static void r_watch(szd_call *c)
+{
+    handle_watch(c->ns, c->req, c->q);
+}
+
+static void r_tasks(szd_call *c)
+{
+    szd_range_api_tasks(c->ns, c->req);
+}
+
+static void r_events(szd_call *c)
+{
+    uint64_t since, limit;
+    if (!query_u64(c->q, "since", 0, UINT64_MAX, &since) ||
+        !query_u64(c->q, "limit", 1000, SZD_EVENTS, &limit) || limit == 0)
+        szd_reply_error(c->req, SHARDZ_EINVAL, "since must be an integer, limit in [1, %d]",
+                        SZD_EVENTS);
+    else
+        szd_reply_json(c->req, 200, szd_events_json(c->ns, since, (size_t)limit),
+                       c->ns->revision);
+}
+
+/* The one description of the HTTP API (docs/PROTOCOL.md; tests/integration/test_routes.py
+ * checks the two agree). {ns} is resolved to a namespace before the handler runs. */
+static const route routes[] = {
+    {EVHTTP_REQ_GET, "/healthz", R_LOCAL, r_healthz},
+    {EVHTTP_REQ_GET, "/metrics", R_LOCAL, r_metrics},
+    {EVHTTP_REQ_GET, "/v1/status", R_LOCAL, r_status},
+    {EVHTTP_REQ_GET, "/v1/namespaces", R_READ, r_ns_list},
+    {EVHTTP_REQ_POST, "/v1/namespaces", R_WRITE, r_ns_create},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}", R_READ, r_ns_get},
+    {EVHTTP_REQ_DELETE, "/v1/namespaces/{ns}", R_WRITE, r_ns_delete},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/nodes", R_READ, r_nodes},
+    {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/nodes", R_WRITE, r_node_register},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/nodes/{id}", R_READ, r_node_get},
+    {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/nodes/{id}/drain", R_WRITE, r_node_drain},
+    {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/nodes/{id}/undrain", R_WRITE, r_node_undrain},
+    {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/nodes/{id}/leave", R_WRITE, r_node_leave},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/partitions", R_READ, r_parts},
+    {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/partitions", R_WRITE, r_parts_add},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/partitions/{pid}", R_READ, r_part_get},
+    {EVHTTP_REQ_DELETE, "/v1/namespaces/{ns}/partitions/{pid}", R_WRITE, r_part_delete},
+    {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/partitions/{pid}/move", R_WRITE, r_part_move},
+    {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/partitions/{pid}/split", R_WRITE, r_part_split},
+    {EVHTTP_REQ_DELETE, "/v1/namespaces/{ns}/moves/{pid}/{slot}", R_WRITE, r_cancel},
+    {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/merge", R_WRITE, r_merge},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/plan", R_READ, r_plan},
+    {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/rebalance", R_WRITE, r_rebalance},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/state", R_READ, r_state},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/watch", R_READ, r_watch},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/lookup", R_READ, r_lookup},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/moves", R_READ, r_moves},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/tasks", R_READ, r_tasks},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/events", R_READ, r_events},
+};
+
+void szd_api_print_routes(FILE *f)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        fprintf(f, "%s %s %s\n", method_name(routes[i].method), routes[i].pattern,
+                kind_name(routes[i].kind));
+}
+
+/* Matches path segments against a pattern; captures {ns} into *ns_name and the others into
+ * args. True on a match. */
+static bool match(const char *pattern, char **seg, int nseg, const char **ns_name,
+                  const char **args)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "%s", pattern);
+    int k = 0, na = 0;
+    for (char *save = NULL, *t = strtok_r(pat, "/", &save); t; t = strtok_r(NULL, "/", &save), k++) {
+        if (k >= nseg)
+            return false;
+        if (t[0] == '{') {
+            if (strcmp(t, "{ns}") == 0)
+                *ns_name = seg[k];
+            else if (na < 2)
+                args[na++] = seg[k];
+        } else if (strcmp(t, seg[k]) != 0) {
+            return false;
         }
-        return;
     }
-    const char *what = seg[3];
-    if (strcmp(what, "nodes") == 0 && nseg <= 6) {
-        handle_nodes(ns, req, method, nseg > 4 ? seg[4] : NULL, nseg > 5 ? seg[5] : NULL);
-    } else if (strcmp(what, "partitions") == 0 && nseg <= 6) {
-        handle_partitions(ns, req, method, nseg > 4 ? seg[4] : NULL, nseg > 5 ? seg[5] : NULL);
-    } else if (strcmp(what, "moves") == 0 && nseg == 6 && method == EVHTTP_REQ_DELETE) {
-        handle_cancel(ns, req, seg[4], seg[5]);
-    } else if (nseg == 4 && strcmp(what, "merge") == 0 && method == EVHTTP_REQ_POST) {
-        szd_range_api_merge(ns, req);
-    } else if (nseg == 4 && strcmp(what, "rebalance") == 0 && method == EVHTTP_REQ_POST) {
-        const char *kind = evhttp_find_header(q, "balancer");
-        if (kind && strcmp(kind, "load") != 0) {
-            szd_reply_error(req, SHARDZ_EINVAL, "balancer must be \"load\" (or absent)");
-            return;
-        }
-        json_t *j = kind ? szd_balance_json(ns, true) : szd_plan_json(ns, true);
-        if (j && kind)
-            szd_range_balance(ns, j, true); /* range namespaces: split hot ranges */
-        if (!j)
-            szd_reply_error(req, SHARDZ_ENOMEM, "the placement failed");
-        else
-            szd_reply_json(req, 200, j, ns->revision);
-    } else if (nseg == 4 && method != EVHTTP_REQ_GET) {
-        not_allowed(req);
-    } else if (nseg == 4 && strcmp(what, "state") == 0) {
-        szd_reply_json(req, 200, szd_state_json(ns), ns->revision);
-    } else if (nseg == 4 && strcmp(what, "watch") == 0) {
-        handle_watch(ns, req, q);
-    } else if (nseg == 4 && strcmp(what, "lookup") == 0) {
-        handle_lookup(ns, req, q);
-    } else if (nseg == 4 && strcmp(what, "moves") == 0) {
-        handle_moves(ns, req);
-    } else if (nseg == 4 && strcmp(what, "tasks") == 0) {
-        szd_range_api_tasks(ns, req);
-    } else if (nseg == 4 && strcmp(what, "plan") == 0) {
-        const char *kind = evhttp_find_header(q, "balancer");
-        if (kind && strcmp(kind, "load") != 0) {
-            szd_reply_error(req, SHARDZ_EINVAL, "balancer must be \"load\" (or absent)");
-            return;
-        }
-        json_t *j = kind ? szd_balance_json(ns, false) : szd_plan_json(ns, false);
-        if (j && kind)
-            szd_range_balance(ns, j, false);
-        if (!j)
-            szd_reply_error(req, SHARDZ_ENOMEM, "the placement failed");
-        else
-            szd_reply_json(req, 200, j, ns->revision);
-    } else if (nseg == 4 && strcmp(what, "events") == 0) {
-        uint64_t since, limit;
-        if (!query_u64(q, "since", 0, UINT64_MAX, &since) ||
-            !query_u64(q, "limit", 1000, SZD_EVENTS, &limit) || limit == 0)
-            szd_reply_error(req, SHARDZ_EINVAL, "since must be an integer, limit in [1, %d]",
-                            SZD_EVENTS);
-        else
-            szd_reply_json(req, 200, szd_events_json(ns, since, (size_t)limit), ns->revision);
-    } else {
-        szd_reply_error(req, SHARDZ_ENOENT, "no such route");
-    }
+    return k == nseg;
 }
 
 static bool authorized(const szd *d, struct evhttp_request *req)
@@ -605,32 +764,6 @@ void szd_api_handle(struct evhttp_request *req, void *arg)
         }
     }
 #endif
-    if (strcmp(path, "/healthz") == 0) {
-        if (d->ready)
-            szd_reply_json(req, 200, json_pack("{s:s}", "status", "ok"), 0);
-        else
-            szd_reply_error(req, SHARDZ_EBUSY, "starting");
-        goto out;
-    }
-    if (!authorized(d, req)) {
-        json_t *body = json_pack("{s:s, s:s}", "code", "EPROTO", "message",
-                                 "bad or missing secret");
-        szd_reply_json(req, 401, body, 0);
-        goto out;
-    }
-    /* Several coordinators: a follower answers reads from its cache and sends everything else
-     * to the leader; a leader whose lease is no longer known fresh steps down first. */
-    if (d->ha.role != SZD_ROLE_SOLO && strncmp(path, "/v1/namespaces", 14) == 0 &&
-        !szd_acting(d)) {
-        if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-            szd_ha_forward(d, req);
-            goto out;
-        }
-        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-        evhttp_add_header(h, "X-Shardz-Role", "follower");
-        if (d->ha.cache_stale)
-            evhttp_add_header(h, "X-Shardz-Stale", "true");
-    }
     char copy[1024];
     if (strlen(path) >= sizeof copy) {
         szd_reply_error(req, SHARDZ_ETOOBIG, "path too long");
@@ -641,37 +774,62 @@ void szd_api_handle(struct evhttp_request *req, void *arg)
     int nseg = 0;
     for (char *save = NULL, *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
         if (nseg == MAX_SEGS) {
-            szd_reply_error(req, SHARDZ_ENOENT, "no such route");
+            szd_reply_error(req, SHARDZ_ENOENT, "no such route: %s", path);
             goto out;
         }
         seg[nseg++] = t;
     }
-    if (nseg == 1 && strcmp(seg[0], "metrics") == 0) {
-        size_t len = 0;
-        char *text = szd_metrics_text(d, &len);
-        struct evbuffer *buf = evbuffer_new();
-        if (!text || !buf) {
-            free(text);
-            if (buf)
-                evbuffer_free(buf);
-            szd_reply_error(req, SHARDZ_ENOMEM, "out of memory");
+    /* the route: its path, then its method */
+    const route *hit = NULL;
+    bool path_known = false;
+    szd_call c = {.d = d, .req = req, .q = &q};
+    const char *ns_name = NULL;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !hit; i++) {
+        const char *nsn = NULL, *args[2] = {NULL, NULL};
+        if (!match(routes[i].pattern, seg, nseg, &nsn, args))
+            continue;
+        path_known = true;
+        if ((int)routes[i].method != method)
+            continue;
+        hit = &routes[i];
+        ns_name = nsn;
+        c.arg[0] = args[0];
+        c.arg[1] = args[1];
+    }
+    if (!hit) {
+        if (path_known)
+            szd_reply_error(req, SHARDZ_EINVAL, "method not allowed on %s", path);
+        else
+            szd_reply_error(req, SHARDZ_ENOENT, "no such route: %s", path);
+        goto out;
+    }
+    /* /healthz is open (load balancers probe it); everything else wants the secret */
+    if (strcmp(hit->pattern, "/healthz") != 0 && !authorized(d, req)) {
+        json_t *body = json_pack("{s:s, s:s}", "code", "EPROTO", "message",
+                                 "bad or missing secret");
+        szd_reply_json(req, 401, body, 0);
+        goto out;
+    }
+    /* Several coordinators: a follower answers reads from its cache and sends writes to the
+     * leader; a leader whose lease is no longer known fresh steps down first. */
+    if (d->ha.role != SZD_ROLE_SOLO && hit->kind != R_LOCAL && !szd_acting(d)) {
+        if (hit->kind == R_WRITE) {
+            szd_ha_forward(d, req);
             goto out;
         }
-        evbuffer_add(buf, text, len);
-        free(text);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "text/plain; version=0.0.4");
-        evhttp_send_reply(req, 200, "OK", buf);
-        evbuffer_free(buf);
-    } else if (nseg == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "status") == 0) {
-        szd_reply_json(req, 200, status_json(d), 0);
-    } else if (nseg == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "namespaces") == 0) {
-        handle_namespaces(d, req, method);
-    } else if (nseg >= 3 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "namespaces") == 0) {
-        handle_ns(d, req, method, seg, nseg, &q);
-    } else {
-        szd_reply_error(req, SHARDZ_ENOENT, "no such route: %s", path);
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        evhttp_add_header(h, "X-Shardz-Role", "follower");
+        if (d->ha.cache_stale)
+            evhttp_add_header(h, "X-Shardz-Stale", "true");
     }
+    if (ns_name) {
+        c.ns = szd_ns_find(d, ns_name);
+        if (!c.ns) {
+            szd_reply_error(req, SHARDZ_ENOENT, "no namespace '%s'", ns_name);
+            goto out;
+        }
+    }
+    hit->handler(&c);
 out:
     evhttp_clear_headers(&q);
     evhttp_uri_free(parsed);

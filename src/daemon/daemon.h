@@ -7,6 +7,7 @@
 #define SHARDZ_DAEMON_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include <event2/event.h>
@@ -424,7 +425,9 @@ void szd_ha_poll(szd *d);
 void szd_ha_stop(szd *d);
 const char *szd_role_name(szd_role r);
 
-/* HTTP API (api.c). */
+/* HTTP API (api.c): its route table is the one description of the API. */
 void szd_api_handle(struct evhttp_request *req, void *arg);
+/* Prints the route table: "METHOD PATTERN read|write|local" lines (shardzd --routes). */
+void szd_api_print_routes(FILE *f);
 
 #endif

@@ -40,6 +40,7 @@ static void usage(FILE *f)
             "  --log-level LEVEL    error|warn|info|debug (default info; env SHARDZ_LOG_LEVEL)\n"
             "  --config FILE        read key=value lines (listen, data, fsync, secret,\n"
             "                       log-level); flags and environment win over the file\n"
+            "  --routes             print the HTTP API's routes (method, path, read|write|local)\n"
             "  --help               this text\n");
 }
 
@@ -174,6 +175,7 @@ int main(int argc, char **argv)
         {"fsync", required_argument, 0, 'f'},  {"secret", required_argument, 0, 's'},
         {"log-level", required_argument, 0, 'v'}, {"config", required_argument, 0, 'c'},
         {"memory", no_argument, 0, 'm'},       {"help", no_argument, 0, 'h'},
+        {"routes", no_argument, 0, 'R'},
         {"store", required_argument, 0, 'S'},  {"advertise", required_argument, 0, 'a'},
         {"id", required_argument, 0, 'i'},     {"lease-ttl", required_argument, 0, 't'},
         {0, 0, 0, 0}};
@@ -237,6 +239,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'R':
+            szd_api_print_routes(stdout);
             return 0;
         default:
             usage(stderr);
@@ -347,8 +352,12 @@ int main(int argc, char **argv)
     evhttp_set_max_body_size(d.http, SZD_MAX_BULK_BODY + SZD_MAX_BODY);
     evhttp_set_max_headers_size(d.http, 16 * 1024);
     evhttp_set_timeout(d.http, 330);
+    /* every method reaches the route table, which answers a JSON 400 (method not allowed
+     * on a known path) or 404 (no such route) rather than libevent's 501 page */
     evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
-                                           EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD);
+                                           EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD |
+                                           EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                           EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(d.http, szd_api_handle, &d);
     if (!evhttp_bind_socket_with_handle(d.http, host, (ev_uint16_t)port)) {
         fprintf(stderr, "shardzd: cannot listen on %s: %s\n", d.cfg.listen, strerror(errno));
