@@ -1,8 +1,10 @@
 /* bench_fanout: many simulated workers in one process against a real shardzd. Opens one HTTP
- * listener per worker on 127.0.0.1 (one libevent loop), registers them, answers pings and
- * assignments per docs/PROTOCOL.md (replying with the replicas assigned as "serving"), then
- * makes changes that touch every worker and measures how long until each worker is told. Also
- * reads the daemon's memory (/proc/PID/status) and CPU time (/proc/PID/stat) at each stage. */
+ * listener per worker on 127.0.0.1 (one libevent loop, one thread), registers them, answers
+ * pings and assignments per docs/PROTOCOL.md (replying with the replicas assigned as "serving"),
+ * then makes changes that touch every worker and measures how long until each worker is told.
+ * Workers offer delta assignments (PROTOCOL.md 4.3) unless --no-delta, and count what kind they
+ * get and how many bytes. Also reads the daemon's memory (/proc/PID/status) and CPU time
+ * (/proc/PID/stat) at each stage. */
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -28,6 +30,7 @@ typedef struct {
     char id[ID_MAX];
     long num; /* the id as a number (ids made here are numbers), -1 otherwise */
     long long gen;
+    uint64_t hash; /* of id, for the index */
 } held_t;
 
 typedef struct {
@@ -35,8 +38,11 @@ typedef struct {
     uint16_t port;
     struct evhttp *http;
     long long applied;
-    held_t *held;
+    bool delta_agreed; /* the register reply agreed to send deltas */
+    held_t *held;      /* the replicas held, in no order */
     size_t nheld, capheld;
+    uint32_t *idx;  /* open addressing (linear probing) over held: position + 1, 0 empty */
+    size_t nidx;    /* a power of two above 2 * nheld, or 0 */
     double told_ms; /* when the first assignment naming a new partition arrived (0: not yet) */
     double last_ping_ms;
     unsigned long assigns, pings, assigns_in_phase;
@@ -52,6 +58,7 @@ typedef struct {
     long ping_interval_ms;
     char ns[64];
     double timeout_s;
+    bool no_delta; /* workers that predate deltas: offer none */
 } params_t;
 
 static struct event_base *g_base;
@@ -63,6 +70,9 @@ static long g_lo, g_hi;   /* partitions [lo, hi) are the new ones of the phase *
 static int g_told;        /* workers told in the phase */
 static unsigned long g_bad; /* malformed messages received */
 static double g_max_gap; /* the longest interval between two pings to one worker */
+/* assignments received in the phase: full, delta, deltas refused (409), body bytes */
+static unsigned long g_fulls, g_deltas, g_refused;
+static unsigned long long g_assign_bytes;
 
 static double now_ms(void)
 {
@@ -146,33 +156,121 @@ static void reply_error(struct evhttp_request *req, int status, const char *msg)
     g_bad++;
 }
 
-static int worker_take(worker_t *w, json_t *replicas)
+static uint64_t id_hash(const char *s)
 {
-    size_t n = json_array_size(replicas);
-    if (n > w->capheld) {
-        held_t *nh = realloc(w->held, n * sizeof *nh);
-        if (!nh)
-            return -1;
-        w->held = nh;
-        w->capheld = n;
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* The index slot holding id, or the empty one where it would go (nidx > 0). */
+static size_t held_slot(const worker_t *w, const char *id, uint64_t h)
+{
+    size_t mask = w->nidx - 1, i = h & mask;
+    while (w->idx[i] && strcmp(w->held[w->idx[i] - 1].id, id) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static int held_reindex(worker_t *w, size_t nidx)
+{
+    uint32_t *idx = calloc(nidx, sizeof *idx);
+    if (!idx)
+        return -1;
+    free(w->idx);
+    w->idx = idx;
+    w->nidx = nidx;
+    for (size_t k = 0; k < w->nheld; k++)
+        w->idx[held_slot(w, w->held[k].id, w->held[k].hash)] = (uint32_t)k + 1;
+    return 0;
+}
+
+/* Holds partition pid at generation gen (added, or its generation updated). */
+static held_t *held_put(worker_t *w, const char *pid, long long gen)
+{
+    uint64_t h = id_hash(pid);
+    if ((w->nheld + 1) * 2 > w->nidx && held_reindex(w, w->nidx ? w->nidx * 2 : 64) != 0)
+        return NULL;
+    size_t i = held_slot(w, pid, h);
+    if (w->idx[i]) {
+        w->held[w->idx[i] - 1].gen = gen;
+        return &w->held[w->idx[i] - 1];
     }
+    if (w->nheld == w->capheld) {
+        size_t cap = w->capheld ? w->capheld * 2 : 64;
+        held_t *nh = realloc(w->held, cap * sizeof *nh);
+        if (!nh)
+            return NULL;
+        w->held = nh;
+        w->capheld = cap;
+    }
+    held_t *e = &w->held[w->nheld];
+    snprintf(e->id, sizeof e->id, "%s", pid);
+    char *end;
+    e->num = strtol(pid, &end, 10);
+    if (*end || !*pid)
+        e->num = -1;
+    e->gen = gen;
+    e->hash = h;
+    w->idx[i] = (uint32_t)++w->nheld;
+    return e;
+}
+
+/* Drops partition pid if held: backward-shift deletion in the index, swap-remove in held. */
+static void held_del(worker_t *w, const char *pid)
+{
+    if (!w->nidx)
+        return;
+    size_t mask = w->nidx - 1, i = held_slot(w, pid, id_hash(pid)), j = i;
+    if (!w->idx[i])
+        return;
+    size_t pos = w->idx[i] - 1;
+    w->idx[i] = 0;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!w->idx[j])
+            break;
+        size_t k = w->held[w->idx[j] - 1].hash & mask; /* its home slot */
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            w->idx[i] = w->idx[j];
+            w->idx[j] = 0;
+            i = j;
+        }
+    }
+    size_t last = --w->nheld;
+    if (pos != last) {
+        w->held[pos] = w->held[last];
+        w->idx[held_slot(w, w->held[pos].id, w->held[pos].hash)] = (uint32_t)pos + 1;
+    }
+}
+
+/* Takes the replicas of an assignment: all of them for a full one (what is not listed goes),
+ * only those listed for a delta (its removed ones are dropped by the caller). */
+static int worker_take(worker_t *w, json_t *replicas, bool full)
+{
     bool is_new = false;
     size_t k;
     json_t *e;
-    w->nheld = 0;
     json_array_foreach(replicas, k, e)
     {
         const char *pid = json_string_value(json_object_get(e, "partition"));
         json_t *g = json_object_get(e, "generation");
-        if (!pid || strlen(pid) >= ID_MAX || !json_is_integer(g))
+        if (!pid || !*pid || strlen(pid) >= ID_MAX || !json_is_integer(g))
             return -1;
-        held_t *h = &w->held[w->nheld++];
-        snprintf(h->id, sizeof h->id, "%s", pid);
-        char *end;
-        h->num = strtol(pid, &end, 10);
-        if (*end || !*pid)
-            h->num = -1;
-        h->gen = json_integer_value(g);
+    }
+    if (full) {
+        w->nheld = 0;
+        if (w->nidx)
+            memset(w->idx, 0, w->nidx * sizeof *w->idx);
+    }
+    json_array_foreach(replicas, k, e)
+    {
+        held_t *h = held_put(w, json_string_value(json_object_get(e, "partition")),
+                             json_integer_value(json_object_get(e, "generation")));
+        if (!h)
+            return -1;
         if (h->num >= g_lo && h->num < g_hi)
             is_new = true;
     }
@@ -180,6 +278,79 @@ static int worker_take(worker_t *w, json_t *replicas)
         w->told_ms = now_ms();
         g_told++;
     }
+    return 0;
+}
+
+/* A delta's fields (PROTOCOL.md 4.3): base_revision an integer below revision, removed an
+ * array of ids. */
+static bool delta_ok(json_t *j, json_t *rev, json_t *base, json_t *removed)
+{
+    size_t k;
+    json_t *e;
+    if (!json_is_integer(base) || json_integer_value(base) < 0 ||
+        json_integer_value(base) >= json_integer_value(rev) ||
+        json_is_true(json_object_get(j, "released")))
+        return false;
+    if (removed && !json_is_array(removed))
+        return false;
+    json_array_foreach(removed, k, e)
+    {
+        if (!json_is_string(e) || !*json_string_value(e))
+            return false;
+    }
+    return true;
+}
+
+/* Answers a delta assignment: stale (everything held), 409 on another base, or applied (only
+ * the named partitions held now). */
+static int worker_delta(worker_t *w, json_t *j, struct evbuffer *out, int *status)
+{
+    json_t *rev = json_object_get(j, "revision");
+    json_t *base = json_object_get(j, "base_revision");
+    json_t *reps = json_object_get(j, "replicas");
+    json_t *removed = json_object_get(j, "removed");
+    size_t k;
+    json_t *e;
+    if (!delta_ok(j, rev, base, removed))
+        return -1;
+    *status = 200;
+    if (json_integer_value(rev) < w->applied) { /* stale: answered like a full one */
+        evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld,\"serving\":[", w->id,
+                            w->applied);
+        for (size_t i = 0; i < w->nheld; i++)
+            evbuffer_add_printf(out, "%s{\"partition\":\"%s\",\"generation\":%lld}", i ? "," : "",
+                                w->held[i].id, w->held[i].gen);
+        evbuffer_add_printf(out, "],\"failed\":[]}");
+        return 0;
+    }
+    if (json_integer_value(base) != w->applied) {
+        g_refused++;
+        *status = 409;
+        evbuffer_add_printf(out,
+                            "{\"code\":\"ESTALE\",\"message\":\"delta on %lld, applied %lld\","
+                            "\"applied_revision\":%lld}",
+                            (long long)json_integer_value(base), w->applied, w->applied);
+        return 0;
+    }
+    g_deltas++;
+    json_array_foreach(removed, k, e)
+    {
+        held_del(w, json_string_value(e));
+    }
+    if (worker_take(w, reps, false) != 0)
+        return -1;
+    w->applied = json_integer_value(rev);
+    /* serving: the listed ones (all held now); the removed ones are gone */
+    evbuffer_add_printf(out,
+                        "{\"node\":\"%s\",\"applied_revision\":%lld,\"delta\":true,\"serving\":[",
+                        w->id, w->applied);
+    json_array_foreach(reps, k, e)
+    {
+        evbuffer_add_printf(out, "%s{\"partition\":\"%s\",\"generation\":%lld}", k ? "," : "",
+                            json_string_value(json_object_get(e, "partition")),
+                            (long long)json_integer_value(json_object_get(e, "generation")));
+    }
+    evbuffer_add_printf(out, "],\"failed\":[]}");
     return 0;
 }
 
@@ -213,6 +384,7 @@ static void on_worker_request(struct evhttp_request *req, void *arg)
         w->assigns++;
         if (g_phase)
             w->assigns_in_phase++;
+        g_assign_bytes += len;
         json_t *rev = json_object_get(j, "revision");
         json_t *reps = json_object_get(j, "replicas");
         if (!json_is_integer(rev) || !json_is_array(reps)) {
@@ -220,9 +392,22 @@ static void on_worker_request(struct evhttp_request *req, void *arg)
             reply_error(req, 400, "malformed assignment");
             goto cleanup;
         }
+        if (!g_p.no_delta &&
+            (json_object_get(j, "base_revision") || json_object_get(j, "removed"))) {
+            int status = 400;
+            if (worker_delta(w, j, out, &status) != 0) {
+                evbuffer_free(out);
+                reply_error(req, 400, "malformed delta");
+                goto cleanup;
+            }
+            reply_text(req, status, out);
+            evbuffer_free(out);
+            goto cleanup;
+        }
+        g_fulls++;
         /* an assignment older than the last applied is ignored (docs/PROTOCOL.md 4.3) */
         if (json_integer_value(rev) >= w->applied) {
-            if (worker_take(w, reps) != 0) {
+            if (worker_take(w, reps, true) != 0) {
                 evbuffer_free(out);
                 reply_error(req, 400, "malformed replica");
                 goto cleanup;
@@ -380,15 +565,27 @@ static int register_all(void)
     double t0 = now_ms(), c0 = proc_cpu_ms(g_p.pid);
     double slowest = 0, first = 0, last = 0;
     int tenth = g_p.workers / 10 ? g_p.workers / 10 : 1;
+    int agreed = 0;
     for (int i = 0; i < g_p.workers; i++) {
-        snprintf(body, sizeof body, "{\"id\":\"%s\",\"address\":\"127.0.0.1:%u\"}", g_w[i].id,
-                 g_w[i].port);
+        snprintf(body, sizeof body, "{\"id\":\"%s\",\"address\":\"127.0.0.1:%u\"%s}", g_w[i].id,
+                 g_w[i].port, g_p.no_delta ? "" : ",\"features\":[\"delta\"]");
         double t = now_ms();
-        int st = call(EVHTTP_REQ_POST, path, body, NULL);
+        json_t *reply = NULL;
+        int st = call(EVHTTP_REQ_POST, path, body, &reply);
         if (st != 200) {
+            json_decref(reply);
             fprintf(stderr, "bench_fanout: registering %s: HTTP %d\n", g_w[i].id, st);
             return -1;
         }
+        size_t k;
+        json_t *f;
+        json_array_foreach(json_object_get(reply, "features"), k, f)
+        {
+            if (json_is_string(f) && strcmp(json_string_value(f), "delta") == 0)
+                g_w[i].delta_agreed = true;
+        }
+        agreed += g_w[i].delta_agreed;
+        json_decref(reply);
         double dt = now_ms() - t;
         slowest = dt > slowest ? dt : slowest;
         if (i < tenth)
@@ -402,6 +599,8 @@ static int register_all(void)
            "%.1f ms\n",
            g_p.workers, took, proc_cpu_ms(g_p.pid) - c0, took / g_p.workers, tenth,
            first / tenth, tenth, last / tenth, slowest);
+    printf("workers %s delta assignments; the coordinator agreed for %d of %d\n",
+           g_p.no_delta ? "do not offer" : "offer", agreed, g_p.workers);
     /* wait until every node answered a ping */
     double t1 = now_ms();
     summary_t s = {0};
@@ -443,6 +642,8 @@ static int phase(const char *name, long lo, long hi, bool brief)
     g_hi = hi;
     g_told = 0;
     g_max_gap = 0;
+    g_fulls = g_deltas = g_refused = 0;
+    g_assign_bytes = 0;
     g_phase = true;
     double c0 = proc_cpu_ms(g_p.pid), s0 = self_cpu_ms();
     double t0 = now_ms();
@@ -497,9 +698,11 @@ static int phase(const char *name, long lo, long hi, bool brief)
     if (brief) {
         printf("%s: +%ld partitions (%ld..%ld): answered %.1f ms, %zu/%d workers told, last "
                "%.1f ms, settled %.1f ms, %lu messages, nodes suspect/dead seen %ld/%ld, longest "
-               "ping interval %.0f ms, daemon CPU %.0f ms\n",
+               "ping interval %.0f ms, daemon CPU %.0f ms, assignments full/delta/refused "
+               "%lu/%lu/%lu, %.1f MB\n",
                name, hi - lo, lo, hi - 1, t_reply - t0, nlat, holders, last,
-               t_settled > 0 ? t_settled - t0 : -1.0, msgs, max_suspect, max_dead, gap, cpu);
+               t_settled > 0 ? t_settled - t0 : -1.0, msgs, max_suspect, max_dead, gap, cpu,
+               g_fulls, g_deltas, g_refused, (double)g_assign_bytes / 1e6);
     } else {
         printf("\n== %s: add %ld partitions (ids %ld..%ld) in one request, %d workers, "
                "replicas %d\n",
@@ -516,6 +719,8 @@ static int phase(const char *name, long lo, long hi, bool brief)
                    t_settled - t0);
         printf("assignment messages received               %9lu (at most %lu by one worker)\n",
                msgs, max_msgs);
+        printf("  of which full / delta / delta refused    %lu / %lu / %lu, bodies %.1f MB\n",
+               g_fulls, g_deltas, g_refused, (double)g_assign_bytes / 1e6);
         printf("nodes suspect / dead seen while polling    %5ld / %ld\n", max_suspect,
                max_dead);
         printf("longest interval between two pings to one worker %.1f ms (nominal %ld)\n", gap,
@@ -585,13 +790,15 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: bench_fanout [--coordinator HOST:PORT] [--pid PID] [--workers N]\n"
             "         [--partitions N] [--add N] [--replicas R] [--namespace NAME]\n"
-            "         [--ping-interval-ms MS] [--timeout-s S] [--chunk N]\n"
+            "         [--ping-interval-ms MS] [--timeout-s S] [--chunk N] [--no-delta]\n"
             "Registers N simulated workers (one process, one event loop), then adds --partitions\n"
             "in one request (phase 1; in requests of --chunk ids when given, each settled\n"
             "before the next) and, once settled, --add more (phase 2); measures when each\n"
             "worker is told. --pid: the daemon's pid, for its memory and CPU. --timeout-s: how\n"
             "long one phase may take to settle (default 120). The coordinator and the pid\n"
-            "default to $SHARDZ_COORDINATOR and $SHARDZD_PID (set by with-shardzd.sh).\n");
+            "default to $SHARDZ_COORDINATOR and $SHARDZD_PID (set by with-shardzd.sh).\n"
+            "Workers offer delta assignments when they register (docs/PROTOCOL.md 4.3) and\n"
+            "apply them; --no-delta makes them workers that predate deltas (full sets only).\n");
 }
 
 static int parse(int argc, char **argv)
@@ -602,7 +809,7 @@ static int parse(int argc, char **argv)
         {"add", required_argument, 0, 'a'},         {"replicas", required_argument, 0, 'r'},
         {"namespace", required_argument, 0, 's'},   {"ping-interval-ms", required_argument, 0, 'i'},
         {"timeout-s", required_argument, 0, 't'},   {"chunk", required_argument, 0, 'k'},
-        {"help", no_argument, 0, 'h'},
+        {"no-delta", no_argument, 0, 'D'},          {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *coord = getenv("SHARDZ_COORDINATOR");
     g_p.workers = 1000;
@@ -644,6 +851,9 @@ static int parse(int argc, char **argv)
         case 'k':
             g_p.chunk = atol(optarg);
             break;
+        case 'D':
+            g_p.no_delta = true;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -675,11 +885,12 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("bench_fanout: %d workers, %ld partitions (requests of %ld) then +%ld, replicas %d, "
-           "namespace %s, ping interval %s%ld ms; cores online %ld; one thread, one event loop\n",
+           "namespace %s, ping interval %s%ld ms; cores online %ld; one thread, one event loop; "
+           "%s\n",
            g_p.workers, g_p.partitions, g_p.chunk, g_p.add, g_p.replicas, g_p.ns,
-           g_p.ping_interval_ms ? "" : "default ", g_p.ping_interval_ms ? g_p.ping_interval_ms
-                                                                       : 200L,
-           sysconf(_SC_NPROCESSORS_ONLN));
+           g_p.ping_interval_ms ? "" : "default ",
+           g_p.ping_interval_ms ? g_p.ping_interval_ms : 200L, sysconf(_SC_NPROCESSORS_ONLN),
+           g_p.no_delta ? "workers take full sets only (--no-delta)" : "workers offer deltas");
     fflush(stdout);
     g_base = event_base_new();
     if (!g_base)
@@ -744,6 +955,7 @@ cleanup:
         if (g_w[i].http)
             evhttp_free(g_w[i].http);
         free(g_w[i].held);
+        free(g_w[i].idx);
     }
     free(g_w);
     if (g_base)

@@ -1,8 +1,8 @@
 /* libshardz worker API: makes a process a shardz worker (docs/PROTOCOL.md section 4).
- * The library registers the node, answers the coordinator's pings and assignments, diffs each
- * assignment against what the process serves and calls the application's serve / delete hooks,
- * enforces the strict-mode lease, and leaves gracefully. Threads and ownership: docs/LIBRARY.md
- * and the comments below. */
+ * The library registers the node, answers the coordinator's pings and assignments (whole sets,
+ * or deltas when the coordinator agrees), applies each to what the process serves through the
+ * application's serve / delete hooks, enforces the strict-mode lease, and leaves gracefully.
+ * Threads and ownership: docs/LIBRARY.md and the comments below. */
 #ifndef SHARDZ_WORKER_H
 #define SHARDZ_WORKER_H
 
@@ -133,6 +133,12 @@ typedef struct {
     size_t queued;            /* jobs (assignments, lease drops) waiting for the hook thread */
     int stopping;             /* shardz_worker_stop has stopped the hook thread taking jobs:
                                * what is still queued is answered 409 without running */
+    /* Delta assignments (docs/PROTOCOL.md 4.3). The library always offers them when it
+     * registers and applies one whenever its base is the revision applied here. */
+    int delta_agreed;        /* the coordinator's last register reply agreed to send deltas */
+    uint64_t deltas;         /* delta assignments applied (also counted in assignments) */
+    uint64_t deltas_refused; /* deltas refused with 409 ESTALE, their base not the revision
+                              * applied here: the coordinator then sends the full set */
 } shardz_worker_status;
 
 /* Validates cfg and creates a worker (not started). 0, SHARDZ_EINVAL (a bad or missing field;

@@ -109,7 +109,9 @@ typedef struct {
     char *range_hi; /* malloc'd or NULL */
 } szl_rep;
 
-/* A parsed assignment: replicas sorted by partition id, no duplicates. */
+/* A parsed assignment: replicas sorted by partition id, no duplicates. A delta (docs/PROTOCOL.md
+ * 4.3) also has base_revision < revision and the removed partition ids, sorted, no duplicates,
+ * none of them among the replicas; a full assignment has neither. */
 typedef struct {
     int64_t revision;
     int64_t lease_ms; /* 0 when absent */
@@ -117,6 +119,10 @@ typedef struct {
     int consistency; /* -1 absent, 0 available, 1 strict (or unknown: strict) */
     szl_rep *reps;
     size_t n;
+    bool delta;            /* "base_revision" was given: only the changes since it */
+    int64_t base_revision; /* delta only */
+    char **removed;        /* delta only: nremoved malloc'd ids (the array too), or NULL */
+    size_t nremoved;
 } szl_assign;
 
 /* A parsed ping. */
@@ -126,9 +132,11 @@ typedef struct {
     int consistency;  /* as in szl_assign */
 } szl_ping;
 
-/* Parse and validate a ping / an assignment addressed to (ns, node). On error the code
- * (SHARDZ_EINVAL: not JSON, missing or bad field; SHARDZ_EPROTO: wrong namespace or node,
- * duplicates, replicas with released) and a message in msg; *out is then empty. */
+/* Parse and validate a ping / an assignment (full or delta) addressed to (ns, node). On error
+ * the code (SHARDZ_EINVAL: not JSON, missing or bad field, base_revision not below revision;
+ * SHARDZ_EPROTO: wrong namespace or node, duplicates, replicas with released, a delta that
+ * releases, removed without base_revision, a partition both listed and removed) and a message
+ * in msg; *out is then empty. A parsed assignment is owned by the caller: szl_assign_free. */
 int szl_parse_ping(const char *body, size_t len, const char *ns, const char *node, szl_ping *out,
                    char *msg, size_t msglen);
 int szl_parse_assign(const char *body, size_t len, const char *ns, const char *node,
@@ -136,6 +144,8 @@ int szl_parse_assign(const char *body, size_t len, const char *ns, const char *n
 void szl_assign_free(szl_assign *a);
 /* The replica of partition id in a (bsearch), or NULL. */
 const szl_rep *szl_assign_find(const szl_assign *a, const char *partition);
+/* Whether partition id is among a delta's removed ids (bsearch). */
+bool szl_assign_removes(const szl_assign *a, const char *partition);
 /* "strict" -> 1, "available" -> 0, anything else -> 1 (the safe side), absent -> -1. */
 int szl_consistency(const json_t *obj);
 

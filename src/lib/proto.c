@@ -1,6 +1,7 @@
 /* The worker side of the protocol's messages (docs/PROTOCOL.md 4.2, 4.3): parses and validates
- * a ping or an assignment addressed to this worker. Pure: no thread, socket or clock; every
- * field is bounded; a message that fails any check is rejected whole, with a reason. */
+ * a ping or an assignment (full or delta) addressed to this worker. Pure: no thread, socket or
+ * clock; every field is bounded; a message that fails any check is rejected whole, with a
+ * reason. Runs on whichever thread hands it a body (the worker's event thread, a fuzzer). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,80 @@ static int p_rep_cmp(const void *a, const void *b)
     return strcmp(((const szl_rep *)a)->partition, ((const szl_rep *)b)->partition);
 }
 
+static int p_str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A delta's "base_revision" and "removed" (docs/PROTOCOL.md 4.3), after the replicas. A message
+ * with neither is a full assignment. */
+static int p_delta(const json_t *root, szl_assign *out, char *msg, size_t msglen)
+{
+    const json_t *base = json_object_get(root, "base_revision");
+    const json_t *rm = json_object_get(root, "removed");
+
+    if (base == NULL) {
+        if (rm != NULL) {
+            snprintf(msg, msglen, "\"removed\" is only for a delta (with \"base_revision\")");
+            return SHARDZ_EPROTO;
+        }
+        return 0;
+    }
+    if (!szl_get_int(root, "base_revision", 0, INT64_MAX, &out->base_revision)) {
+        snprintf(msg, msglen, "\"base_revision\" must be an integer >= 0");
+        return SHARDZ_EINVAL;
+    }
+    if (out->base_revision >= out->revision) {
+        snprintf(msg, msglen, "\"base_revision\" (%lld) must be below \"revision\" (%lld)",
+                 (long long)out->base_revision, (long long)out->revision);
+        return SHARDZ_EINVAL;
+    }
+    out->delta = true;
+    if (out->released) {
+        snprintf(msg, msglen, "a release is never a delta");
+        return SHARDZ_EPROTO;
+    }
+    if (rm == NULL) {
+        return 0;
+    }
+    if (!json_is_array(rm)) {
+        snprintf(msg, msglen, "\"removed\" must be an array of partition ids");
+        return SHARDZ_EINVAL;
+    }
+    if (json_array_size(rm) > 0) {
+        out->removed = calloc(json_array_size(rm), sizeof *out->removed);
+        if (out->removed == NULL) {
+            return SHARDZ_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < json_array_size(rm); i++) {
+        const char *pid = json_string_value(json_array_get(rm, i));
+        if (pid == NULL || !szl_valid_id(pid, SZL_ID_MAX)) {
+            snprintf(msg, msglen, "removed[%zu] must be an id (1-255 of [A-Za-z0-9._:-])", i);
+            return SHARDZ_EINVAL;
+        }
+        out->removed[i] = strdup(pid);
+        if (out->removed[i] == NULL) {
+            return SHARDZ_ENOMEM;
+        }
+        out->nremoved = i + 1; /* freed by szl_assign_free even when half filled */
+    }
+    if (out->nremoved > 1) {
+        qsort(out->removed, out->nremoved, sizeof *out->removed, p_str_cmp);
+    }
+    for (size_t i = 0; i < out->nremoved; i++) {
+        if (i > 0 && strcmp(out->removed[i - 1], out->removed[i]) == 0) {
+            snprintf(msg, msglen, "partition %s is removed twice", out->removed[i]);
+            return SHARDZ_EPROTO;
+        }
+        if (szl_assign_find(out, out->removed[i]) != NULL) {
+            snprintf(msg, msglen, "partition %s is both listed and removed", out->removed[i]);
+            return SHARDZ_EPROTO;
+        }
+    }
+    return 0;
+}
+
 int szl_parse_assign(const char *body, size_t len, const char *ns, const char *node,
                      szl_assign *out, char *msg, size_t msglen)
 {
@@ -226,7 +301,7 @@ int szl_parse_assign(const char *body, size_t len, const char *ns, const char *n
     out->released = json_is_true(rel);
     reps = json_object_get(root, "replicas");
     if (reps == NULL && out->released) {
-        goto out; /* a release may leave the list out */
+        goto delta; /* a release may leave the list out */
     }
     if (!json_is_array(reps)) {
         snprintf(msg, msglen, "\"replicas\" must be an array");
@@ -262,6 +337,8 @@ int szl_parse_assign(const char *body, size_t len, const char *ns, const char *n
             goto out;
         }
     }
+delta:
+    rc = p_delta(root, out, msg, msglen);
 out:
     json_decref(root);
     if (rc != 0) {
@@ -281,7 +358,17 @@ void szl_assign_free(szl_assign *a)
         free(a->reps[i].range_hi);
     }
     free(a->reps);
+    for (size_t i = 0; i < a->nremoved; i++) {
+        free(a->removed[i]);
+    }
+    free(a->removed);
     memset(a, 0, sizeof *a);
+}
+
+bool szl_assign_removes(const szl_assign *a, const char *partition)
+{
+    return a->nremoved > 0 &&
+           bsearch(&partition, a->removed, a->nremoved, sizeof *a->removed, p_str_cmp) != NULL;
 }
 
 const szl_rep *szl_assign_find(const szl_assign *a, const char *partition)

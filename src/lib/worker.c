@@ -5,6 +5,8 @@
  *   lanes: health traffic is never queued behind an assignment).
  * - the hook thread applies queued jobs (assignments, lease expiry, local release) one at a
  *   time: the only thread that calls serve / delete, and the only writer of the served table.
+ *   It alone decides whether a delta assignment fits (its base is the revision applied when the
+ *   job runs, which the jobs ahead of it may have changed), so the check needs no other lock.
  * - the control thread talks to the coordinator (register with backoff, re-register, leave)
  *   with blocking libcurl requests that stop() interrupts.
  * Everything shared sits under w->mu; w->cv (CLOCK_MONOTONIC) is broadcast on every change. */
@@ -105,9 +107,13 @@ struct shardz_worker {
     bool contact;             /* a ping or assignment has arrived */
     uint64_t last_contact;    /* when (clock_ms) the last one arrived: the lease */
     uint64_t last_alive;      /* last contact or registration: the watchdog */
-    int64_t applied_reported; /* applied_revision of the next reply */
+    int64_t applied_reported; /* applied_revision of the next reply; also the revision the
+                               * served set is as of, which a delta's base must equal (0 after a
+                               * lease lapse or a local release: only a full set applies then) */
     int64_t last_revision;    /* highest assignment revision applied: older ones are stale */
+    bool delta_agreed;        /* the last register reply listed "delta" in its features */
     uint64_t registrations, assignments, lease_expiries;
+    uint64_t deltas, deltas_refused; /* delta assignments applied; refused 409 ESTALE */
     uint64_t lease_checks; /* runs of the lease / watchdog timer */
     char last_error[160];
     w_table served;
@@ -299,8 +305,11 @@ static void w_reply_error(int err, const char *msg, int *status, char **body, si
     *body = szl_error_body(err, msg, len);
 }
 
-/* Under mu: the assignment reply {"node", "applied_revision", "serving", "failed"}. */
-static int w_assign_reply(shardz_worker *w, json_t *failed, char **body, size_t *len)
+/* Under mu: the assignment reply {"node", "applied_revision", "serving", "failed"}. serving
+ * lists everything served, or with a delta (named not NULL) only the partitions it named
+ * (listed or removed) that are served now, and the reply says "delta": true. */
+static int w_assign_reply(shardz_worker *w, const szl_assign *named, json_t *failed, char **body,
+                          size_t *len)
 {
     json_t *root = json_object();
     json_t *serving = json_array();
@@ -308,11 +317,24 @@ static int w_assign_reply(shardz_worker *w, json_t *failed, char **body, size_t 
     size_t n = 0;
     int rc = SHARDZ_ENOMEM;
 
-    if (root == NULL || serving == NULL || t_list(&w->served, NULL, &v, &n) != 0) {
+    if (root == NULL || serving == NULL) {
+        goto out;
+    }
+    if (named != NULL) {
+        n = named->n + named->nremoved;
+        v = n > 0 ? calloc(n, sizeof *v) : NULL;
+        if (n > 0 && v == NULL) {
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) { /* a removed one is gone unless its delete is pending */
+            v[i] = t_find(&w->served,
+                          i < named->n ? named->reps[i].partition : named->removed[i - named->n]);
+        }
+    } else if (t_list(&w->served, NULL, &v, &n) != 0) {
         goto out;
     }
     for (size_t i = 0; i < n && !w->lease_lapsed; i++) { /* lapsed: all about to go */
-        if (v[i]->pending) {
+        if (v[i] == NULL || v[i]->pending) {
             continue;
         }
         if (json_array_append_new(serving, json_pack("{s:s, s:I}", "partition", v[i]->partition,
@@ -323,6 +345,7 @@ static int w_assign_reply(shardz_worker *w, json_t *failed, char **body, size_t 
     }
     if (json_object_set_new(root, "node", json_string(w->node)) != 0 ||
         json_object_set_new(root, "applied_revision", json_integer(w->applied_reported)) != 0 ||
+        (named != NULL && json_object_set_new(root, "delta", json_true()) != 0) ||
         json_object_set(root, "serving", serving) != 0 ||
         json_object_set(root, "failed", failed != NULL ? failed : json_array()) != 0) {
         goto out;
@@ -611,6 +634,8 @@ static void w_drop_all(shardz_worker *w, shardz_cause cause)
         w->lease_expiries++;
         w->lease_lapsed = false;
     } else {
+        /* The set is gone without an assignment: no delta may build on it. */
+        w->applied_reported = 0;
         w->released = true;
     }
     pthread_cond_broadcast(&w->cv);
@@ -690,19 +715,80 @@ out:
     free(hi);
 }
 
-/* Applies an assignment: stale ones are only answered; deletes first, then serves. */
+/* Under mu: the 409 answer to a delta whose base is not the revision applied. */
+static void w_refuse_delta(shardz_worker *w, w_job *job)
+{
+    char msg[W_MSGLEN];
+    json_t *root;
+
+    snprintf(msg, sizeof msg,
+             "delta from revision %lld, but the revision applied here is %lld: send a full "
+             "assignment",
+             (long long)job->a.base_revision, (long long)w->applied_reported);
+    root = json_pack("{s:s, s:s, s:I}", "code", shardz_err_name(SHARDZ_ESTALE), "message", msg,
+                     "applied_revision", (json_int_t)w->applied_reported);
+    job->status = 409;
+    job->body = root != NULL ? szl_dump(root, &job->len) : NULL;
+    json_decref(root);
+    if (job->body == NULL) {
+        job->status = 503;
+        job->body = szl_error_body(SHARDZ_ENOMEM, NULL, &job->len);
+    }
+    w->deltas_refused++;
+}
+
+/* The hooks of one assignment, deletes first (each in partition id order), then serves. A full
+ * one deletes what it does not list; a delta deletes what it removes and leaves unnamed
+ * partitions as they are. */
+static int w_apply_hooks(shardz_worker *w, const szl_assign *a, json_t *failed)
+{
+    w_rec **gone = NULL;
+    size_t ngone = 0;
+
+    if (a->delta) {
+        for (size_t i = 0; i < a->nremoved; i++) {
+            w_rec *r = t_find(&w->served, a->removed[i]); /* the hook thread writes the table */
+            if (r != NULL) {
+                w_delete(w, r, a->revision, SHARDZ_CAUSE_ASSIGN, failed);
+            }
+        }
+    } else {
+        if (t_list(&w->served, a, &gone, &ngone) != 0) {
+            return SHARDZ_ENOMEM;
+        }
+        for (size_t i = 0; i < ngone; i++) {
+            w_delete(w, gone[i], a->revision, SHARDZ_CAUSE_ASSIGN, failed);
+        }
+        free(gone);
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        w_serve(w, &a->reps[i], a->revision, failed);
+    }
+    return 0;
+}
+
+/* Applies an assignment: stale ones are only answered; a delta on another base is refused
+ * (409) and changes nothing; an assignment that arrived before a lease lapse is not applied. */
 static void w_apply(shardz_worker *w, w_job *job)
 {
     const szl_assign *a = &job->a;
     json_t *failed = json_array();
-    w_rec **gone = NULL;
-    size_t ngone = 0;
     bool stale;
     bool expired;
 
     pthread_mutex_lock(&w->mu);
     stale = a->revision < w->last_revision;
-    w_check_lapse(w, w_now(w));
+    w_check_lapse(w, w_now(w)); /* a lapse resets applied_reported: no delta fits then */
+    if (!stale && a->delta && a->base_revision != w->applied_reported) {
+        szl_log(w->log, w->log_user, SHARDZ_LOG_INFO,
+                "refused delta %lld: its base %lld is not the applied revision %lld",
+                (long long)a->revision, (long long)a->base_revision,
+                (long long)w->applied_reported);
+        w_refuse_delta(w, job);
+        pthread_mutex_unlock(&w->mu);
+        json_decref(failed);
+        return;
+    }
     /* Lapsed: this assignment arrived before the lapse was noticed (later ones queue behind
      * the drop, which clears the flag), so the coordinator may have moved on since. */
     expired = w->lease_lapsed;
@@ -713,20 +799,11 @@ static void w_apply(shardz_worker *w, w_job *job)
     } else if (expired) {
         szl_log(w->log, w->log_user, SHARDZ_LOG_WARN,
                 "lease lapsed before assignment %lld ran: not applied", (long long)a->revision);
-    } else {
-        if (t_list(&w->served, a, &gone, &ngone) != 0) {
-            job->status = 503;
-            job->body = szl_error_body(SHARDZ_ENOMEM, NULL, &job->len);
-            json_decref(failed);
-            return;
-        }
-        for (size_t i = 0; i < ngone; i++) {
-            w_delete(w, gone[i], a->revision, SHARDZ_CAUSE_ASSIGN, failed);
-        }
-        free(gone);
-        for (size_t i = 0; i < a->n; i++) {
-            w_serve(w, &a->reps[i], a->revision, failed);
-        }
+    } else if (w_apply_hooks(w, a, failed) != 0) {
+        job->status = 503;
+        job->body = szl_error_body(SHARDZ_ENOMEM, NULL, &job->len);
+        json_decref(failed);
+        return;
     }
     pthread_mutex_lock(&w->mu);
     if (!stale && !expired) {
@@ -735,13 +812,16 @@ static void w_apply(shardz_worker *w, w_job *job)
             w->applied_reported = a->revision;
         }
         w->assignments++;
+        w->deltas += a->delta ? 1 : 0;
         if (a->released) {
             w->released = true;
         }
         pthread_cond_broadcast(&w->cv);
     }
     job->status = 200;
-    if (w_assign_reply(w, failed, &job->body, &job->len) != 0) {
+    /* stale or not applied: answered as a full one (everything served), as before deltas */
+    if (w_assign_reply(w, !stale && !expired && a->delta ? a : NULL, failed, &job->body,
+                       &job->len) != 0) {
         job->status = 503;
         job->body = szl_error_body(SHARDZ_ENOMEM, NULL, &job->len);
     }
@@ -1031,11 +1111,27 @@ static void w_learn(shardz_worker *w, const json_t *root)
     }
 }
 
+/* Whether a register reply's "features" (an array of names; anything else: none) lists name.
+ */
+static bool w_has_feature(const json_t *reply, const char *name)
+{
+    const json_t *f = json_object_get(reply, "features");
+
+    for (size_t i = 0; i < json_array_size(f); i++) {
+        const char *s = json_string_value(json_array_get(f, i));
+        if (s != NULL && strcmp(s, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int w_register_once(shardz_worker *w)
 {
     char path[128 + SZL_NS_MAX];
-    json_t *body = json_pack("{s:s, s:s, s:s, s:{}}", "id", w->node, "address", w->addr, "zone",
-                             w->zone != NULL ? w->zone : "", "capacity");
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:{}, s:[s]}", "id", w->node, "address", w->addr, "zone",
+                  w->zone != NULL ? w->zone : "", "capacity", "features", "delta");
     json_t *cap = json_object_get(body, "capacity");
     json_t *reply = NULL;
     szl_http_resp resp = {0};
@@ -1072,6 +1168,8 @@ static int w_register_once(shardz_worker *w)
     if (json_is_object(reply)) {
         w_learn(w, reply);
     }
+    /* each registration starts over: deltas only when this reply agrees to them */
+    w->delta_agreed = json_is_object(reply) && w_has_feature(reply, "delta");
     rc = w->lease_mode == SHARDZ_LEASE_AUTO && w->consistency < 0 ? 1 : 0;
     pthread_mutex_unlock(&w->mu);
     if (rc == 1) {
@@ -1105,9 +1203,9 @@ static int w_register_once(shardz_worker *w)
     w->last_error[0] = '\0';
     pthread_cond_broadcast(&w->cv);
     szl_log(w->log, w->log_user, SHARDZ_LOG_INFO,
-            "registered %s/%s at %s (ping %lld ms, lease %lld ms, %s)", w->ns, w->node, w->addr,
-            (long long)w->ping_interval_ms, (long long)w->lease_ms,
-            w->consistency == 0 ? "available" : "strict");
+            "registered %s/%s at %s (ping %lld ms, lease %lld ms, %s, %s assignments)", w->ns,
+            w->node, w->addr, (long long)w->ping_interval_ms, (long long)w->lease_ms,
+            w->consistency == 0 ? "available" : "strict", w->delta_agreed ? "delta" : "full");
     pthread_mutex_unlock(&w->mu);
     rc = 0;
 out:
@@ -1676,6 +1774,9 @@ void shardz_worker_status_get(shardz_worker *w, shardz_worker_status *st)
     st->assignments = w->assignments;
     st->lease_expiries = w->lease_expiries;
     st->lease_checks = w->lease_checks;
+    st->delta_agreed = w->delta_agreed;
+    st->deltas = w->deltas;
+    st->deltas_refused = w->deltas_refused;
     for (const w_job *j = w->jobs_head; j != NULL; j = j->next) {
         st->queued++;
     }

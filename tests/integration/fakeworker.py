@@ -2,7 +2,10 @@
 and assignments, diffs them into serve/delete events (appended as JSON lines with times to
 --events, so tests can check ownership from the workers' own view), honours the strict-mode
 lease, and on SIGTERM leaves gracefully. Used by the integration tests as a second,
-independent implementation of the worker side."""
+independent implementation of the worker side. It offers delta assignments (PROTOCOL.md 4.1,
+4.3) when it registers and applies them; --no-delta makes it a worker that predates them (it
+offers nothing and treats every assignment as a full one). Threads: the HTTP server's (one per
+request), the lease watcher and the main thread (register, leave)."""
 import argparse
 import json
 import signal
@@ -34,6 +37,8 @@ ap.add_argument("--split-json", default="", help="the ping reply's split_at fiel
                 "({partition: key}: where to split a range, from the application's own keys)")
 ap.add_argument("--split-file", default="", help="like --split-json, read from this file at "
                 "each ping when it exists")
+ap.add_argument("--no-delta", action="store_true", help="a worker that predates delta "
+                "assignments: does not offer them at registration, takes every assignment as full")
 args = ap.parse_args()
 
 lock = threading.Lock()         # the worker's state
@@ -44,6 +49,8 @@ lease_ms = None
 last_contact = time.monotonic()
 released = threading.Event()
 strict_lease = False
+delta_agreed = False  # the register reply agreed to send deltas (never with --no-delta)
+intact = True         # what is served is the set of revision `applied` (False after a lease drop)
 
 
 def event(op, partition, generation=0, key_range=None, cause="assign"):
@@ -65,6 +72,44 @@ def lease_event(until):
 
 COORDS = args.coordinator.split(",")  # several coordinators: any of them forwards to the leader
 current = [0]
+
+
+def reported():
+    """applied_revision as replies report it: 0 once a lease drop emptied the set without an
+    assignment, while deltas are on (only a full set then applies; PROTOCOL.md 4.3, 6)."""
+    return applied if intact or not delta_agreed else 0
+
+
+def lease_drop():
+    """The lease lapsed: delete everything (under lock)."""
+    global intact
+    for p in sorted(served):
+        event("delete", p, served.pop(p), cause="lease")
+    intact = False
+
+
+def check_delta(body):
+    """None when a delta's fields are well formed (PROTOCOL.md 4.3), else the 400 error."""
+    rev, base = body.get("revision"), body.get("base_revision")
+    removed = body.get("removed", [])
+    reps = body.get("replicas")
+    if not isinstance(rev, int) or isinstance(rev, bool) or rev < 0:
+        return ("EINVAL", '"revision" must be an integer >= 0')
+    if not isinstance(base, int) or isinstance(base, bool) or not 0 <= base < rev:
+        return ("EINVAL", '"base_revision" must be an integer in [0, revision)')
+    if not isinstance(removed, list) or not all(isinstance(p, str) and p for p in removed):
+        return ("EINVAL", '"removed" must be an array of partition ids')
+    if not isinstance(reps, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("partition"), str) and
+            isinstance(r.get("generation"), int) for r in reps):
+        return ("EINVAL", '"replicas" must be an array of replicas')
+    listed = [r["partition"] for r in reps]
+    if len(set(listed)) != len(listed) or len(set(removed)) != len(removed) or \
+            set(listed) & set(removed):
+        return ("EPROTO", "a partition named twice")
+    if body.get("released"):
+        return ("EPROTO", "a release is never a delta")
+    return None
 
 
 def coordinator(method, path, body=None):
@@ -106,7 +151,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self):
-        global applied, lease_ms, last_contact
+        global applied, lease_ms, last_contact, intact
         n = int(self.headers.get("Content-Length") or 0)
         if n > 1 << 20:
             return self.reply(413, {"code": "ETOOBIG", "message": "body too large"})
@@ -118,8 +163,7 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             if body.get("lease_ms"):  # only a message that grants the lease renews it
                 if lease_ms and served and (time.monotonic() - last_contact) * 1000 > lease_ms:
-                    for p in sorted(served):  # it lapsed while this message waited
-                        event("delete", p, served.pop(p), cause="lease")
+                    lease_drop()  # it lapsed while this message waited
                 last_contact = time.monotonic()
                 lease_ms = body["lease_ms"]
                 if args.log_leases:
@@ -128,7 +172,7 @@ class Handler(BaseHTTPRequestHandler):
                 if args.pings:
                     with open(args.pings, "a") as f:
                         f.write(f"{time.time()} {1 if body.get('lease_ms') else 0}\n")
-                out = {"node": args.node, "applied_revision": applied}
+                out = {"node": args.node, "applied_revision": reported()}
                 if args.load:
                     dims = {k: float(v) for k, v in (kv.split("=") for kv in args.load.split(","))}
                     out["load"] = {p: dims for p in served}
@@ -145,6 +189,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, out)
         if self.path != "/shardz/v1/assign":
             return self.reply(404, {"code": "ENOENT", "message": "no such route"})
+        if not args.no_delta and ("base_revision" in body or "removed" in body):
+            return self.delta(body)
         # Assignments one at a time; a slow serve hook (--serve-delay-ms) runs outside the
         # state lock, so pings are answered meanwhile (the worker library's lanes, likewise).
         with assign_lock:
@@ -153,6 +199,7 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 fresh = rev >= applied
                 if fresh:
+                    intact = True
                     want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
                     ranges = {r["partition"]: r.get("range") for r in body.get("replicas", [])}
                     for p in sorted(set(served) - set(want)):
@@ -169,9 +216,49 @@ class Handler(BaseHTTPRequestHandler):
                     applied = rev
                 if body.get("released"):
                     released.set()
-                return self.reply(200, {"node": args.node, "applied_revision": applied,
+                return self.reply(200, {"node": args.node, "applied_revision": reported(),
                                         "serving": [{"partition": p, "generation": g}
                                                     for p, g in served.items()],
+                                        "failed": []})
+
+    def delta(self, body):
+        """A delta assignment (PROTOCOL.md 4.3): stale, refused (409) or applied."""
+        global applied
+        bad = "base_revision" not in body and ("EPROTO", '"removed" without "base_revision"')
+        bad = bad or check_delta(body)
+        if bad:
+            return self.reply(400, {"code": bad[0], "message": bad[1]})
+        with assign_lock:
+            rev, base = body["revision"], body["base_revision"]
+            want = {r["partition"]: r["generation"] for r in body["replicas"]}
+            ranges = {r["partition"]: r.get("range") for r in body["replicas"]}
+            with lock:
+                if rev < applied:  # stale: answered like a stale full assignment
+                    return self.reply(200, {"node": args.node, "applied_revision": reported(),
+                                            "serving": [{"partition": p, "generation": g}
+                                                        for p, g in served.items()],
+                                            "failed": []})
+                held_as_of = applied if intact else 0  # the set a delta would build on
+                if held_as_of != base:
+                    return self.reply(409, {"code": "ESTALE", "applied_revision": held_as_of,
+                                            "message": f"delta on {base}, applied {held_as_of}"})
+                for p in sorted(body.get("removed", [])):
+                    if p in served:
+                        event("delete", p, served.pop(p))
+                to_serve = [(p, g) for p, g in sorted(want.items()) if served.get(p) != g]
+            for p, g in to_serve:
+                if args.serve_delay_ms:
+                    time.sleep(args.serve_delay_ms / 1000)
+                with lock:
+                    event("serve", p, g, ranges.get(p))
+                    served[p] = g
+            with lock:
+                applied = rev
+                named = sorted(set(want) | set(body.get("removed", [])))
+                return self.reply(200, {"node": args.node, "applied_revision": applied,
+                                        "delta": True,
+                                        "serving": [{"partition": p, "generation": served[p]}
+                                                    for p in named if p in served],
                                         "failed": []})
 
 
@@ -181,11 +268,11 @@ def lease_watch():
         time.sleep(0.02)
         with lock:
             if lease_ms and served and (time.monotonic() - last_contact) * 1000 > lease_ms:
-                for p in sorted(served):
-                    event("delete", p, served.pop(p), cause="lease")
+                lease_drop()
 
 
 def main():
+    global delta_agreed
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     threading.Thread(target=lease_watch, daemon=True).start()
@@ -196,9 +283,14 @@ def main():
     if args.capacity:
         body["capacity"] = {k: float(v) for k, v in
                             (kv.split("=") for kv in args.capacity.split(","))}
+    if not args.no_delta:
+        body["features"] = ["delta"]
     while True:
         try:
-            coordinator("POST", f"/v1/namespaces/{ns}/nodes", body)
+            reply = coordinator("POST", f"/v1/namespaces/{ns}/nodes", body)
+            features = reply.get("features") if isinstance(reply, dict) else None
+            with lock:  # each registration starts over (PROTOCOL.md 4.1)
+                delta_agreed = isinstance(features, list) and "delta" in features
             break
         except Exception as e:  # coordinator not up yet
             print("register:", e, flush=True)

@@ -206,9 +206,10 @@ static void fk_cb(struct evhttp_request *req, void *arg)
         snprintf(f->rec.last_register, sizeof f->rec.last_register, "%s", body);
         snprintf(buf, sizeof buf,
                  "{\"node\":{\"id\":\"x\"},\"ping_interval_ms\":%lld,\"lease_ms\":%lld,"
-                 "\"revision\":%lld}",
+                 "\"revision\":%lld%s%s}",
                  (long long)f->opts.ping_interval_ms, (long long)f->opts.lease_ms,
-                 (long long)f->revision);
+                 (long long)f->revision, f->opts.features != NULL ? ",\"features\":" : "",
+                 f->opts.features != NULL ? f->opts.features : "");
         pthread_mutex_unlock(&f->mu);
         fk_reply(req, 200, buf);
         return;

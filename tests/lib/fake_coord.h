@@ -23,6 +23,8 @@ typedef struct {
     int register_fail;   /* answer this many registrations with 503 first */
     int leave_status;    /* status of the leave reply (0: 200) */
     const char *secret;  /* required bearer secret, or NULL */
+    const char *features; /* the register reply's "features", raw JSON (e.g. "[\"delta\"]");
+                           * NULL: left out, as an old coordinator does */
 } fake_opts;
 
 fake_coord *fake_start(const fake_opts *opts);

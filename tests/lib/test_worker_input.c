@@ -78,6 +78,47 @@ static const bad_case bad_cases[] = {
      400, "EPROTO"},
     {"POST", "/shardz/v1/assign", "{" A ",\"revision\":9,\"revision\":10,\"replicas\":[]}", 400,
      "EINVAL"},
+    /* deltas (docs/PROTOCOL.md 4.3): base_revision an integer below revision, removed a list
+     * of ids, neither listed twice nor listed and removed, no release, no removed alone */
+    {"POST", "/shardz/v1/assign", "{" A ",\"revision\":9,\"base_revision\":\"5\",\"replicas\":[]}",
+     400, "EINVAL"},
+    {"POST", "/shardz/v1/assign", "{" A ",\"revision\":9,\"base_revision\":5.0,\"replicas\":[]}",
+     400, "EINVAL"},
+    {"POST", "/shardz/v1/assign", "{" A ",\"revision\":9,\"base_revision\":null,\"replicas\":[]}",
+     400, "EINVAL"},
+    {"POST", "/shardz/v1/assign", "{" A ",\"revision\":9,\"base_revision\":-1,\"replicas\":[]}",
+     400, "EINVAL"},
+    {"POST", "/shardz/v1/assign", "{" A ",\"revision\":9,\"base_revision\":9,\"replicas\":[]}", 400,
+     "EINVAL"},
+    {"POST", "/shardz/v1/assign", "{" A ",\"revision\":9,\"base_revision\":10,\"replicas\":[]}",
+     400, "EINVAL"},
+    {"POST", "/shardz/v1/assign",
+     "{" A ",\"revision\":9,\"base_revision\":5,\"replicas\":[],\"removed\":\"p1\"}", 400,
+     "EINVAL"},
+    {"POST", "/shardz/v1/assign",
+     "{" A ",\"revision\":9,\"base_revision\":5,\"replicas\":[],\"removed\":{}}", 400, "EINVAL"},
+    {"POST", "/shardz/v1/assign",
+     "{" A ",\"revision\":9,\"base_revision\":5,\"replicas\":[],\"removed\":[1]}", 400, "EINVAL"},
+    {"POST", "/shardz/v1/assign",
+     "{" A ",\"revision\":9,\"base_revision\":5,\"replicas\":[],\"removed\":[\"p1\",null]}", 400,
+     "EINVAL"},
+    {"POST", "/shardz/v1/assign",
+     "{" A ",\"revision\":9,\"base_revision\":5,\"replicas\":[],\"removed\":[\"a b\"]}", 400,
+     "EINVAL"},
+    {"POST", "/shardz/v1/assign",
+     "{" A ",\"revision\":9,\"base_revision\":5,\"replicas\":[],\"removed\":[\"p1\",\"p1\"]}", 400,
+     "EPROTO"},
+    {"POST", "/shardz/v1/assign",
+     "{" A ",\"revision\":9,\"base_revision\":5,\"replicas\":[" R1 "],\"removed\":[\"p2\"]}", 400,
+     "EPROTO"},
+    {"POST", "/shardz/v1/assign", "{" A ",\"revision\":9,\"replicas\":[],\"removed\":[\"p1\"]}",
+     400, "EPROTO"},
+    {"POST", "/shardz/v1/assign",
+     "{" A ",\"revision\":9,\"base_revision\":5,\"released\":true,\"replicas\":[]}", 400, "EPROTO"},
+    {"POST", "/shardz/v1/assign", "{" A ",\"revision\":9,\"base_revision\":5,\"released\":true}",
+     400, "EPROTO"},
+    {"POST", "/shardz/v1/assign", "{" A ",\"revision\":9,\"base_revision\":5,\"removed\":[]}", 400,
+     "EINVAL"},
     {"POST", "/shardz/v1/ping", "{" A "}", 400, "EINVAL"},
     {"POST", "/shardz/v1/ping", "{\"namespace\":\"kv\",\"node\":\"w9\",\"revision\":1}", 400,
      "EPROTO"},
@@ -139,6 +180,8 @@ static void test_bad_input(void **state)
     shardz_worker_status_get(e.w, &st);
     assert_int_equal(st.applied_revision, 5);
     assert_int_equal(st.serving, 1);
+    assert_int_equal(st.deltas, 0);
+    assert_int_equal(st.deltas_refused, 0);
     assert_int_equal(ping(&e, 5, &r), 200);
     assert_int_equal(jint(r, "applied_revision"), 5);
     json_decref(r);
@@ -146,6 +189,19 @@ static void test_bad_input(void **state)
     serving_str(r, s, sizeof s);
     assert_string_equal(s, "p1:4 p8:1");
     json_decref(r);
+    /* A well-formed delta on the applied revision does apply (the refused ones above were
+     * refused for their fields, not their base). */
+    assert_int_equal(post(&e, "/shardz/v1/assign",
+                          "{" A ",\"revision\":7,\"base_revision\":6,\"replicas\":[],"
+                          "\"removed\":[\"p8\"]}",
+                          &r),
+                     200);
+    serving_str(r, s, sizeof s);
+    assert_string_equal(s, "");
+    json_decref(r);
+    shardz_worker_status_get(e.w, &st);
+    assert_int_equal(st.deltas, 1);
+    assert_int_equal(st.serving, 1);
     env_stop(&e);
 }
 
