@@ -178,9 +178,16 @@ static void on_assign(struct evhttp_request *req, void *arg)
     }
     n->assign_reach_ms = 0;
     szd_node_contact(ns, n);
-    n->applied_revision = pushed;
-    n->base_revision = pushed;
+    /* what it holds now is the next delta's base, if it applied this push: a stale answer, or
+     * one after it dropped everything (applied_revision 0), says otherwise */
+    json_t *ar = json_object_get(j, "applied_revision");
+    uint64_t applied = json_is_integer(ar) ? (uint64_t)json_integer_value(ar) : pushed;
+    n->applied_revision = applied;
     n->acked_ms = szd_now(ns->d);
+    if (applied == pushed)
+        n->base_revision = pushed;
+    else
+        szd_push_full(n);
     json_t *failed = json_object_get(j, "failed");
     if (json_is_array(failed) && json_array_size(failed) > 0) {
         size_t k;
@@ -198,7 +205,8 @@ static void on_assign(struct evhttp_request *req, void *arg)
         }
         n->assign_retry_ms = szd_now(ns->d) + ns->cfg.ping_interval_ms;
     }
-    if (ctx->delta)
+    /* a reply to a delta lists only what it named, marked so; any other lists everything */
+    if (ctx->delta && json_is_true(json_object_get(j, "delta")))
         szd_apply_serving_delta(ns, n, serving, (const char *const *)ctx->named, ctx->nnamed);
     else
         szd_apply_serving(ns, n, serving);
