@@ -39,6 +39,9 @@ ap.add_argument("--split-file", default="", help="like --split-json, read from t
                 "each ping when it exists")
 ap.add_argument("--no-delta", action="store_true", help="a worker that predates delta "
                 "assignments: does not offer them at registration, takes every assignment as full")
+ap.add_argument("--assign-log", default="", help="append a JSON line per assignment received: "
+                "its revision, base_revision (null for a whole set), and how many replicas and "
+                "removed partitions it named")
 args = ap.parse_args()
 
 lock = threading.Lock()         # the worker's state
@@ -189,6 +192,12 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, out)
         if self.path != "/shardz/v1/assign":
             return self.reply(404, {"code": "ENOENT", "message": "no such route"})
+        if args.assign_log:
+            with open(args.assign_log, "a") as f:
+                f.write(json.dumps({"t": time.time(), "revision": body.get("revision"),
+                                    "base_revision": body.get("base_revision"),
+                                    "replicas": len(body.get("replicas") or []),
+                                    "removed": len(body.get("removed") or [])}) + "\n")
         if not args.no_delta and ("base_revision" in body or "removed" in body):
             return self.delta(body)
         # Assignments one at a time; a slow serve hook (--serve-delay-ms) runs outside the
