@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -373,6 +374,10 @@ static void on_worker_request(struct evhttp_request *req, void *arg)
         goto cleanup;
     }
     if (strcmp(uri, "/shardz/v1/ping") == 0) {
+        struct evhttp_connection *conn = evhttp_request_get_connection(req);
+        struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+        if (bev)
+            bufferevent_priority_set(bev, 0); /* this connection carries pings */
         double t = now_ms();
         if (w->last_ping_ms > 0 && t - w->last_ping_ms > g_max_gap)
             g_max_gap = t - w->last_ping_ms;
@@ -892,7 +897,18 @@ int main(int argc, char **argv)
            g_p.ping_interval_ms ? g_p.ping_interval_ms : 200L, sysconf(_SC_NPROCESSORS_ONLN),
            g_p.no_delta ? "workers take full sets only (--no-delta)" : "workers offer deltas");
     fflush(stdout);
-    g_base = event_base_new();
+    /* Pings before assignments, as a real worker answers them on their own path (libshardz's
+     * lanes): connections that carried a ping get the higher priority, and the loop looks for
+     * ready pings again after every lower-priority callback (an assignment's), so one process
+     * simulating 1,000 workers does not hold every ping behind a burst of 1,000 assignments. */
+    struct event_config *cfg = event_config_new();
+    if (cfg)
+        event_config_set_max_dispatch_interval(cfg, NULL, 1, 1);
+    g_base = cfg ? event_base_new_with_config(cfg) : NULL;
+    if (cfg)
+        event_config_free(cfg);
+    if (g_base)
+        event_base_priority_init(g_base, 2);
     if (!g_base)
         goto cleanup;
     if (workers_open() != 0)

@@ -15,17 +15,14 @@ void szd_node_contact(szd_ns *ns, szd_node *n)
     n->last_ok_ms = szd_now(ns->d);
     if (n->state == SZD_NODE_JOINING || n->state == SZD_NODE_SUSPECT ||
         n->state == SZD_NODE_DEAD) {
-        bool was_dead = n->state == SZD_NODE_DEAD;
         if (n->leaving || n->drained)
             szd_node_set_state(ns, n, SZD_NODE_DRAINING);
         else
             szd_node_set_state(ns, n, SZD_NODE_ALIVE);
-        /* tell it what it should serve (nothing, if it was dead: the whole set, since what it
-         * holds is unknown) */
-        if (was_dead)
-            szd_push_full(n);
-        else
-            n->dirty = true;
+        /* tell it what it should serve now: what changed while it was silent was recorded for
+         * it (a delta names it; a worker that lost its state refuses the delta and gets the
+         * whole set) */
+        n->dirty = true;
     }
 }
 

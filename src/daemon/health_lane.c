@@ -73,6 +73,7 @@ typedef struct hl_ns {
     int64_t lease_ms;
     uint64_t revision;
     bool acting;       /* the last tick found the coordinator acting */
+    int64_t tick_ms;   /* when the last tick ran */
     struct event *tick;
     hl_node **nodes;
     size_t nnodes, cap;
@@ -89,6 +90,8 @@ struct szd_hl {
     szd_hl_report *rep_head, *rep_tail;    /* under mu */
     bool rep_signalled;                    /* under mu: a byte waits in rep_pipe */
     _Atomic int64_t acting_until_ms;
+    _Atomic int64_t gap_max_ms; /* the longest interval between two rounds of pings of a
+                                 * namespace since szd_hl_ping_gap_max last read it */
     char secret[256];
     int64_t (*clock_ms)(void);
     int log_level;
@@ -336,7 +339,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         /* it starts acting: silence while it did not is nobody's fault */
         heard_all(ns, now);
         ns->acting = true;
+    } else if (now - ns->tick_ms > atomic_load(&hl->gap_max_ms)) {
+        /* the lane's own regularity: a worker that answers is pinged this often */
+        atomic_store(&hl->gap_max_ms, now - ns->tick_ms);
     }
+    ns->tick_ms = now;
     for (size_t i = 0; i < ns->nnodes; i++) {
         hl_node *n = ns->nodes[i];
         szd_fd_out out;
@@ -604,6 +611,11 @@ void szd_hl_heard_all(szd_hl *hl)
     post(hl, cmd_new(CMD_HEARD_ALL, 0, NULL));
 }
 
+int64_t szd_hl_ping_gap_max(szd_hl *hl)
+{
+    return atomic_exchange(&hl->gap_max_ms, 0);
+}
+
 void szd_hl_set_acting_until(szd_hl *hl, int64_t until_ms)
 {
     atomic_store(&hl->acting_until_ms, until_ms);
@@ -637,6 +649,7 @@ int szd_hl_start(const char *secret, int64_t (*clock_ms)(void), int log_level, s
     hl->cmd_pipe[0] = hl->cmd_pipe[1] = hl->rep_pipe[0] = hl->rep_pipe[1] = -1;
     pthread_mutex_init(&hl->mu, NULL);
     atomic_init(&hl->acting_until_ms, 0);
+    atomic_init(&hl->gap_max_ms, 0);
     snprintf(hl->secret, sizeof hl->secret, "%s", secret ? secret : "");
     hl->clock_ms = clock_ms;
     hl->log_level = log_level;

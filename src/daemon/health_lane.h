@@ -71,6 +71,10 @@ void szd_hl_node_del(szd_hl *hl, uint64_t key, const char *node);
 void szd_hl_node_grant(szd_hl *hl, uint64_t key, const char *node);
 /* Every node of every namespace heard from now (a coordinator taking over). */
 void szd_hl_heard_all(szd_hl *hl);
+/* The longest interval between two rounds of pings of a namespace since the last call (then
+ * reset): how regular the pings are, whatever the workers do with them (a worker that
+ * answers is pinged once a round). Any thread. */
+int64_t szd_hl_ping_gap_max(szd_hl *hl);
 /* The lane pings (and grants leases) only while the daemon's clock is before until_ms: the
  * coordinator acts (solo: forever; leader: while its lease is known fresh; follower: 0). Read
  * by the lane at every tick, so a loop stalled past it stops the pings on time. */

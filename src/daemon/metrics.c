@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
+#include "daemon/health_lane.h"
 #include "daemon/store_lane.h"
 
 const double szd_hist_bounds[SZD_HIST_N] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -178,6 +179,10 @@ char *szd_metrics_text(szd *d, size_t *len)
     hist(&o, "shardz_store_write_duration_seconds", "", &d->store_hist);
     shardz_store_status st = {0};
     szd_store_status(d, &st);
+    help(&o, "shardz_ping_round_gap_max_seconds", "gauge",
+         "The longest interval between two rounds of pings since the last scrape.");
+    put(&o, "shardz_ping_round_gap_max_seconds %.3f\n",
+        d->hl ? (double)szd_hl_ping_gap_max(d->hl) / 1000.0 : 0.0);
     help(&o, "shardz_store_batches_queued", "gauge",
          "Batches queued on the store lane, not yet completed.");
     put(&o, "shardz_store_batches_queued %zu\n", d->sl ? szd_sl_queued(d->sl) : (size_t)0);
