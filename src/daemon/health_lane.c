@@ -4,7 +4,6 @@
  * this thread. Lane thread, except the szd_hl_* command calls and szd_hl_drain (loop thread),
  * which only touch the two queues under the mutex. */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 
 #include "daemon/health_lane.h"
 #include "daemon/log.h"
+#include "daemon/wire.h"
 
 #define HL_MAX_REPLY (1024 * 1024) /* a ping reply larger than this is refused */
 #define HL_NAME_MAX 63
@@ -206,22 +206,6 @@ static void node_reset(hl_node *n, int64_t now)
         szd_fd_reply(&n->fd, false, now);
 }
 
-static json_t *reply_body(struct evhttp_request *req, int *code)
-{
-    *code = req ? evhttp_request_get_response_code(req) : 0;
-    if (!req || *code != 200)
-        return NULL;
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    if (len == 0 || len > HL_MAX_REPLY)
-        return NULL;
-    json_t *j = json_loadb((const char *)evbuffer_pullup(in, (ssize_t)len), len, 0, NULL);
-    if (j && !json_is_object(j)) {
-        json_decref(j);
-        return NULL;
-    }
-    return j;
-}
 
 static void on_ping(struct evhttp_request *req, void *arg)
 {
@@ -233,7 +217,7 @@ static void on_ping(struct evhttp_request *req, void *arg)
     free(p);
     n->ping = NULL;
     int code;
-    json_t *j = reply_body(req, &code);
+    json_t *j = szd_reply_object(req, &code, HL_MAX_REPLY, false);
     const char *who = j ? json_string_value(json_object_get(j, "node")) : NULL;
     bool ok = who && strcmp(who, n->id) == 0;
     bool revived = szd_fd_reply(&n->fd, ok, now);
@@ -630,16 +614,6 @@ static void *lane_main(void *arg)
     return NULL;
 }
 
-static int pipe_nb(int p[2])
-{
-    if (pipe(p) != 0)
-        return -1;
-    for (int i = 0; i < 2; i++) {
-        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
-        fcntl(p[i], F_SETFD, FD_CLOEXEC);
-    }
-    return 0;
-}
 
 int szd_hl_start(const char *secret, int64_t (*clock_ms)(void), int log_level, szd_hl **out)
 {
@@ -654,7 +628,7 @@ int szd_hl_start(const char *secret, int64_t (*clock_ms)(void), int log_level, s
     hl->clock_ms = clock_ms;
     hl->log_level = log_level;
     int rc = SHARDZ_EIO;
-    if (pipe_nb(hl->cmd_pipe) != 0 || pipe_nb(hl->rep_pipe) != 0)
+    if (szd_pipe_open(hl->cmd_pipe) != 0 || szd_pipe_open(hl->rep_pipe) != 0)
         goto fail;
     rc = SHARDZ_ENOMEM;
     hl->base = event_base_new();

@@ -1413,7 +1413,10 @@ static void move_done(szd_ns *ns, szd_part *p, unsigned s)
     szd_slot *sl = &p->slots[s];
     ns->moves_done++;
     p->moved_ms = szd_now(ns->d);
-    p->stats_dirty = true;
+    /* a first placement is not worth a statistics record (a million of them after a bulk
+     * add); its time is kept in memory for the cooldown */
+    if (sl->reason != SHARDZ_REASON_NEW)
+        p->stats_dirty = true;
     double secs = (double)(szd_now(ns->d) - sl->started_ms) / 1000.0;
     szd_hist_add(&ns->move_hist, secs);
     szd_event(ns, "move-done",

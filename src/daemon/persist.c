@@ -18,6 +18,8 @@ typedef struct szd_flight {
     bool stats;        /* statistics only */
 } szd_flight;
 
+#define STATS_BATCH 20000 /* statistics records per flush, at most (but at shutdown) */
+
 static char *key_of(shardz_key_kind kind, const char *ns, const char *id)
 {
     char buf[SHARDZ_KEY_BUF];
@@ -212,10 +214,16 @@ void szd_ns_flush_stats(szd_ns *ns, bool force)
     int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     szd_batch *b = szd_batch_new();
     int rc = b ? 0 : SHARDZ_ENOMEM;
-    for (uint32_t i = 0; i < ns->nparts && rc == 0; i++) {
+    /* at most STATS_BATCH records a flush (the rest the next time): soft state never holds
+     * the loop or the store lane for long, whatever moved at once */
+    size_t taken = 0;
+    uint32_t last = 0;
+    for (uint32_t i = 0; i < ns->nparts && rc == 0 && (force || taken < STATS_BATCH); i++) {
         szd_part *p = &ns->parts[i];
         if (!p->stats_dirty)
             continue;
+        taken++;
+        last = i;
         json_t *load = json_object();
         for (size_t d = 0; d < ns->cfg.ndims; d++)
             json_object_set_new(load, ns->cfg.dims[d], json_real(p->load[d]));
@@ -232,7 +240,7 @@ void szd_ns_flush_stats(szd_ns *ns, bool force)
         szd_batch_free(b);
         return;
     }
-    for (uint32_t i = 0; i < ns->nparts; i++)
+    for (uint32_t i = 0; i <= last && i < ns->nparts; i++)
         ns->parts[i].stats_dirty = false;
     submit(ns, b, NULL, true);
 }

@@ -15,6 +15,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/store_lane.h"
+#include "daemon/wire.h"
 #include "daemon/range.h"
 
 
@@ -115,22 +116,6 @@ static int send_json(szd_node *n, const char *path, const char *text,
 }
 
 /* The reply body as JSON, or NULL when the request failed or the reply is not JSON. */
-static json_t *reply_body(struct evhttp_request *req, int *code)
-{
-    *code = req ? evhttp_request_get_response_code(req) : 0;
-    if (!req || (*code != 200 && *code != 409))
-        return NULL;
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    if (len == 0 || len > SZD_MAX_REPLY)
-        return NULL;
-    json_t *j = json_loadb((const char *)evbuffer_pullup(in, (ssize_t)len), len, 0, NULL);
-    if (j && !json_is_object(j)) {
-        json_decref(j);
-        return NULL;
-    }
-    return j;
-}
 
 /* ---- assignments --------------------------------------------------------------------- */
 
@@ -150,7 +135,7 @@ static void on_assign(struct evhttp_request *req, void *arg)
     n->assign_ctx = NULL;
     n->assign_inflight = false;
     int code;
-    json_t *j = reply_body(req, &code);
+    json_t *j = szd_reply_object(req, &code, SZD_MAX_REPLY, true);
     const char *who = j ? json_string_value(json_object_get(j, "node")) : NULL;
     json_t *serving = j ? json_object_get(j, "serving") : NULL;
     if (refused_delta(ctx, code, j)) {

@@ -5,7 +5,6 @@
  * dirty again and writes them with the next batch, so a batch never proves durable a state
  * whose earlier records are not. Lane thread, except the szd_sl_* calls (loop thread). */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include "daemon/log.h"
 #include "daemon/store_lane.h"
+#include "daemon/wire.h"
 
 /* ---- batches ------------------------------------------------------------------------- */
 
@@ -380,16 +380,6 @@ void szd_sl_dispatch(szd_sl *sl)
     }
 }
 
-static int pipe_nb(int p[2])
-{
-    if (pipe(p) != 0)
-        return -1;
-    for (int i = 0; i < 2; i++) {
-        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
-        fcntl(p[i], F_SETFD, FD_CLOEXEC);
-    }
-    return 0;
-}
 
 int szd_sl_start(shardz_store *store, int64_t (*clock_ms)(void), int log_level, szd_sl **out)
 {
@@ -404,7 +394,7 @@ int szd_sl_start(shardz_store *store, int64_t (*clock_ms)(void), int log_level, 
     pthread_cond_init(&sl->work, NULL);
     pthread_cond_init(&sl->finished, NULL);
     (void)shardz_store_status_get(store, &sl->status); /* before the thread: no race */
-    if (pipe_nb(sl->done_pipe) != 0 || pthread_create(&sl->thread, NULL, lane_main, sl) != 0) {
+    if (szd_pipe_open(sl->done_pipe) != 0 || pthread_create(&sl->thread, NULL, lane_main, sl) != 0) {
         szd_sl_stop(sl);
         return SHARDZ_EIO;
     }

@@ -12,6 +12,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "daemon/daemon.h"
+#include "daemon/wire.h"
 
 int64_t szd_now(const szd *d)
 {
@@ -271,4 +272,21 @@ void szd_idset_remove(szd_idset *set, const char *id)
             hole = j;
         }
     }
+}
+
+json_t *szd_reply_object(struct evhttp_request *req, int *code, size_t max, bool conflict_ok)
+{
+    *code = req ? evhttp_request_get_response_code(req) : 0;
+    if (!req || (*code != 200 && !(conflict_ok && *code == 409)))
+        return NULL;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len == 0 || len > max)
+        return NULL;
+    json_t *j = json_loadb((const char *)evbuffer_pullup(in, (ssize_t)len), len, 0, NULL);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
