@@ -940,6 +940,10 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
             }
             if (n->state == SZD_NODE_DRAINING && !n->drained)
                 szd_node_set_state(ns, n, SZD_NODE_JOINING);
+            /* registering is contact: a suspect node is alive (and eligible for its new share
+             * now: suspect -> alive alone would not plan again) */
+            if (n->state == SZD_NODE_SUSPECT)
+                szd_node_set_state(ns, n, SZD_NODE_ALIVE);
         }
         ns->want_rebalance = true;
     } else {
