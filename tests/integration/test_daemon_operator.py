@@ -4,7 +4,6 @@ log, and /metrics checked by a Prometheus text-format checker.
 Usage: test_daemon_operator.py SHARDZD_BINARY"""
 import re
 import sys
-import time
 import urllib.request
 
 from harness import Daemon, HTTPError, Worker, routing, run, settled, wait_for
@@ -21,6 +20,10 @@ def error_of(fn):
     raise AssertionError("no error")
 
 
+def events(d, ns):
+    return d.call("GET", f"/v1/namespaces/{ns}/events?since=0&limit=10000")[1]["events"]
+
+
 def test_drain_undrain_move_plan():
     d = Daemon(BIN).start()
     ws = []
@@ -32,7 +35,19 @@ def test_drain_undrain_move_plan():
         assert st == 202 and node["drained"] and node["state"] == "draining", node
         r = wait_for(lambda: (lambda r: r if r and all("w0" not in v for v in r.values())
                               else None)(settled(d, "kv", 12, 1)), 10, what="drain")
-        time.sleep(0.3)
+        # A drained node that holds nothing stays registered, unlike a worker that leaves.
+        # The positive control in the same namespace: w3 joins, takes its share and leaves
+        # gracefully; it is released (`left`) by a release pass that ran after w0 held
+        # nothing, and that pass must have kept w0.
+        ws.append(Worker(d, "kv", "w3"))
+        wait_for(lambda: (lambda r: r if r and any("w3" in v for v in r.values())
+                          else None)(settled(d, "kv", 12, 1, nodes=3)), 10, what="w3 placed")
+        ws[-1].stop()  # SIGTERM: the worker's graceful leave
+        ev = wait_for(lambda: (lambda ev: ev if any(
+            e["type"] == "node-state" and e["node"] == "w3" and e["to"] == "left" for e in ev)
+            else None)(events(d, "kv")), 10, what="w3 released")
+        assert not any(e["type"] == "node-state" and e["node"] == "w0" and e["to"] == "left"
+                       for e in ev), [e for e in ev if e["type"] == "node-state"]
         n = d.call("GET", "/v1/namespaces/kv/nodes/w0")[1]
         assert n["state"] == "draining" and n["replicas"] == 0, n  # stays, not released
         st, node = d.call("POST", "/v1/namespaces/kv/nodes/w0/undrain")
@@ -162,11 +177,16 @@ def test_metrics():
         d.call("POST", "/v1/namespaces", dict(name="kv", replicas=2, partitions=8, **FAST))
         ws = [Worker(d, "kv", f"w{i}") for i in range(3)]
         wait_for(lambda: settled(d, "kv", 8, 2, nodes=3), 10, what="placement")
-        time.sleep(0.3)
-        with urllib.request.urlopen(d.base + "/metrics", timeout=5) as r:
-            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-            text = r.read().decode()
-        types, samples = check_prometheus(text)
+
+        def scrape():
+            with urllib.request.urlopen(d.base + "/metrics", timeout=5) as r:
+                assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+                return check_prometheus(r.read().decode())
+
+        # the 16 first placements are done: wait until the scrape has their durations
+        types, samples = wait_for(lambda: (lambda ts: ts if any(
+            n == "shardz_move_duration_seconds_count" and l == 'ns="kv"' and v >= 16
+            for n, l, v in ts[1]) else None)(scrape()), 10, what="16 move durations")
         for fam in ("shardz_nodes", "shardz_moves_total", "shardz_move_duration_seconds",
                     "shardz_ping_duration_seconds", "shardz_store_write_duration_seconds",
                     "shardz_node_replicas_max_over_mean", "shardz_store_fsync_full",

@@ -192,6 +192,25 @@ test('dashboard in a real browser against a real shardzd', { timeout: 120000 }, 
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
   const shot = (name) => page.screenshot({ path: path.join(OUT, name), fullPage: true });
   const row = (id) => page.locator(`#nodes-table tr[data-node="${id}"]`);
+  // The requests that may change something (any method but GET) the page sends to the API
+  // while recording, as "METHOD /path", in the order the page sent them.
+  const recordChanges = () => {
+    const rec = { list: [] };
+    const on = (r) => {
+      const u = new URL(r.url());
+      if (r.method() !== 'GET' && u.pathname.startsWith('/v1/')) rec.list.push(r.method() + ' ' + u.pathname);
+    };
+    page.on('request', on);
+    rec.stop = () => page.off('request', on);
+    return rec;
+  };
+  // Runs act and waits until the page has sent a `method` request whose path ends with
+  // `suffix`: a fence, since the page sends its requests in order.
+  const fence = async (suffix, act, method = 'GET') => {
+    const seen = page.waitForRequest((r) => r.method() === method && new URL(r.url()).pathname.endsWith(suffix), { timeout: WAIT });
+    await act();
+    await seen;
+  };
   // Steps run in order; after a failure the rest are skipped (they would only cascade), and
   // the screenshot shows the page as it was when the step failed.
   const step = (name, fn) => t.test(name, { skip: failed && 'an earlier step failed' }, async (tt) => {
@@ -283,32 +302,67 @@ test('dashboard in a real browser against a real shardzd', { timeout: 120000 }, 
     });
 
     await step('the plan is shown first, as a dry run', async () => {
-      const rev = await page.evaluate(() => document.body.dataset.revision);
-      await page.click('#plan-btn');
-      await page.locator('#confirm').waitFor({ state: 'visible' });
-      assert.match(await page.locator('#confirm-title').textContent(), /Rebalance kv\?/);
-      assert.match(await page.locator('#plan-summary').textContent(), /\d+ moves? \(|no moves/);
-      await page.click('#confirm-cancel');
-      await page.locator('#confirm').waitFor({ state: 'hidden' });
-      await page.waitForTimeout(300);
-      assert.equal(await page.evaluate(() => document.body.dataset.revision), rev, 'a plan changes nothing');
+      const sent = recordChanges();
+      try {
+        await page.click('#plan-btn');
+        await page.locator('#confirm').waitFor({ state: 'visible' });
+        assert.match(await page.locator('#confirm-title').textContent(), /Rebalance kv\?/);
+        assert.match(await page.locator('#plan-summary').textContent(), /\d+ moves? \(|no moves/);
+        await page.click('#confirm-cancel');
+        await page.locator('#confirm').waitFor({ state: 'hidden' });
+        // The next plan's request is sent after anything the cancel could have sent.
+        await fence('/plan', () => page.click('#plan-btn'));
+        await page.locator('#confirm').waitFor({ state: 'visible' });
+        assert.deepEqual(sent.list, [], 'a plan and its cancel change nothing');
+        await page.click('#confirm-cancel');
+        await page.locator('#confirm').waitFor({ state: 'hidden' });
+        // Positive control: the recorder sees the POST that running a plan sends. The plan
+        // (one move) and the reply are the route's, so the placement stays as it is.
+        await page.route('**/v1/namespaces/kv/plan', (r) => r.fulfill({ json: {
+          revision: 1, missing: 0, moves: [{ partition: '0', slot: 0, from: 'w1', to: 'w2', reason: 'rebalance' }] } }));
+        await page.route('**/v1/namespaces/kv/rebalance', (r) => r.fulfill({ json: { revision: 1, moves: [] } }));
+        try {
+          await page.click('#plan-btn');
+          await page.locator('#confirm-ok:enabled').waitFor({ timeout: WAIT });
+          await fence('/rebalance', () => page.click('#confirm-ok'), 'POST');
+          const toast = page.locator('.toast', { hasText: 'Rebalance started 0 moves.' });
+          await toast.first().waitFor({ timeout: WAIT });
+          await toast.evaluateAll((ts) => ts.forEach((t) => t.remove())); // not to be taken for a later one
+        } finally {
+          await page.unroute('**/v1/namespaces/kv/plan');
+          await page.unroute('**/v1/namespaces/kv/rebalance');
+        }
+        assert.deepEqual(sent.list, ['POST /v1/namespaces/kv/rebalance'], 'running the plan is seen');
+      } finally {
+        sent.stop();
+      }
     });
 
     await step('drain through the UI, behind a confirmation', async () => {
       const before = Number(await row('w1').locator('td.replicas').textContent());
       assert.ok(before > 0);
-      // Cancelling the dialog changes nothing.
-      await row('w1').locator('button[data-action="drain"]').click();
-      await page.locator('#confirm').waitFor({ state: 'visible' });
-      assert.match(await page.locator('#confirm-title').textContent(), /Drain node w1\?/);
-      await page.click('#confirm-cancel');
-      await page.locator('#confirm').waitFor({ state: 'hidden' });
-      await page.waitForTimeout(300);
-      assert.equal(await row('w1').getAttribute('data-state'), 'alive', 'cancel does not drain');
-      // Confirming drains.
-      await row('w1').locator('button[data-action="drain"]').click();
-      await page.locator('#confirm').waitFor({ state: 'visible' });
-      await page.click('#confirm-ok');
+      const sent = recordChanges();
+      try {
+        // Cancelling the dialog changes nothing.
+        await row('w1').locator('button[data-action="drain"]').click();
+        await page.locator('#confirm').waitFor({ state: 'visible' });
+        assert.match(await page.locator('#confirm-title').textContent(), /Drain node w1\?/);
+        await page.click('#confirm-cancel');
+        await page.locator('#confirm').waitFor({ state: 'hidden' });
+        // A plan's request (a dry run) is sent after anything the cancel could have sent.
+        await fence('/plan', () => page.click('#plan-btn'));
+        await page.locator('#confirm').waitFor({ state: 'visible' });
+        await page.click('#confirm-cancel');
+        await page.locator('#confirm').waitFor({ state: 'hidden' });
+        assert.deepEqual(sent.list, [], 'cancel does not drain');
+        // Confirming drains: the recorder sees it, and nothing else.
+        await row('w1').locator('button[data-action="drain"]').click();
+        await page.locator('#confirm').waitFor({ state: 'visible' });
+        await fence('/nodes/w1/drain', () => page.click('#confirm-ok'), 'POST');
+        assert.deepEqual(sent.list, ['POST /v1/namespaces/kv/nodes/w1/drain'], 'confirm sends one drain');
+      } finally {
+        sent.stop();
+      }
       await page.locator('#nodes-table tr[data-node="w1"][data-state="draining"]').waitFor({ timeout: WAIT });
       await page.locator('#nodes-table tr[data-node="w1"] button[data-action="undrain"]').waitFor();
       await page.locator('#moves-table tr[data-reason="drain"]').first().waitFor({ timeout: WAIT });
