@@ -13,8 +13,7 @@
 void szd_node_contact(szd_ns *ns, szd_node *n)
 {
     n->last_ok_ms = szd_now(ns->d);
-    if (n->state == SZD_NODE_JOINING || n->state == SZD_NODE_SUSPECT ||
-        n->state == SZD_NODE_DEAD) {
+    if (n->state == SZD_NODE_JOINING || n->state == SZD_NODE_SUSPECT || n->state == SZD_NODE_DEAD) {
         if (n->leaving || n->drained)
             szd_node_set_state(ns, n, SZD_NODE_DRAINING);
         else
@@ -88,8 +87,8 @@ void szd_health_on_reports(evutil_socket_t fd, short what, void *arg)
                 break;
             case SZD_HL_PING_FAILED:
                 ns->pings_failed++;
-                szd_log(d, SZD_DEBUG, "msg=\"ping failed\" ns=%s node=%s status=%d",
-                        ns->cfg.name, n->id, r->status);
+                szd_log(d, SZD_DEBUG, "msg=\"ping failed\" ns=%s node=%s status=%d", ns->cfg.name,
+                        n->id, r->status);
                 break;
             case SZD_HL_VERDICT:
                 verdict(ns, n, r);

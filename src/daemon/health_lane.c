@@ -55,9 +55,9 @@ typedef struct hl_node {
     char address[256]; /* host:port, also the Host header */
     char host[256];
     uint16_t port;
-    szd_fd fd;                     /* the failure detector */
+    szd_fd fd;                      /* the failure detector */
     struct evhttp_connection *conn; /* pings only */
-    struct hl_ping *ping;          /* the ping in flight (owned), or NULL */
+    struct hl_ping *ping;           /* the ping in flight (owned), or NULL */
 } hl_node;
 
 typedef struct hl_ping {
@@ -72,8 +72,8 @@ typedef struct hl_ns {
     szd_fd_config cfg;
     int64_t lease_ms;
     uint64_t revision;
-    bool acting;       /* the last tick found the coordinator acting */
-    int64_t tick_ms;   /* when the last tick ran */
+    bool acting;     /* the last tick found the coordinator acting */
+    int64_t tick_ms; /* when the last tick ran */
     struct event *tick;
     hl_node **nodes;
     size_t nnodes, cap;
@@ -86,9 +86,9 @@ struct szd_hl {
     struct event *cmd_ev;
     int cmd_pipe[2], rep_pipe[2];
     pthread_mutex_t mu;
-    hl_cmd *cmd_head, *cmd_tail;           /* under mu */
-    szd_hl_report *rep_head, *rep_tail;    /* under mu */
-    bool rep_signalled;                    /* under mu: a byte waits in rep_pipe */
+    hl_cmd *cmd_head, *cmd_tail;        /* under mu */
+    szd_hl_report *rep_head, *rep_tail; /* under mu */
+    bool rep_signalled;                 /* under mu: a byte waits in rep_pipe */
     _Atomic int64_t acting_until_ms;
     _Atomic int64_t gap_max_ms; /* the longest interval between two rounds of pings of a
                                  * namespace since szd_hl_ping_gap_max last read it */
@@ -205,7 +205,6 @@ static void node_reset(hl_node *n, int64_t now)
     if (n->fd.inflight)
         szd_fd_reply(&n->fd, false, now);
 }
-
 
 static void on_ping(struct evhttp_request *req, void *arg)
 {
@@ -613,7 +612,6 @@ static void *lane_main(void *arg)
     event_base_dispatch(hl->base);
     return NULL;
 }
-
 
 int szd_hl_start(const char *secret, int64_t (*clock_ms)(void), int log_level, szd_hl **out)
 {

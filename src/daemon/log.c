@@ -18,7 +18,9 @@ void szd_log_v(int level, const char *fmt, va_list ap)
     /* one write per line: the loop and the lanes log from their own threads */
     char line[2048];
     int n = snprintf(line, sizeof line, "ts=%s.%03ldZ level=%s ", when, ts.tv_nsec / 1000000,
-                     names[level < 0 ? 0 : level > 3 ? 3 : level]);
+                     names[level < 0   ? 0
+                           : level > 3 ? 3
+                                       : level]);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2)

@@ -14,8 +14,8 @@
 /* A batch of one namespace on the store lane. */
 typedef struct szd_flight {
     struct szd_flight *next;
-    szd_ns *ns;        /* NULL once the namespace is freed */
-    bool stats;        /* statistics only */
+    szd_ns *ns; /* NULL once the namespace is freed */
+    bool stats; /* statistics only */
 } szd_flight;
 
 #define STATS_BATCH 20000 /* statistics records per flush, at most (but at shutdown) */
@@ -227,16 +227,16 @@ void szd_ns_flush_stats(szd_ns *ns, bool force)
         json_t *load = json_object();
         for (size_t d = 0; d < ns->cfg.ndims; d++)
             json_object_set_new(load, ns->cfg.dims[d], json_real(p->load[d]));
-        json_t *rec = json_pack("{s:s, s:o, s:I, s:I}", "id", p->id, "load", load, "updated_ms",
-                                (json_int_t)(p->load_ms ? wall - (now - p->load_ms) : 0),
-                                "moved_ms",
-                                (json_int_t)(p->moved_ms ? wall - (now - p->moved_ms) : 0));
+        json_t *rec =
+            json_pack("{s:s, s:o, s:I, s:I}", "id", p->id, "load", load, "updated_ms",
+                      (json_int_t)(p->load_ms ? wall - (now - p->load_ms) : 0), "moved_ms",
+                      (json_int_t)(p->moved_ms ? wall - (now - p->moved_ms) : 0));
         rc = put_json(b, SHARDZ_KEY_STATS, ns, p->id, rec);
     }
     if (rc || szd_batch_count(b) == 0) {
         if (rc)
-            szd_log(ns->d, SZD_WARN, "msg=\"statistics not written\" ns=%s err=%s",
-                    ns->cfg.name, shardz_err_name(rc));
+            szd_log(ns->d, SZD_WARN, "msg=\"statistics not written\" ns=%s err=%s", ns->cfg.name,
+                    shardz_err_name(rc));
         szd_batch_free(b);
         return;
     }

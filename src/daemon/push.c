@@ -18,7 +18,6 @@
 #include "daemon/wire.h"
 #include "daemon/range.h"
 
-
 #define ASSIGN_TIMEOUT_S 10
 
 typedef struct push_ctx {
@@ -152,8 +151,8 @@ static void on_assign(struct evhttp_request *req, void *arg)
     if (code != 200 || !j || !who || strcmp(who, n->id) != 0 || !json_is_array(serving)) {
         n->reach_ms = n->assign_reach_ms > n->reach_ms ? n->assign_reach_ms : n->reach_ms;
         n->assign_reach_ms = 0;
-        szd_log(ns->d, SZD_WARN, "msg=\"assignment failed\" ns=%s node=%s status=%d",
-                ns->cfg.name, n->id, code);
+        szd_log(ns->d, SZD_WARN, "msg=\"assignment failed\" ns=%s node=%s status=%d", ns->cfg.name,
+                n->id, code);
         /* it may or may not have applied it: only the whole set is certain to be right */
         szd_push_full(n);
         n->assign_retry_ms = szd_now(ns->d) + ns->cfg.ping_interval_ms;
@@ -276,8 +275,7 @@ static void put_entry(sbuf *b, const szd_ns *ns, const szd_part *p, unsigned s, 
         return;
     }
     json_t *j = json_pack("{s:s, s:i, s:s, s:I, s:s}", "partition", p->id, "slot", (int)s, "role",
-                          role, "generation", (json_int_t)generation, "state",
-                          szd_rstate_name(st));
+                          role, "generation", (json_int_t)generation, "state", szd_rstate_name(st));
     szd_range_fields(ns, p->id, j, false); /* the bounds */
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -291,8 +289,7 @@ static void put_entry(sbuf *b, const szd_ns *ns, const szd_part *p, unsigned s, 
 
 /* The replica of p node `me` should hold now (at most one: replicas of a partition are on
  * distinct nodes); false when none. */
-static bool desired_of(const szd_part *p, int32_t me, unsigned *slot, szd_rstate *st,
-                       uint64_t *gen)
+static bool desired_of(const szd_part *p, int32_t me, unsigned *slot, szd_rstate *st, uint64_t *gen)
 {
     for (unsigned s = 0; s < p->nrep; s++) {
         const szd_slot *sl = &p->slots[s];
@@ -313,8 +310,7 @@ static bool desired_of(const szd_part *p, int32_t me, unsigned *slot, szd_rstate
     return false;
 }
 
-static void put_head(sbuf *b, const szd_ns *ns, const szd_node *n, bool released,
-                     uint64_t base)
+static void put_head(sbuf *b, const szd_ns *ns, const szd_node *n, bool released, uint64_t base)
 {
     sb_printf(b, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"released\":%s",
               ns->cfg.name, n->id, (unsigned long long)ns->revision, released ? "true" : "false");
@@ -330,7 +326,7 @@ typedef struct {
     szd_node *node;
     uint64_t revision;
     bool released;
-    char *body;  /* owned */
+    char *body;   /* owned */
     char **named; /* delta: the partitions named (owned), else NULL */
     size_t nnamed;
     bool delta;
@@ -424,10 +420,10 @@ szd_pushes *szd_push_build(szd_ns *ns)
         const szd_part *pt = &ns->parts[i];
         for (unsigned s = 0; s < pt->nrep; s++) {
             const szd_slot *sl = &pt->slots[s];
-            if (sl->owner >= 0 && full[sl->owner].s && ns->nodes[sl->owner]->state != SZD_NODE_LEFT &&
+            if (sl->owner >= 0 && full[sl->owner].s &&
+                ns->nodes[sl->owner]->state != SZD_NODE_LEFT &&
                 (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
-                put_entry(&full[sl->owner], ns, pt, s, (szd_rstate)sl->owner_state,
-                          sl->generation);
+                put_entry(&full[sl->owner], ns, pt, s, (szd_rstate)sl->owner_state, sl->generation);
             if (sl->prev >= 0 && full[sl->prev].s && ns->nodes[sl->prev]->state != SZD_NODE_LEFT &&
                 sl->prev_state == SZD_R_SERVING)
                 put_entry(&full[sl->prev], ns, pt, s, SZD_R_SERVING, sl->prev_generation);

@@ -98,11 +98,11 @@ typedef enum { JOB_WRITE = 0, JOB_CALL, JOB_STOP } job_kind;
 typedef struct job {
     struct job *next;
     job_kind kind;
-    bool sync;             /* the loop waits for it (finished under mu) */
-    uint64_t seq;          /* JOB_WRITE (async): its batch's number */
-    uint64_t epoch;        /* the failures the loop knew of when it queued this */
-    szd_batch *batch;      /* JOB_WRITE: owned when async, borrowed when sync */
-    void *msgs;            /* async: handed back with the completion */
+    bool sync;        /* the loop waits for it (finished under mu) */
+    uint64_t seq;     /* JOB_WRITE (async): its batch's number */
+    uint64_t epoch;   /* the failures the loop knew of when it queued this */
+    szd_batch *batch; /* JOB_WRITE: owned when async, borrowed when sync */
+    void *msgs;       /* async: handed back with the completion */
     szd_sl_done_fn done;
     void *arg;
     int (*fn)(shardz_store *st, void *arg); /* JOB_CALL */
@@ -123,17 +123,17 @@ struct szd_sl {
     int log_level;
     pthread_mutex_t mu;
     pthread_cond_t work, finished;
-    job *q_head, *q_tail;   /* under mu: to run */
-    job *d_head, *d_tail;   /* under mu: async jobs run, completions to dispatch */
-    bool done_signalled;    /* under mu */
-    size_t queued;          /* under mu: async jobs not yet dispatched */
-    uint64_t epoch;         /* under mu: write failures so far */
+    job *q_head, *q_tail;       /* under mu: to run */
+    job *d_head, *d_tail;       /* under mu: async jobs run, completions to dispatch */
+    bool done_signalled;        /* under mu */
+    size_t queued;              /* under mu: async jobs not yet dispatched */
+    uint64_t epoch;             /* under mu: write failures so far */
     shardz_store_status status; /* under mu */
     int done_pipe[2];
     /* loop thread only */
     bool stopped; /* the thread is gone: the caller owns the handle, calls run inline */
     uint64_t next_seq;
-    uint64_t loop_epoch;    /* the failures the loop has learned of */
+    uint64_t loop_epoch; /* the failures the loop has learned of */
 };
 
 static int64_t now_ms(const szd_sl *sl)
@@ -158,8 +158,7 @@ static void test_hold(const szd_sl *sl)
     struct timespec ts = {0, 10 * 1000 * 1000};
     while (access(path, F_OK) == 0 && now_ms(sl) - t0 < 60000)
         nanosleep(&ts, NULL);
-    szd_log_at(sl->log_level, SZD_WARN,
-               "msg=\"test hold: store write released\" held_ms=%lld",
+    szd_log_at(sl->log_level, SZD_WARN, "msg=\"test hold: store write released\" held_ms=%lld",
                (long long)(now_ms(sl) - t0));
 }
 
@@ -169,8 +168,8 @@ static void run_write(szd_sl *sl, job *j)
     int64_t t0 = now_ms(sl), rev = 0;
     j->rc = 0;
     if (j->batch && j->batch->n > 0)
-        j->rc = shardz_store_txn_batched(sl->st, NULL, 0, j->batch->ops, j->batch->n, 0, NULL,
-                                         &rev);
+        j->rc =
+            shardz_store_txn_batched(sl->st, NULL, 0, j->batch->ops, j->batch->n, 0, NULL, &rev);
     j->write_ms = now_ms(sl) - t0;
     j->revision = rev;
     snprintf(j->errmsg, sizeof j->errmsg, "%s", j->rc ? shardz_store_errmsg(sl->st) : "");
@@ -302,8 +301,7 @@ int szd_sl_call(szd_sl *sl, int (*fn)(shardz_store *st, void *arg), void *arg)
     return rc;
 }
 
-int szd_sl_write(szd_sl *sl, const szd_batch *b, char *errmsg, size_t errlen,
-                 int64_t *revision)
+int szd_sl_write(szd_sl *sl, const szd_batch *b, char *errmsg, size_t errlen, int64_t *revision)
 {
     job *j = job_new(JOB_WRITE);
     j->batch = (szd_batch *)b; /* borrowed: a sync job never frees it */
@@ -380,7 +378,6 @@ void szd_sl_dispatch(szd_sl *sl)
     }
 }
 
-
 int szd_sl_start(shardz_store *store, int64_t (*clock_ms)(void), int log_level, szd_sl **out)
 {
     szd_sl *sl = calloc(1, sizeof *sl);
@@ -394,7 +391,8 @@ int szd_sl_start(shardz_store *store, int64_t (*clock_ms)(void), int log_level, 
     pthread_cond_init(&sl->work, NULL);
     pthread_cond_init(&sl->finished, NULL);
     (void)shardz_store_status_get(store, &sl->status); /* before the thread: no race */
-    if (szd_pipe_open(sl->done_pipe) != 0 || pthread_create(&sl->thread, NULL, lane_main, sl) != 0) {
+    if (szd_pipe_open(sl->done_pipe) != 0 ||
+        pthread_create(&sl->thread, NULL, lane_main, sl) != 0) {
         szd_sl_stop(sl);
         return SHARDZ_EIO;
     }

@@ -72,8 +72,7 @@ uint64_t szd_sl_submit(szd_sl *sl, szd_batch *b, void *msgs, szd_sl_done_fn done
 int szd_sl_call(szd_sl *sl, int (*fn)(shardz_store *st, void *arg), void *arg);
 /* Writes b (borrowed) on the lane and waits: 0 or the store's error, its detail in errmsg
  * (may be NULL; errlen bytes). *revision (may be NULL) receives the store revision after it. */
-int szd_sl_write(szd_sl *sl, const szd_batch *b, char *errmsg, size_t errlen,
-                 int64_t *revision);
+int szd_sl_write(szd_sl *sl, const szd_batch *b, char *errmsg, size_t errlen, int64_t *revision);
 /* Sets (NULL: clears) the guard every later write carries (shardz_store_set_guard), in order
  * with the writes. 0 or the store's error. */
 int szd_sl_set_guard(szd_sl *sl, const shardz_compare *g);

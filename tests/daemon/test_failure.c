@@ -18,15 +18,17 @@ typedef enum { TICK, SENT, OK, FAIL, GRANT, HEARD } op;
 typedef struct {
     op op;
     int64_t now;
-    int arg;        /* SENT: grants */
-    int changed;    /* TICK: a verdict change (1) or none (0) */
-    int verdict;    /* after the step */
-    int ping;       /* TICK: a ping asked for */
-    int grants;     /* TICK: that ping grants the lease */
-    int64_t lease;  /* szd_fd_lease_from after the step (-1: not checked) */
-    int missed;     /* after the step */
+    int arg;       /* SENT: grants */
+    int changed;   /* TICK: a verdict change (1) or none (0) */
+    int verdict;   /* after the step */
+    int ping;      /* TICK: a ping asked for */
+    int grants;    /* TICK: that ping grants the lease */
+    int64_t lease; /* szd_fd_lease_from after the step (-1: not checked) */
+    int missed;    /* after the step */
 } step;
 
+/* The tables below are laid out by hand, a column per field. */
+/* clang-format off */
 #define END {HEARD, -1, 0, 0, 0, 0, 0, 0, 0}
 
 static const szd_fd_config avail = {.interval_ms = 200, .dead_after_ms = 800, .strict = false};
@@ -222,6 +224,8 @@ static void test_strict_grant_refused_while_dead(void **state)
     };
     run(&strict, t);
 }
+
+/* clang-format on */
 
 int main(void)
 {

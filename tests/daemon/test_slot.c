@@ -34,6 +34,8 @@ typedef struct {
     int watch, started, done, pending;
 } step;
 
+/* The tables below are laid out by hand, a column per field. */
+/* clang-format off */
 #define END {NODE, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 static uint8_t states[4];
@@ -210,6 +212,8 @@ static void test_strict_holder_rules(void **state)
     };
     run(true, t);
 }
+
+/* clang-format on */
 
 int main(void)
 {

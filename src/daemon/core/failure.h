@@ -39,11 +39,11 @@ typedef struct {
 
 /* What a tick asks for. */
 typedef struct {
-    bool changed;           /* the verdict changed to `verdict` */
-    uint8_t verdict;        /* szd_fd_verdict, when changed */
-    bool ping;              /* send a ping now (and report it with szd_fd_sent) */
-    bool grants;            /* that ping carries lease_ms */
-    int64_t lease_from_ms;  /* with a dead verdict: its lease ran lease_ms after this at most */
+    bool changed;          /* the verdict changed to `verdict` */
+    uint8_t verdict;       /* szd_fd_verdict, when changed */
+    bool ping;             /* send a ping now (and report it with szd_fd_sent) */
+    bool grants;           /* that ping carries lease_ms */
+    int64_t lease_from_ms; /* with a dead verdict: its lease ran lease_ms after this at most */
 } szd_fd_out;
 
 /* A node heard from at `now` (a new registration, or every node at a take-over): OK, no

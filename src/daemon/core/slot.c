@@ -5,8 +5,8 @@
 
 #include "daemon/core/slot.h"
 
-static const char *const node_state_names[] = {"joining", "alive",  "suspect",
-                                               "draining", "dead", "left"};
+static const char *const node_state_names[] = {"joining",  "alive", "suspect",
+                                               "draining", "dead",  "left"};
 static const char *const rstate_names[] = {"none", "pending", "adding", "serving", "dropping"};
 
 const char *szd_node_state_name(szd_node_state st)
@@ -57,8 +57,8 @@ static uint8_t state_of(const szd_slot_env *env, int32_t i)
     return env->node_state(env->ctx, i);
 }
 
-void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t gen,
-                   uint8_t reason, int64_t now, szd_slot_out *out)
+void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t gen, uint8_t reason,
+                   int64_t now, szd_slot_out *out)
 {
     int32_t cur = szd_slot_serving_node(sl);
     push(out, sl->owner);
@@ -96,8 +96,7 @@ void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t g
          * and it may be serving already). It must be rid of it before the new one starts;
          * a dead holder is waited for until its lease ends (szd_slot_holder_gone). */
         int32_t holder = -1;
-        if (sl->prev >= 0 &&
-            (sl->prev_state == SZD_R_DROPPING || sl->prev_state == SZD_R_SERVING))
+        if (sl->prev >= 0 && (sl->prev_state == SZD_R_DROPPING || sl->prev_state == SZD_R_SERVING))
             holder = sl->prev;
         else if (sl->owner >= 0 &&
                  (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
@@ -123,8 +122,7 @@ void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t g
     /* Make before break: the node serving traffic keeps it until the new owner serves. */
     sl->owner = to;
     int32_t prev = cur;
-    if (prev >= 0 &&
-        (state_of(env, prev) == SZD_NODE_LEFT || state_of(env, prev) == SZD_NODE_DEAD))
+    if (prev >= 0 && (state_of(env, prev) == SZD_NODE_LEFT || state_of(env, prev) == SZD_NODE_DEAD))
         prev = -1;
     sl->prev = prev;
     sl->prev_generation = prev < 0 ? 0 : GEN_OF(prev);

@@ -70,8 +70,8 @@ int32_t szd_slot_serving_node(const szd_slot *sl);
  * may hold the replica (the old owner told to drop it, else the owner) must drop it before
  * `to` is told to serve (`to` is pending meanwhile); a node that left holds nothing. A node
  * that keeps the replica for a while keeps the generation it was given. */
-void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t gen,
-                   uint8_t reason, int64_t now, szd_slot_out *out);
+void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t gen, uint8_t reason,
+                   int64_t now, szd_slot_out *out);
 /* Node `me` serves the replica at generation served_gen: an owner adding it at that
  * generation (or later) now serves; routing switches to it, and the old owner, when still
  * there, is told to drop (otherwise the move is done). */
