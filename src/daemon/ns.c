@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/core/lease.h"
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
 #include "daemon/range.h"
@@ -1611,12 +1612,13 @@ static void expire_leases(szd_ns *ns)
         szd_node *old = ns->nodes[i];
         if (old->drops.n == 0 || (old->state != SZD_NODE_DEAD && old->state != SZD_NODE_LEFT))
             continue;
-        /* its lease runs from the last lease-granting message that may have reached it */
-        int64_t from = old->last_ok_ms;
-        const int64_t reach[] = {old->reach_ms, old->lease_from_ms, old->assign_reach_ms};
-        for (int k = 0; k < 3; k++)
-            from = reach[k] > from ? reach[k] : from;
-        if (old->state == SZD_NODE_DEAD && now < from + ns->cfg.lease_ms)
+        /* its lease runs from the last lease-granting message that may have reached it
+         * (core/lease.c) */
+        szd_lease_facts facts = {.last_ok_ms = old->last_ok_ms,
+                                 .lease_from_ms = old->lease_from_ms,
+                                 .push_reach_ms = old->assign_reach_ms,
+                                 .failed_reach_ms = old->reach_ms};
+        if (!szd_lease_over((uint8_t)old->state, &facts, ns->cfg.lease_ms, now))
             continue;
         for (size_t x = 0; x < old->drops.cap; x++) {
             szd_part *p = old->drops.slots[x] ? szd_part_find(ns, old->drops.slots[x]) : NULL;
