@@ -66,11 +66,11 @@ static struct event_base *g_base;
 static struct evhttp_connection *g_conn;
 static params_t g_p;
 static worker_t *g_w;
-static bool g_phase;      /* a change is being measured */
-static long g_lo, g_hi;   /* partitions [lo, hi) are the new ones of the phase */
-static int g_told;        /* workers told in the phase */
+static bool g_phase;        /* a change is being measured */
+static long g_lo, g_hi;     /* partitions [lo, hi) are the new ones of the phase */
+static int g_told;          /* workers told in the phase */
 static unsigned long g_bad; /* malformed messages received */
-static double g_max_gap; /* the longest interval between two pings to one worker */
+static double g_max_gap;    /* the longest interval between two pings to one worker */
 /* assignments received in the phase: full, delta, deltas refused (409), body bytes */
 static unsigned long g_fulls, g_deltas, g_refused;
 static unsigned long long g_assign_bytes;
@@ -141,8 +141,7 @@ static void print_memory(const char *when)
 
 static void reply_text(struct evhttp_request *req, int status, struct evbuffer *buf)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_send_reply(req, status, status == 200 ? "OK" : "Error", buf);
 }
 
@@ -361,8 +360,8 @@ static void on_worker_request(struct evhttp_request *req, void *arg)
     const char *uri = evhttp_request_get_uri(req);
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    json_t *j = len ? json_loadb((const char *)evbuffer_pullup(in, (ssize_t)len), len, 0, NULL)
-                    : NULL;
+    json_t *j =
+        len ? json_loadb((const char *)evbuffer_pullup(in, (ssize_t)len), len, 0, NULL) : NULL;
     const char *node = j ? json_string_value(json_object_get(j, "node")) : NULL;
     if (!node || strcmp(node, w->id) != 0) {
         reply_error(req, 400, "malformed message");
@@ -383,8 +382,7 @@ static void on_worker_request(struct evhttp_request *req, void *arg)
             g_max_gap = t - w->last_ping_ms;
         w->last_ping_ms = t;
         w->pings++;
-        evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld}", w->id,
-                            w->applied);
+        evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld}", w->id, w->applied);
     } else if (strcmp(uri, "/shardz/v1/assign") == 0) {
         w->assigns++;
         if (g_phase)
@@ -419,11 +417,11 @@ static void on_worker_request(struct evhttp_request *req, void *arg)
             }
             w->applied = json_integer_value(rev);
         }
-        evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld,\"serving\":[",
-                            w->id, w->applied);
+        evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld,\"serving\":[", w->id,
+                            w->applied);
         for (size_t i = 0; i < w->nheld; i++)
-            evbuffer_add_printf(out, "%s{\"partition\":\"%s\",\"generation\":%lld}",
-                                i ? "," : "", w->held[i].id, w->held[i].gen);
+            evbuffer_add_printf(out, "%s{\"partition\":\"%s\",\"generation\":%lld}", i ? "," : "",
+                                w->held[i].id, w->held[i].gen);
         evbuffer_add_printf(out, "],\"failed\":[]}");
     } else {
         evbuffer_free(out);
@@ -602,8 +600,8 @@ static int register_all(void)
     printf("registered %d workers one after another: %.0f ms (daemon CPU %.0f ms); per "
            "registration: mean %.2f ms, first %d mean %.2f ms, last %d mean %.2f ms, slowest "
            "%.1f ms\n",
-           g_p.workers, took, proc_cpu_ms(g_p.pid) - c0, took / g_p.workers, tenth,
-           first / tenth, tenth, last / tenth, slowest);
+           g_p.workers, took, proc_cpu_ms(g_p.pid) - c0, took / g_p.workers, tenth, first / tenth,
+           tenth, last / tenth, slowest);
     printf("workers %s delta assignments; the coordinator agreed for %d of %d\n",
            g_p.no_delta ? "do not offer" : "offer", agreed, g_p.workers);
     /* wait until every node answered a ping */
@@ -618,8 +616,7 @@ static int register_all(void)
         fprintf(stderr, "bench_fanout: only %ld of %d nodes alive\n", s.alive, g_p.workers);
         return -1;
     }
-    printf("all %d nodes alive %.0f ms after the last registration\n", g_p.workers,
-           now_ms() - t1);
+    printf("all %d nodes alive %.0f ms after the last registration\n", g_p.workers, now_ms() - t1);
     return 0;
 }
 
@@ -726,8 +723,7 @@ static int phase(const char *name, long lo, long hi, bool brief)
                msgs, max_msgs);
         printf("  of which full / delta / delta refused    %lu / %lu / %lu, bodies %.1f MB\n",
                g_fulls, g_deltas, g_refused, (double)g_assign_bytes / 1e6);
-        printf("nodes suspect / dead seen while polling    %5ld / %ld\n", max_suspect,
-               max_dead);
+        printf("nodes suspect / dead seen while polling    %5ld / %ld\n", max_suspect, max_dead);
         printf("longest interval between two pings to one worker %.1f ms (nominal %ld)\n", gap,
                g_p.ping_interval_ms ? g_p.ping_interval_ms : 200L);
         printf("CPU during the phase: daemon %.0f ms, this program %.0f ms\n", cpu, self);
@@ -808,14 +804,19 @@ static void usage(FILE *f)
 
 static int parse(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"coordinator", required_argument, 0, 'c'}, {"pid", required_argument, 0, 'p'},
-        {"workers", required_argument, 0, 'w'},     {"partitions", required_argument, 0, 'n'},
-        {"add", required_argument, 0, 'a'},         {"replicas", required_argument, 0, 'r'},
-        {"namespace", required_argument, 0, 's'},   {"ping-interval-ms", required_argument, 0, 'i'},
-        {"timeout-s", required_argument, 0, 't'},   {"chunk", required_argument, 0, 'k'},
-        {"no-delta", no_argument, 0, 'D'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"coordinator", required_argument, 0, 'c'},
+                                         {"pid", required_argument, 0, 'p'},
+                                         {"workers", required_argument, 0, 'w'},
+                                         {"partitions", required_argument, 0, 'n'},
+                                         {"add", required_argument, 0, 'a'},
+                                         {"replicas", required_argument, 0, 'r'},
+                                         {"namespace", required_argument, 0, 's'},
+                                         {"ping-interval-ms", required_argument, 0, 'i'},
+                                         {"timeout-s", required_argument, 0, 't'},
+                                         {"chunk", required_argument, 0, 'k'},
+                                         {"no-delta", no_argument, 0, 'D'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *coord = getenv("SHARDZ_COORDINATOR");
     g_p.workers = 1000;
     g_p.partitions = 10000;
@@ -919,8 +920,8 @@ int main(int argc, char **argv)
     evhttp_connection_set_timeout(g_conn, 300);
     print_memory("at start");
     char body[512];
-    int n = snprintf(body, sizeof body, "{\"name\":\"%s\",\"replicas\":%d,\"partitions\":0",
-                     g_p.ns, g_p.replicas);
+    int n = snprintf(body, sizeof body, "{\"name\":\"%s\",\"replicas\":%d,\"partitions\":0", g_p.ns,
+                     g_p.replicas);
     if (g_p.ping_interval_ms)
         n += snprintf(body + n, sizeof body - (size_t)n,
                       ",\"ping_interval_ms\":%ld,\"dead_after_ms\":%ld", g_p.ping_interval_ms,

@@ -24,7 +24,7 @@ static double now_s(void)
  * each, through shardz_store_put). Returns writes per second, or -1 on an error. */
 static double run(shardz_store *st, int round, size_t n, size_t vbytes, size_t per_txn)
 {
-    char (*keys)[48] = calloc(n, sizeof *keys);
+    char(*keys)[48] = calloc(n, sizeof *keys);
     shardz_op *ops = calloc(n, sizeof *ops);
     char *value = malloc(vbytes);
     double t0, rate = -1;

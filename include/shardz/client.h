@@ -20,9 +20,9 @@ typedef struct shardz_client shardz_client; /* opaque */
 
 /* Creates a client for the coordinator at endpoint ("host:port", "[v6]:port", optionally with
  * a leading "http://"; or several coordinators "h1:p1,h2:p2", tried in turn on a refused
- * connection or a 503 ENOTLEADER). secret: sent as "Authorization: Bearer <secret>" on every request;
- * NULL or "" for none. Both strings are copied. Connects lazily (on the first call).
- * 0 with *out set (owned by the caller: shardz_client_destroy); SHARDZ_EINVAL for a malformed
+ * connection or a 503 ENOTLEADER). secret: sent as "Authorization: Bearer <secret>" on every
+ * request; NULL or "" for none. Both strings are copied. Connects lazily (on the first call). 0
+ * with *out set (owned by the caller: shardz_client_destroy); SHARDZ_EINVAL for a malformed
  * endpoint or a secret over 990 bytes; SHARDZ_ENOMEM. *out is NULL on failure. */
 int shardz_client_new(const char *endpoint, const char *secret, shardz_client **out);
 

@@ -10,7 +10,7 @@
     X(ENOMEM, -2, 503, "out of memory")                                                            \
     X(ENOENT, -3, 404, "not found")                                                                \
     X(EEXIST, -4, 409, "already exists")                                                           \
-    X(ENOSPC, -5, 409, "no room: not enough eligible nodes, capacity or slots")                                    \
+    X(ENOSPC, -5, 409, "no room: not enough eligible nodes, capacity or slots")                    \
     X(ESTALE, -6, 409, "stale: the state changed since this was computed")                         \
     X(ENOTSUP, -7, 400, "not supported by this kind")                                              \
     X(ERANGE, -8, 400, "value out of range")                                                       \

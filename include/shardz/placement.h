@@ -123,9 +123,9 @@ typedef struct {
     size_t nodes;          /* registered nodes (any state) */
     size_t eligible_nodes; /* nodes that may take new replicas (alive) */
     size_t partitions;
-    size_t replicas;         /* assigned replica slots */
-    size_t missing;          /* vacant replica slots */
-    size_t zone_violations;  /* partitions whose replicas are not spread over zones as they could */
+    size_t replicas;        /* assigned replica slots */
+    size_t missing;         /* vacant replica slots */
+    size_t zone_violations; /* partitions whose replicas are not spread over zones as they could */
     double min_load, max_load, mean_load; /* dimension 0, over eligible nodes */
     size_t min_count, max_count;          /* replicas per eligible node */
     double max_over_share; /* max over eligible nodes of load / fair share (1.0 = perfect) */
@@ -181,7 +181,8 @@ int shardz_sharder_partitions_of_node(const shardz_sharder *s, const char *node,
 int shardz_sharder_nodes_of_partition(const shardz_sharder *s, const char *partition,
                                       shardz_replica *out, size_t cap, size_t *n);
 /* The partition a key belongs to ("hash" and "range" kinds; SHARDZ_ENOTSUP for the others,
- * SHARDZ_ENOENT when no partition is registered, or a range table is empty). *partition is borrowed from the sharder. */
+ * SHARDZ_ENOENT when no partition is registered, or a range table is empty). *partition is borrowed
+ * from the sharder. */
 int shardz_sharder_partition_for_key(const shardz_sharder *s, const void *key, size_t len,
                                      const char **partition);
 /* A partition's generation: a fencing token bumped whenever its assignment changes. */
@@ -205,8 +206,8 @@ int shardz_sharder_apply(shardz_sharder *s, const shardz_plan *plan);
  * room; zone spread is the operator's call. SHARDZ_ENOENT (unknown partition or node),
  * SHARDZ_ERANGE (no such slot), SHARDZ_EINVAL (the node may not take it), SHARDZ_ENOMEM; on
  * error nothing changes. A later rebalance may move it again if balance asks for it. */
-int shardz_sharder_move(shardz_sharder *s, const char *partition, unsigned slot,
-                        const char *node, shardz_plan **out);
+int shardz_sharder_move(shardz_sharder *s, const char *partition, unsigned slot, const char *node,
+                        shardz_plan **out);
 
 /* Number of moves in a plan. */
 size_t shardz_plan_count(const shardz_plan *p);
@@ -253,7 +254,6 @@ int shardz_sharder_slot_ranges(const shardz_sharder *s, const char *partition,
  * success the revision is bumped. ranges are borrowed for the call. */
 int shardz_sharder_restore_slots(shardz_sharder *s, const shardz_slot_range *ranges, size_t n);
 
-
 /* ---- load statistics (src/placement/stats.c; DESIGN.md section 6, seed 000) -------------
  * The smoothing the coordinator applies to the load samples workers report, and the simulator
  * too, so both use one implementation. Pure: the caller passes the times. */
@@ -264,8 +264,8 @@ int shardz_sharder_restore_slots(shardz_sharder *s, const shardz_slot_range *ran
  * elapsed time (dt <= 0 weighs 0; tau_ms <= 0 takes every sample as it is). Only dimensions d
  * with have[d] change (have NULL: every one). When any did, *updated_ms becomes now_ms.
  * Returns how many dimensions changed. Everything is the caller's; n <= SHARDZ_MAX_DIMS. */
-size_t shardz_load_smooth(double *load, int64_t *updated_ms, const double *sample,
-                          const bool *have, size_t n, int64_t now_ms, int64_t tau_ms);
+size_t shardz_load_smooth(double *load, int64_t *updated_ms, const double *sample, const bool *have,
+                          size_t n, int64_t now_ms, int64_t tau_ms);
 
 /* ---- the load balancer (src/placement/balancer.c; DESIGN.md section 6, seed 003) ----------
  * One balancer round moves replicas from the most loaded node to where they lower the
@@ -329,10 +329,10 @@ const char *shardz_balance_stop_name(shardz_balance_stop stop);
 /* What a round did (optional output). */
 typedef struct {
     shardz_balance_stop stop;
-    size_t moves;        /* moves in the plan */
-    size_t budget;       /* moves allowed this round */
-    size_t cooling;      /* candidate partitions skipped because of their cooldown */
-    size_t ndims;        /* the sharder's dimensions: before/after are filled up to it */
+    size_t moves;                   /* moves in the plan */
+    size_t budget;                  /* moves allowed this round */
+    size_t cooling;                 /* candidate partitions skipped because of their cooldown */
+    size_t ndims;                   /* the sharder's dimensions: before/after are filled up to it */
     double before[SHARDZ_MAX_DIMS]; /* max relative load per dimension (max/mean) */
     double after[SHARDZ_MAX_DIMS];  /* the same once the plan is applied (expected, dry run) */
 } shardz_balance_report;
@@ -352,13 +352,11 @@ typedef struct {
  * SHARDZ_ENOMEM; on error nothing changes. */
 int shardz_sharder_balance_round(shardz_sharder *s, const shardz_balance_policy *pol,
                                  int64_t now_ms, shardz_last_move_fn last_move, void *ctx,
-                                 unsigned flags, shardz_plan **out,
-                                 shardz_balance_report *report);
+                                 unsigned flags, shardz_plan **out, shardz_balance_report *report);
 
 /* Max relative load (max/mean, as above) per dimension into out[0..cap-1]; *ndims gets the
  * sharder's dimension count. 0 for a dimension with no load or no eligible node. */
-int shardz_sharder_load_imbalance(const shardz_sharder *s, double *out, size_t cap,
-                                  size_t *ndims);
+int shardz_sharder_load_imbalance(const shardz_sharder *s, double *out, size_t cap, size_t *ndims);
 
 #ifdef __cplusplus
 }

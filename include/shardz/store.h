@@ -82,12 +82,12 @@ int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt, s
 /* Opens the store kept in an etcd v3 cluster reached through its JSON gateway at endpoint
  * ("http://127.0.0.1:2379", or the members as a comma-separated list
  * "http://a:2379,http://b:2379": a member refusing the connection is skipped at once, and a
- * call failing on one member makes the next call start at the next), under key prefix (NULL or "" for the whole keyspace; "/shardz/"
- * keeps several clusters apart). The endpoint is checked at once: an unreachable etcd is
- * SHARDZ_EIO with "etcd at <endpoint>: <reason>" in opt->errbuf. endpoint, prefix and opt are
- * borrowed; opt may be NULL (its sync and busy_timeout_ms are ignored; history is kept by
- * compacting etcd). *out is the caller's. SHARDZ_EINVAL (bad argument), SHARDZ_EIO,
- * SHARDZ_ENOMEM. See docs/STORE.md, "The etcd backend". */
+ * call failing on one member makes the next call start at the next), under key prefix (NULL or ""
+ * for the whole keyspace; "/shardz/" keeps several clusters apart). The endpoint is checked at
+ * once: an unreachable etcd is SHARDZ_EIO with "etcd at <endpoint>: <reason>" in opt->errbuf.
+ * endpoint, prefix and opt are borrowed; opt may be NULL (its sync and busy_timeout_ms are ignored;
+ * history is kept by compacting etcd). *out is the caller's. SHARDZ_EINVAL (bad argument),
+ * SHARDZ_EIO, SHARDZ_ENOMEM. See docs/STORE.md, "The etcd backend". */
 int shardz_store_open_etcd(const char *endpoint, const char *prefix,
                            const shardz_store_options *opt, shardz_store **out);
 

@@ -26,9 +26,7 @@ int cmd_status(cli *c)
     json_t *lj = json_object_get(r, "leader");
     if (json_is_object(lj)) {
         char leader[700];
-        snprintf(leader, sizeof leader, "%s at %s",
-                 str_or(lj, "id"),
-                 str_or(lj, "address"));
+        snprintf(leader, sizeof leader, "%s at %s", str_or(lj, "id"), str_or(lj, "address"));
         json_object_set_new(r, "leader", json_string(leader));
     } else if (json_is_null(lj)) {
         json_object_set_new(r, "leader", json_string("none (an election is under way)"));
@@ -38,11 +36,10 @@ int cmd_status(cli *c)
         char line[4096] = "";
         size_t o = 0, i;
         json_t *m;
-        json_array_foreach(cj, i, m) {
+        json_array_foreach(cj, i, m)
+        {
             int n = snprintf(line + o, sizeof line - o, "%s%s %s (%s)", i ? ", " : "",
-                             str_or(m, "id"),
-                             str_or(m, "address"),
-                             str_or(m, "role"));
+                             str_or(m, "id"), str_or(m, "address"), str_or(m, "role"));
             if (n < 0 || (size_t)n >= sizeof line - o)
                 break;
             o += (size_t)n;
@@ -153,7 +150,8 @@ int cmd_completion(cli *c)
            "\"$cur\")); return ;;\n"
            "        --to) COMPREPLY=($(compgen -W \"$(_shardzctl_ids nodes)\" -- \"$cur\")); "
            "return ;;\n"
-           "        --sharder) COMPREPLY=($(compgen -W \"replica hash range\" -- \"$cur\")); return ;;\n"
+           "        --sharder) COMPREPLY=($(compgen -W \"replica hash range\" -- \"$cur\")); "
+           "return ;;\n"
            "        --consistency) COMPREPLY=($(compgen -W \"available strict\" -- \"$cur\")); "
            "return ;;\n"
            "    esac\n"

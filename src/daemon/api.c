@@ -45,9 +45,9 @@ static void waiter_reply(szd_waiter *w, bool changed)
     if (c)
         evhttp_connection_set_closecb(c, NULL, NULL);
     szd_ns *ns = w->ns;
-    json_t *body = changed ? szd_state_json(ns)
-                           : json_pack("{s:I, s:b}", "revision", (json_int_t)ns->revision,
-                                       "unchanged", 1);
+    json_t *body =
+        changed ? szd_state_json(ns)
+                : json_pack("{s:I, s:b}", "revision", (json_int_t)ns->revision, "unchanged", 1);
     szd_reply_json(w->req, 200, body, ns->revision);
     waiter_unlink(w);
     waiter_free(w);
@@ -152,12 +152,11 @@ static json_t *status_json(szd *d)
 {
     shardz_store_status st = {0};
     bool reachable = szd_store_status(d, &st) == 0;
-    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:s, s:b}", "version", SZD_VERSION,
-                          "store", reachable ? st.backend : "unreachable", "fsync",
-                          shardz_store_sync_name(st.sync), "store_revision",
-                          (json_int_t)st.revision, "namespaces", (int)d->nns, "uptime_ms",
-                          (json_int_t)(szd_now(d) - d->started_ms), "listen", d->cfg.listen,
-                          "acting", szd_acting(d));
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:I, s:i, s:I, s:s, s:b}", "version", SZD_VERSION, "store",
+        reachable ? st.backend : "unreachable", "fsync", shardz_store_sync_name(st.sync),
+        "store_revision", (json_int_t)st.revision, "namespaces", (int)d->nns, "uptime_ms",
+        (json_int_t)(szd_now(d) - d->started_ms), "listen", d->cfg.listen, "acting", szd_acting(d));
     json_t *ha = szd_ha_status_json(d);
     if (j && ha)
         json_object_update(j, ha);
@@ -166,11 +165,10 @@ static json_t *status_json(szd *d)
 }
 
 /* {"<name>": list, "revision": R}: every list of a namespace replies so (takes list). */
-static void reply_list(struct evhttp_request *req, const szd_ns *ns, const char *name,
-                       json_t *list)
+static void reply_list(struct evhttp_request *req, const szd_ns *ns, const char *name, json_t *list)
 {
-    szd_reply_json(req, 200, json_pack("{s:o, s:I}", name, list, "revision",
-                                       (json_int_t)ns->revision),
+    szd_reply_json(req, 200,
+                   json_pack("{s:o, s:I}", name, list, "revision", (json_int_t)ns->revision),
                    ns->revision);
 }
 
@@ -180,9 +178,9 @@ static void reply_list(struct evhttp_request *req, const szd_ns *ns, const char 
 typedef struct {
     szd *d;
     struct evhttp_request *req;
-    szd_ns *ns;                 /* {ns}, resolved (routes under a namespace) */
-    const char *arg[2];         /* the other {...} segments, in order ({id}/{pid}, {slot}) */
-    const struct evkeyvalq *q;  /* the query */
+    szd_ns *ns;                /* {ns}, resolved (routes under a namespace) */
+    const char *arg[2];        /* the other {...} segments, in order ({id}/{pid}, {slot}) */
+    const struct evkeyvalq *q; /* the query */
 } szd_call;
 
 /* A write changes state (a follower sends it to the leader); a read a follower answers from
@@ -286,8 +284,7 @@ static void r_ns_create(szd_call *c)
     int rc = szd_ns_config_parse(body, &cfg, err, sizeof err);
     szd_ns *ns = NULL;
     if (rc == 0)
-        rc = szd_ns_create(c->d, &cfg, json_object_get(body, "partitions"), &ns, err,
-                           sizeof err);
+        rc = szd_ns_create(c->d, &cfg, json_object_get(body, "partitions"), &ns, err, sizeof err);
     json_decref(body);
     if (rc) {
         szd_reply_error(c->req, rc, "%s", err);
@@ -329,11 +326,11 @@ static void r_node_register(szd_call *c)
         szd_reply_error(c->req, rc, "%s", err);
         return;
     }
-    json_t *reply = json_pack("{s:o, s:I, s:I, s:s, s:I}", "node", szd_node_json(ns, n, false),
-                              "ping_interval_ms", (json_int_t)ns->cfg.ping_interval_ms,
-                              "lease_ms", (json_int_t)ns->cfg.lease_ms, "consistency",
-                              ns->cfg.strict ? "strict" : "available", "revision",
-                              (json_int_t)ns->revision);
+    json_t *reply =
+        json_pack("{s:o, s:I, s:I, s:s, s:I}", "node", szd_node_json(ns, n, false),
+                  "ping_interval_ms", (json_int_t)ns->cfg.ping_interval_ms, "lease_ms",
+                  (json_int_t)ns->cfg.lease_ms, "consistency",
+                  ns->cfg.strict ? "strict" : "available", "revision", (json_int_t)ns->revision);
     /* the protocol features this coordinator uses with this node (docs/PROTOCOL.md 4.1) */
     json_t *features = json_array();
     if (n->delta_ok)
@@ -465,8 +462,9 @@ static void handle_part_move(szd_ns *ns, struct evhttp_request *req, szd_part *p
     const char *to = json_string_value(json_object_get(body, "to"));
     if (!json_uint(json_object_get(body, "slot"), SHARDZ_MAX_REPLICAS, &slot) || !to) {
         json_decref(body);
-        szd_reply_error(req, SHARDZ_EINVAL, "the body needs \"slot\" (an integer) and \"to\" "
-                                            "(a node id)");
+        szd_reply_error(req, SHARDZ_EINVAL,
+                        "the body needs \"slot\" (an integer) and \"to\" "
+                        "(a node id)");
         return;
     }
     szd_node *n = szd_node_find(ns, to);
@@ -544,15 +542,15 @@ static void handle_moves(szd_ns *ns, struct evhttp_request *req)
             if (sl->owner < 0 || (sl->owner_state == SZD_R_SERVING && sl->prev < 0))
                 continue;
             json_array_append_new(
-                list, json_pack("{s:s, s:i, s:s?, s:s, s:s, s:s, s:s, s:I, s:I}", "partition",
-                                p->id, "slot", (int)s, "from",
-                                sl->prev >= 0 ? ns->nodes[sl->prev]->id : NULL, "to",
-                                ns->nodes[sl->owner]->id, "to_state",
-                                szd_rstate_name((szd_rstate)sl->owner_state), "from_state",
-                                szd_rstate_name((szd_rstate)sl->prev_state), "reason",
-                                shardz_reason_name((shardz_reason)sl->reason), "generation",
-                                (json_int_t)sl->generation, "age_ms",
-                                (json_int_t)(now - sl->started_ms)));
+                list,
+                json_pack("{s:s, s:i, s:s?, s:s, s:s, s:s, s:s, s:I, s:I}", "partition", p->id,
+                          "slot", (int)s, "from", sl->prev >= 0 ? ns->nodes[sl->prev]->id : NULL,
+                          "to", ns->nodes[sl->owner]->id, "to_state",
+                          szd_rstate_name((szd_rstate)sl->owner_state), "from_state",
+                          szd_rstate_name((szd_rstate)sl->prev_state), "reason",
+                          shardz_reason_name((shardz_reason)sl->reason), "generation",
+                          (json_int_t)sl->generation, "age_ms",
+                          (json_int_t)(now - sl->started_ms)));
         }
     }
     reply_list(req, ns, "moves", list);
@@ -646,8 +644,7 @@ static void r_events(szd_call *c)
         szd_reply_error(c->req, SHARDZ_EINVAL, "since must be an integer, limit in [1, %d]",
                         SZD_EVENTS);
     else
-        szd_reply_json(c->req, 200, szd_events_json(c->ns, since, (size_t)limit),
-                       c->ns->revision);
+        szd_reply_json(c->req, 200, szd_events_json(c->ns, since, (size_t)limit), c->ns->revision);
 }
 
 /* The one description of the HTTP API (docs/PROTOCOL.md; tests/integration/test_routes.py
@@ -699,7 +696,8 @@ static bool match(const char *pattern, char **seg, int nseg, const char **ns_nam
     char pat[128];
     snprintf(pat, sizeof pat, "%s", pattern);
     int k = 0, na = 0;
-    for (char *save = NULL, *t = strtok_r(pat, "/", &save); t; t = strtok_r(NULL, "/", &save), k++) {
+    for (char *save = NULL, *t = strtok_r(pat, "/", &save); t;
+         t = strtok_r(NULL, "/", &save), k++) {
         if (k >= nseg)
             return false;
         if (t[0] == '{') {
@@ -805,8 +803,8 @@ void szd_api_handle(struct evhttp_request *req, void *arg)
     }
     /* /healthz is open (load balancers probe it); everything else wants the secret */
     if (strcmp(hit->pattern, "/healthz") != 0 && !authorized(d, req)) {
-        json_t *body = json_pack("{s:s, s:s}", "code", "EPROTO", "message",
-                                 "bad or missing secret");
+        json_t *body =
+            json_pack("{s:s, s:s}", "code", "EPROTO", "message", "bad or missing secret");
         szd_reply_json(req, 401, body, 0);
         goto out;
     }

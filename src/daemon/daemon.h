@@ -19,9 +19,10 @@
 #include "shardz/placement.h"
 #include "shardz/store.h"
 
-#define SZD_MAX_BODY (1024 * 1024)            /* a request body, most routes */
-#define SZD_MAX_BULK_BODY (64 * 1024 * 1024)  /* creating a namespace, adding partitions: a
-                                               * million ids in one request */
+#define SZD_MAX_BODY (1024 * 1024) /* a request body, most routes */
+#define SZD_MAX_BULK_BODY                                                                          \
+    (64 * 1024 * 1024)                   /* creating a namespace, adding partitions: a             \
+                                          * million ids in one request */
 #define SZD_MAX_REPLY (64 * 1024 * 1024) /* a worker's reply to a whole assignment */
 #define SZD_MAX_NS_NAME 63
 #define SZD_ADDR_MAX 255
@@ -59,13 +60,13 @@ typedef struct {
     char data[4096];               /* data directory */
     char secret[256];              /* "" = none */
     shardz_store_sync sync;
-    bool memory;                   /* in-memory store (tests) */
-    char store[SZD_ADDR_MAX + 1];  /* "" (SQLite in data, or memory) or etcd://HOST:PORT[/PFX] */
+    bool memory;                      /* in-memory store (tests) */
+    char store[SZD_ADDR_MAX + 1];     /* "" (SQLite in data, or memory) or etcd://HOST:PORT[/PFX] */
     char advertise[SZD_ADDR_MAX + 1]; /* host:port the other coordinators reach us at */
-    char id[SHARDZ_MAX_ID + 1];    /* this coordinator's name (default: advertise) */
-    int64_t lease_ttl_ms;          /* etcd: the leader lease's TTL */
+    char id[SHARDZ_MAX_ID + 1];       /* this coordinator's name (default: advertise) */
+    int64_t lease_ttl_ms;             /* etcd: the leader lease's TTL */
     int max_connections;
-    int log_level;                 /* 0 error, 1 warn, 2 info, 3 debug */
+    int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
 } szd_config;
 
 /* A namespace's configuration (docs/PROTOCOL.md section 3). */
@@ -89,7 +90,6 @@ typedef struct {
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
-
 struct szd_ns;
 
 typedef struct szd_node {
@@ -103,44 +103,43 @@ typedef struct szd_node {
     double cap[SHARDZ_MAX_DIMS];
     szd_node_state state;
     bool leaving;
-    int64_t last_ok_ms;   /* when the loop last heard from it (a ping report, an assign reply) */
+    int64_t last_ok_ms; /* when the loop last heard from it (a ping report, an assign reply) */
     /* Strict leases: the latest time a lease-granting message may still reach the node. The
      * health lane's pings: lease_from_ms, given with its dead verdict (the lane grants no
      * lease to a node it declared dead). The pushes: a push in flight counts until its
      * timeout (assign_reach_ms); one answered arrived before the reply (last_ok_ms covers
      * it); one that failed keeps counting (reach_ms). The lease may run from the latest. */
     int64_t lease_from_ms, reach_ms, assign_reach_ms;
-    int64_t since_ms;     /* when it entered its state */
+    int64_t since_ms; /* when it entered its state */
     uint64_t applied_revision;
     /* the push connection (pings travel on the health lane's own, so a ping never waits
      * behind a push: seed 004) */
     struct evhttp_connection *assign_conn;
     bool assign_inflight;
-    void *assign_ctx; /* owned while a push is in flight */
-    bool dirty;                /* its desired replicas changed since the last acked push */
-    bool push_pending;         /* an assignment is built and waits for its batch to be durable */
+    void *assign_ctx;  /* owned while a push is in flight */
+    bool dirty;        /* its desired replicas changed since the last acked push */
+    bool push_pending; /* an assignment is built and waits for its batch to be durable */
     /* Delta assignments (docs/PROTOCOL.md 4.3, push.c): */
-    bool delta_ok;             /* it speaks them (said so when it registered) */
-    bool need_full;            /* its next assignment is the whole set */
-    uint64_t base_revision;    /* the assignment it acknowledged last: the next delta's base */
-    int64_t acked_ms;          /* when that acknowledgement arrived */
-    szd_idset changed;         /* partitions whose replica for it changed since the last
-                                * assignment built for it */
-    int64_t assign_retry_ms;   /* no push before this time (after a failure) */
+    bool delta_ok;           /* it speaks them (said so when it registered) */
+    bool need_full;          /* its next assignment is the whole set */
+    uint64_t base_revision;  /* the assignment it acknowledged last: the next delta's base */
+    int64_t acked_ms;        /* when that acknowledgement arrived */
+    szd_idset changed;       /* partitions whose replica for it changed since the last
+                              * assignment built for it */
+    int64_t assign_retry_ms; /* no push before this time (after a failure) */
     bool released_sent;
-    szd_idset drops;           /* partitions where a slot may wait for this node to drop its
-                                * replica (a superset: checked when it answers, or its lease
-                                * runs out) */
-    bool record_dirty;         /* its store record must be written */
-    bool drained;              /* an operator drained it: it keeps no replicas until undrained */
+    szd_idset drops;   /* partitions where a slot may wait for this node to drop its
+                        * replica (a superset: checked when it answers, or its lease
+                        * runs out) */
+    bool record_dirty; /* its store record must be written */
+    bool drained;      /* an operator drained it: it keeps no replicas until undrained */
 } szd_node;
-
 
 typedef struct {
     char *id;        /* owned: one allocation holds the slots and then the id */
     szd_slot *slots; /* nrep */
     uint16_t nrep;
-    bool dirty;      /* to persist */
+    bool dirty; /* to persist */
     /* Statistics (seed 000), kept apart from the assignment so they survive a move: the
      * smoothed load per dimension (EWMA, alpha = 1 - exp(-dt / tau)), when it was last
      * updated and when a replica of it last moved (0: never; monotonic ms). */
@@ -180,27 +179,27 @@ typedef struct szd_ns {
     uint32_t nparts, capparts;
     szd_map part_map;
     bool want_rebalance;
-    bool nodes_dirty; /* some node's record_dirty is set */
-    uint64_t lane_revision; /* the revision the health lane's pings carry */
+    bool nodes_dirty;            /* some node's record_dirty is set */
+    uint64_t lane_revision;      /* the revision the health lane's pings carry */
     uint64_t persisted_revision; /* the revision of the last batch queued (its watchers woken
                                   * once it is durable) */
-    struct event *tick;  /* the periodic balancer round's check, every ping interval */
-    struct event *work;  /* rebalance, persist, push: run once after changes */
+    struct event *tick;          /* the periodic balancer round's check, every ping interval */
+    struct event *work;          /* rebalance, persist, push: run once after changes */
     szd_waiter *waiters;
     uint64_t moves_started, moves_done;
     uint64_t moves_by_reason[SHARDZ_REASON__COUNT];
     bool deleted;
-    json_t *restore; /* while loading: hash slot runs [partition index, lo, hi] */
-    json_t **events;     /* ring of SZD_EVENTS, oldest overwritten (owned) */
-    uint64_t event_seq;  /* the next event's sequence number (the first is 1) */
-    szd_hist move_hist;  /* move durations, start to done */
-    szd_hist ping_hist;  /* ping round trips (as the health lane measured them) */
+    json_t *restore;    /* while loading: hash slot runs [partition index, lo, hi] */
+    json_t **events;    /* ring of SZD_EVENTS, oldest overwritten (owned) */
+    uint64_t event_seq; /* the next event's sequence number (the first is 1) */
+    szd_hist move_hist; /* move durations, start to done */
+    szd_hist ping_hist; /* ping round trips (as the health lane measured them) */
     uint64_t pings_failed;
     uint64_t load_samples, load_rejected;
     int64_t stats_flushed_ms; /* statistics are written every few seconds, not per sample */
     int64_t balanced_ms;      /* when the last balancer round ran */
     shardz_balance_report last_round;
-    struct szd_range *range; /* range namespaces: tasks and loading state (range.c), owned */
+    struct szd_range *range;    /* range namespaces: tasks and loading state (range.c), owned */
     struct szd_flight *flights; /* batches on the store lane for this namespace (persist.c) */
 } szd_ns;
 
@@ -219,18 +218,18 @@ typedef struct {
     int64_t fresh_until_ms; /* leader: the lease is known alive until then (monotonic) */
     int64_t role_since_ms;  /* when this role began (monotonic) */
     int64_t next_keepalive_ms;
-    int64_t next_refresh_ms; /* follower: no cache refresh before then (throttled) */
-    char leader_id[SHARDZ_MAX_ID + 1];    /* "" none known */
+    int64_t next_refresh_ms;           /* follower: no cache refresh before then (throttled) */
+    char leader_id[SHARDZ_MAX_ID + 1]; /* "" none known */
     char leader_addr[SZD_ADDR_MAX + 1];
-    int64_t leader_since_wall_ms;         /* when that leader was elected (wall clock) */
-    int64_t cache_rev;       /* follower: the store revision its cache reflects */
-    bool cache_stale;        /* follower: the last refresh failed (reads may be stale) */
-    bool full_reload;        /* follower: reload every namespace at the next refresh */
-    uint64_t leader_changes; /* leaders seen (metric) */
-    uint64_t cache_applied;  /* follower: records applied to the cache in place */
-    uint64_t cache_reloads;  /* follower: namespaces loaded again whole */
-    struct event *timer;     /* the role loop: keepalive, refresh, campaign */
-    struct szd_fwd *fwds;    /* writes forwarded to the leader (in flight or done), owned */
+    int64_t leader_since_wall_ms; /* when that leader was elected (wall clock) */
+    int64_t cache_rev;            /* follower: the store revision its cache reflects */
+    bool cache_stale;             /* follower: the last refresh failed (reads may be stale) */
+    bool full_reload;             /* follower: reload every namespace at the next refresh */
+    uint64_t leader_changes;      /* leaders seen (metric) */
+    uint64_t cache_applied;       /* follower: records applied to the cache in place */
+    uint64_t cache_reloads;       /* follower: namespaces loaded again whole */
+    struct event *timer;          /* the role loop: keepalive, refresh, campaign */
+    struct szd_fwd *fwds;         /* writes forwarded to the leader (in flight or done), owned */
 } szd_ha;
 
 typedef struct szd {
@@ -238,10 +237,10 @@ typedef struct szd {
     szd_ha ha;
     struct event_base *base;
     struct evhttp *http;
-    shardz_store *store;       /* the store lane's once it runs: never used on the loop */
-    shardz_store *ha_store;    /* etcd: the role loop's own handle (leases, campaign, reads) */
-    struct szd_sl *sl;         /* the store lane (every namespace write), owned */
-    struct event *sl_done;     /* its completions are readable */
+    shardz_store *store;    /* the store lane's once it runs: never used on the loop */
+    shardz_store *ha_store; /* etcd: the role loop's own handle (leases, campaign, reads) */
+    struct szd_sl *sl;      /* the store lane (every namespace write), owned */
+    struct event *sl_done;  /* its completions are readable */
     szd_ns **ns;
     uint32_t nns, capns;
     int64_t started_ms;
@@ -277,8 +276,8 @@ bool szd_valid_id(const char *s);
 bool szd_valid_ns_name(const char *s);
 
 /* Namespaces (ns.c). */
-int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns **out,
-                  char *err, size_t errlen);
+int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns **out, char *err,
+                  size_t errlen);
 szd_ns *szd_ns_find(szd *d, const char *name);
 int szd_ns_delete(szd *d, szd_ns *ns);
 int szd_ns_load_all(szd *d);
@@ -395,8 +394,8 @@ int szd_store_status(szd *d, shardz_store_status *st);
 void szd_node_close(szd_node *n);
 void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving);
 /* A reply to a delta: serving lists the partitions named (the nnamed of `named`) it serves. */
-void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving,
-                             const char *const *named, size_t nnamed);
+void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving, const char *const *named,
+                             size_t nnamed);
 /* A ping reply's per-partition load samples (PROTOCOL section 4.2). */
 void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load);
 /* Queues the statistics that changed (every few seconds, or now when force: at shutdown). */

@@ -439,8 +439,6 @@ void szd_ha_poll(szd *d)
         keepalive(d);
 }
 
-
-
 void szd_ha_deposed(szd *d, const char *why)
 {
     step_down(d, why);
@@ -619,8 +617,8 @@ json_t *szd_ha_status_json(szd *d)
     /* every coordinator holding a lease on this store */
     json_t *list = json_array();
     shardz_range *r = NULL;
-    if (list &&
-        shardz_store_range(d->ha_store, member_prefix, strlen(member_prefix), NULL, 0, 0, &r) == 0) {
+    if (list && shardz_store_range(d->ha_store, member_prefix, strlen(member_prefix), NULL, 0, 0,
+                                   &r) == 0) {
         for (size_t i = 0; i < r->count; i++) {
             json_t *m = json_loadb(r->kvs[i].value, r->kvs[i].value_len, 0, NULL);
             const char *id = json_string_value(json_object_get(m, "id"));

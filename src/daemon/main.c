@@ -94,8 +94,10 @@ static int set_option(szd_config *c, const char *key, const char *val)
         snprintf(c->advertise, sizeof c->advertise, "%s", val);
     } else if (strcmp(key, "id") == 0) {
         if (!shardz_key_id_valid(val) || strlen(val) > SHARDZ_MAX_ID) {
-            fprintf(stderr, "shardzd: --id wants 1-%d characters without '/' or control "
-                            "characters\n", SHARDZ_MAX_ID);
+            fprintf(stderr,
+                    "shardzd: --id wants 1-%d characters without '/' or control "
+                    "characters\n",
+                    SHARDZ_MAX_ID);
             return -1;
         }
         snprintf(c->id, sizeof c->id, "%s", val);
@@ -103,8 +105,10 @@ static int set_option(szd_config *c, const char *key, const char *val)
         char *end = NULL;
         long long v = strtoll(val, &end, 10);
         if (!*val || *end || v < 2000 || v > 600000) {
-            fprintf(stderr, "shardzd: --lease-ttl wants milliseconds in [2000, 600000], got "
-                            "'%s'\n", val);
+            fprintf(stderr,
+                    "shardzd: --lease-ttl wants milliseconds in [2000, 600000], got "
+                    "'%s'\n",
+                    val);
             return -1;
         }
         c->lease_ttl_ms = v;
@@ -171,31 +175,27 @@ int main(int argc, char **argv)
     d.cfg.lease_ttl_ms = 5000;
 
     static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'}, {"data", required_argument, 0, 'd'},
-        {"fsync", required_argument, 0, 'f'},  {"secret", required_argument, 0, 's'},
+        {"listen", required_argument, 0, 'l'},    {"data", required_argument, 0, 'd'},
+        {"fsync", required_argument, 0, 'f'},     {"secret", required_argument, 0, 's'},
         {"log-level", required_argument, 0, 'v'}, {"config", required_argument, 0, 'c'},
-        {"memory", no_argument, 0, 'm'},       {"help", no_argument, 0, 'h'},
-        {"routes", no_argument, 0, 'R'},
-        {"store", required_argument, 0, 'S'},  {"advertise", required_argument, 0, 'a'},
-        {"id", required_argument, 0, 'i'},     {"lease-ttl", required_argument, 0, 't'},
-        {0, 0, 0, 0}};
+        {"memory", no_argument, 0, 'm'},          {"help", no_argument, 0, 'h'},
+        {"routes", no_argument, 0, 'R'},          {"store", required_argument, 0, 'S'},
+        {"advertise", required_argument, 0, 'a'}, {"id", required_argument, 0, 'i'},
+        {"lease-ttl", required_argument, 0, 't'}, {0, 0, 0, 0}};
     /* the file first, then the environment, then flags */
     for (int i = 1; i < argc; i++) {
-        const char *file = strncmp(argv[i], "--config=", 9) == 0 ? argv[i] + 9
+        const char *file = strncmp(argv[i], "--config=", 9) == 0              ? argv[i] + 9
                            : strcmp(argv[i], "--config") == 0 && i + 1 < argc ? argv[i + 1]
                                                                               : NULL;
         if (file && read_config_file(&d.cfg, file) != 0)
             return 2;
     }
-    static const char *const env[][2] = {{"SHARDZ_LISTEN", "listen"},
-                                         {"SHARDZ_DATA", "data"},
-                                         {"SHARDZ_FSYNC", "fsync"},
-                                         {"SHARDZ_SECRET", "secret"},
-                                         {"SHARDZ_LOG_LEVEL", "log-level"},
-                                         {"SHARDZ_STORE", "store"},
-                                         {"SHARDZ_ADVERTISE", "advertise"},
-                                         {"SHARDZ_ID", "id"},
-                                         {"SHARDZ_LEASE_TTL", "lease-ttl"}};
+    static const char *const env[][2] = {
+        {"SHARDZ_LISTEN", "listen"},       {"SHARDZ_DATA", "data"},
+        {"SHARDZ_FSYNC", "fsync"},         {"SHARDZ_SECRET", "secret"},
+        {"SHARDZ_LOG_LEVEL", "log-level"}, {"SHARDZ_STORE", "store"},
+        {"SHARDZ_ADVERTISE", "advertise"}, {"SHARDZ_ID", "id"},
+        {"SHARDZ_LEASE_TTL", "lease-ttl"}};
     for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
         const char *v = getenv(env[i][0]);
         if (v && set_option(&d.cfg, env[i][1], v) != 0)
@@ -323,8 +323,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "shardzd: cannot start the store lane: %s\n", shardz_strerror(rc));
         goto out;
     }
-    d.sl_done = event_new(d.base, szd_sl_done_fd(d.sl), EV_READ | EV_PERSIST, szd_store_on_done,
-                          &d);
+    d.sl_done =
+        event_new(d.base, szd_sl_done_fd(d.sl), EV_READ | EV_PERSIST, szd_store_on_done, &d);
     if (!d.sl_done || event_add(d.sl_done, NULL) != 0) {
         fprintf(stderr, "shardzd: out of memory\n");
         goto out;
@@ -334,8 +334,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "shardzd: cannot start the health lane: %s\n", shardz_strerror(rc));
         goto out;
     }
-    d.hl_reports = event_new(d.base, szd_hl_report_fd(d.hl), EV_READ | EV_PERSIST,
-                             szd_health_on_reports, &d);
+    d.hl_reports =
+        event_new(d.base, szd_hl_report_fd(d.hl), EV_READ | EV_PERSIST, szd_health_on_reports, &d);
     if (!d.hl_reports || event_add(d.hl_reports, NULL) != 0) {
         fprintf(stderr, "shardzd: out of memory\n");
         goto out;
@@ -355,9 +355,9 @@ int main(int argc, char **argv)
     /* every method reaches the route table, which answers a JSON 400 (method not allowed
      * on a known path) or 404 (no such route) rather than libevent's 501 page */
     evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
-                                           EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD |
-                                           EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                           EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+                                           EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS |
+                                           EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
+                                           EVHTTP_REQ_PATCH);
     evhttp_set_gencb(d.http, szd_api_handle, &d);
     if (!evhttp_bind_socket_with_handle(d.http, host, (ev_uint16_t)port)) {
         fprintf(stderr, "shardzd: cannot listen on %s: %s\n", d.cfg.listen, strerror(errno));

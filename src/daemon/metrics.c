@@ -168,8 +168,8 @@ char *szd_metrics_text(szd *d, size_t *len)
         if (shardz_sharder_load_imbalance(d->ns[i]->sh, imb, SHARDZ_MAX_DIMS, &nd) != 0)
             continue;
         for (size_t k = 0; k < nd && k < d->ns[i]->cfg.ndims; k++)
-            put(&o, "shardz_load_max_over_mean{ns=\"%s\",dim=\"%s\"} %.6f\n",
-                d->ns[i]->cfg.name, d->ns[i]->cfg.dims[k], imb[k]);
+            put(&o, "shardz_load_max_over_mean{ns=\"%s\",dim=\"%s\"} %.6f\n", d->ns[i]->cfg.name,
+                d->ns[i]->cfg.dims[k], imb[k]);
     }
     help(&o, "shardz_revision", "gauge", "The namespace's revision.");
     for (uint32_t i = 0; i < d->nns; i++)

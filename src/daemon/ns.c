@@ -141,8 +141,9 @@ static int parse_balance(json_t *b, szd_ns_config *c, char *err, size_t errlen)
         }
     }
     if (shardz_balance_policy_validate(&c->balance) != 0) {
-        snprintf(err, errlen, "balance: band, max_moves_fraction and hysteresis must be in [0, 1], "
-                              "weights >= 0");
+        snprintf(err, errlen,
+                 "balance: band, max_moves_fraction and hysteresis must be in [0, 1], "
+                 "weights >= 0");
         return SHARDZ_EINVAL;
     }
     return 0;
@@ -150,10 +151,10 @@ static int parse_balance(json_t *b, szd_ns_config *c, char *err, size_t errlen)
 
 int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
 {
-    static const char *const known[] = {"name",        "sharder", "replicas",  "roles",
-                                        "consistency", "ping_interval_ms", "dead_after_ms",
-                                        "lease_ms",    "dimensions", "partitions", "slots",
-                                        "band",        "load_tau_ms", "balance"};
+    static const char *const known[] = {
+        "name",          "sharder",  "replicas",   "roles",      "consistency", "ping_interval_ms",
+        "dead_after_ms", "lease_ms", "dimensions", "partitions", "slots",       "band",
+        "load_tau_ms",   "balance"};
     memset(c, 0, sizeof *c);
     const char *k;
     json_t *v;
@@ -169,16 +170,17 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
     }
     const char *name = json_string_value(json_object_get(j, "name"));
     if (!szd_valid_ns_name(name)) {
-        snprintf(err, errlen, "name must be 1-%d bytes of [a-z0-9._-] starting with a letter or "
-                              "digit",
+        snprintf(err, errlen,
+                 "name must be 1-%d bytes of [a-z0-9._-] starting with a letter or "
+                 "digit",
                  SZD_MAX_NS_NAME);
         return SHARDZ_EINVAL;
     }
     snprintf(c->name, sizeof c->name, "%s", name);
     v = json_object_get(j, "sharder");
     const char *kind = v ? json_string_value(v) : "replica";
-    if (!kind || (strcmp(kind, "replica") != 0 && strcmp(kind, "hash") != 0 &&
-                  strcmp(kind, "range") != 0)) {
+    if (!kind ||
+        (strcmp(kind, "replica") != 0 && strcmp(kind, "hash") != 0 && strcmp(kind, "range") != 0)) {
         snprintf(err, errlen, "sharder must be \"replica\", \"hash\" or \"range\"");
         return SHARDZ_EINVAL;
     }
@@ -228,10 +230,8 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
         c->ndims = 1;
         snprintf(c->dims[0], sizeof c->dims[0], "load");
     } else {
-        if (!json_is_array(v) || json_array_size(v) < 1 ||
-            json_array_size(v) > SHARDZ_MAX_DIMS) {
-            snprintf(err, errlen, "dimensions must be a list of 1 to %d names",
-                     SHARDZ_MAX_DIMS);
+        if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > SHARDZ_MAX_DIMS) {
+            snprintf(err, errlen, "dimensions must be a list of 1 to %d names", SHARDZ_MAX_DIMS);
             return SHARDZ_EINVAL;
         }
         c->ndims = json_array_size(v);
@@ -279,12 +279,12 @@ json_t *szd_ns_config_json(const szd_ns *ns)
     json_t *dims = json_array();
     for (size_t i = 0; i < c->ndims; i++)
         json_array_append_new(dims, json_string(c->dims[i]));
-    json_t *j = json_pack("{s:s, s:s, s:i, s:b, s:s, s:I, s:I, s:I, s:o, s:f}", "name", c->name,
-                          "sharder", c->sharder, "replicas", (int)c->replicas, "roles",
-                          c->roles, "consistency", c->strict ? "strict" : "available",
-                          "ping_interval_ms", (json_int_t)c->ping_interval_ms, "dead_after_ms",
-                          (json_int_t)c->dead_after_ms, "lease_ms", (json_int_t)c->lease_ms,
-                          "dimensions", dims, "band", c->band);
+    json_t *j =
+        json_pack("{s:s, s:s, s:i, s:b, s:s, s:I, s:I, s:I, s:o, s:f}", "name", c->name, "sharder",
+                  c->sharder, "replicas", (int)c->replicas, "roles", c->roles, "consistency",
+                  c->strict ? "strict" : "available", "ping_interval_ms",
+                  (json_int_t)c->ping_interval_ms, "dead_after_ms", (json_int_t)c->dead_after_ms,
+                  "lease_ms", (json_int_t)c->lease_ms, "dimensions", dims, "band", c->band);
     json_object_set_new(j, "load_tau_ms", json_integer((json_int_t)c->load_tau_ms));
     json_t *w = json_object();
     for (size_t d = 0; d < c->ndims; d++)
@@ -294,8 +294,8 @@ json_t *szd_ns_config_json(const szd_ns *ns)
                         json_pack("{s:I, s:f, s:f, s:I, s:f, s:o}", "interval_ms",
                                   (json_int_t)c->balance_interval_ms, "band", c->balance.band,
                                   "max_moves_fraction", c->balance.max_moves_fraction,
-                                  "cooldown_ms", (json_int_t)c->balance.cooldown_ms,
-                                  "hysteresis", c->balance.hysteresis, "weights", w));
+                                  "cooldown_ms", (json_int_t)c->balance.cooldown_ms, "hysteresis",
+                                  c->balance.hysteresis, "weights", w));
     if (strcmp(c->sharder, "hash") == 0)
         json_object_set_new(j, "slots", json_integer(c->slots));
     return j;
@@ -354,8 +354,8 @@ static json_t *slot_runs_json(const szd_ns *ns, const szd_runs *runs, const char
             hi = mid;
     }
     for (size_t k = lo; k < runs->n && strcmp(runs->r[k].partition, id) == 0; k++)
-        json_array_append_new(arr, json_pack("[I, I]", (json_int_t)runs->r[k].lo,
-                                             (json_int_t)runs->r[k].hi));
+        json_array_append_new(
+            arr, json_pack("[I, I]", (json_int_t)runs->r[k].lo, (json_int_t)runs->r[k].hi));
     szd_runs_free(&own);
     return arr;
 }
@@ -365,15 +365,15 @@ json_t *szd_part_record(const szd_ns *ns, const szd_part *p, const szd_runs *run
     json_t *slots = json_array();
     for (unsigned s = 0; s < p->nrep; s++) {
         const szd_slot *sl = &p->slots[s];
-        json_array_append_new(
-            slots, json_pack("{s:s?, s:s, s:s?, s:s, s:I, s:I, s:s}", "owner",
-                             sl->owner >= 0 ? ns->nodes[sl->owner]->id : NULL, "state",
-                             szd_rstate_name((szd_rstate)sl->owner_state), "prev",
-                             sl->prev >= 0 ? ns->nodes[sl->prev]->id : NULL, "prev_state",
-                             szd_rstate_name((szd_rstate)sl->prev_state), "generation",
-                             (json_int_t)sl->generation, "prev_generation",
-                             (json_int_t)sl->prev_generation, "reason",
-                             shardz_reason_name((shardz_reason)sl->reason)));
+        json_array_append_new(slots,
+                              json_pack("{s:s?, s:s, s:s?, s:s, s:I, s:I, s:s}", "owner",
+                                        sl->owner >= 0 ? ns->nodes[sl->owner]->id : NULL, "state",
+                                        szd_rstate_name((szd_rstate)sl->owner_state), "prev",
+                                        sl->prev >= 0 ? ns->nodes[sl->prev]->id : NULL,
+                                        "prev_state", szd_rstate_name((szd_rstate)sl->prev_state),
+                                        "generation", (json_int_t)sl->generation, "prev_generation",
+                                        (json_int_t)sl->prev_generation, "reason",
+                                        shardz_reason_name((shardz_reason)sl->reason)));
     }
     json_t *rec = json_pack("{s:s, s:o}", "id", p->id, "slots", slots);
     if (strcmp(ns->cfg.sharder, "hash") == 0)
@@ -387,9 +387,8 @@ json_t *szd_node_record(const szd_ns *ns, const szd_node *n)
     json_t *cap = json_object();
     for (size_t i = 0; i < n->ncap; i++)
         json_object_set_new(cap, ns->cfg.dims[i], json_real(n->cap[i]));
-    return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "id", n->id, "address", n->address,
-                     "zone", n->zone, "capacity", cap, "leaving", n->leaving, "drained",
-                     n->drained);
+    return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "id", n->id, "address", n->address, "zone",
+                     n->zone, "capacity", cap, "leaving", n->leaving, "drained", n->drained);
 }
 
 /* ---- namespaces ---------------------------------------------------------------------- */
@@ -492,8 +491,8 @@ json_t *szd_events_json(const szd_ns *ns, uint64_t since, size_t limit)
     uint64_t seq = since + 1 > first ? since + 1 : first;
     for (; seq < ns->event_seq && json_array_size(list) < limit; seq++)
         json_array_append(list, ns->events[seq % SZD_EVENTS]);
-    return json_pack("{s:o, s:I, s:I}", "events", list, "next", (json_int_t)(seq - 1),
-                     "first", (json_int_t)first);
+    return json_pack("{s:o, s:I, s:I}", "events", list, "next", (json_int_t)(seq - 1), "first",
+                     (json_int_t)first);
 }
 
 static int ns_attach(szd *d, szd_ns *ns)
@@ -572,8 +571,7 @@ static int sharder_add_parts(szd_ns *ns, const char *const *ids, size_t n)
 }
 
 /* Validates a partitions argument (a count or a list of ids) into a list of ids. */
-static int parse_part_ids(szd_ns *ns, json_t *arg, char ***out, size_t *n, char *err,
-                          size_t errlen)
+static int parse_part_ids(szd_ns *ns, json_t *arg, char ***out, size_t *n, char *err, size_t errlen)
 {
     *out = NULL;
     *n = 0;
@@ -755,8 +753,8 @@ void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st)
 {
     if (n->state == st)
         return;
-    szd_log(ns->d, SZD_INFO, "msg=\"node state\" ns=%s node=%s from=%s to=%s", ns->cfg.name,
-            n->id, szd_node_state_name(n->state), szd_node_state_name(st));
+    szd_log(ns->d, SZD_INFO, "msg=\"node state\" ns=%s node=%s from=%s to=%s", ns->cfg.name, n->id,
+            szd_node_state_name(n->state), szd_node_state_name(st));
     szd_node_state old = n->state;
     n->state = st;
     n->since_ms = szd_now(ns->d);
@@ -802,8 +800,8 @@ static int node_fill(szd_ns *ns, szd_node *n, json_t *body, char *err, size_t er
     }
     snprintf(n->address, sizeof n->address, "%s", addr);
     json_t *z = json_object_get(body, "zone");
-    if (z && (!json_is_string(z) || (json_string_length(z) > 0 &&
-                                     !szd_valid_id(json_string_value(z))))) {
+    if (z && (!json_is_string(z) ||
+              (json_string_length(z) > 0 && !szd_valid_id(json_string_value(z))))) {
         snprintf(err, errlen, "zone must be an id");
         return SHARDZ_EINVAL;
     }
@@ -931,7 +929,9 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
             n->state = SZD_NODE_JOINING;
         } else {
             /* new zone or capacity: updated in place, the placement decides what moves */
-            shardz_node_spec spec = {.id = n->id, .zone = n->zone, .ncapacity = n->ncap,
+            shardz_node_spec spec = {.id = n->id,
+                                     .zone = n->zone,
+                                     .ncapacity = n->ncap,
                                      .state = sharder_state(n->state)};
             memcpy(spec.capacity, n->cap, sizeof spec.capacity);
             rc = shardz_sharder_update_node(ns->sh, &spec);
@@ -1084,12 +1084,13 @@ json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions)
                 continue;
             replicas++;
             if (parts)
-                json_array_append_new(
-                    parts, json_pack("{s:s, s:i, s:s, s:s, s:I}", "partition", p->id, "slot",
-                                     (int)s, "role",
-                                     !ns->cfg.roles ? "none" : s == 0 ? "primary" : "secondary",
-                                     "state", szd_rstate_name(st), "generation",
-                                     (json_int_t)sl->generation));
+                json_array_append_new(parts, json_pack("{s:s, s:i, s:s, s:s, s:I}", "partition",
+                                                       p->id, "slot", (int)s, "role",
+                                                       !ns->cfg.roles ? "none"
+                                                       : s == 0       ? "primary"
+                                                                      : "secondary",
+                                                       "state", szd_rstate_name(st), "generation",
+                                                       (json_int_t)sl->generation));
         }
     }
     json_t *j = node_summary(ns, n, replicas, load);
@@ -1113,8 +1114,8 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
         return rc;
     rc = sharder_add_parts(ns, (const char *const *)ids, n);
     if (rc) {
-        snprintf(err, errlen, "%s", rc == SHARDZ_EEXIST ? "a partition id is given twice"
-                                                         : shardz_strerror(rc));
+        snprintf(err, errlen, "%s",
+                 rc == SHARDZ_EEXIST ? "a partition id is given twice" : shardz_strerror(rc));
         goto out;
     }
     rc = parts_append(ns, (const char *const *)ids, n, ns->cfg.replicas);
@@ -1219,10 +1220,10 @@ json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
         }
         if (node < 0)
             continue;
-        json_t *r = json_pack("{s:s, s:s, s:i, s:s, s:s, s:I}", "node", ns->nodes[node]->id,
-                              "address", ns->nodes[node]->address, "slot", (int)s, "role",
-                              role_name(ns, s), "state", szd_rstate_name(st), "generation",
-                              (json_int_t)gen_shown);
+        json_t *r =
+            json_pack("{s:s, s:s, s:i, s:s, s:s, s:I}", "node", ns->nodes[node]->id, "address",
+                      ns->nodes[node]->address, "slot", (int)s, "role", role_name(ns, s), "state",
+                      szd_rstate_name(st), "generation", (json_int_t)gen_shown);
         if (sl->owner >= 0 && sl->owner != node)
             json_object_set_new(r, "moving_to", json_string(ns->nodes[sl->owner]->id));
         json_array_append_new(reps, r);
@@ -1249,9 +1250,9 @@ json_t *szd_state_json(const szd_ns *ns)
     json_t *nodes = json_array();
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         const szd_node *n = ns->nodes[i];
-        json_array_append_new(nodes, json_pack("{s:s, s:s, s:s, s:s}", "id", n->id, "address",
-                                               n->address, "zone", n->zone, "state",
-                                               szd_node_state_name(n->state)));
+        json_array_append_new(nodes,
+                              json_pack("{s:s, s:s, s:s, s:s}", "id", n->id, "address", n->address,
+                                        "zone", n->zone, "state", szd_node_state_name(n->state)));
     }
     json_t *parts = json_array();
     bool hash = strcmp(ns->cfg.sharder, "hash") == 0;
@@ -1519,8 +1520,8 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
 
 /* A worker's reply to a delta: it names only the partitions the delta named, so only those
  * are looked at: proportional to the change, not to what the node holds. */
-void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving,
-                             const char *const *named, size_t nnamed)
+void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving, const char *const *named,
+                             size_t nnamed)
 {
     int32_t me = idx_of(ns, n);
     bool changed = false;
@@ -1565,8 +1566,10 @@ void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load)
         szd_part *p = szd_part_find(ns, pid);
         if (!p || !holds_replica(p, me) || !json_is_object(dims)) {
             ns->load_rejected++;
-            szd_log(ns->d, SZD_DEBUG, "msg=\"load sample rejected\" ns=%s node=%s partition=%s "
-                                      "why=\"not a replica it holds\"", ns->cfg.name, n->id, pid);
+            szd_log(ns->d, SZD_DEBUG,
+                    "msg=\"load sample rejected\" ns=%s node=%s partition=%s "
+                    "why=\"not a replica it holds\"",
+                    ns->cfg.name, n->id, pid);
             continue;
         }
         double sample[SHARDZ_MAX_DIMS];
@@ -1588,8 +1591,9 @@ void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load)
         }
         if (bad) { /* the whole sample goes: nothing of it is applied */
             ns->load_rejected++;
-            szd_log(ns->d, SZD_DEBUG, "msg=\"load sample rejected\" ns=%s node=%s partition=%s "
-                                      "why=\"unknown dimension or a value not finite and >= 0\"",
+            szd_log(ns->d, SZD_DEBUG,
+                    "msg=\"load sample rejected\" ns=%s node=%s partition=%s "
+                    "why=\"unknown dimension or a value not finite and >= 0\"",
                     ns->cfg.name, n->id, pid);
             continue;
         }
@@ -1905,14 +1909,13 @@ static int load_node(szd_ns *ns, json_t *j)
     n->last_ok_ms = szd_now(ns->d);
     n->dirty = true;
     szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address);
-    return sharder_add_node(ns, n, n->state == SZD_NODE_DRAINING ? SHARDZ_NODE_DRAINING
-                                                                 : SHARDZ_NODE_JOINING);
+    return sharder_add_node(
+        ns, n, n->state == SZD_NODE_DRAINING ? SHARDZ_NODE_DRAINING : SHARDZ_NODE_JOINING);
 }
 
 /* Sets p's slots from a record's "slots" (nrep entries): owners (by id) and the highest
  * generation come back for the sharder. */
-static void parse_slots(szd_ns *ns, szd_part *p, json_t *slots, const char **owners,
-                        uint64_t *gen)
+static void parse_slots(szd_ns *ns, szd_part *p, json_t *slots, const char **owners, uint64_t *gen)
 {
     *gen = 0;
     for (unsigned s = 0; s < p->nrep; s++) {
@@ -1932,8 +1935,7 @@ static void parse_slots(szd_ns *ns, szd_part *p, json_t *slots, const char **own
             node_drops(ns->nodes[sl->prev], p);
         sl->reason = (uint8_t)(why >= 0 ? why : SHARDZ_REASON_NEW);
         sl->generation = (uint64_t)json_integer_value(json_object_get(e, "generation"));
-        sl->prev_generation =
-            (uint64_t)json_integer_value(json_object_get(e, "prev_generation"));
+        sl->prev_generation = (uint64_t)json_integer_value(json_object_get(e, "prev_generation"));
         sl->started_ms = szd_now(ns->d);
         *gen = sl->generation > *gen ? sl->generation : *gen;
         if (sl->owner >= 0) {
@@ -2025,8 +2027,8 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
     json_t *j = json_loadb(ev->kv.value, ev->kv.value_len, 0, NULL);
     json_t *slots = json_object_get(j, "slots");
     int rc = SHARDZ_ESTALE;
-    if (!p || !json_is_object(j) || strcmp(json_string_value(json_object_get(j, "id")) ?: "",
-                                           kp.id) != 0)
+    if (!p || !json_is_object(j) ||
+        strcmp(json_string_value(json_object_get(j, "id")) ?: "", kp.id) != 0)
         goto out;
     if (kp.kind == SHARDZ_KEY_STATS) {
         rc = load_stats(ns, j) == 0 ? 0 : SHARDZ_ESTALE;
@@ -2101,8 +2103,8 @@ static int range_paged(szd *d, shardz_store *st, bool poll, const char *prefix, 
         }
         pg = np;
         const shardz_kv *last = n ? &pg[n - 1]->kvs[pg[n - 1]->count - 1] : NULL;
-        rc = shardz_store_range(st, prefix, plen, last ? last->key : NULL,
-                                last ? last->key_len : 0, LOAD_PAGE, &pg[n]);
+        rc = shardz_store_range(st, prefix, plen, last ? last->key : NULL, last ? last->key_len : 0,
+                                LOAD_PAGE, &pg[n]);
         if (rc)
             break;
         n++;
@@ -2135,53 +2137,53 @@ static void load_records(szd *d, shardz_range *const *pages)
      * then tasks */
     for (int pass = 0; pass < 5; pass++) {
         for (size_t pi = 0; pages[pi]; pi++) {
-        const shardz_range *r = pages[pi];
-        for (size_t i = 0; i < r->count; i++) {
-            shardz_kv *kv = &r->kvs[i];
-            if ((i & 1023) == 1023)
-                szd_ha_poll(d); /* a long load keeps the lease */
-            shardz_key_parts kp;
-            if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0) {
-                if (pass == 0)
-                    szd_log(d, SZD_WARN, "msg=\"skipping a foreign key\" key=\"%.*s\"",
-                            (int)kv->key_len, kv->key);
-                continue;
-            }
-            int want = pass == 0   ? SHARDZ_KEY_CONFIG
-                       : pass == 1 ? SHARDZ_KEY_NODE
-                       : pass == 2 ? SHARDZ_KEY_ASSIGN
-                       : pass == 3 ? SHARDZ_KEY_STATS
-                                   : SHARDZ_KEY_TASK;
-            if ((int)kp.kind != want)
-                continue;
-            json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
-            int lrc = j && json_is_object(j) ? 0 : SHARDZ_EINVAL;
-            if (lrc == 0 && pass == 0) {
-                szd_ns_config cfg;
-                char err[256];
-                lrc = szd_ns_config_parse(j, &cfg, err, sizeof err);
-                szd_ns *ns = NULL;
-                if (lrc == 0 && !szd_ns_find(d, cfg.name)) {
-                    ns = ns_new(d, &cfg);
-                    lrc = ns ? ns_attach(d, ns) : SHARDZ_ENOMEM;
-                    if (lrc && ns)
-                        szd_ns_free(ns);
+            const shardz_range *r = pages[pi];
+            for (size_t i = 0; i < r->count; i++) {
+                shardz_kv *kv = &r->kvs[i];
+                if ((i & 1023) == 1023)
+                    szd_ha_poll(d); /* a long load keeps the lease */
+                shardz_key_parts kp;
+                if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0) {
+                    if (pass == 0)
+                        szd_log(d, SZD_WARN, "msg=\"skipping a foreign key\" key=\"%.*s\"",
+                                (int)kv->key_len, kv->key);
+                    continue;
                 }
-            } else if (lrc == 0) {
-                szd_ns *ns = szd_ns_find(d, kp.ns);
-                if (!ns)
-                    lrc = SHARDZ_ENOENT;
-                else
-                    lrc = pass == 1   ? load_node(ns, j)
-                          : pass == 2 ? load_part(ns, j)
-                          : pass == 3 ? load_stats(ns, j)
-                                      : szd_range_load_task(ns, j);
+                int want = pass == 0   ? SHARDZ_KEY_CONFIG
+                           : pass == 1 ? SHARDZ_KEY_NODE
+                           : pass == 2 ? SHARDZ_KEY_ASSIGN
+                           : pass == 3 ? SHARDZ_KEY_STATS
+                                       : SHARDZ_KEY_TASK;
+                if ((int)kp.kind != want)
+                    continue;
+                json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+                int lrc = j && json_is_object(j) ? 0 : SHARDZ_EINVAL;
+                if (lrc == 0 && pass == 0) {
+                    szd_ns_config cfg;
+                    char err[256];
+                    lrc = szd_ns_config_parse(j, &cfg, err, sizeof err);
+                    szd_ns *ns = NULL;
+                    if (lrc == 0 && !szd_ns_find(d, cfg.name)) {
+                        ns = ns_new(d, &cfg);
+                        lrc = ns ? ns_attach(d, ns) : SHARDZ_ENOMEM;
+                        if (lrc && ns)
+                            szd_ns_free(ns);
+                    }
+                } else if (lrc == 0) {
+                    szd_ns *ns = szd_ns_find(d, kp.ns);
+                    if (!ns)
+                        lrc = SHARDZ_ENOENT;
+                    else
+                        lrc = pass == 1   ? load_node(ns, j)
+                              : pass == 2 ? load_part(ns, j)
+                              : pass == 3 ? load_stats(ns, j)
+                                          : szd_range_load_task(ns, j);
+                }
+                if (lrc)
+                    szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
+                            (int)kv->key_len, kv->key, shardz_err_name(lrc));
+                json_decref(j);
             }
-            if (lrc)
-                szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
-                        (int)kv->key_len, kv->key, shardz_err_name(lrc));
-            json_decref(j);
-        }
         }
     }
 }
@@ -2312,8 +2314,8 @@ int szd_ns_take_over(szd *d)
         szd_ns *ns = d->ns[i];
         ns->revision = ((uint64_t)st.revision + 1) << 32;
         ns->want_rebalance = true;
-        szd_log(d, SZD_INFO, "msg=\"namespace loaded\" ns=%s nodes=%u partitions=%u",
-                ns->cfg.name, ns->nnodes, ns->nparts);
+        szd_log(d, SZD_INFO, "msg=\"namespace loaded\" ns=%s nodes=%u partitions=%u", ns->cfg.name,
+                ns->nnodes, ns->nparts);
         szd_ns_schedule(ns);
     }
     return 0;

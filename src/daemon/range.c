@@ -916,7 +916,6 @@ void szd_range_split_keys(szd_ns *ns, const szd_node *n, json_t *keys)
     }
 }
 
-
 void szd_range_balance(szd_ns *ns, json_t *reply, bool apply)
 {
     size_t n = 0;

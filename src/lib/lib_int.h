@@ -65,12 +65,12 @@ bool szl_get_int(const json_t *obj, const char *key, int64_t lo, int64_t hi, int
  * a request in flight on it return SHARDZ_EBUSY once *stop is set. Keeps connections alive. */
 #define SZL_MAX_COORDS 8 /* coordinators one client may be given */
 typedef struct {
-    void *multi;       /* CURLM */
-    void *easy;        /* CURL */
-    void *headers;     /* struct curl_slist: Content-Type, Expect, Authorization */
+    void *multi;                     /* CURLM */
+    void *easy;                      /* CURL */
+    void *headers;                   /* struct curl_slist: Content-Type, Expect, Authorization */
     char bases[SZL_MAX_COORDS][300]; /* "http://host:port", one per coordinator given */
-    int nbases, cur;   /* cur: the one that answered last */
-    atomic_bool *stop; /* owner's stop flag (borrowed) */
+    int nbases, cur;                 /* cur: the one that answered last */
+    atomic_bool *stop;               /* owner's stop flag (borrowed) */
 } szl_http;
 
 /* The response of one request: status and body (malloc'd, NUL-terminated; free()). */

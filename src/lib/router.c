@@ -422,8 +422,8 @@ int shardz_router_create(const shardz_router_config *cfg, shardz_router **out)
         return SHARDZ_EINVAL;
     }
     *out = NULL;
-    if (cfg == NULL || cfg->coordinator == NULL ||
-        !szl_hostports_valid(cfg->coordinator) || !szl_valid_ns(cfg->ns) ||
+    if (cfg == NULL || cfg->coordinator == NULL || !szl_hostports_valid(cfg->coordinator) ||
+        !szl_valid_ns(cfg->ns) ||
         (cfg->secret != NULL && (cfg->secret[0] == '\0' || strlen(cfg->secret) > 512 ||
                                  strpbrk(cfg->secret, "\r\n") != NULL))) {
         return SHARDZ_EINVAL;

@@ -114,7 +114,7 @@ struct shardz_worker {
     bool delta_agreed;        /* the last register reply listed "delta" in its features */
     uint64_t registrations, assignments, lease_expiries;
     uint64_t deltas, deltas_refused; /* delta assignments applied; refused 409 ESTALE */
-    uint64_t lease_checks; /* runs of the lease / watchdog timer */
+    uint64_t lease_checks;           /* runs of the lease / watchdog timer */
     char last_error[160];
     w_table served;
     char dims[SHARDZ_WORKER_MAX_DIMS][SZL_NAME_MAX + 1];

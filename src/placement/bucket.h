@@ -13,7 +13,7 @@
 #include "shardz/error.h"
 
 typedef struct {
-    uint32_t *ord;   /* the nodes, ascending by level (borrowed slice of a shared array) */
+    uint32_t *ord; /* the nodes, ascending by level (borrowed slice of a shared array) */
     uint32_t n;
     uint32_t *pos;   /* pos[node]: index in ord (borrowed, shared by all zones) */
     uint32_t *level; /* level[node] (borrowed, shared) */

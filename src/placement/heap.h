@@ -15,8 +15,8 @@
 #define PZ_HEAP_D 4
 
 typedef struct {
-    uint32_t *a;       /* heap array, capacity >= items (borrowed) */
-    uint32_t *pos;     /* pos[item]: index in a, or PZ_NONE (borrowed, may be shared) */
+    uint32_t *a;   /* heap array, capacity >= items (borrowed) */
+    uint32_t *pos; /* pos[item]: index in a, or PZ_NONE (borrowed, may be shared) */
     uint32_t n;
     const uint64_t *key; /* key[item] (borrowed): an order-preserving integer, see below */
     bool max;            /* max-heap when true */

@@ -493,8 +493,7 @@ static size_t count_eligible(const pz_model *m)
     return e;
 }
 
-int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n,
-                       uint32_t *first)
+int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n, uint32_t *first)
 {
     int rc = 0;
     pz_part **made = NULL;
@@ -653,7 +652,7 @@ uint32_t pz_model_remove_part(pz_model *m, uint32_t pidx)
         vacbit_refresh(m, pidx);
         moved = last;
     }
-    m->vacbits[last >> 3] &= (uint8_t)~(1u << (last & 7));
+    m->vacbits[last >> 3] &= (uint8_t) ~(1u << (last & 7));
     m->nparts--;
     m->revision++;
     return moved;
@@ -693,7 +692,7 @@ static void vacbit_refresh(pz_model *m, uint32_t pidx)
     if (any)
         m->vacbits[pidx >> 3] |= (uint8_t)(1u << (pidx & 7));
     else
-        m->vacbits[pidx >> 3] &= (uint8_t)~(1u << (pidx & 7));
+        m->vacbits[pidx >> 3] &= (uint8_t) ~(1u << (pidx & 7));
 }
 
 int pz_assign(pz_model *m, uint32_t pidx, unsigned slot, uint32_t node, shardz_reason reason)
@@ -882,13 +881,12 @@ int pz_plan_assign(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, ui
             p->ops = no;
             p->capops = ncap;
         }
-        p->ops[p->nops] = (struct pz_op){
-            .pidx = pidx,
-            .from = sl->node,
-            .to = to,
-            .aux = sl->pos,
-            .slot = (uint8_t)slot,
-            .reason = (uint8_t)reason};
+        p->ops[p->nops] = (struct pz_op){.pidx = pidx,
+                                         .from = sl->node,
+                                         .to = to,
+                                         .aux = sl->pos,
+                                         .slot = (uint8_t)slot,
+                                         .reason = (uint8_t)reason};
     }
     int rc = pz_assign(m, pidx, slot, to, reason);
     if (rc == 0 && p->logging)

@@ -35,12 +35,12 @@ typedef struct {
 
 /* A partition: one allocation holding the header, its slots and its id. */
 typedef struct {
-    uint64_t gen;      /* generation: bumped whenever its assignment changes */
-    uint32_t hash;     /* hash of the id (for the id map) */
-    uint16_t nrep;     /* replica slots */
-    uint8_t placed;    /* non-zero once any replica was ever assigned */
-    uint8_t idlen;     /* bytes of the id */
-    pz_slot slots[];   /* nrep slots, followed by the id and its NUL */
+    uint64_t gen;    /* generation: bumped whenever its assignment changes */
+    uint32_t hash;   /* hash of the id (for the id map) */
+    uint16_t nrep;   /* replica slots */
+    uint8_t placed;  /* non-zero once any replica was ever assigned */
+    uint8_t idlen;   /* bytes of the id */
+    pz_slot slots[]; /* nrep slots, followed by the id and its NUL */
 } pz_part;
 
 static inline const char *pz_part_id(const pz_part *p)
@@ -50,17 +50,17 @@ static inline const char *pz_part_id(const pz_part *p)
 
 /* A node. Replica lists grow by doubling. */
 typedef struct {
-    char *id;               /* owned */
-    uint32_t hash;          /* hash of the id */
-    uint32_t zone;          /* index into the model's zones */
+    char *id;      /* owned */
+    uint32_t hash; /* hash of the id */
+    uint32_t zone; /* index into the model's zones */
     shardz_node_state state;
-    bool gone;              /* unregistered: its replicas move away, then the index is reused */
-    bool joined;            /* registered since the last applied plan (moves to it say "join") */
-    uint8_t gone_reason;    /* shardz_reason for the moves off a gone node */
-    double weight;          /* fair-share weight: capacity[0], or 1 when unlimited */
+    bool gone;           /* unregistered: its replicas move away, then the index is reused */
+    bool joined;         /* registered since the last applied plan (moves to it say "join") */
+    uint8_t gone_reason; /* shardz_reason for the moves off a gone node */
+    double weight;       /* fair-share weight: capacity[0], or 1 when unlimited */
     double cap[SHARDZ_MAX_DIMS];  /* INFINITY when unlimited */
     double load[SHARDZ_MAX_DIMS]; /* sum of its replicas' loads */
-    uint32_t *list;         /* replica ids (PZ_RID) it holds */
+    uint32_t *list;               /* replica ids (PZ_RID) it holds */
     uint32_t nlist, caplist;
 } pz_node;
 
@@ -83,10 +83,10 @@ typedef struct {
     unsigned max_nrep;   /* the most replicas any partition ever had */
     uint32_t nrep_count[SHARDZ_MAX_REPLICAS + 1]; /* partitions by replica count */
 
-    pz_part **parts; /* dense: removal moves the last partition into the hole */
+    pz_part **parts;  /* dense: removal moves the last partition into the hole */
     uint64_t nvacant; /* vacant replica slots over all partitions (lets planners skip a scan) */
     uint8_t *vacbits; /* bit p: partition p has a vacant slot (scanned without the records) */
-    double *load;    /* parts x ndims loads */
+    double *load;     /* parts x ndims loads */
     uint32_t nparts, capparts;
     pz_idmap part_map;
 } pz_model;
@@ -125,7 +125,7 @@ struct pz_op {
     uint32_t from, to; /* node indices or PZ_NONE */
     uint32_t aux;      /* from's list position, or the vacancy reason when from is PZ_NONE */
     uint8_t slot;
-    uint8_t reason;    /* the reason given (kept by the slot when to is PZ_NONE) */
+    uint8_t reason; /* the reason given (kept by the slot when to is PZ_NONE) */
 };
 
 /* ---- the ops table: one instance per kind -------------------------------------------- */
@@ -143,8 +143,8 @@ typedef struct {
     int (*register_partitions)(struct shardz_sharder *s, const shardz_partition_spec *parts,
                                size_t n);
     int (*unregister_partitions)(struct shardz_sharder *s, const char *const *ids, size_t n);
-    int (*partitions_of_node)(const struct shardz_sharder *s, const char *node,
-                              shardz_replica *out, size_t cap, size_t *n);
+    int (*partitions_of_node)(const struct shardz_sharder *s, const char *node, shardz_replica *out,
+                              size_t cap, size_t *n);
     int (*nodes_of_partition)(const struct shardz_sharder *s, const char *partition,
                               shardz_replica *out, size_t cap, size_t *n);
     /* Computes moves into plan, applying each to the model as it goes (the caller reverts a
@@ -179,8 +179,7 @@ int pz_model_remove_nodes(pz_model *m, const char *const *ids, size_t n, shardz_
 int pz_model_set_node_state(pz_model *m, const char *id, shardz_node_state st);
 int pz_model_update_node(pz_model *m, const shardz_node_spec *spec);
 /* Adds partitions; on success *first is the index of the first new one (they are dense). */
-int pz_model_add_parts(pz_model *m, const shardz_partition_spec *parts, size_t n,
-                       uint32_t *first);
+int pz_model_add_parts(pz_model *m, const shardz_partition_spec *parts, size_t n, uint32_t *first);
 /* Removes one partition by index: frees its slots and moves the last partition into pidx.
  * Returns the index the moved partition had (PZ_NONE when none moved). The partitions that
  * stay keep their records (the same pz_part pointer): only their index can change. */
@@ -249,8 +248,7 @@ void pz_plan_revert(pz_model *m, const shardz_plan *p);
 void pz_plan_commit(pz_model *m, shardz_plan *p);
 
 /* ---- generic implementations of the seed interface ------------------------------------ */
-int pz_generic_register_nodes(struct shardz_sharder *s, const shardz_node_spec *nodes,
-                              size_t n);
+int pz_generic_register_nodes(struct shardz_sharder *s, const shardz_node_spec *nodes, size_t n);
 int pz_generic_unregister_nodes(struct shardz_sharder *s, const char *const *ids, size_t n,
                                 shardz_reason reason);
 int pz_generic_register_partitions(struct shardz_sharder *s, const shardz_partition_spec *p,
@@ -266,8 +264,8 @@ int pz_generic_nodes_of_partition(const struct shardz_sharder *s, const char *pa
  * receiver and every step, candidates re-sorted at every step): the reference the tests check
  * the fast search against. Same contract and results. */
 int pz_balance_round_brute(struct shardz_sharder *s, const shardz_balance_policy *pol,
-                           int64_t now_ms, shardz_last_move_fn last_move, void *ctx,
-                           unsigned flags, shardz_plan **out, shardz_balance_report *report);
+                           int64_t now_ms, shardz_last_move_fn last_move, void *ctx, unsigned flags,
+                           shardz_plan **out, shardz_balance_report *report);
 
 /* ---- the replica sharder's planner (also used by "hash") ----------------------------- */
 int pz_replica_plan(struct shardz_sharder *s, shardz_plan *plan);

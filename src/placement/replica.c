@@ -19,11 +19,11 @@ typedef struct {
     pz_model *m;
     shardz_plan *plan;
     uint32_t nn, nz;
-    uint64_t *key;       /* fill key: load[0] / weight, then the salt (pz_key_pack) */
-    uint32_t *salt;      /* fill tie-break per node: a hash of its id and replica count, so
-                            equally loaded nodes take turns in an order that keeps changing
-                            (replicas of one node get partners all over the cluster instead
-                            of the same few: a failure's repair load spreads) */
+    uint64_t *key;  /* fill key: load[0] / weight, then the salt (pz_key_pack) */
+    uint32_t *salt; /* fill tie-break per node: a hash of its id and replica count, so
+                       equally loaded nodes take turns in an order that keeps changing
+                       (replicas of one node get partners all over the cluster instead
+                       of the same few: a failure's repair load spreads) */
 
     uint32_t *npos;      /* node positions, shared by the zone heaps */
     uint32_t *nheap_mem; /* the zone heaps' arrays, carved out of one block */
@@ -37,12 +37,12 @@ typedef struct {
     pz_heap zones;       /* live zones by their best node's util */
     uint64_t *zkey;      /* a zone's key: its best node's */
     uint32_t *zpos, *za;
-    uint32_t *scratch;  /* popped items (nodes or zones) */
+    uint32_t *scratch; /* popped items (nodes or zones) */
     uint32_t *scratch2;
-    uint16_t *cnt;      /* zone counts of one partition */
-    uint8_t *touched;   /* bitmap by partition: some slot of it moved in this plan */
-    uint8_t *moved;     /* bitmap by replica id: this slot moved in this plan */
-    double xmax;        /* the largest partition load (dimension 0) */
+    uint16_t *cnt;    /* zone counts of one partition */
+    uint8_t *touched; /* bitmap by partition: some slot of it moved in this plan */
+    uint8_t *moved;   /* bitmap by replica id: this slot moved in this plan */
+    double xmax;      /* the largest partition load (dimension 0) */
     bool equal_loads;
 } rctx;
 
@@ -147,8 +147,9 @@ static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
     c->cnt = calloc(nz, sizeof *c->cnt);
     c->touched = calloc(m->nparts / 8 + 1, 1);
     c->moved = calloc(((size_t)m->nparts * 16) / 8 + 1, 1);
-    if (!c->key || !c->salt || !c->bq || !c->level || !c->zsize || !c->zweight || !c->npos || !c->nheap_mem || !c->zh || !c->zkey || !c->zpos || !c->za ||
-        !c->scratch || !c->scratch2 || !c->cnt || !c->touched || !c->moved)
+    if (!c->key || !c->salt || !c->bq || !c->level || !c->zsize || !c->zweight || !c->npos ||
+        !c->nheap_mem || !c->zh || !c->zkey || !c->zpos || !c->za || !c->scratch || !c->scratch2 ||
+        !c->cnt || !c->touched || !c->moved)
         return SHARDZ_ENOMEM;
     memset(c->npos, 0xff, nn * sizeof *c->npos);
     memset(c->zpos, 0xff, nz * sizeof *c->zpos);
@@ -599,9 +600,9 @@ typedef struct {
     uint32_t nelig;
     size_t aug_budget;   /* hop checks left for chains of free re-routes */
     size_t fresh_budget; /* hop checks left for chains of fresh moves */
-    size_t first_moves; /* moves made before the balance phase (evictions and fills) */
-    bool free_only;     /* consider only free re-routes (the first pass of each step) */
-    bool per_zone;      /* shares per zone: replicas never change zones, partners share one */
+    size_t first_moves;  /* moves made before the balance phase (evictions and fills) */
+    bool free_only;      /* consider only free re-routes (the first pass of each step) */
+    bool per_zone;       /* shares per zone: replicas never change zones, partners share one */
 } bctx;
 
 static int rmap_put(bctx *b, uint32_t rid, uint32_t move)
@@ -798,14 +799,14 @@ static void reroute_to(rctx *c, pz_move *mv, uint32_t to)
 static bool hop_ok(rctx *c, uint32_t rid, uint32_t u, uint32_t v)
 {
     uint32_t pidx = PZ_RID_PART(rid);
-    return !pz_part_on_node(c->m, pidx, v) && pz_fits(c->m, v, pidx) && pz_zone_move_ok(c->m, pidx, u, v);
+    return !pz_part_on_node(c->m, pidx, v) && pz_fits(c->m, v, pidx) &&
+           pz_zone_move_ok(c->m, pidx, u, v);
 }
 
 /* Moving one unit of load from d to v is an improvement (see move_gain). */
 static bool unit_improves(const bctx *b, uint32_t d, uint32_t v)
 {
-    return gain_better(move_gain(b, d, v, 1), no_gain(b, d, v),
-                       1e-9 * (b->theta[d] + b->theta[v]));
+    return gain_better(move_gain(b, d, v, 1), no_gain(b, d, v), 1e-9 * (b->theta[d] + b->theta[v]));
 }
 
 /* The replica on u that may hop to v: in `fresh` mode any replica that did not move in this
@@ -816,7 +817,7 @@ static uint32_t hop_replica(bctx *b, uint32_t u, uint32_t v, bool fresh, uint32_
     rctx *c = b->c;
     const pz_node *nu = &c->m->nodes[u];
     size_t *budget = fresh ? &b->fresh_budget : &b->aug_budget;
-    for (uint32_t i = 0; i < nu->nlist && *budget > 0; i++) {
+    for (uint32_t i = 0; i<nu->nlist && * budget> 0; i++) {
         uint32_t rid = nu->list[i];
         (*budget)--;
         if (slot_moved(c, rid) == fresh)
@@ -842,8 +843,8 @@ static int apply_hop(bctx *b, uint32_t rid, uint32_t v)
     uint32_t u = c->m->parts[pidx]->slots[slot].node;
     if (slot_moved(c, rid)) {
         uint32_t k = rmap_moved_to(b, rid, u);
-        int rc = pz_plan_assign(c->m, c->plan, pidx, slot, v,
-                                (shardz_reason)c->plan->moves[k].reason);
+        int rc =
+            pz_plan_assign(c->m, c->plan, pidx, slot, v, (shardz_reason)c->plan->moves[k].reason);
         if (rc == 0)
             reroute_to(c, &c->plan->moves[k], v);
         return rc;
@@ -1051,7 +1052,8 @@ static int balance(rctx *c, double band)
         rc = SHARDZ_ENOMEM;
         goto out;
     }
-    if (!b.zblock || !b.dev || !b.theta || !b.z || !b.zk || !b.dpos || !b.rpos || !b.da || !b.ra || !b.order) {
+    if (!b.zblock || !b.dev || !b.theta || !b.z || !b.zk || !b.dpos || !b.rpos || !b.da || !b.ra ||
+        !b.order) {
         rc = SHARDZ_ENOMEM;
         goto out;
     }

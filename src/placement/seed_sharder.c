@@ -18,7 +18,7 @@ typedef struct {
     uint32_t *pos, *a;
     uint32_t *elig; /* eligible node indices */
     uint32_t nelig;
-    pz_heap h; /* eligible nodes by count */
+    pz_heap h;    /* eligible nodes by count */
     uint64_t rng; /* seeded from the config seed and the model revision: the same state
                      always gives the same plan, dry run or not */
 } sctx;

@@ -7,8 +7,7 @@
 
 #include "placement/model.h"
 
-static const pz_ops *const kinds[] = {&pz_replica_ops, &pz_hash_ops, &pz_seed_ops,
-                                      &pz_range_ops};
+static const pz_ops *const kinds[] = {&pz_replica_ops, &pz_hash_ops, &pz_seed_ops, &pz_range_ops};
 
 int shardz_sharder_new(const shardz_sharder_config *cfg, shardz_sharder **out)
 {
@@ -313,12 +312,12 @@ int shardz_sharder_apply(shardz_sharder *s, const shardz_plan *plan)
     for (size_t i = 0; i < steps && rc == 0; i++) {
         if (plan->ops) {
             const struct pz_op *op = &plan->ops[i];
-            rc = pz_plan_assign(&s->m, &undo, op->pidx, op->slot, op->to,
-                                (shardz_reason)op->reason);
+            rc =
+                pz_plan_assign(&s->m, &undo, op->pidx, op->slot, op->to, (shardz_reason)op->reason);
         } else {
             const pz_move *mv = &plan->moves[i];
-            rc = pz_plan_assign(&s->m, &undo, mv->pidx, mv->slot, mv->to,
-                                (shardz_reason)mv->reason);
+            rc =
+                pz_plan_assign(&s->m, &undo, mv->pidx, mv->slot, mv->to, (shardz_reason)mv->reason);
         }
     }
     if (rc)
@@ -331,8 +330,8 @@ int shardz_sharder_apply(shardz_sharder *s, const shardz_plan *plan)
     return 0;
 }
 
-int shardz_sharder_move(shardz_sharder *s, const char *partition, unsigned slot,
-                        const char *node, shardz_plan **out)
+int shardz_sharder_move(shardz_sharder *s, const char *partition, unsigned slot, const char *node,
+                        shardz_plan **out)
 {
     if (!partition || !node || !out)
         return SHARDZ_EINVAL;
@@ -486,8 +485,8 @@ void shardz_sharder_get_stats(const shardz_sharder *s, shardz_sharder_stats *st)
 /* ---- names --------------------------------------------------------------------------- */
 
 static const char *const reason_names[SHARDZ_REASON__COUNT] = {
-    "new", "node-dead", "leave", "drain", "join", "rebalance", "load", "split", "operator",
-    "repair"};
+    "new",       "node-dead", "leave", "drain",    "join",
+    "rebalance", "load",      "split", "operator", "repair"};
 static const char *const state_names[] = {"joining", "alive", "suspect", "draining", "dead"};
 
 const char *shardz_reason_name(shardz_reason r)

@@ -18,22 +18,23 @@
 
 #define ETCD_CONNECT_TIMEOUT_MS 2000L
 #define ETCD_TIMEOUT_MS 10000L
-#define ETCD_SHORT_TIMEOUT_MS 2000L /* small requests (revision, leases): a lost etcd is seen soon */
+#define ETCD_SHORT_TIMEOUT_MS                                                                      \
+    2000L /* small requests (revision, leases): a lost etcd is seen soon */
 #define ETCD_WATCH_TIMEOUT_MS 5000L
 #define ETCD_MAX_RESPONSE (256u * 1024 * 1024)
 
 typedef struct {
     shardz_store base;
     CURL *curl;
-    char *endpoint;       /* the endpoint in use (one of eps), without a trailing '/' */
-    char **eps;           /* every endpoint given (the cluster's members) */
+    char *endpoint; /* the endpoint in use (one of eps), without a trailing '/' */
+    char **eps;     /* every endpoint given (the cluster's members) */
     size_t neps, cur;
-    unsigned char *pfx;   /* the key prefix */
+    unsigned char *pfx; /* the key prefix */
     size_t pfx_len;
-    unsigned char *pend;  /* range_end of the prefix ("\0" for the whole keyspace) */
+    unsigned char *pend; /* range_end of the prefix ("\0" for the whole keyspace) */
     size_t pend_len;
-    int64_t history;      /* revisions of history kept (compacting etcd behind) */
-    int64_t compact;      /* the store compact revision last known */
+    int64_t history; /* revisions of history kept (compacting etcd behind) */
+    int64_t compact; /* the store compact revision last known */
 } etcd_store;
 
 /* ---- small helpers ---- */
@@ -371,8 +372,8 @@ static int current_erev(etcd_store *e, int64_t *erev)
     int rc;
 
     if (b) {
-        json_object_set_new(b, "key", e->pfx_len ? jb64(e->pfx, e->pfx_len, NULL, 0)
-                                                 : jb64("", 1, NULL, 0));
+        json_object_set_new(b, "key",
+                            e->pfx_len ? jb64(e->pfx, e->pfx_len, NULL, 0) : jb64("", 1, NULL, 0));
         json_object_set_new(b, "count_only", json_true());
     }
     rc = post_t(e, "/v3/kv/range", b, &r, ETCD_SHORT_TIMEOUT_MS);
@@ -460,9 +461,8 @@ static int etcd_get(shardz_store *st, const void *key, size_t key_len, shardz_kv
         store_builder_free(&bl);
     if (rc)
         return rc;
-    *out = store_kv_new(rg->kvs[0].key, rg->kvs[0].key_len, rg->kvs[0].value,
-                        rg->kvs[0].value_len, rg->kvs[0].create_revision, rg->kvs[0].mod_revision,
-                        rg->kvs[0].version);
+    *out = store_kv_new(rg->kvs[0].key, rg->kvs[0].key_len, rg->kvs[0].value, rg->kvs[0].value_len,
+                        rg->kvs[0].create_revision, rg->kvs[0].mod_revision, rg->kvs[0].version);
     shardz_range_free(rg);
     return *out ? 0 : SHARDZ_ENOMEM;
 }
@@ -687,9 +687,9 @@ static int etcd_status(shardz_store *st, shardz_store_status *out)
 typedef struct {
     etcd_store *e;
     membuf m;
-    size_t used;       /* bytes of m parsed */
-    int64_t until;     /* etcd revision to read up to */
-    json_t *events;    /* every event received, in order */
+    size_t used;    /* bytes of m parsed */
+    int64_t until;  /* etcd revision to read up to */
+    json_t *events; /* every event received, in order */
     bool done;
     int64_t compacted; /* etcd compact revision when the watch was cancelled for it */
     bool canceled;
@@ -768,8 +768,8 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
     rc = since < e->compact ? SHARDZ_STORE_ECOMPACTED : probe_erev(e, since + 1);
     if (rc == SHARDZ_STORE_ECOMPACTED) {
         (void)refresh_compact(e, cur);
-        store_seterr(st, "revision %lld is compacted (history starts after %lld)",
-                     (long long)since, (long long)e->compact);
+        store_seterr(st, "revision %lld is compacted (history starts after %lld)", (long long)since,
+                     (long long)e->compact);
     }
     if (rc)
         return rc;
@@ -832,8 +832,8 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
             more = true;
             break;
         }
-        rc = add_kv(e, &bl, type && strcmp(type, "DELETE") == 0 ? SHARDZ_EVENT_DELETE
-                                                                : SHARDZ_EVENT_PUT,
+        rc = add_kv(e, &bl,
+                    type && strcmp(type, "DELETE") == 0 ? SHARDZ_EVENT_DELETE : SHARDZ_EVENT_PUT,
                     kv);
         if (bl.n > before)
             last = rev;
@@ -866,10 +866,10 @@ static int etcd_lease_grant(shardz_store *st, int64_t ttl_ms, int64_t *id, int64
 {
     etcd_store *e = (etcd_store *)st;
     json_t *r = NULL;
-    int rc = post_t(e, "/v3/lease/grant",
-                    json_pack("{s:I, s:I}", "TTL", (json_int_t)((ttl_ms + 999) / 1000), "ID",
-                              (json_int_t)0),
-                    &r, ETCD_SHORT_TIMEOUT_MS);
+    int rc = post_t(
+        e, "/v3/lease/grant",
+        json_pack("{s:I, s:I}", "TTL", (json_int_t)((ttl_ms + 999) / 1000), "ID", (json_int_t)0),
+        &r, ETCD_SHORT_TIMEOUT_MS);
 
     if (rc)
         return rc;

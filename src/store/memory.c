@@ -342,8 +342,7 @@ static bool compare_holds(mem_store *m, const shardz_compare *c)
 {
     mnode *n = find(m->root, c->key, c->key_len);
 
-    return n ? store_compare_holds(c, true, n->version, n->create, n->mod, n->value,
-                                   n->value_len)
+    return n ? store_compare_holds(c, true, n->version, n->create, n->mod, n->value, n->value_len)
              : store_compare_holds(c, false, 0, 0, 0, NULL, 0);
 }
 

@@ -47,9 +47,9 @@ typedef struct store_ops {
 /* The handle base. Each backend allocates its own struct with this as its first member. */
 struct shardz_store {
     const store_ops *ops;
-    char errmsg[256]; /* detail of the last failure on this handle */
-    bool guarded;                            /* every transaction also checks guard */
-    shardz_compare guard;                    /* its key points at guard_key */
+    char errmsg[256];     /* detail of the last failure on this handle */
+    bool guarded;         /* every transaction also checks guard */
+    shardz_compare guard; /* its key points at guard_key */
     unsigned char guard_key[SHARDZ_STORE_MAX_KEY];
 };
 

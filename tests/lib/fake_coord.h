@@ -18,11 +18,11 @@ typedef struct {
     const char *consistency; /* in GET /v1/namespaces/{ns}: "strict" or "available" */
     int64_t lease_ms;        /* in the register reply and namespace */
     int64_t ping_interval_ms;
-    const char *sharder; /* in the namespace: "hash" or "replica" */
-    uint32_t slots;      /* in the namespace (0: left out) */
-    int register_fail;   /* answer this many registrations with 503 first */
-    int leave_status;    /* status of the leave reply (0: 200) */
-    const char *secret;  /* required bearer secret, or NULL */
+    const char *sharder;  /* in the namespace: "hash" or "replica" */
+    uint32_t slots;       /* in the namespace (0: left out) */
+    int register_fail;    /* answer this many registrations with 503 first */
+    int leave_status;     /* status of the leave reply (0: 200) */
+    const char *secret;   /* required bearer secret, or NULL */
     const char *features; /* the register reply's "features", raw JSON (e.g. "[\"delta\"]");
                            * NULL: left out, as an old coordinator does */
 } fake_opts;

@@ -91,7 +91,10 @@ static void w_part(world *w, const char *id, const double *load, size_t nnodes,
 {
     size_t i = w->np++;
     snprintf(w->pid[i], sizeof w->pid[i], "%s", id);
-    shardz_partition_spec p = {.id = id, .nload = w->ndims, .nnodes = nnodes, .nodes = nodes,
+    shardz_partition_spec p = {.id = id,
+                               .nload = w->ndims,
+                               .nnodes = nnodes,
+                               .nodes = nodes,
                                .replicas = nnodes ? (unsigned)nnodes : 0};
     for (size_t d = 0; d < w->ndims; d++)
         p.load[d] = w->load[i][d] = load[d];
@@ -171,12 +174,11 @@ static shardz_balance_policy pol_default(void)
 }
 
 /* A round; returns the plan (caller frees) and fills rep. */
-static shardz_plan *round_(world *w, const shardz_balance_policy *pol, int64_t now,
-                           unsigned flags, shardz_balance_report *rep)
+static shardz_plan *round_(world *w, const shardz_balance_policy *pol, int64_t now, unsigned flags,
+                           shardz_balance_report *rep)
 {
     shardz_plan *plan = NULL;
-    assert_int_equal(
-        shardz_sharder_balance_round(w->s, pol, now, w_last, w, flags, &plan, rep), 0);
+    assert_int_equal(shardz_sharder_balance_round(w->s, pol, now, w_last, w, flags, &plan, rep), 0);
     assert_non_null(plan);
     assert_int_equal(shardz_plan_count(plan), rep->moves);
     assert_true(rep->moves <= rep->budget);
@@ -371,9 +373,9 @@ static void test_cooldown(void **state)
 
     /* No callback: nothing is cooling. */
     plan = NULL;
-    assert_int_equal(shardz_sharder_balance_round(w.s, &pol, now, NULL, NULL,
-                                                  SHARDZ_PLAN_DRY_RUN, &plan, &rep),
-                     0);
+    assert_int_equal(
+        shardz_sharder_balance_round(w.s, &pol, now, NULL, NULL, SHARDZ_PLAN_DRY_RUN, &plan, &rep),
+        0);
     assert_int_equal(rep.moves, 1);
     shardz_plan_move(plan, 0, &mv);
     assert_string_equal(mv.partition, "hot");
@@ -513,8 +515,8 @@ static void test_capacity(void **state)
     }
 }
 
-/* Replicas 2 over zones z1 {a} and z2 {c, d} (a 10, c 5, d 5): a is hot but any move off it would put both
- * replicas in z2: stuck, no move. Without zones the same layout moves. */
+/* Replicas 2 over zones z1 {a} and z2 {c, d} (a 10, c 5, d 5): a is hot but any move off it would
+ * put both replicas in z2: stuck, no move. Without zones the same layout moves. */
 static void test_zones(void **state)
 {
     (void)state;
@@ -629,12 +631,25 @@ static void test_bad_policy(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         shardz_balance_policy q = pol_default();
         switch (bad[i].field) {
-        case 0: q.band = bad[i].v; break;
-        case 1: q.max_moves_fraction = bad[i].v; break;
-        case 2: q.cooldown_ms = (int64_t)bad[i].v; break;
-        case 3: q.hysteresis = bad[i].v; break;
-        case 4: q.ndims_weight = 1; q.dims_weight[0] = bad[i].v; break;
-        default: q.ndims_weight = (size_t)bad[i].v; break;
+        case 0:
+            q.band = bad[i].v;
+            break;
+        case 1:
+            q.max_moves_fraction = bad[i].v;
+            break;
+        case 2:
+            q.cooldown_ms = (int64_t)bad[i].v;
+            break;
+        case 3:
+            q.hysteresis = bad[i].v;
+            break;
+        case 4:
+            q.ndims_weight = 1;
+            q.dims_weight[0] = bad[i].v;
+            break;
+        default:
+            q.ndims_weight = (size_t)bad[i].v;
+            break;
         }
         assert_int_equal(shardz_balance_policy_validate(&q), SHARDZ_EINVAL);
         shardz_plan *plan = NULL;
@@ -821,16 +836,11 @@ static void test_properties(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hottest_node),
-        cmocka_unit_test(test_dimension_with_greatest_impact),
-        cmocka_unit_test(test_band),
-        cmocka_unit_test(test_cooldown),
-        cmocka_unit_test(test_budget),
-        cmocka_unit_test(test_degraded),
-        cmocka_unit_test(test_capacity),
-        cmocka_unit_test(test_zones),
-        cmocka_unit_test(test_dry_run),
-        cmocka_unit_test(test_bad_policy),
+        cmocka_unit_test(test_hottest_node), cmocka_unit_test(test_dimension_with_greatest_impact),
+        cmocka_unit_test(test_band),         cmocka_unit_test(test_cooldown),
+        cmocka_unit_test(test_budget),       cmocka_unit_test(test_degraded),
+        cmocka_unit_test(test_capacity),     cmocka_unit_test(test_zones),
+        cmocka_unit_test(test_dry_run),      cmocka_unit_test(test_bad_policy),
         cmocka_unit_test(test_properties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

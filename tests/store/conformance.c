@@ -544,8 +544,8 @@ static void test_txn_byte_limit(void **state)
 
     assert_non_null(v);
     o[0] = (shardz_op){SHARDZ_OP_PUT, "a", 1, v, SHARDZ_STORE_MAX_VALUE, 0};
-    o[1] = (shardz_op){SHARDZ_OP_PUT, "b", 1, v,
-                       SHARDZ_STORE_MAX_TXN_BYTES - SHARDZ_STORE_MAX_VALUE - 1, 0};
+    o[1] = (shardz_op){
+        SHARDZ_OP_PUT, "b", 1, v, SHARDZ_STORE_MAX_TXN_BYTES - SHARDZ_STORE_MAX_VALUE - 1, 0};
     /* Exactly at the limit: 1 + 1 MiB + 1 + (limit - 1 MiB - 1) = limit + 1 bytes. */
     assert_int_equal(shardz_store_txn(f->st, NULL, 0, o, 2, NULL, NULL), SHARDZ_ETOOBIG);
     assert_int_equal(revision_of(f->st), 0);
@@ -1189,9 +1189,9 @@ static void test_guard_fences_writes(void **state)
 
         for (int i = 0; i < SHARDZ_STORE_MAX_TXN_OPS; i++)
             many[i] = cmp_num(SHARDZ_CMP_EXISTS, "x", 0);
-        assert_int_equal(shardz_store_txn(f->st, many, SHARDZ_STORE_MAX_TXN_OPS, NULL, 0, NULL,
-                                          NULL),
-                         SHARDZ_ETOOBIG);
+        assert_int_equal(
+            shardz_store_txn(f->st, many, SHARDZ_STORE_MAX_TXN_OPS, NULL, 0, NULL, NULL),
+            SHARDZ_ETOOBIG);
     }
     /* bad guards */
     c = (shardz_compare){SHARDZ_CMP_VALUE, "leader", 6, 0, "me", 2};

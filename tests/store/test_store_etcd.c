@@ -33,9 +33,9 @@
 /* The etcd serving the store directory `dir` (one at a time). */
 static struct {
     pid_t pid;
-    char *dir;      /* the store directory it belongs to */
-    char *data;     /* its own data directory */
-    char url[64];   /* client URL */
+    char *dir;    /* the store directory it belongs to */
+    char *data;   /* its own data directory */
+    char url[64]; /* client URL */
 } cur;
 
 static int free_port(void)
