@@ -6,7 +6,8 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libxxhash-dev libcmocka-dev libevent-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
       sqlite3 curl python3 etcd-server
-      clang libclang-rt-14-dev)  # clang + libFuzzer: scripts/fuzz.sh
+      clang libclang-rt-14-dev   # clang + libFuzzer: scripts/fuzz.sh
+      clang-format)              # the format check in scripts/test.sh
 
 missing=()
 for p in "${PKGS[@]}"; do

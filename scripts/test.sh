@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: installs dependencies, builds an optimised tree and an ASan+UBSan tree
+# The whole test suite: installs dependencies, checks the C sources' formatting (.clang-format),
+# builds an optimised tree and an ASan+UBSan tree
 # and runs every test (ctest) in both; builds a ThreadSanitizer tree and runs the tests
 # labelled tsan there (libshardz's); then runs each libFuzzer target for FUZZ_SECONDS (default
 # 25) on its own, with nothing else running. Exits non-zero when any test fails, ThreadSanitizer
@@ -10,6 +11,16 @@ scripts/install-deps.sh
 tests/web/install.sh   # chromium and playwright-core for the dashboard's browser test
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
+echo "== format (clang-format --dry-run -Werror against .clang-format)"
+if [ -d .git ] || git rev-parse --git-dir >/dev/null 2>&1; then
+  sources=$(git ls-files '*.c' '*.h')
+else
+  sources=$(find include src tests bench examples -name '*.[ch]')
+fi
+if ! clang-format --dry-run -Werror $sources; then
+  echo "format: the files above differ from .clang-format; run: clang-format -i FILE..."
+  status=1
+fi
 for kind in asan release; do
   echo "== build ($kind)"
   scripts/build.sh "$kind"
