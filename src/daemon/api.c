@@ -21,6 +21,89 @@
 #define SZD_VERSION "0.1.0"
 #define MAX_SEGS 8
 
+/* ---- the state body, shared ----------------------------------------------------------- */
+
+/* A namespace's /state, serialised once per revision (and at most a second old: it shows
+ * ages) and shared by every reply that sends it, watches and GET /state alike: a change woken
+ * for a thousand watches builds it once. Reference-counted: the namespace holds one reference
+ * while it is current, each reply one until libevent has written it. Loop thread. */
+struct szd_body {
+    char *text; /* JSON and a newline, owned */
+    size_t len;
+    uint64_t revision;
+    int64_t built_ms;
+    int refs;
+};
+
+static void body_unref(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    struct szd_body *b = arg;
+    if (--b->refs == 0) {
+        free(b->text);
+        free(b);
+    }
+}
+
+/* The current body with a reference for the caller, or NULL (out of memory). */
+static struct szd_body *state_body(szd_ns *ns)
+{
+    struct szd_body *b = ns->state_body;
+    int64_t now = szd_now(ns->d);
+    if (!b || b->revision != ns->revision || now - b->built_ms > 1000) {
+        if (b)
+            body_unref(NULL, 0, b); /* the namespace's reference */
+        ns->state_body = NULL;
+        json_t *j = szd_state_json(ns);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        b = text ? calloc(1, sizeof *b) : NULL;
+        size_t len = text ? strlen(text) : 0;
+        char *nl = b ? realloc(text, len + 2) : NULL;
+        if (!nl) {
+            free(text);
+            free(b);
+            return NULL;
+        }
+        nl[len] = '\n';
+        nl[len + 1] = '\0';
+        *b = (struct szd_body){nl, len + 1, ns->revision, now, 1};
+        ns->state_body = b;
+    }
+    b->refs++;
+    return b;
+}
+
+/* Sends the namespace's state (a shared body) as a 200. */
+static void reply_state(struct evhttp_request *req, szd_ns *ns)
+{
+    struct szd_body *b = state_body(ns);
+    struct evbuffer *buf = b ? evbuffer_new() : NULL;
+    if (!buf || evbuffer_add_reference(buf, b->text, b->len, body_unref, b) != 0) {
+        if (b)
+            body_unref(NULL, 0, b);
+        if (buf)
+            evbuffer_free(buf);
+        szd_reply_error(req, SHARDZ_ENOMEM, "out of memory");
+        return;
+    }
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    char rev[32];
+    snprintf(rev, sizeof rev, "%llu", (unsigned long long)b->revision);
+    evhttp_add_header(h, "X-Shardz-Revision", rev);
+    evhttp_send_reply(req, 200, "OK", buf);
+    evbuffer_free(buf);
+}
+
+void szd_state_body_release(szd_ns *ns)
+{
+    if (ns->state_body)
+        body_unref(NULL, 0, ns->state_body);
+    ns->state_body = NULL;
+}
+
 /* ---- watches ------------------------------------------------------------------------- */
 
 static void waiter_free(szd_waiter *w)
@@ -45,10 +128,13 @@ static void waiter_reply(szd_waiter *w, bool changed)
     if (c)
         evhttp_connection_set_closecb(c, NULL, NULL);
     szd_ns *ns = w->ns;
-    json_t *body =
-        changed ? szd_state_json(ns)
-                : json_pack("{s:I, s:b}", "revision", (json_int_t)ns->revision, "unchanged", 1);
-    szd_reply_json(w->req, 200, body, ns->revision);
+    if (changed)
+        reply_state(w->req, ns); /* built once for every watch woken by this change */
+    else
+        szd_reply_json(
+            w->req, 200,
+            json_pack("{s:I, s:b}", "revision", (json_int_t)ns->revision, "unchanged", 1),
+            ns->revision);
     waiter_unlink(w);
     waiter_free(w);
 }
@@ -120,7 +206,7 @@ static void handle_watch(szd_ns *ns, struct evhttp_request *req, const struct ev
         return;
     }
     if (ns->revision > since) {
-        szd_reply_json(req, 200, szd_state_json(ns), ns->revision);
+        reply_state(req, ns);
         return;
     }
     szd_waiter *w = calloc(1, sizeof *w);
@@ -623,7 +709,7 @@ static void r_rebalance(szd_call *c)
 
 static void r_state(szd_call *c)
 {
-    szd_reply_json(c->req, 200, szd_state_json(c->ns), c->ns->revision);
+    reply_state(c->req, c->ns);
 }
 
 static void r_watch(szd_call *c)

@@ -199,8 +199,9 @@ typedef struct szd_ns {
     int64_t stats_flushed_ms; /* statistics are written every few seconds, not per sample */
     int64_t balanced_ms;      /* when the last balancer round ran */
     shardz_balance_report last_round;
-    struct szd_range *range;    /* range namespaces: tasks and loading state (range.c), owned */
-    struct szd_flight *flights; /* batches on the store lane for this namespace (persist.c) */
+    struct szd_range *range;     /* range namespaces: tasks and loading state (range.c), owned */
+    struct szd_flight *flights;  /* batches on the store lane for this namespace (persist.c) */
+    struct szd_body *state_body; /* its /state serialised, shared by replies (api.c), owned */
 } szd_ns;
 
 /* ---- high availability (ha.c): the coordinator's role on a shared store ------------- */
@@ -401,6 +402,8 @@ void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load);
 /* Queues the statistics that changed (every few seconds, or now when force: at shutdown). */
 void szd_ns_flush_stats(szd_ns *ns, bool force);
 
+/* The namespace's shared /state body is dropped (it is being freed). */
+void szd_state_body_release(szd_ns *ns);
 /* Watches (api.c). */
 void szd_watch_notify(szd_ns *ns);
 void szd_watch_cancel_all(szd_ns *ns);

@@ -441,6 +441,7 @@ void szd_ns_free(szd_ns *ns)
     if (ns->key)
         szd_hl_ns_del(ns->d->hl, ns->key);
     szd_ns_forget_flights(ns);
+    szd_state_body_release(ns);
     szd_watch_cancel_all(ns);
     if (ns->tick)
         event_free(ns->tick);
