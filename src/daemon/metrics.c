@@ -179,6 +179,13 @@ char *szd_metrics_text(szd *d, size_t *len)
     hist(&o, "shardz_store_write_duration_seconds", "", &d->store_hist);
     shardz_store_status st = {0};
     szd_store_status(d, &st);
+    help(&o, "shardz_watches_parked", "gauge", "Watches waiting for a change.");
+    for (uint32_t i = 0; i < d->nns; i++) {
+        size_t n = 0;
+        for (const szd_waiter *w = d->ns[i]->waiters; w; w = w->next)
+            n++;
+        put(&o, "shardz_watches_parked{ns=\"%s\"} %zu\n", d->ns[i]->cfg.name, n);
+    }
     help(&o, "shardz_ping_round_gap_max_seconds", "gauge",
          "The longest interval between two rounds of pings since the last scrape.");
     put(&o, "shardz_ping_round_gap_max_seconds %.3f\n",

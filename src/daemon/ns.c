@@ -912,6 +912,12 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         return SHARDZ_EINVAL;
     }
     szd_node *n = szd_node_find(ns, id);
+    /* the same worker registering again with nothing new (it lost contact, or restarted at
+     * the same address): no change anyone else needs to hear of, so no new revision (routers
+     * would all fetch the state again); it still gets its whole set */
+    bool same = n && n->state != SZD_NODE_LEFT && !n->leaving &&
+                strcmp(n->address, tmp.address) == 0 && strcmp(n->zone, tmp.zone) == 0 &&
+                n->ncap == tmp.ncap && memcmp(n->cap, tmp.cap, sizeof n->cap) == 0;
     if (n) {
         /* A worker registering again (a restart): new address, same replicas unless it was
          * declared dead or left in the meantime. */
@@ -947,7 +953,8 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
             if (n->state == SZD_NODE_SUSPECT)
                 szd_node_set_state(ns, n, SZD_NODE_ALIVE);
         }
-        ns->want_rebalance = true;
+        if (!same)
+            ns->want_rebalance = true; /* new zone or capacity, or back from a leave */
     } else {
         n = node_append(ns, id);
         if (!n) {
@@ -981,8 +988,10 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     szd_push_full(n);
     /* heard from now: dead only after dead_after_ms without an answer */
     n->last_ok_ms = szd_now(ns->d);
-    n->record_dirty = true;
-    ns->nodes_dirty = true;
+    if (!same) {
+        n->record_dirty = true;
+        ns->nodes_dirty = true;
+    }
     rc = szd_ns_flush(ns, false, err, errlen, NULL);
     if (rc)
         return rc;
@@ -991,7 +1000,10 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
             ns->cfg.name, n->id, n->address, n->zone);
     szd_event(ns, "node-registered",
               json_pack("{s:s, s:s, s:s}", "node", n->id, "address", n->address, "zone", n->zone));
-    szd_ns_changed(ns);
+    if (same)
+        szd_ns_schedule(ns); /* its whole set goes out; nothing else changed */
+    else
+        szd_ns_changed(ns);
     *out = n;
     return 0;
 }
