@@ -17,6 +17,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "daemon/oom.h"
 #include "daemon/health_lane.h"
 #include "daemon/log.h"
 #include "daemon/wire.h"
@@ -100,16 +101,6 @@ struct szd_hl {
     size_t nns, capns;
 };
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "shardzd: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
 static int64_t lane_now(const szd_hl *hl)
 {
     if (hl->clock_ms)
@@ -146,7 +137,7 @@ void szd_hl_report_free(szd_hl_report *r)
 
 static szd_hl_report *report_new(const hl_node *n, szd_hl_kind kind, int64_t now)
 {
-    szd_hl_report *r = xcalloc(1, sizeof *r);
+    szd_hl_report *r = szd_xcalloc(1, sizeof *r);
     r->kind = kind;
     r->ns_key = n->ns->key;
     snprintf(r->node, sizeof r->node, "%s", n->id);
@@ -261,7 +252,7 @@ static bool send_ping(hl_node *n, bool grants, int64_t now)
         evhttp_connection_set_timeout_tv(n->conn, &tv);
         evhttp_connection_set_retries(n->conn, 0);
     }
-    hl_ping *p = xcalloc(1, sizeof *p);
+    hl_ping *p = szd_xcalloc(1, sizeof *p);
     p->node = n;
     p->sent_ms = now;
     struct evhttp_request *req = evhttp_request_new(on_ping, p);
@@ -393,20 +384,18 @@ static void apply_ns_set(szd_hl *hl, const hl_cmd *c)
 {
     hl_ns *ns = ns_find(hl, c->key, NULL);
     if (!ns) {
-        ns = xcalloc(1, sizeof *ns);
+        ns = szd_xcalloc(1, sizeof *ns);
         ns->hl = hl;
         ns->key = c->key;
         ns->tick = event_new(hl->base, -1, EV_PERSIST, on_tick, ns);
         if (!ns->tick) {
-            fprintf(stderr, "shardzd: out of memory\n");
-            abort();
+            szd_oom();
         }
         if (hl->nns == hl->capns) {
             hl->capns = hl->capns ? 2 * hl->capns : 8;
             hl_ns **nn = realloc(hl->ns, hl->capns * sizeof *nn);
             if (!nn) {
-                fprintf(stderr, "shardzd: out of memory\n");
-                abort();
+                szd_oom();
             }
             hl->ns = nn;
         }
@@ -432,7 +421,7 @@ static void apply_node_set(szd_hl *hl, hl_ns *ns, const hl_cmd *c)
     int64_t now = lane_now(hl);
     hl_node *n = node_find(ns, c->node, NULL);
     if (!n) {
-        n = xcalloc(1, sizeof *n);
+        n = szd_xcalloc(1, sizeof *n);
         n->ns = ns;
         snprintf(n->id, sizeof n->id, "%s", c->node);
         szd_fd_init(&n->fd, now);
@@ -440,8 +429,7 @@ static void apply_node_set(szd_hl *hl, hl_ns *ns, const hl_cmd *c)
             ns->cap = ns->cap ? 2 * ns->cap : 16;
             hl_node **nn = realloc(ns->nodes, ns->cap * sizeof *nn);
             if (!nn) {
-                fprintf(stderr, "shardzd: out of memory\n");
-                abort();
+                szd_oom();
             }
             ns->nodes = nn;
         }
@@ -540,7 +528,7 @@ static void post(szd_hl *hl, hl_cmd *c)
 
 static hl_cmd *cmd_new(cmd_op op, uint64_t key, const char *node)
 {
-    hl_cmd *c = xcalloc(1, sizeof *c);
+    hl_cmd *c = szd_xcalloc(1, sizeof *c);
     c->op = op;
     c->key = key;
     if (node)

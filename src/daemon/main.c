@@ -13,6 +13,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
+#include "daemon/oom.h"
 #include "daemon/store_lane.h"
 
 static void usage(FILE *f)
@@ -266,6 +267,9 @@ int main(int argc, char **argv)
     host[colon - d.cfg.listen] = 0;
 
     signal(SIGPIPE, SIG_IGN);
+    /* one out-of-memory policy: jansson allocates through it too, so a failed json_pack
+     * aborts instead of leaving part of a message or record out */
+    json_set_alloc_funcs(szd_xmalloc, free);
     int status = 1;
     struct event *sigterm = NULL, *sigint = NULL;
     char errbuf[512] = "";

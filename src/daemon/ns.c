@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/oom.h"
 #include "daemon/core/lease.h"
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
@@ -1158,8 +1159,7 @@ static void mark_all_parts_if_hash(szd_ns *ns)
 static void node_drops(szd_node *n, const szd_part *p)
 {
     if (!szd_idset_add(&n->drops, p->id)) {
-        fprintf(stderr, "shardzd: out of memory\n");
-        abort();
+        szd_oom();
     }
 }
 
@@ -1520,8 +1520,7 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
         szd_part *p = id ? szd_part_find(ns, id) : NULL;
         if (p && check_drops(ns, p, me, json_object_get(served, id) != NULL, &changed) &&
             !szd_idset_add(&keep, id)) {
-            fprintf(stderr, "shardzd: out of memory\n");
-            abort();
+            szd_oom();
         }
     }
     szd_idset_clear(&n->drops);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/oom.h"
 #include "daemon/daemon.h"
 #include "daemon/store_lane.h"
 
@@ -165,8 +166,7 @@ static void submit(szd_ns *ns, szd_batch *b, szd_pushes *p, bool stats)
 {
     szd_flight *f = calloc(1, sizeof *f);
     if (!f) {
-        fprintf(stderr, "shardzd: out of memory\n");
-        abort();
+        szd_oom();
     }
     f->ns = ns;
     f->stats = stats;

@@ -13,6 +13,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "daemon/oom.h"
 #include "daemon/daemon.h"
 #include "daemon/store_lane.h"
 #include "daemon/wire.h"
@@ -221,8 +222,7 @@ static void sb_add(sbuf *b, const char *p, size_t len)
             ncap *= 2;
         char *ns = realloc(b->s, ncap);
         if (!ns) {
-            fprintf(stderr, "shardzd: out of memory\n");
-            abort();
+            szd_oom();
         }
         b->s = ns;
         b->cap = ncap;
@@ -248,8 +248,7 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     }
     char *big = malloc((size_t)len + 1);
     if (!big) {
-        fprintf(stderr, "shardzd: out of memory\n");
-        abort();
+        szd_oom();
     }
     va_start(ap, fmt);
     vsnprintf(big, (size_t)len + 1, fmt, ap);
@@ -280,8 +279,7 @@ static void put_entry(sbuf *b, const szd_ns *ns, const szd_part *p, unsigned s, 
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text) {
-        fprintf(stderr, "shardzd: out of memory\n");
-        abort();
+        szd_oom();
     }
     sb_add(b, text, strlen(text));
     free(text);
@@ -348,8 +346,7 @@ static void build_delta(szd_ns *ns, szd_node *n, int32_t me, push_msg *m)
     sb_add(&removed, "[", 1);
     m->named = calloc(set->n ? set->n : 1, sizeof *m->named);
     if (!m->named) {
-        fprintf(stderr, "shardzd: out of memory\n");
-        abort();
+        szd_oom();
     }
     for (size_t i = 0; i < set->cap; i++) {
         char *id = set->slots[i];
@@ -398,8 +395,7 @@ szd_pushes *szd_push_build(szd_ns *ns)
     push_msg *msgs = calloc(npush, sizeof *msgs);
     sbuf *full = calloc(ns->nnodes ? ns->nnodes : 1, sizeof *full); /* by node index */
     if (!p || !msgs || !full) {
-        fprintf(stderr, "shardzd: out of memory\n");
-        abort();
+        szd_oom();
     }
     p->msgs = msgs;
     for (uint32_t i = 0; i < ns->nnodes; i++) {
@@ -489,8 +485,7 @@ void szd_push_release(szd_ns *ns, szd_pushes *p, const szd_sl_durable *durable)
         n->push_pending = false;
         push_ctx *ctx = calloc(1, sizeof *ctx);
         if (!ctx) {
-            fprintf(stderr, "shardzd: out of memory\n");
-            abort();
+            szd_oom();
         }
         ctx->node = n;
         ctx->revision = m->revision;

@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 
+#include "daemon/oom.h"
 #include "daemon/range.h"
 #include "shardz/range.h"
 
@@ -78,9 +79,7 @@ void szd_range_free(szd_ns *ns)
 static struct szd_range *range_state(szd_ns *ns)
 {
     if (!ns->range)
-        ns->range = calloc(1, sizeof *ns->range);
-    if (!ns->range)
-        abort(); /* the daemon aborts on out-of-memory */
+        ns->range = szd_xcalloc(1, sizeof *ns->range);
     return ns->range;
 }
 
@@ -399,8 +398,7 @@ static int step_switch(szd_ns *ns, rtask *t)
                 sl->prev_state = SZD_R_DROPPING;
                 szd_push_changed(ns->nodes[sl->owner], p->id);
                 if (!szd_idset_add(&ns->nodes[sl->owner]->drops, p->id)) {
-                    fprintf(stderr, "shardzd: out of memory\n");
-                    abort();
+                    szd_oom();
                 }
             }
             sl->owner = -1;
@@ -541,9 +539,7 @@ static rtask *task_new(szd_ns *ns, bool merge)
 
 static char *dup_bytes(const char *s, size_t n)
 {
-    char *d = malloc(n + 1);
-    if (!d)
-        abort(); /* the daemon aborts on out-of-memory */
+    char *d = szd_xmalloc(n + 1);
     memcpy(d, s, n);
     d[n] = '\0';
     return d;

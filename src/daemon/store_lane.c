@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/oom.h"
 #include "daemon/log.h"
 #include "daemon/store_lane.h"
 #include "daemon/wire.h"
@@ -253,11 +254,7 @@ static void enqueue(szd_sl *sl, job *j)
 
 static job *job_new(job_kind kind)
 {
-    job *j = calloc(1, sizeof *j);
-    if (!j) {
-        fprintf(stderr, "shardzd: out of memory\n");
-        abort();
-    }
+    job *j = szd_xcalloc(1, sizeof *j);
     j->kind = kind;
     return j;
 }
