@@ -283,6 +283,17 @@ static int worker_take(worker_t *w, json_t *replicas, bool full)
 
 /* A delta's fields (PROTOCOL.md 4.3): base_revision an integer below revision, removed an
  * array of ids. */
+/* The reply to a whole assignment (or a stale delta): everything the worker serves. */
+static void reply_whole_set(const worker_t *w, struct evbuffer *out)
+{
+    evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld,\"serving\":[", w->id,
+                        w->applied);
+    for (size_t i = 0; i < w->nheld; i++)
+        evbuffer_add_printf(out, "%s{\"partition\":\"%s\",\"generation\":%lld}", i ? "," : "",
+                            w->held[i].id, w->held[i].gen);
+    evbuffer_add_printf(out, "],\"failed\":[]}");
+}
+
 static bool delta_ok(json_t *j, json_t *rev, json_t *base, json_t *removed)
 {
     size_t k;
@@ -315,12 +326,7 @@ static int worker_delta(worker_t *w, json_t *j, struct evbuffer *out, int *statu
         return -1;
     *status = 200;
     if (json_integer_value(rev) < w->applied) { /* stale: answered like a full one */
-        evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld,\"serving\":[", w->id,
-                            w->applied);
-        for (size_t i = 0; i < w->nheld; i++)
-            evbuffer_add_printf(out, "%s{\"partition\":\"%s\",\"generation\":%lld}", i ? "," : "",
-                                w->held[i].id, w->held[i].gen);
-        evbuffer_add_printf(out, "],\"failed\":[]}");
+        reply_whole_set(w, out);
         return 0;
     }
     if (json_integer_value(base) != w->applied) {
@@ -417,12 +423,7 @@ static void on_worker_request(struct evhttp_request *req, void *arg)
             }
             w->applied = json_integer_value(rev);
         }
-        evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld,\"serving\":[", w->id,
-                            w->applied);
-        for (size_t i = 0; i < w->nheld; i++)
-            evbuffer_add_printf(out, "%s{\"partition\":\"%s\",\"generation\":%lld}", i ? "," : "",
-                                w->held[i].id, w->held[i].gen);
-        evbuffer_add_printf(out, "],\"failed\":[]}");
+        reply_whole_set(w, out);
     } else {
         evbuffer_free(out);
         reply_error(req, 404, "no such route");

@@ -180,6 +180,8 @@ typedef struct szd_ns {
     szd_map part_map;
     bool want_rebalance;
     bool nodes_dirty;            /* some node's record_dirty is set */
+    bool parts_dirty;            /* some partition's dirty may be set (a pass with nothing to
+                                  * write skips the scan) */
     uint64_t lane_revision;      /* the revision the health lane's pings carry */
     uint64_t persisted_revision; /* the revision of the last batch queued (its watchers woken
                                   * once it is durable) */

@@ -543,6 +543,7 @@ static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned n
         }
         p->dirty = true;
     }
+    ns->parts_dirty = true;
     ns->nparts += (uint32_t)n;
     /* one by one (the map grows by doubling): a load appending 100,000 partitions one at a
      * time stays linear */
@@ -1153,6 +1154,7 @@ static void mark_all_parts_if_hash(szd_ns *ns)
         return;
     for (uint32_t i = 0; i < ns->nparts; i++)
         ns->parts[i].dirty = true;
+    ns->parts_dirty = true;
 }
 
 /* Node n may have to drop its replica of p: looked at when it answers (or its lease ends). */
@@ -1296,12 +1298,6 @@ static bool node_gone(const szd_ns *ns, int32_t i)
     return i < 0 || ns->nodes[i]->state == SZD_NODE_DEAD || ns->nodes[i]->state == SZD_NODE_LEFT;
 }
 
-/* The node serving a slot's traffic now (routing), or -1. */
-static int32_t serving_node(const szd_slot *sl)
-{
-    return szd_slot_serving_node(sl);
-}
-
 static uint8_t node_state_of(const void *ctx, int32_t i)
 {
     return (uint8_t)((const szd_ns *)ctx)->nodes[i]->state;
@@ -1323,8 +1319,10 @@ static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out
         node_drops(ns->nodes[out->drop_watch], p);
     if (out->started)
         ns->moves_started++;
-    if (out->changed)
+    if (out->changed) {
         p->dirty = true;
+        ns->parts_dirty = true;
+    }
     if (out->done)
         move_done(ns, p, s);
 }
@@ -1392,7 +1390,7 @@ int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like)
     unsigned nrep = like->nrep; /* `like` moves with the appends below: read it first */
     bool vacant = false;
     for (unsigned s = 0; s < nrep; s++) {
-        at[s] = serving_node(&like->slots[s]);
+        at[s] = szd_slot_serving_node(&like->slots[s]);
         if (node_gone(ns, at[s]))
             at[s] = -1;
         owners[s] = at[s] >= 0 ? ns->nodes[at[s]]->id : NULL;

@@ -49,7 +49,7 @@ static int collect(szd_ns *ns, bool config, szd_batch **out)
             rc = put_json(b, SHARDZ_KEY_NODE, ns, ns->nodes[i]->id,
                           szd_node_record(ns, ns->nodes[i]));
     szd_runs runs = {0};
-    for (uint32_t i = 0; i < ns->nparts && rc == 0; i++) {
+    for (uint32_t i = 0; i < ns->nparts && rc == 0 && ns->parts_dirty; i++) {
         if (!ns->parts[i].dirty)
             continue;
         if (!runs.r)
@@ -72,8 +72,9 @@ static void mark_clean(szd_ns *ns)
     for (uint32_t i = 0; i < ns->nnodes && ns->nodes_dirty; i++)
         ns->nodes[i]->record_dirty = false;
     ns->nodes_dirty = false;
-    for (uint32_t i = 0; i < ns->nparts; i++)
+    for (uint32_t i = 0; i < ns->nparts && ns->parts_dirty; i++)
         ns->parts[i].dirty = false;
+    ns->parts_dirty = false;
 }
 
 /* After a failed batch: every record is written again (which ones the batch held is not
@@ -85,6 +86,7 @@ static void mark_all_dirty(szd_ns *ns)
     ns->nodes_dirty = ns->nnodes > 0;
     for (uint32_t i = 0; i < ns->nparts; i++)
         ns->parts[i].dirty = true;
+    ns->parts_dirty = true;
 }
 
 static void write_failed(szd_ns *ns, int rc, const char *detail)

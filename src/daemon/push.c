@@ -322,6 +322,7 @@ static void put_head(sbuf *b, const szd_ns *ns, const szd_node *n, bool released
 /* One assignment built, waiting for its batch to be durable. */
 typedef struct {
     szd_node *node;
+    uint32_t index; /* the node's index in ns->nodes */
     uint64_t revision;
     bool released;
     char *body;   /* owned */
@@ -404,6 +405,7 @@ szd_pushes *szd_push_build(szd_ns *ns)
             continue;
         push_msg *m = &p->msgs[p->n++];
         m->node = n;
+        m->index = i;
         m->revision = ns->revision;
         m->released = n->state == SZD_NODE_LEFT;
         if (n->delta_ok && !n->need_full && !range && !m->released)
@@ -429,13 +431,9 @@ szd_pushes *szd_push_build(szd_ns *ns)
         push_msg *m = &p->msgs[k];
         szd_node *n = m->node;
         if (!m->delta) {
-            int32_t i = -1;
-            for (uint32_t x = 0; x < ns->nnodes; x++)
-                if (ns->nodes[x] == n)
-                    i = (int32_t)x;
-            sb_add(&full[i], "]}", 2);
-            m->body = full[i].s;
-            full[i].s = NULL;
+            sb_add(&full[m->index], "]}", 2);
+            m->body = full[m->index].s;
+            full[m->index].s = NULL;
             /* changes from here on are relative to the whole set it is about to hold (if the
              * push fails, szd_push_full asks for the whole set again) */
             szd_idset_clear(&n->changed);
