@@ -22,6 +22,8 @@ ap.add_argument("--namespace", required=True)
 ap.add_argument("--node", required=True)
 ap.add_argument("--port", type=int, required=True)
 ap.add_argument("--zone", default="")
+ap.add_argument("--advertise", default="", help="the address registered (host:port), when the "
+                "coordinator reaches this worker through a proxy; default 127.0.0.1:--port")
 ap.add_argument("--events", required=True)
 ap.add_argument("--log-leases", action="store_true",
                 help="also log every lease grant as {op: lease, until: wall time it runs to}")
@@ -286,7 +288,7 @@ def main():
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     threading.Thread(target=lease_watch, daemon=True).start()
     ns = args.namespace
-    body = {"id": args.node, "address": f"127.0.0.1:{args.port}"}
+    body = {"id": args.node, "address": args.advertise or f"127.0.0.1:{args.port}"}
     if args.zone:
         body["zone"] = args.zone
     if args.capacity:

@@ -199,16 +199,20 @@ class Etcd:
 class Worker:
     """A worker process: the Python protocol worker (fakeworker.py) by default."""
 
-    def __init__(self, daemon, ns, node, zone="", events=None, extra=(), coordinators=None):
+    def __init__(self, daemon, ns, node, zone="", events=None, extra=(), coordinators=None,
+                 port=None, holder=None):
+        """`holder` names this process in ownership checks ("node#2" for a second process of
+        one node id: its own events file); `port` is the port it listens on (a free one)."""
         self.daemon = daemon
         self.ns = ns
         self.node = node
-        self.port = free_port()
-        self.events = events or os.path.join(daemon.tmp, f"{node}.events")
+        self.holder = holder or node
+        self.port = port or free_port()
+        self.events = events or os.path.join(daemon.tmp, f"{self.holder}.events")
         cmd = [sys.executable, os.path.join(HERE, "fakeworker.py"), "--coordinator",
                coordinators or f"127.0.0.1:{daemon.port}", "--namespace", ns, "--node", node, "--port",
                str(self.port), "--events", self.events] + (["--zone", zone] if zone else [])
-        self.log = open(os.path.join(daemon.tmp, f"{node}.log"), "ab")
+        self.log = open(os.path.join(daemon.tmp, f"{self.holder}.log"), "ab")
         self.proc = subprocess.Popen(cmd + list(extra), stdout=self.log, stderr=self.log)
 
     def kill9(self):

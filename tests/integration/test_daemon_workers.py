@@ -10,6 +10,7 @@ import sys
 import time
 
 from harness import Daemon, Worker, read_events, routing, run, settled, wait_for
+from ownership import overlaps, ownership, owners_moved, regressions
 
 BIN = sys.argv[1]
 FAST = {"ping_interval_ms": 100, "dead_after_ms": 500}
@@ -152,62 +153,6 @@ def test_coordinator_restart_mid_move():
         d.stop()
 
 
-def ownership(events_by_node, ended_at):
-    """Each node's spans of ownership per partition, from its own log: from its serve to its
-    delete, cut short where its lease ran out first (a paused process logs its delete late,
-    when it runs again, but owned nothing past its lease). A span still open ends at the lease,
-    or at ended_at[node] (or now) without one. Returns {partition: [(start, end, node, gen)]}."""
-    spans = {}
-    for node, evs in events_by_node.items():
-        open_ = {}  # partition -> (start, generation)
-        until = None  # the lease's end, once one was granted
-        for e in evs:
-            if e["op"] == "lease":
-                if until is not None and e["t"] > until:
-                    for p, (t, g) in open_.items():  # lapsed before this renewal
-                        spans.setdefault(p, []).append((t, until, node, g))
-                    open_.clear()
-                until = e["until"]
-            elif e["op"] == "serve":
-                if until is not None and e["t"] > until:
-                    for p, (t, g) in open_.items():
-                        spans.setdefault(p, []).append((t, until, node, g))
-                    open_.clear()
-                open_.setdefault(e["partition"], (e["t"], e["generation"]))
-            elif e["op"] == "delete" and e["partition"] in open_:
-                t, g = open_.pop(e["partition"])
-                end = e["t"] if until is None else min(e["t"], until)
-                spans.setdefault(e["partition"], []).append((t, end, node, g))
-        end = ended_at.get(node, time.time())
-        for p, (t, g) in open_.items():
-            spans.setdefault(p, []).append((t, end if until is None else min(end, until), node, g))
-    for ss in spans.values():
-        ss.sort()
-    return spans
-
-
-def overlaps(spans):
-    """(partition, node, node, seconds) for every two nodes that owned one partition at once."""
-    bad = []
-    for p, ss in spans.items():
-        for i, (a0, a1, an, _) in enumerate(ss):
-            for b0, b1, bn, _ in ss[i + 1:]:
-                if an != bn and b0 < a1:
-                    bad.append((p, an, bn, round(a1 - b0, 3)))
-    return bad
-
-
-def handovers_without_newer_generation(spans):
-    """(partition, old node, old generation, new node, new generation) for every change of
-    owner whose new owner did not get a higher generation than the one before."""
-    bad = []
-    for p, ss in spans.items():
-        for (_, _, an, ag), (_, _, bn, bg) in zip(ss, ss[1:]):
-            if an != bn and bg <= ag:
-                bad.append((p, an, ag, bn, bg))
-    return bad
-
-
 def test_strict_never_two_owners():
     """Strict mode: a worker paused (SIGSTOP) while it holds leases, one killed (SIGKILL), one
     joining and one leaving gracefully; the workers' own logs (serve, delete, lease grants)
@@ -252,11 +197,10 @@ def test_strict_never_two_owners():
         ws[2].proc.wait(timeout=20)
         wait_for(lambda: settled(d, "kv", 12, 1), 10, what="leave")
         spans = ownership({w.node: read_events(w.events) for w in ws}, ended)
-        moved = [p for p, ss in spans.items() if len({s[2] for s in ss}) > 1]
-        assert moved, f"no partition changed owner: {spans}"
+        assert owners_moved(spans), f"no partition changed owner: {spans}"
         bad = overlaps(spans)
-        assert not bad, f"two owners at once (partition, old, new, seconds): {bad}"
-        bad = handovers_without_newer_generation(spans)
+        assert not bad, f"two owners at once (partition, holders, seconds): {bad}"
+        bad = regressions(spans)
         assert not bad, f"a new owner without a higher generation: {bad}"
     finally:
         if paused is not None:

@@ -1,0 +1,121 @@
+"""Strict mode that holds (docs/PROTOCOL.md section 6): no two owners of a replica at once and
+generations that only grow, under network partitions (a TCP fault proxy between the
+coordinator and a worker: faultproxy.py), re-registration and removal. Real shardzd, real
+worker processes (fakeworker.py with --log-leases); ownership is computed from the workers' own
+logs by ownership.py, each holder's ownership cut where its lease could lapse. The first two
+tests check the tools themselves: the proxy's modes and the checker's verdicts on hand-made
+logs.
+Usage: test_strict.py SHARDZD_BINARY"""
+import http.server
+import socket
+import sys
+import threading
+import time
+import urllib.request
+
+from faultproxy import BLACKHOLE, DELAY, PASS, RESET, Link, Proxy
+from harness import Daemon, Worker, free_port, run, settled, wait_for
+from ownership import check, overlaps, ownership, owners_moved, regressions
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else None
+FAST = {"ping_interval_ms": 100, "dead_after_ms": 500}
+
+
+def node_state(d, ns, node):
+    return d.call("GET", f"/v1/namespaces/{ns}/nodes/{node}")[1]["state"]
+
+
+def cut_off_worker(d, ns, node, extra=()):
+    """A worker reached only through a Link (both directions proxied): returns (worker, link)."""
+    port = free_port()
+    link = Link(d.port, port)
+    w = Worker(d, ns, node, port=port, coordinators=link.to_coordinator.address,
+               extra=["--log-leases", "--advertise", link.to_worker.address] + list(extra))
+    return w, link
+
+
+def test_fault_proxy_modes():
+    """pass forwards; blackhole answers nothing (and the bytes are seen dropped); delay
+    forwards late and in order; reset closes connections with an error; pass again heals."""
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            body = self.path.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    px = Proxy(f"127.0.0.1:{srv.server_address[1]}")
+    url = f"http://{px.address}"
+    try:
+        def get(path, timeout=2):
+            with urllib.request.urlopen(url + path, timeout=timeout) as r:
+                return r.read().decode()
+        assert get("/a") == "/a"
+        px.set(BLACKHOLE)
+        t0 = time.time()
+        try:
+            get("/b", timeout=0.5)
+            raise AssertionError("a black-holed request was answered")
+        except (socket.timeout, OSError):
+            pass
+        assert time.time() - t0 >= 0.45 and px.dropped > 0, px.dropped
+        px.set(DELAY, 0.3)
+        t0 = time.time()
+        assert get("/c") == "/c"
+        assert time.time() - t0 >= 0.3 and px.delayed > 0
+        px.set(RESET)
+        try:
+            get("/d")
+            raise AssertionError("a reset link answered")
+        except OSError:
+            pass
+        px.set(PASS)
+        assert get("/e") == "/e"
+    finally:
+        px.stop()
+        srv.shutdown()
+
+
+def test_ownership_checker():
+    """The checker's verdicts on hand-made logs: a lease cuts a paused holder's ownership; an
+    overlap and a lower generation are reported; replicas 3 allows three holders, not four; a
+    second process of one node id needs a higher generation; a positive case passes."""
+    def ev(t, op, p=None, g=0, until=None):
+        e = {"t": t, "op": op, "partition": p, "generation": g}
+        if until is not None:
+            e["until"] = until
+        return e
+    # a: serves p at gen 1, lease until 2, logs its delete late (paused) at 5; b serves at 3
+    good = {"a": [ev(0, "lease", until=2), ev(0.1, "serve", "p", 1), ev(5, "delete", "p", 1)],
+            "b": [ev(2.5, "lease", until=10), ev(3, "serve", "p", 2)]}
+    spans = ownership(good, {"b": 10})
+    assert spans["p"] == [(0.1, 2, "a", 1), (3, 10, "b", 2)], spans
+    assert not overlaps(spans) and not regressions(spans) and owners_moved(spans) == ["p"]
+    # b starts before a's lease ran out, with a lower generation
+    bad = {"a": [ev(0, "lease", until=4), ev(0.1, "serve", "p", 3)],
+           "b": [ev(2.5, "lease", until=10), ev(3, "serve", "p", 1)]}
+    spans = ownership(bad, {"a": 20, "b": 10})
+    assert overlaps(spans) == [("p", ["a", "b"], 1.0)], overlaps(spans)
+    assert regressions(spans) == [("p", "a", 3, "b", 1)], regressions(spans)
+    three = {h: [ev(0, "lease", until=10), ev(0.1 * i, "serve", "p", 1)]
+             for i, h in enumerate("abc")}
+    spans = ownership(three, {})
+    assert not overlaps(spans, 3) and overlaps(spans, 2) and not regressions(spans, 3)
+    three["d"] = [ev(5, "lease", until=10), ev(6, "serve", "p", 2)]
+    assert overlaps(ownership(three, {}), 3), "four holders at once with replicas 3"
+    twins = {"w1": [ev(0, "lease", until=3), ev(0.1, "serve", "p", 3)],
+             "w1#2": [ev(4, "lease", until=9), ev(4.1, "serve", "p", 3)]}
+    spans = ownership(twins, {})
+    assert not overlaps(spans, 3) and regressions(spans, 3) == [("p", "w1", 3, "w1#2", 3)]
+
+
+if __name__ == "__main__":
+    run([test_fault_proxy_modes, test_ownership_checker])
