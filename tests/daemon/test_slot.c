@@ -213,6 +213,44 @@ static void test_strict_holder_rules(void **state)
     run(true, t);
 }
 
+/* Strict: a vacated slot (nowhere to go) does not forget its holder: a dead owner may serve
+ * until its lease ends. It stays the slot's holder, told to drop; a move to a node that joins
+ * later waits for it (pending) until its lease ran out. A holder that comes back and answers
+ * without the replica empties the slot (no move was in flight: nothing is done); vacating
+ * again keeps the same holder; a holder that left is forgotten at once. */
+static void test_strict_vacate_keeps_holder(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        /* op      a  b   owner st gen prev st pgen push      watch st dn pend */
+        {MOVE, 0, 1, 0, A, 1, -1, N, 0, B(0), -1, 1, 0, 0},
+        {SERVING, 0, 1, 0, S, 1, -1, N, 0, 0, -1, 0, 1, 0},
+        {NODE, 0, SZD_NODE_DEAD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+        {MOVE, -1, 2, -1, N, 0, 0, D, 1, B(0), 0, 0, 0, 0},
+        {MOVE, -1, 3, -1, N, 0, 0, D, 1, B(0), 0, 0, 0, 0},   /* vacated again: same holder */
+        {MOVE, 1, 4, 1, P, 4, 0, D, 1, B(0) | B(1), 0, 1, 0, 0}, /* the joiner waits */
+        {SERVING, 1, 4, 1, P, 4, 0, D, 1, 0, -1, 0, 0, 0},
+        {GONE, 0, 0, 1, A, 4, -1, N, 0, B(1), -1, 0, 0, 0},   /* its lease ran out */
+        {SERVING, 1, 4, 1, S, 4, -1, N, 0, 0, -1, 0, 1, 0},
+        /* the owner is cut off again, vacated; it comes back and answers without it */
+        {NODE, 1, SZD_NODE_DEAD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+        {MOVE, -1, 5, -1, N, 0, 1, D, 4, B(1), 1, 0, 0, 0},
+        {NODE, 1, SZD_NODE_ALIVE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+        {DROPPED, 1, 1, -1, N, 0, 1, D, 4, 0, -1, 0, 0, 1},  /* still serves it */
+        {DROPPED, 1, 0, -1, N, 0, -1, N, 0, 0, -1, 0, 0, 0}, /* empty, nothing done */
+        /* a holder gone with no owner waiting: empty, nothing done */
+        {MOVE, 2, 6, 2, A, 6, -1, N, 0, B(2), -1, 1, 0, 0},
+        {MOVE, -1, 7, -1, N, 0, 2, D, 6, B(2), 2, 0, 0, 0},
+        {GONE, 2, 0, -1, N, 0, -1, N, 0, 0, -1, 0, 0, 0},
+        /* a holder that left holds nothing: vacating forgets it */
+        {MOVE, 3, 8, 3, A, 8, -1, N, 0, B(3), -1, 1, 0, 0},
+        {NODE, 3, SZD_NODE_LEFT, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+        {MOVE, -1, 9, -1, N, 0, -1, N, 0, B(3), -1, 0, 0, 0},
+        END,
+    };
+    run(true, t);
+}
+
 /* clang-format on */
 
 int main(void)
@@ -224,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_strict_break_before_make),
         cmocka_unit_test(test_strict_dead_and_left_holders),
         cmocka_unit_test(test_strict_holder_rules),
+        cmocka_unit_test(test_strict_vacate_keeps_holder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

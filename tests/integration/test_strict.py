@@ -117,5 +117,47 @@ def test_ownership_checker():
     assert not overlaps(spans, 3) and regressions(spans, 3) == [("p", "w1", 3, "w1#2", 3)]
 
 
+def strict_vacated_slot(replicas):
+    """Case 1: a strict namespace with exactly `replicas` workers; one is cut off (not killed)
+    and declared dead; with no free node its slot is vacated. A new worker then joins: it may
+    serve only once the cut-off holder's lease has certainly run out."""
+    d = Daemon(BIN).start()
+    ws, link = [], None
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=replicas, partitions=4,
+                                              consistency="strict", lease_ms=3000, **FAST))
+        ws = [Worker(d, "kv", f"w{i}", extra=["--log-leases"]) for i in range(replicas - 1)]
+        cut, link = cut_off_worker(d, "kv", f"w{replicas - 1}")
+        ws.append(cut)
+        wait_for(lambda: settled(d, "kv", 4, replicas, nodes=replicas), 15, what="placement")
+        held = set(cut.served())
+        assert held, f"{cut.node} serves nothing: the cut would test nothing"
+        link.set(BLACKHOLE)
+        wait_for(lambda: node_state(d, "kv", cut.node) == "dead", 10, what="declared dead")
+        ws.append(Worker(d, "kv", "wn", extra=["--log-leases"]))
+        # the newcomer takes the cut-off worker's replicas (it serves them: positive control)
+        wait_for(lambda: held <= set(ws[-1].served()), 20, what="the newcomer serves")
+        wait_for(lambda: not cut.served(), 10, what="the cut-off worker's lease drop")
+        spans, bad, regress = check({w.holder: w.events for w in ws}, replicas)
+        assert set(owners_moved(spans)) >= held, spans
+        assert not bad, f"more than {replicas} owners at once (partition, holders, s): {bad}"
+        assert not regress, f"generations went backwards: {regress}"
+    finally:
+        if link:
+            link.stop()
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+def test_strict_vacated_slot_keeps_holder_r1():
+    strict_vacated_slot(1)
+
+
+def test_strict_vacated_slot_keeps_holder_r3():
+    strict_vacated_slot(3)
+
+
 if __name__ == "__main__":
-    run([test_fault_proxy_modes, test_ownership_checker])
+    run([test_fault_proxy_modes, test_ownership_checker, test_strict_vacated_slot_keeps_holder_r1,
+         test_strict_vacated_slot_keeps_holder_r3])

@@ -57,6 +57,22 @@ static uint8_t state_of(const szd_slot_env *env, int32_t i)
     return env->node_state(env->ctx, i);
 }
 
+/* Strict mode: the node that may hold the replica now, or -1: the old owner still told to
+ * drop it, else the owner (serving, or adding: its push may be in flight and it may be
+ * serving already); a node that left holds nothing. */
+static int32_t strict_holder(const szd_slot *sl, const szd_slot_env *env)
+{
+    int32_t holder = -1;
+    if (sl->prev >= 0 && (sl->prev_state == SZD_R_DROPPING || sl->prev_state == SZD_R_SERVING))
+        holder = sl->prev;
+    else if (sl->owner >= 0 &&
+             (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
+        holder = sl->owner;
+    if (holder >= 0 && state_of(env, holder) == SZD_NODE_LEFT)
+        holder = -1;
+    return holder;
+}
+
 void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t gen, uint8_t reason,
                    int64_t now, szd_slot_out *out)
 {
@@ -65,20 +81,31 @@ void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t g
     push(out, sl->prev);
     push(out, to);
     out->changed = true;
+    /* a node that keeps the replica for a while keeps the generation it was given */
+    int32_t old_prev = sl->prev;
+    uint64_t old_gen = sl->generation, old_prev_gen = sl->prev_generation;
+#define GEN_OF(node) ((node) == old_prev ? old_prev_gen : old_gen)
     if (to < 0) {
-        /* vacated: nowhere to go; in strict mode a dead owner may still be serving until
-         * its lease ends, which the routing no longer shows anyway */
+        /* Vacated: nowhere to go. Strict mode: the node that may hold the replica (a dead
+         * owner serving until its lease ends, an owner cut off) is not forgotten: it stays the
+         * slot's holder, told to drop, until it answered without it or its lease certainly
+         * ended (szd_slot_dropped, szd_slot_holder_gone); a later owner waits for that. */
+        int32_t holder = env->strict ? strict_holder(sl, env) : -1;
         szd_slot_init(sl);
+        if (holder >= 0) {
+            sl->prev = holder;
+            sl->prev_state = SZD_R_DROPPING;
+            sl->prev_generation = GEN_OF(holder);
+            sl->started_ms = now;
+            sl->reason = reason;
+            out->drop_watch = holder;
+        }
         return;
     }
     if (sl->owner == to && sl->owner_state != SZD_R_NONE)
         return;
     out->started = true;
     sl->reason = reason;
-    /* a node that keeps the replica for a while keeps the generation it was given */
-    int32_t old_prev = sl->prev;
-    uint64_t old_gen = sl->generation, old_prev_gen = sl->prev_generation;
-#define GEN_OF(node) ((node) == old_prev ? old_prev_gen : old_gen)
     sl->generation = gen;
     sl->started_ms = now;
     if (cur == to && !env->strict) {
@@ -91,18 +118,10 @@ void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t g
         return;
     }
     if (env->strict) {
-        /* Break before make. The node that may hold the replica now: the old owner still
-         * told to drop it, else the owner (serving, or adding: its push may be in flight
-         * and it may be serving already). It must be rid of it before the new one starts;
-         * a dead holder is waited for until its lease ends (szd_slot_holder_gone). */
-        int32_t holder = -1;
-        if (sl->prev >= 0 && (sl->prev_state == SZD_R_DROPPING || sl->prev_state == SZD_R_SERVING))
-            holder = sl->prev;
-        else if (sl->owner >= 0 &&
-                 (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
-            holder = sl->owner;
-        if (holder >= 0 && state_of(env, holder) == SZD_NODE_LEFT)
-            holder = -1;
+        /* Break before make. The node that may hold the replica now (strict_holder) must be
+         * rid of it before the new one starts; a dead holder is waited for until its lease
+         * ends (szd_slot_holder_gone). */
+        int32_t holder = strict_holder(sl, env);
         sl->owner = to;
         if (holder < 0 || holder == to) {
             sl->prev = -1;
@@ -175,7 +194,7 @@ void szd_slot_holder_gone(szd_slot *sl, int32_t me, szd_slot_out *out)
     if (sl->owner_state == SZD_R_PENDING) {
         sl->owner_state = SZD_R_ADDING; /* strict: the old owner stopped; the new one starts */
         push(out, sl->owner);
-    } else {
+    } else if (sl->owner >= 0) {
         out->done = true;
-    }
+    } /* else a vacated slot's holder is gone: the slot is empty, no move was in flight */
 }

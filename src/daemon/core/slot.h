@@ -68,8 +68,10 @@ int32_t szd_slot_serving_node(const szd_slot *sl);
  * next generation `gen` and a reason. Available mode: the node serving traffic keeps it until
  * `to` serves; a move back to that node cancels the move in flight. Strict mode: the node that
  * may hold the replica (the old owner told to drop it, else the owner) must drop it before
- * `to` is told to serve (`to` is pending meanwhile); a node that left holds nothing. A node
- * that keeps the replica for a while keeps the generation it was given. */
+ * `to` is told to serve (`to` is pending meanwhile); a node that left holds nothing. Vacating
+ * a strict slot keeps that holder (prev, dropping, watched) until it dropped or is gone, so a
+ * later move still waits for it. A node that keeps the replica for a while keeps the
+ * generation it was given. */
 void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t gen, uint8_t reason,
                    int64_t now, szd_slot_out *out);
 /* Node `me` serves the replica at generation served_gen: an owner adding it at that
