@@ -204,6 +204,12 @@ typedef struct szd_ns {
     struct szd_range *range;     /* range namespaces: tasks and loading state (range.c), owned */
     struct szd_flight *flights;  /* batches on the store lane for this namespace (persist.c) */
     struct szd_body *state_body; /* its /state serialised, shared by replies (api.c), owned */
+    uint64_t gen_floor;          /* the highest generation a removed partition had: one added
+                                  * (again) starts above it, so a partition id's generations
+                                  * never go backwards (the config record's "generation_floor") */
+    struct szd_ghost *ghosts;    /* strict: holders of removed partitions that may still serve
+                                  * them, until they drop them or their lease ends (ns.c), owned */
+    size_t nghosts, capghosts;
 } szd_ns;
 
 /* ---- high availability (ha.c): the coordinator's role on a shared store ------------- */
@@ -299,6 +305,9 @@ int szd_ns_take_over(szd *d);
 void szd_ns_free_all(szd *d);
 void szd_ns_free(szd_ns *ns);
 json_t *szd_ns_config_json(const szd_ns *ns);
+/* The namespace's config record as stored: its config plus what the store alone keeps
+ * (generation_floor). New reference. */
+json_t *szd_ns_config_record(const szd_ns *ns);
 int szd_ns_config_parse(json_t *j, szd_ns_config *cfg, char *err, size_t errlen);
 json_t *szd_ns_summary_json(const szd_ns *ns);
 

@@ -302,6 +302,13 @@ json_t *szd_ns_config_json(const szd_ns *ns)
     return j;
 }
 
+json_t *szd_ns_config_record(const szd_ns *ns)
+{
+    json_t *j = szd_ns_config_json(ns);
+    json_object_set_new(j, "generation_floor", json_integer((json_int_t)ns->gen_floor));
+    return j;
+}
+
 /* ---- persistence --------------------------------------------------------------------- */
 
 static int runs_cmp(const void *a, const void *b)
@@ -395,7 +402,21 @@ json_t *szd_node_record(const szd_ns *ns, const szd_node *n)
 /* ---- namespaces ---------------------------------------------------------------------- */
 
 static void on_tick(evutil_socket_t fd, short what, void *arg);
+/* Strict mode: a holder of a removed partition (a node that may still serve its replica of
+ * slot `slot` at generation `gen`), kept until it answers without it or its lease has
+ * certainly ended, and given back to the partition's slot if the id is added again
+ * (core/slot.c: szd_slot_holder, szd_slot_held_by). Memory only. */
+typedef struct szd_ghost {
+    char *id;
+    int32_t node;
+    uint16_t slot;
+    uint64_t gen;
+} szd_ghost;
+
 static void mark_all_parts_if_hash(szd_ns *ns);
+static void ghosts_restore(szd_ns *ns, szd_part *p);
+static szd_slot_env slot_env(const szd_ns *ns);
+static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out);
 static void maybe_balance(szd_ns *ns);
 static void on_work(evutil_socket_t fd, short what, void *arg);
 
@@ -457,6 +478,9 @@ void szd_ns_free(szd_ns *ns)
     for (uint32_t i = 0; i < ns->nparts; i++)
         free(ns->parts[i].slots);
     free(ns->parts);
+    for (size_t i = 0; i < ns->nghosts; i++)
+        free(ns->ghosts[i].id);
+    free(ns->ghosts);
     szd_map_free(&ns->node_map);
     szd_map_free(&ns->part_map);
     shardz_sharder_free(ns->sh);
@@ -567,6 +591,7 @@ static int sharder_add_parts(szd_ns *ns, const char *const *ids, size_t n)
         specs[i].replicas = ns->cfg.replicas;
         specs[i].nnodes = ns->cfg.replicas; /* all vacant: placed by the next rebalance */
         specs[i].nodes = vacant;
+        specs[i].generation = ns->gen_floor; /* its first owner gets gen_floor + 1 */
     }
     int rc = shardz_sharder_register_partitions(ns->sh, specs, n);
     free(specs);
@@ -1136,6 +1161,8 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
     rc = parts_append(ns, (const char *const *)ids, n, ns->cfg.replicas);
     if (rc)
         goto out;
+    for (size_t i = 0; i < n && ns->nghosts > 0; i++)
+        ghosts_restore(ns, &ns->parts[ns->nparts - n + i]);
     mark_all_parts_if_hash(ns); /* slots moved between partitions */
     rc = szd_ns_flush(ns, false, err, errlen, NULL);
     if (rc)
@@ -1172,6 +1199,75 @@ static void mark_dirty(szd_ns *ns, int32_t node, const szd_part *p)
         szd_push_changed(ns->nodes[node], p->id);
 }
 
+/* Forgets the ghosts of partition `id` (NULL: any) held by node `node`. */
+static void ghosts_forget(szd_ns *ns, const char *id, int32_t node)
+{
+    for (size_t i = 0; i < ns->nghosts;) {
+        szd_ghost *g = &ns->ghosts[i];
+        if (g->node == node && (!id || strcmp(g->id, id) == 0)) {
+            free(g->id);
+            *g = ns->ghosts[--ns->nghosts];
+        } else {
+            i++;
+        }
+    }
+}
+
+static bool ghost_held(const szd_ns *ns, const char *id, int32_t node)
+{
+    for (size_t i = 0; i < ns->nghosts; i++)
+        if (ns->ghosts[i].node == node && strcmp(ns->ghosts[i].id, id) == 0)
+            return true;
+    return false;
+}
+
+/* p is being removed: each slot's holder that may still serve it is kept as a ghost. */
+static void ghosts_keep(szd_ns *ns, const szd_part *p)
+{
+    szd_slot_env env = slot_env(ns);
+    for (unsigned s = 0; s < p->nrep; s++) {
+        uint64_t gen = 0;
+        int32_t h = szd_slot_holder(&p->slots[s], &env, &gen);
+        if (h < 0)
+            continue;
+        if (ns->nghosts == ns->capghosts) {
+            ns->capghosts = ns->capghosts ? 2 * ns->capghosts : 8;
+            ns->ghosts = szd_xrealloc(ns->ghosts, ns->capghosts * sizeof *ns->ghosts);
+        }
+        char *id = strdup(p->id);
+        if (!id)
+            szd_oom();
+        ns->ghosts[ns->nghosts++] =
+            (szd_ghost){.id = id, .node = h, .slot = (uint16_t)s, .gen = gen};
+        node_drops(ns->nodes[h], p); /* its answers (or its lease) end the ghost */
+        szd_log(ns->d, SZD_INFO,
+                "msg=\"removed partition still held\" ns=%s partition=%s slot=%u node=%s "
+                "generation=%llu",
+                ns->cfg.name, p->id, s, ns->nodes[h]->id, (unsigned long long)gen);
+    }
+}
+
+/* p was added again: the holders of its earlier incarnation that may still serve it hold its
+ * slots (a move waits for them). */
+static void ghosts_restore(szd_ns *ns, szd_part *p)
+{
+    for (size_t i = 0; i < ns->nghosts;) {
+        szd_ghost *g = &ns->ghosts[i];
+        if (strcmp(g->id, p->id) != 0) {
+            i++;
+            continue;
+        }
+        if (g->slot < p->nrep) {
+            szd_slot_out out;
+            szd_slot_out_init(&out);
+            szd_slot_held_by(&p->slots[g->slot], g->node, g->gen, &out);
+            slot_applied(ns, p, g->slot, &out);
+        }
+        free(g->id);
+        *g = ns->ghosts[--ns->nghosts];
+    }
+}
+
 int szd_part_remove(szd_ns *ns, szd_part *p)
 {
     char key[SHARDZ_KEY_BUF];
@@ -1179,15 +1275,39 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     if (len < 0)
         return len;
     const char *id = p->id;
+    /* its generations stay below any the id gets if added again: the floor goes up with the
+     * removal, in the same transaction */
+    uint64_t floor = ns->gen_floor, gen = 0;
+    (void)shardz_sharder_generation(ns->sh, id, &gen);
+    floor = gen > floor ? gen : floor;
+    for (unsigned s = 0; s < p->nrep; s++) {
+        floor = p->slots[s].generation > floor ? p->slots[s].generation : floor;
+        floor = p->slots[s].prev_generation > floor ? p->slots[s].prev_generation : floor;
+    }
+    char ckey[SHARDZ_KEY_BUF];
+    int clen = shardz_key_build(ckey, sizeof ckey, SHARDZ_KEY_CONFIG, ns->cfg.name, NULL);
+    if (clen < 0)
+        return clen;
+    uint64_t old_floor = ns->gen_floor;
+    ns->gen_floor = floor;
+    json_t *rec = szd_ns_config_record(ns);
+    char *cfg = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    ns->gen_floor = old_floor;
+    if (!cfg)
+        szd_oom();
     /* the store first: a removal that did not reach it changes nothing */
-    shardz_op op = {SHARDZ_OP_DELETE, key, (size_t)len, NULL, 0, 0};
+    shardz_op ops[2] = {{SHARDZ_OP_DELETE, key, (size_t)len, NULL, 0, 0},
+                        {SHARDZ_OP_PUT, ckey, (size_t)clen, cfg, strlen(cfg), 0}};
     char detail[256];
-    int rc = szd_store_txn(ns->d, &op, 1, detail, sizeof detail);
+    int rc = szd_store_txn(ns->d, ops, floor > old_floor ? 2 : 1, detail, sizeof detail);
+    free(cfg);
     if (rc) {
         szd_log(ns->d, SZD_ERROR, "msg=\"store delete failed\" key=%s err=%s detail=\"%s\"", key,
                 shardz_err_name(rc), detail);
         return rc;
     }
+    ns->gen_floor = floor;
     rc = shardz_sharder_unregister_partitions(ns->sh, &id, 1);
     if (rc && !(rc == SHARDZ_ENOENT && szd_is_range(ns))) /* a range task unregistered it */
         return rc;
@@ -1195,6 +1315,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
         mark_dirty(ns, p->slots[s].owner, p);
         mark_dirty(ns, p->slots[s].prev, p);
     }
+    ghosts_keep(ns, p);
     szd_event(ns, "partitions-removed", json_pack("{s:s}", "partition", p->id));
     uint32_t idx = (uint32_t)(p - ns->parts);
     free(p->slots); /* the id goes with it */
@@ -1396,8 +1517,11 @@ int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like)
         owners[s] = at[s] >= 0 ? ns->nodes[at[s]]->id : NULL;
         vacant |= at[s] < 0;
     }
-    shardz_partition_spec spec = {
-        .id = id, .replicas = nrep, .nnodes = nrep, .nodes = owners, .generation = 1};
+    shardz_partition_spec spec = {.id = id,
+                                  .replicas = nrep,
+                                  .nnodes = nrep,
+                                  .nodes = owners,
+                                  .generation = ns->gen_floor + 1};
     int rc = shardz_sharder_register_partitions(ns->sh, &spec, 1);
     if (rc == 0) {
         rc = parts_append(ns, &id, 1, nrep);
@@ -1516,8 +1640,12 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
     for (size_t i = 0; i < n->drops.cap; i++) {
         const char *id = n->drops.slots[i];
         szd_part *p = id ? szd_part_find(ns, id) : NULL;
-        if (p && check_drops(ns, p, me, json_object_get(served, id) != NULL, &changed) &&
-            !szd_idset_add(&keep, id)) {
+        bool still = id && json_object_get(served, id) != NULL;
+        bool pending = p ? check_drops(ns, p, me, still, &changed)
+                         : id && still && ghost_held(ns, id, me); /* removed, still served */
+        if (id && !p && !pending)
+            ghosts_forget(ns, id, me);
+        if (pending && !szd_idset_add(&keep, id)) {
             szd_oom();
         }
     }
@@ -1538,9 +1666,14 @@ void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving, const cha
     json_t *served = served_map(ns, n, serving);
     for (size_t i = 0; i < nnamed; i++) {
         szd_part *p = szd_part_find(ns, named[i]);
-        if (!p)
-            continue; /* removed meanwhile */
         json_t *gen = json_object_get(served, named[i]);
+        if (!p) { /* removed: a holder that no longer serves it is rid of it */
+            if (!gen || !ghost_held(ns, named[i], me)) {
+                ghosts_forget(ns, named[i], me);
+                szd_idset_remove(&n->drops, named[i]);
+            }
+            continue;
+        }
         if (gen)
             changed |= ack_serving(ns, p, me, (uint64_t)json_integer_value(gen));
         if (!check_drops(ns, p, me, gen != NULL, &changed))
@@ -1645,6 +1778,7 @@ static void expire_leases(szd_ns *ns)
                     szd_ns_changed(ns);
             }
         }
+        ghosts_forget(ns, NULL, (int32_t)i);
         szd_idset_clear(&old->drops); /* its lease ran out: it holds nothing any more */
     }
 }
@@ -2171,6 +2305,9 @@ static void load_records(szd *d, shardz_range *const *pages)
                 if (lrc == 0 && pass == 0) {
                     szd_ns_config cfg;
                     char err[256];
+                    /* what the store alone keeps is not config (szd_ns_config_record) */
+                    json_int_t floor = json_integer_value(json_object_get(j, "generation_floor"));
+                    json_object_del(j, "generation_floor");
                     lrc = szd_ns_config_parse(j, &cfg, err, sizeof err);
                     szd_ns *ns = NULL;
                     if (lrc == 0 && !szd_ns_find(d, cfg.name)) {
@@ -2178,6 +2315,8 @@ static void load_records(szd *d, shardz_range *const *pages)
                         lrc = ns ? ns_attach(d, ns) : SHARDZ_ENOMEM;
                         if (lrc && ns)
                             szd_ns_free(ns);
+                        else if (ns)
+                            ns->gen_floor = floor > 0 ? (uint64_t)floor : 0;
                     }
                 } else if (lrc == 0) {
                     szd_ns *ns = szd_ns_find(d, kp.ns);

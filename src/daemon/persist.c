@@ -43,7 +43,7 @@ static int collect(szd_ns *ns, bool config, szd_batch **out)
     szd_batch *b = szd_batch_new();
     int rc = b ? 0 : SHARDZ_ENOMEM;
     if (rc == 0 && config)
-        rc = put_json(b, SHARDZ_KEY_CONFIG, ns, NULL, szd_ns_config_json(ns));
+        rc = put_json(b, SHARDZ_KEY_CONFIG, ns, NULL, szd_ns_config_record(ns));
     for (uint32_t i = 0; i < ns->nnodes && rc == 0 && ns->nodes_dirty; i++)
         if (ns->nodes[i]->record_dirty)
             rc = put_json(b, SHARDZ_KEY_NODE, ns, ns->nodes[i]->id,

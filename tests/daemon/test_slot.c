@@ -13,12 +13,14 @@
 
 #include "daemon/core/slot.h"
 
-typedef enum { MOVE, SERVING, DROPPED, GONE, NODE } op;
+typedef enum { MOVE, SERVING, DROPPED, GONE, NODE, HOLDER, HELD } op;
 
 enum { N = SZD_R_NONE, P = SZD_R_PENDING, A = SZD_R_ADDING, S = SZD_R_SERVING, D = SZD_R_DROPPING };
 
 /* One step. MOVE: a = to, b = generation. SERVING: a = node, b = generation served. DROPPED:
  * a = node, b = still serving (1) or not (0). GONE: a = node. NODE: a = node, b = its state.
+ * HOLDER: the slot's holder as a removal keeps it must be node a at generation b (the slot is
+ * then emptied, as the removal frees it). HELD: a vacant slot given holder a at generation b.
  * Then the slot (owner, its state and generation; prev, its state and generation), the nodes
  * pushed (a bit per node), the node to watch for a drop (-1), started, done, and (DROPPED)
  * whether it still has to drop. */
@@ -74,6 +76,18 @@ static void run(bool strict, const step *t)
         case NODE:
             states[s->a] = (uint8_t)s->b;
             continue;
+        case HOLDER: {
+            uint64_t g = 0;
+            int32_t h = szd_slot_holder(&sl, &env, &g);
+            if (h != s->a || (long long)g != s->b)
+                fail_msg("step %zu: holder %d gen %llu; want %d gen %lld", i, h,
+                         (unsigned long long)g, s->a, s->b);
+            szd_slot_init(&sl);
+            break;
+        }
+        case HELD:
+            szd_slot_held_by(&sl, s->a, (uint64_t)s->b, &out);
+            break;
         }
         unsigned pushed = 0;
         for (int k = 0; k < 3; k++)
@@ -251,6 +265,47 @@ static void test_strict_vacate_keeps_holder(void **state)
     run(true, t);
 }
 
+/* Strict: a partition removed while its holder may still serve (the owner, or the old owner
+ * told to drop) keeps that holder; added again, its slot starts with the holder told to drop
+ * and a move waits for it (until it drops or its lease ran out). Vacant slots, pending
+ * owners and nodes that left hold nothing; HELD on a slot that is not vacant changes nothing. */
+static void test_strict_removed_partition_keeps_holder(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        /* op      a  b   owner st gen prev st pgen push      watch st dn pend */
+        {HOLDER, -1, 0, -1, N, 0, -1, N, 0, 0, -1, 0, 0, 0},             /* vacant: none */
+        {MOVE, 0, 3, 0, A, 3, -1, N, 0, B(0), -1, 1, 0, 0},
+        {HOLDER, 0, 3, -1, N, 0, -1, N, 0, 0, -1, 0, 0, 0},              /* adding: it may serve */
+        {HELD, 0, 3, -1, N, 0, 0, D, 3, B(0), 0, 0, 0, 0},               /* added again */
+        {HELD, 1, 9, -1, N, 0, 0, D, 3, 0, -1, 0, 0, 0},                 /* not vacant: no */
+        {MOVE, 1, 4, 1, P, 4, 0, D, 3, B(0) | B(1), 0, 1, 0, 0},          /* waits for it */
+        {HOLDER, 0, 3, -1, N, 0, -1, N, 0, 0, -1, 0, 0, 0},              /* removed again */
+        {HELD, 0, 3, -1, N, 0, 0, D, 3, B(0), 0, 0, 0, 0},
+        {MOVE, 1, 5, 1, P, 5, 0, D, 3, B(0) | B(1), 0, 1, 0, 0},
+        {GONE, 0, 0, 1, A, 5, -1, N, 0, B(1), -1, 0, 0, 0},
+        {HOLDER, 1, 5, -1, N, 0, -1, N, 0, 0, -1, 0, 0, 0},              /* adding: it may serve */
+        {MOVE, 2, 6, 2, A, 6, -1, N, 0, B(2), -1, 1, 0, 0},
+        {NODE, 2, SZD_NODE_LEFT, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+        {HOLDER, -1, 0, -1, N, 0, -1, N, 0, 0, -1, 0, 0, 0},             /* it left: none */
+        END,
+    };
+    run(true, t);
+}
+
+/* Available mode keeps no holder of a removed partition (a new owner starts at once). */
+static void test_available_removed_partition_no_holder(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        {MOVE, 0, 1, 0, A, 1, -1, N, 0, B(0), -1, 1, 0, 0},
+        {SERVING, 0, 1, 0, S, 1, -1, N, 0, 0, -1, 0, 1, 0},
+        {HOLDER, -1, 0, -1, N, 0, -1, N, 0, 0, -1, 0, 0, 0},
+        END,
+    };
+    run(false, t);
+}
+
 /* clang-format on */
 
 int main(void)
@@ -263,6 +318,8 @@ int main(void)
         cmocka_unit_test(test_strict_dead_and_left_holders),
         cmocka_unit_test(test_strict_holder_rules),
         cmocka_unit_test(test_strict_vacate_keeps_holder),
+        cmocka_unit_test(test_strict_removed_partition_keeps_holder),
+        cmocka_unit_test(test_available_removed_partition_no_holder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 from faultproxy import BLACKHOLE, DELAY, PASS, RESET, Link, Proxy
-from harness import Daemon, Worker, free_port, run, settled, wait_for
+from harness import Daemon, Worker, free_port, read_events, routing, run, settled, wait_for
 from ownership import check, overlaps, ownership, owners_moved, regressions
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else None
@@ -158,6 +158,84 @@ def test_strict_vacated_slot_keeps_holder_r3():
     strict_vacated_slot(3)
 
 
+def served_generations(w, partition):
+    """The generations worker w was told to serve `partition` at, in order (its own log)."""
+    return [e["generation"] for e in read_events(w.events)
+            if e["op"] == "serve" and e["partition"] == partition]
+
+
+def test_strict_removed_partition_keeps_holder():
+    """Case 3, strict: a worker holding partition X is cut off and drained; X is removed and
+    added again at once. The cut-off holder may serve X until its lease ends: the new owner
+    starts only after that, with a higher generation than the cut-off one's."""
+    d = Daemon(BIN).start()
+    ws, link = [], None
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=["x", "y"],
+                                              consistency="strict", lease_ms=3000, **FAST))
+        cut, link = cut_off_worker(d, "kv", "w1")
+        ws = [cut, Worker(d, "kv", "w0", extra=["--log-leases"])]
+        r = wait_for(lambda: settled(d, "kv", 2, 1, nodes=2), 15, what="placement")
+        x = next(p for p, nodes in r.items() if nodes == ["w1"])
+        assert x in cut.served(), "w1 does not serve its partition: the cut would test nothing"
+        link.set(BLACKHOLE)
+        d.call("POST", "/v1/namespaces/kv/nodes/w1/drain", {})
+        d.call("DELETE", f"/v1/namespaces/kv/partitions/{x}")
+        d.call("POST", "/v1/namespaces/kv/partitions", {"ids": [x]})
+        # positive control: w0 gets it (once the cut-off holder's lease certainly ended)
+        wait_for(lambda: served_generations(ws[1], x), 20, what="w0 serves the partition")
+        wait_for(lambda: not cut.served(), 10, what="the cut-off worker's lease drop")
+        spans, bad, regress = check({w.holder: w.events for w in ws}, 1)
+        assert x in owners_moved(spans), spans
+        assert not bad, f"two owners at once (partition, holders, s): {bad}"
+        assert not regress, f"generations went backwards: {regress}"
+    finally:
+        if link:
+            link.stop()
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+def test_generations_survive_remove_readd_and_restart():
+    """Case 3, both modes: a partition removed and added again (across a coordinator restart
+    in between) is served at a higher generation than it ever had."""
+    for mode in ("available", "strict"):
+        d = Daemon(BIN).start()
+        ws = []
+        try:
+            d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=["x"],
+                                                  consistency=mode, **FAST))
+            ws = [Worker(d, "kv", "w0", extra=["--log-leases"])]
+            wait_for(lambda: settled(d, "kv", 1, 1, nodes=1), 10, what="placement")
+            ws.append(Worker(d, "kv", "w1", extra=["--log-leases"]))
+            # an operator move back and forth raises x's generation above 1
+            for to in ("w1", "w0"):
+                wait_for(lambda: d.call("GET", "/v1/namespaces/kv")[1]["nodes"]["alive"] == 2,
+                         10, what="both alive")
+                d.call("POST", "/v1/namespaces/kv/partitions/x/move", {"slot": 0, "to": to})
+                wait_for(lambda: routing(d, "kv").get("x") == [to] and settled(d, "kv", 1, 1),
+                         15, what=f"x on {to}")
+            before = max(served_generations(ws[0], "x") + served_generations(ws[1], "x"))
+            assert before >= 3, before
+            d.call("DELETE", "/v1/namespaces/kv/partitions/x")
+            wait_for(lambda: not ws[0].served() and not ws[1].served(), 10, what="x dropped")
+            d.stop()
+            d2 = Daemon(BIN, data=d.data)
+            d2.port, d2.base = d.port, d.base
+            d = d2.start()
+            d.call("POST", "/v1/namespaces/kv/partitions", {"ids": ["x"]})
+            wait_for(lambda: ws[0].served().get("x") or ws[1].served().get("x"), 15,
+                     what="x served again")
+            after = (ws[0].served().get("x") or ws[1].served().get("x"))
+            assert after > before, f"{mode}: x served at {after} after {before}: backwards"
+        finally:
+            for w in ws:
+                w.kill9()
+            d.stop()
+
+
 if __name__ == "__main__":
     run([test_fault_proxy_modes, test_ownership_checker, test_strict_vacated_slot_keeps_holder_r1,
-         test_strict_vacated_slot_keeps_holder_r3])
+         test_strict_vacated_slot_keeps_holder_r3, test_strict_removed_partition_keeps_holder,
+         test_generations_survive_remove_readd_and_restart])

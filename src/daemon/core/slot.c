@@ -198,3 +198,22 @@ void szd_slot_holder_gone(szd_slot *sl, int32_t me, szd_slot_out *out)
         out->done = true;
     } /* else a vacated slot's holder is gone: the slot is empty, no move was in flight */
 }
+
+int32_t szd_slot_holder(const szd_slot *sl, const szd_slot_env *env, uint64_t *gen)
+{
+    int32_t holder = env->strict ? strict_holder(sl, env) : -1;
+    *gen = holder < 0 ? 0 : holder == sl->prev ? sl->prev_generation : sl->generation;
+    return holder;
+}
+
+void szd_slot_held_by(szd_slot *sl, int32_t holder, uint64_t gen, szd_slot_out *out)
+{
+    if (holder < 0 || sl->owner >= 0 || sl->prev >= 0)
+        return;
+    sl->prev = holder;
+    sl->prev_state = SZD_R_DROPPING;
+    sl->prev_generation = gen;
+    out->drop_watch = holder;
+    out->changed = true;
+    push(out, holder);
+}

@@ -87,6 +87,17 @@ bool szd_slot_dropped(szd_slot *sl, int32_t me, bool still_served, szd_slot_out 
  * As if it had dropped. */
 void szd_slot_holder_gone(szd_slot *sl, int32_t me, szd_slot_out *out);
 
+/* Strict mode, the slot of a partition being removed: the node that may hold its replica (as
+ * a move would wait for it), or -1 (none; a node that left; always -1 in available mode), with
+ * the generation it holds in *gen. A holder is forgotten only once its lease has certainly
+ * passed: the caller keeps it while the partition is gone, and gives it back to the slot of a
+ * partition added again under that id (szd_slot_held_by). */
+int32_t szd_slot_holder(const szd_slot *sl, const szd_slot_env *env, uint64_t *gen);
+/* A vacant slot whose replica node `holder` may still hold at generation `gen` (a removed
+ * partition added again): the holder is told to drop it (prev, dropping, watched), and a move
+ * to another node waits for it as for any strict holder. */
+void szd_slot_held_by(szd_slot *sl, int32_t holder, uint64_t gen, szd_slot_out *out);
+
 const char *szd_rstate_name(szd_rstate st);
 const char *szd_node_state_name(szd_node_state st);
 
