@@ -187,6 +187,10 @@ int shardz_sharder_partition_for_key(const shardz_sharder *s, const void *key, s
                                      const char **partition);
 /* A partition's generation: a fencing token bumped whenever its assignment changes. */
 int shardz_sharder_generation(const shardz_sharder *s, const char *partition, uint64_t *gen);
+/* Raises a partition's generation by one without moving it (its holder changed identity, for
+ * instance a restarted worker process) and stores the new one in *gen. SHARDZ_ENOENT for an
+ * unknown partition (nothing changed). */
+int shardz_sharder_bump_generation(shardz_sharder *s, const char *partition, uint64_t *gen);
 /* Fills *st with the current counters. */
 void shardz_sharder_get_stats(const shardz_sharder *s, shardz_sharder_stats *st);
 

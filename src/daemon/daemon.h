@@ -133,6 +133,10 @@ typedef struct szd_node {
                         * runs out) */
     bool record_dirty; /* its store record must be written */
     bool drained;      /* an operator drained it: it keeps no replicas until undrained */
+    char incarnation[SHARDZ_MAX_ID + 1]; /* the process registered under the id ("": none
+                                          * said; docs/PROTOCOL.md 4.1) */
+    int64_t retired_until_ms; /* strict: an earlier process of this node may hold replicas
+                               * (retired slots) until then; 0: none */
 } szd_node;
 
 typedef struct {

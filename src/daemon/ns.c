@@ -26,11 +26,12 @@ static const char *part_key(const void *ctx, uint32_t i)
     return ((const szd_ns *)ctx)->parts[i].id;
 }
 
-static const char *const rstate_names[] = {"none", "pending", "adding", "serving", "dropping"};
+static const char *const rstate_names[] = {"none",    "pending",  "adding",
+                                           "serving", "dropping", "retired"};
 
 static int rstate_parse(const char *s)
 {
-    for (int i = 0; s && i <= SZD_R_DROPPING; i++)
+    for (int i = 0; s && i <= SZD_R_RETIRED; i++)
         if (strcmp(s, rstate_names[i]) == 0)
             return i;
     return -1;
@@ -395,8 +396,12 @@ json_t *szd_node_record(const szd_ns *ns, const szd_node *n)
     json_t *cap = json_object();
     for (size_t i = 0; i < n->ncap; i++)
         json_object_set_new(cap, ns->cfg.dims[i], json_real(n->cap[i]));
-    return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "id", n->id, "address", n->address, "zone",
-                     n->zone, "capacity", cap, "leaving", n->leaving, "drained", n->drained);
+    json_t *rec =
+        json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "id", n->id, "address", n->address, "zone",
+                  n->zone, "capacity", cap, "leaving", n->leaving, "drained", n->drained);
+    if (n->incarnation[0])
+        json_object_set_new(rec, "incarnation", json_string(n->incarnation));
+    return rec;
 }
 
 /* ---- namespaces ---------------------------------------------------------------------- */
@@ -410,6 +415,7 @@ typedef struct szd_ghost {
     char *id;
     int32_t node;
     uint16_t slot;
+    bool retired; /* an earlier process of the node holds it (SZD_R_RETIRED) */
     uint64_t gen;
 } szd_ghost;
 
@@ -418,6 +424,7 @@ static void ghosts_restore(szd_ns *ns, szd_part *p);
 static szd_slot_env slot_env(const szd_ns *ns);
 static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out);
 static void maybe_balance(szd_ns *ns);
+static int32_t idx_of(const szd_ns *ns, const szd_node *n);
 static void on_work(evutil_socket_t fd, short what, void *arg);
 
 static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
@@ -918,6 +925,53 @@ static szd_node *node_append(szd_ns *ns, const char *id)
     return n;
 }
 
+/* Node n registers as a new process (incarnation) while its earlier one may live on: that
+ * one is a holder apart (core/slot.c szd_slot_reincarnated). Strict: what it may hold waits
+ * for its lease to end certainly, which runs at the latest from the last lease-granting
+ * message that may reach it (a ping sent until now arrives within its timeout, the ping
+ * interval; pushes as core/lease.c counts them); the new process is given what it owned
+ * with new, higher generations once that lease ended. Costs one pass over the partitions
+ * (a new process is rare; a registration of the same process skips it). */
+static void node_reborn(szd_ns *ns, szd_node *n)
+{
+    int64_t now = szd_now(ns->d);
+    int32_t me = idx_of(ns, n);
+    szd_lease_facts facts = {.last_ok_ms = n->last_ok_ms,
+                             .lease_from_ms = n->lease_from_ms,
+                             .push_reach_ms = n->assign_reach_ms,
+                             .failed_reach_ms = n->reach_ms};
+    int64_t from = szd_lease_from(&facts);
+    from = from > now + ns->cfg.ping_interval_ms ? from : now + ns->cfg.ping_interval_ms;
+    int64_t until = from + ns->cfg.lease_ms;
+    szd_slot_env env = slot_env(ns);
+    size_t touched = 0;
+    for (uint32_t k = 0; k < ns->nparts; k++) {
+        szd_part *p = &ns->parts[k];
+        for (unsigned s = 0; s < p->nrep; s++) {
+            szd_slot *sl = &p->slots[s];
+            if (sl->owner != me && sl->prev != me)
+                continue;
+            uint64_t gen = sl->generation;
+            if (sl->owner == me &&
+                (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
+                (void)shardz_sharder_bump_generation(ns->sh, p->id, &gen);
+            szd_slot_out out;
+            szd_slot_out_init(&out);
+            szd_slot_reincarnated(sl, &env, me, gen, (uint8_t)SHARDZ_REASON_REPAIR, &out);
+            slot_applied(ns, p, s, &out);
+            touched += out.changed;
+        }
+    }
+    if (ns->cfg.strict && touched > 0)
+        n->retired_until_ms = until > n->retired_until_ms ? until : n->retired_until_ms;
+    szd_log(ns->d, SZD_INFO,
+            "msg=\"node restarted as a new process\" ns=%s node=%s replicas=%zu "
+            "old_lease_ends_in_ms=%lld",
+            ns->cfg.name, n->id, touched, (long long)(ns->cfg.strict ? until - now : 0));
+    szd_event(ns, "node-reborn",
+              json_pack("{s:s, s:I}", "node", n->id, "replicas", (json_int_t)touched));
+}
+
 int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_t errlen)
 {
     const char *id = json_string_value(json_object_get(body, "id"));
@@ -938,13 +992,26 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         snprintf(err, errlen, "features must be a list of names");
         return SHARDZ_EINVAL;
     }
+    json_t *incj = json_object_get(body, "incarnation");
+    const char *inc = json_string_value(incj);
+    if (incj && !szd_valid_id(inc)) {
+        snprintf(err, errlen, "incarnation must be 1-%d bytes of [A-Za-z0-9._:-]", SHARDZ_MAX_ID);
+        return SHARDZ_EINVAL;
+    }
     szd_node *n = szd_node_find(ns, id);
+    /* a new process under a known id is a new holder (docs/PROTOCOL.md 4.1): another
+     * incarnation, or, from a worker that says none, another address */
+    bool reborn = n && n->state != SZD_NODE_LEFT &&
+                  (inc ? strcmp(n->incarnation, inc) != 0
+                       : n->incarnation[0] || strcmp(n->address, tmp.address) != 0);
     /* the same worker registering again with nothing new (it lost contact, or restarted at
      * the same address): no change anyone else needs to hear of, so no new revision (routers
      * would all fetch the state again); it still gets its whole set */
-    bool same = n && n->state != SZD_NODE_LEFT && !n->leaving &&
+    bool same = n && !reborn && n->state != SZD_NODE_LEFT && !n->leaving &&
                 strcmp(n->address, tmp.address) == 0 && strcmp(n->zone, tmp.zone) == 0 &&
                 n->ncap == tmp.ncap && memcmp(n->cap, tmp.cap, sizeof n->cap) == 0;
+    if (reborn)
+        node_reborn(ns, n);
     if (n) {
         /* A worker registering again (a restart): new address, same replicas unless it was
          * declared dead or left in the meantime. */
@@ -1000,6 +1067,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         }
         n->dirty = true;
     }
+    snprintf(n->incarnation, sizeof n->incarnation, "%s", inc ? inc : "");
     /* deltas when it speaks them (docs/PROTOCOL.md 4.3; range namespaces: whole sets), from a
      * whole set after every registration */
     n->delta_ok = false;
@@ -1199,12 +1267,13 @@ static void mark_dirty(szd_ns *ns, int32_t node, const szd_part *p)
         szd_push_changed(ns->nodes[node], p->id);
 }
 
-/* Forgets the ghosts of partition `id` (NULL: any) held by node `node`. */
+/* Forgets the ghosts of partition `id` (NULL: any) held by node `node`: its answers or its
+ * lease say it holds them no more. Not those of its earlier process (expire_retired). */
 static void ghosts_forget(szd_ns *ns, const char *id, int32_t node)
 {
     for (size_t i = 0; i < ns->nghosts;) {
         szd_ghost *g = &ns->ghosts[i];
-        if (g->node == node && (!id || strcmp(g->id, id) == 0)) {
+        if (g->node == node && !g->retired && (!id || strcmp(g->id, id) == 0)) {
             free(g->id);
             *g = ns->ghosts[--ns->nghosts];
         } else {
@@ -1213,10 +1282,13 @@ static void ghosts_forget(szd_ns *ns, const char *id, int32_t node)
     }
 }
 
-static bool ghost_held(const szd_ns *ns, const char *id, int32_t node)
+/* Whether node `node` may still hold removed partition `id`: it says it serves it
+ * (`served`), or its earlier process may. */
+static bool ghost_held(const szd_ns *ns, const char *id, int32_t node, bool served)
 {
     for (size_t i = 0; i < ns->nghosts; i++)
-        if (ns->ghosts[i].node == node && strcmp(ns->ghosts[i].id, id) == 0)
+        if (ns->ghosts[i].node == node && strcmp(ns->ghosts[i].id, id) == 0 &&
+            (served || ns->ghosts[i].retired))
             return true;
     return false;
 }
@@ -1227,7 +1299,8 @@ static void ghosts_keep(szd_ns *ns, const szd_part *p)
     szd_slot_env env = slot_env(ns);
     for (unsigned s = 0; s < p->nrep; s++) {
         uint64_t gen = 0;
-        int32_t h = szd_slot_holder(&p->slots[s], &env, &gen);
+        bool retired = false;
+        int32_t h = szd_slot_holder(&p->slots[s], &env, &gen, &retired);
         if (h < 0)
             continue;
         if (ns->nghosts == ns->capghosts) {
@@ -1238,7 +1311,7 @@ static void ghosts_keep(szd_ns *ns, const szd_part *p)
         if (!id)
             szd_oom();
         ns->ghosts[ns->nghosts++] =
-            (szd_ghost){.id = id, .node = h, .slot = (uint16_t)s, .gen = gen};
+            (szd_ghost){.id = id, .node = h, .slot = (uint16_t)s, .retired = retired, .gen = gen};
         node_drops(ns->nodes[h], p); /* its answers (or its lease) end the ghost */
         szd_log(ns->d, SZD_INFO,
                 "msg=\"removed partition still held\" ns=%s partition=%s slot=%u node=%s "
@@ -1260,7 +1333,7 @@ static void ghosts_restore(szd_ns *ns, szd_part *p)
         if (g->slot < p->nrep) {
             szd_slot_out out;
             szd_slot_out_init(&out);
-            szd_slot_held_by(&p->slots[g->slot], g->node, g->gen, &out);
+            szd_slot_held_by(&p->slots[g->slot], g->node, g->gen, g->retired, &out);
             slot_applied(ns, p, g->slot, &out);
         }
         free(g->id);
@@ -1642,7 +1715,7 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
         szd_part *p = id ? szd_part_find(ns, id) : NULL;
         bool still = id && json_object_get(served, id) != NULL;
         bool pending = p ? check_drops(ns, p, me, still, &changed)
-                         : id && still && ghost_held(ns, id, me); /* removed, still served */
+                         : id && ghost_held(ns, id, me, still); /* removed, still held */
         if (id && !p && !pending)
             ghosts_forget(ns, id, me);
         if (pending && !szd_idset_add(&keep, id)) {
@@ -1668,7 +1741,7 @@ void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving, const cha
         szd_part *p = szd_part_find(ns, named[i]);
         json_t *gen = json_object_get(served, named[i]);
         if (!p) { /* removed: a holder that no longer serves it is rid of it */
-            if (!gen || !ghost_held(ns, named[i], me)) {
+            if (!ghost_held(ns, named[i], me, gen != NULL)) {
                 ghosts_forget(ns, named[i], me);
                 szd_idset_remove(&n->drops, named[i]);
             }
@@ -1750,10 +1823,42 @@ void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load)
     }
 }
 
+/* Strict mode: the earlier processes of nodes whose lease certainly ended hold nothing. */
+static void expire_retired(szd_ns *ns, int64_t now)
+{
+    for (uint32_t i = 0; i < ns->nnodes; i++) {
+        szd_node *n = ns->nodes[i];
+        if (n->retired_until_ms == 0 || now < n->retired_until_ms)
+            continue;
+        n->retired_until_ms = 0;
+        for (size_t x = 0; x < n->drops.cap; x++) {
+            szd_part *p = n->drops.slots[x] ? szd_part_find(ns, n->drops.slots[x]) : NULL;
+            for (unsigned s = 0; p && s < p->nrep; s++) {
+                szd_slot_out out;
+                szd_slot_out_init(&out);
+                szd_slot_retired_gone(&p->slots[s], (int32_t)i, &out);
+                slot_applied(ns, p, s, &out);
+                if (out.changed)
+                    szd_ns_changed(ns);
+            }
+        }
+        /* removed partitions its earlier process held */
+        for (size_t g = 0; g < ns->nghosts;) {
+            if (ns->ghosts[g].node == (int32_t)i && ns->ghosts[g].retired) {
+                free(ns->ghosts[g].id);
+                ns->ghosts[g] = ns->ghosts[--ns->nghosts];
+            } else {
+                g++;
+            }
+        }
+    }
+}
+
 /* Strict mode: a dead node whose lease expired no longer holds anything. */
 static void expire_leases(szd_ns *ns)
 {
     int64_t now = szd_now(ns->d);
+    expire_retired(ns, now);
     /* only a dead (or gone) node's pending drops wait for its lease: their partitions only */
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         szd_node *old = ns->nodes[i];
@@ -2047,6 +2152,9 @@ static int load_node(szd_ns *ns, json_t *j)
     node_take_fields(n, &tmp);
     n->leaving = json_is_true(json_object_get(j, "leaving"));
     n->drained = json_is_true(json_object_get(j, "drained"));
+    const char *inc = json_string_value(json_object_get(j, "incarnation"));
+    if (inc && szd_valid_id(inc))
+        snprintf(n->incarnation, sizeof n->incarnation, "%s", inc);
     n->state = n->leaving || n->drained ? SZD_NODE_DRAINING : SZD_NODE_JOINING;
     /* until it answers a ping it counts from now: a worker that is gone is declared dead
      * dead_after_ms after the restart */
@@ -2077,6 +2185,12 @@ static void parse_slots(szd_ns *ns, szd_part *p, json_t *slots, const char **own
         sl->prev_state = (uint8_t)(sl->prev >= 0 && ps > 0 ? ps : SZD_R_NONE);
         if (sl->prev >= 0)
             node_drops(ns->nodes[sl->prev], p);
+        if (sl->prev >= 0 && sl->prev_state == SZD_R_RETIRED) {
+            /* when its earlier process's lease ends is not kept: a full lease from now */
+            szd_node *old = ns->nodes[sl->prev];
+            int64_t until = szd_now(ns->d) + ns->cfg.ping_interval_ms + ns->cfg.lease_ms;
+            old->retired_until_ms = until > old->retired_until_ms ? until : old->retired_until_ms;
+        }
         sl->reason = (uint8_t)(why >= 0 ? why : SHARDZ_REASON_NEW);
         sl->generation = (uint64_t)json_integer_value(json_object_get(e, "generation"));
         sl->prev_generation = (uint64_t)json_integer_value(json_object_get(e, "prev_generation"));

@@ -15,7 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+#include <unistd.h>
+
 #include <arpa/inet.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <event2/event.h>
@@ -86,6 +90,8 @@ struct shardz_worker {
     void *log_user;
     char addr[SZL_HOST_MAX + 16];
     uint16_t port;
+    char
+        incarnation[33]; /* this process, drawn at create: 32 random hex digits (PROTOCOL.md 4.1) */
 
     struct event_base *base;
     struct evhttp *http;
@@ -1126,12 +1132,33 @@ static bool w_has_feature(const json_t *reply, const char *name)
     return false;
 }
 
+/* A new process's incarnation: 16 random bytes in hex (the kernel's generator; should it
+ * fail, the time, the process id and this object's address, mixed). */
+static void w_draw_incarnation(shardz_worker *w)
+{
+    unsigned char b[16];
+    if (getrandom(b, sizeof b, GRND_NONBLOCK) != (ssize_t)sizeof b) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^
+                     ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)w;
+        for (size_t i = 0; i < sizeof b; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b[i] = (unsigned char)x;
+        }
+    }
+    for (size_t i = 0; i < sizeof b; i++)
+        snprintf(w->incarnation + 2 * i, 3, "%02x", b[i]);
+}
+
 static int w_register_once(shardz_worker *w)
 {
     char path[128 + SZL_NS_MAX];
-    json_t *body =
-        json_pack("{s:s, s:s, s:s, s:{}, s:[s]}", "id", w->node, "address", w->addr, "zone",
-                  w->zone != NULL ? w->zone : "", "capacity", "features", "delta");
+    json_t *body = json_pack("{s:s, s:s, s:s, s:{}, s:[s], s:s}", "id", w->node, "address", w->addr,
+                             "zone", w->zone != NULL ? w->zone : "", "capacity", "features",
+                             "delta", "incarnation", w->incarnation);
     json_t *cap = json_object_get(body, "capacity");
     json_t *reply = NULL;
     szl_http_resp resp = {0};
@@ -1390,6 +1417,7 @@ int shardz_worker_create(const shardz_worker_config *cfg, shardz_worker **out)
     w->coordinator = strdup(cfg->coordinator);
     w->ns = strdup(cfg->ns);
     w->node = strdup(cfg->node_id);
+    w_draw_incarnation(w);
     w->listen = w_strdup0(cfg->listen);
     w->advertise = w_strdup0(cfg->advertise);
     w->zone = w_strdup0(cfg->zone);

@@ -145,6 +145,17 @@ int shardz_sharder_generation(const shardz_sharder *s, const char *partition, ui
     return 0;
 }
 
+int shardz_sharder_bump_generation(shardz_sharder *s, const char *partition, uint64_t *gen)
+{
+    if (!partition || !gen)
+        return SHARDZ_EINVAL;
+    uint32_t p = pz_part_find(&s->m, partition);
+    if (p == PZ_NONE)
+        return SHARDZ_ENOENT;
+    *gen = ++s->m.parts[p]->gen;
+    return 0;
+}
+
 /* ---- generic implementations --------------------------------------------------------- */
 
 int pz_generic_register_nodes(shardz_sharder *s, const shardz_node_spec *nodes, size_t n)

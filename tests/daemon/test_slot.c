@@ -13,14 +13,23 @@
 
 #include "daemon/core/slot.h"
 
-typedef enum { MOVE, SERVING, DROPPED, GONE, NODE, HOLDER, HELD } op;
+typedef enum { MOVE, SERVING, DROPPED, GONE, NODE, HOLDER, HELD, REINC, RGONE } op;
 
-enum { N = SZD_R_NONE, P = SZD_R_PENDING, A = SZD_R_ADDING, S = SZD_R_SERVING, D = SZD_R_DROPPING };
+enum {
+    N = SZD_R_NONE,
+    P = SZD_R_PENDING,
+    A = SZD_R_ADDING,
+    S = SZD_R_SERVING,
+    D = SZD_R_DROPPING,
+    R = SZD_R_RETIRED
+};
 
 /* One step. MOVE: a = to, b = generation. SERVING: a = node, b = generation served. DROPPED:
  * a = node, b = still serving (1) or not (0). GONE: a = node. NODE: a = node, b = its state.
  * HOLDER: the slot's holder as a removal keeps it must be node a at generation b (the slot is
- * then emptied, as the removal frees it). HELD: a vacant slot given holder a at generation b.
+ * then emptied, as the removal frees it). HELD: a vacant slot given holder a at generation b
+ * (retired when a is negative: holder -a - 1). REINC: node a registered as a new process, the
+ * new generation b. RGONE: node a's earlier process is certainly stopped.
  * Then the slot (owner, its state and generation; prev, its state and generation), the nodes
  * pushed (a bit per node), the node to watch for a drop (-1), started, done, and (DROPPED)
  * whether it still has to drop. */
@@ -78,7 +87,10 @@ static void run(bool strict, const step *t)
             continue;
         case HOLDER: {
             uint64_t g = 0;
-            int32_t h = szd_slot_holder(&sl, &env, &g);
+            bool retired = false;
+            int32_t h = szd_slot_holder(&sl, &env, &g, &retired);
+            if (retired)
+                h = -h - 1;
             if (h != s->a || (long long)g != s->b)
                 fail_msg("step %zu: holder %d gen %llu; want %d gen %lld", i, h,
                          (unsigned long long)g, s->a, s->b);
@@ -86,7 +98,13 @@ static void run(bool strict, const step *t)
             break;
         }
         case HELD:
-            szd_slot_held_by(&sl, s->a, (uint64_t)s->b, &out);
+            szd_slot_held_by(&sl, s->a < 0 ? -s->a - 1 : s->a, (uint64_t)s->b, s->a < 0, &out);
+            break;
+        case REINC:
+            szd_slot_reincarnated(&sl, &env, s->a, (uint64_t)s->b, 0, &out);
+            break;
+        case RGONE:
+            szd_slot_retired_gone(&sl, s->a, &out);
             break;
         }
         unsigned pushed = 0;
@@ -293,6 +311,65 @@ static void test_strict_removed_partition_keeps_holder(void **state)
     run(true, t);
 }
 
+/* Strict: a node registering as a new process (incarnation) is a new holder. Its earlier
+ * process keeps the replica (retired) until its lease ran out; the new one owns it pending,
+ * with a higher generation, and is told to serve only then. The node's answers (from the new
+ * process), a holder-gone for the node and a serving ack change nothing meanwhile; moves, to
+ * another node or back to it, still wait for the retired process. One told to drop when it
+ * restarted is retired likewise. A removed partition keeps a retired holder as retired. */
+static void test_strict_new_incarnation(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        /* op      a  b   owner st gen prev st pgen push      watch st dn pend */
+        {MOVE, 0, 1, 0, A, 1, -1, N, 0, B(0), -1, 1, 0, 0},
+        {SERVING, 0, 1, 0, S, 1, -1, N, 0, 0, -1, 0, 1, 0},
+        {REINC, 2, 9, 0, S, 1, -1, N, 0, 0, -1, 0, 0, 0},          /* holds nothing */
+        {REINC, 0, 2, 0, P, 2, 0, R, 1, B(0), 0, 1, 0, 0},
+        {DROPPED, 0, 0, 0, P, 2, 0, R, 1, 0, -1, 0, 0, 1},         /* the new process */
+        {GONE, 0, 0, 0, P, 2, 0, R, 1, 0, -1, 0, 0, 0},
+        {SERVING, 0, 2, 0, P, 2, 0, R, 1, 0, -1, 0, 0, 0},
+        {MOVE, 1, 3, 1, P, 3, 0, R, 1, B(0) | B(1), 0, 1, 0, 0},
+        {MOVE, 0, 4, 0, P, 4, 0, R, 1, B(0) | B(1), 0, 1, 0, 0},    /* back: still waits */
+        {RGONE, 1, 0, 0, P, 4, 0, R, 1, 0, -1, 0, 0, 0},           /* not the holder */
+        {RGONE, 0, 0, 0, A, 4, -1, N, 0, B(0), -1, 0, 0, 0},
+        {SERVING, 0, 4, 0, S, 4, -1, N, 0, 0, -1, 0, 1, 0},
+        /* restarted while told to drop */
+        {MOVE, 1, 5, 1, P, 5, 0, D, 4, B(0) | B(1), 0, 1, 0, 0},
+        {REINC, 0, 6, 1, P, 5, 0, R, 4, B(0), 0, 0, 0, 0},
+        {DROPPED, 0, 0, 1, P, 5, 0, R, 4, 0, -1, 0, 0, 1},
+        {HOLDER, -1, 4, -1, N, 0, -1, N, 0, 0, -1, 0, 0, 0},       /* removed: retired */
+        {HELD, -1, 4, -1, N, 0, 0, R, 4, B(0), 0, 0, 0, 0},        /* added again */
+        {MOVE, 1, 7, 1, P, 7, 0, R, 4, B(0) | B(1), 0, 1, 0, 0},
+        {RGONE, 0, 0, 1, A, 7, -1, N, 0, B(1), -1, 0, 0, 0},
+        {SERVING, 1, 7, 1, S, 7, -1, N, 0, 0, -1, 0, 1, 0},
+        /* vacated while retired: stays retired */
+        {REINC, 1, 8, 1, P, 8, 1, R, 7, B(1), 1, 1, 0, 0},
+        {MOVE, -1, 9, -1, N, 0, 1, R, 7, B(1), 1, 0, 0, 0},
+        {RGONE, 1, 0, -1, N, 0, -1, N, 0, 0, -1, 0, 0, 0},
+        END,
+    };
+    run(true, t);
+}
+
+/* Available: a new process of the owner serves nothing yet: the owner is adding again at the
+ * new generation (routing waits for it); a previous owner that restarted is forgotten. */
+static void test_available_new_incarnation(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        {MOVE, 0, 1, 0, A, 1, -1, N, 0, B(0), -1, 1, 0, 0},
+        {SERVING, 0, 1, 0, S, 1, -1, N, 0, 0, -1, 0, 1, 0},
+        {REINC, 0, 2, 0, A, 2, -1, N, 0, B(0), -1, 1, 0, 0},
+        {SERVING, 0, 2, 0, S, 2, -1, N, 0, 0, -1, 0, 1, 0},
+        {MOVE, 1, 3, 1, A, 3, 0, S, 2, B(0) | B(1), -1, 1, 0, 0},
+        {REINC, 0, 4, 1, A, 3, -1, N, 0, 0, -1, 0, 0, 0},
+        {SERVING, 1, 3, 1, S, 3, -1, N, 0, 0, -1, 0, 1, 0},
+        END,
+    };
+    run(false, t);
+}
+
 /* Available mode keeps no holder of a removed partition (a new owner starts at once). */
 static void test_available_removed_partition_no_holder(void **state)
 {
@@ -320,6 +397,8 @@ int main(void)
         cmocka_unit_test(test_strict_vacate_keeps_holder),
         cmocka_unit_test(test_strict_removed_partition_keeps_holder),
         cmocka_unit_test(test_available_removed_partition_no_holder),
+        cmocka_unit_test(test_strict_new_incarnation),
+        cmocka_unit_test(test_available_new_incarnation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ap = argparse.ArgumentParser()
@@ -22,6 +23,10 @@ ap.add_argument("--namespace", required=True)
 ap.add_argument("--node", required=True)
 ap.add_argument("--port", type=int, required=True)
 ap.add_argument("--zone", default="")
+ap.add_argument("--incarnation", default=uuid.uuid4().hex, help="this process's incarnation, "
+                "sent at registration (PROTOCOL.md 4.1): a fresh random id by default")
+ap.add_argument("--no-incarnation", action="store_true", help="a worker that predates "
+                "incarnations: registers without one")
 ap.add_argument("--advertise", default="", help="the address registered (host:port), when the "
                 "coordinator reaches this worker through a proxy; default 127.0.0.1:--port")
 ap.add_argument("--events", required=True)
@@ -296,6 +301,8 @@ def main():
                             (kv.split("=") for kv in args.capacity.split(","))}
     if not args.no_delta:
         body["features"] = ["delta"]
+    if not args.no_incarnation:
+        body["incarnation"] = args.incarnation
     while True:
         try:
             reply = coordinator("POST", f"/v1/namespaces/{ns}/nodes", body)

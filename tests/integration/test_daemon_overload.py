@@ -99,9 +99,10 @@ def test_same_registration_is_no_change():
     w = None
     try:
         d.call("POST", "/v1/namespaces", {"name": "r", "partitions": 4})
-        w = Worker(d, "r", "n1")
+        w = Worker(d, "r", "n1", extra=["--incarnation", "i1"])
         wait_for(lambda: settled(d, "r", 4, 1, nodes=1), 15, what="placement")
-        body = {"id": "n1", "address": f"127.0.0.1:{w.port}"}
+        # the same process: its address and its incarnation (PROTOCOL.md 4.1)
+        body = {"id": "n1", "address": f"127.0.0.1:{w.port}", "incarnation": "i1"}
 
         def rev():
             return d.call("GET", "/v1/namespaces/r")[1]["revision"]

@@ -7,6 +7,7 @@ tests check the tools themselves: the proxy's modes and the checker's verdicts o
 logs.
 Usage: test_strict.py SHARDZD_BINARY"""
 import http.server
+import signal
 import socket
 import sys
 import threading
@@ -14,7 +15,7 @@ import time
 import urllib.request
 
 from faultproxy import BLACKHOLE, DELAY, PASS, RESET, Link, Proxy
-from harness import Daemon, Worker, free_port, read_events, routing, run, settled, wait_for
+from harness import Daemon, HTTPError, Worker, free_port, read_events, routing, run, settled, wait_for
 from ownership import check, overlaps, ownership, owners_moved, regressions
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else None
@@ -235,7 +236,95 @@ def test_generations_survive_remove_readd_and_restart():
             d.stop()
 
 
+def lease_end(w):
+    """The wall time the last lease worker w logged runs to."""
+    return max(e["until"] for e in read_events(w.events) if e["op"] == "lease")
+
+
+def strict_new_incarnation(replicas, pause):
+    """Case 2: a second process registers under a node id whose first process still lives,
+    paused (SIGSTOP) or running (a copy started by mistake), at another address. It is a new
+    holder: it may serve that node's replicas only once the first process's lease has
+    certainly ended, and with higher generations."""
+    d = Daemon(BIN).start()
+    ws, old = [], None
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=replicas, partitions=4,
+                                              consistency="strict", lease_ms=3000, **FAST))
+        ws = [Worker(d, "kv", f"w{i}", extra=["--log-leases"]) for i in range(replicas)]
+        wait_for(lambda: settled(d, "kv", 4, replicas, nodes=replicas), 15, what="placement")
+        old = ws[-1]
+        held = set(old.served())
+        assert held, f"{old.node} serves nothing: the test would test nothing"
+        if pause:
+            old.proc.send_signal(signal.SIGSTOP)
+        new = Worker(d, "kv", old.node, holder=old.node + "#2", extra=["--log-leases"])
+        ws.append(new)
+        # positive control: the new process serves what the first one held
+        wait_for(lambda: held <= set(new.served()), 20, what="the new process serves")
+        if not pause:
+            wait_for(lambda: not old.served(), 10, what="the first process's lease drop")
+        # the first process owns nothing past its last lease: judge once that has passed, so
+        # that an overlap is seen whole
+        end = lease_end(old)
+        wait_for(lambda: time.time() > end, 10, what="the first process's lease end")
+        spans, bad, regress = check({w.holder: w.events for w in ws}, replicas)
+        assert held <= set(owners_moved(spans)), spans
+        assert not bad, f"more than {replicas} owners at once (partition, holders, s): {bad}"
+        assert not regress, f"generations went backwards: {regress}"
+    finally:
+        if old is not None and old.proc.poll() is None:
+            old.proc.send_signal(signal.SIGCONT)
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+def test_strict_new_incarnation_paused_r1():
+    strict_new_incarnation(1, pause=True)
+
+
+def test_strict_new_incarnation_running_copy_r3():
+    strict_new_incarnation(3, pause=False)
+
+
+def test_incarnation_in_registration():
+    """A bad incarnation is refused (400, nothing changes); the same process registering again
+    (same incarnation) changes no holder, its replicas keep serving; another incarnation makes
+    the earlier process a retired holder (seen in the moves) until its lease ends."""
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=2,
+                                              consistency="strict", lease_ms=2000, **FAST))
+        w = Worker(d, "kv", "w0", extra=["--log-leases", "--incarnation", "first"])
+        ws = [w]
+        before = wait_for(lambda: settled(d, "kv", 2, 1, nodes=1), 10, what="placement")
+        reg = {"id": "w0", "address": f"127.0.0.1:{w.port}"}
+        for bad in (5, "", "has space", "x" * 256):
+            try:
+                d.call("POST", "/v1/namespaces/kv/nodes", dict(reg, incarnation=bad))
+                raise AssertionError(f"incarnation {bad!r} accepted")
+            except HTTPError as e:
+                assert e.status == 400 and e.body["code"] == "EINVAL", e.body
+                assert "incarnation" in e.body["message"], e.body
+        d.call("POST", "/v1/namespaces/kv/nodes", dict(reg, incarnation="first"))
+        assert settled(d, "kv", 2, 1) == before, "the same process's registration moved replicas"
+        d.call("POST", "/v1/namespaces/kv/nodes", dict(reg, incarnation="second"))
+        moves = d.call("GET", "/v1/namespaces/kv/moves")[1]["moves"]
+        assert len(moves) == 2 and all(m.get("from_state") == "retired" for m in moves), moves
+        # the lease of the first ends, the "second" (the same listener) serves again; a push
+        # in flight when "second" registered may still arrive for its timeout (10 s), so the
+        # lease of "first" may run from then
+        wait_for(lambda: settled(d, "kv", 2, 1), 20, what="served again after the lease")
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
 if __name__ == "__main__":
     run([test_fault_proxy_modes, test_ownership_checker, test_strict_vacated_slot_keeps_holder_r1,
          test_strict_vacated_slot_keeps_holder_r3, test_strict_removed_partition_keeps_holder,
-         test_generations_survive_remove_readd_and_restart])
+         test_generations_survive_remove_readd_and_restart, test_strict_new_incarnation_paused_r1,
+         test_strict_new_incarnation_running_copy_r3, test_incarnation_in_registration])

@@ -7,7 +7,8 @@
 
 static const char *const node_state_names[] = {"joining",  "alive", "suspect",
                                                "draining", "dead",  "left"};
-static const char *const rstate_names[] = {"none", "pending", "adding", "serving", "dropping"};
+static const char *const rstate_names[] = {"none",    "pending",  "adding",
+                                           "serving", "dropping", "retired"};
 
 const char *szd_node_state_name(szd_node_state st)
 {
@@ -16,7 +17,7 @@ const char *szd_node_state_name(szd_node_state st)
 
 const char *szd_rstate_name(szd_rstate st)
 {
-    return (unsigned)st <= SZD_R_DROPPING ? rstate_names[st] : "unknown";
+    return (unsigned)st <= SZD_R_RETIRED ? rstate_names[st] : "unknown";
 }
 
 void szd_slot_out_init(szd_slot_out *out)
@@ -63,7 +64,8 @@ static uint8_t state_of(const szd_slot_env *env, int32_t i)
 static int32_t strict_holder(const szd_slot *sl, const szd_slot_env *env)
 {
     int32_t holder = -1;
-    if (sl->prev >= 0 && (sl->prev_state == SZD_R_DROPPING || sl->prev_state == SZD_R_SERVING))
+    if (sl->prev >= 0 && (sl->prev_state == SZD_R_DROPPING || sl->prev_state == SZD_R_SERVING ||
+                          sl->prev_state == SZD_R_RETIRED))
         holder = sl->prev;
     else if (sl->owner >= 0 &&
              (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
@@ -91,10 +93,11 @@ void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t g
          * slot's holder, told to drop, until it answered without it or its lease certainly
          * ended (szd_slot_dropped, szd_slot_holder_gone); a later owner waits for that. */
         int32_t holder = env->strict ? strict_holder(sl, env) : -1;
+        bool retired = holder >= 0 && holder == sl->prev && sl->prev_state == SZD_R_RETIRED;
         szd_slot_init(sl);
         if (holder >= 0) {
             sl->prev = holder;
-            sl->prev_state = SZD_R_DROPPING;
+            sl->prev_state = retired ? SZD_R_RETIRED : SZD_R_DROPPING;
             sl->prev_generation = GEN_OF(holder);
             sl->started_ms = now;
             sl->reason = reason;
@@ -122,8 +125,10 @@ void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t g
          * rid of it before the new one starts; a dead holder is waited for until its lease
          * ends (szd_slot_holder_gone). */
         int32_t holder = strict_holder(sl, env);
+        /* an earlier process of `to` is another holder: `to` waits for it too */
+        bool retired = holder >= 0 && holder == sl->prev && sl->prev_state == SZD_R_RETIRED;
         sl->owner = to;
-        if (holder < 0 || holder == to) {
+        if (holder < 0 || (holder == to && !retired)) {
             sl->prev = -1;
             sl->prev_state = SZD_R_NONE;
             sl->prev_generation = 0;
@@ -131,7 +136,7 @@ void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t g
         } else {
             sl->prev = holder;
             sl->prev_generation = GEN_OF(holder);
-            sl->prev_state = SZD_R_DROPPING;
+            sl->prev_state = retired ? SZD_R_RETIRED : SZD_R_DROPPING;
             sl->owner_state = SZD_R_PENDING;
             out->drop_watch = holder;
         }
@@ -175,6 +180,8 @@ void szd_slot_serving(szd_slot *sl, const szd_slot_env *env, int32_t me, uint64_
 
 bool szd_slot_dropped(szd_slot *sl, int32_t me, bool still_served, szd_slot_out *out)
 {
+    if (sl->prev == me && sl->prev_state == SZD_R_RETIRED)
+        return true; /* its earlier process may hold it: its answers cannot tell */
     if (sl->prev != me || sl->prev_state != SZD_R_DROPPING)
         return false;
     if (still_served)
@@ -199,21 +206,72 @@ void szd_slot_holder_gone(szd_slot *sl, int32_t me, szd_slot_out *out)
     } /* else a vacated slot's holder is gone: the slot is empty, no move was in flight */
 }
 
-int32_t szd_slot_holder(const szd_slot *sl, const szd_slot_env *env, uint64_t *gen)
+int32_t szd_slot_holder(const szd_slot *sl, const szd_slot_env *env, uint64_t *gen, bool *retired)
 {
     int32_t holder = env->strict ? strict_holder(sl, env) : -1;
     *gen = holder < 0 ? 0 : holder == sl->prev ? sl->prev_generation : sl->generation;
+    *retired = holder >= 0 && holder == sl->prev && sl->prev_state == SZD_R_RETIRED;
     return holder;
 }
 
-void szd_slot_held_by(szd_slot *sl, int32_t holder, uint64_t gen, szd_slot_out *out)
+void szd_slot_held_by(szd_slot *sl, int32_t holder, uint64_t gen, bool retired, szd_slot_out *out)
 {
     if (holder < 0 || sl->owner >= 0 || sl->prev >= 0)
         return;
     sl->prev = holder;
-    sl->prev_state = SZD_R_DROPPING;
+    sl->prev_state = retired ? SZD_R_RETIRED : SZD_R_DROPPING;
     sl->prev_generation = gen;
     out->drop_watch = holder;
     out->changed = true;
     push(out, holder);
+}
+
+void szd_slot_reincarnated(szd_slot *sl, const szd_slot_env *env, int32_t me, uint64_t gen,
+                           uint8_t reason, szd_slot_out *out)
+{
+    bool owns =
+        sl->owner == me && (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING);
+    bool was_prev =
+        sl->prev == me && (sl->prev_state == SZD_R_DROPPING || sl->prev_state == SZD_R_SERVING);
+    if (!env->strict) {
+        if (was_prev) {
+            sl->prev = -1; /* the new process never held it */
+            sl->prev_state = SZD_R_NONE;
+            sl->prev_generation = 0;
+            out->changed = true;
+        }
+        if (owns) {
+            sl->owner_state = SZD_R_ADDING;
+            sl->generation = gen;
+            sl->reason = reason;
+            out->changed = out->started = true;
+            push(out, me);
+        }
+        return;
+    }
+    if (owns) {
+        /* strict: an owner has no previous owner left (break before make) */
+        sl->prev = me;
+        sl->prev_state = SZD_R_RETIRED;
+        sl->prev_generation = sl->generation;
+        sl->owner_state = SZD_R_PENDING;
+        sl->generation = gen;
+        sl->reason = reason;
+        out->started = true;
+    } else if (was_prev) {
+        sl->prev_state = SZD_R_RETIRED;
+    } else {
+        return;
+    }
+    out->changed = true;
+    out->drop_watch = me;
+    push(out, me);
+}
+
+void szd_slot_retired_gone(szd_slot *sl, int32_t me, szd_slot_out *out)
+{
+    if (sl->prev != me || sl->prev_state != SZD_R_RETIRED)
+        return;
+    sl->prev_state = SZD_R_DROPPING; /* then exactly as a holder gone */
+    szd_slot_holder_gone(sl, me, out);
 }

@@ -26,6 +26,9 @@ typedef enum {
     SZD_R_ADDING,   /* the owner was told to serve; routing does not point at it yet */
     SZD_R_SERVING,
     SZD_R_DROPPING, /* routing moved away; the node is being told to delete */
+    SZD_R_RETIRED,  /* prev only, strict: an earlier process (incarnation) of node prev may
+                     * hold it until that process's lease ends; the node's answers (from its
+                     * new process) say nothing about it */
 } szd_rstate;
 
 /* One replica slot of a partition: where it is, and the move in flight. */
@@ -81,22 +84,37 @@ void szd_slot_serving(szd_slot *sl, const szd_slot_env *env, int32_t me, uint64_
                       szd_slot_out *out);
 /* Node `me` answered an assignment: still serving the replica or not. When it was told to
  * drop and no longer serves it, the move goes on (strict: the pending owner is told to
- * serve; available: done). Returns true when `me` still has to drop it. */
+ * serve; available: done). Returns true when `me` still has to drop it, or an earlier process
+ * of `me` may still hold it (retired: its answers cannot tell). */
 bool szd_slot_dropped(szd_slot *sl, int32_t me, bool still_served, szd_slot_out *out);
 /* The old holder `me`, told to drop, is gone for good: its lease ran out (dead) or it left.
  * As if it had dropped. */
 void szd_slot_holder_gone(szd_slot *sl, int32_t me, szd_slot_out *out);
+
+/* Node `me` registered as a new incarnation (a new process under its id): a new holder.
+ * Strict: where the earlier process may hold the replica (it owned it, adding or serving, or
+ * was told to drop it), that process is the slot's retired holder (prev, retired, watched)
+ * until its lease has certainly ended (szd_slot_retired_gone); if `me` owned the replica it
+ * stays the owner, pending, with the new, higher generation `gen`, and is told to serve only
+ * then. Available: the new process serves nothing yet: an owner is adding again at `gen`
+ * (routing waits for it), and a previous owner that was `me` is forgotten. A move started
+ * carries `reason`. */
+void szd_slot_reincarnated(szd_slot *sl, const szd_slot_env *env, int32_t me, uint64_t gen,
+                           uint8_t reason, szd_slot_out *out);
+/* The earlier process of node `me` is certainly stopped (its lease ended): as if it dropped. */
+void szd_slot_retired_gone(szd_slot *sl, int32_t me, szd_slot_out *out);
 
 /* Strict mode, the slot of a partition being removed: the node that may hold its replica (as
  * a move would wait for it), or -1 (none; a node that left; always -1 in available mode), with
  * the generation it holds in *gen. A holder is forgotten only once its lease has certainly
  * passed: the caller keeps it while the partition is gone, and gives it back to the slot of a
  * partition added again under that id (szd_slot_held_by). */
-int32_t szd_slot_holder(const szd_slot *sl, const szd_slot_env *env, uint64_t *gen);
+int32_t szd_slot_holder(const szd_slot *sl, const szd_slot_env *env, uint64_t *gen, bool *retired);
 /* A vacant slot whose replica node `holder` may still hold at generation `gen` (a removed
- * partition added again): the holder is told to drop it (prev, dropping, watched), and a move
- * to another node waits for it as for any strict holder. */
-void szd_slot_held_by(szd_slot *sl, int32_t holder, uint64_t gen, szd_slot_out *out);
+ * partition added again): the holder is told to drop it (prev, dropping, watched; retired
+ * when it was an earlier process's, *retired of szd_slot_holder), and a move to another node
+ * waits for it as for any strict holder. */
+void szd_slot_held_by(szd_slot *sl, int32_t holder, uint64_t gen, bool retired, szd_slot_out *out);
 
 const char *szd_rstate_name(szd_rstate st);
 const char *szd_node_state_name(szd_node_state st);
