@@ -311,7 +311,8 @@ uint64_t shardz_store_fault_writes(const shardz_store *st);
 
 /* ---- the key layout (docs/STORE.md) ---- */
 
-/* The records a namespace keeps, and the coordinator-wide leader key. */
+/* The records a namespace keeps, the coordinator-wide leader key, and deleted namespaces'
+ * marks. */
 typedef enum {
     SHARDZ_KEY_CONFIG = 0, /* ns/<ns>/config: the namespace exists iff this key exists */
     SHARDZ_KEY_NODE,       /* ns/<ns>/node/<node> */
@@ -320,6 +321,8 @@ typedef enum {
                             * assignment so they survive a move (seed 000) */
     SHARDZ_KEY_TASK,       /* ns/<ns>/task/<task> */
     SHARDZ_KEY_LEADER,     /* leader: one for all coordinators sharing the store */
+    SHARDZ_KEY_GONE,       /* gone/<ns>: what a deleted namespace leaves to the next one of
+                            * its name (the revision and generation floor it starts above) */
 } shardz_key_kind;
 
 /* Namespace and record ids are 1..SHARDZ_KEY_MAX_ID bytes (placement's SHARDZ_MAX_ID), with no
@@ -332,7 +335,7 @@ typedef enum {
 bool shardz_key_id_valid(const char *s);
 
 /* Writes the key of a record into buf (cap bytes, NUL-terminated) and returns its length (> 0).
- * id is ignored (may be NULL) for CONFIG and LEADER, ns for LEADER. SHARDZ_EINVAL for an
+ * id is ignored (may be NULL) for CONFIG, LEADER and GONE, ns for LEADER. SHARDZ_EINVAL for an
  * invalid ns or id or kind, SHARDZ_ERANGE when cap is too small (buf then holds ""). */
 int shardz_key_build(char *buf, size_t cap, shardz_key_kind kind, const char *ns, const char *id);
 /* Shorthands of shardz_key_build. */
@@ -344,7 +347,7 @@ int shardz_key_task(char *buf, size_t cap, const char *ns, const char *task);
 int shardz_key_leader(char *buf, size_t cap);
 
 /* The prefix of every record of one kind in a namespace ("ns/<ns>/node/"; CONFIG gives the
- * config key itself, LEADER is SHARDZ_EINVAL). Same returns as shardz_key_build. */
+ * config key itself, LEADER and GONE are SHARDZ_EINVAL). Same returns as shardz_key_build. */
 int shardz_key_kind_prefix(char *buf, size_t cap, shardz_key_kind kind, const char *ns);
 /* The prefix of every record of namespace ns ("ns/<ns>/"), or of all namespaces when ns is
  * NULL ("ns/"). Same returns as shardz_key_build. */
@@ -354,14 +357,15 @@ int shardz_key_ns_prefix(char *buf, size_t cap, const char *ns);
 typedef struct {
     shardz_key_kind kind;
     char ns[SHARDZ_KEY_MAX_ID + 1]; /* "" for LEADER */
-    char id[SHARDZ_KEY_MAX_ID + 1]; /* "" for CONFIG and LEADER */
+    char id[SHARDZ_KEY_MAX_ID + 1]; /* "" for CONFIG, LEADER and GONE */
 } shardz_key_parts;
 
 /* Parses a key of the layout (key is borrowed, need not be NUL-terminated). SHARDZ_EINVAL for
  * anything else (a foreign or corrupt key: callers log it with its key and skip it); *out is
  * then unspecified. */
 int shardz_key_parse(const void *key, size_t len, shardz_key_parts *out);
-/* "config", "node", "assign", "stats", "task", "leader" ("unknown" otherwise). Static. */
+/* "config", "node", "assign", "stats", "task", "leader", "gone" ("unknown" otherwise).
+ * Static. */
 const char *shardz_key_kind_name(shardz_key_kind kind);
 
 #ifdef __cplusplus

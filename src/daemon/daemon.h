@@ -258,11 +258,13 @@ typedef struct szd {
     uint32_t nns, capns;
     int64_t started_ms;
     bool ready;
-    int64_t (*clock_ms)(void); /* injectable monotonic clock (also called by the lanes) */
-    struct szd_hl *hl;         /* the health lane (pings, verdicts), owned */
-    struct event *hl_reports;  /* its reports are readable */
-    uint64_t ns_keys;          /* the last szd_ns.key given */
-    szd_hist store_hist;       /* store write durations */
+    int64_t (*clock_ms)(void);      /* injectable monotonic clock (also called by the lanes) */
+    struct szd_hl *hl;              /* the health lane (pings, verdicts), owned */
+    struct event *hl_reports;       /* its reports are readable */
+    uint64_t ns_keys;               /* the last szd_ns.key given */
+    struct szd_farewell *farewells; /* deleted namespaces' last assignments, still being
+                                     * delivered (push.c), owned */
+    szd_hist store_hist;            /* store write durations */
 } szd;
 
 /* ---- shared helpers ------------------------------------------------------------------ */
@@ -309,6 +311,12 @@ int szd_ns_take_over(szd *d);
 void szd_ns_free_all(szd *d);
 void szd_ns_free(szd_ns *ns);
 json_t *szd_ns_config_json(const szd_ns *ns);
+/* A deleted namespace's last words: each of its nodes (not left) is sent an empty, whole
+ * assignment at `revision` with "namespace_deleted" (docs/PROTOCOL.md 4.3), retried until it
+ * answers 200 or for `for_ms`. Copies what it needs: ns may be freed at once. */
+void szd_push_farewell(szd *d, const szd_ns *ns, uint64_t revision, int64_t for_ms);
+/* Drops the farewells still in flight (shutdown). */
+void szd_push_farewells_free(szd *d);
 /* The namespace's config record as stored: its config plus what the store alone keeps
  * (generation_floor). New reference. */
 json_t *szd_ns_config_record(const szd_ns *ns);

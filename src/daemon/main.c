@@ -393,6 +393,7 @@ out:
     if (d.sl_done)
         event_free(d.sl_done);
     szd_ha_stop(&d);
+    szd_push_farewells_free(&d);
     szd_ns_free_all(&d);
     free(d.ns);
     if (d.hl_reports)

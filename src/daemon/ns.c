@@ -674,6 +674,33 @@ static void free_ids(char **ids, size_t n)
     free(ids);
 }
 
+/* What a deleted namespace of this name left (its gone/<name> mark: the revision and the
+ * generation floor the next one starts above); zeros when none. */
+typedef struct {
+    char key[SHARDZ_KEY_BUF];
+    int klen;
+    uint64_t revision, gen_floor;
+} gone_read;
+
+static int run_gone_read(shardz_store *st, void *arg)
+{
+    gone_read *g = arg;
+    shardz_kv *kv = NULL;
+    int rc = shardz_store_get(st, g->key, (size_t)g->klen, &kv, NULL);
+    if (rc == SHARDZ_ENOENT)
+        return 0;
+    if (rc)
+        return rc;
+    json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+    json_int_t rev = json_integer_value(json_object_get(j, "revision"));
+    json_int_t floor = json_integer_value(json_object_get(j, "generation_floor"));
+    g->revision = rev > 0 ? (uint64_t)rev : 0;
+    g->gen_floor = floor > 0 ? (uint64_t)floor : 0;
+    json_decref(j);
+    shardz_kv_free(kv);
+    return 0;
+}
+
 int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns **out, char *err,
                   size_t errlen)
 {
@@ -688,7 +715,18 @@ int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns *
     }
     char **ids = NULL;
     size_t n = 0;
-    int rc = parse_part_ids(ns, partitions, &ids, &n, err, errlen);
+    /* a namespace of this name deleted before: this one starts above its revision and its
+     * generations (docs/PROTOCOL.md 6) */
+    gone_read g = {0};
+    g.klen = shardz_key_build(g.key, sizeof g.key, SHARDZ_KEY_GONE, cfg->name, NULL);
+    int rc = g.klen < 0 ? g.klen : szd_sl_call(d->sl, run_gone_read, &g);
+    if (rc) {
+        snprintf(err, errlen, "store: %s", shardz_strerror(rc));
+        goto fail;
+    }
+    ns->revision = g.revision + 1 > ns->revision ? g.revision + 1 : ns->revision;
+    ns->gen_floor = g.gen_floor;
+    rc = parse_part_ids(ns, partitions, &ids, &n, err, errlen);
     if (rc)
         goto fail;
     rc = sharder_add_parts(ns, (const char *const *)ids, n);
@@ -718,14 +756,45 @@ fail:
     return rc;
 }
 
+/* The highest generation ns ever gave: its floor and every partition's. */
+static uint64_t ns_top_generation(const szd_ns *ns)
+{
+    uint64_t top = ns->gen_floor;
+    for (uint32_t i = 0; i < ns->nparts; i++) {
+        uint64_t gen = 0;
+        (void)shardz_sharder_generation(ns->sh, ns->parts[i].id, &gen);
+        top = gen > top ? gen : top;
+        for (unsigned s = 0; s < ns->parts[i].nrep; s++) {
+            const szd_slot *sl = &ns->parts[i].slots[s];
+            top = sl->generation > top ? sl->generation : top;
+            top = sl->prev_generation > top ? sl->prev_generation : top;
+        }
+    }
+    return top;
+}
+
 int szd_ns_delete(szd *d, szd_ns *ns)
 {
-    char prefix[SHARDZ_KEY_BUF];
+    char prefix[SHARDZ_KEY_BUF], gone[SHARDZ_KEY_BUF];
     int len = shardz_key_ns_prefix(prefix, sizeof prefix, ns->cfg.name);
     if (len < 0)
         return len;
-    shardz_op op = {SHARDZ_OP_DELETE_PREFIX, prefix, (size_t)len, NULL, 0, 0};
-    int rc = szd_store_txn(d, &op, 1, NULL, 0);
+    int glen = shardz_key_build(gone, sizeof gone, SHARDZ_KEY_GONE, ns->cfg.name, NULL);
+    if (glen < 0)
+        return glen;
+    /* the workers' last assignment of it, and the mark its name's next namespace starts above
+     * (revisions and generations keep growing per name: a worker can tell them apart) */
+    uint64_t last = ns->revision + 1;
+    json_t *mark = json_pack("{s:I, s:I}", "revision", (json_int_t)last, "generation_floor",
+                             (json_int_t)ns_top_generation(ns));
+    char *text = json_dumps(mark, JSON_COMPACT);
+    json_decref(mark);
+    if (!text)
+        szd_oom();
+    shardz_op ops[2] = {{SHARDZ_OP_DELETE_PREFIX, prefix, (size_t)len, NULL, 0, 0},
+                        {SHARDZ_OP_PUT, gone, (size_t)glen, text, strlen(text), 0}};
+    int rc = szd_store_txn(d, ops, 2, NULL, 0);
+    free(text);
     if (rc)
         return rc;
     for (uint32_t i = 0; i < d->nns; i++)
@@ -733,8 +802,11 @@ int szd_ns_delete(szd *d, szd_ns *ns)
             d->ns[i] = d->ns[--d->nns];
             break;
         }
-    /* Tell the workers to delete everything, best effort, then free. */
-    szd_log(d, SZD_INFO, "msg=\"namespace deleted\" ns=%s", ns->cfg.name);
+    /* Tell the workers to delete everything (a strict worker's lease would lapse anyway; an
+     * available one would serve forever), then free. */
+    szd_push_farewell(d, ns, last, ns->cfg.lease_ms + ns->cfg.dead_after_ms + 30000);
+    szd_log(d, SZD_INFO, "msg=\"namespace deleted\" ns=%s revision=%llu", ns->cfg.name,
+            (unsigned long long)last);
     szd_ns_free(ns);
     return 0;
 }

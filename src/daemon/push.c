@@ -3,7 +3,8 @@
  * replies acknowledge the moves. A worker that speaks deltas (docs/PROTOCOL.md 4.3) is sent only
  * the replicas that changed since the assignment it acknowledged last; the others, and every
  * worker after a registration or a refusal, the whole set. Bodies are written straight into a
- * buffer, not built as JSON trees. Event-loop thread; outbound HTTP through libevent. */
+ * buffer, not built as JSON trees. A deleted namespace's nodes get a last, empty assignment
+ * (farewells), retried until answered. Event-loop thread; outbound HTTP through libevent. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -520,4 +521,139 @@ void szd_push_drop(szd_ns *ns, szd_pushes *p)
         szd_push_full(n);
     }
     pushes_free(p);
+}
+
+/* ---- farewells: a deleted namespace's last assignment ------------------------------- */
+
+/* One node of a deleted namespace, told to serve nothing: owns its copy of everything (the
+ * namespace is freed at once) and its own connection; on d->farewells until it is answered
+ * 200 or its deadline passes. */
+typedef struct szd_farewell {
+    struct szd_farewell *next;
+    szd *d;
+    char host[SZD_ADDR_MAX + 1];
+    char address[SZD_ADDR_MAX + 1];
+    uint16_t port;
+    char *body;
+    int64_t deadline_ms, retry_ms;
+    bool over; /* answered, or past its deadline: freed by its timer, outside the callback */
+    struct evhttp_connection *conn;
+    struct event *timer;
+} szd_farewell;
+
+static void farewell_free(szd_farewell *f)
+{
+    if (f->conn)
+        evhttp_connection_free(f->conn); /* drops a request still pending, no callback */
+    if (f->timer)
+        event_free(f->timer);
+    free(f->body);
+    free(f);
+}
+
+static void farewell_done(szd_farewell *f)
+{
+    for (szd_farewell **pp = &f->d->farewells; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    farewell_free(f);
+}
+
+static void farewell_send(szd_farewell *f);
+
+static void on_farewell(struct evhttp_request *req, void *arg)
+{
+    szd_farewell *f = arg;
+    int code = req ? evhttp_request_get_response_code(req) : 0;
+    struct timeval tv = {(time_t)(f->retry_ms / 1000), (suseconds_t)((f->retry_ms % 1000) * 1000)};
+    if (code == 200) {
+        szd_log(f->d, SZD_DEBUG, "msg=\"deleted namespace's worker told\" address=%s", f->address);
+        f->over = true;
+        tv = (struct timeval){0, 0};
+    } else if (szd_now(f->d) >= f->deadline_ms) {
+        szd_log(f->d, SZD_WARN,
+                "msg=\"a deleted namespace's worker was not reached\" address=%s status=%d",
+                f->address, code);
+        f->over = true;
+        tv = (struct timeval){0, 0};
+    }
+    evtimer_add(f->timer, &tv); /* its connection is not freed inside its own callback */
+}
+
+static void on_farewell_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    szd_farewell *f = arg;
+    if (f->over)
+        farewell_done(f);
+    else
+        farewell_send(f);
+}
+
+static void farewell_send(szd_farewell *f)
+{
+    if (!f->conn) {
+        f->conn = evhttp_connection_base_new(f->d->base, NULL, f->host, f->port);
+        if (!f->conn)
+            szd_oom();
+        struct timeval tv = {ASSIGN_TIMEOUT_S, 0};
+        evhttp_connection_set_timeout_tv(f->conn, &tv);
+        evhttp_connection_set_retries(f->conn, 0);
+    }
+    struct evhttp_request *req = evhttp_request_new(on_farewell, f);
+    if (!req)
+        szd_oom();
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", f->address);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    if (f->d->cfg.secret[0]) {
+        char auth[300];
+        snprintf(auth, sizeof auth, "Bearer %s", f->d->cfg.secret);
+        evhttp_add_header(h, "Authorization", auth);
+    }
+    evbuffer_add(evhttp_request_get_output_buffer(req), f->body, strlen(f->body));
+    if (evhttp_make_request(f->conn, req, EVHTTP_REQ_POST, "/shardz/v1/assign") != 0) {
+        struct timeval tv = {(time_t)(f->retry_ms / 1000),
+                             (suseconds_t)((f->retry_ms % 1000) * 1000)};
+        evtimer_add(f->timer, &tv); /* libevent freed the request */
+    }
+}
+
+void szd_push_farewell(szd *d, const szd_ns *ns, uint64_t revision, int64_t for_ms)
+{
+    for (uint32_t i = 0; i < ns->nnodes; i++) {
+        const szd_node *n = ns->nodes[i];
+        if (n->state == SZD_NODE_LEFT)
+            continue;
+        szd_farewell *f = szd_xcalloc(1, sizeof *f);
+        f->d = d;
+        snprintf(f->host, sizeof f->host, "%s", n->host);
+        snprintf(f->address, sizeof f->address, "%s", n->address);
+        f->port = n->port;
+        f->deadline_ms = szd_now(d) + for_ms;
+        f->retry_ms = ns->cfg.ping_interval_ms;
+        json_t *j = json_pack("{s:s, s:s, s:I, s:b, s:[], s:b}", "namespace", ns->cfg.name, "node",
+                              n->id, "revision", (json_int_t)revision, "released", 0, "replicas",
+                              "namespace_deleted", 1);
+        f->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        f->timer = evtimer_new(d->base, on_farewell_timer, f);
+        if (!f->body || !f->timer)
+            szd_oom();
+        f->next = d->farewells;
+        d->farewells = f;
+        farewell_send(f);
+    }
+}
+
+void szd_push_farewells_free(szd *d)
+{
+    while (d->farewells) {
+        szd_farewell *f = d->farewells;
+        d->farewells = f->next;
+        farewell_free(f);
+    }
 }

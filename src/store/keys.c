@@ -1,5 +1,6 @@
 /* The key layout of the coordinator's state: builders and the parser for the per-namespace
- * records (config, nodes, assignments, statistics, tasks) and the leader key, with the id rules
+ * records (config, nodes, assignments, statistics, tasks), the leader key and the marks deleted
+ * namespaces leave (gone), with the id rules
  * that keep the layout unambiguous. Pure and thread-safe. Layout: docs/STORE.md. */
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@ _Static_assert(SHARDZ_KEY_BUF <= SHARDZ_STORE_MAX_KEY, "layout keys exceed the k
 static const char *const kind_names[] = {
     [SHARDZ_KEY_CONFIG] = "config", [SHARDZ_KEY_NODE] = "node", [SHARDZ_KEY_ASSIGN] = "assign",
     [SHARDZ_KEY_STATS] = "stats",   [SHARDZ_KEY_TASK] = "task", [SHARDZ_KEY_LEADER] = "leader",
+    [SHARDZ_KEY_GONE] = "gone",
 };
 
 #define NKINDS (sizeof kind_names / sizeof kind_names[0])
@@ -74,6 +76,8 @@ int shardz_key_build(char *buf, size_t cap, shardz_key_kind kind, const char *ns
         return fail(buf, cap);
     if (kind == SHARDZ_KEY_CONFIG)
         return emit(buf, cap, "ns/", ns, "/config", "");
+    if (kind == SHARDZ_KEY_GONE)
+        return emit(buf, cap, "gone/", ns, "", "");
     if (!shardz_key_id_valid(id))
         return fail(buf, cap);
     {
@@ -120,7 +124,8 @@ int shardz_key_kind_prefix(char *buf, size_t cap, shardz_key_kind kind, const ch
 
     if (!buf)
         return SHARDZ_EINVAL;
-    if (kind == SHARDZ_KEY_LEADER || (unsigned)kind >= NKINDS || !shardz_key_id_valid(ns))
+    if (kind == SHARDZ_KEY_LEADER || kind == SHARDZ_KEY_GONE || (unsigned)kind >= NKINDS ||
+        !shardz_key_id_valid(ns))
         return fail(buf, cap);
     if (kind == SHARDZ_KEY_CONFIG)
         return emit(buf, cap, "ns/", ns, "/config", "");
@@ -150,6 +155,13 @@ int shardz_key_parse(const void *key, size_t len, shardz_key_parts *out)
     memset(out, 0, sizeof *out);
     if (len == 6 && memcmp(k, "leader", 6) == 0) {
         out->kind = SHARDZ_KEY_LEADER;
+        return 0;
+    }
+    if (len > 5 && memcmp(k, "gone/", 5) == 0) {
+        if (!id_bytes_valid(k + 5, len - 5))
+            return SHARDZ_EINVAL;
+        out->kind = SHARDZ_KEY_GONE;
+        memcpy(out->ns, k + 5, len - 5);
         return 0;
     }
     if (len < 3 || memcmp(k, "ns/", 3) != 0)

@@ -323,8 +323,49 @@ def test_incarnation_in_registration():
         d.stop()
 
 
+def test_namespace_delete_and_recreate():
+    """Case 4: deleting a namespace tells its workers (they stop serving it); one re-created
+    under the same name is a new namespace the same worker processes (registering again, as
+    a worker library does) take up: they serve its placement, with generations above every one
+    of the deleted namespace, and the coordinator's routing agrees with what they serve."""
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        spec = dict(name="kv", replicas=1, partitions=6, **FAST)
+        d.call("POST", "/v1/namespaces", spec)
+        ws = [Worker(d, "kv", f"w{i}", extra=["--incarnation", f"i{i}"]) for i in range(2)]
+        wait_for(lambda: settled(d, "kv", 6, 1, nodes=2), 15, what="placement")
+        # an operator move raises a generation, so the old namespace's are not all 1
+        d.call("POST", "/v1/namespaces/kv/partitions/0/move",
+               {"slot": 0, "to": "w1" if routing(d, "kv")["0"] == ["w0"] else "w0"})
+        wait_for(lambda: settled(d, "kv", 6, 1), 15, what="the move")
+        old_top = max(e["generation"] for w in ws for e in read_events(w.events)
+                      if e["op"] == "serve")
+        assert all(w.served() for w in ws), "a worker serves nothing: the delete tests nothing"
+        d.call("DELETE", "/v1/namespaces/kv")
+        wait_for(lambda: not any(w.served() for w in ws), 10, what="the workers told to stop")
+        t_new = time.time()
+        d.call("POST", "/v1/namespaces", spec)
+        for i, w in enumerate(ws):  # the same processes register again
+            d.call("POST", "/v1/namespaces/kv/nodes",
+                   {"id": w.node, "address": f"127.0.0.1:{w.port}", "incarnation": f"i{i}"})
+        r = wait_for(lambda: settled(d, "kv", 6, 1, nodes=2), 15, what="the new placement")
+        def agree():
+            return all({p for p, nodes in r.items() if w.node in nodes} == set(w.served())
+                       for w in ws)
+        wait_for(agree, 10, what="the workers serving the new namespace's placement")
+        new = [e["generation"] for w in ws for e in read_events(w.events)
+               if e["op"] == "serve" and e["t"] > t_new]
+        assert new and min(new) > old_top, f"generations {new} not above {old_top}"
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
 if __name__ == "__main__":
     run([test_fault_proxy_modes, test_ownership_checker, test_strict_vacated_slot_keeps_holder_r1,
          test_strict_vacated_slot_keeps_holder_r3, test_strict_removed_partition_keeps_holder,
          test_generations_survive_remove_readd_and_restart, test_strict_new_incarnation_paused_r1,
-         test_strict_new_incarnation_running_copy_r3, test_incarnation_in_registration])
+         test_strict_new_incarnation_running_copy_r3, test_incarnation_in_registration,
+         test_namespace_delete_and_recreate])

@@ -32,6 +32,9 @@ static void test_builders_exact_bytes(void **state)
     expect_key(shardz_key_leader(b, sizeof b), b, "leader");
     expect_key(shardz_key_build(b, sizeof b, SHARDZ_KEY_LEADER, NULL, NULL), b, "leader");
     expect_key(shardz_key_build(b, sizeof b, SHARDZ_KEY_CONFIG, "n", "ignored"), b, "ns/n/config");
+    expect_key(shardz_key_build(b, sizeof b, SHARDZ_KEY_GONE, "orders", "ignored"), b,
+               "gone/orders");
+    assert_int_equal(shardz_key_kind_prefix(b, sizeof b, SHARDZ_KEY_GONE, "orders"), SHARDZ_EINVAL);
     expect_key(shardz_key_kind_prefix(b, sizeof b, SHARDZ_KEY_NODE, "orders"), b,
                "ns/orders/node/");
     expect_key(shardz_key_kind_prefix(b, sizeof b, SHARDZ_KEY_STATS, "orders"), b,
@@ -70,7 +73,8 @@ static void test_round_trip(void **state)
         {SHARDZ_KEY_CONFIG, "orders", ""}, {SHARDZ_KEY_NODE, "orders", "w1"},
         {SHARDZ_KEY_ASSIGN, "o", "p/"},    {SHARDZ_KEY_STATS, "x", "config"},
         {SHARDZ_KEY_TASK, "ns", "node"},   {SHARDZ_KEY_LEADER, "", ""},
-        {SHARDZ_KEY_NODE, "leader", "ns"},
+        {SHARDZ_KEY_NODE, "leader", "ns"}, {SHARDZ_KEY_GONE, "orders", ""},
+        {SHARDZ_KEY_NODE, "gone", "x"},
     };
     char b[SHARDZ_KEY_BUF];
     shardz_key_parts p;
@@ -194,6 +198,11 @@ static void test_parse_refuses_foreign_keys(void **state)
         "ns/a/stats",
         "Leader",
         "ns/a//node/x",
+        "gone/",
+        "gone",
+        "gone/a/b",
+        "gone/a\x01",
+        "ns/a/gone/x",
     };
     const char nul[] = {'n', 's', '/', 'a', '/', 'n', 'o', 'd', 'e', '/', 'x', 0, 'y'};
     shardz_key_parts p;
@@ -220,6 +229,7 @@ static void test_kind_names(void **state)
     assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_STATS), "stats");
     assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_TASK), "task");
     assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_LEADER), "leader");
+    assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_GONE), "gone");
     assert_string_equal(shardz_key_kind_name((shardz_key_kind)77), "unknown");
 }
 
