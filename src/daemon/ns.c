@@ -1728,14 +1728,21 @@ static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen
 
 /* Node `me` is told to drop its replica of p (slot prev, dropping): once it no longer serves
  * it, the move goes on (strict: the new owner may start; otherwise it is done). True when it
- * still serves one it must drop. */
+ * still serves one it must drop. A worker holds one replica of a partition, whatever its
+ * slot: once `me` serves p as another slot's owner (acknowledged at that slot's generation:
+ * that slot's earlier holder had stopped before it was told), the copy it serves is that
+ * slot's, and the slot it was told to leave is left (otherwise neither move could finish). */
 static bool check_drops(szd_ns *ns, szd_part *p, int32_t me, bool still_served, bool *changed)
 {
     bool pending = false;
     for (unsigned s = 0; s < p->nrep; s++) {
+        bool elsewhere = false;
+        for (unsigned t = 0; t < p->nrep; t++)
+            elsewhere |=
+                t != s && p->slots[t].owner == me && p->slots[t].owner_state == SZD_R_SERVING;
         szd_slot_out out;
         szd_slot_out_init(&out);
-        pending |= szd_slot_dropped(&p->slots[s], me, still_served, &out);
+        pending |= szd_slot_dropped(&p->slots[s], me, still_served && !elsewhere, &out);
         slot_applied(ns, p, s, &out);
         *changed |= out.changed;
     }

@@ -63,11 +63,13 @@ delta_agreed = False  # the register reply agreed to send deltas (never with --n
 intact = True         # what is served is the set of revision `applied` (False after a lease drop)
 
 
-def event(op, partition, generation=0, key_range=None, cause="assign"):
+def event(op, partition, generation=0, key_range=None, cause="assign", slot=None):
     ev = {"t": time.time(), "node": args.node, "op": op, "partition": partition,
           "generation": generation, "cause": cause}
     if key_range is not None:  # range namespaces: the bounds the assignment carried
         ev["range"] = key_range
+    if slot is not None:  # the replica slot a serve is for
+        ev["slot"] = slot
     with open(args.events, "a") as f:
         f.write(json.dumps(ev) + "\n")
 
@@ -218,6 +220,7 @@ class Handler(BaseHTTPRequestHandler):
                     intact = True
                     want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
                     ranges = {r["partition"]: r.get("range") for r in body.get("replicas", [])}
+                    slots = {r["partition"]: r.get("slot") for r in body.get("replicas", [])}
                     for p in sorted(set(served) - set(want)):
                         event("delete", p, served.pop(p))
                     to_serve = [(p, g) for p, g in sorted(want.items()) if served.get(p) != g]
@@ -225,7 +228,7 @@ class Handler(BaseHTTPRequestHandler):
                 if args.serve_delay_ms:
                     time.sleep(args.serve_delay_ms / 1000)
                 with lock:
-                    event("serve", p, g, ranges.get(p))
+                    event("serve", p, g, ranges.get(p), slot=slots.get(p))
                     served[p] = g
             with lock:
                 if fresh:
@@ -248,6 +251,7 @@ class Handler(BaseHTTPRequestHandler):
             rev, base = body["revision"], body["base_revision"]
             want = {r["partition"]: r["generation"] for r in body["replicas"]}
             ranges = {r["partition"]: r.get("range") for r in body["replicas"]}
+            slots = {r["partition"]: r.get("slot") for r in body["replicas"]}
             with lock:
                 if rev < applied:  # stale: answered like a stale full assignment
                     return self.reply(200, {"node": args.node, "applied_revision": reported(),
@@ -266,7 +270,7 @@ class Handler(BaseHTTPRequestHandler):
                 if args.serve_delay_ms:
                     time.sleep(args.serve_delay_ms / 1000)
                 with lock:
-                    event("serve", p, g, ranges.get(p))
+                    event("serve", p, g, ranges.get(p), slot=slots.get(p))
                     served[p] = g
             with lock:
                 applied = rev

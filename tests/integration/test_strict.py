@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 
+from chaos import run_chaos
 from faultproxy import BLACKHOLE, DELAY, PASS, RESET, Link, Proxy
 from harness import Daemon, HTTPError, Worker, free_port, read_events, routing, run, settled, wait_for
 from ownership import check, overlaps, ownership, owners_moved, regressions
@@ -98,7 +99,7 @@ def test_ownership_checker():
     good = {"a": [ev(0, "lease", until=2), ev(0.1, "serve", "p", 1), ev(5, "delete", "p", 1)],
             "b": [ev(2.5, "lease", until=10), ev(3, "serve", "p", 2)]}
     spans = ownership(good, {"b": 10})
-    assert spans["p"] == [(0.1, 2, "a", 1), (3, 10, "b", 2)], spans
+    assert spans["p"] == [(0.1, 2, "a", 1, None), (3, 10, "b", 2, None)], spans
     assert not overlaps(spans) and not regressions(spans) and owners_moved(spans) == ["p"]
     # b starts before a's lease ran out, with a lower generation
     bad = {"a": [ev(0, "lease", until=4), ev(0.1, "serve", "p", 3)],
@@ -112,6 +113,18 @@ def test_ownership_checker():
     assert not overlaps(spans, 3) and overlaps(spans, 2) and not regressions(spans, 3)
     three["d"] = [ev(5, "lease", until=10), ev(6, "serve", "p", 2)]
     assert overlaps(ownership(three, {}), 3), "four holders at once with replicas 3"
+    # slots named: two holders of one slot overlap even within the replica count; a lower
+    # generation on another slot is no regression, on the same slot it is
+    def sv(t, g, slot):
+        return dict(ev(t, "serve", "p", g), slot=slot)
+    slotted = {"a": [ev(0, "lease", until=10), sv(0.1, 5, 0)],
+               "b": [ev(0, "lease", until=10), sv(0.2, 4, 1)]}
+    spans = ownership(slotted, {})
+    assert not overlaps(spans, 2) and not regressions(spans, 2), (overlaps(spans, 2), spans)
+    slotted["c"] = [ev(3, "lease", until=10), sv(4, 3, 1)]
+    spans = ownership(slotted, {})
+    assert overlaps(spans, 3) == [("p", ["b", "c"], 6)], overlaps(spans, 3)
+    assert regressions(spans, 3) == [("p", "b", 4, "c", 3)], regressions(spans, 3)
     twins = {"w1": [ev(0, "lease", until=3), ev(0.1, "serve", "p", 3)],
              "w1#2": [ev(4, "lease", until=9), ev(4.1, "serve", "p", 3)]}
     spans = ownership(twins, {})
@@ -363,9 +376,21 @@ def test_namespace_delete_and_recreate():
         d.stop()
 
 
+def test_strict_randomized_short():
+    """The randomized run (chaos.py), short: 20 s of partitions, delays, resets, pauses, kills
+    with new processes, removals and re-additions, operator moves and coordinator restarts
+    against one coordinator, replicas 2 on 5 workers; then zero overlaps and zero generation
+    regressions, with owners changing (the positive control). The 2-minute run, with two
+    coordinators on etcd, is bench/daemon/strict_chaos.py."""
+    r = run_chaos(BIN, 20, seed=7, coordinators=1)
+    assert r["owner_changes"] > 0 and r["actions"], r["actions"]
+    assert not r["overlaps"], f"overlaps: {r['overlaps']} ({r['actions']})"
+    assert not r["regressions"], f"regressions: {r['regressions']} ({r['actions']})"
+
+
 if __name__ == "__main__":
     run([test_fault_proxy_modes, test_ownership_checker, test_strict_vacated_slot_keeps_holder_r1,
          test_strict_vacated_slot_keeps_holder_r3, test_strict_removed_partition_keeps_holder,
          test_generations_survive_remove_readd_and_restart, test_strict_new_incarnation_paused_r1,
          test_strict_new_incarnation_running_copy_r3, test_incarnation_in_registration,
-         test_namespace_delete_and_recreate])
+         test_namespace_delete_and_recreate, test_strict_randomized_short])
