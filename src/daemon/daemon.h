@@ -137,6 +137,8 @@ typedef struct szd_node {
                                           * said; docs/PROTOCOL.md 4.1) */
     int64_t retired_until_ms; /* strict: an earlier process of this node may hold replicas
                                * (retired slots) until then; 0: none */
+    int64_t stamp; /* the worker's clock in its latest registration or assignment reply (-1:
+                    * it sends none): lease-granting pushes carry it (lease_stamp) */
 } szd_node;
 
 typedef struct {

@@ -46,6 +46,7 @@ typedef struct hl_cmd {
     int64_t interval_ms, dead_after_ms, lease_ms;
     bool strict;
     uint64_t revision;
+    int64_t stamp;
 } hl_cmd;
 
 struct hl_ns;
@@ -59,6 +60,8 @@ typedef struct hl_node {
     szd_fd fd;                      /* the failure detector */
     struct evhttp_connection *conn; /* pings only */
     struct hl_ping *ping;           /* the ping in flight (owned), or NULL */
+    int64_t stamp; /* the worker's clock in its latest reply or registration (-1: it sends
+                    * none): a lease-granting ping carries it (lease_stamp, PROTOCOL.md 6) */
 } hl_node;
 
 typedef struct hl_ping {
@@ -210,6 +213,9 @@ static void on_ping(struct evhttp_request *req, void *arg)
     json_t *j = szd_reply_object(req, &code, HL_MAX_REPLY, false);
     const char *who = j ? json_string_value(json_object_get(j, "node")) : NULL;
     bool ok = who && strcmp(who, n->id) == 0;
+    json_t *stamp = ok ? json_object_get(j, "stamp") : NULL;
+    if (json_is_integer(stamp) && json_integer_value(stamp) > n->stamp)
+        n->stamp = json_integer_value(stamp);
     bool revived = szd_fd_reply(&n->fd, ok, now);
     szd_hl_report *r = report_new(n, ok ? SZD_HL_PING_OK : SZD_HL_PING_FAILED, now);
     if (ok) {
@@ -275,6 +281,9 @@ static bool send_ping(hl_node *n, bool grants, int64_t now)
     if (grants)
         len += snprintf(body + len, sizeof body - (size_t)len, ",\"lease_ms\":%lld",
                         (long long)ns->lease_ms);
+    if (grants && n->stamp >= 0)
+        len += snprintf(body + len, sizeof body - (size_t)len, ",\"lease_stamp\":%lld",
+                        (long long)n->stamp);
     len += snprintf(body + len, sizeof body - (size_t)len, "}");
     evbuffer_add(evhttp_request_get_output_buffer(req), body, (size_t)len);
     if (evhttp_make_request(n->conn, req, EVHTTP_REQ_POST, "/shardz/v1/ping") != 0) {
@@ -437,6 +446,7 @@ static void apply_node_set(szd_hl *hl, hl_ns *ns, const hl_cmd *c)
     } else {
         szd_fd_heard(&n->fd, now);
     }
+    n->stamp = c->stamp; /* its registration: maybe a new process, with a clock of its own */
     if (strcmp(n->address, c->address) != 0) {
         node_reset(n, now); /* a ping in flight to the old address counts as failed */
         snprintf(n->address, sizeof n->address, "%s", c->address);
@@ -560,10 +570,11 @@ void szd_hl_ns_revision(szd_hl *hl, uint64_t key, uint64_t revision)
     post(hl, c);
 }
 
-void szd_hl_node_set(szd_hl *hl, uint64_t key, const char *node, const char *address)
+void szd_hl_node_set(szd_hl *hl, uint64_t key, const char *node, const char *address, int64_t stamp)
 {
     hl_cmd *c = cmd_new(CMD_NODE_SET, key, node);
     snprintf(c->address, sizeof c->address, "%s", address);
+    c->stamp = stamp;
     post(hl, c);
 }
 

@@ -63,8 +63,11 @@ void szd_hl_ns_del(szd_hl *hl, uint64_t key);
 /* The revision the namespace's pings carry. */
 void szd_hl_ns_revision(szd_hl *hl, uint64_t key, uint64_t revision);
 /* Adds a node (heard from now, leases allowed) or, when it exists, takes its new address and
- * counts it heard from now (a registration again: its verdict and lease permission stay). */
-void szd_hl_node_set(szd_hl *hl, uint64_t key, const char *node, const char *address);
+ * counts it heard from now (a registration again: its verdict and lease permission stay).
+ * stamp: the worker's clock when it registered (docs/PROTOCOL.md 6), -1 when it sent none;
+ * its lease-granting pings carry the latest stamp it sent since. */
+void szd_hl_node_set(szd_hl *hl, uint64_t key, const char *node, const char *address,
+                     int64_t stamp);
 /* Forgets a node (left, or removed): no more pings. */
 void szd_hl_node_del(szd_hl *hl, uint64_t key, const char *node);
 /* The node came back and its replicas no longer wait for its lease: pings may grant again. */

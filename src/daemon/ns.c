@@ -988,6 +988,7 @@ static szd_node *node_append(szd_ns *ns, const char *id)
     snprintf(n->id, sizeof n->id, "%s", id);
     n->state = SZD_NODE_JOINING;
     n->since_ms = szd_now(ns->d);
+    n->stamp = -1;
     ns->nodes[ns->nnodes] = n;
     if (szd_map_insert(&ns->node_map, ns->nnodes, ns->nnodes + 1, node_key, ns) != 0) {
         free(n);
@@ -1070,6 +1071,11 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         snprintf(err, errlen, "incarnation must be 1-%d bytes of [A-Za-z0-9._:-]", SHARDZ_MAX_ID);
         return SHARDZ_EINVAL;
     }
+    json_t *stampj = json_object_get(body, "stamp");
+    if (stampj && (!json_is_integer(stampj) || json_integer_value(stampj) < 0)) {
+        snprintf(err, errlen, "stamp must be an integer >= 0 (the worker's clock, ms)");
+        return SHARDZ_EINVAL;
+    }
     szd_node *n = szd_node_find(ns, id);
     /* a new process under a known id is a new holder (docs/PROTOCOL.md 4.1): another
      * incarnation, or, from a worker that says none, another address */
@@ -1140,6 +1146,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         n->dirty = true;
     }
     snprintf(n->incarnation, sizeof n->incarnation, "%s", inc ? inc : "");
+    n->stamp = stampj ? json_integer_value(stampj) : -1;
     /* deltas when it speaks them (docs/PROTOCOL.md 4.3; range namespaces: whole sets), from a
      * whole set after every registration */
     n->delta_ok = false;
@@ -1162,7 +1169,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     rc = szd_ns_flush(ns, false, err, errlen, NULL);
     if (rc)
         return rc;
-    szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address);
+    szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address, n->stamp);
     szd_log(ns->d, SZD_INFO, "msg=\"node registered\" ns=%s node=%s address=%s zone=\"%s\"",
             ns->cfg.name, n->id, n->address, n->zone);
     szd_event(ns, "node-registered",
@@ -2239,7 +2246,7 @@ static int load_node(szd_ns *ns, json_t *j)
      * dead_after_ms after the restart */
     n->last_ok_ms = szd_now(ns->d);
     n->dirty = true;
-    szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address);
+    szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address, n->stamp);
     return sharder_add_node(
         ns, n, n->state == SZD_NODE_DRAINING ? SHARDZ_NODE_DRAINING : SHARDZ_NODE_JOINING);
 }

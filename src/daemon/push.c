@@ -163,6 +163,9 @@ static void on_assign(struct evhttp_request *req, void *arg)
         return;
     }
     n->assign_reach_ms = 0;
+    json_t *stamp = json_object_get(j, "stamp");
+    if (json_is_integer(stamp) && json_integer_value(stamp) > n->stamp)
+        n->stamp = json_integer_value(stamp);
     szd_node_contact(ns, n);
     /* what it holds now is the next delta's base, if it applied this push: a stale answer, or
      * one after it dropped everything (applied_revision 0), says otherwise */
@@ -315,6 +318,8 @@ static void put_head(sbuf *b, const szd_ns *ns, const szd_node *n, bool released
               ns->cfg.name, n->id, (unsigned long long)ns->revision, released ? "true" : "false");
     if (ns->cfg.strict)
         sb_printf(b, ",\"lease_ms\":%lld", (long long)ns->cfg.lease_ms);
+    if (ns->cfg.strict && n->stamp >= 0)
+        sb_printf(b, ",\"lease_stamp\":%lld", (long long)n->stamp);
     if (base)
         sb_printf(b, ",\"base_revision\":%llu", (unsigned long long)base);
     sb_add(b, ",\"replicas\":[", 13);

@@ -222,7 +222,8 @@ def run_chaos(binary, seconds, seed, coordinators=1, replicas=2, workers=5, part
                                     {p.holder: p.ended for p in every if p.ended})
         return {"spans": spans, "overlaps": bad, "regressions": regress,
                 "owner_changes": len(owners_moved(spans)), "actions": counts,
-                "api_errors": api_errors, "processes": len(every)}
+                "api_errors": api_errors, "processes": len(every),
+                "logs": sorted({d.tmp for d in ds})}
     finally:
         for p in every:
             if p.w.proc.poll() is None:

@@ -1,7 +1,8 @@
 """A shardz worker written from docs/PROTOCOL.md alone, in Python: registers, answers pings
 and assignments, diffs them into serve/delete events (appended as JSON lines with times to
 --events, so tests can check ownership from the workers' own view), honours the strict-mode
-lease, and on SIGTERM leaves gracefully. Used by the integration tests as a second,
+lease (anchored at its own clock through lease_stamp, PROTOCOL.md 6), and on SIGTERM leaves
+gracefully. Used by the integration tests as a second,
 independent implementation of the worker side. It offers delta assignments (PROTOCOL.md 4.1,
 4.3) when it registers and applies them; --no-delta makes it a worker that predates them (it
 offers nothing and treats every assignment as a full one). Threads: the HTTP server's (one per
@@ -56,7 +57,7 @@ assign_lock = threading.Lock()  # one assignment at a time
 served = {}          # partition -> generation
 applied = 0
 lease_ms = None
-last_contact = time.monotonic()
+lease_end = 0.0  # strict: what is served may be served until then (time.monotonic())
 released = threading.Event()
 strict_lease = False
 delta_agreed = False  # the register reply agreed to send deltas (never with --no-delta)
@@ -72,6 +73,11 @@ def event(op, partition, generation=0, key_range=None, cause="assign", slot=None
         ev["slot"] = slot
     with open(args.events, "a") as f:
         f.write(json.dumps(ev) + "\n")
+
+
+def stamp():
+    """This process's clock in ms (PROTOCOL.md 6: lease_stamp), sent in every reply."""
+    return int(time.monotonic() * 1000)
 
 
 def lease_event(until):
@@ -163,7 +169,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self):
-        global applied, lease_ms, last_contact, intact
+        global applied, lease_ms, lease_end, intact
         n = int(self.headers.get("Content-Length") or 0)
         if n > 1 << 20:
             return self.reply(413, {"code": "ETOOBIG", "message": "body too large"})
@@ -174,17 +180,25 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(400, {"code": "EINVAL", "message": "malformed message"})
         with lock:
             if body.get("lease_ms"):  # only a message that grants the lease renews it
-                if lease_ms and served and (time.monotonic() - last_contact) * 1000 > lease_ms:
+                now = time.monotonic()
+                if lease_ms and served and now > lease_end:
                     lease_drop()  # it lapsed while this message waited
-                last_contact = time.monotonic()
                 lease_ms = body["lease_ms"]
-                if args.log_leases:
-                    lease_event(time.time() + lease_ms / 1000)
+                # anchored at this worker's own clock when the coordinator echoes it: a grant
+                # runs from the stamp of a reply it had received before sending, so a message
+                # delivered late grants less, or nothing (else from its receipt)
+                ls = body.get("lease_stamp")
+                ls_ok = isinstance(ls, int) and not isinstance(ls, bool)
+                end = (ls / 1000 if ls_ok else now) + lease_ms / 1000
+                if end > lease_end and end > now:
+                    lease_end = end
+                    if args.log_leases:
+                        lease_event(time.time() + (end - now))
             if self.path == "/shardz/v1/ping":
                 if args.pings:
                     with open(args.pings, "a") as f:
                         f.write(f"{time.time()} {1 if body.get('lease_ms') else 0}\n")
-                out = {"node": args.node, "applied_revision": reported()}
+                out = {"node": args.node, "applied_revision": reported(), "stamp": stamp()}
                 if args.load:
                     dims = {k: float(v) for k, v in (kv.split("=") for kv in args.load.split(","))}
                     out["load"] = {p: dims for p in served}
@@ -215,7 +229,9 @@ class Handler(BaseHTTPRequestHandler):
             rev = body.get("revision", 0)
             to_serve = []
             with lock:
-                fresh = rev >= applied
+                # strict: never serve without a lease (a stale grant renewed nothing)
+                fresh = rev >= applied and not (body.get("lease_ms") and
+                                                time.monotonic() > lease_end)
                 if fresh:
                     intact = True
                     want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
@@ -238,7 +254,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, {"node": args.node, "applied_revision": reported(),
                                         "serving": [{"partition": p, "generation": g}
                                                     for p, g in served.items()],
-                                        "failed": []})
+                                        "failed": [], "stamp": stamp()})
 
     def delta(self, body):
         """A delta assignment (PROTOCOL.md 4.3): stale, refused (409) or applied."""
@@ -253,11 +269,12 @@ class Handler(BaseHTTPRequestHandler):
             ranges = {r["partition"]: r.get("range") for r in body["replicas"]}
             slots = {r["partition"]: r.get("slot") for r in body["replicas"]}
             with lock:
-                if rev < applied:  # stale: answered like a stale full assignment
+                if rev < applied or (body.get("lease_ms") and time.monotonic() > lease_end):
+                    # stale, or no lease to serve under: answered like a stale full one
                     return self.reply(200, {"node": args.node, "applied_revision": reported(),
                                             "serving": [{"partition": p, "generation": g}
                                                         for p, g in served.items()],
-                                            "failed": []})
+                                            "failed": [], "stamp": stamp()})
                 held_as_of = applied if intact else 0  # the set a delta would build on
                 if held_as_of != base:
                     return self.reply(409, {"code": "ESTALE", "applied_revision": held_as_of,
@@ -276,7 +293,7 @@ class Handler(BaseHTTPRequestHandler):
                 applied = rev
                 named = sorted(set(want) | set(body.get("removed", [])))
                 return self.reply(200, {"node": args.node, "applied_revision": applied,
-                                        "delta": True,
+                                        "delta": True, "stamp": stamp(),
                                         "serving": [{"partition": p, "generation": served[p]}
                                                     for p in named if p in served],
                                         "failed": []})
@@ -287,7 +304,7 @@ def lease_watch():
     while True:
         time.sleep(0.02)
         with lock:
-            if lease_ms and served and (time.monotonic() - last_contact) * 1000 > lease_ms:
+            if lease_ms and served and time.monotonic() > lease_end:
                 lease_drop()
 
 
@@ -309,6 +326,7 @@ def main():
         body["incarnation"] = args.incarnation
     while True:
         try:
+            body["stamp"] = stamp()  # its clock now: a lease granted on it runs from here
             reply = coordinator("POST", f"/v1/namespaces/{ns}/nodes", body)
             features = reply.get("features") if isinstance(reply, dict) else None
             with lock:  # each registration starts over (PROTOCOL.md 4.1)

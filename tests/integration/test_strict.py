@@ -388,9 +388,47 @@ def test_strict_randomized_short():
     assert not r["regressions"], f"regressions: {r['regressions']} ({r['actions']})"
 
 
+def test_strict_late_messages_do_not_renew():
+    """Late messages cannot resurrect a lease: a worker's link is slowed (every byte 0.7 s
+    late, far past the ping timeout) until it is declared dead and replaced. The pings that
+    granted its lease arrive late; a lease they grant runs from the worker's own clock as it
+    was before they were sent (lease_stamp), so it ends before the coordinator counts it
+    ended, and the replacement never overlaps it."""
+    d = Daemon(BIN).start()
+    ws, link = [], None
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=4,
+                                              consistency="strict", lease_ms=1500, **FAST))
+        cut, link = cut_off_worker(d, "kv", "w1")
+        ws = [cut]
+        wait_for(lambda: settled(d, "kv", 4, 1, nodes=1), 15, what="placement on w1")
+        ws.append(Worker(d, "kv", "w0", extra=["--log-leases"]))
+        wait_for(lambda: d.call("GET", "/v1/namespaces/kv")[1]["nodes"]["alive"] == 2, 10,
+                 what="w0 alive")
+        held = set(cut.served())
+        assert held, "w1 serves nothing"
+        link.set(DELAY, 0.7)
+        wait_for(lambda: held <= set(ws[1].served()), 20, what="w0 took over")
+        assert link.to_worker.delayed > 0, "nothing was delayed: the test tests nothing"
+        wait_for(lambda: not cut.served(), 10, what="w1's lease drop")
+        end = lease_end(cut)
+        wait_for(lambda: time.time() > end, 10, what="w1's last lease ended")
+        spans, bad, regress = check({w.holder: w.events for w in ws}, 1)
+        assert held <= set(owners_moved(spans)), spans
+        assert not bad, f"two owners at once (partition, holders, s): {bad}"
+        assert not regress, f"generations went backwards: {regress}"
+    finally:
+        if link:
+            link.stop()
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
 if __name__ == "__main__":
     run([test_fault_proxy_modes, test_ownership_checker, test_strict_vacated_slot_keeps_holder_r1,
          test_strict_vacated_slot_keeps_holder_r3, test_strict_removed_partition_keeps_holder,
          test_generations_survive_remove_readd_and_restart, test_strict_new_incarnation_paused_r1,
          test_strict_new_incarnation_running_copy_r3, test_incarnation_in_registration,
-         test_namespace_delete_and_recreate, test_strict_randomized_short])
+         test_namespace_delete_and_recreate, test_strict_late_messages_do_not_renew,
+         test_strict_randomized_short])
