@@ -143,14 +143,14 @@ def strict_vacated_slot(replicas):
         ws = [Worker(d, "kv", f"w{i}", extra=["--log-leases"]) for i in range(replicas - 1)]
         cut, link = cut_off_worker(d, "kv", f"w{replicas - 1}")
         ws.append(cut)
-        wait_for(lambda: settled(d, "kv", 4, replicas, nodes=replicas), 15, what="placement")
+        wait_for(lambda: settled(d, "kv", 4, replicas, nodes=replicas), 30, what="placement")
         held = set(cut.served())
         assert held, f"{cut.node} serves nothing: the cut would test nothing"
         link.set(BLACKHOLE)
         wait_for(lambda: node_state(d, "kv", cut.node) == "dead", 10, what="declared dead")
         ws.append(Worker(d, "kv", "wn", extra=["--log-leases"]))
         # the newcomer takes the cut-off worker's replicas (it serves them: positive control)
-        wait_for(lambda: held <= set(ws[-1].served()), 20, what="the newcomer serves")
+        wait_for(lambda: held <= set(ws[-1].served()), 30, what="the newcomer serves")
         wait_for(lambda: not cut.served(), 10, what="the cut-off worker's lease drop")
         spans, bad, regress = check({w.holder: w.events for w in ws}, replicas)
         assert set(owners_moved(spans)) >= held, spans
@@ -189,7 +189,7 @@ def test_strict_removed_partition_keeps_holder():
                                               consistency="strict", lease_ms=3000, **FAST))
         cut, link = cut_off_worker(d, "kv", "w1")
         ws = [cut, Worker(d, "kv", "w0", extra=["--log-leases"])]
-        r = wait_for(lambda: settled(d, "kv", 2, 1, nodes=2), 15, what="placement")
+        r = wait_for(lambda: settled(d, "kv", 2, 1, nodes=2), 30, what="placement")
         x = next(p for p, nodes in r.items() if nodes == ["w1"])
         assert x in cut.served(), "w1 does not serve its partition: the cut would test nothing"
         link.set(BLACKHOLE)
@@ -197,7 +197,7 @@ def test_strict_removed_partition_keeps_holder():
         d.call("DELETE", f"/v1/namespaces/kv/partitions/{x}")
         d.call("POST", "/v1/namespaces/kv/partitions", {"ids": [x]})
         # positive control: w0 gets it (once the cut-off holder's lease certainly ended)
-        wait_for(lambda: served_generations(ws[1], x), 20, what="w0 serves the partition")
+        wait_for(lambda: served_generations(ws[1], x), 30, what="w0 serves the partition")
         wait_for(lambda: not cut.served(), 10, what="the cut-off worker's lease drop")
         spans, bad, regress = check({w.holder: w.events for w in ws}, 1)
         assert x in owners_moved(spans), spans
@@ -265,7 +265,7 @@ def strict_new_incarnation(replicas, pause):
         d.call("POST", "/v1/namespaces", dict(name="kv", replicas=replicas, partitions=4,
                                               consistency="strict", lease_ms=3000, **FAST))
         ws = [Worker(d, "kv", f"w{i}", extra=["--log-leases"]) for i in range(replicas)]
-        wait_for(lambda: settled(d, "kv", 4, replicas, nodes=replicas), 15, what="placement")
+        wait_for(lambda: settled(d, "kv", 4, replicas, nodes=replicas), 30, what="placement")
         old = ws[-1]
         held = set(old.served())
         assert held, f"{old.node} serves nothing: the test would test nothing"
@@ -274,7 +274,7 @@ def strict_new_incarnation(replicas, pause):
         new = Worker(d, "kv", old.node, holder=old.node + "#2", extra=["--log-leases"])
         ws.append(new)
         # positive control: the new process serves what the first one held
-        wait_for(lambda: held <= set(new.served()), 20, what="the new process serves")
+        wait_for(lambda: held <= set(new.served()), 30, what="the new process serves")
         if not pause:
             wait_for(lambda: not old.served(), 10, what="the first process's lease drop")
         # the first process owns nothing past its last lease: judge once that has passed, so
@@ -347,7 +347,7 @@ def test_namespace_delete_and_recreate():
         spec = dict(name="kv", replicas=1, partitions=6, **FAST)
         d.call("POST", "/v1/namespaces", spec)
         ws = [Worker(d, "kv", f"w{i}", extra=["--incarnation", f"i{i}"]) for i in range(2)]
-        wait_for(lambda: settled(d, "kv", 6, 1, nodes=2), 15, what="placement")
+        wait_for(lambda: settled(d, "kv", 6, 1, nodes=2), 30, what="placement")
         # an operator move raises a generation, so the old namespace's are not all 1
         d.call("POST", "/v1/namespaces/kv/partitions/0/move",
                {"slot": 0, "to": "w1" if routing(d, "kv")["0"] == ["w0"] else "w0"})
@@ -401,14 +401,14 @@ def test_strict_late_messages_do_not_renew():
                                               consistency="strict", lease_ms=1500, **FAST))
         cut, link = cut_off_worker(d, "kv", "w1")
         ws = [cut]
-        wait_for(lambda: settled(d, "kv", 4, 1, nodes=1), 15, what="placement on w1")
+        wait_for(lambda: settled(d, "kv", 4, 1, nodes=1), 30, what="placement on w1")
         ws.append(Worker(d, "kv", "w0", extra=["--log-leases"]))
         wait_for(lambda: d.call("GET", "/v1/namespaces/kv")[1]["nodes"]["alive"] == 2, 10,
                  what="w0 alive")
         held = set(cut.served())
         assert held, "w1 serves nothing"
         link.set(DELAY, 0.7)
-        wait_for(lambda: held <= set(ws[1].served()), 20, what="w0 took over")
+        wait_for(lambda: held <= set(ws[1].served()), 30, what="w0 took over")
         assert link.to_worker.delayed > 0, "nothing was delayed: the test tests nothing"
         wait_for(lambda: not cut.served(), 10, what="w1's lease drop")
         end = lease_end(cut)
