@@ -136,16 +136,19 @@ typedef struct szd_node {
 } szd_node;
 
 typedef struct {
-    char *id;        /* owned: one allocation holds the slots and then the id */
+    /* One allocation, owned through load (free(p->load)), holds the load (the namespace's
+     * ndims values), then the slots, then the id: a partition costs one malloc, and no room
+     * for dimensions it does not have (docs/BENCHMARKS.md, memory at a million). */
+    double *load;    /* Statistics (seed 000), kept apart from the assignment so they survive
+                      * a move: the smoothed load per dimension (EWMA, alpha =
+                      * 1 - exp(-dt / tau)) */
     szd_slot *slots; /* nrep */
+    char *id;
     uint16_t nrep;
     bool dirty; /* to persist */
-    /* Statistics (seed 000), kept apart from the assignment so they survive a move: the
-     * smoothed load per dimension (EWMA, alpha = 1 - exp(-dt / tau)), when it was last
-     * updated and when a replica of it last moved (0: never; monotonic ms). */
     bool stats_dirty;
-    double load[SHARDZ_MAX_DIMS];
-    int64_t load_ms, moved_ms;
+    int64_t load_ms, moved_ms; /* when the load was last updated and when a replica of it last
+                                * moved (0: never; monotonic ms) */
 } szd_part;
 
 /* A string -> index map (open addressing). */

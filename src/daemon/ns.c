@@ -478,7 +478,7 @@ void szd_ns_free(szd_ns *ns)
     }
     free(ns->nodes);
     for (uint32_t i = 0; i < ns->nparts; i++)
-        free(ns->parts[i].slots);
+        free(ns->parts[i].load);
     free(ns->parts);
     szd_map_free(&ns->node_map);
     szd_map_free(&ns->part_map);
@@ -551,12 +551,14 @@ static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned n
         szd_part *p = &ns->parts[ns->nparts + i];
         size_t idlen = strlen(ids[i]);
         memset(p, 0, sizeof *p);
-        p->slots = calloc(1, nrep * sizeof(szd_slot) + idlen + 1);
-        if (!p->slots) {
+        size_t nd = ns->cfg.ndims;
+        p->load = calloc(1, nd * sizeof(double) + nrep * sizeof(szd_slot) + idlen + 1);
+        if (!p->load) {
             while (i-- > 0)
-                free(ns->parts[ns->nparts + i].slots);
+                free(ns->parts[ns->nparts + i].load);
             return SHARDZ_ENOMEM;
         }
+        p->slots = (szd_slot *)(p->load + nd);
         p->id = (char *)(p->slots + nrep);
         memcpy(p->id, ids[i], idlen + 1);
         p->nrep = (uint16_t)nrep;
@@ -1223,7 +1225,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     }
     szd_event(ns, "partitions-removed", json_pack("{s:s}", "partition", p->id));
     uint32_t idx = (uint32_t)(p - ns->parts);
-    free(p->slots); /* the id goes with it */
+    free(p->load); /* the slots and the id go with it */
     ns->parts[idx] = ns->parts[--ns->nparts];
     szd_map_rebuild(&ns->part_map, ns->nparts, part_key, ns);
     mark_all_parts_if_hash(ns);
