@@ -2179,61 +2179,81 @@ static void free_pages(shardz_range **pages)
     free(pages);
 }
 
+/* One record to load, found in a first pass over the keys (its kind only: a parsed key is half
+ * a kilobyte, a million of them would be half a gigabyte). */
+typedef struct {
+    const shardz_kv *kv;
+    shardz_key_kind kind;
+} load_item;
+
+static void load_one(szd *d, const load_item *item)
+{
+    const shardz_kv *kv = item->kv;
+    shardz_key_parts kp;
+    (void)shardz_key_parse(kv->key, kv->key_len, &kp); /* it parsed in the first pass */
+    json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+    int lrc = j && json_is_object(j) ? 0 : SHARDZ_EINVAL;
+    if (lrc == 0 && item->kind == SHARDZ_KEY_CONFIG) {
+        szd_ns_config cfg;
+        char err[256];
+        lrc = szd_ns_config_parse(j, &cfg, err, sizeof err);
+        szd_ns *ns = NULL;
+        if (lrc == 0 && !szd_ns_find(d, cfg.name)) {
+            ns = ns_new(d, &cfg);
+            lrc = ns ? ns_attach(d, ns) : SHARDZ_ENOMEM;
+            if (lrc && ns)
+                szd_ns_free(ns);
+        }
+    } else if (lrc == 0) {
+        szd_ns *ns = szd_ns_find(d, kp.ns);
+        if (!ns)
+            lrc = SHARDZ_ENOENT;
+        else
+            lrc = item->kind == SHARDZ_KEY_NODE     ? load_node(ns, j)
+                  : item->kind == SHARDZ_KEY_ASSIGN ? load_part(ns, j)
+                  : item->kind == SHARDZ_KEY_STATS  ? load_stats(ns, j)
+                                                    : szd_range_load_task(ns, j);
+    }
+    if (lrc)
+        szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
+                (int)kv->key_len, kv->key, shardz_err_name(lrc));
+    json_decref(j);
+}
+
 static void load_records(szd *d, shardz_range *const *pages)
 {
-    /* five passes: configs, then nodes, then assignments (they name nodes), then statistics,
-     * then tasks */
-    for (int pass = 0; pass < 5; pass++) {
-        for (size_t pi = 0; pages[pi]; pi++) {
-            const shardz_range *r = pages[pi];
-            for (size_t i = 0; i < r->count; i++) {
-                shardz_kv *kv = &r->kvs[i];
-                if ((i & 1023) == 1023)
-                    szd_ha_poll(d); /* a long load keeps the lease */
-                shardz_key_parts kp;
-                if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0) {
-                    if (pass == 0)
-                        szd_log(d, SZD_WARN, "msg=\"skipping a foreign key\" key=\"%.*s\"",
-                                (int)kv->key_len, kv->key);
-                    continue;
-                }
-                int want = pass == 0   ? SHARDZ_KEY_CONFIG
-                           : pass == 1 ? SHARDZ_KEY_NODE
-                           : pass == 2 ? SHARDZ_KEY_ASSIGN
-                           : pass == 3 ? SHARDZ_KEY_STATS
-                                       : SHARDZ_KEY_TASK;
-                if ((int)kp.kind != want)
-                    continue;
-                json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
-                int lrc = j && json_is_object(j) ? 0 : SHARDZ_EINVAL;
-                if (lrc == 0 && pass == 0) {
-                    szd_ns_config cfg;
-                    char err[256];
-                    lrc = szd_ns_config_parse(j, &cfg, err, sizeof err);
-                    szd_ns *ns = NULL;
-                    if (lrc == 0 && !szd_ns_find(d, cfg.name)) {
-                        ns = ns_new(d, &cfg);
-                        lrc = ns ? ns_attach(d, ns) : SHARDZ_ENOMEM;
-                        if (lrc && ns)
-                            szd_ns_free(ns);
-                    }
-                } else if (lrc == 0) {
-                    szd_ns *ns = szd_ns_find(d, kp.ns);
-                    if (!ns)
-                        lrc = SHARDZ_ENOENT;
-                    else
-                        lrc = pass == 1   ? load_node(ns, j)
-                              : pass == 2 ? load_part(ns, j)
-                              : pass == 3 ? load_stats(ns, j)
-                                          : szd_range_load_task(ns, j);
-                }
-                if (lrc)
-                    szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
-                            (int)kv->key_len, kv->key, shardz_err_name(lrc));
-                json_decref(j);
+    /* the keys parsed once, the records then loaded kind by kind: configs, then nodes, then
+     * assignments (they name nodes), then statistics, then tasks */
+    static const shardz_key_kind order[] = {SHARDZ_KEY_CONFIG, SHARDZ_KEY_NODE, SHARDZ_KEY_ASSIGN,
+                                            SHARDZ_KEY_STATS, SHARDZ_KEY_TASK};
+    size_t total = 0, n = 0;
+    for (size_t pi = 0; pages[pi]; pi++)
+        total += pages[pi]->count;
+    load_item *items = szd_xmalloc((total ? total : 1) * sizeof *items);
+    shardz_key_parts *kp = szd_xmalloc(sizeof *kp);
+    for (size_t pi = 0; pages[pi]; pi++) {
+        const shardz_range *r = pages[pi];
+        for (size_t i = 0; i < r->count; i++) {
+            const shardz_kv *kv = &r->kvs[i];
+            if (shardz_key_parse(kv->key, kv->key_len, kp) != 0) {
+                szd_log(d, SZD_WARN, "msg=\"skipping a foreign key\" key=\"%.*s\"",
+                        (int)kv->key_len, kv->key);
+                continue;
             }
+            items[n++] = (load_item){kv, kp->kind};
         }
     }
+    free(kp);
+    size_t done = 0;
+    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
+        for (size_t i = 0; i < n; i++) {
+            if (items[i].kind != order[o])
+                continue;
+            if ((++done & 1023) == 0)
+                szd_ha_poll(d); /* a long load keeps the lease */
+            load_one(d, &items[i]);
+        }
+    free(items);
 }
 
 /* Detaches ns from d (not freed). */
