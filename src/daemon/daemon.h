@@ -53,6 +53,9 @@ void szd_idset_remove(szd_idset *set, const char *id);
 /* Frees every entry; the set is empty again. */
 void szd_idset_clear(szd_idset *set);
 
+/* The largest capacity a node may declare in one dimension (docs/PROTOCOL.md 4.1). */
+#define SZD_CAPACITY_MAX 1e12
+
 /* ---- configuration ------------------------------------------------------------------- */
 
 typedef struct {

@@ -20,7 +20,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: shardzd [options]\n"
-            "  --listen HOST:PORT   where the HTTP API listens (default 127.0.0.1:7557;\n"
+            "  --listen HOST:PORT   where the HTTP API listens ([IPV6]:PORT, :PORT for every\n"
+            "                       interface; default 127.0.0.1:7557;\n"
             "                       env SHARDZ_LISTEN)\n"
             "  --data DIR           data directory of the embedded store (default\n"
             "                       ./shardz-data; env SHARDZ_DATA)\n"
@@ -256,15 +257,27 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* HOST:PORT, [IPV6]:PORT, IPV6:PORT (the last colon ends the host), or :PORT (every
+     * interface) */
     char host[256];
     const char *colon = strrchr(d.cfg.listen, ':');
-    long port = colon ? strtol(colon + 1, NULL, 10) : -1;
-    if (!colon || (size_t)(colon - d.cfg.listen) >= sizeof host || port < 0 || port > 65535) {
-        fprintf(stderr, "shardzd: bad listen address '%s'\n", d.cfg.listen);
+    char *pend = NULL;
+    long port = colon ? strtol(colon + 1, &pend, 10) : -1;
+    size_t hostlen = colon ? (size_t)(colon - d.cfg.listen) : 0;
+    if (!colon || !colon[1] || *pend || hostlen >= sizeof host || port < 0 || port > 65535) {
+        fprintf(stderr, "shardzd: bad listen address '%s' (want HOST:PORT, [IPV6]:PORT or :PORT)\n",
+                d.cfg.listen);
         return 2;
     }
-    memcpy(host, d.cfg.listen, (size_t)(colon - d.cfg.listen));
-    host[colon - d.cfg.listen] = 0;
+    const char *h = d.cfg.listen;
+    if (hostlen >= 2 && h[0] == '[' && h[hostlen - 1] == ']') {
+        h++;
+        hostlen -= 2;
+    }
+    if (hostlen == 0)
+        snprintf(host, sizeof host, "0.0.0.0");
+    else
+        snprintf(host, sizeof host, "%.*s", (int)hostlen, h);
 
     signal(SIGPIPE, SIG_IGN);
     /* one out-of-memory policy: jansson allocates through it too, so a failed json_pack

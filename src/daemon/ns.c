@@ -853,8 +853,10 @@ static int node_fill(szd_ns *ns, szd_node *n, json_t *body, char *err, size_t er
                 return SHARDZ_EINVAL;
             }
             double x = json_number_value(v);
-            if (!json_is_number(v) || !isfinite(x) || x <= 0) {
-                snprintf(err, errlen, "capacity '%s' must be a number above 0", k);
+            /* bounded: a capacity near DBL_MAX overflows the weighted sums placement takes */
+            if (!json_is_number(v) || !isfinite(x) || x <= 0 || x > SZD_CAPACITY_MAX) {
+                snprintf(err, errlen, "capacity '%s' must be a number above 0 and at most %g", k,
+                         SZD_CAPACITY_MAX);
                 return SHARDZ_EINVAL;
             }
             if (i >= n->ncap) {
@@ -1023,8 +1025,9 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     if (rc)
         return rc;
     szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address);
+    char zq[256];
     szd_log(ns->d, SZD_INFO, "msg=\"node registered\" ns=%s node=%s address=%s zone=\"%s\"",
-            ns->cfg.name, n->id, n->address, n->zone);
+            ns->cfg.name, n->id, n->address, szd_logq(zq, sizeof zq, n->zone));
     szd_event(ns, "node-registered",
               json_pack("{s:s, s:s, s:s}", "node", n->id, "address", n->address, "zone", n->zone));
     if (same)
