@@ -68,8 +68,8 @@ typedef struct {
     char advertise[SZD_ADDR_MAX + 1]; /* host:port the other coordinators reach us at */
     char id[SHARDZ_MAX_ID + 1];       /* this coordinator's name (default: advertise) */
     int64_t lease_ttl_ms;             /* etcd: the leader lease's TTL */
-    int max_connections;
-    int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
+    size_t max_watches;               /* watches parked at once, at most (all namespaces) */
+    int log_level;                    /* 0 error, 1 warn, 2 info, 3 debug */
 } szd_config;
 
 /* A namespace's configuration (docs/PROTOCOL.md section 3). */
@@ -170,6 +170,7 @@ typedef struct szd_waiter {
     struct szd_ns *ns;
     uint64_t since;
     struct event *timer;
+    struct event *eof; /* the client's socket readable: it may have gone away */
 } szd_waiter;
 
 typedef struct szd_ns {
@@ -258,6 +259,7 @@ typedef struct szd {
     struct szd_hl *hl;         /* the health lane (pings, verdicts), owned */
     struct event *hl_reports;  /* its reports are readable */
     uint64_t ns_keys;          /* the last szd_ns.key given */
+    size_t nwaiters;           /* watches parked, every namespace (cfg.max_watches) */
     szd_hist store_hist;       /* store write durations */
 } szd;
 

@@ -38,6 +38,8 @@ static void usage(FILE *f)
             "                       env SHARDZ_ID)\n"
             "  --lease-ttl MS       the leader lease's TTL with etcd (default 5000, at least\n"
             "                       2000; env SHARDZ_LEASE_TTL)\n"
+            "  --max-watches N      watches parked at once, at most (default 10000; past it a\n"
+            "                       watch gets 409 EBUSY; env SHARDZ_MAX_WATCHES)\n"
             "  --secret SECRET      require 'Authorization: Bearer SECRET' (env SHARDZ_SECRET)\n"
             "  --log-level LEVEL    error|warn|info|debug (default info; env SHARDZ_LOG_LEVEL)\n"
             "  --config FILE        read key=value lines (listen, data, fsync, secret,\n"
@@ -114,6 +116,15 @@ static int set_option(szd_config *c, const char *key, const char *val)
             return -1;
         }
         c->lease_ttl_ms = v;
+    } else if (strcmp(key, "max-watches") == 0) {
+        char *end = NULL;
+        long long v = strtoll(val, &end, 10);
+        if (!*val || *end || v < 0 || v > 1000000) {
+            fprintf(stderr, "shardzd: --max-watches wants a count in [0, 1000000], got '%s'\n",
+                    val);
+            return -1;
+        }
+        c->max_watches = (size_t)v;
     } else if (strcmp(key, "log-level") == 0) {
         c->log_level = parse_level(val);
         if (c->log_level < 0) {
@@ -175,15 +186,23 @@ int main(int argc, char **argv)
     d.cfg.log_level = SZD_INFO;
     d.cfg.sync = SHARDZ_STORE_SYNC_FULL;
     d.cfg.lease_ttl_ms = 5000;
+    d.cfg.max_watches = 10000;
 
-    static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},    {"data", required_argument, 0, 'd'},
-        {"fsync", required_argument, 0, 'f'},     {"secret", required_argument, 0, 's'},
-        {"log-level", required_argument, 0, 'v'}, {"config", required_argument, 0, 'c'},
-        {"memory", no_argument, 0, 'm'},          {"help", no_argument, 0, 'h'},
-        {"routes", no_argument, 0, 'R'},          {"store", required_argument, 0, 'S'},
-        {"advertise", required_argument, 0, 'a'}, {"id", required_argument, 0, 'i'},
-        {"lease-ttl", required_argument, 0, 't'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"fsync", required_argument, 0, 'f'},
+                                         {"secret", required_argument, 0, 's'},
+                                         {"log-level", required_argument, 0, 'v'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"memory", no_argument, 0, 'm'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"routes", no_argument, 0, 'R'},
+                                         {"store", required_argument, 0, 'S'},
+                                         {"advertise", required_argument, 0, 'a'},
+                                         {"id", required_argument, 0, 'i'},
+                                         {"lease-ttl", required_argument, 0, 't'},
+                                         {"max-watches", required_argument, 0, 'W'},
+                                         {0, 0, 0, 0}};
     /* the file first, then the environment, then flags */
     for (int i = 1; i < argc; i++) {
         const char *file = strncmp(argv[i], "--config=", 9) == 0              ? argv[i] + 9
@@ -197,7 +216,7 @@ int main(int argc, char **argv)
         {"SHARDZ_FSYNC", "fsync"},         {"SHARDZ_SECRET", "secret"},
         {"SHARDZ_LOG_LEVEL", "log-level"}, {"SHARDZ_STORE", "store"},
         {"SHARDZ_ADVERTISE", "advertise"}, {"SHARDZ_ID", "id"},
-        {"SHARDZ_LEASE_TTL", "lease-ttl"}};
+        {"SHARDZ_LEASE_TTL", "lease-ttl"}, {"SHARDZ_MAX_WATCHES", "max-watches"}};
     for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
         const char *v = getenv(env[i][0]);
         if (v && set_option(&d.cfg, env[i][1], v) != 0)
@@ -233,6 +252,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             rc = set_option(&d.cfg, "lease-ttl", optarg);
+            break;
+        case 'W':
+            rc = set_option(&d.cfg, "max-watches", optarg);
             break;
         case 'c':
             break;

@@ -1,7 +1,8 @@
 """Small contract fixes of issue 16, each against a real coordinator: an error message that
 quotes what a client sent is cut on a UTF-8 boundary and still goes out as a JSON body; a
 capacity past the documented bound is refused and changes nothing; a value that carries a
-newline (a worker's error text) cannot forge a log line; --listen takes [IPV6]:PORT and :PORT and refuses a bad port.
+newline (a worker's error text) cannot forge a log line; watches are capped (--max-watches)
+and a client that went away frees its watch at once; --listen takes [IPV6]:PORT and :PORT and refuses a bad port.
 Usage: test_contract.py SHARDZD_BINARY"""
 import json
 import socket
@@ -158,7 +159,43 @@ def test_listen_forms():
         assert r.returncode == 2 and "listen" in r.stderr, (bad, r.returncode, r.stderr)
 
 
+def test_watch_cap_and_abandoned_watches():
+    d = Daemon(BIN, extra=["--max-watches", "3"]).start()
+    socks = []
+
+    def gauge():
+        import urllib.request
+        with urllib.request.urlopen(d.base + "/metrics", timeout=5) as r:
+            for ln in r.read().decode().splitlines():
+                if ln.startswith('shardz_watches_parked{ns="w"}'):
+                    return int(ln.split()[1])
+        return -1
+
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "w", "partitions": 1})
+        rev = d.call("GET", "/v1/namespaces/w")[1]["revision"]
+        path = f"/v1/namespaces/w/watch?revision={rev}&timeout_ms=120000"
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", d.port))
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            socks.append(s)
+        wait_for(lambda: gauge() == 3, 10, what="three watches parked")
+        body = expect_error(lambda: d.call("GET", path.replace("120000", "100")), 409, "EBUSY")
+        assert "max-watches" in body["message"], body
+        # clients that went away free their watches at once (not after 120 s): new ones park
+        for s in socks:
+            s.close()
+        socks = []
+        wait_for(lambda: gauge() == 0, 10, what="abandoned watches dropped")
+        st, got = d.call("GET", path.replace("120000", "100"))
+        assert st == 200 and got.get("unchanged") is True, got
+    finally:
+        for s in socks:
+            s.close()
+        d.stop()
+
+
 if __name__ == "__main__":
     socket.setdefaulttimeout(30)
     run([test_utf8_cut_error_keeps_its_body, test_capacity_bound, test_no_forged_log_line,
-         test_listen_forms])
+         test_listen_forms, test_watch_cap_and_abandoned_watches])
