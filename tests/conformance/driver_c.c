@@ -77,8 +77,8 @@ static const char *cause_name(shardz_cause c)
 static void replica_event(drv_worker *d, const char *ev, const shardz_worker_replica *r)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I}", "ev", ev, "ns", r->ns, "partition",
-                          r->partition, "slot", (json_int_t)r->slot, "role", r->role,
-                          "generation", (json_int_t)r->generation);
+                          r->partition, "slot", (json_int_t)r->slot, "role", r->role, "generation",
+                          (json_int_t)r->generation);
     if (!o) {
         return;
     }

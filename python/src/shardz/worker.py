@@ -116,7 +116,7 @@ class Worker:
         self._contact = False           # a lease-granting message arrived
         self._last_contact = 0.0        # when it arrived (clock seconds)
         self._last_alive = clock()      # any message from the coordinator (the watchdog)
-        self._lapsed = False            # the lease lapsed; no lease-granting contact since the drop
+        self._revoked = False           # a lapse was noticed; no lease-granting message since
         self._drop_pending = False      # the lapse's drop is still to run
         self._lapses = 0                # lapses noticed (an assignment from before one is skipped)
         self._ping_interval_ms = 0
@@ -249,11 +249,11 @@ class Worker:
     def lease_ok(self):
         """True while this worker may serve what it holds: the lease is not enforced, or it
         has not lapsed (measured now, so a process paused past its lease learns it before the
-        lease thread runs). False once lapsed, until the drop is done and the coordinator is
-        heard from again. Call it on the request path before acting (strict mode)."""
+        lease thread runs). False from a lapse until the drop is done and a lease-granting
+        message has arrived since the lapse. Call it on the request path before acting."""
         with self._mu:
             self._check_lapse(self._clock())
-            return not self._lapsed
+            return not self._revoked and not self._drop_pending
 
     def serving(self):
         """A copy of what is served: {partition: Replica}."""
@@ -291,10 +291,10 @@ class Worker:
         """Under _mu: notices a lapse (something served, no lease-granting contact for the
         effective lease): from now on lease_ok is False and replies report revision 0."""
         eff = self._lease_eff()
-        if (self._lapsed or eff == 0 or not self._contact or not self._served
+        if (self._drop_pending or eff == 0 or not self._contact or not self._served
                 or now - self._last_contact < eff):
             return
-        self._lapsed = True
+        self._revoked = True
         self._drop_pending = True
         self._lapses += 1
         self._applied_reported = 0
@@ -314,8 +314,7 @@ class Worker:
             self._contact = True
             self._last_contact = now
             self._lease_ms = lease_ms
-            if self._lapsed and not self._drop_pending:
-                self._lapsed = False
+            self._revoked = False  # heard from again (the drop, if pending, still comes first)
         return self._lapses
 
     def _lease_loop(self):
