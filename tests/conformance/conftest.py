@@ -253,3 +253,9 @@ def wait_for(pred, timeout=10, what="condition"):
 def now_ms():
     """The runner's CLOCK_MONOTONIC in ms: the clock of the events' t_ms."""
     return time.monotonic() * 1000.0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A passing run leaves no temporary directories behind (etcd's are hundreds of MB)."""
+    if exitstatus == 0:
+        harness.cleanup_tmp()
