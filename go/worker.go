@@ -173,6 +173,7 @@ type Server struct {
 	jobs             []*job
 	leaseQueued      bool
 	leaseLapsed      bool
+	leaseRevoked     bool // a lapse was noticed and no lease-granting message came since
 }
 
 // NewServer checks the config and makes a worker; nothing runs until Start.
@@ -344,6 +345,7 @@ func (s *Server) checkLapse(now time.Time) {
 		return
 	}
 	s.leaseLapsed = true
+	s.leaseRevoked = true
 	s.appliedReported = 0
 	if !s.leaseQueued {
 		s.leaseQueued = true
@@ -361,6 +363,7 @@ func (s *Server) contactFrom(leaseMs int64, consistency int) {
 		s.contact = true
 		s.lastContact = now
 		s.leaseMs = leaseMs
+		s.leaseRevoked = false
 	}
 	if consistency >= 0 {
 		s.consistency = consistency
@@ -368,11 +371,12 @@ func (s *Server) contactFrom(leaseMs int64, consistency int) {
 }
 
 // LeaseOK tells whether the application may act on what it serves now: false once the
-// strict-mode lease has lapsed (until a new assignment is applied). Reads the clock itself.
+// strict-mode lease has lapsed, also once the replicas were deleted, until a lease-granting
+// message arrives. Reads the clock itself.
 func (s *Server) LeaseOK() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.leaseLapsed && !s.leaseExpired(s.now())
+	return !s.leaseLapsed && !s.leaseRevoked && !s.leaseExpired(s.now())
 }
 
 // ---- the endpoint ---------------------------------------------------------------------------

@@ -442,6 +442,9 @@ func TestWorkerLeaseTimer(t *testing.T) {
 	if s.Status().Serving != 0 {
 		t.Fatal("still serving after the lapse")
 	}
+	if s.LeaseOK() {
+		t.Fatal("LeaseOK after the lapse's drop, before any lease-granting message")
+	}
 }
 
 // A ping without lease_ms (the coordinator declared the node dead) does not renew the lease.
