@@ -7,7 +7,8 @@ PKGS=(build-essential cmake pkg-config
       libxxhash-dev libcmocka-dev libevent-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
       sqlite3 curl python3 etcd-server
       clang libclang-rt-14-dev   # clang + libFuzzer: scripts/fuzz.sh
-      clang-format)              # the format check in scripts/test.sh
+      clang-format               # the format check in scripts/test.sh
+      golang-go xxhash)          # the Go module (go/) and its XXH3 vectors (xxhsum)
 
 missing=()
 for p in "${PKGS[@]}"; do
