@@ -439,7 +439,9 @@ func TestWorkerLeaseTimer(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the timer did not drop the replicas")
 	}
-	if s.Status().Serving != 0 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.waitFor(ctx, func() bool { return len(s.set) == 0 }); err != nil {
 		t.Fatal("still serving after the lapse")
 	}
 	if s.LeaseOK() {
