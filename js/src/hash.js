@@ -6,28 +6,29 @@
 import { createXXHash3 } from 'hash-wasm';
 
 const hasher = await createXXHash3(0, 0);
-const encoder = new TextEncoder();
 
-/** The bytes of key that are hashed: between the first '{' and the first '}' after it when
- * that is not empty, otherwise the whole key. key: a string (its UTF-8 bytes) or a Uint8Array. */
+/** The part of key that is hashed: between the first '{' and the first '}' after it when that
+ * is not empty, otherwise the whole key. A string key gives a string (its UTF-8 bytes are hashed:
+ * '{' and '}' are ASCII, so the rule reads the same on the string and on its bytes); a
+ * Uint8Array gives a Uint8Array view. */
 export function hashTag(key) {
-  const b = typeof key === 'string' ? encoder.encode(key) : key;
-  const open = b.indexOf(0x7b);
-  if (open < 0) return b;
-  const close = b.indexOf(0x7d, open + 1);
-  if (close <= open + 1) return b;
-  return b.subarray(open + 1, close);
+  const open = key.indexOf(typeof key === 'string' ? '{' : 0x7b);
+  if (open < 0) return key;
+  const close = key.indexOf(typeof key === 'string' ? '}' : 0x7d, open + 1);
+  if (close <= open + 1) return key;
+  return typeof key === 'string' ? key.slice(open + 1, close) : key.subarray(open + 1, close);
 }
 
-function digest(bytes) {
+// hash-wasm encodes a string as UTF-8 itself, faster than a TextEncoder.encode per key.
+function digest(data) {
   hasher.init();
-  hasher.update(bytes);
+  hasher.update(data);
   return hasher.digest('binary'); // 8 bytes, big-endian
 }
 
 /** XXH3-64 (seed 0) of raw bytes (a Uint8Array or a string's UTF-8), as a BigInt. */
 export function xxh3(bytes) {
-  const d = digest(typeof bytes === 'string' ? encoder.encode(bytes) : bytes);
+  const d = digest(bytes);
   return new DataView(d.buffer, d.byteOffset, 8).getBigUint64(0, false);
 }
 

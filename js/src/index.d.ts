@@ -169,7 +169,7 @@ export class ShardzError extends Error {
   readonly body: string;
 }
 
-export function hashTag(key: string | Uint8Array): Uint8Array;
+export function hashTag<K extends string | Uint8Array>(key: K): K;
 export function xxh3(bytes: string | Uint8Array): bigint;
 export function keyHash(key: string | Uint8Array): bigint;
 export function keySlot(key: string | Uint8Array, slots: number): number;

@@ -60,10 +60,14 @@ test('XXH3 matches a live xxhsum -H3 on random inputs', (t) => {
 });
 
 test('the hash tag rule', () => {
-  const dec = (b) => Buffer.from(b).toString();
+  const dec = (b) => (typeof b === 'string' ? b : Buffer.from(b).toString());
   const cases = [['user:1', 'user:1'], ['{user1}:a', 'user1'], ['a{b}c{d}', 'b'], ['{}x', '{}x'],
     ['x{}{y}', 'x{}{y}'], ['{a', '{a'], ['a}b{c}', 'c'], ['', ''], ['{{a}}', '{a']];
-  for (const [key, tag] of cases) assert.equal(dec(hashTag(key)), tag, key);
+  for (const [key, tag] of cases) {
+    assert.equal(dec(hashTag(key)), tag, key);
+    assert.equal(dec(hashTag(Buffer.from(key))), tag, key); // the same rule on bytes
+  }
+  assert.equal(keySlot('{\u00e9t\u00e9}x', 1 << 20), keySlot(Buffer.from('\u00e9t\u00e9'), 1 << 20)); // multi-byte UTF-8
   assert.equal(keySlot('{user1}:a', 16384), keySlot('{user1}:b', 16384));
   assert.equal(keyHash('abc'), xxh3('abc'));
   assert.equal(keySlot('foo', 16384), Number(xxh3('foo') & 16383n));
