@@ -8,7 +8,12 @@ PKGS=(build-essential cmake pkg-config
       sqlite3 curl python3 etcd-server
       clang libclang-rt-14-dev   # clang + libFuzzer: scripts/fuzz.sh
       clang-format               # the format check in scripts/test.sh
-      golang-go xxhash)          # the Go module (go/) and its XXH3 vectors (xxhsum)
+      # the Python package (python/) and the conformance suite (tests/conformance/), run by
+      # Debian's /usr/bin/python3: pytest, the xxhash binding the package declares, and xxhsum
+      # (tests/conformance/golden/make_keyslot.sh makes the key -> slot vectors with it; go/ and
+      # js/ test their XXH3 against it too)
+      python3-pytest python3-xxhash xxhash
+      golang-go)                 # the Go module (go/), its tests and conformance driver
 
 missing=()
 for p in "${PKGS[@]}"; do

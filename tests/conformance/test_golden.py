@@ -6,12 +6,11 @@ coordinator in this file so that it is sent exactly the golden messages."""
 import json
 import os
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import xxhash
 
-from conftest import DRIVER_DIR, HERE, DriverWorker, driver_env, wait_for
+from conftest import DRIVER_DIR, HERE, DriverWorker, driver_env
+from standin import StandIn
 
 GOLDEN = os.path.join(HERE, "golden")
 
@@ -59,51 +58,6 @@ def test_keyslot_vectors(driver):
                 (driver, slots, v, g)
 
 
-class StandIn:
-    """The coordinator's side of a registration, and nothing else: records the body the worker
-    sent and answers register.reply.json."""
-
-    def __init__(self):
-        self.bodies = []
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n)
-                if self.path == "/v1/namespaces/golden/nodes":
-                    reg = json.loads(body)
-                    outer.bodies.append(reg)
-                    self._answer(200, golden("register.reply.json", str(reg.get("address"))))
-                else:
-                    self._answer(404, {"code": "ENOENT", "message": "not in the golden test"})
-
-            def do_GET(self):
-                if self.path == "/v1/namespaces/golden":
-                    self._answer(200, {"name": "golden", "consistency": "available"})
-                else:
-                    self._answer(404, {"code": "ENOENT", "message": "not in the golden test"})
-
-            def _answer(self, status, obj):
-                out = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *a):
-                pass
-
-        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.port = self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.srv.shutdown()
-        self.srv.server_close()
-
-
 def sorted_serving(reply):
     if isinstance(reply, dict) and isinstance(reply.get("serving"), list):
         reply = dict(reply, serving=sorted(reply["serving"], key=lambda s: s["partition"]))
@@ -113,7 +67,7 @@ def sorted_serving(reply):
 def test_wire_messages(driver, tmp_path):
     tmp = str(tmp_path)
     w = None
-    stand = StandIn()
+    stand = StandIn(golden("register.reply.json"))
     try:
         w = DriverWorker(driver, tmp, f"127.0.0.1:{stand.port}", "golden", "g1", zone="za",
                          capacity=["cpu=8"])

@@ -12,7 +12,7 @@ import threading
 from array import array
 from dataclasses import dataclass
 
-from . import keyhash
+from .keyhash import _xxh3
 from ._http import Coordinators
 from .errors import ShardzError
 
@@ -94,6 +94,9 @@ class Snapshot:
         self._routes = routes
         self._order = [routes[pid] for pid in order]
         self._slot_owner = slot_owner
+        if self.slots & (self.slots - 1):
+            raise ValueError(f"slots {self.slots} is not a power of two")
+        self._mask = self.slots - 1 if self.slots else 0
         self._range_lo = [lo for lo, _ in ranges]
         self._range_route = [r for _, r in ranges]
 
@@ -110,7 +113,14 @@ class Snapshot:
         holding it; in range namespaces slot is None and the routed range holding it. Route is
         None when nothing holds it. ValueError in namespaces of another kind."""
         if self._slot_owner is not None:
-            s = keyhash.key_slot(key, self.slots)
+            # keyhash.key_slot inlined (the hot path): hash tag, XXH3-64, mask
+            b = key if type(key) is bytes else (key.encode() if type(key) is str else bytes(key))
+            o = b.find(b"{")
+            if o >= 0:
+                c = b.find(b"}", o + 1)
+                if c > o + 1:
+                    b = b[o + 1:c]
+            s = _xxh3(b) & self._mask
             i = self._slot_owner[s]
             return s, (self._order[i] if i >= 0 else None)
         if self.sharder == "range":
