@@ -4,4 +4,4 @@ go 1.19
 
 require shardz v0.0.0
 
-replace shardz => ../../go
+replace shardz => ../../../go

@@ -4,7 +4,7 @@
 // pointer load first), by partition id, on every core at once, and with a new snapshot installed
 // every 10 ms. Run by bench/clients/run.sh:
 //
-//	cd bench/clients && go test -run XXX -bench . -benchtime 20000000x
+//	cd bench/clients/go && go test -run XXX -bench . -benchtime 20000000x
 package bench
 
 import (
