@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the JavaScript package's dependencies (hash-wasm, lossless-json) into js/node_modules
+# Installs the JavaScript package's dependency (lossless-json) into js/node_modules
 # with `npm ci` from package-lock.json, and Debian's nodejs + npm when node is missing.
 # Idempotent: returns at once when node_modules matches the lock file. scripts/test.sh runs it.
 set -euo pipefail
@@ -13,8 +13,7 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 have=$(cat node_modules/.lock-sha256 2>/dev/null || true)
-if [ "$want" != "$have" ] || [ ! -f node_modules/hash-wasm/package.json ] ||
-   [ ! -f node_modules/lossless-json/package.json ]; then
+if [ "$want" != "$have" ] || [ ! -f node_modules/lossless-json/package.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
     echo "$want" > node_modules/.lock-sha256
 fi

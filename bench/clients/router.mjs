@@ -1,6 +1,6 @@
 // Router key lookups in the JavaScript package (js/src/router.js), on the synthetic state
 // bench/bench_router.c builds (1024 partitions x 3 replicas on 100 nodes, 16384 slots in
-// contiguous runs, 100,000 distinct keys "user:<n>"): hashing alone (hash-wasm XXH3), a snapshot
+// contiguous runs, 100,000 distinct keys "user:<n>"): hashing alone (src/xxh3.js), a snapshot
 // lookup, the router's lookup, by partition id, and building a snapshot. Prints ns per lookup, the
 // core count and Node's version. Run by bench/clients/run.sh:
 //
@@ -49,7 +49,7 @@ for (const k of keys.slice(0, 1000)) { // every key where its slot's run says
 const router = new Router({ coordinators: '127.0.0.1:1', namespace: 'bench' });
 router.install(snap); // no coordinator: the router is fed directly
 
-measure('keySlot (hash-wasm XXH3 + hash tag)', LOOKUPS, (n) => {
+measure('keySlot (XXH3 + hash tag)', LOOKUPS, (n) => {
   let x = 0;
   for (let i = 0, j = 0; i < n; i++) {
     x += keySlot(keys[j], SLOTS);
