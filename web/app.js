@@ -867,6 +867,8 @@
         return e.node + ': ' + (e.from || '—') + ' → ' + (e.to || '—');
       case 'node-registered':
         return e.node + (e.address ? ' at ' + e.address : '') + (e.zone ? ', zone ' + e.zone : '');
+      case 'placed':
+        return e.count + ' new replica' + (e.count === 1 ? '' : 's') + ' placed';
       case 'partitions-added':
       case 'partitions-removed': {
         const ids = e.ids || e.partitions || (e.partition != null ? [e.partition] : null);

@@ -469,6 +469,8 @@ typedef struct {
     bool done;
     int status;
     json_t *body;
+    char *text; /* the raw body, when asked for (metrics) */
+    bool want_text;
 } call_t;
 
 static void on_call(struct evhttp_request *req, void *arg)
@@ -480,8 +482,15 @@ static void on_call(struct evhttp_request *req, void *arg)
         return;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    if (len)
+    if (len && c->want_text) {
+        c->text = malloc(len + 1);
+        if (c->text) {
+            evbuffer_remove(in, c->text, len);
+            c->text[len] = '\0';
+        }
+    } else if (len) {
         c->body = json_loadb((const char *)evbuffer_pullup(in, (ssize_t)len), len, 0, NULL);
+    }
 }
 
 /* Sends a request and runs the loop until its reply. The reply's status (0: no reply). */
@@ -509,6 +518,31 @@ static int call(enum evhttp_cmd_type method, const char *path, const char *body,
     else
         json_decref(c.body);
     return c.status;
+}
+
+/* The value of one unlabelled metric of the coordinator's /metrics, or -1. */
+static double metric(const char *name)
+{
+    call_t c = {.want_text = true};
+    struct evhttp_request *req = evhttp_request_new(on_call, &c);
+    if (!req)
+        return -1;
+    char host[96];
+    snprintf(host, sizeof host, "%s:%u", g_p.coord_host, g_p.coord_port);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
+    if (evhttp_make_request(g_conn, req, EVHTTP_REQ_GET, "/metrics") != 0)
+        return -1;
+    while (!c.done)
+        event_base_loop(g_base, EVLOOP_ONCE);
+    double v = -1;
+    size_t n = strlen(name);
+    for (char *l = c.text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, name, n) == 0 && l[n] == ' ') {
+            v = strtod(l + n + 1, NULL);
+            break;
+        }
+    free(c.text);
+    return v;
 }
 
 /* Runs the loop (workers answering) for ms milliseconds. */
@@ -648,6 +682,8 @@ static int phase(const char *name, long lo, long hi, bool brief)
     g_fulls = g_deltas = g_refused = 0;
     g_assign_bytes = 0;
     g_phase = true;
+    double r0 = metric("shardz_store_records_total"), b0 = metric("shardz_store_batches_total"),
+           y0 = metric("shardz_store_bytes_total");
     double c0 = proc_cpu_ms(g_p.pid), s0 = self_cpu_ms();
     double t0 = now_ms();
     int st = call(EVHTTP_REQ_POST, path, body, NULL);
@@ -672,6 +708,18 @@ static int phase(const char *name, long lo, long hi, bool brief)
         }
         run_for(5);
     }
+    /* the store caught up: no batch queued on the coordinator's store lane */
+    double t_stored = 0;
+    while (t_settled > 0 && now_ms() - t0 < g_p.timeout_s * 1000) {
+        if (metric("shardz_store_batches_queued") == 0) {
+            t_stored = now_ms();
+            break;
+        }
+        run_for(5);
+    }
+    double recs = metric("shardz_store_records_total") - r0,
+           batches = metric("shardz_store_batches_total") - b0,
+           sbytes = metric("shardz_store_bytes_total") - y0;
     g_phase = false;
     double gap = g_max_gap;
     double cpu = proc_cpu_ms(g_p.pid) - c0, self = self_cpu_ms() - s0;
@@ -702,10 +750,11 @@ static int phase(const char *name, long lo, long hi, bool brief)
         printf("%s: +%ld partitions (%ld..%ld): answered %.1f ms, %zu/%d workers told, last "
                "%.1f ms, settled %.1f ms, %lu messages, nodes suspect/dead seen %ld/%ld, longest "
                "ping interval %.0f ms, daemon CPU %.0f ms, assignments full/delta/refused "
-               "%lu/%lu/%lu, %.1f MB\n",
+               "%lu/%lu/%lu, %.1f MB, store idle %.1f ms, %.0f records in %.0f batches\n",
                name, hi - lo, lo, hi - 1, t_reply - t0, nlat, holders, last,
                t_settled > 0 ? t_settled - t0 : -1.0, msgs, max_suspect, max_dead, gap, cpu,
-               g_fulls, g_deltas, g_refused, (double)g_assign_bytes / 1e6);
+               g_fulls, g_deltas, g_refused, (double)g_assign_bytes / 1e6,
+               t_stored > 0 ? t_stored - t0 : -1.0, recs, batches);
     } else {
         printf("\n== %s: add %ld partitions (ids %ld..%ld) in one request, %d workers, "
                "replicas %d\n",
@@ -727,6 +776,10 @@ static int phase(const char *name, long lo, long hi, bool brief)
         printf("nodes suspect / dead seen while polling    %5ld / %ld\n", max_suspect, max_dead);
         printf("longest interval between two pings to one worker %.1f ms (nominal %ld)\n", gap,
                g_p.ping_interval_ms ? g_p.ping_interval_ms : 200L);
+        if (t_stored > 0)
+            printf("store lane idle (every batch durable)      %9.1f ms\n", t_stored - t0);
+        printf("store writes: %.0f records in %.0f batches, %.1f MB\n", recs, batches,
+               sbytes / 1e6);
         printf("CPU during the phase: daemon %.0f ms, this program %.0f ms\n", cpu, self);
     }
     if (t_settled == 0)

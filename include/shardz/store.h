@@ -256,6 +256,16 @@ int shardz_store_txn_batched(shardz_store *st, const shardz_compare *guards, siz
                              const shardz_op *ops, size_t nops, size_t per_txn, size_t *applied,
                              int64_t *revision);
 
+/* Applies a batch of PUT and DELETE operations, checked as shardz_store_txn_batched checks them,
+ * in one atomic transaction when the backend has no transaction limits (SQLite, memory: any
+ * number of operations, any size, one commit), and otherwise (etcd) as shardz_store_txn_batched
+ * with per_txn 0 does. *whole (may be NULL) says which: true when the batch was one
+ * transaction, so that on an error nothing was written and *applied is 0. The guards and the
+ * handle's guard are checked as in shardz_store_txn_batched. */
+int shardz_store_write_batch(shardz_store *st, const shardz_compare *guards, size_t nguards,
+                             const shardz_op *ops, size_t nops, size_t *applied, int64_t *revision,
+                             bool *whole);
+
 /* Discards the change history up to and including revision (etcd's compaction). A revision at
  * or before the current compact revision does nothing; one after the current revision is
  * SHARDZ_EINVAL. */

@@ -320,8 +320,9 @@ typedef struct {
 } szd_runs;
 int szd_runs_load(const szd_ns *ns, szd_runs *out);
 void szd_runs_free(szd_runs *runs);
-/* A partition's store record (the caller's); runs may be NULL (computed for this one). */
-json_t *szd_part_record(const szd_ns *ns, const szd_part *p, const szd_runs *runs);
+/* A partition's store record as JSON text (the caller's, free it); runs may be NULL (computed
+ * for this one). */
+char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *runs);
 /* A new partition placed on the nodes serving `like` (range splits and merges). */
 int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like);
 json_t *szd_state_json(const szd_ns *ns);

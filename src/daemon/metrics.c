@@ -193,6 +193,15 @@ char *szd_metrics_text(szd *d, size_t *len)
     help(&o, "shardz_store_batches_queued", "gauge",
          "Batches queued on the store lane, not yet completed.");
     put(&o, "shardz_store_batches_queued %zu\n", d->sl ? szd_sl_queued(d->sl) : (size_t)0);
+    szd_sl_counts sc = d->sl ? szd_sl_counts_get(d->sl) : (szd_sl_counts){0};
+    help(&o, "shardz_store_batches_total", "counter", "Batches the store lane wrote.");
+    put(&o, "shardz_store_batches_total %llu\n", (unsigned long long)sc.batches);
+    help(&o, "shardz_store_records_total", "counter",
+         "Records (puts and deletes) the store lane's batches wrote.");
+    put(&o, "shardz_store_records_total %llu\n", (unsigned long long)sc.records);
+    help(&o, "shardz_store_bytes_total", "counter",
+         "Bytes of keys and values the store lane's batches wrote.");
+    put(&o, "shardz_store_bytes_total %llu\n", (unsigned long long)sc.bytes);
     help(&o, "shardz_store_fsync_full", "gauge", "1 when every commit is fsynced.");
     put(&o, "shardz_store_fsync_full %d\n", st.sync == SHARDZ_STORE_SYNC_FULL);
     help(&o, "shardz_leader", "gauge", "1 when this coordinator leads.");

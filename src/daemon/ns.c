@@ -14,6 +14,7 @@
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
 #include "daemon/range.h"
+#include "daemon/sbuf.h"
 #include "daemon/store_lane.h"
 
 static const char *node_key(const void *ctx, uint32_t i)
@@ -361,26 +362,47 @@ static json_t *slot_runs_json(const szd_ns *ns, const szd_runs *runs, const char
     return arr;
 }
 
-json_t *szd_part_record(const szd_ns *ns, const szd_part *p, const szd_runs *runs)
+/* Written by hand, not through a jansson tree: a million of these follow a bulk add. Ids are
+ * plain ([A-Za-z0-9._:-], checked on the way in) and need no escaping; fields at their default
+ * (no previous owner, reason "new") are left out, as the loader (parse_slots) reads them. The
+ * hash slot runs and range bounds, when the sharder has them, go through jansson. */
+char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *runs)
 {
-    json_t *slots = json_array();
+    szd_sbuf b = {0};
+    szd_sb_printf(&b, "{\"id\":\"%s\",\"slots\":[", p->id);
     for (unsigned s = 0; s < p->nrep; s++) {
         const szd_slot *sl = &p->slots[s];
-        json_array_append_new(slots,
-                              json_pack("{s:s?, s:s, s:s?, s:s, s:I, s:I, s:s}", "owner",
-                                        sl->owner >= 0 ? ns->nodes[sl->owner]->id : NULL, "state",
-                                        szd_rstate_name((szd_rstate)sl->owner_state), "prev",
-                                        sl->prev >= 0 ? ns->nodes[sl->prev]->id : NULL,
-                                        "prev_state", szd_rstate_name((szd_rstate)sl->prev_state),
-                                        "generation", (json_int_t)sl->generation, "prev_generation",
-                                        (json_int_t)sl->prev_generation, "reason",
-                                        shardz_reason_name((shardz_reason)sl->reason)));
+        szd_sb_str(&b, s ? ",{" : "{");
+        if (sl->owner >= 0)
+            szd_sb_printf(&b, "\"owner\":\"%s\",", ns->nodes[sl->owner]->id);
+        szd_sb_printf(&b, "\"state\":\"%s\",\"generation\":%llu",
+                      szd_rstate_name((szd_rstate)sl->owner_state),
+                      (unsigned long long)sl->generation);
+        if (sl->prev >= 0)
+            szd_sb_printf(&b, ",\"prev\":\"%s\",\"prev_state\":\"%s\",\"prev_generation\":%llu",
+                          ns->nodes[sl->prev]->id, szd_rstate_name((szd_rstate)sl->prev_state),
+                          (unsigned long long)sl->prev_generation);
+        if (sl->reason != SHARDZ_REASON_NEW)
+            szd_sb_printf(&b, ",\"reason\":\"%s\"", shardz_reason_name((shardz_reason)sl->reason));
+        szd_sb_str(&b, "}");
     }
-    json_t *rec = json_pack("{s:s, s:o}", "id", p->id, "slots", slots);
+    szd_sb_str(&b, "]");
+    json_t *extra = json_object();
     if (strcmp(ns->cfg.sharder, "hash") == 0)
-        json_object_set_new(rec, "hash_slots", slot_runs_json(ns, runs, p->id));
-    szd_range_fields(ns, p->id, rec, true);
-    return rec;
+        json_object_set_new(extra, "hash_slots", slot_runs_json(ns, runs, p->id));
+    szd_range_fields(ns, p->id, extra, true);
+    if (json_object_size(extra) > 0) {
+        char *t = json_dumps(extra, JSON_COMPACT); /* "{...}": its members follow ours */
+        if (!t)
+            szd_oom();
+        szd_sb_str(&b, ",");
+        szd_sb_str(&b, t + 1);
+        free(t);
+    } else {
+        szd_sb_str(&b, "}");
+    }
+    json_decref(extra);
+    return szd_sb_take(&b);
 }
 
 json_t *szd_node_record(const szd_ns *ns, const szd_node *n)
@@ -396,6 +418,7 @@ json_t *szd_node_record(const szd_ns *ns, const szd_node *n)
 
 static void on_tick(evutil_socket_t fd, short what, void *arg);
 static void mark_all_parts_if_hash(szd_ns *ns);
+static int ns_rebalance(szd_ns *ns);
 static void maybe_balance(szd_ns *ns);
 static void on_work(evutil_socket_t fd, short what, void *arg);
 
@@ -1137,10 +1160,13 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
     if (rc)
         goto out;
     mark_all_parts_if_hash(ns); /* slots moved between partitions */
+    /* placed before the write, so that a new partition's first record already names its
+     * owners: one write of each, not two (the pass pushes them once it is durable) */
+    if (ns_rebalance(ns) != 0)
+        ns->want_rebalance = true; /* the pass tries again */
     rc = szd_ns_flush(ns, false, err, errlen, NULL);
     if (rc)
         goto out;
-    ns->want_rebalance = true;
     szd_event(ns, "partitions-added", json_pack("{s:I}", "count", (json_int_t)n));
     szd_ns_changed(ns);
 out:
@@ -1339,11 +1365,15 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
     uint64_t gen = 0;
     (void)shardz_sharder_generation(ns->sh, p->id, &gen);
     ns->moves_by_reason[mv->reason]++;
-    szd_event(ns, "move",
-              json_pack("{s:s, s:i, s:s?, s:s?, s:s, s:I}", "partition", p->id, "slot",
-                        (int)mv->slot, "from", mv->from, "to", mv->to, "reason",
-                        shardz_reason_name(mv->reason), "generation", (json_int_t)gen));
-    szd_log(ns->d, SZD_INFO,
+    /* a first placement (reason new) is not an event of its own: a bulk add would bury every
+     * other event under a million of them; ns_rebalance tells their number once */
+    bool first = mv->reason == SHARDZ_REASON_NEW;
+    if (!first)
+        szd_event(ns, "move",
+                  json_pack("{s:s, s:i, s:s?, s:s?, s:s, s:I}", "partition", p->id, "slot",
+                            (int)mv->slot, "from", mv->from, "to", mv->to, "reason",
+                            shardz_reason_name(mv->reason), "generation", (json_int_t)gen));
+    szd_log(ns->d, first ? SZD_DEBUG : SZD_INFO,
             "msg=\"move\" ns=%s partition=%s slot=%u from=%s to=%s reason=%s generation=%llu",
             ns->cfg.name, p->id, mv->slot, mv->from ? mv->from : "-", mv->to ? mv->to : "-",
             shardz_reason_name(mv->reason), (unsigned long long)gen);
@@ -1364,10 +1394,11 @@ static int ns_rebalance(szd_ns *ns)
                 shardz_err_name(rc));
         return rc;
     }
-    size_t n = shardz_plan_count(plan);
+    size_t n = shardz_plan_count(plan), placed = 0;
     for (size_t i = 0; i < n; i++) {
         shardz_move mv;
         shardz_plan_move(plan, i, &mv);
+        placed += mv.reason == SHARDZ_REASON_NEW;
         apply_move(ns, &mv);
         if ((i & 1023) == 1023)
             szd_ha_poll(ns->d); /* a plan of 100,000 moves keeps the lease */
@@ -1376,6 +1407,8 @@ static int ns_rebalance(szd_ns *ns)
         szd_log(ns->d, SZD_INFO, "msg=\"plan\" ns=%s moves=%zu missing=%zu", ns->cfg.name, n,
                 shardz_plan_missing(plan));
     shardz_plan_free(plan);
+    if (placed > 0)
+        szd_event(ns, "placed", json_pack("{s:I}", "count", (json_int_t)placed));
     if (n > 0)
         szd_ns_changed(ns);
     return 0;
@@ -1436,6 +1469,8 @@ static void move_done(szd_ns *ns, szd_part *p, unsigned s)
         p->stats_dirty = true;
     double secs = (double)(szd_now(ns->d) - sl->started_ms) / 1000.0;
     szd_hist_add(&ns->move_hist, secs);
+    if (sl->reason == SHARDZ_REASON_NEW)
+        return; /* as its start, a first placement's end is no event (apply_move) */
     szd_event(ns, "move-done",
               json_pack("{s:s, s:i, s:s?, s:s, s:f}", "partition", p->id, "slot", (int)s, "node",
                         sl->owner >= 0 ? ns->nodes[sl->owner]->id : NULL, "reason",
@@ -1763,10 +1798,11 @@ static json_t *plan_moves_json(shardz_plan *plan)
 static json_t *apply_plan(szd_ns *ns, shardz_plan *plan)
 {
     json_t *list = json_array();
-    size_t n = shardz_plan_count(plan);
+    size_t n = shardz_plan_count(plan), placed = 0;
     for (size_t i = 0; i < n; i++) {
         shardz_move mv;
         shardz_plan_move(plan, i, &mv);
+        placed += mv.reason == SHARDZ_REASON_NEW;
         apply_move(ns, &mv);
         json_array_append_new(list, move_json(&mv));
     }

@@ -55,8 +55,8 @@ static int collect(szd_ns *ns, bool config, szd_batch **out)
         if (!runs.r)
             rc = szd_runs_load(ns, &runs); /* hash: every run in one pass over the slots */
         if (rc == 0)
-            rc = put_json(b, SHARDZ_KEY_ASSIGN, ns, ns->parts[i].id,
-                          szd_part_record(ns, &ns->parts[i], &runs));
+            rc = szd_batch_put(b, key_of(SHARDZ_KEY_ASSIGN, ns->cfg.name, ns->parts[i].id),
+                               szd_part_record_text(ns, &ns->parts[i], &runs));
     }
     szd_runs_free(&runs);
     if (rc) {
@@ -150,8 +150,10 @@ static void on_durable(void *arg, const szd_sl_result *r, void *msgs)
     }
     if (r->durable) {
         szd_push_release(ns, msgs, r->durable);
-        if (!stats)
+        if (!stats) {
             szd_watch_notify(ns);
+            szd_ns_schedule(ns); /* what gathered meanwhile (szd_ns_persist) */
+        }
         return;
     }
     szd_push_drop(ns, msgs);
@@ -177,8 +179,23 @@ static void submit(szd_ns *ns, szd_batch *b, szd_pushes *p, bool stats)
     szd_push_attach(p, szd_sl_submit(ns->d->sl, b, p, on_durable, f));
 }
 
+/* true while a batch of records (not statistics) is on the store lane */
+static bool records_in_flight(const szd_ns *ns)
+{
+    for (const szd_flight *f = ns->flights; f; f = f->next)
+        if (!f->stats)
+            return true;
+    return false;
+}
+
 void szd_ns_persist(szd_ns *ns)
 {
+    /* Group commit: while one batch is on the lane, the changes after it gather in the dirty
+     * records and the nodes' changed sets; when it is durable, on_durable schedules the pass
+     * that writes them all as one batch. Under a stream of acknowledgements this turns a
+     * batch per reply into a batch per commit, and rewrites a record once, not per reply. */
+    if (records_in_flight(ns))
+        return;
     szd_batch *b = NULL;
     int rc = collect(ns, false, &b);
     if (rc) {

@@ -14,6 +14,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "daemon/oom.h"
+#include "daemon/sbuf.h"
 #include "daemon/daemon.h"
 #include "daemon/store_lane.h"
 #include "daemon/wire.h"
@@ -209,68 +210,20 @@ static bool pushable(const szd_node *n, int64_t now)
 
 /* ---- bodies -------------------------------------------------------------------------- */
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *p, size_t len)
-{
-    if (b->n + len + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < b->n + len + 1)
-            ncap *= 2;
-        char *ns = realloc(b->s, ncap);
-        if (!ns) {
-            szd_oom();
-        }
-        b->s = ns;
-        b->cap = ncap;
-    }
-    memcpy(b->s + b->n, p, len);
-    b->n += len;
-    b->s[b->n] = 0;
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    char tmp[768];
-    va_list ap;
-    va_start(ap, fmt);
-    int len = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (len < 0)
-        return;
-    if ((size_t)len < sizeof tmp) {
-        sb_add(b, tmp, (size_t)len);
-        return;
-    }
-    char *big = malloc((size_t)len + 1);
-    if (!big) {
-        szd_oom();
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)len + 1, fmt, ap);
-    va_end(ap);
-    sb_add(b, big, (size_t)len);
-    free(big);
-}
-
 /* One replica entry (docs/PROTOCOL.md 4.3), after a comma unless it is the first. Ids of
  * partitions are plain ([A-Za-z0-9._:-]): written as they are; a range namespace's bounds are
  * arbitrary bytes and go through jansson's escaping. */
-static void put_entry(sbuf *b, const szd_ns *ns, const szd_part *p, unsigned s, szd_rstate st,
+static void put_entry(szd_sbuf *b, const szd_ns *ns, const szd_part *p, unsigned s, szd_rstate st,
                       uint64_t generation)
 {
     if (b->s && b->s[b->n - 1] != '[')
-        sb_add(b, ",", 1);
+        szd_sb_add(b, ",", 1);
     const char *role = !ns->cfg.roles ? "none" : s == 0 ? "primary" : "secondary";
     if (!szd_is_range(ns)) {
-        sb_printf(b,
-                  "{\"partition\":\"%s\",\"slot\":%u,\"role\":\"%s\",\"generation\":%llu,"
-                  "\"state\":\"%s\"}",
-                  p->id, s, role, (unsigned long long)generation, szd_rstate_name(st));
+        szd_sb_printf(b,
+                      "{\"partition\":\"%s\",\"slot\":%u,\"role\":\"%s\",\"generation\":%llu,"
+                      "\"state\":\"%s\"}",
+                      p->id, s, role, (unsigned long long)generation, szd_rstate_name(st));
         return;
     }
     json_t *j = json_pack("{s:s, s:i, s:s, s:I, s:s}", "partition", p->id, "slot", (int)s, "role",
@@ -281,7 +234,7 @@ static void put_entry(sbuf *b, const szd_ns *ns, const szd_part *p, unsigned s, 
     if (!text) {
         szd_oom();
     }
-    sb_add(b, text, strlen(text));
+    szd_sb_add(b, text, strlen(text));
     free(text);
 }
 
@@ -308,15 +261,16 @@ static bool desired_of(const szd_part *p, int32_t me, unsigned *slot, szd_rstate
     return false;
 }
 
-static void put_head(sbuf *b, const szd_ns *ns, const szd_node *n, bool released, uint64_t base)
+static void put_head(szd_sbuf *b, const szd_ns *ns, const szd_node *n, bool released, uint64_t base)
 {
-    sb_printf(b, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"released\":%s",
-              ns->cfg.name, n->id, (unsigned long long)ns->revision, released ? "true" : "false");
+    szd_sb_printf(b, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"released\":%s",
+                  ns->cfg.name, n->id, (unsigned long long)ns->revision,
+                  released ? "true" : "false");
     if (ns->cfg.strict)
-        sb_printf(b, ",\"lease_ms\":%lld", (long long)ns->cfg.lease_ms);
+        szd_sb_printf(b, ",\"lease_ms\":%lld", (long long)ns->cfg.lease_ms);
     if (base)
-        sb_printf(b, ",\"base_revision\":%llu", (unsigned long long)base);
-    sb_add(b, ",\"replicas\":[", 13);
+        szd_sb_printf(b, ",\"base_revision\":%llu", (unsigned long long)base);
+    szd_sb_add(b, ",\"replicas\":[", 13);
 }
 
 /* One assignment built, waiting for its batch to be durable. */
@@ -340,11 +294,11 @@ struct szd_pushes {
 /* A node's delta: its changed partitions' replicas, or their removal. Takes n->changed. */
 static void build_delta(szd_ns *ns, szd_node *n, int32_t me, push_msg *m)
 {
-    sbuf b = {0}, removed = {0};
+    szd_sbuf b = {0}, removed = {0};
     szd_idset taken = n->changed, *set = &taken;
     n->changed = (szd_idset){0};
     put_head(&b, ns, n, false, n->base_revision);
-    sb_add(&removed, "[", 1);
+    szd_sb_add(&removed, "[", 1);
     m->named = calloc(set->n ? set->n : 1, sizeof *m->named);
     if (!m->named) {
         szd_oom();
@@ -363,14 +317,14 @@ static void build_delta(szd_ns *ns, szd_node *n, int32_t me, push_msg *m)
             put_entry(&b, ns, p, slot, st, gen);
         } else {
             if (removed.n > 1)
-                sb_add(&removed, ",", 1);
-            sb_printf(&removed, "\"%s\"", id);
+                szd_sb_add(&removed, ",", 1);
+            szd_sb_printf(&removed, "\"%s\"", id);
         }
     }
-    sb_add(&removed, "]", 1);
-    sb_add(&b, "],\"removed\":", 12);
-    sb_add(&b, removed.s, removed.n);
-    sb_add(&b, "}", 1);
+    szd_sb_add(&removed, "]", 1);
+    szd_sb_add(&b, "],\"removed\":", 12);
+    szd_sb_add(&b, removed.s, removed.n);
+    szd_sb_add(&b, "}", 1);
     free(removed.s);
     free(set->slots); /* its ids were taken */
     m->body = b.s;
@@ -394,7 +348,7 @@ szd_pushes *szd_push_build(szd_ns *ns)
         return NULL;
     szd_pushes *p = calloc(1, sizeof *p);
     push_msg *msgs = calloc(npush, sizeof *msgs);
-    sbuf *full = calloc(ns->nnodes ? ns->nnodes : 1, sizeof *full); /* by node index */
+    szd_sbuf *full = calloc(ns->nnodes ? ns->nnodes : 1, sizeof *full); /* by node index */
     if (!p || !msgs || !full) {
         szd_oom();
     }
@@ -431,7 +385,7 @@ szd_pushes *szd_push_build(szd_ns *ns)
         push_msg *m = &p->msgs[k];
         szd_node *n = m->node;
         if (!m->delta) {
-            sb_add(&full[m->index], "]}", 2);
+            szd_sb_add(&full[m->index], "]}", 2);
             m->body = full[m->index].s;
             full[m->index].s = NULL;
             /* changes from here on are relative to the whole set it is about to hold (if the

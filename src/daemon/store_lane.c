@@ -128,6 +128,7 @@ struct szd_sl {
     job *d_head, *d_tail;       /* under mu: async jobs run, completions to dispatch */
     bool done_signalled;        /* under mu */
     size_t queued;              /* under mu: async jobs not yet dispatched */
+    szd_sl_counts counts;       /* under mu: what the lane wrote */
     uint64_t epoch;             /* under mu: write failures so far */
     shardz_store_status status; /* under mu */
     int done_pipe[2];
@@ -169,10 +170,20 @@ static void run_write(szd_sl *sl, job *j)
     int64_t t0 = now_ms(sl), rev = 0;
     j->rc = 0;
     if (j->batch && j->batch->n > 0)
-        j->rc =
-            shardz_store_txn_batched(sl->st, NULL, 0, j->batch->ops, j->batch->n, 0, NULL, &rev);
+        j->rc = shardz_store_write_batch(sl->st, NULL, 0, j->batch->ops, j->batch->n, NULL, &rev,
+                                         NULL); /* one commit on SQLite; etcd: 128-op pieces */
     j->write_ms = now_ms(sl) - t0;
     j->revision = rev;
+    if (j->rc == 0 && j->batch && j->batch->n > 0) {
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < j->batch->n; i++)
+            bytes += j->batch->ops[i].key_len + j->batch->ops[i].value_len;
+        pthread_mutex_lock(&sl->mu);
+        sl->counts.batches++;
+        sl->counts.records += j->batch->n;
+        sl->counts.bytes += bytes;
+        pthread_mutex_unlock(&sl->mu);
+    }
     snprintf(j->errmsg, sizeof j->errmsg, "%s", j->rc ? shardz_store_errmsg(sl->st) : "");
 }
 
@@ -335,6 +346,14 @@ size_t szd_sl_queued(szd_sl *sl)
     size_t n = sl->queued;
     pthread_mutex_unlock(&sl->mu);
     return n;
+}
+
+szd_sl_counts szd_sl_counts_get(szd_sl *sl)
+{
+    pthread_mutex_lock(&sl->mu);
+    szd_sl_counts c = sl->counts;
+    pthread_mutex_unlock(&sl->mu);
+    return c;
 }
 
 int szd_sl_done_fd(const szd_sl *sl)

@@ -81,5 +81,11 @@ int szd_sl_set_guard(szd_sl *sl, const shardz_compare *g);
 void szd_sl_status(szd_sl *sl, shardz_store_status *out);
 /* Batches queued and not yet completed (a gauge). */
 size_t szd_sl_queued(szd_sl *sl);
+/* What the lane's batches wrote since it started (writes that succeeded): batches, records
+ * (puts and deletes) and bytes of keys and values. Any thread. */
+typedef struct {
+    uint64_t batches, records, bytes;
+} szd_sl_counts;
+szd_sl_counts szd_sl_counts_get(szd_sl *sl);
 
 #endif

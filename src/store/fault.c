@@ -9,6 +9,7 @@
 
 typedef struct {
     shardz_store base;
+    store_ops ops;          /* fault_ops, with txn_whole only when the inner store has one */
     shardz_store *inner;    /* owned */
     shardz_store_fault arm; /* the armed fault; arm.nth counts down, 0 when disarmed */
     bool firing;            /* sticky mode reached its nth write */
@@ -77,17 +78,28 @@ static bool fails_now(fault_store *f)
     return true;
 }
 
-static int fault_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
+/* The inner store's transaction: bounded (shardz_store_txn checks it again), or whole (the
+ * batch was checked by shardz_store_write_batch on this handle). */
+static int inner_txn(fault_store *f, bool whole, const shardz_compare *cmps, size_t ncmps,
                      const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision)
+{
+    if (!whole)
+        return shardz_store_txn(f->inner, cmps, ncmps, ops, nops, deleted, revision);
+    f->inner->errmsg[0] = '\0';
+    return f->inner->ops->txn_whole(f->inner, cmps, ncmps, ops, nops, deleted, revision);
+}
+
+static int apply(shardz_store *st, bool whole, const shardz_compare *cmps, size_t ncmps,
+                 const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision)
 {
     fault_store *f = (fault_store *)st;
     int err = f->arm.err ? f->arm.err : SHARDZ_EIO;
     int rc;
 
     if (!fails_now(f))
-        return pass(f, shardz_store_txn(f->inner, cmps, ncmps, ops, nops, deleted, revision));
+        return pass(f, inner_txn(f, whole, cmps, ncmps, ops, nops, deleted, revision));
     if (f->arm.after) {
-        rc = shardz_store_txn(f->inner, cmps, ncmps, ops, nops, deleted, revision);
+        rc = inner_txn(f, whole, cmps, ncmps, ops, nops, deleted, revision);
         if (rc)
             return pass(f, rc);
     } else {
@@ -100,6 +112,18 @@ static int fault_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
     store_seterr(st, "injected fault (%s the write): %s", f->arm.after ? "after" : "before",
                  shardz_strerror(err));
     return err;
+}
+
+static int fault_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
+                     const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision)
+{
+    return apply(st, false, cmps, ncmps, ops, nops, deleted, revision);
+}
+
+static int fault_txn_whole(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
+                           const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision)
+{
+    return apply(st, true, cmps, ncmps, ops, nops, deleted, revision);
 }
 
 static void fault_close(shardz_store *st)
@@ -144,6 +168,7 @@ static const store_ops fault_ops = {
     .lease_grant = fault_lease_grant,
     .lease_keepalive = fault_lease_keepalive,
     .lease_revoke = fault_lease_revoke,
+    .txn_whole = fault_txn_whole,
 };
 
 int shardz_store_open_fault(shardz_store *inner, shardz_store **out)
@@ -156,7 +181,10 @@ int shardz_store_open_fault(shardz_store *inner, shardz_store **out)
     f = calloc(1, sizeof *f);
     if (!f)
         return SHARDZ_ENOMEM;
-    f->base.ops = &fault_ops;
+    f->ops = fault_ops;
+    if (inner->ops->version < 3 || !inner->ops->txn_whole)
+        f->ops.txn_whole = NULL; /* bounded like the inner store */
+    f->base.ops = &f->ops;
     f->inner = inner;
     *out = &f->base;
     return 0;
@@ -166,7 +194,7 @@ int shardz_store_fault_arm(shardz_store *st, const shardz_store_fault *fault)
 {
     fault_store *f = (fault_store *)st;
 
-    if (!st || st->ops != &fault_ops || !fault || fault->err > 0)
+    if (!st || st->ops->close != fault_close || !fault || fault->err > 0)
         return SHARDZ_EINVAL;
     f->arm = *fault;
     f->firing = false;
@@ -175,5 +203,5 @@ int shardz_store_fault_arm(shardz_store *st, const shardz_store_fault *fault)
 
 uint64_t shardz_store_fault_writes(const shardz_store *st)
 {
-    return st && st->ops == &fault_ops ? ((const fault_store *)st)->writes : 0;
+    return st && st->ops->close == fault_close ? ((const fault_store *)st)->writes : 0;
 }

@@ -589,6 +589,7 @@ static const store_ops memory_ops = {
     .compact = mem_compact,
     .status = mem_status,
     .close = mem_close,
+    .txn_whole = mem_txn, /* prepares everything, then commits: any size */
 };
 
 int shardz_store_open_memory(const shardz_store_options *opt, shardz_store **out)

@@ -60,8 +60,11 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_META_GET] = "SELECT value FROM meta WHERE name = ?1",
     [S_META_SET] = "UPDATE meta SET value = ?2 WHERE name = ?1",
     [S_KV_GET] = "SELECT value, create_rev, mod_rev, version FROM kv WHERE key = ?1",
-    [S_KV_PUT] = "INSERT OR REPLACE INTO kv(key, value, create_rev, mod_rev, version)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5)",
+    /* one statement a put: the key's create revision and version come back with it */
+    [S_KV_PUT] = "INSERT INTO kv(key, value, create_rev, mod_rev, version)"
+                 " VALUES(?1, ?2, ?3, ?3, 1) ON CONFLICT(key) DO UPDATE SET"
+                 " value = excluded.value, mod_rev = excluded.mod_rev, version = kv.version + 1"
+                 " RETURNING create_rev, version",
     [S_KV_DEL] = "DELETE FROM kv WHERE key = ?1",
     [S_KV_RANGE] = "SELECT key, value, create_rev, mod_rev, version FROM kv"
                    " WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3",
@@ -465,26 +468,25 @@ static int apply_put(sql_store *s, const shardz_op *o, int64_t rev, int64_t *seq
 {
     sqlite3_stmt *q = s->stmt[S_KV_PUT];
     int64_t create = rev, version = 1;
-    row r;
-    int rc = kv_get(s, o->key, o->key_len, &r);
+    int rc = fault_point(s), step;
 
-    if (rc == 0) {
-        create = r.create;
-        version = r.version + 1;
-    }
-    kv_get_done(s);
-    if (rc && rc != SHARDZ_ENOENT)
+    if (rc)
         return rc;
     bind_blob(q, 1, o->key, o->key_len);
     bind_blob(q, 2, o->value, o->value_len);
-    sqlite3_bind_int64(q, 3, create);
-    sqlite3_bind_int64(q, 4, rev);
-    sqlite3_bind_int64(q, 5, version);
-    rc = exec_write(s, S_KV_PUT, "put");
-    if (rc == 0)
-        rc = change_add(s, rev, (*seq)++, SHARDZ_EVENT_PUT, o->key, o->key_len, o->value,
-                        o->value_len, create, version);
-    return rc;
+    sqlite3_bind_int64(q, 3, rev);
+    step = sqlite3_step(q);
+    if (step == SQLITE_ROW) {
+        create = sqlite3_column_int64(q, 0);
+        version = sqlite3_column_int64(q, 1);
+        step = sqlite3_step(q);
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (step != SQLITE_DONE)
+        return sqlerr(s, step, "put");
+    return change_add(s, rev, (*seq)++, SHARDZ_EVENT_PUT, o->key, o->key_len, o->value,
+                      o->value_len, create, version);
 }
 
 static int apply_delete(sql_store *s, const shardz_op *o, int64_t rev, int64_t *seq,
@@ -850,6 +852,7 @@ static const store_ops sqlite_ops = {
     .compact = sql_compact,
     .status = sql_status,
     .close = sql_close,
+    .txn_whole = sql_txn, /* one BEGIN IMMEDIATE .. COMMIT of any size */
 };
 
 void store_sqlite_fail_step(shardz_store *st, long n)

@@ -1,6 +1,7 @@
 /* The public store API: validates every argument once for all backends (limits, key rules,
  * the etcd transaction rules), then dispatches through the handle's ops table. Also the
  * batching helper, result freeing and sync-mode names. Runs on the caller's thread. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -557,6 +558,52 @@ int shardz_store_txn_batched(shardz_store *st, const shardz_compare *guards, siz
     } while (done < nops);
     if (applied)
         *applied = done;
+    if (revision)
+        *revision = rev;
+    return rc;
+}
+
+int shardz_store_write_batch(shardz_store *st, const shardz_compare *guards, size_t nguards,
+                             const shardz_op *ops, size_t nops, size_t *applied, int64_t *revision,
+                             bool *whole)
+{
+    shardz_compare all[SHARDZ_STORE_MAX_TXN_OPS];
+    size_t del = 0;
+    int64_t rev = 0;
+    int rc;
+
+    if (whole)
+        *whole = false;
+    if (st->ops->version < 3 || !st->ops->txn_whole)
+        return shardz_store_txn_batched(st, guards, nguards, ops, nops, 0, applied, revision);
+    if (whole)
+        *whole = true;
+    st->errmsg[0] = '\0';
+    if (applied)
+        *applied = 0;
+    rc = check_txn(st, guards, nguards, NULL, 0);
+    if (rc)
+        return rc;
+    rc = check_batch(st, ops, nops, SIZE_MAX);
+    if (rc)
+        return rc;
+    if (st->guarded) {
+        if (nguards + 1 > SHARDZ_STORE_MAX_TXN_OPS) {
+            store_seterr(st, "%zu guards and the handle's: at most %d", nguards,
+                         SHARDZ_STORE_MAX_TXN_OPS);
+            return SHARDZ_ETOOBIG;
+        }
+        if (nguards)
+            memcpy(all, guards, nguards * sizeof *guards);
+        all[nguards] = st->guard;
+        guards = all;
+        nguards++;
+    }
+    rc = st->ops->txn_whole(st, guards, nguards, ops, nops, &del, &rev);
+    if (rc == SHARDZ_ECONFLICT && st->guarded)
+        rc = guard_verdict(st);
+    if (applied)
+        *applied = rc == 0 ? nops : 0;
     if (revision)
         *revision = rev;
     return rc;

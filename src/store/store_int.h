@@ -11,7 +11,7 @@
 
 /* The ops table version this build writes and reads. A later version only appends members;
  * callers check ops->version before using a member newer than version 1. */
-#define STORE_OPS_VERSION 2
+#define STORE_OPS_VERSION 3
 
 /* What a backend implements. Every member of version 1 is required. The public wrappers in
  * store.c validate every argument (limits, key rules, txn overlap rules) before calling, so a
@@ -42,6 +42,11 @@ typedef struct store_ops {
     int (*lease_grant)(shardz_store *st, int64_t ttl_ms, int64_t *id, int64_t *granted_ms);
     int (*lease_keepalive)(shardz_store *st, int64_t id, int64_t *ttl_ms);
     int (*lease_revoke)(shardz_store *st, int64_t id);
+    /* Version 3, optional (NULL: transactions are bounded as etcd's, and
+     * shardz_store_write_batch splits). As txn, for a batch of any number of puts and deletes
+     * and any size (validated by shardz_store_write_batch), in one atomic transaction. */
+    int (*txn_whole)(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
+                     const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision);
 } store_ops;
 
 /* The handle base. Each backend allocates its own struct with this as its first member. */

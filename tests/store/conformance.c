@@ -942,6 +942,79 @@ static void test_fault_wrapper_before(void **state)
     assert_int_equal(shardz_store_fault_arm(f->st, &fault), SHARDZ_EINVAL);
 }
 
+/* shardz_store_write_batch: one atomic transaction where the backend has no limits (SQLite,
+ * memory), 128-operation pieces where it has (etcd); through the fault wrapper the same. */
+static void test_write_batch(void **state)
+{
+    fixture *f = *state;
+    enum { N = 1000 };
+    shardz_op *ops = calloc(N, sizeof *ops);
+    char(*keys)[16] = calloc(N, sizeof *keys);
+    shardz_store_status st;
+    shardz_compare guard;
+    shardz_range *r = NULL;
+    snapshot before, after;
+    size_t applied = 99, i;
+    int64_t rev = 0;
+    bool whole = false, want;
+
+    assert_non_null(ops);
+    assert_non_null(keys);
+    assert_int_equal(shardz_store_status_get(f->st, &st), 0);
+    want = strcmp(st.backend, "etcd") != 0;
+    put_s(f->st, "leader", "me"); /* rev 1 */
+    guard = cmp_num(SHARDZ_CMP_CREATE, "leader", 1);
+    for (i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "w/%04zu", i);
+        ops[i] = op_put(keys[i], keys[i]);
+    }
+    assert_int_equal(shardz_store_write_batch(f->st, &guard, 1, ops, N, &applied, &rev, &whole), 0);
+    assert_int_equal(applied, N);
+    assert_int_equal(whole, want);
+    assert_int_equal(rev, want ? 2 : 1 + (N + 127) / 128);
+    assert_int_equal(shardz_store_range(f->st, "w/", 2, NULL, 0, 0, &r), 0);
+    assert_int_equal(r->count, N);
+    assert_int_equal(r->kvs[N - 1].mod_revision, rev);
+    assert_int_equal(r->kvs[0].mod_revision, 2);
+    shardz_range_free(r);
+    /* Rewrites: versions grow, create revisions stay. */
+    for (i = 0; i < N; i += 2)
+        ops[i] = op_del(keys[i]);
+    assert_int_equal(shardz_store_write_batch(f->st, NULL, 0, ops, N, &applied, &rev, NULL), 0);
+    assert_int_equal(shardz_store_range(f->st, "w/", 2, NULL, 0, 0, &r), 0);
+    assert_int_equal(r->count, N / 2);
+    assert_int_equal(r->kvs[0].version, 2);
+    assert_int_equal(r->kvs[0].create_revision, 2);
+    shardz_range_free(r);
+
+    assert_int_equal(open_faulty(&f->st), 0);
+    snapshot_take(f->st, &before);
+    /* A guard that fails, a key twice: nothing written. */
+    guard.number = 2;
+    assert_int_equal(shardz_store_write_batch(f->st, &guard, 1, ops, N, &applied, &rev, NULL),
+                     SHARDZ_ECONFLICT);
+    assert_int_equal(applied, 0);
+    ops[N - 1] = op_put(keys[3], "dup");
+    assert_int_equal(shardz_store_write_batch(f->st, NULL, 0, ops, N, &applied, NULL, NULL),
+                     SHARDZ_EINVAL);
+    ops[N - 1] = op_put(keys[N - 1], "x");
+    /* Whole through the fault wrapper too; a failed whole batch leaves everything as it was. */
+    shardz_store_fault fault = {.nth = want ? 1 : 2};
+    assert_int_equal(shardz_store_fault_arm(f->st, &fault), 0);
+    assert_int_equal(shardz_store_write_batch(f->st, NULL, 0, ops, N, &applied, NULL, &whole),
+                     SHARDZ_EIO);
+    assert_int_equal(whole, want);
+    assert_int_equal(applied, want ? 0 : 128);
+    if (want) {
+        snapshot_take(f->st, &after);
+        snapshot_assert_equal(&before, &after);
+        snapshot_free(&after);
+    }
+    snapshot_free(&before);
+    free(ops);
+    free(keys);
+}
+
 /* A batch failing in its third transaction keeps the first two and says so. */
 static void test_fault_wrapper_batch(void **state)
 {
@@ -1271,6 +1344,7 @@ int conformance_run(const store_backend *backend)
         T(test_history_window),
         T(test_batched),
         T(test_batched_bytes),
+        T(test_write_batch),
         T(test_fault_wrapper_before),
         T(test_fault_wrapper_batch),
         T(test_fault_wrapper_after),
