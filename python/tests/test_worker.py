@@ -187,3 +187,33 @@ def test_ping_answered_while_a_hook_runs():
     finally:
         gate.set()
         w.stop()
+
+
+def test_wsgi_app():
+    """The worker mounted as a WSGI application answers like its own listener."""
+    import io
+    rec = Rec()
+    w = make(rec)
+    body = json.dumps({"namespace": "kv", "node": "w1", "revision": 3,
+                       "replicas": [rep("p1", 2)]}).encode()
+    seen = {}
+
+    def start_response(status, headers):
+        seen["status"], seen["headers"] = status, dict(headers)
+    out = b"".join(w.wsgi({"REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO":
+                           "/shardz/v1/assign", "CONTENT_LENGTH": str(len(body)),
+                           "wsgi.input": io.BytesIO(body)}, start_response))
+    assert seen["status"].startswith("200") and json.loads(out)["applied_revision"] == 3
+    assert seen["headers"]["Content-Length"] == str(len(out))
+    assert rec.calls == [("serve", "p1", 2, "none", False, 0)]
+    out = b"".join(w.wsgi({"REQUEST_METHOD": "POST", "PATH_INFO": "/shardz/v1/ping",
+                           "CONTENT_LENGTH": "2", "wsgi.input": io.BytesIO(b"{}")},
+                          start_response))
+    assert seen["status"].startswith("400") and json.loads(out)["code"] == "EINVAL"
+
+
+def test_default_clock_is_monotonic():
+    from shardz.worker import lease_clock
+    a = lease_clock()
+    b = lease_clock()
+    assert b >= a

@@ -207,7 +207,9 @@ class Cluster:
         return f"127.0.0.1:{self.d.port}"
 
     def namespace(self, name, **cfg):
-        body = {"name": name, "ping_interval_ms": 100, "dead_after_ms": 600, "lease_ms": 800}
+        # pings every 100 ms; a node is dead after 2 s without one (a loaded 2-core machine
+        # must not kill a slow worker by mistake; scenarios about failure set it shorter)
+        body = {"name": name, "ping_interval_ms": 100, "dead_after_ms": 2000, "lease_ms": 800}
         body.update(cfg)
         return self.d.call("POST", "/v1/namespaces", body)[1]
 

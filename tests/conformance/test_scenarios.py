@@ -90,7 +90,7 @@ def test_make_before_break_move(cluster):
 
 def test_kill9_replaced(cluster):
     c = cluster
-    c.namespace("k9", partitions=4, replicas=2)
+    c.namespace("k9", partitions=4, replicas=2, dead_after_ms=800)
     ws = [c.worker("k9", f"w{i}") for i in range(3)]
     wait_for(lambda: settled(c, "k9", 4, 2, 3), what="4 x 2 replicas on 3 workers")
     wait_for(lambda: served_match(c, "k9", ws), what="the workers' own views agree")
@@ -132,7 +132,8 @@ def test_graceful_leave(cluster):
         serve = [e for e in b.events("serve") if e["partition"] == pid][-1]
         drop = [e for e in a.events("delete") if e["partition"] == pid][-1]
         assert serve["t_ms"] < drop["t_ms"] < left[0]["t_ms"], (serve, drop, left)
-    assert settled(c, "lv", 4, 1, 1) == {p: ["b"] for p in ["0", "1", "2", "3"]}
+    wait_for(lambda: settled(c, "lv", 4, 1, 1) == {p: ["b"] for p in ["0", "1", "2", "3"]},
+             what="everything routed to b")
 
 
 def test_strict_lease_lapse(cluster):
@@ -165,13 +166,18 @@ def test_load_reports(cluster):
     c.namespace("ld", partitions=2, dimensions=["cpu", "mem"])
     w = c.worker("ld", "w1")
     wait_for(lambda: len(w.served()) == 2, what="w1 serves both")
-    assert w.cmd("load ld 0 cpu 2.5") == "ok"
-    assert w.cmd("load ld 1 mem 7") == "ok"
     assert w.cmd("load ld nope cpu 1").startswith("error ")  # not served: refused by the library
 
     def load(pid):
         return c.d.call("GET", f"/v1/namespaces/ld/partitions/{pid}")[1].get("load")
-    wait_for(lambda: load("0") and load("1"), what="loads at the coordinator")
+
+    def reported():
+        # an application reports periodically: a sample goes out with one ping reply, and a
+        # reply later than ping_interval_ms (a loaded machine) counts as missed, sample and all
+        assert w.cmd("load ld 0 cpu 2.5") == "ok"
+        assert w.cmd("load ld 1 mem 7") == "ok"
+        return load("0") and load("1")
+    wait_for(reported, what="loads at the coordinator")
     assert load("0")["cpu"] == 2.5 and load("1")["mem"] == 7, (load("0"), load("1"))
 
 
@@ -190,11 +196,14 @@ def test_range_bounds_and_split_hint(cluster):
     holder = {nodes[0]: pid for pid, nodes in r.items()}
     w0 = next(w for w in ws if holder[w.node] == "0")
     w1 = next(w for w in ws if holder[w.node] == "1")
-    assert w0.cmd("split rg 0 C") == "ok"
-    assert w0.cmd("load rg 0 load 10") == "ok"
-    assert w1.cmd("load rg 1 load 1") == "ok"
-    wait_for(lambda: all(c.d.call("GET", f"/v1/namespaces/rg/partitions/{p}")[1].get("load")
-                         for p in ("0", "1")), what="both loads at the coordinator")
+
+    def reported():  # periodically, as in test_load_reports
+        assert w0.cmd("split rg 0 C") == "ok"
+        assert w0.cmd("load rg 0 load 10") == "ok"
+        assert w1.cmd("load rg 1 load 1") == "ok"
+        return all(c.d.call("GET", f"/v1/namespaces/rg/partitions/{p}")[1].get("load")
+                   for p in ("0", "1"))
+    wait_for(reported, what="both loads at the coordinator")
     run = c.d.call("POST", "/v1/namespaces/rg/rebalance?balancer=load")[1]
     assert [(s["partition"], s.get("at")) for s in run["splits"]] == [("0", "C")], run
     # the successors reach their workers with their bounds

@@ -59,6 +59,16 @@ class HookError(Exception):
     """A hook may raise this (or any exception): its message is reported to the coordinator."""
 
 
+if hasattr(time, "CLOCK_BOOTTIME"):
+    def lease_clock():
+        """The lease's clock, in seconds: CLOCK_BOOTTIME (monotonic, and it keeps counting
+        while the machine is suspended, so a suspended worker's lease runs out as the
+        coordinator sees it); time.monotonic where the system has no CLOCK_BOOTTIME."""
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+else:
+    lease_clock = time.monotonic
+
+
 def _error_body(code, message, **extra):
     body = {"code": code, "message": message}
     body.update(extra)
@@ -75,12 +85,13 @@ class Worker:
     listen: "host:port" of the library's own listener (port 0: any free port), or None when the
     application mounts `handle` / `wsgi` in its own server (then give `advertise`).
     capacity: {dimension: value}. lease_mode: "auto" (follow the namespace's consistency),
-    "on", "off". clock: monotonic seconds (tests inject one)."""
+    "on", "off". clock: monotonic seconds for the lease and the watchdog (default: CLOCK_BOOTTIME
+    where available, else time.monotonic; tests inject one)."""
 
     def __init__(self, coordinators, namespace, node_id, serve, delete, listen="127.0.0.1:0",
                  advertise=None, zone="", capacity=None, secret=None, lease_mode="auto",
                  lease_margin_ms=None, lease_check_ms=25, request_timeout=5.0, backoff_max=2.0,
-                 reregister_after_ms=None, clock=time.monotonic):
+                 reregister_after_ms=None, clock=lease_clock):
         if not protocol.valid_id(node_id):
             raise ValueError(f"node id {node_id!r} is not an id")
         if listen is None and advertise is None:
