@@ -44,7 +44,9 @@ const INV32 = 1 / TWO32; // x * INV32 | 0: the carry out of a sum of a few uint3
 const R = new Uint32Array(4);
 
 const rd32 = (b, o) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
-const sec32 = (o) => rd32(SECRET, o);
+// the secret's little-endian uint32 at every byte offset, so each read is one load
+const SECW = Uint32Array.from({ length: SECRET.length - 3 }, (_, o) => rd32(SECRET, o));
+const sec32 = (o) => SECW[o];
 const bswap32 = (x) => (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0;
 
 /** R[0]:R[1] = a * b, two uint32s, the whole 64-bit product: the low half by Math.imul, the
