@@ -181,8 +181,11 @@ class DriverWorker(Proc):
 
 
 class DriverRouter(Proc):
-    def __init__(self, name, tmp, coordinators, ns, label="router"):
-        super().__init__(name, ["router", "--coordinator", coordinators, "--ns", ns], tmp, label)
+    def __init__(self, name, tmp, coordinators, ns, label="router", secret=None):
+        args = ["router", "--coordinator", coordinators, "--ns", ns]
+        if secret:
+            args += ["--secret", secret]
+        super().__init__(name, args, tmp, label)
         line = self.readline(timeout=20)
         assert line == "ready", f"router said {line!r}; stderr: {self.stderr()}"
 
@@ -196,8 +199,10 @@ class DriverRouter(Proc):
 class Cluster:
     """A real shardzd (its own SQLite file) and the driver processes of one test."""
 
-    def __init__(self, driver, extra=()):
+    def __init__(self, driver, secret=None):
         self.driver = driver
+        self.secret = secret
+        extra = ["--secret", secret] if secret else []
         self.d = harness.Daemon(shardzd_binary(), extra=extra).start()
         self.tmp = self.d.tmp
         self.procs = []
@@ -206,20 +211,25 @@ class Cluster:
     def coord(self):
         return f"127.0.0.1:{self.d.port}"
 
+    def call(self, method, path, body=None):
+        """A request to the coordinator, with the secret when it runs with one."""
+        h = {"Authorization": "Bearer " + self.secret} if self.secret else None
+        return self.d.call(method, path, body, headers=h)
+
     def namespace(self, name, **cfg):
         # pings every 100 ms; a node is dead after 2 s without one (a loaded 2-core machine
         # must not kill a slow worker by mistake; scenarios about failure set it shorter)
         body = {"name": name, "ping_interval_ms": 100, "dead_after_ms": 2000, "lease_ms": 800}
         body.update(cfg)
-        return self.d.call("POST", "/v1/namespaces", body)[1]
+        return self.call("POST", "/v1/namespaces", body)[1]
 
     def worker(self, ns, node, coordinators=None, **kw):
         w = DriverWorker(self.driver, self.tmp, coordinators or self.coord, ns, node, **kw)
         self.procs.append(w)
         return w
 
-    def router(self, ns, coordinators=None, label="router"):
-        r = DriverRouter(self.driver, self.tmp, coordinators or self.coord, ns, label)
+    def router(self, ns, coordinators=None, label="router", secret=None):
+        r = DriverRouter(self.driver, self.tmp, coordinators or self.coord, ns, label, secret)
         self.procs.append(r)
         return r
 

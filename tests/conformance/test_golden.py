@@ -45,6 +45,15 @@ def test_keyslot_file_matches_xxhash_module():
     assert len(tags) >= 8  # hash tags are covered
 
 
+def test_keyslot_file_is_what_xxhsum_makes(tmp_path):
+    """make_keyslot.sh, run again now with Debian's xxhsum, writes exactly the committed file."""
+    out = tmp_path / "keyslot.json"
+    p = subprocess.run([os.path.join(GOLDEN, "make_keyslot.sh"), str(out)], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(out.read_text()) == golden("keyslot.json")
+
+
 def test_keyslot_vectors(driver):
     keys = [v["key"] for v in vectors()]
     for slots in ("64", "16384", "1048576"):

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 
 import harness
-from conftest import DriverRouter, DriverWorker, now_ms, shardzd_binary, wait_for
+from conftest import Cluster, DriverRouter, DriverWorker, now_ms, shardzd_binary, wait_for
 
 
 def node_partitions(c, ns, node):
@@ -355,3 +355,27 @@ def test_ha_two_coordinators(ha, tmp_path):
     finally:
         for p in ws + ([router] if router else []):
             p.close()
+
+
+def test_secret(driver):
+    """A coordinator with a secret: the worker and the router given it register, serve and
+    route; the worker's own endpoint refuses a request without it (401), and so does the
+    coordinator (so the worker's requests to it did carry it)."""
+    c = Cluster(driver, secret="s3cret")
+    try:
+        c.namespace("sec", partitions=2)
+        w = c.worker("sec", "w1", secret="s3cret")
+        wait_for(lambda: len(w.served()) == 2, what="w1 serves both")
+        st, reply = w.post("/shardz/v1/ping", {"namespace": "sec", "node": "w1", "revision": 1})
+        assert (st, reply.get("code")) == (401, "EPROTO"), (st, reply)
+        try:
+            c.d.call("GET", "/v1/namespaces/sec")
+            raise AssertionError("the coordinator answered without the secret")
+        except harness.HTTPError as e:
+            assert e.status == 401
+        router = c.router("sec", secret="s3cret")
+        got = router.ask("partition 0")
+        assert [n["node"] for n in got["nodes"]] == ["w1"], got
+        assert len(w.served()) == 2 and not w.events("delete")
+    finally:
+        c.close()

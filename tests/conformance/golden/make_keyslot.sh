@@ -3,8 +3,10 @@
 # (tests/conformance/README.md, "Golden files"), from the reference implementation's own CLI:
 # `xxhsum -H3` (Debian's xxhash package) hashes each key's hash tag (docs/PROTOCOL.md section 7:
 # the bytes between the first '{' and the first '}' after it when non-empty, else the whole
-# key), and the slot is hash & (slots - 1). Run from anywhere: writes next to this script.
+# key), and the slot is hash & (slots - 1). Run from anywhere: writes keyslot.json next to this
+# script, or to the path given (test_golden.py regenerates it that way and compares).
 set -euo pipefail
+out=$(realpath -m "${1:-$(dirname "$0")/keyslot.json}")
 cd "$(dirname "$0")"
 command -v xxhsum >/dev/null || { echo "xxhsum missing: apt-get install xxhash" >&2; exit 1; }
 # keys: plain, empty, hash tags, empty tag, unclosed brace, nested braces, a second tag,
@@ -20,21 +22,23 @@ tag() {  # the hash tag of $1, by the protocol's rule, on bytes
   case $rest in *"}"*) inner=${rest%%\}*} ;; *) printf %s "$k"; return ;; esac
   if [ -n "$inner" ]; then printf %s "$inner"; else printf %s "$k"; fi
 }
-{
-  echo '{"generated_by": "tests/conformance/golden/make_keyslot.sh (xxhsum -H3, Debian xxhash)",'
-  echo ' "rule": "hash = XXH3-64 seed 0 of the hash tag (else the whole key); slot = hash & (slots - 1)",'
-  echo ' "vectors": ['
-  n=${#keys[@]}
-  for i in "${!keys[@]}"; do
-    k=${keys[$i]}
-    t=$(tag "$k")
-    h=$(printf %s "$t" | LC_ALL=C xxhsum -H3 | sed -E 's/^XXH3 \(stdin\) = //; s/ .*//')
-    lx=$((16#${h:8:8}))  # the low 32 bits hold every slot (at most 2^20)
-    s64=$((lx & 63)); s16k=$((lx & 16383)); s1m=$((lx & 1048575))
-    sep=$([ "$i" -lt $((n - 1)) ] && echo , || true)
-    python3 -c 'import json,sys; print("  " + json.dumps({"key": sys.argv[1], "hashed": sys.argv[2], "hash": sys.argv[3], "slots": {"64": int(sys.argv[4]), "16384": int(sys.argv[5]), "1048576": int(sys.argv[6])}}, ensure_ascii=False) + sys.argv[7])' \
-      "$k" "$t" "$h" "$s64" "$s16k" "$s1m" "$sep"
-  done
-  echo ' ]}'
-} > keyslot.json
-echo "wrote $(pwd)/keyslot.json (${#keys[@]} vectors)"
+for k in "${keys[@]}"; do  # key, hashed bytes, hash: NUL-separated, formatted below
+  t=$(tag "$k")
+  h=$(printf %s "$t" | LC_ALL=C xxhsum -H3 | sed -E 's/^XXH3 \(stdin\) = //; s/ .*//')
+  printf '%s\0%s\0%s\0' "$k" "$t" "$h"
+done | python3 -c '
+import json, sys
+f = sys.stdin.buffer.read().split(b"\0")[:-1]
+rows = []
+for k, t, h in zip(f[0::3], f[1::3], f[2::3]):
+    v = int(h, 16)
+    rows.append(json.dumps({"key": k.decode(), "hashed": t.decode(), "hash": h.decode(),
+                            "slots": {str(n): v & (n - 1) for n in (64, 16384, 1048576)}},
+                           ensure_ascii=False))
+print("{\"generated_by\": \"tests/conformance/golden/make_keyslot.sh (xxhsum -H3, Debian xxhash)\",")
+print(" \"rule\": \"hash = XXH3-64 seed 0 of the hash tag (else the whole key); slot = hash & (slots - 1)\",")
+print(" \"vectors\": [")
+print(",\n".join("  " + r for r in rows))
+print(" ]}")
+' > "$out"
+echo "wrote $out (${#keys[@]} vectors)"
