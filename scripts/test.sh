@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 tests/web/install.sh   # chromium and playwright-core for the dashboard's browser test
+js/install.sh          # the JavaScript package's npm dependencies (package-lock.json)
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
 echo "== format (clang-format --dry-run -Werror against .clang-format)"

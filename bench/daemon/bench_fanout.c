@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -940,6 +941,9 @@ static int parse(int argc, char **argv)
 int main(int argc, char **argv)
 {
     int status = 1;
+    /* a worker's peer (the coordinator) may close a connection while a reply is written: that
+     * is an error on that connection, not the end of the run */
+    signal(SIGPIPE, SIG_IGN);
     if (parse(argc, argv) != 0) {
         usage(stderr);
         return 2;

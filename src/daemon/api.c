@@ -1,12 +1,15 @@
 /* shardzd's HTTP API (docs/PROTOCOL.md): routing of /healthz, /v1/status and the namespace
  * routes, request checks (secret, methods, bodies), and watches: long-polls parked until the
  * namespace's revision passes the one the client knows. Event-loop thread. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -110,6 +113,9 @@ static void waiter_free(szd_waiter *w)
 {
     if (w->timer)
         event_free(w->timer);
+    if (w->eof)
+        event_free(w->eof);
+    w->ns->d->nwaiters--;
     free(w);
 }
 
@@ -144,6 +150,19 @@ static void on_waiter_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     waiter_reply(arg, false);
+}
+
+/* The parked client's socket became readable. evhttp does not read a connection whose request
+ * is being answered, so it would not see the client go away before the watch's timeout (up to
+ * 300 s): a peek tells. Gone (EOF or an error): the watch ends now (its reply fails to send, and
+ * libevent closes the connection). Data instead (a pipelined request): left to evhttp. */
+static void on_waiter_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        waiter_reply(arg, false);
 }
 
 static void on_waiter_close(struct evhttp_connection *c, void *arg)
@@ -209,6 +228,13 @@ static void handle_watch(szd_ns *ns, struct evhttp_request *req, const struct ev
         reply_state(req, ns);
         return;
     }
+    if (ns->d->nwaiters >= ns->d->cfg.max_watches) {
+        szd_reply_error(req, SHARDZ_EBUSY,
+                        "%zu watches are parked, the most this coordinator keeps (--max-watches); "
+                        "retry later, or read /state",
+                        ns->d->nwaiters);
+        return;
+    }
     szd_waiter *w = calloc(1, sizeof *w);
     if (!w) {
         szd_reply_error(req, SHARDZ_ENOMEM, "out of memory");
@@ -217,9 +243,10 @@ static void handle_watch(szd_ns *ns, struct evhttp_request *req, const struct ev
     w->req = req;
     w->ns = ns;
     w->since = since;
+    ns->d->nwaiters++;
     w->timer = evtimer_new(ns->d->base, on_waiter_timeout, w);
     if (!w->timer) {
-        free(w);
+        waiter_free(w);
         szd_reply_error(req, SHARDZ_ENOMEM, "out of memory");
         return;
     }
@@ -228,8 +255,16 @@ static void handle_watch(szd_ns *ns, struct evhttp_request *req, const struct ev
     w->next = ns->waiters;
     ns->waiters = w;
     struct evhttp_connection *c = evhttp_request_get_connection(req);
-    if (c)
+    if (c) {
         evhttp_connection_set_closecb(c, on_waiter_close, w);
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
+        evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+        if (fd >= 0) {
+            w->eof = event_new(ns->d->base, fd, EV_READ, on_waiter_readable, w);
+            if (w->eof)
+                event_add(w->eof, NULL);
+        }
+    }
 }
 
 /* ---- routes -------------------------------------------------------------------------- */

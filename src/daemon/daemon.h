@@ -53,6 +53,9 @@ void szd_idset_remove(szd_idset *set, const char *id);
 /* Frees every entry; the set is empty again. */
 void szd_idset_clear(szd_idset *set);
 
+/* The largest capacity a node may declare in one dimension (docs/PROTOCOL.md 4.1). */
+#define SZD_CAPACITY_MAX 1e12
+
 /* ---- configuration ------------------------------------------------------------------- */
 
 typedef struct {
@@ -65,8 +68,8 @@ typedef struct {
     char advertise[SZD_ADDR_MAX + 1]; /* host:port the other coordinators reach us at */
     char id[SHARDZ_MAX_ID + 1];       /* this coordinator's name (default: advertise) */
     int64_t lease_ttl_ms;             /* etcd: the leader lease's TTL */
-    int max_connections;
-    int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
+    size_t max_watches;               /* watches parked at once, at most (all namespaces) */
+    int log_level;                    /* 0 error, 1 warn, 2 info, 3 debug */
 } szd_config;
 
 /* A namespace's configuration (docs/PROTOCOL.md section 3). */
@@ -142,16 +145,19 @@ typedef struct szd_node {
 } szd_node;
 
 typedef struct {
-    char *id;        /* owned: one allocation holds the slots and then the id */
+    /* One allocation, owned through load (free(p->load)), holds the load (the namespace's
+     * ndims values), then the slots, then the id: a partition costs one malloc, and no room
+     * for dimensions it does not have (docs/BENCHMARKS.md, memory at a million). */
+    double *load;    /* Statistics (seed 000), kept apart from the assignment so they survive
+                      * a move: the smoothed load per dimension (EWMA, alpha =
+                      * 1 - exp(-dt / tau)) */
     szd_slot *slots; /* nrep */
+    char *id;
     uint16_t nrep;
     bool dirty; /* to persist */
-    /* Statistics (seed 000), kept apart from the assignment so they survive a move: the
-     * smoothed load per dimension (EWMA, alpha = 1 - exp(-dt / tau)), when it was last
-     * updated and when a replica of it last moved (0: never; monotonic ms). */
     bool stats_dirty;
-    double load[SHARDZ_MAX_DIMS];
-    int64_t load_ms, moved_ms;
+    int64_t load_ms, moved_ms; /* when the load was last updated and when a replica of it last
+                                * moved (0: never; monotonic ms) */
 } szd_part;
 
 /* A string -> index map (open addressing). */
@@ -170,6 +176,7 @@ typedef struct szd_waiter {
     struct szd_ns *ns;
     uint64_t since;
     struct event *timer;
+    struct event *eof; /* the client's socket readable: it may have gone away */
 } szd_waiter;
 
 typedef struct szd_ns {
@@ -266,6 +273,7 @@ typedef struct szd {
     uint64_t ns_keys;               /* the last szd_ns.key given */
     struct szd_farewell *farewells; /* deleted namespaces' last assignments, still being
                                      * delivered (push.c), owned */
+    size_t nwaiters;                /* watches parked, every namespace (cfg.max_watches) */
     szd_hist store_hist;            /* store write durations */
 } szd;
 

@@ -47,9 +47,14 @@ static void ping_ok(szd_ns *ns, szd_node *n, const szd_hl_report *r)
         /* A worker that restarted (or lost a push) reports an older assignment than it
          * acknowledged, in a ping sent after that acknowledgement (an earlier ping may still
          * carry the one before): it gets the whole set. */
-        if (applied < n->applied_revision && r->at_ms - r->rtt_ms > n->acked_ms)
+        bool after_ack = r->at_ms - r->rtt_ms > n->acked_ms;
+        if (applied < n->applied_revision && after_ack)
             szd_push_full(n);
-        n->applied_revision = applied;
+        /* A ping sent before the last acknowledgement says nothing newer than it: taking its
+         * (older) revision would hide a later drop from the comparison above, and the worker
+         * (a strict lease lapsed right after an assignment) would never get its set again. */
+        if (after_ack)
+            n->applied_revision = applied;
     }
     szd_load_samples(ns, n, json_object_get(r->body, "load"));
     szd_range_split_keys(ns, n, json_object_get(r->body, "split_at"));

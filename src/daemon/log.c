@@ -1,6 +1,7 @@
 /* shardzd's log (log.h): one logfmt line per event on stderr, written with one call. Any
  * thread. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -21,12 +22,34 @@ void szd_log_v(int level, const char *fmt, va_list ap)
                      names[level < 0   ? 0
                            : level > 3 ? 3
                                        : level]);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
+    char body[1536];
+    int m = vsnprintf(body, sizeof body, fmt, ap);
+    size_t blen = m < 0 ? 0 : (size_t)m >= sizeof body ? sizeof body - 1 : (size_t)m;
+    /* a value may come from a worker or a client (an error text, a zone): a control byte is
+     * escaped, so that no value can end the line and forge another */
+    size_t len = (size_t)n;
+    for (size_t i = 0; i < blen && len < sizeof line - 6; i++) {
+        unsigned char c = (unsigned char)body[i];
+        if (c >= 0x20 && c != 0x7f) {
+            line[len++] = (char)c;
+            continue;
+        }
+        len += (size_t)snprintf(line + len, sizeof line - len, "\\x%02x", c);
+    }
     line[len++] = '\n';
     fwrite(line, 1, len, stderr);
+}
+
+const char *szd_logq(char *buf, size_t size, const char *s)
+{
+    size_t o = 0;
+    for (; s && *s && o + 3 < size; s++) {
+        if (*s == '"' || *s == '\\')
+            buf[o++] = '\\';
+        buf[o++] = *s;
+    }
+    buf[o] = '\0';
+    return buf;
 }
 
 void szd_log_at(int threshold, int level, const char *fmt, ...)

@@ -20,7 +20,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: shardzd [options]\n"
-            "  --listen HOST:PORT   where the HTTP API listens (default 127.0.0.1:7557;\n"
+            "  --listen HOST:PORT   where the HTTP API listens ([IPV6]:PORT, :PORT for every\n"
+            "                       interface; default 127.0.0.1:7557;\n"
             "                       env SHARDZ_LISTEN)\n"
             "  --data DIR           data directory of the embedded store (default\n"
             "                       ./shardz-data; env SHARDZ_DATA)\n"
@@ -37,6 +38,8 @@ static void usage(FILE *f)
             "                       env SHARDZ_ID)\n"
             "  --lease-ttl MS       the leader lease's TTL with etcd (default 5000, at least\n"
             "                       2000; env SHARDZ_LEASE_TTL)\n"
+            "  --max-watches N      watches parked at once, at most (default 10000; past it a\n"
+            "                       watch gets 409 EBUSY; env SHARDZ_MAX_WATCHES)\n"
             "  --secret SECRET      require 'Authorization: Bearer SECRET' (env SHARDZ_SECRET)\n"
             "  --log-level LEVEL    error|warn|info|debug (default info; env SHARDZ_LOG_LEVEL)\n"
             "  --config FILE        read key=value lines (listen, data, fsync, secret,\n"
@@ -113,6 +116,15 @@ static int set_option(szd_config *c, const char *key, const char *val)
             return -1;
         }
         c->lease_ttl_ms = v;
+    } else if (strcmp(key, "max-watches") == 0) {
+        char *end = NULL;
+        long long v = strtoll(val, &end, 10);
+        if (!*val || *end || v < 0 || v > 1000000) {
+            fprintf(stderr, "shardzd: --max-watches wants a count in [0, 1000000], got '%s'\n",
+                    val);
+            return -1;
+        }
+        c->max_watches = (size_t)v;
     } else if (strcmp(key, "log-level") == 0) {
         c->log_level = parse_level(val);
         if (c->log_level < 0) {
@@ -174,15 +186,23 @@ int main(int argc, char **argv)
     d.cfg.log_level = SZD_INFO;
     d.cfg.sync = SHARDZ_STORE_SYNC_FULL;
     d.cfg.lease_ttl_ms = 5000;
+    d.cfg.max_watches = 10000;
 
-    static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},    {"data", required_argument, 0, 'd'},
-        {"fsync", required_argument, 0, 'f'},     {"secret", required_argument, 0, 's'},
-        {"log-level", required_argument, 0, 'v'}, {"config", required_argument, 0, 'c'},
-        {"memory", no_argument, 0, 'm'},          {"help", no_argument, 0, 'h'},
-        {"routes", no_argument, 0, 'R'},          {"store", required_argument, 0, 'S'},
-        {"advertise", required_argument, 0, 'a'}, {"id", required_argument, 0, 'i'},
-        {"lease-ttl", required_argument, 0, 't'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"fsync", required_argument, 0, 'f'},
+                                         {"secret", required_argument, 0, 's'},
+                                         {"log-level", required_argument, 0, 'v'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"memory", no_argument, 0, 'm'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"routes", no_argument, 0, 'R'},
+                                         {"store", required_argument, 0, 'S'},
+                                         {"advertise", required_argument, 0, 'a'},
+                                         {"id", required_argument, 0, 'i'},
+                                         {"lease-ttl", required_argument, 0, 't'},
+                                         {"max-watches", required_argument, 0, 'W'},
+                                         {0, 0, 0, 0}};
     /* the file first, then the environment, then flags */
     for (int i = 1; i < argc; i++) {
         const char *file = strncmp(argv[i], "--config=", 9) == 0              ? argv[i] + 9
@@ -196,7 +216,7 @@ int main(int argc, char **argv)
         {"SHARDZ_FSYNC", "fsync"},         {"SHARDZ_SECRET", "secret"},
         {"SHARDZ_LOG_LEVEL", "log-level"}, {"SHARDZ_STORE", "store"},
         {"SHARDZ_ADVERTISE", "advertise"}, {"SHARDZ_ID", "id"},
-        {"SHARDZ_LEASE_TTL", "lease-ttl"}};
+        {"SHARDZ_LEASE_TTL", "lease-ttl"}, {"SHARDZ_MAX_WATCHES", "max-watches"}};
     for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
         const char *v = getenv(env[i][0]);
         if (v && set_option(&d.cfg, env[i][1], v) != 0)
@@ -233,6 +253,9 @@ int main(int argc, char **argv)
         case 't':
             rc = set_option(&d.cfg, "lease-ttl", optarg);
             break;
+        case 'W':
+            rc = set_option(&d.cfg, "max-watches", optarg);
+            break;
         case 'c':
             break;
         case 'm':
@@ -256,15 +279,27 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* HOST:PORT, [IPV6]:PORT, IPV6:PORT (the last colon ends the host), or :PORT (every
+     * interface) */
     char host[256];
     const char *colon = strrchr(d.cfg.listen, ':');
-    long port = colon ? strtol(colon + 1, NULL, 10) : -1;
-    if (!colon || (size_t)(colon - d.cfg.listen) >= sizeof host || port < 0 || port > 65535) {
-        fprintf(stderr, "shardzd: bad listen address '%s'\n", d.cfg.listen);
+    char *pend = NULL;
+    long port = colon ? strtol(colon + 1, &pend, 10) : -1;
+    size_t hostlen = colon ? (size_t)(colon - d.cfg.listen) : 0;
+    if (!colon || !colon[1] || *pend || hostlen >= sizeof host || port < 0 || port > 65535) {
+        fprintf(stderr, "shardzd: bad listen address '%s' (want HOST:PORT, [IPV6]:PORT or :PORT)\n",
+                d.cfg.listen);
         return 2;
     }
-    memcpy(host, d.cfg.listen, (size_t)(colon - d.cfg.listen));
-    host[colon - d.cfg.listen] = 0;
+    const char *h = d.cfg.listen;
+    if (hostlen >= 2 && h[0] == '[' && h[hostlen - 1] == ']') {
+        h++;
+        hostlen -= 2;
+    }
+    if (hostlen == 0)
+        snprintf(host, sizeof host, "0.0.0.0");
+    else
+        snprintf(host, sizeof host, "%.*s", (int)hostlen, h);
 
     signal(SIGPIPE, SIG_IGN);
     /* one out-of-memory policy: jansson allocates through it too, so a failed json_pack

@@ -506,7 +506,7 @@ void szd_ns_free(szd_ns *ns)
     }
     free(ns->nodes);
     for (uint32_t i = 0; i < ns->nparts; i++)
-        free(ns->parts[i].slots);
+        free(ns->parts[i].load);
     free(ns->parts);
     for (size_t i = 0; i < ns->nghosts; i++)
         free(ns->ghosts[i].id);
@@ -582,12 +582,14 @@ static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned n
         szd_part *p = &ns->parts[ns->nparts + i];
         size_t idlen = strlen(ids[i]);
         memset(p, 0, sizeof *p);
-        p->slots = calloc(1, nrep * sizeof(szd_slot) + idlen + 1);
-        if (!p->slots) {
+        size_t nd = ns->cfg.ndims;
+        p->load = calloc(1, nd * sizeof(double) + nrep * sizeof(szd_slot) + idlen + 1);
+        if (!p->load) {
             while (i-- > 0)
-                free(ns->parts[ns->nparts + i].slots);
+                free(ns->parts[ns->nparts + i].load);
             return SHARDZ_ENOMEM;
         }
+        p->slots = (szd_slot *)(p->load + nd);
         p->id = (char *)(p->slots + nrep);
         memcpy(p->id, ids[i], idlen + 1);
         p->nrep = (uint16_t)nrep;
@@ -955,8 +957,10 @@ static int node_fill(szd_ns *ns, szd_node *n, json_t *body, char *err, size_t er
                 return SHARDZ_EINVAL;
             }
             double x = json_number_value(v);
-            if (!json_is_number(v) || !isfinite(x) || x <= 0) {
-                snprintf(err, errlen, "capacity '%s' must be a number above 0", k);
+            /* bounded: a capacity near DBL_MAX overflows the weighted sums placement takes */
+            if (!json_is_number(v) || !isfinite(x) || x <= 0 || x > SZD_CAPACITY_MAX) {
+                snprintf(err, errlen, "capacity '%s' must be a number above 0 and at most %g", k,
+                         SZD_CAPACITY_MAX);
                 return SHARDZ_EINVAL;
             }
             if (i >= n->ncap) {
@@ -1193,8 +1197,9 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     if (rc)
         return rc;
     szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address, n->stamp);
+    char zq[256];
     szd_log(ns->d, SZD_INFO, "msg=\"node registered\" ns=%s node=%s address=%s zone=\"%s\"",
-            ns->cfg.name, n->id, n->address, n->zone);
+            ns->cfg.name, n->id, n->address, szd_logq(zq, sizeof zq, n->zone));
     szd_event(ns, "node-registered",
               json_pack("{s:s, s:s, s:s}", "node", n->id, "address", n->address, "zone", n->zone));
     if (same)
@@ -1496,7 +1501,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     ghosts_keep(ns, p);
     szd_event(ns, "partitions-removed", json_pack("{s:s}", "partition", p->id));
     uint32_t idx = (uint32_t)(p - ns->parts);
-    free(p->slots); /* the id goes with it */
+    free(p->load); /* the slots and the id go with it */
     ns->parts[idx] = ns->parts[--ns->nparts];
     szd_map_rebuild(&ns->part_map, ns->nparts, part_key, ns);
     mark_all_parts_if_hash(ns);
@@ -2511,66 +2516,86 @@ static void free_pages(shardz_range **pages)
     free(pages);
 }
 
+/* One record to load, found in a first pass over the keys (its kind only: a parsed key is half
+ * a kilobyte, a million of them would be half a gigabyte). */
+typedef struct {
+    const shardz_kv *kv;
+    shardz_key_kind kind;
+} load_item;
+
+static void load_one(szd *d, const load_item *item)
+{
+    const shardz_kv *kv = item->kv;
+    shardz_key_parts kp;
+    (void)shardz_key_parse(kv->key, kv->key_len, &kp); /* it parsed in the first pass */
+    json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+    int lrc = j && json_is_object(j) ? 0 : SHARDZ_EINVAL;
+    if (lrc == 0 && item->kind == SHARDZ_KEY_CONFIG) {
+        szd_ns_config cfg;
+        char err[256];
+        /* what the store alone keeps is not config (szd_ns_config_record) */
+        json_int_t floor = json_integer_value(json_object_get(j, "generation_floor"));
+        json_object_del(j, "generation_floor");
+        lrc = szd_ns_config_parse(j, &cfg, err, sizeof err);
+        szd_ns *ns = NULL;
+        if (lrc == 0 && !szd_ns_find(d, cfg.name)) {
+            ns = ns_new(d, &cfg);
+            lrc = ns ? ns_attach(d, ns) : SHARDZ_ENOMEM;
+            if (lrc && ns)
+                szd_ns_free(ns);
+            else if (ns)
+                ns->gen_floor = floor > 0 ? (uint64_t)floor : 0;
+        }
+    } else if (lrc == 0) {
+        szd_ns *ns = szd_ns_find(d, kp.ns);
+        if (!ns)
+            lrc = SHARDZ_ENOENT;
+        else
+            lrc = item->kind == SHARDZ_KEY_NODE     ? load_node(ns, j)
+                  : item->kind == SHARDZ_KEY_ASSIGN ? load_part(ns, j)
+                  : item->kind == SHARDZ_KEY_STATS  ? load_stats(ns, j)
+                                                    : szd_range_load_task(ns, j);
+    }
+    if (lrc)
+        szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
+                (int)kv->key_len, kv->key, shardz_err_name(lrc));
+    json_decref(j);
+}
+
 static void load_records(szd *d, shardz_range *const *pages)
 {
-    /* five passes: configs, then nodes, then assignments (they name nodes), then statistics,
-     * then tasks */
-    for (int pass = 0; pass < 5; pass++) {
-        for (size_t pi = 0; pages[pi]; pi++) {
-            const shardz_range *r = pages[pi];
-            for (size_t i = 0; i < r->count; i++) {
-                shardz_kv *kv = &r->kvs[i];
-                if ((i & 1023) == 1023)
-                    szd_ha_poll(d); /* a long load keeps the lease */
-                shardz_key_parts kp;
-                if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0) {
-                    if (pass == 0)
-                        szd_log(d, SZD_WARN, "msg=\"skipping a foreign key\" key=\"%.*s\"",
-                                (int)kv->key_len, kv->key);
-                    continue;
-                }
-                int want = pass == 0   ? SHARDZ_KEY_CONFIG
-                           : pass == 1 ? SHARDZ_KEY_NODE
-                           : pass == 2 ? SHARDZ_KEY_ASSIGN
-                           : pass == 3 ? SHARDZ_KEY_STATS
-                                       : SHARDZ_KEY_TASK;
-                if ((int)kp.kind != want)
-                    continue;
-                json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
-                int lrc = j && json_is_object(j) ? 0 : SHARDZ_EINVAL;
-                if (lrc == 0 && pass == 0) {
-                    szd_ns_config cfg;
-                    char err[256];
-                    /* what the store alone keeps is not config (szd_ns_config_record) */
-                    json_int_t floor = json_integer_value(json_object_get(j, "generation_floor"));
-                    json_object_del(j, "generation_floor");
-                    lrc = szd_ns_config_parse(j, &cfg, err, sizeof err);
-                    szd_ns *ns = NULL;
-                    if (lrc == 0 && !szd_ns_find(d, cfg.name)) {
-                        ns = ns_new(d, &cfg);
-                        lrc = ns ? ns_attach(d, ns) : SHARDZ_ENOMEM;
-                        if (lrc && ns)
-                            szd_ns_free(ns);
-                        else if (ns)
-                            ns->gen_floor = floor > 0 ? (uint64_t)floor : 0;
-                    }
-                } else if (lrc == 0) {
-                    szd_ns *ns = szd_ns_find(d, kp.ns);
-                    if (!ns)
-                        lrc = SHARDZ_ENOENT;
-                    else
-                        lrc = pass == 1   ? load_node(ns, j)
-                              : pass == 2 ? load_part(ns, j)
-                              : pass == 3 ? load_stats(ns, j)
-                                          : szd_range_load_task(ns, j);
-                }
-                if (lrc)
-                    szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
-                            (int)kv->key_len, kv->key, shardz_err_name(lrc));
-                json_decref(j);
+    /* the keys parsed once, the records then loaded kind by kind: configs, then nodes, then
+     * assignments (they name nodes), then statistics, then tasks */
+    static const shardz_key_kind order[] = {SHARDZ_KEY_CONFIG, SHARDZ_KEY_NODE, SHARDZ_KEY_ASSIGN,
+                                            SHARDZ_KEY_STATS, SHARDZ_KEY_TASK};
+    size_t total = 0, n = 0;
+    for (size_t pi = 0; pages[pi]; pi++)
+        total += pages[pi]->count;
+    load_item *items = szd_xmalloc((total ? total : 1) * sizeof *items);
+    shardz_key_parts *kp = szd_xmalloc(sizeof *kp);
+    for (size_t pi = 0; pages[pi]; pi++) {
+        const shardz_range *r = pages[pi];
+        for (size_t i = 0; i < r->count; i++) {
+            const shardz_kv *kv = &r->kvs[i];
+            if (shardz_key_parse(kv->key, kv->key_len, kp) != 0) {
+                szd_log(d, SZD_WARN, "msg=\"skipping a foreign key\" key=\"%.*s\"",
+                        (int)kv->key_len, kv->key);
+                continue;
             }
+            items[n++] = (load_item){kv, kp->kind};
         }
     }
+    free(kp);
+    size_t done = 0;
+    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
+        for (size_t i = 0; i < n; i++) {
+            if (items[i].kind != order[o])
+                continue;
+            if ((++done & 1023) == 0)
+                szd_ha_poll(d); /* a long load keeps the lease */
+            load_one(d, &items[i]);
+        }
+    free(items);
 }
 
 /* Detaches ns from d (not freed). */

@@ -185,9 +185,10 @@ static void on_assign(struct evhttp_request *req, void *arg)
         json_array_foreach(failed, k, e)
         {
             const char *pid = json_string_value(json_object_get(e, "partition"));
+            char q[256];
             szd_log(ns->d, SZD_WARN, "msg=\"serve failed\" ns=%s node=%s partition=%s error=\"%s\"",
-                    ns->cfg.name, n->id, pid ?: "?",
-                    json_string_value(json_object_get(e, "error")) ?: "");
+                    ns->cfg.name, n->id, pid && szd_valid_id(pid) ? pid : "?",
+                    szd_logq(q, sizeof q, json_string_value(json_object_get(e, "error"))));
             if (pid && szd_valid_id(pid))
                 szd_push_changed(n, pid); /* try again a little later */
             else

@@ -13,6 +13,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/wire.h"
+#include "common/utf8.h"
 
 int64_t szd_now(const szd *d)
 {
@@ -128,6 +129,7 @@ void szd_reply_error(struct evhttp_request *req, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    shardz__utf8_clean(msg); /* cut at 512 bytes, maybe inside a character a client sent */
     json_t *body = json_pack("{s:s, s:s}", "code", shardz_err_name(err), "message", msg);
     szd_reply_json(req, shardz_err_http_status(err), body, 0);
 }

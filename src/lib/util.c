@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "lib/lib_int.h"
 #include "shardz/error.h"
 
@@ -162,8 +163,10 @@ char *szl_dump(const json_t *j, size_t *len)
 
 char *szl_error_body(int err, const char *msg, size_t *len)
 {
-    json_t *j = json_pack("{s:s, s:s}", "code", shardz_err_name(err), "message",
-                          msg != NULL ? msg : shardz_strerror(err));
+    char clean[512];
+    snprintf(clean, sizeof clean, "%s", msg != NULL ? msg : shardz_strerror(err));
+    shardz__utf8_clean(clean); /* quoted bytes, maybe cut inside a character */
+    json_t *j = json_pack("{s:s, s:s}", "code", shardz_err_name(err), "message", clean);
     char *s;
 
     if (j == NULL) {

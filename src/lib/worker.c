@@ -127,8 +127,10 @@ struct shardz_worker {
     size_t ndims;
     w_job *jobs_head, *jobs_tail;
     bool lease_queued;
-    bool lease_lapsed; /* the lease ran out: drop everything before serving again */
-    w_job *replies;    /* answered jobs the event thread must send */
+    bool lease_lapsed;  /* the lease ran out: drop everything before serving again */
+    bool lease_revoked; /* a lapse was noticed and no lease-granting message came since:
+                         * lease_ok is 0 (also once the drop is done) */
+    w_job *replies;     /* answered jobs the event thread must send */
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -447,6 +449,7 @@ static void w_check_lapse(shardz_worker *w, uint64_t now)
         return;
     }
     w->lease_lapsed = true;
+    w->lease_revoked = true;
     w->applied_reported = 0;
     if (!w->lease_queued) {
         job = calloc(1, sizeof *job);
@@ -473,6 +476,7 @@ static void w_contact(shardz_worker *w, int64_t lease_ms, int consistency)
         w->contact = true;
         w->last_contact = now;
         w->lease_ms = lease_ms;
+        w->lease_revoked = false;
     }
     if (consistency >= 0) {
         w->consistency = consistency;
@@ -1822,7 +1826,7 @@ int shardz_worker_lease_ok(shardz_worker *w)
         return 0;
     }
     pthread_mutex_lock(&w->mu);
-    ok = !w->lease_lapsed && !w_lease_expired(w, w_now(w));
+    ok = !w->lease_lapsed && !w->lease_revoked && !w_lease_expired(w, w_now(w));
     pthread_mutex_unlock(&w->mu);
     return ok;
 }

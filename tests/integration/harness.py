@@ -3,6 +3,7 @@ port with its own data directory, and real worker processes; talks to them over 
 Standard library only. Every process is stopped (SIGTERM, then SIGKILL) when a test ends."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -56,6 +57,7 @@ class Daemon:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.tmp = tempfile.mkdtemp(prefix="shardz-it-")
+        TMPS.append(self.tmp)
         self.data = data or os.path.join(self.tmp, "data")
         self.extra = list(extra)
         self.proc = None
@@ -126,6 +128,7 @@ class Etcd:
         if not os.path.exists(ETCD):
             raise AssertionError(f"{ETCD} is missing: run scripts/install-deps.sh")
         self.tmp = tempfile.mkdtemp(prefix="shardz-etcd-")
+        TMPS.append(self.tmp)
         self.names = [f"m{i}" for i in range(members)]
         self.client = [free_port() for _ in self.names]
         self.peer = [free_port() for _ in self.names]
@@ -189,14 +192,13 @@ class Etcd:
             return json.loads(r.read().decode())
 
     def stop(self):
-        """Stops every member and removes their data directories (each preallocates 64 MiB
-        write-ahead logs: hundreds of runs filled the disk); the members' logs stay."""
-        import shutil
         for i in range(len(self.procs)):
             if self.procs[i] and self.procs[i].poll() is None:
                 self.procs[i].send_signal(signal.SIGCONT)
                 self.procs[i].kill()
                 self.procs[i].wait()
+        # a member's data directory holds preallocated WAL files (hundreds of MB): gone with
+        # the cluster; the members' logs stay until the run ends (cleanup_tmp)
         for name in self.names:
             shutil.rmtree(os.path.join(self.tmp, name), ignore_errors=True)
 
@@ -288,6 +290,17 @@ def routing(daemon, ns):
             for p in st["partitions"]}
 
 
+# Every temporary directory the harness made (daemons' data and logs, etcd clusters).
+TMPS = []
+
+
+def cleanup_tmp():
+    """Removes the harness's temporary directories (a run that passed needs none of them)."""
+    for d in TMPS:
+        shutil.rmtree(d, ignore_errors=True)
+    TMPS.clear()
+
+
 def run(tests):
     """Runs test functions; prints 'N passed, N failed'; exits non-zero on failure."""
     import traceback
@@ -306,4 +319,6 @@ def run(tests):
             print(f"FAIL {t.__name__}", flush=True)
             traceback.print_exc()
     print(f"{passed} passed, {failed} failed", flush=True)
+    if not failed:
+        cleanup_tmp()  # kept after a failure: the logs tell what happened
     sys.exit(1 if failed else 0)

@@ -12,7 +12,8 @@ import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import Daemon, HTTPError, Worker, read_events, request, run, settled, wait_for
+from harness import (TMPS, Daemon, HTTPError, Worker, read_events, request, run, settled,
+                     wait_for)
 
 BIN = sys.argv[1]
 
@@ -49,6 +50,7 @@ class Coordinator:
         self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.port = self.srv.server_address[1]
         self.tmp = tempfile.mkdtemp(prefix="shardz-fw-")
+        TMPS.append(self.tmp)
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
     def stop(self):

@@ -1,0 +1,7 @@
+module shardz-bench
+
+go 1.19
+
+require shardz v0.0.0
+
+replace shardz => ../../../go

@@ -1,0 +1,3 @@
+module shardz
+
+go 1.19

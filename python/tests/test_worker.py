@@ -1,0 +1,219 @@
+"""The worker's behaviour, driven through Worker.handle (the entry a mounted worker uses) with
+an injected clock, and through its own listener for the ping-during-a-hook test. No coordinator:
+the registration thread is not started (or retries against a closed port in the background)."""
+import json
+import threading
+import urllib.request
+
+import pytest
+
+from shardz import CAUSE_ASSIGN, CAUSE_LEASE, Worker
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+class Rec:
+    def __init__(self):
+        self.calls = []
+        self.fail = set()
+
+    def serve(self, r):
+        self.calls.append(("serve", r.partition, r.generation, r.role, r.update, r.old_generation))
+        if r.partition in self.fail:
+            raise RuntimeError("disk full")
+
+    def delete(self, r):
+        self.calls.append(("delete", r.partition, r.generation, r.cause))
+
+
+def make(rec, clock=None, **kw):
+    return Worker("127.0.0.1:1", "kv", "w1", rec.serve, rec.delete, listen=None,
+                  advertise="127.0.0.1:9", clock=clock or Clock(), **kw)
+
+
+def rep(pid, gen, role="none", state="serving", slot=0):
+    return {"partition": pid, "generation": gen, "role": role, "state": state, "slot": slot}
+
+
+def assign(w, revision, reps, **extra):
+    body = dict({"namespace": "kv", "node": "w1", "revision": revision, "replicas": reps}, **extra)
+    status, out = w.handle("POST", "/shardz/v1/assign", None, json.dumps(body).encode())
+    return status, json.loads(out)
+
+
+def ping(w, revision=1, **extra):
+    body = dict({"namespace": "kv", "node": "w1", "revision": revision}, **extra)
+    status, out = w.handle("POST", "/shardz/v1/ping", None, json.dumps(body).encode())
+    return status, json.loads(out)
+
+
+def test_diffs_deletes_first_updates_and_stale():
+    rec = Rec()
+    w = make(rec)
+    st, r = assign(w, 5, [rep("p2", 1), rep("p1", 4, "primary")])
+    assert st == 200 and r["applied_revision"] == 5
+    assert rec.calls == [("serve", "p1", 4, "primary", False, 0), ("serve", "p2", 1, "none", False, 0)]
+    rec.calls.clear()
+    # p2 gone, p1 a new generation (update in place), p3 new, p0 only its state changed
+    st, r = assign(w, 6, [rep("p1", 5, "primary"), rep("p3", 1)])
+    assert rec.calls == [("delete", "p2", 1, CAUSE_ASSIGN), ("serve", "p1", 5, "primary", True, 4),
+                         ("serve", "p3", 1, "none", False, 0)]
+    rec.calls.clear()
+    st, r = assign(w, 7, [rep("p1", 5, "primary", state="adding", slot=1), rep("p3", 1)])
+    assert rec.calls == [] and r["serving"] == [{"partition": "p1", "generation": 5},
+                                                {"partition": "p3", "generation": 1}]
+    st, r = assign(w, 6, [])  # stale: ignored, answered with the current state
+    assert st == 200 and rec.calls == [] and r["applied_revision"] == 7 and len(r["serving"]) == 2
+
+
+def test_failed_serve_is_reported_and_not_held():
+    rec = Rec()
+    rec.fail.add("p2")
+    w = make(rec)
+    st, r = assign(w, 5, [rep("p1", 1), rep("p2", 1)])
+    assert r["serving"] == [{"partition": "p1", "generation": 1}]
+    assert r["failed"] == [{"partition": "p2", "error": "disk full"}]
+    assert set(w.serving()) == {"p1"}
+
+
+def test_delta_and_its_base():
+    rec = Rec()
+    w = make(rec)
+    assign(w, 5, [rep("p1", 1), rep("p2", 1)])
+    rec.calls.clear()
+    st, r = assign(w, 6, [rep("p3", 2)], base_revision=4, removed=["p1"])
+    assert st == 409 and r["code"] == "ESTALE" and r["applied_revision"] == 5 and rec.calls == []
+    st, r = assign(w, 6, [rep("p3", 2)], base_revision=5, removed=["p1"])
+    assert st == 200 and r["delta"] is True and r["applied_revision"] == 6
+    assert r["serving"] == [{"partition": "p3", "generation": 2}]  # only what it named
+    assert rec.calls == [("delete", "p1", 1, CAUSE_ASSIGN), ("serve", "p3", 2, "none", False, 0)]
+    assert w.status()["deltas"] == 1 and w.status()["deltas_refused"] == 1
+
+
+def test_lease_lapse_drops_everything_before_the_next_assignment():
+    rec, clock = Rec(), Clock()
+    w = make(rec, clock)
+    assign(w, 5, [rep("p1", 1), rep("p2", 1)], lease_ms=1000, consistency="strict")
+    assert w.lease_ok()
+    clock.t += 0.7
+    assert w.lease_ok() and ping(w, 5, lease_ms=1000)[1]["applied_revision"] == 5  # renewed
+    clock.t += 0.9  # 0.9 s after the last grant: past the effective lease (1 s - 0.15 s margin)
+    assert not w.lease_ok()
+    rec.calls.clear()
+    st, r = ping(w, 5, lease_ms=1000)
+    assert r["applied_revision"] == 0  # a lapse is reported at once, even before the drop
+    # a delta is refused (the set is gone); the full set comes and is applied after the drop
+    st, r = assign(w, 6, [rep("p1", 2)], base_revision=5, lease_ms=1000)
+    assert st == 409 and r["applied_revision"] == 0
+    assert rec.calls == [("delete", "p1", 1, CAUSE_LEASE), ("delete", "p2", 1, CAUSE_LEASE)]
+    st, r = assign(w, 7, [rep("p1", 2)], lease_ms=1000)
+    assert r["applied_revision"] == 7 and rec.calls[-1] == ("serve", "p1", 2, "none", False, 0)
+    assert w.lease_ok() and w.status()["lease_expiries"] == 1
+
+
+def test_lease_not_enforced_in_available_mode():
+    rec, clock = Rec(), Clock()
+    w = make(rec, clock)
+    assign(w, 5, [rep("p1", 1)], lease_ms=1000, consistency="available")
+    clock.t += 10
+    assert w.lease_ok() and ping(w, 5)[1]["applied_revision"] == 5 and rec.calls[-1][0] == "serve"
+
+
+def test_load_and_split_reports():
+    rec = Rec()
+    w = make(rec)
+    assign(w, 5, [rep("p1", 1)])
+    with pytest.raises(KeyError):
+        w.report_load("p9", "cpu", 1)
+    with pytest.raises(ValueError):
+        w.report_load("p1", "cpu", float("nan"))
+    with pytest.raises(ValueError):
+        w.split_at("p1", "")
+    w.report_load("p1", "cpu", 0.5)
+    w.report_load("p1", "cpu", 0.75)  # the latest wins
+    w.split_at("p1", "user:5")
+    assert ping(w, 5)[1] == {"node": "w1", "applied_revision": 5, "load": {"p1": {"cpu": 0.75}},
+                             "split_at": {"p1": "user:5"}}
+    assert ping(w, 5)[1] == {"node": "w1", "applied_revision": 5}  # cleared
+
+
+def test_secret_and_routes():
+    rec = Rec()
+    w = Worker("127.0.0.1:1", "kv", "w1", rec.serve, rec.delete, listen=None,
+               advertise="127.0.0.1:9", secret="s3")
+    body = json.dumps({"namespace": "kv", "node": "w1", "revision": 1}).encode()
+    assert w.handle("POST", "/shardz/v1/ping", None, body)[0] == 401
+    assert w.handle("POST", "/shardz/v1/ping", "Bearer s3", body)[0] == 200
+    assert w.handle("GET", "/shardz/v1/ping", "Bearer s3", body)[0] == 400
+    assert w.handle("POST", "/shardz/v1/other", "Bearer s3", body)[0] == 404
+
+
+def test_ping_answered_while_a_hook_runs():
+    """A serve hook held at a gate: a ping over the worker's own listener is still answered."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def serve(r):
+        entered.set()
+        assert gate.wait(20)
+
+    w = Worker("127.0.0.1:1", "kv", "w1", serve, lambda r: None, listen="127.0.0.1:0",
+               backoff_max=0.2)
+    w.start()
+    try:
+        port = w.address.rsplit(":", 1)[1]
+
+        def post(path, body):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST",
+                                         data=json.dumps(body).encode())
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return json.loads(r.read())
+        result = {}
+        t = threading.Thread(target=lambda: result.update(
+            a=post("/shardz/v1/assign", {"namespace": "kv", "node": "w1", "revision": 3,
+                                         "replicas": [rep("p1", 1)]})))
+        t.start()
+        assert entered.wait(10)  # the hook runs (and is held)
+        assert post("/shardz/v1/ping", {"namespace": "kv", "node": "w1", "revision": 3}) == \
+            {"node": "w1", "applied_revision": 0}
+        gate.set()
+        t.join(10)
+        assert result["a"]["applied_revision"] == 3  # and the assignment completes after it
+    finally:
+        gate.set()
+        w.stop()
+
+
+def test_wsgi_app():
+    """The worker mounted as a WSGI application answers like its own listener."""
+    import io
+    rec = Rec()
+    w = make(rec)
+    body = json.dumps({"namespace": "kv", "node": "w1", "revision": 3,
+                       "replicas": [rep("p1", 2)]}).encode()
+    seen = {}
+
+    def start_response(status, headers):
+        seen["status"], seen["headers"] = status, dict(headers)
+    out = b"".join(w.wsgi({"REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO":
+                           "/shardz/v1/assign", "CONTENT_LENGTH": str(len(body)),
+                           "wsgi.input": io.BytesIO(body)}, start_response))
+    assert seen["status"].startswith("200") and json.loads(out)["applied_revision"] == 3
+    assert seen["headers"]["Content-Length"] == str(len(out))
+    assert rec.calls == [("serve", "p1", 2, "none", False, 0)]
+    out = b"".join(w.wsgi({"REQUEST_METHOD": "POST", "PATH_INFO": "/shardz/v1/ping",
+                           "CONTENT_LENGTH": "2", "wsgi.input": io.BytesIO(b"{}")},
+                          start_response))
+    assert seen["status"].startswith("400") and json.loads(out)["code"] == "EINVAL"
+
+
+def test_default_clock_is_monotonic():
+    from shardz.worker import lease_clock
+    a = lease_clock()
+    b = lease_clock()
+    assert b >= a
