@@ -63,8 +63,9 @@ typedef struct {
     char data[4096];               /* data directory */
     char secret[256];              /* "" = none */
     shardz_store_sync sync;
-    bool memory;                      /* in-memory store (tests) */
-    char store[SZD_ADDR_MAX + 1];     /* "" (SQLite in data, or memory) or etcd://HOST:PORT[/PFX] */
+    bool memory;                  /* in-memory store (tests) */
+    bool insecure;                /* listen beyond loopback without a secret (protected mode off) */
+    char store[SZD_ADDR_MAX + 1]; /* "" (SQLite in data, or memory) or etcd://HOST:PORT[/PFX] */
     char advertise[SZD_ADDR_MAX + 1]; /* host:port the other coordinators reach us at */
     char id[SHARDZ_MAX_ID + 1];       /* this coordinator's name (default: advertise) */
     int64_t lease_ttl_ms;             /* etcd: the leader lease's TTL */

@@ -40,7 +40,9 @@ static void usage(FILE *f)
             "                       2000; env SHARDZ_LEASE_TTL)\n"
             "  --max-watches N      watches parked at once, at most (default 10000; past it a\n"
             "                       watch gets 409 EBUSY; env SHARDZ_MAX_WATCHES)\n"
-            "  --secret SECRET      require 'Authorization: Bearer SECRET' (env SHARDZ_SECRET)\n"
+            "  --secret SECRET      require 'Authorization: Bearer SECRET' (env SHARDZ_SECRET,\n"
+            "                       or secret= in --config: both stay out of the process list)\n"
+            "  --insecure           listen beyond loopback without a secret (refused otherwise)\n"
             "  --log-level LEVEL    error|warn|info|debug (default info; env SHARDZ_LOG_LEVEL)\n"
             "  --config FILE        read key=value lines (listen, data, fsync, secret,\n"
             "                       log-level); flags and environment win over the file\n"
@@ -195,6 +197,7 @@ int main(int argc, char **argv)
                                          {"log-level", required_argument, 0, 'v'},
                                          {"config", required_argument, 0, 'c'},
                                          {"memory", no_argument, 0, 'm'},
+                                         {"insecure", no_argument, 0, 'I'},
                                          {"help", no_argument, 0, 'h'},
                                          {"routes", no_argument, 0, 'R'},
                                          {"store", required_argument, 0, 'S'},
@@ -261,6 +264,9 @@ int main(int argc, char **argv)
         case 'm':
             d.cfg.memory = true;
             break;
+        case 'I':
+            d.cfg.insecure = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -300,6 +306,18 @@ int main(int argc, char **argv)
         snprintf(host, sizeof host, "0.0.0.0");
     else
         snprintf(host, sizeof host, "%.*s", (int)hostlen, h);
+    /* protected mode (as Redis's): beyond loopback, anyone who reaches the port could move or
+     * delete every partition; without a secret that takes --insecure */
+    bool loopback =
+        strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0;
+    if (!loopback && !d.cfg.secret[0] && !d.cfg.insecure) {
+        fprintf(stderr,
+                "shardzd: refusing to listen on %s without a secret: anyone who reaches it could "
+                "move or delete every partition. Set one (SHARDZ_SECRET, or secret= in a "
+                "--config file) or, on a network you trust, pass --insecure\n",
+                d.cfg.listen);
+        return 2;
+    }
 
     signal(SIGPIPE, SIG_IGN);
     /* one out-of-memory policy: jansson allocates through it too, so a failed json_pack

@@ -2,9 +2,12 @@
 quotes what a client sent is cut on a UTF-8 boundary and still goes out as a JSON body; a
 capacity past the documented bound is refused and changes nothing; a value that carries a
 newline (a worker's error text) cannot forge a log line; watches are capped (--max-watches)
-and a client that went away frees its watch at once; --listen takes [IPV6]:PORT and :PORT and refuses a bad port.
+and a client that went away frees its watch at once; --listen takes [IPV6]:PORT and :PORT and refuses a bad port; beyond loopback a
+coordinator without a secret refuses to start unless --insecure (protected mode).
 Usage: test_contract.py SHARDZD_BINARY"""
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -127,17 +130,18 @@ def test_no_forged_log_line():
         d.stop()
 
 
-def listen_ok(addr, connect_host, port):
+def listen_ok(addr, connect_host, port, extra=(), env=None, headers=None):
     tmp = tempfile.mkdtemp(prefix="shardz-it-")
-    p = subprocess.Popen([BIN, "--listen", addr, "--data", tmp + "/data", "--log-level", "warn"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen([BIN, "--listen", addr, "--data", tmp + "/data", "--log-level", "warn"]
+                         + list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         env=dict(os.environ, **(env or {})))
     try:
         end = time.time() + 15
         while time.time() < end:
             assert p.poll() is None, p.stderr.read().decode()
             try:
                 base = f"http://{connect_host}:{port}"
-                if request(base, "GET", "/healthz", timeout=1)[0] == 200:
+                if request(base, "GET", "/v1/status", timeout=1, headers=headers)[0] == 200:
                     return
             except (OSError, HTTPError):
                 pass
@@ -146,17 +150,32 @@ def listen_ok(addr, connect_host, port):
     finally:
         p.terminate()
         p.wait(timeout=20)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_listen_forms():
     port = free_port()
     listen_ok(f"[::1]:{port}", "[::1]", port)
     port = free_port()
-    listen_ok(f":{port}", "127.0.0.1", port)
+    listen_ok(f":{port}", "127.0.0.1", port, extra=["--insecure"])
     for bad in ("127.0.0.1:", "127.0.0.1:80x", "127.0.0.1:70000", "nocolon"):
         r = subprocess.run([BIN, "--listen", bad, "--memory"], capture_output=True, text=True,
                            timeout=20)
         assert r.returncode == 2 and "listen" in r.stderr, (bad, r.returncode, r.stderr)
+
+
+def test_protected_mode():
+    """Beyond loopback without a secret the coordinator refuses to start, and says why; a
+    secret (from the environment, kept out of the process list) or --insecure lets it."""
+    for addr in (f":{free_port()}", f"0.0.0.0:{free_port()}"):
+        r = subprocess.run([BIN, "--listen", addr, "--memory"], capture_output=True, text=True,
+                           timeout=20, env={k: v for k, v in os.environ.items()
+                                            if k != "SHARDZ_SECRET"})
+        assert r.returncode == 2 and "without a secret" in r.stderr and "--insecure" in r.stderr, \
+            (addr, r.returncode, r.stderr)
+    port = free_port()
+    listen_ok(f"0.0.0.0:{port}", "127.0.0.1", port, env={"SHARDZ_SECRET": "s3cret"},
+              headers={"Authorization": "Bearer s3cret"})
 
 
 def test_watch_cap_and_abandoned_watches():
@@ -198,4 +217,4 @@ def test_watch_cap_and_abandoned_watches():
 if __name__ == "__main__":
     socket.setdefaulttimeout(30)
     run([test_utf8_cut_error_keeps_its_body, test_capacity_bound, test_no_forged_log_line,
-         test_listen_forms, test_watch_cap_and_abandoned_watches])
+         test_listen_forms, test_protected_mode, test_watch_cap_and_abandoned_watches])
