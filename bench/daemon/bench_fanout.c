@@ -495,14 +495,12 @@ static void on_call(struct evhttp_request *req, void *arg)
 }
 
 /* Sends a request and runs the loop until its reply. The reply's status (0: no reply). */
-static int call(enum evhttp_cmd_type method, const char *path, const char *body, json_t **out)
+/* Sends a request and runs the loop until its reply lands in *c. false when it could not leave. */
+static bool send_call(call_t *c, enum evhttp_cmd_type method, const char *path, const char *body)
 {
-    call_t c = {0};
-    if (out)
-        *out = NULL;
-    struct evhttp_request *req = evhttp_request_new(on_call, &c);
+    struct evhttp_request *req = evhttp_request_new(on_call, c);
     if (!req)
-        return 0;
+        return false;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char host[96];
     snprintf(host, sizeof host, "%s:%u", g_p.coord_host, g_p.coord_port);
@@ -511,9 +509,19 @@ static int call(enum evhttp_cmd_type method, const char *path, const char *body,
     if (body)
         evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
     if (evhttp_make_request(g_conn, req, method, path) != 0)
-        return 0;
-    while (!c.done)
+        return false;
+    while (!c->done)
         event_base_loop(g_base, EVLOOP_ONCE);
+    return true;
+}
+
+static int call(enum evhttp_cmd_type method, const char *path, const char *body, json_t **out)
+{
+    call_t c = {0};
+    if (out)
+        *out = NULL;
+    if (!send_call(&c, method, path, body))
+        return 0;
     if (out)
         *out = c.body;
     else
@@ -521,29 +529,36 @@ static int call(enum evhttp_cmd_type method, const char *path, const char *body,
     return c.status;
 }
 
-/* The value of one unlabelled metric of the coordinator's /metrics, or -1. */
-static double metric(const char *name)
+/* The coordinator's /metrics text (the caller frees it), or NULL. */
+static char *metrics_text(void)
 {
     call_t c = {.want_text = true};
-    struct evhttp_request *req = evhttp_request_new(on_call, &c);
-    if (!req)
-        return -1;
-    char host[96];
-    snprintf(host, sizeof host, "%s:%u", g_p.coord_host, g_p.coord_port);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
-    if (evhttp_make_request(g_conn, req, EVHTTP_REQ_GET, "/metrics") != 0)
-        return -1;
-    while (!c.done)
-        event_base_loop(g_base, EVLOOP_ONCE);
-    double v = -1;
+    return send_call(&c, EVHTTP_REQ_GET, "/metrics", NULL) ? c.text : NULL;
+}
+
+/* The value of one unlabelled metric in a /metrics text, or -1. */
+static double metric_in(const char *text, const char *name)
+{
     size_t n = strlen(name);
-    for (char *l = c.text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (strncmp(l, name, n) == 0 && l[n] == ' ') {
-            v = strtod(l + n + 1, NULL);
-            break;
-        }
-    free(c.text);
-    return v;
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, name, n) == 0 && l[n] == ' ')
+            return strtod(l + n + 1, NULL);
+    return -1;
+}
+
+/* What the coordinator's store lane wrote so far: records, batches, bytes. */
+typedef struct {
+    double records, batches, bytes;
+} store_counts;
+
+static store_counts store_counts_now(void)
+{
+    char *t = metrics_text();
+    store_counts sc = {metric_in(t, "shardz_store_records_total"),
+                       metric_in(t, "shardz_store_batches_total"),
+                       metric_in(t, "shardz_store_bytes_total")};
+    free(t);
+    return sc;
 }
 
 /* Runs the loop (workers answering) for ms milliseconds. */
@@ -683,8 +698,7 @@ static int phase(const char *name, long lo, long hi, bool brief)
     g_fulls = g_deltas = g_refused = 0;
     g_assign_bytes = 0;
     g_phase = true;
-    double r0 = metric("shardz_store_records_total"), b0 = metric("shardz_store_batches_total"),
-           y0 = metric("shardz_store_bytes_total");
+    store_counts sc0 = store_counts_now();
     double c0 = proc_cpu_ms(g_p.pid), s0 = self_cpu_ms();
     double t0 = now_ms();
     int st = call(EVHTTP_REQ_POST, path, body, NULL);
@@ -712,15 +726,18 @@ static int phase(const char *name, long lo, long hi, bool brief)
     /* the store caught up: no batch queued on the coordinator's store lane */
     double t_stored = 0;
     while (t_settled > 0 && now_ms() - t0 < g_p.timeout_s * 1000) {
-        if (metric("shardz_store_batches_queued") == 0) {
+        char *t = metrics_text();
+        double queued = metric_in(t, "shardz_store_batches_queued");
+        free(t);
+        if (queued == 0) {
             t_stored = now_ms();
             break;
         }
         run_for(5);
     }
-    double recs = metric("shardz_store_records_total") - r0,
-           batches = metric("shardz_store_batches_total") - b0,
-           sbytes = metric("shardz_store_bytes_total") - y0;
+    store_counts sc1 = store_counts_now();
+    double recs = sc1.records - sc0.records, batches = sc1.batches - sc0.batches,
+           sbytes = sc1.bytes - sc0.bytes;
     g_phase = false;
     double gap = g_max_gap;
     double cpu = proc_cpu_ms(g_p.pid) - c0, self = self_cpu_ms() - s0;

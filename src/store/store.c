@@ -299,21 +299,15 @@ static int guard_verdict(shardz_store *st)
     return SHARDZ_ENOTLEADER;
 }
 
-int shardz_store_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
-                     const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision)
+/* Checked compares and operations run by the backend, bounded (txn) or whole (txn_whole), with
+ * the handle's guard added; a conflict on the guard is told apart (guard_verdict). */
+static int guarded_txn(shardz_store *st, bool whole, const shardz_compare *cmps, size_t ncmps,
+                       const shardz_op *ops, size_t nops, size_t *del, int64_t *rev)
 {
     shardz_compare all[SHARDZ_STORE_MAX_TXN_OPS];
-    size_t del = 0, i;
-    int64_t rev = 0;
     int rc;
 
-    st->errmsg[0] = '\0';
-    if (deleted)
-        *deleted = 0;
-    rc = check_txn(st, cmps, ncmps, ops, nops);
-    if (rc)
-        return rc;
-    for (i = 0; i < nops; i++)
+    for (size_t i = 0; i < nops; i++)
         if (ops[i].type == SHARDZ_OP_PUT && ops[i].lease != 0 &&
             (st->ops->version < 2 || !st->ops->lease_grant)) {
             store_seterr(st, "the %s store has no leases", st->ops->name);
@@ -331,9 +325,25 @@ int shardz_store_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
         cmps = all;
         ncmps++;
     }
-    rc = st->ops->txn(st, cmps, ncmps, ops, nops, &del, &rev);
+    rc = (whole ? st->ops->txn_whole : st->ops->txn)(st, cmps, ncmps, ops, nops, del, rev);
     if (rc == SHARDZ_ECONFLICT && st->guarded)
         rc = guard_verdict(st);
+    return rc;
+}
+
+int shardz_store_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
+                     const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision)
+{
+    size_t del = 0;
+    int64_t rev = 0;
+    int rc;
+
+    st->errmsg[0] = '\0';
+    if (deleted)
+        *deleted = 0;
+    rc = check_txn(st, cmps, ncmps, ops, nops);
+    if (rc == 0)
+        rc = guarded_txn(st, false, cmps, ncmps, ops, nops, &del, &rev);
     if (deleted)
         *deleted = rc == 0 ? del : 0;
     if (revision)
@@ -567,7 +577,6 @@ int shardz_store_write_batch(shardz_store *st, const shardz_compare *guards, siz
                              const shardz_op *ops, size_t nops, size_t *applied, int64_t *revision,
                              bool *whole)
 {
-    shardz_compare all[SHARDZ_STORE_MAX_TXN_OPS];
     size_t del = 0;
     int64_t rev = 0;
     int rc;
@@ -585,23 +594,8 @@ int shardz_store_write_batch(shardz_store *st, const shardz_compare *guards, siz
     if (rc)
         return rc;
     rc = check_batch(st, ops, nops, SIZE_MAX);
-    if (rc)
-        return rc;
-    if (st->guarded) {
-        if (nguards + 1 > SHARDZ_STORE_MAX_TXN_OPS) {
-            store_seterr(st, "%zu guards and the handle's: at most %d", nguards,
-                         SHARDZ_STORE_MAX_TXN_OPS);
-            return SHARDZ_ETOOBIG;
-        }
-        if (nguards)
-            memcpy(all, guards, nguards * sizeof *guards);
-        all[nguards] = st->guard;
-        guards = all;
-        nguards++;
-    }
-    rc = st->ops->txn_whole(st, guards, nguards, ops, nops, &del, &rev);
-    if (rc == SHARDZ_ECONFLICT && st->guarded)
-        rc = guard_verdict(st);
+    if (rc == 0)
+        rc = guarded_txn(st, true, guards, nguards, ops, nops, &del, &rev);
     if (applied)
         *applied = rc == 0 ? nops : 0;
     if (revision)
