@@ -154,18 +154,24 @@ int hook_delete(const shardz_worker_replica *r, char *err, size_t errlen, void *
 
 void rec_expect(const char *const *want, int n)
 {
+    /* compared outside the lock: a failed assertion leaves the test (longjmp), and a lock
+     * held then would hang the next test's rec_reset instead of reporting the failure */
+    static char got[EV_MAX][sizeof rec.ev[0]];
+    int have;
     pthread_mutex_lock(&rec.mu);
-    if (rec.n != n) {
-        for (int i = 0; i < rec.n; i++) {
-            fprintf(stderr, "  event %d: %s\n", i, rec.ev[i]);
-        }
-    }
-    assert_int_equal(rec.n, n);
-    for (int i = 0; i < n; i++) {
-        assert_string_equal(rec.ev[i], want[i]);
-    }
+    have = rec.n;
+    memcpy(got, rec.ev, sizeof got);
     rec.n = 0;
     pthread_mutex_unlock(&rec.mu);
+    if (have != n) {
+        for (int i = 0; i < have; i++) {
+            fprintf(stderr, "  event %d: %s\n", i, got[i]);
+        }
+    }
+    assert_int_equal(have, n);
+    for (int i = 0; i < n; i++) {
+        assert_string_equal(got[i], want[i]);
+    }
 }
 
 shardz_worker_config base_config(fake_coord *f)
