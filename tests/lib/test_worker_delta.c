@@ -348,6 +348,12 @@ static void *send_thread(void *arg)
 
 /* Strict mode: a delta queued behind an assignment whose serve hook is running when the lease
  * lapses is not applied (the lapse is noticed before the queue gets to it). */
+static bool one_delete(void *arg)
+{
+    (void)arg;
+    return rec_deletes() >= 1;
+}
+
 static void test_delta_queued_when_lease_lapses(void **state)
 {
     fake_opts fo = {
@@ -385,8 +391,10 @@ static void test_delta_queued_when_lease_lapses(void **state)
     assert_int_equal(jint(a2.reply, "applied_revision"), 0);
     json_decref(a1.reply);
     json_decref(a2.reply);
-    /* p1 was served by the first, then dropped for the lease; p7 never served. The delta's
-     * reply came after the drop (queued behind it), so every hook has run by now. */
+    /* p1 was served by the first, then dropped for the lease; p7 never served. The drop's
+     * delete hook may still be finishing when the replies are out: waited for, with a
+     * deadline, before the events are compared. */
+    assert_true(wait_until(one_delete, NULL, 5000));
     rec_expect((const char *[]){"serve p1 g4 primary upd0 old0 cause0",
                                 "delete p1 g4 primary upd0 old0 cause1"},
                2);
