@@ -176,9 +176,10 @@ static void b_scale(size_t partitions, size_t nodes, unsigned replicas, double f
         rc = pz_balance_round_brute(lsim_sharder(L), &cfg.policy, 1000000, NULL, NULL,
                                     SHARDZ_PLAN_DRY_RUN, &pb, &rb);
         double ms = (double)(simkit_wall_ns() - w0) / 1e6;
-        if (rc == 0)
+        if (rc == 0) {
             rc = shardz_sharder_balance_round(lsim_sharder(L), &cfg.policy, 1000000, NULL, NULL,
                                               SHARDZ_PLAN_DRY_RUN, &pf, &rep);
+        }
         bool same = rc == 0 && shardz_plan_count(pf) == shardz_plan_count(pb);
         for (size_t i = 0; same && i < shardz_plan_count(pf); i++) {
             shardz_move a, b;

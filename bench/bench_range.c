@@ -22,10 +22,11 @@ static double now_s(void)
 /* Range i starts at "user:" + 6 digits of i * 100 (range 0 at -inf). */
 static void lo_of(int i, char *buf, size_t cap)
 {
-    if (i == 0)
+    if (i == 0) {
         buf[0] = '\0';
-    else
+    } else {
         snprintf(buf, cap, "user:%06d", (i * 100) % 1000000);
+    }
 }
 
 int main(int argc, char **argv)
@@ -38,14 +39,15 @@ int main(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'r')
+        if (c == 'r') {
             nranges = atoi(optarg);
-        else if (c == 'l')
+        } else if (c == 'l') {
             lookups = atol(optarg);
-        else if (c == 'k')
+        } else if (c == 'k') {
             nkeys = atoi(optarg);
-        else
+        } else {
             return 2;
+        }
     }
     if (nranges < 1 || nranges > 10000 || nkeys < 1 || lookups < 1) {
         fprintf(stderr, "ranges 1-10000, keys and lookups >= 1\n");
@@ -58,16 +60,18 @@ int main(int argc, char **argv)
     char(*ids)[16] = malloc((size_t)nranges * sizeof *ids);
     char(*los)[16] = malloc((size_t)nranges * sizeof *los);
     shardz_partition_spec *ps = calloc((size_t)nranges, sizeof *ps);
-    if (!state || !keys || !kr || !ids || !los || !ps)
+    if (!state || !keys || !kr || !ids || !los || !ps) {
         return 1;
+    }
     n += (size_t)snprintf(state + n, cap - n,
                           "{\"revision\": 1, \"sharder\": \"range\", \"partitions\": [");
     for (int i = 0; i < nranges; i++) {
         lo_of(i, lo, sizeof lo);
-        if (i + 1 == nranges)
+        if (i + 1 == nranges) {
             snprintf(hi, sizeof hi, "null");
-        else
+        } else {
             snprintf(hi, sizeof hi, "\"user:%06d\"", ((i + 1) * 100) % 1000000);
+        }
         n += (size_t)snprintf(state + n, cap - n,
                               "%s{\"id\": \"r%d\", \"range\": {\"lo\": \"%s\", \"hi\": %s}, "
                               "\"replicas\": [{\"node\": \"w%d\", \"address\": \"127.0.0.1:1\"}]}",
@@ -77,13 +81,15 @@ int main(int argc, char **argv)
         ps[i].id = ids[i];
     }
     snprintf(state + n, cap - n, "]}");
-    for (int i = 0; i < nkeys; i++) /* spread over the key space, in no order */
+    for (int i = 0; i < nkeys; i++) { /* spread over the key space, in no order */
         snprintf(keys[i], sizeof keys[i], "user:%06d", (int)(((long)i * 7919) % 1000000));
+    }
 
     shardz_snapshot *s = NULL;
     double t0 = now_s();
-    if (shardz_snapshot_from_state(state, strlen(state), 0, &s) != 0)
+    if (shardz_snapshot_from_state(state, strlen(state), 0, &s) != 0) {
         return 1;
+    }
     double t1 = now_s();
     const shardz_route *rt;
     uintptr_t sink = 0;
@@ -100,15 +106,17 @@ int main(int argc, char **argv)
     shardz_sharder_config cfg = {.kind = "range"};
     shardz_node_spec node = {.id = "n1", .state = SHARDZ_NODE_ALIVE};
     if (shardz_sharder_new(&cfg, &sh) != 0 || shardz_sharder_register_nodes(sh, &node, 1) != 0 ||
-        shardz_sharder_register_partitions(sh, ps, (size_t)nranges) != 0)
+        shardz_sharder_register_partitions(sh, ps, (size_t)nranges) != 0) {
         return 1;
+    }
     for (int i = 0; i < nranges; i++) {
         const char *h = i + 1 < nranges ? los[i + 1] : "";
         kr[i] = (shardz_key_range){ids[i], los[i], strlen(los[i]), h, strlen(h)};
     }
     t0 = now_s();
-    if (shardz_sharder_range_restore(sh, kr, (size_t)nranges) != 0)
+    if (shardz_sharder_range_restore(sh, kr, (size_t)nranges) != 0) {
         return 1;
+    }
     t1 = now_s();
     const char *pid;
     for (long i = 0; i < lookups; i++) {

@@ -7,7 +7,7 @@ PKGS=(build-essential cmake pkg-config
       libxxhash-dev libcmocka-dev libevent-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
       sqlite3 curl python3 etcd-server
       clang libclang-rt-14-dev   # clang + libFuzzer: scripts/fuzz.sh
-      clang-format               # the format check in scripts/test.sh
+      clang-format-15            # the format check in scripts/test.sh (InsertBraces needs 15)
       # the Python package (python/) and the conformance suite (tests/conformance/), run by
       # Debian's /usr/bin/python3: pytest, the xxhash binding the package declares, and xxhsum
       # (tests/conformance/golden/make_keyslot.sh makes the key -> slot vectors with it; go/ and

@@ -12,14 +12,14 @@ tests/web/install.sh   # chromium and playwright-core for the dashboard's browse
 js/install.sh          # the JavaScript package's npm dependencies (package-lock.json)
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
-echo "== format (clang-format --dry-run -Werror against .clang-format)"
+echo "== format (clang-format-15 --dry-run -Werror against .clang-format)"
 if [ -d .git ] || git rev-parse --git-dir >/dev/null 2>&1; then
   sources=$(git ls-files '*.c' '*.h')
 else
   sources=$(find include src tests bench examples -name '*.[ch]')
 fi
-if ! clang-format --dry-run -Werror $sources; then
-  echo "format: the files above differ from .clang-format; run: clang-format -i FILE..."
+if ! clang-format-15 --dry-run -Werror $sources; then
+  echo "format: the files above differ from .clang-format; run: clang-format-15 -i FILE..."
   status=1
 fi
 for kind in asan release; do

@@ -92,13 +92,15 @@ static long proc_status_kb(long pid, const char *field)
     FILE *f = fopen(path, "r");
     long kb = -1;
     size_t n = strlen(field);
-    if (!f)
+    if (!f) {
         return -1;
-    while (fgets(line, sizeof line, f))
+    }
+    while (fgets(line, sizeof line, f)) {
         if (strncmp(line, field, n) == 0 && line[n] == ':') {
             kb = strtol(line + n + 1, NULL, 10);
             break;
         }
+    }
     fclose(f);
     return kb;
 }
@@ -109,15 +111,17 @@ static double proc_cpu_ms(long pid)
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     FILE *f = fopen(path, "r");
-    if (!f)
+    if (!f) {
         return -1;
+    }
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
     char *p = strrchr(buf, ')'); /* the command name may hold spaces */
     unsigned long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) {
         return -1;
+    }
     return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
@@ -131,8 +135,9 @@ static double self_cpu_ms(void)
 
 static void print_memory(const char *when)
 {
-    if (g_p.pid <= 0)
+    if (g_p.pid <= 0) {
         return;
+    }
     printf("daemon memory %-34s VmRSS %7.1f MB  VmHWM %7.1f MB\n", when,
            proc_status_kb(g_p.pid, "VmRSS") / 1024.0, proc_status_kb(g_p.pid, "VmHWM") / 1024.0);
     fflush(stdout);
@@ -149,19 +154,22 @@ static void reply_text(struct evhttp_request *req, int status, struct evbuffer *
 static void reply_error(struct evhttp_request *req, int status, const char *msg)
 {
     struct evbuffer *b = evbuffer_new();
-    if (b)
+    if (b) {
         evbuffer_add_printf(b, "{\"code\":\"EINVAL\",\"message\":\"%s\"}", msg);
+    }
     reply_text(req, status, b);
-    if (b)
+    if (b) {
         evbuffer_free(b);
+    }
     g_bad++;
 }
 
 static uint64_t id_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
+    for (; *s; s++) {
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    }
     return h;
 }
 
@@ -169,21 +177,24 @@ static uint64_t id_hash(const char *s)
 static size_t held_slot(const worker_t *w, const char *id, uint64_t h)
 {
     size_t mask = w->nidx - 1, i = h & mask;
-    while (w->idx[i] && strcmp(w->held[w->idx[i] - 1].id, id) != 0)
+    while (w->idx[i] && strcmp(w->held[w->idx[i] - 1].id, id) != 0) {
         i = (i + 1) & mask;
+    }
     return i;
 }
 
 static int held_reindex(worker_t *w, size_t nidx)
 {
     uint32_t *idx = calloc(nidx, sizeof *idx);
-    if (!idx)
+    if (!idx) {
         return -1;
+    }
     free(w->idx);
     w->idx = idx;
     w->nidx = nidx;
-    for (size_t k = 0; k < w->nheld; k++)
+    for (size_t k = 0; k < w->nheld; k++) {
         w->idx[held_slot(w, w->held[k].id, w->held[k].hash)] = (uint32_t)k + 1;
+    }
     return 0;
 }
 
@@ -191,8 +202,9 @@ static int held_reindex(worker_t *w, size_t nidx)
 static held_t *held_put(worker_t *w, const char *pid, long long gen)
 {
     uint64_t h = id_hash(pid);
-    if ((w->nheld + 1) * 2 > w->nidx && held_reindex(w, w->nidx ? w->nidx * 2 : 64) != 0)
+    if ((w->nheld + 1) * 2 > w->nidx && held_reindex(w, w->nidx ? w->nidx * 2 : 64) != 0) {
         return NULL;
+    }
     size_t i = held_slot(w, pid, h);
     if (w->idx[i]) {
         w->held[w->idx[i] - 1].gen = gen;
@@ -201,8 +213,9 @@ static held_t *held_put(worker_t *w, const char *pid, long long gen)
     if (w->nheld == w->capheld) {
         size_t cap = w->capheld ? w->capheld * 2 : 64;
         held_t *nh = realloc(w->held, cap * sizeof *nh);
-        if (!nh)
+        if (!nh) {
             return NULL;
+        }
         w->held = nh;
         w->capheld = cap;
     }
@@ -210,8 +223,9 @@ static held_t *held_put(worker_t *w, const char *pid, long long gen)
     snprintf(e->id, sizeof e->id, "%s", pid);
     char *end;
     e->num = strtol(pid, &end, 10);
-    if (*end || !*pid)
+    if (*end || !*pid) {
         e->num = -1;
+    }
     e->gen = gen;
     e->hash = h;
     w->idx[i] = (uint32_t)++w->nheld;
@@ -221,17 +235,20 @@ static held_t *held_put(worker_t *w, const char *pid, long long gen)
 /* Drops partition pid if held: backward-shift deletion in the index, swap-remove in held. */
 static void held_del(worker_t *w, const char *pid)
 {
-    if (!w->nidx)
+    if (!w->nidx) {
         return;
+    }
     size_t mask = w->nidx - 1, i = held_slot(w, pid, id_hash(pid)), j = i;
-    if (!w->idx[i])
+    if (!w->idx[i]) {
         return;
+    }
     size_t pos = w->idx[i] - 1;
     w->idx[i] = 0;
     for (;;) {
         j = (j + 1) & mask;
-        if (!w->idx[j])
+        if (!w->idx[j]) {
             break;
+        }
         size_t k = w->held[w->idx[j] - 1].hash & mask; /* its home slot */
         bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
@@ -258,22 +275,26 @@ static int worker_take(worker_t *w, json_t *replicas, bool full)
     {
         const char *pid = json_string_value(json_object_get(e, "partition"));
         json_t *g = json_object_get(e, "generation");
-        if (!pid || !*pid || strlen(pid) >= ID_MAX || !json_is_integer(g))
+        if (!pid || !*pid || strlen(pid) >= ID_MAX || !json_is_integer(g)) {
             return -1;
+        }
     }
     if (full) {
         w->nheld = 0;
-        if (w->nidx)
+        if (w->nidx) {
             memset(w->idx, 0, w->nidx * sizeof *w->idx);
+        }
     }
     json_array_foreach(replicas, k, e)
     {
         held_t *h = held_put(w, json_string_value(json_object_get(e, "partition")),
                              json_integer_value(json_object_get(e, "generation")));
-        if (!h)
+        if (!h) {
             return -1;
-        if (h->num >= g_lo && h->num < g_hi)
+        }
+        if (h->num >= g_lo && h->num < g_hi) {
             is_new = true;
+        }
     }
     if (g_phase && is_new && w->told_ms == 0) {
         w->told_ms = now_ms();
@@ -289,9 +310,10 @@ static void reply_whole_set(const worker_t *w, struct evbuffer *out)
 {
     evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld,\"serving\":[", w->id,
                         w->applied);
-    for (size_t i = 0; i < w->nheld; i++)
+    for (size_t i = 0; i < w->nheld; i++) {
         evbuffer_add_printf(out, "%s{\"partition\":\"%s\",\"generation\":%lld}", i ? "," : "",
                             w->held[i].id, w->held[i].gen);
+    }
     evbuffer_add_printf(out, "],\"failed\":[]}");
 }
 
@@ -301,14 +323,17 @@ static bool delta_ok(json_t *j, json_t *rev, json_t *base, json_t *removed)
     json_t *e;
     if (!json_is_integer(base) || json_integer_value(base) < 0 ||
         json_integer_value(base) >= json_integer_value(rev) ||
-        json_is_true(json_object_get(j, "released")))
+        json_is_true(json_object_get(j, "released"))) {
         return false;
-    if (removed && !json_is_array(removed))
+    }
+    if (removed && !json_is_array(removed)) {
         return false;
+    }
     json_array_foreach(removed, k, e)
     {
-        if (!json_is_string(e) || !*json_string_value(e))
+        if (!json_is_string(e) || !*json_string_value(e)) {
             return false;
+        }
     }
     return true;
 }
@@ -323,8 +348,9 @@ static int worker_delta(worker_t *w, json_t *j, struct evbuffer *out, int *statu
     json_t *removed = json_object_get(j, "removed");
     size_t k;
     json_t *e;
-    if (!delta_ok(j, rev, base, removed))
+    if (!delta_ok(j, rev, base, removed)) {
         return -1;
+    }
     *status = 200;
     if (json_integer_value(rev) < w->applied) { /* stale: answered like a full one */
         reply_whole_set(w, out);
@@ -344,8 +370,9 @@ static int worker_delta(worker_t *w, json_t *j, struct evbuffer *out, int *statu
     {
         held_del(w, json_string_value(e));
     }
-    if (worker_take(w, reps, false) != 0)
+    if (worker_take(w, reps, false) != 0) {
         return -1;
+    }
     w->applied = json_integer_value(rev);
     /* serving: the listed ones (all held now); the removed ones are gone */
     evbuffer_add_printf(out,
@@ -382,18 +409,21 @@ static void on_worker_request(struct evhttp_request *req, void *arg)
     if (strcmp(uri, "/shardz/v1/ping") == 0) {
         struct evhttp_connection *conn = evhttp_request_get_connection(req);
         struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
-        if (bev)
+        if (bev) {
             bufferevent_priority_set(bev, 0); /* this connection carries pings */
+        }
         double t = now_ms();
-        if (w->last_ping_ms > 0 && t - w->last_ping_ms > g_max_gap)
+        if (w->last_ping_ms > 0 && t - w->last_ping_ms > g_max_gap) {
             g_max_gap = t - w->last_ping_ms;
+        }
         w->last_ping_ms = t;
         w->pings++;
         evbuffer_add_printf(out, "{\"node\":\"%s\",\"applied_revision\":%lld}", w->id, w->applied);
     } else if (strcmp(uri, "/shardz/v1/assign") == 0) {
         w->assigns++;
-        if (g_phase)
+        if (g_phase) {
             w->assigns_in_phase++;
+        }
         g_assign_bytes += len;
         json_t *rev = json_object_get(j, "revision");
         json_t *reps = json_object_get(j, "replicas");
@@ -439,14 +469,16 @@ cleanup:
 static int workers_open(void)
 {
     g_w = calloc((size_t)g_p.workers, sizeof *g_w);
-    if (!g_w)
+    if (!g_w) {
         return -1;
+    }
     for (int i = 0; i < g_p.workers; i++) {
         worker_t *w = &g_w[i];
         snprintf(w->id, sizeof w->id, "w%04d", i);
         w->http = evhttp_new(g_base);
-        if (!w->http)
+        if (!w->http) {
             return -1;
+        }
         evhttp_set_timeout(w->http, 3600); /* the assignment lane may idle for a while */
         evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST);
         evhttp_set_gencb(w->http, on_worker_request, w);
@@ -457,8 +489,9 @@ static int workers_open(void)
         }
         struct sockaddr_in sa;
         socklen_t sl = sizeof sa;
-        if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl) != 0)
+        if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl) != 0) {
             return -1;
+        }
         w->port = ntohs(sa.sin_port);
     }
     return 0;
@@ -479,8 +512,9 @@ static void on_call(struct evhttp_request *req, void *arg)
     call_t *c = arg;
     c->done = true;
     c->status = req ? evhttp_request_get_response_code(req) : 0;
-    if (!req)
+    if (!req) {
         return;
+    }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if (len && c->want_text) {
@@ -499,33 +533,40 @@ static void on_call(struct evhttp_request *req, void *arg)
 static bool send_call(call_t *c, enum evhttp_cmd_type method, const char *path, const char *body)
 {
     struct evhttp_request *req = evhttp_request_new(on_call, c);
-    if (!req)
+    if (!req) {
         return false;
+    }
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char host[96];
     snprintf(host, sizeof host, "%s:%u", g_p.coord_host, g_p.coord_port);
     evhttp_add_header(h, "Host", host);
     evhttp_add_header(h, "Content-Type", "application/json");
-    if (body)
+    if (body) {
         evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
-    if (evhttp_make_request(g_conn, req, method, path) != 0)
+    }
+    if (evhttp_make_request(g_conn, req, method, path) != 0) {
         return false;
-    while (!c->done)
+    }
+    while (!c->done) {
         event_base_loop(g_base, EVLOOP_ONCE);
+    }
     return true;
 }
 
 static int call(enum evhttp_cmd_type method, const char *path, const char *body, json_t **out)
 {
     call_t c = {0};
-    if (out)
+    if (out) {
         *out = NULL;
-    if (!send_call(&c, method, path, body))
+    }
+    if (!send_call(&c, method, path, body)) {
         return 0;
-    if (out)
+    }
+    if (out) {
         *out = c.body;
-    else
+    } else {
         json_decref(c.body);
+    }
     return c.status;
 }
 
@@ -540,9 +581,11 @@ static char *metrics_text(void)
 static double metric_in(const char *text, const char *name)
 {
     size_t n = strlen(name);
-    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (strncmp(l, name, n) == 0 && l[n] == ' ')
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, name, n) == 0 && l[n] == ' ') {
             return strtod(l + n + 1, NULL);
+        }
+    }
     return -1;
 }
 
@@ -606,8 +649,9 @@ static int cmp_double(const void *a, const void *b)
 
 static double pct(const double *v, size_t n, double q)
 {
-    if (n == 0)
+    if (n == 0) {
         return 0;
+    }
     size_t i = (size_t)(q * (double)(n - 1) + 0.5);
     return v[i < n ? i : n - 1];
 }
@@ -635,17 +679,20 @@ static int register_all(void)
         json_t *f;
         json_array_foreach(json_object_get(reply, "features"), k, f)
         {
-            if (json_is_string(f) && strcmp(json_string_value(f), "delta") == 0)
+            if (json_is_string(f) && strcmp(json_string_value(f), "delta") == 0) {
                 g_w[i].delta_agreed = true;
+            }
         }
         agreed += g_w[i].delta_agreed;
         json_decref(reply);
         double dt = now_ms() - t;
         slowest = dt > slowest ? dt : slowest;
-        if (i < tenth)
+        if (i < tenth) {
             first += dt;
-        if (i >= g_p.workers - tenth)
+        }
+        if (i >= g_p.workers - tenth) {
             last += dt;
+        }
     }
     double took = now_ms() - t0;
     printf("registered %d workers one after another: %.0f ms (daemon CPU %.0f ms); per "
@@ -659,8 +706,9 @@ static int register_all(void)
     double t1 = now_ms();
     summary_t s = {0};
     while (now_ms() - t1 < g_p.timeout_s * 1000) {
-        if (summary(&s) == 0 && s.alive == g_p.workers)
+        if (summary(&s) == 0 && s.alive == g_p.workers) {
             break;
+        }
         run_for(50);
     }
     if (s.alive != g_p.workers) {
@@ -677,11 +725,13 @@ static int register_all(void)
 static int phase(const char *name, long lo, long hi, bool brief)
 {
     struct evbuffer *b = evbuffer_new();
-    if (!b)
+    if (!b) {
         return -1;
+    }
     evbuffer_add_printf(b, "{\"ids\":[");
-    for (long i = lo; i < hi; i++)
+    for (long i = lo; i < hi; i++) {
         evbuffer_add_printf(b, "%s\"%ld\"", i > lo ? "," : "", i);
+    }
     evbuffer_add_printf(b, "]}");
     evbuffer_add(b, "", 1);
     char *body = (char *)evbuffer_pullup(b, -1);
@@ -743,24 +793,28 @@ static int phase(const char *name, long lo, long hi, bool brief)
     double cpu = proc_cpu_ms(g_p.pid) - c0, self = self_cpu_ms() - s0;
     /* who holds a new partition now, and when each was told */
     double *lat = calloc((size_t)g_p.workers, sizeof *lat);
-    if (!lat)
+    if (!lat) {
         return -1;
+    }
     size_t nlat = 0;
     int holders = 0, untold_holders = 0;
     unsigned long msgs = 0, max_msgs = 0;
     for (int i = 0; i < g_p.workers; i++) {
         worker_t *w = &g_w[i];
         bool holds = false;
-        for (size_t k = 0; k < w->nheld && !holds; k++)
+        for (size_t k = 0; k < w->nheld && !holds; k++) {
             holds = w->held[k].num >= lo && w->held[k].num < hi;
+        }
         holders += holds;
-        if (w->told_ms > 0)
+        if (w->told_ms > 0) {
             lat[nlat++] = w->told_ms - t0;
-        else if (holds)
+        } else if (holds) {
             untold_holders++;
+        }
         msgs += w->assigns_in_phase;
-        if (w->assigns_in_phase > max_msgs)
+        if (w->assigns_in_phase > max_msgs) {
             max_msgs = w->assigns_in_phase;
+        }
     }
     qsort(lat, nlat, sizeof *lat, cmp_double);
     double last = nlat ? lat[nlat - 1] : 0;
@@ -784,9 +838,10 @@ static int phase(const char *name, long lo, long hi, bool brief)
         printf("per-worker latency p50 / p95 / max         %9.1f / %.1f / %.1f ms\n",
                pct(lat, nlat, 0.50), pct(lat, nlat, 0.95), last);
         printf("first worker told                          %9.1f ms\n", nlat ? lat[0] : 0);
-        if (t_settled > 0)
+        if (t_settled > 0) {
             printf("coordinator shows all served, no moves    %9.1f ms (polled every 5 ms)\n",
                    t_settled - t0);
+        }
         printf("assignment messages received               %9lu (at most %lu by one worker)\n",
                msgs, max_msgs);
         printf("  of which full / delta / delta refused    %lu / %lu / %lu, bodies %.1f MB\n",
@@ -794,16 +849,18 @@ static int phase(const char *name, long lo, long hi, bool brief)
         printf("nodes suspect / dead seen while polling    %5ld / %ld\n", max_suspect, max_dead);
         printf("longest interval between two pings to one worker %.1f ms (nominal %ld)\n", gap,
                g_p.ping_interval_ms ? g_p.ping_interval_ms : 200L);
-        if (t_stored > 0)
+        if (t_stored > 0) {
             printf("store lane idle (every batch durable)      %9.1f ms\n", t_stored - t0);
+        }
         printf("store writes: %.0f records in %.0f batches, %.1f MB\n", recs, batches,
                sbytes / 1e6);
         printf("CPU during the phase: daemon %.0f ms, this program %.0f ms\n", cpu, self);
     }
-    if (t_settled == 0)
+    if (t_settled == 0) {
         printf("NOT SETTLED within %.0f s: missing %ld, moves %ld, nodes alive %ld suspect %ld "
                "dead %ld\n",
                g_p.timeout_s, s.missing, s.moves, s.alive, s.suspect, s.dead);
+    }
     fflush(stdout);
     free(lat);
     return t_settled > 0 ? 0 : -1;
@@ -815,11 +872,13 @@ static void quiet(double ms)
     double c0 = proc_cpu_ms(g_p.pid), t0 = now_ms();
     unsigned long p0 = 0, p1 = 0;
     g_max_gap = 0;
-    for (int i = 0; i < g_p.workers; i++)
+    for (int i = 0; i < g_p.workers; i++) {
         p0 += g_w[i].pings;
+    }
     run_for(ms);
-    for (int i = 0; i < g_p.workers; i++)
+    for (int i = 0; i < g_p.workers; i++) {
         p1 += g_w[i].pings;
+    }
     double dt = now_ms() - t0;
     printf("quiet %.0f ms (pings only): %lu pings answered (%.0f/s), longest interval between "
            "two pings to one worker %.1f ms, daemon CPU %.0f ms (%.0f%% of one core)\n",
@@ -832,19 +891,23 @@ static void quiet(double ms)
 static int verify(long total)
 {
     unsigned char *cnt = calloc((size_t)total, 1);
-    if (!cnt)
+    if (!cnt) {
         return -1;
+    }
     long foreign = 0, bad = 0;
-    for (int i = 0; i < g_p.workers; i++)
+    for (int i = 0; i < g_p.workers; i++) {
         for (size_t k = 0; k < g_w[i].nheld; k++) {
             long n = g_w[i].held[k].num;
-            if (n < 0 || n >= total)
+            if (n < 0 || n >= total) {
                 foreign++;
-            else if (cnt[n] < 255)
+            } else if (cnt[n] < 255) {
                 cnt[n]++;
+            }
         }
-    for (long i = 0; i < total; i++)
+    }
+    for (long i = 0; i < total; i++) {
         bad += cnt[i] != g_p.replicas;
+    }
     free(cnt);
     size_t mn = SIZE_MAX, mx = 0;
     for (int i = 0; i < g_p.workers; i++) {
@@ -940,18 +1003,22 @@ static int parse(int argc, char **argv)
         }
     }
     const char *colon = coord ? strrchr(coord, ':') : NULL;
-    if (!colon || (size_t)(colon - coord) >= sizeof g_p.coord_host)
+    if (!colon || (size_t)(colon - coord) >= sizeof g_p.coord_host) {
         return -1;
+    }
     memcpy(g_p.coord_host, coord, (size_t)(colon - coord));
     g_p.coord_host[colon - coord] = 0;
     g_p.coord_port = (uint16_t)atoi(colon + 1);
-    if (!g_p.pid && getenv("SHARDZD_PID"))
+    if (!g_p.pid && getenv("SHARDZD_PID")) {
         g_p.pid = atol(getenv("SHARDZD_PID"));
-    if (g_p.chunk <= 0)
+    }
+    if (g_p.chunk <= 0) {
         g_p.chunk = g_p.partitions;
+    }
     if (!g_p.coord_port || g_p.workers < 1 || g_p.partitions < 1 || g_p.add < 0 ||
-        g_p.replicas < 1 || g_p.replicas > 16)
+        g_p.replicas < 1 || g_p.replicas > 16) {
         return -1;
+    }
     return 0;
 }
 
@@ -978,41 +1045,50 @@ int main(int argc, char **argv)
      * ready pings again after every lower-priority callback (an assignment's), so one process
      * simulating 1,000 workers does not hold every ping behind a burst of 1,000 assignments. */
     struct event_config *cfg = event_config_new();
-    if (cfg)
+    if (cfg) {
         event_config_set_max_dispatch_interval(cfg, NULL, 1, 1);
+    }
     g_base = cfg ? event_base_new_with_config(cfg) : NULL;
-    if (cfg)
+    if (cfg) {
         event_config_free(cfg);
-    if (g_base)
+    }
+    if (g_base) {
         event_base_priority_init(g_base, 2);
-    if (!g_base)
+    }
+    if (!g_base) {
         goto cleanup;
-    if (workers_open() != 0)
+    }
+    if (workers_open() != 0) {
         goto cleanup;
+    }
     g_conn = evhttp_connection_base_new(g_base, NULL, g_p.coord_host, g_p.coord_port);
-    if (!g_conn)
+    if (!g_conn) {
         goto cleanup;
+    }
     evhttp_connection_set_timeout(g_conn, 300);
     print_memory("at start");
     char body[512];
     int n = snprintf(body, sizeof body, "{\"name\":\"%s\",\"replicas\":%d,\"partitions\":0", g_p.ns,
                      g_p.replicas);
-    if (g_p.ping_interval_ms)
+    if (g_p.ping_interval_ms) {
         n += snprintf(body + n, sizeof body - (size_t)n,
                       ",\"ping_interval_ms\":%ld,\"dead_after_ms\":%ld", g_p.ping_interval_ms,
                       4 * g_p.ping_interval_ms);
+    }
     snprintf(body + n, sizeof body - (size_t)n, "}");
     int st = call(EVHTTP_REQ_POST, "/v1/namespaces", body, NULL);
     if (st != 201) {
         fprintf(stderr, "bench_fanout: creating namespace %s: HTTP %d\n", g_p.ns, st);
         goto cleanup;
     }
-    if (register_all() != 0)
+    if (register_all() != 0) {
         goto cleanup;
+    }
     print_memory("after registration (0 partitions)");
     if (g_p.chunk >= g_p.partitions) {
-        if (phase("phase 1 (first placement)", 0, g_p.partitions, false) != 0)
+        if (phase("phase 1 (first placement)", 0, g_p.partitions, false) != 0) {
             goto cleanup;
+        }
     } else {
         printf("\n== phase 1: %ld partitions added in requests of %ld, each settled before the "
                "next\n",
@@ -1020,8 +1096,9 @@ int main(int argc, char **argv)
         double t0 = now_ms();
         for (long lo = 0; lo < g_p.partitions; lo += g_p.chunk) {
             long hi = lo + g_p.chunk < g_p.partitions ? lo + g_p.chunk : g_p.partitions;
-            if (phase("  chunk", lo, hi, true) != 0)
+            if (phase("  chunk", lo, hi, true) != 0) {
                 goto cleanup;
+            }
         }
         printf("phase 1 total: %.0f ms\n", now_ms() - t0);
     }
@@ -1029,28 +1106,34 @@ int main(int argc, char **argv)
     quiet(2000);
     if (g_p.add > 0) {
         if (phase("phase 2 (a change on a settled namespace)", g_p.partitions,
-                  g_p.partitions + g_p.add, false) != 0)
+                  g_p.partitions + g_p.add, false) != 0) {
             goto cleanup;
+        }
         print_memory("after phase 2, settled");
     }
-    if (verify(g_p.partitions + g_p.add) != 0)
+    if (verify(g_p.partitions + g_p.add) != 0) {
         goto cleanup;
+    }
     unsigned long pings = 0;
-    for (int i = 0; i < g_p.workers; i++)
+    for (int i = 0; i < g_p.workers; i++) {
         pings += g_w[i].pings;
+    }
     printf("pings answered in all: %lu\n", pings);
     status = 0;
 cleanup:
-    if (g_conn)
+    if (g_conn) {
         evhttp_connection_free(g_conn);
+    }
     for (int i = 0; g_w && i < g_p.workers; i++) {
-        if (g_w[i].http)
+        if (g_w[i].http) {
             evhttp_free(g_w[i].http);
+        }
         free(g_w[i].held);
         free(g_w[i].idx);
     }
     free(g_w);
-    if (g_base)
+    if (g_base) {
         event_base_free(g_base);
+    }
     return status;
 }

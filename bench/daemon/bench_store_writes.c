@@ -30,8 +30,9 @@ static double run(shardz_store *st, int round, size_t n, size_t vbytes, size_t p
     double t0, rate = -1;
     int rc = 0;
 
-    if (!keys || !ops || !value)
+    if (!keys || !ops || !value) {
         goto out;
+    }
     memset(value, 'v', vbytes);
     for (size_t i = 0; i < n; i++) {
         snprintf(keys[i], sizeof keys[i], "bench/%d/p%07zu", round, i);
@@ -39,8 +40,9 @@ static double run(shardz_store *st, int round, size_t n, size_t vbytes, size_t p
     }
     t0 = now_s();
     if (per_txn == 1) {
-        for (size_t i = 0; i < n && rc == 0; i++)
+        for (size_t i = 0; i < n && rc == 0; i++) {
             rc = shardz_store_put(st, keys[i], strlen(keys[i]), value, vbytes, NULL);
+        }
     } else {
         rc = shardz_store_txn_batched(st, NULL, 0, ops, n, per_txn, NULL, NULL);
     }

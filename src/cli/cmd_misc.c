@@ -40,8 +40,9 @@ int cmd_status(cli *c)
         {
             int n = snprintf(line + o, sizeof line - o, "%s%s %s (%s)", i ? ", " : "",
                              str_or(m, "id"), str_or(m, "address"), str_or(m, "role"));
-            if (n < 0 || (size_t)n >= sizeof line - o)
+            if (n < 0 || (size_t)n >= sizeof line - o) {
                 break;
+            }
             o += (size_t)n;
         }
         json_object_set_new(r, "coordinators", json_string(line));

@@ -34,14 +34,16 @@ int cmd_range_list(cli *c)
 
     cli_ns_path(c, path, sizeof path, "/state");
     int rc = cli_call_show(c, "GET", path, NULL, &r);
-    if (rc != 0 || r == NULL)
+    if (rc != 0 || r == NULL) {
         return rc;
+    }
     const json_t *parts = json_object_get(r, "partitions");
     rows = cli_xcalloc(json_array_size(parts) + 1, sizeof *rows);
     json_array_foreach(parts, i, p)
     {
-        if (json_object_get(p, "range") != NULL && !json_is_false(json_object_get(p, "routed")))
+        if (json_object_get(p, "range") != NULL && !json_is_false(json_object_get(p, "routed"))) {
             rows[n++] = (json_t *)p;
+        }
     }
     qsort(rows, n, sizeof *rows, by_lo);
     cli_table_init(&t, 4, head);
@@ -55,8 +57,9 @@ int cmd_range_list(cli *c)
             int w = snprintf(reps + len, sizeof reps - len, "%s%s:%s", k ? " " : "",
                              json_string_value(json_object_get(rep, "node")),
                              json_string_value(json_object_get(rep, "state")));
-            if (w < 0 || (size_t)w >= sizeof reps - len)
+            if (w < 0 || (size_t)w >= sizeof reps - len) {
                 break;
+            }
             len += (size_t)w;
         }
         const char *cells[4] = {bound(json_object_get(kr, "lo"), "-inf"),
@@ -93,8 +96,9 @@ static int start_task(cli *c, const char *path, json_t *body)
 {
     json_t *r = NULL;
     int rc = cli_call_show(c, "POST", path, body, &r);
-    if (rc == 0 && r != NULL)
+    if (rc == 0 && r != NULL) {
         print_task(json_object_get(r, "task"));
+    }
     json_decref(body);
     json_decref(r);
     return rc;
@@ -103,8 +107,9 @@ static int start_task(cli *c, const char *path, json_t *body)
 int cmd_range_split(cli *c)
 {
     char path[512];
-    if (!shardz_client_valid_id(c->args[0]))
+    if (!shardz_client_valid_id(c->args[0])) {
         return cli_usage_error(c, "'%s' is not a valid partition id", c->args[0]);
+    }
     json_t *body = json_object();
     if (c->val[F_AT] != NULL) {
         json_t *at = json_string(c->val[F_AT]); /* NULL unless UTF-8 */
@@ -121,9 +126,11 @@ int cmd_range_split(cli *c)
 int cmd_range_merge(cli *c)
 {
     char path[128];
-    for (int i = 0; i < 2; i++)
-        if (!shardz_client_valid_id(c->args[i]))
+    for (int i = 0; i < 2; i++) {
+        if (!shardz_client_valid_id(c->args[i])) {
             return cli_usage_error(c, "'%s' is not a valid partition id", c->args[i]);
+        }
+    }
     cli_ns_path(c, path, sizeof path, "/merge");
     return start_task(c, path, json_pack("{s:[s, s]}", "partitions", c->args[0], c->args[1]));
 }
@@ -139,8 +146,9 @@ int cmd_range_tasks(cli *c)
 
     cli_ns_path(c, path, sizeof path, "/tasks");
     int rc = cli_call_show(c, "GET", path, NULL, &r);
-    if (rc != 0 || r == NULL)
+    if (rc != 0 || r == NULL) {
         return rc;
+    }
     if (json_array_size(json_object_get(r, "tasks")) == 0) {
         printf("no split or merge tasks (revision %s)\n",
                cli_field(r, "revision", rev, sizeof rev));
@@ -159,8 +167,9 @@ int cmd_range_tasks(cli *c)
                              json_string_value(json_object_get(e, "partition")),
                              bound(json_object_get(e, "lo"), "-inf"),
                              bound(json_object_get(e, "hi"), "+inf"));
-            if (w < 0 || (size_t)w >= sizeof to - len)
+            if (w < 0 || (size_t)w >= sizeof to - len) {
                 break;
+            }
             len += (size_t)w;
         }
         const char *cells[5] = {json_string_value(json_object_get(t, "id")),

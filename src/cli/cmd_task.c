@@ -44,8 +44,9 @@ static void print_moves(const json_t *moves, bool with_flight)
 static int balancer_path(cli *c, char *path, size_t cap, const char *what)
 {
     const char *b = c->val[F_BALANCER];
-    if (b != NULL && strcmp(b, "load") != 0)
+    if (b != NULL && strcmp(b, "load") != 0) {
         return cli_usage_error(c, "--balancer takes 'load', not '%s'", b);
+    }
     char suffix[64];
     snprintf(suffix, sizeof suffix, "%s%s", what, b != NULL ? "?balancer=load" : "");
     cli_ns_path(c, path, cap, suffix);
@@ -58,11 +59,13 @@ static int call_moves(cli *c, const char *method, const char *what, json_t **r, 
 {
     char path[128];
     int rc = balancer_path(c, path, sizeof path, what);
-    if (rc != 0)
+    if (rc != 0) {
         return rc;
+    }
     rc = cli_call_show(c, method, path, NULL, r);
-    if (rc != 0 || *r == NULL)
+    if (rc != 0 || *r == NULL) {
         return rc;
+    }
     *n = json_array_size(json_object_get(*r, "moves"));
     if (*n > 0) {
         print_moves(json_object_get(*r, "moves"), false);
@@ -79,8 +82,9 @@ int cmd_plan(cli *c)
     int rc;
 
     rc = call_moves(c, "GET", "/plan", &r, &n);
-    if (rc != 0 || r == NULL)
+    if (rc != 0 || r == NULL) {
         return rc;
+    }
     if (c->val[F_BALANCER] != NULL) {
         char stopped[32], budget[32];
         printf("%zu load moves planned (stopped: %s, budget %s), at revision %s (dry run: "
@@ -106,8 +110,9 @@ int cmd_rebalance(cli *c)
     int rc;
 
     rc = call_moves(c, "POST", "/rebalance", &r, &n);
-    if (rc != 0 || r == NULL)
+    if (rc != 0 || r == NULL) {
         return rc;
+    }
     printf("%zu moves started at revision %s%s\n", n, cli_field(r, "revision", rev, sizeof rev),
            n > 0 ? ": follow with 'shardzctl task list'" : "");
     json_decref(r);

@@ -11,8 +11,9 @@ static size_t seq_len(const unsigned char *s, size_t n, int *cut)
     size_t len;
     unsigned min;
     *cut = 0;
-    if (c < 0x80)
+    if (c < 0x80) {
         return 1;
+    }
     if (c >= 0xC2 && c <= 0xDF) {
         len = 2;
         min = 0x80;
@@ -31,12 +32,14 @@ static size_t seq_len(const unsigned char *s, size_t n, int *cut)
             *cut = 1;
             return 0;
         }
-        if ((s[i] & 0xC0) != 0x80)
+        if ((s[i] & 0xC0) != 0x80) {
             return 0;
+        }
         cp = (cp << 6) | (s[i] & 0x3F);
     }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
         return 0;
+    }
     return len;
 }
 

@@ -55,8 +55,9 @@ static struct szd_body *state_body(szd_ns *ns)
     struct szd_body *b = ns->state_body;
     int64_t now = szd_now(ns->d);
     if (!b || b->revision != ns->revision || now - b->built_ms > 1000) {
-        if (b)
+        if (b) {
             body_unref(NULL, 0, b); /* the namespace's reference */
+        }
         ns->state_body = NULL;
         json_t *j = szd_state_json(ns);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -84,10 +85,12 @@ static void reply_state(struct evhttp_request *req, szd_ns *ns)
     struct szd_body *b = state_body(ns);
     struct evbuffer *buf = b ? evbuffer_new() : NULL;
     if (!buf || evbuffer_add_reference(buf, b->text, b->len, body_unref, b) != 0) {
-        if (b)
+        if (b) {
             body_unref(NULL, 0, b);
-        if (buf)
+        }
+        if (buf) {
             evbuffer_free(buf);
+        }
         szd_reply_error(req, SHARDZ_ENOMEM, "out of memory");
         return;
     }
@@ -102,8 +105,9 @@ static void reply_state(struct evhttp_request *req, szd_ns *ns)
 
 void szd_state_body_release(szd_ns *ns)
 {
-    if (ns->state_body)
+    if (ns->state_body) {
         body_unref(NULL, 0, ns->state_body);
+    }
     ns->state_body = NULL;
 }
 
@@ -111,36 +115,41 @@ void szd_state_body_release(szd_ns *ns)
 
 static void waiter_free(szd_waiter *w)
 {
-    if (w->timer)
+    if (w->timer) {
         event_free(w->timer);
-    if (w->eof)
+    }
+    if (w->eof) {
         event_free(w->eof);
+    }
     w->ns->d->nwaiters--;
     free(w);
 }
 
 static void waiter_unlink(szd_waiter *w)
 {
-    for (szd_waiter **pp = &w->ns->waiters; *pp; pp = &(*pp)->next)
+    for (szd_waiter **pp = &w->ns->waiters; *pp; pp = &(*pp)->next) {
         if (*pp == w) {
             *pp = w->next;
             return;
         }
+    }
 }
 
 static void waiter_reply(szd_waiter *w, bool changed)
 {
     struct evhttp_connection *c = evhttp_request_get_connection(w->req);
-    if (c)
+    if (c) {
         evhttp_connection_set_closecb(c, NULL, NULL);
+    }
     szd_ns *ns = w->ns;
-    if (changed)
+    if (changed) {
         reply_state(w->req, ns); /* built once for every watch woken by this change */
-    else
+    } else {
         szd_reply_json(
             w->req, 200,
             json_pack("{s:I, s:b}", "revision", (json_int_t)ns->revision, "unchanged", 1),
             ns->revision);
+    }
     waiter_unlink(w);
     waiter_free(w);
 }
@@ -161,8 +170,9 @@ static void on_waiter_readable(evutil_socket_t fd, short what, void *arg)
     (void)what;
     char b;
     ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         waiter_reply(arg, false);
+    }
 }
 
 static void on_waiter_close(struct evhttp_connection *c, void *arg)
@@ -178,8 +188,9 @@ void szd_watch_notify(szd_ns *ns)
     szd_waiter *w = ns->waiters;
     while (w) {
         szd_waiter *next = w->next;
-        if (ns->revision > w->since)
+        if (ns->revision > w->since) {
             waiter_reply(w, true);
+        }
         w = next;
     }
 }
@@ -189,8 +200,9 @@ void szd_watch_cancel_all(szd_ns *ns)
     while (ns->waiters) {
         szd_waiter *w = ns->waiters;
         struct evhttp_connection *c = evhttp_request_get_connection(w->req);
-        if (c)
+        if (c) {
             evhttp_connection_set_closecb(c, NULL, NULL);
+        }
         szd_reply_error(w->req, SHARDZ_ENOENT, "namespace '%s' was deleted", ns->cfg.name);
         ns->waiters = w->next;
         waiter_free(w);
@@ -207,8 +219,9 @@ static bool query_u64(const struct evkeyvalq *q, const char *name, uint64_t dflt
     }
     char *end;
     unsigned long long x = strtoull(v, &end, 10);
-    if (!*v || *end || x > max)
+    if (!*v || *end || x > max) {
         return false;
+    }
     *out = x;
     return true;
 }
@@ -261,8 +274,9 @@ static void handle_watch(szd_ns *ns, struct evhttp_request *req, const struct ev
         evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
         if (fd >= 0) {
             w->eof = event_new(ns->d->base, fd, EV_READ, on_waiter_readable, w);
-            if (w->eof)
+            if (w->eof) {
                 event_add(w->eof, NULL);
+            }
         }
     }
 }
@@ -279,8 +293,9 @@ static json_t *status_json(szd *d)
         "store_revision", (json_int_t)st.revision, "namespaces", (int)d->nns, "uptime_ms",
         (json_int_t)(szd_now(d) - d->started_ms), "listen", d->cfg.listen, "acting", szd_acting(d));
     json_t *ha = szd_ha_status_json(d);
-    if (j && ha)
+    if (j && ha) {
         json_object_update(j, ha);
+    }
     json_decref(ha);
     return j;
 }
@@ -337,18 +352,20 @@ static const char *method_name(enum evhttp_cmd_type m)
 static szd_node *node_arg(szd_call *c)
 {
     szd_node *n = szd_node_find(c->ns, c->arg[0]);
-    if (!n)
+    if (!n) {
         szd_reply_error(c->req, SHARDZ_ENOENT, "no node '%s' in namespace '%s'", c->arg[0],
                         c->ns->cfg.name);
+    }
     return n;
 }
 
 static szd_part *part_arg(szd_call *c)
 {
     szd_part *p = szd_part_find(c->ns, c->arg[0]);
-    if (!p)
+    if (!p) {
         szd_reply_error(c->req, SHARDZ_ENOENT, "no partition '%s' in namespace '%s'", c->arg[0],
                         c->ns->cfg.name);
+    }
     return p;
 }
 
@@ -356,10 +373,11 @@ static szd_part *part_arg(szd_call *c)
 
 static void r_healthz(szd_call *c)
 {
-    if (c->d->ready)
+    if (c->d->ready) {
         szd_reply_json(c->req, 200, json_pack("{s:s}", "status", "ok"), 0);
-    else
+    } else {
         szd_reply_error(c->req, SHARDZ_EBUSY, "starting");
+    }
 }
 
 static void r_metrics(szd_call *c)
@@ -369,8 +387,9 @@ static void r_metrics(szd_call *c)
     struct evbuffer *buf = evbuffer_new();
     if (!text || !buf) {
         free(text);
-        if (buf)
+        if (buf) {
             evbuffer_free(buf);
+        }
         szd_reply_error(c->req, SHARDZ_ENOMEM, "out of memory");
         return;
     }
@@ -390,8 +409,9 @@ static void r_status(szd_call *c)
 static void r_ns_list(szd_call *c)
 {
     json_t *list = json_array();
-    for (uint32_t i = 0; i < c->d->nns; i++)
+    for (uint32_t i = 0; i < c->d->nns; i++) {
         json_array_append_new(list, szd_ns_summary_json(c->d->ns[i]));
+    }
     szd_reply_json(c->req, 200, json_pack("{s:o}", "namespaces", list), 0);
 }
 
@@ -399,13 +419,15 @@ static void r_ns_create(szd_call *c)
 {
     char err[512] = "";
     json_t *body = szd_read_body_max(c->req, SZD_MAX_BULK_BODY);
-    if (!body)
+    if (!body) {
         return;
+    }
     szd_ns_config cfg;
     int rc = szd_ns_config_parse(body, &cfg, err, sizeof err);
     szd_ns *ns = NULL;
-    if (rc == 0)
+    if (rc == 0) {
         rc = szd_ns_create(c->d, &cfg, json_object_get(body, "partitions"), &ns, err, sizeof err);
+    }
     json_decref(body);
     if (rc) {
         szd_reply_error(c->req, rc, "%s", err);
@@ -422,10 +444,11 @@ static void r_ns_get(szd_call *c)
 static void r_ns_delete(szd_call *c)
 {
     int rc = szd_ns_delete(c->d, c->ns);
-    if (rc)
+    if (rc) {
         szd_reply_error(c->req, rc, "could not delete: %s", shardz_strerror(rc));
-    else
+    } else {
         szd_reply_json(c->req, 200, json_pack("{s:b}", "deleted", 1), 0);
+    }
 }
 
 static void r_nodes(szd_call *c)
@@ -438,8 +461,9 @@ static void r_node_register(szd_call *c)
     char err[512] = "";
     szd_ns *ns = c->ns;
     json_t *body = szd_read_body(c->req);
-    if (!body)
+    if (!body) {
         return;
+    }
     szd_node *n = NULL;
     int rc = szd_node_register(ns, body, &n, err, sizeof err);
     json_decref(body);
@@ -454,8 +478,9 @@ static void r_node_register(szd_call *c)
                   ns->cfg.strict ? "strict" : "available", "revision", (json_int_t)ns->revision);
     /* the protocol features this coordinator uses with this node (docs/PROTOCOL.md 4.1) */
     json_t *features = json_array();
-    if (n->delta_ok)
+    if (n->delta_ok) {
         json_array_append_new(features, json_string("delta"));
+    }
     json_object_set_new(reply, "features", features);
     szd_reply_json(c->req, 200, reply, ns->revision);
 }
@@ -463,8 +488,9 @@ static void r_node_register(szd_call *c)
 static void r_node_get(szd_call *c)
 {
     szd_node *n = node_arg(c);
-    if (!n)
+    if (!n) {
         return;
+    }
     json_t *j = szd_node_json(c->ns, n, true);
     json_object_set_new(j, "revision", json_integer((json_int_t)c->ns->revision));
     szd_reply_json(c->req, 200, j, c->ns->revision);
@@ -473,8 +499,9 @@ static void r_node_get(szd_call *c)
 static void node_drain(szd_call *c, bool drain)
 {
     szd_node *n = node_arg(c);
-    if (!n)
+    if (!n) {
         return;
+    }
     if (n->state == SZD_NODE_LEFT) {
         szd_reply_error(c->req, SHARDZ_ECONFLICT, "node '%s' has left", n->id);
         return;
@@ -500,8 +527,9 @@ static void r_node_undrain(szd_call *c)
 static void r_node_leave(szd_call *c)
 {
     szd_node *n = node_arg(c);
-    if (!n)
+    if (!n) {
         return;
+    }
     int rc = szd_node_leave(c->ns, n);
     if (rc) {
         szd_reply_error(c->req, rc, "could not record the leave: %s", shardz_strerror(rc));
@@ -513,8 +541,9 @@ static void r_node_leave(szd_call *c)
 static void r_parts(szd_call *c)
 {
     json_t *list = json_array();
-    for (uint32_t i = 0; i < c->ns->nparts; i++)
+    for (uint32_t i = 0; i < c->ns->nparts; i++) {
         json_array_append_new(list, szd_part_json(c->ns, &c->ns->parts[i]));
+    }
     reply_list(c->req, c->ns, "partitions", list);
 }
 
@@ -522,11 +551,13 @@ static void r_parts_add(szd_call *c)
 {
     char err[512] = "";
     json_t *body = szd_read_body_max(c->req, SZD_MAX_BULK_BODY);
-    if (!body)
+    if (!body) {
         return;
+    }
     int rc = szd_range_parts_change(c->ns, NULL, err, sizeof err);
-    if (rc == 0)
+    if (rc == 0) {
         rc = szd_parts_add(c->ns, json_object_get(body, "ids"), err, sizeof err);
+    }
     json_decref(body);
     if (rc) {
         szd_reply_error(c->req, rc, "%s", err);
@@ -538,8 +569,9 @@ static void r_parts_add(szd_call *c)
 static void r_part_get(szd_call *c)
 {
     szd_part *p = part_arg(c);
-    if (!p)
+    if (!p) {
         return;
+    }
     json_t *j = szd_part_json(c->ns, p);
     json_object_set_new(j, "revision", json_integer((json_int_t)c->ns->revision));
     szd_reply_json(c->req, 200, j, c->ns->revision);
@@ -549,8 +581,9 @@ static void r_part_delete(szd_call *c)
 {
     char err[512] = "";
     szd_part *p = part_arg(c);
-    if (!p)
+    if (!p) {
         return;
+    }
     int rc = szd_range_parts_change(c->ns, p->id, err, sizeof err);
     if (rc) {
         szd_reply_error(c->req, rc, "%s", err);
@@ -567,8 +600,9 @@ static void r_part_delete(szd_call *c)
 
 static bool json_uint(json_t *v, unsigned max, unsigned *out)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max) {
         return false;
+    }
     *out = (unsigned)json_integer_value(v);
     return true;
 }
@@ -577,8 +611,9 @@ static void handle_part_move(szd_ns *ns, struct evhttp_request *req, szd_part *p
 {
     char err[512] = "";
     json_t *body = szd_read_body(req);
-    if (!body)
+    if (!body) {
         return;
+    }
     unsigned slot;
     const char *to = json_string_value(json_object_get(body, "to"));
     if (!json_uint(json_object_get(body, "slot"), SHARDZ_MAX_REPLICAS, &slot) || !to) {
@@ -606,15 +641,17 @@ static void handle_part_move(szd_ns *ns, struct evhttp_request *req, szd_part *p
 static void r_part_move(szd_call *c)
 {
     szd_part *p = part_arg(c);
-    if (p)
+    if (p) {
         handle_part_move(c->ns, c->req, p);
+    }
 }
 
 static void r_part_split(szd_call *c)
 {
     szd_part *p = part_arg(c);
-    if (p)
+    if (p) {
         szd_range_api_split(c->ns, c->req, p->id);
+    }
 }
 
 static void handle_lookup(szd_ns *ns, struct evhttp_request *req, const struct evkeyvalq *q)
@@ -640,9 +677,10 @@ static void handle_lookup(szd_ns *ns, struct evhttp_request *req, const struct e
     }
     json_t *j = szd_part_json(ns, p);
     json_object_set_new(j, "key", json_string(key));
-    if (!szd_is_range(ns))
+    if (!szd_is_range(ns)) {
         json_object_set_new(j, "slot",
                             json_integer(shardz_key_slot(key, strlen(key), ns->cfg.slots)));
+    }
     json_object_set_new(j, "revision", json_integer((json_int_t)ns->revision));
     szd_reply_json(req, 200, j, ns->revision);
 }
@@ -660,8 +698,9 @@ static void handle_moves(szd_ns *ns, struct evhttp_request *req)
         const szd_part *p = &ns->parts[i];
         for (unsigned s = 0; s < p->nrep; s++) {
             const szd_slot *sl = &p->slots[s];
-            if (sl->owner < 0 || (sl->owner_state == SZD_R_SERVING && sl->prev < 0))
+            if (sl->owner < 0 || (sl->owner_state == SZD_R_SERVING && sl->prev < 0)) {
                 continue;
+            }
             json_array_append_new(
                 list,
                 json_pack("{s:s, s:i, s:s?, s:s, s:s, s:s, s:s, s:I, s:I}", "partition", p->id,
@@ -724,12 +763,14 @@ static void plan(szd_call *c, bool apply)
         return;
     }
     json_t *j = kind ? szd_balance_json(c->ns, apply) : szd_plan_json(c->ns, apply);
-    if (j && kind)
+    if (j && kind) {
         szd_range_balance(c->ns, j, apply); /* range namespaces: split hot ranges */
-    if (!j)
+    }
+    if (!j) {
         szd_reply_error(c->req, SHARDZ_ENOMEM, "the placement failed");
-    else
+    } else {
         szd_reply_json(c->req, 200, j, c->ns->revision);
+    }
 }
 
 static void r_plan(szd_call *c)
@@ -761,11 +802,12 @@ static void r_events(szd_call *c)
 {
     uint64_t since, limit;
     if (!query_u64(c->q, "since", 0, UINT64_MAX, &since) ||
-        !query_u64(c->q, "limit", 1000, SZD_EVENTS, &limit) || limit == 0)
+        !query_u64(c->q, "limit", 1000, SZD_EVENTS, &limit) || limit == 0) {
         szd_reply_error(c->req, SHARDZ_EINVAL, "since must be an integer, limit in [1, %d]",
                         SZD_EVENTS);
-    else
+    } else {
         szd_reply_json(c->req, 200, szd_events_json(c->ns, since, (size_t)limit), c->ns->revision);
+    }
 }
 
 /* The one description of the HTTP API (docs/PROTOCOL.md; tests/integration/test_routes.py
@@ -804,9 +846,10 @@ static const route routes[] = {
 
 void szd_api_print_routes(FILE *f)
 {
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         fprintf(f, "%s %s %s\n", method_name(routes[i].method), routes[i].pattern,
                 kind_name(routes[i].kind));
+    }
 }
 
 /* Matches path segments against a pattern; captures {ns} into *ns_name and the others into
@@ -819,13 +862,15 @@ static bool match(const char *pattern, char **seg, int nseg, const char **ns_nam
     int k = 0, na = 0;
     for (char *save = NULL, *t = strtok_r(pat, "/", &save); t;
          t = strtok_r(NULL, "/", &save), k++) {
-        if (k >= nseg)
+        if (k >= nseg) {
             return false;
+        }
         if (t[0] == '{') {
-            if (strcmp(t, "{ns}") == 0)
+            if (strcmp(t, "{ns}") == 0) {
                 *ns_name = seg[k];
-            else if (na < 2)
+            } else if (na < 2) {
                 args[na++] = seg[k];
+            }
         } else if (strcmp(t, seg[k]) != 0) {
             return false;
         }
@@ -835,8 +880,9 @@ static bool match(const char *pattern, char **seg, int nseg, const char **ns_nam
 
 static bool authorized(const szd *d, struct evhttp_request *req)
 {
-    if (!d->cfg.secret[0])
+    if (!d->cfg.secret[0]) {
         return true;
+    }
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     return shardz__bearer_ok(d->cfg.secret, h);
 }
@@ -859,8 +905,9 @@ void szd_api_handle(struct evhttp_request *req, void *arg)
         szd_reply_error(req, SHARDZ_EINVAL, "malformed query string");
         goto out;
     }
-    if (!path || !*path)
+    if (!path || !*path) {
         path = "/";
+    }
 #ifdef SHARDZ_HAVE_WEB
     /* The dashboard: static files, open like /healthz (its API calls carry the secret). */
     if (method == EVHTTP_REQ_GET && strncmp(path, "/v1/", 4) != 0 &&
@@ -905,21 +952,24 @@ void szd_api_handle(struct evhttp_request *req, void *arg)
     const char *ns_name = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !hit; i++) {
         const char *nsn = NULL, *args[2] = {NULL, NULL};
-        if (!match(routes[i].pattern, seg, nseg, &nsn, args))
+        if (!match(routes[i].pattern, seg, nseg, &nsn, args)) {
             continue;
+        }
         path_known = true;
-        if ((int)routes[i].method != method)
+        if ((int)routes[i].method != method) {
             continue;
+        }
         hit = &routes[i];
         ns_name = nsn;
         c.arg[0] = args[0];
         c.arg[1] = args[1];
     }
     if (!hit) {
-        if (path_known)
+        if (path_known) {
             szd_reply_error(req, SHARDZ_EINVAL, "method not allowed on %s", path);
-        else
+        } else {
             szd_reply_error(req, SHARDZ_ENOENT, "no such route: %s", path);
+        }
         goto out;
     }
     /* /healthz is open (load balancers probe it); everything else wants the secret */
@@ -938,8 +988,9 @@ void szd_api_handle(struct evhttp_request *req, void *arg)
         }
         struct evkeyvalq *h = evhttp_request_get_output_headers(req);
         evhttp_add_header(h, "X-Shardz-Role", "follower");
-        if (d->ha.cache_stale)
+        if (d->ha.cache_stale) {
             evhttp_add_header(h, "X-Shardz-Stale", "true");
+        }
     }
     if (ns_name) {
         c.ns = szd_ns_find(d, ns_name);

@@ -57,8 +57,9 @@ static int64_t margin_ms(const szd *d)
 
 static void set_leader(szd *d, const char *id, const char *addr, int64_t since)
 {
-    if (strcmp(d->ha.leader_id, id) != 0 && *id)
+    if (strcmp(d->ha.leader_id, id) != 0 && *id) {
         d->ha.leader_changes++;
+    }
     snprintf(d->ha.leader_id, sizeof d->ha.leader_id, "%s", id);
     snprintf(d->ha.leader_addr, sizeof d->ha.leader_addr, "%s", addr);
     d->ha.leader_since_wall_ms = since;
@@ -72,8 +73,9 @@ static void follower_guard(szd *d)
     char key[SHARDZ_KEY_BUF];
     int klen = shardz_key_leader(key, sizeof key);
     shardz_compare g = {SHARDZ_CMP_CREATE, key, (size_t)klen, -1, NULL, 0};
-    if (d->sl)
+    if (d->sl) {
         szd_sl_set_guard(d->sl, &g);
+    }
 }
 
 /* A transaction of the coordinator's own (not a leader's write), on the role loop's handle. */
@@ -104,14 +106,16 @@ static int grant(szd *d)
                             "started_ms", (json_int_t)(wall_ms() - (t0 - d->started_ms)));
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
-    if (!text)
+    if (!text) {
         return SHARDZ_ENOMEM;
+    }
     shardz_op op = {SHARDZ_OP_PUT, key, strlen(key), text, strlen(text), id};
     /* only a follower grants itself a lease (a leader whose lease ended stepped down) */
     rc = own_txn(d, NULL, 0, &op, NULL);
     free(text);
-    if (rc)
+    if (rc) {
         szd_log(d, SZD_WARN, "msg=\"coordinator record not written\" err=%s", shardz_err_name(rc));
+    }
     return 0;
 }
 
@@ -143,8 +147,9 @@ static void keepalive(szd *d)
     if (rc == SHARDZ_ENOENT) {
         szd_log(d, SZD_WARN, "msg=\"lease expired\" lease=%lld", (long long)d->ha.lease_id);
         d->ha.lease_id = 0;
-        if (d->ha.role == SZD_ROLE_LEADER)
+        if (d->ha.role == SZD_ROLE_LEADER) {
             step_down(d, "its lease expired");
+        }
         return;
     }
     szd_log(d, SZD_WARN, "msg=\"lease keepalive failed\" err=%s detail=\"%s\"", shardz_err_name(rc),
@@ -155,8 +160,9 @@ static void keepalive(szd *d)
 
 static void step_down(szd *d, const char *why)
 {
-    if (d->ha.role != SZD_ROLE_LEADER)
+    if (d->ha.role != SZD_ROLE_LEADER) {
         return;
+    }
     szd_log(d, SZD_WARN, "msg=\"stepping down\" id=%s reason=\"%s\"", d->cfg.id, why);
     d->ha.role = SZD_ROLE_FOLLOWER;
     d->ha.role_since_ms = szd_now(d);
@@ -164,8 +170,9 @@ static void step_down(szd *d, const char *why)
     follower_guard(d);
     /* The lease goes too: a follower must not keep the leader key alive. When etcd cannot be
      * reached the revoke fails and the lease simply runs out. */
-    if (d->ha.lease_id)
+    if (d->ha.lease_id) {
         (void)shardz_store_lease_revoke(d->ha_store, d->ha.lease_id);
+    }
     d->ha.lease_id = 0;
     d->ha.leader_id[0] = d->ha.leader_addr[0] = '\0';
     /* the namespaces stay as a (stale) cache until the next refresh reloads them */
@@ -198,8 +205,9 @@ static void become_leader(szd *d, int64_t create_rev)
     } else {
         /* loaded again (the watchers of each namespace carry over), then taken over */
         rc = szd_ns_load_cache(d, NULL);
-        if (rc == 0)
+        if (rc == 0) {
             rc = szd_ns_take_over(d);
+        }
     }
     if (rc) {
         szd_log(d, SZD_ERROR, "msg=\"leader could not load the state\" err=%s",
@@ -221,12 +229,14 @@ static void campaign(szd *d)
 {
     /* the lease must be fresh before we lead on it: just granted, or renewed now */
     if (!d->ha.lease_id) {
-        if (grant(d) != 0)
+        if (grant(d) != 0) {
             return;
+        }
     } else {
         keepalive(d);
-        if (!d->ha.lease_id)
+        if (!d->ha.lease_id) {
             return;
+        }
     }
     char key[SHARDZ_KEY_BUF];
     int klen = shardz_key_leader(key, sizeof key);
@@ -235,18 +245,20 @@ static void campaign(szd *d)
                             "since_ms", (json_int_t)since, "lease", (json_int_t)d->ha.lease_id);
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
-    if (!text)
+    if (!text) {
         return;
+    }
     shardz_compare c = {SHARDZ_CMP_ABSENT, key, (size_t)klen, 0, NULL, 0};
     shardz_op op = {SHARDZ_OP_PUT, key, (size_t)klen, text, strlen(text), d->ha.lease_id};
     int64_t rev = 0;
     int rc = own_txn(d, &c, 1, &op, &rev);
     free(text);
-    if (rc == 0)
+    if (rc == 0) {
         become_leader(d, rev);
-    else if (rc != SHARDZ_ECONFLICT)
+    } else if (rc != SHARDZ_ECONFLICT) {
         szd_log(d, SZD_WARN, "msg=\"campaign failed\" err=%s detail=\"%s\"", shardz_err_name(rc),
                 shardz_store_errmsg(d->ha_store));
+    }
 }
 
 /* Reads who leads; campaigns when nobody does. */
@@ -261,8 +273,9 @@ static void read_leader(szd *d)
         campaign(d);
         return;
     }
-    if (rc)
+    if (rc) {
         return;
+    }
     json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
     const char *id = json_string_value(json_object_get(j, "id"));
     const char *addr = json_string_value(json_object_get(j, "address"));
@@ -275,10 +288,11 @@ static void read_leader(szd *d)
         become_leader(d, create);
         return;
     }
-    if (id && addr)
+    if (id && addr) {
         set_leader(d, id, addr, (int64_t)json_integer_value(json_object_get(j, "since_ms")));
-    else
+    } else {
         szd_log(d, SZD_WARN, "msg=\"unreadable leader record\" key=%s", key);
+    }
     json_decref(j);
     shardz_kv_free(kv);
 }
@@ -300,8 +314,9 @@ static int cache_update(szd *d, bool *leader_changed)
         }
         /* far behind (a burst of writes): reading every event would take longer than loading
          * the namespaces again */
-        if (st.revision - d->ha.cache_rev > HA_MAX_BEHIND)
+        if (st.revision - d->ha.cache_rev > HA_MAX_BEHIND) {
             d->ha.full_reload = true;
+        }
     }
     if (!d->ha.full_reload && d->ha.cache_rev > 0) {
         shardz_changes *c = NULL;
@@ -319,41 +334,48 @@ static int cache_update(szd *d, bool *leader_changed)
             for (size_t i = 0; i < c->count && !d->ha.full_reload; i++) {
                 shardz_key_parts kp;
                 const shardz_kv *kv = &c->events[i].kv;
-                if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0)
+                if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0) {
                     continue; /* coordinator records and foreign keys */
+                }
                 if (kp.kind == SHARDZ_KEY_LEADER) {
                     *leader_changed = true;
                     continue;
                 }
                 size_t k = 0;
-                while (k < nn && strcmp(names[k], kp.ns) != 0)
+                while (k < nn && strcmp(names[k], kp.ns) != 0) {
                     k++;
-                if (k < nn)
+                }
+                if (k < nn) {
                     continue; /* loaded again anyway */
+                }
                 int arc = szd_ns_apply_change(d, &c->events[i]);
                 szd_log(d, SZD_DEBUG, "msg=\"cache change\" key=\"%.*s\" applied=%d",
                         (int)kv->key_len, kv->key, arc == 0);
                 if (arc == 0) {
                     d->ha.cache_applied++;
                     szd_ns *ns = szd_ns_find(d, kp.ns);
-                    if (ns)
+                    if (ns) {
                         ns->revision = ((uint64_t)c->revision + 1) << 32;
+                    }
                     continue;
                 }
-                if (nn == HA_MAX_DIRTY)
+                if (nn == HA_MAX_DIRTY) {
                     d->ha.full_reload = true;
-                else
+                } else {
                     snprintf(names[nn++], sizeof names[0], "%s", kp.ns);
+                }
             }
             int64_t rev = c->revision;
             shardz_changes_free(c);
             for (size_t k = 0; k < nn && !d->ha.full_reload; k++) {
                 d->ha.cache_reloads++;
-                if (szd_ns_load_cache(d, names[k]) != 0)
+                if (szd_ns_load_cache(d, names[k]) != 0) {
                     d->ha.full_reload = true;
+                }
             }
-            for (uint32_t k = 0; k < d->nns; k++)
+            for (uint32_t k = 0; k < d->nns; k++) {
                 szd_watch_notify(d->ns[k]);
+            }
             if (!d->ha.full_reload) {
                 d->ha.cache_rev = rev;
                 d->ha.cache_stale = false;
@@ -380,8 +402,9 @@ static int cache_update(szd *d, bool *leader_changed)
 static void refresh(szd *d)
 {
     bool leader_changed = !d->ha.leader_id[0];
-    if (cache_update(d, &leader_changed) == 0 && leader_changed)
+    if (cache_update(d, &leader_changed) == 0 && leader_changed) {
         read_leader(d);
+    }
 }
 
 static void on_loop(evutil_socket_t fd, short what, void *arg)
@@ -390,12 +413,14 @@ static void on_loop(evutil_socket_t fd, short what, void *arg)
     (void)what;
     szd *d = arg;
     int64_t now = szd_now(d);
-    if (d->ha.role == SZD_ROLE_LEADER && now >= d->ha.fresh_until_ms)
+    if (d->ha.role == SZD_ROLE_LEADER && now >= d->ha.fresh_until_ms) {
         step_down(d, "its lease is not known fresh");
-    if (d->ha.lease_id && now >= d->ha.next_keepalive_ms)
+    }
+    if (d->ha.lease_id && now >= d->ha.next_keepalive_ms) {
         keepalive(d);
-    else if (!d->ha.lease_id && now >= d->ha.next_keepalive_ms && grant(d) != 0)
+    } else if (!d->ha.lease_id && now >= d->ha.next_keepalive_ms && grant(d) != 0) {
         d->ha.next_keepalive_ms = now + 1000; /* etcd unreachable: try again in a second */
+    }
     if (d->ha.role == SZD_ROLE_FOLLOWER && now >= d->ha.next_refresh_ms) {
         refresh(d);
         /* Reloading a large namespace takes time: at most a fifth of the loop goes to it, so
@@ -413,8 +438,9 @@ int szd_ha_start(szd *d)
     d->ha.role_since_ms = szd_now(d);
     d->ha.full_reload = true;
     d->ha.timer = event_new(d->base, -1, EV_PERSIST, on_loop, d);
-    if (!d->ha.timer)
+    if (!d->ha.timer) {
         return SHARDZ_ENOMEM;
+    }
     struct timeval tv = {0, HA_LOOP_MS * 1000};
     event_add(d->ha.timer, &tv);
     refresh(d); /* loads the cache, reads the leader, campaigns when there is none */
@@ -423,20 +449,24 @@ int szd_ha_start(szd *d)
 
 bool szd_acting(szd *d)
 {
-    if (d->ha.role == SZD_ROLE_SOLO)
+    if (d->ha.role == SZD_ROLE_SOLO) {
         return true;
-    if (d->ha.role != SZD_ROLE_LEADER)
+    }
+    if (d->ha.role != SZD_ROLE_LEADER) {
         return false;
-    if (szd_now(d) < d->ha.fresh_until_ms)
+    }
+    if (szd_now(d) < d->ha.fresh_until_ms) {
         return true;
+    }
     step_down(d, "its lease is not known fresh");
     return false;
 }
 
 void szd_ha_poll(szd *d)
 {
-    if (d->ha.lease_id && szd_now(d) >= d->ha.next_keepalive_ms)
+    if (d->ha.lease_id && szd_now(d) >= d->ha.next_keepalive_ms) {
         keepalive(d);
+    }
 }
 
 void szd_ha_deposed(szd *d, const char *why)
@@ -482,8 +512,9 @@ static void fwd_reap(szd *d, bool all)
         }
         if (f->orig) {
             struct evhttp_connection *c = evhttp_request_get_connection(f->orig);
-            if (c)
+            if (c) {
                 evhttp_connection_set_closecb(c, NULL, NULL);
+            }
         }
         *pp = f->next;
         evhttp_connection_free(f->conn); /* drops a request still pending, no callback */
@@ -503,8 +534,9 @@ static void on_forwarded(struct evhttp_request *resp, void *arg)
     fwd_ctx *f = arg;
     if (f->orig) {
         struct evhttp_connection *c = evhttp_request_get_connection(f->orig);
-        if (c)
+        if (c) {
             evhttp_connection_set_closecb(c, NULL, NULL);
+        }
         int code = resp ? evhttp_request_get_response_code(resp) : 0;
         if (code == 0) {
             szd_reply_error(f->orig, SHARDZ_ENOTLEADER, "the leader %s at %s did not answer; retry",
@@ -512,10 +544,12 @@ static void on_forwarded(struct evhttp_request *resp, void *arg)
         } else {
             struct evkeyvalq *in = evhttp_request_get_input_headers(resp);
             struct evkeyvalq *out = evhttp_request_get_output_headers(f->orig);
-            for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next)
+            for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next) {
                 if (strcasecmp(h->key, "Content-Type") == 0 ||
-                    strncasecmp(h->key, "X-Shardz-", 9) == 0)
+                    strncasecmp(h->key, "X-Shardz-", 9) == 0) {
                     evhttp_add_header(out, h->key, h->value);
+                }
+            }
             evhttp_add_header(out, "X-Shardz-Forwarded-To", f->d->ha.leader_id);
             evhttp_send_reply(f->orig, code, evhttp_request_get_response_code_line(resp),
                               evhttp_request_get_input_buffer(resp));
@@ -549,8 +583,9 @@ void szd_ha_forward(szd *d, struct evhttp_request *req)
         f ? evhttp_connection_base_new(d->base, NULL, host, (ev_uint16_t)port) : NULL;
     struct evhttp_request *out = conn ? evhttp_request_new(on_forwarded, f) : NULL;
     if (!out) {
-        if (conn)
+        if (conn) {
             evhttp_connection_free(conn);
+        }
         free(f);
         szd_reply_error(req, SHARDZ_ENOMEM, "out of memory");
         return;
@@ -560,21 +595,25 @@ void szd_ha_forward(szd *d, struct evhttp_request *req)
     f->conn = conn;
     evhttp_connection_set_timeout(conn, HA_FORWARD_TIMEOUT_S);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
-    for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next)
-        if (strcasecmp(h->key, "Content-Type") == 0 || strcasecmp(h->key, "Authorization") == 0)
+    for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next) {
+        if (strcasecmp(h->key, "Content-Type") == 0 || strcasecmp(h->key, "Authorization") == 0) {
             evhttp_add_header(oh, h->key, h->value);
+        }
+    }
     evhttp_add_header(oh, "Host", d->ha.leader_addr);
     evhttp_add_header(oh, "X-Shardz-Forwarded-By", d->cfg.id);
     evbuffer_add_buffer(evhttp_request_get_output_buffer(out),
                         evhttp_request_get_input_buffer(req));
     struct evhttp_connection *cc = evhttp_request_get_connection(req);
-    if (cc)
+    if (cc) {
         evhttp_connection_set_closecb(cc, on_client_close, f);
+    }
     if (evhttp_make_request(conn, out, evhttp_request_get_command(req),
                             evhttp_request_get_uri(req)) != 0) {
         /* libevent freed out and called nothing */
-        if (cc)
+        if (cc) {
             evhttp_connection_set_closecb(cc, NULL, NULL);
+        }
         evhttp_connection_free(conn);
         free(f);
         szd_reply_error(req, SHARDZ_ENOTLEADER, "could not reach the leader at %s",
@@ -593,20 +632,22 @@ json_t *szd_ha_status_json(szd *d)
     bool shared = d->ha.role != SZD_ROLE_SOLO;
     json_t *j = json_pack("{s:s, s:s, s:s, s:b}", "role", szd_role_name(d->ha.role), "id",
                           d->cfg.id, "advertise", d->cfg.advertise, "shared_store", shared);
-    if (!j || !shared)
+    if (!j || !shared) {
         return j;
+    }
     json_object_set_new(j, "role_since_ms",
                         json_integer((json_int_t)(wall_ms() - (now - d->ha.role_since_ms))));
     json_object_set_new(j, "lease_ttl_ms", json_integer((json_int_t)d->cfg.lease_ttl_ms));
     json_object_set_new(j, "lease_fresh",
                         json_boolean(d->ha.role == SZD_ROLE_LEADER && now < d->ha.fresh_until_ms));
-    if (d->ha.leader_id[0])
+    if (d->ha.leader_id[0]) {
         json_object_set_new(j, "leader",
                             json_pack("{s:s, s:s, s:I}", "id", d->ha.leader_id, "address",
                                       d->ha.leader_addr, "since_ms",
                                       (json_int_t)d->ha.leader_since_wall_ms));
-    else
+    } else {
         json_object_set_new(j, "leader", json_null());
+    }
     json_object_set_new(j, "leader_changes", json_integer((json_int_t)d->ha.leader_changes));
     if (d->ha.role == SZD_ROLE_FOLLOWER) {
         json_object_set_new(j, "cache_revision", json_integer((json_int_t)d->ha.cache_rev));
@@ -640,8 +681,9 @@ json_t *szd_ha_status_json(szd *d)
 
 int szd_store_status(szd *d, shardz_store_status *st)
 {
-    if (d->ha_store)
+    if (d->ha_store) {
         return shardz_store_status_get(d->ha_store, st);
+    }
     szd_sl_status(d->sl, st);
     return 0;
 }

@@ -14,10 +14,11 @@ void szd_node_contact(szd_ns *ns, szd_node *n)
 {
     n->last_ok_ms = szd_now(ns->d);
     if (n->state == SZD_NODE_JOINING || n->state == SZD_NODE_SUSPECT || n->state == SZD_NODE_DEAD) {
-        if (n->leaving || n->drained)
+        if (n->leaving || n->drained) {
             szd_node_set_state(ns, n, SZD_NODE_DRAINING);
-        else
+        } else {
             szd_node_set_state(ns, n, SZD_NODE_ALIVE);
+        }
         /* tell it what it should serve now: what changed while it was silent was recorded for
          * it (a delta names it; a worker that lost its state refuses the delta and gets the
          * whole set) */
@@ -27,9 +28,11 @@ void szd_node_contact(szd_ns *ns, szd_node *n)
 
 static szd_ns *ns_by_key(szd *d, uint64_t key)
 {
-    for (uint32_t i = 0; i < d->nns; i++)
-        if (d->ns[i]->key == key)
+    for (uint32_t i = 0; i < d->nns; i++) {
+        if (d->ns[i]->key == key) {
             return d->ns[i];
+        }
+    }
     return NULL;
 }
 
@@ -37,10 +40,11 @@ static void ping_ok(szd_ns *ns, szd_node *n, const szd_hl_report *r)
 {
     szd_hist_add(&ns->ping_hist, (double)r->rtt_ms / 1000.0);
     szd_node_contact(ns, n);
-    if (r->revived)
+    if (r->revived) {
         /* its replicas no longer wait for its lease to run out (it is not dead here): its
          * pings may grant the lease again */
         szd_hl_node_grant(ns->d->hl, ns->key, n->id);
+    }
     json_t *ar = json_object_get(r->body, "applied_revision");
     if (json_is_integer(ar)) {
         uint64_t applied = (uint64_t)json_integer_value(ar);
@@ -48,28 +52,33 @@ static void ping_ok(szd_ns *ns, szd_node *n, const szd_hl_report *r)
          * acknowledged, in a ping sent after that acknowledgement (an earlier ping may still
          * carry the one before): it gets the whole set. */
         bool after_ack = r->at_ms - r->rtt_ms > n->acked_ms;
-        if (applied < n->applied_revision && after_ack)
+        if (applied < n->applied_revision && after_ack) {
             szd_push_full(n);
+        }
         /* A ping sent before the last acknowledgement says nothing newer than it: taking its
          * (older) revision would hide a later drop from the comparison above, and the worker
          * (a strict lease lapsed right after an assignment) would never get its set again. */
-        if (after_ack)
+        if (after_ack) {
             n->applied_revision = applied;
+        }
     }
     szd_load_samples(ns, n, json_object_get(r->body, "load"));
     szd_range_split_keys(ns, n, json_object_get(r->body, "split_at"));
-    if (n->dirty)
+    if (n->dirty) {
         szd_ns_schedule(ns);
+    }
 }
 
 static void verdict(szd_ns *ns, szd_node *n, const szd_hl_report *r)
 {
     if (r->verdict == SZD_FD_DEAD) {
         /* its lease may have been granted until then; the slot machine waits lease_ms more */
-        if (r->lease_from_ms > n->lease_from_ms)
+        if (r->lease_from_ms > n->lease_from_ms) {
             n->lease_from_ms = r->lease_from_ms;
-        if (n->state != SZD_NODE_DEAD && n->state != SZD_NODE_LEFT)
+        }
+        if (n->state != SZD_NODE_DEAD && n->state != SZD_NODE_LEFT) {
             szd_node_set_state(ns, n, SZD_NODE_DEAD);
+        }
     } else if (r->verdict == SZD_FD_SUSPECT && n->state == SZD_NODE_ALIVE) {
         szd_node_set_state(ns, n, SZD_NODE_SUSPECT);
     }

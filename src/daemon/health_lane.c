@@ -106,8 +106,9 @@ struct szd_hl {
 
 static int64_t lane_now(const szd_hl *hl)
 {
-    if (hl->clock_ms)
+    if (hl->clock_ms) {
         return hl->clock_ms();
+    }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -116,24 +117,27 @@ static int64_t lane_now(const szd_hl *hl)
 static void wake(int fd)
 {
     char b = 1;
-    while (write(fd, &b, 1) < 0 && errno == EINTR)
+    while (write(fd, &b, 1) < 0 && errno == EINTR) {
         ;
+    }
     /* EAGAIN: the pipe is full, so the reader is awake already */
 }
 
 static void drain_pipe(int fd)
 {
     char buf[256];
-    while (read(fd, buf, sizeof buf) > 0)
+    while (read(fd, buf, sizeof buf) > 0) {
         ;
+    }
 }
 
 /* ---- reports (lane -> loop) ---------------------------------------------------------- */
 
 void szd_hl_report_free(szd_hl_report *r)
 {
-    if (!r)
+    if (!r) {
         return;
+    }
     json_decref(r->body);
     free(r);
 }
@@ -151,16 +155,18 @@ static szd_hl_report *report_new(const hl_node *n, szd_hl_kind kind, int64_t now
 static void report_post(szd_hl *hl, szd_hl_report *r)
 {
     pthread_mutex_lock(&hl->mu);
-    if (hl->rep_tail)
+    if (hl->rep_tail) {
         hl->rep_tail->next = r;
-    else
+    } else {
         hl->rep_head = r;
+    }
     hl->rep_tail = r;
     bool signal = !hl->rep_signalled;
     hl->rep_signalled = true;
     pthread_mutex_unlock(&hl->mu);
-    if (signal)
+    if (signal) {
         wake(hl->rep_pipe[1]);
+    }
 }
 
 int szd_hl_report_fd(const szd_hl *hl)
@@ -184,8 +190,9 @@ szd_hl_report *szd_hl_drain(szd_hl *hl)
 static void node_close(hl_node *n)
 {
     /* freeing a connection drops its pending request without calling back */
-    if (n->conn)
+    if (n->conn) {
         evhttp_connection_free(n->conn);
+    }
     n->conn = NULL;
     free(n->ping);
     n->ping = NULL;
@@ -196,8 +203,9 @@ static void node_close(hl_node *n)
 static void node_reset(hl_node *n, int64_t now)
 {
     node_close(n);
-    if (n->fd.inflight)
+    if (n->fd.inflight) {
         szd_fd_reply(&n->fd, false, now);
+    }
 }
 
 static void on_ping(struct evhttp_request *req, void *arg)
@@ -214,8 +222,9 @@ static void on_ping(struct evhttp_request *req, void *arg)
     const char *who = j ? json_string_value(json_object_get(j, "node")) : NULL;
     bool ok = who && strcmp(who, n->id) == 0;
     json_t *stamp = ok ? json_object_get(j, "stamp") : NULL;
-    if (json_is_integer(stamp) && json_integer_value(stamp) > n->stamp)
+    if (json_is_integer(stamp) && json_integer_value(stamp) > n->stamp) {
         n->stamp = json_integer_value(stamp);
+    }
     bool revived = szd_fd_reply(&n->fd, ok, now);
     szd_hl_report *r = report_new(n, ok ? SZD_HL_PING_OK : SZD_HL_PING_FAILED, now);
     if (ok) {
@@ -232,12 +241,14 @@ static void on_ping(struct evhttp_request *req, void *arg)
 static int parse_address(const char *addr, char *host, size_t hostlen, uint16_t *port)
 {
     const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen)
+    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen) {
         return -1;
+    }
     char *end;
     long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 1 || p > 65535)
+    if (*end || p < 1 || p > 65535) {
         return -1;
+    }
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = 0;
     *port = (uint16_t)p;
@@ -251,8 +262,9 @@ static bool send_ping(hl_node *n, bool grants, int64_t now)
     szd_hl *hl = ns->hl;
     if (!n->conn) {
         n->conn = evhttp_connection_base_new(hl->base, NULL, n->host, n->port);
-        if (!n->conn)
+        if (!n->conn) {
             return false;
+        }
         int64_t ms = ns->cfg.interval_ms;
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
         evhttp_connection_set_timeout_tv(n->conn, &tv);
@@ -278,12 +290,14 @@ static bool send_ping(hl_node *n, bool grants, int64_t now)
     char body[HL_NAME_MAX + SHARDZ_MAX_ID + 128];
     int len = snprintf(body, sizeof body, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu",
                        ns->name, n->id, (unsigned long long)ns->revision);
-    if (grants)
+    if (grants) {
         len += snprintf(body + len, sizeof body - (size_t)len, ",\"lease_ms\":%lld",
                         (long long)ns->lease_ms);
-    if (grants && n->stamp >= 0)
+    }
+    if (grants && n->stamp >= 0) {
         len += snprintf(body + len, sizeof body - (size_t)len, ",\"lease_stamp\":%lld",
                         (long long)n->stamp);
+    }
     len += snprintf(body + len, sizeof body - (size_t)len, "}");
     evbuffer_add(evhttp_request_get_output_buffer(req), body, (size_t)len);
     if (evhttp_make_request(n->conn, req, EVHTTP_REQ_POST, "/shardz/v1/ping") != 0) {
@@ -341,8 +355,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             r->lease_from_ms = out.lease_from_ms;
             report_post(hl, r);
         }
-        if (!out.ping)
+        if (!out.ping) {
             continue;
+        }
         if (send_ping(n, out.grants, now)) {
             szd_fd_sent(&n->fd, &ns->cfg, now, out.grants);
         } else {
@@ -357,23 +372,27 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 static hl_ns *ns_find(szd_hl *hl, uint64_t key, size_t *at)
 {
-    for (size_t i = 0; i < hl->nns; i++)
+    for (size_t i = 0; i < hl->nns; i++) {
         if (hl->ns[i]->key == key) {
-            if (at)
+            if (at) {
                 *at = i;
+            }
             return hl->ns[i];
         }
+    }
     return NULL;
 }
 
 static hl_node *node_find(hl_ns *ns, const char *id, size_t *at)
 {
-    for (size_t i = 0; i < ns->nnodes; i++)
+    for (size_t i = 0; i < ns->nnodes; i++) {
         if (strcmp(ns->nodes[i]->id, id) == 0) {
-            if (at)
+            if (at) {
                 *at = i;
+            }
             return ns->nodes[i];
         }
+    }
     return NULL;
 }
 
@@ -384,8 +403,9 @@ static void ns_free(hl_ns *ns)
         free(ns->nodes[i]);
     }
     free(ns->nodes);
-    if (ns->tick)
+    if (ns->tick) {
         event_free(ns->tick);
+    }
     free(ns);
 }
 
@@ -420,8 +440,9 @@ static void apply_ns_set(szd_hl *hl, const hl_cmd *c)
                              (suseconds_t)((c->interval_ms % 1000) * 1000)};
         event_add(ns->tick, &tv);
         /* connections time out after the interval: new ones take the new value */
-        for (size_t i = 0; i < ns->nnodes; i++)
+        for (size_t i = 0; i < ns->nnodes; i++) {
             node_reset(ns->nodes[i], lane_now(hl));
+        }
     }
 }
 
@@ -450,8 +471,9 @@ static void apply_node_set(szd_hl *hl, hl_ns *ns, const hl_cmd *c)
     if (strcmp(n->address, c->address) != 0) {
         node_reset(n, now); /* a ping in flight to the old address counts as failed */
         snprintf(n->address, sizeof n->address, "%s", c->address);
-        if (parse_address(n->address, n->host, sizeof n->host, &n->port) != 0)
+        if (parse_address(n->address, n->host, sizeof n->host, &n->port) != 0) {
             n->host[0] = 0; /* the loop checked it: cannot happen */
+        }
     }
 }
 
@@ -472,12 +494,14 @@ static void apply(szd_hl *hl, const hl_cmd *c)
         }
         break;
     case CMD_NS_REVISION:
-        if (ns)
+        if (ns) {
             ns->revision = c->revision;
+        }
         break;
     case CMD_NODE_SET:
-        if (ns)
+        if (ns) {
             apply_node_set(hl, ns, c);
+        }
         break;
     case CMD_NODE_DEL: {
         hl_node *n = ns ? node_find(ns, c->node, &at) : NULL;
@@ -490,13 +514,15 @@ static void apply(szd_hl *hl, const hl_cmd *c)
     }
     case CMD_NODE_GRANT: {
         hl_node *n = ns ? node_find(ns, c->node, NULL) : NULL;
-        if (n)
+        if (n) {
             szd_fd_allow_grant(&n->fd);
+        }
         break;
     }
     case CMD_HEARD_ALL:
-        for (size_t i = 0; i < hl->nns; i++)
+        for (size_t i = 0; i < hl->nns; i++) {
             heard_all(hl->ns[i], lane_now(hl));
+        }
         break;
     case CMD_STOP:
         event_base_loopbreak(hl->base);
@@ -526,14 +552,16 @@ static void post(szd_hl *hl, hl_cmd *c)
 {
     pthread_mutex_lock(&hl->mu);
     bool was_empty = hl->cmd_head == NULL;
-    if (hl->cmd_tail)
+    if (hl->cmd_tail) {
         hl->cmd_tail->next = c;
-    else
+    } else {
         hl->cmd_head = c;
+    }
     hl->cmd_tail = c;
     pthread_mutex_unlock(&hl->mu);
-    if (was_empty)
+    if (was_empty) {
         wake(hl->cmd_pipe[1]);
+    }
 }
 
 static hl_cmd *cmd_new(cmd_op op, uint64_t key, const char *node)
@@ -541,8 +569,9 @@ static hl_cmd *cmd_new(cmd_op op, uint64_t key, const char *node)
     hl_cmd *c = szd_xcalloc(1, sizeof *c);
     c->op = op;
     c->key = key;
-    if (node)
+    if (node) {
         snprintf(c->node, sizeof c->node, "%s", node);
+    }
     return c;
 }
 
@@ -615,8 +644,9 @@ static void *lane_main(void *arg)
 int szd_hl_start(const char *secret, int64_t (*clock_ms)(void), int log_level, szd_hl **out)
 {
     szd_hl *hl = calloc(1, sizeof *hl);
-    if (!hl)
+    if (!hl) {
         return SHARDZ_ENOMEM;
+    }
     hl->cmd_pipe[0] = hl->cmd_pipe[1] = hl->rep_pipe[0] = hl->rep_pipe[1] = -1;
     pthread_mutex_init(&hl->mu, NULL);
     atomic_init(&hl->acting_until_ms, 0);
@@ -625,18 +655,22 @@ int szd_hl_start(const char *secret, int64_t (*clock_ms)(void), int log_level, s
     hl->clock_ms = clock_ms;
     hl->log_level = log_level;
     int rc = SHARDZ_EIO;
-    if (szd_pipe_open(hl->cmd_pipe) != 0 || szd_pipe_open(hl->rep_pipe) != 0)
+    if (szd_pipe_open(hl->cmd_pipe) != 0 || szd_pipe_open(hl->rep_pipe) != 0) {
         goto fail;
+    }
     rc = SHARDZ_ENOMEM;
     hl->base = event_base_new();
-    if (!hl->base)
+    if (!hl->base) {
         goto fail;
+    }
     hl->cmd_ev = event_new(hl->base, hl->cmd_pipe[0], EV_READ | EV_PERSIST, on_cmd, hl);
-    if (!hl->cmd_ev || event_add(hl->cmd_ev, NULL) != 0)
+    if (!hl->cmd_ev || event_add(hl->cmd_ev, NULL) != 0) {
         goto fail;
+    }
     rc = SHARDZ_EIO;
-    if (pthread_create(&hl->thread, NULL, lane_main, hl) != 0)
+    if (pthread_create(&hl->thread, NULL, lane_main, hl) != 0) {
         goto fail;
+    }
     hl->started = true;
     *out = hl;
     return 0;
@@ -647,14 +681,16 @@ fail:
 
 void szd_hl_stop(szd_hl *hl)
 {
-    if (!hl)
+    if (!hl) {
         return;
+    }
     if (hl->started) {
         post(hl, cmd_new(CMD_STOP, 0, NULL));
         pthread_join(hl->thread, NULL);
     }
-    for (size_t i = 0; i < hl->nns; i++)
+    for (size_t i = 0; i < hl->nns; i++) {
         ns_free(hl->ns[i]);
+    }
     free(hl->ns);
     for (szd_hl_report *r = hl->rep_head; r;) {
         szd_hl_report *next = r->next;
@@ -666,15 +702,19 @@ void szd_hl_stop(szd_hl *hl)
         free(c);
         c = next;
     }
-    if (hl->cmd_ev)
+    if (hl->cmd_ev) {
         event_free(hl->cmd_ev);
-    if (hl->base)
+    }
+    if (hl->base) {
         event_base_free(hl->base);
+    }
     for (int i = 0; i < 2; i++) {
-        if (hl->cmd_pipe[i] >= 0)
+        if (hl->cmd_pipe[i] >= 0) {
             close(hl->cmd_pipe[i]);
-        if (hl->rep_pipe[i] >= 0)
+        }
+        if (hl->rep_pipe[i] >= 0) {
             close(hl->rep_pipe[i]);
+        }
     }
     pthread_mutex_destroy(&hl->mu);
     free(hl);

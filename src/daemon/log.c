@@ -44,8 +44,9 @@ const char *szd_logq(char *buf, size_t size, const char *s)
 {
     size_t o = 0;
     for (; s && *s && o + 3 < size; s++) {
-        if (*s == '"' || *s == '\\')
+        if (*s == '"' || *s == '\\') {
             buf[o++] = '\\';
+        }
         buf[o++] = *s;
     }
     buf[o] = '\0';
@@ -54,8 +55,9 @@ const char *szd_logq(char *buf, size_t size, const char *s)
 
 void szd_log_at(int threshold, int level, const char *fmt, ...)
 {
-    if (level > threshold)
+    if (level > threshold) {
         return;
+    }
     va_list ap;
     va_start(ap, fmt);
     szd_log_v(level, fmt, ap);

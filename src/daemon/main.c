@@ -53,9 +53,11 @@ static void usage(FILE *f)
 static int parse_level(const char *s)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0)
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
             return i;
+        }
+    }
     return -1;
 }
 
@@ -153,8 +155,9 @@ static int read_config_file(szd_config *c, const char *path)
         lineno++;
         line[strcspn(line, "\r\n")] = 0;
         char *k = line + strspn(line, " \t");
-        if (!*k || *k == '#')
+        if (!*k || *k == '#') {
             continue;
+        }
         char *eq = strchr(k, '=');
         if (!eq) {
             fprintf(stderr, "shardzd: %s:%d: expected key=value\n", path, lineno);
@@ -163,8 +166,9 @@ static int read_config_file(szd_config *c, const char *path)
         }
         *eq = 0;
         char *v = eq + 1;
-        for (char *e = eq - 1; e >= k && (*e == ' ' || *e == '\t'); e--)
+        for (char *e = eq - 1; e >= k && (*e == ' ' || *e == '\t'); e--) {
             *e = 0;
+        }
         v += strspn(v, " \t");
         rc = set_option(c, k, v);
     }
@@ -211,8 +215,9 @@ int main(int argc, char **argv)
         const char *file = strncmp(argv[i], "--config=", 9) == 0              ? argv[i] + 9
                            : strcmp(argv[i], "--config") == 0 && i + 1 < argc ? argv[i + 1]
                                                                               : NULL;
-        if (file && read_config_file(&d.cfg, file) != 0)
+        if (file && read_config_file(&d.cfg, file) != 0) {
             return 2;
+        }
     }
     static const char *const env[][2] = {
         {"SHARDZ_LISTEN", "listen"},       {"SHARDZ_DATA", "data"},
@@ -222,8 +227,9 @@ int main(int argc, char **argv)
         {"SHARDZ_LEASE_TTL", "lease-ttl"}, {"SHARDZ_MAX_WATCHES", "max-watches"}};
     for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
         const char *v = getenv(env[i][0]);
-        if (v && set_option(&d.cfg, env[i][1], v) != 0)
+        if (v && set_option(&d.cfg, env[i][1], v) != 0) {
             return 2;
+        }
     }
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -277,8 +283,9 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        if (rc)
+        if (rc) {
             return 2;
+        }
     }
     if (optind < argc) {
         fprintf(stderr, "shardzd: unexpected argument '%s'\n", argv[optind]);
@@ -302,10 +309,11 @@ int main(int argc, char **argv)
         h++;
         hostlen -= 2;
     }
-    if (hostlen == 0)
+    if (hostlen == 0) {
         snprintf(host, sizeof host, "0.0.0.0");
-    else
+    } else {
         snprintf(host, sizeof host, "%.*s", (int)hostlen, h);
+    }
     /* protected mode (as Redis's): beyond loopback, anyone who reaches the port could move or
      * delete every partition; without a secret that takes --insecure */
     bool loopback =
@@ -327,10 +335,12 @@ int main(int argc, char **argv)
     struct event *sigterm = NULL, *sigint = NULL;
     char errbuf[512] = "";
     shardz_store_options so = {.sync = d.cfg.sync, .errbuf = errbuf, .errbuf_size = sizeof errbuf};
-    if (!d.cfg.advertise[0])
+    if (!d.cfg.advertise[0]) {
         snprintf(d.cfg.advertise, sizeof d.cfg.advertise, "%s", d.cfg.listen);
-    if (!d.cfg.id[0])
+    }
+    if (!d.cfg.id[0]) {
         snprintf(d.cfg.id, sizeof d.cfg.id, "%s", d.cfg.advertise);
+    }
     int rc;
     if (d.cfg.store[0]) {
         /* etcd://H:P[,H:P...][/PREFIX] -> http://H:P[,http://H:P...] and /PREFIX/ */
@@ -338,19 +348,22 @@ int main(int argc, char **argv)
         const char *hp = d.cfg.store + 7, *slash = strchr(hp, '/');
         size_t hlen = slash ? (size_t)(slash - hp) : strlen(hp), w = 0;
         for (size_t i = 0; i < hlen; i++) {
-            if (i == 0 || hp[i - 1] == ',')
+            if (i == 0 || hp[i - 1] == ',') {
                 w += (size_t)snprintf(endpoint + w, sizeof endpoint - w, "http://");
+            }
             endpoint[w++] = hp[i];
         }
         endpoint[w] = 0;
-        if (slash && slash[1])
+        if (slash && slash[1]) {
             snprintf(prefix, sizeof prefix, "%.*s%s", (int)strnlen(slash, SZD_ADDR_MAX), slash,
                      slash[strlen(slash) - 1] == '/' ? "" : "/");
-        else
+        } else {
             snprintf(prefix, sizeof prefix, "/shardz/");
+        }
         rc = shardz_store_open_etcd(endpoint, prefix, &so, &d.store);
-        if (rc == 0) /* the role loop's own handle: the store lane owns the other */
+        if (rc == 0) { /* the role loop's own handle: the store lane owns the other */
             rc = shardz_store_open_etcd(endpoint, prefix, &so, &d.ha_store);
+        }
         if (rc) {
             shardz_store_close(d.store);
             fprintf(stderr, "shardzd: cannot open the store at %s: %s (%s)\n", endpoint,
@@ -402,8 +415,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "shardzd: cannot load the state: %s\n", shardz_strerror(rc));
         goto out;
     }
-    if (!d.cfg.store[0])
+    if (!d.cfg.store[0]) {
         szd_hl_set_acting_until(d.hl, INT64_MAX); /* the only coordinator: always acts */
+    }
     /* libevent refuses bodies past the bulk limit (and 1 MiB more) itself, with a bare 413;
      * up to that, each route answers the JSON 413 of szd_read_body over its own limit */
     evhttp_set_max_body_size(d.http, SZD_MAX_BULK_BODY + SZD_MAX_BODY);
@@ -422,8 +436,9 @@ int main(int argc, char **argv)
     }
     sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
     sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
-    if (!sigterm || !sigint)
+    if (!sigterm || !sigint) {
         goto out;
+    }
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
     d.ready = true;
@@ -436,30 +451,38 @@ int main(int argc, char **argv)
     event_base_dispatch(d.base);
     status = 0;
 out:
-    for (uint32_t i = 0; i < d.nns && d.sl; i++)
-        if (status == 0 && szd_acting(&d))
+    for (uint32_t i = 0; i < d.nns && d.sl; i++) {
+        if (status == 0 && szd_acting(&d)) {
             szd_ns_flush_stats(d.ns[i], true);
+        }
+    }
     /* the writes queued finish (a leader's before its lease is given back), their
      * completions run while the namespaces still exist */
     szd_sl_stop(d.sl);
     d.sl = NULL;
-    if (d.sl_done)
+    if (d.sl_done) {
         event_free(d.sl_done);
+    }
     szd_ha_stop(&d);
     szd_push_farewells_free(&d);
     szd_ns_free_all(&d);
     free(d.ns);
-    if (d.hl_reports)
+    if (d.hl_reports) {
         event_free(d.hl_reports);
+    }
     szd_hl_stop(d.hl); /* after the namespaces: freeing them posts to it */
-    if (sigterm)
+    if (sigterm) {
         event_free(sigterm);
-    if (sigint)
+    }
+    if (sigint) {
         event_free(sigint);
-    if (d.http)
+    }
+    if (d.http) {
         evhttp_free(d.http);
-    if (d.base)
+    }
+    if (d.base) {
         event_base_free(d.base);
+    }
     shardz_store_close(d.store);
     shardz_store_close(d.ha_store);
     return status;

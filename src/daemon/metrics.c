@@ -16,11 +16,12 @@ const double szd_hist_bounds[SZD_HIST_N] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 void szd_hist_add(szd_hist *h, double seconds)
 {
-    for (int i = 0; i < SZD_HIST_N; i++)
+    for (int i = 0; i < SZD_HIST_N; i++) {
         if (seconds <= szd_hist_bounds[i]) {
             h->b[i]++;
             break;
         }
+    }
     h->count++;
     h->sum += seconds;
 }
@@ -34,8 +35,9 @@ typedef struct {
 static void put(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(out_t *o, const char *fmt, ...)
 {
-    if (o->failed)
+    if (o->failed) {
         return;
+    }
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
@@ -84,31 +86,36 @@ char *szd_metrics_text(szd *d, size_t *len)
 {
     out_t o = {.cap = 8192};
     o.buf = malloc(o.cap);
-    if (!o.buf)
+    if (!o.buf) {
         return NULL;
+    }
     o.buf[0] = 0;
     help(&o, "shardz_nodes", "gauge", "Nodes by state.");
     for (uint32_t i = 0; i < d->nns; i++) {
         const szd_ns *ns = d->ns[i];
         size_t cnt[SZD_NODE_LEFT + 1] = {0};
-        for (uint32_t k = 0; k < ns->nnodes; k++)
+        for (uint32_t k = 0; k < ns->nnodes; k++) {
             cnt[ns->nodes[k]->state]++;
-        for (int st = 0; st <= SZD_NODE_LEFT; st++)
+        }
+        for (int st = 0; st <= SZD_NODE_LEFT; st++) {
             put(&o, "shardz_nodes{ns=\"%s\",state=\"%s\"} %zu\n", ns->cfg.name,
                 szd_node_state_name((szd_node_state)st), cnt[st]);
+        }
     }
     help(&o, "shardz_partitions", "gauge", "Partitions.");
-    for (uint32_t i = 0; i < d->nns; i++)
+    for (uint32_t i = 0; i < d->nns; i++) {
         put(&o, "shardz_partitions{ns=\"%s\"} %u\n", d->ns[i]->cfg.name, d->ns[i]->nparts);
+    }
     help(&o, "shardz_replicas_missing", "gauge", "Replica slots without a serving owner.");
     for (uint32_t i = 0; i < d->nns; i++) {
         const szd_ns *ns = d->ns[i];
         size_t missing = 0;
-        for (uint32_t k = 0; k < ns->nparts; k++)
+        for (uint32_t k = 0; k < ns->nparts; k++) {
             for (unsigned s = 0; s < ns->parts[k].nrep; s++) {
                 const szd_slot *sl = &ns->parts[k].slots[s];
                 missing += sl->owner_state != SZD_R_SERVING && sl->prev_state != SZD_R_SERVING;
             }
+        }
         put(&o, "shardz_replicas_missing{ns=\"%s\"} %zu\n", ns->cfg.name, missing);
     }
     help(&o, "shardz_moves_in_flight", "gauge", "Replica moves started and not done.");
@@ -120,11 +127,13 @@ char *szd_metrics_text(szd *d, size_t *len)
                                      : 0));
     }
     help(&o, "shardz_moves_total", "counter", "Replica moves started, by reason.");
-    for (uint32_t i = 0; i < d->nns; i++)
-        for (int r = 0; r < SHARDZ_REASON__COUNT; r++)
+    for (uint32_t i = 0; i < d->nns; i++) {
+        for (int r = 0; r < SHARDZ_REASON__COUNT; r++) {
             put(&o, "shardz_moves_total{ns=\"%s\",reason=\"%s\"} %llu\n", d->ns[i]->cfg.name,
                 shardz_reason_name((shardz_reason)r),
                 (unsigned long long)d->ns[i]->moves_by_reason[r]);
+        }
+    }
     help(&o, "shardz_move_duration_seconds", "histogram", "Moves from start to done.");
     for (uint32_t i = 0; i < d->nns; i++) {
         char labels[128];
@@ -138,18 +147,21 @@ char *szd_metrics_text(szd *d, size_t *len)
         hist(&o, "shardz_ping_duration_seconds", labels, &d->ns[i]->ping_hist);
     }
     help(&o, "shardz_pings_failed_total", "counter", "Pings without a valid answer.");
-    for (uint32_t i = 0; i < d->nns; i++)
+    for (uint32_t i = 0; i < d->nns; i++) {
         put(&o, "shardz_pings_failed_total{ns=\"%s\"} %llu\n", d->ns[i]->cfg.name,
             (unsigned long long)d->ns[i]->pings_failed);
+    }
     help(&o, "shardz_load_samples_total", "counter", "Per-partition load samples applied.");
-    for (uint32_t i = 0; i < d->nns; i++)
+    for (uint32_t i = 0; i < d->nns; i++) {
         put(&o, "shardz_load_samples_total{ns=\"%s\"} %llu\n", d->ns[i]->cfg.name,
             (unsigned long long)d->ns[i]->load_samples);
+    }
     help(&o, "shardz_load_samples_rejected_total", "counter",
          "Load samples refused (unknown partition or dimension, a bad value, not a holder).");
-    for (uint32_t i = 0; i < d->nns; i++)
+    for (uint32_t i = 0; i < d->nns; i++) {
         put(&o, "shardz_load_samples_rejected_total{ns=\"%s\"} %llu\n", d->ns[i]->cfg.name,
             (unsigned long long)d->ns[i]->load_rejected);
+    }
     help(&o, "shardz_node_replicas_max_over_mean", "gauge",
          "Imbalance: most replicas on an alive node over the mean.");
     for (uint32_t i = 0; i < d->nns; i++) {
@@ -165,16 +177,19 @@ char *szd_metrics_text(szd *d, size_t *len)
     for (uint32_t i = 0; i < d->nns; i++) {
         double imb[SHARDZ_MAX_DIMS] = {0};
         size_t nd = 0;
-        if (shardz_sharder_load_imbalance(d->ns[i]->sh, imb, SHARDZ_MAX_DIMS, &nd) != 0)
+        if (shardz_sharder_load_imbalance(d->ns[i]->sh, imb, SHARDZ_MAX_DIMS, &nd) != 0) {
             continue;
-        for (size_t k = 0; k < nd && k < d->ns[i]->cfg.ndims; k++)
+        }
+        for (size_t k = 0; k < nd && k < d->ns[i]->cfg.ndims; k++) {
             put(&o, "shardz_load_max_over_mean{ns=\"%s\",dim=\"%s\"} %.6f\n", d->ns[i]->cfg.name,
                 d->ns[i]->cfg.dims[k], imb[k]);
+        }
     }
     help(&o, "shardz_revision", "gauge", "The namespace's revision.");
-    for (uint32_t i = 0; i < d->nns; i++)
+    for (uint32_t i = 0; i < d->nns; i++) {
         put(&o, "shardz_revision{ns=\"%s\"} %llu\n", d->ns[i]->cfg.name,
             (unsigned long long)d->ns[i]->revision);
+    }
     help(&o, "shardz_store_write_duration_seconds", "histogram", "Store transactions.");
     hist(&o, "shardz_store_write_duration_seconds", "", &d->store_hist);
     shardz_store_status st = {0};
@@ -182,8 +197,9 @@ char *szd_metrics_text(szd *d, size_t *len)
     help(&o, "shardz_watches_parked", "gauge", "Watches waiting for a change.");
     for (uint32_t i = 0; i < d->nns; i++) {
         size_t n = 0;
-        for (const szd_waiter *w = d->ns[i]->waiters; w; w = w->next)
+        for (const szd_waiter *w = d->ns[i]->waiters; w; w = w->next) {
             n++;
+        }
         put(&o, "shardz_watches_parked{ns=\"%s\"} %zu\n", d->ns[i]->cfg.name, n);
     }
     help(&o, "shardz_ping_round_gap_max_seconds", "gauge",

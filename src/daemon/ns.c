@@ -32,17 +32,21 @@ static const char *const rstate_names[] = {"none",    "pending",  "adding",
 
 static int rstate_parse(const char *s)
 {
-    for (int i = 0; s && i <= SZD_R_RETIRED; i++)
-        if (strcmp(s, rstate_names[i]) == 0)
+    for (int i = 0; s && i <= SZD_R_RETIRED; i++) {
+        if (strcmp(s, rstate_names[i]) == 0) {
             return i;
+        }
+    }
     return -1;
 }
 
 static int reason_parse(const char *s)
 {
-    for (int i = 0; s && i < SHARDZ_REASON__COUNT; i++)
-        if (strcmp(s, shardz_reason_name((shardz_reason)i)) == 0)
+    for (int i = 0; s && i < SHARDZ_REASON__COUNT; i++) {
+        if (strcmp(s, shardz_reason_name((shardz_reason)i)) == 0) {
             return i;
+        }
+    }
     return -1;
 }
 
@@ -66,9 +70,11 @@ szd_part *szd_part_find(szd_ns *ns, const char *id)
 
 szd_ns *szd_ns_find(szd *d, const char *name)
 {
-    for (uint32_t i = 0; i < d->nns; i++)
-        if (strcmp(d->ns[i]->cfg.name, name) == 0)
+    for (uint32_t i = 0; i < d->nns; i++) {
+        if (strcmp(d->ns[i]->cfg.name, name) == 0) {
             return d->ns[i];
+        }
+    }
     return NULL;
 }
 
@@ -76,11 +82,13 @@ szd_ns *szd_ns_find(szd *d, const char *name)
 
 static bool json_int_in(json_t *v, int64_t lo, int64_t hi, int64_t *out)
 {
-    if (!json_is_integer(v))
+    if (!json_is_integer(v)) {
         return false;
+    }
     int64_t x = json_integer_value(v);
-    if (x < lo || x > hi)
+    if (x < lo || x > hi) {
         return false;
+    }
     *out = x;
     return true;
 }
@@ -91,8 +99,9 @@ static int parse_balance(json_t *b, szd_ns_config *c, char *err, size_t errlen)
 {
     shardz_balance_policy_default(&c->balance);
     c->balance_interval_ms = 30000;
-    if (!b)
+    if (!b) {
         return 0;
+    }
     if (!json_is_object(b)) {
         snprintf(err, errlen, "balance must be an object");
         return SHARDZ_EINVAL;
@@ -102,31 +111,34 @@ static int parse_balance(json_t *b, szd_ns_config *c, char *err, size_t errlen)
     json_object_foreach(b, k, v)
     {
         bool ok = true;
-        if (strcmp(k, "interval_ms") == 0)
+        if (strcmp(k, "interval_ms") == 0) {
             ok = json_int_in(v, 0, 86400000, &c->balance_interval_ms);
-        else if (strcmp(k, "cooldown_ms") == 0)
+        } else if (strcmp(k, "cooldown_ms") == 0) {
             ok = json_int_in(v, 0, 86400000, &c->balance.cooldown_ms);
-        else if (strcmp(k, "band") == 0 || strcmp(k, "max_moves_fraction") == 0 ||
-                 strcmp(k, "hysteresis") == 0) {
+        } else if (strcmp(k, "band") == 0 || strcmp(k, "max_moves_fraction") == 0 ||
+                   strcmp(k, "hysteresis") == 0) {
             double x = json_number_value(v);
             ok = json_is_number(v);
-            if (strcmp(k, "band") == 0)
+            if (strcmp(k, "band") == 0) {
                 c->balance.band = x;
-            else if (strcmp(k, "max_moves_fraction") == 0)
+            } else if (strcmp(k, "max_moves_fraction") == 0) {
                 c->balance.max_moves_fraction = x;
-            else
+            } else {
                 c->balance.hysteresis = x;
+            }
         } else if (strcmp(k, "weights") == 0 && json_is_object(v)) {
             const char *dn;
             json_t *w;
             c->balance.ndims_weight = c->ndims;
-            for (size_t d = 0; d < SHARDZ_MAX_DIMS; d++)
+            for (size_t d = 0; d < SHARDZ_MAX_DIMS; d++) {
                 c->balance.dims_weight[d] = 1;
+            }
             json_object_foreach(v, dn, w)
             {
                 size_t d = 0;
-                while (d < c->ndims && strcmp(c->dims[d], dn) != 0)
+                while (d < c->ndims && strcmp(c->dims[d], dn) != 0) {
                     d++;
+                }
                 if (d == c->ndims || !json_is_number(w)) {
                     snprintf(err, errlen, "balance.weights: '%s' is not a dimension with a number",
                              dn);
@@ -164,8 +176,9 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
     json_object_foreach(j, k, v)
     {
         size_t i = 0;
-        while (i < sizeof known / sizeof known[0] && strcmp(known[i], k) != 0)
+        while (i < sizeof known / sizeof known[0] && strcmp(known[i], k) != 0) {
             i++;
+        }
         if (i == sizeof known / sizeof known[0]) {
             snprintf(err, errlen, "unknown field '%s'", k);
             return SHARDZ_EINVAL;
@@ -244,11 +257,12 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
                 snprintf(err, errlen, "dimension %zu is not a valid name", i);
                 return SHARDZ_EINVAL;
             }
-            for (size_t k2 = 0; k2 < i; k2++)
+            for (size_t k2 = 0; k2 < i; k2++) {
                 if (strcmp(c->dims[k2], dn) == 0) {
                     snprintf(err, errlen, "dimension '%s' is given twice", dn);
                     return SHARDZ_EINVAL;
                 }
+            }
             snprintf(c->dims[i], sizeof c->dims[i], "%s", dn);
         }
     }
@@ -280,8 +294,9 @@ json_t *szd_ns_config_json(const szd_ns *ns)
 {
     const szd_ns_config *c = &ns->cfg;
     json_t *dims = json_array();
-    for (size_t i = 0; i < c->ndims; i++)
+    for (size_t i = 0; i < c->ndims; i++) {
         json_array_append_new(dims, json_string(c->dims[i]));
+    }
     json_t *j =
         json_pack("{s:s, s:s, s:i, s:b, s:s, s:I, s:I, s:I, s:o, s:f}", "name", c->name, "sharder",
                   c->sharder, "replicas", (int)c->replicas, "roles", c->roles, "consistency",
@@ -290,17 +305,19 @@ json_t *szd_ns_config_json(const szd_ns *ns)
                   "lease_ms", (json_int_t)c->lease_ms, "dimensions", dims, "band", c->band);
     json_object_set_new(j, "load_tau_ms", json_integer((json_int_t)c->load_tau_ms));
     json_t *w = json_object();
-    for (size_t d = 0; d < c->ndims; d++)
+    for (size_t d = 0; d < c->ndims; d++) {
         json_object_set_new(w, c->dims[d],
                             json_real(d < c->balance.ndims_weight ? c->balance.dims_weight[d] : 1));
+    }
     json_object_set_new(j, "balance",
                         json_pack("{s:I, s:f, s:f, s:I, s:f, s:o}", "interval_ms",
                                   (json_int_t)c->balance_interval_ms, "band", c->balance.band,
                                   "max_moves_fraction", c->balance.max_moves_fraction,
                                   "cooldown_ms", (json_int_t)c->balance.cooldown_ms, "hysteresis",
                                   c->balance.hysteresis, "weights", w));
-    if (strcmp(c->sharder, "hash") == 0)
+    if (strcmp(c->sharder, "hash") == 0) {
         json_object_set_new(j, "slots", json_integer(c->slots));
+    }
     return j;
 }
 
@@ -325,11 +342,13 @@ int szd_runs_load(const szd_ns *ns, szd_runs *out)
     *out = (szd_runs){0};
     size_t n = 0;
     if (strcmp(ns->cfg.sharder, "hash") != 0 ||
-        shardz_sharder_slot_ranges(ns->sh, NULL, NULL, 0, &n) != 0 || n == 0)
+        shardz_sharder_slot_ranges(ns->sh, NULL, NULL, 0, &n) != 0 || n == 0) {
         return 0;
+    }
     out->r = calloc(n, sizeof *out->r);
-    if (!out->r)
+    if (!out->r) {
         return SHARDZ_ENOMEM;
+    }
     if (shardz_sharder_slot_ranges(ns->sh, NULL, out->r, n, &n) != 0) {
         szd_runs_free(out);
         return SHARDZ_EIO;
@@ -358,14 +377,16 @@ static json_t *slot_runs_json(const szd_ns *ns, const szd_runs *runs, const char
     size_t lo = 0, hi = runs->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(runs->r[mid].partition, id) < 0)
+        if (strcmp(runs->r[mid].partition, id) < 0) {
             lo = mid + 1;
-        else
+        } else {
             hi = mid;
+        }
     }
-    for (size_t k = lo; k < runs->n && strcmp(runs->r[k].partition, id) == 0; k++)
+    for (size_t k = lo; k < runs->n && strcmp(runs->r[k].partition, id) == 0; k++) {
         json_array_append_new(
             arr, json_pack("[I, I]", (json_int_t)runs->r[k].lo, (json_int_t)runs->r[k].hi));
+    }
     szd_runs_free(&own);
     return arr;
 }
@@ -381,28 +402,33 @@ char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *
     for (unsigned s = 0; s < p->nrep; s++) {
         const szd_slot *sl = &p->slots[s];
         szd_sb_str(&b, s ? ",{" : "{");
-        if (sl->owner >= 0)
+        if (sl->owner >= 0) {
             szd_sb_printf(&b, "\"owner\":\"%s\",", ns->nodes[sl->owner]->id);
+        }
         szd_sb_printf(&b, "\"state\":\"%s\",\"generation\":%llu",
                       szd_rstate_name((szd_rstate)sl->owner_state),
                       (unsigned long long)sl->generation);
-        if (sl->prev >= 0)
+        if (sl->prev >= 0) {
             szd_sb_printf(&b, ",\"prev\":\"%s\",\"prev_state\":\"%s\",\"prev_generation\":%llu",
                           ns->nodes[sl->prev]->id, szd_rstate_name((szd_rstate)sl->prev_state),
                           (unsigned long long)sl->prev_generation);
-        if (sl->reason != SHARDZ_REASON_NEW)
+        }
+        if (sl->reason != SHARDZ_REASON_NEW) {
             szd_sb_printf(&b, ",\"reason\":\"%s\"", shardz_reason_name((shardz_reason)sl->reason));
+        }
         szd_sb_str(&b, "}");
     }
     szd_sb_str(&b, "]");
     json_t *extra = json_object();
-    if (strcmp(ns->cfg.sharder, "hash") == 0)
+    if (strcmp(ns->cfg.sharder, "hash") == 0) {
         json_object_set_new(extra, "hash_slots", slot_runs_json(ns, runs, p->id));
+    }
     szd_range_fields(ns, p->id, extra, true);
     if (json_object_size(extra) > 0) {
         char *t = json_dumps(extra, JSON_COMPACT); /* "{...}": its members follow ours */
-        if (!t)
+        if (!t) {
             szd_oom();
+        }
         szd_sb_str(&b, ",");
         szd_sb_str(&b, t + 1);
         free(t);
@@ -416,13 +442,15 @@ char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *
 json_t *szd_node_record(const szd_ns *ns, const szd_node *n)
 {
     json_t *cap = json_object();
-    for (size_t i = 0; i < n->ncap; i++)
+    for (size_t i = 0; i < n->ncap; i++) {
         json_object_set_new(cap, ns->cfg.dims[i], json_real(n->cap[i]));
+    }
     json_t *rec =
         json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "id", n->id, "address", n->address, "zone",
                   n->zone, "capacity", cap, "leaving", n->leaving, "drained", n->drained);
-    if (n->incarnation[0])
+    if (n->incarnation[0]) {
         json_object_set_new(rec, "incarnation", json_string(n->incarnation));
+    }
     return rec;
 }
 
@@ -453,8 +481,9 @@ static void on_work(evutil_socket_t fd, short what, void *arg);
 static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
 {
     szd_ns *ns = calloc(1, sizeof *ns);
-    if (!ns)
+    if (!ns) {
         return NULL;
+    }
     ns->d = d;
     ns->key = ++d->ns_keys;
     ns->cfg = *cfg;
@@ -466,16 +495,19 @@ static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
                                 .band = cfg->band,
                                 .seed = 1,
                                 .slots = cfg->slots};
-    if (shardz_sharder_new(&sc, &ns->sh) != 0)
+    if (shardz_sharder_new(&sc, &ns->sh) != 0) {
         goto err;
+    }
     ns->events = calloc(SZD_EVENTS, sizeof *ns->events);
-    if (!ns->events)
+    if (!ns->events) {
         goto err;
+    }
     ns->event_seq = 1;
     ns->tick = event_new(d->base, -1, EV_PERSIST, on_tick, ns);
     ns->work = event_new(d->base, -1, 0, on_work, ns);
-    if (!ns->tick || !ns->work)
+    if (!ns->tick || !ns->work) {
         goto err;
+    }
     struct timeval tv = {cfg->ping_interval_ms / 1000, (cfg->ping_interval_ms % 1000) * 1000};
     event_add(ns->tick, &tv);
     szd_hl_ns_set(d->hl, ns->key, cfg->name, cfg->ping_interval_ms, cfg->dead_after_ms,
@@ -488,36 +520,43 @@ err:
 
 void szd_ns_free(szd_ns *ns)
 {
-    if (!ns)
+    if (!ns) {
         return;
-    if (ns->key)
+    }
+    if (ns->key) {
         szd_hl_ns_del(ns->d->hl, ns->key);
+    }
     szd_ns_forget_flights(ns);
     szd_state_body_release(ns);
     szd_watch_cancel_all(ns);
-    if (ns->tick)
+    if (ns->tick) {
         event_free(ns->tick);
-    if (ns->work)
+    }
+    if (ns->work) {
         event_free(ns->work);
+    }
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         szd_node_close(ns->nodes[i]);
         szd_push_node_free(ns->nodes[i]);
         free(ns->nodes[i]);
     }
     free(ns->nodes);
-    for (uint32_t i = 0; i < ns->nparts; i++)
+    for (uint32_t i = 0; i < ns->nparts; i++) {
         free(ns->parts[i].load);
+    }
     free(ns->parts);
-    for (size_t i = 0; i < ns->nghosts; i++)
+    for (size_t i = 0; i < ns->nghosts; i++) {
         free(ns->ghosts[i].id);
+    }
     free(ns->ghosts);
     szd_map_free(&ns->node_map);
     szd_map_free(&ns->part_map);
     shardz_sharder_free(ns->sh);
     szd_range_free(ns);
     json_decref(ns->restore);
-    for (uint32_t i = 0; ns->events && i < SZD_EVENTS; i++)
+    for (uint32_t i = 0; ns->events && i < SZD_EVENTS; i++) {
         json_decref(ns->events[i]);
+    }
     free(ns->events);
     free(ns);
 }
@@ -526,8 +565,9 @@ void szd_ns_free(szd_ns *ns)
 
 void szd_event(szd_ns *ns, const char *type, json_t *fields)
 {
-    if (!fields)
+    if (!fields) {
         return;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     json_object_set_new(fields, "seq", json_integer((json_int_t)ns->event_seq));
@@ -545,8 +585,9 @@ json_t *szd_events_json(const szd_ns *ns, uint64_t since, size_t limit)
     json_t *list = json_array();
     uint64_t first = ns->event_seq > SZD_EVENTS ? ns->event_seq - SZD_EVENTS : 1;
     uint64_t seq = since + 1 > first ? since + 1 : first;
-    for (; seq < ns->event_seq && json_array_size(list) < limit; seq++)
+    for (; seq < ns->event_seq && json_array_size(list) < limit; seq++) {
         json_array_append(list, ns->events[seq % SZD_EVENTS]);
+    }
     return json_pack("{s:o, s:I, s:I}", "events", list, "next", (json_int_t)(seq - 1), "first",
                      (json_int_t)first);
 }
@@ -556,8 +597,9 @@ static int ns_attach(szd *d, szd_ns *ns)
     if (d->nns == d->capns) {
         uint32_t ncap = d->capns ? 2 * d->capns : 8;
         szd_ns **nn = realloc(d->ns, ncap * sizeof *nn);
-        if (!nn)
+        if (!nn) {
             return SHARDZ_ENOMEM;
+        }
         d->ns = nn;
         d->capns = ncap;
     }
@@ -570,11 +612,13 @@ static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned n
 {
     if (ns->nparts + n > ns->capparts) {
         uint32_t ncap = ns->capparts ? ns->capparts : 64;
-        while (ncap < ns->nparts + n)
+        while (ncap < ns->nparts + n) {
             ncap *= 2;
+        }
         szd_part *np = realloc(ns->parts, ncap * sizeof *np);
-        if (!np)
+        if (!np) {
             return SHARDZ_ENOMEM;
+        }
         ns->parts = np;
         ns->capparts = ncap;
     }
@@ -585,8 +629,9 @@ static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned n
         size_t nd = ns->cfg.ndims;
         p->load = calloc(1, nd * sizeof(double) + nrep * sizeof(szd_slot) + idlen + 1);
         if (!p->load) {
-            while (i-- > 0)
+            while (i-- > 0) {
                 free(ns->parts[ns->nparts + i].load);
+            }
             return SHARDZ_ENOMEM;
         }
         p->slots = (szd_slot *)(p->load + nd);
@@ -605,8 +650,9 @@ static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned n
      * time stays linear */
     for (uint32_t idx = ns->nparts - (uint32_t)n; idx < ns->nparts; idx++) {
         int rc = szd_map_insert(&ns->part_map, idx, idx + 1, part_key, ns);
-        if (rc)
+        if (rc) {
             return rc;
+        }
     }
     return 0;
 }
@@ -616,8 +662,9 @@ static int sharder_add_parts(szd_ns *ns, const char *const *ids, size_t n)
 {
     const char *vacant[SHARDZ_MAX_REPLICAS] = {0};
     shardz_partition_spec *specs = calloc(n ? n : 1, sizeof *specs);
-    if (!specs)
+    if (!specs) {
         return SHARDZ_ENOMEM;
+    }
     for (size_t i = 0; i < n; i++) {
         specs[i].id = ids[i];
         specs[i].replicas = ns->cfg.replicas;
@@ -635,8 +682,9 @@ static int parse_part_ids(szd_ns *ns, json_t *arg, char ***out, size_t *n, char 
 {
     *out = NULL;
     *n = 0;
-    if (!arg)
+    if (!arg) {
         return 0;
+    }
     size_t count;
     if (json_is_integer(arg)) {
         if (json_integer_value(arg) < 0 || json_integer_value(arg) > 1000000) {
@@ -651,15 +699,17 @@ static int parse_part_ids(szd_ns *ns, json_t *arg, char ***out, size_t *n, char 
         return SHARDZ_EINVAL;
     }
     char **ids = calloc(count ? count : 1, sizeof *ids);
-    if (!ids)
+    if (!ids) {
         return SHARDZ_ENOMEM;
+    }
     for (size_t i = 0; i < count; i++) {
         char num[32];
         const char *id = num;
-        if (json_is_integer(arg))
+        if (json_is_integer(arg)) {
             snprintf(num, sizeof num, "%zu", i);
-        else
+        } else {
             id = json_string_value(json_array_get(arg, i));
+        }
         if (!szd_valid_id(id)) {
             snprintf(err, errlen, "partition %zu: ids are 1-%d bytes of [A-Za-z0-9._:-]", i,
                      SHARDZ_MAX_ID);
@@ -667,35 +717,40 @@ static int parse_part_ids(szd_ns *ns, json_t *arg, char ***out, size_t *n, char 
         }
         if (szd_part_find(ns, id)) {
             snprintf(err, errlen, "partition '%s' already exists", id);
-            for (size_t k = 0; k < i; k++)
+            for (size_t k = 0; k < i; k++) {
                 free(ids[k]);
+            }
             free(ids);
             return SHARDZ_EEXIST;
         }
         ids[i] = strdup(id);
-        if (!ids[i])
+        if (!ids[i]) {
             goto nomem;
+        }
     }
     /* duplicates inside a list are refused by the sharder (SHARDZ_EEXIST) */
     *out = ids;
     *n = count;
     return 0;
 nomem:
-    for (size_t k = 0; k < count; k++)
+    for (size_t k = 0; k < count; k++) {
         free(ids[k]);
+    }
     free(ids);
     return SHARDZ_ENOMEM;
 bad:
-    for (size_t k = 0; k < count; k++)
+    for (size_t k = 0; k < count; k++) {
         free(ids[k]);
+    }
     free(ids);
     return SHARDZ_EINVAL;
 }
 
 static void free_ids(char **ids, size_t n)
 {
-    for (size_t i = 0; ids && i < n; i++)
+    for (size_t i = 0; ids && i < n; i++) {
         free(ids[i]);
+    }
     free(ids);
 }
 
@@ -712,10 +767,12 @@ static int run_gone_read(shardz_store *st, void *arg)
     gone_read *g = arg;
     shardz_kv *kv = NULL;
     int rc = shardz_store_get(st, g->key, (size_t)g->klen, &kv, NULL);
-    if (rc == SHARDZ_ENOENT)
+    if (rc == SHARDZ_ENOENT) {
         return 0;
-    if (rc)
+    }
+    if (rc) {
         return rc;
+    }
     json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
     json_int_t rev = json_integer_value(json_object_get(j, "revision"));
     json_int_t floor = json_integer_value(json_object_get(j, "generation_floor"));
@@ -752,24 +809,29 @@ int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns *
     ns->revision = g.revision + 1 > ns->revision ? g.revision + 1 : ns->revision;
     ns->gen_floor = g.gen_floor;
     rc = parse_part_ids(ns, partitions, &ids, &n, err, errlen);
-    if (rc)
+    if (rc) {
         goto fail;
+    }
     rc = sharder_add_parts(ns, (const char *const *)ids, n);
     if (rc) {
         snprintf(err, errlen, "partitions: %s", shardz_strerror(rc));
         goto fail;
     }
     rc = parts_append(ns, (const char *const *)ids, n, cfg->replicas);
-    if (rc == 0 && szd_is_range(ns))
+    if (rc == 0 && szd_is_range(ns)) {
         rc = szd_range_init(ns, err, errlen);
-    if (rc)
+    }
+    if (rc) {
         goto fail;
+    }
     rc = szd_ns_flush(ns, true, err, errlen, NULL);
-    if (rc)
+    if (rc) {
         goto fail;
+    }
     rc = ns_attach(d, ns);
-    if (rc)
+    if (rc) {
         goto fail;
+    }
     free_ids(ids, n);
     szd_log(d, SZD_INFO, "msg=\"namespace created\" ns=%s sharder=%s partitions=%zu replicas=%u",
             cfg->name, cfg->sharder, n, cfg->replicas);
@@ -802,11 +864,13 @@ int szd_ns_delete(szd *d, szd_ns *ns)
 {
     char prefix[SHARDZ_KEY_BUF], gone[SHARDZ_KEY_BUF];
     int len = shardz_key_ns_prefix(prefix, sizeof prefix, ns->cfg.name);
-    if (len < 0)
+    if (len < 0) {
         return len;
+    }
     int glen = shardz_key_build(gone, sizeof gone, SHARDZ_KEY_GONE, ns->cfg.name, NULL);
-    if (glen < 0)
+    if (glen < 0) {
         return glen;
+    }
     /* the workers' last assignment of it, and the mark its name's next namespace starts above
      * (revisions and generations keep growing per name: a worker can tell them apart) */
     uint64_t last = ns->revision + 1;
@@ -814,19 +878,22 @@ int szd_ns_delete(szd *d, szd_ns *ns)
                              (json_int_t)ns_top_generation(ns));
     char *text = json_dumps(mark, JSON_COMPACT);
     json_decref(mark);
-    if (!text)
+    if (!text) {
         szd_oom();
+    }
     shardz_op ops[2] = {{SHARDZ_OP_DELETE_PREFIX, prefix, (size_t)len, NULL, 0, 0},
                         {SHARDZ_OP_PUT, gone, (size_t)glen, text, strlen(text), 0}};
     int rc = szd_store_txn(d, ops, 2, NULL, 0);
     free(text);
-    if (rc)
+    if (rc) {
         return rc;
-    for (uint32_t i = 0; i < d->nns; i++)
+    }
+    for (uint32_t i = 0; i < d->nns; i++) {
         if (d->ns[i] == ns) {
             d->ns[i] = d->ns[--d->nns];
             break;
         }
+    }
     /* Tell the workers to delete everything (a strict worker's lease would lapse anyway; an
      * available one would serve forever), then free. */
     szd_push_farewell(d, ns, last, ns->cfg.lease_ms + ns->cfg.dead_after_ms + 30000);
@@ -841,19 +908,22 @@ json_t *szd_ns_summary_json(const szd_ns *ns)
     json_t *j = szd_ns_config_json(ns);
     json_t *states = json_object();
     size_t cnt[SZD_NODE_LEFT + 1] = {0};
-    for (uint32_t i = 0; i < ns->nnodes; i++)
+    for (uint32_t i = 0; i < ns->nnodes; i++) {
         cnt[ns->nodes[i]->state]++;
-    for (int s = 0; s <= SZD_NODE_LEFT; s++)
+    }
+    for (int s = 0; s <= SZD_NODE_LEFT; s++) {
         json_object_set_new(states, szd_node_state_name((szd_node_state)s),
                             json_integer((json_int_t)cnt[s]));
+    }
     size_t missing = 0, moves = 0;
-    for (uint32_t i = 0; i < ns->nparts; i++)
+    for (uint32_t i = 0; i < ns->nparts; i++) {
         for (unsigned s = 0; s < ns->parts[i].nrep; s++) {
             const szd_slot *sl = &ns->parts[i].slots[s];
             bool serving = sl->owner_state == SZD_R_SERVING || sl->prev_state == SZD_R_SERVING;
             missing += !serving;
             moves += sl->owner >= 0 && sl->owner_state != SZD_R_SERVING;
         }
+    }
     json_object_set_new(j, "revision", json_integer((json_int_t)ns->revision));
     json_object_set_new(j, "nodes", states);
     json_object_set_new(j, "partitions", json_integer(ns->nparts));
@@ -883,8 +953,9 @@ static shardz_node_state sharder_state(szd_node_state st)
 /* Sets a node's state, in the sharder too, and schedules what follows. */
 void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st)
 {
-    if (n->state == st)
+    if (n->state == st) {
         return;
+    }
     szd_log(ns->d, SZD_INFO, "msg=\"node state\" ns=%s node=%s from=%s to=%s", ns->cfg.name, n->id,
             szd_node_state_name(n->state), szd_node_state_name(st));
     szd_node_state old = n->state;
@@ -896,26 +967,30 @@ void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st)
     if (st == SZD_NODE_LEFT) {
         const char *id = n->id;
         szd_hl_node_del(ns->d->hl, ns->key, n->id); /* no more pings */
-        if (old != SZD_NODE_LEFT)
+        if (old != SZD_NODE_LEFT) {
             (void)shardz_sharder_unregister_nodes(ns->sh, &id, 1, SHARDZ_REASON_LEAVE);
+        }
     } else {
         (void)shardz_sharder_set_node_state(ns->sh, n->id, sharder_state(st));
     }
     /* Placement changes only when eligibility or eviction changes. */
-    if (st != SZD_NODE_SUSPECT && !(old == SZD_NODE_SUSPECT && st == SZD_NODE_ALIVE))
+    if (st != SZD_NODE_SUSPECT && !(old == SZD_NODE_SUSPECT && st == SZD_NODE_ALIVE)) {
         ns->want_rebalance = true;
+    }
     szd_ns_changed(ns);
 }
 
 static int parse_address(const char *addr, char *host, size_t hostlen, uint16_t *port)
 {
     const char *colon = addr ? strrchr(addr, ':') : NULL;
-    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen)
+    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen) {
         return SHARDZ_EINVAL;
+    }
     char *end;
     long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 1 || p > 65535)
+    if (*end || p < 1 || p > 65535) {
         return SHARDZ_EINVAL;
+    }
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = 0;
     *port = (uint16_t)p;
@@ -950,8 +1025,9 @@ static int node_fill(szd_ns *ns, szd_node *n, json_t *body, char *err, size_t er
         json_object_foreach(cap, k, v)
         {
             size_t i = 0;
-            while (i < ns->cfg.ndims && strcmp(ns->cfg.dims[i], k) != 0)
+            while (i < ns->cfg.ndims && strcmp(ns->cfg.dims[i], k) != 0) {
                 i++;
+            }
             if (i == ns->cfg.ndims) {
                 snprintf(err, errlen, "capacity: unknown dimension '%s'", k);
                 return SHARDZ_EINVAL;
@@ -964,18 +1040,20 @@ static int node_fill(szd_ns *ns, szd_node *n, json_t *body, char *err, size_t er
                 return SHARDZ_EINVAL;
             }
             if (i >= n->ncap) {
-                for (size_t k2 = n->ncap; k2 < i; k2++)
+                for (size_t k2 = n->ncap; k2 < i; k2++) {
                     n->cap[k2] = INFINITY;
+                }
                 n->ncap = i + 1;
             }
             n->cap[i] = x;
         }
-        for (size_t i = 0; i < n->ncap; i++)
+        for (size_t i = 0; i < n->ncap; i++) {
             if (isinf(n->cap[i])) {
                 snprintf(err, errlen, "capacity: give every dimension up to '%s'",
                          ns->cfg.dims[n->ncap - 1]);
                 return SHARDZ_EINVAL;
             }
+        }
     }
     return 0;
 }
@@ -1003,14 +1081,16 @@ static szd_node *node_append(szd_ns *ns, const char *id)
     if (ns->nnodes == ns->capnodes) {
         uint32_t ncap = ns->capnodes ? 2 * ns->capnodes : 16;
         szd_node **nn = realloc(ns->nodes, ncap * sizeof *nn);
-        if (!nn)
+        if (!nn) {
             return NULL;
+        }
         ns->nodes = nn;
         ns->capnodes = ncap;
     }
     szd_node *n = calloc(1, sizeof *n);
-    if (!n)
+    if (!n) {
         return NULL;
+    }
     n->ns = ns;
     snprintf(n->id, sizeof n->id, "%s", id);
     n->state = SZD_NODE_JOINING;
@@ -1049,12 +1129,14 @@ static void node_reborn(szd_ns *ns, szd_node *n)
         szd_part *p = &ns->parts[k];
         for (unsigned s = 0; s < p->nrep; s++) {
             szd_slot *sl = &p->slots[s];
-            if (sl->owner != me && sl->prev != me)
+            if (sl->owner != me && sl->prev != me) {
                 continue;
+            }
             uint64_t gen = sl->generation;
             if (sl->owner == me &&
-                (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
+                (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING)) {
                 (void)shardz_sharder_bump_generation(ns->sh, p->id, &gen);
+            }
             szd_slot_out out;
             szd_slot_out_init(&out);
             szd_slot_reincarnated(sl, &env, me, gen, (uint8_t)SHARDZ_REASON_REPAIR, &out);
@@ -1062,8 +1144,9 @@ static void node_reborn(szd_ns *ns, szd_node *n)
             touched += out.changed;
         }
     }
-    if (ns->cfg.strict && touched > 0)
+    if (ns->cfg.strict && touched > 0) {
         n->retired_until_ms = until > n->retired_until_ms ? until : n->retired_until_ms;
+    }
     szd_log(ns->d, SZD_INFO,
             "msg=\"node restarted as a new process\" ns=%s node=%s replicas=%zu "
             "old_lease_ends_in_ms=%lld",
@@ -1081,8 +1164,9 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     }
     szd_node tmp = {0};
     int rc = node_fill(ns, &tmp, body, err, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     json_t *feat = json_object_get(body, "features");
     size_t fk;
     json_t *fe;
@@ -1115,8 +1199,9 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     bool same = n && !reborn && n->state != SZD_NODE_LEFT && !n->leaving &&
                 strcmp(n->address, tmp.address) == 0 && strcmp(n->zone, tmp.zone) == 0 &&
                 n->ncap == tmp.ncap && memcmp(n->cap, tmp.cap, sizeof n->cap) == 0;
-    if (reborn)
+    if (reborn) {
         node_reborn(ns, n);
+    }
     if (n) {
         /* A worker registering again (a restart): new address, same replicas unless it was
          * declared dead or left in the meantime. */
@@ -1145,15 +1230,18 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
                 snprintf(err, errlen, "placement: %s", shardz_strerror(rc));
                 return rc;
             }
-            if (n->state == SZD_NODE_DRAINING && !n->drained)
+            if (n->state == SZD_NODE_DRAINING && !n->drained) {
                 szd_node_set_state(ns, n, SZD_NODE_JOINING);
+            }
             /* registering is contact: a suspect node is alive (and eligible for its new share
              * now: suspect -> alive alone would not plan again) */
-            if (n->state == SZD_NODE_SUSPECT)
+            if (n->state == SZD_NODE_SUSPECT) {
                 szd_node_set_state(ns, n, SZD_NODE_ALIVE);
+            }
         }
-        if (!same)
+        if (!same) {
             ns->want_rebalance = true; /* new zone or capacity, or back from a leave */
+        }
     } else {
         n = node_append(ns, id);
         if (!n) {
@@ -1183,8 +1271,9 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     json_array_foreach(features, fi, fv)
     {
         const char *f = json_string_value(fv);
-        if (f && strcmp(f, "delta") == 0 && !szd_is_range(ns))
+        if (f && strcmp(f, "delta") == 0 && !szd_is_range(ns)) {
             n->delta_ok = true;
+        }
     }
     szd_push_full(n);
     /* heard from now: dead only after dead_after_ms without an answer */
@@ -1194,32 +1283,36 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         ns->nodes_dirty = true;
     }
     rc = szd_ns_flush(ns, false, err, errlen, NULL);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address, n->stamp);
     char zq[256];
     szd_log(ns->d, SZD_INFO, "msg=\"node registered\" ns=%s node=%s address=%s zone=\"%s\"",
             ns->cfg.name, n->id, n->address, szd_logq(zq, sizeof zq, n->zone));
     szd_event(ns, "node-registered",
               json_pack("{s:s, s:s, s:s}", "node", n->id, "address", n->address, "zone", n->zone));
-    if (same)
+    if (same) {
         szd_ns_schedule(ns); /* its whole set goes out; nothing else changed */
-    else
+    } else {
         szd_ns_changed(ns);
+    }
     *out = n;
     return 0;
 }
 
 int szd_node_leave(szd_ns *ns, szd_node *n)
 {
-    if (n->state == SZD_NODE_LEFT)
+    if (n->state == SZD_NODE_LEFT) {
         return 0;
+    }
     n->leaving = true;
     n->record_dirty = true;
     ns->nodes_dirty = true;
     int rc = szd_ns_flush(ns, false, NULL, 0, NULL);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     szd_node_set_state(ns, n, SZD_NODE_DRAINING);
     return 0;
 }
@@ -1231,10 +1324,12 @@ static json_t *node_summary(const szd_ns *ns, const szd_node *n, size_t replicas
                             const double *load)
 {
     json_t *cap = json_object(), *lj = json_object();
-    for (size_t i = 0; i < n->ncap; i++)
+    for (size_t i = 0; i < n->ncap; i++) {
         json_object_set_new(cap, ns->cfg.dims[i], json_real(n->cap[i]));
-    for (size_t d = 0; load && d < ns->cfg.ndims; d++)
+    }
+    for (size_t d = 0; load && d < ns->cfg.ndims; d++) {
         json_object_set_new(lj, ns->cfg.dims[d], json_real(load[d]));
+    }
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:b, s:b}", "id", n->id, "address",
                      n->address, "zone", n->zone, "state", szd_node_state_name(n->state),
                      "capacity", cap, "load", lj, "replicas", (json_int_t)replicas, "leaving",
@@ -1243,9 +1338,11 @@ static json_t *node_summary(const szd_ns *ns, const szd_node *n, size_t replicas
 
 static int32_t idx_of(const szd_ns *ns, const szd_node *n)
 {
-    for (uint32_t i = 0; i < ns->nnodes; i++)
-        if (ns->nodes[i] == n)
+    for (uint32_t i = 0; i < ns->nnodes; i++) {
+        if (ns->nodes[i] == n) {
             return (int32_t)i;
+        }
+    }
     return -1;
 }
 
@@ -1256,17 +1353,20 @@ json_t *szd_nodes_json(const szd_ns *ns)
     size_t *count = calloc(nn, sizeof *count);
     double *load = calloc(nn * (nd ? nd : 1), sizeof *load);
     json_t *list = json_array();
-    for (uint32_t i = 0; count && load && i < ns->nparts; i++)
+    for (uint32_t i = 0; count && load && i < ns->nparts; i++) {
         for (unsigned s = 0; s < ns->parts[i].nrep; s++) {
             const szd_slot *sl = &ns->parts[i].slots[s];
             if (sl->owner >= 0 && sl->owner_state != SZD_R_NONE) {
                 count[sl->owner]++;
-                for (size_t d = 0; d < nd; d++)
+                for (size_t d = 0; d < nd; d++) {
                     load[(size_t)sl->owner * nd + d] += ns->parts[i].load[d];
+                }
             }
-            if (sl->prev >= 0 && sl->prev_state != SZD_R_NONE)
+            if (sl->prev >= 0 && sl->prev_state != SZD_R_NONE) {
                 count[sl->prev]++;
+            }
         }
+    }
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         json_t *j = node_summary(ns, ns->nodes[i], count && load ? count[i] : 0,
                                  count && load ? load + (size_t)i * nd : NULL);
@@ -1290,15 +1390,17 @@ json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions)
             szd_rstate st = SZD_R_NONE;
             if (sl->owner == me) {
                 st = (szd_rstate)sl->owner_state;
-                for (size_t d = 0; st != SZD_R_NONE && d < ns->cfg.ndims; d++)
+                for (size_t d = 0; st != SZD_R_NONE && d < ns->cfg.ndims; d++) {
                     load[d] += p->load[d];
+                }
             } else if (sl->prev == me) {
                 st = (szd_rstate)sl->prev_state;
             }
-            if (st == SZD_R_NONE)
+            if (st == SZD_R_NONE) {
                 continue;
+            }
             replicas++;
-            if (parts)
+            if (parts) {
                 json_array_append_new(parts, json_pack("{s:s, s:i, s:s, s:s, s:I}", "partition",
                                                        p->id, "slot", (int)s, "role",
                                                        !ns->cfg.roles ? "none"
@@ -1306,11 +1408,13 @@ json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions)
                                                                       : "secondary",
                                                        "state", szd_rstate_name(st), "generation",
                                                        (json_int_t)sl->generation));
+            }
         }
     }
     json_t *j = node_summary(ns, n, replicas, load);
-    if (parts)
+    if (parts) {
         json_object_set_new(j, "partitions", parts);
+    }
     return j;
 }
 
@@ -1325,8 +1429,9 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
         return SHARDZ_EINVAL;
     }
     int rc = parse_part_ids(ns, arg, &ids, &n, err, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     rc = sharder_add_parts(ns, (const char *const *)ids, n);
     if (rc) {
         snprintf(err, errlen, "%s",
@@ -1334,18 +1439,22 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
         goto out;
     }
     rc = parts_append(ns, (const char *const *)ids, n, ns->cfg.replicas);
-    if (rc)
+    if (rc) {
         goto out;
-    for (size_t i = 0; i < n && ns->nghosts > 0; i++)
+    }
+    for (size_t i = 0; i < n && ns->nghosts > 0; i++) {
         ghosts_restore(ns, &ns->parts[ns->nparts - n + i]);
+    }
     mark_all_parts_if_hash(ns); /* slots moved between partitions */
     /* placed before the write, so that a new partition's first record already names its
      * owners: one write of each, not two (the pass pushes them once it is durable) */
-    if (ns_rebalance(ns) != 0)
+    if (ns_rebalance(ns) != 0) {
         ns->want_rebalance = true; /* the pass tries again */
+    }
     rc = szd_ns_flush(ns, false, err, errlen, NULL);
-    if (rc)
+    if (rc) {
         goto out;
+    }
     szd_event(ns, "partitions-added", json_pack("{s:I}", "count", (json_int_t)n));
     szd_ns_changed(ns);
 out:
@@ -1355,10 +1464,12 @@ out:
 
 static void mark_all_parts_if_hash(szd_ns *ns)
 {
-    if (strcmp(ns->cfg.sharder, "hash") != 0)
+    if (strcmp(ns->cfg.sharder, "hash") != 0) {
         return;
-    for (uint32_t i = 0; i < ns->nparts; i++)
+    }
+    for (uint32_t i = 0; i < ns->nparts; i++) {
         ns->parts[i].dirty = true;
+    }
     ns->parts_dirty = true;
 }
 
@@ -1373,8 +1484,9 @@ static void node_drops(szd_node *n, const szd_part *p)
 /* The replica of p node `node` (-1: none) should hold changed: it is pushed again. */
 static void mark_dirty(szd_ns *ns, int32_t node, const szd_part *p)
 {
-    if (node >= 0)
+    if (node >= 0) {
         szd_push_changed(ns->nodes[node], p->id);
+    }
 }
 
 /* Forgets the ghosts of partition `id` (NULL: any) held by node `node`: its answers or its
@@ -1396,10 +1508,12 @@ static void ghosts_forget(szd_ns *ns, const char *id, int32_t node)
  * (`served`), or its earlier process may. */
 static bool ghost_held(const szd_ns *ns, const char *id, int32_t node, bool served)
 {
-    for (size_t i = 0; i < ns->nghosts; i++)
+    for (size_t i = 0; i < ns->nghosts; i++) {
         if (ns->ghosts[i].node == node && strcmp(ns->ghosts[i].id, id) == 0 &&
-            (served || ns->ghosts[i].retired))
+            (served || ns->ghosts[i].retired)) {
             return true;
+        }
+    }
     return false;
 }
 
@@ -1411,15 +1525,17 @@ static void ghosts_keep(szd_ns *ns, const szd_part *p)
         uint64_t gen = 0;
         bool retired = false;
         int32_t h = szd_slot_holder(&p->slots[s], &env, &gen, &retired);
-        if (h < 0)
+        if (h < 0) {
             continue;
+        }
         if (ns->nghosts == ns->capghosts) {
             ns->capghosts = ns->capghosts ? 2 * ns->capghosts : 8;
             ns->ghosts = szd_xrealloc(ns->ghosts, ns->capghosts * sizeof *ns->ghosts);
         }
         char *id = strdup(p->id);
-        if (!id)
+        if (!id) {
             szd_oom();
+        }
         ns->ghosts[ns->nghosts++] =
             (szd_ghost){.id = id, .node = h, .slot = (uint16_t)s, .retired = retired, .gen = gen};
         node_drops(ns->nodes[h], p); /* its answers (or its lease) end the ghost */
@@ -1455,8 +1571,9 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
 {
     char key[SHARDZ_KEY_BUF];
     int len = shardz_key_assign(key, sizeof key, ns->cfg.name, p->id);
-    if (len < 0)
+    if (len < 0) {
         return len;
+    }
     const char *id = p->id;
     /* its generations stay below any the id gets if added again: the floor goes up with the
      * removal, in the same transaction */
@@ -1469,16 +1586,18 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     }
     char ckey[SHARDZ_KEY_BUF];
     int clen = shardz_key_build(ckey, sizeof ckey, SHARDZ_KEY_CONFIG, ns->cfg.name, NULL);
-    if (clen < 0)
+    if (clen < 0) {
         return clen;
+    }
     uint64_t old_floor = ns->gen_floor;
     ns->gen_floor = floor;
     json_t *rec = szd_ns_config_record(ns);
     char *cfg = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);
     ns->gen_floor = old_floor;
-    if (!cfg)
+    if (!cfg) {
         szd_oom();
+    }
     /* the store first: a removal that did not reach it changes nothing */
     shardz_op ops[2] = {{SHARDZ_OP_DELETE, key, (size_t)len, NULL, 0, 0},
                         {SHARDZ_OP_PUT, ckey, (size_t)clen, cfg, strlen(cfg), 0}};
@@ -1492,8 +1611,9 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     }
     ns->gen_floor = floor;
     rc = shardz_sharder_unregister_partitions(ns->sh, &id, 1);
-    if (rc && !(rc == SHARDZ_ENOENT && szd_is_range(ns))) /* a range task unregistered it */
+    if (rc && !(rc == SHARDZ_ENOENT && szd_is_range(ns))) { /* a range task unregistered it */
         return rc;
+    }
     for (unsigned s = 0; s < p->nrep; s++) {
         mark_dirty(ns, p->slots[s].owner, p);
         mark_dirty(ns, p->slots[s].prev, p);
@@ -1537,14 +1657,16 @@ json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
             node = sl->owner;
             st = (szd_rstate)sl->owner_state;
         }
-        if (node < 0)
+        if (node < 0) {
             continue;
+        }
         json_t *r =
             json_pack("{s:s, s:s, s:i, s:s, s:s, s:I}", "node", ns->nodes[node]->id, "address",
                       ns->nodes[node]->address, "slot", (int)s, "role", role_name(ns, s), "state",
                       szd_rstate_name(st), "generation", (json_int_t)gen_shown);
-        if (sl->owner >= 0 && sl->owner != node)
+        if (sl->owner >= 0 && sl->owner != node) {
             json_object_set_new(r, "moving_to", json_string(ns->nodes[sl->owner]->id));
+        }
         json_array_append_new(reps, r);
     }
     json_t *j = json_pack("{s:s, s:I, s:o}", "partition", p->id, "generation", (json_int_t)gen,
@@ -1552,15 +1674,17 @@ json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
     szd_range_fields(ns, p->id, j, false);
     if (p->load_ms > 0) {
         json_t *load = json_object();
-        for (size_t d = 0; d < ns->cfg.ndims; d++)
+        for (size_t d = 0; d < ns->cfg.ndims; d++) {
             json_object_set_new(load, ns->cfg.dims[d], json_real(p->load[d]));
+        }
         json_object_set_new(j, "load", load);
         json_object_set_new(j, "load_age_ms",
                             json_integer((json_int_t)(szd_now(ns->d) - p->load_ms)));
     }
-    if (p->moved_ms > 0)
+    if (p->moved_ms > 0) {
         json_object_set_new(j, "moved_age_ms",
                             json_integer((json_int_t)(szd_now(ns->d) - p->moved_ms)));
+    }
     return j;
 }
 
@@ -1576,22 +1700,25 @@ json_t *szd_state_json(const szd_ns *ns)
     json_t *parts = json_array();
     bool hash = strcmp(ns->cfg.sharder, "hash") == 0;
     szd_runs runs = {0};
-    if (hash)
+    if (hash) {
         (void)szd_runs_load(ns, &runs); /* one pass over the slots for every partition */
+    }
     for (uint32_t i = 0; i < ns->nparts; i++) {
         json_t *pj = szd_part_json(ns, &ns->parts[i]);
         json_object_set_new(pj, "id", json_string(ns->parts[i].id));
         json_object_del(pj, "partition");
-        if (hash)
+        if (hash) {
             json_object_set_new(pj, "slots", slot_runs_json(ns, &runs, ns->parts[i].id));
+        }
         json_array_append_new(parts, pj);
     }
     szd_runs_free(&runs);
     json_t *j = json_pack("{s:s, s:I, s:s, s:o, s:o}", "namespace", ns->cfg.name, "revision",
                           (json_int_t)ns->revision, "sharder", ns->cfg.sharder, "nodes", nodes,
                           "partitions", parts);
-    if (hash)
+    if (hash) {
         json_object_set_new(j, "slots", json_integer(ns->cfg.slots));
+    }
     return j;
 }
 
@@ -1617,18 +1744,22 @@ static void move_done(szd_ns *ns, szd_part *p, unsigned s);
 /* Carries out what the slot machine (core/slot.c) says changed for slot s of p. */
 static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         mark_dirty(ns, out->push[i], p);
-    if (out->drop_watch >= 0)
+    }
+    if (out->drop_watch >= 0) {
         node_drops(ns->nodes[out->drop_watch], p);
-    if (out->started)
+    }
+    if (out->started) {
         ns->moves_started++;
+    }
     if (out->changed) {
         p->dirty = true;
         ns->parts_dirty = true;
     }
-    if (out->done)
+    if (out->done) {
         move_done(ns, p, s);
+    }
 }
 
 static void apply_move(szd_ns *ns, const shardz_move *mv)
@@ -1646,11 +1777,12 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
     /* a first placement (reason new) is not an event of its own: a bulk add would bury every
      * other event under a million of them; ns_rebalance tells their number once */
     bool first = mv->reason == SHARDZ_REASON_NEW;
-    if (!first)
+    if (!first) {
         szd_event(ns, "move",
                   json_pack("{s:s, s:i, s:s?, s:s?, s:s, s:I}", "partition", p->id, "slot",
                             (int)mv->slot, "from", mv->from, "to", mv->to, "reason",
                             shardz_reason_name(mv->reason), "generation", (json_int_t)gen));
+    }
     szd_log(ns->d, first ? SZD_DEBUG : SZD_INFO,
             "msg=\"move\" ns=%s partition=%s slot=%u from=%s to=%s reason=%s generation=%llu",
             ns->cfg.name, p->id, mv->slot, mv->from ? mv->from : "-", mv->to ? mv->to : "-",
@@ -1678,17 +1810,21 @@ static int ns_rebalance(szd_ns *ns)
         shardz_plan_move(plan, i, &mv);
         placed += mv.reason == SHARDZ_REASON_NEW;
         apply_move(ns, &mv);
-        if ((i & 1023) == 1023)
+        if ((i & 1023) == 1023) {
             szd_ha_poll(ns->d); /* a plan of 100,000 moves keeps the lease */
+        }
     }
-    if (n > 0 || shardz_plan_missing(plan) > 0)
+    if (n > 0 || shardz_plan_missing(plan) > 0) {
         szd_log(ns->d, SZD_INFO, "msg=\"plan\" ns=%s moves=%zu missing=%zu", ns->cfg.name, n,
                 shardz_plan_missing(plan));
+    }
     shardz_plan_free(plan);
-    if (placed > 0)
+    if (placed > 0) {
         szd_event(ns, "placed", json_pack("{s:I}", "count", (json_int_t)placed));
-    if (n > 0)
+    }
+    if (n > 0) {
         szd_ns_changed(ns);
+    }
     return 0;
 }
 
@@ -1702,8 +1838,9 @@ int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like)
     bool vacant = false;
     for (unsigned s = 0; s < nrep; s++) {
         at[s] = szd_slot_serving_node(&like->slots[s]);
-        if (node_gone(ns, at[s]))
+        if (node_gone(ns, at[s])) {
             at[s] = -1;
+        }
         owners[s] = at[s] >= 0 ? ns->nodes[at[s]]->id : NULL;
         vacant |= at[s] < 0;
     }
@@ -1715,17 +1852,20 @@ int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like)
     int rc = shardz_sharder_register_partitions(ns->sh, &spec, 1);
     if (rc == 0) {
         rc = parts_append(ns, &id, 1, nrep);
-        if (rc)
+        if (rc) {
             (void)shardz_sharder_unregister_partitions(ns->sh, &id, 1);
+        }
     }
-    if (rc)
+    if (rc) {
         return rc;
+    }
     szd_part *p = &ns->parts[ns->nparts - 1];
     uint64_t gen = 1;
     (void)shardz_sharder_generation(ns->sh, id, &gen);
     for (unsigned s = 0; s < nrep; s++) {
-        if (at[s] < 0)
+        if (at[s] < 0) {
             continue;
+        }
         p->slots[s].owner = at[s];
         p->slots[s].owner_state = SZD_R_ADDING;
         p->slots[s].generation = gen;
@@ -1746,12 +1886,14 @@ static void move_done(szd_ns *ns, szd_part *p, unsigned s)
     p->moved_ms = szd_now(ns->d);
     /* a first placement is not worth a statistics record (a million of them after a bulk
      * add); its time is kept in memory for the cooldown */
-    if (sl->reason != SHARDZ_REASON_NEW)
+    if (sl->reason != SHARDZ_REASON_NEW) {
         p->stats_dirty = true;
+    }
     double secs = (double)(szd_now(ns->d) - sl->started_ms) / 1000.0;
     szd_hist_add(&ns->move_hist, secs);
-    if (sl->reason == SHARDZ_REASON_NEW)
+    if (sl->reason == SHARDZ_REASON_NEW) {
         return; /* as its start, a first placement's end is no event (apply_move) */
+    }
     szd_event(ns, "move-done",
               json_pack("{s:s, s:i, s:s?, s:s, s:f}", "partition", p->id, "slot", (int)s, "node",
                         sl->owner >= 0 ? ns->nodes[sl->owner]->id : NULL, "reason",
@@ -1784,9 +1926,10 @@ static bool check_drops(szd_ns *ns, szd_part *p, int32_t me, bool still_served, 
     bool pending = false;
     for (unsigned s = 0; s < p->nrep; s++) {
         bool elsewhere = false;
-        for (unsigned t = 0; t < p->nrep; t++)
+        for (unsigned t = 0; t < p->nrep; t++) {
             elsewhere |=
                 t != s && p->slots[t].owner == me && p->slots[t].owner_state == SZD_R_SERVING;
+        }
         szd_slot_out out;
         szd_slot_out_init(&out);
         pending |= szd_slot_dropped(&p->slots[s], me, still_served && !elsewhere, &out);
@@ -1830,8 +1973,9 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
     json_object_foreach(served, pid, gen)
     {
         szd_part *p = szd_part_find(ns, pid);
-        if (p)
+        if (p) {
             changed |= ack_serving(ns, p, me, (uint64_t)json_integer_value(gen));
+        }
     }
     /* only the partitions it may still have to drop: proportional to the moves, not to the
      * namespace */
@@ -1842,8 +1986,9 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
         bool still = id && json_object_get(served, id) != NULL;
         bool pending = p ? check_drops(ns, p, me, still, &changed)
                          : id && ghost_held(ns, id, me, still); /* removed, still held */
-        if (id && !p && !pending)
+        if (id && !p && !pending) {
             ghosts_forget(ns, id, me);
+        }
         if (pending && !szd_idset_add(&keep, id)) {
             szd_oom();
         }
@@ -1851,8 +1996,9 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
     szd_idset_clear(&n->drops);
     n->drops = keep;
     json_decref(served);
-    if (changed)
+    if (changed) {
         szd_ns_changed(ns);
+    }
 }
 
 /* A worker's reply to a delta: it names only the partitions the delta named, so only those
@@ -1873,14 +2019,17 @@ void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving, const cha
             }
             continue;
         }
-        if (gen)
+        if (gen) {
             changed |= ack_serving(ns, p, me, (uint64_t)json_integer_value(gen));
-        if (!check_drops(ns, p, me, gen != NULL, &changed))
+        }
+        if (!check_drops(ns, p, me, gen != NULL, &changed)) {
             szd_idset_remove(&n->drops, named[i]);
+        }
     }
     json_decref(served);
-    if (changed)
+    if (changed) {
         szd_ns_changed(ns);
+    }
 }
 
 /* Whether node `me` holds a replica of p (serving, or being told to). */
@@ -1889,16 +2038,18 @@ static bool holds_replica(const szd_part *p, int32_t me)
     for (unsigned s = 0; s < p->nrep; s++) {
         const szd_slot *sl = &p->slots[s];
         if ((sl->owner == me && sl->owner_state != SZD_R_NONE) ||
-            (sl->prev == me && sl->prev_state == SZD_R_SERVING))
+            (sl->prev == me && sl->prev_state == SZD_R_SERVING)) {
             return true;
+        }
     }
     return false;
 }
 
 void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load)
 {
-    if (!json_is_object(load))
+    if (!json_is_object(load)) {
         return;
+    }
     int32_t me = idx_of(ns, n);
     int64_t now = szd_now(ns->d);
     const char *pid;
@@ -1921,8 +2072,9 @@ void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load)
         json_object_foreach(dims, dim, v)
         {
             size_t d = 0;
-            while (d < ns->cfg.ndims && strcmp(ns->cfg.dims[d], dim) != 0)
+            while (d < ns->cfg.ndims && strcmp(ns->cfg.dims[d], dim) != 0) {
                 d++;
+            }
             double x = json_number_value(v);
             if (d == ns->cfg.ndims || !json_is_number(v) || !isfinite(x) || x < 0) {
                 bad = true;
@@ -1941,8 +2093,9 @@ void szd_load_samples(szd_ns *ns, szd_node *n, json_t *load)
         }
         /* alpha by the time since the last sample: irregular samples weigh by elapsed time */
         if (shardz_load_smooth(p->load, &p->load_ms, sample, have, ns->cfg.ndims, now,
-                               ns->cfg.load_tau_ms) == 0)
+                               ns->cfg.load_tau_ms) == 0) {
             continue;
+        }
         ns->load_samples++;
         p->stats_dirty = true;
         (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
@@ -1954,8 +2107,9 @@ static void expire_retired(szd_ns *ns, int64_t now)
 {
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         szd_node *n = ns->nodes[i];
-        if (n->retired_until_ms == 0 || now < n->retired_until_ms)
+        if (n->retired_until_ms == 0 || now < n->retired_until_ms) {
             continue;
+        }
         n->retired_until_ms = 0;
         for (size_t x = 0; x < n->drops.cap; x++) {
             szd_part *p = n->drops.slots[x] ? szd_part_find(ns, n->drops.slots[x]) : NULL;
@@ -1964,8 +2118,9 @@ static void expire_retired(szd_ns *ns, int64_t now)
                 szd_slot_out_init(&out);
                 szd_slot_retired_gone(&p->slots[s], (int32_t)i, &out);
                 slot_applied(ns, p, s, &out);
-                if (out.changed)
+                if (out.changed) {
                     szd_ns_changed(ns);
+                }
             }
         }
         /* removed partitions its earlier process held */
@@ -1988,16 +2143,18 @@ static void expire_leases(szd_ns *ns)
     /* only a dead (or gone) node's pending drops wait for its lease: their partitions only */
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         szd_node *old = ns->nodes[i];
-        if (old->drops.n == 0 || (old->state != SZD_NODE_DEAD && old->state != SZD_NODE_LEFT))
+        if (old->drops.n == 0 || (old->state != SZD_NODE_DEAD && old->state != SZD_NODE_LEFT)) {
             continue;
+        }
         /* its lease runs from the last lease-granting message that may have reached it
          * (core/lease.c) */
         szd_lease_facts facts = {.last_ok_ms = old->last_ok_ms,
                                  .lease_from_ms = old->lease_from_ms,
                                  .push_reach_ms = old->assign_reach_ms,
                                  .failed_reach_ms = old->reach_ms};
-        if (!szd_lease_over((uint8_t)old->state, &facts, ns->cfg.lease_ms, now))
+        if (!szd_lease_over((uint8_t)old->state, &facts, ns->cfg.lease_ms, now)) {
             continue;
+        }
         for (size_t x = 0; x < old->drops.cap; x++) {
             szd_part *p = old->drops.slots[x] ? szd_part_find(ns, old->drops.slots[x]) : NULL;
             for (unsigned s = 0; p && s < p->nrep; s++) {
@@ -2005,8 +2162,9 @@ static void expire_leases(szd_ns *ns)
                 szd_slot_out_init(&out);
                 szd_slot_holder_gone(&p->slots[s], (int32_t)i, &out);
                 slot_applied(ns, p, s, &out);
-                if (out.changed)
+                if (out.changed) {
                     szd_ns_changed(ns);
+                }
             }
         }
         ghosts_forget(ns, NULL, (int32_t)i);
@@ -2019,15 +2177,19 @@ static void release_drained(szd_ns *ns)
 {
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         szd_node *n = ns->nodes[i];
-        if (n->state != SZD_NODE_DRAINING || !n->leaving)
+        if (n->state != SZD_NODE_DRAINING || !n->leaving) {
             continue; /* an operator's drain keeps the node registered */
+        }
         bool holds = false;
-        for (uint32_t k = 0; k < ns->nparts && !holds; k++)
-            for (unsigned s = 0; s < ns->parts[k].nrep && !holds; s++)
+        for (uint32_t k = 0; k < ns->nparts && !holds; k++) {
+            for (unsigned s = 0; s < ns->parts[k].nrep && !holds; s++) {
                 holds = ns->parts[k].slots[s].owner == (int32_t)i ||
                         ns->parts[k].slots[s].prev == (int32_t)i;
-        if (holds)
+            }
+        }
+        if (holds) {
             continue;
+        }
         szd_node_set_state(ns, n, SZD_NODE_LEFT);
         n->dirty = true;
         n->record_dirty = true;
@@ -2043,8 +2205,9 @@ void szd_ns_changed(szd_ns *ns)
 
 void szd_ns_schedule(szd_ns *ns)
 {
-    if (!event_pending(ns->work, EV_TIMEOUT, NULL))
+    if (!event_pending(ns->work, EV_TIMEOUT, NULL)) {
         event_active(ns->work, 0, 0);
+    }
 }
 
 static void on_work(evutil_socket_t fd, short what, void *arg)
@@ -2052,8 +2215,9 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     szd_ns *ns = arg;
-    if (!szd_acting(ns->d))
+    if (!szd_acting(ns->d)) {
         return; /* a follower's cache: the leader decides */
+    }
     if (ns->want_rebalance) {
         ns->want_rebalance = false;
         ns_rebalance(ns);
@@ -2076,8 +2240,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     szd_ns *ns = arg;
-    if (!szd_acting(ns->d))
+    if (!szd_acting(ns->d)) {
         return;
+    }
     maybe_balance(ns);
     szd_ns_schedule(ns);
 }
@@ -2086,8 +2251,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 int szd_node_drain(szd_ns *ns, szd_node *n, bool drain)
 {
-    if (n->state == SZD_NODE_LEFT || n->drained == drain)
+    if (n->state == SZD_NODE_LEFT || n->drained == drain) {
         return 0;
+    }
     n->drained = drain;
     n->record_dirty = true;
     ns->nodes_dirty = true;
@@ -2098,10 +2264,11 @@ int szd_node_drain(szd_ns *ns, szd_node *n, bool drain)
     }
     szd_log(ns->d, SZD_INFO, "msg=\"node %s\" ns=%s node=%s", drain ? "drained" : "undrained",
             ns->cfg.name, n->id);
-    if (drain)
+    if (drain) {
         szd_node_set_state(ns, n, SZD_NODE_DRAINING);
-    else if (!n->leaving && n->state == SZD_NODE_DRAINING)
+    } else if (!n->leaving && n->state == SZD_NODE_DRAINING) {
         szd_node_set_state(ns, n, SZD_NODE_ALIVE);
+    }
     return 0;
 }
 
@@ -2136,8 +2303,9 @@ static json_t *apply_plan(szd_ns *ns, shardz_plan *plan)
         apply_move(ns, &mv);
         json_array_append_new(list, move_json(&mv));
     }
-    if (n > 0)
+    if (n > 0) {
         szd_ns_changed(ns);
+    }
     return list;
 }
 
@@ -2194,8 +2362,9 @@ json_t *szd_plan_json(szd_ns *ns, bool apply)
 {
     shardz_plan *plan = NULL;
     int rc = shardz_sharder_rebalance(ns->sh, apply ? 0 : SHARDZ_PLAN_DRY_RUN, &plan);
-    if (rc)
+    if (rc) {
         return NULL;
+    }
     json_t *moves;
     if (apply) {
         moves = apply_plan(ns, plan);
@@ -2220,8 +2389,9 @@ json_t *szd_balance_json(szd_ns *ns, bool apply)
     shardz_balance_report rep;
     int rc = shardz_sharder_balance_round(ns->sh, &ns->cfg.balance, szd_now(ns->d), last_move_of,
                                           ns, apply ? 0 : SHARDZ_PLAN_DRY_RUN, &plan, &rep);
-    if (rc)
+    if (rc) {
         return NULL;
+    }
     json_t *moves;
     if (apply) {
         moves = apply_plan(ns, plan);
@@ -2246,18 +2416,21 @@ json_t *szd_balance_json(szd_ns *ns, bool apply)
 static void maybe_balance(szd_ns *ns)
 {
     int64_t now = szd_now(ns->d);
-    if (ns->cfg.balance_interval_ms <= 0 || now - ns->balanced_ms < ns->cfg.balance_interval_ms)
+    if (ns->cfg.balance_interval_ms <= 0 || now - ns->balanced_ms < ns->cfg.balance_interval_ms) {
         return;
+    }
     json_t *j = szd_balance_json(ns, true);
     const char *stopped = j ? json_string_value(json_object_get(j, "stopped")) : NULL;
     /* range namespaces: a range hot by itself is split (not while degraded, like moves) */
-    if (j && !(stopped && strcmp(stopped, "degraded") == 0))
+    if (j && !(stopped && strcmp(stopped, "degraded") == 0)) {
         szd_range_balance(ns, j, true);
+    }
     size_t nsplit = j ? json_array_size(json_object_get(j, "splits")) : 0;
-    if (j && (json_array_size(json_object_get(j, "moves")) > 0 || nsplit > 0))
+    if (j && (json_array_size(json_object_get(j, "moves")) > 0 || nsplit > 0)) {
         szd_log(ns->d, SZD_INFO, "msg=\"balancer round\" ns=%s moves=%zu splits=%zu stopped=%s",
                 ns->cfg.name, json_array_size(json_object_get(j, "moves")), nsplit,
                 stopped ? stopped : "?");
+    }
     json_decref(j);
     ns->balanced_ms = now;
 }
@@ -2268,20 +2441,24 @@ static int load_node(szd_ns *ns, json_t *j)
 {
     char err[256];
     const char *id = json_string_value(json_object_get(j, "id"));
-    if (!szd_valid_id(id) || szd_node_find(ns, id))
+    if (!szd_valid_id(id) || szd_node_find(ns, id)) {
         return SHARDZ_EINVAL;
+    }
     szd_node tmp = {0};
-    if (node_fill(ns, &tmp, j, err, sizeof err) != 0)
+    if (node_fill(ns, &tmp, j, err, sizeof err) != 0) {
         return SHARDZ_EINVAL;
+    }
     szd_node *n = node_append(ns, id);
-    if (!n)
+    if (!n) {
         return SHARDZ_ENOMEM;
+    }
     node_take_fields(n, &tmp);
     n->leaving = json_is_true(json_object_get(j, "leaving"));
     n->drained = json_is_true(json_object_get(j, "drained"));
     const char *inc = json_string_value(json_object_get(j, "incarnation"));
-    if (inc && szd_valid_id(inc))
+    if (inc && szd_valid_id(inc)) {
         snprintf(n->incarnation, sizeof n->incarnation, "%s", inc);
+    }
     n->state = n->leaving || n->drained ? SZD_NODE_DRAINING : SZD_NODE_JOINING;
     /* until it answers a ping it counts from now: a worker that is gone is declared dead
      * dead_after_ms after the restart */
@@ -2310,8 +2487,9 @@ static void parse_slots(szd_ns *ns, szd_part *p, json_t *slots, const char **own
         sl->prev = prev ? node_index(ns, prev) : -1;
         sl->owner_state = (uint8_t)(sl->owner >= 0 && os > 0 ? os : SZD_R_NONE);
         sl->prev_state = (uint8_t)(sl->prev >= 0 && ps > 0 ? ps : SZD_R_NONE);
-        if (sl->prev >= 0)
+        if (sl->prev >= 0) {
             node_drops(ns->nodes[sl->prev], p);
+        }
         if (sl->prev >= 0 && sl->prev_state == SZD_R_RETIRED) {
             /* when its earlier process's lease ends is not kept: a full lease from now */
             szd_node *old = ns->nodes[sl->prev];
@@ -2324,16 +2502,20 @@ static void parse_slots(szd_ns *ns, szd_part *p, json_t *slots, const char **own
         sl->started_ms = szd_now(ns->d);
         *gen = sl->generation > *gen ? sl->generation : *gen;
         if (sl->owner >= 0) {
-            for (unsigned t = 0; t < s; t++)
-                if (owners[t] && strcmp(owners[t], owner) == 0)
+            for (unsigned t = 0; t < s; t++) {
+                if (owners[t] && strcmp(owners[t], owner) == 0) {
                     sl->owner = -1; /* corrupt: two slots on one node */
-            if (sl->owner >= 0)
+                }
+            }
+            if (sl->owner >= 0) {
                 owners[s] = ns->nodes[sl->owner]->id;
+            }
         }
         if (sl->owner < 0) {
             sl->owner_state = SZD_R_NONE;
-            if (sl->prev < 0)
+            if (sl->prev < 0) {
                 sl->prev_state = SZD_R_NONE;
+            }
         }
     }
 }
@@ -2343,12 +2525,14 @@ static int load_part(szd_ns *ns, json_t *j)
     const char *id = json_string_value(json_object_get(j, "id"));
     json_t *slots = json_object_get(j, "slots");
     if (!szd_valid_id(id) || !json_is_array(slots) || json_array_size(slots) < 1 ||
-        json_array_size(slots) > SHARDZ_MAX_REPLICAS || szd_part_find(ns, id))
+        json_array_size(slots) > SHARDZ_MAX_REPLICAS || szd_part_find(ns, id)) {
         return SHARDZ_EINVAL;
+    }
     unsigned nrep = (unsigned)json_array_size(slots);
     int rc = parts_append(ns, &id, 1, nrep);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     szd_part *p = &ns->parts[ns->nparts - 1];
     p->dirty = false;
     const char *owners[SHARDZ_MAX_REPLICAS] = {0};
@@ -2357,12 +2541,14 @@ static int load_part(szd_ns *ns, json_t *j)
     shardz_partition_spec spec = {
         .id = id, .replicas = nrep, .nnodes = nrep, .nodes = owners, .generation = gen};
     rc = shardz_sharder_register_partitions(ns->sh, &spec, 1);
-    if (rc == 0)
+    if (rc == 0) {
         rc = szd_range_load_part(ns, id, j);
+    }
     json_t *runs = json_object_get(j, "hash_slots");
     if (rc == 0 && json_is_array(runs)) {
-        if (!ns->restore)
+        if (!ns->restore) {
             ns->restore = json_array();
+        }
         size_t k;
         json_t *e;
         json_array_foreach(runs, k, e)
@@ -2380,8 +2566,9 @@ static int load_stats(szd_ns *ns, json_t *j)
 {
     szd_part *p = szd_part_find(ns, json_string_value(json_object_get(j, "id")) ?: "");
     json_t *load = json_object_get(j, "load");
-    if (!p || !json_is_object(load))
+    if (!p || !json_is_object(load)) {
         return SHARDZ_EINVAL;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, now = szd_now(ns->d);
@@ -2393,34 +2580,39 @@ static int load_stats(szd_ns *ns, json_t *j)
     int64_t mov = json_integer_value(json_object_get(j, "moved_ms"));
     p->load_ms = upd > 0 ? now - (wall - upd) : 0;
     p->moved_ms = mov > 0 ? now - (wall - mov) : 0;
-    if (p->load_ms > 0)
+    if (p->load_ms > 0) {
         (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
+    }
     return 0;
 }
 
 int szd_ns_apply_change(szd *d, const shardz_event *ev)
 {
     shardz_key_parts kp;
-    if (shardz_key_parse(ev->kv.key, ev->kv.key_len, &kp) != 0)
+    if (shardz_key_parse(ev->kv.key, ev->kv.key_len, &kp) != 0) {
         return 0; /* not a namespace record */
+    }
     szd_ns *ns = szd_ns_find(d, kp.ns);
     if (!ns || ev->type != SHARDZ_EVENT_PUT ||
         (kp.kind != SHARDZ_KEY_ASSIGN && kp.kind != SHARDZ_KEY_STATS) ||
-        strcmp(ns->cfg.sharder, "replica") != 0)
+        strcmp(ns->cfg.sharder, "replica") != 0) {
         return SHARDZ_ESTALE; /* anything else: the namespace is loaded again */
+    }
     szd_part *p = szd_part_find(ns, kp.id);
     json_t *j = json_loadb(ev->kv.value, ev->kv.value_len, 0, NULL);
     json_t *slots = json_object_get(j, "slots");
     int rc = SHARDZ_ESTALE;
     if (!p || !json_is_object(j) ||
-        strcmp(json_string_value(json_object_get(j, "id")) ?: "", kp.id) != 0)
+        strcmp(json_string_value(json_object_get(j, "id")) ?: "", kp.id) != 0) {
         goto out;
+    }
     if (kp.kind == SHARDZ_KEY_STATS) {
         rc = load_stats(ns, j) == 0 ? 0 : SHARDZ_ESTALE;
         goto out;
     }
-    if (!json_is_array(slots) || json_array_size(slots) != p->nrep)
+    if (!json_is_array(slots) || json_array_size(slots) != p->nrep) {
         goto out;
+    }
     /* the sharder follows the record too (a follower taking over plans from it) */
     const char *owners[SHARDZ_MAX_REPLICAS] = {0};
     uint64_t gen = 0;
@@ -2429,10 +2621,12 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
     shardz_partition_spec spec = {
         .id = id, .replicas = p->nrep, .nnodes = p->nrep, .nodes = owners, .generation = gen};
     if (shardz_sharder_unregister_partitions(ns->sh, &id, 1) != 0 ||
-        shardz_sharder_register_partitions(ns->sh, &spec, 1) != 0)
+        shardz_sharder_register_partitions(ns->sh, &spec, 1) != 0) {
         goto out;
-    if (p->load_ms > 0)
+    }
+    if (p->load_ms > 0) {
         (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
+    }
     rc = 0;
 out:
     json_decref(j);
@@ -2443,8 +2637,9 @@ out:
  * store order would deal slots differently when partitions had come and gone). */
 static void restore_slots(szd_ns *ns)
 {
-    if (!ns->restore)
+    if (!ns->restore) {
         return;
+    }
     size_t n = json_array_size(ns->restore);
     shardz_slot_range *r = calloc(n ? n : 1, sizeof *r);
     int rc = r ? 0 : SHARDZ_ENOMEM;
@@ -2455,11 +2650,13 @@ static void restore_slots(szd_ns *ns)
         r[i].lo = (uint32_t)json_integer_value(json_array_get(e, 1));
         r[i].hi = (uint32_t)json_integer_value(json_array_get(e, 2));
     }
-    if (rc == 0)
+    if (rc == 0) {
         rc = shardz_sharder_restore_slots(ns->sh, r, n);
-    if (rc)
+    }
+    if (rc) {
         szd_log(ns->d, SZD_WARN, "msg=\"slot table not restored, slots re-dealt\" ns=%s err=%s",
                 ns->cfg.name, shardz_err_name(rc));
+    }
     free(r);
     json_decref(ns->restore);
     ns->restore = NULL;
@@ -2490,18 +2687,22 @@ static int range_paged(szd *d, shardz_store *st, bool poll, const char *prefix, 
         const shardz_kv *last = n ? &pg[n - 1]->kvs[pg[n - 1]->count - 1] : NULL;
         rc = shardz_store_range(st, prefix, plen, last ? last->key : NULL, last ? last->key_len : 0,
                                 LOAD_PAGE, &pg[n]);
-        if (rc)
+        if (rc) {
             break;
+        }
         n++;
         pg[n] = NULL;
-        if (!pg[n - 1]->more || pg[n - 1]->count == 0)
+        if (!pg[n - 1]->more || pg[n - 1]->count == 0) {
             break;
-        if (poll)
+        }
+        if (poll) {
             szd_ha_poll(d);
+        }
     }
     if (rc) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             shardz_range_free(pg[i]);
+        }
         free(pg);
         return rc;
     }
@@ -2511,8 +2712,9 @@ static int range_paged(szd *d, shardz_store *st, bool poll, const char *prefix, 
 
 static void free_pages(shardz_range **pages)
 {
-    for (size_t i = 0; pages && pages[i]; i++)
+    for (size_t i = 0; pages && pages[i]; i++) {
         shardz_range_free(pages[i]);
+    }
     free(pages);
 }
 
@@ -2541,24 +2743,27 @@ static void load_one(szd *d, const load_item *item)
         if (lrc == 0 && !szd_ns_find(d, cfg.name)) {
             ns = ns_new(d, &cfg);
             lrc = ns ? ns_attach(d, ns) : SHARDZ_ENOMEM;
-            if (lrc && ns)
+            if (lrc && ns) {
                 szd_ns_free(ns);
-            else if (ns)
+            } else if (ns) {
                 ns->gen_floor = floor > 0 ? (uint64_t)floor : 0;
+            }
         }
     } else if (lrc == 0) {
         szd_ns *ns = szd_ns_find(d, kp.ns);
-        if (!ns)
+        if (!ns) {
             lrc = SHARDZ_ENOENT;
-        else
+        } else {
             lrc = item->kind == SHARDZ_KEY_NODE     ? load_node(ns, j)
                   : item->kind == SHARDZ_KEY_ASSIGN ? load_part(ns, j)
                   : item->kind == SHARDZ_KEY_STATS  ? load_stats(ns, j)
                                                     : szd_range_load_task(ns, j);
+        }
     }
-    if (lrc)
+    if (lrc) {
         szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
                 (int)kv->key_len, kv->key, shardz_err_name(lrc));
+    }
     json_decref(j);
 }
 
@@ -2569,8 +2774,9 @@ static void load_records(szd *d, shardz_range *const *pages)
     static const shardz_key_kind order[] = {SHARDZ_KEY_CONFIG, SHARDZ_KEY_NODE, SHARDZ_KEY_ASSIGN,
                                             SHARDZ_KEY_STATS, SHARDZ_KEY_TASK};
     size_t total = 0, n = 0;
-    for (size_t pi = 0; pages[pi]; pi++)
+    for (size_t pi = 0; pages[pi]; pi++) {
         total += pages[pi]->count;
+    }
     load_item *items = szd_xmalloc((total ? total : 1) * sizeof *items);
     shardz_key_parts *kp = szd_xmalloc(sizeof *kp);
     for (size_t pi = 0; pages[pi]; pi++) {
@@ -2587,31 +2793,36 @@ static void load_records(szd *d, shardz_range *const *pages)
     }
     free(kp);
     size_t done = 0;
-    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
+    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++) {
         for (size_t i = 0; i < n; i++) {
-            if (items[i].kind != order[o])
+            if (items[i].kind != order[o]) {
                 continue;
-            if ((++done & 1023) == 0)
+            }
+            if ((++done & 1023) == 0) {
                 szd_ha_poll(d); /* a long load keeps the lease */
+            }
             load_one(d, &items[i]);
         }
+    }
     free(items);
 }
 
 /* Detaches ns from d (not freed). */
 static void ns_detach(szd *d, szd_ns *ns)
 {
-    for (uint32_t i = 0; i < d->nns; i++)
+    for (uint32_t i = 0; i < d->nns; i++) {
         if (d->ns[i] == ns) {
             d->ns[i] = d->ns[--d->nns];
             return;
         }
+    }
 }
 
 void szd_ns_free_all(szd *d)
 {
-    while (d->nns > 0)
+    while (d->nns > 0) {
         szd_ns_free(d->ns[--d->nns]);
+    }
 }
 
 int szd_ns_load_cache(szd *d, const char *name)
@@ -2619,11 +2830,13 @@ int szd_ns_load_cache(szd *d, const char *name)
     char prefix[SHARDZ_KEY_BUF];
     int plen = shardz_key_ns_prefix(prefix, sizeof prefix, name);
     shardz_range **r = NULL;
-    if (plen < 0)
+    if (plen < 0) {
         return plen;
+    }
     int rc = range_paged(d, d->ha_store, true, prefix, (size_t)plen, &r);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     int64_t revision = r[0]->revision;
     /* the old copies are detached, the new ones loaded, then the watchers move over */
     szd_ns **olds = calloc(d->nns ? d->nns : 1, sizeof *olds);
@@ -2633,16 +2846,18 @@ int szd_ns_load_cache(szd *d, const char *name)
     }
     uint32_t nold = 0;
     for (uint32_t i = d->nns; i-- > 0;) {
-        if (name && strcmp(d->ns[i]->cfg.name, name) != 0)
+        if (name && strcmp(d->ns[i]->cfg.name, name) != 0) {
             continue;
+        }
         olds[nold++] = d->ns[i];
         ns_detach(d, d->ns[i]);
     }
     load_records(d, r);
     for (uint32_t i = 0; i < d->nns; i++) {
         szd_ns *ns = d->ns[i];
-        if (name && strcmp(ns->cfg.name, name) != 0)
+        if (name && strcmp(ns->cfg.name, name) != 0) {
             continue;
+        }
         restore_slots(ns);
         szd_range_restore(ns);
         ns->revision = ((uint64_t)revision + 1) << 32;
@@ -2660,8 +2875,9 @@ int szd_ns_load_cache(szd *d, const char *name)
         szd_ns_free(olds[k]); /* cancels the watchers of a namespace that is gone */
     }
     free(olds);
-    for (uint32_t i = 0; i < d->nns; i++)
+    for (uint32_t i = 0; i < d->nns; i++) {
         szd_watch_notify(d->ns[i]);
+    }
     return 0;
 }
 
@@ -2683,12 +2899,14 @@ int szd_ns_load_all(szd *d)
 {
     read_call c = {.d = d};
     int plen = shardz_key_ns_prefix(c.prefix, sizeof c.prefix, NULL);
-    if (plen < 0)
+    if (plen < 0) {
         return plen;
+    }
     c.plen = (size_t)plen;
     int rc = szd_sl_call(d->sl, run_read, &c);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     load_records(d, c.pages);
     free_pages(c.pages);
     return szd_ns_take_over(d);
@@ -2700,11 +2918,12 @@ int szd_ns_take_over(szd *d)
     /* every node is heard from now on: dead only dead_after_ms from now without an answer, and
      * a strict lease is counted from now (the previous coordinator may have granted it) */
     int64_t now = szd_now(d);
-    for (uint32_t i = 0; i < d->nns; i++)
+    for (uint32_t i = 0; i < d->nns; i++) {
         for (uint32_t k = 0; k < d->ns[i]->nnodes; k++) {
             szd_node *n = d->ns[i]->nodes[k];
             n->last_ok_ms = n->since_ms = n->reach_ms = n->lease_from_ms = now;
         }
+    }
     szd_hl_heard_all(d->hl); /* the lane's detectors too */
     /* Revisions must keep growing across restarts (workers ignore an assignment older than
      * the last they applied; routers watch from the last they saw), but they are not stored
@@ -2715,8 +2934,9 @@ int szd_ns_take_over(szd *d)
         restore_slots(d->ns[i]);
         szd_range_restore(d->ns[i]);
         rc = szd_ns_flush(d->ns[i], true, NULL, 0, NULL);
-        if (rc)
+        if (rc) {
             return rc;
+        }
     }
     shardz_store_status st = {0};
     szd_store_status(d, &st);

@@ -14,23 +14,26 @@ void szd_oom(void)
 void *szd_xmalloc(size_t size)
 {
     void *p = malloc(size ? size : 1);
-    if (!p)
+    if (!p) {
         szd_oom();
+    }
     return p;
 }
 
 void *szd_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p)
+    if (!p) {
         szd_oom();
+    }
     return p;
 }
 
 void *szd_xrealloc(void *p, size_t size)
 {
     void *q = realloc(p, size ? size : 1);
-    if (!q)
+    if (!q) {
         szd_oom();
+    }
     return q;
 }

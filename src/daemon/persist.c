@@ -24,8 +24,9 @@ typedef struct szd_flight {
 static char *key_of(shardz_key_kind kind, const char *ns, const char *id)
 {
     char buf[SHARDZ_KEY_BUF];
-    if (shardz_key_build(buf, sizeof buf, kind, ns, id) < 0)
+    if (shardz_key_build(buf, sizeof buf, kind, ns, id) < 0) {
         return NULL;
+    }
     return strdup(buf);
 }
 
@@ -42,21 +43,27 @@ static int collect(szd_ns *ns, bool config, szd_batch **out)
 {
     szd_batch *b = szd_batch_new();
     int rc = b ? 0 : SHARDZ_ENOMEM;
-    if (rc == 0 && config)
+    if (rc == 0 && config) {
         rc = put_json(b, SHARDZ_KEY_CONFIG, ns, NULL, szd_ns_config_record(ns));
-    for (uint32_t i = 0; i < ns->nnodes && rc == 0 && ns->nodes_dirty; i++)
-        if (ns->nodes[i]->record_dirty)
+    }
+    for (uint32_t i = 0; i < ns->nnodes && rc == 0 && ns->nodes_dirty; i++) {
+        if (ns->nodes[i]->record_dirty) {
             rc = put_json(b, SHARDZ_KEY_NODE, ns, ns->nodes[i]->id,
                           szd_node_record(ns, ns->nodes[i]));
+        }
+    }
     szd_runs runs = {0};
     for (uint32_t i = 0; i < ns->nparts && rc == 0 && ns->parts_dirty; i++) {
-        if (!ns->parts[i].dirty)
+        if (!ns->parts[i].dirty) {
             continue;
-        if (!runs.r)
+        }
+        if (!runs.r) {
             rc = szd_runs_load(ns, &runs); /* hash: every run in one pass over the slots */
-        if (rc == 0)
+        }
+        if (rc == 0) {
             rc = szd_batch_put(b, key_of(SHARDZ_KEY_ASSIGN, ns->cfg.name, ns->parts[i].id),
                                szd_part_record_text(ns, &ns->parts[i], &runs));
+        }
     }
     szd_runs_free(&runs);
     if (rc) {
@@ -69,11 +76,13 @@ static int collect(szd_ns *ns, bool config, szd_batch **out)
 
 static void mark_clean(szd_ns *ns)
 {
-    for (uint32_t i = 0; i < ns->nnodes && ns->nodes_dirty; i++)
+    for (uint32_t i = 0; i < ns->nnodes && ns->nodes_dirty; i++) {
         ns->nodes[i]->record_dirty = false;
+    }
     ns->nodes_dirty = false;
-    for (uint32_t i = 0; i < ns->nparts && ns->parts_dirty; i++)
+    for (uint32_t i = 0; i < ns->nparts && ns->parts_dirty; i++) {
         ns->parts[i].dirty = false;
+    }
     ns->parts_dirty = false;
 }
 
@@ -81,11 +90,13 @@ static void mark_clean(szd_ns *ns)
  * kept; a failure is rare, and rewriting more than needed is safe). */
 static void mark_all_dirty(szd_ns *ns)
 {
-    for (uint32_t i = 0; i < ns->nnodes; i++)
+    for (uint32_t i = 0; i < ns->nnodes; i++) {
         ns->nodes[i]->record_dirty = true;
+    }
     ns->nodes_dirty = ns->nnodes > 0;
-    for (uint32_t i = 0; i < ns->nparts; i++)
+    for (uint32_t i = 0; i < ns->nparts; i++) {
         ns->parts[i].dirty = true;
+    }
     ns->parts_dirty = true;
 }
 
@@ -94,8 +105,9 @@ static void write_failed(szd_ns *ns, int rc, const char *detail)
     szd_log(ns->d, rc == SHARDZ_ESTALE ? SZD_DEBUG : SZD_ERROR,
             "msg=\"store write failed\" ns=%s err=%s detail=\"%s\"", ns->cfg.name,
             shardz_err_name(rc), detail);
-    if (rc == SHARDZ_ENOTLEADER)
+    if (rc == SHARDZ_ENOTLEADER) {
         szd_ha_deposed(ns->d, "a write was fenced: another coordinator leads");
+    }
 }
 
 int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *revision)
@@ -114,20 +126,23 @@ int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *rev
         return 0;
     }
     write_failed(ns, rc, detail);
-    if (err && errlen)
+    if (err && errlen) {
         snprintf(err, errlen, "store: %s", detail[0] ? detail : shardz_strerror(rc));
+    }
     return rc;
 }
 
 static void flight_unlink(szd_flight *f)
 {
-    if (!f->ns)
+    if (!f->ns) {
         return;
-    for (szd_flight **pp = &f->ns->flights; *pp; pp = &(*pp)->next)
+    }
+    for (szd_flight **pp = &f->ns->flights; *pp; pp = &(*pp)->next) {
         if (*pp == f) {
             *pp = f->next;
             break;
         }
+    }
     f->ns = NULL;
 }
 
@@ -158,8 +173,9 @@ static void on_durable(void *arg, const szd_sl_result *r, void *msgs)
     }
     szd_push_drop(ns, msgs);
     if (stats) {
-        for (uint32_t i = 0; i < ns->nparts; i++)
+        for (uint32_t i = 0; i < ns->nparts; i++) {
             ns->parts[i].stats_dirty = true;
+        }
     } else {
         mark_all_dirty(ns);
     }
@@ -182,9 +198,11 @@ static void submit(szd_ns *ns, szd_batch *b, szd_pushes *p, bool stats)
 /* true while a batch of records (not statistics) is on the store lane */
 static bool records_in_flight(const szd_ns *ns)
 {
-    for (const szd_flight *f = ns->flights; f; f = f->next)
-        if (!f->stats)
+    for (const szd_flight *f = ns->flights; f; f = f->next) {
+        if (!f->stats) {
             return true;
+        }
+    }
     return false;
 }
 
@@ -194,8 +212,9 @@ void szd_ns_persist(szd_ns *ns)
      * records and the nodes' changed sets; when it is durable, on_durable schedules the pass
      * that writes them all as one batch. Under a stream of acknowledgements this turns a
      * batch per reply into a batch per commit, and rewrites a record once, not per reply. */
-    if (records_in_flight(ns))
+    if (records_in_flight(ns)) {
         return;
+    }
     szd_batch *b = NULL;
     int rc = collect(ns, false, &b);
     if (rc) {
@@ -215,8 +234,9 @@ void szd_ns_persist(szd_ns *ns)
 
 void szd_ns_forget_flights(szd_ns *ns)
 {
-    while (ns->flights)
+    while (ns->flights) {
         flight_unlink(ns->flights);
+    }
 }
 
 /* Writes the statistics that changed, every few seconds: they are soft state, and a sample
@@ -225,8 +245,9 @@ void szd_ns_forget_flights(szd_ns *ns)
 void szd_ns_flush_stats(szd_ns *ns, bool force)
 {
     int64_t now = szd_now(ns->d);
-    if (!force && now - ns->stats_flushed_ms < 5000)
+    if (!force && now - ns->stats_flushed_ms < 5000) {
         return;
+    }
     ns->stats_flushed_ms = now;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -239,13 +260,15 @@ void szd_ns_flush_stats(szd_ns *ns, bool force)
     uint32_t last = 0;
     for (uint32_t i = 0; i < ns->nparts && rc == 0 && (force || taken < STATS_BATCH); i++) {
         szd_part *p = &ns->parts[i];
-        if (!p->stats_dirty)
+        if (!p->stats_dirty) {
             continue;
+        }
         taken++;
         last = i;
         json_t *load = json_object();
-        for (size_t d = 0; d < ns->cfg.ndims; d++)
+        for (size_t d = 0; d < ns->cfg.ndims; d++) {
             json_object_set_new(load, ns->cfg.dims[d], json_real(p->load[d]));
+        }
         json_t *rec =
             json_pack("{s:s, s:o, s:I, s:I}", "id", p->id, "load", load, "updated_ms",
                       (json_int_t)(p->load_ms ? wall - (now - p->load_ms) : 0), "moved_ms",
@@ -253,14 +276,16 @@ void szd_ns_flush_stats(szd_ns *ns, bool force)
         rc = put_json(b, SHARDZ_KEY_STATS, ns, p->id, rec);
     }
     if (rc || szd_batch_count(b) == 0) {
-        if (rc)
+        if (rc) {
             szd_log(ns->d, SZD_WARN, "msg=\"statistics not written\" ns=%s err=%s", ns->cfg.name,
                     shardz_err_name(rc));
+        }
         szd_batch_free(b);
         return;
     }
-    for (uint32_t i = 0; i <= last && i < ns->nparts; i++)
+    for (uint32_t i = 0; i <= last && i < ns->nparts; i++) {
         ns->parts[i].stats_dirty = false;
+    }
     submit(ns, b, NULL, true);
 }
 
@@ -284,18 +309,21 @@ static int run_txn(shardz_store *st, void *arg)
 {
     txn_call *c = arg;
     int rc = shardz_store_txn(st, NULL, 0, c->ops, c->n, NULL, NULL);
-    if (rc && c->err && c->errlen)
+    if (rc && c->err && c->errlen) {
         snprintf(c->err, c->errlen, "%s", shardz_store_errmsg(st));
+    }
     return rc;
 }
 
 int szd_store_txn(szd *d, const shardz_op *ops, size_t n, char *err, size_t errlen)
 {
     txn_call c = {ops, n, err, errlen};
-    if (err && errlen)
+    if (err && errlen) {
         err[0] = '\0';
+    }
     int rc = szd_sl_call(d->sl, run_txn, &c);
-    if (rc == SHARDZ_ENOTLEADER)
+    if (rc == SHARDZ_ENOTLEADER) {
         szd_ha_deposed(d, "a write was fenced: another coordinator leads");
+    }
     return rc;
 }

@@ -6,8 +6,9 @@
 
 int szd_pipe_open(int p[2])
 {
-    if (pipe(p) != 0)
+    if (pipe(p) != 0) {
         return -1;
+    }
     for (int i = 0; i < 2; i++) {
         fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
         fcntl(p[i], F_SETFD, FD_CLOEXEC);

@@ -33,10 +33,12 @@ typedef struct push_ctx {
 
 static void ctx_free(push_ctx *ctx)
 {
-    if (!ctx)
+    if (!ctx) {
         return;
-    for (size_t i = 0; i < ctx->nnamed; i++)
+    }
+    for (size_t i = 0; i < ctx->nnamed; i++) {
         free(ctx->named[i]);
+    }
     free(ctx->named);
     free(ctx);
 }
@@ -48,10 +50,12 @@ static void ctx_free(push_ctx *ctx)
 void szd_push_changed(szd_node *n, const char *partition)
 {
     n->dirty = true;
-    if (!n->delta_ok || n->need_full)
+    if (!n->delta_ok || n->need_full) {
         return;
-    if (n->changed.n >= IDSET_MAX || !szd_idset_add(&n->changed, partition))
+    }
+    if (n->changed.n >= IDSET_MAX || !szd_idset_add(&n->changed, partition)) {
         szd_push_full(n);
+    }
 }
 
 void szd_push_full(szd_node *n)
@@ -81,11 +85,13 @@ void szd_node_close(szd_node *n)
 
 static struct evhttp_connection *push_conn(szd_node *n)
 {
-    if (n->assign_conn)
+    if (n->assign_conn) {
         return n->assign_conn;
+    }
     n->assign_conn = evhttp_connection_base_new(n->ns->d->base, NULL, n->host, n->port);
-    if (!n->assign_conn)
+    if (!n->assign_conn) {
         return NULL;
+    }
     struct timeval tv = {ASSIGN_TIMEOUT_S, 0};
     evhttp_connection_set_timeout_tv(n->assign_conn, &tv);
     evhttp_connection_set_retries(n->assign_conn, 0);
@@ -97,11 +103,13 @@ static int send_json(szd_node *n, const char *path, const char *text,
                      void (*cb)(struct evhttp_request *, void *), push_ctx *ctx)
 {
     struct evhttp_connection *c = push_conn(n);
-    if (!c)
+    if (!c) {
         return SHARDZ_ENOMEM;
+    }
     struct evhttp_request *req = evhttp_request_new(cb, ctx);
-    if (!req)
+    if (!req) {
         return SHARDZ_ENOMEM;
+    }
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", n->address);
     evhttp_add_header(h, "Content-Type", "application/json");
@@ -112,8 +120,9 @@ static int send_json(szd_node *n, const char *path, const char *text,
         evhttp_add_header(h, "Authorization", auth);
     }
     evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
-    if (evhttp_make_request(c, req, EVHTTP_REQ_POST, path) != 0)
+    if (evhttp_make_request(c, req, EVHTTP_REQ_POST, path) != 0) {
         return SHARDZ_EIO; /* libevent freed the request */
+    }
     return 0;
 }
 
@@ -165,8 +174,9 @@ static void on_assign(struct evhttp_request *req, void *arg)
     }
     n->assign_reach_ms = 0;
     json_t *stamp = json_object_get(j, "stamp");
-    if (json_is_integer(stamp) && json_integer_value(stamp) > n->stamp)
+    if (json_is_integer(stamp) && json_integer_value(stamp) > n->stamp) {
         n->stamp = json_integer_value(stamp);
+    }
     szd_node_contact(ns, n);
     /* what it holds now is the next delta's base, if it applied this push: a stale answer, or
      * one after it dropped everything (applied_revision 0), says otherwise */
@@ -174,10 +184,11 @@ static void on_assign(struct evhttp_request *req, void *arg)
     uint64_t applied = json_is_integer(ar) ? (uint64_t)json_integer_value(ar) : pushed;
     n->applied_revision = applied;
     n->acked_ms = szd_now(ns->d);
-    if (applied == pushed)
+    if (applied == pushed) {
         n->base_revision = pushed;
-    else
+    } else {
         szd_push_full(n);
+    }
     json_t *failed = json_object_get(j, "failed");
     if (json_is_array(failed) && json_array_size(failed) > 0) {
         size_t k;
@@ -189,18 +200,20 @@ static void on_assign(struct evhttp_request *req, void *arg)
             szd_log(ns->d, SZD_WARN, "msg=\"serve failed\" ns=%s node=%s partition=%s error=\"%s\"",
                     ns->cfg.name, n->id, pid && szd_valid_id(pid) ? pid : "?",
                     szd_logq(q, sizeof q, json_string_value(json_object_get(e, "error"))));
-            if (pid && szd_valid_id(pid))
+            if (pid && szd_valid_id(pid)) {
                 szd_push_changed(n, pid); /* try again a little later */
-            else
+            } else {
                 szd_push_full(n);
+            }
         }
         n->assign_retry_ms = szd_now(ns->d) + ns->cfg.ping_interval_ms;
     }
     /* a reply to a delta lists only what it named, marked so; any other lists everything */
-    if (ctx->delta && json_is_true(json_object_get(j, "delta")))
+    if (ctx->delta && json_is_true(json_object_get(j, "delta"))) {
         szd_apply_serving_delta(ns, n, serving, (const char *const *)ctx->named, ctx->nnamed);
-    else
+    } else {
         szd_apply_serving(ns, n, serving);
+    }
     json_decref(j);
     ctx_free(ctx);
     szd_ns_schedule(ns);
@@ -208,8 +221,9 @@ static void on_assign(struct evhttp_request *req, void *arg)
 
 static bool pushable(const szd_node *n, int64_t now)
 {
-    if (!n->dirty || n->assign_inflight || n->push_pending || now < n->assign_retry_ms)
+    if (!n->dirty || n->assign_inflight || n->push_pending || now < n->assign_retry_ms) {
         return false;
+    }
     return n->state != SZD_NODE_DEAD && !(n->state == SZD_NODE_LEFT && n->released_sent);
 }
 
@@ -221,8 +235,9 @@ static bool pushable(const szd_node *n, int64_t now)
 static void put_entry(szd_sbuf *b, const szd_ns *ns, const szd_part *p, unsigned s, szd_rstate st,
                       uint64_t generation)
 {
-    if (b->s && b->s[b->n - 1] != '[')
+    if (b->s && b->s[b->n - 1] != '[') {
         szd_sb_add(b, ",", 1);
+    }
     const char *role = !ns->cfg.roles ? "none" : s == 0 ? "primary" : "secondary";
     if (!szd_is_range(ns)) {
         szd_sb_printf(b,
@@ -271,12 +286,15 @@ static void put_head(szd_sbuf *b, const szd_ns *ns, const szd_node *n, bool rele
     szd_sb_printf(b, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"released\":%s",
                   ns->cfg.name, n->id, (unsigned long long)ns->revision,
                   released ? "true" : "false");
-    if (ns->cfg.strict)
+    if (ns->cfg.strict) {
         szd_sb_printf(b, ",\"lease_ms\":%lld", (long long)ns->cfg.lease_ms);
-    if (ns->cfg.strict && n->stamp >= 0)
+    }
+    if (ns->cfg.strict && n->stamp >= 0) {
         szd_sb_printf(b, ",\"lease_stamp\":%lld", (long long)n->stamp);
-    if (base)
+    }
+    if (base) {
         szd_sb_printf(b, ",\"base_revision\":%llu", (unsigned long long)base);
+    }
     szd_sb_add(b, ",\"replicas\":[", 13);
 }
 
@@ -312,8 +330,9 @@ static void build_delta(szd_ns *ns, szd_node *n, int32_t me, push_msg *m)
     }
     for (size_t i = 0; i < set->cap; i++) {
         char *id = set->slots[i];
-        if (!id)
+        if (!id) {
             continue;
+        }
         set->slots[i] = NULL;
         m->named[m->nnamed++] = id; /* taken */
         const szd_part *p = szd_part_find(ns, id);
@@ -323,8 +342,9 @@ static void build_delta(szd_ns *ns, szd_node *n, int32_t me, push_msg *m)
         if (p && desired_of(p, me, &slot, &st, &gen)) {
             put_entry(&b, ns, p, slot, st, gen);
         } else {
-            if (removed.n > 1)
+            if (removed.n > 1) {
                 szd_sb_add(&removed, ",", 1);
+            }
             szd_sb_printf(&removed, "\"%s\"", id);
         }
     }
@@ -345,14 +365,17 @@ szd_pushes *szd_push_build(szd_ns *ns)
     bool range = szd_is_range(ns);
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         szd_node *n = ns->nodes[i];
-        if (!pushable(n, now))
+        if (!pushable(n, now)) {
             continue;
+        }
         npush++;
-        if (!n->delta_ok || n->need_full || range || n->state == SZD_NODE_LEFT)
+        if (!n->delta_ok || n->need_full || range || n->state == SZD_NODE_LEFT) {
             nfull++;
+        }
     }
-    if (npush == 0)
+    if (npush == 0) {
         return NULL;
+    }
     szd_pushes *p = calloc(1, sizeof *p);
     push_msg *msgs = calloc(npush, sizeof *msgs);
     szd_sbuf *full = calloc(ns->nnodes ? ns->nnodes : 1, sizeof *full); /* by node index */
@@ -362,17 +385,19 @@ szd_pushes *szd_push_build(szd_ns *ns)
     p->msgs = msgs;
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         szd_node *n = ns->nodes[i];
-        if (!pushable(n, now))
+        if (!pushable(n, now)) {
             continue;
+        }
         push_msg *m = &p->msgs[p->n++];
         m->node = n;
         m->index = i;
         m->revision = ns->revision;
         m->released = n->state == SZD_NODE_LEFT;
-        if (n->delta_ok && !n->need_full && !range && !m->released)
+        if (n->delta_ok && !n->need_full && !range && !m->released) {
             build_delta(ns, n, (int32_t)i, m);
-        else
+        } else {
             put_head(&full[i], ns, n, m->released, 0);
+        }
     }
     /* one pass over the slots builds every whole set; a node that left gets none */
     for (uint32_t i = 0; nfull > 0 && i < ns->nparts; i++) {
@@ -381,11 +406,13 @@ szd_pushes *szd_push_build(szd_ns *ns)
             const szd_slot *sl = &pt->slots[s];
             if (sl->owner >= 0 && full[sl->owner].s &&
                 ns->nodes[sl->owner]->state != SZD_NODE_LEFT &&
-                (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
+                (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING)) {
                 put_entry(&full[sl->owner], ns, pt, s, (szd_rstate)sl->owner_state, sl->generation);
+            }
             if (sl->prev >= 0 && full[sl->prev].s && ns->nodes[sl->prev]->state != SZD_NODE_LEFT &&
-                sl->prev_state == SZD_R_SERVING)
+                sl->prev_state == SZD_R_SERVING) {
                 put_entry(&full[sl->prev], ns, pt, s, SZD_R_SERVING, sl->prev_generation);
+            }
         }
     }
     for (size_t k = 0; k < p->n; k++) {
@@ -402,8 +429,9 @@ szd_pushes *szd_push_build(szd_ns *ns)
         }
         n->dirty = false;
         n->push_pending = true;
-        if (m->released)
+        if (m->released) {
             n->released_sent = true;
+        }
     }
     free(full);
     return p;
@@ -411,16 +439,18 @@ szd_pushes *szd_push_build(szd_ns *ns)
 
 void szd_push_attach(szd_pushes *p, uint64_t seq)
 {
-    if (p)
+    if (p) {
         p->seq = seq;
+    }
 }
 
 static void pushes_free(szd_pushes *p)
 {
     for (size_t i = 0; i < p->n; i++) {
         free(p->msgs[i].body);
-        for (size_t k = 0; k < p->msgs[i].nnamed; k++)
+        for (size_t k = 0; k < p->msgs[i].nnamed; k++) {
             free(p->msgs[i].named[k]);
+        }
         free(p->msgs[i].named);
     }
     free(p->msgs);
@@ -429,8 +459,9 @@ static void pushes_free(szd_pushes *p)
 
 void szd_push_release(szd_ns *ns, szd_pushes *p, const szd_sl_durable *durable)
 {
-    if (!p)
+    if (!p) {
         return;
+    }
     if (!durable || szd_sl_durable_seq(durable) < p->seq) {
         /* a push before its batch is durable: never (a bug, not a condition) */
         szd_log(ns->d, SZD_ERROR, "msg=\"push released before its batch is durable\" seq=%llu",
@@ -455,8 +486,9 @@ void szd_push_release(szd_ns *ns, szd_pushes *p, const szd_sl_durable *durable)
         m->nnamed = 0;
         int rc = send_json(n, "/shardz/v1/assign", m->body, on_assign, ctx);
         if (rc) {
-            if (rc != SHARDZ_EIO)
+            if (rc != SHARDZ_EIO) {
                 ctx_free(ctx);
+            }
             szd_push_full(n);
             n->released_sent = false;
             n->assign_retry_ms = now + ns->cfg.ping_interval_ms;
@@ -471,8 +503,9 @@ void szd_push_release(szd_ns *ns, szd_pushes *p, const szd_sl_durable *durable)
 
 void szd_push_drop(szd_ns *ns, szd_pushes *p)
 {
-    if (!p)
+    if (!p) {
         return;
+    }
     for (size_t i = 0; ns && i < p->n; i++) {
         szd_node *n = p->msgs[i].node;
         n->push_pending = false;
@@ -503,21 +536,24 @@ typedef struct szd_farewell {
 
 static void farewell_free(szd_farewell *f)
 {
-    if (f->conn)
+    if (f->conn) {
         evhttp_connection_free(f->conn); /* drops a request still pending, no callback */
-    if (f->timer)
+    }
+    if (f->timer) {
         event_free(f->timer);
+    }
     free(f->body);
     free(f);
 }
 
 static void farewell_done(szd_farewell *f)
 {
-    for (szd_farewell **pp = &f->d->farewells; *pp; pp = &(*pp)->next)
+    for (szd_farewell **pp = &f->d->farewells; *pp; pp = &(*pp)->next) {
         if (*pp == f) {
             *pp = f->next;
             break;
         }
+    }
     farewell_free(f);
 }
 
@@ -547,25 +583,28 @@ static void on_farewell_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     szd_farewell *f = arg;
-    if (f->over)
+    if (f->over) {
         farewell_done(f);
-    else
+    } else {
         farewell_send(f);
+    }
 }
 
 static void farewell_send(szd_farewell *f)
 {
     if (!f->conn) {
         f->conn = evhttp_connection_base_new(f->d->base, NULL, f->host, f->port);
-        if (!f->conn)
+        if (!f->conn) {
             szd_oom();
+        }
         struct timeval tv = {ASSIGN_TIMEOUT_S, 0};
         evhttp_connection_set_timeout_tv(f->conn, &tv);
         evhttp_connection_set_retries(f->conn, 0);
     }
     struct evhttp_request *req = evhttp_request_new(on_farewell, f);
-    if (!req)
+    if (!req) {
         szd_oom();
+    }
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", f->address);
     evhttp_add_header(h, "Content-Type", "application/json");
@@ -586,8 +625,9 @@ void szd_push_farewell(szd *d, const szd_ns *ns, uint64_t revision, int64_t for_
 {
     for (uint32_t i = 0; i < ns->nnodes; i++) {
         const szd_node *n = ns->nodes[i];
-        if (n->state == SZD_NODE_LEFT)
+        if (n->state == SZD_NODE_LEFT) {
             continue;
+        }
         szd_farewell *f = szd_xcalloc(1, sizeof *f);
         f->d = d;
         snprintf(f->host, sizeof f->host, "%s", n->host);
@@ -601,8 +641,9 @@ void szd_push_farewell(szd *d, const szd_ns *ns, uint64_t revision, int64_t for_
         f->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         f->timer = evtimer_new(d->base, on_farewell_timer, f);
-        if (!f->body || !f->timer)
+        if (!f->body || !f->timer) {
             szd_oom();
+        }
         f->next = d->farewells;
         d->farewells = f;
         farewell_send(f);

@@ -65,10 +65,12 @@ static void task_free(rtask *t)
 void szd_range_free(szd_ns *ns)
 {
     struct szd_range *r = ns->range;
-    if (!r)
+    if (!r) {
         return;
-    for (size_t i = 0; i < r->n; i++)
+    }
+    for (size_t i = 0; i < r->n; i++) {
         task_free(r->t[i]);
+    }
     free(r->t);
     json_decref(r->restore);
     json_decref(r->hints);
@@ -78,8 +80,9 @@ void szd_range_free(szd_ns *ns)
 
 static struct szd_range *range_state(szd_ns *ns)
 {
-    if (!ns->range)
+    if (!ns->range) {
         ns->range = szd_xcalloc(1, sizeof *ns->range);
+    }
     return ns->range;
 }
 
@@ -89,8 +92,9 @@ static int task_add(szd_ns *ns, rtask *t)
     if (r->n == r->cap) {
         size_t ncap = r->cap ? 2 * r->cap : 8;
         rtask **nt = realloc(r->t, ncap * sizeof *nt);
-        if (!nt)
+        if (!nt) {
             return SHARDZ_ENOMEM;
+        }
         r->t = nt;
         r->cap = ncap;
     }
@@ -104,14 +108,19 @@ static rtask *task_of(const szd_ns *ns, const char *pid)
     const struct szd_range *r = ns->range;
     for (size_t i = 0; r && i < r->n; i++) {
         rtask *t = r->t[i];
-        if (t->state == RT_DONE)
+        if (t->state == RT_DONE) {
             continue;
-        for (size_t k = 0; k < t->nold; k++)
-            if (strcmp(t->old[k], pid) == 0)
+        }
+        for (size_t k = 0; k < t->nold; k++) {
+            if (strcmp(t->old[k], pid) == 0) {
                 return t;
-        for (size_t k = 0; k < t->nnew; k++)
-            if (strcmp(t->neu[k], pid) == 0)
+            }
+        }
+        for (size_t k = 0; k < t->nnew; k++) {
+            if (strcmp(t->neu[k], pid) == 0) {
                 return t;
+            }
+        }
     }
     return NULL;
 }
@@ -128,16 +137,19 @@ int szd_range_init(szd_ns *ns, char *err, size_t errlen)
         return SHARDZ_EINVAL;
     }
     range_state(ns);
-    if (n == 0)
+    if (n == 0) {
         return 0;
+    }
     /* bound k is the single byte 0x20 + k * 95 / n: an even cut of printable keys */
     char(*b)[2] = calloc(n + 1, sizeof *b);
     shardz_key_range *r = calloc(n, sizeof *r);
     int rc = SHARDZ_ENOMEM;
-    if (!b || !r)
+    if (!b || !r) {
         goto out;
-    for (uint32_t k = 1; k < n; k++)
+    }
+    for (uint32_t k = 1; k < n; k++) {
         b[k][0] = (char)(0x20 + k * 95 / n);
+    }
     for (uint32_t k = 0; k < n; k++) {
         r[k].partition = ns->parts[k].id;
         r[k].lo = b[k];
@@ -146,8 +158,9 @@ int szd_range_init(szd_ns *ns, char *err, size_t errlen)
         r[k].hi_len = k + 1 == n ? 0 : 1;
     }
     rc = shardz_sharder_range_restore(ns->sh, r, n);
-    if (rc)
+    if (rc) {
         snprintf(err, errlen, "range table: %s", shardz_strerror(rc));
+    }
 out:
     free(b);
     free(r);
@@ -173,29 +186,35 @@ static const char *bound_of(json_t *v, size_t *len)
 void szd_range_fields(const szd_ns *ns, const char *partition, json_t *j, bool record)
 {
     shardz_key_range kr;
-    if (!szd_is_range(ns))
+    if (!szd_is_range(ns)) {
         return;
+    }
     bool routed = shardz_sharder_range_of(ns->sh, partition, &kr) == 0;
     json_t *b = NULL;
     if (routed) {
         b = bounds_json(kr.lo, kr.lo_len, kr.hi, kr.hi_len);
     } else {
         rtask *t = task_of(ns, partition);
-        for (size_t k = 0; t && k < t->nnew; k++)
-            if (strcmp(t->neu[k], partition) == 0)
+        for (size_t k = 0; t && k < t->nnew; k++) {
+            if (strcmp(t->neu[k], partition) == 0) {
                 b = bounds_json(t->lo[k], strlen(t->lo[k]), t->hi[k], strlen(t->hi[k]));
+            }
+        }
     }
-    if (b)
+    if (b) {
         json_object_set_new(j, "range", b);
-    if (record || !routed)
+    }
+    if (record || !routed) {
         json_object_set_new(j, "routed", json_boolean(routed));
+    }
 }
 
 static json_t *task_json(const rtask *t)
 {
     json_t *from = json_array(), *to = json_array();
-    for (size_t k = 0; k < t->nold; k++)
+    for (size_t k = 0; k < t->nold; k++) {
         json_array_append_new(from, json_string(t->old[k]));
+    }
     for (size_t k = 0; k < t->nnew; k++) {
         json_t *e = bounds_json(t->lo[k], strlen(t->lo[k]), t->hi[k], strlen(t->hi[k]));
         json_object_set_new(e, "partition", json_string(t->neu[k]));
@@ -209,8 +228,9 @@ static json_t *task_json(const rtask *t)
 json_t *szd_range_tasks_json(const szd_ns *ns)
 {
     json_t *list = json_array();
-    for (size_t i = 0; ns->range && i < ns->range->n; i++)
+    for (size_t i = 0; ns->range && i < ns->range->n; i++) {
         json_array_append_new(list, task_json(ns->range->t[i]));
+    }
     return list;
 }
 
@@ -279,15 +299,17 @@ static int step_persist(szd_ns *ns, const rtask *t, szd_part *const *parts, size
                 t->id, shardz_err_name(rc), detail);
         goto out;
     }
-    for (size_t i = 0; i < np; i++)
+    for (size_t i = 0; i < np; i++) {
         parts[i]->dirty = false;
+    }
     szd_log(ns->d, SZD_INFO, "msg=\"task step\" ns=%s task=%s type=%s state=%s", ns->cfg.name,
             t->id, t->merge ? "merge" : "split", state_name(t));
     szd_event(ns, "task", task_json(t));
     crash_hook(ns, t);
 out:
-    for (size_t i = 0; i < MAX_STEP_OPS; i++)
+    for (size_t i = 0; i < MAX_STEP_OPS; i++) {
         free(vals[i]);
+    }
     return rc;
 }
 
@@ -298,12 +320,15 @@ static bool successors_serving(szd_ns *ns, const rtask *t)
 {
     for (size_t k = 0; k < t->nnew; k++) {
         szd_part *p = szd_part_find(ns, t->neu[k]);
-        if (!p)
+        if (!p) {
             return false;
-        for (unsigned s = 0; s < p->nrep; s++)
+        }
+        for (unsigned s = 0; s < p->nrep; s++) {
             if (p->slots[s].owner < 0 || p->slots[s].owner_state != SZD_R_SERVING ||
-                p->slots[s].prev >= 0)
+                p->slots[s].prev >= 0) {
                 return false;
+            }
+        }
     }
     return true;
 }
@@ -313,9 +338,11 @@ static bool predecessors_settled(szd_ns *ns, const rtask *t)
 {
     for (size_t k = 0; k < t->nold; k++) {
         szd_part *p = szd_part_find(ns, t->old[k]);
-        for (unsigned s = 0; p && s < p->nrep; s++)
-            if (p->slots[s].prev >= 0)
+        for (unsigned s = 0; p && s < p->nrep; s++) {
+            if (p->slots[s].prev >= 0) {
                 return false;
+            }
+        }
     }
     return true;
 }
@@ -333,8 +360,9 @@ static bool predecessors_dropped(szd_ns *ns, const rtask *t)
         for (unsigned s = 0; p && s < p->nrep; s++) {
             const szd_slot *sl = &p->slots[s];
             if ((sl->owner >= 0 && !node_gone(ns, sl->owner)) ||
-                (sl->prev >= 0 && !node_gone(ns, sl->prev)))
+                (sl->prev >= 0 && !node_gone(ns, sl->prev))) {
                 return false;
+            }
         }
     }
     return true;
@@ -346,24 +374,29 @@ static int step_create(szd_ns *ns, rtask *t)
     szd_part *like = szd_part_find(ns, t->old[0]);
     szd_part *made[2] = {NULL, NULL};
     int rc = 0;
-    if (!like)
+    if (!like) {
         return SHARDZ_ENOENT;
-    for (size_t k = 0; k < t->nnew && rc == 0; k++)
+    }
+    for (size_t k = 0; k < t->nnew && rc == 0; k++) {
         rc = szd_part_add_like(ns, t->neu[k], szd_part_find(ns, t->old[0]));
-    for (size_t k = 0; k < t->nnew && rc == 0; k++) /* found after the appends moved them */
+    }
+    for (size_t k = 0; k < t->nnew && rc == 0; k++) { /* found after the appends moved them */
         made[k] = szd_part_find(ns, t->neu[k]);
+    }
     if (rc == 0) {
         t->state = RT_CREATED;
         rc = step_persist(ns, t, made, t->nnew, NULL, 0);
     }
-    if (rc == 0)
+    if (rc == 0) {
         szd_ns_changed(ns);
+    }
     if (rc) { /* undo: nothing of this step stays */
         t->state = RT_PLANNED;
         for (size_t k = 0; k < t->nnew; k++) {
             szd_part *p = szd_part_find(ns, t->neu[k]);
-            if (p)
+            if (p) {
                 szd_part_remove(ns, p);
+            }
         }
     }
     return rc;
@@ -374,9 +407,10 @@ static int step_switch(szd_ns *ns, rtask *t)
 {
     shardz_key_range nr[2];
     const char *old[2] = {t->old[0], t->old[1]};
-    for (size_t k = 0; k < t->nnew; k++)
+    for (size_t k = 0; k < t->nnew; k++) {
         nr[k] =
             (shardz_key_range){t->neu[k], t->lo[k], strlen(t->lo[k]), t->hi[k], strlen(t->hi[k])};
+    }
     int rc = shardz_sharder_range_replace(ns->sh, old, t->nold, nr, t->nnew);
     if (rc) {
         szd_log(ns->d, SZD_ERROR, "msg=\"range switch refused\" ns=%s task=%s err=%s", ns->cfg.name,
@@ -403,11 +437,13 @@ static int step_switch(szd_ns *ns, rtask *t)
             sl->owner_state = SZD_R_NONE;
             sl->reason = SHARDZ_REASON_SPLIT;
         }
-        if (p)
+        if (p) {
             rec[nrec++] = p;
+        }
     }
-    for (size_t k = 0; k < t->nnew; k++)
+    for (size_t k = 0; k < t->nnew; k++) {
         rec[nrec++] = szd_part_find(ns, t->neu[k]);
+    }
     /* Routing switched in memory: the state stays moved even when the write fails (it is
      * written again by the next pass; a restart in between finds the records ahead of the task
      * and catches up, see szd_range_restore). */
@@ -427,8 +463,9 @@ static void prune_done(szd_ns *ns)
 {
     struct szd_range *r = ns->range;
     size_t done = 0;
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
         done += r->t[i]->state == RT_DONE;
+    }
     for (size_t i = 0; i < r->n && done > DONE_KEPT;) {
         rtask *t = r->t[i];
         char key[SHARDZ_KEY_BUF];
@@ -457,8 +494,9 @@ static int step_finish(szd_ns *ns, rtask *t)
     }
     for (size_t k = 0; k < t->nold; k++) {
         szd_part *p = szd_part_find(ns, t->old[k]);
-        if (p)
+        if (p) {
             szd_part_remove(ns, p);
+        }
     }
     prune_done(ns);
     return 0;
@@ -469,12 +507,16 @@ static void step_retry(szd_ns *ns, rtask *t)
 {
     szd_part *rec[4];
     size_t n = 0;
-    for (size_t k = 0; k < t->nold; k++)
-        if (szd_part_find(ns, t->old[k]))
+    for (size_t k = 0; k < t->nold; k++) {
+        if (szd_part_find(ns, t->old[k])) {
             rec[n++] = szd_part_find(ns, t->old[k]);
-    for (size_t k = 0; k < t->nnew; k++)
-        if (szd_part_find(ns, t->neu[k]))
+        }
+    }
+    for (size_t k = 0; k < t->nnew; k++) {
+        if (szd_part_find(ns, t->neu[k])) {
             rec[n++] = szd_part_find(ns, t->neu[k]);
+        }
+    }
     t->unsaved = step_persist(ns, t, rec, n, NULL, 0) != 0;
 }
 
@@ -482,16 +524,21 @@ void szd_range_advance(szd_ns *ns)
 {
     for (size_t i = 0; ns->range && i < ns->range->n; i++) {
         rtask *t = ns->range->t[i];
-        if (t->unsaved)
+        if (t->unsaved) {
             step_retry(ns, t);
-        if (t->unsaved)
+        }
+        if (t->unsaved) {
             continue;
-        if (t->state == RT_PLANNED)
+        }
+        if (t->state == RT_PLANNED) {
             (void)step_create(ns, t);
-        if (t->state == RT_CREATED && successors_serving(ns, t) && predecessors_settled(ns, t))
+        }
+        if (t->state == RT_CREATED && successors_serving(ns, t) && predecessors_settled(ns, t)) {
             (void)step_switch(ns, t);
-        if (t->state == RT_MOVED && predecessors_dropped(ns, t))
+        }
+        if (t->state == RT_MOVED && predecessors_dropped(ns, t)) {
             (void)step_finish(ns, t);
+        }
     }
 }
 
@@ -513,19 +560,23 @@ static void next_part_id(const szd_ns *ns, char *out, size_t cap, unsigned extra
 {
     unsigned long long max = 0;
     bool any = false;
-    for (uint32_t i = 0; i < ns->nparts; i++)
+    for (uint32_t i = 0; i < ns->nparts; i++) {
         numeric_max(ns->parts[i].id, &max, &any);
-    for (size_t i = 0; ns->range && i < ns->range->n; i++)
-        for (size_t k = 0; k < ns->range->t[i]->nnew; k++)
+    }
+    for (size_t i = 0; ns->range && i < ns->range->n; i++) {
+        for (size_t k = 0; k < ns->range->t[i]->nnew; k++) {
             numeric_max(ns->range->t[i]->neu[k], &max, &any);
+        }
+    }
     snprintf(out, cap, "%llu", (any ? max + 1 : 0) + extra);
 }
 
 static rtask *task_new(szd_ns *ns, bool merge)
 {
     rtask *t = calloc(1, sizeof *t);
-    if (!t)
+    if (!t) {
         return NULL;
+    }
     struct szd_range *r = range_state(ns);
     snprintf(t->id, sizeof t->id, "t%06llu", (unsigned long long)++r->next_task);
     t->merge = merge;
@@ -547,8 +598,9 @@ static char *dup_bytes(const char *s, size_t n)
 static int task_start(szd_ns *ns, rtask *t, json_t **out, char *err, size_t errlen)
 {
     int rc = step_persist(ns, t, NULL, 0, NULL, 0);
-    if (rc == 0)
+    if (rc == 0) {
         rc = task_add(ns, t);
+    }
     if (rc) {
         snprintf(err, errlen, "could not record the task: %s", shardz_strerror(rc));
         task_free(t);
@@ -563,9 +615,10 @@ static int task_start(szd_ns *ns, rtask *t, json_t **out, char *err, size_t errl
 static bool in_task(const szd_ns *ns, const char *pid, char *err, size_t errlen)
 {
     rtask *t = task_of(ns, pid);
-    if (t)
+    if (t) {
         snprintf(err, errlen, "range '%s' is in task %s (%s, %s)", pid, t->id,
                  t->merge ? "merge" : "split", state_name(t));
+    }
     return t != NULL;
 }
 
@@ -585,8 +638,9 @@ static int routed_part(szd_ns *ns, const char *pid, shardz_key_range *kr, char *
         snprintf(err, errlen, "no range '%s' in namespace '%s'", pid ? pid : "", ns->cfg.name);
         return SHARDZ_ENOENT;
     }
-    if (in_task(ns, pid, err, errlen))
+    if (in_task(ns, pid, err, errlen)) {
         return SHARDZ_EBUSY;
+    }
     if (shardz_sharder_range_of(ns->sh, pid, kr) != 0) {
         snprintf(err, errlen, "partition '%s' is not routed", pid);
         return SHARDZ_EBUSY;
@@ -599,10 +653,12 @@ static int routed_part(szd_ns *ns, const char *pid, shardz_key_range *kr, char *
 static int middle_of(const shardz_key_range *kr, char *out, size_t cap, size_t *n)
 {
     bool printable = true;
-    for (size_t i = 0; i < kr->lo_len; i++)
+    for (size_t i = 0; i < kr->lo_len; i++) {
         printable &= kr->lo[i] >= 0x20 && kr->lo[i] <= 0x7e;
-    for (size_t i = 0; i < kr->hi_len; i++)
+    }
+    for (size_t i = 0; i < kr->hi_len; i++) {
         printable &= kr->hi[i] >= 0x20 && kr->hi[i] <= 0x7e;
+    }
     int rc = shardz_key_middle(kr->lo, kr->lo_len, kr->hi, kr->hi_len, printable ? 0x20 : 0x01,
                                printable ? 0x7e : 0xff, out, cap, n);
     if (rc == 0 && !printable) {
@@ -621,8 +677,9 @@ int szd_range_split(szd_ns *ns, const char *pid, json_t *at, json_t **task, char
     const char *b;
     size_t blen;
     int rc = routed_part(ns, pid, &kr, err, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     if (at && !json_is_null(at)) {
         b = json_string_value(at);
         blen = b ? json_string_length(at) : 0;
@@ -649,8 +706,9 @@ int szd_range_split(szd_ns *ns, const char *pid, json_t *at, json_t **task, char
         b = mid;
     }
     rtask *t = task_new(ns, false);
-    if (!t)
+    if (!t) {
         return SHARDZ_ENOMEM;
+    }
     t->nold = 1;
     t->nnew = 2;
     snprintf(t->old[0], sizeof t->old[0], "%s", pid);
@@ -675,10 +733,12 @@ int szd_range_merge(szd_ns *ns, json_t *partitions, json_t **task, char *err, si
     const char *pa = json_string_value(json_array_get(partitions, 0));
     const char *pb = json_string_value(json_array_get(partitions, 1));
     int rc = routed_part(ns, pa, &a, err, errlen);
-    if (rc == 0)
+    if (rc == 0) {
         rc = routed_part(ns, pb, &b, err, errlen);
-    if (rc)
+    }
+    if (rc) {
         return rc;
+    }
     if (shardz_key_cmp(b.lo, b.lo_len, a.lo, a.lo_len) < 0) { /* key order: a first */
         shardz_key_range x = a;
         const char *px = pa;
@@ -692,8 +752,9 @@ int szd_range_merge(szd_ns *ns, json_t *partitions, json_t **task, char *err, si
         return SHARDZ_EINVAL;
     }
     rtask *t = task_new(ns, true);
-    if (!t)
+    if (!t) {
         return SHARDZ_ENOMEM;
+    }
     t->nold = 2;
     t->nnew = 1;
     snprintf(t->old[0], sizeof t->old[0], "%s", pa);
@@ -708,17 +769,20 @@ int szd_range_merge(szd_ns *ns, json_t *partitions, json_t **task, char *err, si
 
 int szd_range_load_part(szd_ns *ns, const char *partition, json_t *rec)
 {
-    if (!szd_is_range(ns) || !json_is_true(json_object_get(rec, "routed")))
+    if (!szd_is_range(ns) || !json_is_true(json_object_get(rec, "routed"))) {
         return 0;
+    }
     json_t *b = json_object_get(rec, "range");
     size_t lolen, hilen;
     const char *lo = bound_of(json_object_get(b, "lo"), &lolen);
     const char *hi = bound_of(json_object_get(b, "hi"), &hilen);
-    if (!lo || !hi)
+    if (!lo || !hi) {
         return SHARDZ_EINVAL;
+    }
     struct szd_range *r = range_state(ns);
-    if (!r->restore)
+    if (!r->restore) {
         r->restore = json_array();
+    }
     json_array_append_new(r->restore, json_pack("[s, s%, s%]", partition, lo, lolen, hi, hilen));
     return 0;
 }
@@ -731,22 +795,28 @@ int szd_range_load_task(szd_ns *ns, json_t *rec)
     const char *st = json_string_value(json_object_get(rec, "state"));
     json_t *from = json_object_get(rec, "from"), *to = json_object_get(rec, "to");
     if (!szd_is_range(ns) || !id || strlen(id) >= sizeof((rtask *)0)->id || !type || !st ||
-        !json_is_array(from) || !json_is_array(to))
+        !json_is_array(from) || !json_is_array(to)) {
         return SHARDZ_EINVAL;
+    }
     bool merge = strcmp(type, "merge") == 0;
     size_t nold = json_array_size(from), nnew = json_array_size(to);
     if ((!merge && strcmp(type, "split") != 0) || nold != (merge ? 2u : 1u) ||
-        nnew != (merge ? 1u : 2u))
+        nnew != (merge ? 1u : 2u)) {
         return SHARDZ_EINVAL;
+    }
     int state = -1;
-    for (int i = 0; i < 5; i++)
-        if (strcmp(st, states[i]) == 0)
+    for (int i = 0; i < 5; i++) {
+        if (strcmp(st, states[i]) == 0) {
             state = i == 4 ? RT_CREATED : i;
-    if (state < 0)
+        }
+    }
+    if (state < 0) {
         return SHARDZ_EINVAL;
+    }
     rtask *t = calloc(1, sizeof *t);
-    if (!t)
+    if (!t) {
         return SHARDZ_ENOMEM;
+    }
     snprintf(t->id, sizeof t->id, "%s", id);
     t->merge = merge;
     t->state = (rt_state)state;
@@ -756,8 +826,9 @@ int szd_range_load_task(szd_ns *ns, json_t *rec)
     int rc = 0;
     for (size_t k = 0; k < nold; k++) {
         const char *p = json_string_value(json_array_get(from, k));
-        if (!szd_valid_id(p))
+        if (!szd_valid_id(p)) {
             rc = SHARDZ_EINVAL;
+        }
         snprintf(t->old[k], sizeof t->old[k], "%s", p ? p : "");
     }
     for (size_t k = 0; k < nnew; k++) {
@@ -774,26 +845,30 @@ int szd_range_load_task(szd_ns *ns, json_t *rec)
         t->lo[k] = dup_bytes(lo, lolen);
         t->hi[k] = dup_bytes(hi, hilen);
     }
-    if (rc == 0)
+    if (rc == 0) {
         rc = task_add(ns, t);
+    }
     if (rc) {
         task_free(t);
         return rc;
     }
     unsigned long long seq = strtoull(id + (id[0] == 't'), NULL, 10);
-    if (seq > ns->range->next_task)
+    if (seq > ns->range->next_task) {
         ns->range->next_task = seq;
+    }
     return 0;
 }
 
 void szd_range_restore(szd_ns *ns)
 {
     struct szd_range *r = ns->range;
-    if (!szd_is_range(ns))
+    if (!szd_is_range(ns)) {
         return;
+    }
     r = range_state(ns);
-    if (!r->restore)
+    if (!r->restore) {
         return; /* restored already (a follower's cache taken over by a new leader) */
+    }
     size_t n = json_array_size(r->restore);
     shardz_key_range *kr = calloc(n ? n : 1, sizeof *kr);
     int rc = kr ? 0 : SHARDZ_ENOMEM;
@@ -804,11 +879,13 @@ void szd_range_restore(szd_ns *ns)
             json_string_length(json_array_get(e, 1)), json_string_value(json_array_get(e, 2)),
             json_string_length(json_array_get(e, 2))};
     }
-    if (rc == 0)
+    if (rc == 0) {
         rc = shardz_sharder_range_restore(ns->sh, kr, n);
-    if (rc)
+    }
+    if (rc) {
         szd_log(ns->d, SZD_ERROR, "msg=\"range table not restored\" ns=%s ranges=%zu err=%s",
                 ns->cfg.name, n, shardz_err_name(rc));
+    }
     free(kr);
     json_decref(r->restore);
     r->restore = NULL;
@@ -852,8 +929,9 @@ void szd_range_api_split(szd_ns *ns, struct evhttp_request *req, const char *pid
     /* the body is optional: without one (or without "at") the range splits at its middle */
     if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 0) {
         body = szd_read_body(req);
-        if (!body)
+        if (!body) {
             return;
+        }
     }
     int rc = szd_range_split(ns, pid, json_object_get(body, "at"), &task, err, sizeof err);
     json_decref(body);
@@ -864,8 +942,9 @@ void szd_range_api_merge(szd_ns *ns, struct evhttp_request *req)
 {
     char err[512] = "";
     json_t *task = NULL, *body = szd_read_body(req);
-    if (!body)
+    if (!body) {
         return;
+    }
     int rc = szd_range_merge(ns, json_object_get(body, "partitions"), &task, err, sizeof err);
     json_decref(body);
     reply_task(ns, req, rc, task, err);
@@ -885,14 +964,16 @@ void szd_range_split_keys(szd_ns *ns, const szd_node *n, json_t *keys)
 {
     const char *pid;
     json_t *v;
-    if (!json_is_object(keys))
+    if (!json_is_object(keys)) {
         return;
+    }
     json_object_foreach(keys, pid, v)
     {
         szd_part *p = szd_is_range(ns) ? szd_part_find(ns, pid) : NULL;
         bool holds = false;
-        for (unsigned s = 0; p && s < p->nrep && !holds; s++)
+        for (unsigned s = 0; p && s < p->nrep && !holds; s++) {
             holds = p->slots[s].owner >= 0 && ns->nodes[p->slots[s].owner] == n;
+        }
         size_t len = json_string_length(v);
         if (!holds || !json_is_string(v) || len == 0 || len > SHARDZ_RANGE_KEY_MAX) {
             ns->load_rejected++;
@@ -903,10 +984,12 @@ void szd_range_split_keys(szd_ns *ns, const szd_node *n, json_t *keys)
             continue;
         }
         struct szd_range *r = range_state(ns);
-        if (!r->hints)
+        if (!r->hints) {
             r->hints = json_object();
-        if (r->hints)
+        }
+        if (r->hints) {
             json_object_set(r->hints, pid, v);
+        }
     }
 }
 
@@ -914,18 +997,21 @@ void szd_range_balance(szd_ns *ns, json_t *reply, bool apply)
 {
     size_t n = 0;
     if (!szd_is_range(ns) ||
-        shardz_sharder_range_hot(ns->sh, ns->cfg.balance.band, 0, NULL, 0, &n) != 0)
+        shardz_sharder_range_hot(ns->sh, ns->cfg.balance.band, 0, NULL, 0, &n) != 0) {
         return;
+    }
     const char **hot = calloc(n ? n : 1, sizeof *hot);
     json_t *list = json_array();
-    if (!hot || shardz_sharder_range_hot(ns->sh, ns->cfg.balance.band, 0, hot, n, &n) != 0)
+    if (!hot || shardz_sharder_range_hot(ns->sh, ns->cfg.balance.band, 0, hot, n, &n) != 0) {
         n = 0;
+    }
     for (size_t i = 0; i < n; i++) {
         szd_part *p = szd_part_find(ns, hot[i]);
         /* only a measured load makes a range hot: without samples the placement counts each
          * partition as 1.0, which says nothing about the range (a fresh merge, say) */
-        if (!p || p->load_ms == 0)
+        if (!p || p->load_ms == 0) {
             continue;
+        }
         json_t *e = json_pack("{s:s, s:f}", "partition", hot[i], "load", p->load[0]);
         rtask *busy = task_of(ns, hot[i]);
         if (busy) {
@@ -939,20 +1025,23 @@ void szd_range_balance(szd_ns *ns, json_t *reply, bool apply)
             int rc = SHARDZ_EINVAL;
             if (hint) {
                 rc = szd_range_split(ns, hot[i], hint, &task, err, sizeof err);
-                if (rc == 0)
+                if (rc == 0) {
                     json_object_set_new(e, "at", json_copy(hint));
-                else if (rc == SHARDZ_EINVAL)
+                } else if (rc == SHARDZ_EINVAL) {
                     szd_log(ns->d, SZD_INFO,
                             "msg=\"split key not used\" ns=%s partition=%s why=\"%s\"",
                             ns->cfg.name, hot[i], err);
+                }
             }
-            if (rc == SHARDZ_EINVAL) /* no key, or one outside the range: the middle */
+            if (rc == SHARDZ_EINVAL) { /* no key, or one outside the range: the middle */
                 rc = szd_range_split(ns, hot[i], NULL, &task, err, sizeof err);
+            }
             if (rc == 0) {
                 json_object_set_new(e, "task",
                                     json_string(json_string_value(json_object_get(task, "id"))));
-                if (r->hints)
+                if (r->hints) {
                     json_object_del(r->hints, hot[i]);
+                }
             } else {
                 json_object_set_new(e, "error", json_string(err));
             }
@@ -966,14 +1055,16 @@ void szd_range_balance(szd_ns *ns, json_t *reply, bool apply)
 
 int szd_range_parts_change(szd_ns *ns, const char *partition, char *err, size_t errlen)
 {
-    if (!szd_is_range(ns))
+    if (!szd_is_range(ns)) {
         return 0;
+    }
     if (!partition) {
         snprintf(err, errlen, "a range namespace gets new partitions by splitting its ranges");
         return SHARDZ_ENOTSUP;
     }
-    if (in_task(ns, partition, err, errlen))
+    if (in_task(ns, partition, err, errlen)) {
         return SHARDZ_EBUSY;
+    }
     shardz_key_range kr;
     if (shardz_sharder_range_of(ns->sh, partition, &kr) == 0) {
         snprintf(err, errlen, "range '%s' is routed: merge it into a neighbour instead", partition);

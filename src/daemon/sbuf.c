@@ -13,8 +13,9 @@ void szd_sb_add(szd_sbuf *b, const char *p, size_t len)
 {
     if (b->n + len + 1 > b->cap) {
         size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < b->n + len + 1)
+        while (ncap < b->n + len + 1) {
             ncap *= 2;
+        }
         b->s = szd_xrealloc(b->s, ncap);
         b->cap = ncap;
     }
@@ -35,8 +36,9 @@ void szd_sb_printf(szd_sbuf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int len = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (len < 0)
+    if (len < 0) {
         return;
+    }
     if ((size_t)len < sizeof tmp) {
         szd_sb_add(b, tmp, (size_t)len);
         return;
@@ -52,8 +54,9 @@ void szd_sb_printf(szd_sbuf *b, const char *fmt, ...)
 char *szd_sb_take(szd_sbuf *b)
 {
     char *s = b->s ? b->s : szd_xmalloc(1);
-    if (!b->s)
+    if (!b->s) {
         s[0] = '\0';
+    }
     b->s = NULL;
     b->n = b->cap = 0;
     return s;

@@ -32,17 +32,20 @@ szd_batch *szd_batch_new(void)
 
 static int batch_add(szd_batch *b, shardz_op_type type, char *key, char *value)
 {
-    if (!b || !key || (type == SHARDZ_OP_PUT && !value))
+    if (!b || !key || (type == SHARDZ_OP_PUT && !value)) {
         goto fail;
+    }
     if (b->n == b->cap) {
         size_t ncap = b->cap ? 2 * b->cap : 64;
         shardz_op *no = realloc(b->ops, ncap * sizeof *no);
-        if (!no)
+        if (!no) {
             goto fail;
+        }
         b->ops = no;
         char **nb = realloc(b->bufs, 2 * ncap * sizeof *nb);
-        if (!nb)
+        if (!nb) {
             goto fail;
+        }
         b->bufs = nb;
         b->cap = ncap;
     }
@@ -74,10 +77,12 @@ size_t szd_batch_count(const szd_batch *b)
 
 void szd_batch_free(szd_batch *b)
 {
-    if (!b)
+    if (!b) {
         return;
-    for (size_t i = 0; i < 2 * b->n; i++)
+    }
+    for (size_t i = 0; i < 2 * b->n; i++) {
         free(b->bufs[i]);
+    }
     free(b->bufs);
     free(b->ops);
     free(b);
@@ -140,8 +145,9 @@ struct szd_sl {
 
 static int64_t now_ms(const szd_sl *sl)
 {
-    if (sl->clock_ms)
+    if (sl->clock_ms) {
         return sl->clock_ms();
+    }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -153,13 +159,15 @@ static int64_t now_ms(const szd_sl *sl)
 static void test_hold(const szd_sl *sl)
 {
     const char *path = getenv("SHARDZ_TEST_STORE_HOLD");
-    if (!path || access(path, F_OK) != 0)
+    if (!path || access(path, F_OK) != 0) {
         return;
+    }
     int64_t t0 = now_ms(sl);
     szd_log_at(sl->log_level, SZD_WARN, "msg=\"test hold: store write held\"");
     struct timespec ts = {0, 10 * 1000 * 1000};
-    while (access(path, F_OK) == 0 && now_ms(sl) - t0 < 60000)
+    while (access(path, F_OK) == 0 && now_ms(sl) - t0 < 60000) {
         nanosleep(&ts, NULL);
+    }
     szd_log_at(sl->log_level, SZD_WARN, "msg=\"test hold: store write released\" held_ms=%lld",
                (long long)(now_ms(sl) - t0));
 }
@@ -169,15 +177,17 @@ static void run_write(szd_sl *sl, job *j)
     test_hold(sl);
     int64_t t0 = now_ms(sl), rev = 0;
     j->rc = 0;
-    if (j->batch && j->batch->n > 0)
+    if (j->batch && j->batch->n > 0) {
         j->rc = shardz_store_write_batch(sl->st, NULL, 0, j->batch->ops, j->batch->n, NULL, &rev,
                                          NULL); /* one commit on SQLite; etcd: 128-op pieces */
+    }
     j->write_ms = now_ms(sl) - t0;
     j->revision = rev;
     if (j->rc == 0 && j->batch && j->batch->n > 0) {
         uint64_t bytes = 0;
-        for (size_t i = 0; i < j->batch->n; i++)
+        for (size_t i = 0; i < j->batch->n; i++) {
             bytes += j->batch->ops[i].key_len + j->batch->ops[i].value_len;
+        }
         pthread_mutex_lock(&sl->mu);
         sl->counts.batches++;
         sl->counts.records += j->batch->n;
@@ -202,12 +212,14 @@ static void *lane_main(void *arg)
     szd_sl *sl = arg;
     for (;;) {
         pthread_mutex_lock(&sl->mu);
-        while (!sl->q_head)
+        while (!sl->q_head) {
             pthread_cond_wait(&sl->work, &sl->mu);
+        }
         job *j = sl->q_head;
         sl->q_head = j->next;
-        if (!sl->q_head)
+        if (!sl->q_head) {
             sl->q_tail = NULL;
+        }
         j->next = NULL;
         bool stale = j->kind == JOB_WRITE && !j->sync && j->epoch < sl->epoch;
         pthread_mutex_unlock(&sl->mu);
@@ -222,20 +234,23 @@ static void *lane_main(void *arg)
             run_job(sl, j);
         }
         pthread_mutex_lock(&sl->mu);
-        if (j->kind == JOB_WRITE && j->rc == 0 && j->revision > 0)
+        if (j->kind == JOB_WRITE && j->rc == 0 && j->revision > 0) {
             sl->status.revision = j->revision;
-        if (j->kind == JOB_WRITE && !j->sync && j->rc != 0 && !stale)
+        }
+        if (j->kind == JOB_WRITE && !j->sync && j->rc != 0 && !stale) {
             sl->epoch++;
+        }
         j->epoch = sl->epoch; /* what the loop learns of with this completion */
         bool signal = false;
         if (j->sync) {
             j->finished = true;
             pthread_cond_broadcast(&sl->finished);
         } else {
-            if (sl->d_tail)
+            if (sl->d_tail) {
                 sl->d_tail->next = j;
-            else
+            } else {
                 sl->d_head = j;
+            }
             sl->d_tail = j;
             signal = !sl->done_signalled;
             sl->done_signalled = true;
@@ -243,8 +258,9 @@ static void *lane_main(void *arg)
         pthread_mutex_unlock(&sl->mu);
         if (signal) {
             char b = 1;
-            while (write(sl->done_pipe[1], &b, 1) < 0 && errno == EINTR)
+            while (write(sl->done_pipe[1], &b, 1) < 0 && errno == EINTR) {
                 ;
+            }
         }
     }
 }
@@ -252,13 +268,15 @@ static void *lane_main(void *arg)
 static void enqueue(szd_sl *sl, job *j)
 {
     pthread_mutex_lock(&sl->mu);
-    if (sl->q_tail)
+    if (sl->q_tail) {
         sl->q_tail->next = j;
-    else
+    } else {
         sl->q_head = j;
+    }
     sl->q_tail = j;
-    if (!j->sync && j->kind == JOB_WRITE)
+    if (!j->sync && j->kind == JOB_WRITE) {
         sl->queued++;
+    }
     pthread_cond_signal(&sl->work);
     pthread_mutex_unlock(&sl->mu);
 }
@@ -293,8 +311,9 @@ static void run_sync(szd_sl *sl, job *j)
     }
     enqueue(sl, j);
     pthread_mutex_lock(&sl->mu);
-    while (!j->finished)
+    while (!j->finished) {
         pthread_cond_wait(&sl->finished, &sl->mu);
+    }
     pthread_mutex_unlock(&sl->mu);
 }
 
@@ -315,10 +334,12 @@ int szd_sl_write(szd_sl *sl, const szd_batch *b, char *errmsg, size_t errlen, in
     j->batch = (szd_batch *)b; /* borrowed: a sync job never frees it */
     run_sync(sl, j);
     int rc = j->rc;
-    if (errmsg && errlen)
+    if (errmsg && errlen) {
         snprintf(errmsg, errlen, "%s", j->errmsg);
-    if (revision)
+    }
+    if (revision) {
         *revision = j->revision;
+    }
     free(j);
     return rc;
 }
@@ -364,8 +385,9 @@ int szd_sl_done_fd(const szd_sl *sl)
 void szd_sl_dispatch(szd_sl *sl)
 {
     char buf[64];
-    while (read(sl->done_pipe[0], buf, sizeof buf) > 0)
+    while (read(sl->done_pipe[0], buf, sizeof buf) > 0) {
         ;
+    }
     pthread_mutex_lock(&sl->mu);
     job *j = sl->d_head;
     sl->d_head = sl->d_tail = NULL;
@@ -381,10 +403,12 @@ void szd_sl_dispatch(szd_sl *sl)
                            .errmsg = j->errmsg,
                            .durable = j->rc == 0 ? &proof : NULL,
                            .write_ms = j->write_ms};
-        if (j->rc != 0 && j->epoch > sl->loop_epoch)
+        if (j->rc != 0 && j->epoch > sl->loop_epoch) {
             sl->loop_epoch = j->epoch; /* batches queued from now on carry what failed */
-        if (j->done)
+        }
+        if (j->done) {
             j->done(j->arg, &r, j->msgs);
+        }
         szd_batch_free(j->batch);
         free(j);
         pthread_mutex_lock(&sl->mu);
@@ -397,8 +421,9 @@ void szd_sl_dispatch(szd_sl *sl)
 int szd_sl_start(shardz_store *store, int64_t (*clock_ms)(void), int log_level, szd_sl **out)
 {
     szd_sl *sl = calloc(1, sizeof *sl);
-    if (!sl)
+    if (!sl) {
         return SHARDZ_ENOMEM;
+    }
     sl->st = store;
     sl->clock_ms = clock_ms;
     sl->log_level = log_level;
@@ -419,8 +444,9 @@ int szd_sl_start(shardz_store *store, int64_t (*clock_ms)(void), int log_level, 
 
 void szd_sl_stop(szd_sl *sl)
 {
-    if (!sl)
+    if (!sl) {
         return;
+    }
     if (sl->started) {
         enqueue(sl, job_new(JOB_STOP));
         pthread_join(sl->thread, NULL);
@@ -433,9 +459,11 @@ void szd_sl_stop(szd_sl *sl)
         free(j);
         j = next;
     }
-    for (int i = 0; i < 2; i++)
-        if (sl->done_pipe[i] >= 0)
+    for (int i = 0; i < 2; i++) {
+        if (sl->done_pipe[i] >= 0) {
             close(sl->done_pipe[i]);
+        }
+    }
     pthread_cond_destroy(&sl->work);
     pthread_cond_destroy(&sl->finished);
     pthread_mutex_destroy(&sl->mu);

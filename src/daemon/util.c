@@ -17,8 +17,9 @@
 
 int64_t szd_now(const szd *d)
 {
-    if (d && d->clock_ms)
+    if (d && d->clock_ms) {
         return d->clock_ms();
+    }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -26,8 +27,9 @@ int64_t szd_now(const szd *d)
 
 void szd_log(const szd *d, int level, const char *fmt, ...)
 {
-    if (d && level > d->cfg.log_level)
+    if (d && level > d->cfg.log_level) {
         return;
+    }
     va_list ap;
     va_start(ap, fmt);
     szd_log_v(level, fmt, ap);
@@ -39,22 +41,26 @@ void szd_log(const szd *d, int level, const char *fmt, ...)
 static uint32_t hash_str(const char *s)
 {
     uint32_t h = 2166136261u;
-    for (; *s; s++)
+    for (; *s; s++) {
         h = (h ^ (uint8_t)*s) * 16777619u;
+    }
     return h;
 }
 
 uint32_t szd_map_find(const szd_map *m, const char *key, szd_keyfn fn, const void *ctx)
 {
-    if (!m->cap)
+    if (!m->cap) {
         return UINT32_MAX;
+    }
     uint32_t mask = m->cap - 1;
     for (uint32_t i = hash_str(key) & mask;; i = (i + 1) & mask) {
         uint32_t e = m->slots[i];
-        if (e == 0)
+        if (e == 0) {
             return UINT32_MAX;
-        if (strcmp(fn(ctx, e - 1), key) == 0)
+        }
+        if (strcmp(fn(ctx, e - 1), key) == 0) {
             return e - 1;
+        }
     }
 }
 
@@ -62,31 +68,36 @@ static void map_put(szd_map *m, uint32_t idx, szd_keyfn fn, const void *ctx)
 {
     uint32_t mask = m->cap - 1;
     uint32_t i = hash_str(fn(ctx, idx)) & mask;
-    while (m->slots[i] != 0)
+    while (m->slots[i] != 0) {
         i = (i + 1) & mask;
+    }
     m->slots[i] = idx + 1;
 }
 
 int szd_map_rebuild(szd_map *m, uint32_t count, szd_keyfn fn, const void *ctx)
 {
     uint32_t cap = 16;
-    while (cap < 2 * (count + 1))
+    while (cap < 2 * (count + 1)) {
         cap *= 2;
+    }
     uint32_t *s = calloc(cap, sizeof *s);
-    if (!s)
+    if (!s) {
         return SHARDZ_ENOMEM;
+    }
     free(m->slots);
     m->slots = s;
     m->cap = cap;
-    for (uint32_t i = 0; i < count; i++)
+    for (uint32_t i = 0; i < count; i++) {
         map_put(m, i, fn, ctx);
+    }
     return 0;
 }
 
 int szd_map_insert(szd_map *m, uint32_t idx, uint32_t count, szd_keyfn fn, const void *ctx)
 {
-    if (2 * (count + 1) > m->cap)
+    if (2 * (count + 1) > m->cap) {
         return szd_map_rebuild(m, count, fn, ctx); /* count includes idx */
+    }
     map_put(m, idx, fn, ctx);
     return 0;
 }
@@ -117,8 +128,9 @@ void szd_reply_json(struct evhttp_request *req, int status, json_t *body, uint64
     }
     evhttp_send_reply(req, status, status < 300 ? "OK" : "Error", buf);
     free(text);
-    if (buf)
+    if (buf) {
         evbuffer_free(buf);
+    }
     json_decref(body);
 }
 
@@ -171,12 +183,14 @@ json_t *szd_read_body_max(struct evhttp_request *req, size_t max)
 bool szd_valid_id(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > SHARDZ_MAX_ID)
+    if (n < 1 || n > SHARDZ_MAX_ID) {
         return false;
+    }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-')
+        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-') {
             return false;
+        }
     }
     return true;
 }
@@ -184,12 +198,14 @@ bool szd_valid_id(const char *s)
 bool szd_valid_ns_name(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > SZD_MAX_NS_NAME || !isalnum((unsigned char)s[0]))
+    if (n < 1 || n > SZD_MAX_NS_NAME || !isalnum((unsigned char)s[0])) {
         return false;
+    }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!(isdigit(c) || (c >= 'a' && c <= 'z')) && c != '.' && c != '_' && c != '-')
+        if (!(isdigit(c) || (c >= 'a' && c <= 'z')) && c != '.' && c != '_' && c != '-') {
             return false;
+        }
     }
     return true;
 }
@@ -199,15 +215,17 @@ bool szd_valid_ns_name(const char *s)
 static uint64_t id_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
+    for (; *s; s++) {
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
     return h;
 }
 
 void szd_idset_clear(szd_idset *set)
 {
-    for (size_t i = 0; i < set->cap; i++)
+    for (size_t i = 0; i < set->cap; i++) {
         free(set->slots[i]);
+    }
     free(set->slots);
     *set = (szd_idset){0};
 }
@@ -231,24 +249,28 @@ bool szd_idset_add(szd_idset *set, const char *id)
     if (2 * (set->n + 1) > set->cap) {
         size_t ncap = set->cap ? 2 * set->cap : 16;
         char **nslots = calloc(ncap, sizeof *nslots);
-        if (!nslots)
+        if (!nslots) {
             return false;
+        }
         szd_idset grown = {nslots, ncap, set->n};
         for (size_t i = 0; i < set->cap; i++) {
             bool found;
-            if (set->slots[i])
+            if (set->slots[i]) {
                 nslots[idset_pos(&grown, set->slots[i], &found)] = set->slots[i];
+            }
         }
         free(set->slots);
         *set = grown;
     }
     bool found;
     size_t k = idset_pos(set, id, &found);
-    if (found)
+    if (found) {
         return true;
+    }
     set->slots[k] = strdup(id);
-    if (!set->slots[k])
+    if (!set->slots[k]) {
         return false;
+    }
     set->n++;
     return true;
 }
@@ -256,11 +278,13 @@ bool szd_idset_add(szd_idset *set, const char *id)
 void szd_idset_remove(szd_idset *set, const char *id)
 {
     bool found;
-    if (set->n == 0)
+    if (set->n == 0) {
         return;
+    }
     size_t k = idset_pos(set, id, &found);
-    if (!found)
+    if (!found) {
         return;
+    }
     free(set->slots[k]);
     set->slots[k] = NULL;
     set->n--;
@@ -279,12 +303,14 @@ void szd_idset_remove(szd_idset *set, const char *id)
 json_t *szd_reply_object(struct evhttp_request *req, int *code, size_t max, bool conflict_ok)
 {
     *code = req ? evhttp_request_get_response_code(req) : 0;
-    if (!req || (*code != 200 && !(conflict_ok && *code == 409)))
+    if (!req || (*code != 200 && !(conflict_ok && *code == 409))) {
         return NULL;
+    }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    if (len == 0 || len > max)
+    if (len == 0 || len > max) {
         return NULL;
+    }
     json_t *j = json_loadb((const char *)evbuffer_pullup(in, (ssize_t)len), len, 0, NULL);
     if (j && !json_is_object(j)) {
         json_decref(j);

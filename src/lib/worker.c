@@ -1153,8 +1153,9 @@ static void w_draw_incarnation(shardz_worker *w)
             b[i] = (unsigned char)x;
         }
     }
-    for (size_t i = 0; i < sizeof b; i++)
+    for (size_t i = 0; i < sizeof b; i++) {
         snprintf(w->incarnation + 2 * i, 3, "%02x", b[i]);
+    }
 }
 
 static int w_register_once(shardz_worker *w)

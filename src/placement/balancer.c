@@ -71,16 +71,18 @@ typedef struct {
 
 void shardz_balance_policy_default(shardz_balance_policy *pol)
 {
-    if (!pol)
+    if (!pol) {
         return;
+    }
     memset(pol, 0, sizeof *pol);
     pol->band = SHARDZ_BALANCE_BAND_DEFAULT;
     pol->max_moves_fraction = SHARDZ_BALANCE_MOVES_DEFAULT;
     pol->cooldown_ms = SHARDZ_BALANCE_COOLDOWN_DEFAULT;
     pol->hysteresis = SHARDZ_BALANCE_HYSTERESIS_DEFAULT;
     pol->ndims_weight = 0;
-    for (size_t d = 0; d < SHARDZ_MAX_DIMS; d++)
+    for (size_t d = 0; d < SHARDZ_MAX_DIMS; d++) {
         pol->dims_weight[d] = 1.0;
+    }
 }
 
 const char *shardz_balance_stop_name(shardz_balance_stop stop)
@@ -96,15 +98,19 @@ static bool fraction_ok(double v)
 
 int shardz_balance_policy_validate(const shardz_balance_policy *pol)
 {
-    if (!pol)
+    if (!pol) {
         return SHARDZ_EINVAL;
+    }
     if (!fraction_ok(pol->band) || !fraction_ok(pol->max_moves_fraction) ||
         !fraction_ok(pol->hysteresis) || pol->cooldown_ms < 0 ||
-        pol->ndims_weight > SHARDZ_MAX_DIMS)
+        pol->ndims_weight > SHARDZ_MAX_DIMS) {
         return SHARDZ_EINVAL;
-    for (size_t d = 0; d < pol->ndims_weight; d++)
-        if (!isfinite(pol->dims_weight[d]) || pol->dims_weight[d] < 0)
+    }
+    for (size_t d = 0; d < pol->ndims_weight; d++) {
+        if (!isfinite(pol->dims_weight[d]) || pol->dims_weight[d] < 0) {
             return SHARDZ_EINVAL;
+        }
+    }
     return 0;
 }
 
@@ -115,8 +121,9 @@ static uint32_t compute_inv(const pz_model *m, double *inv)
     double total[SHARDZ_MAX_DIMS] = {0}, wsum[SHARDZ_MAX_DIMS] = {0};
     uint32_t k = 0;
     for (uint32_t n = 0; n < m->nnodes; n++) {
-        if (!pz_node_eligible(m, n))
+        if (!pz_node_eligible(m, n)) {
             continue;
+        }
         k++;
         for (size_t d = 0; d < nd; d++) {
             double c = m->nodes[n].cap[d];
@@ -124,42 +131,50 @@ static uint32_t compute_inv(const pz_model *m, double *inv)
             wsum[d] += isfinite(c) ? c : 1.0;
         }
     }
-    for (uint32_t n = 0; n < m->nnodes; n++)
+    for (uint32_t n = 0; n < m->nnodes; n++) {
         for (size_t d = 0; d < nd; d++) {
             double c = m->nodes[n].cap[d], *v = &inv[(size_t)n * nd + d];
             *v = 0;
-            if (pz_node_eligible(m, n) && total[d] > 0)
+            if (pz_node_eligible(m, n) && total[d] > 0) {
                 *v = wsum[d] / (total[d] * (isfinite(c) ? c : 1.0));
+            }
         }
+    }
     return k;
 }
 
 static void max_rel(const pz_model *m, const double *inv, double *out)
 {
     size_t nd = m->ndims;
-    for (size_t d = 0; d < nd; d++)
+    for (size_t d = 0; d < nd; d++) {
         out[d] = 0;
-    for (uint32_t n = 0; n < m->nnodes; n++)
+    }
+    for (uint32_t n = 0; n < m->nnodes; n++) {
         for (size_t d = 0; d < nd; d++) {
             double r = m->nodes[n].load[d] * inv[(size_t)n * nd + d];
-            if (r > out[d])
+            if (r > out[d]) {
                 out[d] = r;
+            }
         }
+    }
 }
 
 /* Degraded: a node that must give replicas away (or may be failing) still holds some, or a
  * replica slot is vacant. Load moves wait until the repair is done. */
 static bool degraded(const pz_model *m)
 {
-    if (m->nvacant > 0)
+    if (m->nvacant > 0) {
         return true;
+    }
     for (uint32_t n = 0; n < m->nnodes; n++) {
         const pz_node *nd = &m->nodes[n];
-        if (!nd->id || nd->nlist == 0)
+        if (!nd->id || nd->nlist == 0) {
             continue;
+        }
         if (nd->gone || nd->state == SHARDZ_NODE_DEAD || nd->state == SHARDZ_NODE_DRAINING ||
-            nd->state == SHARDZ_NODE_SUSPECT)
+            nd->state == SHARDZ_NODE_SUSPECT) {
             return true;
+        }
     }
     return false;
 }
@@ -174,12 +189,14 @@ static bool cooling(bal *b, uint32_t pidx)
             if (last != SHARDZ_NEVER_MOVED) {
                 /* now - last without overflow; a last move in the future is cooling. */
                 if (last > b->now ||
-                    (uint64_t)b->now - (uint64_t)last < (uint64_t)b->pol->cooldown_ms)
+                    (uint64_t)b->now - (uint64_t)last < (uint64_t)b->pol->cooldown_ms) {
                     *st = PS_COOLING;
+                }
             }
         }
-        if (*st == PS_COOLING)
+        if (*st == PS_COOLING) {
             b->cooling++;
+        }
     }
     return *st == PS_COOLING;
 }
@@ -187,8 +204,9 @@ static bool cooling(bal *b, uint32_t pidx)
 static int by_key_desc(const void *a, const void *b)
 {
     const cand *x = a, *y = b;
-    if (x->key != y->key)
+    if (x->key != y->key) {
         return x->key > y->key ? -1 : 1;
+    }
     return x->rid < y->rid ? -1 : x->rid > y->rid;
 }
 
@@ -206,32 +224,39 @@ static void consider(const bal *b, uint32_t n, uint32_t r, uint32_t pidx, size_t
     size_t nd = b->nd;
     const double *x = pz_part_load(m, pidx);
     const double *ln = m->nodes[n].load, *in = b->inv + (size_t)n * nd;
-    if (r == n || !pz_node_eligible(m, r))
+    if (r == n || !pz_node_eligible(m, r)) {
         return;
+    }
     const double *lr = m->nodes[r].load, *ir = b->inv + (size_t)r * nd;
     double reln = ln[d] * in[d], relr = lr[d] * ir[d];
     double gap = reln - relr;
-    if (!(gap > 0))
+    if (!(gap > 0)) {
         return;
+    }
     double newr = (lr[d] + x[d]) * ir[d];
     double after = fmax((ln[d] - x[d]) * in[d], newr);
     double gain = reln - after;
-    if (!(gain > 1e-12 * reln) || !(gain > b->pol->hysteresis * x[d] * in[d]))
+    if (!(gain > 1e-12 * reln) || !(gain > b->pol->hysteresis * x[d] * in[d])) {
         return;
+    }
     /* Ties: the receiver left least loaded, then the lower index (stated, not left to the
      * order of weighing: the fast search weighs in another order than the index). */
     if (gain < *best_gain ||
-        (gain == *best_gain && (newr > *best_newr || (newr == *best_newr && r > *best))))
+        (gain == *best_gain && (newr > *best_newr || (newr == *best_newr && r > *best)))) {
         return;
-    for (size_t e = 0; e < nd; e++) {
-        if (e == d || ir[e] == 0)
-            continue;
-        double before = fmax(ln[e] * in[e], lr[e] * ir[e]);
-        if (!((lr[e] + x[e]) * ir[e] <= before))
-            return;
     }
-    if (pz_part_on_node(m, pidx, r) || !pz_fits(m, r, pidx) || !pz_zone_move_ok(m, pidx, n, r))
+    for (size_t e = 0; e < nd; e++) {
+        if (e == d || ir[e] == 0) {
+            continue;
+        }
+        double before = fmax(ln[e] * in[e], lr[e] * ir[e]);
+        if (!((lr[e] + x[e]) * ir[e] <= before)) {
+            return;
+        }
+    }
+    if (pz_part_on_node(m, pidx, r) || !pz_fits(m, r, pidx) || !pz_zone_move_ok(m, pidx, n, r)) {
         return;
+    }
     *best_gain = gain;
     *best_newr = newr;
     *best = r;
@@ -243,8 +268,9 @@ static uint32_t best_receiver_brute(const bal *b, uint32_t n, uint32_t rid, size
 {
     double best_gain = 0, best_newr = INFINITY;
     uint32_t best = PZ_NONE;
-    for (uint32_t r = 0; r < b->nn; r++)
+    for (uint32_t r = 0; r < b->nn; r++) {
         consider(b, n, r, PZ_RID_PART(rid), d, &best, &best_gain, &best_newr);
+    }
     return best;
 }
 
@@ -291,11 +317,13 @@ static uint32_t best_receiver_fast(const bal *b, uint32_t n, const cand *c, size
     const uint32_t *ord = b->ord + d * b->nelig;
     for (uint32_t k = 0; k < b->nelig; k++) {
         uint32_t r = ord[k];
-        if (walk_stops(b, n, d, x, r, best_newr))
+        if (walk_stops(b, n, d, x, r, best_newr)) {
             break;
+        }
         /* Moved this round (read only now: most candidates stop at the bound above). */
-        if (k == 0 && b->pstate[pidx] == PS_MOVED)
+        if (k == 0 && b->pstate[pidx] == PS_MOVED) {
             return PZ_NONE;
+        }
         consider(b, n, r, pidx, d, &best, &best_gain, &best_newr);
     }
     return best;
@@ -343,8 +371,9 @@ typedef struct {
 static int by_rel(const void *a, const void *b)
 {
     const relnode *x = a, *y = b;
-    if (x->rel != y->rel)
+    if (x->rel != y->rel) {
         return x->rel < y->rel ? -1 : 1;
+    }
     return x->n < y->n ? -1 : x->n > y->n;
 }
 
@@ -355,11 +384,13 @@ static bool node_excess(const bal *b, uint32_t n, double *imp, size_t *dim)
     const double *l = b->m->nodes[n].load, *iv = b->inv + (size_t)n * b->nd;
     bool found = false;
     for (size_t d = 0; d < b->nd; d++) {
-        if (b->w[d] <= 0 || iv[d] == 0)
+        if (b->w[d] <= 0 || iv[d] == 0) {
             continue;
+        }
         double ex = l[d] * iv[d] - 1;
-        if (!(ex > b->pol->band))
+        if (!(ex > b->pol->band)) {
             continue;
+        }
         double v = b->w[d] * ex;
         if (!found || v > *imp) {
             *imp = v;
@@ -378,16 +409,18 @@ static void hot_fix(bal *b, uint32_t n)
     bool hot = !b->done[n] && node_excess(b, n, &imp, &d);
     bool in = pz_heap_has(&b->hot, n);
     if (!hot) {
-        if (in)
+        if (in) {
             pz_heap_remove(&b->hot, n);
+        }
         return;
     }
     b->hkey[n] = pz_key_of(imp);
     b->hdim[n] = (uint8_t)d;
-    if (in)
+    if (in) {
         pz_heap_update(&b->hot, n);
-    else
+    } else {
         pz_heap_push(&b->hot, n);
+    }
 }
 
 /* Builds the fast search's state for the round (after compute_inv and the done flags). */
@@ -411,14 +444,16 @@ static int fast_init(bal *b)
     memset(b->hpos, 0xff, nn * sizeof *b->hpos);
     b->hot = (pz_heap){.a = b->ha, .pos = b->hpos, .key = b->hkey, .max = true};
     b->nelig = 0;
-    for (uint32_t n = 0; n < b->nn; n++)
+    for (uint32_t n = 0; n < b->nn; n++) {
         b->nelig += pz_node_eligible(m, n);
+    }
     for (size_t d = 0; d < b->nd; d++) {
         uint32_t k = 0;
         b->irmin[d] = INFINITY;
         for (uint32_t n = 0; n < b->nn; n++) {
-            if (!pz_node_eligible(m, n))
+            if (!pz_node_eligible(m, n)) {
                 continue;
+            }
             tmp[k++] = (relnode){.rel = rel_of(b, n, d), .n = n};
             b->irmin[d] = fmin(b->irmin[d], b->inv[(size_t)n * b->nd + d]);
         }
@@ -429,16 +464,19 @@ static int fast_init(bal *b)
         }
     }
     free(tmp);
-    for (uint32_t n = 0; n < b->nn; n++)
+    for (uint32_t n = 0; n < b->nn; n++) {
         hot_fix(b, n);
+    }
     return 0;
 }
 
 static void fast_free(bal *b)
 {
-    if (b->lists)
-        for (size_t i = 0; i < (size_t)b->nn * b->nd; i++)
+    if (b->lists) {
+        for (size_t i = 0; i < (size_t)b->nn * b->nd; i++) {
             free(b->lists[i].a);
+        }
+    }
     free(b->lists);
     free(b->ord);
     free(b->opos);
@@ -458,23 +496,27 @@ static int collect(bal *b, uint32_t n, size_t d, bool sort, size_t *k)
     const pz_node *nd = &m->nodes[n];
     if (nd->nlist > b->capcands) {
         cand *nc = realloc(b->cands, nd->nlist * sizeof *nc);
-        if (!nc)
+        if (!nc) {
             return SHARDZ_ENOMEM;
+        }
         b->cands = nc;
         b->capcands = nd->nlist;
     }
     *k = 0;
     for (uint32_t i = 0; i < nd->nlist; i++) {
         uint32_t rid = nd->list[i], pidx = PZ_RID_PART(rid);
-        if (b->pstate[pidx] == PS_MOVED || cooling(b, pidx))
+        if (b->pstate[pidx] == PS_MOVED || cooling(b, pidx)) {
             continue;
+        }
         double key = pz_part_load(m, pidx)[d];
-        if (key <= 0)
+        if (key <= 0) {
             continue;
+        }
         b->cands[(*k)++] = (cand){.key = key, .rid = rid};
     }
-    if (sort)
+    if (sort) {
         qsort(b->cands, *k, sizeof *b->cands, by_key_desc);
+    }
     return 0;
 }
 
@@ -492,18 +534,21 @@ static int step(bal *b, uint32_t n, size_t d, bool *moved)
     *moved = false;
     if (b->brute) {
         rc = collect(b, n, d, true, &k);
-        if (rc)
+        if (rc) {
             return rc;
+        }
         cs = b->cands;
     } else {
         cand_list *l = &b->lists[(size_t)n * b->nd + d];
         if (!l->built) {
             rc = collect(b, n, d, false, &k);
-            if (rc)
+            if (rc) {
                 return rc;
+            }
             l->a = malloc((k ? k : 1) * sizeof *l->a);
-            if (!l->a)
+            if (!l->a) {
                 return SHARDZ_ENOMEM;
+            }
             memcpy(l->a, b->cands, k * sizeof *l->a);
             l->n = (uint32_t)k;
             l->built = true;
@@ -511,16 +556,19 @@ static int step(bal *b, uint32_t n, size_t d, bool *moved)
         if (!l->sorted) {
             /* No candidate gets past the coldest receiver: no move now, no need to sort. */
             bool any = false;
-            for (uint32_t i = 0; i < l->n && !any; i++)
+            for (uint32_t i = 0; i < l->n && !any; i++) {
                 any = !walk_stops(b, n, d, l->a[i].key, b->ord[d * b->nelig], INFINITY);
-            if (!any)
+            }
+            if (!any) {
                 return 0;
+            }
             qsort(l->a, l->n, sizeof *l->a, by_key_desc);
             l->sorted = true;
         }
         /* Moved candidates at the head are skipped for the rest of the round. */
-        while (l->start < l->n && b->pstate[PZ_RID_PART(l->a[l->start].rid)] == PS_MOVED)
+        while (l->start < l->n && b->pstate[PZ_RID_PART(l->a[l->start].rid)] == PS_MOVED) {
             l->start++;
+        }
         cs = l->a;
         k = l->n;
         first = l->start;
@@ -529,10 +577,11 @@ static int step(bal *b, uint32_t n, size_t d, bool *moved)
         size_t lo = first, hi = k;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
-            if (too_large(b, n, d, cs[mid].key, b->ord[d * b->nelig]))
+            if (too_large(b, n, d, cs[mid].key, b->ord[d * b->nelig])) {
                 lo = mid + 1;
-            else
+            } else {
                 hi = mid;
+            }
         }
         first = lo;
     }
@@ -540,11 +589,13 @@ static int step(bal *b, uint32_t n, size_t d, bool *moved)
         uint32_t rid = cs[i].rid;
         uint32_t r =
             b->brute ? best_receiver_brute(b, n, rid, d) : best_receiver_fast(b, n, &cs[i], d);
-        if (r == PZ_NONE)
+        if (r == PZ_NONE) {
             continue;
+        }
         rc = pz_plan_move(m, b->plan, PZ_RID_PART(rid), PZ_RID_SLOT(rid), r, SHARDZ_REASON_LOAD);
-        if (rc)
+        if (rc) {
             return rc;
+        }
         b->pstate[PZ_RID_PART(rid)] = PS_MOVED;
         *moved = true;
         if (!b->brute) {
@@ -563,8 +614,9 @@ static int step(bal *b, uint32_t n, size_t d, bool *moved)
 static bool hottest(const bal *b, uint32_t *node, size_t *dim)
 {
     if (!b->brute) {
-        if (b->hot.n == 0)
+        if (b->hot.n == 0) {
             return false;
+        }
         *node = b->hot.a[0];
         *dim = b->hdim[*node];
         return true;
@@ -574,8 +626,9 @@ static bool hottest(const bal *b, uint32_t *node, size_t *dim)
     for (uint32_t n = 0; n < b->nn; n++) {
         double imp = 0;
         size_t d = 0;
-        if (b->done[n] || !node_excess(b, n, &imp, &d))
+        if (b->done[n] || !node_excess(b, n, &imp, &d)) {
             continue;
+        }
         if (!found || imp > best) {
             best = imp;
             *node = n;
@@ -592,8 +645,9 @@ static bool any_hot(const bal *b)
     for (uint32_t n = 0; n < b->nn; n++) {
         double imp;
         size_t d;
-        if (pz_node_eligible(b->m, n) && node_excess(b, n, &imp, &d))
+        if (pz_node_eligible(b->m, n) && node_excess(b, n, &imp, &d)) {
             return true;
+        }
     }
     return false;
 }
@@ -601,12 +655,14 @@ static bool any_hot(const bal *b)
 static int run(bal *b, size_t budget, shardz_balance_report *rep)
 {
     pz_model *m = b->m;
-    for (uint32_t n = 0; n < b->nn; n++)
+    for (uint32_t n = 0; n < b->nn; n++) {
         b->done[n] = !pz_node_eligible(m, n);
+    }
     if (!b->brute) {
         int rc = fast_init(b);
-        if (rc)
+        if (rc) {
             return rc;
+        }
     }
     while (b->plan->n < budget) {
         uint32_t n = PZ_NONE;
@@ -617,12 +673,14 @@ static int run(bal *b, size_t budget, shardz_balance_report *rep)
         }
         bool moved;
         int rc = step(b, n, d, &moved);
-        if (rc)
+        if (rc) {
             return rc;
+        }
         if (!moved) {
             b->done[n] = 1;
-            if (!b->brute)
+            if (!b->brute) {
                 hot_fix(b, n);
+            }
         }
     }
     rep->stop = SHARDZ_BALANCE_BUDGET;
@@ -633,12 +691,14 @@ static int balance_round(shardz_sharder *s, const shardz_balance_policy *pol, in
                          shardz_last_move_fn last_move, void *ctx, unsigned flags,
                          shardz_plan **out, shardz_balance_report *report, bool brute)
 {
-    if (!s || !out || (flags & ~SHARDZ_PLAN_DRY_RUN) || shardz_balance_policy_validate(pol))
+    if (!s || !out || (flags & ~SHARDZ_PLAN_DRY_RUN) || shardz_balance_policy_validate(pol)) {
         return SHARDZ_EINVAL;
+    }
     *out = NULL;
     pz_model *m = &s->m;
-    if (pol->ndims_weight > m->ndims)
+    if (pol->ndims_weight > m->ndims) {
         return SHARDZ_EINVAL;
+    }
     shardz_balance_report rep = {.ndims = m->ndims};
     bal b = {.m = m,
              .pol = pol,
@@ -648,8 +708,9 @@ static int balance_round(shardz_sharder *s, const shardz_balance_policy *pol, in
              .last_move = last_move,
              .ctx = ctx,
              .brute = brute};
-    for (size_t d = 0; d < b.nd; d++)
+    for (size_t d = 0; d < b.nd; d++) {
         b.w[d] = d < pol->ndims_weight ? pol->dims_weight[d] : 1.0;
+    }
     size_t nn = b.nn ? b.nn : 1;
     b.inv = malloc(nn * b.nd * sizeof *b.inv);
     b.done = malloc(nn);
@@ -661,8 +722,9 @@ static int balance_round(shardz_sharder *s, const shardz_balance_policy *pol, in
         goto out;
     }
     rc = pz_plan_snapshot(m, b.plan);
-    if (rc)
+    if (rc) {
         goto out;
+    }
     b.plan->logging = (flags & SHARDZ_PLAN_DRY_RUN) != 0;
 
     uint32_t eligible = compute_inv(m, b.inv);
@@ -670,19 +732,22 @@ static int balance_round(shardz_sharder *s, const shardz_balance_policy *pol, in
     size_t budget = 0;
     if (pol->max_moves_fraction > 0 && m->nparts > 0) {
         budget = (size_t)floor(pol->max_moves_fraction * (double)m->nparts);
-        if (budget == 0)
+        if (budget == 0) {
             budget = 1;
+        }
     }
     rep.budget = budget;
     bool any_load = false;
-    for (size_t d = 0; d < b.nd; d++)
+    for (size_t d = 0; d < b.nd; d++) {
         any_load |= rep.before[d] > 0 && b.w[d] > 0;
-    if (degraded(m))
+    }
+    if (degraded(m)) {
         rep.stop = SHARDZ_BALANCE_DEGRADED;
-    else if (budget == 0 || eligible < 2 || !any_load)
+    } else if (budget == 0 || eligible < 2 || !any_load) {
         rep.stop = SHARDZ_BALANCE_OFF;
-    else
+    } else {
         rc = run(&b, budget, &rep);
+    }
     if (rc) {
         pz_plan_revert(m, b.plan);
         goto out;
@@ -692,10 +757,11 @@ static int balance_round(shardz_sharder *s, const shardz_balance_policy *pol, in
     memcpy(rep.after, rep.before, sizeof rep.after);
     if (b.plan->n > 0) {
         max_rel(m, b.inv, rep.after);
-        if (flags & SHARDZ_PLAN_DRY_RUN)
+        if (flags & SHARDZ_PLAN_DRY_RUN) {
             pz_plan_revert(m, b.plan);
-        else
+        } else {
             pz_plan_commit(m, b.plan);
+        }
     }
     /* As in shardz_sharder_rebalance: a dry run keeps its log for shardz_sharder_apply. */
     b.plan->logging = false;
@@ -703,8 +769,9 @@ static int balance_round(shardz_sharder *s, const shardz_balance_policy *pol, in
     b.plan->node_load = NULL;
     *out = b.plan;
     b.plan = NULL;
-    if (report)
+    if (report) {
         *report = rep;
+    }
 out:
     shardz_plan_free(b.plan);
     free(b.inv);
@@ -731,18 +798,21 @@ int pz_balance_round_brute(shardz_sharder *s, const shardz_balance_policy *pol, 
 
 int shardz_sharder_load_imbalance(const shardz_sharder *s, double *out, size_t cap, size_t *ndims)
 {
-    if (!s || !ndims || (cap > 0 && !out))
+    if (!s || !ndims || (cap > 0 && !out)) {
         return SHARDZ_EINVAL;
+    }
     const pz_model *m = &s->m;
     double *inv = malloc((m->nnodes ? m->nnodes : 1) * m->ndims * sizeof *inv);
-    if (!inv)
+    if (!inv) {
         return SHARDZ_ENOMEM;
+    }
     double r[SHARDZ_MAX_DIMS];
     compute_inv(m, inv);
     max_rel(m, inv, r);
     free(inv);
-    for (size_t d = 0; d < cap && d < m->ndims; d++)
+    for (size_t d = 0; d < cap && d < m->ndims; d++) {
         out[d] = r[d];
+    }
     *ndims = m->ndims;
     return 0;
 }

@@ -25,8 +25,9 @@ typedef struct {
 static inline int pz_bq_cmp_level(const void *a, const void *b, const uint32_t *level)
 {
     uint32_t x = level[*(const uint32_t *)a], y = level[*(const uint32_t *)b];
-    if (x != y)
+    if (x != y) {
         return x < y ? -1 : 1;
+    }
     return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
 }
 
@@ -48,18 +49,21 @@ static inline int pz_bq_init(pz_bq *q, uint32_t *ord, uint32_t n, uint32_t *pos,
         }
         ord[j] = v;
     }
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
         pos[ord[i]] = i;
+    }
     uint32_t lo = n ? level[ord[0]] : 0, hi = n ? level[ord[n - 1]] : 0;
     q->base = lo;
     q->nlev = hi - lo + 1;
     q->caplev = q->nlev + 16;
     q->start = malloc((q->caplev + 1) * sizeof *q->start);
-    if (!q->start)
+    if (!q->start) {
         return SHARDZ_ENOMEM;
+    }
     for (uint32_t i = 0, k = 0; i <= q->nlev; i++) {
-        while (k < n && level[ord[k]] < lo + i)
+        while (k < n && level[ord[k]] < lo + i) {
             k++;
+        }
         q->start[i] = k;
     }
     q->start[q->nlev] = n;
@@ -83,12 +87,14 @@ static inline void pz_bq_swap(pz_bq *q, uint32_t i, uint32_t j)
 
 static inline int pz_bq_grow(pz_bq *q)
 {
-    if (q->nlev + 1 < q->caplev)
+    if (q->nlev + 1 < q->caplev) {
         return 0;
+    }
     uint32_t ncap = 2 * q->caplev;
     uint32_t *ns = realloc(q->start, (ncap + 1) * sizeof *ns);
-    if (!ns)
+    if (!ns) {
         return SHARDZ_ENOMEM;
+    }
     q->start = ns;
     q->caplev = ncap;
     return 0;
@@ -100,8 +106,9 @@ static inline int pz_bq_inc(pz_bq *q, uint32_t node)
     uint32_t i = q->level[node] - q->base;
     if (i + 1 == q->nlev) {
         int rc = pz_bq_grow(q);
-        if (rc)
+        if (rc) {
             return rc;
+        }
         q->start[q->nlev + 1] = q->n;
         q->nlev++;
     }
@@ -118,8 +125,9 @@ static inline int pz_bq_dec(pz_bq *q, uint32_t node)
     uint32_t i = q->level[node] - q->base;
     if (i == 0) {
         int rc = pz_bq_grow(q);
-        if (rc)
+        if (rc) {
             return rc;
+        }
         memmove(q->start + 1, q->start, (q->nlev + 1) * sizeof *q->start);
         q->start[0] = 0;
         q->nlev++;

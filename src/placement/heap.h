@@ -43,8 +43,9 @@ static inline uint64_t pz_key_pack(double value, uint32_t tie)
 static inline bool pz_heap_before(const pz_heap *h, uint32_t x, uint32_t y)
 {
     uint64_t kx = h->key[x], ky = h->key[y];
-    if (kx != ky)
+    if (kx != ky) {
         return h->max ? kx > ky : kx < ky;
+    }
     return x < y;
 }
 
@@ -59,8 +60,9 @@ static inline void pz_heap_up(pz_heap *h, uint32_t i)
     uint32_t item = h->a[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / PZ_HEAP_D;
-        if (!pz_heap_before(h, item, h->a[parent]))
+        if (!pz_heap_before(h, item, h->a[parent])) {
             break;
+        }
         pz_heap_set(h, i, h->a[parent]);
         i = parent;
     }
@@ -72,14 +74,18 @@ static inline void pz_heap_down(pz_heap *h, uint32_t i)
     uint32_t item = h->a[i];
     for (;;) {
         uint32_t first = PZ_HEAP_D * i + 1;
-        if (first >= h->n)
+        if (first >= h->n) {
             break;
+        }
         uint32_t c = first, last = first + PZ_HEAP_D < h->n ? first + PZ_HEAP_D : h->n;
-        for (uint32_t k = first + 1; k < last; k++)
-            if (pz_heap_before(h, h->a[k], h->a[c]))
+        for (uint32_t k = first + 1; k < last; k++) {
+            if (pz_heap_before(h, h->a[k], h->a[c])) {
                 c = k;
-        if (!pz_heap_before(h, h->a[c], item))
+            }
+        }
+        if (!pz_heap_before(h, h->a[c], item)) {
             break;
+        }
         pz_heap_set(h, i, h->a[c]);
         i = c;
     }
@@ -105,8 +111,9 @@ static inline void pz_heap_remove(pz_heap *h, uint32_t item)
     uint32_t i = h->pos[item];
     h->pos[item] = PZ_NONE;
     h->n--;
-    if (i == h->n)
+    if (i == h->n) {
         return;
+    }
     uint32_t x = h->a[h->n];
     pz_heap_set(h, i, x);
     pz_heap_up(h, i);

@@ -43,12 +43,14 @@ static uint32_t idmap_probe(const pz_idmap *map, const pz_model *m, pz_keyfn key
     uint32_t mask = map->cap - 1, i = hash & mask;
     for (;;) {
         uint64_t e = map->slots[i];
-        if (e == IDMAP_EMPTY)
+        if (e == IDMAP_EMPTY) {
             return i;
+        }
         if (IDMAP_HASH(e) == hash) {
             uint32_t h;
-            if (strcmp(key(m, IDMAP_IDX(e), &h), id) == 0)
+            if (strcmp(key(m, IDMAP_IDX(e), &h), id) == 0) {
                 return i;
+            }
         }
         i = (i + 1) & mask;
     }
@@ -56,8 +58,9 @@ static uint32_t idmap_probe(const pz_idmap *map, const pz_model *m, pz_keyfn key
 
 static uint32_t idmap_find(const pz_idmap *map, const pz_model *m, pz_keyfn key, const char *id)
 {
-    if (map->cap == 0)
+    if (map->cap == 0) {
         return PZ_NONE;
+    }
     uint32_t hash = pz_hash_id(id, strlen(id));
     uint64_t e = map->slots[idmap_probe(map, m, key, id, hash)];
     return e == IDMAP_EMPTY ? PZ_NONE : IDMAP_IDX(e);
@@ -69,25 +72,31 @@ static int idmap_reserve(pz_idmap *map, const pz_model *m, pz_keyfn key, uint32_
     (void)key;
     (void)m;
     uint64_t need = ((uint64_t)map->count + extra) * 2;
-    if (need <= map->cap)
+    if (need <= map->cap) {
         return 0;
+    }
     uint64_t ncap = map->cap ? map->cap : 16;
-    while (ncap < need)
+    while (ncap < need) {
         ncap *= 2;
-    if (ncap > (1ull << 31))
+    }
+    if (ncap > (1ull << 31)) {
         return SHARDZ_ENOMEM;
+    }
     uint64_t *ns = malloc(ncap * sizeof *ns);
-    if (!ns)
+    if (!ns) {
         return SHARDZ_ENOMEM;
+    }
     memset(ns, 0xff, ncap * sizeof *ns);
     uint32_t mask = (uint32_t)ncap - 1;
     for (uint32_t i = 0; i < map->cap; i++) {
         uint64_t e = map->slots[i];
-        if (e == IDMAP_EMPTY)
+        if (e == IDMAP_EMPTY) {
             continue;
+        }
         uint32_t j = IDMAP_HASH(e) & mask;
-        while (ns[j] != IDMAP_EMPTY)
+        while (ns[j] != IDMAP_EMPTY) {
             j = (j + 1) & mask;
+        }
         ns[j] = e;
     }
     free(map->slots);
@@ -110,8 +119,9 @@ static void idmap_remove(pz_idmap *map, const pz_model *m, pz_keyfn key, const c
                          uint32_t hash)
 {
     uint32_t mask = map->cap - 1, i = idmap_probe(map, m, key, id, hash);
-    if (map->slots[i] == IDMAP_EMPTY)
+    if (map->slots[i] == IDMAP_EMPTY) {
         return;
+    }
     map->slots[i] = IDMAP_EMPTY;
     map->count--;
     for (uint32_t j = (i + 1) & mask; map->slots[j] != IDMAP_EMPTY; j = (j + 1) & mask) {
@@ -144,8 +154,9 @@ int pz_model_init(pz_model *m, size_t ndims, unsigned default_replicas, int role
     m->default_replicas = default_replicas;
     m->roles = roles;
     m->zones = malloc(4 * sizeof *m->zones);
-    if (!m->zones)
+    if (!m->zones) {
         return SHARDZ_ENOMEM;
+    }
     m->zones[0] = strdup("");
     if (!m->zones[0]) {
         free(m->zones);
@@ -173,12 +184,14 @@ void pz_model_destroy(pz_model *m)
     free(m->nodes);
     free(m->free_nodes);
     free(m->node_map.slots);
-    for (uint32_t z = 0; z < m->nzones; z++)
+    for (uint32_t z = 0; z < m->nzones; z++) {
         free(m->zones[z]);
+    }
     free(m->zones);
     free(m->zone_room);
-    for (uint32_t p = 0; p < m->nparts; p++)
+    for (uint32_t p = 0; p < m->nparts; p++) {
         free(m->parts[p]);
+    }
     free(m->parts);
     free(m->load);
     free(m->vacbits);
@@ -204,8 +217,9 @@ uint32_t pz_part_find(const pz_model *m, const char *id)
 
 static bool valid_id(const char *id)
 {
-    if (!id)
+    if (!id) {
         return false;
+    }
     size_t len = strnlen(id, SHARDZ_MAX_ID + 1);
     return len >= 1 && len <= SHARDZ_MAX_ID;
 }
@@ -213,26 +227,32 @@ static bool valid_id(const char *id)
 /* Index of zone `name`, interning it; PZ_NONE on allocation failure. */
 static uint32_t zone_intern(pz_model *m, const char *name)
 {
-    if (!name)
+    if (!name) {
         name = "";
-    for (uint32_t z = 0; z < m->nzones; z++)
-        if (strcmp(m->zones[z], name) == 0)
+    }
+    for (uint32_t z = 0; z < m->nzones; z++) {
+        if (strcmp(m->zones[z], name) == 0) {
             return z;
+        }
+    }
     if (m->nzones == m->capzones) {
         char **nz = realloc(m->zones, 2 * m->capzones * sizeof *nz);
-        if (!nz)
+        if (!nz) {
             return PZ_NONE;
+        }
         m->zones = nz;
         uint32_t *nr = realloc(m->zone_room, 2 * m->capzones * sizeof *nr);
-        if (!nr)
+        if (!nr) {
             return PZ_NONE;
+        }
         memset(nr + m->capzones, 0, m->capzones * sizeof *nr);
         m->zone_room = nr;
         m->capzones *= 2;
     }
     char *copy = strdup(name);
-    if (!copy)
+    if (!copy) {
         return PZ_NONE;
+    }
     m->zones[m->nzones] = copy;
     return m->nzones++;
 }
@@ -241,17 +261,23 @@ static uint32_t zone_intern(pz_model *m, const char *name)
 
 static int check_node_spec(const pz_model *m, const shardz_node_spec *ns)
 {
-    if (!valid_id(ns->id))
+    if (!valid_id(ns->id)) {
         return SHARDZ_EINVAL;
-    if (ns->zone && strnlen(ns->zone, SHARDZ_MAX_ID + 1) > SHARDZ_MAX_ID)
+    }
+    if (ns->zone && strnlen(ns->zone, SHARDZ_MAX_ID + 1) > SHARDZ_MAX_ID) {
         return SHARDZ_EINVAL;
-    if (ns->ncapacity > m->ndims)
+    }
+    if (ns->ncapacity > m->ndims) {
         return SHARDZ_EINVAL;
-    for (size_t d = 0; d < ns->ncapacity; d++)
-        if (!isfinite(ns->capacity[d]) || ns->capacity[d] <= 0)
+    }
+    for (size_t d = 0; d < ns->ncapacity; d++) {
+        if (!isfinite(ns->capacity[d]) || ns->capacity[d] <= 0) {
             return SHARDZ_EINVAL;
-    if ((unsigned)ns->state > SHARDZ_NODE_DEAD)
+        }
+    }
+    if ((unsigned)ns->state > SHARDZ_NODE_DEAD) {
         return SHARDZ_EINVAL;
+    }
     return 0;
 }
 
@@ -260,8 +286,9 @@ static void node_apply_spec(pz_model *m, pz_node *nd, const shardz_node_spec *ns
 {
     nd->zone = zone;
     nd->state = ns->state;
-    for (size_t d = 0; d < SHARDZ_MAX_DIMS; d++)
+    for (size_t d = 0; d < SHARDZ_MAX_DIMS; d++) {
         nd->cap[d] = d < ns->ncapacity ? ns->capacity[d] : INFINITY;
+    }
     nd->weight = ns->ncapacity > 0 ? ns->capacity[0] : 1.0;
     (void)m;
 }
@@ -270,25 +297,32 @@ int pz_model_add_nodes(pz_model *m, const shardz_node_spec *specs, size_t n)
 {
     int rc;
     uint32_t *zones = NULL;
-    if (n == 0)
+    if (n == 0) {
         return 0;
-    if (!specs)
+    }
+    if (!specs) {
         return SHARDZ_EINVAL;
+    }
     for (size_t i = 0; i < n; i++) {
         rc = check_node_spec(m, &specs[i]);
-        if (rc)
+        if (rc) {
             return rc;
+        }
         uint32_t have = node_find_any(m, specs[i].id);
-        if (have != PZ_NONE && !m->nodes[have].gone)
+        if (have != PZ_NONE && !m->nodes[have].gone) {
             return SHARDZ_EEXIST;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(specs[i].id, specs[j].id) == 0)
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(specs[i].id, specs[j].id) == 0) {
                 return SHARDZ_EEXIST;
+            }
+        }
     }
     /* Reserve everything that can fail before changing anything. */
     zones = malloc(n * sizeof *zones);
-    if (!zones)
+    if (!zones) {
         return SHARDZ_ENOMEM;
+    }
     for (size_t i = 0; i < n; i++) {
         zones[i] = zone_intern(m, specs[i].zone); /* an interned zone with no node is harmless */
         if (zones[i] == PZ_NONE) {
@@ -297,12 +331,14 @@ int pz_model_add_nodes(pz_model *m, const shardz_node_spec *specs, size_t n)
         }
     }
     rc = idmap_reserve(&m->node_map, m, node_key, (uint32_t)n);
-    if (rc)
+    if (rc) {
         goto out;
+    }
     if (m->nnodes + n > m->capnodes) {
         uint32_t ncap = m->capnodes ? m->capnodes : 16;
-        while (ncap < m->nnodes + n)
+        while (ncap < m->nnodes + n) {
             ncap *= 2;
+        }
         pz_node *nn = realloc(m->nodes, ncap * sizeof *nn);
         if (!nn) {
             rc = SHARDZ_ENOMEM;
@@ -319,8 +355,9 @@ int pz_model_add_nodes(pz_model *m, const shardz_node_spec *specs, size_t n)
     for (size_t i = 0; i < n; i++) {
         ids[i] = strdup(specs[i].id);
         if (!ids[i]) {
-            for (size_t j = 0; j < i; j++)
+            for (size_t j = 0; j < i; j++) {
                 free(ids[j]);
+            }
             free(ids);
             rc = SHARDZ_ENOMEM;
             goto out;
@@ -373,8 +410,9 @@ static int node_recycle(pz_model *m, uint32_t n)
     if (m->nfree == m->capfree) {
         uint32_t ncap = m->capfree ? 2 * m->capfree : 16;
         uint32_t *nf = realloc(m->free_nodes, ncap * sizeof *nf);
-        if (!nf)
+        if (!nf) {
             return SHARDZ_ENOMEM; /* the tombstone stays; retried at the next commit */
+        }
         m->free_nodes = nf;
         m->capfree = ncap;
     }
@@ -390,29 +428,36 @@ static int node_recycle(pz_model *m, uint32_t n)
 
 int pz_model_remove_nodes(pz_model *m, const char *const *ids, size_t n, shardz_reason reason)
 {
-    if (n == 0)
+    if (n == 0) {
         return 0;
-    if (!ids)
+    }
+    if (!ids) {
         return SHARDZ_EINVAL;
+    }
     if (reason != SHARDZ_REASON_LEAVE && reason != SHARDZ_REASON_NODE_DEAD &&
-        reason != SHARDZ_REASON_DRAIN && reason != SHARDZ_REASON_OPERATOR)
+        reason != SHARDZ_REASON_DRAIN && reason != SHARDZ_REASON_OPERATOR) {
         return SHARDZ_EINVAL;
+    }
     for (size_t i = 0; i < n; i++) {
-        if (!valid_id(ids[i]))
+        if (!valid_id(ids[i])) {
             return SHARDZ_EINVAL;
-        if (pz_node_find(m, ids[i]) == PZ_NONE)
+        }
+        if (pz_node_find(m, ids[i]) == PZ_NONE) {
             return SHARDZ_ENOENT;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t idx = pz_node_find(m, ids[i]);
-        if (idx == PZ_NONE)
+        if (idx == PZ_NONE) {
             continue; /* named twice in the batch */
+        }
         pz_node *nd = &m->nodes[idx];
         nd->gone = true;
         nd->joined = false;
         nd->gone_reason = (uint8_t)reason;
-        if (nd->nlist == 0)
+        if (nd->nlist == 0) {
             (void)node_recycle(m, idx); /* on failure it stays a tombstone: still correct */
+        }
     }
     m->revision++;
     return 0;
@@ -420,17 +465,21 @@ int pz_model_remove_nodes(pz_model *m, const char *const *ids, size_t n, shardz_
 
 int pz_model_update_node(pz_model *m, const shardz_node_spec *spec)
 {
-    if (!spec)
+    if (!spec) {
         return SHARDZ_EINVAL;
+    }
     int rc = check_node_spec(m, spec);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     uint32_t idx = pz_node_find(m, spec->id);
-    if (idx == PZ_NONE)
+    if (idx == PZ_NONE) {
         return SHARDZ_ENOENT;
+    }
     uint32_t zone = zone_intern(m, spec->zone);
-    if (zone == PZ_NONE)
+    if (zone == PZ_NONE) {
         return SHARDZ_ENOMEM;
+    }
     node_apply_spec(m, &m->nodes[idx], spec, zone);
     m->revision++;
     return 0;
@@ -438,11 +487,13 @@ int pz_model_update_node(pz_model *m, const shardz_node_spec *spec)
 
 int pz_model_set_node_state(pz_model *m, const char *id, shardz_node_state st)
 {
-    if (!valid_id(id) || (unsigned)st > SHARDZ_NODE_DEAD)
+    if (!valid_id(id) || (unsigned)st > SHARDZ_NODE_DEAD) {
         return SHARDZ_EINVAL;
+    }
     uint32_t idx = pz_node_find(m, id);
-    if (idx == PZ_NONE)
+    if (idx == PZ_NONE) {
         return SHARDZ_ENOENT;
+    }
     if (m->nodes[idx].state != st) {
         m->nodes[idx].state = st;
         m->revision++;
@@ -455,27 +506,37 @@ int pz_model_set_node_state(pz_model *m, const char *id, shardz_node_state st)
 static int check_part_spec(const pz_model *m, const shardz_partition_spec *ps, unsigned *nrep,
                            size_t eligible)
 {
-    if (!valid_id(ps->id))
+    if (!valid_id(ps->id)) {
         return SHARDZ_EINVAL;
+    }
     unsigned r = ps->replicas ? ps->replicas : m->default_replicas;
-    if (r < 1 || r > SHARDZ_MAX_REPLICAS)
+    if (r < 1 || r > SHARDZ_MAX_REPLICAS) {
         return SHARDZ_EINVAL;
-    if (ps->nload > m->ndims)
+    }
+    if (ps->nload > m->ndims) {
         return SHARDZ_EINVAL;
-    for (size_t d = 0; d < ps->nload; d++)
-        if (!isfinite(ps->load[d]) || ps->load[d] < 0)
+    }
+    for (size_t d = 0; d < ps->nload; d++) {
+        if (!isfinite(ps->load[d]) || ps->load[d] < 0) {
             return SHARDZ_EINVAL;
+        }
+    }
     if (ps->nnodes > 0) {
-        if (ps->nnodes != r || !ps->nodes)
+        if (ps->nnodes != r || !ps->nodes) {
             return SHARDZ_EINVAL;
+        }
         for (size_t i = 0; i < ps->nnodes; i++) {
-            if (!ps->nodes[i])
+            if (!ps->nodes[i]) {
                 continue;
-            if (pz_node_find(m, ps->nodes[i]) == PZ_NONE)
+            }
+            if (pz_node_find(m, ps->nodes[i]) == PZ_NONE) {
                 return SHARDZ_EINVAL;
-            for (size_t j = 0; j < i; j++)
-                if (ps->nodes[j] && strcmp(ps->nodes[i], ps->nodes[j]) == 0)
+            }
+            for (size_t j = 0; j < i; j++) {
+                if (ps->nodes[j] && strcmp(ps->nodes[i], ps->nodes[j]) == 0) {
                     return SHARDZ_EINVAL;
+                }
+            }
         }
     } else if (r > eligible) {
         return SHARDZ_ENOSPC;
@@ -487,9 +548,11 @@ static int check_part_spec(const pz_model *m, const shardz_partition_spec *ps, u
 static size_t count_eligible(const pz_model *m)
 {
     size_t e = 0;
-    for (uint32_t i = 0; i < m->nnodes; i++)
-        if (pz_node_eligible(m, i))
+    for (uint32_t i = 0; i < m->nnodes; i++) {
+        if (pz_node_eligible(m, i)) {
             e++;
+        }
+    }
     return e;
 }
 
@@ -498,25 +561,32 @@ int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n
     int rc = 0;
     pz_part **made = NULL;
     size_t nmade = 0;
-    if (first)
+    if (first) {
         *first = m->nparts;
-    if (n == 0)
+    }
+    if (n == 0) {
         return 0;
-    if (!specs)
+    }
+    if (!specs) {
         return SHARDZ_EINVAL;
-    if ((uint64_t)m->nparts + n > PZ_MAX_PARTS)
+    }
+    if ((uint64_t)m->nparts + n > PZ_MAX_PARTS) {
         return SHARDZ_ENOSPC;
+    }
     size_t eligible = count_eligible(m);
     made = calloc(n, sizeof *made);
-    if (!made)
+    if (!made) {
         return SHARDZ_ENOMEM;
+    }
     rc = idmap_reserve(&m->part_map, m, part_key, (uint32_t)n);
-    if (rc)
+    if (rc) {
         goto out;
+    }
     if (m->nparts + n > m->capparts) {
         uint64_t ncap = m->capparts ? m->capparts : 64;
-        while (ncap < m->nparts + n)
+        while (ncap < m->nparts + n) {
             ncap *= 2;
+        }
         pz_part **np = realloc(m->parts, ncap * sizeof *np);
         if (!np) {
             rc = SHARDZ_ENOMEM;
@@ -550,8 +620,9 @@ int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n
             __builtin_prefetch(&m->part_map.slots[h8 & (m->part_map.cap - 1)]);
         }
         rc = check_part_spec(m, ps, &r, eligible);
-        if (rc)
+        if (rc) {
             goto undo;
+        }
         size_t idlen = strlen(ps->id);
         uint32_t hash = pz_hash_id(ps->id, idlen);
         uint32_t where = idmap_probe(&m->part_map, m, part_key, ps->id, hash);
@@ -577,11 +648,13 @@ int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n
         uint32_t idx = m->nparts + (uint32_t)nmade;
         m->parts[idx] = p;
         double *l = m->load + (size_t)idx * m->ndims;
-        for (size_t d = 0; d < m->ndims; d++)
+        for (size_t d = 0; d < m->ndims; d++) {
             l[d] = d < ps->nload ? ps->load[d] : (d == 0 ? 1.0 : 0.0);
+        }
         made[nmade++] = p;
-        if (r > m->max_nrep)
+        if (r > m->max_nrep) {
             m->max_nrep = r;
+        }
         m->nrep_count[r]++;
         m->nvacant += r;
         m->vacbits[idx >> 3] |= (uint8_t)(1u << (idx & 7));
@@ -594,23 +667,27 @@ int pz_model_add_parts(pz_model *m, const shardz_partition_spec *specs, size_t n
         const shardz_partition_spec *ps = &specs[i];
         uint32_t idx = m->nparts - (uint32_t)n + (uint32_t)i;
         for (size_t s = 0; s < ps->nnodes; s++) {
-            if (!ps->nodes[s])
+            if (!ps->nodes[s]) {
                 continue;
+            }
             rc = pz_assign(m, idx, (unsigned)s, pz_node_find(m, ps->nodes[s]), SHARDZ_REASON_NEW);
             if (rc) {
                 /* Unassign everything the batch assigned, then drop the records. */
                 for (size_t k = 0; k <= i; k++) {
                     uint32_t kidx = m->nparts - (uint32_t)n + (uint32_t)k;
-                    for (unsigned t = 0; t < m->parts[kidx]->nrep; t++)
-                        if (m->parts[kidx]->slots[t].node != PZ_NONE)
+                    for (unsigned t = 0; t < m->parts[kidx]->nrep; t++) {
+                        if (m->parts[kidx]->slots[t].node != PZ_NONE) {
                             pz_assign(m, kidx, t, PZ_NONE, SHARDZ_REASON_NEW);
+                        }
+                    }
                 }
                 m->nparts -= (uint32_t)nmade;
                 goto undo;
             }
         }
-        if (ps->nnodes > 0)
+        if (ps->nnodes > 0) {
             m->parts[idx]->placed = 1;
+        }
     }
     m->revision++;
     goto out;
@@ -629,9 +706,11 @@ out:
 uint32_t pz_model_remove_part(pz_model *m, uint32_t pidx)
 {
     pz_part *p = m->parts[pidx];
-    for (unsigned s = 0; s < p->nrep; s++)
-        if (p->slots[s].node != PZ_NONE)
+    for (unsigned s = 0; s < p->nrep; s++) {
+        if (p->slots[s].node != PZ_NONE) {
             pz_assign(m, pidx, s, PZ_NONE, SHARDZ_REASON_REBALANCE); /* shrinking: cannot fail */
+        }
+    }
     idmap_remove(&m->part_map, m, part_key, pz_part_id(p), p->hash);
     m->nvacant -= p->nrep;
     m->nrep_count[p->nrep]--;
@@ -644,8 +723,9 @@ uint32_t pz_model_remove_part(pz_model *m, uint32_t pidx)
         memcpy(m->load + (size_t)pidx * m->ndims, m->load + (size_t)last * m->ndims,
                m->ndims * sizeof(double));
         for (unsigned s = 0; s < q->nrep; s++) {
-            if (q->slots[s].node == PZ_NONE)
+            if (q->slots[s].node == PZ_NONE) {
                 continue;
+            }
             m->nodes[q->slots[s].node].list[q->slots[s].pos] = PZ_RID(pidx, s);
         }
         idmap_renumber(&m->part_map, m, part_key, pz_part_id(q), q->hash, pidx);
@@ -660,21 +740,27 @@ uint32_t pz_model_remove_part(pz_model *m, uint32_t pidx)
 
 int pz_model_set_load(pz_model *m, const char *id, const double *load, size_t n)
 {
-    if (!valid_id(id) || n > m->ndims || (n > 0 && !load))
+    if (!valid_id(id) || n > m->ndims || (n > 0 && !load)) {
         return SHARDZ_EINVAL;
-    for (size_t d = 0; d < n; d++)
-        if (!isfinite(load[d]) || load[d] < 0)
+    }
+    for (size_t d = 0; d < n; d++) {
+        if (!isfinite(load[d]) || load[d] < 0) {
             return SHARDZ_EINVAL;
+        }
+    }
     uint32_t pidx = pz_part_find(m, id);
-    if (pidx == PZ_NONE)
+    if (pidx == PZ_NONE) {
         return SHARDZ_ENOENT;
+    }
     pz_part *p = m->parts[pidx];
     double *l = m->load + (size_t)pidx * m->ndims;
     for (size_t d = 0; d < n; d++) {
         double delta = load[d] - l[d];
-        for (unsigned s = 0; s < p->nrep; s++)
-            if (p->slots[s].node != PZ_NONE)
+        for (unsigned s = 0; s < p->nrep; s++) {
+            if (p->slots[s].node != PZ_NONE) {
                 m->nodes[p->slots[s].node].load[d] += delta;
+            }
+        }
         l[d] = load[d];
     }
     m->revision++;
@@ -687,12 +773,14 @@ static void vacbit_refresh(pz_model *m, uint32_t pidx)
 {
     const pz_part *p = m->parts[pidx];
     bool any = false;
-    for (unsigned s = 0; s < p->nrep; s++)
+    for (unsigned s = 0; s < p->nrep; s++) {
         any |= p->slots[s].node == PZ_NONE;
-    if (any)
+    }
+    if (any) {
         m->vacbits[pidx >> 3] |= (uint8_t)(1u << (pidx & 7));
-    else
+    } else {
         m->vacbits[pidx >> 3] &= (uint8_t) ~(1u << (pidx & 7));
+    }
 }
 
 int pz_assign(pz_model *m, uint32_t pidx, unsigned slot, uint32_t node, shardz_reason reason)
@@ -701,23 +789,26 @@ int pz_assign(pz_model *m, uint32_t pidx, unsigned slot, uint32_t node, shardz_r
     pz_slot *sl = &p->slots[slot];
     const double *l = m->load + (size_t)pidx * m->ndims;
     uint32_t rid = PZ_RID(pidx, slot);
-    if (sl->node == node)
+    if (sl->node == node) {
         return 0;
+    }
     if (node != PZ_NONE) {
         pz_node *nd = &m->nodes[node];
         if (nd->nlist == nd->caplist) {
             uint32_t ncap = nd->caplist ? nd->caplist + nd->caplist / 2 : 8;
             uint32_t *nl = realloc(nd->list, ncap * sizeof *nl);
-            if (!nl)
+            if (!nl) {
                 return SHARDZ_ENOMEM;
+            }
             nd->list = nl;
             nd->caplist = ncap;
         }
     }
-    if (sl->node == PZ_NONE)
+    if (sl->node == PZ_NONE) {
         m->nvacant--;
-    else if (node == PZ_NONE)
+    } else if (node == PZ_NONE) {
         m->nvacant++;
+    }
     if (sl->node != PZ_NONE) {
         pz_node *od = &m->nodes[sl->node];
         uint32_t pos = sl->pos, lastrid = od->list[--od->nlist];
@@ -725,19 +816,23 @@ int pz_assign(pz_model *m, uint32_t pidx, unsigned slot, uint32_t node, shardz_r
             od->list[pos] = lastrid;
             m->parts[PZ_RID_PART(lastrid)]->slots[PZ_RID_SLOT(lastrid)].pos = pos;
         }
-        for (size_t d = 0; d < m->ndims; d++)
+        for (size_t d = 0; d < m->ndims; d++) {
             od->load[d] -= l[d];
-        if (od->nlist == 0)
-            for (size_t d = 0; d < m->ndims; d++)
+        }
+        if (od->nlist == 0) {
+            for (size_t d = 0; d < m->ndims; d++) {
                 od->load[d] = 0; /* no float drift on empty nodes */
+            }
+        }
     }
     if (node != PZ_NONE) {
         pz_node *nd = &m->nodes[node];
         sl->node = node;
         sl->pos = nd->nlist;
         nd->list[nd->nlist++] = rid;
-        for (size_t d = 0; d < m->ndims; d++)
+        for (size_t d = 0; d < m->ndims; d++) {
             nd->load[d] += l[d];
+        }
         p->placed = 1;
     } else {
         sl->node = PZ_NONE;
@@ -750,9 +845,11 @@ int pz_assign(pz_model *m, uint32_t pidx, unsigned slot, uint32_t node, shardz_r
 bool pz_part_on_node(const pz_model *m, uint32_t pidx, uint32_t n)
 {
     const pz_part *p = m->parts[pidx];
-    for (unsigned s = 0; s < p->nrep; s++)
-        if (p->slots[s].node == n)
+    for (unsigned s = 0; s < p->nrep; s++) {
+        if (p->slots[s].node == n) {
             return true;
+        }
+    }
     return false;
 }
 
@@ -760,9 +857,11 @@ bool pz_fits(const pz_model *m, uint32_t n, uint32_t pidx)
 {
     const pz_node *nd = &m->nodes[n];
     const double *l = pz_part_load(m, pidx);
-    for (size_t d = 0; d < m->ndims; d++)
-        if (nd->load[d] + l[d] > nd->cap[d] * (1 + 1e-12))
+    for (size_t d = 0; d < m->ndims; d++) {
+        if (nd->load[d] + l[d] > nd->cap[d] * (1 + 1e-12)) {
             return false;
+        }
+    }
     return true;
 }
 
@@ -770,22 +869,26 @@ void pz_zone_counts(const pz_model *m, uint32_t pidx, unsigned skip, uint16_t *c
 {
     const pz_part *p = m->parts[pidx];
     memset(cnt, 0, m->nzones * sizeof *cnt);
-    for (unsigned s = 0; s < p->nrep; s++)
-        if (s != skip && p->slots[s].node != PZ_NONE)
+    for (unsigned s = 0; s < p->nrep; s++) {
+        if (s != skip && p->slots[s].node != PZ_NONE) {
             cnt[m->nodes[p->slots[s].node].zone]++;
+        }
+    }
 }
 
 bool pz_zone_move_ok(const pz_model *m, uint32_t pidx, uint32_t d, uint32_t r)
 {
     uint32_t zd = m->nodes[d].zone, zr = m->nodes[r].zone;
-    if (zd == zr)
+    if (zd == zr) {
         return true;
+    }
     const pz_part *p = m->parts[pidx];
     unsigned in_r = 0, in_d = 0;
     for (unsigned s = 0; s < p->nrep; s++) {
         uint32_t n = p->slots[s].node;
-        if (n == PZ_NONE)
+        if (n == PZ_NONE) {
             continue;
+        }
         in_r += m->nodes[n].zone == zr;
         in_d += m->nodes[n].zone == zd;
     }
@@ -796,23 +899,27 @@ uint32_t pz_live_zones(const pz_model *m, bool *live)
 {
     uint32_t k = 0;
     memset(live, 0, m->nzones * sizeof *live);
-    for (uint32_t i = 0; i < m->nnodes; i++)
+    for (uint32_t i = 0; i < m->nnodes; i++) {
         if (pz_node_eligible(m, i) && !live[m->nodes[i].zone]) {
             live[m->nodes[i].zone] = true;
             k++;
         }
+    }
     return k;
 }
 
 shardz_reason pz_evict_reason(const pz_model *m, uint32_t n)
 {
     const pz_node *nd = &m->nodes[n];
-    if (nd->gone)
+    if (nd->gone) {
         return (shardz_reason)nd->gone_reason;
-    if (nd->state == SHARDZ_NODE_DRAINING)
+    }
+    if (nd->state == SHARDZ_NODE_DRAINING) {
         return SHARDZ_REASON_DRAIN;
-    if (nd->state == SHARDZ_NODE_DEAD)
+    }
+    if (nd->state == SHARDZ_NODE_DEAD) {
         return SHARDZ_REASON_NODE_DEAD;
+    }
     return SHARDZ_REASON_REBALANCE;
 }
 
@@ -820,14 +927,17 @@ shardz_reason pz_evict_reason(const pz_model *m, uint32_t n)
 
 int pz_plan_reserve(shardz_plan *p, size_t extra)
 {
-    if (p->n + extra <= p->cap)
+    if (p->n + extra <= p->cap) {
         return 0;
+    }
     size_t ncap = p->cap ? p->cap : 64;
-    while (ncap < p->n + extra)
+    while (ncap < p->n + extra) {
         ncap *= 2;
+    }
     pz_move *nm = realloc(p->moves, ncap * sizeof *nm);
-    if (!nm)
+    if (!nm) {
         return SHARDZ_ENOMEM;
+    }
     p->moves = nm;
     p->cap = ncap;
     return 0;
@@ -838,8 +948,9 @@ int pz_plan_move(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, uint
 {
     if (p->n == p->cap) {
         int rc = pz_plan_reserve(p, 1);
-        if (rc)
+        if (rc) {
             return rc;
+        }
     }
     pz_slot *sl = &m->parts[pidx]->slots[slot];
     pz_move mv = {.pidx = pidx,
@@ -849,8 +960,9 @@ int pz_plan_move(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, uint
                   .reason = (uint8_t)reason,
                   .pad = (uint16_t)(sl->node == PZ_NONE ? sl->pos : 0)};
     int rc = pz_plan_assign(m, p, pidx, slot, to, reason);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     p->moves[p->n++] = mv;
     return 0;
 }
@@ -859,10 +971,12 @@ int pz_plan_snapshot(const pz_model *m, shardz_plan *p)
 {
     free(p->node_load);
     p->node_load = malloc(((size_t)m->nnodes * m->ndims + 1) * sizeof *p->node_load);
-    if (!p->node_load)
+    if (!p->node_load) {
         return SHARDZ_ENOMEM;
-    for (uint32_t n = 0; n < m->nnodes; n++)
+    }
+    for (uint32_t n = 0; n < m->nnodes; n++) {
         memcpy(p->node_load + (size_t)n * m->ndims, m->nodes[n].load, m->ndims * sizeof(double));
+    }
     return 0;
 }
 
@@ -870,14 +984,16 @@ int pz_plan_assign(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, ui
                    shardz_reason reason)
 {
     const pz_slot *sl = &m->parts[pidx]->slots[slot];
-    if (sl->node == to)
+    if (sl->node == to) {
         return 0;
+    }
     if (p->logging) {
         if (p->nops == p->capops) {
             size_t ncap = p->capops ? 2 * p->capops : 256;
             struct pz_op *no = realloc(p->ops, ncap * sizeof *no);
-            if (!no)
+            if (!no) {
                 return SHARDZ_ENOMEM;
+            }
             p->ops = no;
             p->capops = ncap;
         }
@@ -889,8 +1005,9 @@ int pz_plan_assign(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, ui
                                          .reason = (uint8_t)reason};
     }
     int rc = pz_assign(m, pidx, slot, to, reason);
-    if (rc == 0 && p->logging)
+    if (rc == 0 && p->logging) {
         p->nops++;
+    }
     return rc;
 }
 
@@ -902,10 +1019,11 @@ static void undo_op(pz_model *m, const struct pz_op *op)
     pz_part *p = m->parts[op->pidx];
     pz_slot *sl = &p->slots[op->slot];
     uint32_t rid = PZ_RID(op->pidx, op->slot);
-    if (op->to != PZ_NONE)
+    if (op->to != PZ_NONE) {
         m->nodes[op->to].nlist--;
-    else
+    } else {
         m->nvacant--;
+    }
     if (op->from == PZ_NONE) {
         sl->node = PZ_NONE;
         sl->pos = op->aux;
@@ -928,8 +1046,9 @@ static void undo_op(pz_model *m, const struct pz_op *op)
 void pz_plan_revert(pz_model *m, const shardz_plan *p)
 {
     if (p->ops) {
-        for (size_t i = p->nops; i-- > 0;)
+        for (size_t i = p->nops; i-- > 0;) {
             undo_op(m, &p->ops[i]);
+        }
         goto loads;
     }
     for (size_t i = p->n; i-- > 0;) {
@@ -938,24 +1057,29 @@ void pz_plan_revert(pz_model *m, const shardz_plan *p)
         (void)pz_assign(m, mv->pidx, mv->slot, mv->from, (shardz_reason)mv->pad);
     }
 loads:
-    if (p->node_load)
-        for (uint32_t n = 0; n < m->nnodes; n++)
+    if (p->node_load) {
+        for (uint32_t n = 0; n < m->nnodes; n++) {
             memcpy(m->nodes[n].load, p->node_load + (size_t)n * m->ndims,
                    m->ndims * sizeof(double));
+        }
+    }
 }
 
 void pz_plan_commit(pz_model *m, shardz_plan *p)
 {
-    for (size_t i = 0; i < p->n; i++)
+    for (size_t i = 0; i < p->n; i++) {
         m->parts[p->moves[i].pidx]->gen++;
+    }
     memset(m->zone_room, 0, m->capzones * sizeof *m->zone_room);
     for (uint32_t n = 0; n < m->nnodes; n++) {
         pz_node *nd = &m->nodes[n];
         nd->joined = false;
-        if (nd->gone && nd->id && nd->nlist == 0)
+        if (nd->gone && nd->id && nd->nlist == 0) {
             (void)node_recycle(m, n);
-        if (nd->id && pz_node_eligible(m, n))
+        }
+        if (nd->id && pz_node_eligible(m, n)) {
             m->zone_room[nd->zone]++;
+        }
     }
     m->revision++;
 }

@@ -188,8 +188,9 @@ typedef struct {
 static int hotter_first(const void *a, const void *b)
 {
     const hot_range *x = a, *y = b;
-    if (x->load != y->load)
+    if (x->load != y->load) {
         return x->load > y->load ? -1 : 1;
+    }
     return strcmp(x->pid, y->pid); /* deterministic */
 }
 

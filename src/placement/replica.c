@@ -58,8 +58,9 @@ static void rctx_free(rctx *c)
 {
     free(c->key);
     free(c->salt);
-    for (uint32_t z = 0; c->bq && z < c->nz; z++)
+    for (uint32_t z = 0; c->bq && z < c->nz; z++) {
         pz_bq_free(&c->bq[z]);
+    }
     free(c->bq);
     free(c->level);
     free(c->zsize);
@@ -116,8 +117,9 @@ static uint32_t mix32(uint64_t z)
  * level's load, with a tie-break that changes with the level (zones take turns). */
 static uint64_t zone_key(const rctx *c, uint32_t z)
 {
-    if (!c->bucket)
+    if (!c->bucket) {
         return c->key[c->zh[z].a[0]];
+    }
     uint32_t lv = pz_bq_min_level(&c->bq[z]);
     return pz_key_pack(lv * c->xmax / c->zweight[z], mix32(((uint64_t)z << 32) ^ lv));
 }
@@ -149,8 +151,9 @@ static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
     c->moved = calloc(((size_t)m->nparts * 16) / 8 + 1, 1);
     if (!c->key || !c->salt || !c->bq || !c->level || !c->zsize || !c->zweight || !c->npos ||
         !c->nheap_mem || !c->zh || !c->zkey || !c->zpos || !c->za || !c->scratch || !c->scratch2 ||
-        !c->cnt || !c->touched || !c->moved)
+        !c->cnt || !c->touched || !c->moved) {
         return SHARDZ_ENOMEM;
+    }
     memset(c->npos, 0xff, nn * sizeof *c->npos);
     memset(c->zpos, 0xff, nz * sizeof *c->zpos);
 
@@ -168,13 +171,15 @@ static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
      * order by load is the order by replica count: buckets). */
     c->bucket = c->equal_loads;
     for (uint32_t n = 0; n < c->nn; n++) {
-        if (!pz_node_eligible(m, n))
+        if (!pz_node_eligible(m, n)) {
             continue;
+        }
         uint32_t z = m->nodes[n].zone;
-        if (c->zsize[z]++ == 0)
+        if (c->zsize[z]++ == 0) {
             c->zweight[z] = m->nodes[n].weight;
-        else if (c->zweight[z] != m->nodes[n].weight)
+        } else if (c->zweight[z] != m->nodes[n].weight) {
             c->bucket = false;
+        }
     }
     /* Carve one array by zone sizes, fill it with each zone's nodes. */
     uint32_t off = 0;
@@ -183,26 +188,30 @@ static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
         off += c->zsize[z];
     }
     for (uint32_t n = 0; n < c->nn; n++) {
-        if (!pz_node_eligible(m, n))
+        if (!pz_node_eligible(m, n)) {
             continue;
+        }
         pz_heap *h = &c->zh[m->nodes[n].zone];
         c->salt[n] = node_salt(&m->nodes[n]);
         c->key[n] = pz_key_pack(m->nodes[n].load[0] / m->nodes[n].weight, c->salt[n]);
         c->level[n] = m->nodes[n].nlist;
-        if (c->bucket)
+        if (c->bucket) {
             h->a[h->n++] = n; /* sorted by pz_bq_init below */
-        else
+        } else {
             pz_heap_push(h, n);
+        }
     }
     c->pick_rng = m->revision * 0x9E3779B97F4A7C15ull + 1;
     c->zones = (pz_heap){.a = c->za, .pos = c->zpos, .key = c->zkey};
     for (uint32_t z = 0; z < nz; z++) {
-        if (c->zsize[z] == 0)
+        if (c->zsize[z] == 0) {
             continue;
+        }
         if (c->bucket) {
             int rc = pz_bq_init(&c->bq[z], c->zh[z].a, c->zsize[z], c->npos, c->level);
-            if (rc)
+            if (rc) {
                 return rc;
+            }
         }
         c->zkey[z] = zone_key(c, z);
         pz_heap_push(&c->zones, z);
@@ -213,20 +222,23 @@ static int rctx_init(rctx *c, pz_model *m, shardz_plan *plan)
 /* Node n's load changed: refresh its place in the fill structures. */
 static int fill_update(rctx *c, uint32_t n)
 {
-    if (!pz_node_eligible(c->m, n))
+    if (!pz_node_eligible(c->m, n)) {
         return 0;
+    }
     uint32_t z = c->m->nodes[n].zone;
     if (c->bucket) {
         uint32_t was = pz_bq_min_level(&c->bq[z]);
         while (c->level[n] < c->m->nodes[n].nlist) {
             int rc = pz_bq_inc(&c->bq[z], n);
-            if (rc)
+            if (rc) {
                 return rc;
+            }
         }
         while (c->level[n] > c->m->nodes[n].nlist) {
             int rc = pz_bq_dec(&c->bq[z], n);
-            if (rc)
+            if (rc) {
                 return rc;
+            }
         }
         if (c->zones.n > 1 && pz_bq_min_level(&c->bq[z]) != was) {
             c->zkey[z] = zone_key(c, z);
@@ -260,8 +272,9 @@ static uint32_t zone_pick(rctx *c, uint32_t z, uint32_t pidx)
             uint32_t lo = q->start[li], size = q->start[li + 1] - lo;
             for (uint32_t k = 0; k < size; k++) {
                 uint32_t n = q->ord[lo + (r + k) % size];
-                if (may_take(c, n, pidx))
+                if (may_take(c, n, pidx)) {
                     return n;
+                }
             }
         }
         return PZ_NONE;
@@ -276,8 +289,9 @@ static uint32_t zone_pick(rctx *c, uint32_t z, uint32_t pidx)
         }
         c->scratch[npop++] = pz_heap_pop(h);
     }
-    while (npop > 0)
+    while (npop > 0) {
         pz_heap_push(h, c->scratch[--npop]);
+    }
     return found;
 }
 
@@ -293,19 +307,23 @@ static uint32_t pick_node(rctx *c, uint32_t pidx, unsigned slot)
     unsigned used = 0;
     for (unsigned s = 0; s < p->nrep; s++) {
         uint32_t n = p->slots[s].node;
-        if (s == slot || n == PZ_NONE || c->zsize[m->nodes[n].zone] == 0)
+        if (s == slot || n == PZ_NONE || c->zsize[m->nodes[n].zone] == 0) {
             continue;
+        }
         unsigned k = 0;
-        while (k < used && seen[k] != m->nodes[n].zone)
+        while (k < used && seen[k] != m->nodes[n].zone) {
             k++;
-        if (k == used)
+        }
+        if (k == used) {
             seen[used++] = m->nodes[n].zone;
+        }
     }
     unsigned cmin = 0;
     if (used >= c->zones.n) {
         cmin = UINT16_MAX;
-        for (uint32_t i = 0; i < c->zones.n; i++)
+        for (uint32_t i = 0; i < c->zones.n; i++) {
             cmin = c->cnt[c->za[i]] < cmin ? c->cnt[c->za[i]] : cmin;
+        }
     }
     uint32_t npop = 0, best = PZ_NONE;
     unsigned bestc = UINT32_MAX;
@@ -326,8 +344,9 @@ static uint32_t pick_node(rctx *c, uint32_t pidx, unsigned slot)
         /* No room on the lowest level: the fewest replicas among the zones that fit. */
         for (uint32_t i = 0; i < npop; i++) {
             uint32_t z = c->scratch2[i];
-            if (c->cnt[z] <= cmin || c->cnt[z] >= bestc)
+            if (c->cnt[z] <= cmin || c->cnt[z] >= bestc) {
                 continue;
+            }
             uint32_t n = zone_pick(c, z, pidx);
             if (n != PZ_NONE) {
                 best = n;
@@ -335,8 +354,9 @@ static uint32_t pick_node(rctx *c, uint32_t pidx, unsigned slot)
             }
         }
     }
-    while (npop > 0)
+    while (npop > 0) {
         pz_heap_push(&c->zones, c->scratch2[--npop]);
+    }
     return best;
 }
 
@@ -359,16 +379,18 @@ static int radix_sort(sortitem *a, size_t n)
     }
     for (int shift = 0; shift < 64; shift += 16) {
         memset(count, 0, 65536 * sizeof *count);
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             count[(a[i].key >> shift) & 0xffff]++;
+        }
         size_t sum = 0;
         for (size_t i = 0; i < 65536; i++) {
             size_t c = count[i];
             count[i] = sum;
             sum += c;
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             tmp[count[(a[i].key >> shift) & 0xffff]++] = a[i];
+        }
         memcpy(a, tmp, n * sizeof *a);
     }
     free(tmp);
@@ -391,21 +413,26 @@ static int collect_work(rctx *c, sortitem **out, size_t *nout)
     uint8_t *queued = calloc(nbytes, 1);
     sortitem *w = NULL;
     int rc = 0;
-    if (!queued)
+    if (!queued) {
         return SHARDZ_ENOMEM;
+    }
     for (uint32_t nd = 0; nd < m->nnodes; nd++) {
-        if (!m->nodes[nd].id || !pz_node_evicting(m, nd))
+        if (!m->nodes[nd].id || !pz_node_evicting(m, nd)) {
             continue;
+        }
         for (uint32_t i = 0; i < m->nodes[nd].nlist; i++) {
             uint32_t p = PZ_RID_PART(m->nodes[nd].list[i]);
             queued[p >> 3] |= (uint8_t)(1u << (p & 7));
         }
     }
-    if (m->nvacant > 0)
-        for (size_t b = 0; b < (m->nparts + 7) / 8; b++)
+    if (m->nvacant > 0) {
+        for (size_t b = 0; b < (m->nparts + 7) / 8; b++) {
             queued[b] |= m->vacbits[b];
-    for (size_t b = 0; b < nbytes; b++)
+        }
+    }
+    for (size_t b = 0; b < nbytes; b++) {
         n += (size_t)__builtin_popcount(queued[b]);
+    }
     w = malloc((n ? n : 1) * sizeof *w);
     if (!w) {
         rc = SHARDZ_ENOMEM;
@@ -413,11 +440,13 @@ static int collect_work(rctx *c, sortitem **out, size_t *nout)
     }
     n = 0;
     for (uint32_t b = 0; b < nbytes; b++) {
-        if (!queued[b])
+        if (!queued[b]) {
             continue;
+        }
         for (uint32_t p = b * 8; p < b * 8 + 8 && p < m->nparts; p++) {
-            if (!((queued[b] >> (p & 7)) & 1))
+            if (!((queued[b] >> (p & 7)) & 1)) {
                 continue;
+            }
             double l = m->load[(size_t)p * m->ndims];
             uint64_t bits;
             memcpy(&bits, &l, sizeof bits);
@@ -426,8 +455,9 @@ static int collect_work(rctx *c, sortitem **out, size_t *nout)
             n++;
         }
     }
-    if (!c->equal_loads && n > 1)
+    if (!c->equal_loads && n > 1) {
         rc = radix_sort(w, n); /* stable: ties stay in index order */
+    }
 out:
     free(queued);
     if (rc) {
@@ -453,23 +483,27 @@ static int fill_slot(rctx *c, uint32_t pidx, unsigned slot)
             c->plan->missing++;
             return 0;
         }
-        if (m->nodes[from].state == SHARDZ_NODE_DRAINING && !m->nodes[from].gone)
+        if (m->nodes[from].state == SHARDZ_NODE_DRAINING && !m->nodes[from].gone) {
             return 0; /* nowhere to drain to: it keeps serving */
+        }
         /* A dead or unregistered node's replica can't stay: the slot becomes vacant (the
          * vacancy pass that follows tries again and counts it missing). */
         rc = pz_plan_move(m, c->plan, pidx, slot, PZ_NONE, reason);
-        if (rc)
+        if (rc) {
             return rc;
+        }
         touch(c, pidx, slot);
         return 0;
     }
     rc = pz_plan_move(m, c->plan, pidx, slot, to, reason);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     touch(c, pidx, slot);
     rc = fill_update(c, to);
-    if (rc == 0 && from != PZ_NONE)
+    if (rc == 0 && from != PZ_NONE) {
         rc = fill_update(c, from);
+    }
     return rc;
 }
 
@@ -478,8 +512,9 @@ static int evict_and_fill(rctx *c)
     sortitem *work = NULL;
     size_t nwork = 0;
     int rc = collect_work(c, &work, &nwork);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     rc = pz_plan_reserve(c->plan, c->m->nvacant + nwork);
     if (rc) {
         free(work);
@@ -489,18 +524,24 @@ static int evict_and_fill(rctx *c)
         uint32_t pidx = work[i].pidx;
         /* Sorted by load, the records come in random order: fetch ahead (two stages, the
          * pointer and then the record) so the loop is not bound by memory latency. */
-        if (i + 32 < nwork)
+        if (i + 32 < nwork) {
             __builtin_prefetch(&c->m->parts[work[i + 32].pidx]);
-        if (i + 16 < nwork)
+        }
+        if (i + 16 < nwork) {
             __builtin_prefetch(c->m->parts[work[i + 16].pidx]);
+        }
         const pz_part *p = c->m->parts[pidx];
         /* Evictions first (so a freed zone can take the vacancy's place), then vacancies. */
-        for (unsigned s = 0; s < p->nrep && rc == 0; s++)
-            if (p->slots[s].node != PZ_NONE && slot_needs_work(c->m, &p->slots[s]))
+        for (unsigned s = 0; s < p->nrep && rc == 0; s++) {
+            if (p->slots[s].node != PZ_NONE && slot_needs_work(c->m, &p->slots[s])) {
                 rc = fill_slot(c, pidx, s);
-        for (unsigned s = 0; s < p->nrep && rc == 0; s++)
-            if (p->slots[s].node == PZ_NONE)
+            }
+        }
+        for (unsigned s = 0; s < p->nrep && rc == 0; s++) {
+            if (p->slots[s].node == PZ_NONE) {
                 rc = fill_slot(c, pidx, s);
+            }
+        }
     }
     free(work);
     return rc;
@@ -514,9 +555,11 @@ static int evict_and_fill(rctx *c)
 static bool spread_may_improve(const rctx *c)
 {
     const pz_model *m = c->m;
-    for (uint32_t z = 0; z < c->nz; z++)
-        if (c->zsize[z] > m->zone_room[z] && m->zone_room[z] < m->max_nrep)
+    for (uint32_t z = 0; z < c->nz; z++) {
+        if (c->zsize[z] > m->zone_room[z] && m->zone_room[z] < m->max_nrep) {
             return true;
+        }
+    }
     return false;
 }
 
@@ -524,8 +567,9 @@ static bool spread_may_improve(const rctx *c)
 static int respread(rctx *c)
 {
     pz_model *m = c->m;
-    if (c->zones.n < 2 || !spread_may_improve(c))
+    if (c->zones.n < 2 || !spread_may_improve(c)) {
         return 0;
+    }
     for (uint32_t p = 0; p < m->nparts; p++) {
         const pz_part *pp = m->parts[p];
         for (int guard = 0; guard < SHARDZ_MAX_REPLICAS; guard++) {
@@ -537,37 +581,46 @@ static int respread(rctx *c)
                 hi = c->cnt[z] > hi ? c->cnt[z] : hi;
                 lo = c->cnt[z] < lo ? c->cnt[z] : lo;
             }
-            if (hi < lo + 2)
+            if (hi < lo + 2) {
                 break;
+            }
             int slot = -1;
             for (unsigned sl = 0; sl < pp->nrep; sl++) {
                 uint32_t n = pp->slots[sl].node;
-                if (n == PZ_NONE || touched(c, p) || c->cnt[m->nodes[n].zone] != hi)
+                if (n == PZ_NONE || touched(c, p) || c->cnt[m->nodes[n].zone] != hi) {
                     continue;
+                }
                 const pz_node *a = &m->nodes[n];
                 const pz_node *cur = slot < 0 ? NULL : &m->nodes[pp->slots[slot].node];
-                if (!cur || a->load[0] / a->weight > cur->load[0] / cur->weight)
+                if (!cur || a->load[0] / a->weight > cur->load[0] / cur->weight) {
                     slot = (int)sl;
+                }
             }
-            if (slot < 0)
+            if (slot < 0) {
                 break;
+            }
             uint32_t from = pp->slots[slot].node;
             uint32_t to = pick_node(c, p, (unsigned)slot);
-            if (to == PZ_NONE)
+            if (to == PZ_NONE) {
                 break;
+            }
             pz_zone_counts(m, p, pp->nrep, c->cnt);
-            if ((unsigned)c->cnt[m->nodes[to].zone] + 1 >= hi)
+            if ((unsigned)c->cnt[m->nodes[to].zone] + 1 >= hi) {
                 break; /* the best place would not spread it better */
+            }
             shardz_reason why = m->nodes[to].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
             int rc = pz_plan_move(m, c->plan, p, (unsigned)slot, to, why);
-            if (rc)
+            if (rc) {
                 return rc;
+            }
             touch(c, p, (unsigned)slot);
             rc = fill_update(c, to);
-            if (rc == 0)
+            if (rc == 0) {
                 rc = fill_update(c, from);
-            if (rc)
+            }
+            if (rc) {
                 return rc;
+            }
         }
     }
     return 0;
@@ -610,15 +663,18 @@ static int rmap_put(bctx *b, uint32_t rid, uint32_t move)
     if (2 * (b->rn + 1) > b->rcap) {
         size_t ncap = b->rcap ? 2 * b->rcap : 1024;
         uint64_t *ns = malloc(ncap * sizeof *ns);
-        if (!ns)
+        if (!ns) {
             return SHARDZ_ENOMEM;
+        }
         memset(ns, 0xff, ncap * sizeof *ns);
         for (size_t i = 0; i < b->rcap; i++) {
-            if (b->rmap[i] == UINT64_MAX)
+            if (b->rmap[i] == UINT64_MAX) {
                 continue;
+            }
             size_t j = ((uint32_t)(b->rmap[i] >> 32) * 2654435761u) & (ncap - 1);
-            while (ns[j] != UINT64_MAX)
+            while (ns[j] != UINT64_MAX) {
                 j = (j + 1) & (ncap - 1);
+            }
             ns[j] = b->rmap[i];
         }
         free(b->rmap);
@@ -626,10 +682,12 @@ static int rmap_put(bctx *b, uint32_t rid, uint32_t move)
         b->rcap = ncap;
     }
     size_t j = (rid * 2654435761u) & (b->rcap - 1);
-    while (b->rmap[j] != UINT64_MAX && (uint32_t)(b->rmap[j] >> 32) != rid)
+    while (b->rmap[j] != UINT64_MAX && (uint32_t)(b->rmap[j] >> 32) != rid) {
         j = (j + 1) & (b->rcap - 1);
-    if (b->rmap[j] == UINT64_MAX)
+    }
+    if (b->rmap[j] == UINT64_MAX) {
         b->rn++;
+    }
     b->rmap[j] = ((uint64_t)rid << 32) | move;
     return 0;
 }
@@ -641,16 +699,19 @@ static uint32_t rmap_moved_to(bctx *b, uint32_t rid, uint32_t on)
     if (!b->rmap) {
         for (size_t i = 0; i < plan->n; i++) {
             const pz_move *mv = &plan->moves[i];
-            if (mv->to != PZ_NONE && rmap_put(b, PZ_RID(mv->pidx, mv->slot), (uint32_t)i))
+            if (mv->to != PZ_NONE && rmap_put(b, PZ_RID(mv->pidx, mv->slot), (uint32_t)i)) {
                 return PZ_NONE; /* out of memory: no re-routing, only fresh moves */
+            }
         }
-        if (!b->rmap)
+        if (!b->rmap) {
             return PZ_NONE;
+        }
     }
     size_t j = (rid * 2654435761u) & (b->rcap - 1);
     for (; b->rmap[j] != UINT64_MAX; j = (j + 1) & (b->rcap - 1)) {
-        if ((uint32_t)(b->rmap[j] >> 32) != rid)
+        if ((uint32_t)(b->rmap[j] >> 32) != rid) {
             continue;
+        }
         uint32_t k = (uint32_t)b->rmap[j];
         return plan->moves[k].to == on ? k : PZ_NONE;
     }
@@ -694,10 +755,12 @@ static gain move_gain(const bctx *b, uint32_t d, uint32_t r, double x)
 /* a better than b (a tie on the first level within tol goes to the second). */
 static bool gain_better(gain a, gain b, double tol)
 {
-    if (a.excess < b.excess - tol)
+    if (a.excess < b.excess - tol) {
         return true;
-    if (a.excess > b.excess + tol)
+    }
+    if (a.excess > b.excess + tol) {
         return false;
+    }
     return a.potential < b.potential;
 }
 
@@ -735,24 +798,28 @@ static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_speci
         double x = m->load[(size_t)pidx * m->ndims];
         gain v = move_gain(b, d, r, x);
         int cls = slot_moved(c, rid) ? 0 : touched(c, pidx) ? 2 : 1;
-        if (b->free_only && cls != 0)
+        if (b->free_only && cls != 0) {
             continue;
+        }
         uint32_t mix = rid_mix(rid);
         if (!gain_better(v, bestv[cls], tol)) {
             /* equal gains: the smaller shuffled id wins (strictly better than nothing only) */
-            if (gain_better(bestv[cls], v, tol) || best[cls] == PZ_NONE || mix >= bestmix[cls])
+            if (gain_better(bestv[cls], v, tol) || best[cls] == PZ_NONE || mix >= bestmix[cls]) {
                 continue;
+            }
         }
-        if (!pz_zone_move_ok(c->m, pidx, d, r))
+        if (!pz_zone_move_ok(c->m, pidx, d, r)) {
             continue;
+        }
         if (pz_part_on_node(m, pidx, r) || !pz_fits(m, r, pidx)) {
             *node_specific = true;
             continue;
         }
         if (cls == 0) {
             uint32_t k = rmap_moved_to(b, rid, d);
-            if (k == PZ_NONE || c->plan->moves[k].from == r)
+            if (k == PZ_NONE || c->plan->moves[k].from == r) {
                 continue; /* not movable for free (or it would undo its own move) */
+            }
             bestk = k;
         }
         best[cls] = rid;
@@ -762,14 +829,17 @@ static uint32_t best_candidate(bctx *b, uint32_t d, uint32_t r, bool *node_speci
          * impossible: take the first good untouched replica (equal loads: any; else a
          * perfect fit), in list order, which a dry run's exact revert keeps stable. */
         if (cls == 1 && b->first_moves == 0 &&
-            (c->equal_loads || fabs(x - gap / inv) <= 1e-9 * (x + 1) || ++valid >= 256))
+            (c->equal_loads || fabs(x - gap / inv) <= 1e-9 * (x + 1) || ++valid >= 256)) {
             break;
+        }
     }
     for (int cls = 0; cls < 3; cls++) {
-        if (best[cls] == PZ_NONE)
+        if (best[cls] == PZ_NONE) {
             continue;
-        if (cls == 0)
+        }
+        if (cls == 0) {
             *reroute = bestk;
+        }
         return best[cls];
     }
     return PZ_NONE;
@@ -780,10 +850,12 @@ static void balance_update(bctx *b, uint32_t n, double delta)
     b->dev[n] += delta;
     b->z[n] = b->dev[n] / b->theta[n];
     b->zk[n] = pz_key_of(b->z[n]);
-    if (pz_heap_has(&b->donors, n))
+    if (pz_heap_has(&b->donors, n)) {
         pz_heap_update(&b->donors, n);
-    if (pz_heap_has(&b->receivers, n))
+    }
+    if (pz_heap_has(&b->receivers, n)) {
         pz_heap_update(&b->receivers, n);
+    }
 }
 
 /* Points a recorded move at a new destination. A balancing move's reason follows the new
@@ -791,8 +863,9 @@ static void balance_update(bctx *b, uint32_t n, double delta)
 static void reroute_to(rctx *c, pz_move *mv, uint32_t to)
 {
     mv->to = to;
-    if (mv->reason == SHARDZ_REASON_JOIN || mv->reason == SHARDZ_REASON_REBALANCE)
+    if (mv->reason == SHARDZ_REASON_JOIN || mv->reason == SHARDZ_REASON_REBALANCE) {
         mv->reason = c->m->nodes[to].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
+    }
 }
 
 /* Whether the replica rid, now on u, may move to v (v != u). */
@@ -820,16 +893,19 @@ static uint32_t hop_replica(bctx *b, uint32_t u, uint32_t v, bool fresh, uint32_
     for (uint32_t i = 0; i<nu->nlist && * budget> 0; i++) {
         uint32_t rid = nu->list[i];
         (*budget)--;
-        if (slot_moved(c, rid) == fresh)
+        if (slot_moved(c, rid) == fresh) {
             continue;
+        }
         *k = PZ_NONE;
         if (!fresh) {
             *k = rmap_moved_to(b, rid, u);
-            if (*k == PZ_NONE || c->plan->moves[*k].from == v)
+            if (*k == PZ_NONE || c->plan->moves[*k].from == v) {
                 continue;
+            }
         }
-        if (hop_ok(c, rid, u, v))
+        if (hop_ok(c, rid, u, v)) {
             return rid;
+        }
     }
     return PZ_NONE;
 }
@@ -845,14 +921,16 @@ static int apply_hop(bctx *b, uint32_t rid, uint32_t v)
         uint32_t k = rmap_moved_to(b, rid, u);
         int rc =
             pz_plan_assign(c->m, c->plan, pidx, slot, v, (shardz_reason)c->plan->moves[k].reason);
-        if (rc == 0)
+        if (rc == 0) {
             reroute_to(c, &c->plan->moves[k], v);
+        }
         return rc;
     }
     shardz_reason why = c->m->nodes[v].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
     int rc = pz_plan_move(c->m, c->plan, pidx, slot, v, why);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     touch(c, pidx, slot);
     return b->rmap ? rmap_put(b, rid, (uint32_t)(c->plan->n - 1)) : 0;
 }
@@ -871,8 +949,9 @@ static int augment(bctx *b, uint32_t d, bool fresh, bool *moved)
     uint32_t r = PZ_NONE;
     *moved = false;
     size_t *budget = fresh ? &b->fresh_budget : &b->aug_budget;
-    if (!c->equal_loads || *budget == 0 || (!fresh && b->first_moves == 0))
+    if (!c->equal_loads || *budget == 0 || (!fresh && b->first_moves == 0)) {
         return 0;
+    }
     memset(b->seen, 0, c->nn);
     uint32_t head = 0, tail = 0;
     b->queue[tail++] = d;
@@ -881,32 +960,38 @@ static int augment(bctx *b, uint32_t d, bool fresh, bool *moved)
         uint32_t u = b->queue[head++];
         for (uint32_t j = 0; j < b->nelig && r == PZ_NONE; j++) {
             uint32_t v = b->elig[j], k;
-            if (b->seen[v])
+            if (b->seen[v]) {
                 continue;
+            }
             uint32_t rid = hop_replica(b, u, v, fresh, &k);
-            if (rid == PZ_NONE)
+            if (rid == PZ_NONE) {
                 continue;
+            }
             b->seen[v] = 1;
             b->parent[v] = u;
             b->prid[v] = rid;
-            if (unit_improves(b, d, v))
+            if (unit_improves(b, d, v)) {
                 r = v;
-            else
+            } else {
                 b->queue[tail++] = v;
+            }
         }
     }
-    if (r == PZ_NONE)
+    if (r == PZ_NONE) {
         return 0;
+    }
     /* Apply from r back to d, checking each hop again on the state as it is now. */
     uint32_t v = r;
     while (v != d) {
         uint32_t u = b->parent[v], rid = b->prid[v];
         if (c->m->parts[PZ_RID_PART(rid)]->slots[PZ_RID_SLOT(rid)].node != u ||
-            !hop_ok(c, rid, u, v))
+            !hop_ok(c, rid, u, v)) {
             break; /* two hops on one partition went stale: stop here, still consistent */
+        }
         int rc = apply_hop(b, rid, v);
-        if (rc)
+        if (rc) {
             return rc;
+        }
         balance_update(b, u, -1);
         balance_update(b, v, 1);
         *moved = true;
@@ -921,20 +1006,24 @@ static int try_move(bctx *b, uint32_t d, uint32_t r, bool *moved, bool *node_spe
     pz_model *m = c->m;
     *moved = false;
     *node_specific = false;
-    if (d == r || b->dev[d] / m->nodes[d].weight <= b->dev[r] / m->nodes[r].weight)
+    if (d == r || b->dev[d] / m->nodes[d].weight <= b->dev[r] / m->nodes[r].weight) {
         return 0;
-    if (b->per_zone && m->nodes[d].zone != m->nodes[r].zone)
+    }
+    if (b->per_zone && m->nodes[d].zone != m->nodes[r].zone) {
         return 0;
+    }
     uint32_t k;
     uint32_t rid = best_candidate(b, d, r, node_specific, &k);
     if (k == PZ_NONE) {
         /* No free re-route straight to r: a chain of them beats a fresh move. */
         int rc = augment(b, d, false, moved);
-        if (rc || *moved)
+        if (rc || *moved) {
             return rc;
+        }
     }
-    if (rid == PZ_NONE)
+    if (rid == PZ_NONE) {
         return 0;
+    }
     uint32_t pidx = PZ_RID_PART(rid);
     unsigned slot = PZ_RID_SLOT(rid);
     double x = m->load[(size_t)pidx * m->ndims];
@@ -943,19 +1032,22 @@ static int try_move(bctx *b, uint32_t d, uint32_t r, bool *moved, bool *node_spe
         /* Re-route: the replica goes straight from where it was to r, still one move. */
         pz_move *mv = &c->plan->moves[k];
         rc = pz_plan_assign(m, c->plan, pidx, slot, r, (shardz_reason)mv->reason);
-        if (rc)
+        if (rc) {
             return rc;
+        }
         reroute_to(c, mv, r);
     } else {
         shardz_reason reason = m->nodes[r].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
         rc = pz_plan_move(m, c->plan, pidx, slot, r, reason);
-        if (rc)
+        if (rc) {
             return rc;
+        }
         touch(c, pidx, slot);
         if (b->rmap) {
             rc = rmap_put(b, rid, (uint32_t)(c->plan->n - 1));
-            if (rc)
+            if (rc) {
                 return rc;
+            }
         }
     }
     balance_update(b, d, -x);
@@ -967,8 +1059,9 @@ static int try_move(bctx *b, uint32_t d, uint32_t r, bool *moved, bool *node_spe
 static int by_key_asc(const void *a, const void *b)
 {
     const keyed *x = a, *y = b;
-    if (x->key != y->key)
+    if (x->key != y->key) {
         return x->key < y->key ? -1 : 1;
+    }
     return x->node < y->node ? -1 : (x->node > y->node);
 }
 
@@ -985,42 +1078,49 @@ static int try_all(bctx *b, uint32_t n, bool giving, bool *moved)
         uint32_t start = pass ? nsame : 0, j = start;
         for (uint32_t i = 0; i < k; i++) {
             uint32_t o = h->a[i];
-            if ((b->c->m->nodes[o].zone == zn) != (pass == 0))
+            if ((b->c->m->nodes[o].zone == zn) != (pass == 0)) {
                 continue;
+            }
             double u = b->dev[o] / b->c->m->nodes[o].weight;
             b->order[j++] = (keyed){giving ? u : -u, o};
         }
         qsort(b->order + start, j - start, sizeof *b->order, by_key_asc);
-        if (pass == 0)
+        if (pass == 0) {
             nsame = j;
+        }
     }
     *moved = false;
     /* A giver's replicas are the same for every receiver: once a zone failed for reasons
      * that do not depend on the node, the zone's other receivers fail too. */
     memset(b->zblock, 0, b->c->nz);
     for (uint32_t i = 0; i < k && !*moved; i++) {
-        if (b->per_zone && i >= nsame)
+        if (b->per_zone && i >= nsame) {
             break; /* no replica can change zones */
+        }
         uint32_t other = b->order[i].node;
         /* Sorted: once a partner cannot gain, neither can the rest of its group. */
         double uo = b->dev[other] / b->c->m->nodes[other].weight;
         double un = b->dev[n] / b->c->m->nodes[n].weight;
         if (giving ? uo >= un : uo <= un) {
-            if (i >= nsame || b->per_zone)
+            if (i >= nsame || b->per_zone) {
                 break;
+            }
             i = nsame - 1;
             continue;
         }
         uint32_t oz = b->c->m->nodes[other].zone;
-        if (giving && b->zblock[oz])
+        if (giving && b->zblock[oz]) {
             continue;
+        }
         bool node_specific;
         int rc = giving ? try_move(b, n, other, moved, &node_specific)
                         : try_move(b, other, n, moved, &node_specific);
-        if (rc)
+        if (rc) {
             return rc;
-        if (giving && !*moved && !node_specific)
+        }
+        if (giving && !*moved && !node_specific) {
             b->zblock[oz] = 1;
+        }
     }
     return 0;
 }
@@ -1064,9 +1164,11 @@ static int balance(rctx *c, double band)
      * each zone, the zones' totals are fixed, and no replica can change zones: balancing
      * against global shares would only chase moves the spread forbids. */
     bool per_zone = c->zones.n > 1;
-    for (unsigned r = 1; per_zone && r <= SHARDZ_MAX_REPLICAS; r++)
-        if (m->nrep_count[r] > 0 && r % c->zones.n != 0)
+    for (unsigned r = 1; per_zone && r <= SHARDZ_MAX_REPLICAS; r++) {
+        if (m->nrep_count[r] > 0 && r % c->zones.n != 0) {
             per_zone = false;
+        }
+    }
     b.per_zone = per_zone;
     double *ztotal = calloc(c->nz, sizeof *ztotal), *zw = calloc(c->nz, sizeof *zw);
     double total = 0, wsum = 0;
@@ -1076,7 +1178,7 @@ static int balance(rctx *c, double band)
         rc = SHARDZ_ENOMEM;
         goto out;
     }
-    for (uint32_t n = 0; n < c->nn; n++)
+    for (uint32_t n = 0; n < c->nn; n++) {
         if (pz_node_eligible(m, n)) {
             uint32_t z = per_zone ? m->nodes[n].zone : 0;
             ztotal[z] += m->nodes[n].load[0];
@@ -1084,6 +1186,7 @@ static int balance(rctx *c, double band)
             total += m->nodes[n].load[0];
             wsum += m->nodes[n].weight;
         }
+    }
     if (wsum <= 0 || total <= 0) {
         free(ztotal);
         free(zw);
@@ -1095,8 +1198,9 @@ static int balance(rctx *c, double band)
      * than its capacity), so a share above that is capped and the rest goes to the others
      * in proportion to their weights. share[] is kept in b.theta until the loop below. */
     double most = 0;
-    for (uint32_t p = 0; p < m->nparts; p++)
+    for (uint32_t p = 0; p < m->nparts; p++) {
         most += m->load[(size_t)p * m->ndims];
+    }
     bool *fixed = calloc(c->nn ? c->nn : 1, sizeof *fixed);
     if (!fixed) {
         free(ztotal);
@@ -1107,8 +1211,9 @@ static int balance(rctx *c, double band)
     for (bool again = true; again;) {
         again = false;
         for (uint32_t n = 0; n < c->nn; n++) {
-            if (!pz_node_eligible(m, n) || fixed[n])
+            if (!pz_node_eligible(m, n) || fixed[n]) {
                 continue;
+            }
             uint32_t zz = per_zone ? m->nodes[n].zone : 0;
             double cap = fmin(most, m->nodes[n].cap[0]);
             b.theta[n] = ztotal[zz] * m->nodes[n].weight / zw[zz];
@@ -1123,8 +1228,9 @@ static int balance(rctx *c, double band)
     }
     free(fixed);
     for (uint32_t n = 0; n < c->nn; n++) {
-        if (!pz_node_eligible(m, n))
+        if (!pz_node_eligible(m, n)) {
             continue;
+        }
         double share = b.theta[n];
         b.dev[n] = m->nodes[n].load[0] - share;
         /* one partition's load of slack (the integer optimum for equal loads); but when
@@ -1161,13 +1267,15 @@ static int balance(rctx *c, double band)
             done = !dout && !rout;
         }
         if (done) {
-            if (nstuck == 0 || moves_since == 0)
+            if (nstuck == 0 || moves_since == 0) {
                 break;
+            }
             for (size_t i = 0; i < nstuck; i++) {
                 uint32_t n = stuck[i] >> 1;
                 pz_heap *h = (stuck[i] & 1) ? &b.receivers : &b.donors;
-                if (!pz_heap_has(h, n))
+                if (!pz_heap_has(h, n)) {
                     pz_heap_push(h, n);
+                }
             }
             nstuck = 0;
             moves_since = 0;
@@ -1179,14 +1287,17 @@ static int balance(rctx *c, double band)
         for (int pass = b.first_moves > 0 ? 0 : 1; pass < 2 && rc == 0 && !moved; pass++) {
             b.free_only = pass == 0;
             rc = try_move(&b, d, r, &moved, &node_specific);
-            if (rc == 0 && !moved)
+            if (rc == 0 && !moved) {
                 rc = try_all(&b, dout ? d : r, dout, &moved);
+            }
         }
         b.free_only = false;
-        if (rc == 0 && !moved)
+        if (rc == 0 && !moved) {
             rc = augment(&b, d, true, &moved);
-        if (rc)
+        }
+        if (rc) {
             break;
+        }
         if (moved) {
             moves_since++;
             continue;
@@ -1220,14 +1331,17 @@ int pz_replica_plan(shardz_sharder *s, shardz_plan *plan)
 {
     rctx c;
     int rc = rctx_init(&c, &s->m, plan);
-    if (rc)
+    if (rc) {
         goto out;
+    }
     rc = evict_and_fill(&c);
-    if (rc)
+    if (rc) {
         goto out;
+    }
     rc = respread(&c);
-    if (rc)
+    if (rc) {
         goto out;
+    }
     rc = balance(&c, s->cfg.band);
 out:
     rctx_free(&c);

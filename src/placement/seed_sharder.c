@@ -40,15 +40,18 @@ static uint32_t random_node(sctx *c)
 static uint32_t next_node(sctx *c, uint32_t pidx)
 {
     pz_model *m = &c->s->m;
-    if (c->nelig == 0)
+    if (c->nelig == 0) {
         return PZ_NONE;
+    }
     uint32_t n = c->h.a[0];
-    if (!pz_part_on_node(m, pidx, n))
+    if (!pz_part_on_node(m, pidx, n)) {
         return n;
+    }
     for (uint32_t i = 0; i < 2 * c->nelig; i++) { /* "randomly loop for a while" */
         n = random_node(c);
-        if (!pz_part_on_node(m, pidx, n))
+        if (!pz_part_on_node(m, pidx, n)) {
             return n;
+        }
     }
     return random_node(c);
 }
@@ -58,8 +61,9 @@ static int seed_move(sctx *c, uint32_t pidx, unsigned slot, uint32_t to, shardz_
     pz_model *m = &c->s->m;
     uint32_t from = m->parts[pidx]->slots[slot].node;
     int rc = pz_plan_move(m, c->plan, pidx, slot, to, reason);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     if (from != PZ_NONE && pz_heap_has(&c->h, from)) {
         c->count[from]--;
         pz_heap_update(&c->h, from);
@@ -80,15 +84,17 @@ static int seed_place(sctx *c)
         const pz_part *pp = m->parts[p];
         for (unsigned s = 0; s < pp->nrep && rc == 0; s++) {
             uint32_t from = pp->slots[s].node;
-            if (from != PZ_NONE && !pz_node_evicting(m, from))
+            if (from != PZ_NONE && !pz_node_evicting(m, from)) {
                 continue;
+            }
             uint32_t to = next_node(c, p);
             shardz_reason why =
                 from == PZ_NONE ? (shardz_reason)pp->slots[s].pos : pz_evict_reason(m, from);
             if (to == PZ_NONE) {
                 c->plan->missing++;
-                if (from != PZ_NONE && m->nodes[from].state != SHARDZ_NODE_DRAINING)
+                if (from != PZ_NONE && m->nodes[from].state != SHARDZ_NODE_DRAINING) {
                     rc = seed_move(c, p, s, PZ_NONE, why);
+                }
                 continue;
             }
             rc = seed_move(c, p, s, to, why);
@@ -102,25 +108,30 @@ static int seed_steal(sctx *c)
 {
     pz_model *m = &c->s->m;
     double total = 0;
-    for (uint32_t i = 0; i < c->nelig; i++)
+    for (uint32_t i = 0; i < c->nelig; i++) {
         total += (double)c->count[c->elig[i]];
-    if (c->nelig == 0)
+    }
+    if (c->nelig == 0) {
         return 0;
+    }
     double avg = total / c->nelig;
     for (uint32_t i = 0; i < c->nelig; i++) {
         uint32_t d = c->elig[i];
-        if ((double)c->count[d] <= SEED_STEAL_FACTOR * avg)
+        if ((double)c->count[d] <= SEED_STEAL_FACTOR * avg) {
             continue;
+        }
         uint32_t excess = (uint32_t)((double)c->count[d] - avg);
         for (uint32_t k = 0; k < excess && m->nodes[d].nlist > 0; k++) {
             uint32_t rid = m->nodes[d].list[m->nodes[d].nlist - 1];
             uint32_t to = next_node(c, PZ_RID_PART(rid));
-            if (to == PZ_NONE || to == d)
+            if (to == PZ_NONE || to == d) {
                 break;
+            }
             shardz_reason why = m->nodes[to].joined ? SHARDZ_REASON_JOIN : SHARDZ_REASON_REBALANCE;
             int rc = seed_move(c, PZ_RID_PART(rid), PZ_RID_SLOT(rid), to, why);
-            if (rc)
+            if (rc) {
                 return rc;
+            }
         }
     }
     return 0;
@@ -136,20 +147,23 @@ static int seed_plan(shardz_sharder *s, shardz_plan *plan)
     c.pos = malloc(nn * sizeof *c.pos);
     c.a = malloc(nn * sizeof *c.a);
     c.elig = malloc(nn * sizeof *c.elig);
-    if (!c.count || !c.pos || !c.a || !c.elig)
+    if (!c.count || !c.pos || !c.a || !c.elig) {
         goto out;
+    }
     memset(c.pos, 0xff, nn * sizeof *c.pos);
     c.h = (pz_heap){.a = c.a, .pos = c.pos, .key = c.count};
     for (uint32_t n = 0; n < m->nnodes; n++) {
-        if (!pz_node_eligible(m, n))
+        if (!pz_node_eligible(m, n)) {
             continue;
+        }
         c.count[n] = m->nodes[n].nlist;
         c.elig[c.nelig++] = n;
         pz_heap_push(&c.h, n);
     }
     rc = seed_place(&c);
-    if (rc == 0)
+    if (rc == 0) {
         rc = seed_steal(&c);
+    }
 out:
     free(c.count);
     free(c.pos);

@@ -14,45 +14,58 @@ int shardz_sharder_new(const shardz_sharder_config *cfg, shardz_sharder **out)
     shardz_sharder_config c = {0};
     const pz_ops *ops = NULL;
     int rc;
-    if (!out)
+    if (!out) {
         return SHARDZ_EINVAL;
+    }
     *out = NULL;
-    if (cfg)
+    if (cfg) {
         c = *cfg;
+    }
     const char *kind = c.kind ? c.kind : "replica";
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (strcmp(kinds[i]->name, kind) == 0)
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strcmp(kinds[i]->name, kind) == 0) {
             ops = kinds[i];
-    if (!ops || ops->version != PZ_OPS_VERSION)
+        }
+    }
+    if (!ops || ops->version != PZ_OPS_VERSION) {
         return SHARDZ_EINVAL;
-    if (c.replicas == 0)
+    }
+    if (c.replicas == 0) {
         c.replicas = 1;
-    if (c.ndims == 0)
+    }
+    if (c.ndims == 0) {
         c.ndims = 1;
-    if (c.replicas > SHARDZ_MAX_REPLICAS || c.ndims > SHARDZ_MAX_DIMS)
+    }
+    if (c.replicas > SHARDZ_MAX_REPLICAS || c.ndims > SHARDZ_MAX_DIMS) {
         return SHARDZ_EINVAL;
-    if (!isfinite(c.band) || c.band < 0 || c.band > 1)
+    }
+    if (!isfinite(c.band) || c.band < 0 || c.band > 1) {
         return SHARDZ_EINVAL;
+    }
     c.kind = NULL; /* borrowed: not kept */
 
     shardz_sharder *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s) {
         return SHARDZ_ENOMEM;
+    }
     s->ops = ops;
     s->cfg = c;
     rc = pz_model_init(&s->m, c.ndims, c.replicas, c.roles);
-    if (rc)
+    if (rc) {
         goto err_after_alloc;
+    }
     if (ops->init) {
         rc = ops->init(s);
-        if (rc)
+        if (rc) {
             goto err_after_model;
+        }
     }
     *out = s;
     return 0;
 err_after_model:
-    if (ops->destroy)
+    if (ops->destroy) {
         ops->destroy(s);
+    }
     pz_model_destroy(&s->m);
 err_after_alloc:
     free(s);
@@ -61,10 +74,12 @@ err_after_alloc:
 
 void shardz_sharder_free(shardz_sharder *s)
 {
-    if (!s)
+    if (!s) {
         return;
-    if (s->ops->destroy)
+    }
+    if (s->ops->destroy) {
         s->ops->destroy(s);
+    }
     pz_model_destroy(&s->m);
     free(s);
 }
@@ -127,31 +142,37 @@ int shardz_sharder_nodes_of_partition(const shardz_sharder *s, const char *parti
 int shardz_sharder_partition_for_key(const shardz_sharder *s, const void *key, size_t len,
                                      const char **partition)
 {
-    if (!s->ops->partition_for_key)
+    if (!s->ops->partition_for_key) {
         return SHARDZ_ENOTSUP;
-    if (!partition || (!key && len > 0))
+    }
+    if (!partition || (!key && len > 0)) {
         return SHARDZ_EINVAL;
+    }
     return s->ops->partition_for_key(s, key, len, partition);
 }
 
 int shardz_sharder_generation(const shardz_sharder *s, const char *partition, uint64_t *gen)
 {
-    if (!partition || !gen)
+    if (!partition || !gen) {
         return SHARDZ_EINVAL;
+    }
     uint32_t p = pz_part_find(&s->m, partition);
-    if (p == PZ_NONE)
+    if (p == PZ_NONE) {
         return SHARDZ_ENOENT;
+    }
     *gen = s->m.parts[p]->gen;
     return 0;
 }
 
 int shardz_sharder_bump_generation(shardz_sharder *s, const char *partition, uint64_t *gen)
 {
-    if (!partition || !gen)
+    if (!partition || !gen) {
         return SHARDZ_EINVAL;
+    }
     uint32_t p = pz_part_find(&s->m, partition);
-    if (p == PZ_NONE)
+    if (p == PZ_NONE) {
         return SHARDZ_ENOENT;
+    }
     *gen = ++s->m.parts[p]->gen;
     return 0;
 }
@@ -176,28 +197,34 @@ int pz_generic_register_partitions(shardz_sharder *s, const shardz_partition_spe
 
 int pz_generic_unregister_partitions(shardz_sharder *s, const char *const *ids, size_t n)
 {
-    if (n == 0)
+    if (n == 0) {
         return 0;
-    if (!ids)
+    }
+    if (!ids) {
         return SHARDZ_EINVAL;
+    }
     for (size_t i = 0; i < n; i++) {
-        if (!ids[i])
+        if (!ids[i]) {
             return SHARDZ_EINVAL;
-        if (pz_part_find(&s->m, ids[i]) == PZ_NONE)
+        }
+        if (pz_part_find(&s->m, ids[i]) == PZ_NONE) {
             return SHARDZ_ENOENT;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t p = pz_part_find(&s->m, ids[i]);
-        if (p != PZ_NONE) /* named twice: already gone */
+        if (p != PZ_NONE) { /* named twice: already gone */
             pz_model_remove_part(&s->m, p);
+        }
     }
     return 0;
 }
 
 static shardz_role role_of(const pz_model *m, unsigned slot)
 {
-    if (!m->roles)
+    if (!m->roles) {
         return SHARDZ_ROLE_NONE;
+    }
     return slot == 0 ? SHARDZ_ROLE_PRIMARY : SHARDZ_ROLE_SECONDARY;
 }
 
@@ -205,11 +232,13 @@ int pz_generic_partitions_of_node(const shardz_sharder *s, const char *node, sha
                                   size_t cap, size_t *n)
 {
     const pz_model *m = &s->m;
-    if (!node || !n || (cap > 0 && !out))
+    if (!node || !n || (cap > 0 && !out)) {
         return SHARDZ_EINVAL;
+    }
     uint32_t idx = pz_node_find(m, node);
-    if (idx == PZ_NONE)
+    if (idx == PZ_NONE) {
         return SHARDZ_ENOENT;
+    }
     const pz_node *nd = &m->nodes[idx];
     for (uint32_t i = 0; i < nd->nlist && i < cap; i++) {
         uint32_t rid = nd->list[i];
@@ -226,17 +255,20 @@ int pz_generic_nodes_of_partition(const shardz_sharder *s, const char *partition
                                   shardz_replica *out, size_t cap, size_t *n)
 {
     const pz_model *m = &s->m;
-    if (!partition || !n || (cap > 0 && !out))
+    if (!partition || !n || (cap > 0 && !out)) {
         return SHARDZ_EINVAL;
+    }
     uint32_t idx = pz_part_find(m, partition);
-    if (idx == PZ_NONE)
+    if (idx == PZ_NONE) {
         return SHARDZ_ENOENT;
+    }
     const pz_part *p = m->parts[idx];
     size_t k = 0;
     for (unsigned sl = 0; sl < p->nrep; sl++) {
         uint32_t nn = p->slots[sl].node;
-        if (nn == PZ_NONE || m->nodes[nn].gone)
+        if (nn == PZ_NONE || m->nodes[nn].gone) {
             continue;
+        }
         if (k < cap) {
             out[k].partition = pz_part_id(p);
             out[k].node = m->nodes[nn].id;
@@ -254,20 +286,24 @@ int pz_generic_nodes_of_partition(const shardz_sharder *s, const char *partition
 shardz_plan *pz_plan_new(const pz_model *m)
 {
     shardz_plan *p = calloc(1, sizeof *p);
-    if (!p)
+    if (!p) {
         return NULL;
+    }
     p->revision = m->revision;
     p->model = m;
     p->nnode_ids = m->nnodes;
     p->node_ids = calloc(m->nnodes ? m->nnodes : 1, sizeof *p->node_ids);
-    if (!p->node_ids)
+    if (!p->node_ids) {
         goto err;
+    }
     for (uint32_t i = 0; i < m->nnodes; i++) {
-        if (!m->nodes[i].id)
+        if (!m->nodes[i].id) {
             continue;
+        }
         p->node_ids[i] = strdup(m->nodes[i].id);
-        if (!p->node_ids[i])
+        if (!p->node_ids[i]) {
             goto err;
+        }
     }
     return p;
 err:
@@ -277,12 +313,14 @@ err:
 
 int shardz_sharder_rebalance(shardz_sharder *s, unsigned flags, shardz_plan **out)
 {
-    if (!out || (flags & ~SHARDZ_PLAN_DRY_RUN))
+    if (!out || (flags & ~SHARDZ_PLAN_DRY_RUN)) {
         return SHARDZ_EINVAL;
+    }
     *out = NULL;
     shardz_plan *p = pz_plan_new(&s->m);
-    if (!p)
+    if (!p) {
         return SHARDZ_ENOMEM;
+    }
     int rc = pz_plan_snapshot(&s->m, p);
     if (rc) {
         shardz_plan_free(p);
@@ -295,10 +333,11 @@ int shardz_sharder_rebalance(shardz_sharder *s, unsigned flags, shardz_plan **ou
         shardz_plan_free(p);
         return rc;
     }
-    if (flags & SHARDZ_PLAN_DRY_RUN)
+    if (flags & SHARDZ_PLAN_DRY_RUN) {
         pz_plan_revert(&s->m, p);
-    else
+    } else {
         pz_plan_commit(&s->m, p);
+    }
     /* The snapshot only served the revert; a dry run keeps its log, so that applying it
      * later replays the very assignments the planner made (same replica list order as a
      * rebalance without a dry run: the two paths stay identical). */
@@ -311,10 +350,12 @@ int shardz_sharder_rebalance(shardz_sharder *s, unsigned flags, shardz_plan **ou
 
 int shardz_sharder_apply(shardz_sharder *s, const shardz_plan *plan)
 {
-    if (!plan || plan->model != &s->m)
+    if (!plan || plan->model != &s->m) {
         return SHARDZ_EINVAL;
-    if (plan->revision != s->m.revision)
+    }
+    if (plan->revision != s->m.revision) {
         return SHARDZ_ESTALE;
+    }
     /* Replay the planner's assignments (or, without a log, the moves); a failure
      * (allocation) undoes the ones done. */
     shardz_plan undo = {.model = plan->model, .logging = true};
@@ -331,12 +372,14 @@ int shardz_sharder_apply(shardz_sharder *s, const shardz_plan *plan)
                 pz_plan_assign(&s->m, &undo, mv->pidx, mv->slot, mv->to, (shardz_reason)mv->reason);
         }
     }
-    if (rc)
+    if (rc) {
         pz_plan_revert(&s->m, &undo);
+    }
     free(undo.node_load);
     free(undo.ops);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     pz_plan_commit(&s->m, (shardz_plan *)plan);
     return 0;
 }
@@ -344,22 +387,28 @@ int shardz_sharder_apply(shardz_sharder *s, const shardz_plan *plan)
 int shardz_sharder_move(shardz_sharder *s, const char *partition, unsigned slot, const char *node,
                         shardz_plan **out)
 {
-    if (!partition || !node || !out)
+    if (!partition || !node || !out) {
         return SHARDZ_EINVAL;
+    }
     *out = NULL;
     uint32_t p = pz_part_find(&s->m, partition);
     uint32_t n = pz_node_find(&s->m, node);
-    if (p == PZ_NONE || n == PZ_NONE)
+    if (p == PZ_NONE || n == PZ_NONE) {
         return SHARDZ_ENOENT;
-    if (slot >= s->m.parts[p]->nrep)
+    }
+    if (slot >= s->m.parts[p]->nrep) {
         return SHARDZ_ERANGE;
-    if (s->m.parts[p]->slots[slot].node == n)
+    }
+    if (s->m.parts[p]->slots[slot].node == n) {
         return SHARDZ_EEXIST;
-    if (!pz_node_eligible(&s->m, n) || pz_part_on_node(&s->m, p, n) || !pz_fits(&s->m, n, p))
+    }
+    if (!pz_node_eligible(&s->m, n) || pz_part_on_node(&s->m, p, n) || !pz_fits(&s->m, n, p)) {
         return SHARDZ_EINVAL;
+    }
     shardz_plan *plan = pz_plan_new(&s->m);
-    if (!plan)
+    if (!plan) {
         return SHARDZ_ENOMEM;
+    }
     int rc = pz_plan_move(&s->m, plan, p, slot, n, SHARDZ_REASON_OPERATOR);
     if (rc) {
         shardz_plan_free(plan);
@@ -393,18 +442,22 @@ size_t shardz_plan_missing(const shardz_plan *p)
 size_t shardz_plan_count_reason(const shardz_plan *p, shardz_reason r)
 {
     size_t k = 0;
-    for (size_t i = 0; p && i < p->n; i++)
-        if (p->moves[i].reason == r)
+    for (size_t i = 0; p && i < p->n; i++) {
+        if (p->moves[i].reason == r) {
             k++;
+        }
+    }
     return k;
 }
 
 void shardz_plan_free(shardz_plan *p)
 {
-    if (!p)
+    if (!p) {
         return;
-    for (uint32_t i = 0; p->node_ids && i < p->nnode_ids; i++)
+    }
+    for (uint32_t i = 0; p->node_ids && i < p->nnode_ids; i++) {
         free(p->node_ids[i]);
+    }
     free(p->node_ids);
     free(p->moves);
     free(p->node_load);
@@ -424,33 +477,41 @@ void shardz_sharder_get_stats(const shardz_sharder *s, shardz_sharder_stats *st)
     bool first = true;
     for (uint32_t i = 0; i < m->nnodes; i++) {
         const pz_node *nd = &m->nodes[i];
-        if (!nd->id || nd->gone)
+        if (!nd->id || nd->gone) {
             continue;
+        }
         st->nodes++;
-        if (!pz_node_eligible(m, i))
+        if (!pz_node_eligible(m, i)) {
             continue;
+        }
         st->eligible_nodes++;
         total += nd->load[0];
         wsum += nd->weight;
-        if (first || nd->nlist < st->min_count)
+        if (first || nd->nlist < st->min_count) {
             st->min_count = nd->nlist;
-        if (first || nd->nlist > st->max_count)
+        }
+        if (first || nd->nlist > st->max_count) {
             st->max_count = nd->nlist;
-        if (first || nd->load[0] < st->min_load)
+        }
+        if (first || nd->load[0] < st->min_load) {
             st->min_load = nd->load[0];
-        if (first || nd->load[0] > st->max_load)
+        }
+        if (first || nd->load[0] > st->max_load) {
             st->max_load = nd->load[0];
+        }
         first = false;
     }
     if (st->eligible_nodes > 0) {
         st->mean_load = total / (double)st->eligible_nodes;
         for (uint32_t i = 0; i < m->nnodes; i++) {
-            if (!m->nodes[i].id || !pz_node_eligible(m, i) || total <= 0)
+            if (!m->nodes[i].id || !pz_node_eligible(m, i) || total <= 0) {
                 continue;
+            }
             double share = total * m->nodes[i].weight / wsum;
             double r = m->nodes[i].load[0] / share;
-            if (r > st->max_over_share)
+            if (r > st->max_over_share) {
                 st->max_over_share = r;
+            }
         }
     }
     /* Per live zone, its eligible nodes: a zone can hold at most that many of a partition's
@@ -458,35 +519,42 @@ void shardz_sharder_get_stats(const shardz_sharder *s, shardz_sharder_stats *st)
      * holding two or more above it. */
     uint32_t *room = calloc(m->nzones, sizeof *room);
     uint16_t *cnt = calloc(m->nzones, sizeof *cnt);
-    for (uint32_t i = 0; room && i < m->nnodes; i++)
-        if (m->nodes[i].id && pz_node_eligible(m, i))
+    for (uint32_t i = 0; room && i < m->nnodes; i++) {
+        if (m->nodes[i].id && pz_node_eligible(m, i)) {
             room[m->nodes[i].zone]++;
+        }
+    }
     uint32_t nlive = 0;
-    for (uint32_t z = 0; room && z < m->nzones; z++)
+    for (uint32_t z = 0; room && z < m->nzones; z++) {
         nlive += room[z] > 0;
+    }
     for (uint32_t p = 0; p < m->nparts; p++) {
         const pz_part *pp = m->parts[p];
         unsigned assigned = 0;
         for (unsigned sl = 0; sl < pp->nrep; sl++) {
             uint32_t nn = pp->slots[sl].node;
-            if (nn == PZ_NONE || m->nodes[nn].gone)
+            if (nn == PZ_NONE || m->nodes[nn].gone) {
                 st->missing++;
-            else
+            } else {
                 assigned++;
+            }
         }
         st->replicas += assigned;
         if (nlive > 1 && assigned > 1 && cnt) {
             pz_zone_counts(m, p, pp->nrep, cnt);
             unsigned hi = 0, lo_open = UINT32_MAX;
             for (uint32_t z = 0; z < m->nzones; z++) {
-                if (!room[z])
+                if (!room[z]) {
                     continue;
+                }
                 hi = cnt[z] > hi ? cnt[z] : hi;
-                if (cnt[z] < room[z] && cnt[z] < lo_open)
+                if (cnt[z] < room[z] && cnt[z] < lo_open) {
                     lo_open = cnt[z];
+                }
             }
-            if (lo_open != UINT32_MAX && hi >= lo_open + 2)
+            if (lo_open != UINT32_MAX && hi >= lo_open + 2) {
                 st->zone_violations++;
+            }
         }
     }
     free(room);
@@ -512,10 +580,11 @@ const char *shardz_node_state_name(shardz_node_state st)
 
 int shardz_node_state_parse(const char *name, shardz_node_state *out)
 {
-    for (unsigned i = 0; name && i <= SHARDZ_NODE_DEAD; i++)
+    for (unsigned i = 0; name && i <= SHARDZ_NODE_DEAD; i++) {
         if (strcmp(name, state_names[i]) == 0) {
             *out = (shardz_node_state)i;
             return 0;
         }
+    }
     return SHARDZ_EINVAL;
 }

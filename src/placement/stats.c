@@ -16,12 +16,14 @@ size_t shardz_load_smooth(double *load, int64_t *updated_ms, const double *sampl
     }
     size_t changed = 0;
     for (size_t d = 0; d < n && d < SHARDZ_MAX_DIMS; d++) {
-        if (have && !have[d])
+        if (have && !have[d]) {
             continue;
+        }
         load[d] = first ? sample[d] : load[d] + alpha * (sample[d] - load[d]);
         changed++;
     }
-    if (changed > 0)
+    if (changed > 0) {
         *updated_ms = now_ms;
+    }
     return changed;
 }

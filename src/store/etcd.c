@@ -48,17 +48,19 @@ static json_t *jb64(const void *a, size_t alen, const void *b, size_t blen)
     char *s = malloc((n + 2) / 3 * 4 + 1);
     json_t *j;
 
-    if (!s)
+    if (!s) {
         return NULL;
+    }
     for (i = 0; i < n; i += 3) {
         unsigned v = 0, k, m = n - i < 3 ? (unsigned)(n - i) : 3;
 
         for (k = 0; k < 3; k++) {
             unsigned char c = 0;
 
-            if (k < m)
+            if (k < m) {
                 c = i + k < alen ? ((const unsigned char *)a)[i + k]
                                  : ((const unsigned char *)b)[i + k - alen];
+            }
             v = v << 8 | c;
         }
         s[o++] = b64chars[v >> 18 & 63];
@@ -76,10 +78,12 @@ static int b64val(int c)
 {
     const char *p;
 
-    if (c == '-')
+    if (c == '-') {
         return 62;
-    if (c == '_')
+    }
+    if (c == '_') {
         return 63;
+    }
     p = c ? strchr(b64chars, c) : NULL;
     return p ? (int)(p - b64chars) : -1;
 }
@@ -92,13 +96,15 @@ static int b64dec(const char *s, unsigned char **out, size_t *len)
     unsigned v = 0, bits = 0;
     unsigned char *d = malloc(n / 4 * 3 + 4);
 
-    if (!d)
+    if (!d) {
         return SHARDZ_ENOMEM;
+    }
     for (i = 0; i < n; i++) {
         int c = b64val((unsigned char)s[i]);
 
-        if (s[i] == '=')
+        if (s[i] == '=') {
             break;
+        }
         if (c < 0) {
             free(d);
             return SHARDZ_EIO;
@@ -121,16 +127,18 @@ static int64_t jint(const json_t *obj, const char *field)
 {
     const json_t *v = obj ? json_object_get(obj, field) : NULL;
 
-    if (json_is_integer(v))
+    if (json_is_integer(v)) {
         return (int64_t)json_integer_value(v);
+    }
     if (json_is_string(v)) {
         char *end = NULL;
         long long x;
 
         errno = 0;
         x = strtoll(json_string_value(v), &end, 10);
-        if (errno == 0 && end && *end == '\0')
+        if (errno == 0 && end && *end == '\0') {
             return (int64_t)x;
+        }
     }
     return 0;
 }
@@ -155,14 +163,18 @@ static unsigned char *prefix_end(const void *a, size_t alen, const void *b, size
     size_t n = alen + blen;
     unsigned char *e = malloc(n ? n : 1);
 
-    if (!e)
+    if (!e) {
         return NULL;
-    if (alen)
+    }
+    if (alen) {
         memcpy(e, a, alen);
-    if (blen)
+    }
+    if (blen) {
         memcpy(e + alen, b, blen);
-    while (n > 0 && e[n - 1] == 0xff)
+    }
+    while (n > 0 && e[n - 1] == 0xff) {
         n--;
+    }
     if (n == 0) {
         e[0] = 0;
         *out_len = 1;
@@ -191,17 +203,20 @@ static size_t write_mem(char *p, size_t size, size_t nmemb, void *ud)
     membuf *m = ud;
     size_t n = size * nmemb;
 
-    if (m->len + n + 1 > ETCD_MAX_RESPONSE)
+    if (m->len + n + 1 > ETCD_MAX_RESPONSE) {
         return 0;
+    }
     if (m->len + n + 1 > m->cap) {
         size_t cap = m->cap ? m->cap : 4096;
         char *nb;
 
-        while (cap < m->len + n + 1)
+        while (cap < m->len + n + 1) {
             cap *= 2;
+        }
         nb = realloc(m->buf, cap);
-        if (!nb)
+        if (!nb) {
             return 0;
+        }
         m->buf = nb;
         m->cap = cap;
     }
@@ -232,21 +247,28 @@ static int etcd_error(etcd_store *e, const char *path, long code, const json_t *
 {
     const char *msg = json_string_value(json_object_get(resp, "message"));
 
-    if (!msg)
+    if (!msg) {
         msg = json_string_value(json_object_get(resp, "error"));
-    if (!msg)
+    }
+    if (!msg) {
         msg = raw && *raw ? raw : "no detail";
+    }
     store_seterr(&e->base, "etcd at %s: %s: HTTP %ld: %.160s", e->endpoint, path, code, msg);
-    if (strstr(msg, "compacted"))
+    if (strstr(msg, "compacted")) {
         return SHARDZ_STORE_ECOMPACTED;
-    if (strstr(msg, "future revision"))
+    }
+    if (strstr(msg, "future revision")) {
         return SHARDZ_EINVAL;
-    if (strstr(msg, "too many operations") || strstr(msg, "too large"))
+    }
+    if (strstr(msg, "too many operations") || strstr(msg, "too large")) {
         return SHARDZ_ETOOBIG;
-    if (strstr(msg, "duplicate key"))
+    }
+    if (strstr(msg, "duplicate key")) {
         return SHARDZ_EINVAL;
-    if (strstr(msg, "lease not found"))
+    }
+    if (strstr(msg, "lease not found")) {
         return SHARDZ_ENOENT;
+    }
     return SHARDZ_EIO;
 }
 
@@ -263,12 +285,14 @@ static int post_t(etcd_store *e, const char *path, json_t *body, json_t **resp, 
     int rc;
 
     *resp = NULL;
-    if (!body)
+    if (!body) {
         return SHARDZ_ENOMEM;
+    }
     text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    if (!text)
+    if (!text) {
         return SHARDZ_ENOMEM;
+    }
     /* A member that refuses the connection never saw the request: the next member is tried
      * at once. Other failures (a timeout: the request may have been applied) are returned, and
      * the next call starts at the next member. */
@@ -277,8 +301,9 @@ static int post_t(etcd_store *e, const char *path, json_t *body, json_t **resp, 
         curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, write_mem);
         curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &m);
         cc = curl_easy_perform(e->curl);
-        if (cc == CURLE_OK)
+        if (cc == CURLE_OK) {
             break;
+        }
         store_seterr(&e->base, "etcd at %s: %s: %s", e->endpoint, path, curl_easy_strerror(cc));
         e->cur = (e->cur + 1) % e->neps;
         e->endpoint = e->eps[e->cur];
@@ -295,8 +320,9 @@ static int post_t(etcd_store *e, const char *path, json_t *body, json_t **resp, 
     r = m.buf ? json_loadb(m.buf, m.len, 0, &jerr) : NULL;
     if (code != 200 || !json_is_object(r)) {
         rc = code == 200 ? SHARDZ_EIO : etcd_error(e, path, code, r, m.buf);
-        if (code == 200)
+        if (code == 200) {
             store_seterr(&e->base, "etcd at %s: %s: unreadable answer", e->endpoint, path);
+        }
         json_decref(r);
         free(m.buf);
         return rc;
@@ -325,14 +351,17 @@ static int add_kv(etcd_store *e, store_builder *b, shardz_event_type type, const
     int rc;
 
     rc = b64dec(json_string_value(json_object_get(kv, "key")), &k, &klen);
-    if (rc == 0)
+    if (rc == 0) {
         rc = b64dec(json_string_value(json_object_get(kv, "value")), &v, &vlen);
-    if (rc == SHARDZ_EIO)
+    }
+    if (rc == SHARDZ_EIO) {
         store_seterr(&e->base, "etcd at %s: bad base64 in an answer", e->endpoint);
-    if (rc == 0 && klen > e->pfx_len && memcmp(k, e->pfx, e->pfx_len) == 0)
+    }
+    if (rc == 0 && klen > e->pfx_len && memcmp(k, e->pfx, e->pfx_len) == 0) {
         rc = store_builder_add(b, type, k + e->pfx_len, klen - e->pfx_len, v, vlen,
                                s_rev(jint(kv, "create_revision")), s_rev(jint(kv, "mod_revision")),
                                jint(kv, "version"));
+    }
     free(k);
     free(v);
     return rc;
@@ -345,8 +374,9 @@ static bool kv_in_prefix(const etcd_store *e, const json_t *kv)
     size_t klen = 0;
     bool in;
 
-    if (b64dec(json_string_value(json_object_get(kv, "key")), &k, &klen))
+    if (b64dec(json_string_value(json_object_get(kv, "key")), &k, &klen)) {
         return false;
+    }
     in = klen > e->pfx_len && memcmp(k, e->pfx, e->pfx_len) == 0;
     free(k);
     return in;
@@ -377,8 +407,9 @@ static int current_erev(etcd_store *e, int64_t *erev)
         json_object_set_new(b, "count_only", json_true());
     }
     rc = post_t(e, "/v3/kv/range", b, &r, ETCD_SHORT_TIMEOUT_MS);
-    if (rc == 0)
+    if (rc == 0) {
         *erev = jint(json_object_get(r, "header"), "revision");
+    }
     json_decref(r);
     return rc;
 }
@@ -406,20 +437,22 @@ static int refresh_compact(etcd_store *e, int64_t cur)
     int64_t lo, hi;
     int rc = probe_erev(e, e->compact + 1);
 
-    if (rc != SHARDZ_STORE_ECOMPACTED)
+    if (rc != SHARDZ_STORE_ECOMPACTED) {
         return rc;
+    }
     lo = e->compact + 2; /* the answer lies in [lo, hi] */
     hi = cur;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
 
         rc = probe_erev(e, mid);
-        if (rc == 0)
+        if (rc == 0) {
             hi = mid;
-        else if (rc == SHARDZ_STORE_ECOMPACTED)
+        } else if (rc == SHARDZ_STORE_ECOMPACTED) {
             lo = mid + 1;
-        else
+        } else {
             return rc;
+        }
     }
     e->compact = s_rev(lo);
     e->base.errmsg[0] = '\0';
@@ -438,11 +471,13 @@ static int etcd_get(shardz_store *st, const void *key, size_t key_len, shardz_kv
     int rc;
 
     *out = NULL;
-    if (b)
+    if (b) {
         json_object_set_new(b, "key", jkey(e, key, key_len));
+    }
     rc = post(e, "/v3/kv/range", b, &r);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     *revision = hdr_rev(r);
     kvs = json_object_get(r, "kvs");
     if (json_array_size(kvs) == 0) {
@@ -455,12 +490,14 @@ static int etcd_get(shardz_store *st, const void *key, size_t key_len, shardz_kv
         store_builder_free(&bl);
         return SHARDZ_ENOENT;
     }
-    if (rc == 0)
+    if (rc == 0) {
         rc = store_builder_range(&bl, *revision, false, &rg);
-    else
+    } else {
         store_builder_free(&bl);
-    if (rc)
+    }
+    if (rc) {
         return rc;
+    }
     *out = store_kv_new(rg->kvs[0].key, rg->kvs[0].key_len, rg->kvs[0].value, rg->kvs[0].value_len,
                         rg->kvs[0].create_revision, rg->kvs[0].mod_revision, rg->kvs[0].version);
     shardz_range_free(rg);
@@ -483,19 +520,23 @@ static int etcd_range(shardz_store *st, const void *lo, size_t lo_len, const voi
                             e->pfx_len + lo_len ? jkey(e, lo, lo_len) : jb64("", 1, NULL, 0));
         json_object_set_new(b, "range_end",
                             hi ? jkey(e, hi, hi_len) : jb64(e->pend, e->pend_len, NULL, 0));
-        if (limit)
+        if (limit) {
             json_object_set_new(b, "limit", json_integer((json_int_t)limit));
+        }
     }
     rc = post(e, "/v3/kv/range", b, &r);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     kvs = json_object_get(r, "kvs");
-    for (i = 0; rc == 0 && i < json_array_size(kvs); i++)
+    for (i = 0; rc == 0 && i < json_array_size(kvs); i++) {
         rc = add_kv(e, &bl, SHARDZ_EVENT_PUT, json_array_get(kvs, i));
-    if (rc == 0)
+    }
+    if (rc == 0) {
         rc = store_builder_range(&bl, hdr_rev(r), json_is_true(json_object_get(r, "more")), out);
-    else
+    } else {
         store_builder_free(&bl);
+    }
     json_decref(r);
     return rc;
 }
@@ -512,8 +553,9 @@ static json_t *compare_json(const etcd_store *e, const shardz_compare *c)
     const char *target = "CREATE", *result = "EQUAL", *field = "create_revision";
     json_t *val = NULL;
 
-    if (!j)
+    if (!j) {
         return NULL;
+    }
     switch (c->target) {
     case SHARDZ_CMP_ABSENT:
         val = json_string("0");
@@ -560,8 +602,9 @@ static json_t *op_json(const etcd_store *e, const shardz_op *o)
     json_object_set_new(req, "key", jkey(e, o->key, o->key_len));
     if (o->type == SHARDZ_OP_PUT) {
         json_object_set_new(req, "value", jb64(o->value, o->value_len, NULL, 0));
-        if (o->lease)
+        if (o->lease) {
             json_object_set_new(req, "lease", json_integer((json_int_t)o->lease));
+        }
         json_object_set_new(j, "request_put", req);
     } else {
         if (o->type == SHARDZ_OP_DELETE_PREFIX) {
@@ -593,15 +636,18 @@ static int etcd_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
         json_decref(sa);
         return SHARDZ_ENOMEM;
     }
-    for (i = 0; i < ncmps; i++)
+    for (i = 0; i < ncmps; i++) {
         json_array_append_new(ca, compare_json(e, &cmps[i]));
-    for (i = 0; i < nops; i++)
+    }
+    for (i = 0; i < nops; i++) {
         json_array_append_new(sa, op_json(e, &ops[i]));
+    }
     json_object_set_new(b, "compare", ca);
     json_object_set_new(b, "success", sa);
     rc = post(e, "/v3/kv/txn", b, &r);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     *revision = hdr_rev(r);
     if (!json_is_true(json_object_get(r, "succeeded"))) {
         store_seterr(st, "a compare did not hold (etcd does not say which); nothing changed");
@@ -612,16 +658,18 @@ static int etcd_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
     for (i = 0; i < json_array_size(resps); i++) {
         json_t *d = json_object_get(json_array_get(resps, i), "response_delete_range");
 
-        if (d)
+        if (d) {
             *deleted += (size_t)jint(d, "deleted");
+        }
     }
     json_decref(r);
     /* The history window: compact etcd behind, in steps of a hundredth of the window. */
     if (e->history > 0) {
         int64_t step = e->history / 100 > 0 ? e->history / 100 : 1;
 
-        if (*revision - e->history - e->compact >= step)
+        if (*revision - e->history - e->compact >= step) {
             (void)etcd_compact_to(e, *revision - e->history, *revision + 1);
+        }
         e->base.errmsg[0] = '\0';
     }
     return 0;
@@ -638,19 +686,22 @@ static int etcd_compact_to(etcd_store *e, int64_t revision, int64_t cur_erev)
                      (long long)revision, (long long)s_rev(cur_erev));
         return SHARDZ_EINVAL;
     }
-    if (revision <= e->compact)
+    if (revision <= e->compact) {
         return 0;
+    }
     b = json_object();
-    if (b)
+    if (b) {
         json_object_set_new(b, "revision", json_integer(e_rev(revision)));
+    }
     rc = post(e, "/v3/kv/compaction", b, &r);
     json_decref(r);
     if (rc == SHARDZ_STORE_ECOMPACTED) { /* someone compacted further already */
         e->base.errmsg[0] = '\0';
         return refresh_compact(e, cur_erev);
     }
-    if (rc == 0)
+    if (rc == 0) {
         e->compact = revision;
+    }
     return rc;
 }
 
@@ -660,8 +711,9 @@ static int etcd_compact(shardz_store *st, int64_t revision)
     int64_t cur = 0;
     int rc = current_erev(e, &cur);
 
-    if (rc == 0)
+    if (rc == 0) {
         rc = refresh_compact(e, cur);
+    }
     return rc ? rc : etcd_compact_to(e, revision, cur);
 }
 
@@ -671,10 +723,12 @@ static int etcd_status(shardz_store *st, shardz_store_status *out)
     int64_t cur = 0;
     int rc = current_erev(e, &cur);
 
-    if (rc == 0)
+    if (rc == 0) {
         rc = refresh_compact(e, cur);
-    if (rc)
+    }
+    if (rc) {
         return rc;
+    }
     out->backend = "etcd";
     out->sync = SHARDZ_STORE_SYNC_FULL;
     out->revision = s_rev(cur);
@@ -700,20 +754,24 @@ static size_t write_watch(char *p, size_t size, size_t nmemb, void *ud)
     watch_ctx *w = ud;
     size_t n = write_mem(p, size, nmemb, &w->m);
 
-    if (n != size * nmemb)
+    if (n != size * nmemb) {
         return 0;
+    }
     for (;;) {
         json_error_t jerr;
         json_t *msg, *res, *evs;
         size_t i;
 
-        while (w->used < w->m.len && strchr(" \t\r\n", w->m.buf[w->used]))
+        while (w->used < w->m.len && strchr(" \t\r\n", w->m.buf[w->used])) {
             w->used++;
-        if (w->used >= w->m.len)
+        }
+        if (w->used >= w->m.len) {
             break;
+        }
         msg = json_loadb(w->m.buf + w->used, w->m.len - w->used, JSON_DISABLE_EOF_CHECK, &jerr);
-        if (!msg)
+        if (!msg) {
             break; /* incomplete: wait for more */
+        }
         w->used += (size_t)jerr.position;
         res = json_object_get(msg, "result");
         if (!res) {
@@ -734,12 +792,14 @@ static size_t write_watch(char *p, size_t size, size_t nmemb, void *ud)
             json_t *ev = json_array_get(evs, i);
 
             json_array_append(w->events, ev);
-            if (jint(json_object_get(ev, "kv"), "mod_revision") >= w->until)
+            if (jint(json_object_get(ev, "kv"), "mod_revision") >= w->until) {
                 w->done = true;
+            }
         }
         json_decref(msg);
-        if (w->done)
+        if (w->done) {
             return 0;
+        }
     }
     return n;
 }
@@ -760,10 +820,12 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
 
     *out = NULL;
     rc = current_erev(e, &cur);
-    if (rc)
+    if (rc) {
         return rc;
-    if (s_rev(cur) <= since)
+    }
+    if (s_rev(cur) <= since) {
         return store_builder_changes(&bl, s_rev(cur), false, out);
+    }
     /* Store revision since is etcd's since + 1: readable unless compacted. */
     rc = since < e->compact ? SHARDZ_STORE_ECOMPACTED : probe_erev(e, since + 1);
     if (rc == SHARDZ_STORE_ECOMPACTED) {
@@ -771,8 +833,9 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
         store_seterr(st, "revision %lld is compacted (history starts after %lld)", (long long)since,
                      (long long)e->compact);
     }
-    if (rc)
+    if (rc) {
         return rc;
+    }
     /* The whole keyspace is watched so that every revision up to cur has an event (a revision
      * may touch only keys outside the prefix); foreign keys are dropped below. */
     b = json_object();
@@ -809,9 +872,10 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
                          (long long)since, (long long)e->compact);
             rc = SHARDZ_STORE_ECOMPACTED;
         } else {
-            if (!w.canceled)
+            if (!w.canceled) {
                 store_seterr(st, "etcd at %s: /v3/watch: %s", e->endpoint,
                              cc == CURLE_OK ? "the stream ended early" : curl_easy_strerror(cc));
+            }
             rc = SHARDZ_EIO;
         }
         json_decref(w.events);
@@ -824,10 +888,12 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
         int64_t rev = jint(kv, "mod_revision");
         size_t before = bl.n;
 
-        if (rev > cur)
+        if (rev > cur) {
             break;
-        if (!kv_in_prefix(e, kv))
+        }
+        if (!kv_in_prefix(e, kv)) {
             continue;
+        }
         if (limit && bl.n >= limit && rev != last) {
             more = true;
             break;
@@ -835,8 +901,9 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
         rc = add_kv(e, &bl,
                     type && strcmp(type, "DELETE") == 0 ? SHARDZ_EVENT_DELETE : SHARDZ_EVENT_PUT,
                     kv);
-        if (bl.n > before)
+        if (bl.n > before) {
             last = rev;
+        }
     }
     json_decref(w.events);
     if (rc) {
@@ -851,8 +918,9 @@ static void etcd_close(shardz_store *st)
     etcd_store *e = (etcd_store *)st;
 
     curl_easy_cleanup(e->curl);
-    for (size_t i = 0; i < e->neps; i++)
+    for (size_t i = 0; i < e->neps; i++) {
         free(e->eps[i]);
+    }
     free(e->eps);
     free(e->pfx);
     free(e->pend);
@@ -871,8 +939,9 @@ static int etcd_lease_grant(shardz_store *st, int64_t ttl_ms, int64_t *id, int64
         json_pack("{s:I, s:I}", "TTL", (json_int_t)((ttl_ms + 999) / 1000), "ID", (json_int_t)0),
         &r, ETCD_SHORT_TIMEOUT_MS);
 
-    if (rc)
+    if (rc) {
         return rc;
+    }
     *id = jint(r, "ID");
     *granted_ms = jint(r, "TTL") * 1000;
     json_decref(r);
@@ -891,8 +960,9 @@ static int etcd_lease_keepalive(shardz_store *st, int64_t id, int64_t *ttl_ms)
                     ETCD_SHORT_TIMEOUT_MS);
     int64_t ttl;
 
-    if (rc)
+    if (rc) {
         return rc;
+    }
     ttl = jint(json_object_get(r, "result"), "TTL");
     json_decref(r);
     if (ttl <= 0) { /* etcd answers an expired lease with no TTL */
@@ -931,8 +1001,9 @@ static const store_ops etcd_ops = {
 
 static void open_err(const shardz_store_options *opt, const char *msg)
 {
-    if (opt && opt->errbuf && opt->errbuf_size)
+    if (opt && opt->errbuf && opt->errbuf_size) {
         snprintf(opt->errbuf, opt->errbuf_size, "%s", msg);
+    }
 }
 
 int shardz_store_open_etcd(const char *endpoint, const char *prefix,
@@ -943,11 +1014,13 @@ int shardz_store_open_etcd(const char *endpoint, const char *prefix,
     int64_t cur = 0;
     int rc;
 
-    if (!out)
+    if (!out) {
         return SHARDZ_EINVAL;
+    }
     *out = NULL;
-    if (opt && opt->errbuf && opt->errbuf_size)
+    if (opt && opt->errbuf && opt->errbuf_size) {
         opt->errbuf[0] = '\0';
+    }
     if (!endpoint || !*endpoint || (opt && (opt->history < 0 || opt->busy_timeout_ms < 0))) {
         open_err(opt, !endpoint || !*endpoint ? "no etcd endpoint" : "negative option");
         return SHARDZ_EINVAL;
@@ -962,8 +1035,9 @@ int shardz_store_open_etcd(const char *endpoint, const char *prefix,
             return SHARDZ_EINVAL;
         }
     }
-    if (!prefix)
+    if (!prefix) {
         prefix = "";
+    }
     if (strlen(prefix) > 256) {
         open_err(opt, "etcd key prefix too long");
         return SHARDZ_EINVAL;
@@ -978,8 +1052,9 @@ int shardz_store_open_etcd(const char *endpoint, const char *prefix,
         return SHARDZ_ENOMEM;
     }
     e->base.ops = &etcd_ops;
-    for (const char *p = endpoint; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    for (const char *p = endpoint; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
         e->neps++;
+    }
     e->eps = calloc(e->neps, sizeof *e->eps);
     if (!e->eps) {
         free(e);
@@ -991,8 +1066,9 @@ int shardz_store_open_etcd(const char *endpoint, const char *prefix,
 
         for (const char *p = endpoint; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
             elen = strchr(p, ',') ? (size_t)(strchr(p, ',') - p) : strlen(p);
-            while (elen > 0 && p[elen - 1] == '/')
+            while (elen > 0 && p[elen - 1] == '/') {
                 elen--;
+            }
             e->eps[i] = strndup(p, elen);
             if (!e->eps[i]) {
                 e->neps = i;
@@ -1013,8 +1089,9 @@ int shardz_store_open_etcd(const char *endpoint, const char *prefix,
         return SHARDZ_ENOMEM;
     }
     rc = current_erev(e, &cur);
-    if (rc == 0)
+    if (rc == 0) {
         rc = refresh_compact(e, cur);
+    }
     if (rc) {
         open_err(opt, e->base.errmsg);
         etcd_close(&e->base);

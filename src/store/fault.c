@@ -21,8 +21,9 @@ static const store_ops fault_ops;
 /* Copies the inner store's detail after a call that failed there. */
 static int pass(fault_store *f, int rc)
 {
-    if (rc)
+    if (rc) {
         memcpy(f->base.errmsg, f->inner->errmsg, sizeof f->base.errmsg);
+    }
     return rc;
 }
 
@@ -70,10 +71,12 @@ static int fault_status(shardz_store *st, shardz_store_status *out)
 static bool fails_now(fault_store *f)
 {
     f->writes++;
-    if (f->firing)
+    if (f->firing) {
         return true;
-    if (f->arm.nth == 0 || --f->arm.nth > 0)
+    }
+    if (f->arm.nth == 0 || --f->arm.nth > 0) {
         return false;
+    }
     f->firing = f->arm.sticky;
     return true;
 }
@@ -83,8 +86,9 @@ static bool fails_now(fault_store *f)
 static int inner_txn(fault_store *f, bool whole, const shardz_compare *cmps, size_t ncmps,
                      const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision)
 {
-    if (!whole)
+    if (!whole) {
         return shardz_store_txn(f->inner, cmps, ncmps, ops, nops, deleted, revision);
+    }
     f->inner->errmsg[0] = '\0';
     return f->inner->ops->txn_whole(f->inner, cmps, ncmps, ops, nops, deleted, revision);
 }
@@ -96,12 +100,14 @@ static int apply(shardz_store *st, bool whole, const shardz_compare *cmps, size_
     int err = f->arm.err ? f->arm.err : SHARDZ_EIO;
     int rc;
 
-    if (!fails_now(f))
+    if (!fails_now(f)) {
         return pass(f, inner_txn(f, whole, cmps, ncmps, ops, nops, deleted, revision));
+    }
     if (f->arm.after) {
         rc = inner_txn(f, whole, cmps, ncmps, ops, nops, deleted, revision);
-        if (rc)
+        if (rc) {
             return pass(f, rc);
+        }
     } else {
         shardz_store_status s = {0};
 
@@ -176,14 +182,17 @@ int shardz_store_open_fault(shardz_store *inner, shardz_store **out)
     fault_store *f;
 
     *out = NULL;
-    if (!inner)
+    if (!inner) {
         return SHARDZ_EINVAL;
+    }
     f = calloc(1, sizeof *f);
-    if (!f)
+    if (!f) {
         return SHARDZ_ENOMEM;
+    }
     f->ops = fault_ops;
-    if (inner->ops->version < 3 || !inner->ops->txn_whole)
+    if (inner->ops->version < 3 || !inner->ops->txn_whole) {
         f->ops.txn_whole = NULL; /* bounded like the inner store */
+    }
     f->base.ops = &f->ops;
     f->inner = inner;
     *out = &f->base;
@@ -194,8 +203,9 @@ int shardz_store_fault_arm(shardz_store *st, const shardz_store_fault *fault)
 {
     fault_store *f = (fault_store *)st;
 
-    if (!st || st->ops->close != fault_close || !fault || fault->err > 0)
+    if (!st || st->ops->close != fault_close || !fault || fault->err > 0) {
         return SHARDZ_EINVAL;
+    }
     f->arm = *fault;
     f->firing = false;
     return 0;

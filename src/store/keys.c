@@ -30,13 +30,15 @@ static bool id_bytes_valid(const char *s, size_t n)
 {
     size_t i;
 
-    if (n == 0 || n > SHARDZ_KEY_MAX_ID)
+    if (n == 0 || n > SHARDZ_KEY_MAX_ID) {
         return false;
+    }
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
 
-        if (c == '/' || c < 0x20 || c == 0x7f)
+        if (c == '/' || c < 0x20 || c == 0x7f) {
             return false;
+        }
     }
     return true;
 }
@@ -52,8 +54,9 @@ static int emit(char *buf, size_t cap, const char *a, const char *b, const char 
     int n = snprintf(buf, cap, "%s%s%s%s", a, b, c, d);
 
     if (n < 0 || (size_t)n >= cap) {
-        if (cap)
+        if (cap) {
             buf[0] = '\0';
+        }
         return SHARDZ_ERANGE;
     }
     return n;
@@ -61,25 +64,32 @@ static int emit(char *buf, size_t cap, const char *a, const char *b, const char 
 
 static int fail(char *buf, size_t cap)
 {
-    if (buf && cap)
+    if (buf && cap) {
         buf[0] = '\0';
+    }
     return SHARDZ_EINVAL;
 }
 
 int shardz_key_build(char *buf, size_t cap, shardz_key_kind kind, const char *ns, const char *id)
 {
-    if (!buf)
+    if (!buf) {
         return SHARDZ_EINVAL;
-    if (kind == SHARDZ_KEY_LEADER)
+    }
+    if (kind == SHARDZ_KEY_LEADER) {
         return emit(buf, cap, "leader", "", "", "");
-    if ((unsigned)kind >= NKINDS || !shardz_key_id_valid(ns))
+    }
+    if ((unsigned)kind >= NKINDS || !shardz_key_id_valid(ns)) {
         return fail(buf, cap);
-    if (kind == SHARDZ_KEY_CONFIG)
+    }
+    if (kind == SHARDZ_KEY_CONFIG) {
         return emit(buf, cap, "ns/", ns, "/config", "");
-    if (kind == SHARDZ_KEY_GONE)
+    }
+    if (kind == SHARDZ_KEY_GONE) {
         return emit(buf, cap, "gone/", ns, "", "");
-    if (!shardz_key_id_valid(id))
+    }
+    if (!shardz_key_id_valid(id)) {
         return fail(buf, cap);
+    }
     {
         char mid[16];
 
@@ -122,25 +132,31 @@ int shardz_key_kind_prefix(char *buf, size_t cap, shardz_key_kind kind, const ch
 {
     char mid[16];
 
-    if (!buf)
+    if (!buf) {
         return SHARDZ_EINVAL;
+    }
     if (kind == SHARDZ_KEY_LEADER || kind == SHARDZ_KEY_GONE || (unsigned)kind >= NKINDS ||
-        !shardz_key_id_valid(ns))
+        !shardz_key_id_valid(ns)) {
         return fail(buf, cap);
-    if (kind == SHARDZ_KEY_CONFIG)
+    }
+    if (kind == SHARDZ_KEY_CONFIG) {
         return emit(buf, cap, "ns/", ns, "/config", "");
+    }
     snprintf(mid, sizeof mid, "/%s/", kind_names[kind]);
     return emit(buf, cap, "ns/", ns, mid, "");
 }
 
 int shardz_key_ns_prefix(char *buf, size_t cap, const char *ns)
 {
-    if (!buf)
+    if (!buf) {
         return SHARDZ_EINVAL;
-    if (!ns)
+    }
+    if (!ns) {
         return emit(buf, cap, "ns/", "", "", "");
-    if (!shardz_key_id_valid(ns))
+    }
+    if (!shardz_key_id_valid(ns)) {
         return fail(buf, cap);
+    }
     return emit(buf, cap, "ns/", ns, "/", "");
 }
 
@@ -149,8 +165,9 @@ int shardz_key_parse(const void *key, size_t len, shardz_key_parts *out)
     const char *k = key, *end, *ns, *slash, *kind;
     size_t ns_len, kind_len, i;
 
-    if (!key || !out)
+    if (!key || !out) {
         return SHARDZ_EINVAL;
+    }
     end = k + len;
     memset(out, 0, sizeof *out);
     if (len == 6 && memcmp(k, "leader", 6) == 0) {
@@ -158,21 +175,25 @@ int shardz_key_parse(const void *key, size_t len, shardz_key_parts *out)
         return 0;
     }
     if (len > 5 && memcmp(k, "gone/", 5) == 0) {
-        if (!id_bytes_valid(k + 5, len - 5))
+        if (!id_bytes_valid(k + 5, len - 5)) {
             return SHARDZ_EINVAL;
+        }
         out->kind = SHARDZ_KEY_GONE;
         memcpy(out->ns, k + 5, len - 5);
         return 0;
     }
-    if (len < 3 || memcmp(k, "ns/", 3) != 0)
+    if (len < 3 || memcmp(k, "ns/", 3) != 0) {
         return SHARDZ_EINVAL;
+    }
     ns = k + 3;
     slash = memchr(ns, '/', (size_t)(end - ns));
-    if (!slash)
+    if (!slash) {
         return SHARDZ_EINVAL;
+    }
     ns_len = (size_t)(slash - ns);
-    if (!id_bytes_valid(ns, ns_len))
+    if (!id_bytes_valid(ns, ns_len)) {
         return SHARDZ_EINVAL;
+    }
     memcpy(out->ns, ns, ns_len);
     kind = slash + 1;
     if (end - kind == 6 && memcmp(kind, "config", 6) == 0) {
@@ -180,15 +201,18 @@ int shardz_key_parse(const void *key, size_t len, shardz_key_parts *out)
         return 0;
     }
     slash = memchr(kind, '/', (size_t)(end - kind));
-    if (!slash)
+    if (!slash) {
         return SHARDZ_EINVAL;
+    }
     kind_len = (size_t)(slash - kind);
     for (i = SHARDZ_KEY_NODE; i <= SHARDZ_KEY_TASK; i++) {
-        if (strlen(kind_names[i]) == kind_len && memcmp(kind, kind_names[i], kind_len) == 0)
+        if (strlen(kind_names[i]) == kind_len && memcmp(kind, kind_names[i], kind_len) == 0) {
             break;
+        }
     }
-    if (i > SHARDZ_KEY_TASK || !id_bytes_valid(slash + 1, (size_t)(end - slash - 1)))
+    if (i > SHARDZ_KEY_TASK || !id_bytes_valid(slash + 1, (size_t)(end - slash - 1))) {
         return SHARDZ_EINVAL;
+    }
     out->kind = (shardz_key_kind)i;
     memcpy(out->id, slash + 1, (size_t)(end - slash - 1));
     return 0;

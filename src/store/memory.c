@@ -51,8 +51,9 @@ static const store_ops memory_ops;
 
 static void *mem_alloc(mem_store *m, size_t n)
 {
-    if (m->fail_alloc > 0 && --m->fail_alloc == 0)
+    if (m->fail_alloc > 0 && --m->fail_alloc == 0) {
         return NULL;
+    }
     return malloc(n ? n : 1);
 }
 
@@ -62,8 +63,9 @@ static uint32_t key_prio(const void *key, size_t len)
     uint32_t h = 2166136261u;
     size_t i;
 
-    for (i = 0; i < len; i++)
+    for (i = 0; i < len; i++) {
         h = (h ^ p[i]) * 16777619u;
+    }
     h ^= h >> 16;
     h *= 0x85ebca6bu;
     h ^= h >> 13;
@@ -82,8 +84,9 @@ static mnode *find(mnode *t, const void *key, size_t len)
     while (t) {
         int c = node_cmp(t, key, len);
 
-        if (c == 0)
+        if (c == 0) {
             return t;
+        }
         t = c > 0 ? t->l : t->r;
     }
     return NULL;
@@ -106,10 +109,12 @@ static void split(mnode *t, const void *key, size_t len, mnode **l, mnode **r)
 /* Joins a and b, every key of a below every key of b. */
 static mnode *merge(mnode *a, mnode *b)
 {
-    if (!a)
+    if (!a) {
         return b;
-    if (!b)
+    }
+    if (!b) {
         return a;
+    }
     if (a->prio > b->prio) {
         a->r = merge(a->r, b);
         return a;
@@ -130,8 +135,9 @@ static mnode *erase(mnode *t, const void *key, size_t len)
 {
     int c;
 
-    if (!t)
+    if (!t) {
         return NULL;
+    }
     c = node_cmp(t, key, len);
     if (c > 0) {
         t->l = erase(t->l, key, len);
@@ -171,13 +177,16 @@ static int walk(mnode *t, const void *lo, size_t lo_len, const void *hi, size_t 
 
         if (above_lo) {
             rc = walk(t->l, lo, lo_len, hi, hi_len, fn, arg);
-            if (rc)
+            if (rc) {
                 return rc;
-            if (hi && node_cmp(t, hi, hi_len) >= 0)
+            }
+            if (hi && node_cmp(t, hi, hi_len) >= 0) {
                 return 1; /* t and everything right of it are past hi */
+            }
             rc = fn(t, arg);
-            if (rc)
+            if (rc) {
                 return rc;
+            }
         }
         t = t->r;
     }
@@ -193,8 +202,9 @@ static int mem_get(shardz_store *st, const void *key, size_t key_len, shardz_kv 
     mnode *n = find(m->root, key, key_len);
 
     *revision = m->revision;
-    if (!n)
+    if (!n) {
         return SHARDZ_ENOENT;
+    }
     *out = store_kv_new(n->key, n->key_len, n->value, n->value_len, n->create, n->mod, n->version);
     return *out ? 0 : SHARDZ_ENOMEM;
 }
@@ -249,10 +259,11 @@ static int mem_changes(shardz_store *st, int64_t since, size_t limit, shardz_cha
     while (lo < hi) { /* the first event after since */
         size_t mid = lo + (hi - lo) / 2;
 
-        if (m->log[mid].rev <= since)
+        if (m->log[mid].rev <= since) {
             lo = mid + 1;
-        else
+        } else {
             hi = mid;
+        }
     }
     for (i = lo; i < m->len; i++) {
         const mevent *e = &m->log[i];
@@ -287,10 +298,12 @@ static int mem_status(shardz_store *st, shardz_store_status *out)
 /* Drops the events at or before revision rev and moves the history floor there. */
 static void log_trim(mem_store *m, int64_t rev)
 {
-    if (rev <= m->compact)
+    if (rev <= m->compact) {
         return;
-    while (m->head < m->len && m->log[m->head].rev <= rev)
+    }
+    while (m->head < m->len && m->log[m->head].rev <= rev) {
         free(m->log[m->head++].key);
+    }
     if (m->head == m->len) {
         m->head = m->len = 0;
     } else if (m->head > m->len / 2) {
@@ -320,16 +333,20 @@ static int log_reserve(mem_store *m, size_t n)
     size_t cap;
     mevent *log;
 
-    if (m->cap - m->len >= n)
+    if (m->cap - m->len >= n) {
         return 0;
+    }
     cap = m->cap ? m->cap : 64;
-    while (cap - m->len < n)
+    while (cap - m->len < n) {
         cap *= 2;
+    }
     log = mem_alloc(m, cap * sizeof *log);
-    if (!log)
+    if (!log) {
         return SHARDZ_ENOMEM;
-    if (m->len)
+    }
+    if (m->len) {
         memcpy(log, m->log, m->len * sizeof *log);
+    }
     free(m->log);
     m->log = log;
     m->cap = cap;
@@ -357,8 +374,9 @@ static int doom_one(mnode *n, void *arg)
 {
     doom_ctx *c = arg;
 
-    if (n->doomed)
+    if (n->doomed) {
         return 0;
+    }
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 16;
         mnode **v = mem_alloc(c->m, cap * sizeof *v);
@@ -367,8 +385,9 @@ static int doom_one(mnode *n, void *arg)
             c->err = SHARDZ_ENOMEM;
             return 1;
         }
-        if (c->n)
+        if (c->n) {
             memcpy(v, c->v, c->n * sizeof *v);
+        }
         free(c->v);
         c->v = v;
         c->cap = cap;
@@ -387,22 +406,27 @@ static int prepare_op(mem_store *m, const shardz_op *o, mplan *p)
         p->node = find(m->root, o->key, o->key_len);
         if (p->node) {
             p->value = mem_alloc(m, o->value_len);
-            if (!p->value)
+            if (!p->value) {
                 return SHARDZ_ENOMEM;
-            if (o->value_len)
+            }
+            if (o->value_len) {
                 memcpy(p->value, o->value, o->value_len);
+            }
             return 0;
         }
         p->node = mem_alloc(m, sizeof *p->node + o->key_len);
-        if (!p->node)
+        if (!p->node) {
             return SHARDZ_ENOMEM;
+        }
         memset(p->node, 0, sizeof *p->node);
         p->fresh = true;
         p->node->value = mem_alloc(m, o->value_len);
-        if (!p->node->value)
+        if (!p->node->value) {
             return SHARDZ_ENOMEM;
-        if (o->value_len)
+        }
+        if (o->value_len) {
             memcpy(p->node->value, o->value, o->value_len);
+        }
         p->node->value_len = o->value_len;
         memcpy(p->node->key, o->key, o->key_len);
         p->node->key_len = o->key_len;
@@ -412,8 +436,9 @@ static int prepare_op(mem_store *m, const shardz_op *o, mplan *p)
     if (o->type == SHARDZ_OP_DELETE) {
         mnode *n = find(m->root, o->key, o->key_len);
 
-        if (n && !n->doomed)
+        if (n && !n->doomed) {
             doom_one(n, &c);
+        }
     } else {
         store_bounds b;
 
@@ -437,8 +462,9 @@ static void plans_free(mplan *plans, size_t nops)
             free(p->node);
         }
         free(p->value);
-        for (j = 0; j < p->ndoomed; j++)
+        for (j = 0; j < p->ndoomed; j++) {
             p->doomed[j]->doomed = false;
+        }
         free(p->doomed);
     }
     free(plans);
@@ -450,11 +476,13 @@ static int event_make(mem_store *m, mevent *e, shardz_event_type type, const voi
 {
     e->type = type;
     e->key = mem_alloc(m, key_len + value_len);
-    if (!e->key)
+    if (!e->key) {
         return SHARDZ_ENOMEM;
+    }
     memcpy(e->key, key, key_len);
-    if (value_len)
+    if (value_len) {
         memcpy(e->key + key_len, value, value_len);
+    }
     e->key_len = key_len;
     e->value_len = value_len;
     return 0;
@@ -479,16 +507,19 @@ static int mem_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps, c
     }
     /* Prepare: every allocation happens here; a failure undoes the marks and frees. */
     plans = calloc(nops ? nops : 1, sizeof *plans);
-    if (!plans)
+    if (!plans) {
         return SHARDZ_ENOMEM;
+    }
     for (i = 0; i < nops; i++) {
         rc = prepare_op(m, &ops[i], &plans[i]);
-        if (rc)
+        if (rc) {
             goto out;
+        }
         nev += ops[i].type == SHARDZ_OP_PUT ? 1 : plans[i].ndoomed;
     }
-    if (nev == 0)
+    if (nev == 0) {
         goto out; /* nothing changes: no new revision */
+    }
     evs = mem_alloc(m, nev * sizeof *evs);
     if (!evs) {
         rc = SHARDZ_ENOMEM;
@@ -501,20 +532,23 @@ static int mem_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps, c
         if (ops[i].type == SHARDZ_OP_PUT) {
             rc = event_make(m, &evs[k++], SHARDZ_EVENT_PUT, ops[i].key, ops[i].key_len,
                             ops[i].value, ops[i].value_len);
-            if (rc)
+            if (rc) {
                 goto out;
+            }
             continue;
         }
         for (j = 0; j < p->ndoomed; j++) {
             rc = event_make(m, &evs[k++], SHARDZ_EVENT_DELETE, p->doomed[j]->key,
                             p->doomed[j]->key_len, NULL, 0);
-            if (rc)
+            if (rc) {
                 goto out;
+            }
         }
     }
     rc = log_reserve(m, nev);
-    if (rc)
+    if (rc) {
         goto out;
+    }
 
     /* Commit: no failure point from here on. */
     for (i = 0, k = 0; i < nops; i++) {
@@ -552,15 +586,17 @@ static int mem_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps, c
     m->len += nev;
     nev = 0; /* the log owns the events now */
     m->revision = rev;
-    if (rev - m->history > m->compact)
+    if (rev - m->history > m->compact) {
         log_trim(m, rev - m->history);
+    }
 out:
     if (rc) {
         store_seterr(st, "out of memory");
         *deleted = 0;
     }
-    for (i = 0; evs && i < nev; i++)
+    for (i = 0; evs && i < nev; i++) {
         free(evs[i].key);
+    }
     free(evs);
     plans_free(plans, nops);
     *revision = m->revision;
@@ -573,8 +609,9 @@ static void mem_close(shardz_store *st)
     size_t i;
 
     free_tree(m->root);
-    for (i = m->head; i < m->len; i++)
+    for (i = m->head; i < m->len; i++) {
         free(m->log[i].key);
+    }
     free(m->log);
     free(m);
 }
@@ -598,16 +635,19 @@ int shardz_store_open_memory(const shardz_store_options *opt, shardz_store **out
     mem_store *m;
 
     *out = NULL;
-    if (!opt)
+    if (!opt) {
         opt = &def;
+    }
     if (opt->history < 0 || opt->busy_timeout_ms < 0) {
-        if (opt->errbuf && opt->errbuf_size)
+        if (opt->errbuf && opt->errbuf_size) {
             snprintf(opt->errbuf, opt->errbuf_size, "invalid option");
+        }
         return SHARDZ_EINVAL;
     }
     m = calloc(1, sizeof *m);
-    if (!m)
+    if (!m) {
         return SHARDZ_ENOMEM;
+    }
     m->base.ops = &memory_ops;
     m->history = opt->history ? opt->history : SHARDZ_STORE_HISTORY_DEFAULT;
     *out = &m->base;
@@ -616,6 +656,7 @@ int shardz_store_open_memory(const shardz_store_options *opt, shardz_store **out
 
 void store_memory_fail_alloc(shardz_store *st, long n)
 {
-    if (st && st->ops == &memory_ops)
+    if (st && st->ops == &memory_ops) {
         ((mem_store *)st)->fail_alloc = n;
+    }
 }

@@ -28,10 +28,12 @@ int store_keycmp(const void *a, size_t alen, const void *b, size_t blen)
     size_t n = alen < blen ? alen : blen;
     int c = n ? memcmp(a, b, n) : 0;
 
-    if (c != 0)
+    if (c != 0) {
         return c;
-    if (alen == blen)
+    }
+    if (alen == blen) {
         return 0;
+    }
     return alen < blen ? -1 : 1;
 }
 
@@ -46,8 +48,9 @@ void store_bounds_make(store_bounds *b, const void *prefix, size_t prefix_len, c
         b->lo[after_len] = 0;
         b->lo_len = after_len + 1;
     } else {
-        if (prefix_len)
+        if (prefix_len) {
             memcpy(b->lo, prefix, prefix_len);
+        }
         b->lo_len = prefix_len;
     }
     b->hi_set = false;
@@ -65,8 +68,9 @@ void store_bounds_make(store_bounds *b, const void *prefix, size_t prefix_len, c
 
 bool store_bounds_has(const store_bounds *b, const void *key, size_t key_len)
 {
-    if (store_keycmp(key, key_len, b->lo, b->lo_len) < 0)
+    if (store_keycmp(key, key_len, b->lo, b->lo_len) < 0) {
         return false;
+    }
     return !b->hi_set || store_keycmp(key, key_len, b->hi, b->hi_len) < 0;
 }
 
@@ -76,11 +80,13 @@ static size_t pack_kv(char *dst, shardz_kv *kv, const void *key, size_t key_len,
 {
     char *k = dst, *v = dst + key_len + 1;
 
-    if (key_len)
+    if (key_len) {
         memcpy(k, key, key_len);
+    }
     k[key_len] = '\0';
-    if (value_len)
+    if (value_len) {
         memcpy(v, value, value_len);
+    }
     v[value_len] = '\0';
     kv->key = k;
     kv->key_len = key_len;
@@ -94,8 +100,9 @@ shardz_kv *store_kv_new(const void *key, size_t key_len, const void *value, size
 {
     shardz_kv *kv = malloc(sizeof *kv + key_len + value_len + 2);
 
-    if (!kv)
+    if (!kv) {
         return NULL;
+    }
     pack_kv((char *)(kv + 1), kv, key, key_len, value, value_len);
     kv->create_revision = create;
     kv->mod_revision = mod;
@@ -114,8 +121,9 @@ int store_builder_add(store_builder *b, shardz_event_type type, const void *key,
         size_t cap = b->cap ? b->cap * 2 : 16;
         store_bent *ents = realloc(b->ents, cap * sizeof *ents);
 
-        if (!ents)
+        if (!ents) {
             return SHARDZ_ENOMEM;
+        }
         b->ents = ents;
         b->cap = cap;
     }
@@ -123,11 +131,13 @@ int store_builder_add(store_builder *b, shardz_event_type type, const void *key,
         size_t acap = b->acap ? b->acap : 1024;
         char *arena;
 
-        while (acap - b->alen < need)
+        while (acap - b->alen < need) {
             acap *= 2;
+        }
         arena = realloc(b->arena, acap);
-        if (!arena)
+        if (!arena) {
             return SHARDZ_ENOMEM;
+        }
         b->arena = arena;
         b->acap = acap;
     }
@@ -135,13 +145,15 @@ int store_builder_add(store_builder *b, shardz_event_type type, const void *key,
     e->type = type;
     e->koff = b->alen;
     e->klen = key_len;
-    if (key_len)
+    if (key_len) {
         memcpy(b->arena + b->alen, key, key_len);
+    }
     b->alen += key_len;
     e->voff = b->alen;
     e->vlen = value_len;
-    if (value_len)
+    if (value_len) {
         memcpy(b->arena + b->alen, value, value_len);
+    }
     b->alen += value_len;
     e->create = create;
     e->mod = mod;
@@ -182,8 +194,9 @@ int store_builder_range(store_builder *b, int64_t revision, bool more, shardz_ra
     r->count = b->n;
     r->kvs = b->n ? (shardz_kv *)(r + 1) : NULL;
     dst = (char *)r + head;
-    for (i = 0; i < b->n; i++)
+    for (i = 0; i < b->n; i++) {
         unpack(b, &b->ents[i], &r->kvs[i], &dst);
+    }
     store_builder_free(b);
     *out = r;
     return 0;

@@ -141,8 +141,9 @@ static int exec_stmt(sql_store *s, int idx, const char *what)
 
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE) {
         return sqlerr(s, rc, what);
+    }
     return 0;
 }
 
@@ -155,8 +156,9 @@ static int exec_write(sql_store *s, int idx, const char *what)
 
 static void rollback(sql_store *s)
 {
-    if (!sqlite3_get_autocommit(s->db))
+    if (!sqlite3_get_autocommit(s->db)) {
         exec_stmt(s, S_ROLLBACK, "rollback");
+    }
 }
 
 static int meta_get(sql_store *s, const char *name, int64_t *value)
@@ -166,12 +168,14 @@ static int meta_get(sql_store *s, const char *name, int64_t *value)
 
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+    if (rc == SQLITE_ROW) {
         *value = sqlite3_column_int64(st, 0);
+    }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (rc == SQLITE_ROW)
+    if (rc == SQLITE_ROW) {
         return 0;
+    }
     if (rc == SQLITE_DONE) {
         store_seterr(&s->base, "sqlite: meta row %s is missing", name);
         return SHARDZ_EIO;
@@ -209,8 +213,9 @@ static int kv_get(sql_store *s, const void *key, size_t key_len, row *r)
         return 0;
     }
     memset(r, 0, sizeof *r);
-    if (rc == SQLITE_DONE)
+    if (rc == SQLITE_DONE) {
         return SHARDZ_ENOENT;
+    }
     return sqlerr(s, rc, "read key");
 }
 
@@ -227,10 +232,12 @@ static int begin_read(sql_store *s, int64_t *revision)
 {
     int rc = exec_stmt(s, S_BEGIN_READ, "begin");
 
-    if (rc == 0)
+    if (rc == 0) {
         rc = meta_get(s, "revision", revision);
-    if (rc)
+    }
+    if (rc) {
         rollback(s);
+    }
     return rc;
 }
 
@@ -244,8 +251,9 @@ static int end_read(sql_store *s, int rc)
         return rc;
     }
     crc = exec_stmt(s, S_COMMIT, "commit read");
-    if (crc)
+    if (crc) {
         rollback(s);
+    }
     return crc;
 }
 
@@ -256,13 +264,15 @@ static int sql_get(shardz_store *st, const void *key, size_t key_len, shardz_kv 
     row r;
     int rc = begin_read(s, revision);
 
-    if (rc)
+    if (rc) {
         return rc;
+    }
     rc = kv_get(s, key, key_len, &r);
     if (rc == 0) {
         *out = store_kv_new(key, key_len, r.value, r.value_len, r.create, r.mod, r.version);
-        if (!*out)
+        if (!*out) {
             rc = SHARDZ_ENOMEM;
+        }
     }
     kv_get_done(s);
     if (rc == SHARDZ_ENOENT) {
@@ -287,13 +297,15 @@ static int sql_range(shardz_store *st, const void *lo, size_t lo_len, const void
     bool more = false;
     int rc = begin_read(s, &revision), step;
 
-    if (rc)
+    if (rc) {
         return rc;
+    }
     bind_blob(q, 1, lo, lo_len);
-    if (hi)
+    if (hi) {
         bind_blob(q, 2, hi, hi_len);
-    else
+    } else {
         bind_blob(q, 2, s->key_top, sizeof s->key_top);
+    }
     /* One row past the limit tells whether more keys match. */
     sqlite3_bind_int64(q, 3, limit && limit < INT64_MAX ? (sqlite3_int64)limit + 1 : -1);
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
@@ -306,11 +318,13 @@ static int sql_range(shardz_store *st, const void *lo, size_t lo_len, const void
         }
         rc = store_builder_add(&b, SHARDZ_EVENT_PUT, k, klen, v, vlen, sqlite3_column_int64(q, 2),
                                sqlite3_column_int64(q, 3), sqlite3_column_int64(q, 4));
-        if (rc)
+        if (rc) {
             break;
+        }
     }
-    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) {
         rc = sqlerr(s, step, "range");
+    }
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     rc = end_read(s, rc);
@@ -330,15 +344,17 @@ static int sql_changes(shardz_store *st, int64_t since, size_t limit, shardz_cha
     bool more = false;
     int rc = begin_read(s, &revision), step = SQLITE_DONE;
 
-    if (rc == 0)
+    if (rc == 0) {
         rc = meta_get(s, "compact_revision", &compact);
+    }
     if (rc == 0 && since < compact) {
         store_seterr(st, "revision %lld is compacted (history starts after %lld)", (long long)since,
                      (long long)compact);
         rc = SHARDZ_STORE_ECOMPACTED;
     }
-    if (rc)
+    if (rc) {
         return end_read(s, rc);
+    }
     sqlite3_bind_int64(q, 1, since);
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         int64_t rev = sqlite3_column_int64(q, 0);
@@ -354,11 +370,13 @@ static int sql_changes(shardz_store *st, int64_t since, size_t limit, shardz_cha
         rc = store_builder_add(
             &b, type == SHARDZ_EVENT_DELETE ? SHARDZ_EVENT_DELETE : SHARDZ_EVENT_PUT, k, klen, v,
             vlen, sqlite3_column_int64(q, 4), rev, sqlite3_column_int64(q, 5));
-        if (rc)
+        if (rc) {
             break;
+        }
     }
-    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) {
         rc = sqlerr(s, step, "changes");
+    }
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     rc = end_read(s, rc);
@@ -377,18 +395,21 @@ static int sql_status(shardz_store *st, shardz_store_status *out)
 
     out->backend = "sqlite";
     step = sqlite3_step(q);
-    if (step == SQLITE_ROW)
+    if (step == SQLITE_ROW) {
         mode = sqlite3_column_int(q, 0);
+    }
     sqlite3_reset(q);
-    if (step != SQLITE_ROW)
+    if (step != SQLITE_ROW) {
         return sqlerr(s, step, "read synchronous");
+    }
     /* PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA; we only ever set 1 or 2. */
     out->sync = mode >= 2   ? SHARDZ_STORE_SYNC_FULL
                 : mode == 1 ? SHARDZ_STORE_SYNC_NORMAL
                             : SHARDZ_STORE_SYNC_NONE;
     rc = begin_read(s, &out->revision);
-    if (rc == 0)
+    if (rc == 0) {
         rc = meta_get(s, "compact_revision", &out->compact_revision);
+    }
     return end_read(s, rc);
 }
 
@@ -398,18 +419,21 @@ static int begin_write(sql_store *s, int64_t *revision)
 {
     int rc = exec_stmt(s, S_BEGIN_WRITE, "begin immediate");
 
-    if (rc == 0)
+    if (rc == 0) {
         rc = meta_get(s, "revision", revision);
+    }
     return rc;
 }
 
 /* Commits a write transaction, or rolls it back when rc is an error or the commit fails. */
 static int end_write(sql_store *s, int rc)
 {
-    if (rc == 0)
+    if (rc == 0) {
         rc = exec_write(s, S_COMMIT, "commit");
-    if (rc)
+    }
+    if (rc) {
         rollback(s);
+    }
     return rc;
 }
 
@@ -470,8 +494,9 @@ static int apply_put(sql_store *s, const shardz_op *o, int64_t rev, int64_t *seq
     int64_t create = rev, version = 1;
     int rc = fault_point(s), step;
 
-    if (rc)
+    if (rc) {
         return rc;
+    }
     bind_blob(q, 1, o->key, o->key_len);
     bind_blob(q, 2, o->value, o->value_len);
     sqlite3_bind_int64(q, 3, rev);
@@ -483,8 +508,9 @@ static int apply_put(sql_store *s, const shardz_op *o, int64_t rev, int64_t *seq
     }
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
-    if (step != SQLITE_DONE)
+    if (step != SQLITE_DONE) {
         return sqlerr(s, step, "put");
+    }
     return change_add(s, rev, (*seq)++, SHARDZ_EVENT_PUT, o->key, o->key_len, o->value,
                       o->value_len, create, version);
 }
@@ -496,8 +522,9 @@ static int apply_delete(sql_store *s, const shardz_op *o, int64_t rev, int64_t *
 
     bind_blob(s->stmt[S_KV_DEL], 1, o->key, o->key_len);
     rc = exec_write(s, S_KV_DEL, "delete");
-    if (rc || sqlite3_changes(s->db) == 0)
+    if (rc || sqlite3_changes(s->db) == 0) {
         return rc;
+    }
     (*deleted)++;
     return change_add(s, rev, (*seq)++, SHARDZ_EVENT_DELETE, o->key, o->key_len, NULL, 0, 0, 0);
 }
@@ -519,21 +546,25 @@ static int apply_delete_prefix(sql_store *s, const shardz_op *o, int64_t rev, in
         const void *k = col_blob(q, 0, &klen);
 
         rc = change_add(s, rev, (*seq)++, SHARDZ_EVENT_DELETE, k, klen, NULL, 0, 0, 0);
-        if (rc)
+        if (rc) {
             break;
+        }
         n++;
     }
-    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) {
         rc = sqlerr(s, step, "delete prefix");
+    }
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
-    if (rc || n == 0)
+    if (rc || n == 0) {
         return rc;
+    }
     bind_blob(d, 1, b.lo, b.lo_len);
     bind_blob(d, 2, b.hi_set ? b.hi : s->key_top, b.hi_set ? b.hi_len : sizeof s->key_top);
     rc = exec_write(s, S_KV_DEL_RANGE, "delete prefix");
-    if (rc == 0)
+    if (rc == 0) {
         *deleted += n;
+    }
     return rc;
 }
 
@@ -543,12 +574,14 @@ static int trim_history(sql_store *s, int64_t rev)
     int64_t compact;
     int rc = meta_get(s, "compact_revision", &compact);
 
-    if (rc || rev - s->history <= compact)
+    if (rc || rev - s->history <= compact) {
         return rc;
+    }
     sqlite3_bind_int64(s->stmt[S_CH_TRIM], 1, rev - s->history);
     rc = exec_write(s, S_CH_TRIM, "trim history");
-    if (rc == 0)
+    if (rc == 0) {
         rc = meta_set(s, "compact_revision", rev - s->history);
+    }
     return rc;
 }
 
@@ -561,12 +594,14 @@ static int sql_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps, c
     bool holds = true;
     int rc = begin_write(s, &cur);
 
-    if (rc)
+    if (rc) {
         goto out;
+    }
     for (i = 0; i < ncmps; i++) {
         rc = compare_holds(s, &cmps[i], &holds);
-        if (rc)
+        if (rc) {
             goto out;
+        }
         if (!holds) {
             store_seterr(st, "compare %zu does not hold", i);
             rc = SHARDZ_ECONFLICT;
@@ -589,15 +624,18 @@ static int sql_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps, c
     }
     if (rc == 0 && seq > 0) { /* something changed: the commit gets the new revision */
         rc = meta_set(s, "revision", rev);
-        if (rc == 0)
+        if (rc == 0) {
             rc = trim_history(s, rev);
+        }
     }
 out:
     rc = end_write(s, rc); /* commit, or roll back on any error */
-    if (rc == 0 && seq > 0)
+    if (rc == 0 && seq > 0) {
         cur = rev;
-    if (rc)
+    }
+    if (rc) {
         *deleted = 0;
+    }
     *revision = cur;
     return rc;
 }
@@ -608,8 +646,9 @@ static int sql_compact(shardz_store *st, int64_t revision)
     int64_t cur = 0, compact = 0;
     int rc = begin_write(s, &cur);
 
-    if (rc == 0)
+    if (rc == 0) {
         rc = meta_get(s, "compact_revision", &compact);
+    }
     if (rc == 0 && revision > cur) {
         store_seterr(st, "revision %lld is in the future (current %lld)", (long long)revision,
                      (long long)cur);
@@ -618,8 +657,9 @@ static int sql_compact(shardz_store *st, int64_t revision)
     if (rc == 0 && revision > compact) {
         sqlite3_bind_int64(s->stmt[S_CH_TRIM], 1, revision);
         rc = exec_write(s, S_CH_TRIM, "compact");
-        if (rc == 0)
+        if (rc == 0) {
             rc = meta_set(s, "compact_revision", revision);
+        }
     }
     return end_write(s, rc);
 }
@@ -631,8 +671,9 @@ static void sql_close(shardz_store *st)
     sql_store *s = (sql_store *)st;
     int i;
 
-    for (i = 0; i < S__COUNT; i++)
+    for (i = 0; i < S__COUNT; i++) {
         sqlite3_finalize(s->stmt[i]);
+    }
     sqlite3_close(s->db);
     free(s);
 }
@@ -642,15 +683,19 @@ static int make_dir(sql_store *s, const char *dir)
 {
     struct stat sb;
 
-    if (mkdir(dir, 0700) == 0)
+    if (mkdir(dir, 0700) == 0) {
         return 0;
-    if (errno == EEXIST && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))
+    }
+    if (errno == EEXIST && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         return 0;
+    }
     store_seterr(&s->base, "data directory %s: %s", dir, strerror(errno));
-    if (errno == ENOENT)
+    if (errno == ENOENT) {
         return SHARDZ_ENOENT;
-    if (errno == EEXIST || errno == ENOTDIR)
+    }
+    if (errno == EEXIST || errno == ENOTDIR) {
         return SHARDZ_EINVAL;
+    }
     return SHARDZ_EIO;
 }
 
@@ -672,8 +717,9 @@ static int pragma_text(sql_store *s, const char *sql, const char *want)
     const unsigned char *got;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
 
-    if (rc != SQLITE_OK)
+    if (rc != SQLITE_OK) {
         return sqlerr(s, rc, sql);
+    }
     rc = sqlite3_step(q);
     if (rc != SQLITE_ROW) {
         rc = sqlerr(s, rc, sql);
@@ -699,8 +745,9 @@ static int schema_setup(sql_store *s)
     int rc, version = 0, step;
 
     rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
+    if (rc != SQLITE_OK) {
         return sqlerr(s, rc, "begin schema");
+    }
     rc = sqlite3_prepare_v2(s->db,
                             "SELECT (SELECT count(*) FROM sqlite_master),"
                             " (SELECT count(*) FROM sqlite_master WHERE name = 'schema_version')",
@@ -756,11 +803,13 @@ out:
     if (rc == 0) {
         int crc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 
-        if (crc != SQLITE_OK)
+        if (crc != SQLITE_OK) {
             rc = sqlerr(s, crc, "commit schema");
+        }
     }
-    if (rc)
+    if (rc) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
     return rc;
 }
 
@@ -774,23 +823,27 @@ int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt, s
     int rc, i;
 
     *out = NULL;
-    if (!opt)
+    if (!opt) {
         opt = &def;
+    }
     if (!dir || !*dir || opt->history < 0 || opt->busy_timeout_ms < 0 ||
         (opt->sync != SHARDZ_STORE_SYNC_FULL && opt->sync != SHARDZ_STORE_SYNC_NORMAL)) {
-        if (opt->errbuf && opt->errbuf_size)
+        if (opt->errbuf && opt->errbuf_size) {
             snprintf(opt->errbuf, opt->errbuf_size, "invalid data directory or option");
+        }
         return SHARDZ_EINVAL;
     }
     s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s) {
         return SHARDZ_ENOMEM;
+    }
     memset(s->key_top, 0xff, sizeof s->key_top);
     s->base.ops = &sqlite_ops;
     s->history = opt->history ? opt->history : SHARDZ_STORE_HISTORY_DEFAULT;
     rc = make_dir(s, dir);
-    if (rc)
+    if (rc) {
         goto err;
+    }
     path = malloc(strlen(dir) + sizeof "/shardz.db");
     if (!path) {
         rc = SHARDZ_ENOMEM;
@@ -808,8 +861,9 @@ int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt, s
     sqlite3_busy_timeout(s->db,
                          opt->busy_timeout_ms ? opt->busy_timeout_ms : BUSY_TIMEOUT_DEFAULT_MS);
     rc = pragma_text(s, "PRAGMA journal_mode=WAL", "wal");
-    if (rc)
+    if (rc) {
         goto err;
+    }
     rc = sqlite3_exec(s->db,
                       opt->sync == SHARDZ_STORE_SYNC_NORMAL ? "PRAGMA synchronous=NORMAL"
                                                             : "PRAGMA synchronous=FULL",
@@ -819,8 +873,9 @@ int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt, s
         goto err;
     }
     rc = schema_setup(s);
-    if (rc)
+    if (rc) {
         goto err;
+    }
     for (i = 0; i < S__COUNT; i++) {
         rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
                                 NULL);
@@ -829,14 +884,16 @@ int shardz_store_open_sqlite(const char *dir, const shardz_store_options *opt, s
             goto err;
         }
     }
-    if (!existed)
+    if (!existed) {
         sync_dir(dir);
+    }
     free(path);
     *out = &s->base;
     return 0;
 err:
-    if (opt->errbuf && opt->errbuf_size)
+    if (opt->errbuf && opt->errbuf_size) {
         snprintf(opt->errbuf, opt->errbuf_size, "%s", s->base.errmsg);
+    }
     free(path);
     sql_close(&s->base);
     return rc;
@@ -857,6 +914,7 @@ static const store_ops sqlite_ops = {
 
 void store_sqlite_fail_step(shardz_store *st, long n)
 {
-    if (st && st->ops == &sqlite_ops)
+    if (st && st->ops == &sqlite_ops) {
         ((sql_store *)st)->fail_step = n;
+    }
 }

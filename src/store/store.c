@@ -37,8 +37,9 @@ static int check_compare(shardz_store *st, const shardz_compare *c, size_t *byte
 {
     int rc = check_key(st, c->key, c->key_len, "compare key");
 
-    if (rc)
+    if (rc) {
         return rc;
+    }
     *bytes += c->key_len;
     switch (c->target) {
     case SHARDZ_CMP_ABSENT:
@@ -62,8 +63,9 @@ static int check_op(shardz_store *st, const shardz_op *o, size_t *bytes)
     switch (o->type) {
     case SHARDZ_OP_PUT:
         rc = check_key(st, o->key, o->key_len, "key");
-        if (rc == 0)
+        if (rc == 0) {
             rc = check_value(st, o->value, o->value_len);
+        }
         *bytes += o->key_len + o->value_len;
         return rc;
     case SHARDZ_OP_DELETE:
@@ -80,8 +82,9 @@ static int check_op(shardz_store *st, const shardz_op *o, size_t *bytes)
 /* true when operation d (a delete or delete-prefix, or a put) touches the key of put p. */
 static bool touches(const shardz_op *d, const shardz_op *p)
 {
-    if (d->type == SHARDZ_OP_DELETE_PREFIX)
+    if (d->type == SHARDZ_OP_DELETE_PREFIX) {
         return p->key_len >= d->key_len && memcmp(p->key, d->key, d->key_len) == 0;
+    }
     return p->key_len == d->key_len && memcmp(p->key, d->key, d->key_len) == 0;
 }
 
@@ -92,11 +95,13 @@ static int check_overlaps(shardz_store *st, const shardz_op *ops, size_t nops)
     size_t i, j;
 
     for (i = 0; i < nops; i++) {
-        if (ops[i].type != SHARDZ_OP_PUT)
+        if (ops[i].type != SHARDZ_OP_PUT) {
             continue;
+        }
         for (j = 0; j < nops; j++) {
-            if (j == i || (ops[j].type == SHARDZ_OP_PUT && j < i))
+            if (j == i || (ops[j].type == SHARDZ_OP_PUT && j < i)) {
                 continue;
+            }
             if (touches(&ops[j], &ops[i])) {
                 store_seterr(st, "operations %zu and %zu of the transaction touch one key", i, j);
                 return SHARDZ_EINVAL;
@@ -123,13 +128,15 @@ static int check_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
     }
     for (i = 0; i < ncmps; i++) {
         rc = check_compare(st, &cmps[i], &bytes);
-        if (rc)
+        if (rc) {
             return rc;
+        }
     }
     for (i = 0; i < nops; i++) {
         rc = check_op(st, &ops[i], &bytes);
-        if (rc)
+        if (rc) {
             return rc;
+        }
     }
     if (bytes > SHARDZ_STORE_MAX_TXN_BYTES) {
         store_seterr(st, "transaction holds %zu bytes, more than %d", bytes,
@@ -141,8 +148,9 @@ static int check_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
 
 void shardz_store_close(shardz_store *st)
 {
-    if (st)
+    if (st) {
         st->ops->close(st);
+    }
 }
 
 const char *shardz_store_errmsg(const shardz_store *st)
@@ -207,11 +215,13 @@ int shardz_store_get(shardz_store *st, const void *key, size_t key_len, shardz_k
     st->errmsg[0] = '\0';
     *out = NULL;
     rc = check_key(st, key, key_len, "key");
-    if (rc)
+    if (rc) {
         return rc;
+    }
     rc = st->ops->get(st, key, key_len, out, &rev);
-    if (revision)
+    if (revision) {
         *revision = rev;
+    }
     return rc;
 }
 
@@ -233,8 +243,9 @@ int shardz_store_range(shardz_store *st, const void *prefix, size_t prefix_len, 
     }
     if (after) {
         rc = check_key(st, after, after_len, "after key");
-        if (rc)
+        if (rc) {
             return rc;
+        }
         if (after_len < prefix_len || memcmp(after, prefix, prefix_len) != 0) {
             store_seterr(st, "after key does not start with the prefix");
             return SHARDZ_EINVAL;
@@ -284,14 +295,16 @@ static int guard_verdict(shardz_store *st)
     int rc = st->ops->get(st, st->guard.key, st->guard.key_len, &kv, &rev);
     bool holds;
 
-    if (rc && rc != SHARDZ_ENOENT)
+    if (rc && rc != SHARDZ_ENOENT) {
         return SHARDZ_ECONFLICT; /* cannot tell: the caller's compares may have failed */
+    }
     holds = kv ? store_compare_holds(&st->guard, true, kv->version, kv->create_revision,
                                      kv->mod_revision, kv->value, kv->value_len)
                : store_compare_holds(&st->guard, false, 0, 0, 0, NULL, 0);
     shardz_kv_free(kv);
-    if (holds)
+    if (holds) {
         return SHARDZ_ECONFLICT;
+    }
     store_seterr(st,
                  "fenced: the guard on %.*s no longer holds (another holder took over); "
                  "nothing changed",
@@ -307,27 +320,30 @@ static int guarded_txn(shardz_store *st, bool whole, const shardz_compare *cmps,
     shardz_compare all[SHARDZ_STORE_MAX_TXN_OPS];
     int rc;
 
-    for (size_t i = 0; i < nops; i++)
+    for (size_t i = 0; i < nops; i++) {
         if (ops[i].type == SHARDZ_OP_PUT && ops[i].lease != 0 &&
             (st->ops->version < 2 || !st->ops->lease_grant)) {
             store_seterr(st, "the %s store has no leases", st->ops->name);
             return SHARDZ_ENOTSUP;
         }
+    }
     if (st->guarded) {
         if (ncmps + 1 > SHARDZ_STORE_MAX_TXN_OPS) {
             store_seterr(st, "%zu compares and the guard: at most %d", ncmps,
                          SHARDZ_STORE_MAX_TXN_OPS);
             return SHARDZ_ETOOBIG;
         }
-        if (ncmps)
+        if (ncmps) {
             memcpy(all, cmps, ncmps * sizeof *cmps);
+        }
         all[ncmps] = st->guard;
         cmps = all;
         ncmps++;
     }
     rc = (whole ? st->ops->txn_whole : st->ops->txn)(st, cmps, ncmps, ops, nops, del, rev);
-    if (rc == SHARDZ_ECONFLICT && st->guarded)
+    if (rc == SHARDZ_ECONFLICT && st->guarded) {
         rc = guard_verdict(st);
+    }
     return rc;
 }
 
@@ -339,15 +355,19 @@ int shardz_store_txn(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
     int rc;
 
     st->errmsg[0] = '\0';
-    if (deleted)
+    if (deleted) {
         *deleted = 0;
+    }
     rc = check_txn(st, cmps, ncmps, ops, nops);
-    if (rc == 0)
+    if (rc == 0) {
         rc = guarded_txn(st, false, cmps, ncmps, ops, nops, &del, &rev);
-    if (deleted)
+    }
+    if (deleted) {
         *deleted = rc == 0 ? del : 0;
-    if (revision)
+    }
+    if (revision) {
         *revision = rev;
+    }
     return rc;
 }
 
@@ -362,8 +382,9 @@ int shardz_store_set_guard(shardz_store *st, const shardz_compare *g)
         return 0;
     }
     rc = check_compare(st, g, &bytes);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     if (g->target == SHARDZ_CMP_VALUE) {
         store_seterr(st, "a guard compares revisions or existence, not values");
         return SHARDZ_EINVAL;
@@ -380,8 +401,9 @@ int shardz_store_set_guard(shardz_store *st, const shardz_compare *g)
 /* The lease calls: validated here, then the backend's (SHARDZ_ENOTSUP when it has none). */
 static bool has_leases(shardz_store *st)
 {
-    if (st->ops->version >= 2 && st->ops->lease_grant)
+    if (st->ops->version >= 2 && st->ops->lease_grant) {
         return true;
+    }
     store_seterr(st, "the %s store has no leases", st->ops->name);
     return false;
 }
@@ -396,11 +418,13 @@ int shardz_store_lease_grant(shardz_store *st, int64_t ttl_ms, int64_t *id, int6
         store_seterr(st, "a lease needs a positive TTL and an id to fill");
         return SHARDZ_EINVAL;
     }
-    if (!has_leases(st))
+    if (!has_leases(st)) {
         return SHARDZ_ENOTSUP;
+    }
     rc = st->ops->lease_grant(st, ttl_ms, id, &g);
-    if (rc == 0 && granted_ms)
+    if (rc == 0 && granted_ms) {
         *granted_ms = g;
+    }
     return rc;
 }
 
@@ -420,11 +444,13 @@ int shardz_store_lease_keepalive(shardz_store *st, int64_t id, int64_t *ttl_ms)
     int64_t t = 0;
     int rc = lease_call_ok(st, id);
 
-    if (rc)
+    if (rc) {
         return rc;
+    }
     rc = st->ops->lease_keepalive(st, id, &t);
-    if (rc == 0 && ttl_ms)
+    if (rc == 0 && ttl_ms) {
         *ttl_ms = t;
+    }
     return rc;
 }
 
@@ -496,20 +522,24 @@ static int check_batch(shardz_store *st, const shardz_op *ops, size_t nops, size
         }
         bytes = 0;
         rc = check_op(st, &ops[i], &bytes);
-        if (rc)
+        if (rc) {
             return rc;
+        }
         if (bytes > budget) {
             store_seterr(st, "operation %zu (%zu bytes) does not fit a transaction", i, bytes);
             return SHARDZ_ETOOBIG;
         }
     }
-    if (nops < 2)
+    if (nops < 2) {
         return 0;
+    }
     sorted = malloc(nops * sizeof *sorted);
-    if (!sorted)
+    if (!sorted) {
         return SHARDZ_ENOMEM;
-    for (i = 0; i < nops; i++)
+    }
+    for (i = 0; i < nops; i++) {
         sorted[i] = &ops[i];
+    }
     qsort(sorted, nops, sizeof *sorted, cmp_op_keys);
     for (i = 1; i < nops; i++) {
         if (cmp_op_keys(&sorted[i - 1], &sorted[i]) == 0) {
@@ -531,24 +561,29 @@ int shardz_store_txn_batched(shardz_store *st, const shardz_compare *guards, siz
     int rc;
 
     st->errmsg[0] = '\0';
-    if (applied)
+    if (applied) {
         *applied = 0;
-    if (per_txn == 0)
+    }
+    if (per_txn == 0) {
         per_txn = SHARDZ_STORE_MAX_TXN_OPS;
+    }
     if (per_txn > SHARDZ_STORE_MAX_TXN_OPS) {
         store_seterr(st, "per_txn %zu is more than %d", per_txn, SHARDZ_STORE_MAX_TXN_OPS);
         return SHARDZ_EINVAL;
     }
     rc = check_txn(st, guards, nguards, NULL, 0);
-    if (rc)
+    if (rc) {
         return rc;
-    for (i = 0; i < nguards; i++)
+    }
+    for (i = 0; i < nguards; i++) {
         gbytes +=
             guards[i].key_len + (guards[i].target == SHARDZ_CMP_VALUE ? guards[i].value_len : 0);
+    }
     budget = SHARDZ_STORE_MAX_TXN_BYTES - gbytes;
     rc = check_batch(st, ops, nops, budget);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     do {
         size_t n = 0, bytes = 0;
 
@@ -556,20 +591,24 @@ int shardz_store_txn_batched(shardz_store *st, const shardz_compare *guards, siz
             const shardz_op *o = &ops[done + n];
             size_t b = o->key_len + (o->type == SHARDZ_OP_PUT ? o->value_len : 0);
 
-            if (bytes + b > budget)
+            if (bytes + b > budget) {
                 break;
+            }
             bytes += b;
             n++;
         }
         rc = shardz_store_txn(st, guards, nguards, ops + done, n, NULL, &rev);
-        if (rc)
+        if (rc) {
             break;
+        }
         done += n;
     } while (done < nops);
-    if (applied)
+    if (applied) {
         *applied = done;
-    if (revision)
+    }
+    if (revision) {
         *revision = rev;
+    }
     return rc;
 }
 
@@ -581,24 +620,32 @@ int shardz_store_write_batch(shardz_store *st, const shardz_compare *guards, siz
     int64_t rev = 0;
     int rc;
 
-    if (whole)
+    if (whole) {
         *whole = false;
-    if (st->ops->version < 3 || !st->ops->txn_whole)
+    }
+    if (st->ops->version < 3 || !st->ops->txn_whole) {
         return shardz_store_txn_batched(st, guards, nguards, ops, nops, 0, applied, revision);
-    if (whole)
+    }
+    if (whole) {
         *whole = true;
+    }
     st->errmsg[0] = '\0';
-    if (applied)
+    if (applied) {
         *applied = 0;
+    }
     rc = check_txn(st, guards, nguards, NULL, 0);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     rc = check_batch(st, ops, nops, SIZE_MAX);
-    if (rc == 0)
+    if (rc == 0) {
         rc = guarded_txn(st, true, guards, nguards, ops, nops, &del, &rev);
-    if (applied)
+    }
+    if (applied) {
         *applied = rc == 0 ? nops : 0;
-    if (revision)
+    }
+    if (revision) {
         *revision = rev;
+    }
     return rc;
 }

@@ -44,9 +44,10 @@ static void test_rows(void **state)
         const row *r = &rows[i];
         int64_t from = szd_lease_from(&r->f);
         bool over = szd_lease_over(r->state, &r->f, r->lease_ms, r->now);
-        if (from != r->from || over != r->over)
+        if (from != r->from || over != r->over) {
             fail_msg("%s: from %lld over %d, want %lld %d", r->what, (long long)from, over,
                      (long long)r->from, r->over);
+        }
     }
 }
 

@@ -229,8 +229,9 @@ static void test_stop_finishes(void **state)
     }
     szd_sl_stop(sl);
     assert_int_equal(s.calls, 5);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 5; i++) {
         assert_true(s.durable[i]);
+    }
     assert_true(has(st, "k4"));
     shardz_store_close(st);
 }

@@ -63,17 +63,19 @@ static void test_range_lookups_scan(void **state)
     n += (size_t)snprintf(buf + n, sizeof buf - n,
                           "{\"revision\": 1, \"sharder\": \"range\", \"partitions\": [");
     for (int i = 0; i < 64; i++) { /* lo i: "" then "a" + two letters in order */
-        if (i == 0)
+        if (i == 0) {
             lo[i][0] = '\0';
-        else
+        } else {
             snprintf(lo[i], sizeof lo[i], "%c%c", 'a' + i / 8, 'a' + i % 8);
+        }
     }
     for (int i = 0; i < 64; i++) {
         char hi[16];
-        if (i == 63)
+        if (i == 63) {
             snprintf(hi, sizeof hi, "null");
-        else
+        } else {
             snprintf(hi, sizeof hi, "\"%s\"", lo[i + 1]);
+        }
         n += (size_t)snprintf(buf + n, sizeof buf - n,
                               "%s{\"id\": \"r%d\", \"range\": {\"lo\": \"%s\", \"hi\": %s}}",
                               i ? "," : "", i, lo[i], hi);
@@ -85,14 +87,16 @@ static void test_range_lookups_scan(void **state)
         char key[4];
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         size_t len = (size_t)(rng >> 60) % 4;
-        for (size_t k = 0; k < len; k++)
+        for (size_t k = 0; k < len; k++) {
             key[k] = (char)('a' + (rng >> (8 * k + 8)) % 10);
+        }
         int want = 0;
         for (int i = 0; i < 64; i++) { /* the last range whose lo <= key */
             size_t ll = strlen(lo[i]), m = ll < len ? ll : len;
             int c = m ? memcmp(lo[i], key, m) : 0;
-            if (c < 0 || (c == 0 && ll <= len))
+            if (c < 0 || (c == 0 && ll <= len)) {
                 want = i;
+            }
         }
         const shardz_route *rt = NULL;
         char wid[16];

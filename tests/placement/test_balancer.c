@@ -67,20 +67,25 @@ static void w_node(world *w, const char *id, const char *zone, const double *cap
         }
     }
     n.ncapacity = nc;
-    for (size_t d = 0; d < nc; d++)
+    for (size_t d = 0; d < nc; d++) {
         n.capacity[d] = isfinite(w->cap[i][d]) ? w->cap[i][d] : 1e300;
-    for (size_t d = 0; d < nc; d++)
-        if (!isfinite(w->cap[i][d]))
+    }
+    for (size_t d = 0; d < nc; d++) {
+        if (!isfinite(w->cap[i][d])) {
             w->cap[i][d] = 1e300;
+        }
+    }
     w->st[i] = SHARDZ_NODE_ALIVE;
     assert_int_equal(shardz_sharder_register_nodes(w->s, &n, 1), 0);
 }
 
 static size_t w_node_idx(const world *w, const char *id)
 {
-    for (size_t i = 0; i < w->nn; i++)
-        if (strcmp(w->nid[i], id) == 0)
+    for (size_t i = 0; i < w->nn; i++) {
+        if (strcmp(w->nid[i], id) == 0) {
             return i;
+        }
+    }
     fail_msg("unknown node %s", id);
     return 0;
 }
@@ -96,17 +101,20 @@ static void w_part(world *w, const char *id, const double *load, size_t nnodes,
                                .nnodes = nnodes,
                                .nodes = nodes,
                                .replicas = nnodes ? (unsigned)nnodes : 0};
-    for (size_t d = 0; d < w->ndims; d++)
+    for (size_t d = 0; d < w->ndims; d++) {
         p.load[d] = w->load[i][d] = load[d];
+    }
     w->last[i] = SHARDZ_NEVER_MOVED;
     assert_int_equal(shardz_sharder_register_partitions(w->s, &p, 1), 0);
 }
 
 static size_t w_part_idx(const world *w, const char *id)
 {
-    for (size_t i = 0; i < w->np; i++)
-        if (strcmp(w->pid[i], id) == 0)
+    for (size_t i = 0; i < w->np; i++) {
+        if (strcmp(w->pid[i], id) == 0) {
             return i;
+        }
+    }
     fail_msg("unknown partition %s", id);
     return 0;
 }
@@ -124,14 +132,16 @@ static void w_node_loads(world *w, double (*out)[SHARDZ_MAX_DIMS])
     shardz_replica r[W_MAXP];
     for (size_t i = 0; i < w->nn; i++) {
         size_t n = 0;
-        for (size_t d = 0; d < w->ndims; d++)
+        for (size_t d = 0; d < w->ndims; d++) {
             out[i][d] = 0;
+        }
         assert_int_equal(shardz_sharder_partitions_of_node(w->s, w->nid[i], r, W_MAXP, &n), 0);
         assert_true(n <= W_MAXP);
         for (size_t k = 0; k < n; k++) {
             size_t p = w_part_idx(w, r[k].partition);
-            for (size_t d = 0; d < w->ndims; d++)
+            for (size_t d = 0; d < w->ndims; d++) {
                 out[i][d] += w->load[p][d];
+            }
         }
     }
 }
@@ -144,18 +154,21 @@ static void w_imbalance(world *w, double *out)
     w_node_loads(w, nl);
     for (size_t d = 0; d < w->ndims; d++) {
         double total = 0, wsum = 0, mx = 0;
-        for (size_t i = 0; i < w->nn; i++)
+        for (size_t i = 0; i < w->nn; i++) {
             if (w->st[i] == SHARDZ_NODE_ALIVE) {
                 total += nl[i][d];
                 wsum += w->cap[i][d] < 1e299 ? w->cap[i][d] : 1.0;
             }
-        for (size_t i = 0; i < w->nn; i++)
+        }
+        for (size_t i = 0; i < w->nn; i++) {
             if (w->st[i] == SHARDZ_NODE_ALIVE && total > 0) {
                 double wt = w->cap[i][d] < 1e299 ? w->cap[i][d] : 1.0;
                 double rel = nl[i][d] / (total * wt / wsum);
-                if (rel > mx)
+                if (rel > mx) {
                     mx = rel;
+                }
             }
+        }
         out[d] = mx;
     }
 }
@@ -467,8 +480,9 @@ static void test_degraded(void **state)
         shardz_plan_free(plan);
         /* Repaired: the balancer works again. */
         plan = NULL;
-        if (k == 2)
+        if (k == 2) {
             assert_int_equal(shardz_sharder_set_node_state(w.s, "d", SHARDZ_NODE_ALIVE), 0);
+        }
         assert_int_equal(shardz_sharder_rebalance(w.s, 0, &plan), 0);
         shardz_plan_free(plan);
         plan = round_(&w, &pol, 0, SHARDZ_PLAN_DRY_RUN, &rep);
@@ -508,9 +522,11 @@ static void test_capacity(void **state)
         shardz_plan_free(plan);
         double nl[W_MAXN][SHARDZ_MAX_DIMS];
         w_node_loads(&w, nl);
-        for (size_t i = 1; i < w.nn; i++) /* a was over before the round */
-            for (size_t d = 0; d < 2; d++)
+        for (size_t i = 1; i < w.nn; i++) { /* a was over before the round */
+            for (size_t d = 0; d < 2; d++) {
                 assert_true(nl[i][d] <= w.cap[i][d]);
+            }
+        }
         w_free(&w);
     }
 }
@@ -564,8 +580,9 @@ static void take(world *w, snap *sn)
         size_t n = 0;
         assert_int_equal(
             shardz_sharder_nodes_of_partition(w->s, w->pid[p], r, SHARDZ_MAX_REPLICAS, &n), 0);
-        for (size_t k = 0; k < n; k++)
+        for (size_t k = 0; k < n; k++) {
             snprintf(sn->node[p][r[k].slot], 16, "%s", r[k].node);
+        }
         assert_int_equal(shardz_sharder_generation(w->s, w->pid[p], &sn->gen[p]), 0);
     }
     shardz_sharder_stats st;
@@ -592,8 +609,9 @@ static void test_dry_run(void **state)
     assert_int_equal(shardz_sharder_apply(w1.s, dry), 0);
     shardz_plan *real = round_(&w2, &pol, 0, 0, &rep2);
     assert_int_equal(rep1.moves, rep2.moves);
-    for (size_t d = 0; d < 2; d++)
+    for (size_t d = 0; d < 2; d++) {
         assert_near(rep1.after[d], rep2.after[d], 0);
+    }
     take(&w1, &a);
     take(&w2, &b);
     assert_memory_equal(&a, &b, sizeof a);
@@ -601,8 +619,9 @@ static void test_dry_run(void **state)
     size_t nd = 0;
     assert_int_equal(shardz_sharder_load_imbalance(w1.s, imb, SHARDZ_MAX_DIMS, &nd), 0);
     assert_int_equal(nd, 2);
-    for (size_t d = 0; d < 2; d++)
+    for (size_t d = 0; d < 2; d++) {
         assert_near(imb[d], rep1.after[d], 1e-9);
+    }
     shardz_plan_free(dry);
     shardz_plan_free(real);
     w_free(&w1);
@@ -687,8 +706,9 @@ static void assignment(world *w, pasg *out)
         memset(&out[p], 0, sizeof out[p]);
         assert_int_equal(
             shardz_sharder_nodes_of_partition(w->s, w->pid[p], r, SHARDZ_MAX_REPLICAS, &n), 0);
-        for (size_t k = 0; k < n; k++)
+        for (size_t k = 0; k < n; k++) {
             snprintf(out[p].node[r[k].slot], 16, "%s", r[k].node);
+        }
     }
 }
 
@@ -704,22 +724,26 @@ static void one_seed(uint64_t seed, size_t *total_moves)
     size_t np = (size_t)ck_rng_range(&rng, 20, 200);
     double tot[SHARDZ_MAX_DIMS] = {0};
     double loads[W_MAXP][SHARDZ_MAX_DIMS];
-    for (size_t p = 0; p < np; p++)
+    for (size_t p = 0; p < np; p++) {
         for (size_t d = 0; d < nd; d++) {
             loads[p][d] = (d > 0 && ck_rng_unit(&rng) < 0.3) ? 0 : lognormal(&rng);
             tot[d] += loads[p][d] * rep;
         }
+    }
     char id[16], zone[16];
     /* Per dimension, every node has a capacity or none (unset ones below a set one are
      * 1e300 on every node, so shares stay equal there). */
     bool limited[SHARDZ_MAX_DIMS];
-    for (size_t d = 0; d < nd; d++)
+    for (size_t d = 0; d < nd; d++) {
         limited[d] = ck_rng_unit(&rng) < 0.5;
+    }
     for (size_t i = 0; i < nn; i++) {
         double caps[SHARDZ_MAX_DIMS] = {0};
-        for (size_t d = 0; d < nd; d++)
-            if (limited[d])
+        for (size_t d = 0; d < nd; d++) {
+            if (limited[d]) {
                 caps[d] = tot[d] / (double)nn * (2 + 2 * ck_rng_unit(&rng));
+            }
+        }
         snprintf(id, sizeof id, "n%u", (unsigned)i);
         snprintf(zone, sizeof zone, "z%u", (unsigned)(i % nz));
         w_node(&w, id, zone, caps);
@@ -732,12 +756,14 @@ static void one_seed(uint64_t seed, size_t *total_moves)
     assert_int_equal(shardz_sharder_rebalance(w.s, 0, &plan), 0);
     shardz_plan_free(plan);
     /* A hotspot: 5% of the partitions triple. */
-    for (size_t p = 0; p < np; p++)
+    for (size_t p = 0; p < np; p++) {
         if (ck_rng_unit(&rng) < 0.05) {
-            for (size_t d = 0; d < nd; d++)
+            for (size_t d = 0; d < nd; d++) {
                 w.load[p][d] *= 3;
+            }
             assert_int_equal(shardz_sharder_set_partition_load(w.s, w.pid[p], w.load[p], nd), 0);
         }
+    }
     bool dead = ck_rng_unit(&rng) < 0.1;
     size_t held = 0;
     assert_int_equal(shardz_sharder_partitions_of_node(w.s, w.nid[0], NULL, 0, &held), 0);
@@ -753,8 +779,9 @@ static void one_seed(uint64_t seed, size_t *total_moves)
     pol.hysteresis = ck_rng_unit(&rng) * 0.3;
     if (ck_rng_unit(&rng) < 0.3) {
         pol.ndims_weight = nd;
-        for (size_t d = 0; d < nd; d++)
+        for (size_t d = 0; d < nd; d++) {
             pol.dims_weight[d] = ck_rng_unit(&rng) * 2;
+        }
     }
     static pasg before[W_MAXP], after[W_MAXP];
     int64_t now = 1000;
@@ -772,9 +799,10 @@ static void one_seed(uint64_t seed, size_t *total_moves)
             assert_int_equal(r.stop, SHARDZ_BALANCE_DEGRADED);
         }
         for (size_t d = 0; d < nd; d++) {
-            if (imb1[d] > imb0[d] + 1e-9)
+            if (imb1[d] > imb0[d] + 1e-9) {
                 fail_msg("seed %llu round %d dim %zu: max/mean %.12f -> %.12f",
                          (unsigned long long)seed, round, d, imb0[d], imb1[d]);
+            }
             assert_near(imb1[d], r.after[d], 1e-9);
         }
         assert_true(r.moves <= r.budget);
@@ -791,17 +819,20 @@ static void one_seed(uint64_t seed, size_t *total_moves)
             assert_int_equal(w.st[to], SHARDZ_NODE_ALIVE);
             unsigned in_to = 0, in_from = 0;
             for (unsigned sl = 0; sl < SHARDZ_MAX_REPLICAS; sl++) {
-                if (!before[p].node[sl][0])
+                if (!before[p].node[sl][0]) {
                     continue;
+                }
                 assert_string_not_equal(before[p].node[sl], mv.to);
                 size_t k = w_node_idx(&w, before[p].node[sl]);
                 in_to += strcmp(w.zone[k], w.zone[to]) == 0;
                 in_from += strcmp(w.zone[k], w.zone[from]) == 0;
             }
-            if (strcmp(w.zone[to], w.zone[from]) != 0)
+            if (strcmp(w.zone[to], w.zone[from]) != 0) {
                 assert_true(in_to < in_from);
-            if (w.last[p] != SHARDZ_NEVER_MOVED)
+            }
+            if (w.last[p] != SHARDZ_NEVER_MOVED) {
                 assert_true(now - w.last[p] >= pol.cooldown_ms);
+            }
             w.last[p] = now;
         }
         /* Distinct nodes per partition after the round; receivers within capacity. */
@@ -811,12 +842,16 @@ static void one_seed(uint64_t seed, size_t *total_moves)
             shardz_move mv;
             shardz_plan_move(plan, i, &mv);
             size_t p = w_part_idx(&w, mv.partition), to = w_node_idx(&w, mv.to);
-            for (unsigned x = 0; x < SHARDZ_MAX_REPLICAS; x++)
-                for (unsigned y = x + 1; y < SHARDZ_MAX_REPLICAS; y++)
-                    if (after[p].node[x][0])
+            for (unsigned x = 0; x < SHARDZ_MAX_REPLICAS; x++) {
+                for (unsigned y = x + 1; y < SHARDZ_MAX_REPLICAS; y++) {
+                    if (after[p].node[x][0]) {
                         assert_string_not_equal(after[p].node[x], after[p].node[y]);
-            for (size_t d = 0; d < nd; d++)
+                    }
+                }
+            }
+            for (size_t d = 0; d < nd; d++) {
                 assert_true(nl[to][d] <= w.cap[to][d] * (1 + 1e-9));
+            }
         }
         shardz_plan_free(plan);
     }
@@ -827,8 +862,9 @@ static void test_properties(void **state)
 {
     (void)state;
     size_t moves = 0;
-    for (uint64_t seed = 1; seed <= 300; seed++)
+    for (uint64_t seed = 1; seed <= 300; seed++) {
         one_seed(seed, &moves);
+    }
     printf("balancer properties: 300 seeds x 6 rounds, %zu moves checked\n", moves);
     assert_true(moves > 1000);
 }

@@ -35,18 +35,20 @@ static int64_t f_last(const char *partition, void *ctx)
 
 static void f_plans_equal(const shardz_plan *a, const shardz_plan *b, uint64_t seed, int round)
 {
-    if (shardz_plan_count(a) != shardz_plan_count(b))
+    if (shardz_plan_count(a) != shardz_plan_count(b)) {
         fail_msg("seed %llu round %d: %zu moves (fast) vs %zu (brute)", (unsigned long long)seed,
                  round, shardz_plan_count(a), shardz_plan_count(b));
+    }
     for (size_t i = 0; i < shardz_plan_count(a); i++) {
         shardz_move x, y;
         shardz_plan_move(a, i, &x);
         shardz_plan_move(b, i, &y);
         if (strcmp(x.partition, y.partition) != 0 || x.slot != y.slot ||
-            strcmp(x.from, y.from) != 0 || strcmp(x.to, y.to) != 0)
+            strcmp(x.from, y.from) != 0 || strcmp(x.to, y.to) != 0) {
             fail_msg("seed %llu round %d move %zu: %s/%u %s->%s (fast) vs %s/%u %s->%s (brute)",
                      (unsigned long long)seed, round, i, x.partition, x.slot, x.from, x.to,
                      y.partition, y.slot, y.from, y.to);
+        }
     }
 }
 
@@ -74,45 +76,52 @@ static void one_instance(uint64_t seed)
     int equal = ck_rng_unit(&rng) < 0.25; /* equal loads: many ties between nodes */
     shardz_sharder_config cfg = {.replicas = rep, .ndims = nd, .seed = seed};
     shardz_sharder *s[2];
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         assert_int_equal(shardz_sharder_new(&cfg, &s[k]), 0);
+    }
 
     static double load[F_MAXP][SHARDZ_MAX_DIMS];
     double tot[SHARDZ_MAX_DIMS] = {0};
-    for (size_t p = 0; p < np; p++)
+    for (size_t p = 0; p < np; p++) {
         for (size_t d = 0; d < nd; d++) {
             double u1 = ck_rng_unit(&rng), u2 = ck_rng_unit(&rng);
             double z = sqrt(-2 * log(1 - u1)) * cos(6.283185307179586 * u2);
             load[p][d] = equal ? 1.0 + (double)(d > 0 && ck_rng_unit(&rng) < 0.5) : exp(z);
             tot[d] += load[p][d] * rep;
         }
+    }
     bool limited[SHARDZ_MAX_DIMS];
-    for (size_t d = 0; d < nd; d++)
+    for (size_t d = 0; d < nd; d++) {
         limited[d] = ck_rng_unit(&rng) < 0.5;
+    }
     for (size_t i = 0; i < nn; i++) {
         char id[32], zone[32];
         snprintf(id, sizeof id, "n%zu", i);
         snprintf(zone, sizeof zone, "z%zu", i % nz);
         shardz_node_spec n = {.id = id, .zone = zone, .state = SHARDZ_NODE_ALIVE};
         bool any = false;
-        for (size_t d = 0; d < nd; d++)
+        for (size_t d = 0; d < nd; d++) {
             any |= limited[d];
+        }
         if (any) {
             n.ncapacity = nd;
-            for (size_t d = 0; d < nd; d++)
+            for (size_t d = 0; d < nd; d++) {
                 n.capacity[d] =
                     limited[d] ? tot[d] / (double)nn * (1.5 + 3 * ck_rng_unit(&rng)) : 1e300;
+            }
         }
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < 2; k++) {
             assert_int_equal(shardz_sharder_register_nodes(s[k], &n, 1), 0);
+        }
     }
     for (size_t p = 0; p < np; p++) {
         char id[32];
         snprintf(id, sizeof id, "p%zu", p);
         shardz_partition_spec ps = {.id = id, .nload = nd};
         memcpy(ps.load, load[p], nd * sizeof *ps.load);
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < 2; k++) {
             assert_int_equal(shardz_sharder_register_partitions(s[k], &ps, 1), 0);
+        }
     }
     for (int k = 0; k < 2; k++) {
         shardz_plan *plan = NULL;
@@ -122,15 +131,18 @@ static void one_instance(uint64_t seed)
     /* A hotspot: a few partitions get hotter, by a random factor. */
     double share = ck_rng_unit(&rng) * 0.1;
     for (size_t p = 0; p < np; p++) {
-        if (ck_rng_unit(&rng) >= share)
+        if (ck_rng_unit(&rng) >= share) {
             continue;
+        }
         char id[32];
         snprintf(id, sizeof id, "p%zu", p);
         double f = 1.5 + 4 * ck_rng_unit(&rng);
-        for (size_t d = 0; d < nd; d++)
+        for (size_t d = 0; d < nd; d++) {
             load[p][d] *= f;
-        for (int k = 0; k < 2; k++)
+        }
+        for (int k = 0; k < 2; k++) {
             assert_int_equal(shardz_sharder_set_partition_load(s[k], id, load[p], nd), 0);
+        }
     }
     shardz_balance_policy pol;
     shardz_balance_policy_default(&pol);
@@ -140,13 +152,15 @@ static void one_instance(uint64_t seed)
     pol.hysteresis = ck_rng_unit(&rng) * 0.4;
     if (ck_rng_unit(&rng) < 0.4) {
         pol.ndims_weight = nd;
-        for (size_t d = 0; d < nd; d++)
+        for (size_t d = 0; d < nd; d++) {
             pol.dims_weight[d] = ck_rng_unit(&rng) < 0.2 ? 0 : ck_rng_unit(&rng) * 2;
+        }
     }
     static f_moves fm;
     fm.np = np;
-    for (size_t p = 0; p < np; p++) /* some partitions moved recently: cooling at first */
+    for (size_t p = 0; p < np; p++) { /* some partitions moved recently: cooling at first */
         fm.last[p] = ck_rng_unit(&rng) < 0.1 ? 500 : SHARDZ_NEVER_MOVED;
+    }
     int64_t now = 1000;
     for (int round = 0; round < 4; round++, now += 1000) {
         unsigned flags = round == 3 ? SHARDZ_PLAN_DRY_RUN : 0;
@@ -165,15 +179,17 @@ static void one_instance(uint64_t seed)
         shardz_plan_free(pf);
         shardz_plan_free(pb);
     }
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         shardz_sharder_free(s[k]);
+    }
 }
 
 static void test_fast_equals_brute(void **state)
 {
     (void)state;
-    for (uint64_t seed = 1; seed <= 300; seed++)
+    for (uint64_t seed = 1; seed <= 300; seed++) {
         one_instance(seed);
+    }
 }
 
 int main(void)

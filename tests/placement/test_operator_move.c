@@ -44,9 +44,11 @@ static void holders(shardz_sharder *s, const char **n0, const char **n1)
 static const char *free_node(const char *n0, const char *n1)
 {
     static const char *const ids[] = {"a", "b", "c", "d"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(ids[i], n0) != 0 && strcmp(ids[i], n1) != 0)
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(ids[i], n0) != 0 && strcmp(ids[i], n1) != 0) {
             return ids[i];
+        }
+    }
     return NULL;
 }
 

@@ -99,8 +99,9 @@ static void test_key_middle_bad(void **state)
 static size_t random_key(uint64_t *rng, char *k, int amin, int amax)
 {
     size_t n = rng_below(rng, 5);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         k[i] = (char)(amin + (int)rng_below(rng, (size_t)(amax - amin + 1)));
+    }
     return n;
 }
 
@@ -114,17 +115,20 @@ static void test_key_middle_props(void **state)
         const int *a = alpha[round % 3];
         char lo[8], hi[8], m[32];
         size_t ll = random_key(&rng, lo, a[0], a[1]), hl = random_key(&rng, hi, a[0], a[1]), n;
-        if (hl > 0 && shardz_key_cmp(lo, ll, hi, hl) >= 0)
+        if (hl > 0 && shardz_key_cmp(lo, ll, hi, hl) >= 0) {
             continue;
+        }
         int rc = shardz_key_middle(lo, ll, hi, hl, (unsigned char)a[0], (unsigned char)a[1], m,
                                    sizeof m, &n);
-        if (rc == SHARDZ_ERANGE)
+        if (rc == SHARDZ_ERANGE) {
             continue; /* [k, k + amin) */
+        }
         assert_int_equal(rc, 0);
         assert_true(shardz_key_cmp(lo, ll, m, n) < 0);
         assert_true(hl == 0 || shardz_key_cmp(m, n, hi, hl) < 0);
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             assert_true((unsigned char)m[i] >= a[0] && (unsigned char)m[i] <= a[1]);
+        }
     }
 }
 
@@ -157,15 +161,18 @@ static void check(const pz_rtable *t, const model *m, uint64_t *rng)
     for (size_t i = 0; i < t->n; i++) {
         shardz_key_range r;
         pz_rtable_get(t, i, &r);
-        if (i == 0)
+        if (i == 0) {
             assert_int_equal(r.lo_len, 0);
-        if (i + 1 == t->n)
+        }
+        if (i + 1 == t->n) {
             assert_int_equal(r.hi_len, 0);
-        else
+        } else {
             assert_true(shardz_key_cmp(r.lo, r.lo_len, r.hi, r.hi_len) < 0);
+        }
         size_t k = 0;
-        while (k < m->n && strcmp(m->r[k].id, r.partition) != 0)
+        while (k < m->n && strcmp(m->r[k].id, r.partition) != 0) {
             k++;
+        }
         assert_true(k < m->n);
         assert_int_equal(shardz_key_cmp(r.lo, r.lo_len, m->r[k].lo, m->r[k].lo_len), 0);
         assert_int_equal(shardz_key_cmp(r.hi, r.hi_len, m->r[k].hi, m->r[k].hi_len), 0);
@@ -174,11 +181,12 @@ static void check(const pz_rtable *t, const model *m, uint64_t *rng)
         char key[8];
         size_t len = random_key(rng, key, 'a', 'd');
         size_t holders = 0, which = 0;
-        for (size_t k = 0; k < m->n; k++)
+        for (size_t k = 0; k < m->n; k++) {
             if (in_mrange(&m->r[k], key, len)) {
                 holders++;
                 which = k;
             }
+        }
         assert_int_equal(holders, 1); /* coverage: no gap, no overlap */
         size_t i = pz_rtable_find(t, key, len);
         assert_true(i != PZ_RT_NONE);
@@ -200,8 +208,9 @@ static void random_split(pz_rtable *t, model *m, uint64_t *rng)
     char at[32];
     size_t alen;
     if (rng_below(rng, 2) == 0) {
-        if (shardz_key_middle(r->lo, r->lo_len, r->hi, r->hi_len, 'a', 'd', at, 15, &alen) != 0)
+        if (shardz_key_middle(r->lo, r->lo_len, r->hi, r->hi_len, 'a', 'd', at, 15, &alen) != 0) {
             return;
+        }
     } else {
         alen = random_key(rng, at, 'a', 'd');
     }
@@ -229,8 +238,9 @@ static void random_split(pz_rtable *t, model *m, uint64_t *rng)
 static void random_merge(pz_rtable *t, model *m, uint64_t *rng)
 {
     size_t a = rng_below(rng, m->n), b = rng_below(rng, m->n);
-    if (a == b)
+    if (a == b) {
         return;
+    }
     mrange *ra = &m->r[a], *rb = &m->r[b];
     int neighbours = ra->hi_len > 0 && shardz_key_cmp(ra->hi, ra->hi_len, rb->lo, rb->lo_len) == 0;
     mrange merged = *ra;
@@ -265,17 +275,19 @@ static void test_table_random(void **state)
         assert_int_equal(pz_rtable_restore(&t, &whole, 1), 0);
         check(&t, m, &rng);
         for (int step = 0; step < 300; step++) {
-            if (m->n < 2 || (m->n < 400 && rng_below(&rng, 3) != 0))
+            if (m->n < 2 || (m->n < 400 && rng_below(&rng, 3) != 0)) {
                 random_split(&t, m, &rng);
-            else
+            } else {
                 random_merge(&t, m, &rng);
+            }
             check(&t, m, &rng);
         }
         /* a restore from the model's (unordered) list rebuilds the same table */
         shardz_key_range *all = calloc(m->n, sizeof *all);
         assert_non_null(all);
-        for (size_t i = 0; i < m->n; i++)
+        for (size_t i = 0; i < m->n; i++) {
             all[i] = as_range(&m->r[m->n - 1 - i]);
+        }
         pz_rtable t2;
         pz_rtable_init(&t2);
         assert_int_equal(pz_rtable_restore(&t2, all, m->n), 0);
@@ -320,8 +332,9 @@ static void test_range_kind(void **state)
     assert_int_equal(shardz_sharder_new(&cfg, &s), 0);
     assert_string_equal(shardz_sharder_kind(s), "range");
     shardz_node_spec nodes[3] = {{.id = "n1"}, {.id = "n2"}, {.id = "n3"}};
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         nodes[i].state = SHARDZ_NODE_ALIVE;
+    }
     assert_int_equal(shardz_sharder_register_nodes(s, nodes, 3), 0);
     shardz_partition_spec parts[4] = {{.id = "r1"}, {.id = "r2"}, {.id = "r3"}, {.id = "r4"}};
     assert_int_equal(shardz_sharder_register_partitions(s, parts, 2), 0);

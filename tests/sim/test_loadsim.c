@@ -40,8 +40,9 @@ static void v_init(vworld *w, const double *load, const uint32_t *nodes, size_t 
         w->owner[p] = nodes[p];
         w->last[p] = SHARDZ_NEVER_MOVED;
     }
-    for (size_t n = 0; n < nn; n++)
+    for (size_t n = 0; n < nn; n++) {
         w->cap[n] = INFINITY;
+    }
     w->v = (lsim_view){.nparts = np,
                        .nnodes = nn,
                        .ndims = 1,
@@ -141,13 +142,15 @@ static void test_converged_at(void **state)
     memset(&r, 0, sizeof r);
     double ratios[] = {1.0, 1.0, 1.2, 1.1, 1.04, 1.06, 1.03, 1.02};
     r.nsteps = 8;
-    for (size_t i = 0; i < r.nsteps; i++)
+    for (size_t i = 0; i < r.nsteps; i++) {
         r.steps[i].ratio[0] = ratios[i];
+    }
     assert_int_equal(lsim_converged_at(&cfg, &r), 6); /* 1.06 at step 5 breaks the run */
     r.steps[7].ratio[0] = 1.051;
     assert_int_equal(lsim_converged_at(&cfg, &r), -1);
-    for (size_t i = 0; i < r.nsteps; i++)
+    for (size_t i = 0; i < r.nsteps; i++) {
         r.steps[i].ratio[0] = 1.0;
+    }
     assert_int_equal(lsim_converged_at(&cfg, &r), 2); /* never left the band: the event step */
 }
 

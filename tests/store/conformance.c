@@ -24,8 +24,9 @@ char *tmpdir_make(void)
     const char *base = getenv("TMPDIR");
     char *dir;
 
-    if (!base || !*base)
+    if (!base || !*base) {
         base = "/tmp";
+    }
     dir = malloc(strlen(base) + sizeof "/shardz-store-XXXXXX");
     assert_non_null(dir);
     sprintf(dir, "%s/shardz-store-XXXXXX", base);
@@ -39,20 +40,23 @@ static void remove_tree(const char *path)
     DIR *d;
     struct dirent *e;
 
-    if (lstat(path, &sb) != 0)
+    if (lstat(path, &sb) != 0) {
         return;
+    }
     if (S_ISDIR(sb.st_mode)) {
         d = opendir(path);
         while (d && (e = readdir(d)) != NULL) {
             char child[4096];
 
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
                 continue;
+            }
             snprintf(child, sizeof child, "%s/%s", path, e->d_name);
             remove_tree(child);
         }
-        if (d)
+        if (d) {
             closedir(d);
+        }
         rmdir(path);
     } else {
         unlink(path);
@@ -61,8 +65,9 @@ static void remove_tree(const char *path)
 
 void tmpdir_remove(char *dir)
 {
-    if (!dir)
+    if (!dir) {
         return;
+    }
     remove_tree(dir);
     free(dir);
 }
@@ -94,8 +99,9 @@ void snapshot_assert_equal(const snapshot *a, const snapshot *b)
     assert_int_equal(a->status.compact_revision, b->status.compact_revision);
     assert_int_equal(a->kvs->revision, b->kvs->revision);
     assert_int_equal(a->kvs->count, b->kvs->count);
-    for (i = 0; i < a->kvs->count; i++)
+    for (i = 0; i < a->kvs->count; i++) {
         kv_assert_equal(&a->kvs->kvs[i], &b->kvs->kvs[i]);
+    }
     assert_int_equal(a->changes->count, b->changes->count);
     for (i = 0; i < a->changes->count; i++) {
         assert_int_equal(a->changes->events[i].type, b->changes->events[i].type);
@@ -299,8 +305,9 @@ static void test_binary_keys_values(void **state)
     /* The largest key and the largest value round-trip. */
     big = malloc(SHARDZ_STORE_MAX_VALUE);
     assert_non_null(big);
-    for (i = 0; i < SHARDZ_STORE_MAX_VALUE; i++)
+    for (i = 0; i < SHARDZ_STORE_MAX_VALUE; i++) {
         big[i] = (char)(i * 7 + 3);
+    }
     assert_int_equal(
         shardz_store_put(f->st, big, SHARDZ_STORE_MAX_KEY, big, SHARDZ_STORE_MAX_VALUE, NULL), 0);
     assert_int_equal(shardz_store_get(f->st, big, SHARDZ_STORE_MAX_KEY, &kv, NULL), 0);
@@ -321,8 +328,9 @@ static void test_range_sorted_limit_after(void **state)
     const char *after = NULL;
     char last[64];
 
-    for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         put_s(f->st, keys[i], keys[i]);
+    }
     assert_int_equal(shardz_store_range(f->st, "p/", 2, NULL, 0, 0, &r), 0);
     assert_int_equal(r->count, 5);
     assert_false(r->more);
@@ -337,8 +345,9 @@ static void test_range_sorted_limit_after(void **state)
     do {
         assert_int_equal(
             shardz_store_range(f->st, "p/", 2, after, after ? strlen(after) : 0, 2, &r), 0);
-        for (i = 0; i < r->count; i++)
+        for (i = 0; i < r->count; i++) {
             assert_string_equal(r->kvs[i].key, want[seen + i]);
+        }
         seen += r->count;
         assert_true(r->more == (seen < 5));
         if (r->count) {
@@ -531,8 +540,9 @@ static void test_txn_limit_128(void **state)
     assert_int_equal(rev, 1);
     assert_int_equal(shardz_store_range(f->st, "k", 1, NULL, 0, 0, &r), 0);
     assert_int_equal(r->count, SHARDZ_STORE_MAX_TXN_OPS);
-    for (i = 0; i < r->count; i++)
+    for (i = 0; i < r->count; i++) {
         assert_int_equal(r->kvs[i].mod_revision, 1);
+    }
     shardz_range_free(r);
 }
 
@@ -736,8 +746,9 @@ static void test_changes_compacted(void **state)
     shardz_store_status s;
     int i;
 
-    for (i = 0; i < 10; i++)
+    for (i = 0; i < 10; i++) {
         put_s(f->st, "k", "v");
+    }
     assert_int_equal(shardz_store_compact(f->st, 6), 0);
     assert_int_equal(shardz_store_status_get(f->st, &s), 0);
     assert_int_equal(s.compact_revision, 6);
@@ -780,8 +791,9 @@ static void test_history_window(void **state)
 
     (void)f;
     assert_int_equal(be->open(dir, &opt, &st), 0);
-    for (i = 0; i < 20; i++)
+    for (i = 0; i < 20; i++) {
         put_s(st, i % 2 ? "a" : "b", "v");
+    }
     assert_int_equal(shardz_store_status_get(st, &s), 0);
     assert_int_equal(s.revision, 20);
     assert_int_equal(s.compact_revision, 15);
@@ -830,8 +842,9 @@ static void test_batched(void **state)
     assert_int_equal(r->kvs[N - 1].mod_revision, 9);
     shardz_range_free(r);
     /* A smaller per_txn; deletes mixed in. */
-    for (i = 0; i < N; i += 2)
+    for (i = 0; i < N; i += 2) {
         ops[i] = op_del(keys[i]);
+    }
     assert_int_equal(shardz_store_txn_batched(f->st, NULL, 0, ops, N, 100, &applied, &rev), 0);
     assert_int_equal(rev, 9 + 10);
     assert_int_equal(shardz_store_range(f->st, "b/", 2, NULL, 0, 0, &r), 0);
@@ -895,8 +908,9 @@ static int open_faulty(shardz_store **inner_then_wrapper)
     shardz_store *w = NULL;
     int rc = shardz_store_open_fault(*inner_then_wrapper, &w);
 
-    if (rc == 0)
+    if (rc == 0) {
         *inner_then_wrapper = w;
+    }
     return rc;
 }
 
@@ -978,8 +992,9 @@ static void test_write_batch(void **state)
     assert_int_equal(r->kvs[0].mod_revision, 2);
     shardz_range_free(r);
     /* Rewrites: versions grow, create revisions stay. */
-    for (i = 0; i < N; i += 2)
+    for (i = 0; i < N; i += 2) {
         ops[i] = op_del(keys[i]);
+    }
     assert_int_equal(shardz_store_write_batch(f->st, NULL, 0, ops, N, &applied, &rev, NULL), 0);
     assert_int_equal(shardz_store_range(f->st, "w/", 2, NULL, 0, 0, &r), 0);
     assert_int_equal(r->count, N / 2);
@@ -1103,8 +1118,9 @@ static void test_fault_inside_rollback(void **state)
         be->fail_inside(f->st, n);
         rc = shardz_store_txn(f->st, &c, 1, o, 6, &deleted, &rev);
         be->fail_inside(f->st, 0);
-        if (rc == 0)
+        if (rc == 0) {
             break;
+        }
         assert_true(rc == SHARDZ_ENOMEM || rc == SHARDZ_EIO);
         assert_int_equal(deleted, 0);
         snapshot_take(f->st, &after);
@@ -1191,16 +1207,18 @@ static void test_random_against_model(void **state)
 
             assert_int_equal(shardz_store_delete(f->st, key, strlen(key), &deleted, &got), 0);
             assert_int_equal(deleted, model[k].live ? 1 : 0);
-            if (model[k].live)
+            if (model[k].live) {
                 rev++;
+            }
             assert_int_equal(got, rev);
             model[k].live = false;
         }
     }
     assert_int_equal(shardz_store_range(f->st, "m", 1, NULL, 0, 0, &r), 0);
     for (i = 0, n = 0; i < NKEYS; i++) {
-        if (!model[i].live)
+        if (!model[i].live) {
             continue;
+        }
         assert_string_equal(r->kvs[n].value, model[i].value);
         assert_int_equal(r->kvs[n].create_revision, model[i].create);
         assert_int_equal(r->kvs[n].mod_revision, model[i].mod);
@@ -1260,8 +1278,9 @@ static void test_guard_fences_writes(void **state)
     {
         shardz_compare many[SHARDZ_STORE_MAX_TXN_OPS];
 
-        for (int i = 0; i < SHARDZ_STORE_MAX_TXN_OPS; i++)
+        for (int i = 0; i < SHARDZ_STORE_MAX_TXN_OPS; i++) {
             many[i] = cmp_num(SHARDZ_CMP_EXISTS, "x", 0);
+        }
         assert_int_equal(
             shardz_store_txn(f->st, many, SHARDZ_STORE_MAX_TXN_OPS, NULL, 0, NULL, NULL),
             SHARDZ_ETOOBIG);

@@ -81,8 +81,9 @@ static void etcd_start(const char *dir)
     int cport = free_port(), pport = free_port(), i;
     shardz_store *st = NULL;
 
-    if (access(ETCD_BIN, X_OK) != 0)
+    if (access(ETCD_BIN, X_OK) != 0) {
         fail_msg("%s is missing: install etcd-server (scripts/install-deps.sh)", ETCD_BIN);
+    }
     etcd_stop();
     cur.data = tmpdir_make();
     cur.dir = strdup(dir);
@@ -124,10 +125,12 @@ static void etcd_start(const char *dir)
 
 static int open_etcd(const char *dir, const shardz_store_options *opt, shardz_store **out)
 {
-    if (opt && opt->history < 0) /* refused before any connection */
+    if (opt && opt->history < 0) { /* refused before any connection */
         return shardz_store_open_etcd("http://127.0.0.1:1", "/shardz/", opt, out);
-    if (!cur.dir || strcmp(cur.dir, dir) != 0)
+    }
+    if (!cur.dir || strcmp(cur.dir, dir) != 0) {
         etcd_start(dir);
+    }
     return shardz_store_open_etcd(cur.url, "/shardz/", opt, out);
 }
 

@@ -210,8 +210,9 @@ static void test_parse_refuses_foreign_keys(void **state)
 
     (void)state;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (shardz_key_parse(bad[i], strlen(bad[i]), &p) != SHARDZ_EINVAL)
+        if (shardz_key_parse(bad[i], strlen(bad[i]), &p) != SHARDZ_EINVAL) {
             fail_msg("parsed a foreign key: \"%s\"", bad[i]);
+        }
     }
     assert_int_equal(shardz_key_parse(nul, sizeof nul, &p), SHARDZ_EINVAL);
     /* The parser reads only len bytes: a valid key followed by garbage in memory. */

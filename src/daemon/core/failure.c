@@ -21,8 +21,9 @@ void szd_fd_heard(szd_fd *f, int64_t now)
 int64_t szd_fd_lease_from(const szd_fd *f)
 {
     int64_t from = max64(f->last_ok_ms, f->lease_from_ms);
-    if (f->inflight)
+    if (f->inflight) {
         from = max64(from, f->reach_ms);
+    }
     return from;
 }
 
@@ -40,8 +41,9 @@ void szd_fd_tick(szd_fd *f, const szd_fd_config *c, int64_t now, szd_fd_out *out
         out->changed = true;
         out->verdict = SZD_FD_SUSPECT;
     }
-    if (f->inflight)
+    if (f->inflight) {
         return;
+    }
     out->ping = true;
     out->grants = c->strict && f->grant && f->missed == 0 && f->verdict != SZD_FD_DEAD;
 }
@@ -74,8 +76,9 @@ bool szd_fd_reply(szd_fd *f, bool ok, int64_t now)
 
 void szd_fd_allow_grant(szd_fd *f)
 {
-    if (f->verdict != SZD_FD_DEAD)
+    if (f->verdict != SZD_FD_DEAD) {
         f->grant = true;
+    }
 }
 
 const char *szd_fd_verdict_name(szd_fd_verdict v)

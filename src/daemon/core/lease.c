@@ -7,16 +7,19 @@ int64_t szd_lease_from(const szd_lease_facts *f)
 {
     int64_t from = f->last_ok_ms;
     const int64_t reach[] = {f->lease_from_ms, f->push_reach_ms, f->failed_reach_ms};
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 3; k++) {
         from = reach[k] > from ? reach[k] : from;
+    }
     return from;
 }
 
 bool szd_lease_over(uint8_t node_state, const szd_lease_facts *f, int64_t lease_ms, int64_t now)
 {
-    if (node_state == SZD_NODE_LEFT)
+    if (node_state == SZD_NODE_LEFT) {
         return true;
-    if (node_state != SZD_NODE_DEAD)
+    }
+    if (node_state != SZD_NODE_DEAD) {
         return false;
+    }
     return now >= szd_lease_from(f) + lease_ms;
 }

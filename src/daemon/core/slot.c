@@ -32,11 +32,13 @@ void szd_slot_init(szd_slot *sl)
 
 static void push(szd_slot_out *out, int32_t node)
 {
-    if (node < 0)
+    if (node < 0) {
         return;
+    }
     for (int i = 0; i < 3; i++) {
-        if (out->push[i] == node)
+        if (out->push[i] == node) {
             return;
+        }
         if (out->push[i] < 0) {
             out->push[i] = node;
             return;
@@ -46,10 +48,12 @@ static void push(szd_slot_out *out, int32_t node)
 
 int32_t szd_slot_serving_node(const szd_slot *sl)
 {
-    if (sl->owner >= 0 && sl->owner_state == SZD_R_SERVING)
+    if (sl->owner >= 0 && sl->owner_state == SZD_R_SERVING) {
         return sl->owner;
-    if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING)
+    }
+    if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING) {
         return sl->prev;
+    }
     return -1;
 }
 
@@ -65,13 +69,15 @@ static int32_t strict_holder(const szd_slot *sl, const szd_slot_env *env)
 {
     int32_t holder = -1;
     if (sl->prev >= 0 && (sl->prev_state == SZD_R_DROPPING || sl->prev_state == SZD_R_SERVING ||
-                          sl->prev_state == SZD_R_RETIRED))
+                          sl->prev_state == SZD_R_RETIRED)) {
         holder = sl->prev;
-    else if (sl->owner >= 0 &&
-             (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING))
+    } else if (sl->owner >= 0 &&
+               (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING)) {
         holder = sl->owner;
-    if (holder >= 0 && state_of(env, holder) == SZD_NODE_LEFT)
+    }
+    if (holder >= 0 && state_of(env, holder) == SZD_NODE_LEFT) {
         holder = -1;
+    }
     return holder;
 }
 
@@ -105,8 +111,9 @@ void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t g
         }
         return;
     }
-    if (sl->owner == to && sl->owner_state != SZD_R_NONE)
+    if (sl->owner == to && sl->owner_state != SZD_R_NONE) {
         return;
+    }
     out->started = true;
     sl->reason = reason;
     sl->generation = gen;
@@ -146,8 +153,10 @@ void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t g
     /* Make before break: the node serving traffic keeps it until the new owner serves. */
     sl->owner = to;
     int32_t prev = cur;
-    if (prev >= 0 && (state_of(env, prev) == SZD_NODE_LEFT || state_of(env, prev) == SZD_NODE_DEAD))
+    if (prev >= 0 &&
+        (state_of(env, prev) == SZD_NODE_LEFT || state_of(env, prev) == SZD_NODE_DEAD)) {
         prev = -1;
+    }
     sl->prev = prev;
     sl->prev_generation = prev < 0 ? 0 : GEN_OF(prev);
     sl->prev_state = prev < 0 ? SZD_R_NONE : SZD_R_SERVING;
@@ -158,8 +167,9 @@ void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t g
 void szd_slot_serving(szd_slot *sl, const szd_slot_env *env, int32_t me, uint64_t served_gen,
                       szd_slot_out *out)
 {
-    if (sl->owner != me || sl->owner_state != SZD_R_ADDING || served_gen < sl->generation)
+    if (sl->owner != me || sl->owner_state != SZD_R_ADDING || served_gen < sl->generation) {
         return;
+    }
     sl->owner_state = SZD_R_SERVING;
     out->changed = true;
     if (sl->prev >= 0 && sl->prev_state == SZD_R_SERVING) {
@@ -174,26 +184,31 @@ void szd_slot_serving(szd_slot *sl, const szd_slot_env *env, int32_t me, uint64_
             sl->prev_generation = 0;
         }
     }
-    if (sl->prev < 0)
+    if (sl->prev < 0) {
         out->done = true;
+    }
 }
 
 bool szd_slot_dropped(szd_slot *sl, int32_t me, bool still_served, szd_slot_out *out)
 {
-    if (sl->prev == me && sl->prev_state == SZD_R_RETIRED)
+    if (sl->prev == me && sl->prev_state == SZD_R_RETIRED) {
         return true; /* its earlier process may hold it: its answers cannot tell */
-    if (sl->prev != me || sl->prev_state != SZD_R_DROPPING)
+    }
+    if (sl->prev != me || sl->prev_state != SZD_R_DROPPING) {
         return false;
-    if (still_served)
+    }
+    if (still_served) {
         return true;
+    }
     szd_slot_holder_gone(sl, me, out);
     return false;
 }
 
 void szd_slot_holder_gone(szd_slot *sl, int32_t me, szd_slot_out *out)
 {
-    if (sl->prev != me || sl->prev_state != SZD_R_DROPPING)
+    if (sl->prev != me || sl->prev_state != SZD_R_DROPPING) {
         return;
+    }
     sl->prev = -1;
     sl->prev_state = SZD_R_NONE;
     sl->prev_generation = 0;
@@ -216,8 +231,9 @@ int32_t szd_slot_holder(const szd_slot *sl, const szd_slot_env *env, uint64_t *g
 
 void szd_slot_held_by(szd_slot *sl, int32_t holder, uint64_t gen, bool retired, szd_slot_out *out)
 {
-    if (holder < 0 || sl->owner >= 0 || sl->prev >= 0)
+    if (holder < 0 || sl->owner >= 0 || sl->prev >= 0) {
         return;
+    }
     sl->prev = holder;
     sl->prev_state = retired ? SZD_R_RETIRED : SZD_R_DROPPING;
     sl->prev_generation = gen;
@@ -270,8 +286,9 @@ void szd_slot_reincarnated(szd_slot *sl, const szd_slot_env *env, int32_t me, ui
 
 void szd_slot_retired_gone(szd_slot *sl, int32_t me, szd_slot_out *out)
 {
-    if (sl->prev != me || sl->prev_state != SZD_R_RETIRED)
+    if (sl->prev != me || sl->prev_state != SZD_R_RETIRED) {
         return;
+    }
     sl->prev_state = SZD_R_DROPPING; /* then exactly as a holder gone */
     szd_slot_holder_gone(sl, me, out);
 }
