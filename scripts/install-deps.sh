@@ -14,7 +14,8 @@ PKGS=(build-essential cmake pkg-config
       # js/ test their XXH3 against it too)
       python3-pytest python3-xxhash xxhash
       golang-go                  # the Go module (go/), its tests and conformance driver
-      man-db groff-base)         # tests/install: the installed man pages must render
+      man-db groff-base          # tests/install: the installed man pages must render
+      prometheus)                # promtool: tests/integration/test_monitoring.py checks ops/
 
 missing=()
 for p in "${PKGS[@]}"; do
