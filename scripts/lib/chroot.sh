@@ -74,6 +74,7 @@ SOURCES
     apt-config dump | grep -E '^Acquire::(https?::Proxy|Check-Valid-Until|Check-Date) ' \
         >"$chroot_dir/etc/apt/apt.conf.d/50host-network" || true
     if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+        mkdir -p "$chroot_dir/usr/local/share/ca-certificates"
         cp /usr/local/share/ca-certificates/*.crt "$chroot_dir/usr/local/share/ca-certificates/"
         chroot_run "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates >/dev/null && update-ca-certificates >/dev/null"
     fi
