@@ -39,12 +39,13 @@ static void man_flag(int id)
 {
     const cli_flag *fl = &cli_flags[id];
 
-    fputs(".TP\n.B ", stdout);
+    fputs(".TP\n", stdout);
     if (fl->short_name != 0) {
-        printf("\\-%c \", \"", fl->short_name);
+        printf("\\fB\\-%c\\fR, ", fl->short_name);
     }
-    fputs("\\-\\-", stdout);
+    fputs("\\fB\\-\\-", stdout);
     roff(fl->name);
+    fputs("\\fR", stdout);
     if (fl->metavar != NULL) {
         fputs(" \\fI", stdout);
         roff(fl->metavar);

@@ -38,6 +38,7 @@ for f in "$p/sbin/shardzd" "$p/bin/shardzctl" "$p/bin/shardz-sim" "$L/libshardz.
          "$L/libshardz.so.1" "$L/libshardz.so" "$L/pkgconfig/shardz.pc" \
          "$p/include/shardz/worker.h" "$p/include/shardz/version.h" \
          "$p/share/man/man8/shardzd.8" "$p/share/man/man1/shardzctl.1" \
+         "$p/share/man/man1/shardz-sim.1" \
          "$p/share/bash-completion/completions/shardzctl" "$p/lib/sysusers.d/shardz.conf" \
          "$unit" "$conf"; do
     [ -e "$f" ] || fail "missing ${f#$root}"
@@ -102,13 +103,19 @@ out=$("$tmp/worker-static" "127.0.0.1:$port" inst w2 4) || fail "static worker: 
 echo "both workers served the 4 partitions in turn; version $v"
 
 echo "== man pages"
-for page in "$p/share/man/man8/shardzd.8" "$p/share/man/man1/shardzctl.1"; do
+for page in "$p/share/man/man8/shardzd.8" "$p/share/man/man1/shardzctl.1" \
+            "$p/share/man/man1/shardz-sim.1"; do
     warn=$(groff -man -Tutf8 -ww -z "$page" 2>&1)
     [ -z "$warn" ] || fail "groff warns on ${page#$root}: $warn"
 done
 shardzd_man=$(MANWIDTH=200 man -l "$p/share/man/man8/shardzd.8" 2>/dev/null)
 for opt in $("$p/sbin/shardzd" --help | grep -o '^  --[a-z-]*'); do
-    grep -q -- "$opt" <<<"$shardzd_man" || fail "shardzd(8) lacks $opt (in --help)"
+    # an entry of its own: the line starts with the option
+    grep -qE -- "^ +${opt}( |\$)" <<<"$shardzd_man" || fail "shardzd(8) lacks an entry for $opt (in --help)"
+done
+sim_man=$(MANWIDTH=200 man -l "$p/share/man/man1/shardz-sim.1" 2>/dev/null)
+for opt in $("$p/bin/shardz-sim" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u); do
+    grep -q -- "$opt" <<<"$sim_man" || fail "shardz-sim(1) lacks $opt (in --help)"
 done
 ctl_man=$(MANWIDTH=200 man -l "$p/share/man/man1/shardzctl.1" 2>/dev/null)
 cmds=$(ctl --help | sed -n '/^Commands:/,/^$/p' | sed -n 's/^  \([a-z][a-z ]*[a-z]\).*/\1/p' |
@@ -118,7 +125,7 @@ while read -r cmd; do
     grep -q -- "^ *$cmd" <<<"$ctl_man" || fail "shardzctl(1) lacks '$cmd' (in --help)"
 done <<<"$cmds"
 for fl in $(ctl --help | grep -o -- '--[a-z-]*' | sort -u); do
-    grep -q -- "$fl" <<<"$ctl_man" || fail "shardzctl(1) lacks $fl (in --help)"
+    grep -qE -- "^ +(-[a-z], )?${fl}( |\$)" <<<"$ctl_man" || fail "shardzctl(1) lacks an entry for $fl (in --help)"
 done
 
 echo "== bash completion"
