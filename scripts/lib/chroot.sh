@@ -51,6 +51,7 @@ chroot_cleanup() {
 # chroot_create DIR: debootstraps bookworm into DIR, prepares it, mounts what it needs.
 chroot_create() {
     chroot_dir=$1
+    mkdir -p "$chroot_dir"
     chmod 0755 "$chroot_dir" # mktemp's 0700 would keep apt's _apt user out
     local mirror security
     mirror=$(chroot_mirror)
