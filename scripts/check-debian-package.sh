@@ -95,15 +95,15 @@ chroot_run 'set -e
         echo "   no systemd here: started \"$exec_start\" as $user by hand (pid $!)"
     fi
     for i in $(seq 100); do
-        if exec 3<>/dev/tcp/127.0.0.1/7557 2>/dev/null; then
+        if { exec 3<>/dev/tcp/127.0.0.1/7557; } 2>/dev/null; then
             printf "GET /healthz HTTP/1.0\r\n\r\n" >&3
             reply=$(cat <&3)
             exec 3<&-
-            case "$reply" in "HTTP/1.1 200"*) break ;; esac
+            case "$reply" in "HTTP/1."?" 200"*) break ;; esac
         fi
         sleep 0.1
     done
-    case "$reply" in "HTTP/1.1 200"*) echo "   GET /healthz: $(head -1 <<<"$reply" | tr -d "\r")" ;;
+    case "$reply" in "HTTP/1."?" 200"*) echo "   GET /healthz: $(head -1 <<<"$reply" | tr -d "\r")" ;;
         *) echo "no healthy shardzd: ${reply:-no answer}"; cat /var/log/shardzd.log; exit 1 ;; esac
     shardzctl status | sed "s/^/   /"
     echo "   data: /var/lib/shardz: $(ls /var/lib/shardz | tr "\n" " ")(owner $(stat -c %U /var/lib/shardz))"'
