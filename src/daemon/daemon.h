@@ -18,6 +18,7 @@
 #include "daemon/log.h"
 #include "shardz/placement.h"
 #include "shardz/store.h"
+#include "daemon/conns.h"
 
 #define SZD_MAX_BODY (1024 * 1024) /* a request body, most routes */
 #define SZD_MAX_BULK_BODY                                                                          \
@@ -70,6 +71,7 @@ typedef struct {
     char id[SHARDZ_MAX_ID + 1];       /* this coordinator's name (default: advertise) */
     int64_t lease_ttl_ms;             /* etcd: the leader lease's TTL */
     size_t max_watches;               /* watches parked at once, at most (all namespaces) */
+    size_t max_connections;           /* client connections at once, at most (conns.c) */
     int log_level;                    /* 0 error, 1 warn, 2 info, 3 debug */
 } szd_config;
 
@@ -275,6 +277,7 @@ typedef struct szd {
     struct szd_farewell *farewells; /* deleted namespaces' last assignments, still being
                                      * delivered (push.c), owned */
     size_t nwaiters;                /* watches parked, every namespace (cfg.max_watches) */
+    struct szd_conns *conns;        /* the API listener's connections (conns.c), owned */
     szd_hist store_hist;            /* store write durations */
 } szd;
 
