@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -220,7 +221,30 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.logf == nil {
 		s.logf = log.Printf
 	}
+	s.warnUnprotected()
 	return s, nil
+}
+
+// warnUnprotected is protected mode's library half (issue 16): a worker reachable beyond
+// loopback without a secret takes assignments from anyone who reaches it (one forged message
+// deletes everything it serves). Not refused, but said loudly through Logf.
+func (s *Server) warnUnprotected() {
+	if s.cfg.Secret != "" {
+		return
+	}
+	for _, addr := range []string{s.cfg.Listen, s.cfg.Address} {
+		if addr == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(addr)
+		if err == nil && (strings.HasPrefix(host, "127.") || host == "::1" || host == "localhost") {
+			continue
+		}
+		s.logf("shardz: INSECURE: worker %s is reachable at %s without a secret: anyone who "+
+			"reaches it can assign or delete its partitions. Give it the coordinator's secret "+
+			"(ServerConfig.Secret, from SHARDZ_SECRET or a file)", s.cfg.NodeID, addr)
+		return
+	}
 }
 
 // Start binds the listener (when Listen is set) and starts registering in the background.

@@ -362,6 +362,42 @@ func TestWorkerSecret(t *testing.T) {
 	resp.Body.Close()
 }
 
+// Protected mode's library half (issue 16): reachable beyond loopback without a secret warns
+// loudly through Logf; loopback, or a secret, does not.
+func TestWorkerUnprotectedWarns(t *testing.T) {
+	warned := func(listen, addr, secret string) []string {
+		var lines []string
+		_, err := NewServer(ServerConfig{Coordinators: []string{"127.0.0.1:1"}, Namespace: "kv",
+			NodeID: "w1", Listen: listen, Address: addr, Secret: secret,
+			ServeFn:  func(Replica) error { return nil },
+			DeleteFn: func(Replica) error { return nil },
+			Logf: func(f string, a ...interface{}) {
+				if l := fmt.Sprintf(f, a...); strings.Contains(l, "without a secret") {
+					lines = append(lines, l)
+				}
+			}})
+		if err != nil {
+			t.Fatalf("NewServer(%q, %q): %v", listen, addr, err)
+		}
+		return lines
+	}
+	if l := warned("127.0.0.1:0", "", ""); len(l) != 0 {
+		t.Fatalf("loopback warned: %v", l)
+	}
+	if l := warned("[::1]:0", "", ""); len(l) != 0 {
+		t.Fatalf("::1 warned: %v", l)
+	}
+	if l := warned("0.0.0.0:0", "192.0.2.7:9000", ""); len(l) != 1 || !strings.Contains(l[0], "INSECURE") {
+		t.Fatalf("a public listener without a secret: %v", l)
+	}
+	if l := warned("", "192.0.2.7:9000", ""); len(l) != 1 {
+		t.Fatalf("a public address without a secret: %v", l)
+	}
+	if l := warned("0.0.0.0:0", "192.0.2.7:9000", "s3"); len(l) != 0 {
+		t.Fatalf("with a secret: %v", l)
+	}
+}
+
 // The strict lease: with no lease-granting message for lease_ms (less the margin), every
 // replica is deleted, LeaseOK turns false, pings report applied_revision 0 and deltas are
 // refused until a full set applies again.

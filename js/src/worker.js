@@ -50,6 +50,7 @@ export class Worker {
     this.now = c.now ?? (() => performance.now());
     this.log = c.log ?? ((level, msg) => console.error(`shardz ${level}: ${msg}`));
     this._address = c.address ?? '';
+    this.warnUnprotected();
     this.server = null;
     this.started = false;
     this.stopped = false;
@@ -83,6 +84,20 @@ export class Worker {
   /** The address registered with the coordinator (host:port). */
   get address() {
     return this._address;
+  }
+
+  /** Protected mode's library half (issue 16): a worker reachable beyond loopback without a
+   * secret takes assignments from anyone who reaches it (one forged message deletes everything
+   * it serves). Not refused, but said loudly, at 'warn'. */
+  warnUnprotected() {
+    if (this.cfg.secret) return;
+    for (const addr of [this.cfg.listen, this.cfg.address]) {
+      if (!addr) continue;
+      const host = addr.slice(0, addr.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+      if (host.startsWith('127.') || host === '::1' || host === 'localhost') continue;
+      this.log('warn', `INSECURE: worker ${this.cfg.nodeId} is reachable at ${addr} without a secret: anyone who reaches it can assign or delete its partitions. Give it the coordinator's secret (cfg.secret, from SHARDZ_SECRET or a file)`);
+      return;
+    }
   }
 
   /** Binds the listener (when cfg.listen is set) and starts registering in the background. */

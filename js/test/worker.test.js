@@ -140,6 +140,22 @@ test('bad messages get 4xx with a JSON code and change nothing', () => withWorke
   assert.equal((await post(addr, A, assign(10, '', rep('p1', 1, 'none')))).status, 200);
 }));
 
+test('reachable beyond loopback without a secret warns loudly', () => {
+  const warned = (cfg) => {
+    const lines = [];
+    new Worker({ coordinators: ['127.0.0.1:1'], namespace: 'kv', nodeId: 'w1', serve() {}, delete() {},
+      log: (level, msg) => { if (level === 'warn' && msg.includes('without a secret')) lines.push(msg); }, ...cfg });
+    return lines;
+  };
+  assert.deepEqual(warned({ listen: '127.0.0.1:0' }), []);
+  assert.deepEqual(warned({ listen: '[::1]:0' }), []);
+  const l = warned({ listen: '0.0.0.0:0', address: '192.0.2.7:9000' });
+  assert.equal(l.length, 1);
+  assert.match(l[0], /INSECURE.*0\.0\.0\.0:0/);
+  assert.equal(warned({ address: '192.0.2.7:9000' }).length, 1);
+  assert.deepEqual(warned({ listen: '0.0.0.0:0', address: '192.0.2.7:9000', secret: 's' }), []);
+});
+
 test('the secret is required', () => withWorker({ worker: { secret: 's3' } }, async ({ addr }) => {
   const ping = '{"namespace":"kv","node":"w1","revision":1}';
   const r = await post(addr, '/shardz/v1/ping', ping);

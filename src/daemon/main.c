@@ -13,6 +13,7 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
+#include "common/auth.h"
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
 #include "daemon/oom.h"
@@ -374,9 +375,7 @@ int main(int argc, char **argv)
     }
     /* protected mode (as Redis's): beyond loopback, anyone who reaches the port could move or
      * delete every partition; without a secret that takes --insecure */
-    bool loopback =
-        strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0;
-    if (!loopback && !d.cfg.secret[0] && !d.cfg.insecure) {
+    if (!shardz__host_is_loopback(host) && !d.cfg.secret[0] && !d.cfg.insecure) {
         fprintf(stderr,
                 "shardzd: refusing to listen on %s without a secret: anyone who reaches it could "
                 "move or delete every partition. Set one (SHARDZ_SECRET, or secret= in a "

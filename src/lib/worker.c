@@ -1388,6 +1388,31 @@ static int w_check_config(const shardz_worker_config *c)
     return 0;
 }
 
+/* Protected mode's library half (issue 16): a worker reachable beyond loopback without a
+ * secret takes assignments from anyone who reaches it, one forged message deletes everything
+ * it serves. Not refused (the application decides), but said loudly, at WARN. */
+static void w_warn_unprotected(const shardz_worker_config *c)
+{
+    const char *addrs[2] = {c->listen, c->advertise};
+    char host[SZL_HOST_MAX + 1];
+    uint16_t port;
+
+    if (c->secret != NULL) {
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (addrs[i] != NULL && szl_hostport(addrs[i], host, sizeof host, &port) == 0 &&
+            !shardz__host_is_loopback(host)) {
+            szl_log(c->log, c->log_user, SHARDZ_LOG_WARN,
+                    "INSECURE: worker %s is reachable at %s without a secret: anyone who reaches "
+                    "it can assign or delete its partitions. Give it the coordinator's secret "
+                    "(shardz_worker_config.secret, from SHARDZ_SECRET or a file)",
+                    c->node_id, addrs[i]);
+            return;
+        }
+    }
+}
+
 static pthread_once_t w_evthread_once = PTHREAD_ONCE_INIT;
 static int w_evthread_rc = -1;
 
@@ -1444,6 +1469,7 @@ int shardz_worker_create(const shardz_worker_config *cfg, shardz_worker **out)
         }
         w->cap_values[i] = cfg->capacity[i].value;
     }
+    w_warn_unprotected(cfg);
     w->serve = cfg->serve;
     w->del = cfg->del;
     w->user = cfg->user;

@@ -75,6 +75,27 @@ def _error_body(code, message, **extra):
     return json.dumps(body).encode()
 
 
+def _loopback(host):
+    host = host.strip("[]")
+    return host.startswith("127.") or host in ("::1", "localhost")
+
+
+def warn_unprotected(node_id, listen, advertise, secret):
+    """Protected mode's library half (issue 16): a worker reachable beyond loopback without a
+    secret takes assignments from anyone who reaches it (one forged message deletes everything
+    it serves). Not refused, but said loudly. Returns the warning, or None."""
+    if secret:
+        return None
+    for addr in (listen, advertise):
+        if addr is not None and not _loopback(addr.rpartition(":")[0]):
+            msg = (f"INSECURE: worker {node_id} is reachable at {addr} without a secret: anyone "
+                   f"who reaches it can assign or delete its partitions. Give it the "
+                   f"coordinator's secret (secret=, from SHARDZ_SECRET or a file)")
+            log.warning("%s", msg)
+            return msg
+    return None
+
+
 class Worker:
     """A shardz worker. serve(replica) and delete(replica) are the application's hooks: called
     one at a time, never concurrently; raising reports a failure (a failed serve leaves the
@@ -145,6 +166,7 @@ class Worker:
         self._server = None
         self._threads = []
         self.address = advertise
+        warn_unprotected(node_id, listen, advertise, secret)
 
     # ---- life cycle -------------------------------------------------------------------------
 
