@@ -672,7 +672,9 @@ func (s *Server) serveOne(w *wireReplica, rev int64, failed *[]failure) {
 // (409) and changes nothing; one that arrived before a lease lapse is not applied.
 func (s *Server) apply(a *assignMsg) jobResult {
 	s.mu.Lock()
-	stale := a.Revision < s.lastRevision
+	// older than the last applied is stale, unless the coordinator resynchronises us from a
+	// revision it never issued (a forged assignment would wedge us otherwise)
+	stale := a.Revision < s.lastRevision && !(a.ResyncFrom > 0 && a.ResyncFrom == s.lastRevision)
 	s.checkLapse(s.now()) // a lapse resets appliedReported: no delta fits then
 	if !stale && a.Delta && a.BaseRevision != s.appliedReported {
 		s.logf("shardz: refused delta %d: its base %d is not the applied revision %d",

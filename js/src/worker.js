@@ -413,7 +413,9 @@ export class Worker {
   /** Runs one assignment: stale ones are only answered; a delta on another base is refused
    * (409) and changes nothing; one that arrived before a lease lapse is not applied. */
   async apply(a) {
-    const stale = a.revision < this.lastRevision;
+    // older than the last applied is stale, unless the coordinator resynchronises us from a
+    // revision it never issued (a forged assignment would wedge us otherwise)
+    const stale = a.revision < this.lastRevision && !(a.resyncFrom > 0n && a.resyncFrom === this.lastRevision);
     this.checkLapse(this.now()); // a lapse resets appliedReported: no delta fits then
     if (!stale && a.delta && a.baseRevision !== this.appliedReported) {
       this.log('info', `refused delta ${a.revision}: its base ${a.baseRevision} is not the applied revision ${this.appliedReported}`);

@@ -140,6 +140,25 @@ test('bad messages get 4xx with a JSON code and change nothing', () => withWorke
   assert.equal((await post(addr, A, assign(10, '', rep('p1', 1, 'none')))).status, 200);
 }));
 
+test('a resync_from assignment unwedges a worker after a forged one', () => withWorker({}, async ({ h, addr }) => {
+  await post(addr, '/shardz/v1/assign', assign(10, '', rep('p1', 1, 'none')));
+  h.take();
+  let r = await post(addr, '/shardz/v1/assign', assign(1000000, ''));
+  assert.equal(r.body.applied_revision, 1000000);
+  assert.deepEqual(h.take(), ['delete p1 assign']);
+  r = await post(addr, '/shardz/v1/assign', assign(11, '', rep('p1', 2, 'none')));
+  assert.deepEqual(h.take(), [], 'an older assignment is stale (the wedge)');
+  r = await post(addr, '/shardz/v1/assign', assign(11, ',"resync_from":5', rep('p1', 2, 'none')));
+  assert.deepEqual(h.take(), [], 'a resync from another revision is stale');
+  r = await post(addr, '/shardz/v1/assign', assign(11, ',"resync_from":1000000,"base_revision":10'));
+  assert.equal(r.status, 400);
+  r = await post(addr, '/shardz/v1/assign', assign(11, ',"resync_from":1000000', rep('p1', 2, 'none')));
+  assert.equal(r.body.applied_revision, 11);
+  assert.deepEqual(h.take(), ['serve p1 g2 none']);
+  r = await post(addr, '/shardz/v1/assign', assign(12, ''));
+  assert.equal(r.body.applied_revision, 12);
+}));
+
 test('reachable beyond loopback without a secret warns loudly', () => {
   const warned = (cfg) => {
     const lines = [];

@@ -143,8 +143,11 @@ typedef struct szd_node {
                                           * said; docs/PROTOCOL.md 4.1) */
     int64_t retired_until_ms; /* strict: an earlier process of this node may hold replicas
                                * (retired slots) until then; 0: none */
-    int64_t stamp; /* the worker's clock in its latest registration or assignment reply (-1:
-                    * it sends none): lease-granting pushes carry it (lease_stamp) */
+    int64_t stamp;        /* the worker's clock in its latest registration or assignment reply (-1:
+                           * it sends none): lease-granting pushes carry it (lease_stamp) */
+    uint64_t resync_from; /* the applied revision it reported ahead of every one this
+                           * coordinator issued (a forged assignment): its next whole set
+                           * carries "resync_from" so that it applies it; 0: none */
 } szd_node;
 
 typedef struct {
@@ -338,6 +341,9 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *cfg, char *err, size_t errlen)
 json_t *szd_ns_summary_json(const szd_ns *ns);
 
 szd_node *szd_node_find(szd_ns *ns, const char *id);
+/* What node n serves is unknown (it reported a revision never sent): its replicas are
+ * handled as those of an earlier process (see szd_push_check_ahead). */
+void szd_node_state_unknown(szd_ns *ns, szd_node *n);
 int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_t errlen);
 int szd_node_leave(szd_ns *ns, szd_node *n);
 json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions);
@@ -397,6 +403,13 @@ struct szd_sl_durable;
 void szd_push_changed(szd_node *n, const char *partition);
 /* n's next assignment is the whole set (a registration, a refusal, a failed push). */
 void szd_push_full(szd_node *n);
+/* Node n reports `applied`, a revision this coordinator never issued (above the namespace's):
+ * nothing it says about its replicas can be trusted. Handled as a new process of the node
+ * (its replicas not served until it serves them again: missing counts them, routing leaves
+ * them out; strict: its lease must certainly end first) and sent the whole set with
+ * "resync_from" (docs/PROTOCOL.md 4.3). True when applied was ahead (the caller then takes
+ * nothing else from the message). */
+bool szd_push_check_ahead(szd_ns *ns, szd_node *n, uint64_t applied);
 /* Frees what the push side keeps for n. */
 void szd_push_node_free(szd_node *n);
 /* Builds the assignment of every node whose desired replicas changed and that may be pushed

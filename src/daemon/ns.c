@@ -1155,6 +1155,11 @@ static void node_reborn(szd_ns *ns, szd_node *n)
               json_pack("{s:s, s:I}", "node", n->id, "replicas", (json_int_t)touched));
 }
 
+void szd_node_state_unknown(szd_ns *ns, szd_node *n)
+{
+    node_reborn(ns, n);
+}
+
 int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_t errlen)
 {
     const char *id = json_string_value(json_object_get(body, "id"));

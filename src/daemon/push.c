@@ -65,6 +65,28 @@ void szd_push_full(szd_node *n)
     szd_idset_clear(&n->changed);
 }
 
+bool szd_push_check_ahead(szd_ns *ns, szd_node *n, uint64_t applied)
+{
+    if (applied <= ns->revision) {
+        return false;
+    }
+    if (n->resync_from != applied) {
+        szd_log(ns->d, SZD_WARN,
+                "msg=\"worker reports a revision this coordinator never sent\" ns=%s node=%s "
+                "applied_revision=%llu revision=%llu action=resync",
+                ns->cfg.name, n->id, (unsigned long long)applied, (unsigned long long)ns->revision);
+        szd_event(ns, "node-ahead",
+                  json_pack("{s:s, s:I, s:I}", "node", n->id, "applied_revision",
+                            (json_int_t)applied, "revision", (json_int_t)ns->revision));
+        n->resync_from = applied;
+        n->applied_revision = 0;
+        n->base_revision = 0;
+        szd_node_state_unknown(ns, n);
+    }
+    szd_push_full(n);
+    return true;
+}
+
 void szd_push_node_free(szd_node *n)
 {
     szd_idset_clear(&n->changed);
@@ -182,6 +204,19 @@ static void on_assign(struct evhttp_request *req, void *arg)
      * one after it dropped everything (applied_revision 0), says otherwise */
     json_t *ar = json_object_get(j, "applied_revision");
     uint64_t applied = json_is_integer(ar) ? (uint64_t)json_integer_value(ar) : pushed;
+    if (szd_push_check_ahead(ns, n, applied)) {
+        /* still ahead after a resync (a worker that ignores "resync_from"): once an interval */
+        n->assign_retry_ms = szd_now(ns->d) + ns->cfg.ping_interval_ms;
+        json_decref(j);
+        ctx_free(ctx);
+        szd_ns_schedule(ns);
+        return;
+    }
+    if (n->resync_from && applied == pushed) {
+        szd_log(ns->d, SZD_INFO, "msg=\"worker resynchronised\" ns=%s node=%s revision=%llu",
+                ns->cfg.name, n->id, (unsigned long long)pushed);
+        n->resync_from = 0;
+    }
     n->applied_revision = applied;
     n->acked_ms = szd_now(ns->d);
     if (applied == pushed) {
@@ -294,6 +329,8 @@ static void put_head(szd_sbuf *b, const szd_ns *ns, const szd_node *n, bool rele
     }
     if (base) {
         szd_sb_printf(b, ",\"base_revision\":%llu", (unsigned long long)base);
+    } else if (n->resync_from) {
+        szd_sb_printf(b, ",\"resync_from\":%llu", (unsigned long long)n->resync_from);
     }
     szd_sb_add(b, ",\"replicas\":[", 13);
 }

@@ -787,7 +787,16 @@ static void w_apply(shardz_worker *w, w_job *job)
     bool expired;
 
     pthread_mutex_lock(&w->mu);
-    stale = a->revision < w->last_revision;
+    /* older than the last applied is stale, unless the coordinator resynchronises a worker
+     * that applied a revision it never issued (a forged message would wedge it otherwise) */
+    stale = a->revision < w->last_revision &&
+            !(a->resync_from > 0 && a->resync_from == w->last_revision);
+    if (!stale && a->revision < w->last_revision) {
+        szl_log(w->log, w->log_user, SHARDZ_LOG_WARN,
+                "resynchronised: assignment %lld replaces %lld, a revision the coordinator never "
+                "issued",
+                (long long)a->revision, (long long)w->last_revision);
+    }
     w_check_lapse(w, w_now(w)); /* a lapse resets applied_reported: no delta fits then */
     if (!stale && a->delta && a->base_revision != w->applied_reported) {
         szl_log(w->log, w->log_user, SHARDZ_LOG_INFO,

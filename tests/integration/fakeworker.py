@@ -230,8 +230,10 @@ class Handler(BaseHTTPRequestHandler):
             to_serve = []
             with lock:
                 # strict: never serve without a lease (a stale grant renewed nothing)
-                fresh = rev >= applied and not (body.get("lease_ms") and
-                                                time.monotonic() > lease_end)
+                # (or the coordinator resynchronises us from a revision it never issued)
+                resync = body.get("resync_from")
+                fresh = (rev >= applied or (isinstance(resync, int) and resync == applied)) \
+                    and not (body.get("lease_ms") and time.monotonic() > lease_end)
                 if fresh:
                     intact = True
                     want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}

@@ -512,7 +512,11 @@ class Worker:
         with self._apply:
             self._run_pending_drop()  # a lapse is handled before anything that came after it
             with self._mu:
-                if self._lapses != seen_lapses or a.revision < self._last_applied:
+                # older than the last applied is stale, unless the coordinator resynchronises us
+                # from a revision it never issued (a forged assignment would wedge us otherwise)
+                older = a.revision < self._last_applied and not (
+                    a.resync_from and a.resync_from == self._last_applied)
+                if self._lapses != seen_lapses or older:
                     # arrived before a lapse was noticed (not applied), or stale
                     return 200, json.dumps(self._reply()).encode()
                 if a.delta and self._applied_reported != a.base_revision:
