@@ -14,6 +14,7 @@
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "daemon/core/config.h"
 #include "daemon/core/slot.h"
 #include "daemon/log.h"
 #include "shardz/placement.h"
@@ -25,7 +26,6 @@
     (64 * 1024 * 1024)                   /* creating a namespace, adding partitions: a             \
                                           * million ids in one request */
 #define SZD_MAX_REPLY (64 * 1024 * 1024) /* a worker's reply to a whole assignment */
-#define SZD_MAX_NS_NAME 63
 #define SZD_ADDR_MAX 255
 
 /* ---- metrics ------------------------------------------------------------------------- */
@@ -74,25 +74,6 @@ typedef struct {
     size_t max_connections;           /* client connections at once, at most (conns.c) */
     int log_level;                    /* 0 error, 1 warn, 2 info, 3 debug */
 } szd_config;
-
-/* A namespace's configuration (docs/PROTOCOL.md section 3). */
-typedef struct {
-    char name[SZD_MAX_NS_NAME + 1];
-    char sharder[16]; /* "replica" | "hash" */
-    unsigned replicas;
-    bool roles;
-    bool strict;
-    int64_t ping_interval_ms, dead_after_ms, lease_ms;
-    size_t ndims;
-    char dims[SHARDZ_MAX_DIMS][64];
-    uint32_t slots; /* hash only */
-    double band;
-    int64_t load_tau_ms; /* load statistics: the EWMA's time constant */
-    /* The load balancer (docs/PROTOCOL.md section 3): a round every balance_interval_ms (0:
-     * only on request), with this policy. */
-    int64_t balance_interval_ms;
-    shardz_balance_policy balance;
-} szd_ns_config;
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
@@ -304,8 +285,6 @@ void szd_reply_error(struct evhttp_request *req, int err, const char *fmt, ...)
  * an error (413 ETOOBIG over the limit, 400 for bad JSON). */
 json_t *szd_read_body(struct evhttp_request *req);
 json_t *szd_read_body_max(struct evhttp_request *req, size_t max);
-bool szd_valid_id(const char *s);
-bool szd_valid_ns_name(const char *s);
 
 /* Namespaces (ns.c). */
 int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns **out, char *err,
@@ -337,7 +316,6 @@ void szd_push_farewells_free(szd *d);
 /* The namespace's config record as stored: its config plus what the store alone keeps
  * (generation_floor). New reference. */
 json_t *szd_ns_config_record(const szd_ns *ns);
-int szd_ns_config_parse(json_t *j, szd_ns_config *cfg, char *err, size_t errlen);
 json_t *szd_ns_summary_json(const szd_ns *ns);
 
 szd_node *szd_node_find(szd_ns *ns, const char *id);

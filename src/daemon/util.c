@@ -180,36 +180,6 @@ json_t *szd_read_body_max(struct evhttp_request *req, size_t max)
     return j;
 }
 
-bool szd_valid_id(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > SHARDZ_MAX_ID) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-') {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool szd_valid_ns_name(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > SZD_MAX_NS_NAME || !isalnum((unsigned char)s[0])) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!(isdigit(c) || (c >= 'a' && c <= 'z')) && c != '.' && c != '_' && c != '-') {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ---- sets of ids --------------------------------------------------------------------- */
 
 static uint64_t id_hash(const char *s)
