@@ -13,7 +13,8 @@ PKGS=(build-essential cmake pkg-config
       # (tests/conformance/golden/make_keyslot.sh makes the key -> slot vectors with it; go/ and
       # js/ test their XXH3 against it too)
       python3-pytest python3-xxhash xxhash
-      golang-go)                 # the Go module (go/), its tests and conformance driver
+      golang-go                  # the Go module (go/), its tests and conformance driver
+      wrk)                       # HTTP load for bench/daemon/query.py and overload.py
 
 missing=()
 for p in "${PKGS[@]}"; do

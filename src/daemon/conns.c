@@ -5,6 +5,7 @@
  * own connections. Event-loop thread only. */
 #include <errno.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -24,6 +25,8 @@ typedef struct {
     struct evhttp_connection *evcon;                /* borrowed: evhttp owns it */
     void (*cb)(struct evhttp_connection *, void *); /* the other user's close callback */
     void *arg;
+    void (*release)(void *); /* finishes its request early (a parked watch), or NULL */
+    void *release_arg;
     int64_t idle_since; /* accepted, or its last reply written */
     bool busy;          /* a request is being answered */
 } conn_slot;
@@ -101,7 +104,13 @@ static void on_complete(struct evhttp_request *req, void *arg)
     conn_slot *s = evcon ? slot_of(c, evcon) : NULL;
     if (s) {
         s->busy = false;
+        s->release = NULL;
         s->idle_since = szd_now(c->d);
+    }
+    /* paused at the cap with every connection busy: this one is idle now, room for the next,
+     * made after evhttp is done with it (never inside its own completion) */
+    if (c->paused_cap) {
+        event_active(c->attach_ev, EV_TIMEOUT, 0);
     }
 }
 
@@ -155,17 +164,31 @@ static conn_slot *slot_now(szd_conns *c, struct evhttp_connection *evcon)
 }
 
 /* Closes the connection idle longest (a client that sent nothing yet, or one between
- * requests). False: none idle. */
+ * requests; one whose request bytes wait unread is not idle). None idle: the oldest parked watch is
+ * answered now (as its timeout would), so its connection turns idle once the reply is written
+ * (on_complete comes back here), and false. False too when nothing can give room. */
 static bool evict_one(szd_conns *c)
 {
-    conn_slot *best = NULL;
+    conn_slot *best = NULL, *parked = NULL;
     for (size_t i = 0; i < c->nslot; i++) {
         conn_slot *s = &c->slot[i];
-        if (s->evcon && !s->busy && (!best || s->idle_since < best->idle_since)) {
+        int unread = 0;
+        /* bytes waiting in the socket: a request arriving, which evhttp has not read yet */
+        if (s->evcon && !s->busy && ioctl((int)i, FIONREAD, &unread) == 0 && unread == 0 &&
+            (!best || s->idle_since < best->idle_since)) {
             best = s;
+        }
+        if (s->evcon && s->busy && s->release && (!parked || s->idle_since < parked->idle_since)) {
+            parked = s;
         }
     }
     if (!best) {
+        if (parked) {
+            void (*release)(void *) = parked->release;
+            parked->release = NULL;
+            c->st.released++;
+            release(parked->release_arg);
+        }
         return false;
     }
     c->st.evicted++;
@@ -345,6 +368,16 @@ void szd_conn_set_closecb(szd *d, struct evhttp_connection *evcon,
         s->arg = arg;
     } else {
         evhttp_connection_set_closecb(evcon, cb, arg);
+    }
+}
+
+void szd_conn_set_release(szd *d, struct evhttp_connection *evcon, void (*release)(void *),
+                          void *arg)
+{
+    conn_slot *s = d->conns ? slot_now(d->conns, evcon) : NULL;
+    if (s) {
+        s->release = release;
+        s->release_arg = arg;
     }
 }
 

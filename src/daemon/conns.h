@@ -20,6 +20,7 @@ typedef struct {
     size_t max;             /* --max-connections */
     uint64_t evicted;       /* idle connections closed to make room for a new one */
     uint64_t capped;        /* times accepting paused because every connection was busy */
+    uint64_t released;      /* parked watches answered early to make room at the cap */
     uint64_t accept_errors; /* accept() failures (EMFILE, ENFILE, ENOBUFS, ...) */
 } szd_conns_stats;
 
@@ -37,6 +38,11 @@ void szd_conns_free(szd_conns *c);
  * socket closes. */
 void szd_conn_set_closecb(struct szd *d, struct evhttp_connection *evcon,
                           void (*cb)(struct evhttp_connection *, void *), void *arg);
+/* How to finish the request on evcon early (a parked watch: answered as unchanged) when the
+ * cap needs room and no connection is idle; release NULL: none (done with the request).
+ * Called at most once. */
+void szd_conn_set_release(struct szd *d, struct evhttp_connection *evcon, void (*release)(void *),
+                          void *arg);
 /* A request arrived (the route table calls this first): its connection is busy, never evicted,
  * until the reply has been written. */
 void szd_conn_request(struct szd *d, struct evhttp_request *req);

@@ -209,6 +209,10 @@ char *szd_metrics_text(szd *d, size_t *len)
         help(&o, "shardz_connections_capped_total", "counter",
              "Times accepting paused at the cap with no idle connection to close.");
         put(&o, "shardz_connections_capped_total %llu\n", (unsigned long long)cs.capped);
+        help(&o, "shardz_connections_watches_released_total", "counter",
+             "Parked watches answered early to make room at the cap.");
+        put(&o, "shardz_connections_watches_released_total %llu\n",
+            (unsigned long long)cs.released);
         help(&o, "shardz_accept_errors_total", "counter",
              "accept() failures (EMFILE, ENFILE, ...); each pauses accepting, with backoff.");
         put(&o, "shardz_accept_errors_total %llu\n", (unsigned long long)cs.accept_errors);

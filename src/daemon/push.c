@@ -521,18 +521,23 @@ void szd_push_release(szd_ns *ns, szd_pushes *p, const szd_sl_durable *durable)
         ctx->nnamed = m->nnamed;
         m->named = NULL;
         m->nnamed = 0;
+        /* in flight before the call: libevent may run on_assign inside it (a connection that
+         * fails at once, out of descriptors say), which frees ctx and clears these */
+        n->assign_ctx = ctx;
+        n->assign_inflight = true;
         int rc = send_json(n, "/shardz/v1/assign", m->body, on_assign, ctx);
+        if (n->assign_ctx != ctx) {
+            continue; /* answered (failed) already */
+        }
         if (rc) {
-            if (rc != SHARDZ_EIO) {
-                ctx_free(ctx);
-            }
+            ctx_free(ctx);
+            n->assign_ctx = NULL;
+            n->assign_inflight = false;
             szd_push_full(n);
             n->released_sent = false;
             n->assign_retry_ms = now + ns->cfg.ping_interval_ms;
             continue;
         }
-        n->assign_ctx = ctx;
-        n->assign_inflight = true;
         n->assign_reach_ms = ns->cfg.strict ? now + ASSIGN_TIMEOUT_S * 1000 : 0;
     }
     pushes_free(p);

@@ -204,6 +204,42 @@ def test_connection_cap():
         d.stop()
 
 
+def test_watches_fill_the_cap():
+    """Parked watches (busy connections, never idle) fill --max-connections 30: the oldest are
+    answered early (200 unchanged, as at their timeout) to make room, so /healthz and a change
+    still get through instead of waiting in the kernel's backlog for a watch to time out."""
+    d = Daemon(BIN, extra=["--max-connections", "30"]).start()
+    socks = []
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "w", "partitions": 4})
+        rev = d.call("GET", "/v1/namespaces/w")[1]["revision"]
+        for _ in range(60):
+            s = socket.create_connection(("127.0.0.1", d.port))
+            s.sendall(f"GET /v1/namespaces/w/watch?revision={rev}&timeout_ms=120000 HTTP/1.1\r\n"
+                      f"Host: test\r\n\r\n".encode())
+            socks.append(s)
+        wait_for(lambda: metric(d, "shardz_connections_watches_released_total") >= 1, 30,
+                 what="a parked watch answered early at the cap")
+        assert request(d.base, "GET", "/healthz", timeout=20)[0] == 200
+        assert metric(d, "shardz_connections_open") <= 30
+        # an early answer is the timeout's: unchanged, at the revision the client knows
+        answered = 0
+        for s in socks:
+            s.settimeout(0.2)
+            try:
+                data = s.recv(65536)
+            except OSError:
+                continue
+            if data.startswith(b"HTTP/1.1 200"):
+                assert b'"unchanged": true' in data or b'"unchanged":true' in data, data
+                answered += 1
+        assert answered >= 1
+    finally:
+        for s in socks:
+            s.close()
+        d.stop()
+
+
 def low_nofile():
     resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96))
 
@@ -250,4 +286,5 @@ def test_full_fd_table():
 
 if __name__ == "__main__":
     run([test_abandoned_watches_release, test_one_change_one_state_for_every_watch,
-         test_same_registration_is_no_change, test_connection_cap, test_full_fd_table])
+         test_same_registration_is_no_change, test_connection_cap, test_watches_fill_the_cap,
+         test_full_fd_table])
