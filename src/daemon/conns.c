@@ -37,12 +37,15 @@ struct szd_conns {
     size_t max, open;
     conn_slot *slot; /* by socket, owned */
     size_t nslot;
+    conn_slot **cand; /* evict_idle's scratch: idle connections, owned */
+    size_t ncand;
     /* accepted, not yet matched with their evhttp_connection: the bufferevents made for them,
      * each with a reference of ours (so a connection gone in between is seen, not freed) */
     struct bufferevent **pending;
     size_t npending, cappending;
     struct event *attach_ev; /* matches the pending ones, right after the accept, owned */
     struct event *resume_ev; /* ends an accept pause, owned */
+    struct event *room_ev;   /* another pass soon: idle clients had request bytes unread */
     bool paused_cap, paused_err;
     int64_t backoff_ms;
     int64_t last_log_ms;
@@ -163,37 +166,64 @@ static conn_slot *slot_now(szd_conns *c, struct evhttp_connection *evcon)
     return attach(c, evcon, fd);
 }
 
-/* Closes the connection idle longest (a client that sent nothing yet, or one between
- * requests; one whose request bytes wait unread is not idle). None idle: the oldest parked watch is
- * answered now (as its timeout would), so its connection turns idle once the reply is written
- * (on_complete comes back here), and false. False too when nothing can give room. */
-static bool evict_one(szd_conns *c)
+/* Orders idle candidates, longest idle first. */
+static int by_idle_since(const void *x, const void *y)
 {
-    conn_slot *best = NULL, *parked = NULL;
+    const conn_slot *a = *(conn_slot *const *)x, *b = *(conn_slot *const *)y;
+    return (a->idle_since > b->idle_since) - (a->idle_since < b->idle_since);
+}
+
+/* Closes up to `want` connections, those idle longest first (a client that sent nothing yet,
+ * or one between requests; one whose request bytes wait unread is not idle), in one pass over
+ * the connections: at the cap it makes room for a tenth of the cap at once, not one accept at
+ * a time. None idle: the oldest parked watch is answered now (as its timeout would), so its
+ * connection turns idle once the reply is written (on_complete schedules another pass).
+ * Returns how many it closed. */
+static size_t evict_idle(szd_conns *c, size_t want)
+{
+    conn_slot *parked = NULL;
+    size_t n = 0, done = 0, unread_seen = 0;
     for (size_t i = 0; i < c->nslot; i++) {
         conn_slot *s = &c->slot[i];
-        int unread = 0;
-        /* bytes waiting in the socket: a request arriving, which evhttp has not read yet */
-        if (s->evcon && !s->busy && ioctl((int)i, FIONREAD, &unread) == 0 && unread == 0 &&
-            (!best || s->idle_since < best->idle_since)) {
-            best = s;
+        if (s->evcon && !s->busy) {
+            if (n == c->ncand) {
+                c->ncand = c->ncand ? 2 * c->ncand : 64;
+                c->cand = szd_xrealloc(c->cand, c->ncand * sizeof *c->cand);
+            }
+            c->cand[n++] = s;
         }
         if (s->evcon && s->busy && s->release && (!parked || s->idle_since < parked->idle_since)) {
             parked = s;
         }
     }
-    if (!best) {
-        if (parked) {
-            void (*release)(void *) = parked->release;
-            parked->release = NULL;
-            c->st.released++;
-            release(parked->release_arg);
-        }
-        return false;
+    if (n > 1) {
+        qsort(c->cand, n, sizeof *c->cand, by_idle_since);
     }
-    c->st.evicted++;
-    evhttp_connection_free(best->evcon); /* on_close runs, and counts it gone */
-    return true;
+    for (size_t k = 0; k < n && done < want; k++) {
+        int unread = 0;
+        int fd = (int)(c->cand[k] - c->slot);
+        /* bytes waiting in the socket: a request arriving, which evhttp has not read yet */
+        if (ioctl(fd, FIONREAD, &unread) != 0 || unread > 0) {
+            unread_seen++;
+            continue;
+        }
+        c->st.evicted++;
+        done++;
+        evhttp_connection_free(c->cand[k]->evcon); /* on_close runs, and counts it gone */
+    }
+    if (done == 0 && unread_seen > 0) {
+        /* evhttp reads those next: a partial request turns idle, a whole one busy; look again
+         * shortly (a request that completes also brings a pass, through on_complete) */
+        struct timeval tv = {0, 10000};
+        evtimer_add(c->room_ev, &tv);
+    }
+    if (done == 0 && parked) {
+        void (*release)(void *) = parked->release;
+        parked->release = NULL;
+        c->st.released++;
+        release(parked->release_arg);
+    }
+    return done;
 }
 
 static void log_pause(szd_conns *c, const char *why, int err)
@@ -234,7 +264,8 @@ static void on_attach(evutil_socket_t fd, short what, void *arg)
     }
     c->npending = 0;
     /* at the cap: room for the next client, taken from the one idle longest */
-    while (c->open >= c->max && evict_one(c)) {
+    if (c->open >= c->max) {
+        evict_idle(c, c->max / 10 ? c->max / 10 : 1);
     }
     if (c->open >= c->max) {
         c->st.capped++;
@@ -288,7 +319,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
     }
     /* out of descriptors: an idle client gives one back, for a worker that registers */
     if (err == EMFILE || err == ENFILE) {
-        evict_one(c);
+        evict_idle(c, 1);
     }
     c->paused_err = true;
     listener_update(c);
@@ -318,7 +349,8 @@ int szd_conns_start(szd *d, struct evconnlistener *lev, size_t max, szd_conns **
     c->max = max ? max : 1;
     c->attach_ev = event_new(d->base, -1, 0, on_attach, c);
     c->resume_ev = evtimer_new(d->base, on_resume, c);
-    if (!c->attach_ev || !c->resume_ev) {
+    c->room_ev = evtimer_new(d->base, on_attach, c);
+    if (!c->attach_ev || !c->resume_ev || !c->room_ev) {
         szd_conns_free(c);
         return SHARDZ_ENOMEM;
     }
@@ -350,11 +382,15 @@ void szd_conns_free(szd_conns *c)
     }
     free(c->pending);
     free(c->slot);
+    free(c->cand);
     if (c->attach_ev) {
         event_free(c->attach_ev);
     }
     if (c->resume_ev) {
         event_free(c->resume_ev);
+    }
+    if (c->room_ev) {
+        event_free(c->room_ev);
     }
     free(c);
 }
@@ -378,6 +414,10 @@ void szd_conn_set_release(szd *d, struct evhttp_connection *evcon, void (*releas
     if (s) {
         s->release = release;
         s->release_arg = arg;
+    }
+    /* paused at the cap: a watch just parked can give room (the pass runs after this call) */
+    if (s && release && d->conns->paused_cap) {
+        event_active(d->conns->attach_ev, EV_TIMEOUT, 0);
     }
 }
 
