@@ -4,7 +4,9 @@ processes (tests/integration/fakeworker.py, each logging the time of every ping 
 For each overload shape it runs for --seconds while a probe opens a new connection for
 GET /healthz every 20 ms, then prints the /healthz latency (p50, p99, max, failures) and the
 longest gap between two pings any worker saw, against the targets: ping gaps under 1.5 x the
-ping interval, /healthz p99 under 50 ms. Shapes:
+ping interval, /healthz p99 under 50 ms. The daemon starts with the shell's open-file limit
+(run it under `ulimit -Sn 1024`, Debian's default soft limit, to see a tree without the cap run
+out of descriptors). Shapes:
   quiet     nothing else
   state     8 clients read GET /state in a loop (wrk, keep-alive)
   watches   2,000 watches parked, then abandoned, then a change to the namespace
@@ -23,7 +25,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
@@ -154,6 +155,21 @@ def shape_register(d, a, stop, workers):
     return f"{n} registrations with nothing new"
 
 
+def run_shape(shape, d, a, stop, workers):
+    if shape == "quiet":
+        stop.wait(a.seconds)
+        return "nothing"
+    if shape == "state":
+        return shape_state(d, a, stop)
+    if shape == "watches":
+        return shape_watches(d, a, stop)
+    if shape == "idle":
+        return shape_idle(d, a, stop)
+    if shape == "register":
+        return shape_register(d, a, stop, workers)
+    sys.exit(f"overload: unknown shape {shape}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("shardzd")
@@ -164,13 +180,12 @@ def main():
     a = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("overload: wrk not found: run scripts/install-deps.sh")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     # a tree from before the connection cap (side by side runs) has no --max-connections
     helptext = subprocess.run([a.shardzd, "--help"], capture_output=True, text=True).stdout
     cap = ["--max-connections", "1000"] if "--max-connections" in helptext else []
     d = Daemon(a.shardzd, extra=["--log-level", "warn"] + cap)
-    d.start()
+    d.start()  # with this shell's open-file limit (Debian's default soft limit: 1024)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     workers = []
     try:
         d.call("POST", "/v1/namespaces", {"name": NS, "sharder": "hash",
@@ -185,34 +200,33 @@ def main():
               f"{os.cpu_count()} cores", flush=True)
         print(f"{'shape':<9} {'healthz p50':>11} {'p99':>8} {'max':>8} {'failed':>6} "
               f"{'ping gap max':>12} {'x interval':>10}  what ran", flush=True)
+        # the bench's own clients need more descriptors than the daemon is given
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
         for shape in a.shapes.split(","):
             stop = threading.Event()
             t0 = time.time()
             with Probe(d.port) as probe:
-                if shape == "quiet":
-                    stop.wait(a.seconds)
-                    what = "nothing"
-                elif shape == "state":
-                    what = shape_state(d, a, stop)
-                elif shape == "watches":
-                    what = shape_watches(d, a, stop)
-                elif shape == "idle":
-                    what = shape_idle(d, a, stop)
-                elif shape == "register":
-                    what = shape_register(d, a, stop, workers)
-                else:
-                    sys.exit(f"overload: unknown shape {shape}")
+                try:
+                    what = run_shape(shape, d, a, stop, workers)
+                except Exception as e:  # noqa: BLE001 (a shape the tree cannot take is a result)
+                    what = f"FAILED: {type(e).__name__}: {e}"
             t1 = time.time()
             gap = ping_gap_ms(pings, t0, t1)
             print(f"{shape:<9} {pct(probe.lat, 0.5):>9.1f}ms {pct(probe.lat, 0.99):>6.1f}ms "
                   f"{max(probe.lat, default=float('nan')):>6.1f}ms {probe.fail:>6} "
                   f"{gap:>10.0f}ms {gap / INTERVAL_MS:>10.2f}  {what}", flush=True)
-        _, s = d.call("GET", f"/v1/namespaces/{NS}")
+            if d.proc.poll() is not None:
+                print(f"shardzd died (exit status {d.proc.returncode}); the log's last line: "
+                      f"{d.tail(300).strip().splitlines()[-1]}", flush=True)
+                return
+        _, s = d.call("GET", f"/v1/namespaces/{NS}", timeout=30)
         print(f"after: nodes {json.dumps(s['nodes'])}, missing {s['missing']}", flush=True)
     finally:
         for w in workers:
             w.kill9()
-        d.stop()
+        if d.proc.poll() is None:
+            d.stop()
+        print(f"daemon log: {os.path.getsize(d.log)} bytes", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,45 +5,12 @@ and kept routing to it. Now the coordinator, seeing an applied revision it never
 the worker's replicas as not served, and sends the whole set with "resync_from", which the
 worker applies. Real processes: shardzd, libshardz's shardz-kv and the Python protocol worker.
 Usage: test_daemon_resync.py SHARDZD_BINARY"""
-import json
-import os
 import sys
 
-from harness import Daemon, Worker, free_port, read_events, request, run, settled, wait_for
-import subprocess
+from harness import Daemon, KvWorker, Worker, request, run, settled, wait_for
 
 BIN = sys.argv[1]
-KV = os.path.join(os.path.dirname(os.path.abspath(BIN)), "..", "..", "examples", "kv",
-                  "shardz-kv")
 FORGED = 9223372036854775807
-
-
-class Kv:
-    """A shardz-kv worker (libshardz) with its serve/delete log."""
-
-    def __init__(self, d, ns, node):
-        self.port = free_port()
-        self.node = node
-        self.log = os.path.join(d.tmp, f"{node}.kv.jsonl")
-        self.out = open(os.path.join(d.tmp, f"{node}.kv.log"), "ab")
-        self.proc = subprocess.Popen(
-            [KV, "--id", node, "--listen", f"127.0.0.1:{self.port}", "--coordinator",
-             f"127.0.0.1:{d.port}", "--namespace", ns, "--log", self.log, "--verbose"],
-            stdout=self.out, stderr=self.out)
-
-    def served(self):
-        held = {}
-        for ev in read_events(self.log):
-            if ev.get("event") == "serve":
-                held[ev["partition"]] = ev["generation"]
-            elif ev.get("event") == "delete":
-                held.pop(ev["partition"], None)
-        return held
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def routed_to(d, ns, node):
@@ -90,7 +57,7 @@ def test_forged_assignment_libshardz():
     workers = []
     try:
         d.call("POST", "/v1/namespaces", {"name": "sec", "partitions": 16})
-        workers = [Kv(d, "sec", "w1"), Kv(d, "sec", "w2")]
+        workers = [KvWorker(d, "sec", "w1"), KvWorker(d, "sec", "w2")]
         wait_for(lambda: settled(d, "sec", 16, 1, nodes=2), 20, what="placement")
         wait_for(lambda: workers[0].served() == routed_to(d, "sec", "w1"), 10, what="w1 serving")
         forge_and_recover(d, "sec", workers[0], workers[0].port, 16)
@@ -98,14 +65,6 @@ def test_forged_assignment_libshardz():
         for w in workers:
             w.stop()
         d.stop()
-
-
-class Fake:
-    def __init__(self, w):
-        self.w, self.node = w, w.node
-
-    def served(self):
-        return self.w.served()
 
 
 def test_forged_assignment_protocol_worker():
@@ -116,7 +75,7 @@ def test_forged_assignment_protocol_worker():
         workers = [Worker(d, "sec", "w1"), Worker(d, "sec", "w2")]
         wait_for(lambda: settled(d, "sec", 16, 1, nodes=2), 20, what="placement")
         wait_for(lambda: workers[0].served() == routed_to(d, "sec", "w1"), 10, what="w1 serving")
-        forge_and_recover(d, "sec", Fake(workers[0]), workers[0].port, 16)
+        forge_and_recover(d, "sec", workers[0], workers[0].port, 16)
     finally:
         for w in workers:
             w.kill9()

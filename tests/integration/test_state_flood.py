@@ -12,53 +12,16 @@ its lease, so its lease lapses (we see the drop in its log) and the coordinator 
 How many unpaused workers kept their leases is printed; the ping gaps under this load are
 measured by bench/daemon/overload.py.
 Usage: test_state_flood.py SHARDZD_BINARY"""
-import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
 
-from harness import Daemon, free_port, read_events, run, settled, wait_for
+from harness import Daemon, KvWorker, run, settled, wait_for
 
 BIN = sys.argv[1]
-KV = os.path.join(os.path.dirname(os.path.abspath(BIN)), "..", "..", "examples", "kv",
-                  "shardz-kv")
 NS, PARTS = "flood", 4000
-
-
-class Kv:
-    def __init__(self, d, node):
-        self.node = node
-        self.port = free_port()
-        self.log = os.path.join(d.tmp, f"{node}.kv.jsonl")
-        self.out = open(os.path.join(d.tmp, f"{node}.kv.log"), "ab")
-        self.proc = subprocess.Popen(
-            [KV, "--id", node, "--listen", f"127.0.0.1:{self.port}", "--coordinator",
-             f"127.0.0.1:{d.port}", "--namespace", NS, "--log", self.log],
-            stdout=self.out, stderr=self.out)
-
-    def events(self):
-        return read_events(self.log)
-
-    def lease_drops(self):
-        return [e for e in self.events() if e.get("event") == "delete" and e.get("cause") == "lease"]
-
-    def served(self):
-        held = {}
-        for ev in self.events():
-            if ev.get("event") == "serve":
-                held[ev["partition"]] = ev["generation"]
-            elif ev.get("event") == "delete":
-                held.pop(ev["partition"], None)
-        return held
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait()
 
 
 def routed(d):
@@ -104,7 +67,7 @@ def test_strict_state_flood():
     try:
         d.call("POST", "/v1/namespaces", {"name": NS, "sharder": "hash", "partitions": PARTS,
                                           "consistency": "strict", "slots": 16384})
-        workers = [Kv(d, f"w{i}") for i in range(1, 5)]
+        workers = [KvWorker(d, NS, f"w{i}") for i in range(1, 5)]
         wait_for(lambda: settled(d, NS, PARTS, 1, nodes=4), 60, step=0.2, what="placement")
         wait_for(lambda: all(w.served() == routed(d).get(w.node, {}) for w in workers), 30,
                  step=0.2, what="every worker serving what it is routed")
