@@ -141,8 +141,10 @@ typedef struct szd_node {
                                           * said; docs/PROTOCOL.md 4.1) */
     int64_t retired_until_ms; /* strict: an earlier process of this node may hold replicas
                                * (retired slots) until then; 0: none */
-    int64_t stamp; /* the worker's clock in its latest registration or assignment reply (-1:
-                    * it sends none): lease-granting pushes carry it (lease_stamp) */
+    int64_t stamp;      /* the worker's clock in its latest registration or assignment reply (-1:
+                         * it sends none): lease-granting pushes carry it (lease_stamp) */
+    uint32_t stamp_era; /* bumped by every registration (maybe a process with another clock):
+                         * a push built before counts as carrying no stamp of this clock */
 } szd_node;
 
 typedef struct {
@@ -268,7 +270,7 @@ typedef struct szd {
     uint32_t nns, capns;
     int64_t started_ms;
     bool ready;
-    int64_t (*clock_ms)(void);      /* injectable monotonic clock (also called by the lanes) */
+    int64_t (*clock_ms)(void);      /* injectable clock, NULL: CLOCK_BOOTTIME (the lanes too) */
     struct szd_hl *hl;              /* the health lane (pings, verdicts), owned */
     struct event *hl_reports;       /* its reports are readable */
     uint64_t ns_keys;               /* the last szd_ns.key given */

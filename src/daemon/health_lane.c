@@ -17,6 +17,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "common/clock.h"
 #include "daemon/oom.h"
 #include "daemon/health_lane.h"
 #include "daemon/log.h"
@@ -109,9 +110,7 @@ static int64_t lane_now(const szd_hl *hl)
     if (hl->clock_ms) {
         return hl->clock_ms();
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return shardz__boot_ms(); /* CLOCK_BOOTTIME: it counts a suspend too */
 }
 
 static void wake(int fd)
@@ -359,7 +358,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         if (send_ping(n, out.grants, now)) {
-            szd_fd_sent(&n->fd, &ns->cfg, now, out.grants);
+            szd_fd_sent(&n->fd, &ns->cfg, now, out.grants, n->stamp >= 0);
         } else {
             szd_fd_reply(&n->fd, false, now);
             szd_hl_report *r = report_new(n, SZD_HL_PING_FAILED, now);

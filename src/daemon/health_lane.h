@@ -41,8 +41,8 @@ typedef struct szd_hl_report {
 void szd_hl_report_free(szd_hl_report *r);
 
 /* Starts the lane's thread. secret (borrowed, "" for none) is sent with every ping; clock_ms
- * (NULL: CLOCK_MONOTONIC) is the daemon's injectable clock, called from the lane's thread;
- * log_level as szd_config's. *out is the caller's (szd_hl_stop). 0, SHARDZ_ENOMEM or
+ * (NULL: CLOCK_BOOTTIME, common/clock.h) is the daemon's injectable clock, called from the lane's
+ * thread; log_level as szd_config's. *out is the caller's (szd_hl_stop). 0, SHARDZ_ENOMEM or
  * SHARDZ_EIO (no thread, no pipe). The lane pings nothing until szd_hl_set_acting_until. */
 int szd_hl_start(const char *secret, int64_t (*clock_ms)(void), int log_level, szd_hl **out);
 /* Stops the thread, closes every connection, frees everything (reports not drained too).

@@ -308,6 +308,8 @@ typedef struct {
     char **named; /* delta: the partitions named (owned), else NULL */
     size_t nnamed;
     bool delta;
+    bool stamped; /* its body carries lease_stamp (put_head): its grant cannot outlive its send */
+    uint32_t era; /* the node's stamp_era when built: the stamp is of the clock that sent it */
 } push_msg;
 
 struct szd_pushes {
@@ -393,6 +395,8 @@ szd_pushes *szd_push_build(szd_ns *ns)
         m->index = i;
         m->revision = ns->revision;
         m->released = n->state == SZD_NODE_LEFT;
+        m->stamped = ns->cfg.strict && n->stamp >= 0; /* as put_head writes it, now */
+        m->era = n->stamp_era;
         if (n->delta_ok && !n->need_full && !range && !m->released) {
             build_delta(ns, n, (int32_t)i, m);
         } else {
@@ -496,7 +500,12 @@ void szd_push_release(szd_ns *ns, szd_pushes *p, const szd_sl_durable *durable)
         }
         n->assign_ctx = ctx;
         n->assign_inflight = true;
-        n->assign_reach_ms = ns->cfg.strict ? now + ASSIGN_TIMEOUT_S * 1000 : 0;
+        /* A lease-granting push may start a lease until it times out; one that carries
+         * lease_stamp only until now: the worker runs its grant from that stamp, taken before
+         * this send, and applies the assignment only while that grant lasts (PROTOCOL.md 6),
+         * so a late push cannot resurrect a lease whatever its timeout. */
+        bool stamped = m->stamped && m->era == n->stamp_era;
+        n->assign_reach_ms = !ns->cfg.strict ? 0 : stamped ? now : now + ASSIGN_TIMEOUT_S * 1000;
     }
     pushes_free(p);
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "daemon/oom.h"
 #include "daemon/log.h"
 #include "daemon/store_lane.h"
@@ -148,9 +149,7 @@ static int64_t now_ms(const szd_sl *sl)
     if (sl->clock_ms) {
         return sl->clock_ms();
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return shardz__boot_ms(); /* CLOCK_BOOTTIME: it counts a suspend too */
 }
 
 /* Test hook: SHARDZ_TEST_STORE_HOLD=<path> holds every store write while that file exists

@@ -178,19 +178,26 @@ class Handler(BaseHTTPRequestHandler):
             assert isinstance(body, dict) and body.get("node") == args.node
         except Exception:
             return self.reply(400, {"code": "EINVAL", "message": "malformed message"})
+        grant_end = 0.0  # until when this message's own grant lasts (0: it grants nothing)
         with lock:
-            if body.get("lease_ms"):  # only a message that grants the lease renews it
+            # only a message that grants the lease renews it; an assignment older than the one
+            # applied renews nothing
+            stale = self.path == "/shardz/v1/assign" and body.get("revision", 0) < applied
+            if body.get("lease_ms") and not stale:
                 now = time.monotonic()
                 if lease_ms and served and now > lease_end:
                     lease_drop()  # it lapsed while this message waited
-                lease_ms = body["lease_ms"]
                 # anchored at this worker's own clock when the coordinator echoes it: a grant
                 # runs from the stamp of a reply it had received before sending, so a message
-                # delivered late grants less, or nothing (else from its receipt)
+                # delivered late grants less, or nothing (else from its receipt); a stamp from
+                # the future is not this process's clock: it grants nothing
                 ls = body.get("lease_stamp")
                 ls_ok = isinstance(ls, int) and not isinstance(ls, bool)
-                end = (ls / 1000 if ls_ok else now) + lease_ms / 1000
-                if end > lease_end and end > now:
+                end = (ls / 1000 if ls_ok else now) + body["lease_ms"] / 1000
+                if end > now and not (ls_ok and ls / 1000 > now):
+                    lease_ms = body["lease_ms"]
+                    grant_end = end
+                if grant_end and end > lease_end:
                     lease_end = end
                     if args.log_leases:
                         lease_event(time.time() + (end - now))
@@ -222,16 +229,17 @@ class Handler(BaseHTTPRequestHandler):
                                     "replicas": len(body.get("replicas") or []),
                                     "removed": len(body.get("removed") or [])}) + "\n")
         if not args.no_delta and ("base_revision" in body or "removed" in body):
-            return self.delta(body)
+            return self.delta(body, grant_end)
         # Assignments one at a time; a slow serve hook (--serve-delay-ms) runs outside the
         # state lock, so pings are answered meanwhile (the worker library's lanes, likewise).
         with assign_lock:
             rev = body.get("revision", 0)
             to_serve = []
             with lock:
-                # strict: never serve without a lease (a stale grant renewed nothing)
+                # strict: never serve without a lease, and only while this message's own grant
+                # lasts (one delivered late, or that waited, renewed nothing: PROTOCOL.md 6)
                 fresh = rev >= applied and not (body.get("lease_ms") and
-                                                time.monotonic() > lease_end)
+                                                time.monotonic() > min(lease_end, grant_end))
                 if fresh:
                     intact = True
                     want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
@@ -256,7 +264,7 @@ class Handler(BaseHTTPRequestHandler):
                                                     for p, g in served.items()],
                                         "failed": [], "stamp": stamp()})
 
-    def delta(self, body):
+    def delta(self, body, grant_end):
         """A delta assignment (PROTOCOL.md 4.3): stale, refused (409) or applied."""
         global applied
         bad = "base_revision" not in body and ("EPROTO", '"removed" without "base_revision"')
@@ -269,7 +277,8 @@ class Handler(BaseHTTPRequestHandler):
             ranges = {r["partition"]: r.get("range") for r in body["replicas"]}
             slots = {r["partition"]: r.get("slot") for r in body["replicas"]}
             with lock:
-                if rev < applied or (body.get("lease_ms") and time.monotonic() > lease_end):
+                if rev < applied or (body.get("lease_ms") and
+                                     time.monotonic() > min(lease_end, grant_end)):
                     # stale, or no lease to serve under: answered like a stale full one
                     return self.reply(200, {"node": args.node, "applied_revision": reported(),
                                             "serving": [{"partition": p, "generation": g}
