@@ -599,3 +599,48 @@ func TestWorkerMountedHandler(t *testing.T) {
 		t.Fatalf("hooks %v", got)
 	}
 }
+
+// Stamps (PROTOCOL.md 4.1, 6): replies carry this worker's clock; a grant runs from the
+// lease_stamp it echoes, so one that ran out before it arrived renews nothing and its
+// assignment is not applied (a late push cannot resurrect a lease), and an older stamp never
+// shortens the lease.
+func TestWorkerLeaseStamps(t *testing.T) {
+	f := newFakeCoord(t, "strict")
+	h := newHookLog()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	s := startWorker(t, f, h, func(c *ServerConfig) {
+		c.Now = clk.now
+		c.LeaseCheck = time.Hour // LeaseOK and the messages notice the lapse
+		c.LeaseMargin = 150 * time.Millisecond
+	})
+	clk.add(10 * time.Second) // stamps count from the worker's creation: now 10000
+	_, m := post(t, s, "/shardz/v1/ping", `{"namespace":"kv","node":"w1","revision":5,"lease_ms":1000,"lease_stamp":9100}`)
+	if m["stamp"].(float64) != 10000 {
+		t.Fatalf("ping reply: %v", m)
+	}
+	_, m = post(t, s, "/shardz/v1/assign", assignBody(5, `,"lease_ms":1000,"lease_stamp":9100`, rep("p1", 3, "none")))
+	if m["applied_revision"].(float64) != 0 || m["stamp"].(float64) != 10000 || len(h.take()) != 0 {
+		t.Fatalf("a late assignment was applied: %v", m)
+	}
+	_, m = post(t, s, "/shardz/v1/assign", assignBody(5, `,"lease_ms":1000,"lease_stamp":9900`, rep("p1", 3, "none")))
+	if got := strings.Join(h.take(), "; "); m["applied_revision"].(float64) != 5 || got != "serve p1 g3 none" {
+		t.Fatalf("assignment in time: %v %s", m, got)
+	}
+	post(t, s, "/shardz/v1/ping", `{"namespace":"kv","node":"w1","revision":5,"lease_ms":1000,"lease_stamp":9500}`)
+	clk.add(740 * time.Millisecond) // the grant of 9900 lasts until 10750
+	if !s.LeaseOK() {
+		t.Fatal("an older stamp shortened the lease")
+	}
+	clk.add(10 * time.Millisecond) // from its receipt (10000) it would last until 10850
+	if s.LeaseOK() {
+		t.Fatal("the lease ran from the receipt, not the stamp")
+	}
+	post(t, s, "/shardz/v1/ping", `{"namespace":"kv","node":"w1","revision":5,"lease_ms":1000,"lease_stamp":9900}`)
+	if s.LeaseOK() {
+		t.Fatal("a grant that ran out restored the lease")
+	}
+	_, m = post(t, s, "/shardz/v1/ping", `{"namespace":"kv","node":"w1","revision":5,"lease_ms":1000,"lease_stamp":10700}`)
+	if !s.LeaseOK() || m["stamp"].(float64) != 10750 {
+		t.Fatalf("a fresh grant: %v", m)
+	}
+}
