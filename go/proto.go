@@ -68,6 +68,7 @@ type assignMsg struct {
 	Revision     int64
 	LeaseMs      int64 // 0: no lease granted
 	LeaseStamp   int64 // -1 not said: the worker's own clock (ms) the grant runs from
+	Term         int64 // -1 not said: the sending coordinator's leadership (PROTOCOL.md 4.2)
 	Consistency  int   // -1 not said, 0 available, 1 strict
 	Released     bool
 	Delta        bool
@@ -81,6 +82,7 @@ type pingMsg struct {
 	Revision    int64
 	LeaseMs     int64
 	LeaseStamp  int64 // as in assignMsg
+	Term        int64 // as in assignMsg
 	Consistency int
 }
 
@@ -229,6 +231,18 @@ func parseCommon(root object) (rev, lease, stamp int64, e *protoError) {
 	return rev, lease, stamp, nil
 }
 
+// parseTerm reads "term" (optional, -1 when absent).
+func parseTerm(root object) (int64, *protoError) {
+	if !root.has("term") {
+		return -1, nil
+	}
+	t, ok := root.integer("term", 0, 1<<63-1)
+	if !ok {
+		return 0, perr("EINVAL", `"term" must be an integer >= 0`)
+	}
+	return t, nil
+}
+
 func parsePing(body []byte, ns, node string) (pingMsg, *protoError) {
 	root, e := loadAddressed(body, ns, node)
 	if e != nil {
@@ -238,7 +252,11 @@ func parsePing(body []byte, ns, node string) (pingMsg, *protoError) {
 	if e != nil {
 		return pingMsg{}, e
 	}
-	return pingMsg{Revision: rev, LeaseMs: lease, LeaseStamp: stamp,
+	term, e := parseTerm(root)
+	if e != nil {
+		return pingMsg{}, e
+	}
+	return pingMsg{Revision: rev, LeaseMs: lease, LeaseStamp: stamp, Term: term,
 		Consistency: consistencyOf(root)}, nil
 }
 
@@ -321,6 +339,9 @@ func parseAssign(body []byte, ns, node string) (*assignMsg, *protoError) {
 	}
 	a := &assignMsg{}
 	if a.Revision, a.LeaseMs, a.LeaseStamp, e = parseCommon(root); e != nil {
+		return nil, e
+	}
+	if a.Term, e = parseTerm(root); e != nil {
 		return nil, e
 	}
 	a.Consistency = consistencyOf(root)

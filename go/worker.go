@@ -170,6 +170,7 @@ type Server struct {
 	lastAlive        time.Time // last contact or registration: the watchdog
 	appliedReported  int64     // applied_revision of replies; 0 after a lapse or local release
 	lastRevision     int64     // highest revision applied: older assignments are stale
+	termSeen         int64     // the highest coordinator term seen (PROTOCOL.md 4.2): older ones are refused
 	deltaAgreed      bool
 	st               Status
 	set              map[string]*served
@@ -363,6 +364,25 @@ func (s *Server) checkLapse(now time.Time) {
 	}
 }
 
+// under mu: the 409 refusal of a message of an older term than one seen (a deposed
+// coordinator's), or nil; a newer term is remembered.
+func (s *Server) deposed(term int64) []byte {
+	if term >= 0 && term < s.termSeen {
+		s.logf("shardz: refused a message of term %d: term %d seen", term, s.termSeen)
+		out, _ := json.Marshal(struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Term    int64  `json:"term"`
+		}{"ESTALE", fmt.Sprintf("from term %d, but term %d was seen: a deposed coordinator",
+			term, s.termSeen), s.termSeen})
+		return out
+	}
+	if term > s.termSeen {
+		s.termSeen = term
+	}
+	return nil
+}
+
 // under mu: this worker's clock as a stamp (PROTOCOL.md 4.1), in every reply and registration.
 func (s *Server) stamp() int64 {
 	if ms := s.now().Sub(s.epoch).Milliseconds(); ms > 0 {
@@ -484,6 +504,9 @@ func (s *Server) handlePing(body []byte) (int, []byte) {
 	if s.stopped {
 		return errReply(perr("EBUSY", "worker not running"))
 	}
+	if out := s.deposed(p.Term); out != nil {
+		return 409, out
+	}
 	s.contactFrom(p.LeaseMs, p.LeaseStamp, p.Consistency)
 	reply := struct {
 		Node    string            `json:"node"`
@@ -523,6 +546,10 @@ func (s *Server) handleAssign(body []byte) (int, []byte) {
 	if s.stopped {
 		s.mu.Unlock()
 		return errReply(perr("EBUSY", "worker stopping"))
+	}
+	if out := s.deposed(a.Term); out != nil {
+		s.mu.Unlock()
+		return 409, out
 	}
 	// may queue a lease drop first; an assignment older than one applied renews nothing
 	lease := a.LeaseMs
@@ -693,7 +720,8 @@ func (s *Server) serveOne(w *wireReplica, rev int64, failed *[]failure) {
 // (409) and changes nothing; one that arrived before a lease lapse is not applied.
 func (s *Server) apply(a *assignMsg, grantEnd time.Time) jobResult {
 	s.mu.Lock()
-	stale := a.Revision < s.lastRevision
+	// stale: older than one applied, or of a term older than one seen since it was queued
+	stale := a.Revision < s.lastRevision || (a.Term >= 0 && a.Term < s.termSeen)
 	s.checkLapse(s.now()) // a lapse resets appliedReported: no delta fits then
 	if !stale && a.Delta && a.BaseRevision != s.appliedReported {
 		s.logf("shardz: refused delta %d: its base %d is not the applied revision %d",
@@ -931,7 +959,7 @@ func (s *Server) registerOnce(ctx context.Context) error {
 		Features    []string           `json:"features"`
 		Incarnation string             `json:"incarnation"`
 		Stamp       int64              `json:"stamp"`
-	}{s.cfg.NodeID, s.addr, s.cfg.Zone, capacity, []string{"delta"}, s.incarn, stamp})
+	}{s.cfg.NodeID, s.addr, s.cfg.Zone, capacity, []string{"delta", "term"}, s.incarn, stamp})
 	reply, err := s.coords.call(ctx, "POST", s.nsPath()+"/nodes", body)
 	if err != nil {
 		s.setError("register", err)
@@ -943,6 +971,9 @@ func (s *Server) registerOnce(ctx context.Context) error {
 	s.learn(root)
 	var feats []string
 	_ = json.Unmarshal(root["features"], &feats)
+	if t, ok := root.integer("term", 0, 1<<63-1); ok && t > s.termSeen {
+		s.termSeen = t // the registering coordinator's leadership
+	}
 	s.deltaAgreed = false // each registration starts over
 	for _, f := range feats {
 		s.deltaAgreed = s.deltaAgreed || f == "delta"

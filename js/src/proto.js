@@ -64,7 +64,12 @@ function common(root) {
     if (!int(root.lease_stamp, 0n, INT64_MAX)) fail('EINVAL', '"lease_stamp" must be an integer >= 0');
     leaseStamp = Number(root.lease_stamp);
   }
-  return { revision: root.revision, leaseMs, leaseStamp, consistency: consistencyOf(root) };
+  let term = -1; // the sending coordinator's leadership (PROTOCOL.md 4.2); -1: not said
+  if (has(root, 'term')) {
+    if (!int(root.term, 0n, INT64_MAX)) fail('EINVAL', '"term" must be an integer >= 0');
+    term = Number(root.term);
+  }
+  return { revision: root.revision, leaseMs, leaseStamp, term, consistency: consistencyOf(root) };
 }
 
 /** {revision: BigInt, leaseMs: number (0: none), leaseStamp: number (-1: none),

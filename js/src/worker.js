@@ -64,6 +64,7 @@ export class Worker {
     this.contact = false;
     this.lastContact = 0; // the lease runs from here: the latest grant's lease_stamp, or its receipt
     this.incarnation = randomBytes(16).toString('hex'); // this process (PROTOCOL.md 4.1)
+    this.termSeen = 0; // the highest coordinator term seen (PROTOCOL.md 4.2)
     this.lastAlive = 0; // last contact or registration: the watchdog
     this.appliedReported = 0n; // applied_revision of replies; 0 after a lapse or local release
     this.lastRevision = 0n; // highest revision applied: older assignments are stale
@@ -180,6 +181,17 @@ export class Worker {
     }
   }
 
+  /** The 409 refusal of a message of an older term than one seen (a deposed coordinator's),
+   * or null; a newer term is remembered. */
+  deposed(term) {
+    if (term >= 0 && term < this.termSeen) {
+      this.log('warn', `refused a message of term ${term}: term ${this.termSeen} seen`);
+      return [409, toJSON({ code: 'ESTALE', message: `from term ${term}, but term ${this.termSeen} was seen: a deposed coordinator`, term: this.termSeen })];
+    }
+    if (term > this.termSeen) this.termSeen = term;
+    return null;
+  }
+
   /** This worker's clock as a stamp (PROTOCOL.md 4.1), in the registration and every reply. */
   stamp() {
     return Math.max(0, Math.floor(this.now()));
@@ -283,6 +295,8 @@ export class Worker {
       return this.refuse(err, 'a ping');
     }
     if (this.stopped) return [409, errBody('EBUSY', 'worker not running')];
+    const refused = this.deposed(p.term);
+    if (refused) return refused;
     this.contactFrom(p.leaseMs, p.consistency, p.leaseStamp);
     const reply = { node: this.cfg.nodeId, applied_revision: this.appliedReported, stamp: this.stamp() };
     let load = null;
@@ -310,6 +324,8 @@ export class Worker {
       return this.refuse(err, 'an assignment');
     }
     if (this.stopped) return [409, errBody('EBUSY', 'worker stopping')];
+    const refused = this.deposed(a.term);
+    if (refused) return refused;
     // may queue a lease drop first; an assignment older than one applied renews nothing
     const grantEnd = this.contactFrom(a.revision < this.lastRevision ? 0 : a.leaseMs, a.consistency, a.leaseStamp);
     return new Promise((resolve) => this.enqueue({ kind: 'assign', a, grantEnd, resolve }));
@@ -413,7 +429,8 @@ export class Worker {
   /** Runs one assignment: stale ones are only answered; a delta on another base is refused
    * (409) and changes nothing; one that arrived before a lease lapse is not applied. */
   async apply(a, grantEnd = Infinity) {
-    const stale = a.revision < this.lastRevision;
+    // stale: older than one applied, or of a term older than one seen since it was queued
+    const stale = a.revision < this.lastRevision || (a.term >= 0 && a.term < this.termSeen);
     this.checkLapse(this.now()); // a lapse resets appliedReported: no delta fits then
     if (!stale && a.delta && a.baseRevision !== this.appliedReported) {
       this.log('info', `refused delta ${a.revision}: its base ${a.baseRevision} is not the applied revision ${this.appliedReported}`);
@@ -544,12 +561,14 @@ export class Worker {
       if (typeof o.lease_ms === 'bigint' && o.lease_ms > 0n) this.leaseMs = Number(o.lease_ms);
       if (Object.prototype.hasOwnProperty.call(o, 'consistency')) this.consistency = o.consistency === 'available' ? 0 : 1;
     }
+    // the registering coordinator's leadership (PROTOCOL.md 4.2)
+    if (typeof root?.term === 'bigint' && Number(root.term) > this.termSeen) this.termSeen = Number(root.term);
   }
 
   async registerOnce() {
     const body = toJSON({
       id: this.cfg.nodeId, address: this._address, zone: this.cfg.zone ?? '',
-      capacity: this.cfg.capacity ?? {}, features: ['delta'], incarnation: this.incarnation,
+      capacity: this.cfg.capacity ?? {}, features: ['delta', 'term'], incarnation: this.incarnation,
       stamp: this.stamp(), // a lease granted on this registration runs from here
     });
     let root;

@@ -39,7 +39,7 @@ function noStamp(body) {
 }
 
 test('register, full and delta assignments, stale and refused ones', () => withWorker({}, async ({ f, h, w, addr }) => {
-  assert.deepEqual(noStamp(f.registers[0]), { id: 'w1', address: addr, zone: 'a', capacity: { cpu: 8 }, features: ['delta'] });
+  assert.deepEqual(noStamp(f.registers[0]), { id: 'w1', address: addr, zone: 'a', capacity: { cpu: 8 }, features: ['delta', 'term'] });
   let r = await post(addr, '/shardz/v1/assign', assign(10, '', rep('p2', 4, 'primary'), rep('p1', 2, 'none')));
   assert.equal(r.status, 200);
   assert.deepEqual(noStamp(r.body), { node: 'w1', applied_revision: 10, serving: [{ partition: 'p1', generation: 2 }, { partition: 'p2', generation: 4 }], failed: [] });
@@ -225,6 +225,29 @@ test('stamps: a grant runs from its lease_stamp; a late one renews nothing and i
     p = await ping(t0 + 700);
     assert.equal(p.body.stamp, Math.floor(t0 + 750));
     assert.ok(w.leaseOk());
+  });
+});
+
+test('terms: a deposed coordinator\'s messages are refused and renew nothing', async () => {
+  const clock = new FakeClock();
+  await withWorker({ coord: { consistency: 'strict' }, worker: { now: clock.now, leaseCheckMs: 3600000, leaseMarginMs: 150 } }, async ({ h, w, addr }) => {
+    let r = await post(addr, '/shardz/v1/assign', assign(5, ',"lease_ms":1000,"term":7', rep('p1', 3, 'none')));
+    assert.equal(r.body.applied_revision, 5);
+    h.take();
+    r = await post(addr, '/shardz/v1/assign', assign(9, ',"lease_ms":1000,"term":6', rep('p2', 1, 'none')));
+    assert.equal(r.status, 409);
+    assert.equal(r.body.code, 'ESTALE');
+    assert.equal(r.body.term, 7);
+    clock.add(800);
+    r = await post(addr, '/shardz/v1/ping', '{"namespace":"kv","node":"w1","revision":9,"lease_ms":1000,"term":6}');
+    assert.equal(r.status, 409);
+    clock.add(60); // 860 ms after the last grant: it renewed nothing
+    assert.ok(!w.leaseOk(), "a deposed leader's ping renewed the lease");
+    assert.deepEqual(h.take(), []);
+    r = await post(addr, '/shardz/v1/ping', '{"namespace":"kv","node":"w1","revision":9,"lease_ms":1000,"term":7}');
+    assert.equal(r.status, 200);
+    r = await post(addr, '/shardz/v1/assign', assign(10, ',"lease_ms":1000', rep('p2', 1, 'none')));
+    assert.equal(r.body.applied_revision, 10, 'a message without a term is taken');
   });
 });
 

@@ -146,6 +146,27 @@ def test_lease_stamps():
     assert r["applied_revision"] == 6 and r["stamp"] == t0 + 750 and w.lease_ok()
 
 
+def test_terms():
+    """PROTOCOL.md 4.2: a message of an older term than one seen (a deposed coordinator's) is
+    refused 409 ESTALE naming the term seen; it renews no lease and changes nothing. One
+    without a term (an older coordinator) is taken."""
+    rec, clock = Rec(), Clock()
+    w = make(rec, clock)
+    st, r = assign(w, 5, [rep("p1", 1)], lease_ms=1000, consistency="strict", term=7)
+    assert st == 200 and r["applied_revision"] == 5
+    st, r = assign(w, 9, [rep("p2", 1)], lease_ms=1000, term=6)
+    assert st == 409 and r["code"] == "ESTALE" and r["term"] == 7
+    clock.t += 0.8
+    st, r = ping(w, 9, lease_ms=1000, term=6)
+    assert st == 409 and r["term"] == 7
+    clock.t += 0.06  # 0.86 s after the last grant: it renewed nothing
+    assert not w.lease_ok() and set(w.serving()) == {"p1"}
+    assert rec.calls == [("serve", "p1", 1, "none", False, 0)]
+    assert ping(w, 9, lease_ms=1000, term=7)[0] == 200
+    st, r = assign(w, 10, [rep("p2", 1)], lease_ms=1000)  # no term: taken
+    assert st == 200 and r["applied_revision"] == 10 and set(w.serving()) == {"p2"}
+
+
 def test_lease_not_enforced_in_available_mode():
     rec, clock = Rec(), Clock()
     w = make(rec, clock)

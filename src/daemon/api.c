@@ -466,20 +466,30 @@ static void r_node_register(szd_call *c)
     }
     szd_node *n = NULL;
     int rc = szd_node_register(ns, body, &n, err, sizeof err);
+    bool term_offered = false; /* the worker refuses messages of an older term (4.1) */
+    size_t fi;
+    json_t *fv;
+    json_array_foreach(json_object_get(body, "features"), fi, fv)
+    {
+        term_offered |= json_is_string(fv) && strcmp(json_string_value(fv), "term") == 0;
+    }
     json_decref(body);
     if (rc) {
         szd_reply_error(c->req, rc, "%s", err);
         return;
     }
-    json_t *reply =
-        json_pack("{s:o, s:I, s:I, s:s, s:I}", "node", szd_node_json(ns, n, false),
-                  "ping_interval_ms", (json_int_t)ns->cfg.ping_interval_ms, "lease_ms",
-                  (json_int_t)ns->cfg.lease_ms, "consistency",
-                  ns->cfg.strict ? "strict" : "available", "revision", (json_int_t)ns->revision);
+    json_t *reply = json_pack("{s:o, s:I, s:I, s:s, s:I, s:I}", "node", szd_node_json(ns, n, false),
+                              "ping_interval_ms", (json_int_t)ns->cfg.ping_interval_ms, "lease_ms",
+                              (json_int_t)ns->cfg.lease_ms, "consistency",
+                              ns->cfg.strict ? "strict" : "available", "revision",
+                              (json_int_t)ns->revision, "term", (json_int_t)c->d->ha.term);
     /* the protocol features this coordinator uses with this node (docs/PROTOCOL.md 4.1) */
     json_t *features = json_array();
     if (n->delta_ok) {
         json_array_append_new(features, json_string("delta"));
+    }
+    if (term_offered) {
+        json_array_append_new(features, json_string("term")); /* every message carries it */
     }
     json_object_set_new(reply, "features", features);
     szd_reply_json(c->req, 200, reply, ns->revision);

@@ -238,6 +238,9 @@ typedef enum {
 
 typedef struct {
     szd_role role;
+    int64_t term;           /* the leadership every message to a worker carries (PROTOCOL.md
+                             * 4.2: "term"): solo 1; a leader its leader key's create revision
+                             * (only grows); 0 before the first leadership */
     int64_t lease_id;       /* 0: none held */
     int64_t lease_ttl_ms;   /* as granted */
     int64_t fresh_until_ms; /* leader: the lease is known alive until then (monotonic) */

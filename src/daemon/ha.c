@@ -129,7 +129,7 @@ static void publish_acting(szd *d)
     int64_t until = d->ha.role == SZD_ROLE_SOLO     ? INT64_MAX
                     : d->ha.role == SZD_ROLE_LEADER ? d->ha.fresh_until_ms
                                                     : 0;
-    szd_hl_set_acting_until(d->hl, until);
+    szd_hl_set_acting_until(d->hl, until, d->ha.term);
 }
 
 static void keepalive(szd *d)
@@ -191,6 +191,7 @@ static void become_leader(szd *d, int64_t create_rev)
     g.key_len = (size_t)klen;
     szd_sl_set_guard(d->sl, &g); /* in order with the writes: every later one is fenced */
     d->ha.role = SZD_ROLE_LEADER;
+    d->ha.term = create_rev; /* etcd revisions only grow: a later leader has a higher term */
     d->ha.role_since_ms = szd_now(d);
     set_leader(d, d->cfg.id, d->cfg.advertise, wall_ms());
     /* The new leader takes over the state (tasks in flight included) and resumes. Nobody else

@@ -95,6 +95,7 @@ struct szd_hl {
     szd_hl_report *rep_head, *rep_tail; /* under mu */
     bool rep_signalled;                 /* under mu: a byte waits in rep_pipe */
     _Atomic int64_t acting_until_ms;
+    _Atomic int64_t term;       /* the leadership the pings carry (szd_hl_set_acting_until) */
     _Atomic int64_t gap_max_ms; /* the longest interval between two rounds of pings of a
                                  * namespace since szd_hl_ping_gap_max last read it */
     char secret[256];
@@ -287,8 +288,9 @@ static bool send_ping(hl_node *n, bool grants, int64_t now)
     }
     /* namespace names and node ids are plain ([A-Za-z0-9._:-]): nothing to escape */
     char body[HL_NAME_MAX + SHARDZ_MAX_ID + 128];
-    int len = snprintf(body, sizeof body, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu",
-                       ns->name, n->id, (unsigned long long)ns->revision);
+    int len = snprintf(
+        body, sizeof body, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"term\":%lld",
+        ns->name, n->id, (unsigned long long)ns->revision, (long long)atomic_load(&hl->term));
     if (grants) {
         len += snprintf(body + len, sizeof body - (size_t)len, ",\"lease_ms\":%lld",
                         (long long)ns->lease_ms);
@@ -626,8 +628,9 @@ int64_t szd_hl_ping_gap_max(szd_hl *hl)
     return atomic_exchange(&hl->gap_max_ms, 0);
 }
 
-void szd_hl_set_acting_until(szd_hl *hl, int64_t until_ms)
+void szd_hl_set_acting_until(szd_hl *hl, int64_t until_ms, int64_t term)
 {
+    atomic_store(&hl->term, term); /* first: a tick that sees the new time sees the term */
     atomic_store(&hl->acting_until_ms, until_ms);
 }
 
@@ -649,6 +652,7 @@ int szd_hl_start(const char *secret, int64_t (*clock_ms)(void), int log_level, s
     hl->cmd_pipe[0] = hl->cmd_pipe[1] = hl->rep_pipe[0] = hl->rep_pipe[1] = -1;
     pthread_mutex_init(&hl->mu, NULL);
     atomic_init(&hl->acting_until_ms, 0);
+    atomic_init(&hl->term, 0);
     atomic_init(&hl->gap_max_ms, 0);
     snprintf(hl->secret, sizeof hl->secret, "%s", secret ? secret : "");
     hl->clock_ms = clock_ms;

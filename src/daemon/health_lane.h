@@ -80,7 +80,8 @@ void szd_hl_heard_all(szd_hl *hl);
 int64_t szd_hl_ping_gap_max(szd_hl *hl);
 /* The lane pings (and grants leases) only while the daemon's clock is before until_ms: the
  * coordinator acts (solo: forever; leader: while its lease is known fresh; follower: 0). Read
- * by the lane at every tick, so a loop stalled past it stops the pings on time. */
-void szd_hl_set_acting_until(szd_hl *hl, int64_t until_ms);
+ * by the lane at every tick, so a loop stalled past it stops the pings on time. Every ping
+ * carries term (the leadership: szd_ha.term; set before the time it covers). */
+void szd_hl_set_acting_until(szd_hl *hl, int64_t until_ms, int64_t term);
 
 #endif

@@ -283,8 +283,10 @@ static bool desired_of(const szd_part *p, int32_t me, unsigned *slot, szd_rstate
 
 static void put_head(szd_sbuf *b, const szd_ns *ns, const szd_node *n, bool released, uint64_t base)
 {
-    szd_sb_printf(b, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"released\":%s",
-                  ns->cfg.name, n->id, (unsigned long long)ns->revision,
+    szd_sb_printf(b,
+                  "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"term\":%lld,"
+                  "\"released\":%s",
+                  ns->cfg.name, n->id, (unsigned long long)ns->revision, (long long)ns->d->ha.term,
                   released ? "true" : "false");
     if (ns->cfg.strict) {
         szd_sb_printf(b, ",\"lease_ms\":%lld", (long long)ns->cfg.lease_ms);
@@ -601,6 +603,10 @@ static void on_farewell_timer(evutil_socket_t fd, short what, void *arg)
 
 static void farewell_send(szd_farewell *f)
 {
+    if (!szd_acting(f->d)) {
+        farewell_done(f); /* deposed: nothing more leaves; the next leader tells the workers */
+        return;
+    }
     if (!f->conn) {
         f->conn = evhttp_connection_base_new(f->d->base, NULL, f->host, f->port);
         if (!f->conn) {
@@ -644,9 +650,10 @@ void szd_push_farewell(szd *d, const szd_ns *ns, uint64_t revision, int64_t for_
         f->port = n->port;
         f->deadline_ms = szd_now(d) + for_ms;
         f->retry_ms = ns->cfg.ping_interval_ms;
-        json_t *j = json_pack("{s:s, s:s, s:I, s:b, s:[], s:b}", "namespace", ns->cfg.name, "node",
-                              n->id, "revision", (json_int_t)revision, "released", 0, "replicas",
-                              "namespace_deleted", 1);
+        json_t *j =
+            json_pack("{s:s, s:s, s:I, s:I, s:b, s:[], s:b}", "namespace", ns->cfg.name, "node",
+                      n->id, "revision", (json_int_t)revision, "term", (json_int_t)d->ha.term,
+                      "released", 0, "replicas", "namespace_deleted", 1);
         f->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         f->timer = evtimer_new(d->base, on_farewell_timer, f);

@@ -117,6 +117,7 @@ typedef struct {
     int64_t revision;
     int64_t lease_ms;    /* 0 when absent */
     int64_t lease_stamp; /* -1 when absent: the worker's own clock the grant runs from */
+    int64_t term;        /* -1 when absent: the sending coordinator's leadership */
     bool released;
     int consistency; /* -1 absent, 0 available, 1 strict (or unknown: strict) */
     szl_rep *reps;
@@ -132,6 +133,7 @@ typedef struct {
     int64_t revision;
     int64_t lease_ms;    /* 0 when absent */
     int64_t lease_stamp; /* as in szl_assign */
+    int64_t term;        /* as in szl_assign */
     int consistency;     /* as in szl_assign */
 } szl_ping;
 

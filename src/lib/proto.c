@@ -66,13 +66,18 @@ einval:
     return SHARDZ_EINVAL;
 }
 
-/* "revision" (required), "lease_ms" and "lease_stamp" (optional; lease_stamp -1 when absent,
- * and ignored without lease_ms). */
+/* "revision" (required), "lease_ms", "lease_stamp" and "term" (optional; lease_stamp and term
+ * -1 when absent; lease_stamp is ignored without lease_ms). */
 static int p_common(const json_t *root, int64_t *revision, int64_t *lease_ms, int64_t *lease_stamp,
-                    char *msg, size_t msglen)
+                    int64_t *term, char *msg, size_t msglen)
 {
     *lease_ms = 0;
     *lease_stamp = -1;
+    *term = -1;
+    if (json_object_get(root, "term") != NULL && !szl_get_int(root, "term", 0, INT64_MAX, term)) {
+        snprintf(msg, msglen, "\"term\" must be an integer >= 0");
+        return SHARDZ_EINVAL;
+    }
     if (!szl_get_int(root, "revision", 0, INT64_MAX, revision)) {
         snprintf(msg, msglen, "\"revision\" must be an integer >= 0");
         return SHARDZ_EINVAL;
@@ -101,7 +106,7 @@ int szl_parse_ping(const char *body, size_t len, const char *ns, const char *nod
     if (rc != 0) {
         return rc;
     }
-    rc = p_common(root, &out->revision, &out->lease_ms, &out->lease_stamp, msg, msglen);
+    rc = p_common(root, &out->revision, &out->lease_ms, &out->lease_stamp, &out->term, msg, msglen);
     out->consistency = szl_consistency(root);
     json_decref(root);
     if (rc != 0) {
@@ -294,7 +299,7 @@ int szl_parse_assign(const char *body, size_t len, const char *ns, const char *n
     if (rc != 0) {
         return rc;
     }
-    rc = p_common(root, &out->revision, &out->lease_ms, &out->lease_stamp, msg, msglen);
+    rc = p_common(root, &out->revision, &out->lease_ms, &out->lease_stamp, &out->term, msg, msglen);
     if (rc != 0) {
         goto out;
     }

@@ -119,6 +119,8 @@ struct shardz_worker {
                                * served set is as of, which a delta's base must equal (0 after a
                                * lease lapse or a local release: only a full set applies then) */
     int64_t last_revision;    /* highest assignment revision applied: older ones are stale */
+    int64_t term_seen;        /* the highest coordinator term seen (PROTOCOL.md 4.2): a message
+                               * of an older one is from a deposed leader and is refused */
     bool delta_agreed;        /* the last register reply listed "delta" in its features */
     uint64_t registrations, assignments, lease_expiries;
     uint64_t deltas, deltas_refused; /* delta assignments applied; refused 409 ESTALE */
@@ -472,6 +474,39 @@ static void w_check_lapse(shardz_worker *w, uint64_t now)
     }
 }
 
+/* Under mu: whether a message of term (-1: none said) comes from a deposed coordinator: an
+ * older term than one seen. Otherwise its term is remembered. */
+static bool w_deposed(shardz_worker *w, int64_t term)
+{
+    if (term >= 0 && term < w->term_seen) {
+        return true;
+    }
+    if (term > w->term_seen) {
+        w->term_seen = term;
+    }
+    return false;
+}
+
+/* The 409 refusal of a message from a deposed coordinator (its term is below term_seen). */
+static void w_reply_deposed(int64_t term, int64_t seen, int *status, char **out, size_t *outlen)
+{
+    char msg[W_MSGLEN];
+    json_t *root;
+
+    snprintf(msg, sizeof msg,
+             "from term %lld, but term %lld was seen: a deposed coordinator (nothing changed)",
+             (long long)term, (long long)seen);
+    root = json_pack("{s:s, s:s, s:I}", "code", shardz_err_name(SHARDZ_ESTALE), "message", msg,
+                     "term", (json_int_t)seen);
+    *status = 409;
+    *out = root != NULL ? szl_dump(root, outlen) : NULL;
+    json_decref(root);
+    if (*out == NULL) {
+        *status = 503;
+        *out = szl_error_body(SHARDZ_ENOMEM, NULL, outlen);
+    }
+}
+
 /* Under mu: a message arrived from the coordinator, granting a lease of lease_ms (0: none)
  * from lease_stamp (this worker's clock echoed, -1: none, the grant runs from its receipt).
  * Returns until when (clock_ms) this message's own grant lasts, or 0 when it grants nothing:
@@ -561,6 +596,15 @@ static w_job *w_dispatch(shardz_worker *w, const char *method, const char *path,
             w_reply_error(SHARDZ_EBUSY, "worker not running", status, out, outlen);
             return NULL;
         }
+        if (w_deposed(w, p.term)) {
+            int64_t seen = w->term_seen;
+            pthread_mutex_unlock(&w->mu);
+            szl_log(w->log, w->log_user, SHARDZ_LOG_WARN,
+                    "refused a ping of term %lld: term %lld seen", (long long)p.term,
+                    (long long)seen);
+            w_reply_deposed(p.term, seen, status, out, outlen);
+            return NULL;
+        }
         w_contact(w, p.lease_ms, p.lease_stamp, p.consistency);
         rc = w_ping_reply(w, out, outlen);
         pthread_mutex_unlock(&w->mu);
@@ -590,6 +634,17 @@ static w_job *w_dispatch(shardz_worker *w, const char *method, const char *path,
         szl_assign_free(&job->a);
         free(job);
         w_reply_error(SHARDZ_EBUSY, "worker stopping", status, out, outlen);
+        return NULL;
+    }
+    if (w_deposed(w, job->a.term)) {
+        int64_t seen = w->term_seen;
+        pthread_mutex_unlock(&w->mu);
+        szl_log(w->log, w->log_user, SHARDZ_LOG_WARN,
+                "refused assignment %lld of term %lld: term %lld seen", (long long)job->a.revision,
+                (long long)job->a.term, (long long)seen);
+        w_reply_deposed(job->a.term, seen, status, out, outlen);
+        szl_assign_free(&job->a);
+        free(job);
         return NULL;
     }
     /* may queue a lease drop first; an assignment older than one applied renews nothing */
@@ -819,7 +874,8 @@ static void w_apply(shardz_worker *w, w_job *job)
     bool expired;
 
     pthread_mutex_lock(&w->mu);
-    stale = a->revision < w->last_revision;
+    /* stale: older than one applied, or of a term older than one seen since it was queued */
+    stale = a->revision < w->last_revision || (a->term >= 0 && a->term < w->term_seen);
     w_check_lapse(w, w_now(w)); /* a lapse resets applied_reported: no delta fits then */
     if (!stale && a->delta && a->base_revision != w->applied_reported) {
         szl_log(w->log, w->log_user, SHARDZ_LOG_INFO,
@@ -1155,6 +1211,9 @@ static void w_learn(shardz_worker *w, const json_t *root)
         if (c >= 0) {
             w->consistency = c;
         }
+        if (i == 0 && szl_get_int(objs[i], "term", 0, INT64_MAX, &v) && v > w->term_seen) {
+            w->term_seen = v; /* the registering coordinator's leadership */
+        }
     }
 }
 
@@ -1198,9 +1257,9 @@ static void w_draw_incarnation(shardz_worker *w)
 static int w_register_once(shardz_worker *w)
 {
     char path[128 + SZL_NS_MAX];
-    json_t *body = json_pack("{s:s, s:s, s:s, s:{}, s:[s], s:s}", "id", w->node, "address", w->addr,
-                             "zone", w->zone != NULL ? w->zone : "", "capacity", "features",
-                             "delta", "incarnation", w->incarnation);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:{}, s:[s, s], s:s}", "id", w->node, "address",
+                             w->addr, "zone", w->zone != NULL ? w->zone : "", "capacity",
+                             "features", "delta", "term", "incarnation", w->incarnation);
     json_t *cap = json_object_get(body, "capacity");
     json_t *reply = NULL;
     szl_http_resp resp = {0};

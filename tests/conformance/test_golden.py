@@ -147,6 +147,18 @@ def test_wire_messages(driver, tmp_path):
         assert status == 200 and reply["applied_revision"] in (0, 15), reply
         assert "p9" not in [s["partition"] for s in reply["serving"]], reply
         assert [e["partition"] for e in w.events("serve")].count("p9") == 0
+
+        # PROTOCOL.md 4.2: once term 9 was seen, a message of term 8 is a deposed
+        # coordinator's: refused 409 ESTALE naming the term seen, and nothing runs
+        status, reply = w.post("/shardz/v1/ping", dict(golden("ping.json"), term=9))
+        assert status == 200, reply
+        before = len(w.events())
+        older = dict(golden("assign.json"), revision=17, term=8)
+        status, reply = w.post("/shardz/v1/assign", older)
+        assert status == 409 and reply["code"] == "ESTALE" and reply["term"] == 9, reply
+        status, reply = w.post("/shardz/v1/ping", dict(golden("ping.json"), term=8))
+        assert status == 409 and reply["term"] == 9, reply
+        assert len(w.events()) == before, w.events()[before:]
     finally:
         if w is not None:
             w.close()

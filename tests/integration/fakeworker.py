@@ -47,6 +47,11 @@ ap.add_argument("--split-file", default="", help="like --split-json, read from t
                 "each ping when it exists")
 ap.add_argument("--no-delta", action="store_true", help="a worker that predates delta "
                 "assignments: does not offer them at registration, takes every assignment as full")
+ap.add_argument("--no-term", action="store_true", help="a worker that predates terms "
+                "(PROTOCOL.md 4.2): does not offer them, and takes a message of any term")
+ap.add_argument("--msg-log", default="", help="append a JSON line per ping or assignment "
+                "received: its time, path, term, the term seen before it, whether it was "
+                "refused as a deposed coordinator's, and its body")
 ap.add_argument("--assign-log", default="", help="append a JSON line per assignment received: "
                 "its revision, base_revision (null for a whole set), and how many replicas and "
                 "removed partitions it named")
@@ -55,6 +60,7 @@ args = ap.parse_args()
 lock = threading.Lock()         # the worker's state
 assign_lock = threading.Lock()  # one assignment at a time
 served = {}          # partition -> generation
+term_seen = 0        # the highest coordinator term seen (PROTOCOL.md 4.2)
 applied = 0
 lease_ms = None
 lease_end = 0.0  # strict: what is served may be served until then (time.monotonic())
@@ -169,7 +175,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self):
-        global applied, lease_ms, lease_end, intact
+        global applied, lease_ms, lease_end, intact, term_seen
         n = int(self.headers.get("Content-Length") or 0)
         if n > 1 << 20:
             return self.reply(413, {"code": "ETOOBIG", "message": "body too large"})
@@ -180,6 +186,21 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(400, {"code": "EINVAL", "message": "malformed message"})
         grant_end = 0.0  # until when this message's own grant lasts (0: it grants nothing)
         with lock:
+            # a message of an older term than one seen is a deposed coordinator's: refused,
+            # before it can renew a lease or change anything (PROTOCOL.md 4.2)
+            term = body.get("term")
+            refused = (not args.no_term and isinstance(term, int) and not isinstance(term, bool)
+                       and term < term_seen)
+            if args.msg_log:
+                with open(args.msg_log, "a") as f:
+                    f.write(json.dumps({"t": time.time(), "path": self.path, "term": term,
+                                        "seen": term_seen, "refused": refused,
+                                        "body": body}) + "\n")
+            if refused:
+                return self.reply(409, {"code": "ESTALE", "term": term_seen, "message":
+                                        f"from term {term}, but term {term_seen} was seen"})
+            if not args.no_term and isinstance(term, int) and term > term_seen:
+                term_seen = term
             # only a message that grants the lease renews it; an assignment older than the one
             # applied renews nothing
             stale = self.path == "/shardz/v1/assign" and body.get("revision", 0) < applied
@@ -318,7 +339,7 @@ def lease_watch():
 
 
 def main():
-    global delta_agreed
+    global delta_agreed, term_seen
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     threading.Thread(target=lease_watch, daemon=True).start()
@@ -329,8 +350,7 @@ def main():
     if args.capacity:
         body["capacity"] = {k: float(v) for k, v in
                             (kv.split("=") for kv in args.capacity.split(","))}
-    if not args.no_delta:
-        body["features"] = ["delta"]
+    body["features"] = ([] if args.no_delta else ["delta"]) + ([] if args.no_term else ["term"])
     if not args.no_incarnation:
         body["incarnation"] = args.incarnation
     while True:
@@ -340,6 +360,9 @@ def main():
             features = reply.get("features") if isinstance(reply, dict) else None
             with lock:  # each registration starts over (PROTOCOL.md 4.1)
                 delta_agreed = isinstance(features, list) and "delta" in features
+                t = reply.get("term") if isinstance(reply, dict) else None
+                if not args.no_term and isinstance(t, int) and t > term_seen:
+                    term_seen = t
             break
         except Exception as e:  # coordinator not up yet
             print("register:", e, flush=True)

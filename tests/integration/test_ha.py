@@ -8,11 +8,13 @@ on; etcd lost and back: no leader while it is gone, reads marked stale, nothing 
 lost, a leader again by itself; corrupt records skipped; etcd unreachable at start: a clear
 error naming the endpoint and a non-zero exit.
 Usage: test_ha.py SHARDZD_BINARY"""
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from harness import (Daemon, Etcd, HTTPError, Worker, free_port, read_events, routing, run,
@@ -391,6 +393,72 @@ def test_split_resumed_by_new_leader():
         stop_all([other for other in ds if other is not first], ws, etcd)
 
 
+def test_deposed_leader_fenced_by_term():
+    """Case 6 (PROTOCOL.md 4.2): every ping and assignment carries the leader's term (its
+    leader key's create revision), and a worker refuses a message of an older term than one it
+    has seen. A strict namespace on two coordinators; the leader is SIGSTOPped, the other takes
+    over and the workers hear its higher term; then the old one is continued and steps down.
+    No message of the old term is taken after the new term was seen, and one of the old
+    leader's own messages delivered now (a late TCP delivery: replayed from the worker's log)
+    is refused with the new term; a worker without terms (--no-term, the old behaviour) takes
+    it, which is the hole this closes."""
+    etcd = Etcd().start()
+    ds = coordinators(etcd, 2)
+    ws = []
+    try:
+        old = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+        old.call("POST", "/v1/namespaces", dict(name="kv", partitions=4, consistency="strict",
+                                                lease_ms=1000, **FAST))
+        addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
+        logs = [os.path.join(old.tmp, f"w{i}.msgs") for i in range(2)]
+        ws = [Worker(old, "kv", f"w{i}", coordinators=addrs, extra=["--msg-log", logs[i]])
+              for i in range(2)]
+        ws.append(Worker(old, "kv", "w9", coordinators=addrs,
+                         extra=["--msg-log", os.path.join(old.tmp, "w9.msgs"), "--no-term"]))
+        wait_for(lambda: settled(old, "kv", 4, 1, nodes=3), timeout=20, what="placement")
+        old_term = read_events(logs[0])[-1]["term"]
+        assert isinstance(old_term, int) and old_term > 0, read_events(logs[0])[-1]
+        old.proc.send_signal(signal.SIGSTOP)
+        other = [d for d in ds if d is not old][0]
+        wait_for(lambda: status(other)["acting"], timeout=TTL / 1000 + 5, what="a new leader")
+
+        def new_term_seen(log):
+            return [m for m in read_events(log) if (m["term"] or 0) > old_term and not m["refused"]]
+        for log in logs:
+            wait_for(lambda: new_term_seen(log), timeout=10, what="the new term at a worker")
+        new_term = new_term_seen(logs[0])[0]["term"]
+        old.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: status(old)["role"] == "follower" and not status(old)["acting"],
+                 timeout=10, what="the old leader stepping down")
+        # after a worker saw the new term, nothing of the old one was taken
+        for log in logs:
+            seen = 0
+            for m in read_events(log):
+                if m["term"] is not None and m["term"] < seen:
+                    assert m["refused"], f"a deposed leader's message was taken: {m}"
+                if not m["refused"] and m["term"] is not None:
+                    seen = max(seen, m["term"])
+        # the old leader's last ping, delivered now: refused by a worker that knows terms,
+        # taken by one that does not (the positive control: it is a message a worker acts on)
+        last = [m for m in read_events(logs[0]) if m["term"] == old_term and
+                m["path"] == "/shardz/v1/ping" and m["body"].get("lease_ms")][-1]
+        try:
+            urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{ws[0].port}/shardz/v1/ping", method="POST",
+                data=json.dumps(last["body"]).encode()), timeout=5)
+            raise AssertionError("a deposed leader's ping was taken")
+        except urllib.error.HTTPError as e:
+            body = json.loads(e.read())
+            assert e.code == 409 and body["code"] == "ESTALE" and body["term"] == new_term, body
+        legacy = dict(last["body"], node="w9")
+        with urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{ws[2].port}/shardz/v1/ping", method="POST",
+                data=json.dumps(legacy).encode()), timeout=5) as r:
+            assert r.status == 200
+    finally:
+        stop_all(ds, ws, etcd)
+
+
 def logged(test):
     """Runs test; when it fails, prints what each of its coordinators logged (without debug
     lines), so that a failure on CI can be read."""
@@ -411,4 +479,5 @@ if __name__ == "__main__":
     run([logged(t) for t in [
         test_unreachable_at_start, test_election_status_and_forwarding,
         test_kill_leader_failover, test_sigstop_leader_steps_down, test_etcd_member_killed,
-        test_etcd_lost_and_back, test_corrupt_records_skipped, test_split_resumed_by_new_leader]])
+        test_etcd_lost_and_back, test_corrupt_records_skipped, test_split_resumed_by_new_leader,
+        test_deposed_leader_fenced_by_term]])

@@ -436,6 +436,74 @@ static void test_lease_stamps(void **state)
     env_stop(&e);
 }
 
+/* Terms (PROTOCOL.md 4.2): a message of an older term than one seen comes from a deposed
+ * coordinator: refused with 409 ESTALE naming the term seen, it renews no lease and changes
+ * nothing; one without a term (an older coordinator) is taken as before. */
+static void test_terms(void **state)
+{
+    fake_opts fo = {.ns = "kv", .consistency = "strict", .lease_ms = 1000};
+    shardz_worker_config c = base_config(NULL);
+    env e;
+    json_t *r;
+    json_t *reg;
+    char s[64];
+
+    (void)state;
+    atomic_store(&test_now, 1000000);
+    c.clock_ms = test_clock;
+    c.lease_check_ms = 60000; /* lease_ok and the messages notice a lapse */
+    env_start(&e, &fo, &c);
+    fake_lock(e.f);
+    reg = json_loads(fake_rec(e.f)->last_register, 0, NULL);
+    fake_unlock(e.f);
+    assert_non_null(reg);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(reg, "features"), 1)),
+                        "term");
+    json_decref(reg);
+    assert_int_equal(post(&e, "/shardz/v1/assign",
+                          "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":5,\"term\":7,"
+                          "\"lease_ms\":1000,\"replicas\":[" P1 "]}",
+                          &r),
+                     200);
+    assert_int_equal(jint(r, "applied_revision"), 5);
+    json_decref(r);
+    rec_expect((const char *[]){"serve p1 g4 primary upd0 old0 cause0"}, 1);
+    /* the deposed leader (term 6): an assignment and a ping, both refused */
+    assert_int_equal(post(&e, "/shardz/v1/assign",
+                          "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":9,\"term\":6,"
+                          "\"lease_ms\":1000,\"replicas\":[" P7 "]}",
+                          &r),
+                     409);
+    assert_string_equal(json_string_value(json_object_get(r, "code")), "ESTALE");
+    assert_int_equal(jint(r, "term"), 7);
+    json_decref(r);
+    atomic_fetch_add(&test_now, 800);
+    assert_int_equal(post(&e, "/shardz/v1/ping",
+                          "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":9,\"term\":6,"
+                          "\"lease_ms\":1000}",
+                          &r),
+                     409);
+    json_decref(r);
+    assert_int_equal(rec_count(), 0);
+    /* it renewed nothing: 60 ms later (850 ms after the grant) the lease has run out */
+    atomic_fetch_add(&test_now, 60);
+    assert_false(shardz_worker_lease_ok(e.w));
+    /* the current leader's ping, and one without a term, are answered */
+    assert_int_equal(post(&e, "/shardz/v1/ping",
+                          "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":9,\"term\":7,"
+                          "\"lease_ms\":1000}",
+                          &r),
+                     200);
+    json_decref(r);
+    assert_true(wait_until(one_delete, NULL, 2000)); /* the lapse's drop */
+    rec_reset();
+    assert_int_equal(assign(&e, 10, P7, &r), 200);
+    serving_str(r, s, sizeof s);
+    assert_string_equal(s, "p7:9");
+    json_decref(r);
+    env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_lease_lapse_seen_on_contact),
         cmocka_unit_test(test_lease_lapse_skips_queued),
         cmocka_unit_test(test_lease_stamps),
+        cmocka_unit_test(test_terms),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

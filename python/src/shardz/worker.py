@@ -127,6 +127,7 @@ class Worker:
         self._lease_ms = 0              # as the coordinator sent it last
         # this process (PROTOCOL.md 4.1): a new one is a new holder for the coordinator
         self._incarnation = secrets.token_hex(16)
+        self._term_seen = 0  # the highest coordinator term seen (PROTOCOL.md 4.2)
         self._contact = False           # a lease-granting message arrived
         self._last_contact = 0.0        # when it arrived (clock seconds)
         self._last_alive = clock()      # any message from the coordinator (the watchdog)
@@ -321,6 +322,17 @@ class Worker:
         every reply; the coordinator echoes it as lease_stamp."""
         return int(self._clock() * 1000)
 
+    def _deposed(self, term):
+        """Under _mu: the 409 reply to a message of an older term than one seen (a deposed
+        coordinator's), or None (its term, if newer, is remembered)."""
+        if 0 <= term < self._term_seen:
+            log.warning("%s: refused a message of term %d: term %d seen", self.node, term,
+                        self._term_seen)
+            return 409, _error_body("ESTALE", f"from term {term}, but term {self._term_seen} was "
+                                    "seen: a deposed coordinator", term=self._term_seen)
+        self._term_seen = max(self._term_seen, term)
+        return None
+
     def _on_contact(self, lease_ms, consistency, lease_stamp=-1):
         """Under _mu: a message arrived from the coordinator, granting a lease of lease_ms
         (0: none) from lease_stamp (this worker's clock echoed, in ms; -1: from its receipt).
@@ -388,7 +400,7 @@ class Worker:
 
     def _register_once(self):
         body = {"id": self.node, "address": self.address, "zone": self.zone,
-                "features": ["delta"], "incarnation": self._incarnation}
+                "features": ["delta", "term"], "incarnation": self._incarnation}
         if self.capacity:
             body["capacity"] = self.capacity
         with self._mu:
@@ -407,6 +419,8 @@ class Worker:
             if isinstance(reply.get("lease_ms"), int) and self._lease_ms == 0:
                 self._lease_ms = reply["lease_ms"]
             self.delta_agreed = "delta" in (reply.get("features") or [])
+            if isinstance(reply.get("term"), int) and reply["term"] > self._term_seen:
+                self._term_seen = reply["term"]  # the registering coordinator's leadership
             self.counters["registrations"] += 1
             self._last_alive = self._clock()
 
@@ -483,6 +497,9 @@ class Worker:
         with self._mu:
             if self._stopping:
                 return 409, _error_body("EBUSY", "worker not running")
+            refused = self._deposed(ping.term)
+            if refused:
+                return refused
             self._on_contact(ping.lease_ms, ping.consistency, ping.lease_stamp)
             reply = {"node": self.node, "applied_revision": self._applied_reported,
                      "stamp": self._stamp()}
@@ -513,6 +530,9 @@ class Worker:
         with self._mu:
             if self._stopping:
                 return 409, _error_body("EBUSY", "worker stopping")
+            refused = self._deposed(a.term)
+            if refused:
+                return refused
             # an assignment older than one applied renews nothing
             stale = a.revision < self._last_applied
             seen_lapses, grant_end = self._on_contact(0 if stale else a.lease_ms, a.consistency,
@@ -524,7 +544,8 @@ class Worker:
                 # late, or that waited past its grant, may be one the coordinator gave up on
                 ungranted = (a.lease_ms > 0 and self._lease_eff(a.lease_ms) > 0 and
                              (grant_end is None or self._clock() >= grant_end))
-                if self._lapses != seen_lapses or a.revision < self._last_applied or ungranted:
+                if (self._lapses != seen_lapses or a.revision < self._last_applied or ungranted
+                        or 0 <= a.term < self._term_seen):  # a newer term came meanwhile
                     # arrived before a lapse was noticed, without a lease (not applied), or stale
                     return 200, json.dumps(self._reply()).encode()
                 if a.delta and self._applied_reported != a.base_revision:
