@@ -557,11 +557,34 @@ static void r_parts(szd_call *c)
     reply_list(c->req, c->ns, "partitions", list);
 }
 
+/* Strict hash namespaces are not re-partitioned in place (issue 15): adding or removing a
+ * partition re-deals hash slots between partitions, and so keys between owners, at once, while
+ * the workers (which serve partitions, not slots) cannot be told to stop serving the moved
+ * slots first: two owners of those keys. Refused (409 ECONFLICT, nothing changes) with the
+ * documented path (PROTOCOL.md 3). The first partitions of an empty namespace move no key. */
+static bool strict_hash_repartition(szd_call *c)
+{
+    if (!c->ns->cfg.strict || strcmp(c->ns->cfg.sharder, "hash") != 0 || c->ns->nparts == 0) {
+        return false;
+    }
+    szd_reply_error(c->req, SHARDZ_ECONFLICT,
+                    "namespace '%s' is strict and hashed: adding or removing partitions would "
+                    "move hash slots between owners without break-before-make; create a new "
+                    "namespace with the partition count you want and move the data to it "
+                    "(docs/PROTOCOL.md section 3)",
+                    c->ns->cfg.name);
+    return true;
+}
+
 static void r_parts_add(szd_call *c)
 {
     char err[512] = "";
     json_t *body = szd_read_body_max(c->req, SZD_MAX_BULK_BODY);
     if (!body) {
+        return;
+    }
+    if (strict_hash_repartition(c)) {
+        json_decref(body);
         return;
     }
     int rc = szd_range_parts_change(c->ns, NULL, err, sizeof err);
@@ -591,7 +614,7 @@ static void r_part_delete(szd_call *c)
 {
     char err[512] = "";
     szd_part *p = part_arg(c);
-    if (!p) {
+    if (!p || strict_hash_repartition(c)) {
         return;
     }
     int rc = szd_range_parts_change(c->ns, p->id, err, sizeof err);

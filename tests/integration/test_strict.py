@@ -492,11 +492,45 @@ def test_strict_late_push_not_applied_libshardz():
         d.stop()
 
 
+def test_strict_hash_repartition_refused():
+    """Strict hash namespaces are not re-partitioned in place (PROTOCOL.md 3): adding or
+    removing a partition would move hash slots, and so keys, between owners at once. Both are
+    refused 409 ECONFLICT naming the path, and nothing changes (revision, partitions, slots).
+    The first partitions of an empty one are allowed, and an available hash namespace is
+    re-partitioned (the positive controls: the same requests do change a namespace)."""
+    d = Daemon(BIN).start()
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="sh", sharder="hash", partitions=0,
+                                              consistency="strict", **FAST))
+        d.call("POST", "/v1/namespaces/sh/partitions", {"ids": ["a", "b", "c"]})  # empty: fine
+        before = d.call("GET", "/v1/namespaces/sh/state")[1]
+        assert len(before["partitions"]) == 3, before
+        for method, path, body in (("POST", "/v1/namespaces/sh/partitions", {"ids": ["d"]}),
+                                   ("DELETE", "/v1/namespaces/sh/partitions/a", None)):
+            try:
+                d.call(method, path, body)
+                raise AssertionError(f"{method} {path} was accepted in a strict hash namespace")
+            except HTTPError as e:
+                assert e.status == 409 and e.body["code"] == "ECONFLICT", (e.status, e.body)
+                assert "new namespace" in e.body["message"], e.body
+        after = d.call("GET", "/v1/namespaces/sh/state")[1]
+
+        def shape(st):
+            return st["revision"], [(p["id"], p["slots"]) for p in st["partitions"]]
+        assert shape(after) == shape(before), "a refused re-partition changed the namespace"
+        d.call("POST", "/v1/namespaces", dict(name="ah", sharder="hash", partitions=3, **FAST))
+        d.call("POST", "/v1/namespaces/ah/partitions", {"ids": ["d"]})
+        d.call("DELETE", "/v1/namespaces/ah/partitions/0")
+        assert len(d.call("GET", "/v1/namespaces/ah/state")[1]["partitions"]) == 3
+    finally:
+        d.stop()
+
+
 if __name__ == "__main__":
     run([test_fault_proxy_modes, test_ownership_checker, test_strict_vacated_slot_keeps_holder_r1,
          test_strict_vacated_slot_keeps_holder_r3, test_strict_removed_partition_keeps_holder,
          test_generations_survive_remove_readd_and_restart, test_strict_new_incarnation_paused_r1,
          test_strict_new_incarnation_running_copy_r3, test_incarnation_in_registration,
          test_namespace_delete_and_recreate, test_strict_late_messages_do_not_renew,
-         test_strict_late_push_not_applied_libshardz,
+         test_strict_late_push_not_applied_libshardz, test_strict_hash_repartition_refused,
          test_strict_randomized_short])
