@@ -425,6 +425,14 @@ static void r_ns_create(szd_call *c)
     szd_ns_config cfg;
     int rc = szd_ns_config_parse(body, &cfg, err, sizeof err);
     szd_ns *ns = NULL;
+    if (rc == 0 && cfg.strict && !json_object_get(body, "lease_ms")) {
+        cfg.lease_ms = szd_strict_lease_default(c->d, &cfg); /* covers a failover (HA) */
+    } else if (rc == 0 && cfg.strict && cfg.lease_ms < szd_strict_lease_default(c->d, &cfg)) {
+        szd_log(c->d, SZD_WARN,
+                "msg=\"strict lease shorter than a failover: its workers drop everything when "
+                "the leader dies\" ns=%s lease_ms=%lld failover_lease_ms=%lld",
+                cfg.name, (long long)cfg.lease_ms, (long long)szd_strict_lease_default(c->d, &cfg));
+    }
     if (rc == 0) {
         rc = szd_ns_create(c->d, &cfg, json_object_get(body, "partitions"), &ns, err, sizeof err);
     }

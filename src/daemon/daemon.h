@@ -416,6 +416,10 @@ void szd_push_drop(szd_ns *ns, szd_pushes *p);
 /* Writes every dirty record (and the config when `config`) and waits: 0 or the store's error
  * (err gets a detail; records stay dirty). *revision (may be NULL): the store's after it. */
 int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *revision);
+/* The lease_ms a strict namespace created without one gets (issue 15 case 5): the
+ * configuration's default, and with several coordinators (etcd) at least what spans a leader
+ * failover (3/2 of --lease-ttl + two pings), so the workers keep serving through one. */
+int64_t szd_strict_lease_default(const szd *d, const szd_ns_config *cfg);
 /* The work pass's write: every dirty record, and the pushes built from them, queued on the
  * store lane; the pushes leave when the batch is durable, watchers are woken then. */
 void szd_ns_persist(szd_ns *ns);

@@ -448,6 +448,21 @@ int szd_ha_start(szd *d)
     return 0;
 }
 
+int64_t szd_strict_lease_default(const szd *d, const szd_ns_config *cfg)
+{
+    int64_t lease = cfg->lease_ms; /* the configuration's default: dead_after + ping_interval */
+    if (d->ha.role == SZD_ROLE_SOLO) {
+        return lease;
+    }
+    /* After the leader's last lease-granting message, its successor acts once the leader key's
+     * TTL has run out (a leader killed without stepping down), plus a role loop and the state's
+     * load, then grants with its first ping. The worker's lease, less the libraries' margin of
+     * a tenth, must span that: 3/2 of the TTL + two pings (docs/OPERATIONS.md, "Strict
+     * namespaces and failover"). */
+    int64_t failover = d->cfg.lease_ttl_ms * 3 / 2 + 2 * cfg->ping_interval_ms;
+    return failover > lease ? failover : lease;
+}
+
 bool szd_acting(szd *d)
 {
     if (d->ha.role == SZD_ROLE_SOLO) {

@@ -19,6 +19,7 @@ import urllib.request
 
 from harness import (Daemon, Etcd, HTTPError, Worker, free_port, read_events, routing, run,
                      settled, wait_for)
+from ownership import check
 
 BIN = sys.argv[1]
 CTL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(BIN))), "cli", "shardzctl")
@@ -459,6 +460,46 @@ def test_deposed_leader_fenced_by_term():
         stop_all(ds, ws, etcd)
 
 
+def test_strict_keeps_serving_through_failover():
+    """Case 5: strict + HA keeps serving through a leader failover at default settings. A
+    strict namespace created without lease_ms on two coordinators gets a lease that spans a
+    failover (3/2 of the leader TTL + two pings); the leader is killed; the other takes over
+    before any worker's lease runs out, so no worker drops anything for a lapse, and the new
+    leader places a new partition (it acts). The ownership checker finds no two owners.
+    With the lease default of a single coordinator (dead_after + ping = 700 ms here) every
+    worker dropped everything at the failover."""
+    etcd = Etcd().start()
+    ds = coordinators(etcd, 2)
+    ws = []
+    try:
+        old = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+        old.call("POST", "/v1/namespaces", dict(name="kv", partitions=6, consistency="strict",
+                                                **FAST))
+        lease = old.call("GET", "/v1/namespaces/kv")[1]["lease_ms"]
+        assert lease == TTL * 3 // 2 + 2 * FAST["ping_interval_ms"], lease
+        addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
+        ws = [Worker(old, "kv", f"w{i}", coordinators=addrs, extra=["--log-leases"])
+              for i in range(2)]
+        wait_for(lambda: settled(old, "kv", 6, 1, nodes=2), timeout=20, what="placement")
+        t0 = time.time()
+        old.kill9()
+        other = [d for d in ds if d is not old][0]
+        wait_for(lambda: status(other)["acting"], timeout=TTL / 1000 + 5, what="a new leader")
+        took = time.time() - t0
+        other.call("POST", "/v1/namespaces/kv/partitions", {"ids": ["late"]})
+        wait_for(lambda: any("late" in w.served() for w in ws), timeout=10,
+                 what="the new leader's partition served")
+        lapses = [e for w in ws for e in read_events(w.events)
+                  if e["op"] == "delete" and e.get("cause") == "lease"]
+        assert not lapses, f"workers dropped replicas at the failover ({took:.1f} s): {lapses}"
+        assert all(len(w.served()) >= 3 for w in ws), [w.served() for w in ws]
+        spans, bad, regress = check({w.holder: w.events for w in ws}, 1)
+        assert not bad, f"two owners at once (partition, holders, s): {bad}"
+        assert not regress, f"generations went backwards: {regress}"
+    finally:
+        stop_all(ds, ws, etcd)
+
+
 def logged(test):
     """Runs test; when it fails, prints what each of its coordinators logged (without debug
     lines), so that a failure on CI can be read."""
@@ -480,4 +521,4 @@ if __name__ == "__main__":
         test_unreachable_at_start, test_election_status_and_forwarding,
         test_kill_leader_failover, test_sigstop_leader_steps_down, test_etcd_member_killed,
         test_etcd_lost_and_back, test_corrupt_records_skipped, test_split_resumed_by_new_leader,
-        test_deposed_leader_fenced_by_term]])
+        test_deposed_leader_fenced_by_term, test_strict_keeps_serving_through_failover]])
