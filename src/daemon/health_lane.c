@@ -286,8 +286,9 @@ static bool send_ping(hl_node *n, bool grants, int64_t now)
         snprintf(auth, sizeof auth, "Bearer %s", hl->secret);
         evhttp_add_header(h, "Authorization", auth);
     }
-    /* namespace names and node ids are plain ([A-Za-z0-9._:-]): nothing to escape */
-    char body[HL_NAME_MAX + SHARDZ_MAX_ID + 128];
+    /* namespace names and node ids are plain ([A-Za-z0-9._:-]): nothing to escape; besides
+     * them, the fixed text and five integers take 180 bytes at most */
+    char body[HL_NAME_MAX + SHARDZ_MAX_ID + 256];
     int len = snprintf(
         body, sizeof body, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"term\":%lld",
         ns->name, n->id, (unsigned long long)ns->revision, (long long)atomic_load(&hl->term));
