@@ -672,6 +672,9 @@ static void handle_part_move(szd_ns *ns, struct evhttp_request *req, szd_part *p
     }
     int rc = szd_operator_move(ns, p, slot, n, err, sizeof err);
     json_decref(body);
+    if (rc == 0) {
+        rc = szd_ns_flush(ns, false, err, sizeof err, NULL); /* 2xx only once durable */
+    }
     if (rc) {
         szd_reply_error(req, rc, "%s", err);
         return;
@@ -778,6 +781,9 @@ static void handle_cancel(szd_ns *ns, struct evhttp_request *req, const char *pi
         return;
     }
     int rc = szd_cancel_move(ns, p, (unsigned)slot, err, sizeof err);
+    if (rc == 0) {
+        rc = szd_ns_flush(ns, false, err, sizeof err, NULL); /* 2xx only once durable */
+    }
     if (rc) {
         szd_reply_error(req, rc, "%s", err);
         return;
@@ -807,8 +813,13 @@ static void plan(szd_call *c, bool apply)
     if (j && kind) {
         szd_range_balance(c->ns, j, apply); /* range namespaces: split hot ranges */
     }
+    char err[512] = "";
+    int rc = !j ? SHARDZ_ENOMEM : apply ? szd_ns_flush(c->ns, false, err, sizeof err, NULL) : 0;
     if (!j) {
         szd_reply_error(c->req, SHARDZ_ENOMEM, "the placement failed");
+    } else if (rc) {
+        json_decref(j); /* started, but not durable: no 2xx (PROTOCOL.md 8) */
+        szd_reply_error(c->req, rc, "%s", err);
     } else {
         szd_reply_json(c->req, 200, j, c->ns->revision);
     }
