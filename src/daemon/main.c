@@ -476,7 +476,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!d.cfg.store[0]) {
-        szd_hl_set_acting_until(d.hl, INT64_MAX); /* the only coordinator: always acts */
+        d.ha.term = 1; /* the only coordinator: one leadership, always acting */
+        szd_hl_set_acting_until(d.hl, INT64_MAX, d.ha.term);
     }
     /* libevent refuses bodies past the bulk limit (and 1 MiB more) itself, with a bare 413;
      * up to that, each route answers the JSON 413 of szd_read_body over its own limit */

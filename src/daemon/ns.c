@@ -1057,6 +1057,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     }
     snprintf(n->incarnation, sizeof n->incarnation, "%s", inc ? inc : "");
     n->stamp = stampj ? json_integer_value(stampj) : -1;
+    n->stamp_era++;
     /* deltas when it speaks them (docs/PROTOCOL.md 4.3; range namespaces: whole sets), from a
      * whole set after every registration */
     n->delta_ok = false;

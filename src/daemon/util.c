@@ -11,6 +11,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "common/clock.h"
 #include "daemon/daemon.h"
 #include "daemon/wire.h"
 #include "common/utf8.h"
@@ -20,9 +21,7 @@ int64_t szd_now(const szd *d)
     if (d && d->clock_ms) {
         return d->clock_ms();
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return shardz__boot_ms(); /* CLOCK_BOOTTIME: it counts a suspend too */
 }
 
 void szd_log(const szd *d, int level, const char *fmt, ...)
