@@ -11,6 +11,10 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "daemon/daemon.h"
 #include "daemon/wire.h"
 #include "common/utf8.h"
@@ -23,6 +27,13 @@ int64_t szd_now(const szd *d)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void szd_trim_heap(void)
+{
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
 }
 
 void szd_log(const szd *d, int level, const char *fmt, ...)
