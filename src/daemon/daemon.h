@@ -273,6 +273,9 @@ typedef struct szd {
 /* ---- shared helpers ------------------------------------------------------------------ */
 
 int64_t szd_now(const szd *d);
+/* Gives the heap's free memory back to the system (glibc's malloc_trim; nothing elsewhere):
+ * after a load, whose read answers were freed in pieces the allocator would otherwise keep. */
+void szd_trim_heap(void);
 void szd_log(const szd *d, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Maps (keys are borrowed through the callback). */

@@ -2700,6 +2700,7 @@ int szd_ns_load_cache(szd *d, const char *name)
         ns->revision = ((uint64_t)revision + 1) << 32;
     }
     free_pages(r);
+    szd_trim_heap();
     for (uint32_t k = 0; k < nold; k++) {
         szd_ns *ns = szd_ns_find(d, olds[k]->cfg.name);
         while (ns && olds[k]->waiters) {
@@ -2746,6 +2747,7 @@ int szd_ns_load_all(szd *d)
     }
     load_records(d, c.pages);
     free_pages(c.pages);
+    szd_trim_heap();
     return szd_ns_take_over(d);
 }
 

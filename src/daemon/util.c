@@ -11,6 +11,10 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "common/clock.h"
 #include "daemon/daemon.h"
 #include "daemon/wire.h"
@@ -22,6 +26,13 @@ int64_t szd_now(const szd *d)
         return d->clock_ms();
     }
     return shardz__boot_ms(); /* CLOCK_BOOTTIME: it counts a suspend too */
+}
+
+void szd_trim_heap(void)
+{
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
 }
 
 void szd_log(const szd *d, int level, const char *fmt, ...)
