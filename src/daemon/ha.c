@@ -129,7 +129,7 @@ static void publish_acting(szd *d)
     int64_t until = d->ha.role == SZD_ROLE_SOLO     ? INT64_MAX
                     : d->ha.role == SZD_ROLE_LEADER ? d->ha.fresh_until_ms
                                                     : 0;
-    szd_hl_set_acting_until(d->hl, until);
+    szd_hl_set_acting_until(d->hl, until, d->ha.term);
 }
 
 static void keepalive(szd *d)
@@ -191,6 +191,7 @@ static void become_leader(szd *d, int64_t create_rev)
     g.key_len = (size_t)klen;
     szd_sl_set_guard(d->sl, &g); /* in order with the writes: every later one is fenced */
     d->ha.role = SZD_ROLE_LEADER;
+    d->ha.term = create_rev; /* etcd revisions only grow: a later leader has a higher term */
     d->ha.role_since_ms = szd_now(d);
     set_leader(d, d->cfg.id, d->cfg.advertise, wall_ms());
     /* The new leader takes over the state (tasks in flight included) and resumes. Nobody else
@@ -447,6 +448,21 @@ int szd_ha_start(szd *d)
     return 0;
 }
 
+int64_t szd_strict_lease_default(const szd *d, const szd_ns_config *cfg)
+{
+    int64_t lease = cfg->lease_ms; /* the configuration's default: dead_after + ping_interval */
+    if (d->ha.role == SZD_ROLE_SOLO) {
+        return lease;
+    }
+    /* After the leader's last lease-granting message, its successor acts once the leader key's
+     * TTL has run out (a leader killed without stepping down), plus a role loop and the state's
+     * load, then grants with its first ping. The worker's lease, less the libraries' margin of
+     * a tenth, must span that: 3/2 of the TTL + two pings (docs/OPERATIONS.md, "Strict
+     * namespaces and failover"). */
+    int64_t failover = d->cfg.lease_ttl_ms * 3 / 2 + 2 * cfg->ping_interval_ms;
+    return failover > lease ? failover : lease;
+}
+
 bool szd_acting(szd *d)
 {
     if (d->ha.role == SZD_ROLE_SOLO) {
@@ -513,7 +529,7 @@ static void fwd_reap(szd *d, bool all)
         if (f->orig) {
             struct evhttp_connection *c = evhttp_request_get_connection(f->orig);
             if (c) {
-                evhttp_connection_set_closecb(c, NULL, NULL);
+                szd_conn_set_closecb(d, c, NULL, NULL);
             }
         }
         *pp = f->next;
@@ -535,7 +551,7 @@ static void on_forwarded(struct evhttp_request *resp, void *arg)
     if (f->orig) {
         struct evhttp_connection *c = evhttp_request_get_connection(f->orig);
         if (c) {
-            evhttp_connection_set_closecb(c, NULL, NULL);
+            szd_conn_set_closecb(f->d, c, NULL, NULL);
         }
         int code = resp ? evhttp_request_get_response_code(resp) : 0;
         if (code == 0) {
@@ -606,13 +622,13 @@ void szd_ha_forward(szd *d, struct evhttp_request *req)
                         evhttp_request_get_input_buffer(req));
     struct evhttp_connection *cc = evhttp_request_get_connection(req);
     if (cc) {
-        evhttp_connection_set_closecb(cc, on_client_close, f);
+        szd_conn_set_closecb(d, cc, on_client_close, f);
     }
     if (evhttp_make_request(conn, out, evhttp_request_get_command(req),
                             evhttp_request_get_uri(req)) != 0) {
         /* libevent freed out and called nothing */
         if (cc) {
-            evhttp_connection_set_closecb(cc, NULL, NULL);
+            szd_conn_set_closecb(d, cc, NULL, NULL);
         }
         evhttp_connection_free(conn);
         free(f);

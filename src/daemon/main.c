@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 
+#include "common/auth.h"
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
 #include "daemon/oom.h"
@@ -99,6 +102,15 @@ static int set_option(szd_config *c, const char *key, const char *val)
             return -1;
         }
         c->max_watches = (size_t)v;
+    } else if (strcmp(key, "max-connections") == 0) {
+        char *end = NULL;
+        long long v = strtoll(val, &end, 10);
+        if (!*val || *end || v < 1 || v > 1000000) {
+            fprintf(stderr, "shardzd: --max-connections wants a count in [1, 1000000], got '%s'\n",
+                    val);
+            return -1;
+        }
+        c->max_connections = (size_t)v;
     } else if (strcmp(key, "log-level") == 0) {
         c->log_level = parse_level(val);
         if (c->log_level < 0) {
@@ -144,6 +156,41 @@ static int read_config_file(szd_config *c, const char *path)
     }
     fclose(f);
     return rc;
+}
+
+/* Raises the open-file limit to its hard limit and fits the default --max-connections below
+ * it: the rest is for the store, the lanes' pipes and every worker's ping and push connections.
+ * A cap that leaves less than a quarter of the limit (and 64) for them is kept, with a warning:
+ * past the limit, accept() fails and accepting pauses (conns.c). */
+static int fd_budget(szd_config *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        fprintf(stderr, "shardzd: getrlimit: %s\n", strerror(errno));
+        return -1;
+    }
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 1048576 ? 1048576 : rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        struct rlimit up = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+            rl.rlim_cur = want;
+        }
+    }
+    size_t limit = rl.rlim_cur == RLIM_INFINITY ? 1048576 : (size_t)rl.rlim_cur;
+    size_t reserve = limit / 4 > 64 ? limit / 4 : 64;
+    if (!c->max_connections) {
+        c->max_connections = limit / 2 < 10000 ? limit / 2 : 10000;
+        if (!c->max_connections) {
+            c->max_connections = 1;
+        }
+    } else if (c->max_connections + reserve > limit) {
+        fprintf(stderr,
+                "shardzd: warning: --max-connections %zu leaves too few of the %zu open files "
+                "this process may have for the store and the workers' connections (keep %zu "
+                "free, or raise the limit: ulimit -n); past the limit accepting pauses\n",
+                c->max_connections, limit, reserve);
+    }
+    return 0;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -246,9 +293,7 @@ int main(int argc, char **argv)
     }
     /* protected mode (as Redis's): beyond loopback, anyone who reaches the port could move or
      * delete every partition; without a secret that takes --insecure */
-    bool loopback =
-        strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0;
-    if (!loopback && !d.cfg.secret[0] && !d.cfg.insecure) {
+    if (!shardz__host_is_loopback(host) && !d.cfg.secret[0] && !d.cfg.insecure) {
         fprintf(stderr,
                 "shardzd: refusing to listen on %s without a secret: anyone who reaches it could "
                 "move or delete every partition. Set one (SHARDZ_SECRET, or secret= in a "
@@ -257,6 +302,9 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (fd_budget(&d.cfg) != 0) {
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     /* one out-of-memory policy: jansson allocates through it too, so a failed json_pack
      * aborts instead of leaving part of a message or record out */
@@ -346,7 +394,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!d.cfg.store[0]) {
-        szd_hl_set_acting_until(d.hl, INT64_MAX); /* the only coordinator: always acts */
+        d.ha.term = 1; /* the only coordinator: one leadership, always acting */
+        szd_hl_set_acting_until(d.hl, INT64_MAX, d.ha.term);
     }
     /* libevent refuses bodies past the bulk limit (and 1 MiB more) itself, with a bare 413;
      * up to that, each route answers the JSON 413 of szd_read_body over its own limit */
@@ -360,8 +409,15 @@ int main(int argc, char **argv)
                                            EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
                                            EVHTTP_REQ_PATCH);
     evhttp_set_gencb(d.http, szd_api_handle, &d);
-    if (!evhttp_bind_socket_with_handle(d.http, host, (ev_uint16_t)port)) {
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(d.http, host, (ev_uint16_t)port);
+    if (!bound) {
         fprintf(stderr, "shardzd: cannot listen on %s: %s\n", d.cfg.listen, strerror(errno));
+        goto out;
+    }
+    if (szd_conns_start(&d, evhttp_bound_socket_get_listener(bound), d.cfg.max_connections,
+                        &d.conns) != 0) {
+        fprintf(stderr, "shardzd: out of memory\n");
         goto out;
     }
     sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
@@ -375,9 +431,10 @@ int main(int argc, char **argv)
     shardz_store_status st = {0};
     szd_store_status(&d, &st);
     szd_log(&d, SZD_INFO,
-            "msg=\"listening\" listen=%s store=%s fsync=%s namespaces=%u id=%s role=%s",
+            "msg=\"listening\" listen=%s store=%s fsync=%s namespaces=%u id=%s role=%s "
+            "max_connections=%zu",
             d.cfg.listen, st.backend, shardz_store_sync_name(st.sync), d.nns, d.cfg.id,
-            szd_role_name(d.ha.role));
+            szd_role_name(d.ha.role), d.cfg.max_connections);
     event_base_dispatch(d.base);
     status = 0;
 out:
@@ -407,9 +464,11 @@ out:
     if (sigint) {
         event_free(sigint);
     }
+    szd_conns_stop(d.conns); /* evhttp_free frees the listener, then closes every client */
     if (d.http) {
         evhttp_free(d.http);
     }
+    szd_conns_free(d.conns);
     if (d.base) {
         event_base_free(d.base);
     }

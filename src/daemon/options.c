@@ -24,6 +24,9 @@ const szd_option szd_options[] = {
      "the leader lease's TTL with etcd in milliseconds (default 5000, at least 2000)"},
     {"max-watches", "N", "SHARDZ_MAX_WATCHES", true,
      "watches parked at once, at most (default 10000; past it a watch gets 409 EBUSY)"},
+    {"max-connections", "N", "SHARDZ_MAX_CONNECTIONS", true,
+     "client connections held at once, at most (default: half the open-file limit, at most "
+     "10000; at the cap the client idle longest is closed)"},
     {"secret", "SECRET", "SHARDZ_SECRET", true,
      "require 'Authorization: Bearer SECRET' on every request; prefer the environment or "
      "secret= in the --config file, which stay out of the process list"},

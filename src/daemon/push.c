@@ -65,6 +65,28 @@ void szd_push_full(szd_node *n)
     szd_idset_clear(&n->changed);
 }
 
+bool szd_push_check_ahead(szd_ns *ns, szd_node *n, uint64_t applied)
+{
+    if (applied <= ns->revision) {
+        return false;
+    }
+    if (n->resync_from != applied) {
+        szd_log(ns->d, SZD_WARN,
+                "msg=\"worker reports a revision this coordinator never sent\" ns=%s node=%s "
+                "applied_revision=%llu revision=%llu action=resync",
+                ns->cfg.name, n->id, (unsigned long long)applied, (unsigned long long)ns->revision);
+        szd_event(ns, "node-ahead",
+                  json_pack("{s:s, s:I, s:I}", "node", n->id, "applied_revision",
+                            (json_int_t)applied, "revision", (json_int_t)ns->revision));
+        n->resync_from = applied;
+        n->applied_revision = 0;
+        n->base_revision = 0;
+        szd_node_state_unknown(ns, n);
+    }
+    szd_push_full(n);
+    return true;
+}
+
 void szd_push_node_free(szd_node *n)
 {
     szd_idset_clear(&n->changed);
@@ -182,6 +204,19 @@ static void on_assign(struct evhttp_request *req, void *arg)
      * one after it dropped everything (applied_revision 0), says otherwise */
     json_t *ar = json_object_get(j, "applied_revision");
     uint64_t applied = json_is_integer(ar) ? (uint64_t)json_integer_value(ar) : pushed;
+    if (szd_push_check_ahead(ns, n, applied)) {
+        /* still ahead after a resync (a worker that ignores "resync_from"): once an interval */
+        n->assign_retry_ms = szd_now(ns->d) + ns->cfg.ping_interval_ms;
+        json_decref(j);
+        ctx_free(ctx);
+        szd_ns_schedule(ns);
+        return;
+    }
+    if (n->resync_from && applied == pushed) {
+        szd_log(ns->d, SZD_INFO, "msg=\"worker resynchronised\" ns=%s node=%s revision=%llu",
+                ns->cfg.name, n->id, (unsigned long long)pushed);
+        n->resync_from = 0;
+    }
     n->applied_revision = applied;
     n->acked_ms = szd_now(ns->d);
     if (applied == pushed) {
@@ -283,8 +318,10 @@ static bool desired_of(const szd_part *p, int32_t me, unsigned *slot, szd_rstate
 
 static void put_head(szd_sbuf *b, const szd_ns *ns, const szd_node *n, bool released, uint64_t base)
 {
-    szd_sb_printf(b, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"released\":%s",
-                  ns->cfg.name, n->id, (unsigned long long)ns->revision,
+    szd_sb_printf(b,
+                  "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"term\":%lld,"
+                  "\"released\":%s",
+                  ns->cfg.name, n->id, (unsigned long long)ns->revision, (long long)ns->d->ha.term,
                   released ? "true" : "false");
     if (ns->cfg.strict) {
         szd_sb_printf(b, ",\"lease_ms\":%lld", (long long)ns->cfg.lease_ms);
@@ -294,6 +331,8 @@ static void put_head(szd_sbuf *b, const szd_ns *ns, const szd_node *n, bool rele
     }
     if (base) {
         szd_sb_printf(b, ",\"base_revision\":%llu", (unsigned long long)base);
+    } else if (n->resync_from) {
+        szd_sb_printf(b, ",\"resync_from\":%llu", (unsigned long long)n->resync_from);
     }
     szd_sb_add(b, ",\"replicas\":[", 13);
 }
@@ -308,6 +347,8 @@ typedef struct {
     char **named; /* delta: the partitions named (owned), else NULL */
     size_t nnamed;
     bool delta;
+    bool stamped; /* its body carries lease_stamp (put_head): its grant cannot outlive its send */
+    uint32_t era; /* the node's stamp_era when built: the stamp is of the clock that sent it */
 } push_msg;
 
 struct szd_pushes {
@@ -393,6 +434,8 @@ szd_pushes *szd_push_build(szd_ns *ns)
         m->index = i;
         m->revision = ns->revision;
         m->released = n->state == SZD_NODE_LEFT;
+        m->stamped = ns->cfg.strict && n->stamp >= 0; /* as put_head writes it, now */
+        m->era = n->stamp_era;
         if (n->delta_ok && !n->need_full && !range && !m->released) {
             build_delta(ns, n, (int32_t)i, m);
         } else {
@@ -484,19 +527,29 @@ void szd_push_release(szd_ns *ns, szd_pushes *p, const szd_sl_durable *durable)
         ctx->nnamed = m->nnamed;
         m->named = NULL;
         m->nnamed = 0;
+        /* in flight before the call: libevent may run on_assign inside it (a connection that
+         * fails at once, out of descriptors say), which frees ctx and clears these */
+        n->assign_ctx = ctx;
+        n->assign_inflight = true;
         int rc = send_json(n, "/shardz/v1/assign", m->body, on_assign, ctx);
+        if (n->assign_ctx != ctx) {
+            continue; /* answered (failed) already */
+        }
         if (rc) {
-            if (rc != SHARDZ_EIO) {
-                ctx_free(ctx);
-            }
+            ctx_free(ctx);
+            n->assign_ctx = NULL;
+            n->assign_inflight = false;
             szd_push_full(n);
             n->released_sent = false;
             n->assign_retry_ms = now + ns->cfg.ping_interval_ms;
             continue;
         }
-        n->assign_ctx = ctx;
-        n->assign_inflight = true;
-        n->assign_reach_ms = ns->cfg.strict ? now + ASSIGN_TIMEOUT_S * 1000 : 0;
+        /* A lease-granting push may start a lease until it times out; one that carries
+         * lease_stamp only until now: the worker runs its grant from that stamp, taken before
+         * this send, and applies the assignment only while that grant lasts (PROTOCOL.md 6),
+         * so a late push cannot resurrect a lease whatever its timeout. */
+        bool stamped = m->stamped && m->era == n->stamp_era;
+        n->assign_reach_ms = !ns->cfg.strict ? 0 : stamped ? now : now + ASSIGN_TIMEOUT_S * 1000;
     }
     pushes_free(p);
 }
@@ -592,6 +645,10 @@ static void on_farewell_timer(evutil_socket_t fd, short what, void *arg)
 
 static void farewell_send(szd_farewell *f)
 {
+    if (!szd_acting(f->d)) {
+        farewell_done(f); /* deposed: nothing more leaves; the next leader tells the workers */
+        return;
+    }
     if (!f->conn) {
         f->conn = evhttp_connection_base_new(f->d->base, NULL, f->host, f->port);
         if (!f->conn) {
@@ -635,9 +692,10 @@ void szd_push_farewell(szd *d, const szd_ns *ns, uint64_t revision, int64_t for_
         f->port = n->port;
         f->deadline_ms = szd_now(d) + for_ms;
         f->retry_ms = ns->cfg.ping_interval_ms;
-        json_t *j = json_pack("{s:s, s:s, s:I, s:b, s:[], s:b}", "namespace", ns->cfg.name, "node",
-                              n->id, "revision", (json_int_t)revision, "released", 0, "replicas",
-                              "namespace_deleted", 1);
+        json_t *j =
+            json_pack("{s:s, s:s, s:I, s:I, s:b, s:[], s:b}", "namespace", ns->cfg.name, "node",
+                      n->id, "revision", (json_int_t)revision, "term", (json_int_t)d->ha.term,
+                      "released", 0, "replicas", "namespace_deleted", 1);
         f->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         f->timer = evtimer_new(d->base, on_farewell_timer, f);

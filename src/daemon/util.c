@@ -11,6 +11,11 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include "common/clock.h"
 #include "daemon/daemon.h"
 #include "daemon/wire.h"
 #include "common/utf8.h"
@@ -20,9 +25,14 @@ int64_t szd_now(const szd *d)
     if (d && d->clock_ms) {
         return d->clock_ms();
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return shardz__boot_ms(); /* CLOCK_BOOTTIME: it counts a suspend too */
+}
+
+void szd_trim_heap(void)
+{
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
 }
 
 void szd_log(const szd *d, int level, const char *fmt, ...)
@@ -178,36 +188,6 @@ json_t *szd_read_body_max(struct evhttp_request *req, size_t max)
         return NULL;
     }
     return j;
-}
-
-bool szd_valid_id(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > SHARDZ_MAX_ID) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-') {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool szd_valid_ns_name(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > SZD_MAX_NS_NAME || !isalnum((unsigned char)s[0])) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!(isdigit(c) || (c >= 'a' && c <= 'z')) && c != '.' && c != '_' && c != '-') {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* ---- sets of ids --------------------------------------------------------------------- */
