@@ -73,6 +73,7 @@ type assignMsg struct {
 	Released     bool
 	Delta        bool
 	BaseRevision int64
+	ResyncFrom   int64 // full only: applied even if older, when the last applied is this one
 	Replicas     []wireReplica
 	Removed      []string
 }
@@ -384,6 +385,13 @@ func parseAssign(body []byte, ns, node string) (*assignMsg, *protoError) {
 // parseDelta reads a delta's "base_revision" and "removed" (docs/PROTOCOL.md 4.3). A message
 // with neither is a full assignment.
 func parseDelta(root object, a *assignMsg) *protoError {
+	if root.has("resync_from") {
+		r, ok := root.integer("resync_from", 1, 1<<63-1)
+		if !ok || root.has("base_revision") {
+			return perr("EINVAL", `"resync_from" must be an integer >= 1, on a full assignment`)
+		}
+		a.ResyncFrom = r
+	}
 	if !root.has("base_revision") {
 		if root.has("removed") {
 			return perr("EPROTO", `"removed" is only for a delta (with "base_revision")`)

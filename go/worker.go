@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -226,7 +227,30 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.logf == nil {
 		s.logf = log.Printf
 	}
+	s.warnUnprotected()
 	return s, nil
+}
+
+// warnUnprotected is protected mode's library half (issue 16): a worker reachable beyond
+// loopback without a secret takes assignments from anyone who reaches it (one forged message
+// deletes everything it serves). Not refused, but said loudly through Logf.
+func (s *Server) warnUnprotected() {
+	if s.cfg.Secret != "" {
+		return
+	}
+	for _, addr := range []string{s.cfg.Listen, s.cfg.Address} {
+		if addr == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(addr)
+		if err == nil && (strings.HasPrefix(host, "127.") || host == "::1" || host == "localhost") {
+			continue
+		}
+		s.logf("shardz: INSECURE: worker %s is reachable at %s without a secret: anyone who "+
+			"reaches it can assign or delete its partitions. Give it the coordinator's secret "+
+			"(ServerConfig.Secret, from SHARDZ_SECRET or a file)", s.cfg.NodeID, addr)
+		return
+	}
 }
 
 // Start binds the listener (when Listen is set) and starts registering in the background.
@@ -720,8 +744,11 @@ func (s *Server) serveOne(w *wireReplica, rev int64, failed *[]failure) {
 // (409) and changes nothing; one that arrived before a lease lapse is not applied.
 func (s *Server) apply(a *assignMsg, grantEnd time.Time) jobResult {
 	s.mu.Lock()
-	// stale: older than one applied, or of a term older than one seen since it was queued
-	stale := a.Revision < s.lastRevision || (a.Term >= 0 && a.Term < s.termSeen)
+	// stale: older than the last applied (unless the coordinator resynchronises us from a
+	// revision it never issued: a forged assignment would wedge us otherwise), or of a term
+	// older than one seen since it was queued
+	stale := (a.Revision < s.lastRevision && !(a.ResyncFrom > 0 && a.ResyncFrom == s.lastRevision)) ||
+		(a.Term >= 0 && a.Term < s.termSeen)
 	s.checkLapse(s.now()) // a lapse resets appliedReported: no delta fits then
 	if !stale && a.Delta && a.BaseRevision != s.appliedReported {
 		s.logf("shardz: refused delta %d: its base %d is not the applied revision %d",

@@ -362,6 +362,79 @@ func TestWorkerSecret(t *testing.T) {
 	resp.Body.Close()
 }
 
+// A full assignment with "resync_from" (docs/PROTOCOL.md 4.3): after a forged assignment with a
+// revision the coordinator never issued, older assignments are stale (the wedge), except one
+// whose resync_from is exactly the revision applied; later ones then apply as usual.
+func TestWorkerResyncAfterForged(t *testing.T) {
+	f := newFakeCoord(t, "available")
+	h := newHookLog()
+	s := startWorker(t, f, h, nil)
+	post(t, s, "/shardz/v1/assign", assignBody(10, "", rep("p1", 1, "none")))
+	h.take()
+	st, m := post(t, s, "/shardz/v1/assign", assignBody(1000000, ""))
+	if st != 200 || m["applied_revision"].(float64) != 1000000 {
+		t.Fatalf("forged: %d %v", st, m)
+	}
+	if got := strings.Join(h.take(), "; "); got != "delete p1 assign" {
+		t.Fatalf("forged hooks: %s", got)
+	}
+	if st, _ = post(t, s, "/shardz/v1/assign", assignBody(11, "", rep("p1", 2, "none"))); st != 200 || len(h.take()) != 0 {
+		t.Fatalf("an older assignment applied: %d", st)
+	}
+	if st, _ = post(t, s, "/shardz/v1/assign", assignBody(11, `,"resync_from":5`, rep("p1", 2, "none"))); st != 200 || len(h.take()) != 0 {
+		t.Fatalf("a resync from another revision applied: %d", st)
+	}
+	if st, _ = post(t, s, "/shardz/v1/assign", assignBody(11, `,"resync_from":1000000,"base_revision":10`)); st != 400 {
+		t.Fatalf("resync_from on a delta: %d", st)
+	}
+	st, m = post(t, s, "/shardz/v1/assign", assignBody(11, `,"resync_from":1000000`, rep("p1", 2, "none")))
+	if st != 200 || m["applied_revision"].(float64) != 11 {
+		t.Fatalf("resync: %d %v", st, m)
+	}
+	if got := strings.Join(h.take(), "; "); got != "serve p1 g2 none" {
+		t.Fatalf("resync hooks: %s", got)
+	}
+	if st, m = post(t, s, "/shardz/v1/assign", assignBody(12, "")); st != 200 || m["applied_revision"].(float64) != 12 {
+		t.Fatalf("after the resync: %d %v", st, m)
+	}
+}
+
+// Protected mode's library half (issue 16): reachable beyond loopback without a secret warns
+// loudly through Logf; loopback, or a secret, does not.
+func TestWorkerUnprotectedWarns(t *testing.T) {
+	warned := func(listen, addr, secret string) []string {
+		var lines []string
+		_, err := NewServer(ServerConfig{Coordinators: []string{"127.0.0.1:1"}, Namespace: "kv",
+			NodeID: "w1", Listen: listen, Address: addr, Secret: secret,
+			ServeFn:  func(Replica) error { return nil },
+			DeleteFn: func(Replica) error { return nil },
+			Logf: func(f string, a ...interface{}) {
+				if l := fmt.Sprintf(f, a...); strings.Contains(l, "without a secret") {
+					lines = append(lines, l)
+				}
+			}})
+		if err != nil {
+			t.Fatalf("NewServer(%q, %q): %v", listen, addr, err)
+		}
+		return lines
+	}
+	if l := warned("127.0.0.1:0", "", ""); len(l) != 0 {
+		t.Fatalf("loopback warned: %v", l)
+	}
+	if l := warned("[::1]:0", "", ""); len(l) != 0 {
+		t.Fatalf("::1 warned: %v", l)
+	}
+	if l := warned("0.0.0.0:0", "192.0.2.7:9000", ""); len(l) != 1 || !strings.Contains(l[0], "INSECURE") {
+		t.Fatalf("a public listener without a secret: %v", l)
+	}
+	if l := warned("", "192.0.2.7:9000", ""); len(l) != 1 {
+		t.Fatalf("a public address without a secret: %v", l)
+	}
+	if l := warned("0.0.0.0:0", "192.0.2.7:9000", "s3"); len(l) != 0 {
+		t.Fatalf("with a secret: %v", l)
+	}
+}
+
 // The strict lease: with no lease-granting message for lease_ms (less the margin), every
 // replica is deleted, LeaseOK turns false, pings report applied_revision 0 and deltas are
 // refused until a full set applies again.

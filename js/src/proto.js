@@ -140,6 +140,11 @@ export function parseAssign(body, ns, node) {
   a.delta = false;
   a.baseRevision = 0n;
   a.removed = [];
+  a.resyncFrom = 0n; // full only: applied even if older, when the last applied is this one
+  if (has(root, 'resync_from')) {
+    if (!int(root.resync_from, 1n, INT64_MAX) || has(root, 'base_revision')) fail('EINVAL', '"resync_from" must be an integer >= 1, on a full assignment');
+    a.resyncFrom = root.resync_from;
+  }
   if (!has(root, 'base_revision')) {
     if (has(root, 'removed')) fail('EPROTO', '"removed" is only for a delta (with "base_revision")');
     return a;

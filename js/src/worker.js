@@ -50,6 +50,7 @@ export class Worker {
     this.now = c.now ?? (() => performance.now());
     this.log = c.log ?? ((level, msg) => console.error(`shardz ${level}: ${msg}`));
     this._address = c.address ?? '';
+    this.warnUnprotected();
     this.server = null;
     this.started = false;
     this.stopped = false;
@@ -85,6 +86,20 @@ export class Worker {
   /** The address registered with the coordinator (host:port). */
   get address() {
     return this._address;
+  }
+
+  /** Protected mode's library half (issue 16): a worker reachable beyond loopback without a
+   * secret takes assignments from anyone who reaches it (one forged message deletes everything
+   * it serves). Not refused, but said loudly, at 'warn'. */
+  warnUnprotected() {
+    if (this.cfg.secret) return;
+    for (const addr of [this.cfg.listen, this.cfg.address]) {
+      if (!addr) continue;
+      const host = addr.slice(0, addr.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+      if (host.startsWith('127.') || host === '::1' || host === 'localhost') continue;
+      this.log('warn', `INSECURE: worker ${this.cfg.nodeId} is reachable at ${addr} without a secret: anyone who reaches it can assign or delete its partitions. Give it the coordinator's secret (cfg.secret, from SHARDZ_SECRET or a file)`);
+      return;
+    }
   }
 
   /** Binds the listener (when cfg.listen is set) and starts registering in the background. */
@@ -429,8 +444,11 @@ export class Worker {
   /** Runs one assignment: stale ones are only answered; a delta on another base is refused
    * (409) and changes nothing; one that arrived before a lease lapse is not applied. */
   async apply(a, grantEnd = Infinity) {
-    // stale: older than one applied, or of a term older than one seen since it was queued
-    const stale = a.revision < this.lastRevision || (a.term >= 0 && a.term < this.termSeen);
+    // stale: older than the last applied (unless the coordinator resynchronises us from a
+    // revision it never issued: a forged assignment would wedge us otherwise), or of a term
+    // older than one seen since it was queued
+    const stale = (a.revision < this.lastRevision && !(a.resyncFrom > 0n && a.resyncFrom === this.lastRevision))
+      || (a.term >= 0 && a.term < this.termSeen);
     this.checkLapse(this.now()); // a lapse resets appliedReported: no delta fits then
     if (!stale && a.delta && a.baseRevision !== this.appliedReported) {
       this.log('info', `refused delta ${a.revision}: its base ${a.baseRevision} is not the applied revision ${this.appliedReported}`);

@@ -149,6 +149,41 @@ test('bad messages get 4xx with a JSON code and change nothing', () => withWorke
   assert.equal((await post(addr, A, assign(10, '', rep('p1', 1, 'none')))).status, 200);
 }));
 
+test('a resync_from assignment unwedges a worker after a forged one', () => withWorker({}, async ({ h, addr }) => {
+  await post(addr, '/shardz/v1/assign', assign(10, '', rep('p1', 1, 'none')));
+  h.take();
+  let r = await post(addr, '/shardz/v1/assign', assign(1000000, ''));
+  assert.equal(r.body.applied_revision, 1000000);
+  assert.deepEqual(h.take(), ['delete p1 assign']);
+  r = await post(addr, '/shardz/v1/assign', assign(11, '', rep('p1', 2, 'none')));
+  assert.deepEqual(h.take(), [], 'an older assignment is stale (the wedge)');
+  r = await post(addr, '/shardz/v1/assign', assign(11, ',"resync_from":5', rep('p1', 2, 'none')));
+  assert.deepEqual(h.take(), [], 'a resync from another revision is stale');
+  r = await post(addr, '/shardz/v1/assign', assign(11, ',"resync_from":1000000,"base_revision":10'));
+  assert.equal(r.status, 400);
+  r = await post(addr, '/shardz/v1/assign', assign(11, ',"resync_from":1000000', rep('p1', 2, 'none')));
+  assert.equal(r.body.applied_revision, 11);
+  assert.deepEqual(h.take(), ['serve p1 g2 none']);
+  r = await post(addr, '/shardz/v1/assign', assign(12, ''));
+  assert.equal(r.body.applied_revision, 12);
+}));
+
+test('reachable beyond loopback without a secret warns loudly', () => {
+  const warned = (cfg) => {
+    const lines = [];
+    new Worker({ coordinators: ['127.0.0.1:1'], namespace: 'kv', nodeId: 'w1', serve() {}, delete() {},
+      log: (level, msg) => { if (level === 'warn' && msg.includes('without a secret')) lines.push(msg); }, ...cfg });
+    return lines;
+  };
+  assert.deepEqual(warned({ listen: '127.0.0.1:0' }), []);
+  assert.deepEqual(warned({ listen: '[::1]:0' }), []);
+  const l = warned({ listen: '0.0.0.0:0', address: '192.0.2.7:9000' });
+  assert.equal(l.length, 1);
+  assert.match(l[0], /INSECURE.*0\.0\.0\.0:0/);
+  assert.equal(warned({ address: '192.0.2.7:9000' }).length, 1);
+  assert.deepEqual(warned({ listen: '0.0.0.0:0', address: '192.0.2.7:9000', secret: 's' }), []);
+});
+
 test('the secret is required', () => withWorker({ worker: { secret: 's3' } }, async ({ addr }) => {
   const ping = '{"namespace":"kv","node":"w1","revision":1}';
   const r = await post(addr, '/shardz/v1/ping', ping);

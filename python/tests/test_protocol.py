@@ -64,3 +64,14 @@ def test_refused(body, code):
     with pytest.raises(ProtocolError) as e:
         parse_assign(body, "kv", "w1")
     assert e.value.code == code
+
+
+def test_resync_from():
+    a = parse_assign(enc(dict(BASE, replicas=[], resync_from=9223372036854775807)), "kv", "w1")
+    assert a.resync_from == 9223372036854775807 and not a.delta
+    assert parse_assign(enc(dict(BASE, replicas=[])), "kv", "w1").resync_from == 0
+    for bad in (0, -1, "7", 1.5):
+        with pytest.raises(ProtocolError):
+            parse_assign(enc(dict(BASE, replicas=[], resync_from=bad)), "kv", "w1")
+    with pytest.raises(ProtocolError):
+        parse_assign(enc(dict(BASE, replicas=[], resync_from=5, base_revision=3)), "kv", "w1")

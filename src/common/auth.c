@@ -27,3 +27,9 @@ bool shardz__bearer_ok(const char *secret, const char *authorization)
     }
     return diff == 0 && al == sl;
 }
+
+bool shardz__host_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}

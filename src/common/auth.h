@@ -11,4 +11,9 @@
  * whatever the header holds, so the time taken does not tell how many leading bytes matched. */
 bool shardz__bearer_ok(const char *secret, const char *authorization);
 
+/* Whether host (borrowed: a name or an address, without port or brackets) is a loopback one:
+ * 127.0.0.0/8, ::1 or localhost. A listener on any other address, without a secret, lets
+ * anyone who reaches it act as the coordinator or a worker (protected mode, issue 16). */
+bool shardz__host_is_loopback(const char *host);
+
 #endif

@@ -139,7 +139,8 @@ static void waiter_reply(szd_waiter *w, bool changed)
 {
     struct evhttp_connection *c = evhttp_request_get_connection(w->req);
     if (c) {
-        evhttp_connection_set_closecb(c, NULL, NULL);
+        szd_conn_set_closecb(w->ns->d, c, NULL, NULL);
+        szd_conn_set_release(w->ns->d, c, NULL, NULL);
     }
     szd_ns *ns = w->ns;
     if (changed) {
@@ -175,6 +176,12 @@ static void on_waiter_readable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The connection cap needs room: the watch is answered now, as at its timeout. */
+static void on_waiter_release(void *arg)
+{
+    waiter_reply(arg, false);
+}
+
 static void on_waiter_close(struct evhttp_connection *c, void *arg)
 {
     (void)c;
@@ -201,7 +208,8 @@ void szd_watch_cancel_all(szd_ns *ns)
         szd_waiter *w = ns->waiters;
         struct evhttp_connection *c = evhttp_request_get_connection(w->req);
         if (c) {
-            evhttp_connection_set_closecb(c, NULL, NULL);
+            szd_conn_set_closecb(ns->d, c, NULL, NULL);
+            szd_conn_set_release(ns->d, c, NULL, NULL);
         }
         szd_reply_error(w->req, SHARDZ_ENOENT, "namespace '%s' was deleted", ns->cfg.name);
         ns->waiters = w->next;
@@ -269,7 +277,8 @@ static void handle_watch(szd_ns *ns, struct evhttp_request *req, const struct ev
     ns->waiters = w;
     struct evhttp_connection *c = evhttp_request_get_connection(req);
     if (c) {
-        evhttp_connection_set_closecb(c, on_waiter_close, w);
+        szd_conn_set_closecb(ns->d, c, on_waiter_close, w);
+        szd_conn_set_release(ns->d, c, on_waiter_release, w);
         struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
         evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
         if (fd >= 0) {
@@ -942,6 +951,7 @@ static bool authorized(const szd *d, struct evhttp_request *req)
 void szd_api_handle(struct evhttp_request *req, void *arg)
 {
     szd *d = arg;
+    szd_conn_request(d, req); /* busy (never evicted) until answered */
     int method = evhttp_request_get_command(req);
     const char *uri = evhttp_request_get_uri(req);
     struct evhttp_uri *parsed = evhttp_uri_parse(uri);

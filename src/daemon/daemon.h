@@ -14,17 +14,18 @@
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "daemon/core/config.h"
 #include "daemon/core/slot.h"
 #include "daemon/log.h"
 #include "shardz/placement.h"
 #include "shardz/store.h"
+#include "daemon/conns.h"
 
 #define SZD_MAX_BODY (1024 * 1024) /* a request body, most routes */
 #define SZD_MAX_BULK_BODY                                                                          \
     (64 * 1024 * 1024)                   /* creating a namespace, adding partitions: a             \
                                           * million ids in one request */
 #define SZD_MAX_REPLY (64 * 1024 * 1024) /* a worker's reply to a whole assignment */
-#define SZD_MAX_NS_NAME 63
 #define SZD_ADDR_MAX 255
 
 /* ---- metrics ------------------------------------------------------------------------- */
@@ -70,27 +71,9 @@ typedef struct {
     char id[SHARDZ_MAX_ID + 1];       /* this coordinator's name (default: advertise) */
     int64_t lease_ttl_ms;             /* etcd: the leader lease's TTL */
     size_t max_watches;               /* watches parked at once, at most (all namespaces) */
+    size_t max_connections;           /* client connections at once, at most (conns.c) */
     int log_level;                    /* 0 error, 1 warn, 2 info, 3 debug */
 } szd_config;
-
-/* A namespace's configuration (docs/PROTOCOL.md section 3). */
-typedef struct {
-    char name[SZD_MAX_NS_NAME + 1];
-    char sharder[16]; /* "replica" | "hash" */
-    unsigned replicas;
-    bool roles;
-    bool strict;
-    int64_t ping_interval_ms, dead_after_ms, lease_ms;
-    size_t ndims;
-    char dims[SHARDZ_MAX_DIMS][64];
-    uint32_t slots; /* hash only */
-    double band;
-    int64_t load_tau_ms; /* load statistics: the EWMA's time constant */
-    /* The load balancer (docs/PROTOCOL.md section 3): a round every balance_interval_ms (0:
-     * only on request), with this policy. */
-    int64_t balance_interval_ms;
-    shardz_balance_policy balance;
-} szd_ns_config;
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
@@ -141,10 +124,13 @@ typedef struct szd_node {
                                           * said; docs/PROTOCOL.md 4.1) */
     int64_t retired_until_ms; /* strict: an earlier process of this node may hold replicas
                                * (retired slots) until then; 0: none */
-    int64_t stamp;      /* the worker's clock in its latest registration or assignment reply (-1:
-                         * it sends none): lease-granting pushes carry it (lease_stamp) */
-    uint32_t stamp_era; /* bumped by every registration (maybe a process with another clock):
-                         * a push built before counts as carrying no stamp of this clock */
+    int64_t stamp;        /* the worker's clock in its latest registration or assignment reply (-1:
+                           * it sends none): lease-granting pushes carry it (lease_stamp) */
+    uint32_t stamp_era;   /* bumped by every registration (maybe a process with another clock):
+                           * a push built before counts as carrying no stamp of this clock */
+    uint64_t resync_from; /* the applied revision it reported ahead of every one this
+                           * coordinator issued (a forged assignment): its next whole set
+                           * carries "resync_from" so that it applies it; 0: none */
 } szd_node;
 
 typedef struct {
@@ -280,12 +266,16 @@ typedef struct szd {
     struct szd_farewell *farewells; /* deleted namespaces' last assignments, still being
                                      * delivered (push.c), owned */
     size_t nwaiters;                /* watches parked, every namespace (cfg.max_watches) */
+    struct szd_conns *conns;        /* the API listener's connections (conns.c), owned */
     szd_hist store_hist;            /* store write durations */
 } szd;
 
 /* ---- shared helpers ------------------------------------------------------------------ */
 
 int64_t szd_now(const szd *d);
+/* Gives the heap's free memory back to the system (glibc's malloc_trim; nothing elsewhere):
+ * after a load, whose read answers were freed in pieces the allocator would otherwise keep. */
+void szd_trim_heap(void);
 void szd_log(const szd *d, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Maps (keys are borrowed through the callback). */
@@ -303,8 +293,6 @@ void szd_reply_error(struct evhttp_request *req, int err, const char *fmt, ...)
  * an error (413 ETOOBIG over the limit, 400 for bad JSON). */
 json_t *szd_read_body(struct evhttp_request *req);
 json_t *szd_read_body_max(struct evhttp_request *req, size_t max);
-bool szd_valid_id(const char *s);
-bool szd_valid_ns_name(const char *s);
 
 /* Namespaces (ns.c). */
 int szd_ns_create(szd *d, const szd_ns_config *cfg, json_t *partitions, szd_ns **out, char *err,
@@ -336,10 +324,12 @@ void szd_push_farewells_free(szd *d);
 /* The namespace's config record as stored: its config plus what the store alone keeps
  * (generation_floor). New reference. */
 json_t *szd_ns_config_record(const szd_ns *ns);
-int szd_ns_config_parse(json_t *j, szd_ns_config *cfg, char *err, size_t errlen);
 json_t *szd_ns_summary_json(const szd_ns *ns);
 
 szd_node *szd_node_find(szd_ns *ns, const char *id);
+/* What node n serves is unknown (it reported a revision never sent): its replicas are
+ * handled as those of an earlier process (see szd_push_check_ahead). */
+void szd_node_state_unknown(szd_ns *ns, szd_node *n);
 int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_t errlen);
 int szd_node_leave(szd_ns *ns, szd_node *n);
 json_t *szd_node_json(const szd_ns *ns, const szd_node *n, bool with_partitions);
@@ -399,6 +389,13 @@ struct szd_sl_durable;
 void szd_push_changed(szd_node *n, const char *partition);
 /* n's next assignment is the whole set (a registration, a refusal, a failed push). */
 void szd_push_full(szd_node *n);
+/* Node n reports `applied`, a revision this coordinator never issued (above the namespace's):
+ * nothing it says about its replicas can be trusted. Handled as a new process of the node
+ * (its replicas not served until it serves them again: missing counts them, routing leaves
+ * them out; strict: its lease must certainly end first) and sent the whole set with
+ * "resync_from" (docs/PROTOCOL.md 4.3). True when applied was ahead (the caller then takes
+ * nothing else from the message). */
+bool szd_push_check_ahead(szd_ns *ns, szd_node *n, uint64_t applied);
 /* Frees what the push side keeps for n. */
 void szd_push_node_free(szd_node *n);
 /* Builds the assignment of every node whose desired replicas changed and that may be pushed

@@ -529,7 +529,7 @@ static void fwd_reap(szd *d, bool all)
         if (f->orig) {
             struct evhttp_connection *c = evhttp_request_get_connection(f->orig);
             if (c) {
-                evhttp_connection_set_closecb(c, NULL, NULL);
+                szd_conn_set_closecb(d, c, NULL, NULL);
             }
         }
         *pp = f->next;
@@ -551,7 +551,7 @@ static void on_forwarded(struct evhttp_request *resp, void *arg)
     if (f->orig) {
         struct evhttp_connection *c = evhttp_request_get_connection(f->orig);
         if (c) {
-            evhttp_connection_set_closecb(c, NULL, NULL);
+            szd_conn_set_closecb(f->d, c, NULL, NULL);
         }
         int code = resp ? evhttp_request_get_response_code(resp) : 0;
         if (code == 0) {
@@ -622,13 +622,13 @@ void szd_ha_forward(szd *d, struct evhttp_request *req)
                         evhttp_request_get_input_buffer(req));
     struct evhttp_connection *cc = evhttp_request_get_connection(req);
     if (cc) {
-        evhttp_connection_set_closecb(cc, on_client_close, f);
+        szd_conn_set_closecb(d, cc, on_client_close, f);
     }
     if (evhttp_make_request(conn, out, evhttp_request_get_command(req),
                             evhttp_request_get_uri(req)) != 0) {
         /* libevent freed out and called nothing */
         if (cc) {
-            evhttp_connection_set_closecb(cc, NULL, NULL);
+            szd_conn_set_closecb(d, cc, NULL, NULL);
         }
         evhttp_connection_free(conn);
         free(f);

@@ -48,6 +48,10 @@ static void ping_ok(szd_ns *ns, szd_node *n, const szd_hl_report *r)
     json_t *ar = json_object_get(r->body, "applied_revision");
     if (json_is_integer(ar)) {
         uint64_t applied = (uint64_t)json_integer_value(ar);
+        if (szd_push_check_ahead(ns, n, applied)) {
+            szd_ns_schedule(ns);
+            return; /* nothing it says about its replicas counts until it is resynchronised */
+        }
         /* A worker that restarted (or lost a push) reports an older assignment than it
          * acknowledged, in a ping sent after that acknowledgement (an earlier ping may still
          * carry the one before): it gets the whole set. */

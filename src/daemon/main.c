@@ -7,48 +7,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 
+#include "common/auth.h"
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
 #include "daemon/oom.h"
+#include "daemon/options.h"
 #include "daemon/store_lane.h"
+#include "shardz/version.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: shardzd [options]\n"
-            "  --listen HOST:PORT   where the HTTP API listens ([IPV6]:PORT, :PORT for every\n"
-            "                       interface; default 127.0.0.1:7557;\n"
-            "                       env SHARDZ_LISTEN)\n"
-            "  --data DIR           data directory of the embedded store (default\n"
-            "                       ./shardz-data; env SHARDZ_DATA)\n"
-            "  --fsync full|normal  SQLite durability: full fsyncs every commit (default),\n"
-            "                       normal only at checkpoints (env SHARDZ_FSYNC)\n"
-            "  --memory             keep everything in memory (tests only: nothing survives)\n"
-            "  --store etcd://HOST:PORT[,HOST:PORT...][/PREFIX]\n"
-            "                       keep the state in etcd (under /PREFIX/, default /shardz/)\n"
-            "                       and run with other coordinators: one leads, the others\n"
-            "                       follow (env SHARDZ_STORE)\n"
-            "  --advertise HOST:PORT  where the other coordinators reach this one (default:\n"
-            "                       --listen; env SHARDZ_ADVERTISE)\n"
-            "  --id NAME            this coordinator's name (default: the advertise address;\n"
-            "                       env SHARDZ_ID)\n"
-            "  --lease-ttl MS       the leader lease's TTL with etcd (default 5000, at least\n"
-            "                       2000; env SHARDZ_LEASE_TTL)\n"
-            "  --max-watches N      watches parked at once, at most (default 10000; past it a\n"
-            "                       watch gets 409 EBUSY; env SHARDZ_MAX_WATCHES)\n"
-            "  --secret SECRET      require 'Authorization: Bearer SECRET' (env SHARDZ_SECRET,\n"
-            "                       or secret= in --config: both stay out of the process list)\n"
-            "  --insecure           listen beyond loopback without a secret (refused otherwise)\n"
-            "  --log-level LEVEL    error|warn|info|debug (default info; env SHARDZ_LOG_LEVEL)\n"
-            "  --config FILE        read key=value lines (listen, data, fsync, secret,\n"
-            "                       log-level); flags and environment win over the file\n"
-            "  --routes             print the HTTP API's routes (method, path, read|write|local)\n"
-            "  --help               this text\n");
-}
+#define SZD_OPT_CODE 256 /* getopt codes above any character */
 
 static int parse_level(const char *s)
 {
@@ -129,6 +102,15 @@ static int set_option(szd_config *c, const char *key, const char *val)
             return -1;
         }
         c->max_watches = (size_t)v;
+    } else if (strcmp(key, "max-connections") == 0) {
+        char *end = NULL;
+        long long v = strtoll(val, &end, 10);
+        if (!*val || *end || v < 1 || v > 1000000) {
+            fprintf(stderr, "shardzd: --max-connections wants a count in [1, 1000000], got '%s'\n",
+                    val);
+            return -1;
+        }
+        c->max_connections = (size_t)v;
     } else if (strcmp(key, "log-level") == 0) {
         c->log_level = parse_level(val);
         if (c->log_level < 0) {
@@ -176,6 +158,41 @@ static int read_config_file(szd_config *c, const char *path)
     return rc;
 }
 
+/* Raises the open-file limit to its hard limit and fits the default --max-connections below
+ * it: the rest is for the store, the lanes' pipes and every worker's ping and push connections.
+ * A cap that leaves less than a quarter of the limit (and 64) for them is kept, with a warning:
+ * past the limit, accept() fails and accepting pauses (conns.c). */
+static int fd_budget(szd_config *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        fprintf(stderr, "shardzd: getrlimit: %s\n", strerror(errno));
+        return -1;
+    }
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 1048576 ? 1048576 : rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        struct rlimit up = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+            rl.rlim_cur = want;
+        }
+    }
+    size_t limit = rl.rlim_cur == RLIM_INFINITY ? 1048576 : (size_t)rl.rlim_cur;
+    size_t reserve = limit / 4 > 64 ? limit / 4 : 64;
+    if (!c->max_connections) {
+        c->max_connections = limit / 2 < 10000 ? limit / 2 : 10000;
+        if (!c->max_connections) {
+            c->max_connections = 1;
+        }
+    } else if (c->max_connections + reserve > limit) {
+        fprintf(stderr,
+                "shardzd: warning: --max-connections %zu leaves too few of the %zu open files "
+                "this process may have for the store and the workers' connections (keep %zu "
+                "free, or raise the limit: ulimit -n); past the limit accepting pauses\n",
+                c->max_connections, limit, reserve);
+    }
+    return 0;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -194,22 +211,13 @@ int main(int argc, char **argv)
     d.cfg.lease_ttl_ms = 5000;
     d.cfg.max_watches = 10000;
 
-    static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
-                                         {"data", required_argument, 0, 'd'},
-                                         {"fsync", required_argument, 0, 'f'},
-                                         {"secret", required_argument, 0, 's'},
-                                         {"log-level", required_argument, 0, 'v'},
-                                         {"config", required_argument, 0, 'c'},
-                                         {"memory", no_argument, 0, 'm'},
-                                         {"insecure", no_argument, 0, 'I'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {"routes", no_argument, 0, 'R'},
-                                         {"store", required_argument, 0, 'S'},
-                                         {"advertise", required_argument, 0, 'a'},
-                                         {"id", required_argument, 0, 'i'},
-                                         {"lease-ttl", required_argument, 0, 't'},
-                                         {"max-watches", required_argument, 0, 'W'},
-                                         {0, 0, 0, 0}};
+    /* getopt's table from szd_options: option i returns SZD_OPT_CODE + i */
+    struct option opts[64] = {{0}};
+    for (size_t i = 0; i < szd_noptions && i + 1 < sizeof opts / sizeof opts[0]; i++) {
+        opts[i] = (struct option){szd_options[i].name,
+                                  szd_options[i].metavar ? required_argument : no_argument, 0,
+                                  SZD_OPT_CODE + (int)i};
+    }
     /* the file first, then the environment, then flags */
     for (int i = 1; i < argc; i++) {
         const char *file = strncmp(argv[i], "--config=", 9) == 0              ? argv[i] + 9
@@ -219,77 +227,46 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    static const char *const env[][2] = {
-        {"SHARDZ_LISTEN", "listen"},       {"SHARDZ_DATA", "data"},
-        {"SHARDZ_FSYNC", "fsync"},         {"SHARDZ_SECRET", "secret"},
-        {"SHARDZ_LOG_LEVEL", "log-level"}, {"SHARDZ_STORE", "store"},
-        {"SHARDZ_ADVERTISE", "advertise"}, {"SHARDZ_ID", "id"},
-        {"SHARDZ_LEASE_TTL", "lease-ttl"}, {"SHARDZ_MAX_WATCHES", "max-watches"}};
-    for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
-        const char *v = getenv(env[i][0]);
-        if (v && set_option(&d.cfg, env[i][1], v) != 0) {
+    for (size_t i = 0; i < szd_noptions; i++) {
+        const char *v = szd_options[i].env ? getenv(szd_options[i].env) : NULL;
+        if (v && set_option(&d.cfg, szd_options[i].name, v) != 0) {
             return 2;
         }
     }
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int rc = 0;
-        switch (o) {
-        case 'l':
-            rc = set_option(&d.cfg, "listen", optarg);
-            break;
-        case 'd':
-            rc = set_option(&d.cfg, "data", optarg);
-            break;
-        case 'f':
-            rc = set_option(&d.cfg, "fsync", optarg);
-            break;
-        case 's':
-            rc = set_option(&d.cfg, "secret", optarg);
-            break;
-        case 'v':
-            rc = set_option(&d.cfg, "log-level", optarg);
-            break;
-        case 'S':
-            rc = set_option(&d.cfg, "store", optarg);
-            break;
-        case 'a':
-            rc = set_option(&d.cfg, "advertise", optarg);
-            break;
-        case 'i':
-            rc = set_option(&d.cfg, "id", optarg);
-            break;
-        case 't':
-            rc = set_option(&d.cfg, "lease-ttl", optarg);
-            break;
-        case 'W':
-            rc = set_option(&d.cfg, "max-watches", optarg);
-            break;
-        case 'c':
-            break;
-        case 'm':
+        o -= SZD_OPT_CODE; /* '?' (an unknown option, a missing value) goes negative */
+        const char *name = o >= 0 && (size_t)o < szd_noptions ? szd_options[o].name : "";
+        if (o < 0 || (size_t)o >= szd_noptions) {
+            szd_options_usage(stderr);
+            return 2;
+        } else if (strcmp(name, "config") == 0) {
+            continue; /* read above */
+        } else if (szd_options[o].in_config) {
+            if (set_option(&d.cfg, name, optarg) != 0) {
+                return 2;
+            }
+        } else if (strcmp(name, "memory") == 0) {
             d.cfg.memory = true;
-            break;
-        case 'I':
+        } else if (strcmp(name, "insecure") == 0) {
             d.cfg.insecure = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'R':
+        } else if (strcmp(name, "routes") == 0) {
             szd_api_print_routes(stdout);
             return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-        if (rc) {
-            return 2;
+        } else if (strcmp(name, "version") == 0) {
+            printf("shardzd %s\n", shardz_version());
+            return 0;
+        } else if (strcmp(name, "man") == 0) {
+            szd_options_man(stdout, shardz_version());
+            return 0;
+        } else {
+            szd_options_usage(strcmp(name, "help") == 0 ? stdout : stderr);
+            return strcmp(name, "help") == 0 ? 0 : 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "shardzd: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
+        szd_options_usage(stderr);
         return 2;
     }
     /* HOST:PORT, [IPV6]:PORT, IPV6:PORT (the last colon ends the host), or :PORT (every
@@ -316,9 +293,7 @@ int main(int argc, char **argv)
     }
     /* protected mode (as Redis's): beyond loopback, anyone who reaches the port could move or
      * delete every partition; without a secret that takes --insecure */
-    bool loopback =
-        strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0;
-    if (!loopback && !d.cfg.secret[0] && !d.cfg.insecure) {
+    if (!shardz__host_is_loopback(host) && !d.cfg.secret[0] && !d.cfg.insecure) {
         fprintf(stderr,
                 "shardzd: refusing to listen on %s without a secret: anyone who reaches it could "
                 "move or delete every partition. Set one (SHARDZ_SECRET, or secret= in a "
@@ -327,6 +302,9 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (fd_budget(&d.cfg) != 0) {
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     /* one out-of-memory policy: jansson allocates through it too, so a failed json_pack
      * aborts instead of leaving part of a message or record out */
@@ -431,8 +409,15 @@ int main(int argc, char **argv)
                                            EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
                                            EVHTTP_REQ_PATCH);
     evhttp_set_gencb(d.http, szd_api_handle, &d);
-    if (!evhttp_bind_socket_with_handle(d.http, host, (ev_uint16_t)port)) {
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(d.http, host, (ev_uint16_t)port);
+    if (!bound) {
         fprintf(stderr, "shardzd: cannot listen on %s: %s\n", d.cfg.listen, strerror(errno));
+        goto out;
+    }
+    if (szd_conns_start(&d, evhttp_bound_socket_get_listener(bound), d.cfg.max_connections,
+                        &d.conns) != 0) {
+        fprintf(stderr, "shardzd: out of memory\n");
         goto out;
     }
     sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
@@ -446,9 +431,10 @@ int main(int argc, char **argv)
     shardz_store_status st = {0};
     szd_store_status(&d, &st);
     szd_log(&d, SZD_INFO,
-            "msg=\"listening\" listen=%s store=%s fsync=%s namespaces=%u id=%s role=%s",
+            "msg=\"listening\" listen=%s store=%s fsync=%s namespaces=%u id=%s role=%s "
+            "max_connections=%zu",
             d.cfg.listen, st.backend, shardz_store_sync_name(st.sync), d.nns, d.cfg.id,
-            szd_role_name(d.ha.role));
+            szd_role_name(d.ha.role), d.cfg.max_connections);
     event_base_dispatch(d.base);
     status = 0;
 out:
@@ -478,9 +464,11 @@ out:
     if (sigint) {
         event_free(sigint);
     }
+    szd_conns_stop(d.conns); /* evhttp_free frees the listener, then closes every client */
     if (d.http) {
         evhttp_free(d.http);
     }
+    szd_conns_free(d.conns);
     if (d.base) {
         event_base_free(d.base);
     }

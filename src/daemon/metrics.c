@@ -185,6 +185,13 @@ char *szd_metrics_text(szd *d, size_t *len)
                 d->ns[i]->cfg.dims[k], imb[k]);
         }
     }
+    help(&o, "shardz_balance_band", "gauge",
+         "The load balancer's dead band: a node is hot above 1 + band of its fair share "
+         "(alert on shardz_load_max_over_mean against it).");
+    for (uint32_t i = 0; i < d->nns; i++) {
+        put(&o, "shardz_balance_band{ns=\"%s\"} %.6f\n", d->ns[i]->cfg.name,
+            d->ns[i]->cfg.balance.band);
+    }
     help(&o, "shardz_revision", "gauge", "The namespace's revision.");
     for (uint32_t i = 0; i < d->nns; i++) {
         put(&o, "shardz_revision{ns=\"%s\"} %llu\n", d->ns[i]->cfg.name,
@@ -194,6 +201,29 @@ char *szd_metrics_text(szd *d, size_t *len)
     hist(&o, "shardz_store_write_duration_seconds", "", &d->store_hist);
     shardz_store_status st = {0};
     szd_store_status(d, &st);
+    if (d->conns) {
+        szd_conns_stats cs;
+        szd_conns_get_stats(d->conns, &cs);
+        help(&o, "shardz_connections_open", "gauge",
+             "Client connections held open (API listener).");
+        put(&o, "shardz_connections_open %zu\n", cs.open);
+        help(&o, "shardz_connections_max", "gauge",
+             "The most client connections held (--max-connections).");
+        put(&o, "shardz_connections_max %zu\n", cs.max);
+        help(&o, "shardz_connections_evicted_total", "counter",
+             "Idle client connections closed to make room at the cap.");
+        put(&o, "shardz_connections_evicted_total %llu\n", (unsigned long long)cs.evicted);
+        help(&o, "shardz_connections_capped_total", "counter",
+             "Times accepting paused at the cap with no idle connection to close.");
+        put(&o, "shardz_connections_capped_total %llu\n", (unsigned long long)cs.capped);
+        help(&o, "shardz_connections_watches_released_total", "counter",
+             "Parked watches answered early to make room at the cap.");
+        put(&o, "shardz_connections_watches_released_total %llu\n",
+            (unsigned long long)cs.released);
+        help(&o, "shardz_accept_errors_total", "counter",
+             "accept() failures (EMFILE, ENFILE, ...); each pauses accepting, with backoff.");
+        put(&o, "shardz_accept_errors_total %llu\n", (unsigned long long)cs.accept_errors);
+    }
     help(&o, "shardz_watches_parked", "gauge", "Watches waiting for a change.");
     for (uint32_t i = 0; i < d->nns; i++) {
         size_t n = 0;

@@ -65,6 +65,28 @@ void szd_push_full(szd_node *n)
     szd_idset_clear(&n->changed);
 }
 
+bool szd_push_check_ahead(szd_ns *ns, szd_node *n, uint64_t applied)
+{
+    if (applied <= ns->revision) {
+        return false;
+    }
+    if (n->resync_from != applied) {
+        szd_log(ns->d, SZD_WARN,
+                "msg=\"worker reports a revision this coordinator never sent\" ns=%s node=%s "
+                "applied_revision=%llu revision=%llu action=resync",
+                ns->cfg.name, n->id, (unsigned long long)applied, (unsigned long long)ns->revision);
+        szd_event(ns, "node-ahead",
+                  json_pack("{s:s, s:I, s:I}", "node", n->id, "applied_revision",
+                            (json_int_t)applied, "revision", (json_int_t)ns->revision));
+        n->resync_from = applied;
+        n->applied_revision = 0;
+        n->base_revision = 0;
+        szd_node_state_unknown(ns, n);
+    }
+    szd_push_full(n);
+    return true;
+}
+
 void szd_push_node_free(szd_node *n)
 {
     szd_idset_clear(&n->changed);
@@ -182,6 +204,19 @@ static void on_assign(struct evhttp_request *req, void *arg)
      * one after it dropped everything (applied_revision 0), says otherwise */
     json_t *ar = json_object_get(j, "applied_revision");
     uint64_t applied = json_is_integer(ar) ? (uint64_t)json_integer_value(ar) : pushed;
+    if (szd_push_check_ahead(ns, n, applied)) {
+        /* still ahead after a resync (a worker that ignores "resync_from"): once an interval */
+        n->assign_retry_ms = szd_now(ns->d) + ns->cfg.ping_interval_ms;
+        json_decref(j);
+        ctx_free(ctx);
+        szd_ns_schedule(ns);
+        return;
+    }
+    if (n->resync_from && applied == pushed) {
+        szd_log(ns->d, SZD_INFO, "msg=\"worker resynchronised\" ns=%s node=%s revision=%llu",
+                ns->cfg.name, n->id, (unsigned long long)pushed);
+        n->resync_from = 0;
+    }
     n->applied_revision = applied;
     n->acked_ms = szd_now(ns->d);
     if (applied == pushed) {
@@ -296,6 +331,8 @@ static void put_head(szd_sbuf *b, const szd_ns *ns, const szd_node *n, bool rele
     }
     if (base) {
         szd_sb_printf(b, ",\"base_revision\":%llu", (unsigned long long)base);
+    } else if (n->resync_from) {
+        szd_sb_printf(b, ",\"resync_from\":%llu", (unsigned long long)n->resync_from);
     }
     szd_sb_add(b, ",\"replicas\":[", 13);
 }
@@ -490,18 +527,23 @@ void szd_push_release(szd_ns *ns, szd_pushes *p, const szd_sl_durable *durable)
         ctx->nnamed = m->nnamed;
         m->named = NULL;
         m->nnamed = 0;
+        /* in flight before the call: libevent may run on_assign inside it (a connection that
+         * fails at once, out of descriptors say), which frees ctx and clears these */
+        n->assign_ctx = ctx;
+        n->assign_inflight = true;
         int rc = send_json(n, "/shardz/v1/assign", m->body, on_assign, ctx);
+        if (n->assign_ctx != ctx) {
+            continue; /* answered (failed) already */
+        }
         if (rc) {
-            if (rc != SHARDZ_EIO) {
-                ctx_free(ctx);
-            }
+            ctx_free(ctx);
+            n->assign_ctx = NULL;
+            n->assign_inflight = false;
             szd_push_full(n);
             n->released_sent = false;
             n->assign_retry_ms = now + ns->cfg.ping_interval_ms;
             continue;
         }
-        n->assign_ctx = ctx;
-        n->assign_inflight = true;
         /* A lease-granting push may start a lease until it times out; one that carries
          * lease_stamp only until now: the worker runs its grant from that stamp, taken before
          * this send, and applies the assignment only while that grant lasts (PROTOCOL.md 6),

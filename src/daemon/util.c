@@ -11,6 +11,10 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "common/clock.h"
 #include "daemon/daemon.h"
 #include "daemon/wire.h"
@@ -22,6 +26,13 @@ int64_t szd_now(const szd *d)
         return d->clock_ms();
     }
     return shardz__boot_ms(); /* CLOCK_BOOTTIME: it counts a suspend too */
+}
+
+void szd_trim_heap(void)
+{
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
 }
 
 void szd_log(const szd *d, int level, const char *fmt, ...)
@@ -177,36 +188,6 @@ json_t *szd_read_body_max(struct evhttp_request *req, size_t max)
         return NULL;
     }
     return j;
-}
-
-bool szd_valid_id(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > SHARDZ_MAX_ID) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-') {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool szd_valid_ns_name(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > SZD_MAX_NS_NAME || !isalnum((unsigned char)s[0])) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!(isdigit(c) || (c >= 'a' && c <= 'z')) && c != '.' && c != '_' && c != '-') {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* ---- sets of ids --------------------------------------------------------------------- */

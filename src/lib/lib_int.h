@@ -124,6 +124,9 @@ typedef struct {
     size_t n;
     bool delta;            /* "base_revision" was given: only the changes since it */
     int64_t base_revision; /* delta only */
+    int64_t resync_from;   /* full only, 0: none. Applied even when older than the last one
+                            * applied, if that one is exactly resync_from (a revision the
+                            * coordinator never issued: docs/PROTOCOL.md 4.3) */
     char **removed;        /* delta only: nremoved malloc'd ids (the array too), or NULL */
     size_t nremoved;
 } szl_assign;

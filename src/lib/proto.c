@@ -311,6 +311,13 @@ int szl_parse_assign(const char *body, size_t len, const char *ns, const char *n
         goto out;
     }
     out->released = json_is_true(rel);
+    if (json_object_get(root, "resync_from") != NULL &&
+        (!szl_get_int(root, "resync_from", 1, INT64_MAX, &out->resync_from) ||
+         json_object_get(root, "base_revision") != NULL)) {
+        snprintf(msg, msglen, "\"resync_from\" must be an integer >= 1, on a full assignment");
+        rc = SHARDZ_EINVAL;
+        goto out;
+    }
     reps = json_object_get(root, "replicas");
     if (reps == NULL && out->released) {
         goto delta; /* a release may leave the list out */

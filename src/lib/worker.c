@@ -874,8 +874,18 @@ static void w_apply(shardz_worker *w, w_job *job)
     bool expired;
 
     pthread_mutex_lock(&w->mu);
-    /* stale: older than one applied, or of a term older than one seen since it was queued */
-    stale = a->revision < w->last_revision || (a->term >= 0 && a->term < w->term_seen);
+    /* stale: older than one applied (unless the coordinator resynchronises a worker that
+     * applied a revision it never issued: a forged message would wedge it otherwise), or of a
+     * term older than one seen since it was queued */
+    stale = (a->revision < w->last_revision &&
+             !(a->resync_from > 0 && a->resync_from == w->last_revision)) ||
+            (a->term >= 0 && a->term < w->term_seen);
+    if (!stale && a->revision < w->last_revision) {
+        szl_log(w->log, w->log_user, SHARDZ_LOG_WARN,
+                "resynchronised: assignment %lld replaces %lld, a revision the coordinator never "
+                "issued",
+                (long long)a->revision, (long long)w->last_revision);
+    }
     w_check_lapse(w, w_now(w)); /* a lapse resets applied_reported: no delta fits then */
     if (!stale && a->delta && a->base_revision != w->applied_reported) {
         szl_log(w->log, w->log_user, SHARDZ_LOG_INFO,
@@ -1488,6 +1498,31 @@ static int w_check_config(const shardz_worker_config *c)
     return 0;
 }
 
+/* Protected mode's library half (issue 16): a worker reachable beyond loopback without a
+ * secret takes assignments from anyone who reaches it, one forged message deletes everything
+ * it serves. Not refused (the application decides), but said loudly, at WARN. */
+static void w_warn_unprotected(const shardz_worker_config *c)
+{
+    const char *addrs[2] = {c->listen, c->advertise};
+    char host[SZL_HOST_MAX + 1];
+    uint16_t port;
+
+    if (c->secret != NULL) {
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (addrs[i] != NULL && szl_hostport(addrs[i], host, sizeof host, &port) == 0 &&
+            !shardz__host_is_loopback(host)) {
+            szl_log(c->log, c->log_user, SHARDZ_LOG_WARN,
+                    "INSECURE: worker %s is reachable at %s without a secret: anyone who reaches "
+                    "it can assign or delete its partitions. Give it the coordinator's secret "
+                    "(shardz_worker_config.secret, from SHARDZ_SECRET or a file)",
+                    c->node_id, addrs[i]);
+            return;
+        }
+    }
+}
+
 static pthread_once_t w_evthread_once = PTHREAD_ONCE_INIT;
 static int w_evthread_rc = -1;
 
@@ -1544,6 +1579,7 @@ int shardz_worker_create(const shardz_worker_config *cfg, shardz_worker **out)
         }
         w->cap_values[i] = cfg->capacity[i].value;
     }
+    w_warn_unprotected(cfg);
     w->serve = cfg->serve;
     w->del = cfg->del;
     w->user = cfg->user;

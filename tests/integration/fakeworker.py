@@ -258,9 +258,11 @@ class Handler(BaseHTTPRequestHandler):
             to_serve = []
             with lock:
                 # strict: never serve without a lease, and only while this message's own grant
-                # lasts (one delivered late, or that waited, renewed nothing: PROTOCOL.md 6)
-                fresh = rev >= applied and not (body.get("lease_ms") and
-                                                time.monotonic() > min(lease_end, grant_end))
+                # lasts (one delivered late, or that waited, renewed nothing: PROTOCOL.md 6);
+                # or the coordinator resynchronises us from a revision it never issued
+                resync = body.get("resync_from")
+                fresh = (rev >= applied or (isinstance(resync, int) and resync == applied)) \
+                    and not (body.get("lease_ms") and time.monotonic() > min(lease_end, grant_end))
                 if fresh:
                     intact = True
                     want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}

@@ -246,6 +246,47 @@ class Worker:
         return held
 
 
+class KvWorker:
+    """A shardz-kv worker (examples/kv: libshardz, the C library) with its serve/delete log;
+    the binary is found beside the shardzd under test (BUILD/examples/kv/shardz-kv)."""
+
+    def __init__(self, daemon, ns, node):
+        kv = os.path.join(os.path.dirname(os.path.abspath(daemon.binary)), "..", "..",
+                          "examples", "kv", "shardz-kv")
+        self.node = node
+        self.port = free_port()
+        self.log = os.path.join(daemon.tmp, f"{node}.kv.jsonl")
+        self.out = open(os.path.join(daemon.tmp, f"{node}.kv.log"), "ab")
+        self.proc = subprocess.Popen(
+            [kv, "--id", node, "--listen", f"127.0.0.1:{self.port}", "--coordinator",
+             f"127.0.0.1:{daemon.port}", "--namespace", ns, "--log", self.log],
+            stdout=self.out, stderr=self.out)
+
+    def events(self):
+        return read_events(self.log)
+
+    def lease_drops(self):
+        """Its deletes because its strict lease lapsed."""
+        return [e for e in self.events()
+                if e.get("event") == "delete" and e.get("cause") == "lease"]
+
+    def served(self):
+        """partition -> generation it serves, from its own log."""
+        held = {}
+        for ev in self.events():
+            if ev.get("event") == "serve":
+                held[ev["partition"]] = ev["generation"]
+            elif ev.get("event") == "delete":
+                held.pop(ev["partition"], None)
+        return held
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+
+
 def read_events(path):
     out = []
     try:

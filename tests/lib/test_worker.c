@@ -306,6 +306,69 @@ static void test_assign_diff(void **state)
     env_stop(&e);
 }
 
+/* A full assignment with "resync_from": the coordinator resynchronises a worker that applied a
+ * revision it never issued (a forged one). Applied although older, only when the last applied
+ * revision is exactly resync_from; later assignments then apply as usual. */
+static void test_resync_after_forged(void **state)
+{
+    (void)state;
+    env e;
+    json_t *r = NULL;
+    char body[512];
+    const char *p1g1 = "{\"partition\":\"p1\",\"generation\":1}";
+
+    fake_opts fo = {0};
+    env_start(&e, &fo, NULL);
+    rec_reset();
+    assert_int_equal(assign(&e, 10, p1g1, NULL), 200);
+    {
+        const char *want[] = {"serve p1 g1 none upd0 old0 cause0"};
+        rec_expect(want, 1);
+    }
+    /* the forgery: everything deleted, and the worker now holds revision 2^63-1 */
+    assert_int_equal(assign(&e, INT64_MAX, "", &r), 200);
+    assert_int_equal(jint(r, "applied_revision"), INT64_MAX);
+    json_decref(r);
+    {
+        const char *want[] = {"delete p1 g1 none upd0 old0 cause0"};
+        rec_expect(want, 1);
+    }
+    /* the coordinator's next assignment is older: ignored (the wedge, shown) */
+    assert_int_equal(assign(&e, 11, "{\"partition\":\"p1\",\"generation\":2}", NULL), 200);
+    rec_expect(NULL, 0);
+    /* a resync from another revision is stale too */
+    snprintf(body, sizeof body,
+             "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":11,\"resync_from\":5,"
+             "\"replicas\":[{\"partition\":\"p1\",\"generation\":2}]}");
+    assert_int_equal(post(&e, "/shardz/v1/assign", body, NULL), 200);
+    rec_expect(NULL, 0);
+    /* resync_from on a delta is malformed */
+    snprintf(body, sizeof body,
+             "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":11,\"resync_from\":%lld,"
+             "\"base_revision\":10,\"replicas\":[]}",
+             (long long)INT64_MAX);
+    assert_int_equal(post(&e, "/shardz/v1/assign", body, NULL), 400);
+    /* the resync from exactly the forged revision applies */
+    snprintf(body, sizeof body,
+             "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":11,\"resync_from\":%lld,"
+             "\"replicas\":[{\"partition\":\"p1\",\"generation\":2}]}",
+             (long long)INT64_MAX);
+    assert_int_equal(post(&e, "/shardz/v1/assign", body, &r), 200);
+    assert_int_equal(jint(r, "applied_revision"), 11);
+    json_decref(r);
+    {
+        const char *want[] = {"serve p1 g2 none upd0 old0 cause0"};
+        rec_expect(want, 1);
+    }
+    /* and the next assignment applies as usual */
+    assert_int_equal(assign(&e, 12, "", NULL), 200);
+    {
+        const char *want[] = {"delete p1 g2 none upd0 old0 cause0"};
+        rec_expect(want, 1);
+    }
+    env_stop(&e);
+}
+
 /* A slow serve hook must not hold pings back (their own lane). */
 static void *slow_assign(void *arg)
 {
@@ -357,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_reregister_without_pings),
         cmocka_unit_test(test_ping_with_load),
         cmocka_unit_test(test_assign_diff),
+        cmocka_unit_test(test_resync_after_forged),
         cmocka_unit_test(test_ping_not_behind_slow_hook),
     };
 

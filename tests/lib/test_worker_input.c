@@ -447,12 +447,68 @@ static void test_config(void **state)
     shardz_worker_destroy(w);
 }
 
+/* Log lines captured by test_unprotected_warns. */
+static char warned[4][512];
+static int nwarned;
+
+static void capture_log(void *user, int level, const char *msg)
+{
+    (void)user;
+    if (level == SHARDZ_LOG_WARN && nwarned < 4) {
+        snprintf(warned[nwarned++], sizeof warned[0], "%s", msg);
+    }
+}
+
+/* Whether creating a worker with cfg warns about a listener open without a secret. */
+static bool warns_unprotected(shardz_worker_config cfg)
+{
+    shardz_worker *w = NULL;
+
+    nwarned = 0;
+    cfg.log = capture_log;
+    assert_int_equal(shardz_worker_create(&cfg, &w), 0);
+    shardz_worker_destroy(w);
+    for (int i = 0; i < nwarned; i++) {
+        if (strstr(warned[i], "without a secret") != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Protected mode, the library's half (issue 16): reachable beyond loopback without a secret
+ * warns loudly; loopback, or a secret, does not. */
+static void test_unprotected_warns(void **state)
+{
+    (void)state;
+    fake_opts fo = {0};
+    fake_coord *f = fake_start(&fo);
+    assert_non_null(f);
+    shardz_worker_config c = base_config(f);
+
+    assert_false(warns_unprotected(c)); /* 127.0.0.1:0 */
+    c.listen = "0.0.0.0:0";
+    c.advertise = "192.0.2.7:9000";
+    assert_true(warns_unprotected(c));
+    assert_non_null(strstr(warned[0], "0.0.0.0:0")); /* the listener, first */
+    c.listen = NULL; /* the application's own server, at a public address */
+    assert_true(warns_unprotected(c));
+    c.listen = "[::1]:0";
+    c.advertise = "[::1]:9000";
+    assert_false(warns_unprotected(c));
+    c.listen = "0.0.0.0:0";
+    c.advertise = "192.0.2.7:9000";
+    c.secret = "s3cret";
+    assert_false(warns_unprotected(c));
+    fake_stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_input),   cmocka_unit_test(test_secret),
         cmocka_unit_test(test_handle_mode), cmocka_unit_test(test_stop_answers_queued),
-        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_config),      cmocka_unit_test(test_unprotected_warns),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

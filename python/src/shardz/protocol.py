@@ -64,6 +64,7 @@ class Assignment:
     delta: bool = False
     base_revision: int = 0
     removed: list = field(default_factory=list)   # sorted partition ids
+    resync_from: int = 0  # full only: applied even if older, when the last applied is this one
 
 
 def _load(body, ns, node):
@@ -196,6 +197,11 @@ def parse_assign(body, ns, node):
 def _delta(root, a):
     base = root.get("base_revision", _MISSING)
     rm = root.get("removed", _MISSING)
+    if "resync_from" in root:
+        r = _int(root, "resync_from", 1, INT64_MAX)
+        if r is None or base is not _MISSING:
+            raise ProtocolError("EINVAL", '"resync_from" must be an integer >= 1, on a full assignment')
+        a.resync_from = r
     if base is _MISSING:
         if rm is not _MISSING:
             raise ProtocolError("EPROTO", '"removed" is only for a delta (with "base_revision")')

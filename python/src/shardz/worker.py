@@ -76,6 +76,27 @@ def _error_body(code, message, **extra):
     return json.dumps(body).encode()
 
 
+def _loopback(host):
+    host = host.strip("[]")
+    return host.startswith("127.") or host in ("::1", "localhost")
+
+
+def warn_unprotected(node_id, listen, advertise, secret):
+    """Protected mode's library half (issue 16): a worker reachable beyond loopback without a
+    secret takes assignments from anyone who reaches it (one forged message deletes everything
+    it serves). Not refused, but said loudly. Returns the warning, or None."""
+    if secret:
+        return None
+    for addr in (listen, advertise):
+        if addr is not None and not _loopback(addr.rpartition(":")[0]):
+            msg = (f"INSECURE: worker {node_id} is reachable at {addr} without a secret: anyone "
+                   f"who reaches it can assign or delete its partitions. Give it the "
+                   f"coordinator's secret (secret=, from SHARDZ_SECRET or a file)")
+            log.warning("%s", msg)
+            return msg
+    return None
+
+
 class Worker:
     """A shardz worker. serve(replica) and delete(replica) are the application's hooks: called
     one at a time, never concurrently; raising reports a failure (a failed serve leaves the
@@ -149,6 +170,7 @@ class Worker:
         self._server = None
         self._threads = []
         self.address = advertise
+        warn_unprotected(node_id, listen, advertise, secret)
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -540,11 +562,15 @@ class Worker:
         with self._apply:
             self._run_pending_drop()  # a lapse is handled before anything that came after it
             with self._mu:
+                # older than the last applied is stale, unless the coordinator resynchronises us
+                # from a revision it never issued (a forged assignment would wedge us otherwise)
+                older = a.revision < self._last_applied and not (
+                    a.resync_from and a.resync_from == self._last_applied)
                 # a strict assignment is applied only while its own grant lasts: one delivered
                 # late, or that waited past its grant, may be one the coordinator gave up on
                 ungranted = (a.lease_ms > 0 and self._lease_eff(a.lease_ms) > 0 and
                              (grant_end is None or self._clock() >= grant_end))
-                if (self._lapses != seen_lapses or a.revision < self._last_applied or ungranted
+                if (self._lapses != seen_lapses or older or ungranted
                         or 0 <= a.term < self._term_seen):  # a newer term came meanwhile
                     # arrived before a lapse was noticed, without a lease (not applied), or stale
                     return 200, json.dumps(self._reply()).encode()

@@ -1,0 +1,86 @@
+"""A forged assignment does not wedge a worker (issue 16, case 6). Without a secret anyone can
+POST an assignment to a worker; one with revision 2^63-1 made the worker delete everything and
+then ignore every later assignment as older, while the coordinator took its applied revision
+and kept routing to it. Now the coordinator, seeing an applied revision it never issued, counts
+the worker's replicas as not served, and sends the whole set with "resync_from", which the
+worker applies. Real processes: shardzd, libshardz's shardz-kv and the Python protocol worker.
+Usage: test_daemon_resync.py SHARDZD_BINARY"""
+import sys
+
+from harness import Daemon, KvWorker, Worker, request, run, settled, wait_for
+
+BIN = sys.argv[1]
+FORGED = 9223372036854775807
+
+
+def routed_to(d, ns, node):
+    """partition -> generation the coordinator routes to `node` (serving replicas)."""
+    _, st = d.call("GET", f"/v1/namespaces/{ns}/state")
+    return {p["id"]: r["generation"] for p in st["partitions"] for r in p["replicas"]
+            if r["node"] == node and r["state"] == "serving"}
+
+
+def events(d, ns, kind):
+    _, body = d.call("GET", f"/v1/namespaces/{ns}/events")
+    return [e for e in body["events"] if e["type"] == kind]
+
+
+def forge_and_recover(d, ns, victim, port, nparts):
+    before = victim.served()
+    assert before, "the victim served nothing to lose"
+    status, reply = request(f"http://127.0.0.1:{port}", "POST", "/shardz/v1/assign",
+                            {"namespace": ns, "node": victim.node, "revision": FORGED,
+                             "replicas": []})
+    # the forgery works on the worker (no secret): it deleted everything (positive control)
+    assert status == 200 and reply["applied_revision"] == FORGED, reply
+    wait_for(lambda: not victim.served(), 10, what="the forged assignment applied")
+    # the coordinator saw an applied revision it never issued, said so, and resynchronised:
+    # the worker serves again what the coordinator routes to it, at new generations
+    wait_for(lambda: events(d, ns, "node-ahead"), 15, what="the coordinator noticing")
+    wait_for(lambda: settled(d, ns, nparts, 1, nodes=2), 20, what="settled again")
+    wait_for(lambda: victim.served() and victim.served() == routed_to(d, ns, victim.node), 20,
+             what=f"{victim.node} serving what it is routed again")
+    for p, g in victim.served().items():
+        assert g > before.get(p, 0), (p, g, before.get(p))
+    # and it is not wedged: later assignments (lower revisions than the forged one) apply
+    d.call("POST", f"/v1/namespaces/{ns}/partitions", {"ids": [f"x{i}" for i in range(8)]})
+    wait_for(lambda: settled(d, ns, nparts + 8, 1, nodes=2), 20, what="the new partitions placed")
+    wait_for(lambda: victim.served() == routed_to(d, ns, victim.node), 20,
+             what=f"{victim.node} applying a later assignment")
+    assert any(p.startswith("x") for p in victim.served()), victim.served()
+    _, summary = d.call("GET", f"/v1/namespaces/{ns}")
+    assert summary["missing"] == 0 and summary["revision"] < FORGED
+
+
+def test_forged_assignment_libshardz():
+    d = Daemon(BIN).start()
+    workers = []
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "sec", "partitions": 16})
+        workers = [KvWorker(d, "sec", "w1"), KvWorker(d, "sec", "w2")]
+        wait_for(lambda: settled(d, "sec", 16, 1, nodes=2), 20, what="placement")
+        wait_for(lambda: workers[0].served() == routed_to(d, "sec", "w1"), 10, what="w1 serving")
+        forge_and_recover(d, "sec", workers[0], workers[0].port, 16)
+    finally:
+        for w in workers:
+            w.stop()
+        d.stop()
+
+
+def test_forged_assignment_protocol_worker():
+    d = Daemon(BIN).start()
+    workers = []
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "sec", "partitions": 16})
+        workers = [Worker(d, "sec", "w1"), Worker(d, "sec", "w2")]
+        wait_for(lambda: settled(d, "sec", 16, 1, nodes=2), 20, what="placement")
+        wait_for(lambda: workers[0].served() == routed_to(d, "sec", "w1"), 10, what="w1 serving")
+        forge_and_recover(d, "sec", workers[0], workers[0].port, 16)
+    finally:
+        for w in workers:
+            w.kill9()
+        d.stop()
+
+
+if __name__ == "__main__":
+    run([test_forged_assignment_libshardz, test_forged_assignment_protocol_worker])
