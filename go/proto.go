@@ -67,6 +67,8 @@ type wireReplica struct {
 type assignMsg struct {
 	Revision     int64
 	LeaseMs      int64 // 0: no lease granted
+	LeaseStamp   int64 // -1 not said: the worker's own clock (ms) the grant runs from
+	Term         int64 // -1 not said: the sending coordinator's leadership (PROTOCOL.md 4.2)
 	Consistency  int   // -1 not said, 0 available, 1 strict
 	Released     bool
 	Delta        bool
@@ -80,6 +82,8 @@ type assignMsg struct {
 type pingMsg struct {
 	Revision    int64
 	LeaseMs     int64
+	LeaseStamp  int64 // as in assignMsg
+	Term        int64 // as in assignMsg
 	Consistency int
 }
 
@@ -209,17 +213,35 @@ func consistencyOf(o object) int {
 	return 1
 }
 
-func parseCommon(root object) (rev, lease int64, e *protoError) {
+func parseCommon(root object) (rev, lease, stamp int64, e *protoError) {
 	rev, ok := root.integer("revision", 0, 1<<63-1)
 	if !ok {
-		return 0, 0, perr("EINVAL", `"revision" must be an integer >= 0`)
+		return 0, 0, 0, perr("EINVAL", `"revision" must be an integer >= 0`)
 	}
 	if root.has("lease_ms") {
 		if lease, ok = root.integer("lease_ms", 1, maxLeaseMs); !ok {
-			return 0, 0, perr("EINVAL", `"lease_ms" must be an integer in [1, %d]`, maxLeaseMs)
+			return 0, 0, 0, perr("EINVAL", `"lease_ms" must be an integer in [1, %d]`, maxLeaseMs)
 		}
 	}
-	return rev, lease, nil
+	stamp = -1
+	if root.has("lease_stamp") {
+		if stamp, ok = root.integer("lease_stamp", 0, 1<<63-1); !ok {
+			return 0, 0, 0, perr("EINVAL", `"lease_stamp" must be an integer >= 0`)
+		}
+	}
+	return rev, lease, stamp, nil
+}
+
+// parseTerm reads "term" (optional, -1 when absent).
+func parseTerm(root object) (int64, *protoError) {
+	if !root.has("term") {
+		return -1, nil
+	}
+	t, ok := root.integer("term", 0, 1<<63-1)
+	if !ok {
+		return 0, perr("EINVAL", `"term" must be an integer >= 0`)
+	}
+	return t, nil
 }
 
 func parsePing(body []byte, ns, node string) (pingMsg, *protoError) {
@@ -227,11 +249,16 @@ func parsePing(body []byte, ns, node string) (pingMsg, *protoError) {
 	if e != nil {
 		return pingMsg{}, e
 	}
-	rev, lease, e := parseCommon(root)
+	rev, lease, stamp, e := parseCommon(root)
 	if e != nil {
 		return pingMsg{}, e
 	}
-	return pingMsg{Revision: rev, LeaseMs: lease, Consistency: consistencyOf(root)}, nil
+	term, e := parseTerm(root)
+	if e != nil {
+		return pingMsg{}, e
+	}
+	return pingMsg{Revision: rev, LeaseMs: lease, LeaseStamp: stamp, Term: term,
+		Consistency: consistencyOf(root)}, nil
 }
 
 func parseName(rep object, key, dflt string, i int) (string, *protoError) {
@@ -312,7 +339,10 @@ func parseAssign(body []byte, ns, node string) (*assignMsg, *protoError) {
 		return nil, e
 	}
 	a := &assignMsg{}
-	if a.Revision, a.LeaseMs, e = parseCommon(root); e != nil {
+	if a.Revision, a.LeaseMs, a.LeaseStamp, e = parseCommon(root); e != nil {
+		return nil, e
+	}
+	if a.Term, e = parseTerm(root); e != nil {
 		return nil, e
 	}
 	a.Consistency = consistencyOf(root)

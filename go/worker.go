@@ -96,7 +96,7 @@ type ServerConfig struct {
 	RequestTimeout  time.Duration // requests to the coordinator; default 5 s
 	BackoffMax      time.Duration // register / leave retry backoff cap; default 2 s
 	ReregisterAfter time.Duration // no ping for this long: register again; default max(10 pings, 3 s)
-	// Now is the monotonic clock (tests inject one); default time.Now.
+	// Now is the clock of the lease and the stamps (tests inject one); default CLOCK_BOOTTIME.
 	Now  func() time.Time
 	Logf func(format string, args ...interface{}) // default log.Printf; use a no-op to silence
 }
@@ -132,9 +132,10 @@ type jobResult struct {
 }
 
 type job struct {
-	kind int
-	a    *assignMsg
-	done chan jobResult // assignments only; buffered
+	kind     int
+	a        *assignMsg
+	grantEnd time.Time      // strict: its own lease grant lasts until then (zero: none)
+	done     chan jobResult // assignments only; buffered
 }
 
 // Server is a worker. Create with NewServer, then Start.
@@ -142,6 +143,8 @@ type Server struct {
 	cfg    ServerConfig
 	coords *coordinators
 	now    func() time.Time
+	epoch  time.Time // stamps are milliseconds of now() since then (PROTOCOL.md 4.1)
+	incarn string    // this process (PROTOCOL.md 4.1): 32 random hex digits
 	logf   func(string, ...interface{})
 
 	listener net.Listener
@@ -164,10 +167,11 @@ type Server struct {
 	leaseMs          int64
 	consistency      int // -1 unknown, 0 available, 1 strict
 	contact          bool
-	lastContact      time.Time // when the last lease-granting message arrived
+	lastContact      time.Time // the lease runs from here: the latest grant's lease_stamp, or its receipt
 	lastAlive        time.Time // last contact or registration: the watchdog
 	appliedReported  int64     // applied_revision of replies; 0 after a lapse or local release
 	lastRevision     int64     // highest revision applied: older assignments are stale
+	termSeen         int64     // the highest coordinator term seen (PROTOCOL.md 4.2): older ones are refused
 	deltaAgreed      bool
 	st               Status
 	set              map[string]*served
@@ -216,8 +220,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		stopCh: make(chan struct{}), changed: make(chan struct{}), kick: make(chan struct{}, 1),
 		consistency: -1, set: map[string]*served{}, addr: cfg.Address}
 	if s.now == nil {
-		s.now = time.Now
+		s.now = bootNow
 	}
+	s.epoch = s.now()
+	s.incarn = newIncarnation()
 	if s.logf == nil {
 		s.logf = log.Printf
 	}
@@ -333,6 +339,11 @@ func (s *Server) WaitRegistered(ctx context.Context) error {
 
 // under mu: the effective lease (0: not enforced).
 func (s *Server) leaseEff() time.Duration {
+	return s.leaseEffFor(s.leaseMs)
+}
+
+// under mu: the effective lease of a grant of leaseMs (0: not enforced).
+func (s *Server) leaseEffFor(leaseMs int64) time.Duration {
 	on := false
 	switch s.cfg.Lease {
 	case LeaseOn:
@@ -342,10 +353,10 @@ func (s *Server) leaseEff() time.Duration {
 	default:
 		on = s.consistency != 0
 	}
-	if !on || s.leaseMs <= 0 {
+	if !on || leaseMs <= 0 {
 		return 0
 	}
-	lease := time.Duration(s.leaseMs) * time.Millisecond
+	lease := time.Duration(leaseMs) * time.Millisecond
 	margin := s.cfg.LeaseMargin
 	if margin == 0 {
 		margin = 2*s.cfg.LeaseCheck + lease/10
@@ -377,21 +388,69 @@ func (s *Server) checkLapse(now time.Time) {
 	}
 }
 
-// under mu: a message arrived from the coordinator.
-func (s *Server) contactFrom(leaseMs int64, consistency int) {
+// under mu: the 409 refusal of a message of an older term than one seen (a deposed
+// coordinator's), or nil; a newer term is remembered.
+func (s *Server) deposed(term int64) []byte {
+	if term >= 0 && term < s.termSeen {
+		s.logf("shardz: refused a message of term %d: term %d seen", term, s.termSeen)
+		out, _ := json.Marshal(struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Term    int64  `json:"term"`
+		}{"ESTALE", fmt.Sprintf("from term %d, but term %d was seen: a deposed coordinator",
+			term, s.termSeen), s.termSeen})
+		return out
+	}
+	if term > s.termSeen {
+		s.termSeen = term
+	}
+	return nil
+}
+
+// under mu: this worker's clock as a stamp (PROTOCOL.md 4.1), in every reply and registration.
+func (s *Server) stamp() int64 {
+	if ms := s.now().Sub(s.epoch).Milliseconds(); ms > 0 {
+		return ms
+	}
+	return 0
+}
+
+// under mu: a message arrived from the coordinator, granting a lease of leaseMs (0: none)
+// from leaseStamp (this worker's clock echoed; -1: from its receipt). Returns until when its
+// own grant lasts (zero: it grants nothing). A grant that ran out before it arrived (a late
+// message) renews nothing, and no grant shortens the lease (docs/PROTOCOL.md section 6).
+func (s *Server) contactFrom(leaseMs, leaseStamp int64, consistency int) time.Time {
 	now := s.now()
 	s.checkLapse(now) // before renewing: a late message does not undo a lapse
 	s.lastAlive = now
-	if leaseMs > 0 {
-		// only a lease-granting message renews it (docs/PROTOCOL.md section 6)
-		s.contact = true
-		s.lastContact = now
-		s.leaseMs = leaseMs
-		s.leaseRevoked = false
-	}
 	if consistency >= 0 {
 		s.consistency = consistency
 	}
+	if leaseMs <= 0 {
+		// only a lease-granting message renews it (docs/PROTOCOL.md section 6)
+		return time.Time{}
+	}
+	from := now
+	if leaseStamp >= 0 {
+		from = s.epoch.Add(time.Duration(leaseStamp) * time.Millisecond)
+		if from.After(now) {
+			return time.Time{} // from the future: not this clock's (another process's)
+		}
+	}
+	eff := s.leaseEffFor(leaseMs)
+	if eff != 0 && now.Sub(from) >= eff {
+		return time.Time{} // delivered after its grant ran out
+	}
+	if !s.contact || from.After(s.lastContact) {
+		s.lastContact = from
+	}
+	s.contact = true
+	s.leaseMs = leaseMs
+	s.leaseRevoked = false
+	if eff == 0 {
+		return now.Add(1<<62 - 1)
+	}
+	return from.Add(eff)
 }
 
 // LeaseOK tells whether the application may act on what it serves now: false once the
@@ -469,13 +528,17 @@ func (s *Server) handlePing(body []byte) (int, []byte) {
 	if s.stopped {
 		return errReply(perr("EBUSY", "worker not running"))
 	}
-	s.contactFrom(p.LeaseMs, p.Consistency)
+	if out := s.deposed(p.Term); out != nil {
+		return 409, out
+	}
+	s.contactFrom(p.LeaseMs, p.LeaseStamp, p.Consistency)
 	reply := struct {
 		Node    string            `json:"node"`
 		Applied int64             `json:"applied_revision"`
+		Stamp   int64             `json:"stamp"`
 		Load    loadReply         `json:"load,omitempty"`
 		SplitAt map[string]string `json:"split_at,omitempty"`
-	}{Node: s.cfg.NodeID, Applied: s.appliedReported}
+	}{Node: s.cfg.NodeID, Applied: s.appliedReported, Stamp: s.stamp()}
 	for pid, rec := range s.set {
 		if len(rec.load) > 0 {
 			if reply.Load == nil {
@@ -508,7 +571,16 @@ func (s *Server) handleAssign(body []byte) (int, []byte) {
 		s.mu.Unlock()
 		return errReply(perr("EBUSY", "worker stopping"))
 	}
-	s.contactFrom(a.LeaseMs, a.Consistency) // may queue a lease drop first
+	if out := s.deposed(a.Term); out != nil {
+		s.mu.Unlock()
+		return 409, out
+	}
+	// may queue a lease drop first; an assignment older than one applied renews nothing
+	lease := a.LeaseMs
+	if a.Revision < s.lastRevision {
+		lease = 0
+	}
+	j.grantEnd = s.contactFrom(lease, a.LeaseStamp, a.Consistency)
 	s.enqueue(j)
 	s.mu.Unlock()
 	res := <-j.done
@@ -559,7 +631,7 @@ func (s *Server) hookLoop() {
 		s.mu.Unlock()
 		switch j.kind {
 		case jobAssign:
-			j.done <- s.apply(j.a)
+			j.done <- s.apply(j.a, j.grantEnd)
 		case jobLease:
 			s.logf("shardz: lease lapsed without contact: deleting every replica")
 			s.dropAll(CauseLease)
@@ -670,11 +742,13 @@ func (s *Server) serveOne(w *wireReplica, rev int64, failed *[]failure) {
 
 // apply runs one assignment: stale ones are only answered; a delta on another base is refused
 // (409) and changes nothing; one that arrived before a lease lapse is not applied.
-func (s *Server) apply(a *assignMsg) jobResult {
+func (s *Server) apply(a *assignMsg, grantEnd time.Time) jobResult {
 	s.mu.Lock()
-	// older than the last applied is stale, unless the coordinator resynchronises us from a
-	// revision it never issued (a forged assignment would wedge us otherwise)
-	stale := a.Revision < s.lastRevision && !(a.ResyncFrom > 0 && a.ResyncFrom == s.lastRevision)
+	// stale: older than the last applied (unless the coordinator resynchronises us from a
+	// revision it never issued: a forged assignment would wedge us otherwise), or of a term
+	// older than one seen since it was queued
+	stale := (a.Revision < s.lastRevision && !(a.ResyncFrom > 0 && a.ResyncFrom == s.lastRevision)) ||
+		(a.Term >= 0 && a.Term < s.termSeen)
 	s.checkLapse(s.now()) // a lapse resets appliedReported: no delta fits then
 	if !stale && a.Delta && a.BaseRevision != s.appliedReported {
 		s.logf("shardz: refused delta %d: its base %d is not the applied revision %d",
@@ -689,14 +763,18 @@ func (s *Server) apply(a *assignMsg) jobResult {
 		s.mu.Unlock()
 		return jobResult{409, body}
 	}
-	expired := s.leaseLapsed
+	// A strict assignment is applied only while its own grant lasts: one delivered late, or
+	// that waited past its grant, may be one the coordinator gave up on (section 6).
+	expired := s.leaseLapsed || (!stale && a.LeaseMs > 0 && s.leaseEffFor(a.LeaseMs) != 0 &&
+		!s.now().Before(grantEnd))
 	s.mu.Unlock()
 	failed := []failure{}
 	switch {
 	case stale:
 		s.logf("shardz: ignored assignment %d: older than %d", a.Revision, s.lastRevision)
 	case expired:
-		s.logf("shardz: lease lapsed before assignment %d ran: not applied", a.Revision)
+		s.logf("shardz: no lease for assignment %d (lapsed, or its grant ran out): not applied",
+			a.Revision)
 	default:
 		if a.Delta {
 			for _, pid := range a.Removed {
@@ -769,10 +847,11 @@ func (s *Server) assignReply(delta bool, a *assignMsg, failed []failure) []byte 
 	reply := struct {
 		Node    string         `json:"node"`
 		Applied int64          `json:"applied_revision"`
+		Stamp   int64          `json:"stamp"`
 		Delta   bool           `json:"delta,omitempty"`
 		Serving []servingEntry `json:"serving"`
 		Failed  []failure      `json:"failed"`
-	}{s.cfg.NodeID, s.appliedReported, delta, serving, failed}
+	}{s.cfg.NodeID, s.appliedReported, s.stamp(), delta, serving, failed}
 	out, _ := json.Marshal(reply)
 	return out
 }
@@ -896,13 +975,18 @@ func (s *Server) registerOnce(ctx context.Context) error {
 	if capacity == nil {
 		capacity = map[string]float64{}
 	}
+	s.mu.Lock()
+	stamp := s.stamp() // a lease granted on this registration runs from here
+	s.mu.Unlock()
 	body, _ := json.Marshal(struct {
-		ID       string             `json:"id"`
-		Address  string             `json:"address"`
-		Zone     string             `json:"zone"`
-		Capacity map[string]float64 `json:"capacity"`
-		Features []string           `json:"features"`
-	}{s.cfg.NodeID, s.addr, s.cfg.Zone, capacity, []string{"delta"}})
+		ID          string             `json:"id"`
+		Address     string             `json:"address"`
+		Zone        string             `json:"zone"`
+		Capacity    map[string]float64 `json:"capacity"`
+		Features    []string           `json:"features"`
+		Incarnation string             `json:"incarnation"`
+		Stamp       int64              `json:"stamp"`
+	}{s.cfg.NodeID, s.addr, s.cfg.Zone, capacity, []string{"delta", "term"}, s.incarn, stamp})
 	reply, err := s.coords.call(ctx, "POST", s.nsPath()+"/nodes", body)
 	if err != nil {
 		s.setError("register", err)
@@ -914,6 +998,9 @@ func (s *Server) registerOnce(ctx context.Context) error {
 	s.learn(root)
 	var feats []string
 	_ = json.Unmarshal(root["features"], &feats)
+	if t, ok := root.integer("term", 0, 1<<63-1); ok && t > s.termSeen {
+		s.termSeen = t // the registering coordinator's leadership
+	}
 	s.deltaAgreed = false // each registration starts over
 	for _, f := range feats {
 		s.deltaAgreed = s.deltaAgreed || f == "delta"

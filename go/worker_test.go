@@ -183,7 +183,7 @@ func TestWorkerRegisterAndAssign(t *testing.T) {
 	reg := f.registers[0]
 	f.mu.Unlock()
 	if reg["id"] != "w1" || reg["address"] != s.Addr() || reg["zone"] != "a" ||
-		jsonStr(reg["capacity"]) != `{"cpu":8}` || jsonStr(reg["features"]) != `["delta"]` {
+		jsonStr(reg["capacity"]) != `{"cpu":8}` || jsonStr(reg["features"]) != `["delta","term"]` {
 		t.Fatalf("register body %v", reg)
 	}
 
@@ -670,5 +670,86 @@ func TestWorkerMountedHandler(t *testing.T) {
 	resp.Body.Close()
 	if got := h.take(); len(got) != 1 {
 		t.Fatalf("hooks %v", got)
+	}
+}
+
+// Stamps (PROTOCOL.md 4.1, 6): replies carry this worker's clock; a grant runs from the
+// lease_stamp it echoes, so one that ran out before it arrived renews nothing and its
+// assignment is not applied (a late push cannot resurrect a lease), and an older stamp never
+// shortens the lease.
+func TestWorkerLeaseStamps(t *testing.T) {
+	f := newFakeCoord(t, "strict")
+	h := newHookLog()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	s := startWorker(t, f, h, func(c *ServerConfig) {
+		c.Now = clk.now
+		c.LeaseCheck = time.Hour // LeaseOK and the messages notice the lapse
+		c.LeaseMargin = 150 * time.Millisecond
+	})
+	clk.add(10 * time.Second) // stamps count from the worker's creation: now 10000
+	_, m := post(t, s, "/shardz/v1/ping", `{"namespace":"kv","node":"w1","revision":5,"lease_ms":1000,"lease_stamp":9100}`)
+	if m["stamp"].(float64) != 10000 {
+		t.Fatalf("ping reply: %v", m)
+	}
+	_, m = post(t, s, "/shardz/v1/assign", assignBody(5, `,"lease_ms":1000,"lease_stamp":9100`, rep("p1", 3, "none")))
+	if m["applied_revision"].(float64) != 0 || m["stamp"].(float64) != 10000 || len(h.take()) != 0 {
+		t.Fatalf("a late assignment was applied: %v", m)
+	}
+	_, m = post(t, s, "/shardz/v1/assign", assignBody(5, `,"lease_ms":1000,"lease_stamp":9900`, rep("p1", 3, "none")))
+	if got := strings.Join(h.take(), "; "); m["applied_revision"].(float64) != 5 || got != "serve p1 g3 none" {
+		t.Fatalf("assignment in time: %v %s", m, got)
+	}
+	post(t, s, "/shardz/v1/ping", `{"namespace":"kv","node":"w1","revision":5,"lease_ms":1000,"lease_stamp":9500}`)
+	clk.add(740 * time.Millisecond) // the grant of 9900 lasts until 10750
+	if !s.LeaseOK() {
+		t.Fatal("an older stamp shortened the lease")
+	}
+	clk.add(10 * time.Millisecond) // from its receipt (10000) it would last until 10850
+	if s.LeaseOK() {
+		t.Fatal("the lease ran from the receipt, not the stamp")
+	}
+	post(t, s, "/shardz/v1/ping", `{"namespace":"kv","node":"w1","revision":5,"lease_ms":1000,"lease_stamp":9900}`)
+	if s.LeaseOK() {
+		t.Fatal("a grant that ran out restored the lease")
+	}
+	_, m = post(t, s, "/shardz/v1/ping", `{"namespace":"kv","node":"w1","revision":5,"lease_ms":1000,"lease_stamp":10700}`)
+	if !s.LeaseOK() || m["stamp"].(float64) != 10750 {
+		t.Fatalf("a fresh grant: %v", m)
+	}
+}
+
+// Terms (PROTOCOL.md 4.2): a message of an older term than one seen (a deposed coordinator's)
+// is refused 409 ESTALE naming the term seen; it renews no lease and changes nothing. One
+// without a term (an older coordinator) is taken.
+func TestWorkerTerms(t *testing.T) {
+	f := newFakeCoord(t, "strict")
+	h := newHookLog()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	s := startWorker(t, f, h, func(c *ServerConfig) {
+		c.Now = clk.now
+		c.LeaseCheck = time.Hour
+		c.LeaseMargin = 150 * time.Millisecond
+	})
+	if st, m := post(t, s, "/shardz/v1/assign", assignBody(5, `,"lease_ms":1000,"term":7`, rep("p1", 3, "none"))); st != 200 || m["applied_revision"].(float64) != 5 {
+		t.Fatalf("term 7: %d %v", st, m)
+	}
+	h.take()
+	st, m := post(t, s, "/shardz/v1/assign", assignBody(9, `,"lease_ms":1000,"term":6`, rep("p2", 1, "none")))
+	if st != 409 || m["code"] != "ESTALE" || m["term"].(float64) != 7 {
+		t.Fatalf("a deposed leader's assignment: %d %v", st, m)
+	}
+	clk.add(800 * time.Millisecond)
+	if st, _ := post(t, s, "/shardz/v1/ping", `{"namespace":"kv","node":"w1","revision":9,"lease_ms":1000,"term":6}`); st != 409 {
+		t.Fatalf("a deposed leader's ping: %d", st)
+	}
+	clk.add(60 * time.Millisecond) // 860 ms after the last grant: it renewed nothing
+	if s.LeaseOK() || len(h.take()) != 0 {
+		t.Fatal("a deposed leader's ping renewed the lease, or its assignment ran")
+	}
+	if st, _ := post(t, s, "/shardz/v1/ping", `{"namespace":"kv","node":"w1","revision":9,"lease_ms":1000,"term":7}`); st != 200 {
+		t.Fatalf("the leader's ping: %d", st)
+	}
+	if st, m := post(t, s, "/shardz/v1/assign", assignBody(10, `,"lease_ms":1000`, rep("p2", 1, "none"))); st != 200 || m["applied_revision"].(float64) != 10 {
+		t.Fatalf("no term: %d %v", st, m)
 	}
 }

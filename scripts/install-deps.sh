@@ -14,7 +14,9 @@ PKGS=(build-essential cmake pkg-config
       # js/ test their XXH3 against it too)
       python3-pytest python3-xxhash xxhash
       golang-go                  # the Go module (go/), its tests and conformance driver
-      wrk)                       # HTTP load for bench/daemon/query.py and overload.py
+      wrk                        # HTTP load for bench/daemon/query.py and overload.py
+      man-db groff-base          # tests/install: the installed man pages must render
+      prometheus)                # promtool: tests/integration/test_monitoring.py checks ops/
 
 missing=()
 for p in "${PKGS[@]}"; do

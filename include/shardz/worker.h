@@ -92,8 +92,10 @@ typedef struct {
     shardz_worker_hook serve; /* required */
     shardz_worker_hook del;   /* required: the delete hook */
     void *user;               /* passed to the hooks */
-    /* Monotonic clock in milliseconds for the lease and the re-register watchdog; NULL:
-     * CLOCK_MONOTONIC. Tests inject one. Called from any library thread: thread-safe. */
+    /* Monotonic clock in milliseconds for the lease, the stamps sent to the coordinator
+     * (PROTOCOL.md 4.1) and the re-register watchdog; NULL: CLOCK_BOOTTIME (it keeps counting
+     * while the machine is suspended). Tests inject one. Called from any library thread:
+     * thread-safe. */
     uint64_t (*clock_ms)(void *clock_user);
     void *clock_user;
     shardz_lease_mode lease_mode;

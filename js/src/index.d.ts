@@ -47,7 +47,8 @@ export interface WorkerConfig {
   requestTimeoutMs?: number; // default 5000
   backoffMaxMs?: number; // default 2000
   reregisterAfterMs?: number; // default max(10 pings, 3000)
-  /** Monotonic clock in ms (tests inject one); default performance.now. */
+  /** Monotonic clock in ms for the lease and the stamps (tests inject one); default
+   * performance.now (Node has no CLOCK_BOOTTIME: a suspend is not counted). */
   now?: () => number;
   log?: (level: 'info' | 'warn', message: string) => void;
 }

@@ -59,10 +59,21 @@ function common(root) {
     if (!int(root.lease_ms, 1n, MAX_LEASE_MS)) fail('EINVAL', `"lease_ms" must be an integer in [1, ${MAX_LEASE_MS}]`);
     leaseMs = Number(root.lease_ms);
   }
-  return { revision: root.revision, leaseMs, consistency: consistencyOf(root) };
+  let leaseStamp = -1; // the worker's own clock (ms) the grant runs from; -1: not said
+  if (has(root, 'lease_stamp')) {
+    if (!int(root.lease_stamp, 0n, INT64_MAX)) fail('EINVAL', '"lease_stamp" must be an integer >= 0');
+    leaseStamp = Number(root.lease_stamp);
+  }
+  let term = -1; // the sending coordinator's leadership (PROTOCOL.md 4.2); -1: not said
+  if (has(root, 'term')) {
+    if (!int(root.term, 0n, INT64_MAX)) fail('EINVAL', '"term" must be an integer >= 0');
+    term = Number(root.term);
+  }
+  return { revision: root.revision, leaseMs, leaseStamp, term, consistency: consistencyOf(root) };
 }
 
-/** {revision: BigInt, leaseMs: number (0: none), consistency: -1|0|1}. body: a string. */
+/** {revision: BigInt, leaseMs: number (0: none), leaseStamp: number (-1: none),
+ * consistency: -1|0|1}. body: a string. */
 export function parsePing(body, ns, node) {
   return common(loadAddressed(body, ns, node));
 }

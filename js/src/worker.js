@@ -11,7 +11,7 @@
 // hooks async (await I/O, or move CPU work to a worker_threads Worker).
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Coordinators } from './coord.js';
 import { ShardzError, ProtoError } from './errors.js';
 import { toJSON, parseJSON } from './json.js';
@@ -63,7 +63,9 @@ export class Worker {
     this.leaseMs = 0;
     this.consistency = -1; // -1 unknown, 0 available, 1 strict
     this.contact = false;
-    this.lastContact = 0; // when the last lease-granting message arrived
+    this.lastContact = 0; // the lease runs from here: the latest grant's lease_stamp, or its receipt
+    this.incarnation = randomBytes(16).toString('hex'); // this process (PROTOCOL.md 4.1)
+    this.termSeen = 0; // the highest coordinator term seen (PROTOCOL.md 4.2)
     this.lastAlive = 0; // last contact or registration: the watchdog
     this.appliedReported = 0n; // applied_revision of replies; 0 after a lapse or local release
     this.lastRevision = 0n; // highest revision applied: older assignments are stale
@@ -168,11 +170,11 @@ export class Worker {
 
   // ---- the lease ------------------------------------------------------------------------------
 
-  /** The effective lease in ms (0: not enforced). */
-  leaseEff() {
+  /** The effective lease in ms (0: not enforced) of a grant of leaseMs (default: the last). */
+  leaseEff(leaseMs = this.leaseMs) {
     const on = this.cfg.lease === 'on' || (this.cfg.lease === 'auto' && this.consistency !== 0);
-    if (!on || this.leaseMs <= 0) return 0;
-    const lease = this.leaseMs;
+    if (!on || leaseMs <= 0) return 0;
+    const lease = leaseMs;
     const margin = this.cfg.leaseMarginMs ?? 2 * this.cfg.leaseCheckMs + lease / 10;
     return margin < lease / 2 ? lease - margin : lease / 2 + 1;
   }
@@ -194,17 +196,41 @@ export class Worker {
     }
   }
 
-  contactFrom(leaseMs, consistency) {
+  /** The 409 refusal of a message of an older term than one seen (a deposed coordinator's),
+   * or null; a newer term is remembered. */
+  deposed(term) {
+    if (term >= 0 && term < this.termSeen) {
+      this.log('warn', `refused a message of term ${term}: term ${this.termSeen} seen`);
+      return [409, toJSON({ code: 'ESTALE', message: `from term ${term}, but term ${this.termSeen} was seen: a deposed coordinator`, term: this.termSeen })];
+    }
+    if (term > this.termSeen) this.termSeen = term;
+    return null;
+  }
+
+  /** This worker's clock as a stamp (PROTOCOL.md 4.1), in the registration and every reply. */
+  stamp() {
+    return Math.max(0, Math.floor(this.now()));
+  }
+
+  /** A message arrived, granting a lease of leaseMs (0: none) from leaseStamp (this worker's
+   * clock echoed; -1: from its receipt). Returns until when its own grant lasts (-1: it grants
+   * nothing). A grant that ran out before it arrived (a late message) renews nothing, and no
+   * grant shortens the lease (PROTOCOL.md section 6). */
+  contactFrom(leaseMs, consistency, leaseStamp = -1) {
     const now = this.now();
     this.checkLapse(now); // before renewing: a late message does not undo a lapse
     this.lastAlive = now;
-    if (leaseMs > 0) { // only a lease-granting message renews it (PROTOCOL.md section 6)
-      this.contact = true;
-      this.lastContact = now;
-      this.leaseMs = leaseMs;
-      this.leaseRevoked = false;
-    }
     if (consistency >= 0) this.consistency = consistency;
+    if (leaseMs <= 0) return -1; // only a lease-granting message renews it (PROTOCOL.md section 6)
+    if (leaseStamp > now) return -1; // from the future: not this clock's (another process's)
+    const from = leaseStamp >= 0 ? leaseStamp : now;
+    const eff = this.leaseEff(leaseMs);
+    if (eff !== 0 && now - from >= eff) return -1; // delivered after its grant ran out
+    if (!this.contact || from > this.lastContact) this.lastContact = from;
+    this.contact = true;
+    this.leaseMs = leaseMs;
+    this.leaseRevoked = false;
+    return eff !== 0 ? from + eff : Infinity;
   }
 
   /** Whether the application may act on what it serves now: false once the strict lease has
@@ -284,8 +310,10 @@ export class Worker {
       return this.refuse(err, 'a ping');
     }
     if (this.stopped) return [409, errBody('EBUSY', 'worker not running')];
-    this.contactFrom(p.leaseMs, p.consistency);
-    const reply = { node: this.cfg.nodeId, applied_revision: this.appliedReported };
+    const refused = this.deposed(p.term);
+    if (refused) return refused;
+    this.contactFrom(p.leaseMs, p.consistency, p.leaseStamp);
+    const reply = { node: this.cfg.nodeId, applied_revision: this.appliedReported, stamp: this.stamp() };
     let load = null;
     let split = null;
     for (const [pid, rec] of this.set) {
@@ -311,8 +339,11 @@ export class Worker {
       return this.refuse(err, 'an assignment');
     }
     if (this.stopped) return [409, errBody('EBUSY', 'worker stopping')];
-    this.contactFrom(a.leaseMs, a.consistency); // may queue a lease drop first
-    return new Promise((resolve) => this.enqueue({ kind: 'assign', a, resolve }));
+    const refused = this.deposed(a.term);
+    if (refused) return refused;
+    // may queue a lease drop first; an assignment older than one applied renews nothing
+    const grantEnd = this.contactFrom(a.revision < this.lastRevision ? 0 : a.leaseMs, a.consistency, a.leaseStamp);
+    return new Promise((resolve) => this.enqueue({ kind: 'assign', a, grantEnd, resolve }));
   }
 
   // ---- the job queue ------------------------------------------------------------------------
@@ -328,7 +359,7 @@ export class Worker {
       while (this.jobs.length > 0 && !this.stopped) {
         const job = this.jobs.shift();
         if (job.kind === 'assign') {
-          job.resolve(await this.apply(job.a));
+          job.resolve(await this.apply(job.a, job.grantEnd));
         } else if (job.kind === 'lease') {
           this.leaseQueued = false;
           if (!this.leaseLapsed) continue;
@@ -412,10 +443,12 @@ export class Worker {
 
   /** Runs one assignment: stale ones are only answered; a delta on another base is refused
    * (409) and changes nothing; one that arrived before a lease lapse is not applied. */
-  async apply(a) {
-    // older than the last applied is stale, unless the coordinator resynchronises us from a
-    // revision it never issued (a forged assignment would wedge us otherwise)
-    const stale = a.revision < this.lastRevision && !(a.resyncFrom > 0n && a.resyncFrom === this.lastRevision);
+  async apply(a, grantEnd = Infinity) {
+    // stale: older than the last applied (unless the coordinator resynchronises us from a
+    // revision it never issued: a forged assignment would wedge us otherwise), or of a term
+    // older than one seen since it was queued
+    const stale = (a.revision < this.lastRevision && !(a.resyncFrom > 0n && a.resyncFrom === this.lastRevision))
+      || (a.term >= 0 && a.term < this.termSeen);
     this.checkLapse(this.now()); // a lapse resets appliedReported: no delta fits then
     if (!stale && a.delta && a.baseRevision !== this.appliedReported) {
       this.log('info', `refused delta ${a.revision}: its base ${a.baseRevision} is not the applied revision ${this.appliedReported}`);
@@ -426,12 +459,15 @@ export class Worker {
         applied_revision: this.appliedReported,
       })];
     }
-    const expired = this.leaseLapsed;
+    // A strict assignment is applied only while its own grant lasts: one delivered late, or
+    // that waited past its grant, may be one the coordinator gave up on (section 6).
+    const expired = this.leaseLapsed ||
+      (!stale && a.leaseMs > 0 && this.leaseEff(a.leaseMs) !== 0 && this.now() >= grantEnd);
     const failed = [];
     if (stale) {
       this.log('info', `ignored assignment ${a.revision}: older than ${this.lastRevision}`);
     } else if (expired) {
-      this.log('warn', `lease lapsed before assignment ${a.revision} ran: not applied`);
+      this.log('warn', `no lease for assignment ${a.revision} (lapsed, or its grant ran out): not applied`);
     } else {
       if (a.delta) {
         for (const pid of a.removed) {
@@ -466,7 +502,7 @@ export class Worker {
       if (this.leaseLapsed || !rec || rec.pending) continue;
       serving.push({ partition: pid, generation: rec.generation });
     }
-    const reply = { node: this.cfg.nodeId, applied_revision: this.appliedReported };
+    const reply = { node: this.cfg.nodeId, applied_revision: this.appliedReported, stamp: this.stamp() };
     if (delta) reply.delta = true;
     reply.serving = serving;
     reply.failed = failed;
@@ -543,12 +579,15 @@ export class Worker {
       if (typeof o.lease_ms === 'bigint' && o.lease_ms > 0n) this.leaseMs = Number(o.lease_ms);
       if (Object.prototype.hasOwnProperty.call(o, 'consistency')) this.consistency = o.consistency === 'available' ? 0 : 1;
     }
+    // the registering coordinator's leadership (PROTOCOL.md 4.2)
+    if (typeof root?.term === 'bigint' && Number(root.term) > this.termSeen) this.termSeen = Number(root.term);
   }
 
   async registerOnce() {
     const body = toJSON({
       id: this.cfg.nodeId, address: this._address, zone: this.cfg.zone ?? '',
-      capacity: this.cfg.capacity ?? {}, features: ['delta'],
+      capacity: this.cfg.capacity ?? {}, features: ['delta', 'term'], incarnation: this.incarnation,
+      stamp: this.stamp(), // a lease granted on this registration runs from here
     });
     let root;
     try {

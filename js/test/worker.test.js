@@ -29,11 +29,20 @@ async function withWorker(opts, fn) {
   }
 }
 
+/** A message without its stamp (PROTOCOL.md 4.1: this worker's clock, an integer >= 0) and
+ * incarnation (a random name of this process), both checked here. */
+function noStamp(body) {
+  const { stamp, incarnation, ...rest } = body;
+  assert.ok(Number.isInteger(stamp) && stamp >= 0, `stamp ${stamp}`);
+  assert.ok(incarnation === undefined || /^[0-9a-f]{32}$/.test(incarnation), `incarnation ${incarnation}`);
+  return rest;
+}
+
 test('register, full and delta assignments, stale and refused ones', () => withWorker({}, async ({ f, h, w, addr }) => {
-  assert.deepEqual(f.registers[0], { id: 'w1', address: addr, zone: 'a', capacity: { cpu: 8 }, features: ['delta'] });
+  assert.deepEqual(noStamp(f.registers[0]), { id: 'w1', address: addr, zone: 'a', capacity: { cpu: 8 }, features: ['delta', 'term'] });
   let r = await post(addr, '/shardz/v1/assign', assign(10, '', rep('p2', 4, 'primary'), rep('p1', 2, 'none')));
   assert.equal(r.status, 200);
-  assert.deepEqual(r.body, { node: 'w1', applied_revision: 10, serving: [{ partition: 'p1', generation: 2 }, { partition: 'p2', generation: 4 }], failed: [] });
+  assert.deepEqual(noStamp(r.body), { node: 'w1', applied_revision: 10, serving: [{ partition: 'p1', generation: 2 }, { partition: 'p2', generation: 4 }], failed: [] });
   assert.deepEqual(h.take(), ['serve p1 g2 none', 'serve p2 g4 primary']);
 
   r = await post(addr, '/shardz/v1/assign', assign(11, '', rep('p2', 5, 'primary'), rep('p3', 1, 'none')));
@@ -45,7 +54,7 @@ test('register, full and delta assignments, stale and refused ones', () => withW
   assert.deepEqual(h.take(), [], 'a state-only change calls nothing');
 
   r = await post(addr, '/shardz/v1/assign', assign(13, ',"base_revision":12,"removed":["p3"]', rep('p4', 7, 'none')));
-  assert.deepEqual(r.body, { node: 'w1', applied_revision: 13, delta: true, serving: [{ partition: 'p4', generation: 7 }], failed: [] });
+  assert.deepEqual(noStamp(r.body), { node: 'w1', applied_revision: 13, delta: true, serving: [{ partition: 'p4', generation: 7 }], failed: [] });
   assert.deepEqual(h.take(), ['delete p3 assign', 'serve p4 g7 none']);
 
   r = await post(addr, '/shardz/v1/assign', assign(15, ',"base_revision":11', rep('p5', 1, 'none')));
@@ -224,6 +233,59 @@ test('the strict lease: the timer drops everything; a ping without lease_ms does
   });
 });
 
+test('stamps: a grant runs from its lease_stamp; a late one renews nothing and is not applied', async () => {
+  const clock = new FakeClock();
+  const t0 = clock.now();
+  const ping = (stamp) => post(addr0.addr, '/shardz/v1/ping', `{"namespace":"kv","node":"w1","revision":5,"lease_ms":1000,"lease_stamp":${stamp}}`);
+  const addr0 = {};
+  await withWorker({ coord: { consistency: 'strict' }, worker: { now: clock.now, leaseCheckMs: 3600000, leaseMarginMs: 150 } }, async ({ h, w, addr }) => {
+    addr0.addr = addr;
+    let p = await ping(t0 - 900); // late: grants nothing
+    assert.equal(p.body.stamp, Math.floor(t0));
+    let r = await post(addr, '/shardz/v1/assign', assign(5, `,"lease_ms":1000,"lease_stamp":${t0 - 900}`, rep('p1', 3, 'none')));
+    assert.equal(r.body.applied_revision, 0, 'a late assignment was applied');
+    assert.deepEqual(h.take(), []);
+    r = await post(addr, '/shardz/v1/assign', assign(5, `,"lease_ms":1000,"lease_stamp":${t0 - 100}`, rep('p1', 3, 'none')));
+    assert.equal(r.body.applied_revision, 5);
+    assert.deepEqual(h.take(), ['serve p1 g3 none']);
+    await ping(t0 - 500); // older: does not shorten it
+    clock.add(740); // the grant of t0 - 100 lasts until t0 + 750
+    assert.ok(w.leaseOk(), 'an older stamp shortened the lease');
+    clock.add(10); // from its receipt it would last until t0 + 850
+    assert.ok(!w.leaseOk(), 'the lease ran from the receipt, not the stamp');
+    await ping(t0 - 100);
+    assert.ok(!w.leaseOk(), 'a grant that ran out restored the lease');
+    await h.waitCalls(1);
+    assert.deepEqual(h.take(), ['delete p1 lease']);
+    p = await ping(t0 + 700);
+    assert.equal(p.body.stamp, Math.floor(t0 + 750));
+    assert.ok(w.leaseOk());
+  });
+});
+
+test('terms: a deposed coordinator\'s messages are refused and renew nothing', async () => {
+  const clock = new FakeClock();
+  await withWorker({ coord: { consistency: 'strict' }, worker: { now: clock.now, leaseCheckMs: 3600000, leaseMarginMs: 150 } }, async ({ h, w, addr }) => {
+    let r = await post(addr, '/shardz/v1/assign', assign(5, ',"lease_ms":1000,"term":7', rep('p1', 3, 'none')));
+    assert.equal(r.body.applied_revision, 5);
+    h.take();
+    r = await post(addr, '/shardz/v1/assign', assign(9, ',"lease_ms":1000,"term":6', rep('p2', 1, 'none')));
+    assert.equal(r.status, 409);
+    assert.equal(r.body.code, 'ESTALE');
+    assert.equal(r.body.term, 7);
+    clock.add(800);
+    r = await post(addr, '/shardz/v1/ping', '{"namespace":"kv","node":"w1","revision":9,"lease_ms":1000,"term":6}');
+    assert.equal(r.status, 409);
+    clock.add(60); // 860 ms after the last grant: it renewed nothing
+    assert.ok(!w.leaseOk(), "a deposed leader's ping renewed the lease");
+    assert.deepEqual(h.take(), []);
+    r = await post(addr, '/shardz/v1/ping', '{"namespace":"kv","node":"w1","revision":9,"lease_ms":1000,"term":7}');
+    assert.equal(r.status, 200);
+    r = await post(addr, '/shardz/v1/assign', assign(10, ',"lease_ms":1000', rep('p2', 1, 'none')));
+    assert.equal(r.body.applied_revision, 10, 'a message without a term is taken');
+  });
+});
+
 test('load reports and split hints ride on the next ping only', () => withWorker({}, async ({ w, addr }) => {
   await post(addr, '/shardz/v1/assign', assign(3, '', rep('p1', 1, 'none')));
   w.reportLoad('p1', 'cpu', 1.5);
@@ -231,9 +293,9 @@ test('load reports and split hints ride on the next ping only', () => withWorker
   assert.throws(() => w.reportLoad('p1', 'cpu', -1));
   w.reportSplitKey('p1', 'user:5');
   let p = await post(addr, '/shardz/v1/ping', '{"namespace":"kv","node":"w1","revision":3}');
-  assert.deepEqual(p.body, { node: 'w1', applied_revision: 3, load: { p1: { cpu: 1.5 } }, split_at: { p1: 'user:5' } });
+  assert.deepEqual(noStamp(p.body), { node: 'w1', applied_revision: 3, load: { p1: { cpu: 1.5 } }, split_at: { p1: 'user:5' } });
   p = await post(addr, '/shardz/v1/ping', '{"namespace":"kv","node":"w1","revision":3}');
-  assert.deepEqual(p.body, { node: 'w1', applied_revision: 3 });
+  assert.deepEqual(noStamp(p.body), { node: 'w1', applied_revision: 3 });
 }));
 
 test('leave resolves only once released', () => withWorker({}, async ({ f, h, w, addr }) => {

@@ -117,6 +117,56 @@ def test_lease_lapse_drops_everything_before_the_next_assignment():
     assert w.lease_ok() and w.status()["lease_expiries"] == 1
 
 
+def test_lease_stamps():
+    """PROTOCOL.md 4.1, 6: replies carry this worker's clock (stamp); a grant runs from the
+    lease_stamp it echoes, so one that ran out before it arrived renews nothing and its
+    assignment is not applied (a late push cannot resurrect a lease), and an older stamp never
+    shortens the lease."""
+    rec, clock = Rec(), Clock()
+    w = make(rec, clock)
+    t0 = 1000000  # the clock in ms
+    st, r = ping(w, 5, lease_ms=1000, lease_stamp=t0 - 900, consistency="strict")
+    assert r["stamp"] == t0  # late: grants nothing
+    st, r = assign(w, 5, [rep("p1", 1)], lease_ms=1000, lease_stamp=t0 - 900)  # late
+    assert st == 200 and r["applied_revision"] == 0 and r["stamp"] == t0 and rec.calls == []
+    st, r = assign(w, 5, [rep("p1", 1)], lease_ms=1000, lease_stamp=t0 - 100)  # until t0 + 750
+    assert r["applied_revision"] == 5 and rec.calls == [("serve", "p1", 1, "none", False, 0)]
+    ping(w, 5, lease_ms=1000, lease_stamp=t0 - 500)  # older: does not shorten it
+    clock.t += 0.74
+    assert w.lease_ok()
+    clock.t += 0.01  # t0 + 750: run out (from its receipt at t0 it would last to t0 + 850)
+    assert not w.lease_ok()
+    st, r = ping(w, 5, lease_ms=1000, lease_stamp=t0 - 100)  # ran out: renews nothing
+    assert r["applied_revision"] == 0
+    # ran out as well: the lapse's drop runs, and this one is not applied
+    st, r = assign(w, 6, [rep("p1", 2)], lease_ms=1000, lease_stamp=t0 - 100)
+    assert r["applied_revision"] == 0 and rec.calls[-1] == ("delete", "p1", 1, CAUSE_LEASE)
+    assert not w.lease_ok()
+    st, r = assign(w, 6, [rep("p1", 2)], lease_ms=1000, lease_stamp=t0 + 700)
+    assert r["applied_revision"] == 6 and r["stamp"] == t0 + 750 and w.lease_ok()
+
+
+def test_terms():
+    """PROTOCOL.md 4.2: a message of an older term than one seen (a deposed coordinator's) is
+    refused 409 ESTALE naming the term seen; it renews no lease and changes nothing. One
+    without a term (an older coordinator) is taken."""
+    rec, clock = Rec(), Clock()
+    w = make(rec, clock)
+    st, r = assign(w, 5, [rep("p1", 1)], lease_ms=1000, consistency="strict", term=7)
+    assert st == 200 and r["applied_revision"] == 5
+    st, r = assign(w, 9, [rep("p2", 1)], lease_ms=1000, term=6)
+    assert st == 409 and r["code"] == "ESTALE" and r["term"] == 7
+    clock.t += 0.8
+    st, r = ping(w, 9, lease_ms=1000, term=6)
+    assert st == 409 and r["term"] == 7
+    clock.t += 0.06  # 0.86 s after the last grant: it renewed nothing
+    assert not w.lease_ok() and set(w.serving()) == {"p1"}
+    assert rec.calls == [("serve", "p1", 1, "none", False, 0)]
+    assert ping(w, 9, lease_ms=1000, term=7)[0] == 200
+    st, r = assign(w, 10, [rep("p2", 1)], lease_ms=1000)  # no term: taken
+    assert st == 200 and r["applied_revision"] == 10 and set(w.serving()) == {"p2"}
+
+
 def test_lease_not_enforced_in_available_mode():
     rec, clock = Rec(), Clock()
     w = make(rec, clock)
@@ -139,8 +189,8 @@ def test_load_and_split_reports():
     w.report_load("p1", "cpu", 0.75)  # the latest wins
     w.split_at("p1", "user:5")
     assert ping(w, 5)[1] == {"node": "w1", "applied_revision": 5, "load": {"p1": {"cpu": 0.75}},
-                             "split_at": {"p1": "user:5"}}
-    assert ping(w, 5)[1] == {"node": "w1", "applied_revision": 5}  # cleared
+                             "split_at": {"p1": "user:5"}, "stamp": 1000000}
+    assert ping(w, 5)[1] == {"node": "w1", "applied_revision": 5, "stamp": 1000000}  # cleared
 
 
 def test_secret_and_routes():
@@ -179,8 +229,8 @@ def test_ping_answered_while_a_hook_runs():
                                          "replicas": [rep("p1", 1)]})))
         t.start()
         assert entered.wait(10)  # the hook runs (and is held)
-        assert post("/shardz/v1/ping", {"namespace": "kv", "node": "w1", "revision": 3}) == \
-            {"node": "w1", "applied_revision": 0}
+        got = post("/shardz/v1/ping", {"namespace": "kv", "node": "w1", "revision": 3})
+        assert isinstance(got.pop("stamp"), int) and got == {"node": "w1", "applied_revision": 0}
         gate.set()
         t.join(10)
         assert result["a"]["applied_revision"] == 3  # and the assignment completes after it

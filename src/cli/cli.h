@@ -96,6 +96,14 @@ extern const size_t cli_ncmds;
 extern const cli_group cli_groups[];
 extern const size_t cli_ngroups;
 
+/* The exit codes and what each means (--help and the manual page print them). */
+typedef struct {
+    int code;
+    const char *meaning;
+} cli_exit_code;
+extern const cli_exit_code cli_exit_codes[];
+extern const size_t cli_nexit_codes;
+
 /* The parsed command line and the session. */
 struct cli {
     const cli_cmd *cmd;
@@ -214,5 +222,7 @@ int cmd_watch(cli *c);
 int cmd_status(cli *c);
 int cmd_completion(cli *c);
 int cmd_complete_words(cli *c);
+/* cmd_man.c: the shardzctl(1) manual page (hidden __man) */
+int cmd_man(cli *c);
 
 #endif

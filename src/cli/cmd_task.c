@@ -49,7 +49,7 @@ static int balancer_path(cli *c, char *path, size_t cap, const char *what)
     }
     char suffix[64];
     snprintf(suffix, sizeof suffix, "%s%s", what, b != NULL ? "?balancer=load" : "");
-    cli_ns_path(c, path, cap, suffix);
+    cli_ns_path(c, path, cap, "%s", suffix);
     return 0;
 }
 

@@ -109,10 +109,11 @@ static void print_top_usage(FILE *f)
                "Usage: shardzctl COMMAND [ARGS] [flags]\n\nCommands:\n");
     print_cmd_list(f, NULL);
     print_global_flags(f);
-    fprintf(f, "\nOutput: aligned tables, or the coordinator's JSON with --json.\n"
-               "Exit codes: 0 ok, 1 the coordinator answered with an error, 2 bad usage (nothing "
-               "sent),\n3 the coordinator could not be reached.\n"
-               "Run 'shardzctl COMMAND --help' for a command's flags.\n");
+    fprintf(f, "\nOutput: aligned tables, or the coordinator's JSON with --json.\nExit codes:");
+    for (size_t i = 0; i < cli_nexit_codes; i++) {
+        fprintf(f, "%s %d %s", i > 0 ? "," : "", cli_exit_codes[i].code, cli_exit_codes[i].meaning);
+    }
+    fprintf(f, ".\nRun 'shardzctl COMMAND --help' for a command's flags.\n");
 }
 
 int cli_usage_error(const cli *c, const char *fmt, ...)

@@ -125,8 +125,18 @@ const cli_cmd cli_cmds[] = {
      "print a bash completion script", "Load it with: source <(shardzctl completion bash)"},
     /* Hidden, for the completion script: ids for the word being completed. */
     {"__complete", NULL, "namespaces|nodes", 1, 1, false, no_flags, cmd_complete_words, NULL, NULL},
+    /* Hidden, for the build: the shardzctl(1) manual page from these tables (cmd_man.c). */
+    {"__man", NULL, "", 0, 0, false, no_flags, cmd_man, NULL, NULL},
 };
 const size_t cli_ncmds = sizeof cli_cmds / sizeof cli_cmds[0];
+
+const cli_exit_code cli_exit_codes[] = {
+    {CLI_OK, "ok"},
+    {CLI_ESERVER, "the coordinator answered with an error"},
+    {CLI_EUSAGE, "bad usage (nothing sent)"},
+    {CLI_EUNREACHABLE, "the coordinator could not be reached"},
+};
+const size_t cli_nexit_codes = sizeof cli_exit_codes / sizeof cli_exit_codes[0];
 
 int cli_flag_int(const cli *c, int f, long long lo, long long hi, long long *out)
 {

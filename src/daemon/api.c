@@ -434,6 +434,14 @@ static void r_ns_create(szd_call *c)
     szd_ns_config cfg;
     int rc = szd_ns_config_parse(body, &cfg, err, sizeof err);
     szd_ns *ns = NULL;
+    if (rc == 0 && cfg.strict && !json_object_get(body, "lease_ms")) {
+        cfg.lease_ms = szd_strict_lease_default(c->d, &cfg); /* covers a failover (HA) */
+    } else if (rc == 0 && cfg.strict && cfg.lease_ms < szd_strict_lease_default(c->d, &cfg)) {
+        szd_log(c->d, SZD_WARN,
+                "msg=\"strict lease shorter than a failover: its workers drop everything when "
+                "the leader dies\" ns=%s lease_ms=%lld failover_lease_ms=%lld",
+                cfg.name, (long long)cfg.lease_ms, (long long)szd_strict_lease_default(c->d, &cfg));
+    }
     if (rc == 0) {
         rc = szd_ns_create(c->d, &cfg, json_object_get(body, "partitions"), &ns, err, sizeof err);
     }
@@ -475,20 +483,30 @@ static void r_node_register(szd_call *c)
     }
     szd_node *n = NULL;
     int rc = szd_node_register(ns, body, &n, err, sizeof err);
+    bool term_offered = false; /* the worker refuses messages of an older term (4.1) */
+    size_t fi;
+    json_t *fv;
+    json_array_foreach(json_object_get(body, "features"), fi, fv)
+    {
+        term_offered |= json_is_string(fv) && strcmp(json_string_value(fv), "term") == 0;
+    }
     json_decref(body);
     if (rc) {
         szd_reply_error(c->req, rc, "%s", err);
         return;
     }
-    json_t *reply =
-        json_pack("{s:o, s:I, s:I, s:s, s:I}", "node", szd_node_json(ns, n, false),
-                  "ping_interval_ms", (json_int_t)ns->cfg.ping_interval_ms, "lease_ms",
-                  (json_int_t)ns->cfg.lease_ms, "consistency",
-                  ns->cfg.strict ? "strict" : "available", "revision", (json_int_t)ns->revision);
+    json_t *reply = json_pack("{s:o, s:I, s:I, s:s, s:I, s:I}", "node", szd_node_json(ns, n, false),
+                              "ping_interval_ms", (json_int_t)ns->cfg.ping_interval_ms, "lease_ms",
+                              (json_int_t)ns->cfg.lease_ms, "consistency",
+                              ns->cfg.strict ? "strict" : "available", "revision",
+                              (json_int_t)ns->revision, "term", (json_int_t)c->d->ha.term);
     /* the protocol features this coordinator uses with this node (docs/PROTOCOL.md 4.1) */
     json_t *features = json_array();
     if (n->delta_ok) {
         json_array_append_new(features, json_string("delta"));
+    }
+    if (term_offered) {
+        json_array_append_new(features, json_string("term")); /* every message carries it */
     }
     json_object_set_new(reply, "features", features);
     szd_reply_json(c->req, 200, reply, ns->revision);
@@ -556,11 +574,34 @@ static void r_parts(szd_call *c)
     reply_list(c->req, c->ns, "partitions", list);
 }
 
+/* Strict hash namespaces are not re-partitioned in place (issue 15): adding or removing a
+ * partition re-deals hash slots between partitions, and so keys between owners, at once, while
+ * the workers (which serve partitions, not slots) cannot be told to stop serving the moved
+ * slots first: two owners of those keys. Refused (409 ECONFLICT, nothing changes) with the
+ * documented path (PROTOCOL.md 3). The first partitions of an empty namespace move no key. */
+static bool strict_hash_repartition(szd_call *c)
+{
+    if (!c->ns->cfg.strict || strcmp(c->ns->cfg.sharder, "hash") != 0 || c->ns->nparts == 0) {
+        return false;
+    }
+    szd_reply_error(c->req, SHARDZ_ECONFLICT,
+                    "namespace '%s' is strict and hashed: adding or removing partitions would "
+                    "move hash slots between owners without break-before-make; create a new "
+                    "namespace with the partition count you want and move the data to it "
+                    "(docs/PROTOCOL.md section 3)",
+                    c->ns->cfg.name);
+    return true;
+}
+
 static void r_parts_add(szd_call *c)
 {
     char err[512] = "";
     json_t *body = szd_read_body_max(c->req, SZD_MAX_BULK_BODY);
     if (!body) {
+        return;
+    }
+    if (strict_hash_repartition(c)) {
+        json_decref(body);
         return;
     }
     int rc = szd_range_parts_change(c->ns, NULL, err, sizeof err);
@@ -590,7 +631,7 @@ static void r_part_delete(szd_call *c)
 {
     char err[512] = "";
     szd_part *p = part_arg(c);
-    if (!p) {
+    if (!p || strict_hash_repartition(c)) {
         return;
     }
     int rc = szd_range_parts_change(c->ns, p->id, err, sizeof err);
@@ -640,6 +681,9 @@ static void handle_part_move(szd_ns *ns, struct evhttp_request *req, szd_part *p
     }
     int rc = szd_operator_move(ns, p, slot, n, err, sizeof err);
     json_decref(body);
+    if (rc == 0) {
+        rc = szd_ns_flush(ns, false, err, sizeof err, NULL); /* 2xx only once durable */
+    }
     if (rc) {
         szd_reply_error(req, rc, "%s", err);
         return;
@@ -746,6 +790,9 @@ static void handle_cancel(szd_ns *ns, struct evhttp_request *req, const char *pi
         return;
     }
     int rc = szd_cancel_move(ns, p, (unsigned)slot, err, sizeof err);
+    if (rc == 0) {
+        rc = szd_ns_flush(ns, false, err, sizeof err, NULL); /* 2xx only once durable */
+    }
     if (rc) {
         szd_reply_error(req, rc, "%s", err);
         return;
@@ -775,8 +822,13 @@ static void plan(szd_call *c, bool apply)
     if (j && kind) {
         szd_range_balance(c->ns, j, apply); /* range namespaces: split hot ranges */
     }
+    char err[512] = "";
+    int rc = !j ? SHARDZ_ENOMEM : apply ? szd_ns_flush(c->ns, false, err, sizeof err, NULL) : 0;
     if (!j) {
         szd_reply_error(c->req, SHARDZ_ENOMEM, "the placement failed");
+    } else if (rc) {
+        json_decref(j); /* started, but not durable: no 2xx (PROTOCOL.md 8) */
+        szd_reply_error(c->req, rc, "%s", err);
     } else {
         szd_reply_json(c->req, 200, j, c->ns->revision);
     }

@@ -126,6 +126,8 @@ typedef struct szd_node {
                                * (retired slots) until then; 0: none */
     int64_t stamp;        /* the worker's clock in its latest registration or assignment reply (-1:
                            * it sends none): lease-granting pushes carry it (lease_stamp) */
+    uint32_t stamp_era;   /* bumped by every registration (maybe a process with another clock):
+                           * a push built before counts as carrying no stamp of this clock */
     uint64_t resync_from; /* the applied revision it reported ahead of every one this
                            * coordinator issued (a forged assignment): its next whole set
                            * carries "resync_from" so that it applies it; 0: none */
@@ -222,6 +224,9 @@ typedef enum {
 
 typedef struct {
     szd_role role;
+    int64_t term;           /* the leadership every message to a worker carries (PROTOCOL.md
+                             * 4.2: "term"): solo 1; a leader its leader key's create revision
+                             * (only grows); 0 before the first leadership */
     int64_t lease_id;       /* 0: none held */
     int64_t lease_ttl_ms;   /* as granted */
     int64_t fresh_until_ms; /* leader: the lease is known alive until then (monotonic) */
@@ -254,7 +259,7 @@ typedef struct szd {
     uint32_t nns, capns;
     int64_t started_ms;
     bool ready;
-    int64_t (*clock_ms)(void);      /* injectable monotonic clock (also called by the lanes) */
+    int64_t (*clock_ms)(void);      /* injectable clock, NULL: CLOCK_BOOTTIME (the lanes too) */
     struct szd_hl *hl;              /* the health lane (pings, verdicts), owned */
     struct event *hl_reports;       /* its reports are readable */
     uint64_t ns_keys;               /* the last szd_ns.key given */
@@ -268,6 +273,9 @@ typedef struct szd {
 /* ---- shared helpers ------------------------------------------------------------------ */
 
 int64_t szd_now(const szd *d);
+/* Gives the heap's free memory back to the system (glibc's malloc_trim; nothing elsewhere):
+ * after a load, whose read answers were freed in pieces the allocator would otherwise keep. */
+void szd_trim_heap(void);
 void szd_log(const szd *d, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Maps (keys are borrowed through the callback). */
@@ -405,6 +413,10 @@ void szd_push_drop(szd_ns *ns, szd_pushes *p);
 /* Writes every dirty record (and the config when `config`) and waits: 0 or the store's error
  * (err gets a detail; records stay dirty). *revision (may be NULL): the store's after it. */
 int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *revision);
+/* The lease_ms a strict namespace created without one gets (issue 15 case 5): the
+ * configuration's default, and with several coordinators (etcd) at least what spans a leader
+ * failover (3/2 of --lease-ttl + two pings), so the workers keep serving through one. */
+int64_t szd_strict_lease_default(const szd *d, const szd_ns_config *cfg);
 /* The work pass's write: every dirty record, and the pushes built from them, queued on the
  * store lane; the pushes leave when the batch is durable, watchers are woken then. */
 void szd_ns_persist(szd_ns *ns);

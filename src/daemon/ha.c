@@ -129,7 +129,7 @@ static void publish_acting(szd *d)
     int64_t until = d->ha.role == SZD_ROLE_SOLO     ? INT64_MAX
                     : d->ha.role == SZD_ROLE_LEADER ? d->ha.fresh_until_ms
                                                     : 0;
-    szd_hl_set_acting_until(d->hl, until);
+    szd_hl_set_acting_until(d->hl, until, d->ha.term);
 }
 
 static void keepalive(szd *d)
@@ -191,6 +191,7 @@ static void become_leader(szd *d, int64_t create_rev)
     g.key_len = (size_t)klen;
     szd_sl_set_guard(d->sl, &g); /* in order with the writes: every later one is fenced */
     d->ha.role = SZD_ROLE_LEADER;
+    d->ha.term = create_rev; /* etcd revisions only grow: a later leader has a higher term */
     d->ha.role_since_ms = szd_now(d);
     set_leader(d, d->cfg.id, d->cfg.advertise, wall_ms());
     /* The new leader takes over the state (tasks in flight included) and resumes. Nobody else
@@ -445,6 +446,21 @@ int szd_ha_start(szd *d)
     event_add(d->ha.timer, &tv);
     refresh(d); /* loads the cache, reads the leader, campaigns when there is none */
     return 0;
+}
+
+int64_t szd_strict_lease_default(const szd *d, const szd_ns_config *cfg)
+{
+    int64_t lease = cfg->lease_ms; /* the configuration's default: dead_after + ping_interval */
+    if (d->ha.role == SZD_ROLE_SOLO) {
+        return lease;
+    }
+    /* After the leader's last lease-granting message, its successor acts once the leader key's
+     * TTL has run out (a leader killed without stepping down), plus a role loop and the state's
+     * load, then grants with its first ping. The worker's lease, less the libraries' margin of
+     * a tenth, must span that: 3/2 of the TTL + two pings (docs/OPERATIONS.md, "Strict
+     * namespaces and failover"). */
+    int64_t failover = d->cfg.lease_ttl_ms * 3 / 2 + 2 * cfg->ping_interval_ms;
+    return failover > lease ? failover : lease;
 }
 
 bool szd_acting(szd *d)

@@ -17,6 +17,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "common/clock.h"
 #include "daemon/oom.h"
 #include "daemon/health_lane.h"
 #include "daemon/log.h"
@@ -94,6 +95,7 @@ struct szd_hl {
     szd_hl_report *rep_head, *rep_tail; /* under mu */
     bool rep_signalled;                 /* under mu: a byte waits in rep_pipe */
     _Atomic int64_t acting_until_ms;
+    _Atomic int64_t term;       /* the leadership the pings carry (szd_hl_set_acting_until) */
     _Atomic int64_t gap_max_ms; /* the longest interval between two rounds of pings of a
                                  * namespace since szd_hl_ping_gap_max last read it */
     char secret[256];
@@ -109,9 +111,7 @@ static int64_t lane_now(const szd_hl *hl)
     if (hl->clock_ms) {
         return hl->clock_ms();
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return shardz__boot_ms(); /* CLOCK_BOOTTIME: it counts a suspend too */
 }
 
 static void wake(int fd)
@@ -286,10 +286,12 @@ static bool send_ping(hl_node *n, bool grants, int64_t now)
         snprintf(auth, sizeof auth, "Bearer %s", hl->secret);
         evhttp_add_header(h, "Authorization", auth);
     }
-    /* namespace names and node ids are plain ([A-Za-z0-9._:-]): nothing to escape */
-    char body[HL_NAME_MAX + SHARDZ_MAX_ID + 128];
-    int len = snprintf(body, sizeof body, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu",
-                       ns->name, n->id, (unsigned long long)ns->revision);
+    /* namespace names and node ids are plain ([A-Za-z0-9._:-]): nothing to escape; besides
+     * them, the fixed text and five integers take 180 bytes at most */
+    char body[HL_NAME_MAX + SHARDZ_MAX_ID + 256];
+    int len = snprintf(
+        body, sizeof body, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"term\":%lld",
+        ns->name, n->id, (unsigned long long)ns->revision, (long long)atomic_load(&hl->term));
     if (grants) {
         len += snprintf(body + len, sizeof body - (size_t)len, ",\"lease_ms\":%lld",
                         (long long)ns->lease_ms);
@@ -359,7 +361,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         if (send_ping(n, out.grants, now)) {
-            szd_fd_sent(&n->fd, &ns->cfg, now, out.grants);
+            szd_fd_sent(&n->fd, &ns->cfg, now, out.grants, n->stamp >= 0);
         } else {
             szd_fd_reply(&n->fd, false, now);
             szd_hl_report *r = report_new(n, SZD_HL_PING_FAILED, now);
@@ -627,8 +629,9 @@ int64_t szd_hl_ping_gap_max(szd_hl *hl)
     return atomic_exchange(&hl->gap_max_ms, 0);
 }
 
-void szd_hl_set_acting_until(szd_hl *hl, int64_t until_ms)
+void szd_hl_set_acting_until(szd_hl *hl, int64_t until_ms, int64_t term)
 {
+    atomic_store(&hl->term, term); /* first: a tick that sees the new time sees the term */
     atomic_store(&hl->acting_until_ms, until_ms);
 }
 
@@ -650,6 +653,7 @@ int szd_hl_start(const char *secret, int64_t (*clock_ms)(void), int log_level, s
     hl->cmd_pipe[0] = hl->cmd_pipe[1] = hl->rep_pipe[0] = hl->rep_pipe[1] = -1;
     pthread_mutex_init(&hl->mu, NULL);
     atomic_init(&hl->acting_until_ms, 0);
+    atomic_init(&hl->term, 0);
     atomic_init(&hl->gap_max_ms, 0);
     snprintf(hl->secret, sizeof hl->secret, "%s", secret ? secret : "");
     hl->clock_ms = clock_ms;

@@ -41,8 +41,8 @@ typedef struct szd_hl_report {
 void szd_hl_report_free(szd_hl_report *r);
 
 /* Starts the lane's thread. secret (borrowed, "" for none) is sent with every ping; clock_ms
- * (NULL: CLOCK_MONOTONIC) is the daemon's injectable clock, called from the lane's thread;
- * log_level as szd_config's. *out is the caller's (szd_hl_stop). 0, SHARDZ_ENOMEM or
+ * (NULL: CLOCK_BOOTTIME, common/clock.h) is the daemon's injectable clock, called from the lane's
+ * thread; log_level as szd_config's. *out is the caller's (szd_hl_stop). 0, SHARDZ_ENOMEM or
  * SHARDZ_EIO (no thread, no pipe). The lane pings nothing until szd_hl_set_acting_until. */
 int szd_hl_start(const char *secret, int64_t (*clock_ms)(void), int log_level, szd_hl **out);
 /* Stops the thread, closes every connection, frees everything (reports not drained too).
@@ -80,7 +80,8 @@ void szd_hl_heard_all(szd_hl *hl);
 int64_t szd_hl_ping_gap_max(szd_hl *hl);
 /* The lane pings (and grants leases) only while the daemon's clock is before until_ms: the
  * coordinator acts (solo: forever; leader: while its lease is known fresh; follower: 0). Read
- * by the lane at every tick, so a loop stalled past it stops the pings on time. */
-void szd_hl_set_acting_until(szd_hl *hl, int64_t until_ms);
+ * by the lane at every tick, so a loop stalled past it stops the pings on time. Every ping
+ * carries term (the leadership: szd_ha.term; set before the time it covers). */
+void szd_hl_set_acting_until(szd_hl *hl, int64_t until_ms, int64_t term);
 
 #endif

@@ -17,44 +17,11 @@
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
 #include "daemon/oom.h"
+#include "daemon/options.h"
 #include "daemon/store_lane.h"
+#include "shardz/version.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: shardzd [options]\n"
-            "  --listen HOST:PORT   where the HTTP API listens ([IPV6]:PORT, :PORT for every\n"
-            "                       interface; default 127.0.0.1:7557;\n"
-            "                       env SHARDZ_LISTEN)\n"
-            "  --data DIR           data directory of the embedded store (default\n"
-            "                       ./shardz-data; env SHARDZ_DATA)\n"
-            "  --fsync full|normal  SQLite durability: full fsyncs every commit (default),\n"
-            "                       normal only at checkpoints (env SHARDZ_FSYNC)\n"
-            "  --memory             keep everything in memory (tests only: nothing survives)\n"
-            "  --store etcd://HOST:PORT[,HOST:PORT...][/PREFIX]\n"
-            "                       keep the state in etcd (under /PREFIX/, default /shardz/)\n"
-            "                       and run with other coordinators: one leads, the others\n"
-            "                       follow (env SHARDZ_STORE)\n"
-            "  --advertise HOST:PORT  where the other coordinators reach this one (default:\n"
-            "                       --listen; env SHARDZ_ADVERTISE)\n"
-            "  --id NAME            this coordinator's name (default: the advertise address;\n"
-            "                       env SHARDZ_ID)\n"
-            "  --lease-ttl MS       the leader lease's TTL with etcd (default 5000, at least\n"
-            "                       2000; env SHARDZ_LEASE_TTL)\n"
-            "  --max-watches N      watches parked at once, at most (default 10000; past it a\n"
-            "                       watch gets 409 EBUSY; env SHARDZ_MAX_WATCHES)\n"
-            "  --max-connections N  client connections held at once, at most (default: half\n"
-            "                       the open-file limit, at most 10000; at the cap the client\n"
-            "                       idle longest is closed; env SHARDZ_MAX_CONNECTIONS)\n"
-            "  --secret SECRET      require 'Authorization: Bearer SECRET' (env SHARDZ_SECRET,\n"
-            "                       or secret= in --config: both stay out of the process list)\n"
-            "  --insecure           listen beyond loopback without a secret (refused otherwise)\n"
-            "  --log-level LEVEL    error|warn|info|debug (default info; env SHARDZ_LOG_LEVEL)\n"
-            "  --config FILE        read key=value lines (listen, data, fsync, secret,\n"
-            "                       log-level); flags and environment win over the file\n"
-            "  --routes             print the HTTP API's routes (method, path, read|write|local)\n"
-            "  --help               this text\n");
-}
+#define SZD_OPT_CODE 256 /* getopt codes above any character */
 
 static int parse_level(const char *s)
 {
@@ -244,23 +211,13 @@ int main(int argc, char **argv)
     d.cfg.lease_ttl_ms = 5000;
     d.cfg.max_watches = 10000;
 
-    static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
-                                         {"data", required_argument, 0, 'd'},
-                                         {"fsync", required_argument, 0, 'f'},
-                                         {"secret", required_argument, 0, 's'},
-                                         {"log-level", required_argument, 0, 'v'},
-                                         {"config", required_argument, 0, 'c'},
-                                         {"memory", no_argument, 0, 'm'},
-                                         {"insecure", no_argument, 0, 'I'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {"routes", no_argument, 0, 'R'},
-                                         {"store", required_argument, 0, 'S'},
-                                         {"advertise", required_argument, 0, 'a'},
-                                         {"id", required_argument, 0, 'i'},
-                                         {"lease-ttl", required_argument, 0, 't'},
-                                         {"max-watches", required_argument, 0, 'W'},
-                                         {"max-connections", required_argument, 0, 'C'},
-                                         {0, 0, 0, 0}};
+    /* getopt's table from szd_options: option i returns SZD_OPT_CODE + i */
+    struct option opts[64] = {{0}};
+    for (size_t i = 0; i < szd_noptions && i + 1 < sizeof opts / sizeof opts[0]; i++) {
+        opts[i] = (struct option){szd_options[i].name,
+                                  szd_options[i].metavar ? required_argument : no_argument, 0,
+                                  SZD_OPT_CODE + (int)i};
+    }
     /* the file first, then the environment, then flags */
     for (int i = 1; i < argc; i++) {
         const char *file = strncmp(argv[i], "--config=", 9) == 0              ? argv[i] + 9
@@ -270,85 +227,46 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    static const char *const env[][2] = {{"SHARDZ_LISTEN", "listen"},
-                                         {"SHARDZ_DATA", "data"},
-                                         {"SHARDZ_FSYNC", "fsync"},
-                                         {"SHARDZ_SECRET", "secret"},
-                                         {"SHARDZ_LOG_LEVEL", "log-level"},
-                                         {"SHARDZ_STORE", "store"},
-                                         {"SHARDZ_ADVERTISE", "advertise"},
-                                         {"SHARDZ_ID", "id"},
-                                         {"SHARDZ_LEASE_TTL", "lease-ttl"},
-                                         {"SHARDZ_MAX_WATCHES", "max-watches"},
-                                         {"SHARDZ_MAX_CONNECTIONS", "max-connections"}};
-    for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
-        const char *v = getenv(env[i][0]);
-        if (v && set_option(&d.cfg, env[i][1], v) != 0) {
+    for (size_t i = 0; i < szd_noptions; i++) {
+        const char *v = szd_options[i].env ? getenv(szd_options[i].env) : NULL;
+        if (v && set_option(&d.cfg, szd_options[i].name, v) != 0) {
             return 2;
         }
     }
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int rc = 0;
-        switch (o) {
-        case 'l':
-            rc = set_option(&d.cfg, "listen", optarg);
-            break;
-        case 'd':
-            rc = set_option(&d.cfg, "data", optarg);
-            break;
-        case 'f':
-            rc = set_option(&d.cfg, "fsync", optarg);
-            break;
-        case 's':
-            rc = set_option(&d.cfg, "secret", optarg);
-            break;
-        case 'v':
-            rc = set_option(&d.cfg, "log-level", optarg);
-            break;
-        case 'S':
-            rc = set_option(&d.cfg, "store", optarg);
-            break;
-        case 'a':
-            rc = set_option(&d.cfg, "advertise", optarg);
-            break;
-        case 'i':
-            rc = set_option(&d.cfg, "id", optarg);
-            break;
-        case 't':
-            rc = set_option(&d.cfg, "lease-ttl", optarg);
-            break;
-        case 'W':
-            rc = set_option(&d.cfg, "max-watches", optarg);
-            break;
-        case 'C':
-            rc = set_option(&d.cfg, "max-connections", optarg);
-            break;
-        case 'c':
-            break;
-        case 'm':
+        o -= SZD_OPT_CODE; /* '?' (an unknown option, a missing value) goes negative */
+        const char *name = o >= 0 && (size_t)o < szd_noptions ? szd_options[o].name : "";
+        if (o < 0 || (size_t)o >= szd_noptions) {
+            szd_options_usage(stderr);
+            return 2;
+        } else if (strcmp(name, "config") == 0) {
+            continue; /* read above */
+        } else if (szd_options[o].in_config) {
+            if (set_option(&d.cfg, name, optarg) != 0) {
+                return 2;
+            }
+        } else if (strcmp(name, "memory") == 0) {
             d.cfg.memory = true;
-            break;
-        case 'I':
+        } else if (strcmp(name, "insecure") == 0) {
             d.cfg.insecure = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'R':
+        } else if (strcmp(name, "routes") == 0) {
             szd_api_print_routes(stdout);
             return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-        if (rc) {
-            return 2;
+        } else if (strcmp(name, "version") == 0) {
+            printf("shardzd %s\n", shardz_version());
+            return 0;
+        } else if (strcmp(name, "man") == 0) {
+            szd_options_man(stdout, shardz_version());
+            return 0;
+        } else {
+            szd_options_usage(strcmp(name, "help") == 0 ? stdout : stderr);
+            return strcmp(name, "help") == 0 ? 0 : 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "shardzd: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
+        szd_options_usage(stderr);
         return 2;
     }
     /* HOST:PORT, [IPV6]:PORT, IPV6:PORT (the last colon ends the host), or :PORT (every
@@ -476,7 +394,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!d.cfg.store[0]) {
-        szd_hl_set_acting_until(d.hl, INT64_MAX); /* the only coordinator: always acts */
+        d.ha.term = 1; /* the only coordinator: one leadership, always acting */
+        szd_hl_set_acting_until(d.hl, INT64_MAX, d.ha.term);
     }
     /* libevent refuses bodies past the bulk limit (and 1 MiB more) itself, with a bare 413;
      * up to that, each route answers the JSON 413 of szd_read_body over its own limit */

@@ -185,6 +185,13 @@ char *szd_metrics_text(szd *d, size_t *len)
                 d->ns[i]->cfg.dims[k], imb[k]);
         }
     }
+    help(&o, "shardz_balance_band", "gauge",
+         "The load balancer's dead band: a node is hot above 1 + band of its fair share "
+         "(alert on shardz_load_max_over_mean against it).");
+    for (uint32_t i = 0; i < d->nns; i++) {
+        put(&o, "shardz_balance_band{ns=\"%s\"} %.6f\n", d->ns[i]->cfg.name,
+            d->ns[i]->cfg.balance.band);
+    }
     help(&o, "shardz_revision", "gauge", "The namespace's revision.");
     for (uint32_t i = 0; i < d->nns; i++) {
         put(&o, "shardz_revision{ns=\"%s\"} %llu\n", d->ns[i]->cfg.name,

@@ -318,8 +318,10 @@ static bool desired_of(const szd_part *p, int32_t me, unsigned *slot, szd_rstate
 
 static void put_head(szd_sbuf *b, const szd_ns *ns, const szd_node *n, bool released, uint64_t base)
 {
-    szd_sb_printf(b, "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"released\":%s",
-                  ns->cfg.name, n->id, (unsigned long long)ns->revision,
+    szd_sb_printf(b,
+                  "{\"namespace\":\"%s\",\"node\":\"%s\",\"revision\":%llu,\"term\":%lld,"
+                  "\"released\":%s",
+                  ns->cfg.name, n->id, (unsigned long long)ns->revision, (long long)ns->d->ha.term,
                   released ? "true" : "false");
     if (ns->cfg.strict) {
         szd_sb_printf(b, ",\"lease_ms\":%lld", (long long)ns->cfg.lease_ms);
@@ -345,6 +347,8 @@ typedef struct {
     char **named; /* delta: the partitions named (owned), else NULL */
     size_t nnamed;
     bool delta;
+    bool stamped; /* its body carries lease_stamp (put_head): its grant cannot outlive its send */
+    uint32_t era; /* the node's stamp_era when built: the stamp is of the clock that sent it */
 } push_msg;
 
 struct szd_pushes {
@@ -430,6 +434,8 @@ szd_pushes *szd_push_build(szd_ns *ns)
         m->index = i;
         m->revision = ns->revision;
         m->released = n->state == SZD_NODE_LEFT;
+        m->stamped = ns->cfg.strict && n->stamp >= 0; /* as put_head writes it, now */
+        m->era = n->stamp_era;
         if (n->delta_ok && !n->need_full && !range && !m->released) {
             build_delta(ns, n, (int32_t)i, m);
         } else {
@@ -538,7 +544,12 @@ void szd_push_release(szd_ns *ns, szd_pushes *p, const szd_sl_durable *durable)
             n->assign_retry_ms = now + ns->cfg.ping_interval_ms;
             continue;
         }
-        n->assign_reach_ms = ns->cfg.strict ? now + ASSIGN_TIMEOUT_S * 1000 : 0;
+        /* A lease-granting push may start a lease until it times out; one that carries
+         * lease_stamp only until now: the worker runs its grant from that stamp, taken before
+         * this send, and applies the assignment only while that grant lasts (PROTOCOL.md 6),
+         * so a late push cannot resurrect a lease whatever its timeout. */
+        bool stamped = m->stamped && m->era == n->stamp_era;
+        n->assign_reach_ms = !ns->cfg.strict ? 0 : stamped ? now : now + ASSIGN_TIMEOUT_S * 1000;
     }
     pushes_free(p);
 }
@@ -634,6 +645,10 @@ static void on_farewell_timer(evutil_socket_t fd, short what, void *arg)
 
 static void farewell_send(szd_farewell *f)
 {
+    if (!szd_acting(f->d)) {
+        farewell_done(f); /* deposed: nothing more leaves; the next leader tells the workers */
+        return;
+    }
     if (!f->conn) {
         f->conn = evhttp_connection_base_new(f->d->base, NULL, f->host, f->port);
         if (!f->conn) {
@@ -677,9 +692,10 @@ void szd_push_farewell(szd *d, const szd_ns *ns, uint64_t revision, int64_t for_
         f->port = n->port;
         f->deadline_ms = szd_now(d) + for_ms;
         f->retry_ms = ns->cfg.ping_interval_ms;
-        json_t *j = json_pack("{s:s, s:s, s:I, s:b, s:[], s:b}", "namespace", ns->cfg.name, "node",
-                              n->id, "revision", (json_int_t)revision, "released", 0, "replicas",
-                              "namespace_deleted", 1);
+        json_t *j =
+            json_pack("{s:s, s:s, s:I, s:I, s:b, s:[], s:b}", "namespace", ns->cfg.name, "node",
+                      n->id, "revision", (json_int_t)revision, "term", (json_int_t)d->ha.term,
+                      "released", 0, "replicas", "namespace_deleted", 1);
         f->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         f->timer = evtimer_new(d->base, on_farewell_timer, f);

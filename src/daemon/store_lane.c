@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "daemon/oom.h"
 #include "daemon/log.h"
 #include "daemon/store_lane.h"
@@ -148,9 +149,7 @@ static int64_t now_ms(const szd_sl *sl)
     if (sl->clock_ms) {
         return sl->clock_ms();
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return shardz__boot_ms(); /* CLOCK_BOOTTIME: it counts a suspend too */
 }
 
 /* Test hook: SHARDZ_TEST_STORE_HOLD=<path> holds every store write while that file exists
@@ -172,12 +171,24 @@ static void test_hold(const szd_sl *sl)
                (long long)(now_ms(sl) - t0));
 }
 
+/* Test hook: SHARDZ_TEST_STORE_FAIL=<path> fails every store write (SHARDZ_EIO, nothing
+ * written) while that file exists, as a failing disk or etcd would: tests show that no API
+ * route answers 2xx for a change that is not durable. Tests only. */
+static bool test_fail(void)
+{
+    const char *path = getenv("SHARDZ_TEST_STORE_FAIL");
+    return path && access(path, F_OK) == 0;
+}
+
 static void run_write(szd_sl *sl, job *j)
 {
     test_hold(sl);
     int64_t t0 = now_ms(sl), rev = 0;
     j->rc = 0;
-    if (j->batch && j->batch->n > 0) {
+    if (j->batch && j->batch->n > 0 && test_fail()) {
+        j->rc = SHARDZ_EIO;
+        szd_log_at(sl->log_level, SZD_WARN, "msg=\"test fail: store write failed\"");
+    } else if (j->batch && j->batch->n > 0) {
         j->rc = shardz_store_write_batch(sl->st, NULL, 0, j->batch->ops, j->batch->n, NULL, &rev,
                                          NULL); /* one commit on SQLite; etcd: 128-op pieces */
     }

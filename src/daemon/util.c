@@ -11,6 +11,11 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include "common/clock.h"
 #include "daemon/daemon.h"
 #include "daemon/wire.h"
 #include "common/utf8.h"
@@ -20,9 +25,14 @@ int64_t szd_now(const szd *d)
     if (d && d->clock_ms) {
         return d->clock_ms();
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return shardz__boot_ms(); /* CLOCK_BOOTTIME: it counts a suspend too */
+}
+
+void szd_trim_heap(void)
+{
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
 }
 
 void szd_log(const szd *d, int level, const char *fmt, ...)

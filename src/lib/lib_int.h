@@ -36,8 +36,9 @@ bool szl_valid_ns(const char *s);
 /* Splits "host:port" ("[v6]:port" too) into host (NUL-terminated, brackets dropped) and port.
  * SHARDZ_EINVAL when malformed or the host does not fit hostlen. */
 int szl_hostport(const char *hp, char *host, size_t hostlen, uint16_t *port);
-/* CLOCK_MONOTONIC in milliseconds. */
-uint64_t szl_mono_ms(void);
+/* The lease clock: CLOCK_BOOTTIME in milliseconds (common/clock.h), so a lease keeps running
+ * while the machine is suspended. */
+uint64_t szl_boot_ms(void);
 /* An absolute CLOCK_MONOTONIC deadline timeout_ms from now, for pthread_cond_timedwait on a
  * condition variable created by szl_cond_init. */
 struct timespec szl_deadline(int64_t timeout_ms);
@@ -114,7 +115,9 @@ typedef struct {
  * none of them among the replicas; a full assignment has neither. */
 typedef struct {
     int64_t revision;
-    int64_t lease_ms; /* 0 when absent */
+    int64_t lease_ms;    /* 0 when absent */
+    int64_t lease_stamp; /* -1 when absent: the worker's own clock the grant runs from */
+    int64_t term;        /* -1 when absent: the sending coordinator's leadership */
     bool released;
     int consistency; /* -1 absent, 0 available, 1 strict (or unknown: strict) */
     szl_rep *reps;
@@ -131,8 +134,10 @@ typedef struct {
 /* A parsed ping. */
 typedef struct {
     int64_t revision;
-    int64_t lease_ms; /* 0 when absent */
-    int consistency;  /* as in szl_assign */
+    int64_t lease_ms;    /* 0 when absent */
+    int64_t lease_stamp; /* as in szl_assign */
+    int64_t term;        /* as in szl_assign */
+    int consistency;     /* as in szl_assign */
 } szl_ping;
 
 /* Parse and validate a ping / an assignment (full or delta) addressed to (ns, node). On error

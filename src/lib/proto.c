@@ -66,11 +66,18 @@ einval:
     return SHARDZ_EINVAL;
 }
 
-/* "revision" (required) and "lease_ms" (optional). */
-static int p_common(const json_t *root, int64_t *revision, int64_t *lease_ms, char *msg,
-                    size_t msglen)
+/* "revision" (required), "lease_ms", "lease_stamp" and "term" (optional; lease_stamp and term
+ * -1 when absent; lease_stamp is ignored without lease_ms). */
+static int p_common(const json_t *root, int64_t *revision, int64_t *lease_ms, int64_t *lease_stamp,
+                    int64_t *term, char *msg, size_t msglen)
 {
     *lease_ms = 0;
+    *lease_stamp = -1;
+    *term = -1;
+    if (json_object_get(root, "term") != NULL && !szl_get_int(root, "term", 0, INT64_MAX, term)) {
+        snprintf(msg, msglen, "\"term\" must be an integer >= 0");
+        return SHARDZ_EINVAL;
+    }
     if (!szl_get_int(root, "revision", 0, INT64_MAX, revision)) {
         snprintf(msg, msglen, "\"revision\" must be an integer >= 0");
         return SHARDZ_EINVAL;
@@ -78,6 +85,11 @@ static int p_common(const json_t *root, int64_t *revision, int64_t *lease_ms, ch
     if (json_object_get(root, "lease_ms") != NULL &&
         !szl_get_int(root, "lease_ms", 1, P_LEASE_MAX, lease_ms)) {
         snprintf(msg, msglen, "\"lease_ms\" must be an integer in [1, %d]", P_LEASE_MAX);
+        return SHARDZ_EINVAL;
+    }
+    if (json_object_get(root, "lease_stamp") != NULL &&
+        !szl_get_int(root, "lease_stamp", 0, INT64_MAX, lease_stamp)) {
+        snprintf(msg, msglen, "\"lease_stamp\" must be an integer >= 0");
         return SHARDZ_EINVAL;
     }
     return 0;
@@ -94,7 +106,7 @@ int szl_parse_ping(const char *body, size_t len, const char *ns, const char *nod
     if (rc != 0) {
         return rc;
     }
-    rc = p_common(root, &out->revision, &out->lease_ms, msg, msglen);
+    rc = p_common(root, &out->revision, &out->lease_ms, &out->lease_stamp, &out->term, msg, msglen);
     out->consistency = szl_consistency(root);
     json_decref(root);
     if (rc != 0) {
@@ -287,7 +299,7 @@ int szl_parse_assign(const char *body, size_t len, const char *ns, const char *n
     if (rc != 0) {
         return rc;
     }
-    rc = p_common(root, &out->revision, &out->lease_ms, msg, msglen);
+    rc = p_common(root, &out->revision, &out->lease_ms, &out->lease_stamp, &out->term, msg, msglen);
     if (rc != 0) {
         goto out;
     }

@@ -1,4 +1,4 @@
-/* libshardz helpers: id and "host:port" checks, the monotonic clock and deadlines, the secret
+/* libshardz helpers: id and "host:port" checks, the lease clock and deadlines, the secret
  * check, logging and JSON error bodies. Pure or thread-safe; no state of their own. */
 #include <errno.h>
 #include <inttypes.h>
@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/utf8.h"
 #include "lib/lib_int.h"
 #include "shardz/error.h"
@@ -97,12 +98,9 @@ int szl_hostport(const char *hp, char *host, size_t hostlen, uint16_t *port)
     return 0;
 }
 
-uint64_t szl_mono_ms(void)
+uint64_t szl_boot_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)shardz__boot_ms();
 }
 
 struct timespec szl_deadline(int64_t timeout_ms)

@@ -66,6 +66,7 @@ typedef struct w_job {
     struct w_job *next;
     int kind;
     szl_assign a;
+    uint64_t grant_end; /* strict: its own lease grant lasts until then (clock_ms); 0: none */
     struct evhttp_request *req;
     bool done;
     int status;
@@ -111,12 +112,15 @@ struct shardz_worker {
     int64_t ping_interval_ms, lease_ms;
     int consistency;          /* -1 unknown, 0 available, 1 strict */
     bool contact;             /* a ping or assignment has arrived */
-    uint64_t last_contact;    /* when (clock_ms) the last one arrived: the lease */
+    uint64_t last_contact;    /* the lease runs from here (clock_ms): the latest grant's
+                               * lease_stamp, or its receipt when it carried none */
     uint64_t last_alive;      /* last contact or registration: the watchdog */
     int64_t applied_reported; /* applied_revision of the next reply; also the revision the
                                * served set is as of, which a delta's base must equal (0 after a
                                * lease lapse or a local release: only a full set applies then) */
     int64_t last_revision;    /* highest assignment revision applied: older ones are stale */
+    int64_t term_seen;        /* the highest coordinator term seen (PROTOCOL.md 4.2): a message
+                               * of an older one is from a deposed leader and is refused */
     bool delta_agreed;        /* the last register reply listed "delta" in its features */
     uint64_t registrations, assignments, lease_expiries;
     uint64_t deltas, deltas_refused; /* delta assignments applied; refused 409 ESTALE */
@@ -137,7 +141,7 @@ struct shardz_worker {
 
 static uint64_t w_now(shardz_worker *w)
 {
-    return w->clock_ms != NULL ? w->clock_ms(w->clock_user) : szl_mono_ms();
+    return w->clock_ms != NULL ? w->clock_ms(w->clock_user) : szl_boot_ms();
 }
 
 static char *w_strdup0(const char *s)
@@ -155,8 +159,9 @@ static uint64_t w_hash(const char *s)
     return h;
 }
 
-/* Under mu: whether the lease is enforced, and the effective lease (0: cannot enforce). */
-static uint64_t w_lease_eff(const shardz_worker *w)
+/* Under mu: whether the lease is enforced, and the effective lease (0: cannot enforce) for a
+ * lease of lease_ms. */
+static uint64_t w_lease_eff_for(const shardz_worker *w, int64_t lease_ms)
 {
     bool on;
     uint64_t lease;
@@ -173,13 +178,19 @@ static uint64_t w_lease_eff(const shardz_worker *w)
         on = w->consistency != 0; /* unknown counts as strict: the safe side */
         break;
     }
-    if (!on || w->lease_ms <= 0) {
+    if (!on || lease_ms <= 0) {
         return 0;
     }
-    lease = (uint64_t)w->lease_ms;
+    lease = (uint64_t)lease_ms;
     margin = w->lease_margin_ms != 0 ? w->lease_margin_ms
                                      : 2u * (uint64_t)w->lease_check_ms + lease / 10u;
     return margin < lease / 2u ? lease - margin : lease / 2u + 1u;
+}
+
+/* Under mu: the effective lease of the lease_ms last granted. */
+static uint64_t w_lease_eff(const shardz_worker *w)
+{
+    return w_lease_eff_for(w, w->lease_ms);
 }
 
 /* Under mu: the lease has lapsed (and it matters: something is served). */
@@ -353,6 +364,7 @@ static int w_assign_reply(shardz_worker *w, const szl_assign *named, json_t *fai
     }
     if (json_object_set_new(root, "node", json_string(w->node)) != 0 ||
         json_object_set_new(root, "applied_revision", json_integer(w->applied_reported)) != 0 ||
+        json_object_set_new(root, "stamp", json_integer((json_int_t)w_now(w))) != 0 ||
         (named != NULL && json_object_set_new(root, "delta", json_true()) != 0) ||
         json_object_set(root, "serving", serving) != 0 ||
         json_object_set(root, "failed", failed != NULL ? failed : json_array()) != 0) {
@@ -371,8 +383,8 @@ out:
  * samples and split keys. */
 static int w_ping_reply(shardz_worker *w, char **body, size_t *len)
 {
-    json_t *root = json_pack("{s:s, s:I}", "node", w->node, "applied_revision",
-                             (json_int_t)w->applied_reported);
+    json_t *root = json_pack("{s:s, s:I, s:I}", "node", w->node, "applied_revision",
+                             (json_int_t)w->applied_reported, "stamp", (json_int_t)w_now(w));
     json_t *load = json_object();
     json_t *split = json_object();
     int rc = SHARDZ_ENOMEM;
@@ -462,25 +474,78 @@ static void w_check_lapse(shardz_worker *w, uint64_t now)
     }
 }
 
-/* Under mu: a message arrived from the coordinator. */
-static void w_contact(shardz_worker *w, int64_t lease_ms, int consistency)
+/* Under mu: whether a message of term (-1: none said) comes from a deposed coordinator: an
+ * older term than one seen. Otherwise its term is remembered. */
+static bool w_deposed(shardz_worker *w, int64_t term)
+{
+    if (term >= 0 && term < w->term_seen) {
+        return true;
+    }
+    if (term > w->term_seen) {
+        w->term_seen = term;
+    }
+    return false;
+}
+
+/* The 409 refusal of a message from a deposed coordinator (its term is below term_seen). */
+static void w_reply_deposed(int64_t term, int64_t seen, int *status, char **out, size_t *outlen)
+{
+    char msg[W_MSGLEN];
+    json_t *root;
+
+    snprintf(msg, sizeof msg,
+             "from term %lld, but term %lld was seen: a deposed coordinator (nothing changed)",
+             (long long)term, (long long)seen);
+    root = json_pack("{s:s, s:s, s:I}", "code", shardz_err_name(SHARDZ_ESTALE), "message", msg,
+                     "term", (json_int_t)seen);
+    *status = 409;
+    *out = root != NULL ? szl_dump(root, outlen) : NULL;
+    json_decref(root);
+    if (*out == NULL) {
+        *status = 503;
+        *out = szl_error_body(SHARDZ_ENOMEM, NULL, outlen);
+    }
+}
+
+/* Under mu: a message arrived from the coordinator, granting a lease of lease_ms (0: none)
+ * from lease_stamp (this worker's clock echoed, -1: none, the grant runs from its receipt).
+ * Returns until when (clock_ms) this message's own grant lasts, or 0 when it grants nothing:
+ * no lease_ms, or a grant that had run out before it arrived (a late message), which renews
+ * nothing (docs/PROTOCOL.md section 6). A grant never shortens the lease. */
+static uint64_t w_contact(shardz_worker *w, int64_t lease_ms, int64_t lease_stamp, int consistency)
 {
     uint64_t now = w_now(w);
+    uint64_t from = now;
+    uint64_t eff;
 
     w_check_lapse(w, now); /* before renewing: a late message does not undo a lapse */
     w->last_alive = now;
-    if (lease_ms > 0) {
-        /* only a message that grants the lease renews it: the coordinator pings a node it
-         * declared dead without lease_ms, so that contact does not extend a lease it is
-         * about to break (docs/PROTOCOL.md section 6) */
-        w->contact = true;
-        w->last_contact = now;
-        w->lease_ms = lease_ms;
-        w->lease_revoked = false;
-    }
     if (consistency >= 0) {
         w->consistency = consistency;
     }
+    if (lease_ms <= 0) {
+        /* only a message that grants the lease renews it: the coordinator pings a node it
+         * declared dead without lease_ms, so that contact does not extend a lease it is
+         * about to break (docs/PROTOCOL.md section 6) */
+        return 0;
+    }
+    if (lease_stamp >= 0 && (uint64_t)lease_stamp > now) {
+        return 0; /* a stamp from the future is not this clock's (another process's): none */
+    }
+    if (lease_stamp >= 0) {
+        from = (uint64_t)lease_stamp;
+    }
+    eff = w_lease_eff_for(w, lease_ms);
+    if (eff != 0 && now - from >= eff) {
+        return 0; /* delivered after its grant ran out */
+    }
+    if (!w->contact || from > w->last_contact) {
+        w->last_contact = from;
+    }
+    w->contact = true;
+    w->lease_ms = lease_ms;
+    w->lease_revoked = false;
+    return eff != 0 ? from + eff : UINT64_MAX;
 }
 
 /* Handles one request, from the listener (req set) or shardz_worker_handle. Either answers
@@ -531,7 +596,16 @@ static w_job *w_dispatch(shardz_worker *w, const char *method, const char *path,
             w_reply_error(SHARDZ_EBUSY, "worker not running", status, out, outlen);
             return NULL;
         }
-        w_contact(w, p.lease_ms, p.consistency);
+        if (w_deposed(w, p.term)) {
+            int64_t seen = w->term_seen;
+            pthread_mutex_unlock(&w->mu);
+            szl_log(w->log, w->log_user, SHARDZ_LOG_WARN,
+                    "refused a ping of term %lld: term %lld seen", (long long)p.term,
+                    (long long)seen);
+            w_reply_deposed(p.term, seen, status, out, outlen);
+            return NULL;
+        }
+        w_contact(w, p.lease_ms, p.lease_stamp, p.consistency);
         rc = w_ping_reply(w, out, outlen);
         pthread_mutex_unlock(&w->mu);
         *status = 200;
@@ -562,7 +636,20 @@ static w_job *w_dispatch(shardz_worker *w, const char *method, const char *path,
         w_reply_error(SHARDZ_EBUSY, "worker stopping", status, out, outlen);
         return NULL;
     }
-    w_contact(w, job->a.lease_ms, job->a.consistency); /* may queue a lease drop first */
+    if (w_deposed(w, job->a.term)) {
+        int64_t seen = w->term_seen;
+        pthread_mutex_unlock(&w->mu);
+        szl_log(w->log, w->log_user, SHARDZ_LOG_WARN,
+                "refused assignment %lld of term %lld: term %lld seen", (long long)job->a.revision,
+                (long long)job->a.term, (long long)seen);
+        w_reply_deposed(job->a.term, seen, status, out, outlen);
+        szl_assign_free(&job->a);
+        free(job);
+        return NULL;
+    }
+    /* may queue a lease drop first; an assignment older than one applied renews nothing */
+    job->grant_end = w_contact(w, job->a.revision < w->last_revision ? 0 : job->a.lease_ms,
+                               job->a.lease_stamp, job->a.consistency);
     w_enqueue(w, job);
     pthread_mutex_unlock(&w->mu);
     return job;
@@ -787,10 +874,12 @@ static void w_apply(shardz_worker *w, w_job *job)
     bool expired;
 
     pthread_mutex_lock(&w->mu);
-    /* older than the last applied is stale, unless the coordinator resynchronises a worker
-     * that applied a revision it never issued (a forged message would wedge it otherwise) */
-    stale = a->revision < w->last_revision &&
-            !(a->resync_from > 0 && a->resync_from == w->last_revision);
+    /* stale: older than one applied (unless the coordinator resynchronises a worker that
+     * applied a revision it never issued: a forged message would wedge it otherwise), or of a
+     * term older than one seen since it was queued */
+    stale = (a->revision < w->last_revision &&
+             !(a->resync_from > 0 && a->resync_from == w->last_revision)) ||
+            (a->term >= 0 && a->term < w->term_seen);
     if (!stale && a->revision < w->last_revision) {
         szl_log(w->log, w->log_user, SHARDZ_LOG_WARN,
                 "resynchronised: assignment %lld replaces %lld, a revision the coordinator never "
@@ -809,15 +898,20 @@ static void w_apply(shardz_worker *w, w_job *job)
         return;
     }
     /* Lapsed: this assignment arrived before the lapse was noticed (later ones queue behind
-     * the drop, which clears the flag), so the coordinator may have moved on since. */
-    expired = w->lease_lapsed;
+     * the drop, which clears the flag), so the coordinator may have moved on since. A strict
+     * assignment is also applied only while its own grant lasts: one delivered late, or that
+     * waited past its grant, may be one the coordinator has given up on (section 6). */
+    expired =
+        w->lease_lapsed || (!stale && a->lease_ms > 0 && w_lease_eff_for(w, a->lease_ms) != 0 &&
+                            w_now(w) >= job->grant_end);
     pthread_mutex_unlock(&w->mu);
     if (stale) {
         szl_log(w->log, w->log_user, SHARDZ_LOG_INFO, "ignored assignment %lld: older than %lld",
                 (long long)a->revision, (long long)w->last_revision);
     } else if (expired) {
         szl_log(w->log, w->log_user, SHARDZ_LOG_WARN,
-                "lease lapsed before assignment %lld ran: not applied", (long long)a->revision);
+                "no lease for assignment %lld (lapsed, or its grant ran out): not applied",
+                (long long)a->revision);
     } else if (w_apply_hooks(w, a, failed) != 0) {
         job->status = 503;
         job->body = szl_error_body(SHARDZ_ENOMEM, NULL, &job->len);
@@ -1127,6 +1221,9 @@ static void w_learn(shardz_worker *w, const json_t *root)
         if (c >= 0) {
             w->consistency = c;
         }
+        if (i == 0 && szl_get_int(objs[i], "term", 0, INT64_MAX, &v) && v > w->term_seen) {
+            w->term_seen = v; /* the registering coordinator's leadership */
+        }
     }
 }
 
@@ -1170,9 +1267,9 @@ static void w_draw_incarnation(shardz_worker *w)
 static int w_register_once(shardz_worker *w)
 {
     char path[128 + SZL_NS_MAX];
-    json_t *body = json_pack("{s:s, s:s, s:s, s:{}, s:[s], s:s}", "id", w->node, "address", w->addr,
-                             "zone", w->zone != NULL ? w->zone : "", "capacity", "features",
-                             "delta", "incarnation", w->incarnation);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:{}, s:[s, s], s:s}", "id", w->node, "address",
+                             w->addr, "zone", w->zone != NULL ? w->zone : "", "capacity",
+                             "features", "delta", "term", "incarnation", w->incarnation);
     json_t *cap = json_object_get(body, "capacity");
     json_t *reply = NULL;
     szl_http_resp resp = {0};
@@ -1187,6 +1284,10 @@ static int w_register_once(shardz_worker *w)
         if (json_object_set_new(cap, w->cap_names[i], json_real(w->cap_values[i])) != 0) {
             goto out;
         }
+    }
+    /* its clock now: a lease granted on this registration runs from here (PROTOCOL.md 4.1) */
+    if (json_object_set_new(body, "stamp", json_integer((json_int_t)w_now(w))) != 0) {
+        goto out;
     }
     text = szl_dump(body, &len);
     if (text == NULL) {
@@ -1282,7 +1383,7 @@ static int w_leave_once(shardz_worker *w)
 static uint32_t w_backoff(shardz_worker *w, uint32_t backoff)
 {
     /* +-25% jitter from the clock's low bits: workers restarted together spread out. */
-    uint64_t jitter = (szl_mono_ms() * 2654435761u) % (backoff / 2u + 1u);
+    uint64_t jitter = (szl_boot_ms() * 2654435761u) % (backoff / 2u + 1u);
     struct timespec dl = szl_deadline((int64_t)(backoff - backoff / 4u + jitter));
     unsigned kick = w->ctl_kick;
 

@@ -189,6 +189,8 @@ static int run_worker(int argc, char **argv)
             c.node_id = v;
         } else if (strcmp(k, "--listen") == 0) {
             c.listen = v;
+        } else if (strcmp(k, "--advertise") == 0) {
+            c.advertise = v; /* tests/integration: the address of a fault proxy before it */
         } else if (strcmp(k, "--zone") == 0) {
             c.zone = v;
         } else if (strcmp(k, "--secret") == 0) {

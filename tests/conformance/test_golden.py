@@ -74,6 +74,18 @@ def sorted_serving(reply):
     return reply
 
 
+def unstamped(reply, seen):
+    """The reply without its "stamp" (PROTOCOL.md 4.1: the worker's clock in ms, an integer
+    >= 0 that never goes back, so not in the golden files); appends it to seen."""
+    if isinstance(reply, dict) and "stamp" in reply:
+        reply = dict(reply)
+        st = reply.pop("stamp")
+        assert isinstance(st, int) and not isinstance(st, bool) and st >= 0, st
+        assert not seen or st >= seen[-1], (seen, st)
+        seen.append(st)
+    return reply
+
+
 def test_wire_messages(driver, tmp_path):
     tmp = str(tmp_path)
     w = None
@@ -88,14 +100,18 @@ def test_wire_messages(driver, tmp_path):
         inc = body.pop("incarnation", None)
         assert inc is None or (isinstance(inc, str) and re.fullmatch(r"[A-Za-z0-9._:-]{1,255}",
                                                                       inc)), inc
-        assert body == golden("register.json", w.addr), stand.bodies
+        stamps = []
+        assert unstamped(body, stamps) == golden("register.json", w.addr), stand.bodies
+        assert stamps, "no stamp in the registration"
 
         status, reply = w.post("/shardz/v1/assign", golden("assign.json"))
+        reply = unstamped(reply, stamps)
         assert status == 200 and sorted_serving(reply) == golden("assign.reply.json"), reply
         serves = [(e["partition"], e["generation"], e["role"], e["slot"]) for e in w.events("serve")]
         assert serves == [("p1", 4, "primary", 0), ("p7", 9, "secondary", 1)], serves
 
         status, reply = w.post("/shardz/v1/assign", golden("delta.json"))
+        reply = unstamped(reply, stamps)
         assert status == 200 and sorted_serving(reply) == golden("delta.reply.json"), reply
         evs = [(e["ev"], e["partition"]) for e in w.events() if e["ev"] in ("serve", "delete")]
         # p7's state alone changed: no hook; p1 deleted before p8 is served
@@ -113,9 +129,36 @@ def test_wire_messages(driver, tmp_path):
         assert w.cmd("load golden p8 cpu 1.5") == "ok"
         assert w.cmd("load golden p1 cpu 1").startswith("error ")  # p1 is not served
         status, reply = w.post("/shardz/v1/ping", golden("ping.json"))
-        assert status == 200 and reply == golden("ping.reply.json"), reply
+        assert status == 200 and unstamped(reply, stamps) == golden("ping.reply.json"), reply
         status, reply = w.post("/shardz/v1/ping", golden("ping.json"))  # samples were cleared
-        assert status == 200 and reply == {"node": "g1", "applied_revision": 15}, reply
+        assert status == 200 and unstamped(reply, stamps) == {"node": "g1",
+                                                              "applied_revision": 15}, reply
+
+        # PROTOCOL.md 6: a strict grant runs from the lease_stamp it echoes. One that ran out
+        # before it arrived (lease_ms 10 leaves at most 10 ms; this one is 10 ms old before it
+        # is even sent) is late: its assignment is not applied and nothing is served.
+        while stamps[-1] < 10:  # a stamp 10 ms back must exist on the worker's clock
+            status, reply = w.post("/shardz/v1/ping", golden("ping.json"))
+            unstamped(reply, stamps)
+        late = dict(golden("assign.json"), revision=16, consistency="strict", lease_ms=10,
+                    lease_stamp=stamps[-1] - 10)
+        late["replicas"] = [dict(late["replicas"][0], partition="p9")]
+        status, reply = w.post("/shardz/v1/assign", late)
+        assert status == 200 and reply["applied_revision"] in (0, 15), reply
+        assert "p9" not in [s["partition"] for s in reply["serving"]], reply
+        assert [e["partition"] for e in w.events("serve")].count("p9") == 0
+
+        # PROTOCOL.md 4.2: once term 9 was seen, a message of term 8 is a deposed
+        # coordinator's: refused 409 ESTALE naming the term seen, and nothing runs
+        status, reply = w.post("/shardz/v1/ping", dict(golden("ping.json"), term=9))
+        assert status == 200, reply
+        before = len(w.events())
+        older = dict(golden("assign.json"), revision=17, term=8)
+        status, reply = w.post("/shardz/v1/assign", older)
+        assert status == 409 and reply["code"] == "ESTALE" and reply["term"] == 9, reply
+        status, reply = w.post("/shardz/v1/ping", dict(golden("ping.json"), term=8))
+        assert status == 409 and reply["term"] == 9, reply
+        assert len(w.events()) == before, w.events()[before:]
     finally:
         if w is not None:
             w.close()

@@ -18,7 +18,7 @@ typedef enum { TICK, SENT, OK, FAIL, GRANT, HEARD } op;
 typedef struct {
     op op;
     int64_t now;
-    int arg;       /* SENT: grants */
+    int arg;       /* SENT: grants (1), grants anchored at the worker's stamp (2) */
     int changed;   /* TICK: a verdict change (1) or none (0) */
     int verdict;   /* after the step */
     int ping;      /* TICK: a ping asked for */
@@ -47,7 +47,7 @@ static void run(const szd_fd_config *c, const step *t)
             szd_fd_tick(&f, c, s->now, &out);
             break;
         case SENT:
-            szd_fd_sent(&f, c, s->now, s->arg != 0);
+            szd_fd_sent(&f, c, s->now, s->arg != 0, s->arg == 2);
             break;
         case OK:
             revived = szd_fd_reply(&f, true, s->now);
@@ -173,6 +173,31 @@ static void test_strict_grants(void **state)
     run(&strict, t);
 }
 
+/* Strict, a worker that sends stamps: a grant runs from its lease_stamp, from before the ping
+ * left, so a ping may start a lease only until it was sent, failed or in flight at the verdict
+ * (PROTOCOL.md 6: a late message cannot resurrect a lease). */
+static void test_strict_stamped(void **state)
+{
+    (void)state;
+    static const step t[] = {
+        {TICK, 200, 0, 0, V_OK, 1, 1, 0, 0},
+        {SENT, 200, 2, 0, V_OK, 0, 0, 200, 0}, /* reaches it until 200 + 200, grants until 200 */
+        {OK, 250, 0, 0, V_OK, 0, 0, 250, 0},
+        {TICK, 400, 0, 0, V_OK, 1, 1, 250, 0},
+        {SENT, 400, 2, 0, V_OK, 0, 0, 400, 0},
+        {FAIL, 600, 0, 0, V_OK, 0, 0, 400, 1}, /* failed: its grant ran from 400 at the latest */
+        {TICK, 600, 0, 0, V_OK, 1, 0, 400, 1},
+        {SENT, 600, 0, 0, V_OK, 0, 0, 400, 1},
+        {FAIL, 800, 0, 0, V_OK, 0, 0, 400, 2},
+        {TICK, 800, 0, 1, V_SUS, 1, 0, 400, 2},
+        {SENT, 800, 0, 0, V_SUS, 0, 0, 400, 2},
+        {FAIL, 1000, 0, 0, V_SUS, 0, 0, 400, 3},
+        {TICK, 1050, 0, 1, V_DEAD, 1, 0, 400, 3},
+        END,
+    };
+    run(&strict, t);
+}
+
 /* Strict: a lease-granting ping in flight when the node is declared dead counts until its
  * timeout. */
 static void test_strict_dead_with_grant_in_flight(void **state)
@@ -234,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_suspect_dead_revive),
         cmocka_unit_test(test_dead_while_in_flight),
         cmocka_unit_test(test_strict_grants),
+        cmocka_unit_test(test_strict_stamped),
         cmocka_unit_test(test_strict_dead_with_grant_in_flight),
         cmocka_unit_test(test_strict_revival_waits_for_grant),
         cmocka_unit_test(test_strict_grant_refused_while_dead),

@@ -13,7 +13,7 @@ import signal
 import time
 
 from faultproxy import BLACKHOLE, DELAY, PASS, RESET, Proxy
-from harness import Daemon, Etcd, HTTPError, Worker, free_port, routing, wait_for
+from harness import Daemon, Etcd, HTTPError, Worker, free_port, read_events, routing, wait_for
 from ownership import check, owners_moved
 
 
@@ -85,9 +85,12 @@ def run_chaos(binary, seconds, seed, coordinators=1, replicas=2, workers=5, part
     coords = ",".join(f"127.0.0.1:{d.port}" for d in ds)
     try:
         wait_for(lambda: leader_of(ds), 20, what="a leader")
-        call("POST", "/v1/namespaces", dict(name=ns, replicas=replicas, partitions=partitions,
-                                            consistency="strict", lease_ms=lease_ms,
-                                            ping_interval_ms=100, dead_after_ms=500))
+        cfg = dict(name=ns, replicas=replicas, partitions=partitions, consistency="strict",
+                   ping_interval_ms=100, dead_after_ms=500)
+        if lease_ms:  # else the namespace's default (with etcd: one that spans a failover)
+            cfg["lease_ms"] = lease_ms
+        call("POST", "/v1/namespaces", cfg)
+        lease_ms = call("GET", f"/v1/namespaces/{ns}")[1]["lease_ms"]
         for i in range(workers):
             p = Proc(ds[0], coords, ns, f"w{i}", 0)
             procs[p.node] = p
@@ -220,7 +223,10 @@ def run_chaos(binary, seconds, seed, coordinators=1, replicas=2, workers=5, part
                                  f"{[x.tmp for x in ds]}")
         spans, bad, regress = check({p.holder: p.w.events for p in every}, replicas,
                                     {p.holder: p.ended for p in every if p.ended})
-        return {"spans": spans, "overlaps": bad, "regressions": regress,
+        lapses = sum(1 for p in every for e in read_events(p.w.events)
+                     if e["op"] == "delete" and e.get("cause") == "lease")
+        return {"spans": spans, "overlaps": bad, "regressions": regress, "lease_ms": lease_ms,
+                "lapses": lapses,
                 "owner_changes": len(owners_moved(spans)), "actions": counts,
                 "api_errors": api_errors, "processes": len(every),
                 "logs": sorted({d.tmp for d in ds})}

@@ -47,6 +47,11 @@ ap.add_argument("--split-file", default="", help="like --split-json, read from t
                 "each ping when it exists")
 ap.add_argument("--no-delta", action="store_true", help="a worker that predates delta "
                 "assignments: does not offer them at registration, takes every assignment as full")
+ap.add_argument("--no-term", action="store_true", help="a worker that predates terms "
+                "(PROTOCOL.md 4.2): does not offer them, and takes a message of any term")
+ap.add_argument("--msg-log", default="", help="append a JSON line per ping or assignment "
+                "received: its time, path, term, the term seen before it, whether it was "
+                "refused as a deposed coordinator's, and its body")
 ap.add_argument("--assign-log", default="", help="append a JSON line per assignment received: "
                 "its revision, base_revision (null for a whole set), and how many replicas and "
                 "removed partitions it named")
@@ -55,6 +60,7 @@ args = ap.parse_args()
 lock = threading.Lock()         # the worker's state
 assign_lock = threading.Lock()  # one assignment at a time
 served = {}          # partition -> generation
+term_seen = 0        # the highest coordinator term seen (PROTOCOL.md 4.2)
 applied = 0
 lease_ms = None
 lease_end = 0.0  # strict: what is served may be served until then (time.monotonic())
@@ -169,7 +175,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self):
-        global applied, lease_ms, lease_end, intact
+        global applied, lease_ms, lease_end, intact, term_seen
         n = int(self.headers.get("Content-Length") or 0)
         if n > 1 << 20:
             return self.reply(413, {"code": "ETOOBIG", "message": "body too large"})
@@ -178,19 +184,41 @@ class Handler(BaseHTTPRequestHandler):
             assert isinstance(body, dict) and body.get("node") == args.node
         except Exception:
             return self.reply(400, {"code": "EINVAL", "message": "malformed message"})
+        grant_end = 0.0  # until when this message's own grant lasts (0: it grants nothing)
         with lock:
-            if body.get("lease_ms"):  # only a message that grants the lease renews it
+            # a message of an older term than one seen is a deposed coordinator's: refused,
+            # before it can renew a lease or change anything (PROTOCOL.md 4.2)
+            term = body.get("term")
+            refused = (not args.no_term and isinstance(term, int) and not isinstance(term, bool)
+                       and term < term_seen)
+            if args.msg_log:
+                with open(args.msg_log, "a") as f:
+                    f.write(json.dumps({"t": time.time(), "path": self.path, "term": term,
+                                        "seen": term_seen, "refused": refused,
+                                        "body": body}) + "\n")
+            if refused:
+                return self.reply(409, {"code": "ESTALE", "term": term_seen, "message":
+                                        f"from term {term}, but term {term_seen} was seen"})
+            if not args.no_term and isinstance(term, int) and term > term_seen:
+                term_seen = term
+            # only a message that grants the lease renews it; an assignment older than the one
+            # applied renews nothing
+            stale = self.path == "/shardz/v1/assign" and body.get("revision", 0) < applied
+            if body.get("lease_ms") and not stale:
                 now = time.monotonic()
                 if lease_ms and served and now > lease_end:
                     lease_drop()  # it lapsed while this message waited
-                lease_ms = body["lease_ms"]
                 # anchored at this worker's own clock when the coordinator echoes it: a grant
                 # runs from the stamp of a reply it had received before sending, so a message
-                # delivered late grants less, or nothing (else from its receipt)
+                # delivered late grants less, or nothing (else from its receipt); a stamp from
+                # the future is not this process's clock: it grants nothing
                 ls = body.get("lease_stamp")
                 ls_ok = isinstance(ls, int) and not isinstance(ls, bool)
-                end = (ls / 1000 if ls_ok else now) + lease_ms / 1000
-                if end > lease_end and end > now:
+                end = (ls / 1000 if ls_ok else now) + body["lease_ms"] / 1000
+                if end > now and not (ls_ok and ls / 1000 > now):
+                    lease_ms = body["lease_ms"]
+                    grant_end = end
+                if grant_end and end > lease_end:
                     lease_end = end
                     if args.log_leases:
                         lease_event(time.time() + (end - now))
@@ -222,18 +250,19 @@ class Handler(BaseHTTPRequestHandler):
                                     "replicas": len(body.get("replicas") or []),
                                     "removed": len(body.get("removed") or [])}) + "\n")
         if not args.no_delta and ("base_revision" in body or "removed" in body):
-            return self.delta(body)
+            return self.delta(body, grant_end)
         # Assignments one at a time; a slow serve hook (--serve-delay-ms) runs outside the
         # state lock, so pings are answered meanwhile (the worker library's lanes, likewise).
         with assign_lock:
             rev = body.get("revision", 0)
             to_serve = []
             with lock:
-                # strict: never serve without a lease (a stale grant renewed nothing)
-                # (or the coordinator resynchronises us from a revision it never issued)
+                # strict: never serve without a lease, and only while this message's own grant
+                # lasts (one delivered late, or that waited, renewed nothing: PROTOCOL.md 6);
+                # or the coordinator resynchronises us from a revision it never issued
                 resync = body.get("resync_from")
                 fresh = (rev >= applied or (isinstance(resync, int) and resync == applied)) \
-                    and not (body.get("lease_ms") and time.monotonic() > lease_end)
+                    and not (body.get("lease_ms") and time.monotonic() > min(lease_end, grant_end))
                 if fresh:
                     intact = True
                     want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
@@ -258,7 +287,7 @@ class Handler(BaseHTTPRequestHandler):
                                                     for p, g in served.items()],
                                         "failed": [], "stamp": stamp()})
 
-    def delta(self, body):
+    def delta(self, body, grant_end):
         """A delta assignment (PROTOCOL.md 4.3): stale, refused (409) or applied."""
         global applied
         bad = "base_revision" not in body and ("EPROTO", '"removed" without "base_revision"')
@@ -271,7 +300,8 @@ class Handler(BaseHTTPRequestHandler):
             ranges = {r["partition"]: r.get("range") for r in body["replicas"]}
             slots = {r["partition"]: r.get("slot") for r in body["replicas"]}
             with lock:
-                if rev < applied or (body.get("lease_ms") and time.monotonic() > lease_end):
+                if rev < applied or (body.get("lease_ms") and
+                                     time.monotonic() > min(lease_end, grant_end)):
                     # stale, or no lease to serve under: answered like a stale full one
                     return self.reply(200, {"node": args.node, "applied_revision": reported(),
                                             "serving": [{"partition": p, "generation": g}
@@ -311,7 +341,7 @@ def lease_watch():
 
 
 def main():
-    global delta_agreed
+    global delta_agreed, term_seen
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     threading.Thread(target=lease_watch, daemon=True).start()
@@ -322,8 +352,7 @@ def main():
     if args.capacity:
         body["capacity"] = {k: float(v) for k, v in
                             (kv.split("=") for kv in args.capacity.split(","))}
-    if not args.no_delta:
-        body["features"] = ["delta"]
+    body["features"] = ([] if args.no_delta else ["delta"]) + ([] if args.no_term else ["term"])
     if not args.no_incarnation:
         body["incarnation"] = args.incarnation
     while True:
@@ -333,6 +362,9 @@ def main():
             features = reply.get("features") if isinstance(reply, dict) else None
             with lock:  # each registration starts over (PROTOCOL.md 4.1)
                 delta_agreed = isinstance(features, list) and "delta" in features
+                t = reply.get("term") if isinstance(reply, dict) else None
+                if not args.no_term and isinstance(t, int) and t > term_seen:
+                    term_seen = t
             break
         except Exception as e:  # coordinator not up yet
             print("register:", e, flush=True)

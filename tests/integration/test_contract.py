@@ -3,7 +3,8 @@ quotes what a client sent is cut on a UTF-8 boundary and still goes out as a JSO
 capacity past the documented bound is refused and changes nothing; a value that carries a
 newline (a worker's error text) cannot forge a log line; watches are capped (--max-watches)
 and a client that went away frees its watch at once; --listen takes [IPV6]:PORT and :PORT and refuses a bad port; beyond loopback a
-coordinator without a secret refuses to start unless --insecure (protected mode).
+coordinator without a secret refuses to start unless --insecure (protected mode); a namespace
+created at the bounds of its timings is loaded back after a restart.
 Usage: test_contract.py SHARDZD_BINARY"""
 import json
 import os
@@ -214,7 +215,38 @@ def test_watch_cap_and_abandoned_watches():
         d.stop()
 
 
+def test_config_bounds_survive_restart():
+    """Every namespace a create accepts is loaded back after a restart: at the bounds of the
+    timings (a lease derived from them above the bound an explicit lease_ms had, which made the
+    load refuse the config and lose the namespace) and just inside the explicit bounds."""
+    d = Daemon(BIN).start()
+    try:
+        made = {
+            "longest": {"ping_interval_ms": 60000, "dead_after_ms": 3600000},
+            "explicit": {"ping_interval_ms": 60000, "dead_after_ms": 3600000, "lease_ms": 3660000},
+            "shortest": {"ping_interval_ms": 10, "dead_after_ms": 11, "lease_ms": 11},
+            "strict": {"consistency": "strict", "ping_interval_ms": 60000,
+                       "dead_after_ms": 3600000},
+        }
+        for name, timing in made.items():
+            d.call("POST", "/v1/namespaces", dict(name=name, partitions=3, **timing))
+        expect_error(lambda: d.call("POST", "/v1/namespaces",
+                                    dict(name="over", lease_ms=3660001, ping_interval_ms=60000)),
+                     400, "EINVAL")
+        before = {n: d.call("GET", f"/v1/namespaces/{n}")[1] for n in made}
+        d.stop()
+        d.start()
+        for name in made:
+            got = d.call("GET", f"/v1/namespaces/{name}")[1]  # a 404 if it was lost
+            for k in ("ping_interval_ms", "dead_after_ms", "lease_ms", "partitions"):
+                assert got[k] == before[name][k], (name, k, got[k], before[name][k])
+        assert "corrupt" not in d.tail(100000)
+    finally:
+        d.stop()
+
+
 if __name__ == "__main__":
     socket.setdefaulttimeout(30)
     run([test_utf8_cut_error_keeps_its_body, test_capacity_bound, test_no_forged_log_line,
-         test_listen_forms, test_protected_mode, test_watch_cap_and_abandoned_watches])
+         test_listen_forms, test_protected_mode, test_watch_cap_and_abandoned_watches,
+         test_config_bounds_survive_restart])

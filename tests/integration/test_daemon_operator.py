@@ -2,8 +2,11 @@
 an operator's move, a dry-run plan and a rebalance, cancelling a move in flight, the event
 log, and /metrics checked by a Prometheus text-format checker.
 Usage: test_daemon_operator.py SHARDZD_BINARY"""
+import os
 import re
 import sys
+import threading
+import time
 import urllib.request
 
 from harness import Daemon, HTTPError, Worker, routing, run, settled, wait_for
@@ -132,6 +135,67 @@ METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*
                          r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*)?\})? (-?[0-9.e+-]+|\+Inf|NaN)$')
 
 
+def test_operator_writes_answer_once_durable():
+    """Issue 15: an operator's move, a cancel and a rebalance answer 2xx only once the change
+    is durable. With every store write held (SHARDZ_TEST_STORE_HOLD), a move is applied (its
+    log line) but its 202 comes only after the hold is released; with writes failing
+    (SHARDZ_TEST_STORE_FAIL) a move, a cancel and a rebalance that change something get no 2xx
+    (500 EIO naming the store). On main all three answered before anything was written."""
+    d = Daemon(BIN)
+    hold, fail = os.path.join(d.tmp, "hold"), os.path.join(d.tmp, "fail")
+    d.env["SHARDZ_TEST_STORE_HOLD"] = hold
+    d.env["SHARDZ_TEST_STORE_FAIL"] = fail
+    d.start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=6, **FAST))
+        ws = [Worker(d, "kv", f"w{i}") for i in range(2)]
+        r = wait_for(lambda: settled(d, "kv", 6, 1, nodes=2), 10, what="placement")
+        pid, owner = sorted(r.items())[0]
+        to = "w1" if owner == ["w0"] else "w0"
+        open(hold, "w").close()
+        got = {}
+
+        def move():
+            got["reply"] = d.call("POST", f"/v1/namespaces/kv/partitions/{pid}/move",
+                                  {"slot": 0, "to": to}, timeout=30)
+            got["t"] = time.time()
+        t = threading.Thread(target=move)
+        t.start()
+        applied = f'msg="move" ns=kv partition={pid} slot=0 from={owner[0]} to={to} reason=operator'
+        wait_for(lambda: applied in d.tail(), 10, what="the move applied in memory")
+        released = time.time()
+        os.remove(hold)
+        t.join(30)
+        assert got["reply"][0] == 202, got
+        assert got["t"] > released, "the move was answered before its write was released"
+        wait_for(lambda: settled(d, "kv", 6, 1, nodes=2), 10, what="the move done")
+
+        # failing writes: no 2xx for a change that is not durable
+        open(fail, "w").close()
+        r = routing(d, "kv")
+        pid, owner = sorted(r.items())[1]
+        to = "w1" if owner == ["w0"] else "w0"
+        st, code = error_of(lambda: d.call("POST", f"/v1/namespaces/kv/partitions/{pid}/move",
+                                           {"slot": 0, "to": to}))
+        assert st >= 500 and code == "EIO", (st, code)
+        # the failed move stays in memory (not rolled back: issue 15 item 6, left open), so
+        # there is a move to cancel, and a rebalance has records to write
+        st, code = error_of(lambda: d.call("DELETE", f"/v1/namespaces/kv/moves/{pid}/0"))
+        assert st >= 500 and code == "EIO", (st, code)
+        st, code = error_of(lambda: d.call("POST", "/v1/namespaces/kv/rebalance"))
+        assert st >= 500 and code == "EIO", (st, code)
+        os.remove(fail)
+        d.call("POST", "/v1/namespaces/kv/rebalance")  # the positive control: 200 again
+    finally:
+        for f in (hold, fail):
+            if os.path.exists(f):
+                os.remove(f)
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
 def check_prometheus(text):
     """A checker of the Prometheus text format (0.0.4): every line a HELP, a TYPE or a
     sample of a declared family; histogram buckets cumulative, ending in +Inf = _count."""
@@ -204,4 +268,5 @@ def test_metrics():
         d.stop()
 
 
-run([test_drain_undrain_move_plan, test_cancel_move_in_flight, test_metrics])
+run([test_drain_undrain_move_plan, test_cancel_move_in_flight, test_metrics,
+     test_operator_writes_answer_once_durable])

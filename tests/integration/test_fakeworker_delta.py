@@ -100,7 +100,7 @@ def start(features, extra=()):
 def test_delta_applied_and_refused():
     c, w = start(["delta", "other"])
     try:
-        assert c.registers[0]["features"] == ["delta"], c.registers
+        assert c.registers[0]["features"] == ["delta", "term"], c.registers
         st, r = send(w, 10, [rep("p1", 4), rep("p7", 9), rep("p8", 1)])
         assert st == 200 and "delta" not in r and len(r["serving"]) == 3, r
         assert ops(w) == ["serve p1 4", "serve p7 9", "serve p8 1"], ops(w)
@@ -164,7 +164,7 @@ def test_delta_after_lease_drop():
 def test_no_delta_is_an_old_worker():
     c, w = start(["delta"], extra=["--no-delta"])
     try:
-        assert "features" not in c.registers[0], c.registers
+        assert "delta" not in c.registers[0]["features"], c.registers
         send(w, 10, [rep("p1", 4), rep("p7", 9)])
         # a delta-shaped message is taken as a full set, as a worker before deltas did
         st, r = send(w, 11, [rep("p8", 1)], base=10, removed=["p1"])

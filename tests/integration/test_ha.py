@@ -8,15 +8,18 @@ on; etcd lost and back: no leader while it is gone, reads marked stale, nothing 
 lost, a leader again by itself; corrupt records skipped; etcd unreachable at start: a clear
 error naming the endpoint and a non-zero exit.
 Usage: test_ha.py SHARDZD_BINARY"""
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from harness import (Daemon, Etcd, HTTPError, Worker, free_port, read_events, routing, run,
                      settled, wait_for)
+from ownership import check
 
 BIN = sys.argv[1]
 CTL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(BIN))), "cli", "shardzctl")
@@ -391,6 +394,112 @@ def test_split_resumed_by_new_leader():
         stop_all([other for other in ds if other is not first], ws, etcd)
 
 
+def test_deposed_leader_fenced_by_term():
+    """Case 6 (PROTOCOL.md 4.2): every ping and assignment carries the leader's term (its
+    leader key's create revision), and a worker refuses a message of an older term than one it
+    has seen. A strict namespace on two coordinators; the leader is SIGSTOPped, the other takes
+    over and the workers hear its higher term; then the old one is continued and steps down.
+    No message of the old term is taken after the new term was seen, and one of the old
+    leader's own messages delivered now (a late TCP delivery: replayed from the worker's log)
+    is refused with the new term; a worker without terms (--no-term, the old behaviour) takes
+    it, which is the hole this closes."""
+    etcd = Etcd().start()
+    ds = coordinators(etcd, 2)
+    ws = []
+    try:
+        old = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+        old.call("POST", "/v1/namespaces", dict(name="kv", partitions=4, consistency="strict",
+                                                lease_ms=1000, **FAST))
+        addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
+        logs = [os.path.join(old.tmp, f"w{i}.msgs") for i in range(2)]
+        ws = [Worker(old, "kv", f"w{i}", coordinators=addrs, extra=["--msg-log", logs[i]])
+              for i in range(2)]
+        ws.append(Worker(old, "kv", "w9", coordinators=addrs,
+                         extra=["--msg-log", os.path.join(old.tmp, "w9.msgs"), "--no-term"]))
+        wait_for(lambda: settled(old, "kv", 4, 1, nodes=3), timeout=20, what="placement")
+        old_term = read_events(logs[0])[-1]["term"]
+        assert isinstance(old_term, int) and old_term > 0, read_events(logs[0])[-1]
+        old.proc.send_signal(signal.SIGSTOP)
+        other = [d for d in ds if d is not old][0]
+        wait_for(lambda: status(other)["acting"], timeout=TTL / 1000 + 5, what="a new leader")
+
+        def new_term_seen(log):
+            return [m for m in read_events(log) if (m["term"] or 0) > old_term and not m["refused"]]
+        for log in logs:
+            wait_for(lambda: new_term_seen(log), timeout=10, what="the new term at a worker")
+        new_term = new_term_seen(logs[0])[0]["term"]
+        old.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: status(old)["role"] == "follower" and not status(old)["acting"],
+                 timeout=10, what="the old leader stepping down")
+        # after a worker saw the new term, nothing of the old one was taken
+        for log in logs:
+            seen = 0
+            for m in read_events(log):
+                if m["term"] is not None and m["term"] < seen:
+                    assert m["refused"], f"a deposed leader's message was taken: {m}"
+                if not m["refused"] and m["term"] is not None:
+                    seen = max(seen, m["term"])
+        # the old leader's last ping, delivered now: refused by a worker that knows terms,
+        # taken by one that does not (the positive control: it is a message a worker acts on)
+        last = [m for m in read_events(logs[0]) if m["term"] == old_term and
+                m["path"] == "/shardz/v1/ping" and m["body"].get("lease_ms")][-1]
+        try:
+            urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{ws[0].port}/shardz/v1/ping", method="POST",
+                data=json.dumps(last["body"]).encode()), timeout=5)
+            raise AssertionError("a deposed leader's ping was taken")
+        except urllib.error.HTTPError as e:
+            body = json.loads(e.read())
+            assert e.code == 409 and body["code"] == "ESTALE" and body["term"] == new_term, body
+        legacy = dict(last["body"], node="w9")
+        with urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{ws[2].port}/shardz/v1/ping", method="POST",
+                data=json.dumps(legacy).encode()), timeout=5) as r:
+            assert r.status == 200
+    finally:
+        stop_all(ds, ws, etcd)
+
+
+def test_strict_keeps_serving_through_failover():
+    """Case 5: strict + HA keeps serving through a leader failover at default settings. A
+    strict namespace created without lease_ms on two coordinators gets a lease that spans a
+    failover (3/2 of the leader TTL + two pings); the leader is killed; the other takes over
+    before any worker's lease runs out, so no worker drops anything for a lapse, and the new
+    leader places a new partition (it acts). The ownership checker finds no two owners.
+    With the lease default of a single coordinator (dead_after + ping = 700 ms here) every
+    worker dropped everything at the failover."""
+    etcd = Etcd().start()
+    ds = coordinators(etcd, 2)
+    ws = []
+    try:
+        old = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+        old.call("POST", "/v1/namespaces", dict(name="kv", partitions=6, consistency="strict",
+                                                **FAST))
+        lease = old.call("GET", "/v1/namespaces/kv")[1]["lease_ms"]
+        assert lease == TTL * 3 // 2 + 2 * FAST["ping_interval_ms"], lease
+        addrs = ",".join(f"127.0.0.1:{d.port}" for d in ds)
+        ws = [Worker(old, "kv", f"w{i}", coordinators=addrs, extra=["--log-leases"])
+              for i in range(2)]
+        wait_for(lambda: settled(old, "kv", 6, 1, nodes=2), timeout=20, what="placement")
+        t0 = time.time()
+        old.kill9()
+        other = [d for d in ds if d is not old][0]
+        wait_for(lambda: status(other)["acting"], timeout=TTL / 1000 + 5, what="a new leader")
+        took = time.time() - t0
+        other.call("POST", "/v1/namespaces/kv/partitions", {"ids": ["late"]})
+        wait_for(lambda: any("late" in w.served() for w in ws), timeout=10,
+                 what="the new leader's partition served")
+        lapses = [e for w in ws for e in read_events(w.events)
+                  if e["op"] == "delete" and e.get("cause") == "lease"]
+        assert not lapses, f"workers dropped replicas at the failover ({took:.1f} s): {lapses}"
+        assert all(len(w.served()) >= 3 for w in ws), [w.served() for w in ws]
+        spans, bad, regress = check({w.holder: w.events for w in ws}, 1)
+        assert not bad, f"two owners at once (partition, holders, s): {bad}"
+        assert not regress, f"generations went backwards: {regress}"
+    finally:
+        stop_all(ds, ws, etcd)
+
+
 def logged(test):
     """Runs test; when it fails, prints what each of its coordinators logged (without debug
     lines), so that a failure on CI can be read."""
@@ -411,4 +520,5 @@ if __name__ == "__main__":
     run([logged(t) for t in [
         test_unreachable_at_start, test_election_status_and_forwarding,
         test_kill_leader_failover, test_sigstop_leader_steps_down, test_etcd_member_killed,
-        test_etcd_lost_and_back, test_corrupt_records_skipped, test_split_resumed_by_new_leader]])
+        test_etcd_lost_and_back, test_corrupt_records_skipped, test_split_resumed_by_new_leader,
+        test_deposed_leader_fenced_by_term, test_strict_keeps_serving_through_failover]])

@@ -7,7 +7,9 @@ tests check the tools themselves: the proxy's modes and the checker's verdicts o
 logs.
 Usage: test_strict.py SHARDZD_BINARY"""
 import http.server
+import os
 import signal
+import subprocess
 import socket
 import sys
 import threading
@@ -425,10 +427,110 @@ def test_strict_late_messages_do_not_renew():
         d.stop()
 
 
+def c_worker_binary():
+    """The conformance suite's C worker on libshardz (tests/conformance/driver_c.c), built in
+    the same tree as BIN (BUILD/src/daemon/shardzd -> BUILD/tests/conformance/)."""
+    build = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(BIN))))
+    return os.path.join(build, "tests", "conformance", "shardz-conformance-c")
+
+
+def test_strict_late_push_not_applied_libshardz():
+    """A late lease-granting push cannot resurrect a lease (PROTOCOL.md 6), with libshardz: a
+    C worker (c1) is slowed (every byte 2 s late) right before partitions are added, so the push
+    that tells it to serve some of them arrives after its lease ran out. It carries lease_stamp
+    (c1's own clock before it was sent): the coordinator re-places those partitions lease_ms
+    after the push left, and c1 must not apply the push when it arrives. Before libshardz anchored
+    its lease at the stamp, c1 served them on arrival while w0 already did (two owners)."""
+    d = Daemon(BIN).start()
+    link, proc, ws = None, None, []
+    try:
+        # no partitions yet: c1 holds nothing, so no lapse of its own precedes the late push
+        # (a lapse would make it refuse the push as a delta on another base, telling nothing)
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=0,
+                                              consistency="strict", lease_ms=1000, **FAST))
+        port = free_port()
+        link = Link(d.port, port)
+        events = os.path.join(d.tmp, "c1.events")
+        log = open(os.path.join(d.tmp, "c1.log"), "ab")
+        proc = subprocess.Popen([c_worker_binary(), "worker", "--coordinator",
+                                 link.to_coordinator.address, "--ns", "kv", "--node", "c1",
+                                 "--listen", f"127.0.0.1:{port}", "--advertise",
+                                 link.to_worker.address, "--events", events],
+                                stdin=subprocess.PIPE, stdout=log, stderr=log)
+        ws = [Worker(d, "kv", "w0", extra=["--log-leases"])]
+        wait_for(lambda: d.call("GET", "/v1/namespaces/kv")[1]["nodes"]["alive"] == 2, 30,
+                 what="both workers alive")
+        link.set(DELAY, 2.0)
+        new = [f"n{i}" for i in range(8)]
+        d.call("POST", "/v1/namespaces/kv/partitions", {"ids": new})
+        _, st = d.call("GET", "/v1/namespaces/kv/state")
+        on_c1 = {p["id"] for p in st["partitions"]
+                 if p["id"] in new and any(r["node"] == "c1" for r in p["replicas"])}
+        assert on_c1, f"nothing new was given to c1: the test tests nothing ({st})"
+        wait_for(lambda: on_c1 <= set(ws[0].served()), 30, what="w0 took c1's new partitions")
+
+        def c1_served():
+            return {e["partition"] for e in read_events(events)
+                    if e["ev"] == "serve" and e["partition"] in on_c1}
+
+        def push_arrived():
+            with open(os.path.join(d.tmp, "c1.log"), errors="replace") as f:
+                refused = "(lapsed, or its grant ran out): not applied" in f.read()
+            return refused or c1_served()
+        # the late push reaches c1 (through the proxy, 2 s late): refused, or served
+        wait_for(push_arrived, 20, what="the late push reached c1")
+        assert link.to_worker.delayed > 0
+        assert not c1_served(), f"c1 applied a late push: {c1_served()} (w0 serves them too)"
+    finally:
+        if link:
+            link.stop()
+        if proc:
+            proc.kill()
+            proc.wait()
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
+def test_strict_hash_repartition_refused():
+    """Strict hash namespaces are not re-partitioned in place (PROTOCOL.md 3): adding or
+    removing a partition would move hash slots, and so keys, between owners at once. Both are
+    refused 409 ECONFLICT naming the path, and nothing changes (revision, partitions, slots).
+    The first partitions of an empty one are allowed, and an available hash namespace is
+    re-partitioned (the positive controls: the same requests do change a namespace)."""
+    d = Daemon(BIN).start()
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="sh", sharder="hash", partitions=0,
+                                              consistency="strict", **FAST))
+        d.call("POST", "/v1/namespaces/sh/partitions", {"ids": ["a", "b", "c"]})  # empty: fine
+        before = d.call("GET", "/v1/namespaces/sh/state")[1]
+        assert len(before["partitions"]) == 3, before
+        for method, path, body in (("POST", "/v1/namespaces/sh/partitions", {"ids": ["d"]}),
+                                   ("DELETE", "/v1/namespaces/sh/partitions/a", None)):
+            try:
+                d.call(method, path, body)
+                raise AssertionError(f"{method} {path} was accepted in a strict hash namespace")
+            except HTTPError as e:
+                assert e.status == 409 and e.body["code"] == "ECONFLICT", (e.status, e.body)
+                assert "new namespace" in e.body["message"], e.body
+        after = d.call("GET", "/v1/namespaces/sh/state")[1]
+
+        def shape(st):
+            return st["revision"], [(p["id"], p["slots"]) for p in st["partitions"]]
+        assert shape(after) == shape(before), "a refused re-partition changed the namespace"
+        d.call("POST", "/v1/namespaces", dict(name="ah", sharder="hash", partitions=3, **FAST))
+        d.call("POST", "/v1/namespaces/ah/partitions", {"ids": ["d"]})
+        d.call("DELETE", "/v1/namespaces/ah/partitions/0")
+        assert len(d.call("GET", "/v1/namespaces/ah/state")[1]["partitions"]) == 3
+    finally:
+        d.stop()
+
+
 if __name__ == "__main__":
     run([test_fault_proxy_modes, test_ownership_checker, test_strict_vacated_slot_keeps_holder_r1,
          test_strict_vacated_slot_keeps_holder_r3, test_strict_removed_partition_keeps_holder,
          test_generations_survive_remove_readd_and_restart, test_strict_new_incarnation_paused_r1,
          test_strict_new_incarnation_running_copy_r3, test_incarnation_in_registration,
          test_namespace_delete_and_recreate, test_strict_late_messages_do_not_renew,
+         test_strict_late_push_not_applied_libshardz, test_strict_hash_repartition_refused,
          test_strict_randomized_short])

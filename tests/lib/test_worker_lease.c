@@ -345,6 +345,165 @@ static void test_lease_lapse_skips_queued(void **state)
     env_stop(&e);
 }
 
+/* An assignment with lease_stamp s (this worker's clock echoed, PROTOCOL.md 6) at now. */
+static long assign_stamped(env *e, long long rev, long long stamp, const char *replicas,
+                           json_t **reply)
+{
+    char body[4096];
+
+    snprintf(body, sizeof body,
+             "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":%lld,\"lease_ms\":1000,"
+             "\"lease_stamp\":%lld,\"released\":false,\"replicas\":[%s]}",
+             rev, stamp, replicas);
+    return post(e, "/shardz/v1/assign", body, reply);
+}
+
+static long ping_stamped(env *e, long long rev, long long stamp, json_t **reply)
+{
+    char body[256];
+
+    snprintf(body, sizeof body,
+             "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":%lld,\"lease_ms\":1000,"
+             "\"lease_stamp\":%lld}",
+             rev, stamp);
+    return post(e, "/shardz/v1/ping", body, reply);
+}
+
+/* Stamps (PROTOCOL.md 4.1, 6): the registration and every reply carry this worker's clock; a
+ * grant runs from the lease_stamp it echoes, not from its receipt, so a message delivered
+ * after its grant ran out renews nothing and its assignment is not applied (a late push
+ * cannot resurrect a lease), and an older stamp never shortens the lease. */
+static void test_lease_stamps(void **state)
+{
+    fake_opts fo = {.ns = "kv", .consistency = "strict", .lease_ms = 1000};
+    shardz_worker_config c = base_config(NULL);
+    env e;
+    json_t *r;
+    json_t *reg;
+    shardz_worker_status st;
+    const long long t0 = 1000000;
+
+    (void)state;
+    atomic_store(&test_now, (uint64_t)t0);
+    c.clock_ms = test_clock;
+    env_start(&e, &fo, &c);
+    fake_lock(e.f);
+    reg = json_loads(fake_rec(e.f)->last_register, 0, NULL);
+    fake_unlock(e.f);
+    assert_non_null(reg);
+    assert_int_equal(jint(reg, "stamp"), t0);
+    json_decref(reg);
+    assert_int_equal(ping_stamped(&e, 5, t0 - 900, &r), 200); /* late: grants nothing */
+    assert_int_equal(jint(r, "stamp"), t0);
+    json_decref(r);
+
+    /* Late: granted from t0 - 900, past the effective lease of 850 ms. Not applied, nothing
+     * served, and the lease is not renewed by it (nothing held, so lease_ok stays as it was). */
+    assert_int_equal(assign_stamped(&e, 5, t0 - 900, P1, &r), 200);
+    assert_int_equal(jint(r, "applied_revision"), 0);
+    assert_int_equal(jint(r, "stamp"), t0);
+    json_decref(r);
+    assert_int_equal(rec_count(), 0);
+
+    /* In time: granted from t0 - 100, so it lasts until t0 + 750 on this clock. */
+    assert_int_equal(assign_stamped(&e, 5, t0 - 100, P1, &r), 200);
+    assert_int_equal(jint(r, "applied_revision"), 5);
+    json_decref(r);
+    rec_expect((const char *[]){"serve p1 g4 primary upd0 old0 cause0"}, 1);
+    /* An older stamp does not shorten it. */
+    assert_int_equal(ping_stamped(&e, 5, t0 - 500, &r), 200);
+    json_decref(r);
+    atomic_store(&test_now, (uint64_t)t0 + 740);
+    assert_true(wait_lease_check(e.w, 5000));
+    assert_nothing_dropped(&e);
+    assert_true(shardz_worker_lease_ok(e.w));
+    /* 10 ms later the grant of t0 - 100 has run out (received at t0, it would still last
+     * 100 ms: the stamp, not the receipt, counts). */
+    atomic_store(&test_now, (uint64_t)t0 + 750);
+    assert_true(wait_until(one_delete, NULL, 2000));
+    rec_expect((const char *[]){"delete p1 g4 primary upd0 old0 cause1"}, 1);
+    shardz_worker_status_get(e.w, &st);
+    assert_int_equal(st.lease_expiries, 1);
+    assert_false(shardz_worker_lease_ok(e.w));
+    /* A ping whose grant ran out does not restore it either; a fresh one does. */
+    assert_int_equal(ping_stamped(&e, 5, t0 - 100, &r), 200);
+    json_decref(r);
+    assert_false(shardz_worker_lease_ok(e.w));
+    assert_int_equal(ping_stamped(&e, 5, t0 + 700, &r), 200);
+    assert_int_equal(jint(r, "stamp"), t0 + 750);
+    json_decref(r);
+    assert_true(shardz_worker_lease_ok(e.w));
+    env_stop(&e);
+}
+
+/* Terms (PROTOCOL.md 4.2): a message of an older term than one seen comes from a deposed
+ * coordinator: refused with 409 ESTALE naming the term seen, it renews no lease and changes
+ * nothing; one without a term (an older coordinator) is taken as before. */
+static void test_terms(void **state)
+{
+    fake_opts fo = {.ns = "kv", .consistency = "strict", .lease_ms = 1000};
+    shardz_worker_config c = base_config(NULL);
+    env e;
+    json_t *r;
+    json_t *reg;
+    char s[64];
+
+    (void)state;
+    atomic_store(&test_now, 1000000);
+    c.clock_ms = test_clock;
+    c.lease_check_ms = 60000; /* lease_ok and the messages notice a lapse */
+    env_start(&e, &fo, &c);
+    fake_lock(e.f);
+    reg = json_loads(fake_rec(e.f)->last_register, 0, NULL);
+    fake_unlock(e.f);
+    assert_non_null(reg);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(reg, "features"), 1)),
+                        "term");
+    json_decref(reg);
+    assert_int_equal(post(&e, "/shardz/v1/assign",
+                          "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":5,\"term\":7,"
+                          "\"lease_ms\":1000,\"replicas\":[" P1 "]}",
+                          &r),
+                     200);
+    assert_int_equal(jint(r, "applied_revision"), 5);
+    json_decref(r);
+    rec_expect((const char *[]){"serve p1 g4 primary upd0 old0 cause0"}, 1);
+    /* the deposed leader (term 6): an assignment and a ping, both refused */
+    assert_int_equal(post(&e, "/shardz/v1/assign",
+                          "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":9,\"term\":6,"
+                          "\"lease_ms\":1000,\"replicas\":[" P7 "]}",
+                          &r),
+                     409);
+    assert_string_equal(json_string_value(json_object_get(r, "code")), "ESTALE");
+    assert_int_equal(jint(r, "term"), 7);
+    json_decref(r);
+    atomic_fetch_add(&test_now, 800);
+    assert_int_equal(post(&e, "/shardz/v1/ping",
+                          "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":9,\"term\":6,"
+                          "\"lease_ms\":1000}",
+                          &r),
+                     409);
+    json_decref(r);
+    assert_int_equal(rec_count(), 0);
+    /* it renewed nothing: 60 ms later (850 ms after the grant) the lease has run out */
+    atomic_fetch_add(&test_now, 60);
+    assert_false(shardz_worker_lease_ok(e.w));
+    /* the current leader's ping, and one without a term, are answered */
+    assert_int_equal(post(&e, "/shardz/v1/ping",
+                          "{\"namespace\":\"kv\",\"node\":\"w1\",\"revision\":9,\"term\":7,"
+                          "\"lease_ms\":1000}",
+                          &r),
+                     200);
+    json_decref(r);
+    assert_true(wait_until(one_delete, NULL, 2000)); /* the lapse's drop */
+    rec_reset();
+    assert_int_equal(assign(&e, 10, P7, &r), 200);
+    serving_str(r, s, sizeof s);
+    assert_string_equal(s, "p7:9");
+    json_decref(r);
+    env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +515,8 @@ int main(void)
         cmocka_unit_test(test_lease_forced_on),
         cmocka_unit_test(test_lease_lapse_seen_on_contact),
         cmocka_unit_test(test_lease_lapse_skips_queued),
+        cmocka_unit_test(test_lease_stamps),
+        cmocka_unit_test(test_terms),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -48,6 +48,8 @@ class Ping:
     revision: int
     lease_ms: int  # 0: the ping grants no lease
     consistency: str  # "strict", "available" or None when not said
+    lease_stamp: int = -1  # the worker's own clock (ms) the grant runs from; -1: not said
+    term: int = -1  # the sending coordinator's leadership (PROTOCOL.md 4.2); -1: not said
 
 
 @dataclass
@@ -55,6 +57,8 @@ class Assignment:
     revision: int
     lease_ms: int
     consistency: str
+    lease_stamp: int = -1  # as in Ping
+    term: int = -1  # as in Ping
     released: bool = False
     replicas: dict = field(default_factory=dict)  # partition -> AssignedReplica
     delta: bool = False
@@ -102,7 +106,17 @@ def _common(root):
             raise ProtocolError("EINVAL", f'"lease_ms" must be an integer in [1, {LEASE_MAX}]')
     c = root.get("consistency")
     consistency = None if c is None else ("available" if c == "available" else "strict")
-    return revision, lease_ms, consistency
+    lease_stamp = -1
+    if "lease_stamp" in root:
+        lease_stamp = _int(root, "lease_stamp", 0, INT64_MAX)
+        if lease_stamp is None:
+            raise ProtocolError("EINVAL", '"lease_stamp" must be an integer >= 0')
+    term = -1
+    if "term" in root:
+        term = _int(root, "term", 0, INT64_MAX)
+        if term is None:
+            raise ProtocolError("EINVAL", '"term" must be an integer >= 0')
+    return revision, lease_ms, consistency, lease_stamp, term
 
 
 def parse_ping(body, ns, node):
@@ -159,8 +173,8 @@ def _replica(rep, i):
 def parse_assign(body, ns, node):
     """An assignment's body (bytes) -> Assignment; ProtocolError when refused."""
     root = _load(body, ns, node)
-    revision, lease_ms, consistency = _common(root)
-    a = Assignment(revision, lease_ms, consistency)
+    revision, lease_ms, consistency, lease_stamp, term = _common(root)
+    a = Assignment(revision, lease_ms, consistency, lease_stamp, term)
     rel = root.get("released")
     if rel is not None and not isinstance(rel, bool):
         raise ProtocolError("EINVAL", '"released" must be a boolean')

@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -145,6 +146,9 @@ class Worker:
         self._applied_reported = 0      # what replies report: 0 once the set no longer matches
         self._consistency = None        # "strict" / "available"; None: unknown (counts strict)
         self._lease_ms = 0              # as the coordinator sent it last
+        # this process (PROTOCOL.md 4.1): a new one is a new holder for the coordinator
+        self._incarnation = secrets.token_hex(16)
+        self._term_seen = 0  # the highest coordinator term seen (PROTOCOL.md 4.2)
         self._contact = False           # a lease-granting message arrived
         self._last_contact = 0.0        # when it arrived (clock seconds)
         self._last_alive = clock()      # any message from the coordinator (the watchdog)
@@ -306,14 +310,15 @@ class Worker:
 
     # ---- the lease ---------------------------------------------------------------------------
 
-    def _lease_eff(self):
-        """Under _mu: the effective lease in seconds (0: not enforced). It expires a margin
-        early (default 2 lease checks + a tenth of the lease) so timer lag and the hooks' own
-        time cannot make two owners overlap."""
+    def _lease_eff(self, lease_ms=None):
+        """Under _mu: the effective lease in seconds (0: not enforced) of lease_ms (None: the
+        one granted last). It expires a margin early (default 2 lease checks + a tenth of the
+        lease) so timer lag and the hooks' own time cannot make two owners overlap."""
+        lease_ms = self._lease_ms if lease_ms is None else lease_ms
         on = {"on": True, "off": False}.get(self._lease_mode, self._consistency != "available")
-        if not on or self._lease_ms <= 0:
+        if not on or lease_ms <= 0:
             return 0.0
-        lease = self._lease_ms
+        lease = lease_ms
         margin = self._lease_margin_ms
         if margin is None:
             margin = 2 * self._check_s * 1000 + lease / 10
@@ -334,21 +339,51 @@ class Worker:
         self.counters["lease_expiries"] += 1
         log.warning("%s: the lease lapsed: deleting everything", self.node)
 
-    def _on_contact(self, lease_ms, consistency):
-        """Under _mu: a message arrived from the coordinator. Returns the lapse count it saw."""
+    def _stamp(self):
+        """This worker's clock in ms (PROTOCOL.md 4.1: stamp), sent in the registration and in
+        every reply; the coordinator echoes it as lease_stamp."""
+        return int(self._clock() * 1000)
+
+    def _deposed(self, term):
+        """Under _mu: the 409 reply to a message of an older term than one seen (a deposed
+        coordinator's), or None (its term, if newer, is remembered)."""
+        if 0 <= term < self._term_seen:
+            log.warning("%s: refused a message of term %d: term %d seen", self.node, term,
+                        self._term_seen)
+            return 409, _error_body("ESTALE", f"from term {term}, but term {self._term_seen} was "
+                                    "seen: a deposed coordinator", term=self._term_seen)
+        self._term_seen = max(self._term_seen, term)
+        return None
+
+    def _on_contact(self, lease_ms, consistency, lease_stamp=-1):
+        """Under _mu: a message arrived from the coordinator, granting a lease of lease_ms
+        (0: none) from lease_stamp (this worker's clock echoed, in ms; -1: from its receipt).
+        Returns (the lapse count it saw, until when its own grant lasts: None when it grants
+        nothing). A grant that ran out before it arrived (a late message) renews nothing, and
+        no grant shortens the lease (docs/PROTOCOL.md section 6)."""
         now = self._clock()
         self._check_lapse(now)  # before renewing: a late message does not undo a lapse
         self._last_alive = now
         if consistency is not None:
             self._consistency = consistency
-        if lease_ms > 0:
+        if lease_ms <= 0:
             # only a message that grants the lease renews it (the coordinator pings a node it
             # declared dead without lease_ms, docs/PROTOCOL.md section 6)
-            self._contact = True
-            self._last_contact = now
-            self._lease_ms = lease_ms
-            self._revoked = False  # heard from again (the drop, if pending, still comes first)
-        return self._lapses
+            return self._lapses, None
+        start = now
+        if lease_stamp > now * 1000:  # from the future: not this clock's (another process's)
+            return self._lapses, None
+        if lease_stamp >= 0:
+            start = lease_stamp / 1000.0
+        eff = self._lease_eff(lease_ms)
+        if eff > 0 and now - start >= eff:
+            return self._lapses, None  # delivered after its grant ran out
+        if not self._contact or start > self._last_contact:
+            self._last_contact = start
+        self._contact = True
+        self._lease_ms = lease_ms
+        self._revoked = False  # heard from again (the drop, if pending, still comes first)
+        return self._lapses, (start + eff if eff > 0 else math.inf)
 
     def _lease_loop(self):
         while not self._stop.wait(self._check_s):
@@ -387,9 +422,11 @@ class Worker:
 
     def _register_once(self):
         body = {"id": self.node, "address": self.address, "zone": self.zone,
-                "features": ["delta"]}
+                "features": ["delta", "term"], "incarnation": self._incarnation}
         if self.capacity:
             body["capacity"] = self.capacity
+        with self._mu:
+            body["stamp"] = self._stamp()  # a lease granted on this registration runs from here
         _, reply, _ = self._coords.request("POST", f"/v1/namespaces/{self.namespace}/nodes", body)
         reply = reply if isinstance(reply, dict) else {}
         consistency = reply.get("consistency")
@@ -404,6 +441,8 @@ class Worker:
             if isinstance(reply.get("lease_ms"), int) and self._lease_ms == 0:
                 self._lease_ms = reply["lease_ms"]
             self.delta_agreed = "delta" in (reply.get("features") or [])
+            if isinstance(reply.get("term"), int) and reply["term"] > self._term_seen:
+                self._term_seen = reply["term"]  # the registering coordinator's leadership
             self.counters["registrations"] += 1
             self._last_alive = self._clock()
 
@@ -480,8 +519,12 @@ class Worker:
         with self._mu:
             if self._stopping:
                 return 409, _error_body("EBUSY", "worker not running")
-            self._on_contact(ping.lease_ms, ping.consistency)
-            reply = {"node": self.node, "applied_revision": self._applied_reported}
+            refused = self._deposed(ping.term)
+            if refused:
+                return refused
+            self._on_contact(ping.lease_ms, ping.consistency, ping.lease_stamp)
+            reply = {"node": self.node, "applied_revision": self._applied_reported,
+                     "stamp": self._stamp()}
             if self._load:
                 reply["load"] = {p: d for p, d in self._load.items() if p in self._served}
                 self._load = {}
@@ -497,7 +540,8 @@ class Worker:
         """Under _mu: the assignment reply; named: the partitions a delta named (None: full)."""
         serving = [{"partition": p, "generation": r.generation}
                    for p, r in sorted(self._served.items()) if named is None or p in named]
-        reply = {"node": self.node, "applied_revision": self._applied_reported}
+        reply = {"node": self.node, "applied_revision": self._applied_reported,
+                 "stamp": self._stamp()}
         if named is not None:
             reply["delta"] = True
         reply["serving"] = serving
@@ -508,7 +552,13 @@ class Worker:
         with self._mu:
             if self._stopping:
                 return 409, _error_body("EBUSY", "worker stopping")
-            seen_lapses = self._on_contact(a.lease_ms, a.consistency)
+            refused = self._deposed(a.term)
+            if refused:
+                return refused
+            # an assignment older than one applied renews nothing
+            stale = a.revision < self._last_applied
+            seen_lapses, grant_end = self._on_contact(0 if stale else a.lease_ms, a.consistency,
+                                                      a.lease_stamp)
         with self._apply:
             self._run_pending_drop()  # a lapse is handled before anything that came after it
             with self._mu:
@@ -516,8 +566,13 @@ class Worker:
                 # from a revision it never issued (a forged assignment would wedge us otherwise)
                 older = a.revision < self._last_applied and not (
                     a.resync_from and a.resync_from == self._last_applied)
-                if self._lapses != seen_lapses or older:
-                    # arrived before a lapse was noticed (not applied), or stale
+                # a strict assignment is applied only while its own grant lasts: one delivered
+                # late, or that waited past its grant, may be one the coordinator gave up on
+                ungranted = (a.lease_ms > 0 and self._lease_eff(a.lease_ms) > 0 and
+                             (grant_end is None or self._clock() >= grant_end))
+                if (self._lapses != seen_lapses or older or ungranted
+                        or 0 <= a.term < self._term_seen):  # a newer term came meanwhile
+                    # arrived before a lapse was noticed, without a lease (not applied), or stale
                     return 200, json.dumps(self._reply()).encode()
                 if a.delta and self._applied_reported != a.base_revision:
                     self.counters["deltas_refused"] += 1

@@ -192,8 +192,11 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
     }
     c->lease_ms = c->dead_after_ms + c->ping_interval_ms;
     v = json_object_get(j, "lease_ms");
-    if (v && !json_int_in(v, c->ping_interval_ms + 1, 3600000, &c->lease_ms)) {
-        snprintf(err, errlen, "lease_ms must be an integer above ping_interval_ms (%lld)",
+    /* up to the largest default (dead_after_ms + ping_interval_ms at their bounds): the config
+     * record holds the lease in effect, and the load must take every value a create made */
+    if (v && !json_int_in(v, c->ping_interval_ms + 1, 3600000 + 60000, &c->lease_ms)) {
+        snprintf(err, errlen,
+                 "lease_ms must be an integer above ping_interval_ms (%lld), at most 3660000",
                  (long long)c->ping_interval_ms);
         return SHARDZ_EINVAL;
     }

@@ -48,12 +48,14 @@ void szd_fd_tick(szd_fd *f, const szd_fd_config *c, int64_t now, szd_fd_out *out
     out->grants = c->strict && f->grant && f->missed == 0 && f->verdict != SZD_FD_DEAD;
 }
 
-void szd_fd_sent(szd_fd *f, const szd_fd_config *c, int64_t now, bool grants)
+void szd_fd_sent(szd_fd *f, const szd_fd_config *c, int64_t now, bool grants, bool stamped)
 {
     f->inflight = true;
     f->sent_ms = now;
-    /* a request times out after the interval: later than that it is assumed never delivered */
-    f->reach_ms = grants ? now + c->interval_ms : 0;
+    /* a request times out after the interval: later than that it is assumed never delivered;
+     * a grant anchored at the worker's stamp runs from before its sending, however late it
+     * arrives (PROTOCOL.md 6) */
+    f->reach_ms = !grants ? 0 : stamped ? now : now + c->interval_ms;
 }
 
 bool szd_fd_reply(szd_fd *f, bool ok, int64_t now)

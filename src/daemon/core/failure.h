@@ -58,9 +58,11 @@ void szd_fd_heard(szd_fd *f, int64_t now);
  * ping grants the lease only in strict mode, with no miss pending, not dead, and while the
  * permission holds. */
 void szd_fd_tick(szd_fd *f, const szd_fd_config *c, int64_t now, szd_fd_out *out);
-/* The ping asked for left at `now` (grants: as the tick said). A ping that could not be sent
- * is a miss (szd_fd_reply with ok false) instead. */
-void szd_fd_sent(szd_fd *f, const szd_fd_config *c, int64_t now, bool grants);
+/* The ping asked for left at `now` (grants: as the tick said; stamped: it carries lease_stamp,
+ * so its grant runs from before now on the worker's clock, however late it arrives, and it may
+ * start a lease until now only; otherwise until its timeout). A ping that could not be sent is
+ * a miss (szd_fd_reply with ok false) instead. */
+void szd_fd_sent(szd_fd *f, const szd_fd_config *c, int64_t now, bool grants, bool stamped);
 /* The ping in flight was answered (ok) or failed (a timeout, a refusal, a bad answer). A
  * failed lease-granting ping may have arrived all the same: its reach counts. Returns true
  * when an OK answer revives a suspect or dead node (the verdict is then OK). */
