@@ -25,6 +25,7 @@ if [ "$quick" = 1 ]; then
     run "$with" "$shardzd" --memory -- "$fanout" --workers 100 --partitions 1000 --add 100
     run python3 bench/daemon/query.py "$shardzd" --seconds 1 --rounds 1
     run python3 bench/daemon/ha.py "$shardzd" --rounds 2
+    run python3 bench/daemon/overload.py "$shardzd" --partitions 1000 --seconds 1
     exit 0
 fi
 
@@ -95,5 +96,9 @@ run "$bin/bench/daemon/bench_store_writes" --sqlite "$etcd_tmp/sqlite" --guard \
 kill "$etcd_pid"
 wait "$etcd_pid" 2>/dev/null || true
 rm -rf "$etcd_tmp"
+echo
+echo "== 7. overload and hostile clients: /healthz latency and ping gaps per shape, with the"
+echo "==    daemon at Debian's default soft open-file limit (1024)"
+run bash -c "ulimit -Sn 1024 && exec python3 bench/daemon/overload.py $shardzd --seconds 8"
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
