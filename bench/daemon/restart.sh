@@ -4,7 +4,8 @@
 # (SIGTERM), starts it again on the same directory and measures the time until /healthz
 # answers, then the RSS after the load. Prints the figures of docs/BENCHMARKS.md ("shardzd at
 # a million partitions", restart). With NODES, that many nodes are registered first, so the
-# records name owners. Usage: bench/daemon/restart.sh SHARDZD [PARTITIONS] [NODES]
+# records name owners; KEEP=1 keeps the data directory and logs. Usage:
+# bench/daemon/restart.sh SHARDZD [PARTITIONS] [NODES]
 set -euo pipefail
 bin=$1
 parts=${2:-1000000}

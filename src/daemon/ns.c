@@ -2493,9 +2493,8 @@ static void restore_slots(szd_ns *ns)
 
 /* Builds the namespaces held in r (configs, then nodes, then assignments, which name nodes,
  * then statistics). A foreign or corrupt record is logged with its key and skipped. */
-/* Keys read per range request while loading: answers of about 100 KB read 4x faster than
- * answers of a few MB on the development VM (each answer is fresh memory to fault in; measured
- * with 1,000,000 keys: 0.48 s at 1,000 a request, 2.0 s at 10,000). */
+/* Keys read per range request while loading: smaller answers than 10,000 keys' few MB, each
+ * of which is fresh memory to fault in (bench/daemon/restart.sh gives the restart's CPU). */
 #define LOAD_PAGE 1000
 
 /* Reads every key under prefix in pages of LOAD_PAGE, renewing the lease between pages when
