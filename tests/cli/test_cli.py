@@ -17,7 +17,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from harness import Daemon, Worker, free_port, routing, run, settled, wait_for  # noqa: E402
 
 SHARDZD, CTL = sys.argv[1], sys.argv[2]
-FAST = ["--ping-interval-ms", "100", "--dead-after-ms", "500"]
+# No test here judges failure detection: timings a loaded CI machine cannot flap (a 500 ms
+# dead-after once kept a node dead-and-back long enough to miss a 10 s placement deadline).
+STEADY = ["--ping-interval-ms", "200", "--dead-after-ms", "3000"]
 
 
 def env_for(d, **extra):
@@ -212,10 +214,10 @@ def test_nodes_partitions_where():
     ws = []
     try:
         ok(d, "namespace", "create", "kv", "--sharder", "hash", "--replicas", "2",
-           "--partitions", "8", *FAST)
+           "--partitions", "8", *STEADY)
         ok(d, "namespace", "create", "plain", "--partitions", "2")
         ws = [Worker(d, "kv", f"w{i}", zone=f"z{i}") for i in range(3)]
-        wait_for(lambda: settled(d, "kv", 8, 2, nodes=3), 10, what="placement")
+        wait_for(lambda: settled(d, "kv", 8, 2, nodes=3), 30, what="placement")
         nodes = js(d, "-n", "kv", "node", "list")
         assert sorted(n["id"] for n in nodes["nodes"]) == ["w0", "w1", "w2"], nodes
         assert all(n["state"] == "alive" for n in nodes["nodes"])
@@ -263,9 +265,9 @@ def test_operator_commands():
     d = Daemon(SHARDZD).start()
     ws = []
     try:
-        ok(d, "namespace", "create", "kv", "--partitions", "12", *FAST)
+        ok(d, "namespace", "create", "kv", "--partitions", "12", *STEADY)
         ws = [Worker(d, "kv", f"w{i}") for i in range(3)]
-        wait_for(lambda: settled(d, "kv", 12, 1, nodes=3), 10, what="placement")
+        wait_for(lambda: settled(d, "kv", 12, 1, nodes=3), 30, what="placement")
         plan = js(d, "-n", "kv", "plan")
         assert plan["moves"] == [] and plan["missing"] == 0, plan
         assert "0 moves planned" in ok(d, "-n", "kv", "plan")
@@ -277,13 +279,13 @@ def test_operator_commands():
         assert js(d, "-n", "kv", "node", "show", "w0")["state"] == "draining"
         node = js(d, "-n", "kv", "node", "undrain", "w0")
         assert node["state"] == "alive", node
-        r = wait_for(lambda: settled(d, "kv", 12, 1), 10, what="undrain")
+        r = wait_for(lambda: settled(d, "kv", 12, 1), 30, what="undrain")
         # an operator's move
         p = next(p for p, v in sorted(r.items()) if v[0] != "w2")
         out = ok(d, "-n", "kv", "partition", "move", p, "--to", "w2", "--slot", "0")
         assert out.startswith(f"move started: partition {p} slot 0 to w2"), out
         wait_for(lambda: routing(d, "kv")[p] == ["w2"], 10, what="operator move")
-        wait_for(lambda: settled(d, "kv", 12, 1), 10, what="settled")
+        wait_for(lambda: settled(d, "kv", 12, 1), 30, what="settled")
         assert "EEXIST" in fails(d, 1, "-n", "kv", "partition", "move", p, "--to", "w2")
         assert "ENOENT" in fails(d, 1, "-n", "kv", "partition", "move", p, "--to", "nope")
         # events: json, human, paging
@@ -305,7 +307,7 @@ def test_operator_commands():
         assert revisions(d)["kv"] == rev
         done = js(d, "-n", "kv", "rebalance")
         assert done["moves"] == plan["moves"], (done, plan)
-        wait_for(lambda: settled(d, "kv", 12, 1), 10, what="rebalance")
+        wait_for(lambda: settled(d, "kv", 12, 1), 30, what="rebalance")
         assert "0 moves started" in ok(d, "-n", "kv", "rebalance")
         # the load balancer's round: a dry run with its report, and a bad value refused
         lb = js(d, "-n", "kv", "plan", "--balancer", "load")
@@ -324,9 +326,9 @@ def test_tasks_in_flight_and_cancel():
     d = Daemon(SHARDZD).start()
     ws = []
     try:
-        ok(d, "namespace", "create", "kv", "--partitions", "4", *FAST)
+        ok(d, "namespace", "create", "kv", "--partitions", "4", *STEADY)
         ws = [Worker(d, "kv", "w0")]
-        wait_for(lambda: settled(d, "kv", 4, 1, nodes=1), 10, what="placement")
+        wait_for(lambda: settled(d, "kv", 4, 1, nodes=1), 30, what="placement")
         ws.append(Worker(d, "kv", "w1", extra=["--serve-delay-ms", "3000"]))
         moves = wait_for(lambda: js(d, "-n", "kv", "task", "list")["moves"], 10,
                          what="moves to the slow joiner")
@@ -358,7 +360,7 @@ def test_watch_and_follow():
     ws = []
     procs = []
     try:
-        ok(d, "namespace", "create", "kv", "--partitions", "4", *FAST)
+        ok(d, "namespace", "create", "kv", "--partitions", "4", *STEADY)
 
         def start(*args):
             p = subprocess.Popen([CTL, "-n", "kv", *args], stdout=subprocess.PIPE,
@@ -383,7 +385,7 @@ def test_watch_and_follow():
         assert as_json.returncode == 0, (out, err)
         st = json.loads(out)
         assert st["namespace"] == "kv" and any(n["id"] == "w0" for n in st["nodes"]), st
-        wait_for(lambda: settled(d, "kv", 4, 1), 10, what="placement")
+        wait_for(lambda: settled(d, "kv", 4, 1), 30, what="placement")
         time.sleep(0.5)
         for p in (forever, follow):
             p.send_signal(signal.SIGINT)
@@ -455,10 +457,10 @@ def test_range_commands():
     d = Daemon(SHARDZD).start()
     ws = []
     try:
-        out = ok(d, "namespace", "create", "rg", "--sharder", "range", "--partitions", "2", *FAST)
+        out = ok(d, "namespace", "create", "rg", "--sharder", "range", "--partitions", "2", *STEADY)
         assert "range sharder" in out, out
         ws = [Worker(d, "rg", f"w{i}") for i in range(2)]
-        wait_for(lambda: settled(d, "rg", 2, 1), 10, what="placement")
+        wait_for(lambda: settled(d, "rg", 2, 1), 30, what="placement")
         rows = table(ok(d, "-n", "rg", "range", "list"))
         assert [(r["LO"], r["HI"], r["PARTITION"]) for r in rows] == [("-inf", "O", "0"),
                                                                      ("O", "+inf", "1")], rows

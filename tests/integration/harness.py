@@ -50,6 +50,23 @@ def request(base, method, path, body=None, raw=None, headers=None, timeout=10):
         raise HTTPError(e.code, parsed)
 
 
+# Every Daemon made since the current test began: a failing test prints their logs.
+DAEMONS = []
+
+
+def print_daemon_logs(lines=40):
+    """The last `lines` lines above debug level of each daemon the failed test made."""
+    for d in DAEMONS:
+        try:
+            with open(d.log, "rb") as f:
+                text = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            continue
+        kept = [ln for ln in text if "level=debug" not in ln][-lines:]
+        print(f"--- {d.log} (last {len(kept)} lines above debug)", flush=True)
+        print("\n".join(kept), flush=True)
+
+
 class Daemon:
     def __init__(self, binary, data=None, extra=(), env=None):
         self.binary = binary
@@ -62,6 +79,7 @@ class Daemon:
         self.extra = list(extra)
         self.proc = None
         self.log = os.path.join(self.tmp, "shardzd.log")
+        DAEMONS.append(self)
 
     def start(self, wait=True):
         self.logf = open(self.log, "ab")
@@ -351,6 +369,7 @@ def run(tests):
         if only and t.__name__ != only:
             continue
         start = time.time()
+        DAEMONS.clear()
         try:
             t()
             passed += 1
@@ -359,6 +378,7 @@ def run(tests):
             failed += 1
             print(f"FAIL {t.__name__}", flush=True)
             traceback.print_exc()
+            print_daemon_logs()
     print(f"{passed} passed, {failed} failed", flush=True)
     if not failed:
         cleanup_tmp()  # kept after a failure: the logs tell what happened
