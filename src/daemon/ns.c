@@ -399,6 +399,22 @@ static int ns_attach(szd *d, szd_ns *ns)
 }
 
 /* Adds partition records (vacant) to the daemon side; the sharder already has them. */
+/* Room for `more` partitions past those held, in the array and its map, at once (a load knows
+ * how many records come: no doubling and rebuilding on the way). */
+static int parts_reserve(szd_ns *ns, uint32_t more)
+{
+    if (ns->nparts + more <= ns->capparts) {
+        return 0;
+    }
+    szd_part *np = realloc(ns->parts, (size_t)(ns->nparts + more) * sizeof *np);
+    if (!np) {
+        return SHARDZ_ENOMEM;
+    }
+    ns->parts = np;
+    ns->capparts = ns->nparts + more;
+    return szd_map_reserve(&ns->part_map, ns->nparts, ns->nparts + more, part_key, ns);
+}
+
 static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned nrep)
 {
     if (ns->nparts + n > ns->capparts) {
@@ -2623,6 +2639,34 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
     json_decref(j);
 }
 
+/* The length of a key's part before its id (ids hold no '/'): "ns/<ns>/assign/". */
+static size_t key_dir_len(const shardz_kv *kv)
+{
+    size_t k = kv->key_len;
+    while (k > 0 && kv->key[k - 1] != '/') {
+        k--;
+    }
+    return k;
+}
+
+/* Keys come sorted, so a namespace's assignment records are one run: its partitions get room
+ * for all of them before the first is loaded. */
+static void reserve_run(szd *d, const load_item *items, size_t n, size_t i)
+{
+    shardz_key_parts kp;
+    const shardz_kv *first = items[i].kv;
+    size_t dl = key_dir_len(first), j = i;
+    while (j < n && items[j].kind == SHARDZ_KEY_ASSIGN && key_dir_len(items[j].kv) == dl &&
+           memcmp(items[j].kv->key, first->key, dl) == 0) {
+        j++;
+    }
+    szd_ns *ns =
+        shardz_key_parse(first->key, first->key_len, &kp) == 0 ? szd_ns_find(d, kp.ns) : NULL;
+    if (ns && j - i > 1 && j - i < UINT32_MAX) {
+        (void)parts_reserve(ns, (uint32_t)(j - i)); /* without: appends grow one by one */
+    }
+}
+
 static void load_records(szd *d, shardz_range *const *pages)
 {
     /* the keys parsed once, the records then loaded kind by kind: configs, then nodes, then
@@ -2653,6 +2697,10 @@ static void load_records(szd *d, shardz_range *const *pages)
         for (size_t i = 0; i < n; i++) {
             if (items[i].kind != order[o]) {
                 continue;
+            }
+            if (items[i].kind == SHARDZ_KEY_ASSIGN &&
+                (i == 0 || items[i - 1].kind != SHARDZ_KEY_ASSIGN)) {
+                reserve_run(d, items, n, i);
             }
             load_one(d, &items[i], lb);
         }
