@@ -356,6 +356,9 @@ void szd_runs_free(szd_runs *runs);
 char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *runs);
 /* A new partition placed on the nodes serving `like` (range splits and merges). */
 int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like);
+/* What the core's slot and range task machines read of the namespace: its mode and its nodes'
+ * states (valid while ns lives). */
+szd_slot_env szd_ns_slot_env(const szd_ns *ns);
 json_t *szd_state_json(const szd_ns *ns);
 
 /* Records an event (takes `fields`, adds seq, time_ms and type). */

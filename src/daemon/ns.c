@@ -262,7 +262,6 @@ typedef struct szd_ghost {
 
 static void mark_all_parts_if_hash(szd_ns *ns);
 static void ghosts_restore(szd_ns *ns, szd_part *p);
-static szd_slot_env slot_env(const szd_ns *ns);
 static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out);
 static int ns_rebalance(szd_ns *ns);
 static void maybe_balance(szd_ns *ns);
@@ -930,7 +929,7 @@ static void node_reborn(szd_ns *ns, szd_node *n)
     int64_t from = szd_lease_from(&facts);
     from = from > now + ns->cfg.ping_interval_ms ? from : now + ns->cfg.ping_interval_ms;
     int64_t until = from + ns->cfg.lease_ms;
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     size_t touched = 0;
     for (uint32_t k = 0; k < ns->nparts; k++) {
         szd_part *p = &ns->parts[k];
@@ -1333,7 +1332,7 @@ static bool ghost_held(const szd_ns *ns, const char *id, int32_t node, bool serv
 /* p is being removed: each slot's holder that may still serve it is kept as a ghost. */
 static void ghosts_keep(szd_ns *ns, const szd_part *p)
 {
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     for (unsigned s = 0; s < p->nrep; s++) {
         uint64_t gen = 0;
         bool retired = false;
@@ -1547,7 +1546,7 @@ static uint8_t node_state_of(const void *ctx, int32_t i)
     return (uint8_t)((const szd_ns *)ctx)->nodes[i]->state;
 }
 
-static szd_slot_env slot_env(const szd_ns *ns)
+szd_slot_env szd_ns_slot_env(const szd_ns *ns)
 {
     return (szd_slot_env){.strict = ns->cfg.strict, .node_state = node_state_of, .ctx = ns};
 }
@@ -1600,7 +1599,7 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
             "msg=\"move\" ns=%s partition=%s slot=%u from=%s to=%s reason=%s generation=%llu",
             ns->cfg.name, p->id, mv->slot, mv->from ? mv->from : "-", mv->to ? mv->to : "-",
             shardz_reason_name(mv->reason), (unsigned long long)gen);
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     szd_slot_out out;
     szd_slot_out_init(&out);
     szd_slot_move(&p->slots[mv->slot], &env, to, gen, (uint8_t)mv->reason, szd_now(ns->d), &out);
@@ -1714,7 +1713,7 @@ static void move_done(szd_ns *ns, szd_part *p, unsigned s)
 static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen)
 {
     bool changed = false;
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     for (unsigned s = 0; s < p->nrep; s++) {
         szd_slot_out out;
         szd_slot_out_init(&out);
