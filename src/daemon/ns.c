@@ -335,6 +335,7 @@ void szd_ns_free(szd_ns *ns)
         free(ns->parts[i].load);
     }
     free(ns->parts);
+    free(ns->dirty_idx);
     for (size_t i = 0; i < ns->nghosts; i++) {
         free(ns->ghosts[i].id);
     }
@@ -398,6 +399,45 @@ static int ns_attach(szd *d, szd_ns *ns)
 }
 
 /* Adds partition records (vacant) to the daemon side; the sharder already has them. */
+/* ---- the dirty list: the partitions whose records the next batch writes ---------------- */
+
+void szd_parts_dirty_push(szd_ns *ns, uint32_t idx)
+{
+    ns->parts_dirty = true;
+    if (ns->dirty_scan) {
+        return;
+    }
+    if (ns->ndirty == ns->capdirty) {
+        /* past half the partitions a list costs more than looking at every flag */
+        size_t cap = ns->capdirty ? 2 * ns->capdirty : 64;
+        uint32_t *nd =
+            cap / 2 <= ns->nparts / 2 + 64 ? realloc(ns->dirty_idx, cap * sizeof *nd) : NULL;
+        if (!nd) {
+            szd_parts_dirty_all(ns);
+            return;
+        }
+        ns->dirty_idx = nd;
+        ns->capdirty = cap;
+    }
+    ns->dirty_idx[ns->ndirty++] = idx;
+}
+
+void szd_part_mark_dirty(szd_ns *ns, szd_part *p)
+{
+    if (!p->dirty) {
+        p->dirty = true;
+        szd_parts_dirty_push(ns, (uint32_t)(p - ns->parts));
+    }
+    ns->parts_dirty = true;
+}
+
+void szd_parts_dirty_all(szd_ns *ns)
+{
+    ns->dirty_scan = true;
+    ns->ndirty = 0;
+    ns->parts_dirty = true;
+}
+
 /* Room for `more` partitions past those held, in the array and its map, at once (a load knows
  * how many records come: no doubling and rebuilding on the way). */
 static int parts_reserve(szd_ns *ns, uint32_t more)
@@ -449,6 +489,7 @@ static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned n
             p->slots[s].prev = -1;
         }
         p->dirty = true;
+        szd_parts_dirty_push(ns, ns->nparts + (uint32_t)i);
     }
     ns->parts_dirty = true;
     ns->nparts += (uint32_t)n;
@@ -1282,7 +1323,7 @@ static void mark_all_parts_if_hash(szd_ns *ns)
     for (uint32_t i = 0; i < ns->nparts; i++) {
         ns->parts[i].dirty = true;
     }
-    ns->parts_dirty = true;
+    szd_parts_dirty_all(ns);
 }
 
 /* Node n may have to drop its replica of p: looked at when it answers (or its lease ends). */
@@ -1432,10 +1473,19 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     }
     ghosts_keep(ns, p);
     szd_event(ns, "partitions-removed", json_pack("{s:s}", "partition", p->id));
-    uint32_t idx = (uint32_t)(p - ns->parts);
+    uint32_t idx = (uint32_t)(p - ns->parts), last = ns->nparts - 1;
+    /* swap-remove: the last partition takes its place, in the map too (no rebuild: removing
+     * partitions one by one from a million must not rebuild a million-entry map each time) */
+    szd_map_remove(&ns->part_map, p->id, idx);
+    if (idx != last) {
+        szd_map_move(&ns->part_map, ns->parts[last].id, last, idx);
+    }
     free(p->load); /* the slots and the id go with it */
-    ns->parts[idx] = ns->parts[--ns->nparts];
-    szd_map_rebuild(&ns->part_map, ns->nparts, part_key, ns);
+    ns->parts[idx] = ns->parts[last];
+    ns->nparts--;
+    if (idx != last && ns->parts[idx].dirty) {
+        szd_parts_dirty_push(ns, idx); /* the dirty list names it at its new place */
+    }
     mark_all_parts_if_hash(ns);
     ns->want_rebalance = true;
     szd_ns_changed(ns);
@@ -1566,8 +1616,7 @@ static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out
         ns->moves_started++;
     }
     if (out->changed) {
-        p->dirty = true;
-        ns->parts_dirty = true;
+        szd_part_mark_dirty(ns, p);
     }
     if (out->done) {
         move_done(ns, p, s);
