@@ -435,6 +435,18 @@ json_t *szd_node_record(const szd_ns *ns, const szd_node *n);
 int szd_store_status(szd *d, shardz_store_status *st);
 void szd_node_close(szd_node *n);
 void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving);
+/* The replica-slot machine's view of the namespace (its mode, its nodes' states). */
+szd_slot_env szd_ns_slot_env(const szd_ns *ns);
+/* Carries out what a slot machine step said changed for slot s of p (pushes, drops watched,
+ * persistence, a move done). */
+void szd_ns_slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out);
+/* Primary handoff (handoff.c). A planned move mv of p's primary slot to node index `to`:
+ * when a serving secondary may take over, it is promoted instead and `to` takes its slot;
+ * true then (the move is carried out), false when the move goes ahead as planned. */
+bool szd_handoff_try(szd_ns *ns, szd_part *p, const shardz_move *mv, int32_t to);
+/* Node `me` serves p at served_gen: when it is a handoff's promoted primary, the handoff
+ * switches (the old primary demoted in place). True when something changed. */
+bool szd_handoff_ack(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen);
 /* A reply to a delta: serving lists the partitions named (the nnamed of `named`) it serves. */
 void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving, const char *const *named,
                              size_t nnamed);

@@ -1558,6 +1558,16 @@ static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out
     }
 }
 
+szd_slot_env szd_ns_slot_env(const szd_ns *ns)
+{
+    return slot_env(ns);
+}
+
+void szd_ns_slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out)
+{
+    slot_applied(ns, p, s, out);
+}
+
 static void apply_move(szd_ns *ns, const shardz_move *mv)
 {
     szd_part *p = szd_part_find(ns, mv->partition);
@@ -1567,6 +1577,9 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
         return;
     }
     int32_t to = mv->to ? node_index(ns, mv->to) : -1;
+    if (mv->reason != SHARDZ_REASON_NODE_DEAD && szd_handoff_try(ns, p, mv, to)) {
+        return; /* a secondary promoted instead (handoff.c) */
+    }
     uint64_t gen = 0;
     (void)shardz_sharder_generation(ns->sh, p->id, &gen);
     ns->moves_by_reason[mv->reason]++;
@@ -1701,6 +1714,9 @@ static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen
 {
     bool changed = false;
     szd_slot_env env = slot_env(ns);
+    if (szd_handoff_ack(ns, p, me, served_gen)) {
+        changed = true; /* a promoted primary serves (handoff.c) */
+    }
     for (unsigned s = 0; s < p->nrep; s++) {
         szd_slot_out out;
         szd_slot_out_init(&out);

@@ -316,6 +316,17 @@ static bool desired_of(const szd_part *p, int32_t me, unsigned *slot, szd_rstate
     return false;
 }
 
+/* Whether node x holds p in a slot before s: a node is sent one replica of a partition, the
+ * one desired_of names (a handoff's promoted node is slot 0's owner and a secondary's previous
+ * owner for a while). */
+static bool held_before(const szd_part *p, int32_t x, unsigned s)
+{
+    unsigned slot;
+    szd_rstate st;
+    uint64_t gen;
+    return desired_of(p, x, &slot, &st, &gen) && slot < s;
+}
+
 static void put_head(szd_sbuf *b, const szd_ns *ns, const szd_node *n, bool released, uint64_t base)
 {
     szd_sb_printf(b,
@@ -449,11 +460,12 @@ szd_pushes *szd_push_build(szd_ns *ns)
             const szd_slot *sl = &pt->slots[s];
             if (sl->owner >= 0 && full[sl->owner].s &&
                 ns->nodes[sl->owner]->state != SZD_NODE_LEFT &&
-                (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING)) {
+                (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING) &&
+                !held_before(pt, sl->owner, s)) {
                 put_entry(&full[sl->owner], ns, pt, s, (szd_rstate)sl->owner_state, sl->generation);
             }
             if (sl->prev >= 0 && full[sl->prev].s && ns->nodes[sl->prev]->state != SZD_NODE_LEFT &&
-                sl->prev_state == SZD_R_SERVING) {
+                sl->prev_state == SZD_R_SERVING && !held_before(pt, sl->prev, s)) {
                 put_entry(&full[sl->prev], ns, pt, s, SZD_R_SERVING, sl->prev_generation);
             }
         }

@@ -60,6 +60,7 @@ args = ap.parse_args()
 lock = threading.Lock()         # the worker's state
 assign_lock = threading.Lock()  # one assignment at a time
 served = {}          # partition -> generation
+roles = {}           # partition -> the role it is served with
 term_seen = 0        # the highest coordinator term seen (PROTOCOL.md 4.2)
 applied = 0
 lease_ms = None
@@ -70,9 +71,11 @@ delta_agreed = False  # the register reply agreed to send deltas (never with --n
 intact = True         # what is served is the set of revision `applied` (False after a lease drop)
 
 
-def event(op, partition, generation=0, key_range=None, cause="assign", slot=None):
+def event(op, partition, generation=0, key_range=None, cause="assign", slot=None, role=None):
     ev = {"t": time.time(), "node": args.node, "op": op, "partition": partition,
           "generation": generation, "cause": cause}
+    if role is not None:  # the role a serve is for ("none", "primary", "secondary")
+        ev["role"] = role
     if key_range is not None:  # range namespaces: the bounds the assignment carried
         ev["range"] = key_range
     if slot is not None:  # the replica slot a serve is for
@@ -108,6 +111,7 @@ def lease_drop():
     """The lease lapsed: delete everything (under lock)."""
     global intact
     for p in sorted(served):
+        roles.pop(p, None)
         event("delete", p, served.pop(p), cause="lease")
     intact = False
 
@@ -268,15 +272,20 @@ class Handler(BaseHTTPRequestHandler):
                     want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
                     ranges = {r["partition"]: r.get("range") for r in body.get("replicas", [])}
                     slots = {r["partition"]: r.get("slot") for r in body.get("replicas", [])}
+                    rwant = {r["partition"]: r.get("role") for r in body.get("replicas", [])}
                     for p in sorted(set(served) - set(want)):
+                        roles.pop(p, None)
                         event("delete", p, served.pop(p))
-                    to_serve = [(p, g) for p, g in sorted(want.items()) if served.get(p) != g]
+                    # serve again when the generation or the role changed (PROTOCOL.md 4.3)
+                    to_serve = [(p, g) for p, g in sorted(want.items())
+                                if served.get(p) != g or roles.get(p) != rwant.get(p)]
             for p, g in to_serve:
                 if args.serve_delay_ms:
                     time.sleep(args.serve_delay_ms / 1000)
                 with lock:
-                    event("serve", p, g, ranges.get(p), slot=slots.get(p))
+                    event("serve", p, g, ranges.get(p), slot=slots.get(p), role=rwant.get(p))
                     served[p] = g
+                    roles[p] = rwant.get(p)
             with lock:
                 if fresh:
                     applied = rev
@@ -299,6 +308,7 @@ class Handler(BaseHTTPRequestHandler):
             want = {r["partition"]: r["generation"] for r in body["replicas"]}
             ranges = {r["partition"]: r.get("range") for r in body["replicas"]}
             slots = {r["partition"]: r.get("slot") for r in body["replicas"]}
+            rwant = {r["partition"]: r.get("role") for r in body["replicas"]}
             with lock:
                 if rev < applied or (body.get("lease_ms") and
                                      time.monotonic() > min(lease_end, grant_end)):
@@ -313,14 +323,17 @@ class Handler(BaseHTTPRequestHandler):
                                             "message": f"delta on {base}, applied {held_as_of}"})
                 for p in sorted(body.get("removed", [])):
                     if p in served:
+                        roles.pop(p, None)
                         event("delete", p, served.pop(p))
-                to_serve = [(p, g) for p, g in sorted(want.items()) if served.get(p) != g]
+                to_serve = [(p, g) for p, g in sorted(want.items())
+                            if served.get(p) != g or roles.get(p) != rwant.get(p)]
             for p, g in to_serve:
                 if args.serve_delay_ms:
                     time.sleep(args.serve_delay_ms / 1000)
                 with lock:
-                    event("serve", p, g, ranges.get(p), slot=slots.get(p))
+                    event("serve", p, g, ranges.get(p), slot=slots.get(p), role=rwant.get(p))
                     served[p] = g
+                    roles[p] = rwant.get(p)
             with lock:
                 applied = rev
                 named = sorted(set(want) | set(body.get("removed", [])))
