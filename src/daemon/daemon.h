@@ -458,6 +458,8 @@ bool szd_transfer_unready(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_g
 json_t *szd_transfer_unready_of(const szd_node *n, json_t *serving);
 /* A ping reply's "ready" list from node n: the replicas whose transfer is done switch. */
 void szd_transfer_ready(szd_ns *ns, szd_node *n, json_t *ready);
+/* p no longer waits for a not-ready owner in any slot: it leaves the waiting set. */
+void szd_transfer_settled(szd_ns *ns, const szd_part *p);
 /* The periodic look: routing switches to the not-ready owners whose time ran out (logged,
  * counted, an event). */
 void szd_transfer_tick(szd_ns *ns);

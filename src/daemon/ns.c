@@ -1744,6 +1744,7 @@ static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen
         }
         if (waited[s]) {
             mark_dirty(ns, me, p); /* it reported ready: told it serves (it stops reporting) */
+            szd_transfer_settled(ns, p);
         }
     }
     return changed;

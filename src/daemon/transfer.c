@@ -99,6 +99,16 @@ void szd_transfer_ready(szd_ns *ns, szd_node *n, json_t *ready)
     }
 }
 
+void szd_transfer_settled(szd_ns *ns, const szd_part *p)
+{
+    for (unsigned s = 0; s < p->nrep; s++) {
+        if (szd_transfer_waiting(&p->slots[s])) {
+            return;
+        }
+    }
+    szd_idset_remove(&ns->transfers, p->id);
+}
+
 void szd_transfer_tick(szd_ns *ns)
 {
     if (ns->transfers.n == 0) {
@@ -106,18 +116,19 @@ void szd_transfer_tick(szd_ns *ns)
     }
     int64_t now = szd_now(ns->d);
     bool changed = false;
-    szd_idset keep = {0};
-    for (size_t i = 0; i < ns->transfers.cap; i++) {
-        const char *id = ns->transfers.slots[i];
+    /* taken: a switch below settles its partition (szd_transfer_settled), which must not
+     * change the set being walked; the ones still waiting go back */
+    szd_idset cur = ns->transfers;
+    ns->transfers = (szd_idset){0};
+    for (size_t i = 0; i < cur.cap; i++) {
+        const char *id = cur.slots[i];
         szd_part *p = id ? szd_part_find(ns, id) : NULL;
         if (!p) {
             continue;
         }
-        bool waiting = false;
         for (unsigned s = 0; s < p->nrep; s++) {
             szd_slot *sl = &p->slots[s];
             if (!szd_transfer_expired(sl, ns->cfg.transfer_timeout_ms, now)) {
-                waiting |= szd_transfer_waiting(sl);
                 continue;
             }
             int32_t owner = sl->owner;
@@ -131,14 +142,16 @@ void szd_transfer_tick(szd_ns *ns)
                       json_pack("{s:s, s:i, s:s, s:I}", "partition", p->id, "slot", (int)s, "node",
                                 ns->nodes[owner]->id, "generation", (json_int_t)sl->generation));
             changed |= szd_ns_ack_serving(ns, p, owner, sl->generation);
-            waiting |= szd_transfer_waiting(sl);
         }
-        if (waiting && !szd_idset_add(&keep, id)) {
+        bool waiting = false;
+        for (unsigned s = 0; s < p->nrep; s++) {
+            waiting |= szd_transfer_waiting(&p->slots[s]);
+        }
+        if (waiting && !szd_idset_add(&ns->transfers, id)) {
             szd_oom();
         }
     }
-    szd_idset_clear(&ns->transfers);
-    ns->transfers = keep;
+    szd_idset_clear(&cur);
     if (changed) {
         szd_ns_changed(ns);
     }
