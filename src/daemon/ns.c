@@ -1623,9 +1623,6 @@ static int ns_rebalance(szd_ns *ns)
         shardz_plan_move(plan, i, &mv);
         placed += mv.reason == SHARDZ_REASON_NEW;
         apply_move(ns, &mv);
-        if ((i & 1023) == 1023) {
-            szd_ha_poll(ns->d); /* a plan of 100,000 moves keeps the lease */
-        }
     }
     if (n > 0 || shardz_plan_missing(plan) > 0) {
         szd_log(ns->d, SZD_INFO, "msg=\"plan\" ns=%s moves=%zu missing=%zu", ns->cfg.name, n,
@@ -2550,11 +2547,11 @@ static void restore_slots(szd_ns *ns)
  * of which is fresh memory to fault in (bench/daemon/restart.sh gives the restart's CPU). */
 #define LOAD_PAGE 1000
 
-/* Reads every key under prefix in pages of LOAD_PAGE, renewing the lease between pages when
- * due (a load longer than the lease TTL must not lose it). *pages (NULL-terminated) is the
+/* Reads every key under prefix in pages of LOAD_PAGE (a load longer than the lease TTL keeps
+ * the lease: the keeper renews it on its own thread). *pages (NULL-terminated) is the
  * caller's (free_pages). Pages are separate reads: only the leader writes namespaces, and a
  * follower reads again what changed since the revision of the first page. */
-static int range_paged(szd *d, shardz_store *st, bool poll, const char *prefix, size_t plen,
+static int range_paged(szd *d, shardz_store *st, const char *prefix, size_t plen,
                        shardz_range ***pages)
 {
     shardz_range **pg = NULL;
@@ -2578,9 +2575,6 @@ static int range_paged(szd *d, shardz_store *st, bool poll, const char *prefix, 
         pg[n] = NULL;
         if (!pg[n - 1]->more || pg[n - 1]->count == 0) {
             break;
-        }
-        if (poll) {
-            szd_ha_poll(d);
         }
     }
     if (rc) {
@@ -2676,15 +2670,11 @@ static void load_records(szd *d, shardz_range *const *pages)
         }
     }
     free(kp);
-    size_t done = 0;
     load_batch *lb = szd_xcalloc(1, sizeof *lb);
     for (size_t o = 0; o < sizeof order / sizeof order[0]; o++) {
         for (size_t i = 0; i < n; i++) {
             if (items[i].kind != order[o]) {
                 continue;
-            }
-            if ((++done & 1023) == 0) {
-                szd_ha_poll(d); /* a long load keeps the lease */
             }
             load_one(d, &items[i], lb);
         }
@@ -2722,7 +2712,7 @@ int szd_ns_load_cache(szd *d, const char *name)
     if (plen < 0) {
         return plen;
     }
-    int rc = range_paged(d, d->ha_store, true, prefix, (size_t)plen, &r);
+    int rc = range_paged(d, d->ha_store, prefix, (size_t)plen, &r);
     if (rc) {
         return rc;
     }
@@ -2782,7 +2772,7 @@ typedef struct {
 static int run_read(shardz_store *st, void *arg)
 {
     read_call *c = arg;
-    return range_paged(c->d, st, false, c->prefix, c->plen, &c->pages);
+    return range_paged(c->d, st, c->prefix, c->plen, &c->pages);
 }
 
 int szd_ns_load_all(szd *d)
