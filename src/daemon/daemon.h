@@ -152,9 +152,10 @@ typedef struct {
                                 * moved (0: never; monotonic ms) */
 } szd_part;
 
-/* A string -> index map (open addressing). */
+/* A string -> index map (open addressing). Each slot keeps the key's hash beside the index, so
+ * a probe compares strings (and reads the key's memory) only when the hashes agree. */
 typedef struct {
-    uint32_t *slots; /* index + 1, 0 = empty */
+    uint64_t *slots; /* hash << 32 | (index + 1); 0 = empty */
     uint32_t cap;
 } szd_map;
 
@@ -291,6 +292,8 @@ uint32_t szd_map_find(const szd_map *m, const char *key, szd_keyfn fn, const voi
 int szd_map_insert(szd_map *m, uint32_t idx, uint32_t count, szd_keyfn fn, const void *ctx);
 void szd_map_free(szd_map *m);
 int szd_map_rebuild(szd_map *m, uint32_t count, szd_keyfn fn, const void *ctx);
+/* Rebuilds with room for `room` entries (at least count) without growing again. */
+int szd_map_reserve(szd_map *m, uint32_t count, uint32_t room, szd_keyfn fn, const void *ctx);
 
 /* HTTP replies. */
 void szd_reply_json(struct evhttp_request *req, int status, json_t *body, uint64_t revision);
