@@ -61,6 +61,8 @@ type wireReplica struct {
 	RangeLo    string
 	RangeHi    *string // nil: +infinity
 	HasRange   bool
+	FromNode   string // state transfer (PROTOCOL.md 4.3): the node it comes from ("": none)
+	FromAddr   string // and its address, host:port
 }
 
 // assignMsg is a parsed assignment. Replicas and Removed are sorted by partition id.
@@ -329,6 +331,19 @@ func parseReplica(raw json.RawMessage, i int) (wireReplica, *protoError) {
 			r.RangeLo = *lo
 		}
 		r.HasRange = true
+	}
+	if !rep.isNull("from") {
+		var from object
+		node, okN := "", false
+		addr, okA := "", false
+		if json.Unmarshal(rep["from"], &from) == nil && from != nil {
+			node, okN = from.str("node")
+			addr, okA = from.str("address")
+		}
+		if !okN || !validID(node, maxIDLen) || !okA || addr == "" || len(addr) > 261 {
+			return r, perr("EINVAL", "replicas[%d].from must be {\"node\": id, \"address\": host:port}", i)
+		}
+		r.FromNode, r.FromAddr = node, addr
 	}
 	return r, nil
 }

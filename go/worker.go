@@ -69,6 +69,9 @@ type Replica struct {
 	Update          bool  // serve of a partition already served (generation or role changed)
 	OldGeneration   int64 // with Update: the generation served until now
 	Cause           Cause
+	// State transfer (PROTOCOL.md 4.3), serve of an "adding" replica: the node it comes from
+	// and its address ("" when none was named). Copy the data from there; see NotReady.
+	FromNode, FromAddress string
 }
 
 // ServerConfig configures a worker. The seed's shape: the coordinator address(es), the node,
@@ -116,6 +119,9 @@ type Status struct {
 type served struct {
 	wireReplica
 	pending  bool // a new partition whose serve hook is running
+	unready  bool // its serve hook said NotReady: "ready": false until Ready
+	ready    bool // became ready after that: "ready" in pings until assigned serving
+	serving  bool // its serve hook runs now (NotReady is allowed)
 	load     map[string]float64
 	splitKey *string
 }
@@ -173,6 +179,7 @@ type Server struct {
 	lastRevision     int64     // highest revision applied: older assignments are stale
 	termSeen         int64     // the highest coordinator term seen (PROTOCOL.md 4.2): older ones are refused
 	deltaAgreed      bool
+	transferAgreed   bool // the register reply listed "transfer"
 	st               Status
 	set              map[string]*served
 	jobs             []*job
@@ -538,8 +545,12 @@ func (s *Server) handlePing(body []byte) (int, []byte) {
 		Stamp   int64             `json:"stamp"`
 		Load    loadReply         `json:"load,omitempty"`
 		SplitAt map[string]string `json:"split_at,omitempty"`
+		Ready   []servingEntry    `json:"ready,omitempty"`
 	}{Node: s.cfg.NodeID, Applied: s.appliedReported, Stamp: s.stamp()}
 	for pid, rec := range s.set {
+		if rec.ready && !rec.unready && !rec.pending && s.transferAgreed {
+			reply.Ready = append(reply.Ready, servingEntry{Partition: pid, Generation: rec.Generation})
+		}
 		if len(rec.load) > 0 {
 			if reply.Load == nil {
 				reply.Load = loadReply{}
@@ -645,7 +656,7 @@ func (s *Server) info(w *wireReplica, rev int64, cause Cause, update bool, oldGe
 	return Replica{Namespace: s.cfg.Namespace, Node: s.cfg.NodeID, Partition: w.Partition,
 		Slot: w.Slot, Role: w.Role, State: w.State, Generation: w.Generation, Revision: rev,
 		HasRange: w.HasRange, RangeLo: w.RangeLo, RangeHi: w.RangeHi, Update: update,
-		OldGeneration: oldGen, Cause: cause}
+		OldGeneration: oldGen, Cause: cause, FromNode: w.FromNode, FromAddress: w.FromAddr}
 }
 
 // call runs a hook, turning a panic into an error so one bad hook cannot kill the worker.
@@ -713,6 +724,9 @@ func (s *Server) serveOne(w *wireReplica, rev int64, failed *[]failure) {
 	rec := s.set[w.Partition]
 	if rec != nil && rec.Generation == w.Generation && rec.Role == w.Role {
 		rec.Slot, rec.State = w.Slot, w.State // nothing to call: keep them current
+		if w.State != "adding" {
+			rec.ready = false // the coordinator took its readiness
+		}
 		s.mu.Unlock()
 		return
 	}
@@ -720,6 +734,7 @@ func (s *Server) serveOne(w *wireReplica, rev int64, failed *[]failure) {
 		rec = &served{wireReplica: *w, pending: true}
 		s.set[w.Partition] = rec
 	}
+	rec.unready, rec.ready, rec.serving = false, false, true // a new serve: its own readiness
 	s.mu.Unlock()
 	update := !rec.pending
 	oldGen := int64(0)
@@ -729,6 +744,7 @@ func (s *Server) serveOne(w *wireReplica, rev int64, failed *[]failure) {
 	err := s.call(s.cfg.ServeFn, s.info(w, rev, CauseAssign, update, oldGen))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	rec.serving = false
 	if err != nil {
 		*failed = append(*failed, failure{w.Partition, err.Error()})
 		if !update {
@@ -819,6 +835,7 @@ func (s *Server) apply(a *assignMsg, grantEnd time.Time) jobResult {
 type servingEntry struct {
 	Partition  string `json:"partition"`
 	Generation int64  `json:"generation"`
+	Ready      *bool  `json:"ready,omitempty"`
 }
 
 // under mu: {"node", "applied_revision", ["delta": true,] "serving", "failed"}. A delta reply
@@ -842,7 +859,12 @@ func (s *Server) assignReply(delta bool, a *assignMsg, failed []failure) []byte 
 		if s.leaseLapsed || rec == nil || rec.pending {
 			continue
 		}
-		serving = append(serving, servingEntry{pid, rec.Generation})
+		e := servingEntry{Partition: pid, Generation: rec.Generation}
+		if rec.unready && s.transferAgreed {
+			f := false
+			e.Ready = &f // its transfer goes on
+		}
+		serving = append(serving, e)
 	}
 	reply := struct {
 		Node    string         `json:"node"`
@@ -986,7 +1008,7 @@ func (s *Server) registerOnce(ctx context.Context) error {
 		Features    []string           `json:"features"`
 		Incarnation string             `json:"incarnation"`
 		Stamp       int64              `json:"stamp"`
-	}{s.cfg.NodeID, s.addr, s.cfg.Zone, capacity, []string{"delta", "term"}, s.incarn, stamp})
+	}{s.cfg.NodeID, s.addr, s.cfg.Zone, capacity, []string{"delta", "term", "transfer"}, s.incarn, stamp})
 	reply, err := s.coords.call(ctx, "POST", s.nsPath()+"/nodes", body)
 	if err != nil {
 		s.setError("register", err)
@@ -1001,9 +1023,10 @@ func (s *Server) registerOnce(ctx context.Context) error {
 	if t, ok := root.integer("term", 0, 1<<63-1); ok && t > s.termSeen {
 		s.termSeen = t // the registering coordinator's leadership
 	}
-	s.deltaAgreed = false // each registration starts over
+	s.deltaAgreed, s.transferAgreed = false, false // each registration starts over
 	for _, f := range feats {
 		s.deltaAgreed = s.deltaAgreed || f == "delta"
+		s.transferAgreed = s.transferAgreed || f == "transfer"
 	}
 	needNS := s.cfg.Lease == LeaseAuto && s.consistency < 0
 	s.mu.Unlock()
@@ -1095,6 +1118,37 @@ func (s *Server) ReportLoad(partition, dimension string, value float64) error {
 		rec.load = map[string]float64{}
 	}
 	rec.load[dimension] = value
+	return nil
+}
+
+// NotReady is called by a serve hook, for the partition it serves, when the replica must copy
+// its data (from Replica.FromAddress) before it takes traffic (state transfer, PROTOCOL.md
+// 4.3): it is served, but the coordinator keeps routing on the old owner until Ready, or the
+// namespace's transfer_timeout_ms. A hook that never calls it is ready at once.
+func (s *Server) NotReady(partition string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := s.set[partition]
+	if rec == nil || !rec.serving {
+		return fmt.Errorf("shardz: partition %q is not being served now", partition)
+	}
+	rec.unready, rec.ready = true, false
+	return nil
+}
+
+// Ready reports the transfer of a partition NotReady marked done, at the generation its serve
+// hook was given: the next ping replies list it until an assignment shows it serving. Any
+// goroutine.
+func (s *Server) Ready(partition string, generation int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := s.set[partition]
+	if rec == nil || (rec.Generation != generation && !rec.serving) {
+		return fmt.Errorf("shardz: partition %q is not served at generation %d", partition, generation)
+	}
+	if rec.unready {
+		rec.unready, rec.ready = false, true
+	}
 	return nil
 }
 

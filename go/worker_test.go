@@ -24,6 +24,7 @@ type fakeCoord struct {
 	leaves      int
 	consistency string
 	leaveStatus int
+	features    string // the register reply's features (default ["delta"])
 }
 
 func newFakeCoord(t *testing.T, consistency string) *fakeCoord {
@@ -37,7 +38,11 @@ func newFakeCoord(t *testing.T, consistency string) *fakeCoord {
 			var m map[string]interface{}
 			_ = json.Unmarshal(body, &m)
 			f.registers = append(f.registers, m)
-			fmt.Fprintf(w, `{"node":{"id":"w1"},"ping_interval_ms":50,"lease_ms":1000,"consistency":%q,"revision":3,"features":["delta"]}`, f.consistency)
+			feats := f.features
+			if feats == "" {
+				feats = `["delta"]`
+			}
+			fmt.Fprintf(w, `{"node":{"id":"w1"},"ping_interval_ms":50,"lease_ms":1000,"consistency":%q,"revision":3,"features":%s}`, f.consistency, feats)
 		case r.Method == "POST" && strings.HasSuffix(r.URL.Path, "/leave"):
 			f.leaves++
 			w.WriteHeader(f.leaveStatus)
@@ -183,7 +188,7 @@ func TestWorkerRegisterAndAssign(t *testing.T) {
 	reg := f.registers[0]
 	f.mu.Unlock()
 	if reg["id"] != "w1" || reg["address"] != s.Addr() || reg["zone"] != "a" ||
-		jsonStr(reg["capacity"]) != `{"cpu":8}` || jsonStr(reg["features"]) != `["delta","term"]` {
+		jsonStr(reg["capacity"]) != `{"cpu":8}` || jsonStr(reg["features"]) != `["delta","term","transfer"]` {
 		t.Fatalf("register body %v", reg)
 	}
 
@@ -751,5 +756,57 @@ func TestWorkerTerms(t *testing.T) {
 	}
 	if st, m := post(t, s, "/shardz/v1/assign", assignBody(10, `,"lease_ms":1000`, rep("p2", 1, "none"))); st != 200 || m["applied_revision"].(float64) != 10 {
 		t.Fatalf("no term: %d %v", st, m)
+	}
+}
+
+// State transfer (PROTOCOL.md 4.3): a serve hook of an adding replica sees where it comes from
+// and says NotReady; serving says "ready": false; after Ready the pings list it until an
+// assignment shows it serving.
+func TestWorkerStateTransfer(t *testing.T) {
+	f := newFakeCoord(t, "available")
+	f.features = `["delta","transfer"]`
+	var s *Server
+	var from string
+	s = startWorker(t, f, newHookLog(), func(c *ServerConfig) {
+		c.ServeFn = func(r Replica) error {
+			from = r.FromNode + "@" + r.FromAddress
+			if r.FromNode != "" {
+				return s.NotReady(r.Partition)
+			}
+			return nil
+		}
+	})
+	adding := `{"partition":"p1","slot":0,"role":"none","generation":7,"state":"adding",` +
+		`"from":{"node":"w0","address":"127.0.0.1:9100"}}`
+	st, m := post(t, s, "/shardz/v1/assign", assignBody(3, "", adding))
+	if st != 200 || from != "w0@127.0.0.1:9100" ||
+		jsonStr(m["serving"]) != `[{"generation":7,"partition":"p1","ready":false}]` {
+		t.Fatalf("assign: %d %v (from %s)", st, m, from)
+	}
+	ping := `{"namespace":"kv","node":"w1","revision":3}`
+	if _, m = post(t, s, "/shardz/v1/ping", ping); m["ready"] != nil {
+		t.Fatalf("ready before Ready: %v", m)
+	}
+	if s.Ready("p1", 6) == nil || s.NotReady("p1") == nil {
+		t.Fatal("Ready of another generation, or NotReady outside a serve hook, was accepted")
+	}
+	if err := s.Ready("p1", 7); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // repeated until taken
+		if _, m = post(t, s, "/shardz/v1/ping", ping); jsonStr(m["ready"]) != `[{"generation":7,"partition":"p1"}]` {
+			t.Fatalf("ping %d: %v", i, m)
+		}
+	}
+	st, m = post(t, s, "/shardz/v1/assign", assignBody(4, "", rep("p1", 7, "none")))
+	if jsonStr(m["serving"]) != `[{"generation":7,"partition":"p1"}]` {
+		t.Fatalf("assign serving: %v", m)
+	}
+	if _, m = post(t, s, "/shardz/v1/ping", ping); m["ready"] != nil {
+		t.Fatalf("ready after it was taken: %v", m)
+	}
+	bad := `{"partition":"p2","generation":1,"state":"adding","from":{"node":"w 0","address":"x"}}`
+	if st, _ = post(t, s, "/shardz/v1/assign", assignBody(5, "", bad)); st != 400 {
+		t.Fatalf("a bad from: %d", st)
 	}
 }

@@ -2,9 +2,12 @@
  * only for keys whose partition the coordinator assigned to it (409 with a JSON error and the
  * owner it knows of otherwise), logs every serve/delete with timestamps and generations as JSON
  * lines (--log, read by the integration tests to prove owners never overlap in strict mode),
- * and on SIGTERM leaves gracefully, then exits 0. Threads: the main thread runs the HTTP server
- * (and hands /shardz/v1/ requests to the library unless --shardz-listen gives the library its
- * own listener); the library's hook thread calls kv_serve / kv_delete; a leave thread. */
+ * and on SIGTERM leaves gracefully, then exits 0. A partition added from another node is copied
+ * from it (GET /kv-partition/<pid> there: state transfer, docs/PROTOCOL.md 4.3) before the
+ * coordinator routes to it. Threads: the main thread runs the HTTP server (and hands
+ * /shardz/v1/ requests to the library unless --shardz-listen gives the library its own
+ * listener); the library's hook thread calls kv_serve / kv_delete; a leave thread; a copy
+ * thread per partition being transferred. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -19,6 +22,9 @@
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
+
+#include <netdb.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -143,6 +149,243 @@ static size_t kv_find(const kv_app *a, const char *partition)
     return i;
 }
 
+/* ---- state transfer ---------------------------------------------------------------------- */
+
+#define KV_DUMP_MAX (256u << 20) /* the largest partition dump a copy reads */
+
+/* One partition copied from the node it comes from, on a thread of its own. */
+typedef struct {
+    kv_app *a;
+    char *partition, *from_node, *from_address;
+    int64_t generation;
+} kv_copy;
+
+static void kv_copy_free(kv_copy *c)
+{
+    free(c->partition);
+    free(c->from_node);
+    free(c->from_address);
+    free(c);
+}
+
+static void kv_hex(const unsigned char *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int kv_unhex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes hex (n digits, even) into out (n / 2 bytes); false when it is not hex. */
+static bool kv_unhex(const char *hex, size_t n, unsigned char *out)
+{
+    if (n % 2 != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = kv_unhex_digit(hex[2 * i]);
+        int lo = kv_unhex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return false;
+        }
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return true;
+}
+
+/* One GET http://address/path with a blocking socket (HTTP/1.0: the body ends at close); the
+ * status and body (malloc'd, *len bytes) out. A copy runs on its own thread and may block. */
+static int kv_http_get(const char *address, const char *path, int *status, char **body, size_t *len)
+{
+    char host[256];
+    const char *colon = strrchr(address, ':');
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int fd = -1;
+    int rc = -1;
+
+    if (colon == NULL || (size_t)(colon - address) >= sizeof host) {
+        return -1;
+    }
+    memcpy(host, address, (size_t)(colon - address));
+    host[colon - address] = '\0';
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
+        return -1;
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        goto out;
+    }
+    char req[512];
+    int m = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, address);
+    if (m < 0 || (size_t)m >= sizeof req || write(fd, req, (size_t)m) != m) {
+        goto out;
+    }
+    for (;;) {
+        if (n == cap) {
+            char *nb = cap < KV_DUMP_MAX ? realloc(buf, cap ? cap * 2 : 65536) : NULL;
+            if (nb == NULL) {
+                goto out;
+            }
+            buf = nb;
+            cap = cap ? cap * 2 : 65536;
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0) {
+            goto out;
+        }
+        if (got == 0) {
+            break;
+        }
+        n += (size_t)got;
+    }
+    char *sep = NULL; /* the end of the headers */
+    for (size_t i = 0; i + 4 <= n && sep == NULL; i++) {
+        sep = memcmp(buf + i, "\r\n\r\n", 4) == 0 ? buf + i : NULL;
+    }
+    if (sep == NULL || sscanf(buf, "HTTP/%*s %d", status) != 1) {
+        goto out;
+    }
+    *len = n - (size_t)(sep + 4 - buf);
+    *body = malloc(*len + 1);
+    if (*body == NULL) {
+        goto out;
+    }
+    memcpy(*body, sep + 4, *len);
+    (*body)[*len] = '\0';
+    rc = 0;
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    free(buf);
+    return rc;
+}
+
+/* Reads a dump ({"keys": [{"k": hex, "v": hex}]}) into the store under partition: the number
+ * of keys, or -1 when it is malformed or does not fit. */
+static long kv_load_dump(kv_app *a, const char *partition, const char *text, size_t len)
+{
+    json_t *j = json_loadb(text, len, 0, NULL);
+    json_t *keys = json_object_get(j, "keys");
+    unsigned char *k = malloc(KV_KEY_MAX);
+    unsigned char *v = malloc(KV_VALUE_MAX);
+    long count = -1;
+    size_t i;
+    json_t *e;
+
+    if (!json_is_array(keys) || k == NULL || v == NULL) {
+        goto out;
+    }
+    json_array_foreach(keys, i, e)
+    {
+        const char *kh = json_string_value(json_object_get(e, "k"));
+        const char *vh = json_string_value(json_object_get(e, "v"));
+        size_t kl = kh ? strlen(kh) : 0, vl = vh ? strlen(vh) : 0;
+        if (kh == NULL || vh == NULL || kl == 0 || kl > 2 * KV_KEY_MAX || vl > 2 * KV_VALUE_MAX ||
+            !kv_unhex(kh, kl, k) || !kv_unhex(vh, vl, v) ||
+            kv_store_put(a->store, (const char *)k, kl / 2, partition, v, vl / 2) != 0) {
+            goto out;
+        }
+    }
+    count = (long)json_array_size(keys);
+out:
+    free(k);
+    free(v);
+    json_decref(j);
+    return count;
+}
+
+/* The copy thread: fetches the partition's keys from the node it comes from (three tries),
+ * stores them, and reports the replica ready. When every try failed it stays not ready: the
+ * coordinator routes to it once the namespace's transfer_timeout_ms ran out (without the
+ * keys, logged here). */
+static void *kv_copy_main(void *arg)
+{
+    kv_copy *c = arg;
+    char path[64 + 3 * 255];
+    long keys = -1;
+
+    snprintf(path, sizeof path, "/kv-partition/%s", c->partition);
+    for (int attempt = 0; attempt < 3 && keys < 0; attempt++) {
+        int status = 0;
+        char *body = NULL;
+        size_t len = 0;
+        if (attempt > 0) {
+            usleep(200 * 1000);
+        }
+        if (kv_http_get(c->from_address, path, &status, &body, &len) == 0 && status == 200) {
+            keys = kv_load_dump(c->a, c->partition, body, len);
+        }
+        free(body);
+    }
+    int rc = keys >= 0 ? shardz_worker_ready(c->a->w, c->partition, c->generation) : -1;
+    kv_log_event(c->a, keys >= 0 ? "transfer" : "transfer-failed",
+                 json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "partition", c->partition, "from",
+                           c->from_node, "from_address", c->from_address, "generation",
+                           (json_int_t)c->generation, "keys", (json_int_t)keys, "ready_rc", rc));
+    kv_copy_free(c);
+    return NULL;
+}
+
+/* From kv_serve: a new replica that comes from another node is not ready until its keys are
+ * copied from there. False when the copy could not start (then it is ready at once, empty). */
+static bool kv_copy_start(kv_app *a, const shardz_worker_replica *r)
+{
+    kv_copy *c = calloc(1, sizeof *c);
+    pthread_t thr;
+    pthread_attr_t attr;
+
+    if (c == NULL) {
+        return false;
+    }
+    c->a = a;
+    c->generation = r->generation;
+    c->partition = strdup(r->partition);
+    c->from_node = strdup(r->from_node);
+    c->from_address = strdup(r->from_address);
+    if (c->partition == NULL || c->from_node == NULL || c->from_address == NULL ||
+        shardz_worker_not_ready(a->w, r->partition) != 0) {
+        kv_copy_free(c);
+        return false;
+    }
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&thr, &attr, kv_copy_main, c);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        (void)shardz_worker_ready(a->w, r->partition, r->generation);
+        kv_copy_free(c);
+        return false;
+    }
+    return true;
+}
+
+/* Appends one key of a dump (kv_store_foreach's callback). */
+static void kv_dump_one(void *ctx, const char *key, size_t klen, const void *value, size_t vlen)
+{
+    json_t *keys = ctx;
+    char *kh = malloc(2 * klen + 1);
+    char *vh = malloc(2 * vlen + 1);
+    if (kh != NULL && vh != NULL) {
+        kv_hex((const unsigned char *)key, klen, kh);
+        kv_hex(value, vlen, vh);
+        json_array_append_new(keys, json_pack("{s:s, s:s}", "k", kh, "v", vh));
+    }
+    free(kh);
+    free(vh);
+}
+
 static int kv_serve(const shardz_worker_replica *r, char *err, size_t errlen, void *user)
 {
     kv_app *a = user;
@@ -178,8 +421,15 @@ out:
     pthread_mutex_unlock(&a->mu);
     if (rc != 0) {
         snprintf(err, errlen, "out of memory");
+        return rc;
     }
-    return rc;
+    /* state transfer: a new replica that comes from another node copies its keys first */
+    if (!r->update && r->from_address != NULL && strcmp(r->state, "adding") == 0 &&
+        !kv_copy_start(a, r)) {
+        kv_log_event(a, "transfer-failed",
+                     json_pack("{s:s, s:s}", "partition", r->partition, "error", "not started"));
+    }
+    return 0;
 }
 
 static int kv_delete(const shardz_worker_replica *r, char *err, size_t errlen, void *user)
@@ -349,6 +599,25 @@ out:
     free(key);
 }
 
+/* GET /kv-partition/<pid>: every key of a partition served here, hex-encoded, for the node
+ * that takes it over (state transfer). */
+static void kv_handle_dump(kv_app *a, struct evhttp_request *req, const char *pid)
+{
+    size_t i;
+    json_t *keys;
+
+    pthread_mutex_lock(&a->mu);
+    i = kv_find(a, pid);
+    pthread_mutex_unlock(&a->mu);
+    if (i == a->nparts || evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        kv_error(req, SHARDZ_ENOENT, "partition not served here (GET /kv-partition/<pid>)");
+        return;
+    }
+    keys = json_array();
+    kv_store_foreach(a->store, pid, kv_dump_one, keys);
+    kv_json(req, 200, json_pack("{s:s, s:o}", "partition", pid, "keys", keys));
+}
+
 static void kv_handle_status(kv_app *a, struct evhttp_request *req)
 {
     shardz_worker_status st;
@@ -411,12 +680,14 @@ static void kv_http(struct evhttp_request *req, void *arg)
         kv_handle_shardz(a, req);
     } else if (strncmp(path, "/kv/", 4) == 0) {
         kv_handle_kv(a, req, path + 4);
+    } else if (strncmp(path, "/kv-partition/", 14) == 0) {
+        kv_handle_dump(a, req, path + 14);
     } else if (strcmp(path, "/healthz") == 0) {
         kv_reply(req, 200, "application/json", "{\"ok\":true}", 11);
     } else if (strcmp(path, "/status") == 0) {
         kv_handle_status(a, req);
     } else {
-        kv_error(req, SHARDZ_ENOENT, "routes: /kv/<key>, /status, /healthz");
+        kv_error(req, SHARDZ_ENOENT, "routes: /kv/<key>, /kv-partition/<pid>, /status, /healthz");
     }
 }
 

@@ -199,3 +199,19 @@ size_t kv_store_count(kv_store *s)
     pthread_mutex_unlock(&s->mu);
     return n;
 }
+
+void kv_store_foreach(kv_store *s, const char *partition,
+                      void (*fn)(void *ctx, const char *key, size_t klen, const void *value,
+                                 size_t vlen),
+                      void *ctx)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->nb; i++) {
+        for (const kv_ent *e = s->b[i]; e != NULL; e = e->next) {
+            if (strcmp(e->partition, partition) == 0) {
+                fn(ctx, e->key, e->klen, e->key + e->klen, e->vlen);
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+}

@@ -21,5 +21,11 @@ void *kv_store_get(kv_store *s, const char *key, size_t klen, size_t *vlen);
 /* Removes every key of partition; returns how many. */
 size_t kv_store_drop_partition(kv_store *s, const char *partition);
 size_t kv_store_count(kv_store *s);
+/* Calls fn for every key of partition (key, klen, value, vlen borrowed for the call), under
+ * the store's lock: fn must not call the store. */
+void kv_store_foreach(kv_store *s, const char *partition,
+                      void (*fn)(void *ctx, const char *key, size_t klen, const void *value,
+                                 size_t vlen),
+                      void *ctx);
 
 #endif

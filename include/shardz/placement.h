@@ -44,6 +44,8 @@ typedef enum {
     SHARDZ_REASON_SPLIT,     /* a range split or merge */
     SHARDZ_REASON_OPERATOR,  /* an operator asked for it */
     SHARDZ_REASON_REPAIR,    /* a vacant replica slot filled (e.g. nodes came back) */
+    SHARDZ_REASON_HANDOFF,   /* a secondary promoted to primary in place (shardz_sharder_swap_slots)
+                              */
     SHARDZ_REASON__COUNT
 } shardz_reason;
 
@@ -213,6 +215,13 @@ int shardz_sharder_apply(shardz_sharder *s, const shardz_plan *plan);
 int shardz_sharder_move(shardz_sharder *s, const char *partition, unsigned slot, const char *node,
                         shardz_plan **out);
 
+/* Swaps the nodes of two replica slots of `partition` (a primary handoff: the node of slot b
+ * becomes slot a's and the other way round). No replica changes node, so no load, capacity or
+ * zone changes; the generation is left as it is (the caller bumps it for the promoted owner).
+ * SHARDZ_ENOENT (unknown partition), SHARDZ_ERANGE (a slot out of range, or a == b), SHARDZ_EINVAL
+ * (a slot vacant); on error nothing changes. */
+int shardz_sharder_swap_slots(shardz_sharder *s, const char *partition, unsigned a, unsigned b);
+
 /* Number of moves in a plan. */
 size_t shardz_plan_count(const shardz_plan *p);
 /* Move i (i < shardz_plan_count) into *m. Strings as documented in shardz_move. */
@@ -225,7 +234,7 @@ size_t shardz_plan_count_reason(const shardz_plan *p, shardz_reason r);
 void shardz_plan_free(shardz_plan *p);
 
 /* Names: "new", "node-dead", "leave", "drain", "join", "rebalance", "load", "split",
- * "operator", "repair"; node states "joining", "alive", "suspect", "draining", "dead".
+ * "operator", "repair", "handoff"; node states "joining", "alive", "suspect", "draining", "dead".
  * Static strings; "unknown" out of range. */
 const char *shardz_reason_name(shardz_reason r);
 const char *shardz_node_state_name(shardz_node_state st);

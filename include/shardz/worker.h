@@ -44,6 +44,12 @@ typedef struct {
                                its generation or role changed (update in place) */
     int64_t old_generation; /* serve with update: the generation served until now; else 0 */
     shardz_cause cause;
+    /* State transfer (docs/PROTOCOL.md 4.3), serve of an "adding" replica only: the node it
+     * comes from (its previous owner, or another replica's) and that node's shardz address
+     * ("host:port"): copy the partition's data from there. NULL when the coordinator named
+     * none (a first placement, or a coordinator that did not agree to "transfer"). */
+    const char *from_node;
+    const char *from_address;
 } shardz_worker_replica;
 
 /* A serve or delete hook. Returns 0 on success; on failure returns non-zero and may write a
@@ -176,6 +182,23 @@ int shardz_worker_report_load(shardz_worker *w, const char *partition, const cha
  * copied. Thread-safe, any thread. 0, SHARDZ_EINVAL (bad partition id, key empty or longer
  * than SHARDZ_WORKER_MAX_SPLIT_KEY), SHARDZ_ENOENT (partition not served), SHARDZ_ENOMEM. */
 int shardz_worker_report_split_key(shardz_worker *w, const char *partition, const char *key);
+
+/* State transfer (docs/PROTOCOL.md 4.3). A serve hook that must copy the partition's data
+ * before it can take traffic (for instance from r->from_address) calls this for r->partition
+ * before returning 0: the replica is served, but the coordinator keeps routing on the node it
+ * comes from until shardz_worker_ready, or until the namespace's transfer_timeout_ms (then
+ * routing switches anyway). A hook that never calls it is ready at once, as before. Call it
+ * only from a serve hook, for the partition being served. 0, SHARDZ_EINVAL, SHARDZ_ENOENT
+ * (not the partition being served). With a coordinator that did not agree to "transfer" it
+ * changes nothing on the wire: routing switches at once. */
+int shardz_worker_not_ready(shardz_worker *w, const char *partition);
+
+/* The transfer of a partition that serve marked not ready is done: the next ping replies
+ * report it ready ("ready"), until an assignment shows it serving. generation is the one the
+ * serve hook was given (r->generation): a report for an older serve of the partition is
+ * refused. Thread-safe, any thread (a hook included). 0, SHARDZ_EINVAL, SHARDZ_ENOENT (not
+ * served, or at another generation). */
+int shardz_worker_ready(shardz_worker *w, const char *partition, int64_t generation);
 
 /* Without a listener: the application's HTTP server hands the library one request for a path
  * under /shardz/v1/. method ("POST"), path (may carry a query), authorization (the

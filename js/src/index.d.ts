@@ -21,6 +21,8 @@ export interface Replica {
   update: boolean; // serve of a partition already served (generation or role changed)
   oldGeneration: bigint;
   cause: Cause;
+  /** State transfer: the node an adding replica comes from, and its address; null: none. */
+  from: { node: string; address: string } | null;
 }
 
 export interface WorkerConfig {
@@ -80,6 +82,9 @@ export class Worker {
   waitRegistered(timeoutMs?: number): Promise<void>;
   reportLoad(partition: string, dimension: string, value: number): void;
   reportSplitKey(partition: string, key: string): void;
+  /** From a serve hook: the replica serves but is not ready until ready() (state transfer). */
+  notReady(partition: string): void;
+  ready(partition: string, generation: bigint): void;
   leaseOk(): boolean;
   leave(timeoutMs?: number): Promise<void>;
   status(): WorkerStatus;

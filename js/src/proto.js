@@ -111,6 +111,14 @@ function replica(rep, i) {
     const lo = bound(rep.range, 'lo', i);
     r.range = { lo: lo ?? '', hi: bound(rep.range, 'hi', i) };
   }
+  r.from = null; // state transfer (PROTOCOL.md 4.3): {node, address} it comes from
+  if (rep.from !== undefined && rep.from !== null) {
+    const f = rep.from;
+    if (!isObj(f) || !validId(f.node) || typeof f.address !== 'string' || f.address.length === 0 || f.address.length > 261) {
+      fail('EINVAL', `replicas[${i}].from must be {"node": id, "address": host:port}`);
+    }
+    r.from = { node: f.node, address: f.address };
+  }
   return r;
 }
 

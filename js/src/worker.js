@@ -70,6 +70,7 @@ export class Worker {
     this.appliedReported = 0n; // applied_revision of replies; 0 after a lapse or local release
     this.lastRevision = 0n; // highest revision applied: older assignments are stale
     this.deltaAgreed = false;
+    this.transferAgreed = false; // the register reply listed "transfer" (state transfer)
     this.counts = { registrations: 0, assignments: 0, deltas: 0, deltasRefused: 0, leaseExpiries: 0 };
     this.lastError = '';
     this.set = new Map(); // partition -> {replica fields, pending, load, splitKey}
@@ -328,6 +329,11 @@ export class Worker {
     }
     if (load) reply.load = load;
     if (split) reply.split_at = split;
+    if (this.transferAgreed) {
+      const ready = this.sorted().filter((r) => r.ready && !r.unready && !r.pending)
+        .map((r) => ({ partition: r.partition, generation: r.generation }));
+      if (ready.length > 0) reply.ready = ready;
+    }
     return [200, toJSON(reply)];
   }
 
@@ -383,6 +389,7 @@ export class Worker {
       namespace: this.cfg.namespace, node: this.cfg.nodeId, partition: r.partition, slot: r.slot,
       role: r.role, state: r.state, generation: r.generation, revision,
       range: r.range ? { lo: r.range.lo, hi: r.range.hi } : null, update, oldGeneration, cause,
+      from: r.from ? { node: r.from.node, address: r.from.address } : null,
     };
   }
 
@@ -424,6 +431,7 @@ export class Worker {
     if (rec && rec.generation === r.generation && rec.role === r.role) {
       rec.slot = r.slot; // nothing to call: keep them current
       rec.state = r.state;
+      if (r.state !== 'adding') rec.ready = false; // the coordinator took its readiness
       return;
     }
     const update = rec !== undefined;
@@ -432,7 +440,9 @@ export class Worker {
       rec = { ...r, pending: true, load: null, splitKey: null };
       this.set.set(r.partition, rec);
     }
+    Object.assign(rec, { unready: false, ready: false, serving: true }); // a new serve: its own readiness
     const err = await this.call(this.cfg.serve, this.info(r, revision, CAUSE_ASSIGN, update, oldGeneration));
+    rec.serving = false;
     if (err !== null) {
       failed.push({ partition: r.partition, error: err || 'serve failed' });
       if (!update) this.set.delete(r.partition); // an update keeps the old generation served
@@ -500,7 +510,9 @@ export class Worker {
     for (const pid of names) {
       const rec = this.set.get(pid);
       if (this.leaseLapsed || !rec || rec.pending) continue;
-      serving.push({ partition: pid, generation: rec.generation });
+      const e = { partition: pid, generation: rec.generation };
+      if (rec.unready && this.transferAgreed) e.ready = false; // its transfer goes on
+      serving.push(e);
     }
     const reply = { node: this.cfg.nodeId, applied_revision: this.appliedReported, stamp: this.stamp() };
     if (delta) reply.delta = true;
@@ -586,7 +598,7 @@ export class Worker {
   async registerOnce() {
     const body = toJSON({
       id: this.cfg.nodeId, address: this._address, zone: this.cfg.zone ?? '',
-      capacity: this.cfg.capacity ?? {}, features: ['delta', 'term'], incarnation: this.incarnation,
+      capacity: this.cfg.capacity ?? {}, features: ['delta', 'term', 'transfer'], incarnation: this.incarnation,
       stamp: this.stamp(), // a lease granted on this registration runs from here
     });
     let root;
@@ -594,6 +606,7 @@ export class Worker {
       root = parseJSON(await this.call2xx('POST', `${this.nsPath()}/nodes`, body));
       this.learn(root);
       this.deltaAgreed = Array.isArray(root?.features) && root.features.includes('delta'); // each registration starts over
+      this.transferAgreed = Array.isArray(root?.features) && root.features.includes('transfer');
       if (this.cfg.lease === 'auto' && this.consistency < 0) { // the reply did not say the mode
         this.learn(parseJSON(await this.call2xx('GET', this.nsPath())));
       }
@@ -651,6 +664,30 @@ export class Worker {
     const rec = this.set.get(partition);
     if (!rec) throw new Error(`shardz: partition '${partition}' is not served here`);
     (rec.load ??= {})[dimension] = value;
+  }
+
+  /** State transfer (PROTOCOL.md 4.3): from a serve hook, for the partition it serves, when
+   * the replica must copy its data first (from info.from.address): it is served, but the
+   * coordinator keeps routing on the old owner until ready(), or the namespace's
+   * transfer_timeout_ms. A hook that never calls it is ready at once. */
+  notReady(partition) {
+    const rec = this.set.get(partition);
+    if (!rec || !rec.serving) throw new Error(`shardz: partition '${partition}' is not being served now`);
+    rec.unready = true;
+    rec.ready = false;
+  }
+
+  /** The transfer notReady() marked is done, at the generation (BigInt) its serve hook was
+   * given: the next ping replies list it until an assignment shows it serving. */
+  ready(partition, generation) {
+    const rec = this.set.get(partition);
+    if (!rec || (rec.generation !== BigInt(generation) && !rec.serving)) {
+      throw new Error(`shardz: partition '${partition}' is not served at generation ${generation}`);
+    }
+    if (rec.unready) {
+      rec.unready = false;
+      rec.ready = true;
+    }
   }
 
   /** Suggests where to split a served range (range namespaces), sent with the next ping. */

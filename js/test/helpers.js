@@ -1,7 +1,7 @@
 // Test helpers: an in-memory coordinator (registration and leave), a hook recorder, a clock.
 import http from 'node:http';
 
-export function fakeCoordinator({ consistency = 'available', leaveStatus = 202 } = {}) {
+export function fakeCoordinator({ consistency = 'available', leaveStatus = 202, features = '["delta"]' } = {}) {
   const f = { registers: [], leaves: 0, consistency, leaveStatus };
   f.server = http.createServer((req, res) => {
     let body = '';
@@ -9,7 +9,7 @@ export function fakeCoordinator({ consistency = 'available', leaveStatus = 202 }
     req.on('end', () => {
       if (req.method === 'POST' && req.url === '/v1/namespaces/kv/nodes') {
         f.registers.push(JSON.parse(body));
-        res.end(`{"node":{"id":"w1"},"ping_interval_ms":50,"lease_ms":1000,"consistency":"${f.consistency}","revision":3,"features":["delta"]}`);
+        res.end(`{"node":{"id":"w1"},"ping_interval_ms":50,"lease_ms":1000,"consistency":"${f.consistency}","revision":3,"features":${features}}`);
       } else if (req.method === 'POST' && req.url.endsWith('/leave')) {
         f.leaves++;
         res.writeHead(f.leaveStatus);

@@ -39,7 +39,7 @@ function noStamp(body) {
 }
 
 test('register, full and delta assignments, stale and refused ones', () => withWorker({}, async ({ f, h, w, addr }) => {
-  assert.deepEqual(noStamp(f.registers[0]), { id: 'w1', address: addr, zone: 'a', capacity: { cpu: 8 }, features: ['delta', 'term'] });
+  assert.deepEqual(noStamp(f.registers[0]), { id: 'w1', address: addr, zone: 'a', capacity: { cpu: 8 }, features: ['delta', 'term', 'transfer'] });
   let r = await post(addr, '/shardz/v1/assign', assign(10, '', rep('p2', 4, 'primary'), rep('p1', 2, 'none')));
   assert.equal(r.status, 200);
   assert.deepEqual(noStamp(r.body), { node: 'w1', applied_revision: 10, serving: [{ partition: 'p1', generation: 2 }, { partition: 'p2', generation: 4 }], failed: [] });
@@ -353,4 +353,42 @@ test('a handler mounted in the application server', async () => {
   await w.stop();
   await new Promise((r) => { app.close(r); app.closeAllConnections?.(); });
   await f.close();
+});
+
+test('state transfer: not ready until ready(), then reported until taken', async () => {
+  const f = await fakeCoordinator({ features: '["delta","transfer"]' });
+  let w = null;
+  let from = null;
+  const h = new HookLog();
+  const serve = (r) => {
+    from = r.from;
+    if (r.from) w.notReady(r.partition);
+  };
+  w = await startWorker(f, h, { serve });
+  try {
+    const adding = '{"partition":"p1","slot":0,"role":"none","generation":7,"state":"adding","from":{"node":"w0","address":"127.0.0.1:9100"}}';
+    let r = await post(w.address, '/shardz/v1/assign', assign(3, '', adding));
+    assert.deepEqual(from, { node: 'w0', address: '127.0.0.1:9100' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.serving[0].ready, false);
+    const ping = '{"namespace":"kv","node":"w1","revision":3}';
+    assert.equal((await post(w.address, '/shardz/v1/ping', ping)).body.ready, undefined);
+    assert.throws(() => w.ready('p1', 6n));
+    assert.throws(() => w.notReady('p1')); // only from its serve hook
+    w.ready('p1', 7n);
+    for (let i = 0; i < 2; i++) { // repeated until taken
+      const p = await post(w.address, '/shardz/v1/ping', ping);
+      assert.equal(p.body.ready.length, 1);
+      assert.equal(p.body.ready[0].partition, 'p1');
+      assert.equal(String(p.body.ready[0].generation), '7');
+    }
+    r = await post(w.address, '/shardz/v1/assign', assign(4, '', rep('p1', 7, 'none')));
+    assert.equal(r.body.serving[0].ready, undefined);
+    assert.equal((await post(w.address, '/shardz/v1/ping', ping)).body.ready, undefined);
+    const bad = '{"partition":"p2","generation":1,"state":"adding","from":{"node":"w 0","address":"x"}}';
+    assert.equal((await post(w.address, '/shardz/v1/assign', assign(5, '', bad))).status, 400);
+  } finally {
+    await w.stop();
+    await f.close();
+  }
 });

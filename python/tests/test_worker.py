@@ -267,3 +267,41 @@ def test_default_clock_is_monotonic():
     a = lease_clock()
     b = lease_clock()
     assert b >= a
+
+
+def test_state_transfer_not_ready_then_ready():
+    """PROTOCOL.md 4.3: a serve hook of an adding replica sees where it comes from and may say
+    not ready; serving then says "ready": false, and once ready() the pings list it until an
+    assignment shows it serving. Without the coordinator's agreement nothing reaches the wire."""
+    seen = []
+    w = None
+
+    def serve(r):
+        seen.append((r.partition, r.from_node, r.from_address))
+        if r.from_node:
+            w.not_ready(r.partition)
+
+    w = Worker("127.0.0.1:1", "kv", "w1", serve, lambda r: None, listen=None,
+               advertise="127.0.0.1:9", clock=Clock())
+    w.transfer_agreed = True  # as a register reply listing "transfer" sets it
+    src = {"node": "w0", "address": "127.0.0.1:9100"}
+    st, r = assign(w, 5, [dict(rep("p1", 7, state="adding"), **{"from": src})])
+    assert st == 200 and seen == [("p1", "w0", "127.0.0.1:9100")]
+    assert r["serving"] == [{"partition": "p1", "generation": 7, "ready": False}]
+    assert "ready" not in ping(w, 5)[1]
+    with pytest.raises(KeyError):
+        w.ready("p1", 6)  # another generation
+    with pytest.raises(KeyError):
+        w.not_ready("p1")  # only from its serve hook
+    w.ready("p1", 7)
+    assert ping(w, 5)[1]["ready"] == [{"partition": "p1", "generation": 7}]
+    assert ping(w, 5)[1]["ready"] == [{"partition": "p1", "generation": 7}]  # until taken
+    st, r = assign(w, 6, [rep("p1", 7)])
+    assert r["serving"] == [{"partition": "p1", "generation": 7}] and "ready" not in ping(w, 6)[1]
+    st, r = assign(w, 7, [dict(rep("p1", 7), **{"from": {"node": "w 0", "address": "x"}})])
+    assert st == 400 and r["code"] == "EINVAL"
+    # not agreed: the hook may say so, but the replica is ready on the wire at once
+    w.transfer_agreed = False
+    st, r = assign(w, 8, [dict(rep("p2", 1, state="adding"), **{"from": src}), rep("p1", 7)])
+    assert r["serving"] == [{"partition": "p1", "generation": 7},
+                            {"partition": "p2", "generation": 1}]

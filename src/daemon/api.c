@@ -508,6 +508,9 @@ static void r_node_register(szd_call *c)
     if (term_offered) {
         json_array_append_new(features, json_string("term")); /* every message carries it */
     }
+    if (n->transfer_ok) {
+        json_array_append_new(features, json_string("transfer"));
+    }
     json_object_set_new(reply, "features", features);
     szd_reply_json(c->req, 200, reply, ns->revision);
 }

@@ -109,6 +109,9 @@ typedef struct szd_node {
     bool push_pending; /* an assignment is built and waits for its batch to be durable */
     /* Delta assignments (docs/PROTOCOL.md 4.3, push.c): */
     bool delta_ok;           /* it speaks them (said so when it registered) */
+    bool transfer_ok;        /* it offered "transfer" (docs/PROTOCOL.md 4.3, state transfer):
+                              * its adding replicas name where they come from, and its "not
+                              * ready" answers hold routing back */
     bool need_full;          /* its next assignment is the whole set */
     uint64_t base_revision;  /* the assignment it acknowledged last: the next delta's base */
     int64_t acked_ms;        /* when that acknowledgement arrived */
@@ -193,11 +196,14 @@ typedef struct szd_ns {
     uint64_t moves_started, moves_done;
     uint64_t moves_by_reason[SHARDZ_REASON__COUNT];
     bool deleted;
-    json_t *restore;    /* while loading: hash slot runs [partition index, lo, hi] */
-    json_t **events;    /* ring of SZD_EVENTS, oldest overwritten (owned) */
-    uint64_t event_seq; /* the next event's sequence number (the first is 1) */
-    szd_hist move_hist; /* move durations, start to done */
-    szd_hist ping_hist; /* ping round trips (as the health lane measured them) */
+    json_t *restore;            /* while loading: hash slot runs [partition index, lo, hi] */
+    json_t **events;            /* ring of SZD_EVENTS, oldest overwritten (owned) */
+    uint64_t event_seq;         /* the next event's sequence number (the first is 1) */
+    szd_hist move_hist;         /* move durations, start to done */
+    szd_hist handoff_hist;      /* moves from start to routing switched to the new owner */
+    szd_idset transfers;        /* partitions with a slot waiting for a not-ready owner */
+    uint64_t transfer_timeouts; /* routing switched to a not-ready owner at the timeout */
+    szd_hist ping_hist;         /* ping round trips (as the health lane measured them) */
     uint64_t pings_failed;
     uint64_t load_samples, load_rejected;
     int64_t stats_flushed_ms; /* statistics are written every few seconds, not per sample */
@@ -438,6 +444,36 @@ json_t *szd_node_record(const szd_ns *ns, const szd_node *n);
 int szd_store_status(szd *d, shardz_store_status *st);
 void szd_node_close(szd_node *n);
 void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving);
+/* Carries out what a slot machine step said changed for slot s of p (pushes, drops watched,
+ * persistence, a move done). */
+void szd_ns_slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out);
+/* Node `me` serves p at served_gen (ready): adds it serves advance (ns.c). True when
+ * something changed. */
+bool szd_ns_ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen);
+/* State transfer (transfer.c). A worker that speaks "transfer" answered that it serves p at
+ * served_gen but is not ready: routing waits for it (or the namespace's timeout). True when
+ * something changed. */
+bool szd_transfer_unready(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen);
+/* The partitions a reply's serving list (borrowed) marks "ready": false, as an object (new
+ * reference), or NULL when there are none or node n does not speak "transfer". */
+json_t *szd_transfer_unready_of(const szd_node *n, json_t *serving);
+/* A ping reply's "ready" list from node n: the replicas whose transfer is done switch. */
+void szd_transfer_ready(szd_ns *ns, szd_node *n, json_t *ready);
+/* p no longer waits for a not-ready owner in any slot: it leaves the waiting set. */
+void szd_transfer_settled(szd_ns *ns, const szd_part *p);
+/* The periodic look: routing switches to the not-ready owners whose time ran out (logged,
+ * counted, an event). */
+void szd_transfer_tick(szd_ns *ns);
+/* The source of a replica node `me` is adding in slot s of p (the slot's previous owner
+ * while it serves, else another node serving p), or -1. */
+int32_t szd_transfer_source(const szd_ns *ns, const szd_part *p, unsigned s, int32_t me);
+/* Primary handoff (handoff.c). A planned move mv of p's primary slot to node index `to`:
+ * when a serving secondary may take over, it is promoted instead and `to` takes its slot;
+ * true then (the move is carried out), false when the move goes ahead as planned. */
+bool szd_handoff_try(szd_ns *ns, szd_part *p, const shardz_move *mv, int32_t to);
+/* Node `me` serves p at served_gen: when it is a handoff's promoted primary, the handoff
+ * switches (the old primary demoted in place). True when something changed. */
+bool szd_handoff_ack(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen);
 /* A reply to a delta: serving lists the partitions named (the nnamed of `named`) it serves. */
 void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving, const char *const *named,
                              size_t nnamed);

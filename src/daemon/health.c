@@ -68,6 +68,7 @@ static void ping_ok(szd_ns *ns, szd_node *n, const szd_hl_report *r)
     }
     szd_load_samples(ns, n, json_object_get(r->body, "load"));
     szd_range_split_keys(ns, n, json_object_get(r->body, "split_at"));
+    szd_transfer_ready(ns, n, json_object_get(r->body, "ready"));
     if (n->dirty) {
         szd_ns_schedule(ns);
     }

@@ -134,6 +134,26 @@ char *szd_metrics_text(szd *d, size_t *len)
                 (unsigned long long)d->ns[i]->moves_by_reason[r]);
         }
     }
+    help(&o, "shardz_handoff_duration_seconds", "histogram",
+         "Moves from start to routing switched to the new owner (ready, or its transfer timed "
+         "out).");
+    for (uint32_t i = 0; i < d->nns; i++) {
+        char labels[128];
+        snprintf(labels, sizeof labels, "ns=\"%s\"", d->ns[i]->cfg.name);
+        hist(&o, "shardz_handoff_duration_seconds", labels, &d->ns[i]->handoff_hist);
+    }
+    help(&o, "shardz_transfer_timeouts_total", "counter",
+         "Routing switched to a new owner not ready at transfer_timeout_ms.");
+    for (uint32_t i = 0; i < d->nns; i++) {
+        put(&o, "shardz_transfer_timeouts_total{ns=\"%s\"} %llu\n", d->ns[i]->cfg.name,
+            (unsigned long long)d->ns[i]->transfer_timeouts);
+    }
+    help(&o, "shardz_transfers_waiting", "gauge",
+         "Partitions whose routing waits for a new owner to be ready.");
+    for (uint32_t i = 0; i < d->nns; i++) {
+        put(&o, "shardz_transfers_waiting{ns=\"%s\"} %zu\n", d->ns[i]->cfg.name,
+            d->ns[i]->transfers.n);
+    }
     help(&o, "shardz_move_duration_seconds", "histogram", "Moves from start to done.");
     for (uint32_t i = 0; i < d->nns; i++) {
         char labels[128];

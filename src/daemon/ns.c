@@ -95,6 +95,7 @@ json_t *szd_ns_config_json(const szd_ns *ns)
                   (json_int_t)c->ping_interval_ms, "dead_after_ms", (json_int_t)c->dead_after_ms,
                   "lease_ms", (json_int_t)c->lease_ms, "dimensions", dims, "band", c->band);
     json_object_set_new(j, "load_tau_ms", json_integer((json_int_t)c->load_tau_ms));
+    json_object_set_new(j, "transfer_timeout_ms", json_integer((json_int_t)c->transfer_timeout_ms));
     json_t *w = json_object();
     for (size_t d = 0; d < c->ndims; d++) {
         json_object_set_new(w, c->dims[d],
@@ -340,6 +341,7 @@ void szd_ns_free(szd_ns *ns)
         free(ns->ghosts[i].id);
     }
     free(ns->ghosts);
+    szd_idset_clear(&ns->transfers);
     szd_map_free(&ns->node_map);
     szd_map_free(&ns->part_map);
     shardz_sharder_free(ns->sh);
@@ -1118,6 +1120,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     /* deltas when it speaks them (docs/PROTOCOL.md 4.3; range namespaces: whole sets), from a
      * whole set after every registration */
     n->delta_ok = false;
+    n->transfer_ok = false;
     json_t *features = json_object_get(body, "features");
     size_t fi;
     json_t *fv;
@@ -1127,6 +1130,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         if (f && strcmp(f, "delta") == 0 && !szd_is_range(ns)) {
             n->delta_ok = true;
         }
+        n->transfer_ok |= f && strcmp(f, "transfer") == 0; /* state transfer (4.3) */
     }
     szd_push_full(n);
     /* heard from now: dead only after dead_after_ms without an answer */
@@ -1623,6 +1627,11 @@ static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out
     }
 }
 
+void szd_ns_slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out)
+{
+    slot_applied(ns, p, s, out);
+}
+
 static void apply_move(szd_ns *ns, const shardz_move *mv)
 {
     szd_part *p = szd_part_find(ns, mv->partition);
@@ -1632,6 +1641,9 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
         return;
     }
     int32_t to = mv->to ? node_index(ns, mv->to) : -1;
+    if (mv->reason != SHARDZ_REASON_NODE_DEAD && szd_handoff_try(ns, p, mv, to)) {
+        return; /* a secondary promoted instead (handoff.c) */
+    }
     uint64_t gen = 0;
     (void)shardz_sharder_generation(ns->sh, p->id, &gen);
     ns->moves_by_reason[mv->reason]++;
@@ -1763,6 +1775,14 @@ static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen
 {
     bool changed = false;
     szd_slot_env env = szd_ns_slot_env(ns);
+    bool adding[SHARDZ_MAX_REPLICAS], waited[SHARDZ_MAX_REPLICAS];
+    for (unsigned s = 0; s < p->nrep; s++) {
+        adding[s] = p->slots[s].owner == me && p->slots[s].owner_state == SZD_R_ADDING;
+        waited[s] = p->slots[s].unready;
+    }
+    if (szd_handoff_ack(ns, p, me, served_gen)) {
+        changed = true; /* a promoted primary serves (handoff.c) */
+    }
     for (unsigned s = 0; s < p->nrep; s++) {
         szd_slot_out out;
         szd_slot_out_init(&out);
@@ -1770,7 +1790,26 @@ static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen
         slot_applied(ns, p, s, &out);
         changed |= out.changed;
     }
+    for (unsigned s = 0; s < p->nrep; s++) {
+        const szd_slot *sl = &p->slots[s];
+        if (!adding[s] || sl->owner != me || sl->owner_state != SZD_R_SERVING) {
+            continue;
+        }
+        /* routing switched to it: the handoff latency (a first placement is none) */
+        if (sl->reason != SHARDZ_REASON_NEW) {
+            szd_hist_add(&ns->handoff_hist, (double)(szd_now(ns->d) - sl->started_ms) / 1000.0);
+        }
+        if (waited[s]) {
+            mark_dirty(ns, me, p); /* it reported ready: told it serves (it stops reporting) */
+            szd_transfer_settled(ns, p);
+        }
+    }
     return changed;
+}
+
+bool szd_ns_ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen)
+{
+    return ack_serving(ns, p, me, served_gen);
 }
 
 /* Node `me` is told to drop its replica of p (slot prev, dropping): once it no longer serves
@@ -1826,15 +1865,19 @@ void szd_apply_serving(szd_ns *ns, szd_node *n, json_t *serving)
     int32_t me = idx_of(ns, n);
     bool changed = false;
     json_t *served = served_map(ns, n, serving);
+    json_t *unready = szd_transfer_unready_of(n, serving); /* serving, not ready yet */
     const char *pid;
     json_t *gen;
     json_object_foreach(served, pid, gen)
     {
         szd_part *p = szd_part_find(ns, pid);
+        uint64_t g = (uint64_t)json_integer_value(gen);
         if (p) {
-            changed |= ack_serving(ns, p, me, (uint64_t)json_integer_value(gen));
+            changed |= json_object_get(unready, pid) ? szd_transfer_unready(ns, p, me, g)
+                                                     : ack_serving(ns, p, me, g);
         }
     }
+    json_decref(unready);
     /* only the partitions it may still have to drop: proportional to the moves, not to the
      * namespace */
     szd_idset keep = {0};
@@ -1867,6 +1910,7 @@ void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving, const cha
     int32_t me = idx_of(ns, n);
     bool changed = false;
     json_t *served = served_map(ns, n, serving);
+    json_t *unready = szd_transfer_unready_of(n, serving); /* serving, not ready yet */
     for (size_t i = 0; i < nnamed; i++) {
         szd_part *p = szd_part_find(ns, named[i]);
         json_t *gen = json_object_get(served, named[i]);
@@ -1878,12 +1922,15 @@ void szd_apply_serving_delta(szd_ns *ns, szd_node *n, json_t *serving, const cha
             continue;
         }
         if (gen) {
-            changed |= ack_serving(ns, p, me, (uint64_t)json_integer_value(gen));
+            uint64_t g = (uint64_t)json_integer_value(gen);
+            changed |= json_object_get(unready, named[i]) ? szd_transfer_unready(ns, p, me, g)
+                                                          : ack_serving(ns, p, me, g);
         }
         if (!check_drops(ns, p, me, gen != NULL, &changed)) {
             szd_idset_remove(&n->drops, named[i]);
         }
     }
+    json_decref(unready);
     json_decref(served);
     if (changed) {
         szd_ns_changed(ns);
@@ -2102,6 +2149,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     maybe_balance(ns);
+    szd_transfer_tick(ns);
     szd_ns_schedule(ns);
 }
 

@@ -277,21 +277,35 @@ static bool pushable(const szd_node *n, int64_t now)
  * partitions are plain ([A-Za-z0-9._:-]): written as they are; a range namespace's bounds are
  * arbitrary bytes and go through jansson's escaping. */
 static void put_entry(szd_sbuf *b, const szd_ns *ns, const szd_part *p, unsigned s, szd_rstate st,
-                      uint64_t generation)
+                      uint64_t generation, int32_t me)
 {
     if (b->s && b->s[b->n - 1] != '[') {
         szd_sb_add(b, ",", 1);
     }
     const char *role = !ns->cfg.roles ? "none" : s == 0 ? "primary" : "secondary";
+    /* state transfer: an adding replica names the node it comes from, to a worker that
+     * speaks "transfer" (ids are plain; an address is host:port) */
+    int32_t from =
+        st == SZD_R_ADDING && ns->nodes[me]->transfer_ok ? szd_transfer_source(ns, p, s, me) : -1;
     if (!szd_is_range(ns)) {
         szd_sb_printf(b,
                       "{\"partition\":\"%s\",\"slot\":%u,\"role\":\"%s\",\"generation\":%llu,"
-                      "\"state\":\"%s\"}",
+                      "\"state\":\"%s\"",
                       p->id, s, role, (unsigned long long)generation, szd_rstate_name(st));
+        if (from >= 0) {
+            szd_sb_printf(b, ",\"from\":{\"node\":\"%s\",\"address\":\"%s\"}", ns->nodes[from]->id,
+                          ns->nodes[from]->address);
+        }
+        szd_sb_add(b, "}", 1);
         return;
     }
     json_t *j = json_pack("{s:s, s:i, s:s, s:I, s:s}", "partition", p->id, "slot", (int)s, "role",
                           role, "generation", (json_int_t)generation, "state", szd_rstate_name(st));
+    if (from >= 0) {
+        json_object_set_new(j, "from",
+                            json_pack("{s:s, s:s}", "node", ns->nodes[from]->id, "address",
+                                      ns->nodes[from]->address));
+    }
     szd_range_fields(ns, p->id, j, false); /* the bounds */
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -323,6 +337,17 @@ static bool desired_of(const szd_part *p, int32_t me, unsigned *slot, szd_rstate
         }
     }
     return false;
+}
+
+/* Whether node x holds p in a slot before s: a node is sent one replica of a partition, the
+ * one desired_of names (a handoff's promoted node is slot 0's owner and a secondary's previous
+ * owner for a while). */
+static bool held_before(const szd_part *p, int32_t x, unsigned s)
+{
+    unsigned slot;
+    szd_rstate st;
+    uint64_t gen;
+    return desired_of(p, x, &slot, &st, &gen) && slot < s;
 }
 
 static void put_head(szd_sbuf *b, const szd_ns *ns, const szd_node *n, bool released, uint64_t base)
@@ -390,7 +415,7 @@ static void build_delta(szd_ns *ns, szd_node *n, int32_t me, push_msg *m)
         szd_rstate st;
         uint64_t gen;
         if (p && desired_of(p, me, &slot, &st, &gen)) {
-            put_entry(&b, ns, p, slot, st, gen);
+            put_entry(&b, ns, p, slot, st, gen, me);
         } else {
             if (removed.n > 1) {
                 szd_sb_add(&removed, ",", 1);
@@ -458,12 +483,14 @@ szd_pushes *szd_push_build(szd_ns *ns)
             const szd_slot *sl = &pt->slots[s];
             if (sl->owner >= 0 && full[sl->owner].s &&
                 ns->nodes[sl->owner]->state != SZD_NODE_LEFT &&
-                (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING)) {
-                put_entry(&full[sl->owner], ns, pt, s, (szd_rstate)sl->owner_state, sl->generation);
+                (sl->owner_state == SZD_R_ADDING || sl->owner_state == SZD_R_SERVING) &&
+                !held_before(pt, sl->owner, s)) {
+                put_entry(&full[sl->owner], ns, pt, s, (szd_rstate)sl->owner_state, sl->generation,
+                          sl->owner);
             }
             if (sl->prev >= 0 && full[sl->prev].s && ns->nodes[sl->prev]->state != SZD_NODE_LEFT &&
-                sl->prev_state == SZD_R_SERVING) {
-                put_entry(&full[sl->prev], ns, pt, s, SZD_R_SERVING, sl->prev_generation);
+                sl->prev_state == SZD_R_SERVING && !held_before(pt, sl->prev, s)) {
+                put_entry(&full[sl->prev], ns, pt, s, SZD_R_SERVING, sl->prev_generation, sl->prev);
             }
         }
     }

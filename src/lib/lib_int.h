@@ -106,8 +106,10 @@ typedef struct {
     char role[SZL_NAME_MAX + 1];
     char state[SZL_NAME_MAX + 1];
     int64_t generation;
-    char *range_lo; /* malloc'd or NULL */
-    char *range_hi; /* malloc'd or NULL */
+    char *range_lo;  /* malloc'd or NULL */
+    char *range_hi;  /* malloc'd or NULL */
+    char *from_node; /* state transfer: the node an adding replica comes from (malloc'd) or NULL */
+    char *from_address; /* its address, host:port (malloc'd) or NULL */
 } szl_rep;
 
 /* A parsed assignment: replicas sorted by partition id, no duplicates. A delta (docs/PROTOCOL.md

@@ -155,6 +155,28 @@ static int p_bound(const json_t *range, const char *key, char **dst, size_t i, c
     return *dst == NULL ? SHARDZ_ENOMEM : 0;
 }
 
+/* The optional "from" of a replica (state transfer, PROTOCOL.md 4.3): {"node": id, "address":
+ * "host:port"}. */
+static int p_from(const json_t *from, szl_rep *r, size_t i, char *msg, size_t msglen)
+{
+    const char *node, *addr;
+
+    if (from == NULL || json_is_null(from)) {
+        return 0;
+    }
+    node = json_string_value(json_object_get(from, "node"));
+    addr = json_string_value(json_object_get(from, "address"));
+    if (!json_is_object(from) || node == NULL || !szl_valid_id(node, SZL_ID_MAX) || addr == NULL ||
+        addr[0] == '\0' || strlen(addr) > SZL_HOST_MAX + 6) {
+        snprintf(msg, msglen, "replicas[%zu].from must be {\"node\": id, \"address\": host:port}",
+                 i);
+        return SHARDZ_EINVAL;
+    }
+    r->from_node = strdup(node);
+    r->from_address = strdup(addr);
+    return r->from_node == NULL || r->from_address == NULL ? SHARDZ_ENOMEM : 0;
+}
+
 static int p_replica(const json_t *rep, size_t i, szl_rep *r, char *msg, size_t msglen)
 {
     const char *pid;
@@ -202,6 +224,10 @@ static int p_replica(const json_t *rep, size_t i, szl_rep *r, char *msg, size_t 
         if (rc != 0) {
             return rc;
         }
+    }
+    rc = p_from(json_object_get(rep, "from"), r, i, msg, msglen);
+    if (rc != 0) {
+        return rc;
     }
     r->partition = strdup(pid);
     return r->partition == NULL ? SHARDZ_ENOMEM : 0;
@@ -375,6 +401,8 @@ void szl_assign_free(szl_assign *a)
         free(a->reps[i].partition);
         free(a->reps[i].range_lo);
         free(a->reps[i].range_hi);
+        free(a->reps[i].from_node);
+        free(a->reps[i].from_address);
     }
     free(a->reps);
     for (size_t i = 0; i < a->nremoved; i++) {

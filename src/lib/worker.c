@@ -47,6 +47,10 @@ typedef struct w_rec {
     int64_t generation;
     char *range_lo, *range_hi;
     bool pending;      /* a new partition whose serve hook is running */
+    bool unready;      /* its serve hook said not ready (shardz_worker_not_ready): "ready":
+                        * false in serving lists until shardz_worker_ready */
+    bool report_ready; /* became ready after that: "ready" in ping replies until an
+                        * assignment shows it serving */
     uint8_t load_mask; /* which load[] entries hold a sample for the next ping */
     double load[SHARDZ_WORKER_MAX_DIMS];
     char *split_key; /* a key to split this range at, for the next ping (owned), or NULL */
@@ -122,6 +126,7 @@ struct shardz_worker {
     int64_t term_seen;        /* the highest coordinator term seen (PROTOCOL.md 4.2): a message
                                * of an older one is from a deposed leader and is refused */
     bool delta_agreed;        /* the last register reply listed "delta" in its features */
+    bool transfer_agreed;     /* ... and "transfer" (state transfer, PROTOCOL.md 4.3) */
     uint64_t registrations, assignments, lease_expiries;
     uint64_t deltas, deltas_refused; /* delta assignments applied; refused 409 ESTALE */
     uint64_t lease_checks;           /* runs of the lease / watchdog timer */
@@ -356,9 +361,12 @@ static int w_assign_reply(shardz_worker *w, const szl_assign *named, json_t *fai
         if (v[i] == NULL || v[i]->pending) {
             continue;
         }
-        if (json_array_append_new(serving, json_pack("{s:s, s:I}", "partition", v[i]->partition,
-                                                     "generation", (json_int_t)v[i]->generation)) !=
-            0) {
+        json_t *e = json_pack("{s:s, s:I}", "partition", v[i]->partition, "generation",
+                              (json_int_t)v[i]->generation);
+        if (e != NULL && v[i]->unready && w->transfer_agreed) {
+            json_object_set_new(e, "ready", json_false()); /* its transfer goes on */
+        }
+        if (json_array_append_new(serving, e) != 0) {
             goto out;
         }
     }
@@ -387,14 +395,21 @@ static int w_ping_reply(shardz_worker *w, char **body, size_t *len)
                              (json_int_t)w->applied_reported, "stamp", (json_int_t)w_now(w));
     json_t *load = json_object();
     json_t *split = json_object();
+    json_t *ready = json_array();
     int rc = SHARDZ_ENOMEM;
 
-    if (root == NULL || load == NULL || split == NULL) {
+    if (root == NULL || load == NULL || split == NULL || ready == NULL) {
         goto out;
     }
     for (size_t i = 0; i < w->served.nb; i++) {
         for (w_rec *r = w->served.b[i]; r != NULL; r = r->next) {
             json_t *dims;
+            if (r->report_ready && !r->unready && !r->pending && w->transfer_agreed &&
+                json_array_append_new(ready, json_pack("{s:s, s:I}", "partition", r->partition,
+                                                       "generation", (json_int_t)r->generation)) !=
+                    0) {
+                goto out;
+            }
             if (r->split_key != NULL &&
                 json_object_set_new(split, r->partition, json_string(r->split_key)) != 0) {
                 goto out;
@@ -420,6 +435,9 @@ static int w_ping_reply(shardz_worker *w, char **body, size_t *len)
     if (json_object_size(split) > 0 && json_object_set(root, "split_at", split) != 0) {
         goto out;
     }
+    if (json_array_size(ready) > 0 && json_object_set(root, "ready", ready) != 0) {
+        goto out;
+    }
     *body = szl_dump(root, len);
     if (*body == NULL) {
         goto out;
@@ -433,6 +451,7 @@ static int w_ping_reply(shardz_worker *w, char **body, size_t *len)
     }
     rc = 0;
 out:
+    json_decref(ready);
     json_decref(split);
     json_decref(load);
     json_decref(root);
@@ -676,6 +695,10 @@ static int w_call(shardz_worker *w, shardz_worker_hook hook, const w_rec *r, con
     info.update = update;
     info.old_generation = old_gen;
     info.cause = cause;
+    if (rep != NULL) {
+        info.from_node = rep->from_node;
+        info.from_address = rep->from_address;
+    }
     err[0] = '\0';
     return hook(&info, err, W_ERRLEN, w->user);
 }
@@ -751,6 +774,9 @@ static void w_serve(shardz_worker *w, const szl_rep *rep, int64_t revision, json
         pthread_mutex_lock(&w->mu); /* nothing to call: keep slot and state current */
         r->slot = rep->slot;
         strcpy(r->state, rep->state);
+        if (strcmp(rep->state, "adding") != 0) {
+            r->report_ready = false; /* the coordinator took its readiness */
+        }
         pthread_mutex_unlock(&w->mu);
         return;
     }
@@ -759,6 +785,10 @@ static void w_serve(shardz_worker *w, const szl_rep *rep, int64_t revision, json
         goto nomem;
     }
     if (r != NULL) {
+        pthread_mutex_lock(&w->mu); /* a new serve: its own readiness */
+        r->unready = false;
+        r->report_ready = false;
+        pthread_mutex_unlock(&w->mu);
         if (w_call(w, w->serve, r, rep, revision, SHARDZ_CAUSE_ASSIGN, 1, r->generation, err) !=
             0) {
             w_fail(failed, rep->partition, err, "serve failed");
@@ -1267,9 +1297,10 @@ static void w_draw_incarnation(shardz_worker *w)
 static int w_register_once(shardz_worker *w)
 {
     char path[128 + SZL_NS_MAX];
-    json_t *body = json_pack("{s:s, s:s, s:s, s:{}, s:[s, s], s:s}", "id", w->node, "address",
-                             w->addr, "zone", w->zone != NULL ? w->zone : "", "capacity",
-                             "features", "delta", "term", "incarnation", w->incarnation);
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:{}, s:[s, s, s], s:s}", "id", w->node, "address", w->addr,
+                  "zone", w->zone != NULL ? w->zone : "", "capacity", "features", "delta", "term",
+                  "transfer", "incarnation", w->incarnation);
     json_t *cap = json_object_get(body, "capacity");
     json_t *reply = NULL;
     szl_http_resp resp = {0};
@@ -1312,6 +1343,7 @@ static int w_register_once(shardz_worker *w)
     }
     /* each registration starts over: deltas only when this reply agrees to them */
     w->delta_agreed = json_is_object(reply) && w_has_feature(reply, "delta");
+    w->transfer_agreed = json_is_object(reply) && w_has_feature(reply, "transfer");
     rc = w->lease_mode == SHARDZ_LEASE_AUTO && w->consistency < 0 ? 1 : 0;
     pthread_mutex_unlock(&w->mu);
     if (rc == 1) {
@@ -1825,6 +1857,46 @@ int shardz_worker_report_load(shardz_worker *w, const char *partition, const cha
     r->load[d] = value;
     r->load_mask |= (uint8_t)(1u << d);
 out:
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+int shardz_worker_not_ready(shardz_worker *w, const char *partition)
+{
+    w_rec *r;
+    int rc = 0;
+
+    if (w == NULL || !szl_valid_id(partition, SZL_ID_MAX)) {
+        return SHARDZ_EINVAL;
+    }
+    pthread_mutex_lock(&w->mu);
+    r = t_find(&w->served, partition);
+    if (r == NULL) {
+        rc = SHARDZ_ENOENT;
+    } else {
+        r->unready = true;
+        r->report_ready = false;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+int shardz_worker_ready(shardz_worker *w, const char *partition, int64_t generation)
+{
+    w_rec *r;
+    int rc = 0;
+
+    if (w == NULL || !szl_valid_id(partition, SZL_ID_MAX) || generation < 0) {
+        return SHARDZ_EINVAL;
+    }
+    pthread_mutex_lock(&w->mu);
+    r = t_find(&w->served, partition);
+    if (r == NULL || r->generation != generation) {
+        rc = SHARDZ_ENOENT;
+    } else if (r->unready) {
+        r->unready = false;
+        r->report_ready = true;
+    }
     pthread_mutex_unlock(&w->mu);
     return rc;
 }

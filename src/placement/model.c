@@ -943,6 +943,26 @@ int pz_plan_reserve(shardz_plan *p, size_t extra)
     return 0;
 }
 
+int pz_swap_slots(pz_model *m, uint32_t pidx, unsigned a, unsigned b)
+{
+    pz_part *p = m->parts[pidx];
+    if (a >= p->nrep || b >= p->nrep || a == b) {
+        return SHARDZ_ERANGE;
+    }
+    pz_slot *sa = &p->slots[a], *sb = &p->slots[b];
+    if (sa->node == PZ_NONE || sb->node == PZ_NONE) {
+        return SHARDZ_EINVAL;
+    }
+    /* each node's list entry names the replica by slot: it follows its slot */
+    m->nodes[sa->node].list[sa->pos] = PZ_RID(pidx, b);
+    m->nodes[sb->node].list[sb->pos] = PZ_RID(pidx, a);
+    pz_slot t = *sa;
+    *sa = *sb;
+    *sb = t;
+    m->revision++;
+    return 0;
+}
+
 int pz_plan_move(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, uint32_t to,
                  shardz_reason reason)
 {

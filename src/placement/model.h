@@ -237,6 +237,9 @@ int pz_plan_reserve(shardz_plan *p, size_t extra);
 int pz_plan_assign(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, uint32_t to,
                    shardz_reason reason);
 /* Records a move and applies it to the model. */
+/* Swaps the nodes of slots a and b of partition pidx, both assigned (shardz_sharder_swap_slots);
+ * the nodes' replica lists follow. SHARDZ_ERANGE, SHARDZ_EINVAL; nothing changes on error. */
+int pz_swap_slots(pz_model *m, uint32_t pidx, unsigned a, unsigned b);
 int pz_plan_move(pz_model *m, shardz_plan *p, uint32_t pidx, unsigned slot, uint32_t to,
                  shardz_reason reason);
 /* Saves the nodes' loads so pz_plan_revert restores them exactly. */

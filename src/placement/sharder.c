@@ -419,6 +419,18 @@ int shardz_sharder_move(shardz_sharder *s, const char *partition, unsigned slot,
     return 0;
 }
 
+int shardz_sharder_swap_slots(shardz_sharder *s, const char *partition, unsigned a, unsigned b)
+{
+    if (!partition) {
+        return SHARDZ_EINVAL;
+    }
+    uint32_t p = pz_part_find(&s->m, partition);
+    if (p == PZ_NONE) {
+        return SHARDZ_ENOENT;
+    }
+    return pz_swap_slots(&s->m, p, a, b);
+}
+
 size_t shardz_plan_count(const shardz_plan *p)
 {
     return p ? p->n : 0;
@@ -564,8 +576,8 @@ void shardz_sharder_get_stats(const shardz_sharder *s, shardz_sharder_stats *st)
 /* ---- names --------------------------------------------------------------------------- */
 
 static const char *const reason_names[SHARDZ_REASON__COUNT] = {
-    "new",       "node-dead", "leave", "drain",    "join",
-    "rebalance", "load",      "split", "operator", "repair"};
+    "new",  "node-dead", "leave",    "drain",  "join",   "rebalance",
+    "load", "split",     "operator", "repair", "handoff"};
 static const char *const state_names[] = {"joining", "alive", "suspect", "draining", "dead"};
 
 const char *shardz_reason_name(shardz_reason r)

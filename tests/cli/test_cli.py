@@ -6,6 +6,7 @@ the generated bash completion.
 Usage: test_cli.py SHARDZD_BINARY SHARDZCTL_BINARY"""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -187,9 +188,11 @@ def test_namespace_commands():
         assert [r["NAME"] for r in rows] == ["kv", "ids"] and rows[0]["PARTITIONS"] == "8", rows
         assert rows[0]["NODES"] == "0/0" and rows[0]["MISSING"] == "16", rows
         out = ok(d, "namespace", "show", "kv")
-        assert "consistency:      strict" in out and "dimensions:       cpu,mem" in out, out
+        # the values are aligned after the longest field name: any run of spaces
+        assert re.search(r"^consistency: +strict$", out, re.M) and \
+            re.search(r"^dimensions: +cpu,mem$", out, re.M), out
         out = ok(d, "-n", "kv", "namespace", "show")  # the name from -n
-        assert "name:             kv" in out
+        assert re.search(r"^name: +kv$", out, re.M), out
         out = ok(d, "namespace", "show", env=env_for(d, SHARDZ_NAMESPACE="ids"))
         assert "name:" in out and "ids" in out
         # the server's errors: exit 1 with its code

@@ -55,6 +55,10 @@ ap.add_argument("--no-term", action="store_true", help="a worker that predates t
 ap.add_argument("--msg-log", default="", help="append a JSON line per ping or assignment "
                 "received: its time, path, term, the term seen before it, whether it was "
                 "refused as a deposed coordinator's, and its body")
+ap.add_argument("--transfer-ms", type=int, default=None, help="state transfer (PROTOCOL.md "
+                "4.3): offer the 'transfer' feature; a new replica that comes from another node "
+                "is served but answered not ready (\"ready\": false) for this long, then "
+                "reported ready in ping replies; -1: never ready")
 ap.add_argument("--assign-log", default="", help="append a JSON line per assignment received: "
                 "its revision, base_revision (null for a whole set), and how many replicas and "
                 "removed partitions it named")
@@ -63,6 +67,10 @@ args = ap.parse_args()
 lock = threading.Lock()         # the worker's state
 assign_lock = threading.Lock()  # one assignment at a time
 served = {}          # partition -> generation
+roles = {}           # partition -> the role it is served with
+unready = {}         # state transfer: partition -> generation served but not ready yet
+report_ready = {}    # partition -> generation ready since, reported until assigned serving
+transfer_agreed = False
 term_seen = 0        # the highest coordinator term seen (PROTOCOL.md 4.2)
 applied = 0
 lease_ms = None
@@ -73,9 +81,14 @@ delta_agreed = False  # the register reply agreed to send deltas (never with --n
 intact = True         # what is served is the set of revision `applied` (False after a lease drop)
 
 
-def event(op, partition, generation=0, key_range=None, cause="assign", slot=None):
+def event(op, partition, generation=0, key_range=None, cause="assign", slot=None, role=None,
+          source=None):
     ev = {"t": time.time(), "node": args.node, "op": op, "partition": partition,
           "generation": generation, "cause": cause}
+    if source is not None:  # state transfer: the "from" the assignment named
+        ev["from"] = source
+    if role is not None:  # the role a serve is for ("none", "primary", "secondary")
+        ev["role"] = role
     if key_range is not None:  # range namespaces: the bounds the assignment carried
         ev["range"] = key_range
     if slot is not None:  # the replica slot a serve is for
@@ -111,8 +124,47 @@ def lease_drop():
     """The lease lapsed: delete everything (under lock)."""
     global intact
     for p in sorted(served):
+        forget(p)
         event("delete", p, served.pop(p), cause="lease")
     intact = False
+
+
+def serving_list(parts):
+    """A reply's serving entries; a replica still copying says "ready": false (4.3)."""
+    out = []
+    for p in parts:
+        e = {"partition": p, "generation": served[p]}
+        if transfer_agreed and unready.get(p) == served[p]:
+            e["ready"] = False
+        out.append(e)
+    return out
+
+
+def begin_transfer(p, g, rep):
+    """(under lock) A new replica that comes from another node: not ready until the copy (a
+    timer here) is done; -1 never. Entries that become serving are no longer reported."""
+    if rep.get("state") != "adding":
+        report_ready.pop(p, None)
+    if args.transfer_ms is None or not rep.get("from") or rep.get("state") != "adding":
+        return
+    unready[p] = g
+    if args.transfer_ms < 0:
+        return
+
+    def done():
+        with lock:
+            if unready.get(p) == g and served.get(p) == g:
+                del unready[p]
+                report_ready[p] = g
+                event("ready", p, g)
+    threading.Timer(args.transfer_ms / 1000, done).start()
+
+
+def forget(p):
+    """(under lock) p is no longer served."""
+    roles.pop(p, None)
+    unready.pop(p, None)
+    report_ready.pop(p, None)
 
 
 def check_delta(body):
@@ -232,6 +284,9 @@ class Handler(BaseHTTPRequestHandler):
                     with open(args.pings, "a") as f:
                         f.write(f"{time.time()} {1 if body.get('lease_ms') else 0}\n")
                 out = {"node": args.node, "applied_revision": reported(), "stamp": stamp()}
+                if transfer_agreed and report_ready:
+                    out["ready"] = [{"partition": p, "generation": g}
+                                    for p, g in sorted(report_ready.items())]
                 if args.load:
                     dims = {k: float(v) for k, v in (kv.split("=") for kv in args.load.split(","))}
                     out["load"] = {p: dims for p in served}
@@ -273,23 +328,35 @@ class Handler(BaseHTTPRequestHandler):
                     want = {r["partition"]: r["generation"] for r in body.get("replicas", [])}
                     ranges = {r["partition"]: r.get("range") for r in body.get("replicas", [])}
                     slots = {r["partition"]: r.get("slot") for r in body.get("replicas", [])}
+                    rwant = {r["partition"]: r.get("role") for r in body.get("replicas", [])}
+                    reps = {r["partition"]: r for r in body.get("replicas", [])}
                     for p in sorted(set(served) - set(want)):
+                        forget(p)
                         event("delete", p, served.pop(p))
-                    to_serve = [(p, g) for p, g in sorted(want.items()) if served.get(p) != g]
+                    for p in want:  # assigned serving: its readiness was taken
+                        if reps[p].get("state") != "adding":
+                            report_ready.pop(p, None)
+                    # serve again when the generation or the role changed (PROTOCOL.md 4.3)
+                    to_serve = [(p, g) for p, g in sorted(want.items())
+                                if served.get(p) != g or roles.get(p) != rwant.get(p)]
             for p, g in to_serve:
                 if args.serve_delay_ms:
                     time.sleep(args.serve_delay_ms / 1000)
                 with lock:
-                    event("serve", p, g, ranges.get(p), slot=slots.get(p))
+                    event("serve", p, g, ranges.get(p), slot=slots.get(p), role=rwant.get(p),
+                          source=reps[p].get("from"))
+                    new = p not in served
                     served[p] = g
+                    roles[p] = rwant.get(p)
+                    if new:
+                        begin_transfer(p, g, reps[p])
             with lock:
                 if fresh:
                     applied = rev
                 if body.get("released"):
                     released.set()
                 return self.reply(200, {"node": args.node, "applied_revision": reported(),
-                                        "serving": [{"partition": p, "generation": g}
-                                                    for p, g in served.items()],
+                                        "serving": serving_list(served),
                                         "failed": [], "stamp": stamp()})
 
     def delta(self, body, grant_end):
@@ -304,13 +371,14 @@ class Handler(BaseHTTPRequestHandler):
             want = {r["partition"]: r["generation"] for r in body["replicas"]}
             ranges = {r["partition"]: r.get("range") for r in body["replicas"]}
             slots = {r["partition"]: r.get("slot") for r in body["replicas"]}
+            rwant = {r["partition"]: r.get("role") for r in body["replicas"]}
+            reps = {r["partition"]: r for r in body["replicas"]}
             with lock:
                 if rev < applied or (body.get("lease_ms") and
                                      time.monotonic() > min(lease_end, grant_end)):
                     # stale, or no lease to serve under: answered like a stale full one
                     return self.reply(200, {"node": args.node, "applied_revision": reported(),
-                                            "serving": [{"partition": p, "generation": g}
-                                                        for p, g in served.items()],
+                                            "serving": serving_list(served),
                                             "failed": [], "stamp": stamp()})
                 held_as_of = applied if intact else 0  # the set a delta would build on
                 if held_as_of != base:
@@ -318,21 +386,31 @@ class Handler(BaseHTTPRequestHandler):
                                             "message": f"delta on {base}, applied {held_as_of}"})
                 for p in sorted(body.get("removed", [])):
                     if p in served:
+                        forget(p)
                         event("delete", p, served.pop(p))
-                to_serve = [(p, g) for p, g in sorted(want.items()) if served.get(p) != g]
+                for p in want:  # assigned serving: its readiness was taken
+                    if reps[p].get("state") != "adding":
+                        report_ready.pop(p, None)
+                to_serve = [(p, g) for p, g in sorted(want.items())
+                            if served.get(p) != g or roles.get(p) != rwant.get(p)]
             for p, g in to_serve:
                 if args.serve_delay_ms:
                     time.sleep(args.serve_delay_ms / 1000)
                 with lock:
-                    event("serve", p, g, ranges.get(p), slot=slots.get(p))
+                    event("serve", p, g, ranges.get(p), slot=slots.get(p), role=rwant.get(p),
+                          source=reps[p].get("from"))
+                    new = p not in served
                     served[p] = g
+                    roles[p] = rwant.get(p)
+                    if new:
+                        begin_transfer(p, g, reps[p])
             with lock:
                 applied = rev
                 named = sorted(set(want) | set(body.get("removed", [])))
                 return self.reply(200, {"node": args.node, "applied_revision": applied,
                                         "delta": True, "stamp": stamp(),
-                                        "serving": [{"partition": p, "generation": served[p]}
-                                                    for p in named if p in served],
+                                        "serving": serving_list(p for p in named
+                                                                if p in served),
                                         "failed": []})
 
 
@@ -346,7 +424,7 @@ def lease_watch():
 
 
 def main():
-    global delta_agreed, term_seen
+    global delta_agreed, term_seen, transfer_agreed
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     threading.Thread(target=lease_watch, daemon=True).start()
@@ -357,7 +435,8 @@ def main():
     if args.capacity:
         body["capacity"] = {k: float(v) for k, v in
                             (kv.split("=") for kv in args.capacity.split(","))}
-    body["features"] = ([] if args.no_delta else ["delta"]) + ([] if args.no_term else ["term"])
+    body["features"] = ([] if args.no_delta else ["delta"]) + ([] if args.no_term else ["term"]) \
+        + ([] if args.transfer_ms is None else ["transfer"])
     if not args.no_incarnation:
         body["incarnation"] = args.incarnation
     while True:
@@ -367,6 +446,7 @@ def main():
             features = reply.get("features") if isinstance(reply, dict) else None
             with lock:  # each registration starts over (PROTOCOL.md 4.1)
                 delta_agreed = isinstance(features, list) and "delta" in features
+                transfer_agreed = isinstance(features, list) and "transfer" in features
                 t = reply.get("term") if isinstance(reply, dict) else None
                 if not args.no_term and isinstance(t, int) and t > term_seen:
                     term_seen = t

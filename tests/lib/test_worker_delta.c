@@ -62,9 +62,11 @@ static void test_register_features(void **state)
         fake_unlock(e.f);
         assert_non_null(body);
         f = json_object_get(body, "features");
-        assert_int_equal(json_array_size(f), 2); /* delta, and term (PROTOCOL.md 4.2) */
+        /* delta, term (PROTOCOL.md 4.2) and transfer (4.3, state transfer) */
+        assert_int_equal(json_array_size(f), 3);
         assert_string_equal(json_string_value(json_array_get(f, 0)), "delta");
         assert_string_equal(json_string_value(json_array_get(f, 1)), "term");
+        assert_string_equal(json_string_value(json_array_get(f, 2)), "transfer");
         json_decref(body);
         shardz_worker_status_get(e.w, &st);
         assert_int_equal(st.delta_agreed, want[i]);

@@ -14,7 +14,7 @@
 
 static shardz_sharder *setup_sharder(void)
 {
-    shardz_sharder_config cfg = {.replicas = 2};
+    shardz_sharder_config cfg = {.replicas = 2, .roles = 1};
     shardz_sharder *s = NULL;
     assert_int_equal(shardz_sharder_new(&cfg, &s), 0);
     static const char *const ids[] = {"a", "b", "c", "d"};
@@ -111,11 +111,50 @@ static void test_refusals_change_nothing(void **state)
     shardz_sharder_free(s);
 }
 
+/* shardz_sharder_swap_slots (a primary handoff): the two slots' nodes trade places, each node's
+ * own list names its new slot, the generation stays; bad slots change nothing. */
+static void test_swap_slots(void **state)
+{
+    (void)state;
+    shardz_sharder *s = setup_sharder();
+    const char *n0, *n1;
+    holders(s, &n0, &n1);
+    char was0[8], was1[8];
+    snprintf(was0, sizeof was0, "%s", n0);
+    snprintf(was1, sizeof was1, "%s", n1);
+    uint64_t g0, g1;
+    assert_int_equal(shardz_sharder_generation(s, "p0", &g0), 0);
+    assert_int_equal(shardz_sharder_swap_slots(s, "p0", 0, 1), 0);
+    holders(s, &n0, &n1);
+    assert_string_equal(n0, was1);
+    assert_string_equal(n1, was0);
+    shardz_replica r[1];
+    size_t n = 0;
+    assert_int_equal(shardz_sharder_partitions_of_node(s, was1, r, 1, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(r[0].slot, 0);
+    assert_int_equal(r[0].role, SHARDZ_ROLE_PRIMARY);
+    assert_int_equal(shardz_sharder_generation(s, "p0", &g1), 0);
+    assert_int_equal(g1, g0);
+    assert_int_equal(shardz_sharder_swap_slots(s, "p0", 0, 0), SHARDZ_ERANGE);
+    assert_int_equal(shardz_sharder_swap_slots(s, "p0", 0, 2), SHARDZ_ERANGE);
+    assert_int_equal(shardz_sharder_swap_slots(s, "nope", 0, 1), SHARDZ_ENOENT);
+    holders(s, &n0, &n1);
+    assert_string_equal(n0, was1);
+    /* a plan after the swap still sees a balanced, consistent model: nothing to do */
+    shardz_plan *plan = NULL;
+    assert_int_equal(shardz_sharder_rebalance(s, 0, &plan), 0);
+    assert_int_equal(shardz_plan_count(plan), 0);
+    shardz_plan_free(plan);
+    shardz_sharder_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_move_lands),
         cmocka_unit_test(test_refusals_change_nothing),
+        cmocka_unit_test(test_swap_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1024,8 +1024,9 @@ static void test_query_contract(void **state)
 static void test_names(void **state)
 {
     (void)state;
-    static const char *reasons[] = {"new",       "node-dead", "leave", "drain",    "join",
-                                    "rebalance", "load",      "split", "operator", "repair"};
+    static const char *reasons[] = {"new",      "node-dead", "leave",  "drain",
+                                    "join",     "rebalance", "load",   "split",
+                                    "operator", "repair",    "handoff"};
     for (int r = 0; r < SHARDZ_REASON__COUNT; r++) {
         assert_string_equal(shardz_reason_name((shardz_reason)r), reasons[r]);
     }

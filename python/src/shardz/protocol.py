@@ -41,6 +41,8 @@ class AssignedReplica:
     has_range: bool = False
     lo: str = None
     hi: str = None
+    from_node: str = None     # state transfer (PROTOCOL.md 4.3): the node it comes from
+    from_address: str = None  # and its address, host:port
 
 
 @dataclass
@@ -167,7 +169,16 @@ def _replica(rep, i):
         lo = _bound(rng, "lo", i)
         hi = _bound(rng, "hi", i)
         lo = "" if lo is None else lo
-    return AssignedReplica(pid, gen, slot, role, state, has_range, lo, hi)
+    src = rep.get("from")
+    from_node = from_address = None
+    if src is not None:
+        if not (isinstance(src, dict) and valid_id(src.get("node")) and
+                isinstance(src.get("address"), str) and 0 < len(src["address"]) <= 261):
+            raise ProtocolError("EINVAL", f'replicas[{i}].from must be {{"node": id, "address": '
+                                f'host:port}}')
+        from_node, from_address = src["node"], src["address"]
+    return AssignedReplica(pid, gen, slot, role, state, has_range, lo, hi, from_node,
+                           from_address)
 
 
 def parse_assign(body, ns, node):

@@ -54,6 +54,8 @@ class Replica:
     update: bool = False
     old_generation: int = 0
     cause: str = CAUSE_ASSIGN
+    from_node: str = None     # serve of an adding replica: the node it comes from (state
+    from_address: str = None  # transfer, PROTOCOL.md 4.3) and its address; None: none named
 
 
 class HookError(Exception):
@@ -142,6 +144,8 @@ class Worker:
         self._mu = threading.Lock()     # the state below; held briefly, never across a hook
         self._served = {}               # partition -> Replica as last served
         self._in_serve = None           # partition whose serve hook runs now (may report load)
+        self._unready = set()           # served, its transfer not done (not_ready / ready)
+        self._report_ready = {}         # partition -> generation ready since, until assigned serving
         self._last_applied = 0          # revision of the last assignment applied (stale check)
         self._applied_reported = 0      # what replies report: 0 once the set no longer matches
         self._consistency = None        # "strict" / "available"; None: unknown (counts strict)
@@ -161,6 +165,7 @@ class Worker:
         self._leaving = False
         self._stopping = False
         self.delta_agreed = False
+        self.transfer_agreed = False
         self.counters = {"registrations": 0, "assignments": 0, "deltas": 0, "deltas_refused": 0,
                          "lease_expiries": 0, "lease_checks": 0}
         self._registered = threading.Event()
@@ -252,6 +257,30 @@ class Worker:
         self._released.set()
 
     # ---- the application's calls ----------------------------------------------------------
+
+    def not_ready(self, partition):
+        """State transfer (PROTOCOL.md 4.3): from a serve hook, for the partition it serves: the
+        replica is served but not ready (its data is still being copied, e.g. from
+        replica.from_address); the coordinator keeps routing on the old owner until ready(), or
+        the namespace's transfer_timeout_ms. A hook that never calls it is ready at once.
+        KeyError when partition is not the one being served."""
+        with self._mu:
+            if partition != self._in_serve:
+                raise KeyError(f"{partition} is not being served now")
+            self._unready.add(partition)
+            self._report_ready.pop(partition, None)
+
+    def ready(self, partition, generation):
+        """The transfer of a partition not_ready() marked is done: the next ping replies report
+        it ready until an assignment shows it serving. Any thread. KeyError when the partition
+        is not served at that generation."""
+        with self._mu:
+            r = self._served.get(partition)
+            if (r is None or r.generation != generation) and partition != self._in_serve:
+                raise KeyError(f"{partition} is not served at generation {generation}")
+            if partition in self._unready:
+                self._unready.discard(partition)
+                self._report_ready[partition] = generation
 
     def report_load(self, partition, dimension, value):
         """Records a load sample of a served partition in one dimension; the latest per
@@ -422,7 +451,7 @@ class Worker:
 
     def _register_once(self):
         body = {"id": self.node, "address": self.address, "zone": self.zone,
-                "features": ["delta", "term"], "incarnation": self._incarnation}
+                "features": ["delta", "term", "transfer"], "incarnation": self._incarnation}
         if self.capacity:
             body["capacity"] = self.capacity
         with self._mu:
@@ -441,6 +470,7 @@ class Worker:
             if isinstance(reply.get("lease_ms"), int) and self._lease_ms == 0:
                 self._lease_ms = reply["lease_ms"]
             self.delta_agreed = "delta" in (reply.get("features") or [])
+            self.transfer_agreed = "transfer" in (reply.get("features") or [])
             if isinstance(reply.get("term"), int) and reply["term"] > self._term_seen:
                 self._term_seen = reply["term"]  # the registering coordinator's leadership
             self.counters["registrations"] += 1
@@ -531,6 +561,9 @@ class Worker:
             if self._split:
                 reply["split_at"] = {p: k for p, k in self._split.items() if p in self._served}
                 self._split = {}
+            if self.transfer_agreed and self._report_ready:
+                reply["ready"] = [{"partition": p, "generation": g}
+                                  for p, g in sorted(self._report_ready.items())]
             for k in ("load", "split_at"):
                 if k in reply and not reply[k]:
                     del reply[k]
@@ -540,6 +573,10 @@ class Worker:
         """Under _mu: the assignment reply; named: the partitions a delta named (None: full)."""
         serving = [{"partition": p, "generation": r.generation}
                    for p, r in sorted(self._served.items()) if named is None or p in named]
+        if self.transfer_agreed:
+            for e in serving:  # its transfer goes on (PROTOCOL.md 4.3)
+                if e["partition"] in self._unready:
+                    e["ready"] = False
         reply = {"node": self.node, "applied_revision": self._applied_reported,
                  "stamp": self._stamp()}
         if named is not None:
@@ -612,21 +649,28 @@ class Worker:
                 self._served.pop(pid, None)
                 self._load.pop(pid, None)
                 self._split.pop(pid, None)
+                self._unready.discard(pid)
+                self._report_ready.pop(pid, None)
         for pid in sorted(a.replicas):
             ar = a.replicas[pid]
             with self._mu:
                 old = self._served.get(pid)
             new = Replica(self.namespace, self.node, pid, ar.slot, ar.role, ar.state,
                           ar.generation, a.revision, ar.lo if ar.has_range else None,
-                          ar.hi if ar.has_range else None, cause=CAUSE_ASSIGN)
+                          ar.hi if ar.has_range else None, cause=CAUSE_ASSIGN,
+                          from_node=ar.from_node, from_address=ar.from_address)
             if old is not None and old.generation == ar.generation and old.role == ar.role:
                 with self._mu:  # only state or slot changed: no hook
                     self._served[pid] = replace(new, revision=old.revision)
+                    if ar.state != "adding":
+                        self._report_ready.pop(pid, None)  # the coordinator took it
                 continue
             if old is not None:
                 new = replace(new, update=True, old_generation=old.generation)
             with self._mu:
                 self._in_serve = pid
+                self._unready.discard(pid)  # a new serve: its own readiness
+                self._report_ready.pop(pid, None)
             err = self._call_hook(self._serve_hook, new)
             with self._mu:
                 self._in_serve = None

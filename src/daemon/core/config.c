@@ -122,10 +122,11 @@ static int parse_balance(json_t *b, szd_ns_config *c, char *err, size_t errlen)
 
 int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
 {
-    static const char *const known[] = {
-        "name",          "sharder",  "replicas",   "roles",      "consistency", "ping_interval_ms",
-        "dead_after_ms", "lease_ms", "dimensions", "partitions", "slots",       "band",
-        "load_tau_ms",   "balance"};
+    static const char *const known[] = {"name",          "sharder",     "replicas",
+                                        "roles",         "consistency", "ping_interval_ms",
+                                        "dead_after_ms", "lease_ms",    "dimensions",
+                                        "partitions",    "slots",       "band",
+                                        "load_tau_ms",   "balance",     "transfer_timeout_ms"};
     memset(c, 0, sizeof *c);
     const char *k;
     json_t *v;
@@ -244,6 +245,12 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
     v = json_object_get(j, "load_tau_ms");
     if (v && !json_int_in(v, 100, 86400000, &c->load_tau_ms)) {
         snprintf(err, errlen, "load_tau_ms must be an integer in [100, 86400000]");
+        return SHARDZ_EINVAL;
+    }
+    c->transfer_timeout_ms = 30000;
+    v = json_object_get(j, "transfer_timeout_ms");
+    if (v && !json_int_in(v, 0, 3600000, &c->transfer_timeout_ms)) {
+        snprintf(err, errlen, "transfer_timeout_ms must be an integer in [0, 3600000]");
         return SHARDZ_EINVAL;
     }
     return parse_balance(json_object_get(j, "balance"), c, err, errlen);

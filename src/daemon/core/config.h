@@ -28,6 +28,9 @@ typedef struct {
     uint32_t slots; /* hash only */
     double band;
     int64_t load_tau_ms; /* load statistics: the EWMA's time constant */
+    /* State transfer: how long routing waits for a new owner that serves but is not ready
+     * (0: it never waits), from the start of its move (docs/PROTOCOL.md 4.3) */
+    int64_t transfer_timeout_ms;
     /* The load balancer (docs/PROTOCOL.md section 3): a round every balance_interval_ms (0:
      * only on request), with this policy. */
     int64_t balance_interval_ms;

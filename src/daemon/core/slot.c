@@ -85,6 +85,7 @@ void szd_slot_move(szd_slot *sl, const szd_slot_env *env, int32_t to, uint64_t g
                    int64_t now, szd_slot_out *out)
 {
     int32_t cur = szd_slot_serving_node(sl);
+    sl->unready = 0; /* whatever owner comes next has not answered yet */
     push(out, sl->owner);
     push(out, sl->prev);
     push(out, to);

@@ -41,6 +41,8 @@ typedef struct {
     uint8_t owner_state;      /* szd_rstate */
     uint8_t prev_state;       /* szd_rstate */
     uint8_t reason;           /* shardz_reason of the move in flight */
+    uint8_t unready;          /* the adding owner serves but its state transfer is not done
+                               * (core/transfer.h); cleared when the owner changes */
 } szd_slot;
 
 /* What the machine reads about the world: the mode and the nodes' states (by index). */
