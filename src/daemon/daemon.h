@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "daemon/core/config.h"
+#include "daemon/core/node_spec.h"
 #include "daemon/core/slot.h"
 #include "daemon/log.h"
 #include "shardz/placement.h"
@@ -26,7 +27,6 @@
     (64 * 1024 * 1024)                   /* creating a namespace, adding partitions: a             \
                                           * million ids in one request */
 #define SZD_MAX_REPLY (64 * 1024 * 1024) /* a worker's reply to a whole assignment */
-#define SZD_ADDR_MAX 255
 
 /* ---- metrics ------------------------------------------------------------------------- */
 
@@ -53,9 +53,6 @@ bool szd_idset_add(szd_idset *set, const char *id);
 void szd_idset_remove(szd_idset *set, const char *id);
 /* Frees every entry; the set is empty again. */
 void szd_idset_clear(szd_idset *set);
-
-/* The largest capacity a node may declare in one dimension (docs/PROTOCOL.md 4.1). */
-#define SZD_CAPACITY_MAX 1e12
 
 /* ---- configuration ------------------------------------------------------------------- */
 

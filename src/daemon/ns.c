@@ -770,86 +770,8 @@ void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st)
     szd_ns_changed(ns);
 }
 
-static int parse_address(const char *addr, char *host, size_t hostlen, uint16_t *port)
-{
-    const char *colon = addr ? strrchr(addr, ':') : NULL;
-    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen) {
-        return SHARDZ_EINVAL;
-    }
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 1 || p > 65535) {
-        return SHARDZ_EINVAL;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = 0;
-    *port = (uint16_t)p;
-    return 0;
-}
-
-static int node_fill(szd_ns *ns, szd_node *n, json_t *body, char *err, size_t errlen)
-{
-    const char *addr = json_string_value(json_object_get(body, "address"));
-    if (!addr || strlen(addr) > SZD_ADDR_MAX ||
-        parse_address(addr, n->host, sizeof n->host, &n->port) != 0) {
-        snprintf(err, errlen, "address must be \"host:port\"");
-        return SHARDZ_EINVAL;
-    }
-    snprintf(n->address, sizeof n->address, "%s", addr);
-    json_t *z = json_object_get(body, "zone");
-    if (z && (!json_is_string(z) ||
-              (json_string_length(z) > 0 && !szd_valid_id(json_string_value(z))))) {
-        snprintf(err, errlen, "zone must be an id");
-        return SHARDZ_EINVAL;
-    }
-    snprintf(n->zone, sizeof n->zone, "%s", z ? json_string_value(z) : "");
-    json_t *cap = json_object_get(body, "capacity");
-    n->ncap = 0;
-    if (cap) {
-        if (!json_is_object(cap)) {
-            snprintf(err, errlen, "capacity must be an object of dimension: number");
-            return SHARDZ_EINVAL;
-        }
-        const char *k;
-        json_t *v;
-        json_object_foreach(cap, k, v)
-        {
-            size_t i = 0;
-            while (i < ns->cfg.ndims && strcmp(ns->cfg.dims[i], k) != 0) {
-                i++;
-            }
-            if (i == ns->cfg.ndims) {
-                snprintf(err, errlen, "capacity: unknown dimension '%s'", k);
-                return SHARDZ_EINVAL;
-            }
-            double x = json_number_value(v);
-            /* bounded: a capacity near DBL_MAX overflows the weighted sums placement takes */
-            if (!json_is_number(v) || !isfinite(x) || x <= 0 || x > SZD_CAPACITY_MAX) {
-                snprintf(err, errlen, "capacity '%s' must be a number above 0 and at most %g", k,
-                         SZD_CAPACITY_MAX);
-                return SHARDZ_EINVAL;
-            }
-            if (i >= n->ncap) {
-                for (size_t k2 = n->ncap; k2 < i; k2++) {
-                    n->cap[k2] = INFINITY;
-                }
-                n->ncap = i + 1;
-            }
-            n->cap[i] = x;
-        }
-        for (size_t i = 0; i < n->ncap; i++) {
-            if (isinf(n->cap[i])) {
-                snprintf(err, errlen, "capacity: give every dimension up to '%s'",
-                         ns->cfg.dims[n->ncap - 1]);
-                return SHARDZ_EINVAL;
-            }
-        }
-    }
-    return 0;
-}
-
 /* Copies what a registration says (address, zone, capacity) from a parsed node. */
-static void node_take_fields(szd_node *n, const szd_node *from)
+static void node_take_fields(szd_node *n, const szd_node_spec *from)
 {
     snprintf(n->address, sizeof n->address, "%s", from->address);
     snprintf(n->host, sizeof n->host, "%s", from->host);
@@ -952,36 +874,13 @@ void szd_node_state_unknown(szd_ns *ns, szd_node *n)
 
 int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_t errlen)
 {
-    const char *id = json_string_value(json_object_get(body, "id"));
-    if (!szd_valid_id(id)) {
-        snprintf(err, errlen, "id must be 1-%d bytes of [A-Za-z0-9._:-]", SHARDZ_MAX_ID);
-        return SHARDZ_EINVAL;
-    }
-    szd_node tmp = {0};
-    int rc = node_fill(ns, &tmp, body, err, errlen);
+    szd_node_spec tmp;
+    int rc = szd_node_spec_parse(body, &ns->cfg, &tmp, err, errlen);
     if (rc) {
         return rc;
     }
-    json_t *feat = json_object_get(body, "features");
-    size_t fk;
-    json_t *fe;
-    bool feat_ok = !feat || json_is_array(feat);
-    json_array_foreach(feat, fk, fe) feat_ok = feat_ok && json_is_string(fe);
-    if (!feat_ok) {
-        snprintf(err, errlen, "features must be a list of names");
-        return SHARDZ_EINVAL;
-    }
-    json_t *incj = json_object_get(body, "incarnation");
-    const char *inc = json_string_value(incj);
-    if (incj && !szd_valid_id(inc)) {
-        snprintf(err, errlen, "incarnation must be 1-%d bytes of [A-Za-z0-9._:-]", SHARDZ_MAX_ID);
-        return SHARDZ_EINVAL;
-    }
-    json_t *stampj = json_object_get(body, "stamp");
-    if (stampj && (!json_is_integer(stampj) || json_integer_value(stampj) < 0)) {
-        snprintf(err, errlen, "stamp must be an integer >= 0 (the worker's clock, ms)");
-        return SHARDZ_EINVAL;
-    }
+    const char *id = tmp.id;
+    const char *inc = tmp.incarnation[0] ? tmp.incarnation : NULL;
     szd_node *n = szd_node_find(ns, id);
     /* a new process under a known id is a new holder (docs/PROTOCOL.md 4.1): another
      * incarnation, or, from a worker that says none, another address */
@@ -1056,21 +955,11 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         n->dirty = true;
     }
     snprintf(n->incarnation, sizeof n->incarnation, "%s", inc ? inc : "");
-    n->stamp = stampj ? json_integer_value(stampj) : -1;
+    n->stamp = tmp.stamp;
     n->stamp_era++;
     /* deltas when it speaks them (docs/PROTOCOL.md 4.3; range namespaces: whole sets), from a
      * whole set after every registration */
-    n->delta_ok = false;
-    json_t *features = json_object_get(body, "features");
-    size_t fi;
-    json_t *fv;
-    json_array_foreach(features, fi, fv)
-    {
-        const char *f = json_string_value(fv);
-        if (f && strcmp(f, "delta") == 0 && !szd_is_range(ns)) {
-            n->delta_ok = true;
-        }
-    }
+    n->delta_ok = tmp.delta && !szd_is_range(ns);
     szd_push_full(n);
     /* heard from now: dead only after dead_after_ms without an answer */
     n->last_ok_ms = szd_now(ns->d);
@@ -2240,8 +2129,8 @@ static int load_node(szd_ns *ns, json_t *j)
     if (!szd_valid_id(id) || szd_node_find(ns, id)) {
         return SHARDZ_EINVAL;
     }
-    szd_node tmp = {0};
-    if (node_fill(ns, &tmp, j, err, sizeof err) != 0) {
+    szd_node_spec tmp = {0};
+    if (szd_node_fields_parse(j, &ns->cfg, &tmp, err, sizeof err) != 0) {
         return SHARDZ_EINVAL;
     }
     szd_node *n = node_append(ns, id);
