@@ -893,6 +893,15 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     bool same = n && !reborn && n->state != SZD_NODE_LEFT && !n->leaving &&
                 strcmp(n->address, tmp.address) == 0 && strcmp(n->zone, tmp.zone) == 0 &&
                 n->ncap == tmp.ncap && memcmp(n->cap, tmp.cap, sizeof n->cap) == 0;
+    /* the same process with nothing new, which spoke deltas and still offers them, and whose
+     * acknowledged set nothing in flight can have changed: it goes on from that set (deltas
+     * from its acknowledged base) instead of a whole set, which for a node of thousands of
+     * replicas costs the loop a whole body to write and a whole reply to read. A worker that
+     * lost its set meanwhile (a lease lapse, a release) reports applied revision 0 and refuses
+     * a delta (409), and gets the whole set then (docs/PROTOCOL.md 4.1, 4.3). */
+    bool go_on = same && n->delta_ok && tmp.delta && !szd_is_range(ns) &&
+                 n->state != SZD_NODE_DEAD && !n->need_full && !n->assign_inflight &&
+                 !n->push_pending && n->base_revision > 0 && n->resync_from == 0;
     if (reborn) {
         node_reborn(ns, n);
     }
@@ -903,7 +912,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         node_take_fields(n, &tmp);
         n->released_sent = false;
         n->leaving = false;
-        n->dirty = true;
+        n->dirty = n->dirty || !go_on; /* going on: only what changed since its base */
         if (n->state == SZD_NODE_LEFT) {
             /* comes back as a new node of the sharder */
             rc = sharder_add_node(ns, n, SHARDZ_NODE_JOINING);
@@ -958,9 +967,13 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     n->stamp = tmp.stamp;
     n->stamp_era++;
     /* deltas when it speaks them (docs/PROTOCOL.md 4.3; range namespaces: whole sets), from a
-     * whole set after every registration */
+     * whole set after every registration but one that goes on (above) */
     n->delta_ok = tmp.delta && !szd_is_range(ns);
-    szd_push_full(n);
+    if (!go_on) {
+        szd_push_full(n);
+    } /* else what changed since its acknowledged base goes as a delta, as before (nothing when
+       * nothing did: a worker that lost its set says applied revision 0 in its next ping, and
+       * gets the whole set then, health.c) */
     /* heard from now: dead only after dead_after_ms without an answer */
     n->last_ok_ms = szd_now(ns->d);
     if (!same) {
@@ -1320,7 +1333,9 @@ static const char *role_name(const szd_ns *ns, unsigned slot)
     return !ns->cfg.roles ? "none" : slot == 0 ? "primary" : "secondary";
 }
 
-json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
+/* A partition's routing: id, generation, replicas (and its range): what /state shows of it,
+ * which changes only with the namespace's revision. */
+static json_t *part_routing_json(const szd_ns *ns, const szd_part *p)
 {
     json_t *reps = json_array();
     uint64_t gen = 0;
@@ -1357,6 +1372,12 @@ json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
     json_t *j = json_pack("{s:s, s:I, s:o}", "partition", p->id, "generation", (json_int_t)gen,
                           "replicas", reps);
     szd_range_fields(ns, p->id, j, false);
+    return j;
+}
+
+json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
+{
+    json_t *j = part_routing_json(ns, p);
     if (p->load_ms > 0) {
         json_t *load = json_object();
         for (size_t d = 0; d < ns->cfg.ndims; d++) {
@@ -1389,7 +1410,9 @@ json_t *szd_state_json(const szd_ns *ns)
         (void)szd_runs_load(ns, &runs); /* one pass over the slots for every partition */
     }
     for (uint32_t i = 0; i < ns->nparts; i++) {
-        json_t *pj = szd_part_json(ns, &ns->parts[i]);
+        /* no statistics (loads, ages): they change without a revision, and /state is built
+         * once per revision and shared (api.c); GET .../partitions shows them */
+        json_t *pj = part_routing_json(ns, &ns->parts[i]);
         json_object_set_new(pj, "id", json_string(ns->parts[i].id));
         json_object_del(pj, "partition");
         if (hash) {
