@@ -410,6 +410,9 @@ void szd_push_drop(szd_ns *ns, szd_pushes *p);
 /* Writes every dirty record (and the config when `config`) and waits: 0 or the store's error
  * (err gets a detail; records stay dirty). *revision (may be NULL): the store's after it. */
 int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *revision);
+/* Writes n's record (n borrowed: read only; it need not be in ns yet) alone and waits: 0, or
+ * the store's error with a detail in err (errlen bytes). Nothing else is marked or changed. */
+int szd_ns_write_node(szd_ns *ns, const szd_node *n, char *err, size_t errlen);
 /* The lease_ms a strict namespace created without one gets (issue 15 case 5): the
  * configuration's default, and with several coordinators (etcd) at least what spans a leader
  * failover (3/2 of --lease-ttl + two pings), so the workers keep serving through one. */

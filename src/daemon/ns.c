@@ -902,6 +902,23 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     bool go_on = same && n->delta_ok && tmp.delta && !szd_is_range(ns) &&
                  n->state != SZD_NODE_DEAD && !n->need_full && !n->assign_inflight &&
                  !n->push_pending && n->base_revision > 0 && n->resync_from == 0;
+    if (!same) {
+        /* what it registers is durable before anything in memory changes: a failed write
+         * answers 5xx and leaves the namespace as it was (issue 15) */
+        szd_node cand = {0};
+        if (n) {
+            cand = *n; /* a copy to read its record from: no field of it is freed here */
+        } else {
+            snprintf(cand.id, sizeof cand.id, "%s", id);
+        }
+        node_take_fields(&cand, &tmp);
+        cand.leaving = false;
+        snprintf(cand.incarnation, sizeof cand.incarnation, "%s", inc ? inc : "");
+        rc = szd_ns_write_node(ns, &cand, err, errlen);
+        if (rc) {
+            return rc;
+        }
+    }
     if (reborn) {
         node_reborn(ns, n);
     }
