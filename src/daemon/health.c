@@ -67,7 +67,8 @@ static void ping_ok(szd_ns *ns, szd_node *n, const szd_hl_report *r)
                     "acknowledged_revision=%llu action=restore",
                     ns->cfg.name, n->id, (unsigned long long)n->applied_revision);
             n->base_revision = 0;
-            szd_node_state_unknown(ns, n);
+            szd_node_state_unknown(ns, n); /* its applied revision is 0 from here */
+            szd_push_full(n);
         }
         if (applied < n->applied_revision && after_ack) {
             szd_push_full(n);

@@ -859,6 +859,9 @@ static void node_reborn(szd_ns *ns, szd_node *n)
     if (ns->cfg.strict && touched > 0) {
         n->retired_until_ms = until > n->retired_until_ms ? until : n->retired_until_ms;
     }
+    /* what it holds is unknown: nothing it acknowledged counts (a ping of the new process
+     * saying 0 is then no news, health.c) until it acknowledges a whole set again */
+    n->applied_revision = 0;
     szd_log(ns->d, SZD_INFO,
             "msg=\"node restarted as a new process\" ns=%s node=%s replicas=%zu "
             "old_lease_ends_in_ms=%lld",
