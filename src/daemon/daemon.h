@@ -248,10 +248,11 @@ typedef struct szd {
     szd_ha ha;
     struct event_base *base;
     struct evhttp *http;
-    shardz_store *store;    /* the store lane's once it runs: never used on the loop */
-    shardz_store *ha_store; /* etcd: the role loop's own handle (leases, campaign, reads) */
-    struct szd_sl *sl;      /* the store lane (every namespace write), owned */
-    struct event *sl_done;  /* its completions are readable */
+    shardz_store *store;       /* the store lane's once it runs: never used on the loop */
+    shardz_store *ha_store;    /* etcd: the role loop's own handle (leases, campaign, reads) */
+    struct szd_keeper *keeper; /* etcd: the lease keeper (keeper.c), owned; NULL when solo */
+    struct szd_sl *sl;         /* the store lane (every namespace write), owned */
+    struct event *sl_done;     /* its completions are readable */
     szd_ns **ns;
     uint32_t nns, capns;
     int64_t started_ms;
@@ -450,8 +451,10 @@ void szd_watch_notify(szd_ns *ns);
 void szd_watch_cancel_all(szd_ns *ns);
 
 /* High availability (ha.c). */
-/* Starts the role loop on a shared store (etcd): campaigns at once. 0 or an error. */
-int szd_ha_start(szd *d);
+/* Starts the role loop on a shared store (etcd) and the lease keeper on keeper_store (taken:
+ * a handle of its own, closed by szd_ha_stop, or here on failure): campaigns at once. After
+ * the health lane started. 0 or an error. */
+int szd_ha_start(szd *d, shardz_store *keeper_store);
 /* true when this coordinator may act (decide, ping, push, write, answer from memory): always
  * when solo; a leader only while its lease is known fresh (it steps down otherwise). */
 bool szd_acting(szd *d);
@@ -462,8 +465,6 @@ void szd_ha_deposed(szd *d, const char *why);
 void szd_ha_forward(szd *d, struct evhttp_request *req);
 /* The role, leader and coordinators, for /v1/status (new reference). */
 json_t *szd_ha_status_json(szd *d);
-/* Renews the lease when due: long operations (a load, a large write) call it between steps. */
-void szd_ha_poll(szd *d);
 /* At shutdown: a leader gives its lease back so another takes over at once. */
 void szd_ha_stop(szd *d);
 const char *szd_role_name(szd_role r);
