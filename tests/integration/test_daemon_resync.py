@@ -97,6 +97,16 @@ def lapse(d, victim):
     wait_for(lambda: victim.lease_drops(), 10, what=f"{victim.node}'s own lease drop")
 
 
+def strict_pair(d, ns, workers):
+    """A strict namespace ns (STRICT) on two libshardz workers, appended to workers as they
+    start (the caller stops them, also when this fails), placed; w1 serving."""
+    d.call("POST", "/v1/namespaces", dict(STRICT, name=ns))
+    workers += [KvWorker(d, ns, "w1"), KvWorker(d, ns, "w2")]
+    wait_for(lambda: settled(d, ns, 16, 1, nodes=2), 20, what="placement")
+    wait_for(lambda: workers[0].served() and workers[0].served() == routed_to(d, ns, "w1"), 10,
+             what="w1 serving")
+
+
 def test_forged_assignment_after_lapse_strict():
     """A strict worker whose lease lapsed and that then took a forged assignment from the
     future does not stay wedged: the coordinator's resynchronising whole set (older than the
@@ -105,12 +115,8 @@ def test_forged_assignment_after_lapse_strict():
     d = Daemon(BIN).start()
     workers = []
     try:
-        d.call("POST", "/v1/namespaces", dict(STRICT, name="sec"))
-        workers = [KvWorker(d, "sec", "w1"), KvWorker(d, "sec", "w2")]
-        wait_for(lambda: settled(d, "sec", 16, 1, nodes=2), 20, what="placement")
+        strict_pair(d, "sec", workers)
         victim = workers[0]
-        wait_for(lambda: victim.served() and victim.served() == routed_to(d, "sec", "w1"), 10,
-                 what="w1 serving")
         lapse(d, victim)
         status, reply = request(f"http://127.0.0.1:{victim.port}", "POST", "/shardz/v1/assign",
                                 {"namespace": "sec", "node": "w1", "revision": FORGED,
@@ -140,12 +146,8 @@ def test_lapse_undeclared_is_counted_and_restored():
     d = Daemon(BIN).start()
     workers = []
     try:
-        d.call("POST", "/v1/namespaces", dict(STRICT, name="lap"))
-        workers = [KvWorker(d, "lap", "w1"), KvWorker(d, "lap", "w2")]
-        wait_for(lambda: settled(d, "lap", 16, 1, nodes=2), 20, what="placement")
+        strict_pair(d, "lap", workers)
         victim = workers[0]
-        wait_for(lambda: victim.served() and victim.served() == routed_to(d, "lap", "w1"), 10,
-                 what="w1 serving")
         before = victim.served()
         lapse(d, victim)
         wait_for(lambda: 'msg="worker holds nothing it acknowledged" ns=lap node=w1' in d.tail(),
