@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "daemon/core/config.h"
+#include "daemon/core/map.h"
 #include "daemon/core/node_spec.h"
 #include "daemon/core/slot.h"
 #include "daemon/log.h"
@@ -146,12 +147,6 @@ typedef struct {
                                 * moved (0: never; monotonic ms) */
 } szd_part;
 
-/* A string -> index map (open addressing). */
-typedef struct {
-    uint32_t *slots; /* index + 1, 0 = empty */
-    uint32_t cap;
-} szd_map;
-
 /* ---- namespaces ---------------------------------------------------------------------- */
 
 struct szd;
@@ -178,7 +173,12 @@ typedef struct szd_ns {
     uint32_t nparts, capparts;
     szd_map part_map;
     bool want_rebalance;
-    bool nodes_dirty;            /* some node's record_dirty is set */
+    bool nodes_dirty;    /* some node's record_dirty is set */
+    uint32_t *dirty_idx; /* the partitions marked dirty since the last write (indices,
+                          * maybe repeated or stale: the flag decides), owned */
+    size_t ndirty, capdirty;
+    bool dirty_scan;             /* more than the list holds may be dirty: the next write
+                                  * looks at every partition */
     bool parts_dirty;            /* some partition's dirty may be set (a pass with nothing to
                                   * write skips the scan) */
     uint64_t lane_revision;      /* the revision the health lane's pings carry */
@@ -276,13 +276,6 @@ int64_t szd_now(const szd *d);
 void szd_trim_heap(void);
 void szd_log(const szd *d, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Maps (keys are borrowed through the callback). */
-typedef const char *(*szd_keyfn)(const void *ctx, uint32_t idx);
-uint32_t szd_map_find(const szd_map *m, const char *key, szd_keyfn fn, const void *ctx);
-int szd_map_insert(szd_map *m, uint32_t idx, uint32_t count, szd_keyfn fn, const void *ctx);
-void szd_map_free(szd_map *m);
-int szd_map_rebuild(szd_map *m, uint32_t count, szd_keyfn fn, const void *ctx);
-
 /* HTTP replies. */
 void szd_reply_json(struct evhttp_request *req, int status, json_t *body, uint64_t revision);
 void szd_reply_error(struct evhttp_request *req, int err, const char *fmt, ...)
@@ -350,6 +343,15 @@ void szd_runs_free(szd_runs *runs);
 char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *runs);
 /* A new partition placed on the nodes serving `like` (range splits and merges). */
 int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like);
+/* What the core's slot and range task machines read of the namespace: its mode and its nodes'
+ * states (valid while ns lives). */
+szd_slot_env szd_ns_slot_env(const szd_ns *ns);
+/* Partition p changed: its record is written by the next batch (the dirty list). */
+void szd_part_mark_dirty(szd_ns *ns, szd_part *p);
+/* Partition index idx is dirty: names it in the dirty list. */
+void szd_parts_dirty_push(szd_ns *ns, uint32_t idx);
+/* Every partition is dirty (flags set by the caller): the next write looks at them all. */
+void szd_parts_dirty_all(szd_ns *ns);
 json_t *szd_state_json(const szd_ns *ns);
 
 /* Records an event (takes `fields`, adds seq, time_ms and type). */

@@ -262,7 +262,6 @@ typedef struct szd_ghost {
 
 static void mark_all_parts_if_hash(szd_ns *ns);
 static void ghosts_restore(szd_ns *ns, szd_part *p);
-static szd_slot_env slot_env(const szd_ns *ns);
 static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out);
 static int ns_rebalance(szd_ns *ns);
 static void maybe_balance(szd_ns *ns);
@@ -336,6 +335,7 @@ void szd_ns_free(szd_ns *ns)
         free(ns->parts[i].load);
     }
     free(ns->parts);
+    free(ns->dirty_idx);
     for (size_t i = 0; i < ns->nghosts; i++) {
         free(ns->ghosts[i].id);
     }
@@ -399,6 +399,61 @@ static int ns_attach(szd *d, szd_ns *ns)
 }
 
 /* Adds partition records (vacant) to the daemon side; the sharder already has them. */
+/* ---- the dirty list: the partitions whose records the next batch writes ---------------- */
+
+void szd_parts_dirty_push(szd_ns *ns, uint32_t idx)
+{
+    ns->parts_dirty = true;
+    if (ns->dirty_scan) {
+        return;
+    }
+    if (ns->ndirty == ns->capdirty) {
+        /* past half the partitions a list costs more than looking at every flag */
+        size_t cap = ns->capdirty ? 2 * ns->capdirty : 64;
+        uint32_t *nd =
+            cap / 2 <= ns->nparts / 2 + 64 ? realloc(ns->dirty_idx, cap * sizeof *nd) : NULL;
+        if (!nd) {
+            szd_parts_dirty_all(ns);
+            return;
+        }
+        ns->dirty_idx = nd;
+        ns->capdirty = cap;
+    }
+    ns->dirty_idx[ns->ndirty++] = idx;
+}
+
+void szd_part_mark_dirty(szd_ns *ns, szd_part *p)
+{
+    if (!p->dirty) {
+        p->dirty = true;
+        szd_parts_dirty_push(ns, (uint32_t)(p - ns->parts));
+    }
+    ns->parts_dirty = true;
+}
+
+void szd_parts_dirty_all(szd_ns *ns)
+{
+    ns->dirty_scan = true;
+    ns->ndirty = 0;
+    ns->parts_dirty = true;
+}
+
+/* Room for `more` partitions past those held, in the array and its map, at once (a load knows
+ * how many records come: no doubling and rebuilding on the way). */
+static int parts_reserve(szd_ns *ns, uint32_t more)
+{
+    if (ns->nparts + more <= ns->capparts) {
+        return 0;
+    }
+    szd_part *np = realloc(ns->parts, (size_t)(ns->nparts + more) * sizeof *np);
+    if (!np) {
+        return SHARDZ_ENOMEM;
+    }
+    ns->parts = np;
+    ns->capparts = ns->nparts + more;
+    return szd_map_reserve(&ns->part_map, ns->nparts, ns->nparts + more, part_key, ns);
+}
+
 static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned nrep)
 {
     if (ns->nparts + n > ns->capparts) {
@@ -434,6 +489,7 @@ static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned n
             p->slots[s].prev = -1;
         }
         p->dirty = true;
+        szd_parts_dirty_push(ns, ns->nparts + (uint32_t)i);
     }
     ns->parts_dirty = true;
     ns->nparts += (uint32_t)n;
@@ -836,7 +892,7 @@ static void node_reborn(szd_ns *ns, szd_node *n)
     int64_t from = szd_lease_from(&facts);
     from = from > now + ns->cfg.ping_interval_ms ? from : now + ns->cfg.ping_interval_ms;
     int64_t until = from + ns->cfg.lease_ms;
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     size_t touched = 0;
     for (uint32_t k = 0; k < ns->nparts; k++) {
         szd_part *p = &ns->parts[k];
@@ -1189,7 +1245,7 @@ static void mark_all_parts_if_hash(szd_ns *ns)
     for (uint32_t i = 0; i < ns->nparts; i++) {
         ns->parts[i].dirty = true;
     }
-    ns->parts_dirty = true;
+    szd_parts_dirty_all(ns);
 }
 
 /* Node n may have to drop its replica of p: looked at when it answers (or its lease ends). */
@@ -1239,7 +1295,7 @@ static bool ghost_held(const szd_ns *ns, const char *id, int32_t node, bool serv
 /* p is being removed: each slot's holder that may still serve it is kept as a ghost. */
 static void ghosts_keep(szd_ns *ns, const szd_part *p)
 {
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     for (unsigned s = 0; s < p->nrep; s++) {
         uint64_t gen = 0;
         bool retired = false;
@@ -1339,10 +1395,19 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     }
     ghosts_keep(ns, p);
     szd_event(ns, "partitions-removed", json_pack("{s:s}", "partition", p->id));
-    uint32_t idx = (uint32_t)(p - ns->parts);
+    uint32_t idx = (uint32_t)(p - ns->parts), last = ns->nparts - 1;
+    /* swap-remove: the last partition takes its place, in the map too (no rebuild: removing
+     * partitions one by one from a million must not rebuild a million-entry map each time) */
+    szd_map_remove(&ns->part_map, p->id, idx);
+    if (idx != last) {
+        szd_map_move(&ns->part_map, ns->parts[last].id, last, idx);
+    }
     free(p->load); /* the slots and the id go with it */
-    ns->parts[idx] = ns->parts[--ns->nparts];
-    szd_map_rebuild(&ns->part_map, ns->nparts, part_key, ns);
+    ns->parts[idx] = ns->parts[last];
+    ns->nparts--;
+    if (idx != last && ns->parts[idx].dirty) {
+        szd_parts_dirty_push(ns, idx); /* the dirty list names it at its new place */
+    }
     mark_all_parts_if_hash(ns);
     ns->want_rebalance = true;
     szd_ns_changed(ns);
@@ -1463,7 +1528,7 @@ static uint8_t node_state_of(const void *ctx, int32_t i)
     return (uint8_t)((const szd_ns *)ctx)->nodes[i]->state;
 }
 
-static szd_slot_env slot_env(const szd_ns *ns)
+szd_slot_env szd_ns_slot_env(const szd_ns *ns)
 {
     return (szd_slot_env){.strict = ns->cfg.strict, .node_state = node_state_of, .ctx = ns};
 }
@@ -1483,8 +1548,7 @@ static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out
         ns->moves_started++;
     }
     if (out->changed) {
-        p->dirty = true;
-        ns->parts_dirty = true;
+        szd_part_mark_dirty(ns, p);
     }
     if (out->done) {
         move_done(ns, p, s);
@@ -1516,7 +1580,7 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
             "msg=\"move\" ns=%s partition=%s slot=%u from=%s to=%s reason=%s generation=%llu",
             ns->cfg.name, p->id, mv->slot, mv->from ? mv->from : "-", mv->to ? mv->to : "-",
             shardz_reason_name(mv->reason), (unsigned long long)gen);
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     szd_slot_out out;
     szd_slot_out_init(&out);
     szd_slot_move(&p->slots[mv->slot], &env, to, gen, (uint8_t)mv->reason, szd_now(ns->d), &out);
@@ -1630,7 +1694,7 @@ static void move_done(szd_ns *ns, szd_part *p, unsigned s)
 static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen)
 {
     bool changed = false;
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     for (unsigned s = 0; s < p->nrep; s++) {
         szd_slot_out out;
         szd_slot_out_init(&out);
@@ -2555,6 +2619,34 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
     json_decref(j);
 }
 
+/* The length of a key's part before its id (ids hold no '/'): "ns/<ns>/assign/". */
+static size_t key_dir_len(const shardz_kv *kv)
+{
+    size_t k = kv->key_len;
+    while (k > 0 && kv->key[k - 1] != '/') {
+        k--;
+    }
+    return k;
+}
+
+/* Keys come sorted, so a namespace's assignment records are one run: its partitions get room
+ * for all of them before the first is loaded. */
+static void reserve_run(szd *d, const load_item *items, size_t n, size_t i)
+{
+    shardz_key_parts kp;
+    const shardz_kv *first = items[i].kv;
+    size_t dl = key_dir_len(first), j = i;
+    while (j < n && items[j].kind == SHARDZ_KEY_ASSIGN && key_dir_len(items[j].kv) == dl &&
+           memcmp(items[j].kv->key, first->key, dl) == 0) {
+        j++;
+    }
+    szd_ns *ns =
+        shardz_key_parse(first->key, first->key_len, &kp) == 0 ? szd_ns_find(d, kp.ns) : NULL;
+    if (ns && j - i > 1 && j - i < UINT32_MAX) {
+        (void)parts_reserve(ns, (uint32_t)(j - i)); /* without: appends grow one by one */
+    }
+}
+
 static void load_records(szd *d, shardz_range *const *pages)
 {
     /* the keys parsed once, the records then loaded kind by kind: configs, then nodes, then
@@ -2585,6 +2677,10 @@ static void load_records(szd *d, shardz_range *const *pages)
         for (size_t i = 0; i < n; i++) {
             if (items[i].kind != order[o]) {
                 continue;
+            }
+            if (items[i].kind == SHARDZ_KEY_ASSIGN &&
+                (i == 0 || items[i - 1].kind != SHARDZ_KEY_ASSIGN)) {
+                reserve_run(d, items, n, i);
             }
             load_one(d, &items[i], lb);
         }

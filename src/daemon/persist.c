@@ -38,6 +38,43 @@ static int put_json(szd_batch *b, shardz_key_kind kind, const szd_ns *ns, const 
     return szd_batch_put(b, key_of(kind, ns->cfg.name, id), text);
 }
 
+static int idx_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The dirty list sorted, without repeats (a partition cleaned by a range step and marked
+ * again is named twice): a batch holds each key once. */
+static void dirty_list_tidy(szd_ns *ns)
+{
+    if (ns->ndirty < 2) {
+        return;
+    }
+    qsort(ns->dirty_idx, ns->ndirty, sizeof *ns->dirty_idx, idx_cmp);
+    size_t w = 1;
+    for (size_t r = 1; r < ns->ndirty; r++) {
+        if (ns->dirty_idx[r] != ns->dirty_idx[w - 1]) {
+            ns->dirty_idx[w++] = ns->dirty_idx[r];
+        }
+    }
+    ns->ndirty = w;
+}
+
+/* The partitions to look at: every one, or those the dirty list names (work proportional to
+ * the change, not to the namespace). *n entries of *idx, or idx NULL for 0..nparts-1. */
+static void dirty_span(szd_ns *ns, const uint32_t **idx, size_t *n)
+{
+    if (ns->dirty_scan) {
+        *idx = NULL;
+        *n = ns->nparts;
+        return;
+    }
+    dirty_list_tidy(ns);
+    *idx = ns->dirty_idx;
+    *n = ns->ndirty;
+}
+
 /* The dirty records (and the config when asked) as a batch; flags untouched. */
 static int collect(szd_ns *ns, bool config, szd_batch **out)
 {
@@ -53,9 +90,15 @@ static int collect(szd_ns *ns, bool config, szd_batch **out)
         }
     }
     szd_runs runs = {0};
-    for (uint32_t i = 0; i < ns->nparts && rc == 0 && ns->parts_dirty; i++) {
-        if (!ns->parts[i].dirty) {
-            continue;
+    const uint32_t *list = NULL;
+    size_t nlist = 0;
+    if (ns->parts_dirty) {
+        dirty_span(ns, &list, &nlist);
+    }
+    for (size_t k = 0; k < nlist && rc == 0; k++) {
+        uint32_t i = list ? list[k] : (uint32_t)k;
+        if (i >= ns->nparts || !ns->parts[i].dirty) {
+            continue; /* stale: removed, or written since it was named */
         }
         if (!runs.r) {
             rc = szd_runs_load(ns, &runs); /* hash: every run in one pass over the slots */
@@ -80,9 +123,19 @@ static void mark_clean(szd_ns *ns)
         ns->nodes[i]->record_dirty = false;
     }
     ns->nodes_dirty = false;
-    for (uint32_t i = 0; i < ns->nparts && ns->parts_dirty; i++) {
-        ns->parts[i].dirty = false;
+    const uint32_t *list = NULL;
+    size_t nlist = 0;
+    if (ns->parts_dirty) {
+        dirty_span(ns, &list, &nlist);
     }
+    for (size_t k = 0; k < nlist; k++) {
+        uint32_t i = list ? list[k] : (uint32_t)k;
+        if (i < ns->nparts) {
+            ns->parts[i].dirty = false;
+        }
+    }
+    ns->ndirty = 0;
+    ns->dirty_scan = false;
     ns->parts_dirty = false;
 }
 
@@ -97,7 +150,7 @@ static void mark_all_dirty(szd_ns *ns)
     for (uint32_t i = 0; i < ns->nparts; i++) {
         ns->parts[i].dirty = true;
     }
-    ns->parts_dirty = true;
+    szd_parts_dirty_all(ns);
 }
 
 static void write_failed(szd_ns *ns, int rc, const char *detail)

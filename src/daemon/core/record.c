@@ -74,6 +74,8 @@ enum { F_OWNER = 1, F_STATE = 2, F_GEN = 4, F_PREV = 8, F_PSTATE = 16, F_PGEN = 
 static bool slot(scan *s, szd_rec_slot *sl)
 {
     unsigned seen = 0;
+    sl->owner[0] = sl->state[0] = sl->prev[0] = sl->prev_state[0] = sl->reason[0] = '\0';
+    sl->generation = sl->prev_generation = 0;
     if (!lit(s, "{")) {
         return false;
     }
@@ -113,7 +115,7 @@ static bool slot(scan *s, szd_rec_slot *sl)
 int szd_rec_part_parse(const char *text, size_t len, szd_rec_part *out)
 {
     scan s = {text, text + len};
-    memset(out, 0, sizeof *out);
+    out->nslots = 0; /* no memset: the struct is 9 KB, a load reads a million of them */
     if (!lit(&s, "{\"id\":") || !str(&s, out->id, sizeof out->id) || !lit(&s, ",\"slots\":[")) {
         return SZD_REC_OTHER;
     }
@@ -130,6 +132,27 @@ int szd_rec_part_parse(const char *text, size_t len, szd_rec_part *out)
         }
     }
     return lit(&s, "}") && s.p == s.end ? 0 : SZD_REC_OTHER;
+}
+
+static bool same_slot(const szd_rec_slot *a, const szd_rec_slot *b)
+{
+    return strcmp(a->owner, b->owner) == 0 && strcmp(a->state, b->state) == 0 &&
+           strcmp(a->prev, b->prev) == 0 && strcmp(a->prev_state, b->prev_state) == 0 &&
+           strcmp(a->reason, b->reason) == 0 && a->generation == b->generation &&
+           a->prev_generation == b->prev_generation;
+}
+
+bool szd_rec_part_same(const szd_rec_part *a, const szd_rec_part *b)
+{
+    if (strcmp(a->id, b->id) != 0 || a->nslots != b->nslots) {
+        return false;
+    }
+    for (unsigned i = 0; i < a->nslots; i++) {
+        if (!same_slot(&a->slots[i], &b->slots[i])) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* A string member into buf, or "" when absent, not a string, or too long. */

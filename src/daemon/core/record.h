@@ -46,4 +46,8 @@ int szd_rec_part_parse(const char *text, size_t len, szd_rec_part *out);
  * SHARDZ_EINVAL when the id is not a string or slots not an array of 1..SHARDZ_MAX_REPLICAS. */
 int szd_rec_part_from_json(json_t *j, szd_rec_part *out);
 
+/* Whether two reads say the same (the id and each slot's fields; what lies past them in the
+ * buffers does not count). */
+bool szd_rec_part_same(const szd_rec_part *a, const szd_rec_part *b);
+
 #endif
