@@ -586,9 +586,11 @@ func (s *Server) handleAssign(body []byte) (int, []byte) {
 		s.mu.Unlock()
 		return 409, out
 	}
-	// may queue a lease drop first; an assignment older than one applied renews nothing
+	// may queue a lease drop first; an assignment older than one applied renews nothing,
+	// unless it resynchronises this worker from a revision the coordinator never issued (a
+	// strict worker would stay wedged: the assignment would bring no lease to apply it under)
 	lease := a.LeaseMs
-	if a.Revision < s.lastRevision {
+	if a.Revision < s.lastRevision && !(a.ResyncFrom > 0 && a.ResyncFrom == s.lastRevision) {
 		lease = 0
 	}
 	j.grantEnd = s.contactFrom(lease, a.LeaseStamp, a.Consistency)

@@ -367,6 +367,36 @@ func TestWorkerSecret(t *testing.T) {
 	resp.Body.Close()
 }
 
+// Strict: a worker whose lease lapsed, then applied a forged assignment from the future (no
+// lease_ms), is resynchronised by a whole set with resync_from that grants the lease it is
+// applied under, though older than the forged revision (issue 16: it was refused as ungranted,
+// and the worker stayed wedged).
+func TestWorkerResyncAfterLapseStrict(t *testing.T) {
+	f := newFakeCoord(t, "strict")
+	h := newHookLog()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	s := startWorker(t, f, h, func(c *ServerConfig) {
+		c.Now = clk.now
+		c.LeaseCheck = time.Hour
+	})
+	post(t, s, "/shardz/v1/assign", assignBody(10, `,"lease_ms":1000`, rep("p1", 1, "none")))
+	clk.add(1600 * time.Millisecond) // past the lease
+	if _, m := post(t, s, "/shardz/v1/ping", `{"namespace":"kv","node":"w1","revision":10,"lease_ms":1000}`); m["applied_revision"].(float64) != 0 {
+		t.Fatalf("ping after a lapse: %v", m)
+	}
+	if st, m := post(t, s, "/shardz/v1/assign", assignBody(1000000, "")); st != 200 || m["applied_revision"].(float64) != 1000000 {
+		t.Fatalf("forged: %d %v", st, m)
+	}
+	h.take()
+	st, m := post(t, s, "/shardz/v1/assign", assignBody(11, `,"resync_from":1000000,"lease_ms":1000`, rep("p1", 2, "none")))
+	if st != 200 || m["applied_revision"].(float64) != 11 {
+		t.Fatalf("resync after a lapse: %d %v", st, m)
+	}
+	if got := strings.Join(h.take(), "; "); got != "serve p1 g2 none" || !s.LeaseOK() {
+		t.Fatalf("resync after a lapse: hooks %q, lease ok %v", got, s.LeaseOK())
+	}
+}
+
 // A full assignment with "resync_from" (docs/PROTOCOL.md 4.3): after a forged assignment with a
 // revision the coordinator never issued, older assignments are stale (the wedge), except one
 // whose resync_from is exactly the revision applied; later ones then apply as usual.

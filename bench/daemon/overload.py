@@ -148,8 +148,11 @@ def shape_register(d, a, stop, workers):
     end = time.monotonic() + a.seconds
     while time.monotonic() < end:
         for w in workers:
+            # the body the worker registered with (fakeworker.py: its incarnation, its
+            # features), so that nothing is new
             request(d.base, "POST", f"/v1/namespaces/{NS}/nodes",
-                    {"id": w.node, "address": f"127.0.0.1:{w.port}", "incarnation": w.node})
+                    {"id": w.node, "address": f"127.0.0.1:{w.port}", "incarnation": w.node,
+                     "features": ["delta", "term"]})
             n += 1
         time.sleep(0.05)
     return f"{n} registrations with nothing new"

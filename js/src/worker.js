@@ -347,8 +347,11 @@ export class Worker {
     if (this.stopped) return [409, errBody('EBUSY', 'worker stopping')];
     const refused = this.deposed(a.term);
     if (refused) return refused;
-    // may queue a lease drop first; an assignment older than one applied renews nothing
-    const grantEnd = this.contactFrom(a.revision < this.lastRevision ? 0 : a.leaseMs, a.consistency, a.leaseStamp);
+    // may queue a lease drop first; an assignment older than one applied renews nothing, unless
+    // it resynchronises this worker from a revision the coordinator never issued (a strict
+    // worker would stay wedged: the assignment would bring no lease to apply it under)
+    const older = a.revision < this.lastRevision && !(a.resyncFrom > 0n && a.resyncFrom === this.lastRevision);
+    const grantEnd = this.contactFrom(older ? 0 : a.leaseMs, a.consistency, a.leaseStamp);
     return new Promise((resolve) => this.enqueue({ kind: 'assign', a, grantEnd, resolve }));
   }
 

@@ -168,6 +168,25 @@ test('a resync_from assignment unwedges a worker after a forged one', () => with
   assert.equal(r.body.applied_revision, 12);
 }));
 
+test('strict: a resync_from assignment after a lapse and a forged one grants its lease', async () => {
+  // issue 16: older than the forged revision, it granted nothing, was refused as ungranted,
+  // and the worker stayed wedged
+  const clock = new FakeClock();
+  await withWorker({ coord: { consistency: 'strict' }, worker: { now: clock.now, leaseCheckMs: 3600000 } }, async ({ h, w, addr }) => {
+    await post(addr, '/shardz/v1/assign', assign(10, ',"lease_ms":1000', rep('p1', 1, 'none')));
+    clock.add(1600); // past the lease
+    const p = await post(addr, '/shardz/v1/ping', '{"namespace":"kv","node":"w1","revision":10,"lease_ms":1000}');
+    assert.equal(p.body.applied_revision, 0);
+    let r = await post(addr, '/shardz/v1/assign', assign(1000000, ''));
+    assert.equal(r.body.applied_revision, 1000000, 'the forgery took (positive control)');
+    h.take();
+    r = await post(addr, '/shardz/v1/assign', assign(11, ',"resync_from":1000000,"lease_ms":1000', rep('p1', 2, 'none')));
+    assert.equal(r.body.applied_revision, 11);
+    assert.deepEqual(h.take(), ['serve p1 g2 none']);
+    assert.ok(w.leaseOk());
+  });
+});
+
 test('reachable beyond loopback without a secret warns loudly', () => {
   const warned = (cfg) => {
     const lines = [];

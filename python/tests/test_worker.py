@@ -117,6 +117,24 @@ def test_lease_lapse_drops_everything_before_the_next_assignment():
     assert w.lease_ok() and w.status()["lease_expiries"] == 1
 
 
+def test_resync_after_a_lapse_grants_its_lease():
+    """A strict worker whose lease lapsed and that then applied a forged assignment from the
+    future (no lease_ms: anyone can send one without a secret) is resynchronised by the
+    coordinator's whole set with resync_from: older than the forged revision, it still grants
+    the lease it is applied under (issue 16; before, it was refused as ungranted, forever)."""
+    rec, clock = Rec(), Clock()
+    w = make(rec, clock)
+    assign(w, 5, [rep("p1", 1)], lease_ms=1000, consistency="strict")
+    clock.t += 1.6  # past the lease: lapsed
+    assert ping(w, 5, lease_ms=1000)[1]["applied_revision"] == 0
+    forged = 2**63 - 1
+    st, r = assign(w, forged, [])
+    assert st == 200 and r["applied_revision"] == forged  # the forgery took (positive control)
+    st, r = assign(w, 8, [rep("p1", 2)], lease_ms=1000, resync_from=forged)
+    assert st == 200 and r["applied_revision"] == 8, r
+    assert rec.calls[-1] == ("serve", "p1", 2, "none", False, 0) and w.lease_ok()
+
+
 def test_lease_stamps():
     """PROTOCOL.md 4.1, 6: replies carry this worker's clock (stamp); a grant runs from the
     lease_stamp it echoes, so one that ran out before it arrived renews nothing and its

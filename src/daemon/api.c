@@ -26,15 +26,14 @@
 
 /* ---- the state body, shared ----------------------------------------------------------- */
 
-/* A namespace's /state, serialised once per revision (and at most a second old: it shows
- * ages) and shared by every reply that sends it, watches and GET /state alike: a change woken
- * for a thousand watches builds it once. Reference-counted: the namespace holds one reference
- * while it is current, each reply one until libevent has written it. Loop thread. */
+/* A namespace's /state, serialised once per revision (it shows no statistics or ages, which
+ * change without one) and shared by every reply that sends it, watches and GET /state alike: a
+ * change woken for a thousand watches builds it once. Reference-counted: the namespace holds one
+ * reference while it is current, each reply one until libevent has written it. Loop thread. */
 struct szd_body {
     char *text; /* JSON and a newline, owned */
     size_t len;
     uint64_t revision;
-    int64_t built_ms;
     int refs;
 };
 
@@ -53,8 +52,7 @@ static void body_unref(const void *data, size_t len, void *arg)
 static struct szd_body *state_body(szd_ns *ns)
 {
     struct szd_body *b = ns->state_body;
-    int64_t now = szd_now(ns->d);
-    if (!b || b->revision != ns->revision || now - b->built_ms > 1000) {
+    if (!b || b->revision != ns->revision) {
         if (b) {
             body_unref(NULL, 0, b); /* the namespace's reference */
         }
@@ -72,7 +70,7 @@ static struct szd_body *state_body(szd_ns *ns)
         }
         nl[len] = '\n';
         nl[len + 1] = '\0';
-        *b = (struct szd_body){nl, len + 1, ns->revision, now, 1};
+        *b = (struct szd_body){nl, len + 1, ns->revision, 1};
         ns->state_body = b;
     }
     b->refs++;

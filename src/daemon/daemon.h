@@ -16,6 +16,7 @@
 
 #include "daemon/core/config.h"
 #include "daemon/core/map.h"
+#include "daemon/core/node_spec.h"
 #include "daemon/core/slot.h"
 #include "daemon/log.h"
 #include "shardz/placement.h"
@@ -27,7 +28,6 @@
     (64 * 1024 * 1024)                   /* creating a namespace, adding partitions: a             \
                                           * million ids in one request */
 #define SZD_MAX_REPLY (64 * 1024 * 1024) /* a worker's reply to a whole assignment */
-#define SZD_ADDR_MAX 255
 
 /* ---- metrics ------------------------------------------------------------------------- */
 
@@ -54,9 +54,6 @@ bool szd_idset_add(szd_idset *set, const char *id);
 void szd_idset_remove(szd_idset *set, const char *id);
 /* Frees every entry; the set is empty again. */
 void szd_idset_clear(szd_idset *set);
-
-/* The largest capacity a node may declare in one dimension (docs/PROTOCOL.md 4.1). */
-#define SZD_CAPACITY_MAX 1e12
 
 /* ---- configuration ------------------------------------------------------------------- */
 
@@ -422,6 +419,9 @@ void szd_push_drop(szd_ns *ns, szd_pushes *p);
 /* Writes every dirty record (and the config when `config`) and waits: 0 or the store's error
  * (err gets a detail; records stay dirty). *revision (may be NULL): the store's after it. */
 int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *revision);
+/* Writes n's record (n borrowed: read only; it need not be in ns yet) alone and waits: 0, or
+ * the store's error with a detail in err (errlen bytes). Nothing else is marked or changed. */
+int szd_ns_write_node(szd_ns *ns, const szd_node *n, char *err, size_t errlen);
 /* The lease_ms a strict namespace created without one gets (issue 15 case 5): the
  * configuration's default, and with several coordinators (etcd) at least what spans a leader
  * failover (3/2 of --lease-ttl + two pings), so the workers keep serving through one. */

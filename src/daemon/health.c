@@ -56,6 +56,20 @@ static void ping_ok(szd_ns *ns, szd_node *n, const szd_hl_report *r)
          * acknowledged, in a ping sent after that acknowledgement (an earlier ping may still
          * carry the one before): it gets the whole set. */
         bool after_ack = r->at_ms - r->rtt_ms > n->acked_ms;
+        if (applied == 0 && n->applied_revision > 0 && after_ack) {
+            /* It holds nothing it acknowledged: its lease lapsed (the grants came late, or it
+             * was paused) or it released everything, without being declared dead. What it
+             * served counts as not served from now (missing counts it, routing leaves it out)
+             * and is given to it again at new generations, once (strict) any lease it may
+             * still hold has certainly ended: as for a new process of the node (4.1). */
+            szd_log(ns->d, SZD_WARN,
+                    "msg=\"worker holds nothing it acknowledged\" ns=%s node=%s "
+                    "acknowledged_revision=%llu action=restore",
+                    ns->cfg.name, n->id, (unsigned long long)n->applied_revision);
+            n->base_revision = 0;
+            szd_node_state_unknown(ns, n); /* its applied revision is 0 from here */
+            szd_push_full(n);
+        }
         if (applied < n->applied_revision && after_ack) {
             szd_push_full(n);
         }

@@ -18,6 +18,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "common/clock.h"
+#include "daemon/core/node_spec.h"
 #include "daemon/oom.h"
 #include "daemon/health_lane.h"
 #include "daemon/log.h"
@@ -238,23 +239,6 @@ static void on_ping(struct evhttp_request *req, void *arg)
     report_post(hl, r);
 }
 
-static int parse_address(const char *addr, char *host, size_t hostlen, uint16_t *port)
-{
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen) {
-        return -1;
-    }
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 1 || p > 65535) {
-        return -1;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = 0;
-    *port = (uint16_t)p;
-    return 0;
-}
-
 /* Sends one ping; false when it could not leave (counted as a miss by the caller). */
 static bool send_ping(hl_node *n, bool grants, int64_t now)
 {
@@ -473,7 +457,7 @@ static void apply_node_set(szd_hl *hl, hl_ns *ns, const hl_cmd *c)
     if (strcmp(n->address, c->address) != 0) {
         node_reset(n, now); /* a ping in flight to the old address counts as failed */
         snprintf(n->address, sizeof n->address, "%s", c->address);
-        if (parse_address(n->address, n->host, sizeof n->host, &n->port) != 0) {
+        if (szd_parse_address(n->address, n->host, sizeof n->host, &n->port) != 0) {
             n->host[0] = 0; /* the loop checked it: cannot happen */
         }
     }

@@ -829,86 +829,8 @@ void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st)
     szd_ns_changed(ns);
 }
 
-static int parse_address(const char *addr, char *host, size_t hostlen, uint16_t *port)
-{
-    const char *colon = addr ? strrchr(addr, ':') : NULL;
-    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen) {
-        return SHARDZ_EINVAL;
-    }
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 1 || p > 65535) {
-        return SHARDZ_EINVAL;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = 0;
-    *port = (uint16_t)p;
-    return 0;
-}
-
-static int node_fill(szd_ns *ns, szd_node *n, json_t *body, char *err, size_t errlen)
-{
-    const char *addr = json_string_value(json_object_get(body, "address"));
-    if (!addr || strlen(addr) > SZD_ADDR_MAX ||
-        parse_address(addr, n->host, sizeof n->host, &n->port) != 0) {
-        snprintf(err, errlen, "address must be \"host:port\"");
-        return SHARDZ_EINVAL;
-    }
-    snprintf(n->address, sizeof n->address, "%s", addr);
-    json_t *z = json_object_get(body, "zone");
-    if (z && (!json_is_string(z) ||
-              (json_string_length(z) > 0 && !szd_valid_id(json_string_value(z))))) {
-        snprintf(err, errlen, "zone must be an id");
-        return SHARDZ_EINVAL;
-    }
-    snprintf(n->zone, sizeof n->zone, "%s", z ? json_string_value(z) : "");
-    json_t *cap = json_object_get(body, "capacity");
-    n->ncap = 0;
-    if (cap) {
-        if (!json_is_object(cap)) {
-            snprintf(err, errlen, "capacity must be an object of dimension: number");
-            return SHARDZ_EINVAL;
-        }
-        const char *k;
-        json_t *v;
-        json_object_foreach(cap, k, v)
-        {
-            size_t i = 0;
-            while (i < ns->cfg.ndims && strcmp(ns->cfg.dims[i], k) != 0) {
-                i++;
-            }
-            if (i == ns->cfg.ndims) {
-                snprintf(err, errlen, "capacity: unknown dimension '%s'", k);
-                return SHARDZ_EINVAL;
-            }
-            double x = json_number_value(v);
-            /* bounded: a capacity near DBL_MAX overflows the weighted sums placement takes */
-            if (!json_is_number(v) || !isfinite(x) || x <= 0 || x > SZD_CAPACITY_MAX) {
-                snprintf(err, errlen, "capacity '%s' must be a number above 0 and at most %g", k,
-                         SZD_CAPACITY_MAX);
-                return SHARDZ_EINVAL;
-            }
-            if (i >= n->ncap) {
-                for (size_t k2 = n->ncap; k2 < i; k2++) {
-                    n->cap[k2] = INFINITY;
-                }
-                n->ncap = i + 1;
-            }
-            n->cap[i] = x;
-        }
-        for (size_t i = 0; i < n->ncap; i++) {
-            if (isinf(n->cap[i])) {
-                snprintf(err, errlen, "capacity: give every dimension up to '%s'",
-                         ns->cfg.dims[n->ncap - 1]);
-                return SHARDZ_EINVAL;
-            }
-        }
-    }
-    return 0;
-}
-
 /* Copies what a registration says (address, zone, capacity) from a parsed node. */
-static void node_take_fields(szd_node *n, const szd_node *from)
+static void node_take_fields(szd_node *n, const szd_node_spec *from)
 {
     snprintf(n->address, sizeof n->address, "%s", from->address);
     snprintf(n->host, sizeof n->host, "%s", from->host);
@@ -996,6 +918,9 @@ static void node_reborn(szd_ns *ns, szd_node *n)
     if (ns->cfg.strict && touched > 0) {
         n->retired_until_ms = until > n->retired_until_ms ? until : n->retired_until_ms;
     }
+    /* what it holds is unknown: nothing it acknowledged counts (a ping of the new process
+     * saying 0 is then no news, health.c) until it acknowledges a whole set again */
+    n->applied_revision = 0;
     szd_log(ns->d, SZD_INFO,
             "msg=\"node restarted as a new process\" ns=%s node=%s replicas=%zu "
             "old_lease_ends_in_ms=%lld",
@@ -1011,36 +936,13 @@ void szd_node_state_unknown(szd_ns *ns, szd_node *n)
 
 int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_t errlen)
 {
-    const char *id = json_string_value(json_object_get(body, "id"));
-    if (!szd_valid_id(id)) {
-        snprintf(err, errlen, "id must be 1-%d bytes of [A-Za-z0-9._:-]", SHARDZ_MAX_ID);
-        return SHARDZ_EINVAL;
-    }
-    szd_node tmp = {0};
-    int rc = node_fill(ns, &tmp, body, err, errlen);
+    szd_node_spec tmp;
+    int rc = szd_node_spec_parse(body, &ns->cfg, &tmp, err, errlen);
     if (rc) {
         return rc;
     }
-    json_t *feat = json_object_get(body, "features");
-    size_t fk;
-    json_t *fe;
-    bool feat_ok = !feat || json_is_array(feat);
-    json_array_foreach(feat, fk, fe) feat_ok = feat_ok && json_is_string(fe);
-    if (!feat_ok) {
-        snprintf(err, errlen, "features must be a list of names");
-        return SHARDZ_EINVAL;
-    }
-    json_t *incj = json_object_get(body, "incarnation");
-    const char *inc = json_string_value(incj);
-    if (incj && !szd_valid_id(inc)) {
-        snprintf(err, errlen, "incarnation must be 1-%d bytes of [A-Za-z0-9._:-]", SHARDZ_MAX_ID);
-        return SHARDZ_EINVAL;
-    }
-    json_t *stampj = json_object_get(body, "stamp");
-    if (stampj && (!json_is_integer(stampj) || json_integer_value(stampj) < 0)) {
-        snprintf(err, errlen, "stamp must be an integer >= 0 (the worker's clock, ms)");
-        return SHARDZ_EINVAL;
-    }
+    const char *id = tmp.id;
+    const char *inc = tmp.incarnation[0] ? tmp.incarnation : NULL;
     szd_node *n = szd_node_find(ns, id);
     /* a new process under a known id is a new holder (docs/PROTOCOL.md 4.1): another
      * incarnation, or, from a worker that says none, another address */
@@ -1053,6 +955,33 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     bool same = n && !reborn && n->state != SZD_NODE_LEFT && !n->leaving &&
                 strcmp(n->address, tmp.address) == 0 && strcmp(n->zone, tmp.zone) == 0 &&
                 n->ncap == tmp.ncap && memcmp(n->cap, tmp.cap, sizeof n->cap) == 0;
+    /* the same process with nothing new, which spoke deltas and still offers them, and whose
+     * acknowledged set nothing in flight can have changed: it goes on from that set (deltas
+     * from its acknowledged base) instead of a whole set, which for a node of thousands of
+     * replicas costs the loop a whole body to write and a whole reply to read. A worker that
+     * lost its set meanwhile (a lease lapse, a release) reports applied revision 0 and refuses
+     * a delta (409), and gets the whole set then (docs/PROTOCOL.md 4.1, 4.3). */
+    bool go_on = same && n->delta_ok && tmp.delta && n->transfer_ok == tmp.transfer &&
+                 !szd_is_range(ns) && n->state != SZD_NODE_DEAD && !n->need_full &&
+                 !n->assign_inflight && !n->push_pending && n->base_revision > 0 &&
+                 n->resync_from == 0;
+    if (!same) {
+        /* what it registers is durable before anything in memory changes: a failed write
+         * answers 5xx and leaves the namespace as it was (issue 15) */
+        szd_node cand = {0};
+        if (n) {
+            cand = *n; /* a copy to read its record from: no field of it is freed here */
+        } else {
+            snprintf(cand.id, sizeof cand.id, "%s", id);
+        }
+        node_take_fields(&cand, &tmp);
+        cand.leaving = false;
+        snprintf(cand.incarnation, sizeof cand.incarnation, "%s", inc ? inc : "");
+        rc = szd_ns_write_node(ns, &cand, err, errlen);
+        if (rc) {
+            return rc;
+        }
+    }
     if (reborn) {
         node_reborn(ns, n);
     }
@@ -1063,7 +992,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         node_take_fields(n, &tmp);
         n->released_sent = false;
         n->leaving = false;
-        n->dirty = true;
+        n->dirty = n->dirty || !go_on; /* going on: only what changed since its base */
         if (n->state == SZD_NODE_LEFT) {
             /* comes back as a new node of the sharder */
             rc = sharder_add_node(ns, n, SHARDZ_NODE_JOINING);
@@ -1115,24 +1044,17 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
         n->dirty = true;
     }
     snprintf(n->incarnation, sizeof n->incarnation, "%s", inc ? inc : "");
-    n->stamp = stampj ? json_integer_value(stampj) : -1;
+    n->stamp = tmp.stamp;
     n->stamp_era++;
     /* deltas when it speaks them (docs/PROTOCOL.md 4.3; range namespaces: whole sets), from a
-     * whole set after every registration */
-    n->delta_ok = false;
-    n->transfer_ok = false;
-    json_t *features = json_object_get(body, "features");
-    size_t fi;
-    json_t *fv;
-    json_array_foreach(features, fi, fv)
-    {
-        const char *f = json_string_value(fv);
-        if (f && strcmp(f, "delta") == 0 && !szd_is_range(ns)) {
-            n->delta_ok = true;
-        }
-        n->transfer_ok |= f && strcmp(f, "transfer") == 0; /* state transfer (4.3) */
-    }
-    szd_push_full(n);
+     * whole set after every registration but one that goes on (above) */
+    n->delta_ok = tmp.delta && !szd_is_range(ns);
+    n->transfer_ok = tmp.transfer; /* state transfer (4.3) */
+    if (!go_on) {
+        szd_push_full(n);
+    } /* else what changed since its acknowledged base goes as a delta, as before (nothing when
+       * nothing did: a worker that lost its set says applied revision 0 in its next ping, and
+       * gets the whole set then, health.c) */
     /* heard from now: dead only after dead_after_ms without an answer */
     n->last_ok_ms = szd_now(ns->d);
     if (!same) {
@@ -1501,7 +1423,9 @@ static const char *role_name(const szd_ns *ns, unsigned slot)
     return !ns->cfg.roles ? "none" : slot == 0 ? "primary" : "secondary";
 }
 
-json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
+/* A partition's routing: id, generation, replicas (and its range): what /state shows of it,
+ * which changes only with the namespace's revision. */
+static json_t *part_routing_json(const szd_ns *ns, const szd_part *p)
 {
     json_t *reps = json_array();
     uint64_t gen = 0;
@@ -1538,6 +1462,12 @@ json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
     json_t *j = json_pack("{s:s, s:I, s:o}", "partition", p->id, "generation", (json_int_t)gen,
                           "replicas", reps);
     szd_range_fields(ns, p->id, j, false);
+    return j;
+}
+
+json_t *szd_part_json(const szd_ns *ns, const szd_part *p)
+{
+    json_t *j = part_routing_json(ns, p);
     if (p->load_ms > 0) {
         json_t *load = json_object();
         for (size_t d = 0; d < ns->cfg.ndims; d++) {
@@ -1570,7 +1500,9 @@ json_t *szd_state_json(const szd_ns *ns)
         (void)szd_runs_load(ns, &runs); /* one pass over the slots for every partition */
     }
     for (uint32_t i = 0; i < ns->nparts; i++) {
-        json_t *pj = szd_part_json(ns, &ns->parts[i]);
+        /* no statistics (loads, ages): they change without a revision, and /state is built
+         * once per revision and shared (api.c); GET .../partitions shows them */
+        json_t *pj = part_routing_json(ns, &ns->parts[i]);
         json_object_set_new(pj, "id", json_string(ns->parts[i].id));
         json_object_del(pj, "partition");
         if (hash) {
@@ -2350,8 +2282,8 @@ static int load_node(szd_ns *ns, json_t *j)
     if (!szd_valid_id(id) || szd_node_find(ns, id)) {
         return SHARDZ_EINVAL;
     }
-    szd_node tmp = {0};
-    if (node_fill(ns, &tmp, j, err, sizeof err) != 0) {
+    szd_node_spec tmp = {0};
+    if (szd_node_fields_parse(j, &ns->cfg, &tmp, err, sizeof err) != 0) {
         return SHARDZ_EINVAL;
     }
     szd_node *n = node_append(ns, id);

@@ -185,6 +185,22 @@ int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *rev
     return rc;
 }
 
+int szd_ns_write_node(szd_ns *ns, const szd_node *n, char *err, size_t errlen)
+{
+    char detail[256] = "";
+    szd_batch *b = szd_batch_new();
+    int rc = b ? put_json(b, SHARDZ_KEY_NODE, ns, n->id, szd_node_record(ns, n)) : SHARDZ_ENOMEM;
+    if (rc == 0) {
+        rc = szd_sl_write(ns->d->sl, b, detail, sizeof detail, NULL);
+    }
+    szd_batch_free(b);
+    if (rc) {
+        write_failed(ns, rc, detail);
+        snprintf(err, errlen, "store: %s", detail[0] ? detail : shardz_strerror(rc));
+    }
+    return rc;
+}
+
 static void flight_unlink(szd_flight *f)
 {
     if (!f->ns) {

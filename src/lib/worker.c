@@ -567,6 +567,15 @@ static uint64_t w_contact(shardz_worker *w, int64_t lease_ms, int64_t lease_stam
     return eff != 0 ? from + eff : UINT64_MAX;
 }
 
+/* Under mu: whether a is older than the last assignment applied, and so stale: a lower
+ * revision, unless it resynchronises this worker from exactly that revision, one the
+ * coordinator never issued (docs/PROTOCOL.md 4.3, "Resynchronisation"). */
+static bool w_older(const shardz_worker *w, const szl_assign *a)
+{
+    return a->revision < w->last_revision &&
+           !(a->resync_from > 0 && a->resync_from == w->last_revision);
+}
+
 /* Handles one request, from the listener (req set) or shardz_worker_handle. Either answers
  * at once (returns NULL with *status, *body, *len set) or queues an assignment and returns the
  * job, answered later by the hook thread. */
@@ -666,9 +675,11 @@ static w_job *w_dispatch(shardz_worker *w, const char *method, const char *path,
         free(job);
         return NULL;
     }
-    /* may queue a lease drop first; an assignment older than one applied renews nothing */
-    job->grant_end = w_contact(w, job->a.revision < w->last_revision ? 0 : job->a.lease_ms,
-                               job->a.lease_stamp, job->a.consistency);
+    /* may queue a lease drop first; an assignment older than one applied renews nothing,
+     * unless it resynchronises this worker from a revision the coordinator never issued (it
+     * grants the lease it needs to apply: a strict worker would stay wedged otherwise) */
+    job->grant_end = w_contact(w, w_older(w, &job->a) ? 0 : job->a.lease_ms, job->a.lease_stamp,
+                               job->a.consistency);
     w_enqueue(w, job);
     pthread_mutex_unlock(&w->mu);
     return job;
@@ -907,9 +918,7 @@ static void w_apply(shardz_worker *w, w_job *job)
     /* stale: older than one applied (unless the coordinator resynchronises a worker that
      * applied a revision it never issued: a forged message would wedge it otherwise), or of a
      * term older than one seen since it was queued */
-    stale = (a->revision < w->last_revision &&
-             !(a->resync_from > 0 && a->resync_from == w->last_revision)) ||
-            (a->term >= 0 && a->term < w->term_seen);
+    stale = w_older(w, a) || (a->term >= 0 && a->term < w->term_seen);
     if (!stale && a->revision < w->last_revision) {
         szl_log(w->log, w->log_user, SHARDZ_LOG_WARN,
                 "resynchronised: assignment %lld replaces %lld, a revision the coordinator never "

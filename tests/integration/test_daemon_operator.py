@@ -268,5 +268,45 @@ def test_metrics():
         d.stop()
 
 
+def test_failed_registration_changes_nothing():
+    """Issue 15 item 6: a registration whose store write fails (SHARDZ_TEST_STORE_FAIL) gets a
+    5xx JSON error naming the store and changes nothing in memory: no new node, no new zone,
+    no new revision, also after the hook is lifted. The positive control: the same requests
+    succeed once writes do (so the ones refused would have been seen)."""
+    d = Daemon(BIN)
+    fail = os.path.join(d.tmp, "fail")
+    d.env["SHARDZ_TEST_STORE_FAIL"] = fail
+    d.start()
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=4, **FAST))
+        d.call("POST", "/v1/namespaces/kv/nodes", {"id": "old", "address": "127.0.0.1:9",
+                                                   "zone": "a"})
+
+        def seen():
+            _, ns = d.call("GET", "/v1/namespaces/kv")
+            _, nodes = d.call("GET", "/v1/namespaces/kv/nodes")
+            return ns["revision"], {n["id"]: n["zone"] for n in nodes["nodes"]}
+        before = seen()
+        open(fail, "w").close()
+        for body in ({"id": "new", "address": "127.0.0.1:10", "zone": "b"},
+                     {"id": "old", "address": "127.0.0.1:9", "zone": "b"}):
+            st, code = error_of(lambda: d.call("POST", "/v1/namespaces/kv/nodes", body))
+            assert st >= 500 and code == "EIO", (body, st, code)
+            assert seen() == before, (body, seen(), before)
+        os.remove(fail)
+        assert seen() == before, "a failed registration showed up once writes work again"
+        # the positive control: the same two registrations, with writes working
+        d.call("POST", "/v1/namespaces/kv/nodes", {"id": "new", "address": "127.0.0.1:10",
+                                                   "zone": "b"})
+        d.call("POST", "/v1/namespaces/kv/nodes", {"id": "old", "address": "127.0.0.1:9",
+                                                   "zone": "b"})
+        rev, nodes = seen()
+        assert rev > before[0] and nodes == {"old": "b", "new": "b"}, (rev, nodes)
+    finally:
+        if os.path.exists(fail):
+            os.remove(fail)
+        d.stop()
+
+
 run([test_drain_undrain_move_plan, test_cancel_move_in_flight, test_metrics,
-     test_operator_writes_answer_once_durable])
+     test_operator_writes_answer_once_durable, test_failed_registration_changes_nothing])

@@ -4,6 +4,7 @@ woken by one change all get the same state, built once; idle clients past --max-
 or past the open-file limit neither lock out /healthz, pings and a registering worker nor
 exhaust the descriptors or flood the log.
 Usage: test_daemon_overload.py SHARDZD_BINARY"""
+import json
 import os
 import resource
 import socket
@@ -95,26 +96,87 @@ def test_one_change_one_state_for_every_watch():
         d.stop()
 
 
+def assigns(path):
+    """The assignments a fakeworker logged (--assign-log), oldest first."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def test_same_registration_is_no_change():
     """A worker registering again with nothing new (it lost contact) bumps no revision, so
-    routers do not fetch the state again; a new zone does (the same check sees it)."""
+    routers do not fetch the state again, and is not sent its whole set again: it goes on with
+    a delta from the set it acknowledged (PROTOCOL.md 4.1). A new zone makes a new revision and
+    a whole set (the same check sees it: the positive control)."""
     d = Daemon(BIN).start()
     w = None
     try:
-        d.call("POST", "/v1/namespaces", {"name": "r", "partitions": 4})
-        w = Worker(d, "r", "n1", extra=["--incarnation", "i1"])
-        wait_for(lambda: settled(d, "r", 4, 1, nodes=1), 15, what="placement")
+        d.call("POST", "/v1/namespaces", {"name": "r", "partitions": 40})
+        log = os.path.join(d.tmp, "n1.assigns")
+        w = Worker(d, "r", "n1", extra=["--incarnation", "i1", "--assign-log", log])
+        wait_for(lambda: settled(d, "r", 40, 1, nodes=1), 15, what="placement")
         # the same process: its address and its incarnation (PROTOCOL.md 4.1)
-        body = {"id": "n1", "address": f"127.0.0.1:{w.port}", "incarnation": "i1"}
+        body = {"id": "n1", "address": f"127.0.0.1:{w.port}", "incarnation": "i1",
+                "features": ["delta"]}
 
         def rev():
             return d.call("GET", "/v1/namespaces/r")[1]["revision"]
         before = rev()
+        wait_for(lambda: any(a["replicas"] == 40 for a in assigns(log)), 15,
+                 what="the 40 replicas delivered")
+        seen = len(assigns(log))
         status, reply = d.call("POST", "/v1/namespaces/r/nodes", body)
         assert status == 200 and reply["node"]["id"] == "n1"
+        assert reply["features"] == ["delta"], reply
         assert rev() == before, "a registration with nothing new made a new revision"
+        # the next change reaches it as a delta of that change alone (the assignment we wait
+        # for, seen either way), with no whole set before it
+        d.call("POST", "/v1/namespaces/r/partitions", {"ids": ["new"]})
+        wait_for(lambda: any(a["replicas"] + a["removed"] > 0 for a in assigns(log)[seen:]), 15,
+                 what="the assignment after registering and adding a partition")
+        after = assigns(log)[seen:]
+        assert all(a["base_revision"] is not None for a in after), \
+            f"a registration with nothing new was sent {after} (the whole set again)"
+        assert any(a["replicas"] == 1 for a in after), after
+        seen = len(assigns(log))
         d.call("POST", "/v1/namespaces/r/nodes", dict(body, zone="b"))
         assert rev() > before, "a new zone made no new revision"
+        wait_for(lambda: len(assigns(log)) > seen, 15, what="the assignment after a new zone")
+        full = assigns(log)[seen]
+        assert full["base_revision"] is None and full["replicas"] == 41, full
+    finally:
+        if w:
+            w.kill9()
+        d.stop()
+
+
+def test_state_body_changes_only_with_the_revision():
+    """/state is built once per revision and shared (issue 16): it carries no statistics or
+    ages, which change without a revision, so two reads at one revision are the same bytes,
+    also while load samples arrive and ages grow (seen on GET .../partitions/{pid}: the
+    positive control that time passed and the statistics moved)."""
+    d = Daemon(BIN).start()
+    w = None
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "s", "partitions": 8, "sharder": "hash"})
+        w = Worker(d, "s", "n1", extra=["--load", "load=2.5"])
+        wait_for(lambda: settled(d, "s", 8, 1, nodes=1), 15, what="placement")
+        wait_for(lambda: "load" in d.call("GET", "/v1/namespaces/s/partitions/0")[1], 15,
+                 what="a load sample")
+
+        def raw_state():
+            with urllib.request.urlopen(d.base + "/v1/namespaces/s/state", timeout=10) as r:
+                return r.headers["X-Shardz-Revision"], r.read()
+        rev1, body1 = raw_state()
+        moved = d.call("GET", "/v1/namespaces/s/partitions/0")[1].get("moved_age_ms", 0)
+        wait_for(lambda: d.call("GET", "/v1/namespaces/s/partitions/0")[1].get(
+            "moved_age_ms", 0) > moved + 1500, 15, what="1.5 s of statistics ageing")
+        rev2, body2 = raw_state()
+        assert rev1 == rev2, f"the revision moved ({rev1} -> {rev2}): nothing to compare"
+        assert body1 == body2, "/state changed without a new revision (statistics or ages)"
+        st = json.loads(body1)
+        assert all("load" not in p and "load_age_ms" not in p for p in st["partitions"]), st
     finally:
         if w:
             w.kill9()
@@ -286,5 +348,6 @@ def test_full_fd_table():
 
 if __name__ == "__main__":
     run([test_abandoned_watches_release, test_one_change_one_state_for_every_watch,
-         test_same_registration_is_no_change, test_connection_cap, test_watches_fill_the_cap,
+         test_same_registration_is_no_change, test_state_body_changes_only_with_the_revision,
+         test_connection_cap, test_watches_fill_the_cap,
          test_full_fd_table])

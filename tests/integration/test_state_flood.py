@@ -7,8 +7,8 @@ survives depends on CPU time (an ASan tree on 2 shared cores starves the workers
 test asserts what holds at any speed: the paused worker's lease drop was seen by the coordinator
 (declared dead, its log's node-state line), replicas were reported missing meanwhile, and at the
 end every worker serves exactly what the coordinator routes to it, with nothing missing. An
-unpaused worker whose lease lapsed unnoticed is printed (it happened once under ASan on loaded
-cores: issue 16). The positive control runs in the same flood: one worker is SIGSTOPped past
+unpaused worker whose lease lapsed must have been noticed: declared dead, or seen holding
+nothing it acknowledged (its replicas counted missing and restored; issue 16). The positive control runs in the same flood: one worker is SIGSTOPped past
 its lease, so its lease lapses (we see the drop in its log) and the coordinator must notice it.
 How many unpaused workers kept their leases is printed; the ping gaps under this load are
 measured by bench/daemon/overload.py.
@@ -98,12 +98,17 @@ def test_strict_state_flood():
         dead = declared_dead(d)
         assert "w4" in dead, dead
         # an unpaused worker whose lease lapsed (CPU-starved: the coordinator's grants came
-        # late) and that the coordinator did not declare dead is printed, not asserted: under
-        # ASan on 2 loaded cores it happened once (w2), an honesty gap of issue 16 left open
+        # late) was declared dead, or, if not, seen holding nothing it acknowledged: its
+        # replicas counted missing and given back (under ASan on 2 loaded cores it happened
+        # once, w2, when the coordinator noticed nothing; test_daemon_resync.py's
+        # test_lapse_undeclared_is_counted_and_restored makes the case on purpose)
         lapsed = [w.node for w in workers if w.lease_drops()]
-        unnoticed = [n for n in lapsed if n not in dead]
-        print(f"  unpaused workers whose lease lapsed: {[n for n in lapsed if n != 'w4']}; "
-              f"of those not declared dead: {unnoticed}", flush=True)
+        log = d.tail(10**9)
+        unnoticed = [n for n in lapsed if n not in dead and
+                     f'msg="worker holds nothing it acknowledged" ns={NS} node={n} ' not in log]
+        print(f"  unpaused workers whose lease lapsed: {[n for n in lapsed if n != 'w4']}",
+              flush=True)
+        assert not unnoticed, f"lease lapsed, the coordinator never noticed: {unnoticed}"
         _, s = d.call("GET", f"/v1/namespaces/{NS}")
         assert s["missing"] == 0
         print(f"  {reads[0]} /state reads of {PARTS} partitions by 8 clients", flush=True)

@@ -592,8 +592,11 @@ class Worker:
             refused = self._deposed(a.term)
             if refused:
                 return refused
-            # an assignment older than one applied renews nothing
-            stale = a.revision < self._last_applied
+            # an assignment older than one applied renews nothing, unless it resynchronises us
+            # from a revision the coordinator never issued (a strict worker would stay wedged:
+            # the assignment that resynchronises it would bring no lease to apply it under)
+            stale = a.revision < self._last_applied and not (
+                a.resync_from and a.resync_from == self._last_applied)
             seen_lapses, grant_end = self._on_contact(0 if stale else a.lease_ms, a.consistency,
                                                       a.lease_stamp)
         with self._apply:

@@ -1,7 +1,7 @@
 /* A namespace's configuration and the parser of its JSON (POST /v1/namespaces, and the
  * config record read back from the store), pure: JSON in, a config or an error message out;
  * no clock, no I/O, no globals (tests/daemon/core_is_pure.sh). jansson only reads memory here.
- * Any thread; fuzzed by tests/fuzz/fuzz_daemon_bodies.c. */
+ * Any thread; fuzzed by tests/fuzz/fuzz_ns_config.c. */
 #ifndef SZD_CORE_CONFIG_H
 #define SZD_CORE_CONFIG_H
 
