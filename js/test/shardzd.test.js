@@ -53,7 +53,7 @@ test('client, workers and router against shardzd', async (t) => {
       }
     });
     const c = new Client({ coordinators: addr });
-    const ns = await c.createNamespace({ name: 'kv', sharder: 'hash', partitions: 8, ping_interval_ms: 50, dead_after_ms: 400, slots: 1024 });
+    const ns = await c.createNamespace({ name: 'kv', sharder: 'hash', partitions: 8, ping_interval_ms: 50, dead_after_ms: 3000, slots: 1024 }); // nothing here judges failure detection: a dead-after a loaded machine cannot flap (400 ms once left w2 suspect at the operator move)
     assert.equal(ns.name, 'kv');
     assert.equal(typeof ns.revision, 'bigint');
     await rejectsWith(c.createNamespace({ name: 'kv' }), 409, 'EEXIST');
@@ -93,6 +93,7 @@ test('client, workers and router against shardzd', async (t) => {
     await c.undrain('kv', 'w1');
     await until('w1 back', () => served.w1.size === 4 && served.w2.size === 4);
 
+    await until('w2 alive', async () => (await c.node('kv', 'w2')).state === 'alive');
     const w1 = await c.node('kv', 'w1');
     const pid = w1.partitions[0].partition;
     assert.equal((await c.move('kv', pid, 0, 'w2')).partition, pid);
