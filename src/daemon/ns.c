@@ -94,6 +94,8 @@ json_t *szd_ns_config_json(const szd_ns *ns)
                   (json_int_t)c->ping_interval_ms, "dead_after_ms", (json_int_t)c->dead_after_ms,
                   "lease_ms", (json_int_t)c->lease_ms, "dimensions", dims, "band", c->band);
     json_object_set_new(j, "load_tau_ms", json_integer((json_int_t)c->load_tau_ms));
+    json_object_set_new(j, "min_available", json_integer((json_int_t)c->min_available));
+    json_object_set_new(j, "max_moves_in_flight", json_integer((json_int_t)c->max_moves_in_flight));
     json_t *w = json_object();
     for (size_t d = 0; d < c->ndims; d++) {
         json_object_set_new(w, c->dims[d],
@@ -241,6 +243,9 @@ json_t *szd_node_record(const szd_ns *ns, const szd_node *n)
     if (n->incarnation[0]) {
         json_object_set_new(rec, "incarnation", json_string(n->incarnation));
     }
+    if (n->drain_reason[0]) {
+        json_object_set_new(rec, "drain_reason", json_string(n->drain_reason));
+    }
     return rec;
 }
 
@@ -339,6 +344,7 @@ void szd_ns_free(szd_ns *ns)
         free(ns->ghosts[i].id);
     }
     free(ns->ghosts);
+    szd_gate_free(ns);
     szd_map_free(&ns->node_map);
     szd_map_free(&ns->part_map);
     shardz_sharder_free(ns->sh);
@@ -705,20 +711,25 @@ json_t *szd_ns_summary_json(const szd_ns *ns)
         json_object_set_new(states, szd_node_state_name((szd_node_state)s),
                             json_integer((json_int_t)cnt[s]));
     }
-    size_t missing = 0, moves = 0;
+    size_t missing = 0, moves = 0, below = 0;
     for (uint32_t i = 0; i < ns->nparts; i++) {
+        uint32_t nserving = 0;
         for (unsigned s = 0; s < ns->parts[i].nrep; s++) {
             const szd_slot *sl = &ns->parts[i].slots[s];
             bool serving = sl->owner_state == SZD_R_SERVING || sl->prev_state == SZD_R_SERVING;
             missing += !serving;
+            nserving += serving;
             moves += sl->owner >= 0 && sl->owner_state != SZD_R_SERVING;
         }
+        below += nserving < ns->cfg.min_available;
     }
     json_object_set_new(j, "revision", json_integer((json_int_t)ns->revision));
     json_object_set_new(j, "nodes", states);
     json_object_set_new(j, "partitions", json_integer(ns->nparts));
     json_object_set_new(j, "missing", json_integer((json_int_t)missing));
     json_object_set_new(j, "moves", json_integer((json_int_t)moves));
+    json_object_set_new(j, "queued_moves", json_integer((json_int_t)ns->nqueue));
+    json_object_set_new(j, "below_floor", json_integer((json_int_t)below));
     return j;
 }
 
@@ -1126,10 +1137,14 @@ static json_t *node_summary(const szd_ns *ns, const szd_node *n, size_t replicas
     for (size_t d = 0; load && d < ns->cfg.ndims; d++) {
         json_object_set_new(lj, ns->cfg.dims[d], json_real(load[d]));
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:b, s:b}", "id", n->id, "address",
-                     n->address, "zone", n->zone, "state", szd_node_state_name(n->state),
-                     "capacity", cap, "load", lj, "replicas", (json_int_t)replicas, "leaving",
-                     n->leaving, "drained", n->drained);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:b, s:b}", "id", n->id, "address",
+                          n->address, "zone", n->zone, "state", szd_node_state_name(n->state),
+                          "capacity", cap, "load", lj, "replicas", (json_int_t)replicas, "leaving",
+                          n->leaving, "drained", n->drained);
+    if (n->drained && n->drain_reason[0]) {
+        json_object_set_new(j, "drain_reason", json_string(n->drain_reason));
+    }
+    return j;
 }
 
 static int32_t idx_of(const szd_ns *ns, const szd_node *n)
@@ -1558,7 +1573,7 @@ static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out
     }
 }
 
-static void apply_move(szd_ns *ns, const shardz_move *mv)
+void szd_move_start(szd_ns *ns, const shardz_move *mv)
 {
     szd_part *p = szd_part_find(ns, mv->partition);
     if (!p || mv->slot >= p->nrep) {
@@ -1589,6 +1604,17 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
     szd_slot_move(&p->slots[mv->slot], &env, to, gen, (uint8_t)mv->reason, szd_now(ns->d), &out);
     out.done = false; /* a move starts here; it is done when acknowledged */
     slot_applied(ns, p, mv->slot, &out);
+}
+
+/* A move of a plan: started now, or queued by the drain gate (maint.c) until the floor and the
+ * in-flight limit allow it. True when started. */
+static bool apply_move(szd_ns *ns, const shardz_move *mv)
+{
+    if (!szd_gate_admit(ns, mv)) {
+        return false;
+    }
+    szd_move_start(ns, mv);
+    return true;
 }
 
 static int ns_rebalance(szd_ns *ns)
@@ -2018,6 +2044,9 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
         ns->want_rebalance = false;
         ns_rebalance(ns);
     }
+    if (ns->nqueue > 0) {
+        szd_gate_pump(ns); /* planned moves the floor or the limit held back */
+    }
     expire_leases(ns);
     release_drained(ns);
     szd_range_advance(ns);
@@ -2047,25 +2076,63 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 int szd_node_drain(szd_ns *ns, szd_node *n, bool drain)
 {
-    if (n->state == SZD_NODE_LEFT || n->drained == drain) {
-        return 0;
+    return szd_nodes_drain(ns, &n, 1, drain, NULL);
+}
+
+int szd_nodes_drain(szd_ns *ns, szd_node *const *nodes, size_t count, bool drain,
+                    const char *reason)
+{
+    bool *was = szd_xcalloc(count ? count : 1, sizeof *was);
+    bool *chg = szd_xcalloc(count ? count : 1, sizeof *chg);
+    char(*old_reason)[SZD_DRAIN_REASON_MAX + 1] =
+        szd_xcalloc(count ? count : 1, sizeof *old_reason);
+    bool any = false;
+    for (size_t i = 0; i < count; i++) {
+        szd_node *n = nodes[i];
+        was[i] = n->drained;
+        memcpy(old_reason[i], n->drain_reason, sizeof old_reason[i]);
+        if (n->state == SZD_NODE_LEFT) {
+            continue;
+        }
+        bool reason_changed = drain && reason && strcmp(reason, n->drain_reason) != 0;
+        if (n->drained == drain && !reason_changed) {
+            continue;
+        }
+        n->drained = drain;
+        snprintf(n->drain_reason, sizeof n->drain_reason, "%s", drain && reason ? reason : "");
+        n->record_dirty = true;
+        any = chg[i] = true;
     }
-    n->drained = drain;
-    n->record_dirty = true;
-    ns->nodes_dirty = true;
-    int rc = szd_ns_flush(ns, false, NULL, 0, NULL);
-    if (rc) {
-        n->drained = !drain;
-        return rc;
+    int rc = 0;
+    if (any) {
+        ns->nodes_dirty = true;
+        rc = szd_ns_flush(ns, false, NULL, 0, NULL);
     }
-    szd_log(ns->d, SZD_INFO, "msg=\"node %s\" ns=%s node=%s", drain ? "drained" : "undrained",
-            ns->cfg.name, n->id);
-    if (drain) {
-        szd_node_set_state(ns, n, SZD_NODE_DRAINING);
-    } else if (!n->leaving && n->state == SZD_NODE_DRAINING) {
-        szd_node_set_state(ns, n, SZD_NODE_ALIVE);
+    for (size_t i = 0; any && i < count; i++) {
+        szd_node *n = nodes[i];
+        if (rc && chg[i]) {
+            n->drained = was[i];
+            memcpy(n->drain_reason, old_reason[i], sizeof n->drain_reason);
+            continue;
+        }
+        if (!chg[i]) {
+            continue;
+        }
+        szd_log(ns->d, SZD_INFO, "msg=\"node %s\" ns=%s node=%s reason=\"%s\"",
+                drain ? "drained" : "undrained", ns->cfg.name, n->id, n->drain_reason);
+        szd_event(ns, drain ? "drain" : "undrain",
+                  json_pack("{s:s, s:s?}", "node", n->id, "reason",
+                            drain && n->drain_reason[0] ? n->drain_reason : NULL));
+        if (drain) {
+            szd_node_set_state(ns, n, SZD_NODE_DRAINING);
+        } else if (!n->leaving && n->state == SZD_NODE_DRAINING) {
+            szd_node_set_state(ns, n, SZD_NODE_ALIVE);
+        }
     }
-    return 0;
+    free(was);
+    free(chg);
+    free(old_reason);
+    return rc;
 }
 
 static json_t *move_json(const shardz_move *mv)
@@ -2087,17 +2154,23 @@ static json_t *plan_moves_json(shardz_plan *plan)
     return list;
 }
 
-/* Carries out a plan's moves (the placement already applied them to its target). */
-static json_t *apply_plan(szd_ns *ns, shardz_plan *plan)
+/* Carries out a plan's moves (the placement already applied them to its target), through the
+ * drain gate when `gated` (a move it holds back is listed with "waiting": why). */
+static json_t *apply_plan(szd_ns *ns, shardz_plan *plan, bool gated)
 {
     json_t *list = json_array();
-    size_t n = shardz_plan_count(plan), placed = 0;
+    size_t n = shardz_plan_count(plan);
     for (size_t i = 0; i < n; i++) {
         shardz_move mv;
         shardz_plan_move(plan, i, &mv);
-        placed += mv.reason == SHARDZ_REASON_NEW;
-        apply_move(ns, &mv);
-        json_array_append_new(list, move_json(&mv));
+        json_t *mj = move_json(&mv);
+        if (!gated) {
+            szd_gate_forget(ns, mv.partition, mv.slot);
+            szd_move_start(ns, &mv);
+        } else if (!apply_move(ns, &mv)) {
+            json_object_set_new(mj, "waiting", json_string("gate"));
+        }
+        json_array_append_new(list, mj);
     }
     if (n > 0) {
         szd_ns_changed(ns);
@@ -2123,7 +2196,7 @@ int szd_operator_move(szd_ns *ns, szd_part *p, unsigned slot, szd_node *to, char
                  to->id, slot, p->id);
         return rc == SHARDZ_ENOENT ? rc : SHARDZ_EINVAL;
     }
-    json_decref(apply_plan(ns, plan));
+    json_decref(apply_plan(ns, plan, true));
     shardz_plan_free(plan);
     return 0;
 }
@@ -2149,7 +2222,7 @@ int szd_cancel_move(szd_ns *ns, szd_part *p, unsigned slot, char *err, size_t er
         snprintf(err, errlen, "the old owner may not take it back: %s", shardz_strerror(rc));
         return rc == SHARDZ_ENOENT ? rc : SHARDZ_ECONFLICT;
     }
-    json_decref(apply_plan(ns, plan));
+    json_decref(apply_plan(ns, plan, false)); /* a cancel frees: never gated */
     shardz_plan_free(plan);
     return 0;
 }
@@ -2163,7 +2236,7 @@ json_t *szd_plan_json(szd_ns *ns, bool apply)
     }
     json_t *moves;
     if (apply) {
-        moves = apply_plan(ns, plan);
+        moves = apply_plan(ns, plan, true);
     } else {
         moves = plan_moves_json(plan);
     }
@@ -2190,7 +2263,7 @@ json_t *szd_balance_json(szd_ns *ns, bool apply)
     }
     json_t *moves;
     if (apply) {
-        moves = apply_plan(ns, plan);
+        moves = apply_plan(ns, plan, true);
         ns->last_round = rep;
         ns->balanced_ms = szd_now(ns->d);
     } else {
@@ -2251,6 +2324,8 @@ static int load_node(szd_ns *ns, json_t *j)
     node_take_fields(n, &tmp);
     n->leaving = json_is_true(json_object_get(j, "leaving"));
     n->drained = json_is_true(json_object_get(j, "drained"));
+    const char *why = json_string_value(json_object_get(j, "drain_reason"));
+    snprintf(n->drain_reason, sizeof n->drain_reason, "%s", n->drained && why ? why : "");
     const char *inc = json_string_value(json_object_get(j, "incarnation"));
     if (inc && szd_valid_id(inc)) {
         snprintf(n->incarnation, sizeof n->incarnation, "%s", inc);

@@ -123,9 +123,10 @@ static int parse_balance(json_t *b, szd_ns_config *c, char *err, size_t errlen)
 int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
 {
     static const char *const known[] = {
-        "name",          "sharder",  "replicas",   "roles",      "consistency", "ping_interval_ms",
-        "dead_after_ms", "lease_ms", "dimensions", "partitions", "slots",       "band",
-        "load_tau_ms",   "balance"};
+        "name",        "sharder",          "replicas",      "roles",
+        "consistency", "ping_interval_ms", "dead_after_ms", "lease_ms",
+        "dimensions",  "partitions",       "slots",         "band",
+        "load_tau_ms", "balance",          "min_available", "max_moves_in_flight"};
     memset(c, 0, sizeof *c);
     const char *k;
     json_t *v;
@@ -246,5 +247,21 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "load_tau_ms must be an integer in [100, 86400000]");
         return SHARDZ_EINVAL;
     }
+    x = c->replicas > 1 ? (int64_t)c->replicas - 1 : 0;
+    v = json_object_get(j, "min_available");
+    if (v && !json_int_in(v, 0, c->replicas, &x)) {
+        snprintf(err, errlen, "min_available must be an integer in [0, replicas (%u)]",
+                 c->replicas);
+        return SHARDZ_EINVAL;
+    }
+    c->min_available = (uint32_t)x;
+    x = 0;
+    v = json_object_get(j, "max_moves_in_flight");
+    if (v && !json_int_in(v, 0, 1000000, &x)) {
+        snprintf(err, errlen,
+                 "max_moves_in_flight must be an integer in [0, 1000000] (0: no limit)");
+        return SHARDZ_EINVAL;
+    }
+    c->max_moves_in_flight = (uint32_t)x;
     return parse_balance(json_object_get(j, "balance"), c, err, errlen);
 }

@@ -32,6 +32,11 @@ typedef struct {
      * only on request), with this policy. */
     int64_t balance_interval_ms;
     shardz_balance_policy balance;
+    /* Planned maintenance (docs/OPERATIONS.md, core/gate.h): replicas of each partition that
+     * must stay serving during planned moves (default replicas - 1, at least 0), and the
+     * planned moves in flight at once (0: no limit). */
+    uint32_t min_available;
+    uint32_t max_moves_in_flight;
 } szd_ns_config;
 
 /* Fills *cfg from j (borrowed): every field checked against docs/PROTOCOL.md section 3,
