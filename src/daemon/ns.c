@@ -269,6 +269,7 @@ static void ghosts_restore(szd_ns *ns, szd_part *p);
 static szd_slot_env slot_env(const szd_ns *ns);
 static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out);
 static int ns_rebalance(szd_ns *ns);
+static bool node_gone(const szd_ns *ns, int32_t i);
 static void maybe_balance(szd_ns *ns);
 static int32_t idx_of(const szd_ns *ns, const szd_node *n);
 static void on_work(evutil_socket_t fd, short what, void *arg);
@@ -718,7 +719,7 @@ json_t *szd_ns_summary_json(const szd_ns *ns)
             const szd_slot *sl = &ns->parts[i].slots[s];
             bool serving = sl->owner_state == SZD_R_SERVING || sl->prev_state == SZD_R_SERVING;
             missing += !serving;
-            nserving += serving;
+            nserving += !node_gone(ns, szd_slot_serving_node(sl)); /* dead ones serve nothing */
             moves += sl->owner >= 0 && sl->owner_state != SZD_R_SERVING;
         }
         below += nserving < ns->cfg.min_available;
