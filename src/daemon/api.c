@@ -722,6 +722,18 @@ static void r_part_get(szd_call *c)
     szd_reply_json(c->req, 200, j, c->ns->revision);
 }
 
+static void r_part_history(szd_call *c)
+{
+    szd_part *p = part_arg(c);
+    if (!p) {
+        return;
+    }
+    szd_reply_json(c->req, 200,
+                   json_pack("{s:s, s:o, s:I}", "partition", p->id, "history", szd_history_json(p),
+                             "revision", (json_int_t)c->ns->revision),
+                   c->ns->revision);
+}
+
 static void r_part_delete(szd_call *c)
 {
     char err[512] = "";
@@ -990,6 +1002,7 @@ static const route routes[] = {
     {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/partitions", R_WRITE, r_parts_add},
     {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/partitions/{pid}", R_READ, r_part_get},
     {EVHTTP_REQ_DELETE, "/v1/namespaces/{ns}/partitions/{pid}", R_WRITE, r_part_delete},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/partitions/{pid}/history", R_READ, r_part_history},
     {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/partitions/{pid}/move", R_WRITE, r_part_move},
     {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/partitions/{pid}/split", R_WRITE, r_part_split},
     {EVHTTP_REQ_DELETE, "/v1/namespaces/{ns}/moves/{pid}/{slot}", R_WRITE, r_cancel},

@@ -149,9 +149,25 @@ typedef struct {
     uint16_t nrep;
     bool dirty; /* to persist */
     bool stats_dirty;
-    int64_t load_ms, moved_ms; /* when the load was last updated and when a replica of it last
-                                * moved (0: never; monotonic ms) */
+    int64_t load_ms, moved_ms;   /* when the load was last updated and when a replica of it last
+                                  * moved (0: never; monotonic ms) */
+    struct szd_history *history; /* its last moves (history.c), owned; NULL: none yet */
 } szd_part;
+
+/* Move history (history.c): the last SZD_HISTORY moves of each partition. */
+#define SZD_HISTORY 32
+/* Wall-clock milliseconds since the Unix epoch (what history and events show). */
+int64_t szd_wall_ms(void);
+/* Appends a move to p's history (the oldest goes past SZD_HISTORY); copies the ids. */
+void szd_history_add(szd_part *p, int64_t time_ms, unsigned slot, const char *from, const char *to,
+                     uint8_t reason, uint64_t generation);
+/* p's history oldest first, as the API and the store record show it (new reference). */
+json_t *szd_history_json(const szd_part *p);
+/* Replaces p's history by a record's "history" (borrowed; NULL: none). SHARDZ_EINVAL for a
+ * malformed one: p is left with none. */
+int szd_history_load(szd_part *p, json_t *list);
+/* Frees p's history (p->history NULL after). */
+void szd_history_free(szd_part *p);
 
 /* A string -> index map (open addressing). */
 typedef struct {

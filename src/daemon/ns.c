@@ -215,6 +215,9 @@ char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *
     if (strcmp(ns->cfg.sharder, "hash") == 0) {
         json_object_set_new(extra, "hash_slots", slot_runs_json(ns, runs, p->id));
     }
+    if (p->history) {
+        json_object_set_new(extra, "history", szd_history_json(p));
+    }
     szd_range_fields(ns, p->id, extra, true);
     if (json_object_size(extra) > 0) {
         char *t = json_dumps(extra, JSON_COMPACT); /* "{...}": its members follow ours */
@@ -338,6 +341,7 @@ void szd_ns_free(szd_ns *ns)
     }
     free(ns->nodes);
     for (uint32_t i = 0; i < ns->nparts; i++) {
+        szd_history_free(&ns->parts[i]);
         free(ns->parts[i].load);
     }
     free(ns->parts);
@@ -1433,6 +1437,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     ghosts_keep(ns, p);
     szd_event(ns, "partitions-removed", json_pack("{s:s}", "partition", p->id));
     uint32_t idx = (uint32_t)(p - ns->parts);
+    szd_history_free(p);
     free(p->load); /* the slots and the id go with it */
     ns->parts[idx] = ns->parts[--ns->nparts];
     szd_map_rebuild(&ns->part_map, ns->nparts, part_key, ns);
@@ -1599,6 +1604,9 @@ void szd_move_start(szd_ns *ns, const shardz_move *mv)
             "msg=\"move\" ns=%s partition=%s slot=%u from=%s to=%s reason=%s generation=%llu",
             ns->cfg.name, p->id, mv->slot, mv->from ? mv->from : "-", mv->to ? mv->to : "-",
             shardz_reason_name(mv->reason), (unsigned long long)gen);
+    if (!first) {
+        szd_history_add(p, szd_wall_ms(), mv->slot, mv->from, mv->to, (uint8_t)mv->reason, gen);
+    }
     szd_slot_env env = slot_env(ns);
     szd_slot_out out;
     szd_slot_out_init(&out);
@@ -2449,6 +2457,10 @@ static int load_part(szd_ns *ns, json_t *j, load_batch *lb)
     if (rc == 0) {
         rc = szd_range_load_part(ns, id, j);
     }
+    if (rc == 0 && szd_history_load(p, json_object_get(j, "history")) != 0) {
+        szd_log(ns->d, SZD_WARN, "msg=\"malformed move history dropped\" ns=%s partition=%s",
+                ns->cfg.name, p->id);
+    }
     json_t *runs = json_object_get(j, "hash_slots");
     if (rc == 0 && json_is_array(runs)) {
         if (!ns->restore) {
@@ -2531,6 +2543,10 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
     }
     if (p->load_ms > 0) {
         (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
+    }
+    if (szd_history_load(p, json_object_get(j, "history")) != 0) {
+        szd_log(ns->d, SZD_WARN, "msg=\"malformed move history dropped\" ns=%s partition=%s",
+                ns->cfg.name, p->id);
     }
     rc = 0;
 out:

@@ -336,6 +336,59 @@ def test_rolling_restart_through_stoppable_and_drain():
         d.stop()
 
 
+def history(d, ns, pid):
+    return d.call("GET", f"/v1/namespaces/{ns}/partitions/{pid}/history")[1]["history"]
+
+
+def test_move_history_survives_a_restart():
+    """Each partition keeps its last 32 moves (time, slot, from, to, reason, generation) in the
+    store: they come back after the coordinator is killed and started again on its data."""
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="h", replicas=1, partitions=2, **FAST))
+        ws = [Worker(d, "h", "w0")]
+        wait_for(lambda: settled(d, "h", 2, 1, nodes=1), 30, what="placement")
+        assert history(d, "h", "0") == []  # a first placement is not a move
+        ws.append(Worker(d, "h", "w1"))
+        wait_for(lambda: settled(d, "h", 2, 1, nodes=2), 30, what="w1 joined")
+        # 34 operator moves of partition 0 between the nodes: the first two fall out
+        t0 = time.time() * 1000
+        for i in range(34):
+            cur = routing(d, "h")["0"][0]
+            to = "w1" if cur == "w0" else "w0"
+            st, _ = d.call("POST", "/v1/namespaces/h/partitions/0/move", {"slot": 0, "to": to})
+            assert st == 202
+            wait_for(lambda: (lambda r: r and r["0"] == [to])(settled(d, "h", 2, 1)), 30,
+                     what=f"move {i}")
+        h = history(d, "h", "0")
+        assert len(h) == 32, len(h)
+        assert all(e["reason"] == "operator" and e["slot"] == 0 and e["time_ms"] >= t0 - 1000
+                   for e in h), h[:3]
+        gens = [e["generation"] for e in h]
+        assert gens == sorted(gens) and len(set(gens)) == 32, gens  # oldest first, growing
+        assert all(a["to"] == b["from"] for a, b in zip(h, h[1:])), h[:4]
+        before = {p: history(d, "h", p) for p in ("0", "1")}
+        # a failure is recorded with its reason too
+        victim = routing(d, "h")["1"][0]
+        next(w for w in ws if w.node == victim).kill9()
+        wait_for(lambda: any(e["reason"] == "node-dead" for e in history(d, "h", "1")), 30,
+                 what="node-dead in the history")
+        before["1"] = history(d, "h", "1")
+        last = before["1"][-1]
+        assert last["from"] == victim and last["reason"] == "node-dead", last
+        d.kill9()
+        d.start()
+        after = {p: history(d, "h", p) for p in ("0", "1")}
+        assert after == before, (after, before)
+        st, body = error_of(lambda: d.call("GET", "/v1/namespaces/h/partitions/nope/history"))
+        assert st == 404 and "nope" in body["message"], body
+    finally:
+        for x in ws:
+            x.kill9()
+        d.stop()
+
+
 run([test_bad_input_changes_nothing, test_strict_drain_is_gated_by_the_floor,
      test_max_moves_in_flight, test_zone_drain_and_stoppable,
-     test_rolling_restart_through_stoppable_and_drain])
+     test_rolling_restart_through_stoppable_and_drain, test_move_history_survives_a_restart])
