@@ -354,6 +354,8 @@ static const char *method_name(enum evhttp_cmd_type m)
         return "POST";
     case EVHTTP_REQ_DELETE:
         return "DELETE";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
     default:
         return "?";
     }
@@ -457,6 +459,32 @@ static void r_ns_create(szd_call *c)
 static void r_ns_get(szd_call *c)
 {
     szd_reply_json(c->req, 200, szd_ns_summary_json(c->ns), c->ns->revision);
+}
+
+/* PATCH /v1/namespaces/{ns}[?dry_run=true]: live configuration (live.c). */
+static void r_ns_patch(szd_call *c)
+{
+    char err[512] = "";
+    const char *dry = evhttp_find_header(c->q, "dry_run");
+    if (dry && strcmp(dry, "true") != 0 && strcmp(dry, "false") != 0 && strcmp(dry, "1") != 0 &&
+        strcmp(dry, "0") != 0) {
+        szd_reply_error(c->req, SHARDZ_EINVAL, "dry_run must be true or false");
+        return;
+    }
+    json_t *body = szd_read_body(c->req);
+    if (!body) {
+        return;
+    }
+    json_t *reply = NULL;
+    bool dry_run = dry && (strcmp(dry, "true") == 0 || strcmp(dry, "1") == 0);
+    int rc = szd_ns_patch(c->ns, body, dry_run, &reply, err, sizeof err);
+    json_decref(body);
+    if (rc) {
+        json_decref(reply);
+        szd_reply_error(c->req, rc, "%s", err);
+        return;
+    }
+    szd_reply_json(c->req, 200, reply, c->ns->revision);
 }
 
 static void r_ns_delete(szd_call *c)
@@ -950,6 +978,13 @@ static void r_plan(szd_call *c)
 
 static void r_rebalance(szd_call *c)
 {
+    if (c->ns->cfg.frozen) {
+        szd_reply_error(c->req, SHARDZ_EBUSY,
+                        "namespace '%s' is frozen: no rebalance until it is thawed (PATCH "
+                        "{\"frozen\": false}); operator moves still run",
+                        c->ns->cfg.name);
+        return;
+    }
     plan(c, true);
 }
 
@@ -990,6 +1025,7 @@ static const route routes[] = {
     {EVHTTP_REQ_POST, "/v1/namespaces", R_WRITE, r_ns_create},
     {EVHTTP_REQ_GET, "/v1/namespaces/{ns}", R_READ, r_ns_get},
     {EVHTTP_REQ_DELETE, "/v1/namespaces/{ns}", R_WRITE, r_ns_delete},
+    {EVHTTP_REQ_PATCH, "/v1/namespaces/{ns}", R_WRITE, r_ns_patch},
     {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/nodes", R_READ, r_nodes},
     {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/nodes", R_WRITE, r_node_register},
     {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/nodes/{id}", R_READ, r_node_get},

@@ -238,6 +238,10 @@ typedef struct szd_ns {
     size_t nqueue, capqueue;
     bool gate_cache_ok;
     uint64_t gate_cache_rev, gate_cache_done, gate_cache_n;
+    /* Live configuration (live.c): some partition has slots above the replica count still to
+     * empty; the first placement waits until grace_until_ms (0: no grace). */
+    bool shrink_pending;
+    int64_t grace_until_ms;
 } szd_ns;
 
 /* ---- high availability (ha.c): the coordinator's role on a shared store ------------- */
@@ -414,6 +418,17 @@ void szd_gate_forget(szd_ns *ns, const char *partition, unsigned slot);
 /* The queue as the API shows it (new reference). */
 json_t *szd_gate_queue_json(const szd_ns *ns);
 void szd_gate_free(szd_ns *ns);
+/* Live configuration (live.c). PATCH of ns's config (borrowed): checked (400 naming the
+ * field, nothing changed), a dry run's plan in *reply, or the config made durable and carried
+ * out (*reply: the namespace and the moves that empty slots). 0, or an error with err. */
+int szd_ns_patch(szd_ns *ns, json_t *patch, bool dry_run, json_t **reply, char *err, size_t errlen);
+/* Drops slots above the replica count once empty (from the work pass). */
+void szd_live_shrink(szd_ns *ns);
+/* The startup grace: begins now (a create, a load); true while the first placement waits. */
+void szd_live_start_grace(szd_ns *ns);
+bool szd_live_in_grace(szd_ns *ns);
+/* The placement's state of a node in state st. */
+shardz_node_state szd_sharder_state(szd_node_state st);
 /* POST /v1/stoppable (maint.c): answers req. */
 void szd_api_stoppable(szd *d, struct evhttp_request *req);
 

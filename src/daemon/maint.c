@@ -62,7 +62,8 @@ static uint64_t in_flight(szd_ns *ns)
     return n;
 }
 
-static szd_gate_verdict verdict(szd_ns *ns, const szd_part *p, unsigned slot, uint8_t reason)
+static szd_gate_verdict verdict(szd_ns *ns, const szd_part *p, unsigned slot, uint8_t reason,
+                                bool vacate)
 {
     int32_t src = szd_slot_serving_node(&p->slots[slot]);
     int32_t holder = p->slots[slot].owner;
@@ -73,7 +74,9 @@ static szd_gate_verdict verdict(szd_ns *ns, const szd_part *p, unsigned slot, ui
                       .serving = serving_of(ns, p),
                       .min_available = ns->cfg.min_available,
                       .in_flight = in_flight(ns),
-                      .max_in_flight = ns->cfg.max_moves_in_flight};
+                      .max_in_flight = ns->cfg.max_moves_in_flight,
+                      .frozen = ns->cfg.frozen,
+                      .vacate = vacate};
     return szd_gate_check(&in);
 }
 
@@ -148,7 +151,7 @@ bool szd_gate_admit(szd_ns *ns, const shardz_move *mv)
         szd_gate_forget(ns, mv->partition, mv->slot); /* a failure supersedes what waited */
         return true;
     }
-    szd_gate_verdict v = verdict(ns, p, mv->slot, (uint8_t)mv->reason);
+    szd_gate_verdict v = verdict(ns, p, mv->slot, (uint8_t)mv->reason, mv->to == NULL);
     if (v == SZD_GATE_START || !enqueue(ns, mv, v)) {
         szd_gate_forget(ns, mv->partition, mv->slot);
         if (v == SZD_GATE_START) {
@@ -177,7 +180,7 @@ void szd_gate_pump(szd_ns *ns)
             queue_remove(ns, i);
             continue;
         }
-        szd_gate_verdict v = verdict(ns, p, e->slot, e->reason);
+        szd_gate_verdict v = verdict(ns, p, e->slot, e->reason, e->to[0] == '\0');
         if (v != SZD_GATE_START) {
             e->wait = (uint8_t)v;
             i++;

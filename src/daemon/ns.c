@@ -96,6 +96,9 @@ json_t *szd_ns_config_json(const szd_ns *ns)
     json_object_set_new(j, "load_tau_ms", json_integer((json_int_t)c->load_tau_ms));
     json_object_set_new(j, "min_available", json_integer((json_int_t)c->min_available));
     json_object_set_new(j, "max_moves_in_flight", json_integer((json_int_t)c->max_moves_in_flight));
+    json_object_set_new(j, "frozen", json_boolean(c->frozen));
+    json_object_set_new(j, "startup_grace_ms", json_integer((json_int_t)c->startup_grace_ms));
+    json_object_set_new(j, "min_nodes", json_integer((json_int_t)c->min_nodes));
     json_t *w = json_object();
     for (size_t d = 0; d < c->ndims; d++) {
         json_object_set_new(w, c->dims[d],
@@ -302,6 +305,7 @@ static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
         goto err;
     }
     ns->event_seq = 1;
+    szd_live_start_grace(ns); /* a create, or a coordinator's start: the first placement waits */
     ns->tick = event_new(d->base, -1, EV_PERSIST, on_tick, ns);
     ns->work = event_new(d->base, -1, 0, on_work, ns);
     if (!ns->tick || !ns->work) {
@@ -740,7 +744,7 @@ json_t *szd_ns_summary_json(const szd_ns *ns)
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
-static shardz_node_state sharder_state(szd_node_state st)
+shardz_node_state szd_sharder_state(szd_node_state st)
 {
     switch (st) {
     case SZD_NODE_JOINING:
@@ -777,7 +781,7 @@ void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st)
             (void)shardz_sharder_unregister_nodes(ns->sh, &id, 1, SHARDZ_REASON_LEAVE);
         }
     } else {
-        (void)shardz_sharder_set_node_state(ns->sh, n->id, sharder_state(st));
+        (void)shardz_sharder_set_node_state(ns->sh, n->id, szd_sharder_state(st));
     }
     /* Placement changes only when eligibility or eviction changes. */
     if (st != SZD_NODE_SUSPECT && !(old == SZD_NODE_SUSPECT && st == SZD_NODE_ALIVE)) {
@@ -1034,7 +1038,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
             shardz_node_spec spec = {.id = n->id,
                                      .zone = n->zone,
                                      .ncapacity = n->ncap,
-                                     .state = sharder_state(n->state)};
+                                     .state = szd_sharder_state(n->state)};
             memcpy(spec.capacity, n->cap, sizeof spec.capacity);
             rc = shardz_sharder_update_node(ns->sh, &spec);
             if (rc) {
@@ -2049,9 +2053,12 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     if (!szd_acting(ns->d)) {
         return; /* a follower's cache: the leader decides */
     }
-    if (ns->want_rebalance) {
+    if (ns->want_rebalance && !szd_live_in_grace(ns)) {
         ns->want_rebalance = false;
         ns_rebalance(ns);
+    }
+    if (ns->shrink_pending) {
+        szd_live_shrink(ns); /* replicas lowered: slots emptied go */
     }
     if (ns->nqueue > 0) {
         szd_gate_pump(ns); /* planned moves the floor or the limit held back */
@@ -2294,8 +2301,9 @@ json_t *szd_balance_json(szd_ns *ns, bool apply)
 static void maybe_balance(szd_ns *ns)
 {
     int64_t now = szd_now(ns->d);
-    if (ns->cfg.balance_interval_ms <= 0 || now - ns->balanced_ms < ns->cfg.balance_interval_ms) {
-        return;
+    if (ns->cfg.balance_interval_ms <= 0 || now - ns->balanced_ms < ns->cfg.balance_interval_ms ||
+        ns->cfg.frozen) {
+        return; /* frozen: no automatic round at all (its moves would only wait) */
     }
     json_t *j = szd_balance_json(ns, true);
     const char *stopped = j ? json_string_value(json_object_get(j, "stopped")) : NULL;

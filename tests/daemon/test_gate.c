@@ -15,36 +15,48 @@ typedef struct {
     shardz_reason reason;
     int strict, source_serving, serving, floor, in_flight, limit;
     szd_gate_verdict want;
-    int gone; /* the source is dead or left */
+    int gone;   /* the source is dead or left */
+    int frozen; /* the namespace is frozen */
+    int vacate; /* the move empties its slot */
 } row;
 
 /* The table is laid out by hand, a column per field. */
 /* clang-format off */
 static const row rows[] = {
     /* failures, first placements, repairs and splits are never gated */
-    {SHARDZ_REASON_NODE_DEAD, 1, 1, 0, 2, 9, 1, SZD_GATE_START, 0},
-    {SHARDZ_REASON_NEW,       1, 0, 0, 2, 9, 1, SZD_GATE_START, 0},
-    {SHARDZ_REASON_REPAIR,    0, 0, 0, 2, 9, 1, SZD_GATE_START, 0},
-    {SHARDZ_REASON_SPLIT,     1, 1, 1, 2, 9, 1, SZD_GATE_START, 0},
+    {SHARDZ_REASON_NODE_DEAD, 1, 1, 0, 2, 9, 1, SZD_GATE_START, 0, 0, 0},
+    {SHARDZ_REASON_NEW,       1, 0, 0, 2, 9, 1, SZD_GATE_START, 0, 0, 0},
+    {SHARDZ_REASON_REPAIR,    0, 0, 0, 2, 9, 1, SZD_GATE_START, 0, 0, 0},
+    {SHARDZ_REASON_SPLIT,     1, 1, 1, 2, 9, 1, SZD_GATE_START, 0, 0, 0},
     /* strict: the source stops first, so the partition must keep the floor without it */
-    {SHARDZ_REASON_DRAIN,     1, 1, 2, 1, 0, 0, SZD_GATE_START, 0},
-    {SHARDZ_REASON_DRAIN,     1, 1, 1, 1, 0, 0, SZD_GATE_FLOOR, 0},
-    {SHARDZ_REASON_DRAIN,     1, 1, 3, 2, 0, 0, SZD_GATE_START, 0},
-    {SHARDZ_REASON_DRAIN,     1, 1, 2, 2, 0, 0, SZD_GATE_FLOOR, 0},
-    {SHARDZ_REASON_JOIN,      1, 0, 1, 1, 0, 0, SZD_GATE_START, 0}, /* a replica not serving: nothing lost */
-    {SHARDZ_REASON_LEAVE,     1, 1, 1, 0, 0, 0, SZD_GATE_START, 0}, /* floor 0 */
+    {SHARDZ_REASON_DRAIN,     1, 1, 2, 1, 0, 0, SZD_GATE_START, 0, 0, 0},
+    {SHARDZ_REASON_DRAIN,     1, 1, 1, 1, 0, 0, SZD_GATE_FLOOR, 0, 0, 0},
+    {SHARDZ_REASON_DRAIN,     1, 1, 3, 2, 0, 0, SZD_GATE_START, 0, 0, 0},
+    {SHARDZ_REASON_DRAIN,     1, 1, 2, 2, 0, 0, SZD_GATE_FLOOR, 0, 0, 0},
+    {SHARDZ_REASON_JOIN,      1, 0, 1, 1, 0, 0, SZD_GATE_START, 0, 0, 0}, /* a replica not serving: nothing lost */
+    {SHARDZ_REASON_LEAVE,     1, 1, 1, 0, 0, 0, SZD_GATE_START, 0, 0, 0}, /* floor 0 */
     /* available: make-before-break takes nothing away; only a partition below its floor waits */
-    {SHARDZ_REASON_DRAIN,     0, 1, 1, 1, 0, 0, SZD_GATE_START, 0},
-    {SHARDZ_REASON_DRAIN,     0, 1, 2, 2, 0, 0, SZD_GATE_START, 0},
-    {SHARDZ_REASON_OPERATOR,  0, 0, 0, 1, 0, 0, SZD_GATE_FLOOR, 0}, /* nothing serves yet */
-    {SHARDZ_REASON_LOAD,      0, 1, 1, 2, 0, 0, SZD_GATE_FLOOR, 0},
+    {SHARDZ_REASON_DRAIN,     0, 1, 1, 1, 0, 0, SZD_GATE_START, 0, 0, 0},
+    {SHARDZ_REASON_DRAIN,     0, 1, 2, 2, 0, 0, SZD_GATE_START, 0, 0, 0},
+    {SHARDZ_REASON_OPERATOR,  0, 0, 0, 1, 0, 0, SZD_GATE_FLOOR, 0, 0, 0}, /* nothing serves yet */
+    {SHARDZ_REASON_LOAD,      0, 1, 1, 2, 0, 0, SZD_GATE_FLOOR, 0, 0, 0},
     /* the limit, checked before the floor */
-    {SHARDZ_REASON_REBALANCE, 0, 1, 3, 1, 4, 5, SZD_GATE_START, 0},
-    {SHARDZ_REASON_REBALANCE, 0, 1, 3, 1, 5, 5, SZD_GATE_LIMIT, 0},
-    {SHARDZ_REASON_DRAIN,     1, 1, 1, 1, 7, 5, SZD_GATE_LIMIT, 0},
-    {SHARDZ_REASON_DRAIN,     1, 1, 2, 1, 999, 0, SZD_GATE_START, 0}, /* 0: no limit */
+    {SHARDZ_REASON_REBALANCE, 0, 1, 3, 1, 4, 5, SZD_GATE_START, 0, 0, 0},
+    {SHARDZ_REASON_REBALANCE, 0, 1, 3, 1, 5, 5, SZD_GATE_LIMIT, 0, 0, 0},
+    {SHARDZ_REASON_DRAIN,     1, 1, 1, 1, 7, 5, SZD_GATE_LIMIT, 0, 0, 0},
+    {SHARDZ_REASON_DRAIN,     1, 1, 2, 1, 999, 0, SZD_GATE_START, 0, 0, 0}, /* 0: no limit */
     /* a queued move whose source died since replaces a failure: never gated */
-    {SHARDZ_REASON_DRAIN,     1, 0, 0, 1, 9, 1, SZD_GATE_START, 1},
+    {SHARDZ_REASON_DRAIN,     1, 0, 0, 1, 9, 1, SZD_GATE_START, 1, 0, 0},
+    /* frozen: every planned move waits but an operator's; failures still start */
+    {SHARDZ_REASON_DRAIN,     0, 1, 2, 1, 0, 0, SZD_GATE_FROZEN, 0, 1, 0},
+    {SHARDZ_REASON_LOAD,      0, 1, 2, 1, 9, 1, SZD_GATE_FROZEN, 0, 1, 0}, /* before the limit */
+    {SHARDZ_REASON_OPERATOR,  0, 1, 2, 1, 0, 0, SZD_GATE_START,  0, 1, 0},
+    {SHARDZ_REASON_NODE_DEAD, 1, 0, 0, 1, 0, 0, SZD_GATE_START,  0, 1, 0},
+    {SHARDZ_REASON_DRAIN,     1, 0, 0, 1, 0, 0, SZD_GATE_START,  1, 1, 0}, /* source gone */
+    /* vacating a slot (replicas lowered) takes its serving replica even when available */
+    {SHARDZ_REASON_REBALANCE, 0, 1, 2, 1, 0, 0, SZD_GATE_START,  0, 0, 1},
+    {SHARDZ_REASON_REBALANCE, 0, 1, 2, 2, 0, 0, SZD_GATE_FLOOR,  0, 0, 1},
+    {SHARDZ_REASON_REBALANCE, 0, 0, 1, 1, 0, 0, SZD_GATE_START,  0, 0, 1}, /* not serving */
 };
 /* clang-format on */
 
@@ -60,7 +72,9 @@ static void test_verdicts(void **state)
                           .min_available = (uint32_t)r->floor,
                           .in_flight = (uint64_t)r->in_flight,
                           .max_in_flight = (uint64_t)r->limit,
-                          .source_gone = r->gone != 0};
+                          .source_gone = r->gone != 0,
+                          .frozen = r->frozen != 0,
+                          .vacate = r->vacate != 0};
         szd_gate_verdict got = szd_gate_check(&in);
         if (got != r->want) {
             print_error("row %zu: %s, want %s\n", i, szd_gate_verdict_name(got),
@@ -82,6 +96,7 @@ static void test_planned(void **state)
     assert_true(szd_gate_planned(SHARDZ_REASON_OPERATOR));
     assert_string_equal(szd_gate_verdict_name(SZD_GATE_FLOOR), "floor");
     assert_string_equal(szd_gate_verdict_name(SZD_GATE_LIMIT), "limit");
+    assert_string_equal(szd_gate_verdict_name(SZD_GATE_FROZEN), "frozen");
 }
 
 static void test_stop_and_zone(void **state)

@@ -389,6 +389,209 @@ def test_move_history_survives_a_restart():
         d.stop()
 
 
+def ns_config(d, ns):
+    j = d.call("GET", f"/v1/namespaces/{ns}")[1]
+    return {k: v for k, v in j.items() if k not in ("revision", "nodes", "missing", "moves",
+                                                     "queued_moves", "below_floor")}
+
+
+def test_patch_bad_input_and_dry_run():
+    d = Daemon(BIN).start()
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="p", replicas=2, partitions=4, **FAST))
+        d.call("POST", "/v1/namespaces", dict(name="s", replicas=2, consistency="strict",
+                                              partitions=2))
+        d.call("POST", "/v1/namespaces", dict(name="h", sharder="hash", partitions=2))
+        before = {n: ns_config(d, n) for n in ("p", "s", "h")}
+        bad = [
+            ("p", {"name": "q"}, "name"),
+            ("p", {"sharder": "hash"}, "sharder"),
+            ("p", {"consistency": "strict"}, "consistency"),
+            ("p", {"min_available": 3}, "min_available"),
+            ("p", {"replicas": 0}, "replicas"),
+            ("p", {"replicas": 17}, "replicas"),
+            ("p", {"max_moves_in_flight": "x"}, "max_moves_in_flight"),
+            ("p", {"frozen": 1}, "frozen"),
+            ("p", {"startup_grace_ms": -1}, "startup_grace_ms"),
+            ("p", {"min_nodes": 1.5}, "min_nodes"),
+            ("p", {"ping_interval_ms": 5}, "ping_interval_ms"),
+            ("p", {"dead_after_ms": 100}, "dead_after_ms"),  # not above ping_interval_ms 100
+            ("p", {"balance": {"band": 2}}, "balance"),
+            ("p", {}, "fields to change"),
+            ("p", {"replicas": 1, "min_available": 2}, "min_available"),
+            ("s", {"lease_ms": 5000}, "lease_ms"),
+            ("s", {"dead_after_ms": 5000}, "dead_after_ms"),
+            ("h", {"replicas": 2}, "replicas"),
+        ]
+        for ns, patch, field in bad:
+            st, body = error_of(lambda: d.call("PATCH", f"/v1/namespaces/{ns}", patch))
+            assert st == 400 and body["code"] == "EINVAL" and field in body["message"], \
+                (ns, patch, body)
+        d.call("PATCH", "/v1/namespaces/p", {"min_available": 2})
+        before["p"]["min_available"] = 2
+        st, body = error_of(lambda: d.call("PATCH", "/v1/namespaces/p", {"replicas": 1}))
+        assert st == 400 and "min_available" in body["message"] and "replicas" in body["message"]
+        st, body = error_of(lambda: d.call("PATCH", "/v1/namespaces/nope", {"frozen": True}))
+        assert st == 404, body
+        st, body = error_of(lambda: d.call("PATCH", "/v1/namespaces/p?dry_run=maybe",
+                                           {"frozen": True}))
+        assert st == 400 and "dry_run" in body["message"], body
+        assert {n: ns_config(d, n) for n in ("p", "s", "h")} == before  # nothing changed
+        # a dry run shows the plan and changes nothing either
+        ws = [Worker(d, "p", f"w{i}") for i in range(3)]
+        try:
+            wait_for(lambda: settled(d, "p", 4, 2, nodes=3), 30, what="placement")
+            rev = d.call("GET", "/v1/namespaces/p")[1]["revision"]
+            _, dry = d.call("PATCH", "/v1/namespaces/p?dry_run=true", {"replicas": 3})
+            assert dry["dry_run"] and dry["config"]["replicas"] == 3, dry
+            assert len(dry["moves"]) == 4 and all(m["from"] is None and m["to"] for m in
+                                                  dry["moves"]), dry["moves"]
+            assert all(m["slot"] == 2 for m in dry["moves"]), dry["moves"]
+            assert d.call("GET", "/v1/namespaces/p")[1]["revision"] == rev
+            assert ns_config(d, "p")["replicas"] == 2
+            _, dry = d.call("PATCH", "/v1/namespaces/p?dry_run=true",
+                            {"replicas": 1, "min_available": 1})
+            # the slots emptied, then what the placement would rebalance after
+            vac = [m for m in dry["moves"] if m["to"] is None]
+            assert len(vac) == 4 and all(m["slot"] == 1 for m in vac), dry["moves"]
+            assert all(m["reason"] in ("join", "rebalance") for m in dry["moves"]), dry["moves"]
+        finally:
+            for w in ws:
+                w.kill9()
+    finally:
+        d.stop()
+
+
+def test_replicas_2_3_2_under_load():
+    """replicas 2 -> 3 -> 2 by PATCH while a client reads every partition: every partition
+    ends with 3, then 2 distinct serving replicas (the workers' own views agree), no read
+    fails and no partition drops below min_available 1; the slots emptied show in the
+    partitions' history with reason rebalance."""
+    d = Daemon(BIN).start()
+    ws = []
+    w = reader = None
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="r", replicas=2, partitions=8, **FAST))
+        slow = ["--serve-delay-ms", "200"]
+        ws = [Worker(d, "r", f"w{i}", extra=slow) for i in range(4)]
+        wait_for(lambda: settled(d, "r", 8, 2, nodes=4), 30, what="placement")
+        w, reader = Watcher(d, "r"), Reader(d, "r")
+        w.start()
+        reader.start()
+        st, j = d.call("PATCH", "/v1/namespaces/r", {"replicas": 3})
+        assert st == 200 and j["replicas"] == 3 and j["min_available"] == 1, j
+        r = wait_for(lambda: settled(d, "r", 8, 3), 60, what="3 replicas each")
+        wait_for(lambda: sum(len(x.served()) for x in ws) == 24, 30, what="workers serve 24")
+        st, j = d.call("PATCH", "/v1/namespaces/r", {"replicas": 2})
+        assert st == 200 and len(j["moves"]) == 8, j
+        assert all(m["slot"] == 2 and m["to"] is None for m in j["moves"]), j["moves"]
+        r = wait_for(lambda: settled(d, "r", 8, 2), 60, what="2 replicas each")
+        wait_for(lambda: sum(len(x.served()) for x in ws) == 16, 30, what="workers serve 16")
+        parts = d.call("GET", "/v1/namespaces/r/state")[1]["partitions"]
+        assert all(len(p["replicas"]) == 2 for p in parts), parts
+        reads = reader.reads
+        wait_for(lambda: reader.reads > reads + 8, 30, what="reads after the change")
+        w.stop()
+        reader.stop()
+        assert reader.failed == 0, reader.failures[:5]
+        assert w.below_floor == 0 and w.min_serving >= 1, (w.below_floor, w.min_serving)
+        h = history(d, "r", "0")
+        assert h and h[-1]["slot"] == 2 and h[-1]["to"] is None and \
+            h[-1]["reason"] == "rebalance", h
+        assert any(e["type"] == "config" for e in events(d, "r"))
+    finally:
+        for t in (w, reader):
+            if t:
+                t.stop()
+        for x in ws:
+            x.kill9()
+        d.stop()
+
+
+def test_freeze_during_a_worker_kill():
+    """Frozen: a killed worker's replicas are replaced all the same; a joining worker gets
+    nothing (its moves wait, "frozen"), a drain waits, a rebalance answers 409, an operator's
+    move runs. Thawed, the waiting moves start."""
+    d = Daemon(BIN).start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="f", replicas=1, partitions=9, **FAST))
+        ws = [Worker(d, "f", f"w{i}") for i in range(3)]
+        r = wait_for(lambda: settled(d, "f", 9, 1, nodes=3), 30, what="placement")
+        st, j = d.call("PATCH", "/v1/namespaces/f", {"frozen": True})
+        assert st == 200 and j["frozen"] is True, j
+        victim = ws[0]
+        victim.kill9()
+        r = wait_for(lambda: (lambda r: r if r and all("w0" not in v for v in r.values())
+                              else None)(settled(d, "f", 9, 1)), 30, what="w0 replaced")
+        ev = events(d, "f")
+        assert any(e["type"] == "move" and e["reason"] == "node-dead" for e in ev), ev[-5:]
+        ws.append(Worker(d, "f", "w3"))
+        q = wait_for(lambda: (lambda m: m["queued"] if any(
+            x["reason"] in ("join", "rebalance") and x["waiting"] == "frozen" and x["to"] == "w3"
+            for x in m["queued"]) else None)(d.call("GET", "/v1/namespaces/f/moves")[1]), 30,
+            what="w3's moves waiting")
+        assert sum(1 for v in routing(d, "f").values() if "w3" in v) == 0, q
+        st, body = error_of(lambda: d.call("POST", "/v1/namespaces/f/rebalance"))
+        assert st == 409 and "frozen" in body["message"], body
+        d.call("POST", "/v1/namespaces/f/nodes/w1/drain", {"reason": "while frozen"})
+        wait_for(lambda: any(x["reason"] == "drain" and x["waiting"] == "frozen" for x in
+                             d.call("GET", "/v1/namespaces/f/moves")[1]["queued"]), 30,
+                 what="w1's drain waiting")
+        p = next(p for p, v in routing(d, "f").items() if v == ["w2"])
+        st, _ = d.call("POST", f"/v1/namespaces/f/partitions/{p}/move", {"slot": 0, "to": "w3"})
+        assert st == 202
+        wait_for(lambda: routing(d, "f")[p] == ["w3"], 30, what="operator move while frozen")
+        assert any(v == ["w1"] for v in routing(d, "f").values())  # the drain still waits
+        st, j = d.call("PATCH", "/v1/namespaces/f", {"frozen": False})
+        assert st == 200 and j["frozen"] is False, j
+        wait_for(lambda: (lambda r: r and all("w1" not in v for v in r.values()) and
+                          sum(1 for v in r.values() if "w3" in v) >= 3)(settled(d, "f", 9, 1)),
+                 30, what="thawed: drain and join done")
+        assert d.call("GET", "/v1/namespaces/f/moves")[1]["queued"] == []
+    finally:
+        for x in ws:
+            x.kill9()
+        d.stop()
+
+
+def test_startup_grace():
+    """With startup_grace_ms and min_nodes the first placement waits for the third worker and
+    deals the partitions once (no join or rebalance move after); without it the first worker
+    takes everything and the others steal their share (the control)."""
+    for grace in (True, False):
+        d = Daemon(BIN).start()
+        ws = []
+        try:
+            extra = {"startup_grace_ms": 60000, "min_nodes": 3} if grace else {}
+            d.call("POST", "/v1/namespaces", dict(name="g", replicas=1, partitions=12,
+                                                  **FAST, **extra))
+            ws = [Worker(d, "g", "w0")]
+            wait_for(lambda: d.call("GET", "/v1/namespaces/g")[1]["nodes"]["alive"] == 1, 30,
+                     what="w0 alive")
+            if grace:
+                # alive, yet nothing placed: the grace holds the first placement
+                assert d.call("GET", "/v1/namespaces/g")[1]["missing"] == 12
+            else:
+                wait_for(lambda: settled(d, "g", 12, 1, nodes=1), 30, what="all on w0")
+            ws += [Worker(d, "g", f"w{i}") for i in (1, 2)]
+            r = wait_for(lambda: settled(d, "g", 12, 1, nodes=3), 30, what="placement")
+            counts = sorted(sum(1 for v in r.values() if f"w{i}" in v) for i in range(3))
+            assert counts == [4, 4, 4], counts
+            steals = [e for e in events(d, "g") if e["type"] == "move" and
+                      e["reason"] in ("join", "rebalance")]
+            if grace:
+                assert steals == [], steals
+            else:
+                assert len(steals) >= 8, steals  # w1 and w2's share, at least
+        finally:
+            for x in ws:
+                x.kill9()
+            d.stop()
+
+
 run([test_bad_input_changes_nothing, test_strict_drain_is_gated_by_the_floor,
      test_max_moves_in_flight, test_zone_drain_and_stoppable,
-     test_rolling_restart_through_stoppable_and_drain, test_move_history_survives_a_restart])
+     test_rolling_restart_through_stoppable_and_drain, test_move_history_survives_a_restart,
+     test_patch_bad_input_and_dry_run, test_replicas_2_3_2_under_load,
+     test_freeze_during_a_worker_kill, test_startup_grace])

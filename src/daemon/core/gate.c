@@ -24,10 +24,13 @@ szd_gate_verdict szd_gate_check(const szd_gate_in *in)
     if (!szd_gate_planned(in->reason) || in->source_gone) {
         return SZD_GATE_START;
     }
+    if (in->frozen && in->reason != SHARDZ_REASON_OPERATOR) {
+        return SZD_GATE_FROZEN;
+    }
     if (in->max_in_flight > 0 && in->in_flight >= in->max_in_flight) {
         return SZD_GATE_LIMIT;
     }
-    uint32_t lost = in->strict && in->source_serving ? 1 : 0;
+    uint32_t lost = (in->strict || in->vacate) && in->source_serving ? 1 : 0;
     uint32_t after = in->serving >= lost ? in->serving - lost : 0;
     if (after < in->min_available) {
         return SZD_GATE_FLOOR;
@@ -44,6 +47,8 @@ const char *szd_gate_verdict_name(szd_gate_verdict v)
         return "floor";
     case SZD_GATE_LIMIT:
         return "limit";
+    case SZD_GATE_FROZEN:
+        return "frozen";
     }
     return "?";
 }

@@ -14,6 +14,7 @@ typedef enum {
     SZD_GATE_START = 0, /* it may start now */
     SZD_GATE_FLOOR,     /* its partition would have fewer than min_available replicas serving */
     SZD_GATE_LIMIT,     /* max_moves_in_flight planned moves are in flight already */
+    SZD_GATE_FROZEN,    /* the namespace is frozen: no automatic move until it thaws */
 } szd_gate_verdict;
 
 /* What the gate reads about one move. */
@@ -28,19 +29,23 @@ typedef struct {
     uint32_t min_available; /* the namespace's floor */
     uint64_t in_flight;     /* planned moves in flight in the namespace (started, not done) */
     uint64_t max_in_flight; /* the namespace's limit; 0: none */
+    bool frozen;            /* the namespace is frozen (operator moves still run) */
+    bool vacate;            /* the move empties the slot (replicas lowered): its serving
+                             * replica goes in either mode */
 } szd_gate_in;
 
 /* True when moves of this reason are planned work, gated: drain, leave, operator, rebalance,
  * load, join. First placements, failures (node-dead), repairs of vacant slots and range
  * splits are not. */
 bool szd_gate_planned(uint8_t reason);
-/* The verdict for one move. Unplanned moves, and moves whose source is gone, always start. A
+/* The verdict for one move. Unplanned moves, and moves whose source is gone, always start.
+ * In a frozen namespace every other planned move but an operator's waits (frozen first). A
  * planned move starts when the namespace's limit allows one more, and its partition keeps at least
  * min_available replicas serving once it has started: a strict move takes its source's replica out
  * of service while in flight, an available one (make-before-break) takes none, so an available
  * partition waits only while it is below its floor already. The limit is checked first. */
 szd_gate_verdict szd_gate_check(const szd_gate_in *in);
-/* "start", "floor", "limit". Static string. */
+/* "start", "floor", "limit", "frozen". Static string. */
 const char *szd_gate_verdict_name(szd_gate_verdict v);
 
 /* Stopping nodes (POST /v1/stoppable). A partition's replicas left serving when the nodes
