@@ -194,9 +194,10 @@ def test_namespace_commands():
         assert [r["NAME"] for r in rows] == ["kv", "ids"] and rows[0]["PARTITIONS"] == "8", rows
         assert rows[0]["NODES"] == "0/0" and rows[0]["MISSING"] == "16", rows
         out = ok(d, "namespace", "show", "kv")
-        assert "consistency:      strict" in out and "dimensions:       cpu,mem" in out, out
+        # "key: value" lines aligned on the longest key (max_moves_in_flight)
+        assert "consistency:         strict" in out and "dimensions:          cpu,mem" in out, out
         out = ok(d, "-n", "kv", "namespace", "show")  # the name from -n
-        assert "name:             kv" in out
+        assert "name:                kv" in out
         out = ok(d, "namespace", "show", env=env_for(d, SHARDZ_NAMESPACE="ids"))
         assert "name:" in out and "ids" in out
         # the server's errors: exit 1 with its code
@@ -450,7 +451,7 @@ def test_completion():
             return sorted(p.stdout.split())
 
         assert complete("nod") == ["node"]
-        assert complete("node", "") == ["drain", "list", "show", "undrain"]
+        assert complete("node", "") == ["drain", "list", "show", "stoppable", "undrain"]
         assert complete("ns", "cr") == ["create"]
         assert "--partitions" in complete("namespace", "create", "x", "--pa")
         assert complete("-n", "") == ["kv", "logs"]
