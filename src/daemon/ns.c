@@ -2863,6 +2863,12 @@ int szd_ns_take_over(szd *d)
         }
     }
     szd_hl_heard_all(d->hl); /* the lane's detectors too */
+    for (uint32_t i = 0; i < d->nns; i++) {
+        /* a queue left from an earlier leadership of this process is stale: the placement
+         * plans again from the records (the first rebalance below) */
+        szd_gate_free(d->ns[i]);
+        szd_live_start_grace(d->ns[i]); /* a new leader is a coordinator's start too */
+    }
     /* Revisions must keep growing across restarts (workers ignore an assignment older than
      * the last they applied; routers watch from the last they saw), but they are not stored
      * on every change. Every start rewrites the configs, so the store revision grows, and
