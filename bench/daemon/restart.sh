@@ -4,12 +4,16 @@
 # (SIGTERM), starts it again on the same directory and measures the time until /healthz
 # answers, then the RSS after the load. Prints the figures of docs/BENCHMARKS.md ("shardzd at
 # a million partitions", restart). With NODES, that many nodes are registered first, so the
-# records name owners; KEEP=1 keeps the data directory and logs. Usage:
-# bench/daemon/restart.sh SHARDZD [PARTITIONS] [NODES]
+# records name owners; KEEP=1 keeps the data directory and logs. With OTHER binaries (another
+# tree's shardzd), each restarts on the same data directory in turn after SHARDZD, ROUNDS times
+# (default 1), for figures side by side. Usage:
+# bench/daemon/restart.sh SHARDZD [PARTITIONS] [NODES] [OTHER...]
 set -euo pipefail
 bin=$1
 parts=${2:-1000000}
 nodes=${3:-0}
+shift $(($# < 3 ? $# : 3))
+others=("$@")
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shardz-restart.XXXXXX")
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])')
@@ -53,16 +57,27 @@ fi
 kill -TERM "$pid"
 wait "$pid" || true
 echo "database: $(du -sh "$dir/data" | cut -f1)"
-t0=$(date +%s.%N)
-"$bin" --listen "127.0.0.1:$port" --data "$dir/data" --log-level warn 2>"$dir/second.log" &
-pid=$!
-wait_ready
-t1=$(date +%s.%N)
-echo "restart until /healthz answered: $(python3 -c "print(f'{$t1 - $t0:.2f}')") s"
-# the daemon's CPU time (user + system, all threads) until then: on a shared machine the wall
-# time above waits for other processes too; this does not
-ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-echo "daemon CPU until then: $(python3 -c "print(f'{$ticks / $(getconf CLK_TCK):.2f}')") s"
-echo "RSS after the load: $(( $(ps -o rss= -p "$pid") / 1024 )) MB"
-echo "loaded: $(curl -sf "http://127.0.0.1:$port/v1/namespaces/big" | python3 -c \
-    'import json, sys; j = json.load(sys.stdin); print(j["partitions"], "partitions,", sum(j["nodes"].values()), "nodes")')"
+restart_with() { # restart_with BINARY: one restart on the data directory, its figures, stop
+    echo "== $1"
+    t0=$(date +%s.%N)
+    "$1" --listen "127.0.0.1:$port" --data "$dir/data" --log-level warn 2>>"$dir/second.log" &
+    pid=$!
+    wait_ready
+    t1=$(date +%s.%N)
+    echo "restart until /healthz answered: $(python3 -c "print(f'{$t1 - $t0:.2f}')") s"
+    # the daemon's CPU time (user + system, all threads) until then: on a shared machine the
+    # wall time above waits for other processes too; this does not
+    ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    echo "daemon CPU until then: $(python3 -c "print(f'{$ticks / $(getconf CLK_TCK):.2f}')") s"
+    echo "RSS after the load: $(( $(ps -o rss= -p "$pid") / 1024 )) MB"
+    echo "loaded: $(curl -sf "http://127.0.0.1:$port/v1/namespaces/big" | python3 -c \
+        'import json, sys; j = json.load(sys.stdin); print(j["partitions"], "partitions,", sum(j["nodes"].values()), "nodes")')"
+    kill -TERM "$pid"
+    wait "$pid" || true
+    pid=
+}
+for ((round = 0; round < ${ROUNDS:-1}; round++)); do
+    for b in "$bin" ${others[@]+"${others[@]}"}; do
+        restart_with "$b"
+    done
+done

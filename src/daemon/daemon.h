@@ -169,9 +169,10 @@ int szd_history_load(szd_part *p, json_t *list);
 /* Frees p's history (p->history NULL after). */
 void szd_history_free(szd_part *p);
 
-/* A string -> index map (open addressing). */
+/* A string -> index map (open addressing). Each slot keeps the key's hash beside the index, so
+ * a probe compares strings (and reads the key's memory) only when the hashes agree. */
 typedef struct {
-    uint32_t *slots; /* index + 1, 0 = empty */
+    uint64_t *slots; /* hash << 32 | (index + 1); 0 = empty */
     uint32_t cap;
 } szd_map;
 
@@ -281,10 +282,11 @@ typedef struct szd {
     szd_ha ha;
     struct event_base *base;
     struct evhttp *http;
-    shardz_store *store;    /* the store lane's once it runs: never used on the loop */
-    shardz_store *ha_store; /* etcd: the role loop's own handle (leases, campaign, reads) */
-    struct szd_sl *sl;      /* the store lane (every namespace write), owned */
-    struct event *sl_done;  /* its completions are readable */
+    shardz_store *store;       /* the store lane's once it runs: never used on the loop */
+    shardz_store *ha_store;    /* etcd: the role loop's own handle (leases, campaign, reads) */
+    struct szd_keeper *keeper; /* etcd: the lease keeper (keeper.c), owned; NULL when solo */
+    struct szd_sl *sl;         /* the store lane (every namespace write), owned */
+    struct event *sl_done;     /* its completions are readable */
     szd_ns **ns;
     uint32_t nns, capns;
     int64_t started_ms;
@@ -314,6 +316,8 @@ uint32_t szd_map_find(const szd_map *m, const char *key, szd_keyfn fn, const voi
 int szd_map_insert(szd_map *m, uint32_t idx, uint32_t count, szd_keyfn fn, const void *ctx);
 void szd_map_free(szd_map *m);
 int szd_map_rebuild(szd_map *m, uint32_t count, szd_keyfn fn, const void *ctx);
+/* Rebuilds with room for `room` entries (at least count) without growing again. */
+int szd_map_reserve(szd_map *m, uint32_t count, uint32_t room, szd_keyfn fn, const void *ctx);
 
 /* HTTP replies. */
 void szd_reply_json(struct evhttp_request *req, int status, json_t *body, uint64_t revision);
@@ -382,6 +386,9 @@ void szd_runs_free(szd_runs *runs);
 char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *runs);
 /* A new partition placed on the nodes serving `like` (range splits and merges). */
 int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like);
+/* What the core's slot and range task machines read of the namespace: its mode and its nodes'
+ * states (valid while ns lives). */
+szd_slot_env szd_ns_slot_env(const szd_ns *ns);
 json_t *szd_state_json(const szd_ns *ns);
 
 /* Records an event (takes `fields`, adds seq, time_ms and type). */
@@ -512,8 +519,10 @@ void szd_watch_notify(szd_ns *ns);
 void szd_watch_cancel_all(szd_ns *ns);
 
 /* High availability (ha.c). */
-/* Starts the role loop on a shared store (etcd): campaigns at once. 0 or an error. */
-int szd_ha_start(szd *d);
+/* Starts the role loop on a shared store (etcd) and the lease keeper on keeper_store (taken:
+ * a handle of its own, closed by szd_ha_stop, or here on failure): campaigns at once. After
+ * the health lane started. 0 or an error. */
+int szd_ha_start(szd *d, shardz_store *keeper_store);
 /* true when this coordinator may act (decide, ping, push, write, answer from memory): always
  * when solo; a leader only while its lease is known fresh (it steps down otherwise). */
 bool szd_acting(szd *d);
@@ -524,8 +533,6 @@ void szd_ha_deposed(szd *d, const char *why);
 void szd_ha_forward(szd *d, struct evhttp_request *req);
 /* The role, leader and coordinators, for /v1/status (new reference). */
 json_t *szd_ha_status_json(szd *d);
-/* Renews the lease when due: long operations (a load, a large write) call it between steps. */
-void szd_ha_poll(szd *d);
 /* At shutdown: a leader gives its lease back so another takes over at once. */
 void szd_ha_stop(szd *d);
 const char *szd_role_name(szd_role r);

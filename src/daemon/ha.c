@@ -1,9 +1,8 @@
 /* shardzd's role among several coordinators sharing an etcd store: the election (the leader key
- * put under this coordinator's lease, only while absent), the keepalive that keeps the lease
- * known fresh (lease reads: a leader acts only until its last keepalive's send time + TTL -
- * margin), stepping down, the follower's cache refreshed from the store's changes, and writes
- * forwarded to the leader. All on the daemon's one loop. docs/OPERATIONS.md, "High availability".
- */
+ * put under this coordinator's lease, only while absent), the lease's freshness (lease reads: a
+ * leader acts only until its last renewal's send time + TTL - margin; the renewals run on the
+ * lease keeper's thread, keeper.c), stepping down, the follower's cache refreshed from the
+ * store's changes, and writes forwarded to the leader. The loop's thread. docs/OPERATIONS.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +15,10 @@
 
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
+#include "daemon/keeper.h"
 #include "daemon/store_lane.h"
 
-#define HA_LOOP_MS 100          /* the role loop's period: refresh, keepalive, campaign */
+#define HA_LOOP_MS 100          /* the role loop's period: refresh, lease, campaign */
 #define HA_FORWARD_TIMEOUT_S 10 /* a forwarded request's timeout */
 #define HA_MAX_DIRTY 16         /* namespaces reloaded one by one; more: reload them all */
 #define HA_MAX_BEHIND 512       /* revisions behind past which the cache is loaded again */
@@ -45,14 +45,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* What a leader keeps back from its TTL: the lease counts as fresh until the last keepalive's
- * send time + TTL - margin, covering clock rate differences and the time an answer takes. */
-static int64_t margin_ms(const szd *d)
-{
-    int64_t m = d->ha.lease_ttl_ms / 5;
-    return m < 300 ? 300 : m;
 }
 
 static void set_leader(szd *d, const char *id, const char *addr, int64_t since)
@@ -98,8 +90,10 @@ static int grant(szd *d)
     }
     d->ha.lease_id = id;
     d->ha.lease_ttl_ms = granted > 0 ? granted : d->cfg.lease_ttl_ms;
-    d->ha.fresh_until_ms = t0 + d->ha.lease_ttl_ms - margin_ms(d);
-    d->ha.next_keepalive_ms = t0 + d->ha.lease_ttl_ms / 3;
+    d->ha.fresh_until_ms = t0 + d->ha.lease_ttl_ms - szd_lease_margin_ms(d->ha.lease_ttl_ms);
+    /* the keeper renews it from now on; only a follower grants (a leader whose lease ended
+     * stepped down) */
+    szd_keeper_set(d->keeper, id, d->ha.lease_ttl_ms, t0, false, d->ha.term);
     char key[sizeof member_prefix + SHARDZ_MAX_ID];
     snprintf(key, sizeof key, "%s%s", member_prefix, d->cfg.id);
     json_t *rec = json_pack("{s:s, s:s, s:I}", "id", d->cfg.id, "address", d->cfg.advertise,
@@ -110,7 +104,6 @@ static int grant(szd *d)
         return SHARDZ_ENOMEM;
     }
     shardz_op op = {SHARDZ_OP_PUT, key, strlen(key), text, strlen(text), id};
-    /* only a follower grants itself a lease (a leader whose lease ended stepped down) */
     rc = own_txn(d, NULL, 0, &op, NULL);
     free(text);
     if (rc) {
@@ -126,30 +119,61 @@ static void step_down(szd *d, const char *why);
  * it stops the pings on time. */
 static void publish_acting(szd *d)
 {
-    int64_t until = d->ha.role == SZD_ROLE_SOLO     ? INT64_MAX
-                    : d->ha.role == SZD_ROLE_LEADER ? d->ha.fresh_until_ms
-                                                    : 0;
-    szd_hl_set_acting_until(d->hl, until, d->ha.term);
+    if (d->ha.role == SZD_ROLE_SOLO) {
+        szd_hl_set_acting_until(d->hl, INT64_MAX, d->ha.term);
+        return;
+    }
+    /* through the keeper, so that its renewals and this never publish out of order */
+    szd_keeper_set(d->keeper, d->ha.lease_id, d->ha.lease_ttl_ms, 0, d->ha.role == SZD_ROLE_LEADER,
+                   d->ha.term);
 }
 
+/* etcd said the lease no longer exists: a leader steps down, and a new lease is granted at the
+ * next role loop. */
+static void lease_gone(szd *d)
+{
+    d->ha.lease_id = 0;
+    d->ha.next_keepalive_ms = szd_now(d);
+    if (d->ha.role == SZD_ROLE_LEADER) {
+        step_down(d, "its lease expired");
+    } else {
+        publish_acting(d);
+    }
+}
+
+/* Takes the keeper's word on the lease: how long it is known fresh, or that it is gone. */
+static void sync_lease(szd *d)
+{
+    if (!d->ha.lease_id) {
+        return;
+    }
+    int64_t ttl = 0;
+    bool expired = false;
+    int64_t fresh = szd_keeper_read(d->keeper, d->ha.lease_id, &ttl, &expired);
+    if (expired) {
+        lease_gone(d);
+    } else if (fresh > d->ha.fresh_until_ms) {
+        d->ha.fresh_until_ms = fresh;
+        d->ha.lease_ttl_ms = ttl;
+    }
+}
+
+/* A renewal on the loop's own handle, when the loop must know the lease fresh now (before it
+ * campaigns); the keeper renews it otherwise. */
 static void keepalive(szd *d)
 {
     int64_t t0 = szd_now(d), ttl = 0;
     int rc = shardz_store_lease_keepalive(d->ha_store, d->ha.lease_id, &ttl);
     if (rc == 0) {
         d->ha.lease_ttl_ms = ttl;
-        d->ha.fresh_until_ms = t0 + ttl - margin_ms(d);
-        d->ha.next_keepalive_ms = t0 + ttl / 3;
-        publish_acting(d);
+        d->ha.fresh_until_ms = t0 + ttl - szd_lease_margin_ms(ttl);
+        szd_keeper_set(d->keeper, d->ha.lease_id, ttl, t0, d->ha.role == SZD_ROLE_LEADER,
+                       d->ha.term);
         return;
     }
-    d->ha.next_keepalive_ms = t0 + HA_LOOP_MS * 2; /* try again soon */
     if (rc == SHARDZ_ENOENT) {
         szd_log(d, SZD_WARN, "msg=\"lease expired\" lease=%lld", (long long)d->ha.lease_id);
-        d->ha.lease_id = 0;
-        if (d->ha.role == SZD_ROLE_LEADER) {
-            step_down(d, "its lease expired");
-        }
+        lease_gone(d);
         return;
     }
     szd_log(d, SZD_WARN, "msg=\"lease keepalive failed\" err=%s detail=\"%s\"", shardz_err_name(rc),
@@ -166,14 +190,16 @@ static void step_down(szd *d, const char *why)
     szd_log(d, SZD_WARN, "msg=\"stepping down\" id=%s reason=\"%s\"", d->cfg.id, why);
     d->ha.role = SZD_ROLE_FOLLOWER;
     d->ha.role_since_ms = szd_now(d);
+    /* The lease goes too: a follower must not keep the leader key alive. The keeper stops
+     * renewing it and the health lane stops acting first; when etcd cannot be reached the
+     * revoke fails and the lease simply runs out. */
+    int64_t lease = d->ha.lease_id;
+    d->ha.lease_id = 0;
     publish_acting(d);
     follower_guard(d);
-    /* The lease goes too: a follower must not keep the leader key alive. When etcd cannot be
-     * reached the revoke fails and the lease simply runs out. */
-    if (d->ha.lease_id) {
-        (void)shardz_store_lease_revoke(d->ha_store, d->ha.lease_id);
+    if (lease) {
+        (void)shardz_store_lease_revoke(d->ha_store, lease);
     }
-    d->ha.lease_id = 0;
     d->ha.leader_id[0] = d->ha.leader_addr[0] = '\0';
     /* the namespaces stay as a (stale) cache until the next refresh reloads them */
     d->ha.full_reload = true;
@@ -414,12 +440,11 @@ static void on_loop(evutil_socket_t fd, short what, void *arg)
     (void)what;
     szd *d = arg;
     int64_t now = szd_now(d);
+    sync_lease(d);
     if (d->ha.role == SZD_ROLE_LEADER && now >= d->ha.fresh_until_ms) {
         step_down(d, "its lease is not known fresh");
     }
-    if (d->ha.lease_id && now >= d->ha.next_keepalive_ms) {
-        keepalive(d);
-    } else if (!d->ha.lease_id && now >= d->ha.next_keepalive_ms && grant(d) != 0) {
+    if (!d->ha.lease_id && now >= d->ha.next_keepalive_ms && grant(d) != 0) {
         d->ha.next_keepalive_ms = now + 1000; /* etcd unreachable: try again in a second */
     }
     if (d->ha.role == SZD_ROLE_FOLLOWER && now >= d->ha.next_refresh_ms) {
@@ -432,8 +457,18 @@ static void on_loop(evutil_socket_t fd, short what, void *arg)
     fwd_reap(d, false);
 }
 
-int szd_ha_start(szd *d)
+static void publish_to_lane(void *ctx, int64_t acting_until_ms, int64_t term)
 {
+    szd_hl_set_acting_until(ctx, acting_until_ms, term);
+}
+
+int szd_ha_start(szd *d, shardz_store *keeper_store)
+{
+    int rc = szd_keeper_start(keeper_store, publish_to_lane, d->hl, d->clock_ms, d->cfg.log_level,
+                              &d->keeper);
+    if (rc) {
+        return rc;
+    }
     follower_guard(d);
     d->ha.role = SZD_ROLE_FOLLOWER;
     d->ha.role_since_ms = szd_now(d);
@@ -471,18 +506,12 @@ bool szd_acting(szd *d)
     if (d->ha.role != SZD_ROLE_LEADER) {
         return false;
     }
-    if (szd_now(d) < d->ha.fresh_until_ms) {
+    sync_lease(d);
+    if (d->ha.role == SZD_ROLE_LEADER && szd_now(d) < d->ha.fresh_until_ms) {
         return true;
     }
     step_down(d, "its lease is not known fresh");
     return false;
-}
-
-void szd_ha_poll(szd *d)
-{
-    if (d->ha.lease_id && szd_now(d) >= d->ha.next_keepalive_ms) {
-        keepalive(d);
-    }
 }
 
 void szd_ha_deposed(szd *d, const char *why)
@@ -497,6 +526,8 @@ void szd_ha_stop(szd *d)
         event_free(d->ha.timer);
         d->ha.timer = NULL;
     }
+    szd_keeper_stop(d->keeper); /* a renewal in flight ends first; none runs after the revoke */
+    d->keeper = NULL;
     if (d->ha.lease_id) {
         int rc = shardz_store_lease_revoke(d->ha_store, d->ha.lease_id);
         szd_log(d, SZD_INFO, "msg=\"lease given back\" role=%s err=%s", szd_role_name(d->ha.role),
@@ -653,7 +684,12 @@ json_t *szd_ha_status_json(szd *d)
     }
     json_object_set_new(j, "role_since_ms",
                         json_integer((json_int_t)(wall_ms() - (now - d->ha.role_since_ms))));
+    sync_lease(d);
     json_object_set_new(j, "lease_ttl_ms", json_integer((json_int_t)d->cfg.lease_ttl_ms));
+    uint64_t renewed = 0, failed = 0;
+    szd_keeper_counts(d->keeper, &renewed, &failed);
+    json_object_set_new(j, "lease_renewals", json_integer((json_int_t)renewed));
+    json_object_set_new(j, "lease_renewals_failed", json_integer((json_int_t)failed));
     json_object_set_new(j, "lease_fresh",
                         json_boolean(d->ha.role == SZD_ROLE_LEADER && now < d->ha.fresh_until_ms));
     if (d->ha.leader_id[0]) {

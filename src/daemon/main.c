@@ -19,6 +19,7 @@
 #include "daemon/oom.h"
 #include "daemon/options.h"
 #include "daemon/store_lane.h"
+#include "daemon/testhook.h"
 #include "shardz/version.h"
 
 #define SZD_OPT_CODE 256 /* getopt codes above any character */
@@ -201,6 +202,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(d->base, NULL);
 }
 
+/* Test hook (testhook.h): SHARDZ_TEST_LOOP_HOLD=<path> holds the loop while that file exists,
+ * as placement, JSON or a load of a million records would: tests show that the lanes (pings,
+ * the lease keeper) go on. Tests only. */
+static void on_loop_hold(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    szd *d = arg;
+    szd_test_hold("SHARDZ_TEST_LOOP_HOLD", "loop", d->clock_ms, d->cfg.log_level);
+}
+
 int main(int argc, char **argv)
 {
     szd d = {0};
@@ -310,8 +322,9 @@ int main(int argc, char **argv)
      * aborts instead of leaving part of a message or record out */
     json_set_alloc_funcs(szd_xmalloc, free);
     int status = 1;
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *loop_hold = NULL;
     char errbuf[512] = "";
+    shardz_store *keeper_store = NULL; /* etcd: the lease keeper's handle until it takes it */
     shardz_store_options so = {.sync = d.cfg.sync, .errbuf = errbuf, .errbuf_size = sizeof errbuf};
     if (!d.cfg.advertise[0]) {
         snprintf(d.cfg.advertise, sizeof d.cfg.advertise, "%s", d.cfg.listen);
@@ -342,8 +355,12 @@ int main(int argc, char **argv)
         if (rc == 0) { /* the role loop's own handle: the store lane owns the other */
             rc = shardz_store_open_etcd(endpoint, prefix, &so, &d.ha_store);
         }
+        if (rc == 0) { /* and the lease keeper's (its own thread) */
+            rc = shardz_store_open_etcd(endpoint, prefix, &so, &keeper_store);
+        }
         if (rc) {
             shardz_store_close(d.store);
+            shardz_store_close(d.ha_store);
             fprintf(stderr, "shardzd: cannot open the store at %s: %s (%s)\n", endpoint,
                     shardz_strerror(rc), errbuf);
             return 1;
@@ -388,7 +405,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "shardzd: out of memory\n");
         goto out;
     }
-    rc = d.cfg.store[0] ? szd_ha_start(&d) : szd_ns_load_all(&d);
+    rc = d.cfg.store[0] ? szd_ha_start(&d, keeper_store) : szd_ns_load_all(&d);
+    keeper_store = NULL; /* taken */
     if (rc) {
         fprintf(stderr, "shardzd: cannot load the state: %s\n", shardz_strerror(rc));
         goto out;
@@ -419,6 +437,13 @@ int main(int argc, char **argv)
                         &d.conns) != 0) {
         fprintf(stderr, "shardzd: out of memory\n");
         goto out;
+    }
+    if (getenv("SHARDZ_TEST_LOOP_HOLD")) { /* tests only: a loop held as a long request would */
+        loop_hold = event_new(d.base, -1, EV_PERSIST, on_loop_hold, &d);
+        struct timeval tv = {0, 50 * 1000};
+        if (!loop_hold || event_add(loop_hold, &tv) != 0) {
+            goto out;
+        }
     }
     sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
     sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
@@ -461,6 +486,9 @@ out:
     if (sigterm) {
         event_free(sigterm);
     }
+    if (loop_hold) {
+        event_free(loop_hold);
+    }
     if (sigint) {
         event_free(sigint);
     }
@@ -474,5 +502,6 @@ out:
     }
     shardz_store_close(d.store);
     shardz_store_close(d.ha_store);
+    shardz_store_close(keeper_store);
     return status;
 }

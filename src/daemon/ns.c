@@ -11,6 +11,7 @@
 
 #include "daemon/oom.h"
 #include "daemon/core/lease.h"
+#include "daemon/core/record.h"
 #include "daemon/daemon.h"
 #include "daemon/health_lane.h"
 #include "daemon/range.h"
@@ -272,7 +273,6 @@ typedef struct szd_ghost {
 
 static void mark_all_parts_if_hash(szd_ns *ns);
 static void ghosts_restore(szd_ns *ns, szd_part *p);
-static szd_slot_env slot_env(const szd_ns *ns);
 static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out);
 static int ns_rebalance(szd_ns *ns);
 static bool node_gone(const szd_ns *ns, int32_t i);
@@ -413,6 +413,22 @@ static int ns_attach(szd *d, szd_ns *ns)
 }
 
 /* Adds partition records (vacant) to the daemon side; the sharder already has them. */
+/* Room for `more` partitions past those held, in the array and its map, at once (a load knows
+ * how many records come: no doubling and rebuilding on the way). */
+static int parts_reserve(szd_ns *ns, uint32_t more)
+{
+    if (ns->nparts + more <= ns->capparts) {
+        return 0;
+    }
+    szd_part *np = realloc(ns->parts, (size_t)(ns->nparts + more) * sizeof *np);
+    if (!np) {
+        return SHARDZ_ENOMEM;
+    }
+    ns->parts = np;
+    ns->capparts = ns->nparts + more;
+    return szd_map_reserve(&ns->part_map, ns->nparts, ns->nparts + more, part_key, ns);
+}
+
 static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned nrep)
 {
     if (ns->nparts + n > ns->capparts) {
@@ -933,7 +949,7 @@ static void node_reborn(szd_ns *ns, szd_node *n)
     int64_t from = szd_lease_from(&facts);
     from = from > now + ns->cfg.ping_interval_ms ? from : now + ns->cfg.ping_interval_ms;
     int64_t until = from + ns->cfg.lease_ms;
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     size_t touched = 0;
     for (uint32_t k = 0; k < ns->nparts; k++) {
         szd_part *p = &ns->parts[k];
@@ -1340,7 +1356,7 @@ static bool ghost_held(const szd_ns *ns, const char *id, int32_t node, bool serv
 /* p is being removed: each slot's holder that may still serve it is kept as a ghost. */
 static void ghosts_keep(szd_ns *ns, const szd_part *p)
 {
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     for (unsigned s = 0; s < p->nrep; s++) {
         uint64_t gen = 0;
         bool retired = false;
@@ -1555,7 +1571,7 @@ static uint8_t node_state_of(const void *ctx, int32_t i)
     return (uint8_t)((const szd_ns *)ctx)->nodes[i]->state;
 }
 
-static szd_slot_env slot_env(const szd_ns *ns)
+szd_slot_env szd_ns_slot_env(const szd_ns *ns)
 {
     return (szd_slot_env){.strict = ns->cfg.strict, .node_state = node_state_of, .ctx = ns};
 }
@@ -1611,7 +1627,7 @@ void szd_move_start(szd_ns *ns, const shardz_move *mv)
     if (!first) {
         szd_history_add(p, szd_wall_ms(), mv->slot, mv->from, mv->to, (uint8_t)mv->reason, gen);
     }
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     szd_slot_out out;
     szd_slot_out_init(&out);
     szd_slot_move(&p->slots[mv->slot], &env, to, gen, (uint8_t)mv->reason, szd_now(ns->d), &out);
@@ -1645,9 +1661,6 @@ static int ns_rebalance(szd_ns *ns)
         shardz_plan_move(plan, i, &mv);
         placed += mv.reason == SHARDZ_REASON_NEW;
         apply_move(ns, &mv);
-        if ((i & 1023) == 1023) {
-            szd_ha_poll(ns->d); /* a plan of 100,000 moves keeps the lease */
-        }
     }
     if (n > 0 || shardz_plan_missing(plan) > 0) {
         szd_log(ns->d, SZD_INFO, "msg=\"plan\" ns=%s moves=%zu missing=%zu", ns->cfg.name, n,
@@ -1739,7 +1752,7 @@ static void move_done(szd_ns *ns, szd_part *p, unsigned s)
 static bool ack_serving(szd_ns *ns, szd_part *p, int32_t me, uint64_t served_gen)
 {
     bool changed = false;
-    szd_slot_env env = slot_env(ns);
+    szd_slot_env env = szd_ns_slot_env(ns);
     for (unsigned s = 0; s < p->nrep; s++) {
         szd_slot_out out;
         szd_slot_out_init(&out);
@@ -2359,20 +2372,20 @@ static int load_node(szd_ns *ns, json_t *j)
 
 /* Sets p's slots from a record's "slots" (nrep entries): owners (by id) and the highest
  * generation come back for the sharder. */
-static void parse_slots(szd_ns *ns, szd_part *p, json_t *slots, const char **owners, uint64_t *gen)
+static void parse_slots(szd_ns *ns, szd_part *p, const szd_rec_part *rec, const char **owners,
+                        uint64_t *gen)
 {
     *gen = 0;
     for (unsigned s = 0; s < p->nrep; s++) {
-        json_t *e = json_array_get(slots, s);
+        const szd_rec_slot *e = &rec->slots[s];
         szd_slot *sl = &p->slots[s];
-        const char *owner = json_string_value(json_object_get(e, "owner"));
-        const char *prev = json_string_value(json_object_get(e, "prev"));
-        int os = rstate_parse(json_string_value(json_object_get(e, "state")));
-        int ps = rstate_parse(json_string_value(json_object_get(e, "prev_state")));
-        int why = reason_parse(json_string_value(json_object_get(e, "reason")));
+        const char *owner = e->owner;
+        int os = rstate_parse(e->state);
+        int ps = rstate_parse(e->prev_state);
+        int why = reason_parse(e->reason);
         owners[s] = NULL;
-        sl->owner = owner ? node_index(ns, owner) : -1;
-        sl->prev = prev ? node_index(ns, prev) : -1;
+        sl->owner = owner[0] ? node_index(ns, owner) : -1;
+        sl->prev = e->prev[0] ? node_index(ns, e->prev) : -1;
         sl->owner_state = (uint8_t)(sl->owner >= 0 && os > 0 ? os : SZD_R_NONE);
         sl->prev_state = (uint8_t)(sl->prev >= 0 && ps > 0 ? ps : SZD_R_NONE);
         if (sl->prev >= 0) {
@@ -2385,8 +2398,8 @@ static void parse_slots(szd_ns *ns, szd_part *p, json_t *slots, const char **own
             old->retired_until_ms = until > old->retired_until_ms ? until : old->retired_until_ms;
         }
         sl->reason = (uint8_t)(why >= 0 ? why : SHARDZ_REASON_NEW);
-        sl->generation = (uint64_t)json_integer_value(json_object_get(e, "generation"));
-        sl->prev_generation = (uint64_t)json_integer_value(json_object_get(e, "prev_generation"));
+        sl->generation = e->generation;
+        sl->prev_generation = e->prev_generation;
         sl->started_ms = szd_now(ns->d);
         *gen = sl->generation > *gen ? sl->generation : *gen;
         if (sl->owner >= 0) {
@@ -2417,6 +2430,7 @@ typedef struct {
     shardz_partition_spec spec[LOAD_BATCH];
     const char *owners[LOAD_BATCH][SHARDZ_MAX_REPLICAS]; /* node ids (borrowed) */
     size_t n;
+    szd_rec_part rec; /* the record being read (too large for the stack of every caller) */
 } load_batch;
 
 static void load_batch_flush(load_batch *lb)
@@ -2436,15 +2450,15 @@ static void load_batch_flush(load_batch *lb)
 }
 
 /* Loads one assignment record; its registration with the sharder waits in lb. */
-static int load_part(szd_ns *ns, json_t *j, load_batch *lb)
+/* A partition's assignment record: rec as read (szd_rec_part_parse or _from_json) and, when it
+ * was not in the plain form, j, its JSON (hash slot runs, range bounds); NULL otherwise. */
+static int load_part(szd_ns *ns, const szd_rec_part *rec, json_t *j, load_batch *lb)
 {
-    const char *id = json_string_value(json_object_get(j, "id"));
-    json_t *slots = json_object_get(j, "slots");
-    if (!szd_valid_id(id) || !json_is_array(slots) || json_array_size(slots) < 1 ||
-        json_array_size(slots) > SHARDZ_MAX_REPLICAS || szd_part_find(ns, id)) {
+    const char *id = rec->id;
+    if (!szd_valid_id(id) || szd_part_find(ns, id)) {
         return SHARDZ_EINVAL;
     }
-    unsigned nrep = (unsigned)json_array_size(slots);
+    unsigned nrep = rec->nslots;
     int rc = parts_append(ns, &id, 1, nrep);
     if (rc) {
         return rc;
@@ -2459,17 +2473,18 @@ static int load_part(szd_ns *ns, json_t *j, load_batch *lb)
     }
     const char **owners = lb->owners[lb->n];
     uint64_t gen = 0;
-    parse_slots(ns, p, slots, owners, &gen);
+    parse_slots(ns, p, rec, owners, &gen);
     lb->spec[lb->n++] = (shardz_partition_spec){
         .id = p->id, .replicas = nrep, .nnodes = nrep, .nodes = owners, .generation = gen};
-    if (rc == 0) {
-        rc = szd_range_load_part(ns, id, j);
+    if (rc == 0 && j) { /* a routed range's bounds: never in the plain form */
+        rc = szd_range_load_part(ns, p->id, j);
     }
-    if (rc == 0 && szd_history_load(p, json_object_get(j, "history")) != 0) {
+    /* a moved partition's history: never in the plain form */
+    if (rc == 0 && j && szd_history_load(p, json_object_get(j, "history")) != 0) {
         szd_log(ns->d, SZD_WARN, "msg=\"malformed move history dropped\" ns=%s partition=%s",
                 ns->cfg.name, p->id);
     }
-    json_t *runs = json_object_get(j, "hash_slots");
+    json_t *runs = j ? json_object_get(j, "hash_slots") : NULL;
     if (rc == 0 && json_is_array(runs)) {
         if (!ns->restore) {
             ns->restore = json_array();
@@ -2484,6 +2499,13 @@ static int load_part(szd_ns *ns, json_t *j, load_batch *lb)
         }
     }
     return rc;
+}
+
+/* An assignment record not in the plain form: read through its JSON. */
+static int load_part_json(szd_ns *ns, json_t *j, load_batch *lb)
+{
+    int rc = szd_rec_part_from_json(j, &lb->rec);
+    return rc ? rc : load_part(ns, &lb->rec, j, lb);
 }
 
 /* A partition's persisted statistics (ages were stored in wall-clock time). */
@@ -2524,25 +2546,35 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
         return SHARDZ_ESTALE; /* anything else: the namespace is loaded again */
     }
     szd_part *p = szd_part_find(ns, kp.id);
-    json_t *j = json_loadb(ev->kv.value, ev->kv.value_len, 0, NULL);
-    json_t *slots = json_object_get(j, "slots");
+    json_t *j = NULL;
+    szd_rec_part *rec = NULL;
     int rc = SHARDZ_ESTALE;
-    if (!p || !json_is_object(j) ||
-        strcmp(json_string_value(json_object_get(j, "id")) ?: "", kp.id) != 0) {
+    if (!p) {
         goto out;
     }
     if (kp.kind == SHARDZ_KEY_STATS) {
-        rc = load_stats(ns, j) == 0 ? 0 : SHARDZ_ESTALE;
+        j = json_loadb(ev->kv.value, ev->kv.value_len, 0, NULL);
+        if (json_is_object(j) &&
+            strcmp(json_string_value(json_object_get(j, "id")) ?: "", kp.id) == 0) {
+            rc = load_stats(ns, j) == 0 ? 0 : SHARDZ_ESTALE;
+        }
         goto out;
     }
-    if (!json_is_array(slots) || json_array_size(slots) != p->nrep) {
+    rec = szd_xmalloc(sizeof *rec);
+    if (szd_rec_part_parse(ev->kv.value, ev->kv.value_len, rec) != 0) {
+        j = json_loadb(ev->kv.value, ev->kv.value_len, 0, NULL);
+        if (!json_is_object(j) || szd_rec_part_from_json(j, rec) != 0) {
+            goto out;
+        }
+    }
+    if (strcmp(rec->id, kp.id) != 0 || rec->nslots != p->nrep) {
         goto out;
     }
     /* the sharder follows the record too (a follower taking over plans from it) */
     const char *owners[SHARDZ_MAX_REPLICAS] = {0};
     uint64_t gen = 0;
     const char *id = p->id;
-    parse_slots(ns, p, slots, owners, &gen);
+    parse_slots(ns, p, rec, owners, &gen);
     shardz_partition_spec spec = {
         .id = id, .replicas = p->nrep, .nnodes = p->nrep, .nodes = owners, .generation = gen};
     if (shardz_sharder_unregister_partitions(ns->sh, &id, 1) != 0 ||
@@ -2558,6 +2590,7 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
     }
     rc = 0;
 out:
+    free(rec);
     json_decref(j);
     return rc;
 }
@@ -2597,11 +2630,11 @@ static void restore_slots(szd_ns *ns)
  * of which is fresh memory to fault in (bench/daemon/restart.sh gives the restart's CPU). */
 #define LOAD_PAGE 1000
 
-/* Reads every key under prefix in pages of LOAD_PAGE, renewing the lease between pages when
- * due (a load longer than the lease TTL must not lose it). *pages (NULL-terminated) is the
+/* Reads every key under prefix in pages of LOAD_PAGE (a load longer than the lease TTL keeps
+ * the lease: the keeper renews it on its own thread). *pages (NULL-terminated) is the
  * caller's (free_pages). Pages are separate reads: only the leader writes namespaces, and a
  * follower reads again what changed since the revision of the first page. */
-static int range_paged(szd *d, shardz_store *st, bool poll, const char *prefix, size_t plen,
+static int range_paged(szd *d, shardz_store *st, const char *prefix, size_t plen,
                        shardz_range ***pages)
 {
     shardz_range **pg = NULL;
@@ -2625,9 +2658,6 @@ static int range_paged(szd *d, shardz_store *st, bool poll, const char *prefix, 
         pg[n] = NULL;
         if (!pg[n - 1]->more || pg[n - 1]->count == 0) {
             break;
-        }
-        if (poll) {
-            szd_ha_poll(d);
         }
     }
     if (rc) {
@@ -2661,6 +2691,17 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
     const shardz_kv *kv = item->kv;
     shardz_key_parts kp;
     (void)shardz_key_parse(kv->key, kv->key_len, &kp); /* it parsed in the first pass */
+    if (item->kind == SHARDZ_KEY_ASSIGN &&
+        szd_rec_part_parse(kv->value, kv->value_len, &lb->rec) == 0) {
+        /* the plain form (most records): no JSON tree */
+        szd_ns *ns = szd_ns_find(d, kp.ns);
+        int rc = ns ? load_part(ns, &lb->rec, NULL, lb) : SHARDZ_ENOENT;
+        if (rc) {
+            szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
+                    (int)kv->key_len, kv->key, shardz_err_name(rc));
+        }
+        return;
+    }
     json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
     int lrc = j && json_is_object(j) ? 0 : SHARDZ_EINVAL;
     if (lrc == 0 && item->kind == SHARDZ_KEY_CONFIG) {
@@ -2686,7 +2727,7 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
             lrc = SHARDZ_ENOENT;
         } else {
             lrc = item->kind == SHARDZ_KEY_NODE     ? load_node(ns, j)
-                  : item->kind == SHARDZ_KEY_ASSIGN ? load_part(ns, j, lb)
+                  : item->kind == SHARDZ_KEY_ASSIGN ? load_part_json(ns, j, lb)
                   : item->kind == SHARDZ_KEY_STATS  ? load_stats(ns, j)
                                                     : szd_range_load_task(ns, j);
         }
@@ -2696,6 +2737,34 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
                 (int)kv->key_len, kv->key, shardz_err_name(lrc));
     }
     json_decref(j);
+}
+
+/* The length of a key's part before its id (ids hold no '/'): "ns/<ns>/assign/". */
+static size_t key_dir_len(const shardz_kv *kv)
+{
+    size_t k = kv->key_len;
+    while (k > 0 && kv->key[k - 1] != '/') {
+        k--;
+    }
+    return k;
+}
+
+/* Keys come sorted, so a namespace's assignment records are one run: its partitions get room
+ * for all of them before the first is loaded. */
+static void reserve_run(szd *d, const load_item *items, size_t n, size_t i)
+{
+    shardz_key_parts kp;
+    const shardz_kv *first = items[i].kv;
+    size_t dl = key_dir_len(first), j = i;
+    while (j < n && items[j].kind == SHARDZ_KEY_ASSIGN && key_dir_len(items[j].kv) == dl &&
+           memcmp(items[j].kv->key, first->key, dl) == 0) {
+        j++;
+    }
+    szd_ns *ns =
+        shardz_key_parse(first->key, first->key_len, &kp) == 0 ? szd_ns_find(d, kp.ns) : NULL;
+    if (ns && j - i > 1 && j - i < UINT32_MAX) {
+        (void)parts_reserve(ns, (uint32_t)(j - i)); /* without: appends grow one by one */
+    }
 }
 
 static void load_records(szd *d, shardz_range *const *pages)
@@ -2723,15 +2792,15 @@ static void load_records(szd *d, shardz_range *const *pages)
         }
     }
     free(kp);
-    size_t done = 0;
     load_batch *lb = szd_xcalloc(1, sizeof *lb);
     for (size_t o = 0; o < sizeof order / sizeof order[0]; o++) {
         for (size_t i = 0; i < n; i++) {
             if (items[i].kind != order[o]) {
                 continue;
             }
-            if ((++done & 1023) == 0) {
-                szd_ha_poll(d); /* a long load keeps the lease */
+            if (items[i].kind == SHARDZ_KEY_ASSIGN &&
+                (i == 0 || items[i - 1].kind != SHARDZ_KEY_ASSIGN)) {
+                reserve_run(d, items, n, i);
             }
             load_one(d, &items[i], lb);
         }
@@ -2769,7 +2838,7 @@ int szd_ns_load_cache(szd *d, const char *name)
     if (plen < 0) {
         return plen;
     }
-    int rc = range_paged(d, d->ha_store, true, prefix, (size_t)plen, &r);
+    int rc = range_paged(d, d->ha_store, prefix, (size_t)plen, &r);
     if (rc) {
         return rc;
     }
@@ -2829,7 +2898,7 @@ typedef struct {
 static int run_read(shardz_store *st, void *arg)
 {
     read_call *c = arg;
-    return range_paged(c->d, st, false, c->prefix, c->plen, &c->pages);
+    return range_paged(c->d, st, c->prefix, c->plen, &c->pages);
 }
 
 int szd_ns_load_all(szd *d)

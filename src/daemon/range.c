@@ -15,17 +15,16 @@
 
 #include <event2/buffer.h>
 
+#include "daemon/core/range_task.h"
 #include "daemon/oom.h"
 #include "daemon/range.h"
 #include "shardz/range.h"
-
-typedef enum { RT_PLANNED = 0, RT_CREATED, RT_MOVED, RT_DONE } rt_state;
 
 /* One split (1 -> 2) or merge (2 -> 1). */
 typedef struct {
     char id[32];
     bool merge;
-    rt_state state;
+    szd_rt_state state;
     size_t nold, nnew;
     char old[2][SHARDZ_MAX_ID + 1]; /* predecessors, in key order */
     char neu[2][SHARDZ_MAX_ID + 1]; /* successors, in key order */
@@ -45,7 +44,7 @@ struct szd_range {
 static const char *state_name(const rtask *t)
 {
     static const char *const names[] = {"planned", "split", "moved", "done"};
-    return t->state == RT_CREATED && t->merge ? "merged" : names[t->state];
+    return t->state == SZD_RT_CREATED && t->merge ? "merged" : names[t->state];
 }
 
 bool szd_is_range(const szd_ns *ns)
@@ -108,7 +107,7 @@ static rtask *task_of(const szd_ns *ns, const char *pid)
     const struct szd_range *r = ns->range;
     for (size_t i = 0; r && i < r->n; i++) {
         rtask *t = r->t[i];
-        if (t->state == RT_DONE) {
+        if (t->state == SZD_RT_DONE) {
             continue;
         }
         for (size_t k = 0; k < t->nold; k++) {
@@ -315,57 +314,9 @@ out:
 
 /* ---- steps ------------------------------------------------------------------------------- */
 
-/* Every replica slot of every successor is served by its owner, with no move in flight. */
-static bool successors_serving(szd_ns *ns, const rtask *t)
-{
-    for (size_t k = 0; k < t->nnew; k++) {
-        szd_part *p = szd_part_find(ns, t->neu[k]);
-        if (!p) {
-            return false;
-        }
-        for (unsigned s = 0; s < p->nrep; s++) {
-            if (p->slots[s].owner < 0 || p->slots[s].owner_state != SZD_R_SERVING ||
-                p->slots[s].prev >= 0) {
-                return false;
-            }
-        }
-    }
-    return true;
-}
-
-/* A predecessor is ready to retire when no move is in flight on it (a slot carries one move). */
-static bool predecessors_settled(szd_ns *ns, const rtask *t)
-{
-    for (size_t k = 0; k < t->nold; k++) {
-        szd_part *p = szd_part_find(ns, t->old[k]);
-        for (unsigned s = 0; p && s < p->nrep; s++) {
-            if (p->slots[s].prev >= 0) {
-                return false;
-            }
-        }
-    }
-    return true;
-}
-
 static bool node_gone(const szd_ns *ns, int32_t i)
 {
     return i < 0 || ns->nodes[i]->state == SZD_NODE_DEAD || ns->nodes[i]->state == SZD_NODE_LEFT;
-}
-
-/* The predecessors no longer held by any live node. */
-static bool predecessors_dropped(szd_ns *ns, const rtask *t)
-{
-    for (size_t k = 0; k < t->nold; k++) {
-        szd_part *p = szd_part_find(ns, t->old[k]);
-        for (unsigned s = 0; p && s < p->nrep; s++) {
-            const szd_slot *sl = &p->slots[s];
-            if ((sl->owner >= 0 && !node_gone(ns, sl->owner)) ||
-                (sl->prev >= 0 && !node_gone(ns, sl->prev))) {
-                return false;
-            }
-        }
-    }
-    return true;
 }
 
 /* planned -> split/merged: the successors, placed where the first predecessor is served. */
@@ -384,14 +335,14 @@ static int step_create(szd_ns *ns, rtask *t)
         made[k] = szd_part_find(ns, t->neu[k]);
     }
     if (rc == 0) {
-        t->state = RT_CREATED;
+        t->state = szd_rt_after(t->state, SZD_RT_CREATE);
         rc = step_persist(ns, t, made, t->nnew, NULL, 0);
     }
     if (rc == 0) {
         szd_ns_changed(ns);
     }
     if (rc) { /* undo: nothing of this step stays */
-        t->state = RT_PLANNED;
+        t->state = SZD_RT_PLANNED;
         for (size_t k = 0; k < t->nnew; k++) {
             szd_part *p = szd_part_find(ns, t->neu[k]);
             if (p) {
@@ -447,7 +398,7 @@ static int step_switch(szd_ns *ns, rtask *t)
     /* Routing switched in memory: the state stays moved even when the write fails (it is
      * written again by the next pass; a restart in between finds the records ahead of the task
      * and catches up, see szd_range_restore). */
-    t->state = RT_MOVED;
+    t->state = szd_rt_after(t->state, SZD_RT_SWITCH);
     rc = step_persist(ns, t, rec, nrec, NULL, 0);
     t->unsaved = rc != 0;
     ns->want_rebalance = true; /* the successors sit where their predecessor was: rebalance */
@@ -464,12 +415,13 @@ static void prune_done(szd_ns *ns)
     struct szd_range *r = ns->range;
     size_t done = 0;
     for (size_t i = 0; i < r->n; i++) {
-        done += r->t[i]->state == RT_DONE;
+        done += r->t[i]->state == SZD_RT_DONE;
     }
     for (size_t i = 0; i < r->n && done > DONE_KEPT;) {
         rtask *t = r->t[i];
         char key[SHARDZ_KEY_BUF];
-        int len = t->state == RT_DONE ? shardz_key_task(key, sizeof key, ns->cfg.name, t->id) : -1;
+        int len =
+            t->state == SZD_RT_DONE ? shardz_key_task(key, sizeof key, ns->cfg.name, t->id) : -1;
         shardz_op op = {SHARDZ_OP_DELETE, key, len > 0 ? (size_t)len : 0, NULL, 0, 0};
         if (len < 0 || szd_store_txn(ns->d, &op, 1, NULL, 0) != 0) {
             i++;
@@ -486,10 +438,10 @@ static void prune_done(szd_ns *ns)
 static int step_finish(szd_ns *ns, rtask *t)
 {
     const char *gone[2] = {t->old[0], t->old[1]};
-    t->state = RT_DONE;
+    t->state = szd_rt_after(t->state, SZD_RT_FINISH);
     int rc = step_persist(ns, t, NULL, 0, gone, t->nold);
     if (rc) {
-        t->state = RT_MOVED;
+        t->state = SZD_RT_MOVED;
         return rc;
     }
     for (size_t k = 0; k < t->nold; k++) {
@@ -520,24 +472,51 @@ static void step_retry(szd_ns *ns, rtask *t)
     t->unsaved = step_persist(ns, t, rec, n, NULL, 0) != 0;
 }
 
+/* The machine's view of task t (core/range_task.c): its partitions' slots, found again for
+ * each step (a step that adds partitions moves them). */
+static szd_rt_view task_view(szd_ns *ns, const rtask *t, const szd_slot_env *env,
+                             szd_rt_part parts[4])
+{
+    for (size_t k = 0; k < t->nold + t->nnew; k++) {
+        szd_part *p = szd_part_find(ns, k < t->nold ? t->old[k] : t->neu[k - t->nold]);
+        parts[k] = (szd_rt_part){p ? p->slots : NULL, p ? p->nrep : 0};
+    }
+    return (szd_rt_view){.state = t->state,
+                         .unsaved = t->unsaved,
+                         .old = parts,
+                         .nold = t->nold,
+                         .neu = parts + t->nold,
+                         .nnew = t->nnew,
+                         .env = env};
+}
+
 void szd_range_advance(szd_ns *ns)
 {
+    szd_slot_env env = szd_ns_slot_env(ns);
     for (size_t i = 0; ns->range && i < ns->range->n; i++) {
         rtask *t = ns->range->t[i];
-        if (t->unsaved) {
-            step_retry(ns, t);
-        }
-        if (t->unsaved) {
-            continue;
-        }
-        if (t->state == RT_PLANNED) {
-            (void)step_create(ns, t);
-        }
-        if (t->state == RT_CREATED && successors_serving(ns, t) && predecessors_settled(ns, t)) {
-            (void)step_switch(ns, t);
-        }
-        if (t->state == RT_MOVED && predecessors_dropped(ns, t)) {
-            (void)step_finish(ns, t);
+        /* the steps due now, one after another, until one must wait or its write failed */
+        for (;;) {
+            szd_rt_part parts[4];
+            szd_rt_view v = task_view(ns, t, &env, parts);
+            szd_rt_step step = szd_rt_next(&v);
+            int rc = 0;
+            if (step == SZD_RT_WAIT) {
+                break;
+            } else if (step == SZD_RT_REWRITE) {
+                step_retry(ns, t);
+                rc = t->unsaved ? SHARDZ_EIO : 0;
+            } else if (step == SZD_RT_CREATE) {
+                rc = step_create(ns, t);
+            } else if (step == SZD_RT_SWITCH) {
+                rc = step_switch(ns, t);
+            } else {
+                (void)step_finish(ns, t); /* may forget done tasks, t among them: last */
+                break;
+            }
+            if (rc) {
+                break;
+            }
         }
     }
 }
@@ -807,7 +786,7 @@ int szd_range_load_task(szd_ns *ns, json_t *rec)
     int state = -1;
     for (int i = 0; i < 5; i++) {
         if (strcmp(st, states[i]) == 0) {
-            state = i == 4 ? RT_CREATED : i;
+            state = i == 4 ? SZD_RT_CREATED : i;
         }
     }
     if (state < 0) {
@@ -819,7 +798,7 @@ int szd_range_load_task(szd_ns *ns, json_t *rec)
     }
     snprintf(t->id, sizeof t->id, "%s", id);
     t->merge = merge;
-    t->state = (rt_state)state;
+    t->state = (szd_rt_state)state;
     t->nold = nold;
     t->nnew = nnew;
     t->created_ms = json_integer_value(json_object_get(rec, "created_ms"));
@@ -893,14 +872,14 @@ void szd_range_restore(szd_ns *ns)
     for (size_t i = 0; i < r->n; i++) {
         rtask *t = r->t[i];
         shardz_key_range one;
-        if (t->state == RT_CREATED &&
+        if (t->state == SZD_RT_CREATED &&
             shardz_sharder_range_of(ns->sh, t->neu[0], &one) == 0) { /* records ahead */
             szd_log(ns->d, SZD_WARN, "msg=\"task behind its records: moved\" ns=%s task=%s",
                     ns->cfg.name, t->id);
-            t->state = RT_MOVED;
+            t->state = SZD_RT_MOVED;
             t->unsaved = true;
         }
-        for (size_t k = 0; t->state >= RT_MOVED && k < t->nold; k++) {
+        for (size_t k = 0; t->state >= SZD_RT_MOVED && k < t->nold; k++) {
             const char *id = t->old[k];
             (void)shardz_sharder_unregister_partitions(ns->sh, &id, 1);
         }

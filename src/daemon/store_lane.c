@@ -16,6 +16,7 @@
 #include "daemon/oom.h"
 #include "daemon/log.h"
 #include "daemon/store_lane.h"
+#include "daemon/testhook.h"
 #include "daemon/wire.h"
 
 /* ---- batches ------------------------------------------------------------------------- */
@@ -152,40 +153,17 @@ static int64_t now_ms(const szd_sl *sl)
     return shardz__boot_ms(); /* CLOCK_BOOTTIME: it counts a suspend too */
 }
 
-/* Test hook: SHARDZ_TEST_STORE_HOLD=<path> holds every store write while that file exists
- * (at most 60 s), as a stalled disk or etcd would: tests show that the health lane keeps
- * pinging and that no push leaves before its batch is durable. Tests only. */
-static void test_hold(const szd_sl *sl)
-{
-    const char *path = getenv("SHARDZ_TEST_STORE_HOLD");
-    if (!path || access(path, F_OK) != 0) {
-        return;
-    }
-    int64_t t0 = now_ms(sl);
-    szd_log_at(sl->log_level, SZD_WARN, "msg=\"test hold: store write held\"");
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    while (access(path, F_OK) == 0 && now_ms(sl) - t0 < 60000) {
-        nanosleep(&ts, NULL);
-    }
-    szd_log_at(sl->log_level, SZD_WARN, "msg=\"test hold: store write released\" held_ms=%lld",
-               (long long)(now_ms(sl) - t0));
-}
-
-/* Test hook: SHARDZ_TEST_STORE_FAIL=<path> fails every store write (SHARDZ_EIO, nothing
- * written) while that file exists, as a failing disk or etcd would: tests show that no API
- * route answers 2xx for a change that is not durable. Tests only. */
-static bool test_fail(void)
-{
-    const char *path = getenv("SHARDZ_TEST_STORE_FAIL");
-    return path && access(path, F_OK) == 0;
-}
-
+/* Test hooks (testhook.h): SHARDZ_TEST_STORE_HOLD=<path> holds every store write while that
+ * file exists, as a stalled disk or etcd would (the health lane keeps pinging, no push leaves
+ * before its batch is durable); SHARDZ_TEST_STORE_FAIL=<path> fails every store write
+ * (SHARDZ_EIO, nothing written) while it exists (no route answers 2xx for a change that is not
+ * durable). Tests only. */
 static void run_write(szd_sl *sl, job *j)
 {
-    test_hold(sl);
+    szd_test_hold("SHARDZ_TEST_STORE_HOLD", "store write", sl->clock_ms, sl->log_level);
     int64_t t0 = now_ms(sl), rev = 0;
     j->rc = 0;
-    if (j->batch && j->batch->n > 0 && test_fail()) {
+    if (j->batch && j->batch->n > 0 && szd_test_file("SHARDZ_TEST_STORE_FAIL")) {
         j->rc = SHARDZ_EIO;
         szd_log_at(sl->log_level, SZD_WARN, "msg=\"test fail: store write failed\"");
     } else if (j->batch && j->batch->n > 0) {

@@ -48,12 +48,19 @@ void szd_log(const szd *d, int level, const char *fmt, ...)
 
 /* ---- maps ---------------------------------------------------------------------------- */
 
+/* FNV-1a, then murmur3's finaliser: FNV's low bits alone cluster for ids that differ only
+ * in their last characters ("p000041", "p000042"), and the map masks the low bits. */
 static uint32_t hash_str(const char *s)
 {
     uint32_t h = 2166136261u;
     for (; *s; s++) {
         h = (h ^ (uint8_t)*s) * 16777619u;
     }
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
     return h;
 }
 
@@ -62,35 +69,42 @@ uint32_t szd_map_find(const szd_map *m, const char *key, szd_keyfn fn, const voi
     if (!m->cap) {
         return UINT32_MAX;
     }
-    uint32_t mask = m->cap - 1;
-    for (uint32_t i = hash_str(key) & mask;; i = (i + 1) & mask) {
-        uint32_t e = m->slots[i];
+    uint32_t mask = m->cap - 1, h = hash_str(key);
+    for (uint32_t i = h & mask;; i = (i + 1) & mask) {
+        uint64_t e = m->slots[i];
         if (e == 0) {
             return UINT32_MAX;
         }
-        if (strcmp(fn(ctx, e - 1), key) == 0) {
-            return e - 1;
+        uint32_t idx = (uint32_t)e - 1;
+        if ((uint32_t)(e >> 32) == h && strcmp(fn(ctx, idx), key) == 0) {
+            return idx;
         }
     }
 }
 
 static void map_put(szd_map *m, uint32_t idx, szd_keyfn fn, const void *ctx)
 {
-    uint32_t mask = m->cap - 1;
-    uint32_t i = hash_str(fn(ctx, idx)) & mask;
+    uint32_t mask = m->cap - 1, h = hash_str(fn(ctx, idx));
+    uint32_t i = h & mask;
     while (m->slots[i] != 0) {
         i = (i + 1) & mask;
     }
-    m->slots[i] = idx + 1;
+    m->slots[i] = (uint64_t)h << 32 | (uint64_t)(idx + 1);
 }
 
 int szd_map_rebuild(szd_map *m, uint32_t count, szd_keyfn fn, const void *ctx)
 {
+    return szd_map_reserve(m, count, count, fn, ctx);
+}
+
+int szd_map_reserve(szd_map *m, uint32_t count, uint32_t room, szd_keyfn fn, const void *ctx)
+{
     uint32_t cap = 16;
-    while (cap < 2 * (count + 1)) {
+    room = room > count ? room : count;
+    while (cap < 2 * (room + 1)) {
         cap *= 2;
     }
-    uint32_t *s = calloc(cap, sizeof *s);
+    uint64_t *s = calloc(cap, sizeof *s);
     if (!s) {
         return SHARDZ_ENOMEM;
     }

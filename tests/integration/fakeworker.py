@@ -9,6 +9,7 @@ offers nothing and treats every assignment as a full one). Threads: the HTTP ser
 request), the lease watcher and the main thread (register, leave)."""
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -37,6 +38,8 @@ ap.add_argument("--secret", default="")
 ap.add_argument("--serve-delay-ms", type=int, default=0)
 ap.add_argument("--pings", default="", help="append a line per ping received: its time "
                 "(time.time()) and whether it granted the lease (1/0)")
+ap.add_argument("--fail-pings", default="", help="while this file exists, answer every ping "
+                "with a 503 (a worker whose pings fail while its assignments still arrive)")
 ap.add_argument("--capacity", default="", help="dim=value[,dim=value]")
 ap.add_argument("--load", default="", help="dim=value[,...]: reported for every partition "
                 "served, in each ping reply (a raw JSON object with --load-json)")
@@ -236,6 +239,8 @@ class Handler(BaseHTTPRequestHandler):
                     if args.log_leases:
                         lease_event(time.time() + (end - now))
             if self.path == "/shardz/v1/ping":
+                if args.fail_pings and os.path.exists(args.fail_pings):
+                    return self.reply(503, {"code": "EUNAVAIL", "message": "pings failed on purpose"})
                 if args.pings:
                     with open(args.pings, "a") as f:
                         f.write(f"{time.time()} {1 if body.get('lease_ms') else 0}\n")

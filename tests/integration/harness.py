@@ -209,6 +209,15 @@ class Etcd:
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read().decode())
 
+    def get(self, key, i=0):
+        """A raw read through the gateway: the value at key (prefix included), or None."""
+        import base64
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+        req = urllib.request.Request(self.endpoint(i) + "/v3/kv/range", method="POST", data=body)
+        with urllib.request.urlopen(req, timeout=5) as r:
+            kvs = json.loads(r.read().decode()).get("kvs") or []
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+
     def stop(self):
         for i in range(len(self.procs)):
             if self.procs[i] and self.procs[i].poll() is None:

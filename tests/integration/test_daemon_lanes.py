@@ -162,5 +162,44 @@ def _plain_pings(path, t0):
         return 0
 
 
+def node_state(d, ns, node):
+    nodes = d.call("GET", f"/v1/namespaces/{ns}/nodes")[1]["nodes"]
+    return next((n["state"] for n in nodes if n["id"] == node), None)
+
+
+def test_late_reply_does_not_revive():
+    """A worker whose pings fail while it still serves an assignment: the health lane declares
+    it dead, then the assignment's reply arrives. The reply does not make it alive (the lane
+    alone revives a dead node, by a ping reply): before, the loop counted it alive while the
+    lane, still holding its dead verdict, never declared it dead again, and its replicas stayed
+    routed to it (test_strict_late_messages_do_not_renew hung so under load). Then the positive
+    control: its pings answered again, it is alive."""
+    d = Daemon(BIN).start()
+    fail = os.path.join(d.tmp, "fail-pings")
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "kv", "partitions": 2,
+                                          "ping_interval_ms": 100, "dead_after_ms": 500})
+        ws.append(Worker(d, "kv", "w0"))
+        wait_for(lambda: settled(d, "kv", 2, 1, nodes=1), timeout=30, what="placement on w0")
+        # w1's serve hook takes 3 s: the assignment of its share (on joining) is answered late
+        ws.append(Worker(d, "kv", "w1", extra=["--fail-pings", fail, "--serve-delay-ms", "3000"]))
+        wait_for(lambda: node_state(d, "kv", "w1") == "alive", timeout=10, what="w1 alive")
+        open(fail, "w").close()  # from now on its pings fail
+        wait_for(lambda: node_state(d, "kv", "w1") == "dead", timeout=10, what="w1 dead")
+        wait_for(lambda: log_has(d, r'msg="assignment answered by a dead node" ns=kv node=w1'),
+                 timeout=20, what="the late reply")
+        assert node_state(d, "kv", "w1") == "dead", "a late reply revived a node whose pings fail"
+        assert read_events(ws[1].events), "w1 served nothing: the reply was not late"
+        os.unlink(fail)
+        wait_for(lambda: node_state(d, "kv", "w1") == "alive", timeout=10,
+                 what="w1 alive again once its pings are answered")
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
 if __name__ == "__main__":
-    run([test_health_lane_pings_through_a_held_store, test_no_push_before_its_batch_is_durable])
+    run([test_health_lane_pings_through_a_held_store, test_no_push_before_its_batch_is_durable,
+         test_late_reply_does_not_revive])

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,13 +29,9 @@ TTL = 2000
 FAST = {"ping_interval_ms": 100, "dead_after_ms": 600}
 
 
-STARTED = []  # every coordinator of the running test, for the logs printed when it fails
-
-
 def coordinators(etcd, n):
     ds = [Daemon(BIN, extra=["--store", etcd.url(), "--id", f"c{i}", "--lease-ttl", str(TTL)])
           for i in range(n)]
-    STARTED.extend(ds)
     for d in ds:
         d.start()
     return ds
@@ -255,6 +252,65 @@ def test_kill_leader_failover():
         stop_all(ds, ws, etcd)
 
 
+def pings_since(path, t):
+    """The times of the pings a worker's --pings file noted after t."""
+    try:
+        with open(path) as f:
+            return [float(ln.split()[0]) for ln in f if ln.strip() and float(ln.split()[0]) > t]
+    except OSError:
+        return []
+
+
+def test_held_loop_keeps_the_lease():
+    """The lease keeper renews the leader's lease on its own thread: a loop held for three TTLs
+    (SHARDZ_TEST_LOOP_HOLD, as placement or a large load would hold it) neither loses the
+    leadership nor stops the health lane's pings. Then, the positive control: the whole process
+    stopped as long (SIGSTOP) does step down, so the test would see a step-down."""
+    etcd = Etcd().start()
+    hold = os.path.join(tempfile.mkdtemp(prefix="shardz-hold-"), "hold")
+    d = Daemon(BIN, extra=["--store", etcd.url(), "--id", "c0", "--lease-ttl", str(TTL)],
+               env={"SHARDZ_TEST_LOOP_HOLD": hold}).start()
+    w = None
+    try:
+        wait_for(lambda: status(d)["acting"], timeout=TTL / 1000 + 5, what="the leader")
+        d.call("POST", "/v1/namespaces", dict(name="kv", partitions=4, **FAST))
+        pings = os.path.join(d.tmp, "w0.pings")
+        w = Worker(d, "kv", "w0", extra=["--pings", pings])
+        wait_for(lambda: served_everywhere(d, "kv", 4), timeout=20, what="placement")
+        before = status(d)
+        open(hold, "w").close()
+        wait_for(lambda: "test hold: loop held" in d.tail(20000), timeout=10, what="the hold")
+        t0 = time.time()
+        # pings go on while the loop is held: for three TTLs (well past the lease's margin)
+        wait_for(lambda: (lambda ts: ts and ts[-1] - t0 > 3 * TTL / 1000)(pings_since(pings, t0)),
+                 timeout=3 * TTL / 1000 + 10, what="pings during the hold")
+        ts = pings_since(pings, t0)
+        gaps = [b - a for a, b in zip([t0] + ts, ts)]
+        assert max(gaps) < TTL / 1000, gaps  # never stopped for the lease's length
+        os.unlink(hold)
+        wait_for(lambda: "test hold: loop released" in d.tail(20000), timeout=10,
+                 what="the release")
+        after = status(d)
+        assert after["acting"] and after["role"] == "leader", after
+        assert after["leader_changes"] == before["leader_changes"], (before, after)
+        assert after["lease_renewals"] > before["lease_renewals"], (before, after)
+        assert "stepping down" not in d.tail(200000), d.tail()
+        nodes = d.call("GET", "/v1/namespaces/kv/nodes")[1]["nodes"]
+        assert [n["state"] for n in nodes] == ["alive"], nodes
+        # the positive control: a process stopped past its TTL steps down when it resumes
+        d.proc.send_signal(signal.SIGSTOP)
+        wait_for(lambda: etcd.get("/shardz/leader") is None, timeout=2 * TTL / 1000 + 10,
+                 what="the stopped leader's key to expire")
+        d.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: "stepping down" in d.tail(200000), timeout=10, what="the step-down")
+    finally:
+        if os.path.exists(hold):
+            os.unlink(hold)  # a failed test must not leave the loop held
+        if w:
+            w.kill9()
+        stop_all([d], [], etcd)
+
+
 def test_sigstop_leader_steps_down():
     etcd = Etcd().start()
     ds = coordinators(etcd, 2)
@@ -376,7 +432,6 @@ def test_split_resumed_by_new_leader():
     try:
         wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="the first leader")
         other = Daemon(BIN, extra=["--store", etcd.url(), "--id", "c1", "--lease-ttl", str(TTL)])
-        STARTED.append(other)
         ds.append(other.start())
         first.call("POST", "/v1/namespaces",
                    dict(name="rg", sharder="range", replicas=2, partitions=2, **FAST))
@@ -508,25 +563,9 @@ def test_strict_keeps_serving_through_failover():
         stop_all(ds, ws, etcd)
 
 
-def logged(test):
-    """Runs test; when it fails, prints what each of its coordinators logged (without debug
-    lines), so that a failure on CI can be read."""
-    def wrapper():
-        STARTED.clear()
-        try:
-            test()
-        except Exception:
-            for d in STARTED:
-                lines = [ln for ln in d.tail(200000).splitlines() if "level=debug" not in ln]
-                print(f"--- {d.extra[3]} ({d.log}):\n" + "\n".join(lines[-40:]), flush=True)
-            raise
-    wrapper.__name__ = test.__name__
-    return wrapper
-
-
 if __name__ == "__main__":
-    run([logged(t) for t in [
+    run([
         test_unreachable_at_start, test_election_status_and_forwarding,
-        test_kill_leader_failover, test_sigstop_leader_steps_down, test_etcd_member_killed,
+        test_kill_leader_failover, test_held_loop_keeps_the_lease, test_sigstop_leader_steps_down, test_etcd_member_killed,
         test_etcd_lost_and_back, test_corrupt_records_skipped, test_split_resumed_by_new_leader,
-        test_deposed_leader_fenced_by_term, test_strict_keeps_serving_through_failover]])
+        test_deposed_leader_fenced_by_term, test_strict_keeps_serving_through_failover])
