@@ -35,11 +35,13 @@ static const row rows[] = {
     {SHARDZ_REASON_DRAIN,     1, 1, 2, 2, 0, 0, SZD_GATE_FLOOR, 0, 0, 0},
     {SHARDZ_REASON_JOIN,      1, 0, 1, 1, 0, 0, SZD_GATE_START, 0, 0, 0}, /* a replica not serving: nothing lost */
     {SHARDZ_REASON_LEAVE,     1, 1, 1, 0, 0, 0, SZD_GATE_START, 0, 0, 0}, /* floor 0 */
-    /* available: make-before-break takes nothing away; only a partition below its floor waits */
+    /* available: make-before-break takes nothing away, so it never waits for the floor, not
+     * even in a partition below it already (a fresh one still adding: its joins go at once) */
     {SHARDZ_REASON_DRAIN,     0, 1, 1, 1, 0, 0, SZD_GATE_START, 0, 0, 0},
     {SHARDZ_REASON_DRAIN,     0, 1, 2, 2, 0, 0, SZD_GATE_START, 0, 0, 0},
-    {SHARDZ_REASON_OPERATOR,  0, 0, 0, 1, 0, 0, SZD_GATE_FLOOR, 0, 0, 0}, /* nothing serves yet */
-    {SHARDZ_REASON_LOAD,      0, 1, 1, 2, 0, 0, SZD_GATE_FLOOR, 0, 0, 0},
+    {SHARDZ_REASON_OPERATOR,  0, 0, 0, 1, 0, 0, SZD_GATE_START, 0, 0, 0}, /* nothing serves yet */
+    {SHARDZ_REASON_LOAD,      0, 1, 1, 2, 0, 0, SZD_GATE_START, 0, 0, 0},
+    {SHARDZ_REASON_JOIN,      1, 0, 0, 1, 0, 0, SZD_GATE_START, 0, 0, 0}, /* strict, not serving */
     /* the limit, checked before the floor */
     {SHARDZ_REASON_REBALANCE, 0, 1, 3, 1, 4, 5, SZD_GATE_START, 0, 0, 0},
     {SHARDZ_REASON_REBALANCE, 0, 1, 3, 1, 5, 5, SZD_GATE_LIMIT, 0, 0, 0},

@@ -32,7 +32,7 @@ szd_gate_verdict szd_gate_check(const szd_gate_in *in)
     }
     uint32_t lost = (in->strict || in->vacate) && in->source_serving ? 1 : 0;
     uint32_t after = in->serving >= lost ? in->serving - lost : 0;
-    if (after < in->min_available) {
+    if (lost > 0 && after < in->min_available) {
         return SZD_GATE_FLOOR;
     }
     return SZD_GATE_START;

@@ -42,8 +42,9 @@ bool szd_gate_planned(uint8_t reason);
  * In a frozen namespace every other planned move but an operator's waits (frozen first). A
  * planned move starts when the namespace's limit allows one more, and its partition keeps at least
  * min_available replicas serving once it has started: a strict move takes its source's replica out
- * of service while in flight, an available one (make-before-break) takes none, so an available
- * partition waits only while it is below its floor already. The limit is checked first. */
+ * of service while in flight; an available one (make-before-break) takes none and never waits for
+ * the floor (it cannot lower it), unless it empties its slot (vacate); a move whose source does
+ * not serve takes nothing either. The limit is checked first. */
 szd_gate_verdict szd_gate_check(const szd_gate_in *in);
 /* "start", "floor", "limit", "frozen". Static string. */
 const char *szd_gate_verdict_name(szd_gate_verdict v);
