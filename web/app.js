@@ -200,6 +200,7 @@
     detailsAt: 0,
     detailsMs: 0, // how long the last GET .../nodes took
     moves: [],
+    queued: [],
     movesAt: 0,
     events: [],
     eventsNext: null,
@@ -239,7 +240,7 @@
       return {
         id: n.id, state: n.state || d.state, zone: n.zone ?? d.zone ?? '', address: n.address || d.address || '',
         replicas: S.counts.get(n.id) || 0, capacity: d.capacity || {}, load: d.load || null,
-        drained: d.drained, leaving: d.leaving,
+        drained: d.drained, leaving: d.leaving, drainReason: d.drain_reason || '',
       };
     });
     rows.sort((a, b) => collator.compare(a.zone, b.zone) || collator.compare(a.id, b.id));
@@ -410,6 +411,7 @@
   async function loadMoves() {
     const r = await api('GET', nsPath('/moves'));
     S.moves = (r.data && r.data.moves) || [];
+    S.queued = (r.data && r.data.queued) || []; // planned moves the drain gate holds back
     S.movesAt = Date.now();
   }
 
@@ -761,10 +763,11 @@
         if (!(row.leaving && !row.drained)) acts.push(h('button', { type: 'button', class: 'act', dataset: { action: 'undrain', node: row.id }, text: 'Undrain' }));
       }
       else if (row.state !== 'left' && row.state !== 'dead') acts.push(h('button', { type: 'button', class: 'act', dataset: { action: 'drain', node: row.id }, text: 'Drain' }));
+      if (row.state !== 'left') acts.push(h('button', { type: 'button', class: 'act', dataset: { action: 'stoppable', node: row.id }, text: 'Stop?' }));
       frag.append(h('tr', { dataset: { node: row.id, state: row.state }, class: row.id === S.selected ? 'selected' : null },
         h('td', null, h('a', { href: '#', class: 'node-link', dataset: { node: row.id }, text: row.id })),
         h('td', { class: 'state-cell' }, stateBadge(row.state),
-          row.state === 'draining' && (row.drained || row.leaving) ? h('span', { class: 'why', text: row.drained ? 'by an operator' : 'leaving' }) : null),
+          row.state === 'draining' && (row.drained || row.leaving) ? h('span', { class: 'why', text: row.drained ? 'by an operator' + (row.drainReason ? ': ' + row.drainReason : '') : 'leaving' }) : null),
         h('td', { text: row.zone || '—' }),
         h('td', { class: 'num replicas' }, h('span', { class: 'bar', style: 'width:' + ((60 * row.replicas) / max).toFixed(0) + 'px' }), String(row.replicas)),
         h('td', { class: 'load' }, loadCell(row)),
@@ -848,13 +851,24 @@
         h('td', { class: 'num', text: String(m.generation ?? '') }),
         h('td')));
     }
-    if (!moves.length && !done.length) frag.append(h('tr', { class: 'none' }, h('td', { colspan: 8, class: 'muted', text: 'No moves in flight.' })));
+    for (const q of S.queued.slice(0, Math.max(0, MAX_ROWS - moves.length))) {
+      frag.append(h('tr', { class: 'queued', dataset: { partition: q.partition, slot: q.slot, reason: q.reason, to: q.to || '' } },
+        h('td', null, h('a', { href: '#', class: 'part-link', dataset: { partition: q.partition }, text: q.partition })),
+        h('td', { class: 'num', text: String(q.slot) }),
+        h('td', { class: 'fromto', text: (q.from || '—') + ' → ' + (q.to || '—') }),
+        h('td', null, h('span', { class: 'waiting', text: 'waiting: ' + ({ floor: 'availability floor', limit: 'moves in flight limit', frozen: 'namespace frozen' }[q.waiting] || q.waiting) })),
+        h('td', null, h('span', { class: 'reason', text: q.reason || '' })),
+        h('td', { class: 'num age', dataset: { age: q.age_ms }, text: fmtAge(Number(q.age_ms) || 0) }),
+        h('td'), h('td')));
+    }
+    if (!moves.length && !done.length && !S.queued.length) frag.append(h('tr', { class: 'none' }, h('td', { colspan: 8, class: 'muted', text: 'No moves in flight.' })));
     tbody.replaceChildren(frag);
     const byReason = {};
     for (const m of S.moves) byReason[m.reason] = (byReason[m.reason] || 0) + 1;
-    $('#moves-count').textContent = S.moves.length
+    $('#moves-count').textContent = (S.moves.length
       ? S.moves.length + ' in flight (' + Object.entries(byReason).map(([r, c]) => r + ' ' + c).join(', ') + ')' + (S.moves.length > MAX_ROWS ? ', oldest ' + MAX_ROWS + ' shown' : '')
-      : done.length ? 'none in flight; finished in the last minute below' : '';
+      : done.length ? 'none in flight; finished in the last minute below' : '') +
+      (S.queued.length ? (S.moves.length || done.length ? '; ' : '') + S.queued.length + ' waiting at the drain gate' : '');
   }
 
   function describeEvent(e) {
@@ -950,15 +964,16 @@
   async function loadPartition(pid, keyInfo, quiet) {
     try {
       const r = await api('GET', nsPath('/partitions/' + enc(pid)));
+      const hist = await api('GET', nsPath('/partitions/' + enc(pid) + '/history'));
       S.partShown = pid;
-      renderPartition(r.data, keyInfo);
+      renderPartition(r.data, keyInfo, (hist.data && hist.data.history) || []);
     } catch (e) {
       if (quiet && e.status === 404) { S.partShown = null; $('#partition-body').replaceChildren('Partition ' + pid + ' is gone.'); return; }
       throw e;
     }
   }
 
-  function renderPartition(p, keyInfo) {
+  function renderPartition(p, keyInfo, history) {
     const reps = Array.isArray(p.replicas) ? p.replicas : [];
     const body = $('#partition-body');
     body.classList.remove('muted');
@@ -975,7 +990,43 @@
       h('td', null, h('button', { type: 'button', class: 'act small', dataset: { action: 'move', partition: p.partition, slot: r.slot, from: r.node }, text: 'Move…' }))));
     body.replaceChildren(head, h('table', { class: 'grid', id: 'part-replicas' },
       h('thead', null, h('tr', null, ['slot', 'node', 'role', 'state', 'generation', ''].map((t, i) => h('th', { class: i === 0 || i === 4 ? 'num' : null, text: t })))),
-      h('tbody', null, rows.length ? rows : h('tr', null, h('td', { colspan: 6, class: 'muted', text: 'No replica is placed.' })))));
+      h('tbody', null, rows.length ? rows : h('tr', null, h('td', { colspan: 6, class: 'muted', text: 'No replica is placed.' })))),
+      renderHistory(history || []));
+  }
+
+  // Why did it move: the partition's last moves, newest first (kept by the coordinator).
+  function renderHistory(history) {
+    const rows = [...history].reverse().map((m) => h('tr', { dataset: { reason: m.reason } },
+      h('td', { text: new Date(Number(m.time_ms)).toISOString().replace('T', ' ').replace('Z', ' UTC') }),
+      h('td', { class: 'num', text: String(m.slot) }),
+      h('td', { class: 'fromto', text: (m.from || '—') + ' → ' + (m.to || '—') }),
+      h('td', null, h('span', { class: 'reason', text: m.reason })),
+      h('td', { class: 'num', text: String(m.generation) })));
+    return h('div', { id: 'part-history' },
+      h('h3', { text: 'Why did it move? (last ' + history.length + ' of at most 32 moves)' }),
+      rows.length ? h('table', { class: 'grid' },
+        h('thead', null, h('tr', null, ['when', 'slot', 'from → to', 'reason', 'generation'].map((t, i) => h('th', { class: i === 1 || i === 4 ? 'num' : null, text: t })))),
+        h('tbody', null, rows))
+        : h('p', { class: 'muted', text: 'It has not moved since it was placed.' }));
+  }
+
+  // May this node stop now? POST /v1/stoppable, across every namespace it serves.
+  async function stoppable(id, button) {
+    await act(button, async () => {
+      const r = await api('POST', '/v1/stoppable', { nodes: [id] });
+      const n = (r.data.nodes || [])[0] || {};
+      const reasons = (n.reasons || []).map((x) => h('li', {
+        text: x.rule === 'zone' ? 'zone ' + x.zone + ' (nodes stopping now are in ' + x.stopping_zone + ')'
+          : 'partition ' + x.partition + ' of ' + x.namespace + ': ' + x.serving + ' serving, ' + x.left + ' left without it, floor ' + x.min_available,
+      }));
+      await confirmDialog({
+        title: n.stoppable ? id + ' may stop now' : id + ' may not stop now',
+        body: n.stoppable
+          ? h('p', { id: 'stoppable-answer', dataset: { stoppable: 'yes' }, text: n.gone ? 'It is gone already (dead or left).' : 'Every partition it serves keeps its floor (min_available) without it, in every namespace.' })
+          : [h('p', { id: 'stoppable-answer', dataset: { stoppable: 'no' }, text: 'Stopping it would take these below their floor (drain it first):' }), h('ul', { class: 'reasons' }, reasons)],
+        ok: 'Close',
+      });
+    });
   }
 
   // ---- actions --------------------------------------------------------------------------------
@@ -992,15 +1043,17 @@
 
   async function drain(id, button) {
     const row = S.rows.find((r) => r.id === id);
+    const reason = h('input', { type: 'text', id: 'drain-reason', maxlength: 200, placeholder: 'why (optional): kernel upgrade, rack 7…' });
     const ok = await confirmDialog({
       title: 'Drain node ' + id + '?',
-      body: [h('p', { text: 'Its ' + (row ? row.replicas : '') + ' replicas move to other nodes, make-before-break (reason drain).' }),
+      body: [h('p', { text: 'Its ' + (row ? row.replicas : '') + ' replicas move to other nodes, make-before-break (reason drain), through the drain gate: no partition below its floor.' }),
+        h('label', null, 'Reason ', reason),
         h('p', { class: 'muted', text: 'The node stays registered and keeps answering; Undrain brings it back.' })],
       ok: 'Drain ' + id, danger: true,
     });
     if (!ok) return;
     await act(button, async () => {
-      await api('POST', nsPath('/nodes/' + enc(id) + '/drain'), {});
+      await api('POST', nsPath('/nodes/' + enc(id) + '/drain'), reason.value ? { reason: reason.value } : {});
       toast('Draining ' + id + ': its replicas are moving away.');
     });
   }
@@ -1130,8 +1183,9 @@
       const key = $('#key-input').value;
       try {
         const r = await api('GET', nsPath('/lookup?key=' + enc(key)));
+        const hist = await api('GET', nsPath('/partitions/' + enc(r.data.partition) + '/history'));
         S.partShown = r.data.partition;
-        renderPartition(r.data, { key, slot: r.data.slot });
+        renderPartition(r.data, { key, slot: r.data.slot }, (hist.data && hist.data.history) || []);
       } catch (err) { showError(err); }
     });
     document.addEventListener('click', (e) => {
@@ -1143,6 +1197,7 @@
       else if (t.classList.contains('part-link')) { $('#part-id').value = d.partition; loadPartition(d.partition).catch(showError); $('#partition-panel').scrollIntoView({ block: 'nearest', behavior: 'smooth' }); }
       else if (d.action === 'drain') drain(d.node, t);
       else if (d.action === 'undrain') undrain(d.node, t);
+      else if (d.action === 'stoppable') stoppable(d.node, t);
       else if (d.action === 'move') movePartition(d.partition, d.slot, d.from, t);
       else if (d.action === 'cancel') cancelMove(d.partition, d.slot, t);
     });

@@ -18,9 +18,10 @@
 /* Exit codes. */
 enum {
     CLI_OK = 0,
-    CLI_ESERVER = 1,      /* the coordinator answered with an error (or an unusable reply) */
-    CLI_EUSAGE = 2,       /* bad command line: nothing was sent */
-    CLI_EUNREACHABLE = 3, /* could not connect, or timed out */
+    CLI_ESERVER = 1,       /* the coordinator answered with an error (or an unusable reply) */
+    CLI_EUSAGE = 2,        /* bad command line: nothing was sent */
+    CLI_EUNREACHABLE = 3,  /* could not connect, or timed out */
+    CLI_ENOTSTOPPABLE = 4, /* node stoppable: some of the nodes may not stop now */
 };
 
 #define CLI_DEFAULT_ENDPOINT "127.0.0.1:7557"
@@ -56,6 +57,8 @@ typedef enum {
     F_COUNT,
     F_BALANCER,
     F_AT,
+    F_ZONE,
+    F_REASON,
     F_NFLAGS
 } cli_flag_id;
 
@@ -180,6 +183,9 @@ void cli_table_free(cli_table *t);
 /* A JSON value as text: strings raw, null or absent "-", numbers and booleans as JSON, arrays
  * of scalars joined with ",", objects "k=v,k=v", longer ones cut at len. Returns buf. */
 const char *cli_fmt(const json_t *v, char *buf, size_t len);
+/* A wall-clock time in ms since the epoch as ISO 8601 UTC ("2026-12-06T20:40:45.123Z"); other
+ * values as cli_fmt. */
+const char *cli_fmt_time(const json_t *v, char *buf, size_t len);
 /* The text of obj[key] (as cli_fmt) in buf. */
 const char *cli_field(const json_t *obj, const char *key, char *buf, size_t len);
 /* "key: value" lines for each member of obj, aligned, except those named in skip (NULL-
@@ -203,6 +209,8 @@ int cmd_ns_delete(cli *c);
 int cmd_node_list(cli *c);
 int cmd_node_show(cli *c);
 int cmd_node_drain(cli *c);
+int cmd_node_stoppable(cli *c);
+int cmd_part_history(cli *c);
 int cmd_node_undrain(cli *c);
 int cmd_part_list(cli *c);
 int cmd_part_show(cli *c);

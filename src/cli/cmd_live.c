@@ -11,7 +11,6 @@
 #include "cli/cli.h"
 
 #define EVENTS_LIMIT_MAX 10000
-#define WALL_MS_MIN 1000000000000LL /* 2001: smaller event times are not wall-clock times */
 
 /* ---- events ------------------------------------------------------------------------------ */
 
@@ -23,20 +22,6 @@ static void sleep_ms(cli *c, long ms)
     }
 }
 
-static const char *fmt_time(const json_t *v, char *buf, size_t len)
-{
-    long long ms = json_integer_value(v);
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-
-    if (!json_is_integer(v) || ms < WALL_MS_MIN || gmtime_r(&secs, &tm) == NULL) {
-        return cli_fmt(v, buf, len);
-    }
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000);
-    return buf;
-}
-
 /* "SEQ TIME TYPE key=value ..." for one event; values with spaces are quoted. */
 static void print_event(const json_t *ev)
 {
@@ -45,7 +30,7 @@ static void print_event(const json_t *ev)
     const json_t *v;
 
     printf("%6s  %-24s  %-18s", cli_field(ev, "seq", seq, sizeof seq),
-           fmt_time(json_object_get(ev, "time_ms"), when, sizeof when),
+           cli_fmt_time(json_object_get(ev, "time_ms"), when, sizeof when),
            cli_field(ev, "type", type, sizeof type));
     json_object_foreach((json_t *)ev, k, v)
     {

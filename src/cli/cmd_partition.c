@@ -106,6 +106,52 @@ int cmd_part_show(cli *c)
     return rc;
 }
 
+int cmd_part_history(cli *c)
+{
+    static const char *const head[] = {"TIME", "SLOT", "FROM", "TO", "REASON", "GENERATION"};
+    static const char *const keys[] = {"time_ms", "slot", "from", "to", "reason", "generation"};
+    enum { NCOL = sizeof head / sizeof head[0] };
+    const char *pid = NULL;
+    char path[512];
+    char buf[NCOL][300];
+    const char *cells[NCOL];
+    json_t *r = NULL;
+    const json_t *e;
+    cli_table t;
+    size_t i;
+    int rc;
+
+    rc = part_arg(c, &pid);
+    if (rc != 0) {
+        return rc;
+    }
+    cli_ns_path(c, path, sizeof path, "/partitions/%s/history", pid);
+    rc = cli_call_show(c, "GET", path, NULL, &r);
+    if (rc != 0 || r == NULL) {
+        return rc;
+    }
+    if (json_array_size(json_object_get(r, "history")) == 0) {
+        printf("partition %s has not moved since it was placed\n", pid);
+        json_decref(r);
+        return 0;
+    }
+    cli_table_init(&t, NCOL, head);
+    json_array_foreach(json_object_get(r, "history"), i, e)
+    {
+        for (size_t k = 0; k < NCOL; k++) {
+            const json_t *v = json_object_get(e, keys[k]);
+            cells[k] = k == 0 ? cli_fmt_time(v, buf[k], sizeof buf[k])
+                       : v    ? cli_field(e, keys[k], buf[k], sizeof buf[k])
+                              : "-";
+        }
+        cli_table_add(&t, cells);
+    }
+    cli_table_print(&t, stdout);
+    cli_table_free(&t);
+    json_decref(r);
+    return 0;
+}
+
 int cmd_part_move(cli *c)
 {
     const char *pid = NULL;

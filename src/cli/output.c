@@ -3,6 +3,7 @@
  * are copied, so callers may format into stack buffers. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 
@@ -184,6 +185,22 @@ static void fmt_object(const json_t *v, char *buf, size_t len)
             return;
         }
     }
+}
+
+#define WALL_MS_MIN 1000000000000LL /* 2001: smaller times are not wall-clock times */
+
+const char *cli_fmt_time(const json_t *v, char *buf, size_t len)
+{
+    long long ms = json_integer_value(v);
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (!json_is_integer(v) || ms < WALL_MS_MIN || gmtime_r(&secs, &tm) == NULL) {
+        return cli_fmt(v, buf, len);
+    }
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000);
+    return buf;
 }
 
 const char *cli_fmt(const json_t *v, char *buf, size_t len)

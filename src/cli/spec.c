@@ -44,11 +44,14 @@ const cli_flag cli_flags[F_NFLAGS] = {
                     "load: one round of the load balancer (reported loads, budget, cooldown) "
                     "instead of the placement"},
     [F_AT] = {"at", 0, true, "KEY", "split bound, inside the range (default: its middle)"},
+    [F_ZONE] = {"zone", 0, true, "ZONE", "drain every node of this zone instead of one node"},
+    [F_REASON] = {"reason", 0, true, "TEXT",
+                  "why: shown with the node, in events and on the dashboard (at most 200 bytes)"},
 };
 
 const cli_group cli_groups[] = {
     {"namespace", {"ns", "namespaces", NULL}, "create, list, show and delete namespaces"},
-    {"node", {"nodes", NULL, NULL}, "list, show, drain and undrain nodes"},
+    {"node", {"nodes", NULL, NULL}, "list, show, drain and undrain nodes; may they stop now?"},
     {"partition", {"partitions", "part", NULL}, "list, show and move partitions"},
     {"task", {"tasks", "moves", NULL}, "the moves in flight: list, show, cancel"},
     {"range", {"ranges", NULL, NULL}, "key ranges of a range namespace: list, split, merge, tasks"},
@@ -64,6 +67,7 @@ static const int events_flags[] = {F_SINCE, F_LIMIT, F_FOLLOW, F_INTERVAL, -1};
 static const int watch_flags[] = {F_COUNT, -1};
 static const int balancer_flags[] = {F_BALANCER, -1};
 static const int at_flags[] = {F_AT, -1};
+static const int drain_flags[] = {F_ZONE, F_REASON, -1};
 
 const cli_cmd cli_cmds[] = {
     {"namespace", "create", "NAME", 1, 1, false, create_flags, cmd_ns_create, "create a namespace",
@@ -77,10 +81,17 @@ const cli_cmd cli_cmds[] = {
     {"node", "list", "", 0, 0, true, no_flags, cmd_node_list, "list the nodes", NULL},
     {"node", "show", "ID", 1, 1, true, no_flags, cmd_node_show,
      "show a node and the replicas it holds", NULL},
-    {"node", "drain", "ID", 1, 1, true, no_flags, cmd_node_drain,
-     "move every replica off a node (it stays registered)",
-     "The node becomes draining; its replicas move away with reason drain. Follow them with\n"
-     "'shardzctl task list' or 'shardzctl watch'."},
+    {"node", "drain", "[ID]", 0, 1, true, drain_flags, cmd_node_drain,
+     "move every replica off a node, or off every node of --zone (they stay registered)",
+     "The node becomes draining; its replicas move away with reason drain, through the drain\n"
+     "gate: no partition drops below its namespace's min_available, at most\n"
+     "max_moves_in_flight at once; moves held back wait in 'shardzctl task list'. Give ID or\n"
+     "--zone, not both. Follow them with 'shardzctl task list' or 'shardzctl watch'."},
+    {"node", "stoppable", "ID...", 1, CLI_MAX_ARGS, false, no_flags, cmd_node_stoppable,
+     "which of these nodes may stop now, together, and why not",
+     "Asks across every namespace the nodes serve: a node may stop when, with the ones before\n"
+     "it, every partition keeps its namespace's min_available replicas serving, and it is in\n"
+     "their zone. Dead nodes count as gone. Exits 4 when some node may not stop now."},
     {"node", "undrain", "ID", 1, 1, true, no_flags, cmd_node_undrain,
      "make a drained node alive again: it is eligible for replicas again", NULL},
     {"partition", "list", "", 0, 0, true, no_flags, cmd_part_list,
@@ -89,6 +100,9 @@ const cli_cmd cli_cmds[] = {
      "show a partition's replicas", NULL},
     {"partition", "move", "PARTITION", 1, 1, true, move_flags, cmd_part_move,
      "move one replica of a partition to another node", NULL},
+    {"partition", "history", "PARTITION", 1, 1, true, no_flags, cmd_part_history,
+     "why did it move: the partition's last 32 moves, oldest first",
+     "Time (UTC), slot, from, to, reason and generation of each move; kept in the store."},
     {"where", NULL, "KEY", 1, 1, true, no_flags, cmd_where,
      "the partition and nodes serving a key (hash and range namespaces)", NULL},
     {"plan", NULL, "", 0, 0, true, balancer_flags, cmd_plan,
@@ -135,6 +149,7 @@ const cli_exit_code cli_exit_codes[] = {
     {CLI_ESERVER, "the coordinator answered with an error"},
     {CLI_EUSAGE, "bad usage (nothing sent)"},
     {CLI_EUNREACHABLE, "the coordinator could not be reached"},
+    {CLI_ENOTSTOPPABLE, "node stoppable: some of the nodes may not stop now"},
 };
 const size_t cli_nexit_codes = sizeof cli_exit_codes / sizeof cli_exit_codes[0];
 

@@ -15,6 +15,7 @@
 
 #include "common/auth.h"
 #include "daemon/daemon.h"
+#include "daemon/oom.h"
 #include "daemon/range.h"
 #include "shardz/hash.h"
 #ifdef SHARDZ_HAVE_WEB
@@ -351,6 +352,8 @@ static const char *method_name(enum evhttp_cmd_type m)
         return "POST";
     case EVHTTP_REQ_DELETE:
         return "DELETE";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
     default:
         return "?";
     }
@@ -456,6 +459,32 @@ static void r_ns_get(szd_call *c)
     szd_reply_json(c->req, 200, szd_ns_summary_json(c->ns), c->ns->revision);
 }
 
+/* PATCH /v1/namespaces/{ns}[?dry_run=true]: live configuration (live.c). */
+static void r_ns_patch(szd_call *c)
+{
+    char err[512] = "";
+    const char *dry = evhttp_find_header(c->q, "dry_run");
+    if (dry && strcmp(dry, "true") != 0 && strcmp(dry, "false") != 0 && strcmp(dry, "1") != 0 &&
+        strcmp(dry, "0") != 0) {
+        szd_reply_error(c->req, SHARDZ_EINVAL, "dry_run must be true or false");
+        return;
+    }
+    json_t *body = szd_read_body(c->req);
+    if (!body) {
+        return;
+    }
+    json_t *reply = NULL;
+    bool dry_run = dry && (strcmp(dry, "true") == 0 || strcmp(dry, "1") == 0);
+    int rc = szd_ns_patch(c->ns, body, dry_run, &reply, err, sizeof err);
+    json_decref(body);
+    if (rc) {
+        json_decref(reply);
+        szd_reply_error(c->req, rc, "%s", err);
+        return;
+    }
+    szd_reply_json(c->req, 200, reply, c->ns->revision);
+}
+
 static void r_ns_delete(szd_call *c)
 {
     int rc = szd_ns_delete(c->d, c->ns);
@@ -524,17 +553,61 @@ static void r_node_get(szd_call *c)
     szd_reply_json(c->req, 200, j, c->ns->revision);
 }
 
+/* A drain's optional body {"reason": "..."} (empty: no body). False after replying 400;
+ * reason (SZD_DRAIN_REASON_MAX + 1 bytes) gets the reason or "". */
+static bool drain_body(szd_call *c, char *reason, json_t **bodyp)
+{
+    reason[0] = '\0';
+    *bodyp = NULL;
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(c->req)) == 0) {
+        return true;
+    }
+    json_t *body = szd_read_body(c->req);
+    if (!body) {
+        return false;
+    }
+    *bodyp = body;
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        if (strcmp(k, "reason") != 0 && strcmp(k, "zone") != 0) {
+            szd_reply_error(c->req, SHARDZ_EINVAL, "unknown field '%s'", k);
+            return false;
+        }
+    }
+    v = json_object_get(body, "reason");
+    const char *r = v ? json_string_value(v) : "";
+    size_t len = r ? strlen(r) : 0;
+    bool printable = r != NULL;
+    for (size_t i = 0; printable && i < len; i++) {
+        printable = (unsigned char)r[i] >= 0x20 && r[i] != 0x7f;
+    }
+    if (!printable || len > SZD_DRAIN_REASON_MAX) {
+        szd_reply_error(c->req, SHARDZ_EINVAL,
+                        "reason must be a string of at most %d printable bytes",
+                        SZD_DRAIN_REASON_MAX);
+        return false;
+    }
+    memcpy(reason, r, len + 1);
+    return true;
+}
+
 static void node_drain(szd_call *c, bool drain)
 {
     szd_node *n = node_arg(c);
-    if (!n) {
+    char reason[SZD_DRAIN_REASON_MAX + 1];
+    json_t *body = NULL;
+    if (!n || !drain_body(c, reason, &body)) {
+        json_decref(body);
         return;
     }
+    json_decref(body);
     if (n->state == SZD_NODE_LEFT) {
         szd_reply_error(c->req, SHARDZ_ECONFLICT, "node '%s' has left", n->id);
         return;
     }
-    int rc = szd_node_drain(c->ns, n, drain);
+    int rc = szd_nodes_drain(c->ns, &n, 1, drain, reason[0] ? reason : NULL);
     if (rc) {
         szd_reply_error(c->req, rc, "could not record it: %s", shardz_strerror(rc));
         return;
@@ -550,6 +623,56 @@ static void r_node_drain(szd_call *c)
 static void r_node_undrain(szd_call *c)
 {
     node_drain(c, false);
+}
+
+/* POST /v1/namespaces/{ns}/drain {"zone": Z, "reason": R}: every node of zone Z (not left) is
+ * drained in one write; its replicas move away through the drain gate. */
+static void r_zone_drain(szd_call *c)
+{
+    char reason[SZD_DRAIN_REASON_MAX + 1];
+    json_t *body = NULL;
+    szd_node **nodes = NULL;
+    if (!drain_body(c, reason, &body)) {
+        goto out;
+    }
+    const char *zone = json_string_value(json_object_get(body, "zone"));
+    if (!zone || !szd_valid_id(zone)) {
+        szd_reply_error(c->req, SHARDZ_EINVAL, "zone must be a zone name");
+        goto out;
+    }
+    nodes = szd_xcalloc(c->ns->nnodes ? c->ns->nnodes : 1, sizeof *nodes);
+    size_t n = 0;
+    for (uint32_t i = 0; i < c->ns->nnodes; i++) {
+        if (strcmp(c->ns->nodes[i]->zone, zone) == 0 && c->ns->nodes[i]->state != SZD_NODE_LEFT) {
+            nodes[n++] = c->ns->nodes[i];
+        }
+    }
+    if (n == 0) {
+        szd_reply_error(c->req, SHARDZ_ENOENT, "no node in zone '%s' in namespace '%s'", zone,
+                        c->ns->cfg.name);
+        goto out;
+    }
+    int rc = szd_nodes_drain(c->ns, nodes, n, true, reason[0] ? reason : NULL);
+    if (rc) {
+        szd_reply_error(c->req, rc, "could not record it: %s", shardz_strerror(rc));
+        goto out;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(list, json_string(nodes[i]->id));
+    }
+    szd_reply_json(c->req, 202,
+                   json_pack("{s:s, s:o, s:I}", "zone", zone, "drained", list, "revision",
+                             (json_int_t)c->ns->revision),
+                   c->ns->revision);
+out:
+    free(nodes);
+    json_decref(body);
+}
+
+static void r_stoppable(szd_call *c)
+{
+    szd_api_stoppable(c->d, c->req);
 }
 
 static void r_node_leave(szd_call *c)
@@ -626,6 +749,18 @@ static void r_part_get(szd_call *c)
     json_t *j = szd_part_json(c->ns, p);
     json_object_set_new(j, "revision", json_integer((json_int_t)c->ns->revision));
     szd_reply_json(c->req, 200, j, c->ns->revision);
+}
+
+static void r_part_history(szd_call *c)
+{
+    szd_part *p = part_arg(c);
+    if (!p) {
+        return;
+    }
+    szd_reply_json(c->req, 200,
+                   json_pack("{s:s, s:o, s:I}", "partition", p->id, "history", szd_history_json(p),
+                             "revision", (json_int_t)c->ns->revision),
+                   c->ns->revision);
 }
 
 static void r_part_delete(szd_call *c)
@@ -767,7 +902,9 @@ static void handle_moves(szd_ns *ns, struct evhttp_request *req)
                           (json_int_t)(now - sl->started_ms)));
         }
     }
-    reply_list(req, ns, "moves", list);
+    json_t *j = json_pack("{s:o, s:o, s:I}", "moves", list, "queued", szd_gate_queue_json(ns),
+                          "revision", (json_int_t)ns->revision);
+    szd_reply_json(req, 200, j, ns->revision);
 }
 
 static void r_moves(szd_call *c)
@@ -842,6 +979,13 @@ static void r_plan(szd_call *c)
 
 static void r_rebalance(szd_call *c)
 {
+    if (c->ns->cfg.frozen) {
+        szd_reply_error(c->req, SHARDZ_EBUSY,
+                        "namespace '%s' is frozen: no rebalance until it is thawed (PATCH "
+                        "{\"frozen\": false}); operator moves still run",
+                        c->ns->cfg.name);
+        return;
+    }
     plan(c, true);
 }
 
@@ -882,16 +1026,20 @@ static const route routes[] = {
     {EVHTTP_REQ_POST, "/v1/namespaces", R_WRITE, r_ns_create},
     {EVHTTP_REQ_GET, "/v1/namespaces/{ns}", R_READ, r_ns_get},
     {EVHTTP_REQ_DELETE, "/v1/namespaces/{ns}", R_WRITE, r_ns_delete},
+    {EVHTTP_REQ_PATCH, "/v1/namespaces/{ns}", R_WRITE, r_ns_patch},
     {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/nodes", R_READ, r_nodes},
     {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/nodes", R_WRITE, r_node_register},
     {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/nodes/{id}", R_READ, r_node_get},
     {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/nodes/{id}/drain", R_WRITE, r_node_drain},
     {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/nodes/{id}/undrain", R_WRITE, r_node_undrain},
     {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/nodes/{id}/leave", R_WRITE, r_node_leave},
+    {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/drain", R_WRITE, r_zone_drain},
+    {EVHTTP_REQ_POST, "/v1/stoppable", R_WRITE, r_stoppable}, /* the leader answers */
     {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/partitions", R_READ, r_parts},
     {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/partitions", R_WRITE, r_parts_add},
     {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/partitions/{pid}", R_READ, r_part_get},
     {EVHTTP_REQ_DELETE, "/v1/namespaces/{ns}/partitions/{pid}", R_WRITE, r_part_delete},
+    {EVHTTP_REQ_GET, "/v1/namespaces/{ns}/partitions/{pid}/history", R_READ, r_part_history},
     {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/partitions/{pid}/move", R_WRITE, r_part_move},
     {EVHTTP_REQ_POST, "/v1/namespaces/{ns}/partitions/{pid}/split", R_WRITE, r_part_split},
     {EVHTTP_REQ_DELETE, "/v1/namespaces/{ns}/moves/{pid}/{slot}", R_WRITE, r_cancel},

@@ -55,6 +55,9 @@ void szd_idset_remove(szd_idset *set, const char *id);
 /* Frees every entry; the set is empty again. */
 void szd_idset_clear(szd_idset *set);
 
+/* The longest reason an operator may give a drain (bytes). */
+#define SZD_DRAIN_REASON_MAX 200
+
 /* ---- configuration ------------------------------------------------------------------- */
 
 typedef struct {
@@ -121,8 +124,9 @@ typedef struct szd_node {
                         * runs out) */
     bool record_dirty; /* its store record must be written */
     bool drained;      /* an operator drained it: it keeps no replicas until undrained */
-    char incarnation[SHARDZ_MAX_ID + 1]; /* the process registered under the id ("": none
-                                          * said; docs/PROTOCOL.md 4.1) */
+    char drain_reason[SZD_DRAIN_REASON_MAX + 1]; /* the operator's words ("": none given) */
+    char incarnation[SHARDZ_MAX_ID + 1];         /* the process registered under the id ("": none
+                                                  * said; docs/PROTOCOL.md 4.1) */
     int64_t retired_until_ms; /* strict: an earlier process of this node may hold replicas
                                * (retired slots) until then; 0: none */
     int64_t stamp;        /* the worker's clock in its latest registration or assignment reply (-1:
@@ -146,9 +150,25 @@ typedef struct {
     uint16_t nrep;
     bool dirty; /* to persist */
     bool stats_dirty;
-    int64_t load_ms, moved_ms; /* when the load was last updated and when a replica of it last
-                                * moved (0: never; monotonic ms) */
+    int64_t load_ms, moved_ms;   /* when the load was last updated and when a replica of it last
+                                  * moved (0: never; monotonic ms) */
+    struct szd_history *history; /* its last moves (history.c), owned; NULL: none yet */
 } szd_part;
+
+/* Move history (history.c): the last SZD_HISTORY moves of each partition. */
+#define SZD_HISTORY 32
+/* Wall-clock milliseconds since the Unix epoch (what history and events show). */
+int64_t szd_wall_ms(void);
+/* Appends a move to p's history (the oldest goes past SZD_HISTORY); copies the ids. */
+void szd_history_add(szd_part *p, int64_t time_ms, unsigned slot, const char *from, const char *to,
+                     uint8_t reason, uint64_t generation);
+/* p's history oldest first, as the API and the store record show it (new reference). */
+json_t *szd_history_json(const szd_part *p);
+/* Replaces p's history by a record's "history" (borrowed; NULL: none). SHARDZ_EINVAL for a
+ * malformed one: p is left with none. */
+int szd_history_load(szd_part *p, json_t *list);
+/* Frees p's history (p->history NULL after). */
+void szd_history_free(szd_part *p);
 
 /* ---- namespaces ---------------------------------------------------------------------- */
 
@@ -215,6 +235,16 @@ typedef struct szd_ns {
     struct szd_ghost *ghosts;    /* strict: holders of removed partitions that may still serve
                                   * them, until they drop them or their lease ends (ns.c), owned */
     size_t nghosts, capghosts;
+    /* The drain gate (maint.c): planned moves waiting for the floor or the in-flight limit,
+     * in the order they were planned (owned), and the in-flight count cached for a pass. */
+    struct szd_queued *queue;
+    size_t nqueue, capqueue;
+    bool gate_cache_ok;
+    uint64_t gate_cache_rev, gate_cache_done, gate_cache_n;
+    /* Live configuration (live.c): some partition has slots above the replica count still to
+     * empty; the first placement waits until grace_until_ms (0: no grace). */
+    bool shrink_pending;
+    int64_t grace_until_ms;
 } szd_ns;
 
 /* ---- high availability (ha.c): the coordinator's role on a shared store ------------- */
@@ -365,6 +395,11 @@ void szd_event(szd_ns *ns, const char *type, json_t *fields);
 json_t *szd_events_json(const szd_ns *ns, uint64_t since, size_t limit);
 /* Operator actions (ns.c). */
 int szd_node_drain(szd_ns *ns, szd_node *n, bool drain);
+/* Drains (or undrains) several nodes in one durable write, with the operator's reason (may be
+ * NULL; kept while drained, shown in the node and the "drain" event). Nodes that left are
+ * skipped. 0, or the store's error and nothing changed. */
+int szd_nodes_drain(szd_ns *ns, szd_node *const *nodes, size_t count, bool drain,
+                    const char *reason);
 int szd_operator_move(szd_ns *ns, szd_part *p, unsigned slot, szd_node *to, char *err,
                       size_t errlen);
 int szd_cancel_move(szd_ns *ns, szd_part *p, unsigned slot, char *err, size_t errlen);
@@ -375,6 +410,33 @@ json_t *szd_balance_json(szd_ns *ns, bool apply);
 void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st);
 /* Prometheus text for every namespace (metrics.c); the caller frees. */
 char *szd_metrics_text(szd *d, size_t *len);
+
+/* Starts one move of a plan on its slot now, ungated (ns.c). */
+void szd_move_start(szd_ns *ns, const shardz_move *mv);
+/* The drain gate (maint.c, core/gate.h). Admits a move of a plan: true when it may start now
+ * (the caller starts it), false when it was queued (it starts in a later szd_gate_pump). */
+bool szd_gate_admit(szd_ns *ns, const shardz_move *mv);
+/* Starts the queued moves the gate allows now, in order; drops those whose partition or
+ * destination went (the placement plans them again). */
+void szd_gate_pump(szd_ns *ns);
+/* Drops the queued move of (partition, slot), if any (a newer move supersedes it). */
+void szd_gate_forget(szd_ns *ns, const char *partition, unsigned slot);
+/* The queue as the API shows it (new reference). */
+json_t *szd_gate_queue_json(const szd_ns *ns);
+void szd_gate_free(szd_ns *ns);
+/* Live configuration (live.c). PATCH of ns's config (borrowed): checked (400 naming the
+ * field, nothing changed), a dry run's plan in *reply, or the config made durable and carried
+ * out (*reply: the namespace and the moves that empty slots). 0, or an error with err. */
+int szd_ns_patch(szd_ns *ns, json_t *patch, bool dry_run, json_t **reply, char *err, size_t errlen);
+/* Drops slots above the replica count once empty (from the work pass). */
+void szd_live_shrink(szd_ns *ns);
+/* The startup grace: begins now (a create, a load); true while the first placement waits. */
+void szd_live_start_grace(szd_ns *ns);
+bool szd_live_in_grace(szd_ns *ns);
+/* The placement's state of a node in state st. */
+shardz_node_state szd_sharder_state(szd_node_state st);
+/* POST /v1/stoppable (maint.c): answers req. */
+void szd_api_stoppable(szd *d, struct evhttp_request *req);
 
 /* Changes: bump the revision, wake watchers, and schedule the work pass. */
 void szd_ns_changed(szd_ns *ns);

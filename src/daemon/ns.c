@@ -96,6 +96,11 @@ json_t *szd_ns_config_json(const szd_ns *ns)
                   "lease_ms", (json_int_t)c->lease_ms, "dimensions", dims, "band", c->band);
     json_object_set_new(j, "load_tau_ms", json_integer((json_int_t)c->load_tau_ms));
     json_object_set_new(j, "transfer_timeout_ms", json_integer((json_int_t)c->transfer_timeout_ms));
+    json_object_set_new(j, "min_available", json_integer((json_int_t)c->min_available));
+    json_object_set_new(j, "max_moves_in_flight", json_integer((json_int_t)c->max_moves_in_flight));
+    json_object_set_new(j, "frozen", json_boolean(c->frozen));
+    json_object_set_new(j, "startup_grace_ms", json_integer((json_int_t)c->startup_grace_ms));
+    json_object_set_new(j, "min_nodes", json_integer((json_int_t)c->min_nodes));
     json_t *w = json_object();
     for (size_t d = 0; d < c->ndims; d++) {
         json_object_set_new(w, c->dims[d],
@@ -215,6 +220,9 @@ char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *
     if (strcmp(ns->cfg.sharder, "hash") == 0) {
         json_object_set_new(extra, "hash_slots", slot_runs_json(ns, runs, p->id));
     }
+    if (p->history) {
+        json_object_set_new(extra, "history", szd_history_json(p));
+    }
     szd_range_fields(ns, p->id, extra, true);
     if (json_object_size(extra) > 0) {
         char *t = json_dumps(extra, JSON_COMPACT); /* "{...}": its members follow ours */
@@ -243,6 +251,9 @@ json_t *szd_node_record(const szd_ns *ns, const szd_node *n)
     if (n->incarnation[0]) {
         json_object_set_new(rec, "incarnation", json_string(n->incarnation));
     }
+    if (n->drain_reason[0]) {
+        json_object_set_new(rec, "drain_reason", json_string(n->drain_reason));
+    }
     return rec;
 }
 
@@ -265,6 +276,7 @@ static void mark_all_parts_if_hash(szd_ns *ns);
 static void ghosts_restore(szd_ns *ns, szd_part *p);
 static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out);
 static int ns_rebalance(szd_ns *ns);
+static bool node_gone(const szd_ns *ns, int32_t i);
 static void maybe_balance(szd_ns *ns);
 static int32_t idx_of(const szd_ns *ns, const szd_node *n);
 static void on_work(evutil_socket_t fd, short what, void *arg);
@@ -294,6 +306,7 @@ static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
         goto err;
     }
     ns->event_seq = 1;
+    szd_live_start_grace(ns); /* a create, or a coordinator's start: the first placement waits */
     ns->tick = event_new(d->base, -1, EV_PERSIST, on_tick, ns);
     ns->work = event_new(d->base, -1, 0, on_work, ns);
     if (!ns->tick || !ns->work) {
@@ -333,6 +346,7 @@ void szd_ns_free(szd_ns *ns)
     }
     free(ns->nodes);
     for (uint32_t i = 0; i < ns->nparts; i++) {
+        szd_history_free(&ns->parts[i]);
         free(ns->parts[i].load);
     }
     free(ns->parts);
@@ -342,6 +356,7 @@ void szd_ns_free(szd_ns *ns)
     }
     free(ns->ghosts);
     szd_idset_clear(&ns->transfers);
+    szd_gate_free(ns);
     szd_map_free(&ns->node_map);
     szd_map_free(&ns->part_map);
     shardz_sharder_free(ns->sh);
@@ -764,26 +779,31 @@ json_t *szd_ns_summary_json(const szd_ns *ns)
         json_object_set_new(states, szd_node_state_name((szd_node_state)s),
                             json_integer((json_int_t)cnt[s]));
     }
-    size_t missing = 0, moves = 0;
+    size_t missing = 0, moves = 0, below = 0;
     for (uint32_t i = 0; i < ns->nparts; i++) {
+        uint32_t nserving = 0;
         for (unsigned s = 0; s < ns->parts[i].nrep; s++) {
             const szd_slot *sl = &ns->parts[i].slots[s];
             bool serving = sl->owner_state == SZD_R_SERVING || sl->prev_state == SZD_R_SERVING;
             missing += !serving;
+            nserving += !node_gone(ns, szd_slot_serving_node(sl)); /* dead ones serve nothing */
             moves += sl->owner >= 0 && sl->owner_state != SZD_R_SERVING;
         }
+        below += nserving < ns->cfg.min_available;
     }
     json_object_set_new(j, "revision", json_integer((json_int_t)ns->revision));
     json_object_set_new(j, "nodes", states);
     json_object_set_new(j, "partitions", json_integer(ns->nparts));
     json_object_set_new(j, "missing", json_integer((json_int_t)missing));
     json_object_set_new(j, "moves", json_integer((json_int_t)moves));
+    json_object_set_new(j, "queued_moves", json_integer((json_int_t)ns->nqueue));
+    json_object_set_new(j, "below_floor", json_integer((json_int_t)below));
     return j;
 }
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
-static shardz_node_state sharder_state(szd_node_state st)
+shardz_node_state szd_sharder_state(szd_node_state st)
 {
     switch (st) {
     case SZD_NODE_JOINING:
@@ -820,7 +840,7 @@ void szd_node_set_state(szd_ns *ns, szd_node *n, szd_node_state st)
             (void)shardz_sharder_unregister_nodes(ns->sh, &id, 1, SHARDZ_REASON_LEAVE);
         }
     } else {
-        (void)shardz_sharder_set_node_state(ns->sh, n->id, sharder_state(st));
+        (void)shardz_sharder_set_node_state(ns->sh, n->id, szd_sharder_state(st));
     }
     /* Placement changes only when eligibility or eviction changes. */
     if (st != SZD_NODE_SUSPECT && !(old == SZD_NODE_SUSPECT && st == SZD_NODE_ALIVE)) {
@@ -1006,7 +1026,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
             shardz_node_spec spec = {.id = n->id,
                                      .zone = n->zone,
                                      .ncapacity = n->ncap,
-                                     .state = sharder_state(n->state)};
+                                     .state = szd_sharder_state(n->state)};
             memcpy(spec.capacity, n->cap, sizeof spec.capacity);
             rc = shardz_sharder_update_node(ns->sh, &spec);
             if (rc) {
@@ -1109,10 +1129,14 @@ static json_t *node_summary(const szd_ns *ns, const szd_node *n, size_t replicas
     for (size_t d = 0; load && d < ns->cfg.ndims; d++) {
         json_object_set_new(lj, ns->cfg.dims[d], json_real(load[d]));
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:b, s:b}", "id", n->id, "address",
-                     n->address, "zone", n->zone, "state", szd_node_state_name(n->state),
-                     "capacity", cap, "load", lj, "replicas", (json_int_t)replicas, "leaving",
-                     n->leaving, "drained", n->drained);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:b, s:b}", "id", n->id, "address",
+                          n->address, "zone", n->zone, "state", szd_node_state_name(n->state),
+                          "capacity", cap, "load", lj, "replicas", (json_int_t)replicas, "leaving",
+                          n->leaving, "drained", n->drained);
+    if (n->drained && n->drain_reason[0]) {
+        json_object_set_new(j, "drain_reason", json_string(n->drain_reason));
+    }
+    return j;
 }
 
 static int32_t idx_of(const szd_ns *ns, const szd_node *n)
@@ -1406,6 +1430,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     if (idx != last) {
         szd_map_move(&ns->part_map, ns->parts[last].id, last, idx);
     }
+    szd_history_free(p);
     free(p->load); /* the slots and the id go with it */
     ns->parts[idx] = ns->parts[last];
     ns->nparts--;
@@ -1564,7 +1589,7 @@ void szd_ns_slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out
     slot_applied(ns, p, s, out);
 }
 
-static void apply_move(szd_ns *ns, const shardz_move *mv)
+void szd_move_start(szd_ns *ns, const shardz_move *mv)
 {
     szd_part *p = szd_part_find(ns, mv->partition);
     if (!p || mv->slot >= p->nrep) {
@@ -1592,12 +1617,26 @@ static void apply_move(szd_ns *ns, const shardz_move *mv)
             "msg=\"move\" ns=%s partition=%s slot=%u from=%s to=%s reason=%s generation=%llu",
             ns->cfg.name, p->id, mv->slot, mv->from ? mv->from : "-", mv->to ? mv->to : "-",
             shardz_reason_name(mv->reason), (unsigned long long)gen);
+    if (!first) {
+        szd_history_add(p, szd_wall_ms(), mv->slot, mv->from, mv->to, (uint8_t)mv->reason, gen);
+    }
     szd_slot_env env = szd_ns_slot_env(ns);
     szd_slot_out out;
     szd_slot_out_init(&out);
     szd_slot_move(&p->slots[mv->slot], &env, to, gen, (uint8_t)mv->reason, szd_now(ns->d), &out);
     out.done = false; /* a move starts here; it is done when acknowledged */
     slot_applied(ns, p, mv->slot, &out);
+}
+
+/* A move of a plan: started now, or queued by the drain gate (maint.c) until the floor and the
+ * in-flight limit allow it. True when started. */
+static bool apply_move(szd_ns *ns, const shardz_move *mv)
+{
+    if (!szd_gate_admit(ns, mv)) {
+        return false;
+    }
+    szd_move_start(ns, mv);
+    return true;
 }
 
 static int ns_rebalance(szd_ns *ns)
@@ -2055,9 +2094,15 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     if (!szd_acting(ns->d)) {
         return; /* a follower's cache: the leader decides */
     }
-    if (ns->want_rebalance) {
+    if (ns->want_rebalance && !szd_live_in_grace(ns)) {
         ns->want_rebalance = false;
         ns_rebalance(ns);
+    }
+    if (ns->shrink_pending) {
+        szd_live_shrink(ns); /* replicas lowered: slots emptied go */
+    }
+    if (ns->nqueue > 0) {
+        szd_gate_pump(ns); /* planned moves the floor or the limit held back */
     }
     expire_leases(ns);
     release_drained(ns);
@@ -2089,25 +2134,63 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 int szd_node_drain(szd_ns *ns, szd_node *n, bool drain)
 {
-    if (n->state == SZD_NODE_LEFT || n->drained == drain) {
-        return 0;
+    return szd_nodes_drain(ns, &n, 1, drain, NULL);
+}
+
+int szd_nodes_drain(szd_ns *ns, szd_node *const *nodes, size_t count, bool drain,
+                    const char *reason)
+{
+    bool *was = szd_xcalloc(count ? count : 1, sizeof *was);
+    bool *chg = szd_xcalloc(count ? count : 1, sizeof *chg);
+    char(*old_reason)[SZD_DRAIN_REASON_MAX + 1] =
+        szd_xcalloc(count ? count : 1, sizeof *old_reason);
+    bool any = false;
+    for (size_t i = 0; i < count; i++) {
+        szd_node *n = nodes[i];
+        was[i] = n->drained;
+        memcpy(old_reason[i], n->drain_reason, sizeof old_reason[i]);
+        if (n->state == SZD_NODE_LEFT) {
+            continue;
+        }
+        bool reason_changed = drain && reason && strcmp(reason, n->drain_reason) != 0;
+        if (n->drained == drain && !reason_changed) {
+            continue;
+        }
+        n->drained = drain;
+        snprintf(n->drain_reason, sizeof n->drain_reason, "%s", drain && reason ? reason : "");
+        n->record_dirty = true;
+        any = chg[i] = true;
     }
-    n->drained = drain;
-    n->record_dirty = true;
-    ns->nodes_dirty = true;
-    int rc = szd_ns_flush(ns, false, NULL, 0, NULL);
-    if (rc) {
-        n->drained = !drain;
-        return rc;
+    int rc = 0;
+    if (any) {
+        ns->nodes_dirty = true;
+        rc = szd_ns_flush(ns, false, NULL, 0, NULL);
     }
-    szd_log(ns->d, SZD_INFO, "msg=\"node %s\" ns=%s node=%s", drain ? "drained" : "undrained",
-            ns->cfg.name, n->id);
-    if (drain) {
-        szd_node_set_state(ns, n, SZD_NODE_DRAINING);
-    } else if (!n->leaving && n->state == SZD_NODE_DRAINING) {
-        szd_node_set_state(ns, n, SZD_NODE_ALIVE);
+    for (size_t i = 0; any && i < count; i++) {
+        szd_node *n = nodes[i];
+        if (rc && chg[i]) {
+            n->drained = was[i];
+            memcpy(n->drain_reason, old_reason[i], sizeof n->drain_reason);
+            continue;
+        }
+        if (!chg[i]) {
+            continue;
+        }
+        szd_log(ns->d, SZD_INFO, "msg=\"node %s\" ns=%s node=%s reason=\"%s\"",
+                drain ? "drained" : "undrained", ns->cfg.name, n->id, n->drain_reason);
+        szd_event(ns, drain ? "drain" : "undrain",
+                  json_pack("{s:s, s:s?}", "node", n->id, "reason",
+                            drain && n->drain_reason[0] ? n->drain_reason : NULL));
+        if (drain) {
+            szd_node_set_state(ns, n, SZD_NODE_DRAINING);
+        } else if (!n->leaving && n->state == SZD_NODE_DRAINING) {
+            szd_node_set_state(ns, n, SZD_NODE_ALIVE);
+        }
     }
-    return 0;
+    free(was);
+    free(chg);
+    free(old_reason);
+    return rc;
 }
 
 static json_t *move_json(const shardz_move *mv)
@@ -2129,17 +2212,23 @@ static json_t *plan_moves_json(shardz_plan *plan)
     return list;
 }
 
-/* Carries out a plan's moves (the placement already applied them to its target). */
-static json_t *apply_plan(szd_ns *ns, shardz_plan *plan)
+/* Carries out a plan's moves (the placement already applied them to its target), through the
+ * drain gate when `gated` (a move it holds back is listed with "waiting": why). */
+static json_t *apply_plan(szd_ns *ns, shardz_plan *plan, bool gated)
 {
     json_t *list = json_array();
-    size_t n = shardz_plan_count(plan), placed = 0;
+    size_t n = shardz_plan_count(plan);
     for (size_t i = 0; i < n; i++) {
         shardz_move mv;
         shardz_plan_move(plan, i, &mv);
-        placed += mv.reason == SHARDZ_REASON_NEW;
-        apply_move(ns, &mv);
-        json_array_append_new(list, move_json(&mv));
+        json_t *mj = move_json(&mv);
+        if (!gated) {
+            szd_gate_forget(ns, mv.partition, mv.slot);
+            szd_move_start(ns, &mv);
+        } else if (!apply_move(ns, &mv)) {
+            json_object_set_new(mj, "waiting", json_string("gate"));
+        }
+        json_array_append_new(list, mj);
     }
     if (n > 0) {
         szd_ns_changed(ns);
@@ -2165,7 +2254,7 @@ int szd_operator_move(szd_ns *ns, szd_part *p, unsigned slot, szd_node *to, char
                  to->id, slot, p->id);
         return rc == SHARDZ_ENOENT ? rc : SHARDZ_EINVAL;
     }
-    json_decref(apply_plan(ns, plan));
+    json_decref(apply_plan(ns, plan, true));
     shardz_plan_free(plan);
     return 0;
 }
@@ -2191,7 +2280,7 @@ int szd_cancel_move(szd_ns *ns, szd_part *p, unsigned slot, char *err, size_t er
         snprintf(err, errlen, "the old owner may not take it back: %s", shardz_strerror(rc));
         return rc == SHARDZ_ENOENT ? rc : SHARDZ_ECONFLICT;
     }
-    json_decref(apply_plan(ns, plan));
+    json_decref(apply_plan(ns, plan, false)); /* a cancel frees: never gated */
     shardz_plan_free(plan);
     return 0;
 }
@@ -2205,7 +2294,7 @@ json_t *szd_plan_json(szd_ns *ns, bool apply)
     }
     json_t *moves;
     if (apply) {
-        moves = apply_plan(ns, plan);
+        moves = apply_plan(ns, plan, true);
     } else {
         moves = plan_moves_json(plan);
     }
@@ -2232,7 +2321,7 @@ json_t *szd_balance_json(szd_ns *ns, bool apply)
     }
     json_t *moves;
     if (apply) {
-        moves = apply_plan(ns, plan);
+        moves = apply_plan(ns, plan, true);
         ns->last_round = rep;
         ns->balanced_ms = szd_now(ns->d);
     } else {
@@ -2254,8 +2343,9 @@ json_t *szd_balance_json(szd_ns *ns, bool apply)
 static void maybe_balance(szd_ns *ns)
 {
     int64_t now = szd_now(ns->d);
-    if (ns->cfg.balance_interval_ms <= 0 || now - ns->balanced_ms < ns->cfg.balance_interval_ms) {
-        return;
+    if (ns->cfg.balance_interval_ms <= 0 || now - ns->balanced_ms < ns->cfg.balance_interval_ms ||
+        ns->cfg.frozen) {
+        return; /* frozen: no automatic round at all (its moves would only wait) */
     }
     json_t *j = szd_balance_json(ns, true);
     const char *stopped = j ? json_string_value(json_object_get(j, "stopped")) : NULL;
@@ -2293,6 +2383,8 @@ static int load_node(szd_ns *ns, json_t *j)
     node_take_fields(n, &tmp);
     n->leaving = json_is_true(json_object_get(j, "leaving"));
     n->drained = json_is_true(json_object_get(j, "drained"));
+    const char *why = json_string_value(json_object_get(j, "drain_reason"));
+    snprintf(n->drain_reason, sizeof n->drain_reason, "%s", n->drained && why ? why : "");
     const char *inc = json_string_value(json_object_get(j, "incarnation"));
     if (inc && szd_valid_id(inc)) {
         snprintf(n->incarnation, sizeof n->incarnation, "%s", inc);
@@ -2416,6 +2508,11 @@ static int load_part(szd_ns *ns, const szd_rec_part *rec, json_t *j, load_batch 
     if (rc == 0 && j) { /* a routed range's bounds: never in the plain form */
         rc = szd_range_load_part(ns, p->id, j);
     }
+    /* a moved partition's history: never in the plain form */
+    if (rc == 0 && j && szd_history_load(p, json_object_get(j, "history")) != 0) {
+        szd_log(ns->d, SZD_WARN, "msg=\"malformed move history dropped\" ns=%s partition=%s",
+                ns->cfg.name, p->id);
+    }
     json_t *runs = j ? json_object_get(j, "hash_slots") : NULL;
     if (rc == 0 && json_is_array(runs)) {
         if (!ns->restore) {
@@ -2515,6 +2612,10 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
     }
     if (p->load_ms > 0) {
         (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
+    }
+    if (szd_history_load(p, json_object_get(j, "history")) != 0) {
+        szd_log(ns->d, SZD_WARN, "msg=\"malformed move history dropped\" ns=%s partition=%s",
+                ns->cfg.name, p->id);
     }
     rc = 0;
 out:
@@ -2860,6 +2961,12 @@ int szd_ns_take_over(szd *d)
         }
     }
     szd_hl_heard_all(d->hl); /* the lane's detectors too */
+    for (uint32_t i = 0; i < d->nns; i++) {
+        /* a queue left from an earlier leadership of this process is stale: the placement
+         * plans again from the records (the first rebalance below) */
+        szd_gate_free(d->ns[i]);
+        szd_live_start_grace(d->ns[i]); /* a new leader is a coordinator's start too */
+    }
     /* Revisions must keep growing across restarts (workers ignore an assignment older than
      * the last they applied; routers watch from the last they saw), but they are not stored
      * on every change. Every start rewrites the configs, so the store revision grows, and

@@ -73,8 +73,8 @@ def revisions(d):
 # ---- usage: exit 2, nothing sent ----------------------------------------------------------
 
 COMMANDS = ["namespace create", "namespace list", "namespace show", "namespace delete",
-            "node list", "node show", "node drain", "node undrain", "partition list",
-            "partition show", "partition move", "where", "plan", "rebalance", "task list",
+            "node list", "node show", "node drain", "node undrain", "node stoppable",
+            "partition list", "partition show", "partition move", "partition history", "where", "plan", "rebalance", "task list",
             "task show", "task cancel", "events", "watch", "status", "completion"]
 
 
@@ -87,7 +87,7 @@ def test_help_and_usage_errors():
             out = ok(None, *cmd.split(), "--help")
             assert out.startswith(f"Usage: shardzctl {cmd}"), (cmd, out)
             assert "--endpoint HOST:PORT" in out, out
-        assert "node drain ID" in ok(None, "help", "node")
+        assert "node drain [ID]" in ok(None, "help", "node")
         assert "--to NODE" in ok(None, "partition", "move", "-h")
         ok(d, "namespace", "create", "kv", "--partitions", "4")
         before = revisions(d)
@@ -130,6 +130,13 @@ def test_help_and_usage_errors():
             (["--timeout", "soon", "status"], "not a duration"),
             (["--endpoint", "nohost", "status"], "not HOST:PORT"),
             (["completion", "zsh"], "only bash"),
+            (["-n", "kv", "node", "drain"], "give a node ID or --zone ZONE"),
+            (["-n", "kv", "node", "drain", "w1", "--zone", "a"], "give a node ID or --zone"),
+            (["-n", "kv", "node", "drain", "--zone", "a b"], "not a valid zone name"),
+            (["-n", "kv", "node", "drain", "w1", "--reason", "x" * 201], "at most 200 bytes"),
+            (["node", "stoppable"], "missing argument"),
+            (["node", "stoppable", "a b"], "not a valid node id"),
+            (["-n", "kv", "partition", "history"], "missing argument"),
         ]
         for args, msg in bad:
             err = fails(d, 2, *args)
@@ -446,7 +453,7 @@ def test_completion():
             return sorted(p.stdout.split())
 
         assert complete("nod") == ["node"]
-        assert complete("node", "") == ["drain", "list", "show", "undrain"]
+        assert complete("node", "") == ["drain", "list", "show", "stoppable", "undrain"]
         assert complete("ns", "cr") == ["create"]
         assert "--partitions" in complete("namespace", "create", "x", "--pa")
         assert complete("-n", "") == ["kv", "logs"]
@@ -495,6 +502,50 @@ def test_range_commands():
         d.stop()
 
 
+def test_maintenance_commands():
+    d = Daemon(SHARDZD).start()
+    ws = []
+    try:
+        ok(d, "namespace", "create", "m", "--partitions", "6", "--replicas", "2", *STEADY)
+        ws = [Worker(d, "m", n, zone=z) for n, z in (("a1", "za"), ("b1", "zb"), ("b2", "zb"))]
+        r = wait_for(lambda: settled(d, "m", 6, 2, nodes=3), 30, what="placement")
+        out = ok(d, "node", "stoppable", "a1")
+        assert table(out) == [{"ID": "a1", "STOPPABLE": "yes", "REASONS": "-"}], out
+        # b1 and b2 hold both replicas of a partition only when a1 lacks it; a1 and b1 always
+        # share one (6 partitions x 2 on 3 nodes): refused, exit 4, reasons named
+        rc, out, err = ctl(d, "node", "stoppable", "a1", "b1")
+        assert rc == 4, (rc, out, err)
+        rows = table(out)
+        assert rows[0]["STOPPABLE"] == "yes" and rows[1]["STOPPABLE"] == "no", out
+        assert "zone zb (stopping zone za)" in out, out
+        rc, out, _ = ctl(d, "--json", "node", "stoppable", "a1", "b1")
+        assert rc == 4 and json.loads(out)["stoppable"] == ["a1"], out
+        assert "ENOENT" in fails(d, 1, "node", "stoppable", "nope")
+        out = ok(d, "-n", "m", "node", "drain", "a1", "--reason", "kernel upgrade")
+        assert out.startswith("node a1: draining"), out
+        assert js(d, "-n", "m", "node", "show", "a1")["drain_reason"] == "kernel upgrade"
+        wait_for(lambda: (lambda r: r and all("a1" not in v for v in r.values()))(
+            settled(d, "m", 6, 2)), 30, what="a1 drained")
+        moved = next(p for p, v in r.items() if "a1" in v)
+        out = ok(d, "-n", "m", "partition", "history", moved)
+        rows = table(out)
+        assert rows and rows[-1]["FROM"] == "a1" and rows[-1]["REASON"] == "drain", out
+        assert rows[-1]["TIME"].endswith("Z"), out
+        h = js(d, "-n", "m", "partition", "history", moved)["history"]
+        assert h[-1]["from"] == "a1" and h[-1]["reason"] == "drain", h
+        ok(d, "-n", "m", "node", "undrain", "a1")
+        out = ok(d, "-n", "m", "node", "drain", "--zone", "zb", "--reason", "rack")
+        first = out.splitlines()[0].split()
+        assert first[:3] == ["zone", "zb:", "draining"] and sorted(first[3:]) == ["b1", "b2"], out
+        assert js(d, "-n", "m", "node", "show", "b2")["drain_reason"] == "rack"
+        assert "ENOENT" in fails(d, 1, "-n", "m", "node", "drain", "--zone", "zq")
+        assert "ENOENT" in fails(d, 1, "-n", "m", "partition", "history", "nope")
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
 run([test_help_and_usage_errors, test_unreachable_and_secret, test_namespace_commands,
      test_nodes_partitions_where, test_operator_commands, test_tasks_in_flight_and_cancel,
-     test_watch_and_follow, test_completion, test_range_commands])
+     test_watch_and_follow, test_completion, test_range_commands, test_maintenance_commands])

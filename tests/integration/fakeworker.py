@@ -229,6 +229,19 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def do_GET(self):
+        # GET /read/<partition>: a client's read, answered only while this worker serves the
+        # partition (200 with its generation; 404 otherwise). The maintenance tests read every
+        # partition through it while workers restart.
+        if not self.path.startswith("/read/"):
+            return self.reply(404, {"code": "ENOENT", "message": "routes: /read/<partition>"})
+        pid = self.path[len("/read/"):]
+        with lock:
+            gen = served.get(pid)
+        if gen is None:
+            return self.reply(404, {"code": "ENOENT", "message": f"not serving '{pid}'"})
+        return self.reply(200, {"partition": pid, "node": args.node, "generation": gen})
+
     def do_POST(self):
         global applied, lease_ms, lease_end, intact, term_seen
         n = int(self.headers.get("Content-Length") or 0)

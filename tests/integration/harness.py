@@ -345,10 +345,11 @@ def settled(d, ns, nparts, replicas, nodes=None):
     if nodes is not None and d.call("GET", f"/v1/namespaces/{ns}")[1]["nodes"]["alive"] != nodes:
         return None
     r = routing(d, ns)
-    moves = d.call("GET", f"/v1/namespaces/{ns}/moves")[1]["moves"]
+    m = d.call("GET", f"/v1/namespaces/{ns}/moves")[1]
     ok = len(r) == nparts and all(len(v) == replicas and len(set(v)) == replicas
                                   for v in r.values())
-    return r if ok and not moves else None
+    # nothing in flight, and nothing the drain gate still holds back
+    return r if ok and not m["moves"] and not m.get("queued") else None
 
 
 def routing(daemon, ns):

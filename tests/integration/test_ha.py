@@ -1,8 +1,9 @@
 """High availability on etcd with real processes: real etcd members (Debian's etcd-server) on
 loopback ports of their own, several shardzd on them, real workers. One leader is elected and
 every coordinator agrees on it; followers answer reads from their cache and forward writes;
-kill -9 of the leader: a new one acts within the lease TTL (+ slack) and the workers keep
-serving; SIGSTOP of the leader past its TTL: it is replaced, and after SIGCONT it steps down
+kill -9 of the leader: a new one acts within the lease TTL (+ slack), the workers keep
+serving and the partitions' move history is the same; SIGSTOP of the leader past its TTL: it
+is replaced, and after SIGCONT it steps down
 without disturbing anyone; one etcd member killed in a 3-member cluster: the coordinators go
 on; etcd lost and back: no leader while it is gone, reads marked stale, nothing acknowledged
 lost, a leader again by itself; corrupt records skipped; etcd unreachable at start: a clear
@@ -215,6 +216,11 @@ def test_kill_leader_failover():
                  what="the follower's cache equal to the leader's state")
         st = status(follower)
         assert st["cache_applied"] > applied, st  # a reload instead would not count
+        # the move history rides in the assignment records: the follower's cache has it too
+        hist = leader.call("GET", "/v1/namespaces/kv/partitions/0/history")[1]["history"]
+        assert any(e["reason"] == "operator" and e["to"] == target for e in hist), hist
+        wait_for(lambda: follower.call("GET", "/v1/namespaces/kv/partitions/0/history")[1]
+                 ["history"] == hist, timeout=10, what="the follower's history")
         before = {w.node: w.served() for w in ws}
         t0 = time.time()
         leader.kill9()
@@ -231,6 +237,8 @@ def test_kill_leader_failover():
         after = {w.node: w.served() for w in ws}
         assert after == before, (before, after)
         assert not deletes_after(ws, t0), deletes_after(ws, t0)
+        # why partition 0 moved survives the failover
+        assert new.call("GET", "/v1/namespaces/kv/partitions/0/history")[1]["history"] == hist
         # it decides: new partitions (sent to a follower) are placed and served
         follower = [d for d in alive(ds) if d is not new][0]
         follower.call("POST", "/v1/namespaces/kv/partitions", {"ids": ["n1", "n2", "n3"]})

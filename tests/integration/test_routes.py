@@ -39,7 +39,8 @@ def test_table_matches_the_protocol_doc():
     assert d - t == set(), f"documented routes the coordinator lacks: {sorted(d - t)}"
     # writes are what a follower forwards: every mutating method is one
     for (method, path), kind in table().items():
-        assert (kind == "write") == (method in ("POST", "DELETE") and path != "/v1/status"), \
+        assert (kind == "write") == (method in ("POST", "DELETE", "PATCH") and
+                                     path != "/v1/status"), \
             (method, path, kind)
 
 

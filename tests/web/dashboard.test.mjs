@@ -381,6 +381,7 @@ test('dashboard in a real browser against a real shardzd', { timeout: 120000 }, 
         // Confirming drains: the recorder sees it, and nothing else.
         await row('w1').locator('button[data-action="drain"]').click();
         await page.locator('#confirm').waitFor({ state: 'visible' });
+        await page.fill('#drain-reason', 'kernel upgrade');
         await fence('/nodes/w1/drain', () => page.click('#confirm-ok'), 'POST');
         assert.deepEqual(sent.list, ['POST /v1/namespaces/kv/nodes/w1/drain'], 'confirm sends one drain');
       } finally {
@@ -391,7 +392,17 @@ test('dashboard in a real browser against a real shardzd', { timeout: 120000 }, 
       await page.locator('#moves-table tr[data-reason="drain"]').first().waitFor({ timeout: WAIT });
       await page.locator('#events-table tr[data-type="move"][data-reason="drain"]').first().waitFor({ timeout: WAIT });
       await until('w1 to hold nothing', async () => Number(await row('w1').locator('td.replicas').textContent()) === 0);
+      await row('w1').locator('.why', { hasText: 'by an operator: kernel upgrade' }).waitFor({ timeout: WAIT });
       await shot('dashboard-drained.png');
+    });
+
+    await step('may it stop? asked from the node row', async () => {
+      await row('w1').locator('button[data-action="stoppable"]').click();
+      await page.locator('#confirm').waitFor({ state: 'visible' });
+      assert.match(await page.locator('#confirm-title').textContent(), /w1 may stop now/);
+      assert.equal(await page.locator('#stoppable-answer').getAttribute('data-stoppable'), 'yes');
+      await page.click('#confirm-cancel');
+      await page.locator('#confirm').waitFor({ state: 'hidden' });
     });
 
     await step('undrain through the UI', async () => {
@@ -438,6 +449,13 @@ test('dashboard in a real browser against a real shardzd', { timeout: 120000 }, 
       await shot('dashboard-move-in-flight.png');
       await page.locator(`#moves-table tr.done[data-partition="${pid}"][data-to="w5"]`).waitFor({ timeout: WAIT });
       await page.locator('#events-table tr[data-type="move"][data-reason="operator"]').first().waitFor();
+      // why did it move: the partition panel lists it in the history, newest first
+      await page.fill('#part-id', pid);
+      await page.press('#part-id', 'Enter');
+      const last = page.locator('#part-history tbody tr').first();
+      await last.waitFor({ timeout: WAIT });
+      assert.equal(await last.getAttribute('data-reason'), 'operator');
+      assert.match(await last.locator('td.fromto').textContent(), /→ w5$/);
     });
 
     await step('an API error is shown with its code and message', async () => {

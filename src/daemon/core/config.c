@@ -122,11 +122,12 @@ static int parse_balance(json_t *b, szd_ns_config *c, char *err, size_t errlen)
 
 int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
 {
-    static const char *const known[] = {"name",          "sharder",     "replicas",
-                                        "roles",         "consistency", "ping_interval_ms",
-                                        "dead_after_ms", "lease_ms",    "dimensions",
-                                        "partitions",    "slots",       "band",
-                                        "load_tau_ms",   "balance",     "transfer_timeout_ms"};
+    static const char *const known[] = {
+        "name",        "sharder",          "replicas",      "roles",
+        "consistency", "ping_interval_ms", "dead_after_ms", "lease_ms",
+        "dimensions",  "partitions",       "slots",         "band",
+        "load_tau_ms", "balance",          "min_available", "max_moves_in_flight",
+        "frozen",      "startup_grace_ms", "min_nodes",     "transfer_timeout_ms"};
     memset(c, 0, sizeof *c);
     const char *k;
     json_t *v;
@@ -253,5 +254,102 @@ int szd_ns_config_parse(json_t *j, szd_ns_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "transfer_timeout_ms must be an integer in [0, 3600000]");
         return SHARDZ_EINVAL;
     }
+    x = c->replicas > 1 ? (int64_t)c->replicas - 1 : 0;
+    v = json_object_get(j, "min_available");
+    if (v && !json_int_in(v, 0, c->replicas, &x)) {
+        snprintf(err, errlen, "min_available must be an integer in [0, replicas (%u)]",
+                 c->replicas);
+        return SHARDZ_EINVAL;
+    }
+    c->min_available = (uint32_t)x;
+    x = 0;
+    v = json_object_get(j, "max_moves_in_flight");
+    if (v && !json_int_in(v, 0, 1000000, &x)) {
+        snprintf(err, errlen,
+                 "max_moves_in_flight must be an integer in [0, 1000000] (0: no limit)");
+        return SHARDZ_EINVAL;
+    }
+    c->max_moves_in_flight = (uint32_t)x;
+    v = json_object_get(j, "frozen");
+    if (v && !json_is_boolean(v)) {
+        snprintf(err, errlen, "frozen must be true or false");
+        return SHARDZ_EINVAL;
+    }
+    c->frozen = v && json_is_true(v);
+    v = json_object_get(j, "startup_grace_ms");
+    if (v && !json_int_in(v, 0, 3600000, &c->startup_grace_ms)) {
+        snprintf(err, errlen, "startup_grace_ms must be an integer in [0, 3600000]");
+        return SHARDZ_EINVAL;
+    }
+    x = 0;
+    v = json_object_get(j, "min_nodes");
+    if (v && !json_int_in(v, 0, 100000, &x)) {
+        snprintf(err, errlen, "min_nodes must be an integer in [0, 100000]");
+        return SHARDZ_EINVAL;
+    }
+    c->min_nodes = (uint32_t)x;
     return parse_balance(json_object_get(j, "balance"), c, err, errlen);
+}
+
+int szd_ns_config_patch(const szd_ns_config *cur, json_t *cur_json, json_t *patch,
+                        szd_ns_config *out, char *err, size_t errlen)
+{
+    static const char *const live[] = {
+        "replicas",    "ping_interval_ms", "dead_after_ms", "lease_ms",
+        "load_tau_ms", "balance",          "min_available", "max_moves_in_flight",
+        "frozen",      "startup_grace_ms", "min_nodes"};
+    static const char *const timings[] = {"ping_interval_ms", "dead_after_ms", "lease_ms"};
+    if (!json_is_object(patch) || json_object_size(patch) == 0) {
+        snprintf(err, errlen, "the body must be an object of the fields to change");
+        return SHARDZ_EINVAL;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(patch, k, v)
+    {
+        size_t i = 0;
+        while (i < sizeof live / sizeof live[0] && strcmp(live[i], k) != 0) {
+            i++;
+        }
+        if (i == sizeof live / sizeof live[0]) {
+            snprintf(err, errlen,
+                     "field '%s' cannot be changed (live: replicas, timings, balance, "
+                     "min_available, max_moves_in_flight, frozen, startup_grace_ms, min_nodes)",
+                     k);
+            return SHARDZ_EINVAL;
+        }
+        for (size_t t = 0; cur->strict && t < sizeof timings / sizeof timings[0]; t++) {
+            if (strcmp(timings[t], k) == 0) {
+                snprintf(err, errlen,
+                         "%s cannot be changed in a strict namespace (its leases were granted "
+                         "under the current timings)",
+                         k);
+                return SHARDZ_EINVAL;
+            }
+        }
+    }
+    json_t *rep = json_object_get(patch, "replicas");
+    bool same = json_is_integer(rep) && json_integer_value(rep) == (json_int_t)cur->replicas;
+    if (rep && !same && strcmp(cur->sharder, "replica") != 0) {
+        snprintf(err, errlen, "replicas can be changed only in replica namespaces (this one is %s)",
+                 cur->sharder);
+        return SHARDZ_EINVAL;
+    }
+    if (json_is_integer(rep) && !json_object_get(patch, "min_available") &&
+        json_integer_value(rep) >= 1 && json_integer_value(rep) < (json_int_t)cur->min_available) {
+        snprintf(err, errlen,
+                 "replicas (%lld) would be below min_available (%u): lower min_available in the "
+                 "same patch",
+                 (long long)json_integer_value(rep), cur->min_available);
+        return SHARDZ_EINVAL;
+    }
+    json_t *merged = json_deep_copy(cur_json);
+    if (!merged) {
+        snprintf(err, errlen, "out of memory");
+        return SHARDZ_ENOMEM;
+    }
+    json_object_update(merged, patch); /* every other field as it is now */
+    int rc = szd_ns_config_parse(merged, out, err, errlen);
+    json_decref(merged);
+    return rc;
 }
