@@ -444,9 +444,10 @@ void szd_ns_schedule(szd_ns *ns);
 
 /* The health lane's reports (health.c): applied to the namespaces. */
 void szd_health_on_reports(evutil_socket_t fd, short what, void *arg);
-/* The node was heard from (a ping, an assign reply): joining, suspect or dead -> alive or
- * draining. */
-void szd_node_contact(szd_ns *ns, szd_node *n);
+/* The node was heard from (ping: a ping reply through the health lane; else an assign reply):
+ * joining or suspect -> alive or draining; dead too, but only by a ping reply (the lane's
+ * verdict and the loop's state must agree). */
+void szd_node_contact(szd_ns *ns, szd_node *n, bool ping);
 /* Workers (push.c): assignment pushes and their replies. An assignment is built from the
  * state a batch persists and sent only once that batch is durable: szd_push_release wants the
  * store lane's proof (store_lane.h) and refuses (aborts) without it. */

@@ -10,8 +10,17 @@
 #include "daemon/health_lane.h"
 #include "daemon/range.h"
 
-void szd_node_contact(szd_ns *ns, szd_node *n)
+void szd_node_contact(szd_ns *ns, szd_node *n, bool ping)
 {
+    if (n->state == SZD_NODE_DEAD && !ping) {
+        /* The health lane alone revives a dead node, by its next ping reply: were another
+         * answer counted as contact, the loop would count the node alive while the lane, still
+         * holding its dead verdict, would never declare it dead again however its pings fail
+         * (test_late_reply_does_not_revive). */
+        szd_log(ns->d, SZD_INFO, "msg=\"assignment answered by a dead node\" ns=%s node=%s",
+                ns->cfg.name, n->id);
+        return;
+    }
     n->last_ok_ms = szd_now(ns->d);
     if (n->state == SZD_NODE_JOINING || n->state == SZD_NODE_SUSPECT || n->state == SZD_NODE_DEAD) {
         if (n->leaving || n->drained) {
@@ -39,7 +48,7 @@ static szd_ns *ns_by_key(szd *d, uint64_t key)
 static void ping_ok(szd_ns *ns, szd_node *n, const szd_hl_report *r)
 {
     szd_hist_add(&ns->ping_hist, (double)r->rtt_ms / 1000.0);
-    szd_node_contact(ns, n);
+    szd_node_contact(ns, n, true);
     if (r->revived) {
         /* its replicas no longer wait for its lease to run out (it is not dead here): its
          * pings may grant the lease again */

@@ -123,13 +123,10 @@ static void mark_clean(szd_ns *ns)
         ns->nodes[i]->record_dirty = false;
     }
     ns->nodes_dirty = false;
-    const uint32_t *list = NULL;
-    size_t nlist = 0;
-    if (ns->parts_dirty) {
-        dirty_span(ns, &list, &nlist);
-    }
+    /* the list as it is (collect tidied it; a repeat clears a flag twice) */
+    size_t nlist = !ns->parts_dirty ? 0 : ns->dirty_scan ? ns->nparts : ns->ndirty;
     for (size_t k = 0; k < nlist; k++) {
-        uint32_t i = list ? list[k] : (uint32_t)k;
+        uint32_t i = ns->dirty_scan ? (uint32_t)k : ns->dirty_idx[k];
         if (i < ns->nparts) {
             ns->parts[i].dirty = false;
         }

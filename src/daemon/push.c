@@ -199,16 +199,7 @@ static void on_assign(struct evhttp_request *req, void *arg)
     if (json_is_integer(stamp) && json_integer_value(stamp) > n->stamp) {
         n->stamp = json_integer_value(stamp);
     }
-    if (n->state == SZD_NODE_DEAD) {
-        /* The health lane alone revives a dead node, by its next ping reply: were this reply
-         * counted as contact, the loop would count the node alive while the lane, still
-         * holding its dead verdict, would never declare it dead again however its pings fail
-         * (test_late_reply_does_not_revive). What it says it serves still counts. */
-        szd_log(ns->d, SZD_INFO, "msg=\"assignment answered by a dead node\" ns=%s node=%s",
-                ns->cfg.name, n->id);
-    } else {
-        szd_node_contact(ns, n);
-    }
+    szd_node_contact(ns, n, false); /* what it says it serves counts, even from a dead node */
     /* what it holds now is the next delta's base, if it applied this push: a stale answer, or
      * one after it dropped everything (applied_revision 0), says otherwise */
     json_t *ar = json_object_get(j, "applied_revision");
