@@ -819,6 +819,7 @@ static void handle_part_move(szd_ns *ns, struct evhttp_request *req, szd_part *p
     json_decref(body);
     if (rc == 0) {
         rc = szd_ns_flush(ns, false, err, sizeof err, NULL); /* 2xx only once durable */
+        ns->reload = rc != 0; /* not durable: not kept either (the dispatcher reads it again) */
     }
     if (rc) {
         szd_reply_error(req, rc, "%s", err);
@@ -930,6 +931,7 @@ static void handle_cancel(szd_ns *ns, struct evhttp_request *req, const char *pi
     int rc = szd_cancel_move(ns, p, (unsigned)slot, err, sizeof err);
     if (rc == 0) {
         rc = szd_ns_flush(ns, false, err, sizeof err, NULL); /* 2xx only once durable */
+        ns->reload = rc != 0; /* not durable: not kept either (the dispatcher reads it again) */
     }
     if (rc) {
         szd_reply_error(req, rc, "%s", err);
@@ -965,7 +967,8 @@ static void plan(szd_call *c, bool apply)
     if (!j) {
         szd_reply_error(c->req, SHARDZ_ENOMEM, "the placement failed");
     } else if (rc) {
-        json_decref(j); /* started, but not durable: no 2xx (PROTOCOL.md 8) */
+        json_decref(j); /* started, but not durable: no 2xx, and not kept (PROTOCOL.md 8) */
+        c->ns->reload = true;
         szd_reply_error(c->req, rc, "%s", err);
     } else {
         szd_reply_json(c->req, 200, j, c->ns->revision);
@@ -1210,7 +1213,14 @@ void szd_api_handle(struct evhttp_request *req, void *arg)
             goto out;
         }
     }
+    bool pending = c.ns && c.ns->reload; /* an earlier failure's: the work pass retries it */
     hit->handler(&c);
+    /* a change the caller was refused for, because its write failed, is not kept: the namespace
+     * is read again from the store (found again by name: the handler may have deleted it) */
+    szd_ns *after = ns_name ? szd_ns_find(d, ns_name) : NULL;
+    if (after && after->reload && !pending) {
+        (void)szd_ns_reload(after);
+    }
 out:
     evhttp_clear_headers(&q);
     evhttp_uri_free(parsed);

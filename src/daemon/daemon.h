@@ -245,6 +245,13 @@ typedef struct szd_ns {
      * empty; the first placement waits until grace_until_ms (0: no grace). */
     bool shrink_pending;
     int64_t grace_until_ms;
+    /* A write an API caller was refused for failed, and reading the store again failed too:
+     * the namespace holds a change that is not durable. Until it is read again (szd_ns_reload,
+     * retried by the work pass) it writes nothing and tells no worker anything. */
+    bool reload;
+    int64_t reload_tried_ms; /* its last try (the work pass tries at most once a second) */
+    bool pass_unwritten;     /* the work pass's last batch failed: its decisions are in memory
+                              * only (a reload plans them again) */
 } szd_ns;
 
 /* ---- high availability (ha.c): the coordinator's role on a shared store ------------- */
@@ -338,6 +345,17 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev);
  * the leader's: nodes counted as heard from now, configs rewritten (revisions jump ahead),
  * a rebalance and the work pass scheduled. 0 or the store's error. */
 int szd_ns_take_over(szd *d);
+/* After a failed write whose change an API caller is refused (a 5xx): what the store holds is
+ * the truth (the write did not happen, or, when its outcome is unknown, may have), so the
+ * namespace is read again from it and replaces the copy in memory, which held the change: a
+ * failed write leaves memory as the store has it, and no later pass writes or carries out
+ * what the caller was told failed (docs/PROTOCOL.md 8). Like a new leader's take-over, for one
+ * namespace: its nodes are heard from now (strict leases counted from now), the placement
+ * plans again, its revision goes on growing and its watchers move over; nothing is written.
+ * ns is freed: the caller must not use it after. A coordinator that no longer acts does
+ * nothing (its cache is read again as a follower's). When the read fails, ns stays, marked
+ * `reload`, and the work pass tries again. 0 or the store's read error. */
+int szd_ns_reload(szd_ns *ns);
 /* Frees every namespace (their watchers are cancelled). */
 void szd_ns_free_all(szd *d);
 void szd_ns_free(szd_ns *ns);

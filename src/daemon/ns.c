@@ -13,6 +13,7 @@
 #include "daemon/core/lease.h"
 #include "daemon/core/record.h"
 #include "daemon/daemon.h"
+#include "daemon/testhook.h"
 #include "daemon/health_lane.h"
 #include "daemon/range.h"
 #include "daemon/sbuf.h"
@@ -1083,6 +1084,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     }
     rc = szd_ns_flush(ns, false, err, errlen, NULL);
     if (rc) {
+        ns->reload = true; /* its record is durable, what else changed is not: not kept */
         return rc;
     }
     szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address, n->stamp);
@@ -1105,11 +1107,13 @@ int szd_node_leave(szd_ns *ns, szd_node *n)
     if (n->state == SZD_NODE_LEFT) {
         return 0;
     }
+    bool was = n->leaving;
     n->leaving = true;
     n->record_dirty = true;
     ns->nodes_dirty = true;
     int rc = szd_ns_flush(ns, false, NULL, 0, NULL);
     if (rc) {
+        n->leaving = was; /* not durable: as it was (the record written again holds the same) */
         return rc;
     }
     szd_node_set_state(ns, n, SZD_NODE_DRAINING);
@@ -1256,6 +1260,7 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
     }
     rc = szd_ns_flush(ns, false, err, errlen, NULL);
     if (rc) {
+        ns->reload = true; /* added in memory but not durable: not kept (szd_ns_reload) */
         goto out;
     }
     szd_event(ns, "partitions-added", json_pack("{s:I}", "count", (json_int_t)n));
@@ -2094,6 +2099,12 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     if (!szd_acting(ns->d)) {
         return; /* a follower's cache: the leader decides */
     }
+    if (ns->reload) {
+        if (szd_now(ns->d) - ns->reload_tried_ms >= 1000) {
+            (void)szd_ns_reload(ns); /* ns is freed when read again; kept (and idle) if not */
+        }
+        return;
+    }
     if (ns->want_rebalance && !szd_live_in_grace(ns)) {
         ns->want_rebalance = false;
         ns_rebalance(ns);
@@ -2123,6 +2134,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     szd_ns *ns = arg;
     if (!szd_acting(ns->d)) {
+        return;
+    }
+    if (ns->reload) {
+        szd_ns_schedule(ns); /* the work pass reads it again */
         return;
     }
     maybe_balance(ns);
@@ -2927,6 +2942,11 @@ typedef struct {
 static int run_read(shardz_store *st, void *arg)
 {
     read_call *c = arg;
+    /* test hook (testhook.h): reads fail while the file SHARDZ_TEST_STORE_READ_FAIL names
+     * exists, as an unreachable etcd's would */
+    if (szd_test_file("SHARDZ_TEST_STORE_READ_FAIL")) {
+        return SHARDZ_EIO;
+    }
     return range_paged(c->d, st, c->prefix, c->plen, &c->pages);
 }
 
@@ -2946,6 +2966,95 @@ int szd_ns_load_all(szd *d)
     free_pages(c.pages);
     szd_trim_heap();
     return szd_ns_take_over(d);
+}
+
+int szd_ns_reload(szd_ns *ns)
+{
+    szd *d = ns->d;
+    if (!szd_acting(d)) {
+        return 0; /* deposed: a follower's cache is read again as such (ha.c) */
+    }
+    read_call c = {.d = d};
+    int plen = shardz_key_ns_prefix(c.prefix, sizeof c.prefix, ns->cfg.name);
+    if (plen < 0) {
+        return plen;
+    }
+    c.plen = (size_t)plen;
+    int rc = szd_sl_call(d->sl, run_read, &c);
+    if (rc) {
+        ns->reload = true; /* holds everything until read (on_work tries again) */
+        ns->reload_tried_ms = szd_now(d);
+        szd_log(d, SZD_ERROR, "msg=\"namespace not read again after a failed write\" ns=%s err=%s",
+                ns->cfg.name, shardz_err_name(rc));
+        return rc;
+    }
+    char name[sizeof ns->cfg.name];
+    memcpy(name, ns->cfg.name, sizeof name);
+    ns_detach(d, ns);
+    load_records(d, c.pages);
+    free_pages(c.pages);
+    szd_ns *nn = szd_ns_find(d, name);
+    if (!nn) {
+        /* not in the store (deleted by another writer meanwhile): gone here too */
+        szd_log(d, SZD_WARN, "msg=\"namespace gone from the store\" ns=%s", name);
+        szd_ns_free(ns);
+        return 0;
+    }
+    restore_slots(nn);
+    szd_range_restore(nn);
+    int64_t now = szd_now(d);
+    for (uint32_t k = 0; k < nn->nnodes; k++) {
+        szd_node *n = nn->nodes[k];
+        n->last_ok_ms = n->since_ms = n->reach_ms = n->lease_from_ms = now;
+        szd_node *old = szd_node_find(ns, n->id);
+        if (old && old->retired_until_ms > n->retired_until_ms) {
+            n->retired_until_ms = old->retired_until_ms; /* an earlier process may still hold */
+        }
+        /* what the pings found stays (an observation, not a change to make durable): a node
+         * alive is not joining again, one dead is not alive until it answers */
+        if (old && n->state == SZD_NODE_JOINING && old->state != SZD_NODE_LEFT &&
+            old->state != SZD_NODE_DRAINING && old->state != n->state) {
+            n->state = old->state;
+            n->since_ms = old->since_ms;
+            (void)shardz_sharder_set_node_state(nn->sh, n->id, szd_sharder_state(n->state));
+        }
+        szd_push_full(n);
+    }
+    /* revisions only grow: workers ignore an older assignment, routers watch from the last */
+    nn->revision = ns->revision + 1 > nn->revision ? ns->revision + 1 : nn->revision;
+    nn->balanced_ms = ns->balanced_ms;
+    /* statistics are written apart, now and then: the latest stay (they survive a move, and
+     * a reload too) */
+    for (uint32_t i = 0; i < nn->nparts; i++) {
+        szd_part *np = &nn->parts[i];
+        const szd_part *op = szd_part_find(ns, np->id);
+        if (op && op->load_ms > np->load_ms) {
+            memcpy(np->load, op->load, nn->cfg.ndims * sizeof *np->load);
+            np->load_ms = op->load_ms;
+            np->stats_dirty = op->stats_dirty;
+            (void)shardz_sharder_set_partition_load(nn->sh, np->id, np->load, nn->cfg.ndims);
+        }
+    }
+    while (ns->waiters) {
+        szd_waiter *w = ns->waiters;
+        ns->waiters = w->next;
+        w->ns = nn;
+        w->next = nn->waiters;
+        nn->waiters = w;
+    }
+    szd_log(d, SZD_WARN,
+            "msg=\"namespace read again after a failed write\" ns=%s nodes=%u partitions=%u "
+            "revision=%llu",
+            name, nn->nnodes, nn->nparts, (unsigned long long)nn->revision);
+    /* the placement plans again what only memory held: a rebalance the pass had still to
+     * run, moves the drain gate held back (its queue is not kept), or the decisions of a pass
+     * whose write failed; not a refused operator's rebalance (it is not carried out later) */
+    nn->want_rebalance = ns->want_rebalance || ns->nqueue > 0 || ns->pass_unwritten;
+    szd_ns_free(ns);
+    szd_trim_heap();
+    szd_watch_notify(nn);
+    szd_ns_schedule(nn);
+    return 0;
 }
 
 int szd_ns_take_over(szd *d)

@@ -164,6 +164,15 @@ int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *rev
 {
     szd_batch *b = NULL;
     char detail[256] = "";
+    if (ns->reload) { /* it holds a change that is not durable: nothing is written over it */
+        if (err && errlen) {
+            snprintf(err, errlen,
+                     "store: namespace '%s' is still to be read again after a "
+                     "failed write",
+                     ns->cfg.name);
+        }
+        return SHARDZ_EIO;
+    }
     int rc = collect(ns, config, &b);
     if (rc == 0 && szd_batch_count(b) > 0) {
         int64_t t0 = szd_now(ns->d);
@@ -232,6 +241,7 @@ static void on_durable(void *arg, const szd_sl_result *r, void *msgs)
     if (r->durable) {
         szd_push_release(ns, msgs, r->durable);
         if (!stats) {
+            ns->pass_unwritten = false;
             szd_watch_notify(ns);
             szd_ns_schedule(ns); /* what gathered meanwhile (szd_ns_persist) */
         }
@@ -244,6 +254,7 @@ static void on_durable(void *arg, const szd_sl_result *r, void *msgs)
         }
     } else {
         mark_all_dirty(ns);
+        ns->pass_unwritten = true;
     }
     write_failed(ns, r->rc, r->errmsg);
 }
@@ -278,8 +289,8 @@ void szd_ns_persist(szd_ns *ns)
      * records and the nodes' changed sets; when it is durable, on_durable schedules the pass
      * that writes them all as one batch. Under a stream of acknowledgements this turns a
      * batch per reply into a batch per commit, and rewrites a record once, not per reply. */
-    if (records_in_flight(ns)) {
-        return;
+    if (records_in_flight(ns) || ns->reload) {
+        return; /* reload: held until read again (szd_ns_reload) */
     }
     szd_batch *b = NULL;
     int rc = collect(ns, false, &b);

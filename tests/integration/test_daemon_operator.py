@@ -139,8 +139,11 @@ def test_operator_writes_answer_once_durable():
     """Issue 15: an operator's move, a cancel and a rebalance answer 2xx only once the change
     is durable. With every store write held (SHARDZ_TEST_STORE_HOLD), a move is applied (its
     log line) but its 202 comes only after the hold is released; with writes failing
-    (SHARDZ_TEST_STORE_FAIL) a move, a cancel and a rebalance that change something get no 2xx
-    (500 EIO naming the store). On main all three answered before anything was written."""
+    (SHARDZ_TEST_STORE_FAIL) a move, an add of partitions and a rebalance that change something
+    get no 2xx (500 EIO naming the store) and change nothing: the failed move is not in the
+    moves and is not carried out by the next write that succeeds, nor is the added partition;
+    the rebalance's moves are not kept. Positive controls: the same kinds of change succeed
+    once writes do."""
     d = Daemon(BIN)
     hold, fail = os.path.join(d.tmp, "hold"), os.path.join(d.tmp, "fail")
     d.env["SHARDZ_TEST_STORE_HOLD"] = hold
@@ -171,22 +174,55 @@ def test_operator_writes_answer_once_durable():
         assert got["t"] > released, "the move was answered before its write was released"
         wait_for(lambda: settled(d, "kv", 6, 1, nodes=2), 10, what="the move done")
 
-        # failing writes: no 2xx for a change that is not durable
+        # failing writes: no 2xx for a change that is not durable, and the change is not kept
+        # either (issue 15): the namespace is read again from the store, so no later pass
+        # writes or carries out what the caller was told failed
         open(fail, "w").close()
         r = routing(d, "kv")
-        pid, owner = sorted(r.items())[1]
-        to = "w1" if owner == ["w0"] else "w0"
-        st, code = error_of(lambda: d.call("POST", f"/v1/namespaces/kv/partitions/{pid}/move",
-                                           {"slot": 0, "to": to}))
+        other = {"w0": "w1", "w1": "w0"}
+        # the move that succeeds below goes from the node with fewer partitions to the other,
+        # so that a rebalance has moves to make afterwards
+        count = {w: sum(1 for o in r.values() if o == [w]) for w in other}
+        few = min(count, key=lambda w: count[w])
+        pid2 = sorted(p for p, o in r.items() if o == [few])[0]
+        owner2 = [few]
+        pid1 = sorted(p for p in r if p != pid2)[0]
+        owner1 = r[pid1]
+        st, code = error_of(lambda: d.call("POST", f"/v1/namespaces/kv/partitions/{pid1}/move",
+                                           {"slot": 0, "to": other[owner1[0]]}))
         assert st >= 500 and code == "EIO", (st, code)
-        # the failed move stays in memory (not rolled back: issue 15 item 6, left open), so
-        # there is a move to cancel, and a rebalance has records to write
-        st, code = error_of(lambda: d.call("DELETE", f"/v1/namespaces/kv/moves/{pid}/0"))
+        _, mv = d.call("GET", "/v1/namespaces/kv/moves")
+        assert mv["moves"] == [], ("a failed move stayed in memory", mv)
+        # so there is no move to cancel (a cancel takes the same path as a move once started)
+        st, code = error_of(lambda: d.call("DELETE", f"/v1/namespaces/kv/moves/{pid1}/0"))
+        assert st == 404 and code == "ENOENT", (st, code)
+        st, code = error_of(lambda: d.call("POST", "/v1/namespaces/kv/partitions",
+                                           {"ids": ["extra"]}))
         assert st >= 500 and code == "EIO", (st, code)
+        _, parts = d.call("GET", "/v1/namespaces/kv/partitions")
+        assert "extra" not in [p["partition"] for p in parts["partitions"]], "a failed add stayed"
+        os.remove(fail)
+        # with writes working, another move goes through and settles: had the failed move or
+        # the failed add stayed in memory, this write would have carried them too
+        st, _ = d.call("POST", f"/v1/namespaces/kv/partitions/{pid2}/move",
+                       {"slot": 0, "to": other[owner2[0]]})
+        assert st == 202
+        wait_for(lambda: routing(d, "kv").get(pid2) == [other[owner2[0]]], 30,
+                 what="the second move done")
+        wait_for(lambda: settled(d, "kv", 6, 1, nodes=2), 30, what="settled after it")
+        r2 = routing(d, "kv")
+        assert r2[pid1] == owner1, ("the failed move was carried out later", r2[pid1], owner1)
+        assert "extra" not in r2, "the failed add was carried out later"
+        # a rebalance has moves to make now (the operator's move unbalanced the nodes); while
+        # writes fail it gets no 2xx and its moves are not kept
+        open(fail, "w").close()
         st, code = error_of(lambda: d.call("POST", "/v1/namespaces/kv/rebalance"))
         assert st >= 500 and code == "EIO", (st, code)
+        _, mv = d.call("GET", "/v1/namespaces/kv/moves")
+        assert mv["moves"] == [] and routing(d, "kv") == r2, ("a failed rebalance stayed", mv)
         os.remove(fail)
-        d.call("POST", "/v1/namespaces/kv/rebalance")  # the positive control: 200 again
+        _, reb = d.call("POST", "/v1/namespaces/kv/rebalance")  # the positive control
+        assert len(reb["moves"]) >= 1, reb
     finally:
         for f in (hold, fail):
             if os.path.exists(f):
@@ -308,5 +344,58 @@ def test_failed_registration_changes_nothing():
         d.stop()
 
 
+def test_unread_namespace_holds_its_change():
+    """Issue 15: when the namespace of a failed write cannot be read again either (reads fail:
+    SHARDZ_TEST_STORE_READ_FAIL, as with an unreachable etcd), the change stays in memory only
+    and nothing is written over it: another change is refused (500 EIO naming the namespace
+    still to be read again) even with writes working. Once reads work, the work pass reads it
+    again and the failed move is gone (seen in /moves before, so the check can fail). Positive
+    control: the same move then goes through."""
+    d = Daemon(BIN)
+    fail, rfail = os.path.join(d.tmp, "fail"), os.path.join(d.tmp, "rfail")
+    d.env["SHARDZ_TEST_STORE_FAIL"] = fail
+    d.env["SHARDZ_TEST_STORE_READ_FAIL"] = rfail
+    d.start()
+    ws = []
+    try:
+        d.call("POST", "/v1/namespaces", dict(name="kv", replicas=1, partitions=4,
+                                              ping_interval_ms=200, dead_after_ms=3000))
+        ws = [Worker(d, "kv", f"w{i}") for i in range(2)]
+        r = wait_for(lambda: settled(d, "kv", 4, 1, nodes=2), 30, what="placement")
+        (pid, owner), (pid2, owner2) = sorted(r.items())[:2]
+        other = {"w0": "w1", "w1": "w0"}
+        for f in (fail, rfail):
+            open(f, "w").close()
+        st, code = error_of(lambda: d.call("POST", f"/v1/namespaces/kv/partitions/{pid}/move",
+                                           {"slot": 0, "to": other[owner[0]]}))
+        assert st >= 500 and code == "EIO", (st, code)
+        _, mv = d.call("GET", "/v1/namespaces/kv/moves")
+        assert [m["partition"] for m in mv["moves"]] == [pid], ("held in memory", mv)
+        os.remove(fail)  # writes work again; the namespace is still to be read
+        try:
+            d.call("POST", f"/v1/namespaces/kv/partitions/{pid2}/move",
+                   {"slot": 0, "to": other[owner2[0]]})
+            raise AssertionError("a change was written over one not durable")
+        except HTTPError as e:
+            assert e.status >= 500 and "read again" in e.body["message"], (e.status, e.body)
+        os.remove(rfail)
+        wait_for(lambda: d.call("GET", "/v1/namespaces/kv/moves")[1]["moves"] == [], 30,
+                 what="the namespace read again by the work pass")
+        assert routing(d, "kv")[pid] == owner
+        assert "namespace read again after a failed write" in d.tail()
+        st, _ = d.call("POST", f"/v1/namespaces/kv/partitions/{pid}/move",
+                       {"slot": 0, "to": other[owner[0]]})
+        assert st == 202
+        wait_for(lambda: routing(d, "kv").get(pid) == [other[owner[0]]], 30, what="the move")
+    finally:
+        for f in (fail, rfail):
+            if os.path.exists(f):
+                os.remove(f)
+        for w in ws:
+            w.kill9()
+        d.stop()
+
+
 run([test_drain_undrain_move_plan, test_cancel_move_in_flight, test_metrics,
-     test_operator_writes_answer_once_durable, test_failed_registration_changes_nothing])
+     test_operator_writes_answer_once_durable, test_failed_registration_changes_nothing,
+     test_unread_namespace_holds_its_change])
