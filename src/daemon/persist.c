@@ -450,6 +450,14 @@ int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, 
             t->epoch_max = pl.epoch > t->epoch_max ? pl.epoch : t->epoch_max;
             t->dirty = false;
             slots_cleanup(ns, &pl);
+        } else if (ns->slots && ns->slots->nstale > 0) {
+            /* stale keys a load found (an unfinished write's): deleted with the first write */
+            for (size_t i = 0; i < ns->slots->nstale; i++) {
+                if (stale_still_stale(ns, ns->slots->stale[i])) {
+                    plan_free_key(&pl, strdup(ns->slots->stale[i]));
+                }
+            }
+            slots_cleanup(ns, &pl);
         }
         plan_free(&pl);
         return 0;
