@@ -1485,8 +1485,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     if (idx != last && ns->parts[idx].dirty) {
         szd_parts_dirty_push(ns, idx); /* the dirty list names it at its new place */
     }
-    mark_all_parts_if_hash(ns);
-    ns->want_rebalance = true;
+    ns->want_rebalance = true; /* (hash: the table was written with the delete) */
     szd_ns_changed(ns);
     return rc;
 }

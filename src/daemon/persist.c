@@ -197,6 +197,7 @@ typedef struct {
     size_t nwritten;
     char **freed; /* keys to delete after the switch (owned) */
     size_t nfreed, capfreed;
+    bool changed; /* a page written or dropped, or the first manifest: a switch is due */
 } slot_plan;
 
 static void plan_free(slot_plan *pl)
@@ -277,6 +278,7 @@ static int slots_plan(szd_ns *ns, szd_batch *b, slot_plan *pl)
             continue;
         }
         pl->m.epoch[k] = pl->epoch;
+        pl->changed = true;
         char *key = slots_key(ns, pl->epoch, k);
         char *copy = key ? strdup(key) : NULL;
         if (!copy) {
@@ -290,7 +292,9 @@ static int slots_plan(szd_ns *ns, szd_batch *b, slot_plan *pl)
     }
     for (uint32_t k = np; rc == 0 && k < t->m.npages; k++) {
         plan_free_key(pl, slots_key(ns, t->m.epoch[k], k));
+        pl->changed = true;
     }
+    pl->changed = pl->changed || t->m.page_slots == 0 || np != t->m.npages;
     for (size_t i = 0; rc == 0 && i < t->nstale; i++) {
         if (stale_still_stale(ns, t->stale[i])) {
             plan_free_key(pl, strdup(t->stale[i]));
@@ -406,12 +410,15 @@ int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, 
         return SHARDZ_EIO;
     }
     bool table = slots_due(ns);
-    bool sw = table || n_with > 0; /* a switch transaction follows the records */
-    /* the records first (a new partition's among them: the committed table does not name
-     * it until the switch), then the new pages */
-    int rc = collect(ns, config && !sw, &b);
+    /* the records (a new partition's among them: the committed table does not name it until
+     * the switch) and the new pages, then the switch when the table changed */
+    int rc = collect(ns, config && !table && n_with == 0, &b);
     if (rc == 0 && table) {
         rc = slots_plan(ns, b, &pl);
+    }
+    bool sw = (table && pl.changed) || n_with > 0;
+    if (rc == 0 && table && config && !sw) { /* the table as it was: the config goes along */
+        rc = put_json(b, SHARDZ_KEY_CONFIG, ns, NULL, szd_ns_config_record(ns));
     }
     if (rc == 0 && szd_batch_count(b) > 0) {
         rc = lane_write(ns, b, detail, sizeof detail, revision);
@@ -430,7 +437,8 @@ int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, 
     }
     szd_batch_free(b);
     if (rc == 0 && sw) {
-        rc = switch_write(ns, with, n_with, table ? &pl.m : NULL, detail, sizeof detail, revision);
+        rc = switch_write(ns, with, n_with, table && pl.changed ? &pl.m : NULL, detail,
+                          sizeof detail, revision);
         if (rc) {
             /* whether it committed is not known (a timeout may have applied it): memory is
              * read again from the store, whichever table it holds */
@@ -447,7 +455,9 @@ int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, 
             t->hash = pl.hash;
             pl.m = (szd_slot_manifest){0};
             pl.hash = NULL;
-            t->epoch_max = pl.epoch > t->epoch_max ? pl.epoch : t->epoch_max;
+            if (pl.changed) { /* (unchanged: nothing was written at pl.epoch) */
+                t->epoch_max = pl.epoch > t->epoch_max ? pl.epoch : t->epoch_max;
+            }
             t->dirty = false;
             slots_cleanup(ns, &pl);
         } else if (ns->slots && ns->slots->nstale > 0) {

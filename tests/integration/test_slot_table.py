@@ -59,12 +59,12 @@ def whole_add(before, got, ids):
         return "slot counts differ"
     want = {pid for _, _, pid in before} | set(ids)
     have = set(new)
-    if have != want:
-        return f"partitions: {len(want - have)} missing, {len(have - want)} unknown"
     fresh = set(ids)
     moved_wrong = sum(1 for a, b in zip(old, new) if a != b and b not in fresh)
     if moved_wrong:
-        return f"{moved_wrong} slots moved between old partitions"
+        return f"{moved_wrong} slots moved between old partitions (dealt again?)"
+    if have != want:
+        return f"partitions: {len(want - have)} missing, {len(have - want)} unknown"
     count = {}
     for pid in new:
         count[pid] = count.get(pid, 0) + 1
