@@ -198,5 +198,54 @@ def test_old_layout_loads_and_converts():
         etcd.stop()
 
 
+def error_status(fn):
+    try:
+        fn()
+    except HTTPError as e:
+        return e.status, e.body["code"]
+    raise AssertionError("the call succeeded")
+
+
+def test_failed_write_reads_whole_table():
+    """SQLite: an add and a removal whose writes fail (SHARDZ_TEST_STORE_FAIL) get no 2xx, and
+    the namespace read again from the store (szd_ns_reload) has the whole committed table, not
+    one dealt again; the same changes then succeed and survive a restart."""
+    d = Daemon(BIN)
+    fail = os.path.join(d.tmp, "fail")
+    d.env["SHARDZ_TEST_STORE_FAIL"] = fail
+    d.start()
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "h", "sharder": "hash", "slots": 4096,
+                                          "partitions": 50})
+        before = table(d, "h")
+        victim = before[0][2]
+        open(fail, "w").close()
+        st, code = error_status(lambda: d.call("POST", "/v1/namespaces/h/partitions",
+                                               {"ids": ["x1", "x2", "x3"]}))
+        assert st >= 500 and code == "EIO", (st, code)
+        st, code = error_status(lambda: d.call("DELETE", f"/v1/namespaces/h/partitions/{victim}"))
+        assert st >= 500 and code == "EIO", (st, code)
+        os.remove(fail)
+        wait_for(lambda: log_has(d, "namespace read again after a failed write"), 10,
+                 what="the namespace read again")
+        assert table(d, "h") == before, "a failed change stayed, or the table was dealt again"
+        assert not log_has(d, "slot table not restored"), d.tail()
+        status, _ = d.call("POST", "/v1/namespaces/h/partitions", {"ids": ["x1", "x2", "x3"]})
+        assert status == 201
+        added = table(d, "h")
+        assert whole_add(before, added, ["x1", "x2", "x3"]) is None
+        status, _ = d.call("DELETE", f"/v1/namespaces/h/partitions/{victim}")
+        assert 200 <= status < 300
+        removed = table(d, "h")
+        assert victim not in {pid for _, _, pid in removed}
+        d.stop()
+        d = Daemon(BIN, data=d.data).start()
+        assert table(d, "h") == removed
+        assert not log_has(d, "slot table not restored"), d.tail()
+    finally:
+        d.stop()
+
+
 if __name__ == "__main__":
-    run([test_add_killed_between_pieces, test_old_layout_loads_and_converts])
+    run([test_add_killed_between_pieces, test_old_layout_loads_and_converts,
+         test_failed_write_reads_whole_table])
