@@ -1394,6 +1394,22 @@ static void ghosts_restore(szd_ns *ns, szd_part *p)
     }
 }
 
+/* Frees partition idx; the last partition takes its place, in the map too (no rebuild:
+ * removing partitions one by one from a million must not rebuild a million-entry map). */
+static void part_swap_remove(szd_ns *ns, uint32_t idx)
+{
+    szd_part *p = &ns->parts[idx];
+    uint32_t last = ns->nparts - 1;
+    szd_map_remove(&ns->part_map, p->id, idx);
+    if (idx != last) {
+        szd_map_move(&ns->part_map, ns->parts[last].id, last, idx);
+    }
+    szd_history_free(p);
+    free(p->load); /* the slots and the id go with it */
+    ns->parts[idx] = ns->parts[last];
+    ns->nparts--;
+}
+
 /* A hash namespace's removal: its slots are dealt to the others first, then the table is
  * written with the record's delete (ops[0]) and the config (floor) in its switch transaction
  * (docs/STORE.md 5). Failed, memory is read again from the store (the sharder dealt already). */
@@ -1472,16 +1488,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     ghosts_keep(ns, p);
     szd_event(ns, "partitions-removed", json_pack("{s:s}", "partition", p->id));
     uint32_t idx = (uint32_t)(p - ns->parts), last = ns->nparts - 1;
-    /* swap-remove: the last partition takes its place, in the map too (no rebuild: removing
-     * partitions one by one from a million must not rebuild a million-entry map each time) */
-    szd_map_remove(&ns->part_map, p->id, idx);
-    if (idx != last) {
-        szd_map_move(&ns->part_map, ns->parts[last].id, last, idx);
-    }
-    szd_history_free(p);
-    free(p->load); /* the slots and the id go with it */
-    ns->parts[idx] = ns->parts[last];
-    ns->nparts--;
+    part_swap_remove(ns, idx);
     if (idx != last && ns->parts[idx].dirty) {
         szd_parts_dirty_push(ns, idx); /* the dirty list names it at its new place */
     }
@@ -2685,18 +2692,14 @@ out:
 
 /* ---- the slot table's pages (docs/STORE.md 5) ------------------------------------------ */
 
-/* Remembers key (kv's) for the next table write to delete. */
+/* Remembers key (len bytes, borrowed) for the next write to delete. */
 static void slots_stale_add(szd_slot_table *t, const char *key, size_t len)
 {
-    if (t->nstale == t->capstale) {
-        t->capstale = t->capstale ? 2 * t->capstale : 16;
-        t->stale = szd_xrealloc(t->stale, t->capstale * sizeof *t->stale);
-    }
     char *k = strndup(key, len);
     if (!k) {
         szd_oom();
     }
-    t->stale[t->nstale++] = k;
+    szd_slots_stale_take(t, k);
 }
 
 /* A hash namespace's config record read: its "slot_table" (NULL: the old layout, or a
@@ -2773,8 +2776,7 @@ static int line_cmp(const void *a, const void *b)
  * happen (an add cut short), so the committed namespace never had it. */
 static void part_drop_uncommitted(szd_ns *ns, uint32_t idx)
 {
-    szd_part *p = &ns->parts[idx];
-    uint32_t last = ns->nparts - 1;
+    const szd_part *p = &ns->parts[idx];
     char key[SHARDZ_KEY_BUF];
     int len = shardz_key_assign(key, sizeof key, ns->cfg.name, p->id);
     if (len > 0) {
@@ -2784,14 +2786,7 @@ static void part_drop_uncommitted(szd_ns *ns, uint32_t idx)
             "msg=\"partition not in the committed slot table: an unfinished add, dropped\" "
             "ns=%s partition=%s",
             ns->cfg.name, p->id);
-    szd_map_remove(&ns->part_map, p->id, idx);
-    if (idx != last) {
-        szd_map_move(&ns->part_map, ns->parts[last].id, last, idx);
-    }
-    szd_history_free(p);
-    free(p->load); /* the slots and the id go with it */
-    ns->parts[idx] = ns->parts[last];
-    ns->nparts--;
+    part_swap_remove(ns, idx);
 }
 
 /* After the assignments: the committed table's lines resolved to partitions (runs for

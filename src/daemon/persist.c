@@ -164,6 +164,15 @@ static void write_failed(szd_ns *ns, int rc, const char *detail)
 
 /* ---- the hash slot table (docs/STORE.md 5) -------------------------------------------- */
 
+void szd_slots_stale_take(szd_slot_table *t, char *key)
+{
+    if (t->nstale == t->capstale) {
+        t->capstale = t->capstale ? 2 * t->capstale : 16;
+        t->stale = szd_xrealloc(t->stale, t->capstale * sizeof *t->stale);
+    }
+    t->stale[t->nstale++] = key;
+}
+
 void szd_ns_slots_changed(szd_ns *ns)
 {
     if (ns->slots) {
@@ -383,12 +392,8 @@ static void slots_cleanup(szd_ns *ns, slot_plan *pl)
         szd_log(ns->d, SZD_WARN,
                 "msg=\"old slot table pages not deleted\" ns=%s keys=%zu err=%s detail=\"%s\"",
                 ns->cfg.name, pl->nfreed, shardz_err_name(rc), detail);
-        for (size_t i = 0; i < pl->nfreed; i++) { /* the next table write tries again */
-            if (t->nstale == t->capstale) {
-                t->capstale = t->capstale ? 2 * t->capstale : 16;
-                t->stale = szd_xrealloc(t->stale, t->capstale * sizeof *t->stale);
-            }
-            t->stale[t->nstale++] = pl->freed[i];
+        for (size_t i = 0; i < pl->nfreed; i++) { /* the next write tries again */
+            szd_slots_stale_take(t, pl->freed[i]);
             pl->freed[i] = NULL;
         }
     }
@@ -427,11 +432,7 @@ int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, 
         szd_slot_table *t = ns->slots;
         t->epoch_max = pl.epoch > t->epoch_max ? pl.epoch : t->epoch_max;
         for (size_t i = 0; i < pl.nwritten; i++) {
-            if (t->nstale == t->capstale) {
-                t->capstale = t->capstale ? 2 * t->capstale : 16;
-                t->stale = szd_xrealloc(t->stale, t->capstale * sizeof *t->stale);
-            }
-            t->stale[t->nstale++] = pl.written[i];
+            szd_slots_stale_take(t, pl.written[i]);
             pl.written[i] = NULL;
         }
     }

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import urllib.request
 
-from harness import Daemon, Etcd, HTTPError, run, wait_for
+from harness import Daemon, Etcd, HTTPError, error_of, run, wait_for
 
 BIN = sys.argv[1]
 TTL = 2000
@@ -198,14 +198,6 @@ def test_old_layout_loads_and_converts():
         etcd.stop()
 
 
-def error_status(fn):
-    try:
-        fn()
-    except HTTPError as e:
-        return e.status, e.body["code"]
-    raise AssertionError("the call succeeded")
-
-
 def test_failed_write_reads_whole_table():
     """SQLite: an add and a removal whose writes fail (SHARDZ_TEST_STORE_FAIL) get no 2xx, and
     the namespace read again from the store (szd_ns_reload) has the whole committed table, not
@@ -220,10 +212,10 @@ def test_failed_write_reads_whole_table():
         before = table(d, "h")
         victim = before[0][2]
         open(fail, "w").close()
-        st, code = error_status(lambda: d.call("POST", "/v1/namespaces/h/partitions",
+        st, code = error_of(lambda: d.call("POST", "/v1/namespaces/h/partitions",
                                                {"ids": ["x1", "x2", "x3"]}))
         assert st >= 500 and code == "EIO", (st, code)
-        st, code = error_status(lambda: d.call("DELETE", f"/v1/namespaces/h/partitions/{victim}"))
+        st, code = error_of(lambda: d.call("DELETE", f"/v1/namespaces/h/partitions/{victim}"))
         assert st >= 500 and code == "EIO", (st, code)
         os.remove(fail)
         wait_for(lambda: log_has(d, "namespace read again after a failed write"), 10,
