@@ -238,6 +238,50 @@ def test_failed_write_reads_whole_table():
         d.stop()
 
 
+def test_follower_and_new_leader_read_the_table():
+    """Two coordinators on etcd: the follower's cache (loaded again at every change of a hash
+    namespace) shows the leader's table after adds and a removal, and once the leader is
+    killed, the follower takes over with the same table (restored once, not dealt again)."""
+    etcd = Etcd().start()
+    ds = [Daemon(BIN, extra=["--store", etcd.url(), "--id", f"c{i}", "--lease-ttl", str(TTL)])
+          for i in range(2)]
+    for d in ds:
+        d.start()
+    try:
+        def leader():
+            acting = [d for d in ds if d.proc.poll() is None
+                      and d.call("GET", "/v1/status", timeout=5)[1]["acting"]]
+            return acting[0] if len(acting) == 1 else None
+        lead = wait_for(leader, 20, what="a leader")
+        other = ds[1] if lead is ds[0] else ds[0]
+        lead.call("POST", "/v1/namespaces", {"name": "h", "sharder": "hash", "slots": 65536,
+                                             "partitions": 300})
+        for k in range(3):
+            lead.call("POST", "/v1/namespaces/h/partitions",
+                      {"ids": [f"a{k}-{i}" for i in range(40)]})
+        lead.call("DELETE", "/v1/namespaces/h/partitions/a0-0")
+        want = table(lead, "h")
+
+        def same():
+            try:
+                return table(other, "h") == want
+            except (OSError, HTTPError, AssertionError, KeyError):
+                return False
+        wait_for(same, 15, what="the follower's cache with the leader's table")
+        lead.kill9()
+        wait_for(lambda: leader() is other, 20, what="the follower leading")
+        assert table(other, "h") == want
+        assert not log_has(other, "slot table not restored"), other.tail()
+        # the new leader changes the table on its own
+        other.call("POST", "/v1/namespaces/h/partitions", {"ids": ["b1", "b2"]})
+        assert whole_add(want, table(other, "h"), ["b1", "b2"]) is None
+    finally:
+        for d in ds:
+            if d.proc and d.proc.poll() is None:
+                d.stop()
+        etcd.stop()
+
+
 if __name__ == "__main__":
     run([test_add_killed_between_pieces, test_old_layout_loads_and_converts,
-         test_failed_write_reads_whole_table])
+         test_failed_write_reads_whole_table, test_follower_and_new_leader_read_the_table])
