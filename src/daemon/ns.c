@@ -2515,9 +2515,11 @@ static void parse_slots(szd_ns *ns, szd_part *p, const szd_rec_part *rec, const 
 }
 
 /* Loaded partitions wait here to be registered with the sharder together: a registration
- * costs a pass over the nodes a call, so one call per LOAD_BATCH partitions, not per
- * partition (with 1,000 nodes, a million calls were a billion steps). */
-#define LOAD_BATCH 256
+ * costs a pass over the nodes a call (with 1,000 nodes, a million calls were a billion
+ * steps), and in a hash namespace a deal of the slots to the new partitions (a million
+ * partitions in calls of 256 spent 35 s there at a restart, for a table restored afterwards),
+ * so one call per LOAD_BATCH partitions (3 MB of specs, allocated once per load). */
+#define LOAD_BATCH 16384
 typedef struct {
     szd_ns *ns; /* the namespace of the partitions waiting */
     shardz_partition_spec spec[LOAD_BATCH];
