@@ -546,6 +546,7 @@ typedef struct szd_fwd {
     struct evhttp_connection *conn;
     struct evhttp_request *orig; /* NULL once answered or the client went away */
     bool done;
+    bool lost; /* failed after the connection was made: the leader may have applied it */
 } fwd_ctx;
 
 /* Frees the finished forwards (every one when all). */
@@ -585,8 +586,16 @@ static void on_forwarded(struct evhttp_request *resp, void *arg)
             szd_conn_set_closecb(f->d, c, NULL, NULL);
         }
         int code = resp ? evhttp_request_get_response_code(resp) : 0;
-        if (code == 0) {
-            szd_reply_error(f->orig, SHARDZ_ENOTLEADER, "the leader %s at %s did not answer; retry",
+        if (code == 0 && f->lost) {
+            /* it reached the leader, which did not answer: the outcome is unknown, so not
+             * ENOTLEADER ("nothing changed", which clients retry elsewhere at once) */
+            szd_reply_error(f->orig, SHARDZ_ETIMEDOUT,
+                            "the leader %s at %s took the request and did not answer within %d s: "
+                            "it may or may not have applied it; read the state before retrying",
+                            f->d->ha.leader_id, f->d->ha.leader_addr, HA_FORWARD_TIMEOUT_S);
+        } else if (code == 0) {
+            szd_reply_error(f->orig, SHARDZ_ENOTLEADER,
+                            "the leader %s at %s could not be reached; nothing changed, retry",
                             f->d->ha.leader_id, f->d->ha.leader_addr);
         } else {
             struct evkeyvalq *in = evhttp_request_get_input_headers(resp);
@@ -604,6 +613,15 @@ static void on_forwarded(struct evhttp_request *resp, void *arg)
         f->orig = NULL;
     }
     f->done = true;
+}
+
+/* libevent calls this when a request fails once its connection was made (a timeout, the
+ * connection closed), not when the connection could not be made at all. */
+static void on_forward_error(enum evhttp_request_error err, void *arg)
+{
+    (void)err;
+    fwd_ctx *f = arg;
+    f->lost = true;
 }
 
 void szd_ha_forward(szd *d, struct evhttp_request *req)
@@ -640,6 +658,7 @@ void szd_ha_forward(szd *d, struct evhttp_request *req)
     f->d = d;
     f->orig = req;
     f->conn = conn;
+    evhttp_request_set_error_cb(out, on_forward_error);
     evhttp_connection_set_timeout(conn, HA_FORWARD_TIMEOUT_S);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
     for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next) {

@@ -563,9 +563,43 @@ def test_strict_keeps_serving_through_failover():
         stop_all(ds, ws, etcd)
 
 
+def test_forward_lost_is_not_nothing_changed():
+    """Issue 15: a write a follower forwarded to the leader, which took it and did not answer
+    (SIGSTOPped), may have been applied: the follower answers 504 ETIMEDOUT (outcome unknown),
+    not 503 ENOTLEADER, which says nothing changed and which the client libraries retry on
+    another coordinator at once. The control, so the two can be told apart: a forward to a
+    leader that cannot be reached at all (SIGKILLed: connection refused) is 503 ENOTLEADER."""
+    etcd = Etcd().start()
+    ds = coordinators(etcd, 2)
+    try:
+        a = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
+        b = [d for d in ds if d is not a][0]
+        a.proc.send_signal(signal.SIGSTOP)
+        t0 = time.time()
+        try:
+            b.call("POST", "/v1/namespaces", dict(name="lost", partitions=1), timeout=30)
+            raise AssertionError("a write to a stopped leader was acknowledged")
+        except HTTPError as e:
+            assert e.status == 504 and e.body["code"] == "ETIMEDOUT", (e.status, e.body)
+            assert "may or may not have applied it" in e.body["message"], e.body
+        assert time.time() - t0 < 25
+        a.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: the_leader(ds) is b, timeout=TTL / 1000 + 10, what="b leading")
+        b.proc.kill()  # SIGKILL: its port refuses connections; a still names it leader
+        b.proc.wait()
+        try:
+            a.call("POST", "/v1/namespaces", dict(name="refused", partitions=1), timeout=30)
+            raise AssertionError("a write to a dead leader was acknowledged")
+        except HTTPError as e:
+            assert e.status == 503 and e.body["code"] == "ENOTLEADER", (e.status, e.body)
+    finally:
+        stop_all(ds, etcd=etcd)
+
+
 if __name__ == "__main__":
     run([
         test_unreachable_at_start, test_election_status_and_forwarding,
         test_kill_leader_failover, test_held_loop_keeps_the_lease, test_sigstop_leader_steps_down, test_etcd_member_killed,
         test_etcd_lost_and_back, test_corrupt_records_skipped, test_split_resumed_by_new_leader,
-        test_deposed_leader_fenced_by_term, test_strict_keeps_serving_through_failover])
+        test_deposed_leader_fenced_by_term, test_strict_keeps_serving_through_failover,
+        test_forward_lost_is_not_nothing_changed])
