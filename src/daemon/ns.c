@@ -166,15 +166,10 @@ void szd_runs_free(szd_runs *runs)
 }
 
 /* A partition's slot runs [[lo, hi), ...] in a hash namespace: from the table (a binary
- * search), or with none given, from one pass over the slots. */
-static json_t *slot_runs_json(const szd_ns *ns, const szd_runs *runs, const char *id)
+ * search). */
+static json_t *slot_runs_json(const szd_runs *runs, const char *id)
 {
     json_t *arr = json_array();
-    szd_runs own = {0};
-    if (!runs) {
-        (void)szd_runs_load(ns, &own);
-        runs = &own;
-    }
     size_t lo = 0, hi = runs->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -188,7 +183,6 @@ static json_t *slot_runs_json(const szd_ns *ns, const szd_runs *runs, const char
         json_array_append_new(
             arr, json_pack("[I, I]", (json_int_t)runs->r[k].lo, (json_int_t)runs->r[k].hi));
     }
-    szd_runs_free(&own);
     return arr;
 }
 
@@ -273,7 +267,6 @@ typedef struct szd_ghost {
     uint64_t gen;
 } szd_ghost;
 
-static void mark_all_parts_if_hash(szd_ns *ns);
 static void ghosts_restore(szd_ns *ns, szd_part *p);
 static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out);
 static int ns_rebalance(szd_ns *ns);
@@ -1275,7 +1268,7 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
     for (size_t i = 0; i < n && ns->nghosts > 0; i++) {
         ghosts_restore(ns, &ns->parts[ns->nparts - n + i]);
     }
-    mark_all_parts_if_hash(ns); /* slots moved between partitions */
+    szd_ns_slots_changed(ns); /* hash: slots moved between partitions (written as pages) */
     /* placed before the write, so that a new partition's first record already names its
      * owners: one write of each, not two (the pass pushes them once it is durable) */
     if (ns_rebalance(ns) != 0) {
@@ -1291,13 +1284,6 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
 out:
     free_ids(ids, n);
     return rc;
-}
-
-/* The slots moved between partitions: the table is written with the next write, as pages of
- * its own (no partition record holds slots: docs/STORE.md 5). */
-static void mark_all_parts_if_hash(szd_ns *ns)
-{
-    szd_ns_slots_changed(ns);
 }
 
 /* Node n may have to drop its replica of p: looked at when it answers (or its lease ends). */
@@ -1585,7 +1571,7 @@ json_t *szd_state_json(const szd_ns *ns)
         json_object_set_new(pj, "id", json_string(ns->parts[i].id));
         json_object_del(pj, "partition");
         if (hash) {
-            json_object_set_new(pj, "slots", slot_runs_json(ns, &runs, ns->parts[i].id));
+            json_object_set_new(pj, "slots", slot_runs_json(&runs, ns->parts[i].id));
         }
         json_array_append_new(parts, pj);
     }
