@@ -196,6 +196,9 @@ typedef struct szd_slot_table {
     char **stale;        /* keys the next write deletes after its switch: pages of no committed
                           * epoch, records of partitions the committed table lacks (owned) */
     size_t nstale, capstale;
+    char **retired; /* the pages the last switch replaced: deleted with the next switch, so
+                     * that a follower loading across one switch still finds them (owned) */
+    size_t nretired;
     /* while loading (ns.c): the committed pages' lines (ids point into the pages read),
      * then the runs resolved to partition indices, for restore_slots */
     szd_slot_line *lines;

@@ -286,6 +286,10 @@ static void slot_table_free(szd_slot_table *t)
         free(t->stale[i]);
     }
     free(t->stale);
+    for (size_t i = 0; i < t->nretired; i++) {
+        free(t->retired[i]);
+    }
+    free(t->retired);
     free(t->lines);
     free(t->runs);
     free(t);

@@ -164,13 +164,11 @@ static void write_failed(szd_ns *ns, int rc, const char *detail)
 
 /* ---- the hash slot table (docs/STORE.md 5) -------------------------------------------- */
 
+static void keys_add(char ***list, size_t *n, size_t *cap, char *key);
+
 void szd_slots_stale_take(szd_slot_table *t, char *key)
 {
-    if (t->nstale == t->capstale) {
-        t->capstale = t->capstale ? 2 * t->capstale : 16;
-        t->stale = szd_xrealloc(t->stale, t->capstale * sizeof *t->stale);
-    }
-    t->stale[t->nstale++] = key;
+    keys_add(&t->stale, &t->nstale, &t->capstale, key);
 }
 
 void szd_ns_slots_changed(szd_ns *ns)
@@ -206,6 +204,8 @@ typedef struct {
     size_t nwritten;
     char **freed; /* keys to delete after the switch (owned) */
     size_t nfreed, capfreed;
+    char **replaced; /* keys of the committed pages the switch replaces (owned) */
+    size_t nreplaced, capreplaced;
     bool changed; /* a page written or dropped, or the first manifest: a switch is due */
 } slot_plan;
 
@@ -221,19 +221,34 @@ static void plan_free(slot_plan *pl)
         free(pl->freed[i]);
     }
     free(pl->freed);
+    for (size_t i = 0; i < pl->nreplaced; i++) {
+        free(pl->replaced[i]);
+    }
+    free(pl->replaced);
     *pl = (slot_plan){0};
 }
 
-static void plan_free_key(slot_plan *pl, char *key)
+/* Appends key (taken; NULL: out of memory) to a list of keys. */
+static void keys_add(char ***list, size_t *n, size_t *cap, char *key)
 {
     if (!key) {
         szd_oom();
     }
-    if (pl->nfreed == pl->capfreed) {
-        pl->capfreed = pl->capfreed ? 2 * pl->capfreed : 64;
-        pl->freed = szd_xrealloc(pl->freed, pl->capfreed * sizeof *pl->freed);
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        *list = szd_xrealloc(*list, *cap * sizeof **list);
     }
-    pl->freed[pl->nfreed++] = key;
+    (*list)[(*n)++] = key;
+}
+
+static void plan_free_key(slot_plan *pl, char *key)
+{
+    keys_add(&pl->freed, &pl->nfreed, &pl->capfreed, key);
+}
+
+static void plan_replaced_key(slot_plan *pl, char *key)
+{
+    keys_add(&pl->replaced, &pl->nreplaced, &pl->capreplaced, key);
 }
 
 /* Whether a stale key may still be deleted: not the record of a partition that exists now
@@ -296,11 +311,11 @@ static int slots_plan(szd_ns *ns, szd_batch *b, slot_plan *pl)
         pl->written[pl->nwritten++] = copy;
         rc = szd_batch_put(b, key, text);
         if (rc == 0 && k < t->m.npages) {
-            plan_free_key(pl, slots_key(ns, t->m.epoch[k], k));
+            plan_replaced_key(pl, slots_key(ns, t->m.epoch[k], k));
         }
     }
     for (uint32_t k = np; rc == 0 && k < t->m.npages; k++) {
-        plan_free_key(pl, slots_key(ns, t->m.epoch[k], k));
+        plan_replaced_key(pl, slots_key(ns, t->m.epoch[k], k));
         pl->changed = true;
     }
     pl->changed = pl->changed || t->m.page_slots == 0 || np != t->m.npages;
@@ -365,8 +380,10 @@ static int switch_write(szd_ns *ns, const shardz_op *with, size_t n_with,
     return rc;
 }
 
-/* After the switch: the replaced pages and stale keys deleted. A failure leaves them for the
- * next table write (nothing reads them: they are no committed epoch's). */
+/* After the switch: the pages the switch before it replaced and the stale keys deleted (this
+ * switch's replaced pages stay until the next one: a follower that read the config before
+ * this switch may still be reading them). A failure leaves them for the next write (nothing
+ * reads them: they are no committed epoch's). */
 static void slots_cleanup(szd_ns *ns, slot_plan *pl)
 {
     szd_slot_table *t = ns->slots;
@@ -460,6 +477,14 @@ int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, 
                 t->epoch_max = pl.epoch > t->epoch_max ? pl.epoch : t->epoch_max;
             }
             t->dirty = false;
+            for (size_t i = 0; i < t->nretired; i++) {
+                plan_free_key(&pl, t->retired[i]);
+            }
+            free(t->retired);
+            t->retired = pl.replaced; /* deleted with the next switch (or a restart) */
+            t->nretired = pl.nreplaced;
+            pl.replaced = NULL;
+            pl.nreplaced = 0;
             slots_cleanup(ns, &pl);
         } else if (ns->slots && ns->slots->nstale > 0) {
             /* stale keys a load found (an unfinished write's): deleted with the first write */

@@ -111,10 +111,11 @@ def test_add_killed_between_pieces():
         assert status == 201
         outcomes = []
         # kill after 1 piece (the new pages half written), after 6, after 12 (every page and
-        # record written, the switch not), after 13 (switched, old pages not deleted yet),
-        # after 15 (half of them deleted); then no kill at all
+        # record written, the switch not), after 13 (switched, nothing deleted yet); then an
+        # add not killed (its switch leaves 512 replaced pages to delete with the next one),
+        # an add killed after 15 (amid those deletes), and a last add not killed
         step = 0
-        for n in (1, 6, 12, 13, 15, 0):
+        for n in (1, 6, 12, 13, 0, 15, 0):
             ids = [f"q{step}-{i:04d}" for i in range(1000)]
             before = table(d, "h")
             if n:
