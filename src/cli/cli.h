@@ -59,6 +59,8 @@ typedef enum {
     F_AT,
     F_ZONE,
     F_REASON,
+    F_DRY_RUN,
+    F_TRANSFER,
     F_NFLAGS
 } cli_flag_id;
 
@@ -193,6 +195,9 @@ const char *cli_field(const json_t *obj, const char *key, char *buf, size_t len)
 void cli_print_fields(const json_t *obj, const char *const *skip);
 /* Milliseconds as "850ms", "12.3s", "4m05s", "2h03m". */
 const char *cli_fmt_ms(long long ms, char *buf, size_t len);
+/* A table of moves (PARTITION SLOT FROM TO REASON; with_flight adds the states, generation and
+ * age of a move in flight) from a moves array (cmd_task.c). */
+void cli_print_moves(const json_t *moves, bool with_flight);
 /* A replica table (SLOT NODE ADDRESS ROLE STATE GENERATION MOVING_TO) from a replicas array. */
 void cli_print_replicas(const json_t *replicas);
 
@@ -206,6 +211,7 @@ int cmd_ns_create(cli *c);
 int cmd_ns_list(cli *c);
 int cmd_ns_show(cli *c);
 int cmd_ns_delete(cli *c);
+int cmd_ns_set(cli *c);
 int cmd_node_list(cli *c);
 int cmd_node_show(cli *c);
 int cmd_node_drain(cli *c);

@@ -1,6 +1,7 @@
-/* shardzctl namespace create|list|show|delete (docs/PROTOCOL.md section 3). create checks every
- * flag against the protocol's ranges and builds the config before anything is sent; the
- * cross-field rules (dead_after_ms > ping_interval_ms, ...) are left to the coordinator. */
+/* shardzctl namespace create|list|show|set|delete (docs/PROTOCOL.md section 3). create checks
+ * every flag against the protocol's ranges and builds the config before anything is sent; the
+ * cross-field rules (dead_after_ms > ping_interval_ms, ...) are left to the coordinator, as
+ * set's fields are (it sends them as a PATCH, section 3.1). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,6 +154,9 @@ static int create_body(cli *c, const char *name, json_t **out)
     }
     if (rc == 0) {
         rc = add_int(c, body, F_LEASE, "lease_ms", 11, MS_MAX);
+    }
+    if (rc == 0) {
+        rc = add_int(c, body, F_TRANSFER, "transfer_timeout_ms", 0, 3600000);
     }
     if (rc != 0) {
         goto fail;
@@ -317,6 +321,91 @@ int cmd_ns_delete(cli *c)
     if (rc == 0 && r != NULL) {
         printf("namespace %s deleted\n", name);
     }
+    json_decref(r);
+    return rc;
+}
+
+/* One FIELD=VALUE of namespace set into patch: the VALUE as JSON, else as a string. */
+static int set_field(cli *c, const char *arg, json_t *patch)
+{
+    const char *eq = strchr(arg, '=');
+    char field[64];
+    size_t n = eq != NULL ? (size_t)(eq - arg) : 0;
+
+    if (n == 0 || n >= sizeof field || strspn(arg, "abcdefghijklmnopqrstuvwxyz_") != n) {
+        return cli_usage_error(c, "'%s' is not FIELD=VALUE (a field name of [a-z_])", arg);
+    }
+    memcpy(field, arg, n);
+    field[n] = '\0';
+    if (json_object_get(patch, field) != NULL) {
+        return cli_usage_error(c, "field '%s' is given twice", field);
+    }
+    json_t *v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+    if (v == NULL) {
+        v = json_string(eq + 1); /* not JSON: a string (the coordinator checks its type) */
+    }
+    if (v == NULL) {
+        return cli_usage_error(c, "field '%s': the value is not valid UTF-8", field);
+    }
+    json_object_set_new(patch, field, v);
+    return 0;
+}
+
+int cmd_ns_set(cli *c)
+{
+    const char *name = NULL;
+    int first = 0;
+    bool dry = false;
+    char path[160], buf[32];
+    json_t *patch = json_object(), *r = NULL;
+    int rc = 0;
+
+    if (c->nargs > 0 && strchr(c->args[0], '=') == NULL) {
+        first = 1; /* NAME given */
+        rc = target_ns(c, &name);
+    } else {
+        int nargs = c->nargs;
+        c->nargs = 0; /* no NAME: target_ns takes -n (or says it is missing) */
+        rc = target_ns(c, &name);
+        c->nargs = nargs;
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    if (first >= c->nargs) {
+        rc = cli_usage_error(c, "give at least one FIELD=VALUE");
+        goto out;
+    }
+    for (int i = first; i < c->nargs && rc == 0; i++) {
+        rc = set_field(c, c->args[i], patch);
+    }
+    if (rc == 0) {
+        rc = cli_flag_bool(c, F_DRY_RUN, &dry);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    snprintf(path, sizeof path, "/v1/namespaces/%s%s", name, dry ? "?dry_run=true" : "");
+    rc = cli_call_show(c, "PATCH", path, patch, &r);
+    if (rc != 0 || r == NULL) {
+        goto out;
+    }
+    const json_t *moves = json_object_get(r, "moves");
+    if (dry) {
+        printf("dry run: nothing changed. The config would be:\n");
+        cli_print_fields(json_object_get(r, "config"), NULL);
+    } else {
+        static const char *const skip[] = {"moves", NULL};
+        cli_print_fields(r, skip);
+    }
+    if (json_array_size(moves) > 0) {
+        printf("\n");
+        cli_print_moves(moves, false);
+    }
+    printf("\n%zu moves %s, at revision %s\n", json_array_size(moves),
+           dry ? "it would make" : "started", cli_field(r, "revision", buf, sizeof buf));
+out:
+    json_decref(patch);
     json_decref(r);
     return rc;
 }

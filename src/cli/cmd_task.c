@@ -6,8 +6,7 @@
 
 #include "cli/cli.h"
 
-/* A table of moves; with_flight adds the states, generation and age of a move in flight. */
-static void print_moves(const json_t *moves, bool with_flight)
+void cli_print_moves(const json_t *moves, bool with_flight)
 {
     static const char *const head[] = {"PARTITION",  "SLOT",     "FROM",       "TO", "REASON",
                                        "FROM_STATE", "TO_STATE", "GENERATION", "AGE"};
@@ -68,7 +67,7 @@ static int call_moves(cli *c, const char *method, const char *what, json_t **r, 
     }
     *n = json_array_size(json_object_get(*r, "moves"));
     if (*n > 0) {
-        print_moves(json_object_get(*r, "moves"), false);
+        cli_print_moves(json_object_get(*r, "moves"), false);
         printf("\n");
     }
     return 0;
@@ -134,7 +133,7 @@ int cmd_task_list(cli *c)
     if (json_array_size(json_object_get(r, "moves")) == 0) {
         printf("no moves in flight (revision %s)\n", cli_field(r, "revision", rev, sizeof rev));
     } else {
-        print_moves(json_object_get(r, "moves"), true);
+        cli_print_moves(json_object_get(r, "moves"), true);
     }
     json_decref(r);
     return 0;

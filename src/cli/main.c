@@ -28,7 +28,11 @@ static void print_flag(FILE *f, int id)
         snprintf(head, sizeof head, "    --%s%s%s", fl->name, fl->metavar != NULL ? " " : "",
                  fl->metavar != NULL ? fl->metavar : "");
     }
-    fprintf(f, "  %-*s%s\n", FLAG_COL, head, fl->help);
+    if (strlen(head) >= FLAG_COL) { /* a long flag: its help on the next line */
+        fprintf(f, "  %s\n  %*s%s\n", head, FLAG_COL, "", fl->help);
+    } else {
+        fprintf(f, "  %-*s%s\n", FLAG_COL, head, fl->help);
+    }
 }
 
 static void print_global_flags(FILE *f)

@@ -47,10 +47,15 @@ const cli_flag cli_flags[F_NFLAGS] = {
     [F_ZONE] = {"zone", 0, true, "ZONE", "drain every node of this zone instead of one node"},
     [F_REASON] = {"reason", 0, true, "TEXT",
                   "why: shown with the node, in events and on the dashboard (at most 200 bytes)"},
+    [F_TRANSFER] = {"transfer-timeout-ms", 0, true, "MS",
+                    "state transfer: how long routing waits for a new owner not ready yet, "
+                    "0-3600000 (default 30000)"},
+    [F_DRY_RUN] = {"dry-run", 0, false, NULL,
+                   "show the config and the moves the change would make; nothing changes"},
 };
 
 const cli_group cli_groups[] = {
-    {"namespace", {"ns", "namespaces", NULL}, "create, list, show and delete namespaces"},
+    {"namespace", {"ns", "namespaces", NULL}, "create, list, show, change and delete namespaces"},
     {"node", {"nodes", NULL, NULL}, "list, show, drain and undrain nodes; may they stop now?"},
     {"partition", {"partitions", "part", NULL}, "list, show and move partitions"},
     {"task", {"tasks", "moves", NULL}, "the moves in flight: list, show, cancel"},
@@ -59,8 +64,8 @@ const cli_group cli_groups[] = {
 const size_t cli_ngroups = sizeof cli_groups / sizeof cli_groups[0];
 
 static const int no_flags[] = {-1};
-static const int create_flags[] = {F_SHARDER, F_REPLICAS, F_ROLES, F_CONSISTENCY, F_PING, F_DEAD,
-                                   F_LEASE,   F_DIMS,     F_PARTS, F_SLOTS,       -1};
+static const int create_flags[] = {F_SHARDER, F_REPLICAS, F_ROLES, F_CONSISTENCY, F_PING,  F_DEAD,
+                                   F_LEASE,   F_TRANSFER, F_DIMS,  F_PARTS,       F_SLOTS, -1};
 static const int move_flags[] = {F_SLOT, F_TO, -1};
 static const int slot_flags[] = {F_SLOT, -1};
 static const int events_flags[] = {F_SINCE, F_LIMIT, F_FOLLOW, F_INTERVAL, -1};
@@ -68,6 +73,7 @@ static const int watch_flags[] = {F_COUNT, -1};
 static const int balancer_flags[] = {F_BALANCER, -1};
 static const int at_flags[] = {F_AT, -1};
 static const int drain_flags[] = {F_ZONE, F_REASON, -1};
+static const int set_flags[] = {F_DRY_RUN, -1};
 
 const cli_cmd cli_cmds[] = {
     {"namespace", "create", "NAME", 1, 1, false, create_flags, cmd_ns_create, "create a namespace",
@@ -75,6 +81,14 @@ const cli_cmd cli_cmds[] = {
     {"namespace", "list", "", 0, 0, false, no_flags, cmd_ns_list, "list the namespaces", NULL},
     {"namespace", "show", "[NAME]", 0, 1, false, no_flags, cmd_ns_show,
      "show a namespace's config and health", "NAME defaults to -n/--namespace."},
+    {"namespace", "set", "[NAME] FIELD=VALUE...", 1, CLI_MAX_ARGS, false, set_flags, cmd_ns_set,
+     "change a namespace's live configuration (PATCH)",
+     "Fields as the API names them (docs/PROTOCOL.md section 3.1): replicas, ping_interval_ms,\n"
+     "dead_after_ms, lease_ms, load_tau_ms, balance (a JSON object, replaced whole),\n"
+     "min_available, max_moves_in_flight, frozen, startup_grace_ms, min_nodes,\n"
+     "transfer_timeout_ms. A VALUE is read\n"
+     "as JSON (3, true, {\"band\":0.1}) and otherwise taken as a string. NAME defaults to\n"
+     "-n/--namespace. A lower replicas empties slots through the drain gate; --dry-run first."},
     {"namespace", "delete", "[NAME]", 0, 1, false, no_flags, cmd_ns_delete,
      "delete a namespace (its workers are told to delete everything)",
      "NAME defaults to -n/--namespace."},

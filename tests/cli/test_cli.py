@@ -72,7 +72,8 @@ def revisions(d):
 
 # ---- usage: exit 2, nothing sent ----------------------------------------------------------
 
-COMMANDS = ["namespace create", "namespace list", "namespace show", "namespace delete",
+COMMANDS = ["namespace create", "namespace list", "namespace show", "namespace set",
+            "namespace delete",
             "node list", "node show", "node drain", "node undrain", "node stoppable",
             "partition list", "partition show", "partition move", "partition history", "where", "plan", "rebalance", "task list",
             "task show", "task cancel", "events", "watch", "status", "completion"]
@@ -215,6 +216,40 @@ def test_namespace_commands():
         assert "ENOENT" in fails(d, 1, "namespace", "delete", "kv")
         assert js(d, "namespace", "list") == {"namespaces": []}
         assert "ENOENT" in fails(d, 1, "-n", "kv", "node", "list")
+    finally:
+        d.stop()
+
+
+def test_namespace_set():
+    """shardzctl namespace set: FIELD=VALUE pairs (JSON values, else strings) sent as one PATCH;
+    --dry-run shows the config it would have and changes nothing; --transfer-timeout-ms at
+    create. Bad syntax is a usage error (exit 2, nothing sent); a field the API refuses is its
+    EINVAL (exit 1), and nothing changes."""
+    d = Daemon(SHARDZD).start()
+    try:
+        ok(d, "namespace", "create", "kv", "--replicas", "2", "--partitions", "4",
+           "--transfer-timeout-ms", "5000", *STEADY)
+        assert js(d, "namespace", "show", "kv")["transfer_timeout_ms"] == 5000
+        out = ok(d, "namespace", "set", "kv", "frozen=true", "min_available=1",
+                 "transfer_timeout_ms=0")
+        assert re.search(r"^frozen: +true$", out, re.M), out
+        ns = js(d, "namespace", "show", "kv")
+        assert (ns["frozen"], ns["min_available"], ns["transfer_timeout_ms"]) == (True, 1, 0), ns
+        before = revisions(d)
+        out = ok(d, "-n", "kv", "namespace", "set", "replicas=3", "--dry-run")
+        assert out.startswith("dry run: nothing changed"), out
+        assert re.search(r"^replicas: +3$", out, re.M), out
+        assert js(d, "namespace", "show", "kv")["replicas"] == 2 and revisions(d) == before
+        got = js(d, "namespace", "set", "kv", 'balance={"band": 0.2}')
+        assert got["balance"]["band"] == 0.2, got
+        before = revisions(d)
+        assert "EINVAL" in fails(d, 1, "namespace", "set", "kv", "sharder=hash")
+        assert "EINVAL" in fails(d, 1, "namespace", "set", "kv", "replicas=many")
+        assert "not FIELD=VALUE" in fails(d, 2, "namespace", "set", "kv", "frozen")
+        assert "twice" in fails(d, 2, "namespace", "set", "kv", "frozen=true", "frozen=false")
+        assert "FIELD=VALUE" in fails(d, 2, "namespace", "set", "kv")
+        assert revisions(d) == before
+        assert js(d, "namespace", "show", "kv")["frozen"] is True
     finally:
         d.stop()
 
@@ -547,5 +582,6 @@ def test_maintenance_commands():
 
 
 run([test_help_and_usage_errors, test_unreachable_and_secret, test_namespace_commands,
+     test_namespace_set,
      test_nodes_partitions_where, test_operator_commands, test_tasks_in_flight_and_cancel,
      test_watch_and_follow, test_completion, test_range_commands, test_maintenance_commands])

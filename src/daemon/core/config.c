@@ -297,7 +297,7 @@ int szd_ns_config_patch(const szd_ns_config *cur, json_t *cur_json, json_t *patc
     static const char *const live[] = {
         "replicas",    "ping_interval_ms", "dead_after_ms", "lease_ms",
         "load_tau_ms", "balance",          "min_available", "max_moves_in_flight",
-        "frozen",      "startup_grace_ms", "min_nodes"};
+        "frozen",      "startup_grace_ms", "min_nodes",     "transfer_timeout_ms"};
     static const char *const timings[] = {"ping_interval_ms", "dead_after_ms", "lease_ms"};
     if (!json_is_object(patch) || json_object_size(patch) == 0) {
         snprintf(err, errlen, "the body must be an object of the fields to change");
@@ -314,7 +314,8 @@ int szd_ns_config_patch(const szd_ns_config *cur, json_t *cur_json, json_t *patc
         if (i == sizeof live / sizeof live[0]) {
             snprintf(err, errlen,
                      "field '%s' cannot be changed (live: replicas, timings, balance, "
-                     "min_available, max_moves_in_flight, frozen, startup_grace_ms, min_nodes)",
+                     "min_available, max_moves_in_flight, frozen, startup_grace_ms, min_nodes, "
+                     "transfer_timeout_ms)",
                      k);
             return SHARDZ_EINVAL;
         }
