@@ -542,6 +542,8 @@ int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, 
 /* The hash slot table changed in memory (partitions added or removed, a table dealt again):
  * the next write of ns writes it. */
 void szd_ns_slots_changed(szd_ns *ns);
+/* Frees a slot table (persist.c); accepts NULL. */
+void szd_slot_table_free(szd_slot_table *t);
 /* Adds key (taken: malloc'd) to the keys the next write of the namespace deletes. */
 void szd_slots_stale_take(szd_slot_table *t, char *key);
 /* Writes n's record (n borrowed: read only; it need not be in ns yet) alone and waits: 0, or

@@ -275,26 +275,6 @@ static void maybe_balance(szd_ns *ns);
 static int32_t idx_of(const szd_ns *ns, const szd_node *n);
 static void on_work(evutil_socket_t fd, short what, void *arg);
 
-static void slot_table_free(szd_slot_table *t)
-{
-    if (!t) {
-        return;
-    }
-    szd_slot_manifest_free(&t->m);
-    free(t->hash);
-    for (size_t i = 0; i < t->nstale; i++) {
-        free(t->stale[i]);
-    }
-    free(t->stale);
-    for (size_t i = 0; i < t->nretired; i++) {
-        free(t->retired[i]);
-    }
-    free(t->retired);
-    free(t->lines);
-    free(t->runs);
-    free(t);
-}
-
 static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
 {
     szd_ns *ns = calloc(1, sizeof *ns);
@@ -382,7 +362,7 @@ void szd_ns_free(szd_ns *ns)
     shardz_sharder_free(ns->sh);
     szd_range_free(ns);
     json_decref(ns->restore);
-    slot_table_free(ns->slots);
+    szd_slot_table_free(ns->slots);
     for (uint32_t i = 0; ns->events && i < SZD_EVENTS; i++) {
         json_decref(ns->events[i]);
     }

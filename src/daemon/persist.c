@@ -166,6 +166,29 @@ static void write_failed(szd_ns *ns, int rc, const char *detail)
 
 static void keys_add(char ***list, size_t *n, size_t *cap, char *key);
 
+/* Frees a list of n keys and the list. */
+static void keys_free(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(list[i]);
+    }
+    free(list);
+}
+
+void szd_slot_table_free(szd_slot_table *t)
+{
+    if (!t) {
+        return;
+    }
+    szd_slot_manifest_free(&t->m);
+    free(t->hash);
+    keys_free(t->stale, t->nstale);
+    keys_free(t->retired, t->nretired);
+    free(t->lines);
+    free(t->runs);
+    free(t);
+}
+
 void szd_slots_stale_take(szd_slot_table *t, char *key)
 {
     keys_add(&t->stale, &t->nstale, &t->capstale, key);
@@ -213,18 +236,9 @@ static void plan_free(slot_plan *pl)
 {
     szd_slot_manifest_free(&pl->m);
     free(pl->hash);
-    for (size_t i = 0; i < pl->nwritten; i++) {
-        free(pl->written[i]);
-    }
-    free(pl->written);
-    for (size_t i = 0; i < pl->nfreed; i++) {
-        free(pl->freed[i]);
-    }
-    free(pl->freed);
-    for (size_t i = 0; i < pl->nreplaced; i++) {
-        free(pl->replaced[i]);
-    }
-    free(pl->replaced);
+    keys_free(pl->written, pl->nwritten);
+    keys_free(pl->freed, pl->nfreed);
+    keys_free(pl->replaced, pl->nreplaced);
     *pl = (slot_plan){0};
 }
 
