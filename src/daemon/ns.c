@@ -2779,7 +2779,9 @@ static void slots_settle(szd_ns *ns)
     }
     uint8_t *named = t->broken ? NULL : szd_xcalloc(ns->nparts ? ns->nparts : 1, 1);
     t->runs = szd_xmalloc((t->nlines ? t->nlines : 1) * sizeof *t->runs);
-    qsort(t->lines, t->nlines, sizeof *t->lines, line_cmp);
+    if (t->nlines > 1) { /* (none: an empty table, no line array) */
+        qsort(t->lines, t->nlines, sizeof *t->lines, line_cmp);
+    }
     for (size_t i = 0; named && i < t->nlines; i++) {
         char id[SHARDZ_MAX_ID + 1];
         memcpy(id, t->lines[i].id, t->lines[i].id_len);

@@ -239,6 +239,33 @@ def test_failed_write_reads_whole_table():
         d.stop()
 
 
+def test_empty_table_restarts():
+    """SQLite: a hash namespace without partitions (an empty table, a manifest of no pages)
+    restarts, takes partitions, loses them all and restarts again."""
+    d = Daemon(BIN).start()
+    try:
+        d.call("POST", "/v1/namespaces", {"name": "e", "sharder": "hash", "slots": 256,
+                                          "partitions": 0})
+        d.stop()
+        d = Daemon(BIN, data=d.data).start()
+        status, _ = d.call("POST", "/v1/namespaces/e/partitions", {"ids": ["a", "b", "c"]})
+        assert status == 201
+        full = table(d, "e")
+        d.stop()
+        d = Daemon(BIN, data=d.data).start()
+        assert table(d, "e") == full
+        for pid in ("a", "b", "c"):
+            status, _ = d.call("DELETE", f"/v1/namespaces/e/partitions/{pid}")
+            assert 200 <= status < 300
+        d.stop()
+        d = Daemon(BIN, data=d.data).start()
+        _, st = d.call("GET", "/v1/namespaces/e/state")
+        assert st["partitions"] == [], st["partitions"]
+        assert not log_has(d, "slot table not restored"), d.tail()
+    finally:
+        d.stop()
+
+
 def test_follower_and_new_leader_read_the_table():
     """Two coordinators on etcd: the follower's cache (loaded again at every change of a hash
     namespace) shows the leader's table after adds and a removal, and once the leader is
@@ -285,4 +312,5 @@ def test_follower_and_new_leader_read_the_table():
 
 if __name__ == "__main__":
     run([test_add_killed_between_pieces, test_old_layout_loads_and_converts,
-         test_failed_write_reads_whole_table, test_follower_and_new_leader_read_the_table])
+         test_failed_write_reads_whole_table, test_empty_table_restarts,
+         test_follower_and_new_leader_read_the_table])
