@@ -6,7 +6,8 @@
 # a million partitions", restart). With NODES, that many nodes are registered first, so the
 # records name owners; KEEP=1 keeps the data directory and logs. With OTHER binaries (another
 # tree's shardzd), each restarts on the same data directory in turn after SHARDZD, ROUNDS times
-# (default 1), for figures side by side. Usage:
+# (default 1), for figures side by side. SHARDER=hash makes it a hash namespace of SLOTS slots
+# (default 1,048,576), whose slot table is restored at the restart. Usage:
 # bench/daemon/restart.sh SHARDZD [PARTITIONS] [NODES] [OTHER...]
 set -euo pipefail
 bin=$1
@@ -30,15 +31,19 @@ echo "cores online: $(nproc)"
 "$bin" --listen "127.0.0.1:$port" --data "$dir/data" --log-level warn 2>"$dir/first.log" &
 pid=$!
 wait_ready
+kind=""
+if [ "${SHARDER:-}" = hash ]; then
+    kind=",\"sharder\":\"hash\",\"slots\":${SLOTS:-1048576}"
+fi
 if [ "$nodes" -eq 0 ]; then
     curl -sf -X POST "http://127.0.0.1:$port/v1/namespaces" --max-time 900 -o /dev/null \
-        -d "{\"name\":\"big\",\"replicas\":3,\"partitions\":$parts}" \
+        -d "{\"name\":\"big\",\"replicas\":3,\"partitions\":$parts$kind}" \
         -w "create $parts partitions x 3: %{http_code} in %{time_total} s\n"
 else
     # NODES registered first (nothing listens at their addresses: the pings fail, so the
     # failure detector is slowed down to keep them alive while the partitions are placed)
     curl -sf -X POST "http://127.0.0.1:$port/v1/namespaces" -o /dev/null -d \
-        '{"name":"big","replicas":3,"partitions":0,"ping_interval_ms":60000,"dead_after_ms":3000000}'
+        "{\"name\":\"big\",\"replicas\":3,\"partitions\":0,\"ping_interval_ms\":60000,\"dead_after_ms\":3000000$kind}"
     python3 - "$port" "$nodes" <<'PY'
 import json, sys, urllib.request
 port, n = sys.argv[1], int(sys.argv[2])

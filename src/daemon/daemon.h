@@ -18,6 +18,7 @@
 #include "daemon/core/map.h"
 #include "daemon/core/node_spec.h"
 #include "daemon/core/slot.h"
+#include "daemon/core/slot_page.h"
 #include "daemon/log.h"
 #include "shardz/placement.h"
 #include "shardz/store.h"
@@ -183,6 +184,33 @@ typedef struct szd_waiter {
     struct event *eof; /* the client's socket readable: it may have gone away */
 } szd_waiter;
 
+/* A hash namespace's slot table as the store has it (docs/STORE.md 5): persist.c writes it,
+ * ns.c's loader reads it. Event-loop thread. */
+typedef struct szd_slot_table {
+    szd_slot_manifest m; /* the committed manifest (m.page_slots 0: none yet, a namespace not
+                          * yet written or a store of the old layout: the next write writes
+                          * the whole table) */
+    uint64_t *hash;      /* m.npages entries: each committed page's text hash (owned) */
+    uint64_t epoch_max;  /* the highest epoch seen in the store or written: the next is above */
+    bool dirty;          /* memory's table may differ from the committed one */
+    char **stale;        /* keys the next write deletes after its switch: pages of no committed
+                          * epoch, records of partitions the committed table lacks (owned) */
+    size_t nstale, capstale;
+    char **retired; /* the pages the last switch replaced: deleted with the next switch, so
+                     * that a follower loading across one switch still finds them (owned) */
+    size_t nretired;
+    /* while loading (ns.c): the committed pages' lines (ids point into the pages read),
+     * then the runs resolved to partition indices, for restore_slots */
+    szd_slot_line *lines;
+    size_t nlines, caplines;
+    bool loading;        /* its config was read: slots_settle is due after the assignments */
+    bool restore_due;    /* settled: restore_slots puts the runs back */
+    uint32_t pages_read; /* committed pages found */
+    bool broken;         /* a committed page missing or unreadable: the table is dealt again */
+    szd_slot_run *runs;
+    size_t nruns;
+} szd_slot_table;
+
 typedef struct szd_ns {
     struct szd *d;
     uint64_t key; /* unique in this process: names it to the health lane */
@@ -213,14 +241,17 @@ typedef struct szd_ns {
     uint64_t moves_started, moves_done;
     uint64_t moves_by_reason[SHARDZ_REASON__COUNT];
     bool deleted;
-    json_t *restore;            /* while loading: hash slot runs [partition index, lo, hi] */
-    json_t **events;            /* ring of SZD_EVENTS, oldest overwritten (owned) */
-    uint64_t event_seq;         /* the next event's sequence number (the first is 1) */
-    szd_hist move_hist;         /* move durations, start to done */
-    szd_hist handoff_hist;      /* moves from start to routing switched to the new owner */
-    szd_idset transfers;        /* partitions with a slot waiting for a not-ready owner */
-    uint64_t transfer_timeouts; /* routing switched to a not-ready owner at the timeout */
-    szd_hist ping_hist;         /* ping round trips (as the health lane measured them) */
+    json_t *restore;              /* while loading: hash slot runs [partition index, lo, hi] from
+                                   * records of the old layout (hash_slots) */
+    struct szd_slot_table *slots; /* hash namespaces: the slot table as the store has it
+                                   * (persist.c, ns.c's loader), owned; NULL for other kinds */
+    json_t **events;              /* ring of SZD_EVENTS, oldest overwritten (owned) */
+    uint64_t event_seq;           /* the next event's sequence number (the first is 1) */
+    szd_hist move_hist;           /* move durations, start to done */
+    szd_hist handoff_hist;        /* moves from start to routing switched to the new owner */
+    szd_idset transfers;          /* partitions with a slot waiting for a not-ready owner */
+    uint64_t transfer_timeouts;   /* routing switched to a not-ready owner at the timeout */
+    szd_hist ping_hist;           /* ping round trips (as the health lane measured them) */
     uint64_t pings_failed;
     uint64_t load_samples, load_rejected;
     int64_t stats_flushed_ms; /* statistics are written every few seconds, not per sample */
@@ -392,9 +423,8 @@ typedef struct {
 } szd_runs;
 int szd_runs_load(const szd_ns *ns, szd_runs *out);
 void szd_runs_free(szd_runs *runs);
-/* A partition's store record as JSON text (the caller's, free it); runs may be NULL (computed
- * for this one). */
-char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *runs);
+/* A partition's store record as JSON text (the caller's, free it). */
+char *szd_part_record_text(const szd_ns *ns, const szd_part *p);
 /* A new partition placed on the nodes serving `like` (range splits and merges). */
 int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like);
 /* What the core's slot and range task machines read of the namespace: its mode and its nodes'
@@ -500,6 +530,22 @@ void szd_push_drop(szd_ns *ns, szd_pushes *p);
 /* Writes every dirty record (and the config when `config`) and waits: 0 or the store's error
  * (err gets a detail; records stay dirty). *revision (may be NULL): the store's after it. */
 int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *revision);
+/* The same, with the slot table when it changed (szd_ns_slots_changed) written atomically
+ * (docs/STORE.md 5): the changed pages of a new epoch and the dirty records first, then one
+ * transaction of `with` (n_with operations, borrowed: e.g. a removed partition's delete) and
+ * the config record switched to the new epoch, then the old epoch's pages deleted. With a
+ * changed table or `with` the config record is always written. A failure before the switch
+ * commits leaves the store's table as it was; one whose outcome is unknown sets ns->reload.
+ * 0 or the store's error (err as above). */
+int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, char *err,
+                 size_t errlen, int64_t *revision);
+/* The hash slot table changed in memory (partitions added or removed, a table dealt again):
+ * the next write of ns writes it. */
+void szd_ns_slots_changed(szd_ns *ns);
+/* Frees a slot table (persist.c); accepts NULL. */
+void szd_slot_table_free(szd_slot_table *t);
+/* Adds key (taken: malloc'd) to the keys the next write of the namespace deletes. */
+void szd_slots_stale_take(szd_slot_table *t, char *key);
 /* Writes n's record (n borrowed: read only; it need not be in ns yet) alone and waits: 0, or
  * the store's error with a detail in err (errlen bytes). Nothing else is marked or changed. */
 int szd_ns_write_node(szd_ns *ns, const szd_node *n, char *err, size_t errlen);

@@ -123,6 +123,9 @@ json_t *szd_ns_config_record(const szd_ns *ns)
 {
     json_t *j = szd_ns_config_json(ns);
     json_object_set_new(j, "generation_floor", json_integer((json_int_t)ns->gen_floor));
+    if (ns->slots && ns->slots->m.page_slots > 0) { /* the committed slot table (persist.c) */
+        json_object_set_new(j, "slot_table", szd_slot_manifest_json(&ns->slots->m));
+    }
     return j;
 }
 
@@ -163,15 +166,10 @@ void szd_runs_free(szd_runs *runs)
 }
 
 /* A partition's slot runs [[lo, hi), ...] in a hash namespace: from the table (a binary
- * search), or with none given, from one pass over the slots. */
-static json_t *slot_runs_json(const szd_ns *ns, const szd_runs *runs, const char *id)
+ * search). */
+static json_t *slot_runs_json(const szd_runs *runs, const char *id)
 {
     json_t *arr = json_array();
-    szd_runs own = {0};
-    if (!runs) {
-        (void)szd_runs_load(ns, &own);
-        runs = &own;
-    }
     size_t lo = 0, hi = runs->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -185,15 +183,14 @@ static json_t *slot_runs_json(const szd_ns *ns, const szd_runs *runs, const char
         json_array_append_new(
             arr, json_pack("[I, I]", (json_int_t)runs->r[k].lo, (json_int_t)runs->r[k].hi));
     }
-    szd_runs_free(&own);
     return arr;
 }
 
 /* Written by hand, not through a jansson tree: a million of these follow a bulk add. Ids are
  * plain ([A-Za-z0-9._:-], checked on the way in) and need no escaping; fields at their default
  * (no previous owner, reason "new") are left out, as the loader (parse_slots) reads them. The
- * hash slot runs and range bounds, when the sharder has them, go through jansson. */
-char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *runs)
+ * move history and range bounds, when it has them, go through jansson. */
+char *szd_part_record_text(const szd_ns *ns, const szd_part *p)
 {
     szd_sbuf b = {0};
     szd_sb_printf(&b, "{\"id\":\"%s\",\"slots\":[", p->id);
@@ -217,10 +214,7 @@ char *szd_part_record_text(const szd_ns *ns, const szd_part *p, const szd_runs *
         szd_sb_str(&b, "}");
     }
     szd_sb_str(&b, "]");
-    json_t *extra = json_object();
-    if (strcmp(ns->cfg.sharder, "hash") == 0) {
-        json_object_set_new(extra, "hash_slots", slot_runs_json(ns, runs, p->id));
-    }
+    json_t *extra = json_object(); /* no hash slots: the table has keys of its own (STORE.md 5) */
     if (p->history) {
         json_object_set_new(extra, "history", szd_history_json(p));
     }
@@ -273,7 +267,6 @@ typedef struct szd_ghost {
     uint64_t gen;
 } szd_ghost;
 
-static void mark_all_parts_if_hash(szd_ns *ns);
 static void ghosts_restore(szd_ns *ns, szd_part *p);
 static void slot_applied(szd_ns *ns, szd_part *p, unsigned s, const szd_slot_out *out);
 static int ns_rebalance(szd_ns *ns);
@@ -307,6 +300,12 @@ static szd_ns *ns_new(szd *d, const szd_ns_config *cfg)
         goto err;
     }
     ns->event_seq = 1;
+    if (strcmp(cfg->sharder, "hash") == 0) {
+        ns->slots = calloc(1, sizeof *ns->slots);
+        if (!ns->slots) {
+            goto err;
+        }
+    }
     szd_live_start_grace(ns); /* a create, or a coordinator's start: the first placement waits */
     ns->tick = event_new(d->base, -1, EV_PERSIST, on_tick, ns);
     ns->work = event_new(d->base, -1, 0, on_work, ns);
@@ -363,6 +362,7 @@ void szd_ns_free(szd_ns *ns)
     shardz_sharder_free(ns->sh);
     szd_range_free(ns);
     json_decref(ns->restore);
+    szd_slot_table_free(ns->slots);
     for (uint32_t i = 0; ns->events && i < SZD_EVENTS; i++) {
         json_decref(ns->events[i]);
     }
@@ -1252,7 +1252,7 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
     for (size_t i = 0; i < n && ns->nghosts > 0; i++) {
         ghosts_restore(ns, &ns->parts[ns->nparts - n + i]);
     }
-    mark_all_parts_if_hash(ns); /* slots moved between partitions */
+    szd_ns_slots_changed(ns); /* hash: slots moved between partitions (written as pages) */
     /* placed before the write, so that a new partition's first record already names its
      * owners: one write of each, not two (the pass pushes them once it is durable) */
     if (ns_rebalance(ns) != 0) {
@@ -1268,17 +1268,6 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
 out:
     free_ids(ids, n);
     return rc;
-}
-
-static void mark_all_parts_if_hash(szd_ns *ns)
-{
-    if (strcmp(ns->cfg.sharder, "hash") != 0) {
-        return;
-    }
-    for (uint32_t i = 0; i < ns->nparts; i++) {
-        ns->parts[i].dirty = true;
-    }
-    szd_parts_dirty_all(ns);
 }
 
 /* Node n may have to drop its replica of p: looked at when it answers (or its lease ends). */
@@ -1375,6 +1364,44 @@ static void ghosts_restore(szd_ns *ns, szd_part *p)
     }
 }
 
+/* Frees partition idx; the last partition takes its place, in the map too (no rebuild:
+ * removing partitions one by one from a million must not rebuild a million-entry map). */
+static void part_swap_remove(szd_ns *ns, uint32_t idx)
+{
+    szd_part *p = &ns->parts[idx];
+    uint32_t last = ns->nparts - 1;
+    szd_map_remove(&ns->part_map, p->id, idx);
+    if (idx != last) {
+        szd_map_move(&ns->part_map, ns->parts[last].id, last, idx);
+    }
+    szd_history_free(p);
+    free(p->load); /* the slots and the id go with it */
+    ns->parts[idx] = ns->parts[last];
+    ns->nparts--;
+}
+
+/* A hash namespace's removal: its slots are dealt to the others first, then the table is
+ * written with the record's delete (ops[0]) and the config (floor) in its switch transaction
+ * (docs/STORE.md 5). Failed, memory is read again from the store (the sharder dealt already). */
+static int remove_with_slots(szd_ns *ns, const char *id, const shardz_op *ops, uint64_t floor,
+                             char *detail, size_t dlen)
+{
+    int rc = shardz_sharder_unregister_partitions(ns->sh, &id, 1);
+    if (rc) {
+        snprintf(detail, dlen, "%s", shardz_strerror(rc));
+        return rc;
+    }
+    szd_ns_slots_changed(ns);
+    uint64_t old_floor = ns->gen_floor;
+    ns->gen_floor = floor;
+    rc = szd_ns_write(ns, false, ops, 1, detail, dlen, NULL);
+    ns->gen_floor = old_floor;
+    if (rc) {
+        ns->reload = true;
+    }
+    return rc;
+}
+
 int szd_part_remove(szd_ns *ns, szd_part *p)
 {
     char key[SHARDZ_KEY_BUF];
@@ -1409,8 +1436,10 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     /* the store first: a removal that did not reach it changes nothing */
     shardz_op ops[2] = {{SHARDZ_OP_DELETE, key, (size_t)len, NULL, 0, 0},
                         {SHARDZ_OP_PUT, ckey, (size_t)clen, cfg, strlen(cfg), 0}};
-    char detail[256];
-    int rc = szd_store_txn(ns->d, ops, floor > old_floor ? 2 : 1, detail, sizeof detail);
+    char detail[256] = "";
+    int rc = ns->slots
+                 ? remove_with_slots(ns, id, ops, floor, detail, sizeof detail)
+                 : szd_store_txn(ns->d, ops, floor > old_floor ? 2 : 1, detail, sizeof detail);
     free(cfg);
     if (rc) {
         szd_log(ns->d, SZD_ERROR, "msg=\"store delete failed\" key=%s err=%s detail=\"%s\"", key,
@@ -1418,7 +1447,7 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
         return rc;
     }
     ns->gen_floor = floor;
-    rc = shardz_sharder_unregister_partitions(ns->sh, &id, 1);
+    rc = ns->slots ? 0 : shardz_sharder_unregister_partitions(ns->sh, &id, 1);
     if (rc && !(rc == SHARDZ_ENOENT && szd_is_range(ns))) { /* a range task unregistered it */
         return rc;
     }
@@ -1429,21 +1458,11 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     ghosts_keep(ns, p);
     szd_event(ns, "partitions-removed", json_pack("{s:s}", "partition", p->id));
     uint32_t idx = (uint32_t)(p - ns->parts), last = ns->nparts - 1;
-    /* swap-remove: the last partition takes its place, in the map too (no rebuild: removing
-     * partitions one by one from a million must not rebuild a million-entry map each time) */
-    szd_map_remove(&ns->part_map, p->id, idx);
-    if (idx != last) {
-        szd_map_move(&ns->part_map, ns->parts[last].id, last, idx);
-    }
-    szd_history_free(p);
-    free(p->load); /* the slots and the id go with it */
-    ns->parts[idx] = ns->parts[last];
-    ns->nparts--;
+    part_swap_remove(ns, idx);
     if (idx != last && ns->parts[idx].dirty) {
         szd_parts_dirty_push(ns, idx); /* the dirty list names it at its new place */
     }
-    mark_all_parts_if_hash(ns);
-    ns->want_rebalance = true;
+    ns->want_rebalance = true; /* (hash: the table was written with the delete) */
     szd_ns_changed(ns);
     return rc;
 }
@@ -1536,7 +1555,7 @@ json_t *szd_state_json(const szd_ns *ns)
         json_object_set_new(pj, "id", json_string(ns->parts[i].id));
         json_object_del(pj, "partition");
         if (hash) {
-            json_object_set_new(pj, "slots", slot_runs_json(ns, &runs, ns->parts[i].id));
+            json_object_set_new(pj, "slots", slot_runs_json(&runs, ns->parts[i].id));
         }
         json_array_append_new(parts, pj);
     }
@@ -2466,9 +2485,11 @@ static void parse_slots(szd_ns *ns, szd_part *p, const szd_rec_part *rec, const 
 }
 
 /* Loaded partitions wait here to be registered with the sharder together: a registration
- * costs a pass over the nodes a call, so one call per LOAD_BATCH partitions, not per
- * partition (with 1,000 nodes, a million calls were a billion steps). */
-#define LOAD_BATCH 256
+ * costs a pass over the nodes a call (with 1,000 nodes, a million calls were a billion
+ * steps), and in a hash namespace a deal of the slots to the new partitions (a million
+ * partitions in calls of 256 spent 35 s there at a restart, for a table restored afterwards),
+ * so one call per LOAD_BATCH partitions (3 MB of specs, allocated once per load). */
+#define LOAD_BATCH 16384
 typedef struct {
     szd_ns *ns; /* the namespace of the partitions waiting */
     shardz_partition_spec spec[LOAD_BATCH];
@@ -2528,7 +2549,9 @@ static int load_part(szd_ns *ns, const szd_rec_part *rec, json_t *j, load_batch 
         szd_log(ns->d, SZD_WARN, "msg=\"malformed move history dropped\" ns=%s partition=%s",
                 ns->cfg.name, p->id);
     }
-    json_t *runs = j ? json_object_get(j, "hash_slots") : NULL;
+    /* the old layout's slot runs, read only while the config names no slot table (STORE.md 5) */
+    json_t *runs =
+        j && ns->slots && ns->slots->m.page_slots == 0 ? json_object_get(j, "hash_slots") : NULL;
     if (rc == 0 && json_is_array(runs)) {
         if (!ns->restore) {
             ns->restore = json_array();
@@ -2639,10 +2662,238 @@ out:
     return rc;
 }
 
+/* ---- the slot table's pages (docs/STORE.md 5) ------------------------------------------ */
+
+/* Remembers key (len bytes, borrowed) for the next write to delete. */
+static void slots_stale_add(szd_slot_table *t, const char *key, size_t len)
+{
+    char *k = strndup(key, len);
+    if (!k) {
+        szd_oom();
+    }
+    szd_slots_stale_take(t, k);
+}
+
+/* A hash namespace's config record read: its "slot_table" (NULL: the old layout, or a
+ * namespace never written) says which pages make its committed table. */
+static void slots_manifest_load(szd_ns *ns, const json_t *table)
+{
+    szd_slot_table *t = ns->slots;
+    uint32_t nslots = 0;
+    if (!t || !table) {
+        return;
+    }
+    (void)shardz_sharder_slot_count(ns->sh, &nslots);
+    int rc = szd_slot_manifest_parse(table, nslots, &t->m);
+    if (rc) {
+        /* unreadable: no page is trusted, the table is dealt again (and written anew) */
+        szd_log(ns->d, SZD_WARN, "msg=\"slot table manifest unreadable\" ns=%s err=%s",
+                ns->cfg.name, shardz_err_name(rc));
+        t->m = (szd_slot_manifest){.page_slots = szd_slot_page_slots(nslots)};
+        t->broken = true;
+        t->loading = true;
+        return;
+    }
+    t->loading = true;
+    t->hash = szd_xcalloc(t->m.npages ? t->m.npages : 1, sizeof *t->hash);
+    for (uint32_t k = 0; k < t->m.npages; k++) {
+        t->epoch_max = t->m.epoch[k] > t->epoch_max ? t->m.epoch[k] : t->epoch_max;
+    }
+}
+
+/* One page key read: a page of the committed table is parsed (its lines kept until
+ * slots_settle), any other is stale (an unfinished write's, or a replaced epoch's whose
+ * delete did not happen) and deleted by the next table write. */
+static void slots_page_load(szd *d, const shardz_key_parts *kp, const shardz_kv *kv)
+{
+    szd_ns *ns = szd_ns_find(d, kp->ns);
+    szd_slot_table *t = ns ? ns->slots : NULL;
+    if (!t) {
+        szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
+                (int)kv->key_len, kv->key, shardz_err_name(SHARDZ_ENOENT));
+        return;
+    }
+    t->epoch_max = kp->epoch > t->epoch_max ? kp->epoch : t->epoch_max;
+    if (t->m.page_slots == 0 || t->broken || kp->page >= t->m.npages ||
+        t->m.epoch[kp->page] != kp->epoch) {
+        slots_stale_add(t, kv->key, kv->key_len);
+        return;
+    }
+    uint32_t w = t->m.page_slots, lo = kp->page * w;
+    if (t->caplines - t->nlines < w) {
+        t->caplines = t->caplines + w > 2 * t->caplines ? t->caplines + w : 2 * t->caplines;
+        t->lines = szd_xrealloc(t->lines, t->caplines * sizeof *t->lines);
+    }
+    size_t n = 0;
+    int rc = szd_slot_page_parse(kv->value, kv->value_len, lo, lo + w, t->lines + t->nlines, w, &n);
+    if (rc) {
+        szd_log(d, SZD_WARN, "msg=\"slot table page unreadable\" key=\"%.*s\" err=%s",
+                (int)kv->key_len, kv->key, shardz_err_name(rc));
+        t->broken = true;
+        return;
+    }
+    /* pages come in key order (epochs as text), not by number: put this one in place */
+    t->nlines += n;
+    t->hash[kp->page] = szd_slot_page_hash(kv->value, kv->value_len);
+    t->pages_read++;
+}
+
+static int line_cmp(const void *a, const void *b)
+{
+    const szd_slot_line *x = a, *y = b;
+    return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* A partition dropped at load: its record was written ahead of a table switch that did not
+ * happen (an add cut short), so the committed namespace never had it. */
+static void part_drop_uncommitted(szd_ns *ns, uint32_t idx)
+{
+    const szd_part *p = &ns->parts[idx];
+    char key[SHARDZ_KEY_BUF];
+    int len = shardz_key_assign(key, sizeof key, ns->cfg.name, p->id);
+    if (len > 0) {
+        slots_stale_add(ns->slots, key, (size_t)len);
+    }
+    szd_log(ns->d, SZD_WARN,
+            "msg=\"partition not in the committed slot table: an unfinished add, dropped\" "
+            "ns=%s partition=%s",
+            ns->cfg.name, p->id);
+    part_swap_remove(ns, idx);
+}
+
+/* After the assignments: the committed table's lines resolved to partitions (runs for
+ * restore_slots), and the partitions it does not name dropped. A table that is incomplete or
+ * names an unknown partition is not trusted: nothing is dropped, the slots are dealt again. */
+static void slots_settle(szd_ns *ns)
+{
+    szd_slot_table *t = ns->slots;
+    if (!t || !t->loading) {
+        return; /* not a hash namespace, the old layout, or settled already */
+    }
+    t->loading = false;
+    t->restore_due = true;
+    if (!t->broken && t->pages_read != t->m.npages) {
+        szd_log(ns->d, SZD_WARN, "msg=\"slot table pages missing\" ns=%s found=%u of=%u",
+                ns->cfg.name, t->pages_read, t->m.npages);
+        t->broken = true;
+    }
+    uint8_t *named = t->broken ? NULL : szd_xcalloc(ns->nparts ? ns->nparts : 1, 1);
+    t->runs = szd_xmalloc((t->nlines ? t->nlines : 1) * sizeof *t->runs);
+    if (t->nlines > 1) { /* (none: an empty table, no line array) */
+        qsort(t->lines, t->nlines, sizeof *t->lines, line_cmp);
+    }
+    for (size_t i = 0; named && i < t->nlines; i++) {
+        char id[SHARDZ_MAX_ID + 1];
+        memcpy(id, t->lines[i].id, t->lines[i].id_len);
+        id[t->lines[i].id_len] = '\0';
+        szd_part *p = szd_part_find(ns, id);
+        if (!p) {
+            szd_log(ns->d, SZD_WARN,
+                    "msg=\"slot table names an unknown partition\" ns=%s partition=%s",
+                    ns->cfg.name, id);
+            t->broken = true;
+            break;
+        }
+        uint32_t pi = (uint32_t)(p - ns->parts);
+        named[pi] = 1;
+        t->runs[t->nruns++] = (szd_slot_run){t->lines[i].lo, t->lines[i].hi, pi};
+    }
+    free(t->lines);
+    t->lines = NULL;
+    t->nlines = t->caplines = 0;
+    if (t->broken) {
+        free(named);
+        t->nruns = 0;
+        return;
+    }
+    /* drop from the highest index down: a swap-remove then never moves one still to drop */
+    uint32_t *drop = szd_xmalloc((ns->nparts ? ns->nparts : 1) * sizeof *drop);
+    const char **ids = szd_xmalloc((ns->nparts ? ns->nparts : 1) * sizeof *ids);
+    uint32_t ndrop = 0;
+    for (uint32_t i = 0; i < ns->nparts; i++) {
+        if (!named[i]) {
+            ids[ndrop] = ns->parts[i].id;
+            drop[ndrop++] = i;
+        }
+    }
+    if (ndrop > 0 && shardz_sharder_unregister_partitions(ns->sh, ids, ndrop) != 0) {
+        ndrop = 0; /* cannot happen (they were registered): kept, and the table dealt again */
+        t->broken = true;
+    }
+    /* a run's partition index moves with a swap-remove: where[first index] = index now, and
+     * at[index now] = first index */
+    uint32_t n0 = ns->nparts ? ns->nparts : 1;
+    uint32_t *where = szd_xmalloc(n0 * sizeof *where), *at = szd_xmalloc(n0 * sizeof *at);
+    for (uint32_t i = 0; i < ns->nparts; i++) {
+        where[i] = at[i] = i;
+    }
+    for (uint32_t k = ndrop; k-- > 0;) {
+        uint32_t idx = drop[k], last = ns->nparts - 1;
+        where[at[last]] = idx; /* the partition at `last` now sits at idx */
+        at[idx] = at[last];
+        part_drop_uncommitted(ns, idx);
+    }
+    for (size_t i = 0; i < t->nruns; i++) {
+        t->runs[i].part = where[t->runs[i].part];
+    }
+    t->nruns = szd_slot_runs_merge(t->runs, t->nruns);
+    free(at);
+    free(where);
+    free(ids);
+    free(drop);
+    free(named);
+}
+
+/* The committed table put back (slots_settle resolved it), or, when it could not be, the
+ * slots as the sharder dealt them, written as a new table with the next write. */
+static void restore_slot_pages(szd_ns *ns)
+{
+    szd_slot_table *t = ns->slots;
+    if (!t->restore_due) {
+        return; /* restored already (a follower's namespaces at a takeover) */
+    }
+    t->restore_due = false;
+    int rc = t->broken ? SHARDZ_EINVAL : 0;
+    shardz_slot_range *r = NULL;
+    if (rc == 0 && t->nruns > 0) {
+        r = szd_xmalloc(t->nruns * sizeof *r);
+        for (size_t i = 0; i < t->nruns; i++) {
+            r[i] = (shardz_slot_range){ns->parts[t->runs[i].part].id, t->runs[i].lo, t->runs[i].hi};
+        }
+        rc = shardz_sharder_restore_slots(ns->sh, r, t->nruns);
+    } else if (rc == 0 && ns->nparts > 0) {
+        rc = SHARDZ_EINVAL; /* partitions, but an empty table */
+    }
+    if (rc) {
+        szd_log(ns->d, SZD_WARN, "msg=\"slot table not restored, slots re-dealt\" ns=%s err=%s",
+                ns->cfg.name, shardz_err_name(rc));
+        szd_ns_slots_changed(ns);
+        /* no page is trusted: the next write writes every page */
+        for (uint32_t k = 0; k < t->m.npages; k++) {
+            t->hash[k] = 0;
+        }
+        t->broken = false;
+    }
+    free(r);
+    free(t->runs);
+    t->runs = NULL;
+    t->nruns = 0;
+    json_decref(ns->restore); /* old-layout runs in records are not read with a manifest */
+    ns->restore = NULL;
+}
+
 /* Hash namespaces: put back the slot table the partitions had (registering them again in
  * store order would deal slots differently when partitions had come and gone). */
 static void restore_slots(szd_ns *ns)
 {
+    szd_slot_table *t = ns->slots;
+    if (t && t->m.page_slots > 0) { /* the new layout: the committed table's pages */
+        restore_slot_pages(ns);
+        return;
+    }
+    if (t) {
+        szd_ns_slots_changed(ns); /* the old layout: written as pages with the next write */
+    }
     if (!ns->restore) {
         return;
     }
@@ -2662,6 +2913,11 @@ static void restore_slots(szd_ns *ns)
     if (rc) {
         szd_log(ns->d, SZD_WARN, "msg=\"slot table not restored, slots re-dealt\" ns=%s err=%s",
                 ns->cfg.name, shardz_err_name(rc));
+    } else {
+        szd_log(ns->d, SZD_INFO,
+                "msg=\"slot table read from the old layout\" ns=%s runs=%zu (written as pages "
+                "with the next write)",
+                ns->cfg.name, n);
     }
     free(r);
     json_decref(ns->restore);
@@ -2735,6 +2991,10 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
     const shardz_kv *kv = item->kv;
     shardz_key_parts kp;
     (void)shardz_key_parse(kv->key, kv->key_len, &kp); /* it parsed in the first pass */
+    if (item->kind == SHARDZ_KEY_SLOTS) {
+        slots_page_load(d, &kp, kv);
+        return;
+    }
     if (item->kind == SHARDZ_KEY_ASSIGN &&
         szd_rec_part_parse(kv->value, kv->value_len, &lb->rec) == 0) {
         /* the plain form (most records): no JSON tree */
@@ -2754,6 +3014,8 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
         /* what the store alone keeps is not config (szd_ns_config_record) */
         json_int_t floor = json_integer_value(json_object_get(j, "generation_floor"));
         json_object_del(j, "generation_floor");
+        json_t *table = json_incref(json_object_get(j, "slot_table"));
+        json_object_del(j, "slot_table");
         lrc = szd_ns_config_parse(j, &cfg, err, sizeof err);
         szd_ns *ns = NULL;
         if (lrc == 0 && !szd_ns_find(d, cfg.name)) {
@@ -2763,8 +3025,10 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
                 szd_ns_free(ns);
             } else if (ns) {
                 ns->gen_floor = floor > 0 ? (uint64_t)floor : 0;
+                slots_manifest_load(ns, table);
             }
         }
+        json_decref(table);
     } else if (lrc == 0) {
         szd_ns *ns = szd_ns_find(d, kp.ns);
         if (!ns) {
@@ -2814,9 +3078,10 @@ static void reserve_run(szd *d, const load_item *items, size_t n, size_t i)
 static void load_records(szd *d, shardz_range *const *pages)
 {
     /* the keys parsed once, the records then loaded kind by kind: configs, then nodes, then
-     * assignments (they name nodes), then statistics, then tasks */
-    static const shardz_key_kind order[] = {SHARDZ_KEY_CONFIG, SHARDZ_KEY_NODE, SHARDZ_KEY_ASSIGN,
-                                            SHARDZ_KEY_STATS, SHARDZ_KEY_TASK};
+     * the slot table's pages (hash), then assignments (they name nodes; in a hash namespace
+     * only the partitions its committed table names), then statistics, then tasks */
+    static const shardz_key_kind order[] = {SHARDZ_KEY_CONFIG, SHARDZ_KEY_NODE,  SHARDZ_KEY_SLOTS,
+                                            SHARDZ_KEY_ASSIGN, SHARDZ_KEY_STATS, SHARDZ_KEY_TASK};
     size_t total = 0, n = 0;
     for (size_t pi = 0; pages[pi]; pi++) {
         total += pages[pi]->count;
@@ -2850,6 +3115,11 @@ static void load_records(szd *d, shardz_range *const *pages)
         }
         if (lb->ns) { /* every assignment registered before the statistics come */
             load_batch_flush(lb);
+        }
+        if (order[o] == SHARDZ_KEY_ASSIGN) {
+            for (uint32_t i = 0; i < d->nns; i++) {
+                slots_settle(d->ns[i]); /* while the pages read are still in memory */
+            }
         }
     }
     free(lb);

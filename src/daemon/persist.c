@@ -2,7 +2,10 @@
  * turned into batches for the store lane, either waited for (an API reply that must follow a
  * durable write) or queued with the pushes built from the same state (the work pass), which
  * leave only when the lane proves the batch durable. A failed batch marks the records dirty
- * again and drops its pushes; the next pass writes and builds them again. Event-loop thread. */
+ * again and drops its pushes; the next pass writes and builds them again. A hash namespace's
+ * slot table is written here too, atomically on every backend: pages of a new epoch, then one
+ * transaction switching the config record to it, then the old pages deleted (docs/STORE.md 5).
+ * Event-loop thread. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,12 @@ static int put_json(szd_batch *b, shardz_key_kind kind, const szd_ns *ns, const 
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     return szd_batch_put(b, key_of(kind, ns->cfg.name, id), text);
+}
+
+/* The config record's text (taken) as a put. */
+static int put_json_text(szd_batch *b, shardz_key_kind kind, const szd_ns *ns, char *text)
+{
+    return szd_batch_put(b, key_of(kind, ns->cfg.name, NULL), text);
 }
 
 static int idx_cmp(const void *a, const void *b)
@@ -89,7 +98,6 @@ static int collect(szd_ns *ns, bool config, szd_batch **out)
                           szd_node_record(ns, ns->nodes[i]));
         }
     }
-    szd_runs runs = {0};
     const uint32_t *list = NULL;
     size_t nlist = 0;
     if (ns->parts_dirty) {
@@ -100,15 +108,9 @@ static int collect(szd_ns *ns, bool config, szd_batch **out)
         if (i >= ns->nparts || !ns->parts[i].dirty) {
             continue; /* stale: removed, or written since it was named */
         }
-        if (!runs.r) {
-            rc = szd_runs_load(ns, &runs); /* hash: every run in one pass over the slots */
-        }
-        if (rc == 0) {
-            rc = szd_batch_put(b, key_of(SHARDZ_KEY_ASSIGN, ns->cfg.name, ns->parts[i].id),
-                               szd_part_record_text(ns, &ns->parts[i], &runs));
-        }
+        rc = szd_batch_put(b, key_of(SHARDZ_KEY_ASSIGN, ns->cfg.name, ns->parts[i].id),
+                           szd_part_record_text(ns, &ns->parts[i]));
     }
-    szd_runs_free(&runs);
     if (rc) {
         szd_batch_free(b);
         return rc;
@@ -160,10 +162,280 @@ static void write_failed(szd_ns *ns, int rc, const char *detail)
     }
 }
 
-int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *revision)
+/* ---- the hash slot table (docs/STORE.md 5) -------------------------------------------- */
+
+static void keys_add(char ***list, size_t *n, size_t *cap, char *key);
+
+/* Frees a list of n keys and the list. */
+static void keys_free(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(list[i]);
+    }
+    free(list);
+}
+
+void szd_slot_table_free(szd_slot_table *t)
+{
+    if (!t) {
+        return;
+    }
+    szd_slot_manifest_free(&t->m);
+    free(t->hash);
+    keys_free(t->stale, t->nstale);
+    keys_free(t->retired, t->nretired);
+    free(t->lines);
+    free(t->runs);
+    free(t);
+}
+
+void szd_slots_stale_take(szd_slot_table *t, char *key)
+{
+    keys_add(&t->stale, &t->nstale, &t->capstale, key);
+}
+
+void szd_ns_slots_changed(szd_ns *ns)
+{
+    if (ns->slots) {
+        ns->slots->dirty = true;
+    }
+}
+
+/* Whether the next write writes the table: it changed, or the store has none in pages yet (a
+ * namespace being created, or a store of the old layout). */
+static bool slots_due(const szd_ns *ns)
+{
+    return ns->slots && (ns->slots->dirty || ns->slots->m.page_slots == 0);
+}
+
+static char *slots_key(const szd_ns *ns, uint64_t epoch, uint32_t page)
+{
+    char buf[SHARDZ_KEY_BUF];
+    if (shardz_key_slots(buf, sizeof buf, ns->cfg.name, epoch, page) < 0) {
+        return NULL;
+    }
+    return strdup(buf);
+}
+
+/* A table write in the making: the manifest and page hashes the switch commits, the pages it
+ * writes (their keys: stale if it never commits) and the keys it frees. */
+typedef struct {
+    szd_slot_manifest m;
+    uint64_t *hash;
+    uint64_t epoch; /* the epoch of the pages it writes */
+    char **written; /* keys of the pages put (owned) */
+    size_t nwritten;
+    char **freed; /* keys to delete after the switch (owned) */
+    size_t nfreed, capfreed;
+    char **replaced; /* keys of the committed pages the switch replaces (owned) */
+    size_t nreplaced, capreplaced;
+    bool changed; /* a page written or dropped, or the first manifest: a switch is due */
+} slot_plan;
+
+static void plan_free(slot_plan *pl)
+{
+    szd_slot_manifest_free(&pl->m);
+    free(pl->hash);
+    keys_free(pl->written, pl->nwritten);
+    keys_free(pl->freed, pl->nfreed);
+    keys_free(pl->replaced, pl->nreplaced);
+    *pl = (slot_plan){0};
+}
+
+/* Appends key (taken; NULL: out of memory) to a list of keys. */
+static void keys_add(char ***list, size_t *n, size_t *cap, char *key)
+{
+    if (!key) {
+        szd_oom();
+    }
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        *list = szd_xrealloc(*list, *cap * sizeof **list);
+    }
+    (*list)[(*n)++] = key;
+}
+
+static void plan_free_key(slot_plan *pl, char *key)
+{
+    keys_add(&pl->freed, &pl->nfreed, &pl->capfreed, key);
+}
+
+static void plan_replaced_key(slot_plan *pl, char *key)
+{
+    keys_add(&pl->replaced, &pl->nreplaced, &pl->capreplaced, key);
+}
+
+/* Whether a stale key may still be deleted: not the record of a partition that exists now
+ * (one dropped at load as an unfinished add, then added again). */
+static bool stale_still_stale(szd_ns *ns, const char *key)
+{
+    shardz_key_parts kp;
+    if (shardz_key_parse(key, strlen(key), &kp) != 0 || kp.kind != SHARDZ_KEY_ASSIGN) {
+        return true;
+    }
+    return szd_part_find(ns, kp.id) == NULL;
+}
+
+/* The pages of memory's table that differ from the committed ones, put into b under a new
+ * epoch; pl gets the manifest to switch to and the keys the switch frees (the replaced pages,
+ * and the stale keys the load found). */
+static int slots_plan(szd_ns *ns, szd_batch *b, slot_plan *pl)
+{
+    szd_slot_table *t = ns->slots;
+    uint32_t nslots = 0;
+    size_t n = 0;
+    shardz_slot_range *runs = NULL;
+    int rc = shardz_sharder_slot_count(ns->sh, &nslots);
+    if (rc == 0) {
+        rc = shardz_sharder_slot_ranges(ns->sh, NULL, NULL, 0, &n);
+    }
+    if (rc == 0 && n > 0) {
+        runs = szd_xmalloc(n * sizeof *runs);
+        rc = shardz_sharder_slot_ranges(ns->sh, NULL, runs, n, &n); /* in slot order */
+    }
+    uint32_t w = t->m.page_slots ? t->m.page_slots : szd_slot_page_slots(nslots);
+    uint32_t np = rc == 0 && n > 0 ? nslots / w : 0;
+    pl->epoch = t->epoch_max + 1;
+    pl->m = (szd_slot_manifest){
+        .page_slots = w, .npages = np, .epoch = szd_xcalloc(np ? np : 1, sizeof *pl->m.epoch)};
+    pl->hash = szd_xcalloc(np ? np : 1, sizeof *pl->hash);
+    pl->written = szd_xcalloc(np ? np : 1, sizeof *pl->written);
+    size_t first = 0;
+    for (uint32_t k = 0; k < np && rc == 0; k++) {
+        size_t len = 0;
+        char *text = szd_slot_page_text(runs, n, &first, k * w, (k + 1) * w, &len);
+        if (!text) {
+            rc = SHARDZ_EIO; /* the sharder's runs do not cover the slots: a bug, not written */
+            break;
+        }
+        uint64_t h = szd_slot_page_hash(text, len);
+        pl->hash[k] = h;
+        if (k < t->m.npages && t->hash[k] == h) {
+            pl->m.epoch[k] = t->m.epoch[k]; /* unchanged: the committed page stays */
+            free(text);
+            continue;
+        }
+        pl->m.epoch[k] = pl->epoch;
+        pl->changed = true;
+        char *key = slots_key(ns, pl->epoch, k);
+        char *copy = key ? strdup(key) : NULL;
+        if (!copy) {
+            szd_oom();
+        }
+        pl->written[pl->nwritten++] = copy;
+        rc = szd_batch_put(b, key, text);
+        if (rc == 0 && k < t->m.npages) {
+            plan_replaced_key(pl, slots_key(ns, t->m.epoch[k], k));
+        }
+    }
+    for (uint32_t k = np; rc == 0 && k < t->m.npages; k++) {
+        plan_replaced_key(pl, slots_key(ns, t->m.epoch[k], k));
+        pl->changed = true;
+    }
+    pl->changed = pl->changed || t->m.page_slots == 0 || np != t->m.npages;
+    for (size_t i = 0; rc == 0 && i < t->nstale; i++) {
+        if (stale_still_stale(ns, t->stale[i])) {
+            plan_free_key(pl, strdup(t->stale[i]));
+        }
+    }
+    free(runs);
+    return rc;
+}
+
+/* Writes b (borrowed) on the lane and waits. */
+static int lane_write(szd_ns *ns, const szd_batch *b, char *detail, size_t dlen, int64_t *revision)
+{
+    int64_t t0 = szd_now(ns->d);
+    int rc = szd_sl_write(ns->d->sl, b, detail, dlen, revision);
+    szd_hist_add(&ns->d->store_hist, (double)(szd_now(ns->d) - t0) / 1000.0);
+    return rc;
+}
+
+/* The switch: `with` and the config record naming manifest m (NULL: the committed one) as
+ * one batch small enough to be one transaction on every backend. */
+static int switch_write(szd_ns *ns, const shardz_op *with, size_t n_with,
+                        const szd_slot_manifest *m, char *detail, size_t dlen, int64_t *revision)
+{
+    szd_batch *b = szd_batch_new();
+    int rc = b ? 0 : SHARDZ_ENOMEM;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n_with && rc == 0; i++) {
+        char *key = strndup(with[i].key, with[i].key_len);
+        bytes += with[i].key_len + with[i].value_len;
+        if (with[i].type == SHARDZ_OP_PUT) {
+            char *val = strndup(with[i].value, with[i].value_len);
+            rc = szd_batch_put(b, key, val);
+        } else {
+            rc = szd_batch_delete(b, key);
+        }
+    }
+    json_t *rec = szd_ns_config_record(ns);
+    if (m) {
+        json_object_set_new(rec, "slot_table", szd_slot_manifest_json(m));
+    }
+    char *text = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    bytes += text ? strlen(text) : 0;
+    if (rc == 0) {
+        rc = put_json_text(b, SHARDZ_KEY_CONFIG, ns, text);
+    } else {
+        free(text);
+    }
+    /* one transaction: under the operation and byte limits, no backend cuts it */
+    if (rc == 0 && (szd_batch_count(b) > SHARDZ_STORE_MAX_TXN_OPS ||
+                    bytes + 4096 > SHARDZ_STORE_MAX_TXN_BYTES)) {
+        snprintf(detail, dlen, "the slot table's switch exceeds one transaction");
+        rc = SHARDZ_ETOOBIG;
+    }
+    if (rc == 0) {
+        rc = lane_write(ns, b, detail, dlen, revision);
+    }
+    szd_batch_free(b);
+    return rc;
+}
+
+/* After the switch: the pages the switch before it replaced and the stale keys deleted (this
+ * switch's replaced pages stay until the next one: a follower that read the config before
+ * this switch may still be reading them). A failure leaves them for the next write (nothing
+ * reads them: they are no committed epoch's). */
+static void slots_cleanup(szd_ns *ns, slot_plan *pl)
+{
+    szd_slot_table *t = ns->slots;
+    for (size_t i = 0; i < t->nstale; i++) {
+        free(t->stale[i]);
+    }
+    t->nstale = 0;
+    if (pl->nfreed == 0) {
+        return;
+    }
+    szd_batch *b = szd_batch_new();
+    int rc = b ? 0 : SHARDZ_ENOMEM;
+    for (size_t i = 0; i < pl->nfreed && rc == 0; i++) {
+        char *key = strdup(pl->freed[i]);
+        rc = key ? szd_batch_delete(b, key) : SHARDZ_ENOMEM;
+    }
+    char detail[256] = "";
+    if (rc == 0) {
+        rc = lane_write(ns, b, detail, sizeof detail, NULL);
+    }
+    szd_batch_free(b);
+    if (rc) {
+        szd_log(ns->d, SZD_WARN,
+                "msg=\"old slot table pages not deleted\" ns=%s keys=%zu err=%s detail=\"%s\"",
+                ns->cfg.name, pl->nfreed, shardz_err_name(rc), detail);
+        for (size_t i = 0; i < pl->nfreed; i++) { /* the next write tries again */
+            szd_slots_stale_take(t, pl->freed[i]);
+            pl->freed[i] = NULL;
+        }
+    }
+}
+
+int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, char *err,
+                 size_t errlen, int64_t *revision)
 {
     szd_batch *b = NULL;
     char detail[256] = "";
+    slot_plan pl = {0};
     if (ns->reload) { /* it holds a change that is not durable: nothing is written over it */
         if (err && errlen) {
             snprintf(err, errlen,
@@ -173,22 +445,84 @@ int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *rev
         }
         return SHARDZ_EIO;
     }
-    int rc = collect(ns, config, &b);
+    bool table = slots_due(ns);
+    /* the records (a new partition's among them: the committed table does not name it until
+     * the switch) and the new pages, then the switch when the table changed */
+    int rc = collect(ns, config && !table && n_with == 0, &b);
+    if (rc == 0 && table) {
+        rc = slots_plan(ns, b, &pl);
+    }
+    bool sw = (table && pl.changed) || n_with > 0;
+    if (rc == 0 && table && config && !sw) { /* the table as it was: the config goes along */
+        rc = put_json(b, SHARDZ_KEY_CONFIG, ns, NULL, szd_ns_config_record(ns));
+    }
     if (rc == 0 && szd_batch_count(b) > 0) {
-        int64_t t0 = szd_now(ns->d);
-        rc = szd_sl_write(ns->d->sl, b, detail, sizeof detail, revision);
-        szd_hist_add(&ns->d->store_hist, (double)(szd_now(ns->d) - t0) / 1000.0);
+        rc = lane_write(ns, b, detail, sizeof detail, revision);
+    }
+    if (rc && table && ns->slots) { /* pages of this epoch may be in the store: never reused */
+        szd_slot_table *t = ns->slots;
+        t->epoch_max = pl.epoch > t->epoch_max ? pl.epoch : t->epoch_max;
+        for (size_t i = 0; i < pl.nwritten; i++) {
+            szd_slots_stale_take(t, pl.written[i]);
+            pl.written[i] = NULL;
+        }
     }
     szd_batch_free(b);
+    if (rc == 0 && sw) {
+        rc = switch_write(ns, with, n_with, table && pl.changed ? &pl.m : NULL, detail,
+                          sizeof detail, revision);
+        if (rc) {
+            /* whether it committed is not known (a timeout may have applied it): memory is
+             * read again from the store, whichever table it holds */
+            ns->reload = true;
+        }
+    }
     if (rc == 0) {
         mark_clean(ns);
+        if (table) {
+            szd_slot_table *t = ns->slots;
+            szd_slot_manifest_free(&t->m);
+            free(t->hash);
+            t->m = pl.m;
+            t->hash = pl.hash;
+            pl.m = (szd_slot_manifest){0};
+            pl.hash = NULL;
+            if (pl.changed) { /* (unchanged: nothing was written at pl.epoch) */
+                t->epoch_max = pl.epoch > t->epoch_max ? pl.epoch : t->epoch_max;
+            }
+            t->dirty = false;
+            for (size_t i = 0; i < t->nretired; i++) {
+                plan_free_key(&pl, t->retired[i]);
+            }
+            free(t->retired);
+            t->retired = pl.replaced; /* deleted with the next switch (or a restart) */
+            t->nretired = pl.nreplaced;
+            pl.replaced = NULL;
+            pl.nreplaced = 0;
+            slots_cleanup(ns, &pl);
+        } else if (ns->slots && ns->slots->nstale > 0) {
+            /* stale keys a load found (an unfinished write's): deleted with the first write */
+            for (size_t i = 0; i < ns->slots->nstale; i++) {
+                if (stale_still_stale(ns, ns->slots->stale[i])) {
+                    plan_free_key(&pl, strdup(ns->slots->stale[i]));
+                }
+            }
+            slots_cleanup(ns, &pl);
+        }
+        plan_free(&pl);
         return 0;
     }
+    plan_free(&pl);
     write_failed(ns, rc, detail);
     if (err && errlen) {
         snprintf(err, errlen, "store: %s", detail[0] ? detail : shardz_strerror(rc));
     }
     return rc;
+}
+
+int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *revision)
+{
+    return szd_ns_write(ns, config, NULL, 0, err, errlen, revision);
 }
 
 int szd_ns_write_node(szd_ns *ns, const szd_node *n, char *err, size_t errlen)
@@ -291,6 +625,11 @@ void szd_ns_persist(szd_ns *ns)
      * batch per reply into a batch per commit, and rewrites a record once, not per reply. */
     if (records_in_flight(ns) || ns->reload) {
         return; /* reload: held until read again (szd_ns_reload) */
+    }
+    if (slots_due(ns) && szd_ns_write(ns, false, NULL, 0, NULL, 0, NULL) != 0) {
+        /* the slot table (a table dealt again at load, or converted from the old layout) is
+         * written in its three steps and waited for; failed, nothing else goes before it */
+        return;
     }
     szd_batch *b = NULL;
     int rc = collect(ns, false, &b);

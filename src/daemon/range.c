@@ -271,7 +271,7 @@ static int step_persist(szd_ns *ns, const rtask *t, szd_part *const *parts, size
     ops[n] = (shardz_op){SHARDZ_OP_PUT, keys[n], (size_t)len, vals[n], strlen(vals[n]), 0};
     n++;
     for (size_t i = 0; i < np; i++, n++) {
-        vals[n] = szd_part_record_text(ns, parts[i], NULL);
+        vals[n] = szd_part_record_text(ns, parts[i]);
         len = shardz_key_assign(keys[n], sizeof keys[n], ns->cfg.name, parts[i]->id);
         if (len < 0 || !vals[n]) {
             rc = len < 0 ? len : SHARDZ_ENOMEM;

@@ -6,6 +6,7 @@
  * whose earlier records are not. Lane thread, except the szd_sl_* calls (loop thread). */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,11 @@ typedef struct job {
     int64_t write_ms;
 } job;
 
+/* The pieces SHARDZ_TEST_CRASH_PIECES counts (lane thread only). */
+typedef struct {
+    long count;
+} test_pieces;
+
 struct szd_sl {
     pthread_t thread;
     bool started;
@@ -143,6 +149,7 @@ struct szd_sl {
     bool stopped; /* the thread is gone: the caller owns the handle, calls run inline */
     uint64_t next_seq;
     uint64_t loop_epoch; /* the failures the loop has learned of */
+    test_pieces pieces;  /* lane thread: the crash hook's count */
 };
 
 static int64_t now_ms(const szd_sl *sl)
@@ -158,6 +165,43 @@ static int64_t now_ms(const szd_sl *sl)
  * before its batch is durable); SHARDZ_TEST_STORE_FAIL=<path> fails every store write
  * (SHARDZ_EIO, nothing written) while it exists (no route answers 2xx for a change that is not
  * durable). Tests only. */
+/* Test hook: SHARDZ_TEST_CRASH_PIECES=<path>. While that file exists and holds a number N, a
+ * batch on a backend that writes in pieces (etcd) is written piece by piece
+ * (SHARDZ_STORE_MAX_TXN_OPS operations each, as shardz_store_write_batch cuts it) and the daemon
+ * kills itself with SIGKILL once N pieces have committed since the file appeared: a crash
+ * between two transactions of one write. Other backends write a batch as one piece. Tests
+ * only; returns the write's result when the hook is off (*used false). */
+static int crash_pieces_write(szd_sl *sl, const szd_batch *b, int64_t *rev, bool *used)
+{
+    *used = false;
+    const char *path = getenv("SHARDZ_TEST_CRASH_PIECES");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    long want = 0;
+    if (!f) {
+        sl->pieces.count = 0; /* counted from the file's appearance */
+        return 0;
+    }
+    bool got = fscanf(f, "%ld", &want) == 1;
+    fclose(f);
+    if (!got || want < 1) {
+        return 0;
+    }
+    *used = true;
+    bool whole = strcmp(sl->status.backend ? sl->status.backend : "", "etcd") != 0;
+    size_t step = whole ? b->n : SHARDZ_STORE_MAX_TXN_OPS;
+    int rc = 0;
+    for (size_t at = 0; at < b->n && rc == 0; at += step) {
+        size_t k = b->n - at < step ? b->n - at : step;
+        rc = shardz_store_write_batch(sl->st, NULL, 0, b->ops + at, k, NULL, rev, NULL);
+        if (rc == 0 && ++sl->pieces.count >= want) {
+            szd_log_at(sl->log_level, SZD_WARN,
+                       "msg=\"test crash: killed after a store piece\" pieces=%ld", want);
+            raise(SIGKILL);
+        }
+    }
+    return rc;
+}
+
 static void run_write(szd_sl *sl, job *j)
 {
     szd_test_hold("SHARDZ_TEST_STORE_HOLD", "store write", sl->clock_ms, sl->log_level);
@@ -167,8 +211,12 @@ static void run_write(szd_sl *sl, job *j)
         j->rc = SHARDZ_EIO;
         szd_log_at(sl->log_level, SZD_WARN, "msg=\"test fail: store write failed\"");
     } else if (j->batch && j->batch->n > 0) {
-        j->rc = shardz_store_write_batch(sl->st, NULL, 0, j->batch->ops, j->batch->n, NULL, &rev,
-                                         NULL); /* one commit on SQLite; etcd: 128-op pieces */
+        bool hooked = false;
+        j->rc = crash_pieces_write(sl, j->batch, &rev, &hooked);
+        if (!hooked) {
+            j->rc = shardz_store_write_batch(sl->st, NULL, 0, j->batch->ops, j->batch->n, NULL,
+                                             &rev, NULL); /* one commit on SQLite; etcd: pieces */
+        }
     }
     j->write_ms = now_ms(sl) - t0;
     j->revision = rev;

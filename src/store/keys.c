@@ -1,7 +1,8 @@
 /* The key layout of the coordinator's state: builders and the parser for the per-namespace
- * records (config, nodes, assignments, statistics, tasks), the leader key and the marks deleted
- * namespaces leave (gone), with the id rules
- * that keep the layout unambiguous. Pure and thread-safe. Layout: docs/STORE.md. */
+ * records (config, nodes, assignments, statistics, tasks, slot table pages), the leader key and the
+ * marks deleted namespaces leave (gone), with the id rules that keep the layout unambiguous. Pure
+ * and thread-safe. Layout: docs/STORE.md. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,9 +14,9 @@ _Static_assert(3 + SHARDZ_KEY_MAX_ID + 8 + SHARDZ_KEY_MAX_ID + 1 <= SHARDZ_KEY_B
 _Static_assert(SHARDZ_KEY_BUF <= SHARDZ_STORE_MAX_KEY, "layout keys exceed the key limit");
 
 static const char *const kind_names[] = {
-    [SHARDZ_KEY_CONFIG] = "config", [SHARDZ_KEY_NODE] = "node", [SHARDZ_KEY_ASSIGN] = "assign",
-    [SHARDZ_KEY_STATS] = "stats",   [SHARDZ_KEY_TASK] = "task", [SHARDZ_KEY_LEADER] = "leader",
-    [SHARDZ_KEY_GONE] = "gone",
+    [SHARDZ_KEY_CONFIG] = "config", [SHARDZ_KEY_NODE] = "node",   [SHARDZ_KEY_ASSIGN] = "assign",
+    [SHARDZ_KEY_STATS] = "stats",   [SHARDZ_KEY_TASK] = "task",   [SHARDZ_KEY_LEADER] = "leader",
+    [SHARDZ_KEY_GONE] = "gone",     [SHARDZ_KEY_SLOTS] = "slots",
 };
 
 #define NKINDS (sizeof kind_names / sizeof kind_names[0])
@@ -87,7 +88,7 @@ int shardz_key_build(char *buf, size_t cap, shardz_key_kind kind, const char *ns
     if (kind == SHARDZ_KEY_GONE) {
         return emit(buf, cap, "gone/", ns, "", "");
     }
-    if (!shardz_key_id_valid(id)) {
+    if (kind == SHARDZ_KEY_SLOTS || !shardz_key_id_valid(id)) {
         return fail(buf, cap);
     }
     {
@@ -126,6 +127,55 @@ int shardz_key_task(char *buf, size_t cap, const char *ns, const char *task)
 int shardz_key_leader(char *buf, size_t cap)
 {
     return shardz_key_build(buf, cap, SHARDZ_KEY_LEADER, NULL, NULL);
+}
+
+int shardz_key_slots(char *buf, size_t cap, const char *ns, uint64_t epoch, uint32_t page)
+{
+    char num[48];
+
+    if (!buf || epoch == 0 || !shardz_key_id_valid(ns)) {
+        return fail(buf, cap);
+    }
+    snprintf(num, sizeof num, "%" PRIu64 "/%" PRIu32, epoch, page);
+    return emit(buf, cap, "ns/", ns, "/slots/", num);
+}
+
+/* Reads the decimal number of n bytes at s (no sign, no leading zero but "0", at most max).
+ * false for anything else. */
+static bool number_parse(const char *s, size_t n, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (n == 0 || (n > 1 && s[0] == '0')) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+
+        if (d > 9 || v > (max - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* "<epoch>/<page>" of a slot table page's key (the n bytes at s). */
+static int slots_parse(const char *s, size_t n, shardz_key_parts *out)
+{
+    const char *slash = memchr(s, '/', n);
+    uint64_t epoch, page;
+
+    if (!slash || !number_parse(s, (size_t)(slash - s), UINT64_MAX, &epoch) || epoch == 0 ||
+        !number_parse(slash + 1, n - (size_t)(slash + 1 - s), UINT32_MAX, &page)) {
+        return SHARDZ_EINVAL;
+    }
+    out->kind = SHARDZ_KEY_SLOTS;
+    out->epoch = epoch;
+    out->page = (uint32_t)page;
+    return 0;
 }
 
 int shardz_key_kind_prefix(char *buf, size_t cap, shardz_key_kind kind, const char *ns)
@@ -205,6 +255,9 @@ int shardz_key_parse(const void *key, size_t len, shardz_key_parts *out)
         return SHARDZ_EINVAL;
     }
     kind_len = (size_t)(slash - kind);
+    if (kind_len == 5 && memcmp(kind, "slots", 5) == 0) {
+        return slots_parse(slash + 1, (size_t)(end - slash - 1), out);
+    }
     for (i = SHARDZ_KEY_NODE; i <= SHARDZ_KEY_TASK; i++) {
         if (strlen(kind_names[i]) == kind_len && memcmp(kind, kind_names[i], kind_len) == 0) {
             break;

@@ -327,6 +327,15 @@ def read_events(path):
     return out
 
 
+def error_of(fn):
+    """(status, error code) of a call that must fail with an HTTP error."""
+    try:
+        fn()
+    except HTTPError as e:
+        return e.status, e.body["code"]
+    raise AssertionError("no error")
+
+
 def wait_for(pred, timeout=10, step=0.05, what="condition"):
     end = time.time() + timeout
     last = None

@@ -9,18 +9,10 @@ import threading
 import time
 import urllib.request
 
-from harness import Daemon, HTTPError, Worker, routing, run, settled, wait_for
+from harness import Daemon, HTTPError, Worker, error_of, routing, run, settled, wait_for
 
 BIN = sys.argv[1]
 FAST = {"ping_interval_ms": 100, "dead_after_ms": 500}
-
-
-def error_of(fn):
-    try:
-        fn()
-    except HTTPError as e:
-        return e.status, e.body["code"]
-    raise AssertionError("no error")
 
 
 def events(d, ns):

@@ -221,6 +221,61 @@ static void test_parse_refuses_foreign_keys(void **state)
     assert_int_equal(shardz_key_parse(NULL, 3, &p), SHARDZ_EINVAL);
 }
 
+/* Slot table pages: numbered keys, built and parsed exactly; anything but canonical decimal
+ * numbers (epoch >= 1, page < 2^32) is refused. */
+static void test_slots_keys(void **state)
+{
+    char b[SHARDZ_KEY_BUF], longest[SHARDZ_KEY_MAX_ID + 1];
+    shardz_key_parts p;
+
+    (void)state;
+    expect_key(shardz_key_slots(b, sizeof b, "orders", 7, 0), b, "ns/orders/slots/7/0");
+    expect_key(shardz_key_slots(b, sizeof b, "o", UINT64_MAX, UINT32_MAX), b,
+               "ns/o/slots/18446744073709551615/4294967295");
+    assert_int_equal(shardz_key_parse(b, strlen(b), &p), 0);
+    assert_int_equal(p.kind, SHARDZ_KEY_SLOTS);
+    assert_string_equal(p.ns, "o");
+    assert_string_equal(p.id, "");
+    assert_true(p.epoch == UINT64_MAX);
+    assert_true(p.page == UINT32_MAX);
+    assert_int_equal(shardz_key_slots(b, sizeof b, "orders", 0, 1), SHARDZ_EINVAL);
+    assert_string_equal(b, "");
+    assert_int_equal(shardz_key_slots(b, sizeof b, "a/b", 1, 1), SHARDZ_EINVAL);
+    assert_int_equal(shardz_key_slots(b, 10, "orders", 1, 1), SHARDZ_ERANGE);
+    assert_int_equal(shardz_key_build(b, sizeof b, SHARDZ_KEY_SLOTS, "orders", "1/2"),
+                     SHARDZ_EINVAL);
+    expect_key(shardz_key_kind_prefix(b, sizeof b, SHARDZ_KEY_SLOTS, "orders"), b,
+               "ns/orders/slots/");
+    /* the longest namespace still fits the buffer */
+    memset(longest, 'n', SHARDZ_KEY_MAX_ID);
+    longest[SHARDZ_KEY_MAX_ID] = '\0';
+    assert_true(shardz_key_slots(b, sizeof b, longest, UINT64_MAX, UINT32_MAX) > 0);
+    assert_int_equal(shardz_key_parse(b, strlen(b), &p), 0);
+    assert_string_equal(p.ns, longest);
+    /* refused: zero epoch, leading zeros, signs, missing or extra parts, overflow */
+    static const char *const bad[] = {
+        "ns/o/slots/0/1",
+        "ns/o/slots/01/1",
+        "ns/o/slots/1/01",
+        "ns/o/slots/+1/1",
+        "ns/o/slots/1",
+        "ns/o/slots/1/",
+        "ns/o/slots//1",
+        "ns/o/slots/1/2/3",
+        "ns/o/slots/a/1",
+        "ns/o/slots/1/-1",
+        "ns/o/slots/18446744073709551616/0",
+        "ns/o/slots/1/4294967296",
+        "ns/o/slots/",
+        "ns/o/slots",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (shardz_key_parse(bad[i], strlen(bad[i]), &p) != SHARDZ_EINVAL) {
+            fail_msg("parsed %s", bad[i]);
+        }
+    }
+}
+
 static void test_kind_names(void **state)
 {
     (void)state;
@@ -231,6 +286,7 @@ static void test_kind_names(void **state)
     assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_TASK), "task");
     assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_LEADER), "leader");
     assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_GONE), "gone");
+    assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_SLOTS), "slots");
     assert_string_equal(shardz_key_kind_name((shardz_key_kind)77), "unknown");
 }
 
@@ -276,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_id_rules),
         cmocka_unit_test(test_buffer_too_small),
         cmocka_unit_test(test_parse_refuses_foreign_keys),
+        cmocka_unit_test(test_slots_keys),
         cmocka_unit_test(test_kind_names),
         cmocka_unit_test(test_namespace_prefix_isolation),
     };
