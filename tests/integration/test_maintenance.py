@@ -169,10 +169,11 @@ def test_strict_drain_is_gated_by_the_floor():
         try:
             d.call("POST", "/v1/namespaces", dict(name="s", replicas=2, consistency="strict",
                                                   min_available=floor, partitions=6, **FAST))
-            # new owners take 1.5 s to serve: a strict move's window without its source is long
-            ws = [Worker(d, "s", f"w{i}", extra=["--serve-delay-ms", "1500"]) for i in range(2)]
+            # new owners take 0.6 s to serve: a strict move's window without its source is long
+            # (the watcher polls every 20 ms)
+            ws = [Worker(d, "s", f"w{i}", extra=["--serve-delay-ms", "600"]) for i in range(2)]
             r = wait_for(lambda: settled(d, "s", 6, 2, nodes=2), 30, what="placement")
-            ws += [Worker(d, "s", f"w{i}", extra=["--serve-delay-ms", "1500"])
+            ws += [Worker(d, "s", f"w{i}", extra=["--serve-delay-ms", "600"])
                    for i in range(2, 4)]
             wait_for(lambda: d.call("GET", "/v1/namespaces/s")[1]["nodes"]["alive"] == 4, 15,
                      what="w2 and w3 alive")
