@@ -819,7 +819,6 @@ static void handle_part_move(szd_ns *ns, struct evhttp_request *req, szd_part *p
     json_decref(body);
     if (rc == 0) {
         rc = szd_ns_flush(ns, false, err, sizeof err, NULL); /* 2xx only once durable */
-        ns->reload = rc != 0; /* not durable: not kept either (the dispatcher reads it again) */
     }
     if (rc) {
         szd_reply_error(req, rc, "%s", err);
@@ -931,7 +930,6 @@ static void handle_cancel(szd_ns *ns, struct evhttp_request *req, const char *pi
     int rc = szd_cancel_move(ns, p, (unsigned)slot, err, sizeof err);
     if (rc == 0) {
         rc = szd_ns_flush(ns, false, err, sizeof err, NULL); /* 2xx only once durable */
-        ns->reload = rc != 0; /* not durable: not kept either (the dispatcher reads it again) */
     }
     if (rc) {
         szd_reply_error(req, rc, "%s", err);
@@ -968,7 +966,6 @@ static void plan(szd_call *c, bool apply)
         szd_reply_error(c->req, SHARDZ_ENOMEM, "the placement failed");
     } else if (rc) {
         json_decref(j); /* started, but not durable: no 2xx, and not kept (PROTOCOL.md 8) */
-        c->ns->reload = true;
         szd_reply_error(c->req, rc, "%s", err);
     } else {
         szd_reply_json(c->req, 200, j, c->ns->revision);

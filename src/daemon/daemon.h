@@ -528,15 +528,16 @@ void szd_push_drop(szd_ns *ns, szd_pushes *p);
 
 /* Persistence (persist.c): records -> batches on the store lane. */
 /* Writes every dirty record (and the config when `config`) and waits: 0 or the store's error
- * (err gets a detail; records stay dirty). *revision (may be NULL): the store's after it. */
+ * (err gets a detail). A failure sets ns->reload: what memory changed for the write is not
+ * kept (szd_ns_reload). *revision (may be NULL): the store's after it. */
 int szd_ns_flush(szd_ns *ns, bool config, char *err, size_t errlen, int64_t *revision);
 /* The same, with the slot table when it changed (szd_ns_slots_changed) written atomically
  * (docs/STORE.md 5): the changed pages of a new epoch and the dirty records first, then one
  * transaction of `with` (n_with operations, borrowed: e.g. a removed partition's delete) and
  * the config record switched to the new epoch, then the old epoch's pages deleted. With a
  * changed table or `with` the config record is always written. A failure before the switch
- * commits leaves the store's table as it was; one whose outcome is unknown sets ns->reload.
- * 0 or the store's error (err as above). */
+ * commits leaves the store's table as it was; any failure sets ns->reload, as above. 0 or the
+ * store's error (err as above). */
 int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, char *err,
                  size_t errlen, int64_t *revision);
 /* The hash slot table changed in memory (partitions added or removed, a table dealt again):

@@ -1084,8 +1084,7 @@ int szd_node_register(szd_ns *ns, json_t *body, szd_node **out, char *err, size_
     }
     rc = szd_ns_flush(ns, false, err, errlen, NULL);
     if (rc) {
-        ns->reload = true; /* its record is durable, what else changed is not: not kept */
-        return rc;
+        return rc; /* its record is durable, what else changed is not: not kept (reload) */
     }
     szd_hl_node_set(ns->d->hl, ns->key, n->id, n->address, n->stamp);
     char zq[256];
@@ -1107,14 +1106,12 @@ int szd_node_leave(szd_ns *ns, szd_node *n)
     if (n->state == SZD_NODE_LEFT) {
         return 0;
     }
-    bool was = n->leaving;
     n->leaving = true;
     n->record_dirty = true;
     ns->nodes_dirty = true;
     int rc = szd_ns_flush(ns, false, NULL, 0, NULL);
     if (rc) {
-        n->leaving = was; /* not durable: as it was (the record written again holds the same) */
-        return rc;
+        return rc; /* not durable: not kept (szd_ns_reload) */
     }
     szd_node_set_state(ns, n, SZD_NODE_DRAINING);
     return 0;
@@ -1260,8 +1257,7 @@ int szd_parts_add(szd_ns *ns, json_t *arg, char *err, size_t errlen)
     }
     rc = szd_ns_flush(ns, false, err, errlen, NULL);
     if (rc) {
-        ns->reload = true; /* added in memory but not durable: not kept (szd_ns_reload) */
-        goto out;
+        goto out; /* added in memory but not durable: not kept (szd_ns_reload) */
     }
     szd_event(ns, "partitions-added", json_pack("{s:I}", "count", (json_int_t)n));
     szd_ns_changed(ns);
@@ -1394,11 +1390,8 @@ static int remove_with_slots(szd_ns *ns, const char *id, const shardz_op *ops, u
     szd_ns_slots_changed(ns);
     uint64_t old_floor = ns->gen_floor;
     ns->gen_floor = floor;
-    rc = szd_ns_write(ns, false, ops, 1, detail, dlen, NULL);
+    rc = szd_ns_write(ns, false, ops, 1, detail, dlen, NULL); /* failed: reload (persist.c) */
     ns->gen_floor = old_floor;
-    if (rc) {
-        ns->reload = true;
-    }
     return rc;
 }
 

@@ -471,11 +471,6 @@ int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, 
     if (rc == 0 && sw) {
         rc = switch_write(ns, with, n_with, table && pl.changed ? &pl.m : NULL, detail,
                           sizeof detail, revision);
-        if (rc) {
-            /* whether it committed is not known (a timeout may have applied it): memory is
-             * read again from the store, whichever table it holds */
-            ns->reload = true;
-        }
     }
     if (rc == 0) {
         mark_clean(ns);
@@ -513,6 +508,11 @@ int szd_ns_write(szd_ns *ns, bool config, const shardz_op *with, size_t n_with, 
         return 0;
     }
     plan_free(&pl);
+    /* Memory holds what the caller changed for this write and the caller is refused: the
+     * change is not kept. The namespace is read again from the store (szd_ns_reload: the API
+     * dispatcher at once, else the work pass), which holds whatever the write left, a switch
+     * of unknown outcome included (docs/PROTOCOL.md 8). */
+    ns->reload = true;
     write_failed(ns, rc, detail);
     if (err && errlen) {
         snprintf(err, errlen, "store: %s", detail[0] ? detail : shardz_strerror(rc));

@@ -575,14 +575,12 @@ def test_forward_lost_is_not_nothing_changed():
         a = wait_for(lambda: the_leader(ds), timeout=TTL / 1000 + 5, what="one leader")
         b = [d for d in ds if d is not a][0]
         a.proc.send_signal(signal.SIGSTOP)
-        t0 = time.time()
         try:
             b.call("POST", "/v1/namespaces", dict(name="lost", partitions=1), timeout=30)
             raise AssertionError("a write to a stopped leader was acknowledged")
         except HTTPError as e:
             assert e.status == 504 and e.body["code"] == "ETIMEDOUT", (e.status, e.body)
             assert "may or may not have applied it" in e.body["message"], e.body
-        assert time.time() - t0 < 25
         a.proc.send_signal(signal.SIGCONT)
         wait_for(lambda: the_leader(ds) is b, timeout=TTL / 1000 + 10, what="b leading")
         b.proc.kill()  # SIGKILL: its port refuses connections; a still names it leader
