@@ -335,6 +335,8 @@ typedef enum {
                             * its name (the revision and generation floor it starts above) */
     SHARDZ_KEY_SLOTS,      /* ns/<ns>/slots/<epoch>/<page>: one page of a hash namespace's
                             * slot table as written at epoch <epoch> (docs/STORE.md 5) */
+    SHARDZ_KEY_APAGE,      /* ns/<ns>/apage/<page>: a page of assignment records, the base the
+                            * assign/<partition> keys override (docs/STORE.md 5) */
 } shardz_key_kind;
 
 /* Namespace and record ids are 1..SHARDZ_KEY_MAX_ID bytes (placement's SHARDZ_MAX_ID), with no
@@ -348,7 +350,8 @@ bool shardz_key_id_valid(const char *s);
 
 /* Writes the key of a record into buf (cap bytes, NUL-terminated) and returns its length (> 0).
  * id is ignored (may be NULL) for CONFIG, LEADER and GONE, ns for LEADER. SHARDZ_EINVAL for an
- * invalid ns or id or kind (SLOTS too: its key is numbered, shardz_key_slots), SHARDZ_ERANGE
+ * invalid ns or id or kind (SLOTS and APAGE too: their keys are numbered, shardz_key_slots and
+ * shardz_key_apage), SHARDZ_ERANGE
  * when cap is too small (buf then holds ""). */
 int shardz_key_build(char *buf, size_t cap, shardz_key_kind kind, const char *ns, const char *id);
 /* Shorthands of shardz_key_build. */
@@ -361,6 +364,9 @@ int shardz_key_leader(char *buf, size_t cap);
 /* "ns/<ns>/slots/<epoch>/<page>", both numbers in decimal without leading zeros. epoch >= 1.
  * Same returns as shardz_key_build (SHARDZ_EINVAL for epoch 0 or an invalid ns). */
 int shardz_key_slots(char *buf, size_t cap, const char *ns, uint64_t epoch, uint32_t page);
+/* "ns/<ns>/apage/<page>", the number in decimal without leading zeros. Same returns as
+ * shardz_key_build. */
+int shardz_key_apage(char *buf, size_t cap, const char *ns, uint32_t page);
 
 /* The prefix of every record of one kind in a namespace ("ns/<ns>/node/"; CONFIG gives the
  * config key itself, LEADER and GONE are SHARDZ_EINVAL). Same returns as shardz_key_build. */
@@ -373,16 +379,17 @@ int shardz_key_ns_prefix(char *buf, size_t cap, const char *ns);
 typedef struct {
     shardz_key_kind kind;
     char ns[SHARDZ_KEY_MAX_ID + 1]; /* "" for LEADER */
-    char id[SHARDZ_KEY_MAX_ID + 1]; /* "" for CONFIG, LEADER, GONE and SLOTS */
+    char id[SHARDZ_KEY_MAX_ID + 1]; /* "" for CONFIG, LEADER, GONE, SLOTS and APAGE */
     uint64_t epoch;                 /* SLOTS: the page's epoch (>= 1); 0 otherwise */
-    uint32_t page;                  /* SLOTS: the page's number; 0 otherwise */
+    uint32_t page;                  /* SLOTS, APAGE: the page's number; 0 otherwise */
 } shardz_key_parts;
 
 /* Parses a key of the layout (key is borrowed, need not be NUL-terminated). SHARDZ_EINVAL for
  * anything else (a foreign or corrupt key: callers log it with its key and skip it); *out is
  * then unspecified. */
 int shardz_key_parse(const void *key, size_t len, shardz_key_parts *out);
-/* "config", "node", "assign", "stats", "task", "leader", "gone", "slots" ("unknown" otherwise).
+/* "config", "node", "assign", "stats", "task", "leader", "gone", "slots", "apage" ("unknown"
+ * otherwise).
  * Static. */
 const char *shardz_key_kind_name(shardz_key_kind kind);
 

@@ -151,6 +151,8 @@ typedef struct {
     uint16_t nrep;
     bool dirty; /* to persist */
     bool stats_dirty;
+    uint32_t page : 31; /* its assignment page (apage.c): the one its line is written to */
+    uint32_t over : 1;  /* its own key (assign/<p>) holds its record, overriding the page */
     int64_t load_ms, moved_ms;   /* when the load was last updated and when a replica of it last
                                   * moved (0: never; monotonic ms) */
     struct szd_history *history; /* its last moves (history.c), owned; NULL: none yet */
@@ -210,6 +212,20 @@ typedef struct szd_slot_table {
     szd_slot_run *runs;
     size_t nruns;
 } szd_slot_table;
+
+/* One assignment page of a namespace as memory knows the store's (apage.c; docs/STORE.md 5,
+ * "Assignment pages"). Event-loop thread. */
+typedef struct {
+    uint32_t nlive; /* live partitions whose page it is */
+    uint32_t nover; /* of them, those whose own key holds their record */
+    bool based;     /* the page key exists in the store */
+    bool refold;    /* the store's page holds a line memory does not: the next write rewrites it */
+    char **dead;    /* ids whose removal marks wait for this page's rewrite (owned) */
+    uint32_t ndead, capdead;
+    /* scratch of one write (szd_apage_collect) */
+    uint32_t nfresh;
+    bool touched, fold;
+} szd_apage;
 
 typedef struct szd_ns {
     struct szd *d;
@@ -283,6 +299,15 @@ typedef struct szd_ns {
     int64_t reload_tried_ms; /* its last try (the work pass tries at most once a second) */
     bool pass_unwritten;     /* the work pass's last batch failed: its decisions are in memory
                               * only (a reload plans them again) */
+    /* Assignment pages (apage.c): pages[k] is page k; new partitions join page_open */
+    szd_apage *pages;
+    uint32_t npages, cappages, page_open;
+    uint32_t nrefold;       /* pages with refold set */
+    uint64_t wseq;          /* the last write number given (records' "w", pages' headers) */
+    json_t *dead_refs;      /* id -> how many pages' rewrites its removal mark waits for */
+    char **apage_stale;     /* override keys the next write deletes (lost to a newer line or
+                             * marks of nothing, found by a load), owned */
+    size_t napage_stale, capapage_stale;
 } szd_ns;
 
 /* ---- high availability (ha.c): the coordinator's role on a shared store ------------- */
@@ -424,7 +449,38 @@ typedef struct {
 int szd_runs_load(const szd_ns *ns, szd_runs *out);
 void szd_runs_free(szd_runs *runs);
 /* A partition's store record as JSON text (the caller's, free it). */
-char *szd_part_record_text(const szd_ns *ns, const szd_part *p);
+char *szd_part_record_text(const szd_ns *ns, const szd_part *p, uint64_t w);
+
+/* ---- assignment pages (apage.c; docs/STORE.md 5) --------------------------------------- */
+
+struct szd_batch;
+
+/* p (just appended) joins the open page. */
+void szd_apage_join(szd_ns *ns, szd_part *p);
+/* p (about to be freed) leaves its page. */
+void szd_apage_leave(szd_ns *ns, szd_part *p);
+/* A load: p's record came from page `page` (its line) or, over, from its own key. */
+void szd_apage_place(szd_ns *ns, szd_part *p, uint32_t page, bool over);
+/* A load found page `page` (number < SZD_APAGE_MAX_PAGES) in the store. */
+void szd_apage_found(szd_ns *ns, uint32_t page, bool refold);
+/* A load: the removal mark of id waits for page's rewrite (the page holds the id's line). */
+void szd_apage_dead(szd_ns *ns, uint32_t page, const char *id);
+/* A load: key (copied) is deleted with the next write, unless it then holds a live record. */
+void szd_apage_stale(szd_ns *ns, const char *key, size_t len);
+/* Frees what the pages hold. */
+void szd_apages_free(szd_ns *ns);
+/* The dirty partitions (list: nlist indices, or NULL for every partition) into b: pages
+ * rewritten where szd_apage_fold says so, the others' records under their own keys, then the
+ * overrides and removal marks the rewritten pages replace deleted. Updates what memory knows
+ * of the store as if b were durable (a failed write reads the namespace again). 0 or
+ * SHARDZ_ENOMEM. */
+int szd_apage_collect(szd_ns *ns, struct szd_batch *b, const uint32_t *list, size_t nlist);
+/* The removal mark of p (about to be removed) as a put: *key and *val malloc'd (the caller
+ * frees them); 0 or SHARDZ_ENOMEM. Its page's rewrite deletes it later. */
+int szd_apage_mark(szd_ns *ns, const szd_part *p, char **key, char **val);
+/* p's record under its own key, numbered (a range step's atomic write): malloc'd text; p is
+ * then counted as overridden. */
+char *szd_apage_override_text(szd_ns *ns, szd_part *p);
 /* A new partition placed on the nodes serving `like` (range splits and merges). */
 int szd_part_add_like(szd_ns *ns, const char *id, const szd_part *like);
 /* What the core's slot and range task machines read of the namespace: its mode and its nodes'

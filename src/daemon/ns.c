@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "daemon/oom.h"
+#include "daemon/core/apage.h"
 #include "daemon/core/lease.h"
 #include "daemon/core/record.h"
 #include "daemon/daemon.h"
@@ -190,7 +191,7 @@ static json_t *slot_runs_json(const szd_runs *runs, const char *id)
  * plain ([A-Za-z0-9._:-], checked on the way in) and need no escaping; fields at their default
  * (no previous owner, reason "new") are left out, as the loader (parse_slots) reads them. The
  * move history and range bounds, when it has them, go through jansson. */
-char *szd_part_record_text(const szd_ns *ns, const szd_part *p)
+char *szd_part_record_text(const szd_ns *ns, const szd_part *p, uint64_t w)
 {
     szd_sbuf b = {0};
     szd_sb_printf(&b, "{\"id\":\"%s\",\"slots\":[", p->id);
@@ -214,6 +215,9 @@ char *szd_part_record_text(const szd_ns *ns, const szd_part *p)
         szd_sb_str(&b, "}");
     }
     szd_sb_str(&b, "]");
+    if (w) {
+        szd_sb_printf(&b, ",\"w\":%llu", (unsigned long long)w);
+    }
     json_t *extra = json_object(); /* no hash slots: the table has keys of its own (STORE.md 5) */
     if (p->history) {
         json_object_set_new(extra, "history", szd_history_json(p));
@@ -363,6 +367,7 @@ void szd_ns_free(szd_ns *ns)
     szd_range_free(ns);
     json_decref(ns->restore);
     szd_slot_table_free(ns->slots);
+    szd_apages_free(ns);
     for (uint32_t i = 0; ns->events && i < SZD_EVENTS; i++) {
         json_decref(ns->events[i]);
     }
@@ -507,6 +512,7 @@ static int parts_append(szd_ns *ns, const char *const *ids, size_t n, unsigned n
             p->slots[s].prev = -1;
         }
         p->dirty = true;
+        szd_apage_join(ns, p);
         szd_parts_dirty_push(ns, ns->nparts + (uint32_t)i);
     }
     ns->parts_dirty = true;
@@ -1370,6 +1376,7 @@ static void part_swap_remove(szd_ns *ns, uint32_t idx)
     if (idx != last) {
         szd_map_move(&ns->part_map, ns->parts[last].id, last, idx);
     }
+    szd_apage_leave(ns, p);
     szd_history_free(p);
     free(p->load); /* the slots and the id go with it */
     ns->parts[idx] = ns->parts[last];
@@ -1377,7 +1384,7 @@ static void part_swap_remove(szd_ns *ns, uint32_t idx)
 }
 
 /* A hash namespace's removal: its slots are dealt to the others first, then the table is
- * written with the record's delete (ops[0]) and the config (floor) in its switch transaction
+ * written with the record's removal mark (ops[0]) and the config (floor) in its switch transaction
  * (docs/STORE.md 5). Failed, memory is read again from the store (the sharder dealt already). */
 static int remove_with_slots(szd_ns *ns, const char *id, const shardz_op *ops, uint64_t floor,
                              char *detail, size_t dlen)
@@ -1397,11 +1404,6 @@ static int remove_with_slots(szd_ns *ns, const char *id, const shardz_op *ops, u
 
 int szd_part_remove(szd_ns *ns, szd_part *p)
 {
-    char key[SHARDZ_KEY_BUF];
-    int len = shardz_key_assign(key, sizeof key, ns->cfg.name, p->id);
-    if (len < 0) {
-        return len;
-    }
     const char *id = p->id;
     /* its generations stay below any the id gets if added again: the floor goes up with the
      * removal, in the same transaction */
@@ -1417,6 +1419,12 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
     if (clen < 0) {
         return clen;
     }
+    /* its removal mark: a page may still hold its line (docs/STORE.md 5, "Assignment pages") */
+    char *key = NULL, *mark = NULL;
+    int rc = szd_apage_mark(ns, p, &key, &mark);
+    if (rc) {
+        return rc;
+    }
     uint64_t old_floor = ns->gen_floor;
     ns->gen_floor = floor;
     json_t *rec = szd_ns_config_record(ns);
@@ -1427,18 +1435,20 @@ int szd_part_remove(szd_ns *ns, szd_part *p)
         szd_oom();
     }
     /* the store first: a removal that did not reach it changes nothing */
-    shardz_op ops[2] = {{SHARDZ_OP_DELETE, key, (size_t)len, NULL, 0, 0},
+    shardz_op ops[2] = {{SHARDZ_OP_PUT, key, strlen(key), mark, strlen(mark), 0},
                         {SHARDZ_OP_PUT, ckey, (size_t)clen, cfg, strlen(cfg), 0}};
     char detail[256] = "";
-    int rc = ns->slots
-                 ? remove_with_slots(ns, id, ops, floor, detail, sizeof detail)
-                 : szd_store_txn(ns->d, ops, floor > old_floor ? 2 : 1, detail, sizeof detail);
+    rc = ns->slots ? remove_with_slots(ns, id, ops, floor, detail, sizeof detail)
+                   : szd_store_txn(ns->d, ops, floor > old_floor ? 2 : 1, detail, sizeof detail);
     free(cfg);
+    free(mark);
     if (rc) {
         szd_log(ns->d, SZD_ERROR, "msg=\"store delete failed\" key=%s err=%s detail=\"%s\"", key,
                 shardz_err_name(rc), detail);
+        free(key);
         return rc;
     }
+    free(key);
     ns->gen_floor = floor;
     rc = ns->slots ? 0 : shardz_sharder_unregister_partitions(ns->sh, &id, 1);
     if (rc && !(rc == SHARDZ_ENOENT && szd_is_range(ns))) { /* a range task unregistered it */
@@ -2561,13 +2571,6 @@ static int load_part(szd_ns *ns, const szd_rec_part *rec, json_t *j, load_batch 
     return rc;
 }
 
-/* An assignment record not in the plain form: read through its JSON. */
-static int load_part_json(szd_ns *ns, json_t *j, load_batch *lb)
-{
-    int rc = szd_rec_part_from_json(j, &lb->rec);
-    return rc ? rc : load_part(ns, &lb->rec, j, lb);
-}
-
 /* A partition's persisted statistics (ages were stored in wall-clock time). */
 static int load_stats(szd_ns *ns, json_t *j)
 {
@@ -2751,6 +2754,9 @@ static void part_drop_uncommitted(szd_ns *ns, uint32_t idx)
             "msg=\"partition not in the committed slot table: an unfinished add, dropped\" "
             "ns=%s partition=%s",
             ns->cfg.name, p->id);
+    if (p->page < ns->npages && ns->pages[p->page].based) {
+        szd_apage_found(ns, p->page, true); /* its line goes with the page's next rewrite */
+    }
     part_swap_remove(ns, idx);
 }
 
@@ -2988,17 +2994,6 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
         slots_page_load(d, &kp, kv);
         return;
     }
-    if (item->kind == SHARDZ_KEY_ASSIGN &&
-        szd_rec_part_parse(kv->value, kv->value_len, &lb->rec) == 0) {
-        /* the plain form (most records): no JSON tree */
-        szd_ns *ns = szd_ns_find(d, kp.ns);
-        int rc = ns ? load_part(ns, &lb->rec, NULL, lb) : SHARDZ_ENOENT;
-        if (rc) {
-            szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
-                    (int)kv->key_len, kv->key, shardz_err_name(rc));
-        }
-        return;
-    }
     json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
     int lrc = j && json_is_object(j) ? 0 : SHARDZ_EINVAL;
     if (lrc == 0 && item->kind == SHARDZ_KEY_CONFIG) {
@@ -3027,10 +3022,9 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
         if (!ns) {
             lrc = SHARDZ_ENOENT;
         } else {
-            lrc = item->kind == SHARDZ_KEY_NODE     ? load_node(ns, j)
-                  : item->kind == SHARDZ_KEY_ASSIGN ? load_part_json(ns, j, lb)
-                  : item->kind == SHARDZ_KEY_STATS  ? load_stats(ns, j)
-                                                    : szd_range_load_task(ns, j);
+            lrc = item->kind == SHARDZ_KEY_NODE    ? load_node(ns, j)
+                  : item->kind == SHARDZ_KEY_STATS ? load_stats(ns, j)
+                                                   : szd_range_load_task(ns, j);
         }
     }
     if (lrc) {
@@ -3040,32 +3034,247 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
     json_decref(j);
 }
 
-/* The length of a key's part before its id (ids hold no '/'): "ns/<ns>/assign/". */
-static size_t key_dir_len(const shardz_kv *kv)
+/* ---- assignments at load: pages and overrides (docs/STORE.md 5, "Assignment pages") ------ */
+
+/* One record's text (plain form scanned, anything else through jansson) loaded into ns: 0 and
+ * *out, or an error (corrupt, a removal mark, a repeat). */
+static int load_part_text(szd_ns *ns, const char *text, size_t len, load_batch *lb,
+                          szd_part **out)
+{
+    int rc;
+    *out = NULL;
+    if (szd_rec_part_parse(text, len, &lb->rec) == 0) {
+        rc = load_part(ns, &lb->rec, NULL, lb);
+    } else {
+        json_t *j = json_loadb(text, len, 0, NULL);
+        rc = json_is_object(j) ? szd_rec_part_from_json(j, &lb->rec) : SHARDZ_EINVAL;
+        rc = rc ? rc : lb->rec.removed ? SHARDZ_EINVAL : load_part(ns, &lb->rec, j, lb);
+        json_decref(j);
+    }
+    if (rc == 0) {
+        *out = &ns->parts[ns->nparts - 1];
+    }
+    return rc;
+}
+
+/* The id an override's key names (borrowed from the key). */
+static const char *key_id(const shardz_kv *kv, size_t *n)
 {
     size_t k = kv->key_len;
     while (k > 0 && kv->key[k - 1] != '/') {
         k--;
     }
-    return k;
+    *n = kv->key_len - k;
+    return kv->key + k;
 }
 
-/* Keys come sorted, so a namespace's assignment records are one run: its partitions get room
- * for all of them before the first is loaded. */
-static void reserve_run(szd *d, const load_item *items, size_t n, size_t i)
+/* The override's record: its write number and whether it is a removal mark. false: corrupt
+ * (logged). */
+static bool override_read(szd *d, const shardz_kv *kv, load_batch *lb)
+{
+    size_t idn;
+    const char *id = key_id(kv, &idn);
+    int rc = 0;
+    if (szd_rec_part_parse(kv->value, kv->value_len, &lb->rec) != 0) {
+        json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+        rc = json_is_object(j) ? szd_rec_part_from_json(j, &lb->rec) : SHARDZ_EINVAL;
+        json_decref(j);
+    }
+    if (rc == 0 && (strlen(lb->rec.id) != idn || memcmp(lb->rec.id, id, idn) != 0)) {
+        rc = SHARDZ_EINVAL; /* a record under another partition's key */
+    }
+    if (rc) {
+        szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
+                (int)kv->key_len, kv->key, shardz_err_name(rc));
+    }
+    return rc == 0;
+}
+
+static void load_corrupt(szd *d, const shardz_kv *kv, int rc)
+{
+    szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
+            (int)kv->key_len, kv->key, shardz_err_name(rc));
+}
+
+/* A page's number and write number; false: not a page to read (logged). */
+static bool page_open(szd *d, const shardz_kv *kv, uint32_t *page, uint64_t *w, size_t *off)
 {
     shardz_key_parts kp;
-    const shardz_kv *first = items[i].kv;
-    size_t dl = key_dir_len(first), j = i;
-    while (j < n && items[j].kind == SHARDZ_KEY_ASSIGN && key_dir_len(items[j].kv) == dl &&
-           memcmp(items[j].kv->key, first->key, dl) == 0) {
-        j++;
+    if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0 || kp.page >= SZD_APAGE_MAX_PAGES ||
+        szd_apage_open(kv->value, kv->value_len, w, off) != 0) {
+        load_corrupt(d, kv, SHARDZ_EINVAL);
+        return false;
     }
-    szd_ns *ns =
-        shardz_key_parse(first->key, first->key_len, &kp) == 0 ? szd_ns_find(d, kp.ns) : NULL;
-    if (ns && j - i > 1 && j - i < UINT32_MAX) {
-        (void)parts_reserve(ns, (uint32_t)(j - i)); /* without: appends grow one by one */
+    *page = kp.page;
+    return true;
+}
+
+/* The assignments of one namespace, items[a..z) (its pages, then its overrides: keys come
+ * sorted). Each partition gets the newest of its page line and its override (the write number
+ * decides, whatever a crash cut short); older copies are deleted by later writes. */
+static void load_assignments_of(szd_ns *ns, const load_item *items, size_t a, size_t z,
+                                load_batch *lb)
+{
+    szd *d = ns->d;
+    size_t nlines = 0, npages = 0;
+    for (size_t i = a; i < z; i++) {
+        const shardz_kv *kv = items[i].kv;
+        if (items[i].kind == SHARDZ_KEY_APAGE) {
+            npages++;
+            for (const char *c = kv->value, *e = c + kv->value_len;
+                 (c = memchr(c, '\n', (size_t)(e - c))) != NULL; c++) {
+                nlines++;
+            }
+        } else {
+            nlines++;
+        }
     }
+    if (nlines > 1 && nlines < UINT32_MAX) {
+        (void)parts_reserve(ns, (uint32_t)nlines); /* without: appends grow one by one */
+    }
+    szd_part *p;
+    if (npages == 0) { /* the layout before pages: every record under its own key */
+        for (size_t i = a; i < z; i++) {
+            const shardz_kv *kv = items[i].kv;
+            int rc = load_part_text(ns, kv->value, kv->value_len, lb, &p);
+            if (rc == 0) {
+                szd_apage_place(ns, p, p->page, true);
+                ns->wseq = lb->rec.w > ns->wseq ? lb->rec.w : ns->wseq;
+            } else if (!override_read(d, kv, lb)) {
+                continue; /* logged */
+            } else if (lb->rec.removed) {
+                szd_apage_stale(ns, kv->key, kv->key_len); /* a mark of nothing */
+            } else {
+                load_corrupt(d, kv, rc);
+            }
+        }
+        return;
+    }
+    szd_apage_map m;
+    if (szd_apage_map_init(&m, nlines) != 0) {
+        szd_oom();
+    }
+    for (size_t i = a; i < z; i++) { /* the overrides */
+        const shardz_kv *kv = items[i].kv;
+        if (items[i].kind != SHARDZ_KEY_ASSIGN || !override_read(d, kv, lb)) {
+            continue;
+        }
+        size_t idn;
+        const char *id = key_id(kv, &idn);
+        szd_apage_entry *e = szd_apage_map_get(&m, id, idn);
+        szd_apage_see_override(e, (int64_t)i, lb->rec.w, lb->rec.removed);
+        ns->wseq = lb->rec.w > ns->wseq ? lb->rec.w : ns->wseq;
+    }
+    for (size_t i = a; i < z; i++) { /* the page lines */
+        const shardz_kv *kv = items[i].kv;
+        uint32_t page;
+        uint64_t w;
+        size_t off, n, idn;
+        const char *line, *id;
+        if (items[i].kind != SHARDZ_KEY_APAGE || !page_open(d, kv, &page, &w, &off)) {
+            continue;
+        }
+        szd_apage_found(ns, page, false);
+        ns->wseq = w > ns->wseq ? w : ns->wseq;
+        while (szd_apage_next(kv->value, kv->value_len, &off, &line, &n)) {
+            if (!szd_apage_line_id(line, n, &id, &idn)) {
+                load_corrupt(d, kv, SHARDZ_EINVAL);
+                szd_apage_found(ns, page, true); /* rewritten without it */
+                continue;
+            }
+            uint32_t loser = szd_apage_see_line(szd_apage_map_get(&m, id, idn), page, w);
+            if (loser != UINT32_MAX) {
+                szd_apage_found(ns, loser, true); /* an older line of the id: rewritten */
+            }
+        }
+    }
+    for (size_t i = a; i < z; i++) { /* the lines that are the newest */
+        const shardz_kv *kv = items[i].kv;
+        uint32_t page;
+        uint64_t w;
+        size_t off, n, idn;
+        const char *line, *id;
+        if (items[i].kind != SHARDZ_KEY_APAGE || !page_open(d, kv, &page, &w, &off)) {
+            continue;
+        }
+        while (szd_apage_next(kv->value, kv->value_len, &off, &line, &n)) {
+            if (!szd_apage_line_id(line, n, &id, &idn)) {
+                continue;
+            }
+            szd_apage_entry *e = szd_apage_map_get(&m, id, idn);
+            if (e->best != -1 || e->page != page || e->line_w != w) {
+                continue; /* an override is newer, or another page's line */
+            }
+            int rc = load_part_text(ns, line, n, lb, &p);
+            if (rc) {
+                load_corrupt(d, kv, rc);
+                szd_apage_found(ns, page, true);
+                continue;
+            }
+            szd_apage_place(ns, p, page, false);
+        }
+    }
+    for (size_t i = a; i < z; i++) { /* the overrides that are the newest */
+        const shardz_kv *kv = items[i].kv;
+        size_t idn;
+        const char *id = key_id(kv, &idn);
+        if (items[i].kind != SHARDZ_KEY_ASSIGN) {
+            continue;
+        }
+        szd_apage_entry *e = szd_apage_map_get(&m, id, idn);
+        if (!e || e->best != (int64_t)i) {
+            /* older than a line (or corrupt): deleted by a later write */
+            szd_apage_stale(ns, kv->key, kv->key_len);
+            continue;
+        }
+        if (e->removed) {
+            char idz[SHARDZ_KEY_MAX_ID + 1];
+            snprintf(idz, sizeof idz, "%.*s", (int)idn, id);
+            if (e->page != UINT32_MAX) {
+                szd_apage_dead(ns, e->page, idz); /* its page still holds its line */
+            } else {
+                szd_apage_stale(ns, kv->key, kv->key_len); /* a mark of nothing now */
+            }
+            continue;
+        }
+        int rc = load_part_text(ns, kv->value, kv->value_len, lb, &p);
+        if (rc) {
+            load_corrupt(d, kv, rc);
+            continue;
+        }
+        szd_apage_place(ns, p, e->page != UINT32_MAX ? e->page : p->page, true);
+    }
+    szd_apage_map_free(&m);
+}
+
+/* Every namespace's assignments: each namespace's pages and overrides are one run of keys. */
+static void load_assignments(szd *d, const load_item *items, size_t n, load_batch *lb)
+{
+    shardz_key_parts *kp = szd_xmalloc(sizeof *kp);
+    for (size_t i = 0; i < n;) {
+        if (items[i].kind != SHARDZ_KEY_ASSIGN && items[i].kind != SHARDZ_KEY_APAGE) {
+            i++;
+            continue;
+        }
+        const shardz_kv *first = items[i].kv;
+        (void)shardz_key_parse(first->key, first->key_len, kp); /* it parsed in the first pass */
+        size_t pl = 3 + strlen(kp->ns) + 1; /* "ns/<ns>/" */
+        size_t j = i + 1;
+        while (j < n && (items[j].kind == SHARDZ_KEY_ASSIGN || items[j].kind == SHARDZ_KEY_APAGE) &&
+               items[j].kv->key_len > pl && memcmp(items[j].kv->key, first->key, pl) == 0) {
+            j++;
+        }
+        szd_ns *ns = szd_ns_find(d, kp->ns);
+        if (ns) {
+            load_assignments_of(ns, items, i, j, lb);
+        } else {
+            for (size_t k = i; k < j; k++) {
+                load_corrupt(d, items[k].kv, SHARDZ_ENOENT);
+            }
+        }
+        i = j;
+    }
+    free(kp);
 }
 
 static void load_records(szd *d, shardz_range *const *pages)
@@ -3096,15 +3305,13 @@ static void load_records(szd *d, shardz_range *const *pages)
     free(kp);
     load_batch *lb = szd_xcalloc(1, sizeof *lb);
     for (size_t o = 0; o < sizeof order / sizeof order[0]; o++) {
-        for (size_t i = 0; i < n; i++) {
-            if (items[i].kind != order[o]) {
-                continue;
+        if (order[o] == SHARDZ_KEY_ASSIGN) {
+            load_assignments(d, items, n, lb); /* with the pages, namespace by namespace */
+        }
+        for (size_t i = 0; i < n && order[o] != SHARDZ_KEY_ASSIGN; i++) {
+            if (items[i].kind == order[o]) {
+                load_one(d, &items[i], lb);
             }
-            if (items[i].kind == SHARDZ_KEY_ASSIGN &&
-                (i == 0 || items[i - 1].kind != SHARDZ_KEY_ASSIGN)) {
-                reserve_run(d, items, n, i);
-            }
-            load_one(d, &items[i], lb);
         }
         if (lb->ns) { /* every assignment registered before the statistics come */
             load_batch_flush(lb);
@@ -3285,6 +3492,7 @@ int szd_ns_reload(szd_ns *ns)
     }
     /* revisions only grow: workers ignore an older assignment, routers watch from the last */
     nn->revision = ns->revision + 1 > nn->revision ? ns->revision + 1 : nn->revision;
+    nn->wseq = ns->wseq > nn->wseq ? ns->wseq : nn->wseq; /* records' write numbers grow too */
     nn->balanced_ms = ns->balanced_ms;
     /* statistics are written apart, now and then: the latest stay (they survive a move, and
      * a reload too) */

@@ -103,13 +103,9 @@ static int collect(szd_ns *ns, bool config, szd_batch **out)
     if (ns->parts_dirty) {
         dirty_span(ns, &list, &nlist);
     }
-    for (size_t k = 0; k < nlist && rc == 0; k++) {
-        uint32_t i = list ? list[k] : (uint32_t)k;
-        if (i >= ns->nparts || !ns->parts[i].dirty) {
-            continue; /* stale: removed, or written since it was named */
-        }
-        rc = szd_batch_put(b, key_of(SHARDZ_KEY_ASSIGN, ns->cfg.name, ns->parts[i].id),
-                           szd_part_record_text(ns, &ns->parts[i]));
+    if (rc == 0) {
+        /* (a stale name, removed or written since it was named, is skipped there) */
+        rc = szd_apage_collect(ns, b, list, nlist);
     }
     if (rc) {
         szd_batch_free(b);

@@ -271,7 +271,7 @@ static int step_persist(szd_ns *ns, const rtask *t, szd_part *const *parts, size
     ops[n] = (shardz_op){SHARDZ_OP_PUT, keys[n], (size_t)len, vals[n], strlen(vals[n]), 0};
     n++;
     for (size_t i = 0; i < np; i++, n++) {
-        vals[n] = szd_part_record_text(ns, parts[i]);
+        vals[n] = szd_apage_override_text(ns, parts[i]); /* its own key: one transaction */
         len = shardz_key_assign(keys[n], sizeof keys[n], ns->cfg.name, parts[i]->id);
         if (len < 0 || !vals[n]) {
             rc = len < 0 ? len : SHARDZ_ENOMEM;
@@ -280,15 +280,27 @@ static int step_persist(szd_ns *ns, const rtask *t, szd_part *const *parts, size
         ops[n] = (shardz_op){SHARDZ_OP_PUT, keys[n], (size_t)len, vals[n], strlen(vals[n]), 0};
     }
     for (size_t i = 0; i < ngone; i++) {
-        for (int kind = 0; kind < 2; kind++, n++) {
-            len = kind == 0 ? shardz_key_assign(keys[n], sizeof keys[n], ns->cfg.name, gone[i])
-                            : shardz_key_stats(keys[n], sizeof keys[n], ns->cfg.name, gone[i]);
-            if (len < 0) {
-                rc = len;
+        /* the assignment's removal mark (its page may hold its line), the statistics' delete */
+        const szd_part *g = szd_part_find(ns, gone[i]);
+        char *mkey = NULL;
+        if (g) {
+            rc = szd_apage_mark(ns, g, &mkey, &vals[n]);
+            if (rc) {
                 goto out;
             }
-            ops[n] = (shardz_op){SHARDZ_OP_DELETE, keys[n], (size_t)len, NULL, 0, 0};
+            snprintf(keys[n], sizeof keys[n], "%s", mkey);
+            free(mkey);
+            ops[n] = (shardz_op){SHARDZ_OP_PUT, keys[n], strlen(keys[n]), vals[n],
+                                 strlen(vals[n]), 0};
+            n++;
         }
+        len = shardz_key_stats(keys[n], sizeof keys[n], ns->cfg.name, gone[i]);
+        if (len < 0) {
+            rc = len;
+            goto out;
+        }
+        ops[n] = (shardz_op){SHARDZ_OP_DELETE, keys[n], (size_t)len, NULL, 0, 0};
+        n++;
     }
     char detail[256];
     rc = szd_store_txn(ns->d, ops, n, detail, sizeof detail);

@@ -16,7 +16,7 @@ _Static_assert(SHARDZ_KEY_BUF <= SHARDZ_STORE_MAX_KEY, "layout keys exceed the k
 static const char *const kind_names[] = {
     [SHARDZ_KEY_CONFIG] = "config", [SHARDZ_KEY_NODE] = "node",   [SHARDZ_KEY_ASSIGN] = "assign",
     [SHARDZ_KEY_STATS] = "stats",   [SHARDZ_KEY_TASK] = "task",   [SHARDZ_KEY_LEADER] = "leader",
-    [SHARDZ_KEY_GONE] = "gone",     [SHARDZ_KEY_SLOTS] = "slots",
+    [SHARDZ_KEY_GONE] = "gone",     [SHARDZ_KEY_SLOTS] = "slots",  [SHARDZ_KEY_APAGE] = "apage",
 };
 
 #define NKINDS (sizeof kind_names / sizeof kind_names[0])
@@ -88,7 +88,7 @@ int shardz_key_build(char *buf, size_t cap, shardz_key_kind kind, const char *ns
     if (kind == SHARDZ_KEY_GONE) {
         return emit(buf, cap, "gone/", ns, "", "");
     }
-    if (kind == SHARDZ_KEY_SLOTS || !shardz_key_id_valid(id)) {
+    if (kind == SHARDZ_KEY_SLOTS || kind == SHARDZ_KEY_APAGE || !shardz_key_id_valid(id)) {
         return fail(buf, cap);
     }
     {
@@ -138,6 +138,17 @@ int shardz_key_slots(char *buf, size_t cap, const char *ns, uint64_t epoch, uint
     }
     snprintf(num, sizeof num, "%" PRIu64 "/%" PRIu32, epoch, page);
     return emit(buf, cap, "ns/", ns, "/slots/", num);
+}
+
+int shardz_key_apage(char *buf, size_t cap, const char *ns, uint32_t page)
+{
+    char num[16];
+
+    if (!buf || !shardz_key_id_valid(ns)) {
+        return fail(buf, cap);
+    }
+    snprintf(num, sizeof num, "%" PRIu32, page);
+    return emit(buf, cap, "ns/", ns, "/apage/", num);
 }
 
 /* Reads the decimal number of n bytes at s (no sign, no leading zero but "0", at most max).
@@ -257,6 +268,16 @@ int shardz_key_parse(const void *key, size_t len, shardz_key_parts *out)
     kind_len = (size_t)(slash - kind);
     if (kind_len == 5 && memcmp(kind, "slots", 5) == 0) {
         return slots_parse(slash + 1, (size_t)(end - slash - 1), out);
+    }
+    if (kind_len == 5 && memcmp(kind, "apage", 5) == 0) {
+        uint64_t page;
+
+        if (!number_parse(slash + 1, (size_t)(end - slash - 1), UINT32_MAX, &page)) {
+            return SHARDZ_EINVAL;
+        }
+        out->kind = SHARDZ_KEY_APAGE;
+        out->page = (uint32_t)page;
+        return 0;
     }
     for (i = SHARDZ_KEY_NODE; i <= SHARDZ_KEY_TASK; i++) {
         if (strlen(kind_names[i]) == kind_len && memcmp(kind, kind_names[i], kind_len) == 0) {

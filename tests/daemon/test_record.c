@@ -46,6 +46,12 @@ static const row rows[] = {
     {"cut short", "{\"id\":\"p\",\"slots\":[{\"owner\":\"w\"}]", P, -1, 0, "", 0, 0, ""},
     {"bytes after the record", "{\"id\":\"p\",\"slots\":[{\"owner\":\"w\"}]}x", P, -1, 0, "", 0, 0, ""},
     {"non-ASCII: jansson's", "{\"id\":\"p\",\"slots\":[{\"owner\":\"w\xc3\xbc\"}]}", P, 0, 1, "w\xc3\xbc", 0, 0, ""},
+    {"an override's write number: plain", "{\"id\":\"p\",\"slots\":[{\"owner\":\"w\",\"generation\":2}],\"w\":77}", 0, 0, 1, "w", 2, 0, ""},
+    {"a write number with history: jansson's", "{\"id\":\"p\",\"slots\":[{\"owner\":\"w\"}],\"w\":5,\"history\":[]}", P, 0, 1, "w", 0, 0, ""},
+    {"a write number before the slots: jansson's", "{\"id\":\"p\",\"w\":5,\"slots\":[{\"owner\":\"w\"}]}", P, 0, 1, "w", 0, 0, ""},
+    {"a negative write number: jansson's (none)", "{\"id\":\"p\",\"slots\":[{}],\"w\":-1}", P, 0, 1, "", 0, 0, ""},
+    {"a removal mark: no slots", "{\"id\":\"p\",\"removed\":true,\"w\":9}", P, 0, 0, "", 0, 0, ""},
+    {"removed false is no mark", "{\"id\":\"p\",\"removed\":false,\"w\":9}", P, SHARDZ_EINVAL, 0, "", 0, 0, ""},
     {"a state name too long to be one reads as absent", "{\"id\":\"p\",\"slots\":[{\"state\":\"servingservingserving\"}]}", P, 0, 1, "", 0, 0, ""},
 };
 /* clang-format on */
@@ -96,6 +102,36 @@ static void test_rows(void **state)
     }
 }
 
+/* The write number and the removal mark, as either reader gives them. */
+static void test_write_number_and_mark(void **state)
+{
+    (void)state;
+    szd_rec_part fast, slow;
+    const char *t = "{\"id\":\"p\",\"slots\":[{\"owner\":\"w\"}],\"w\":123456789012}";
+    assert_int_equal(szd_rec_part_parse(t, strlen(t), &fast), 0);
+    assert_true(fast.w == 123456789012ull && !fast.removed);
+    json_t *j = json_loads(t, 0, NULL);
+    assert_int_equal(szd_rec_part_from_json(j, &slow), 0);
+    json_decref(j);
+    assert_true(szd_rec_part_same(&fast, &slow));
+    slow.w++;
+    assert_false(szd_rec_part_same(&fast, &slow));
+    const char *m = "{\"id\":\"p\",\"removed\":true,\"w\":9}";
+    assert_int_equal(szd_rec_part_parse(m, strlen(m), &fast), SZD_REC_OTHER);
+    j = json_loads(m, 0, NULL);
+    assert_int_equal(szd_rec_part_from_json(j, &slow), 0);
+    json_decref(j);
+    assert_true(slow.removed && slow.w == 9 && slow.nslots == 0);
+    assert_string_equal(slow.id, "p");
+    /* a plain record without "w" reads as none */
+    const char *o = "{\"id\":\"p\",\"slots\":[{}]}";
+    fast.w = 5;
+    assert_int_equal(szd_rec_part_parse(o, strlen(o), &fast), SZD_REC_OTHER);
+    const char *o2 = "{\"id\":\"p\",\"slots\":[{\"owner\":\"w\"}]}";
+    assert_int_equal(szd_rec_part_parse(o2, strlen(o2), &fast), 0);
+    assert_true(fast.w == 0 && !fast.removed);
+}
+
 /* The scanner never reads past the length it is given: every prefix of a plain record is
  * refused (ASan catches a read past the copy's end). */
 static void test_prefixes(void **state)
@@ -115,6 +151,7 @@ static void test_prefixes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_rows),
+                                       cmocka_unit_test(test_write_number_and_mark),
                                        cmocka_unit_test(test_prefixes)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

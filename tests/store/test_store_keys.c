@@ -221,6 +221,34 @@ static void test_parse_refuses_foreign_keys(void **state)
     assert_int_equal(shardz_key_parse(NULL, 3, &p), SHARDZ_EINVAL);
 }
 
+/* Assignment pages: a numbered key, built and parsed exactly; anything but a canonical decimal
+ * number below 2^32 is refused, and the kind is never built from an id. */
+static void test_apage_keys(void **state)
+{
+    char b[SHARDZ_KEY_BUF];
+    shardz_key_parts p;
+
+    (void)state;
+    expect_key(shardz_key_apage(b, sizeof b, "orders", 0), b, "ns/orders/apage/0");
+    expect_key(shardz_key_apage(b, sizeof b, "o", UINT32_MAX), b, "ns/o/apage/4294967295");
+    assert_int_equal(shardz_key_parse(b, strlen(b), &p), 0);
+    assert_int_equal(p.kind, SHARDZ_KEY_APAGE);
+    assert_string_equal(p.ns, "o");
+    assert_string_equal(p.id, "");
+    assert_true(p.page == UINT32_MAX);
+    assert_int_equal(shardz_key_apage(b, sizeof b, "a/b", 1), SHARDZ_EINVAL);
+    assert_int_equal(shardz_key_apage(b, 10, "orders", 1), SHARDZ_ERANGE);
+    assert_int_equal(shardz_key_build(b, sizeof b, SHARDZ_KEY_APAGE, "orders", "1"),
+                     SHARDZ_EINVAL);
+    expect_key(shardz_key_kind_prefix(b, sizeof b, SHARDZ_KEY_APAGE, "orders"), b,
+               "ns/orders/apage/");
+    static const char *const bad[] = {"ns/o/apage/01", "ns/o/apage/+1", "ns/o/apage/",
+                                      "ns/o/apage/4294967296", "ns/o/apage/1/2", "ns/o/apage/x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(shardz_key_parse(bad[i], strlen(bad[i]), &p), SHARDZ_EINVAL);
+    }
+}
+
 /* Slot table pages: numbered keys, built and parsed exactly; anything but canonical decimal
  * numbers (epoch >= 1, page < 2^32) is refused. */
 static void test_slots_keys(void **state)
@@ -287,6 +315,7 @@ static void test_kind_names(void **state)
     assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_LEADER), "leader");
     assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_GONE), "gone");
     assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_SLOTS), "slots");
+    assert_string_equal(shardz_key_kind_name(SHARDZ_KEY_APAGE), "apage");
     assert_string_equal(shardz_key_kind_name((shardz_key_kind)77), "unknown");
 }
 
@@ -333,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_buffer_too_small),
         cmocka_unit_test(test_parse_refuses_foreign_keys),
         cmocka_unit_test(test_slots_keys),
+        cmocka_unit_test(test_apage_keys),
         cmocka_unit_test(test_kind_names),
         cmocka_unit_test(test_namespace_prefix_isolation),
     };

@@ -116,6 +116,8 @@ int szd_rec_part_parse(const char *text, size_t len, szd_rec_part *out)
 {
     scan s = {text, text + len};
     out->nslots = 0; /* no memset: the struct is 9 KB, a load reads a million of them */
+    out->w = 0;
+    out->removed = false;
     if (!lit(&s, "{\"id\":") || !str(&s, out->id, sizeof out->id) || !lit(&s, ",\"slots\":[")) {
         return SZD_REC_OTHER;
     }
@@ -131,6 +133,9 @@ int szd_rec_part_parse(const char *text, size_t len, szd_rec_part *out)
             return SZD_REC_OTHER;
         }
     }
+    if (lit(&s, ",\"w\":") && !num(&s, &out->w)) {
+        return SZD_REC_OTHER;
+    }
     return lit(&s, "}") && s.p == s.end ? 0 : SZD_REC_OTHER;
 }
 
@@ -144,7 +149,8 @@ static bool same_slot(const szd_rec_slot *a, const szd_rec_slot *b)
 
 bool szd_rec_part_same(const szd_rec_part *a, const szd_rec_part *b)
 {
-    if (strcmp(a->id, b->id) != 0 || a->nslots != b->nslots) {
+    if (strcmp(a->id, b->id) != 0 || a->nslots != b->nslots || a->w != b->w ||
+        a->removed != b->removed) {
         return false;
     }
     for (unsigned i = 0; i < a->nslots; i++) {
@@ -174,6 +180,13 @@ int szd_rec_part_from_json(json_t *j, szd_rec_part *out)
     json_t *id = json_object_get(j, "id");
     json_t *slots = json_object_get(j, "slots");
     size_t n = json_array_size(slots);
+    json_int_t w = json_integer_value(json_object_get(j, "w"));
+    out->w = w > 0 ? (uint64_t)w : 0;
+    if (json_is_string(id) && json_is_true(json_object_get(j, "removed"))) {
+        jstr(j, "id", out->id, sizeof out->id);
+        out->removed = true;
+        return 0;
+    }
     if (!json_is_string(id) || !json_is_array(slots) || n < 1 || n > SHARDZ_MAX_REPLICAS) {
         return SHARDZ_EINVAL;
     }

@@ -29,25 +29,29 @@ typedef struct {
 
 typedef struct {
     char id[SHARDZ_MAX_ID + 1];
-    unsigned nslots; /* 1..SHARDZ_MAX_REPLICAS */
+    unsigned nslots; /* 1..SHARDZ_MAX_REPLICAS; 0 for a removal mark */
     szd_rec_slot slots[SHARDZ_MAX_REPLICAS];
+    uint64_t w;   /* "w": the write that made an override record (docs/STORE.md 5, pages); 0:
+                   * none (a page line, or a record of the layout before pages) */
+    bool removed; /* "removed": true: a removal mark (a tombstone), no slots */
 } szd_rec_part;
 
 #define SZD_REC_OTHER 1 /* not in the plain form: read it with szd_rec_part_from_json */
 
 /* Scans text (len bytes, no NUL needed) in the plain form: {"id":"..","slots":[{..},..]} with
  * slot fields owner, state, generation, prev, prev_state, prev_generation and reason, each at
- * most once, strings of printable ASCII without quotes or backslashes, generations of at most
- * 18 digits, nothing else and no whitespace. 0 and *out filled, or SZD_REC_OTHER (*out then
+ * most once, then optionally "w":N, strings of printable ASCII without quotes or backslashes,
+ * numbers of at most 18 digits, nothing else and no whitespace. 0 and *out filled, or SZD_REC_OTHER (*out then
  * undefined). Never reads past len. */
 int szd_rec_part_parse(const char *text, size_t len, szd_rec_part *out);
 
 /* The same from a parsed record (the general form; other members ignored): 0, or
- * SHARDZ_EINVAL when the id is not a string or slots not an array of 1..SHARDZ_MAX_REPLICAS. */
+ * SHARDZ_EINVAL when the id is not a string or slots not an array of 1..SHARDZ_MAX_REPLICAS.
+ * A removal mark ({"id":..,"removed":true,"w":N}) reads with removed set and no slots. */
 int szd_rec_part_from_json(json_t *j, szd_rec_part *out);
 
-/* Whether two reads say the same (the id and each slot's fields; what lies past them in the
- * buffers does not count). */
+/* Whether two reads say the same (the id, w, removed and each slot's fields; what lies past
+ * them in the buffers does not count). */
 bool szd_rec_part_same(const szd_rec_part *a, const szd_rec_part *b);
 
 #endif
