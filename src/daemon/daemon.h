@@ -151,10 +151,10 @@ typedef struct {
     uint16_t nrep;
     bool dirty; /* to persist */
     bool stats_dirty;
-    uint32_t page : 31; /* its assignment page (apage.c): the one its line is written to */
-    uint32_t over : 1;  /* its own key (assign/<p>) holds its record, overriding the page */
-    int64_t load_ms, moved_ms;   /* when the load was last updated and when a replica of it last
-                                  * moved (0: never; monotonic ms) */
+    uint32_t page : 31;        /* its assignment page (apage.c): the one its line is written to */
+    uint32_t over : 1;         /* its own key (assign/<p>) holds its record, overriding the page */
+    int64_t load_ms, moved_ms; /* when the load was last updated and when a replica of it last
+                                * moved (0: never; monotonic ms) */
     struct szd_history *history; /* its last moves (history.c), owned; NULL: none yet */
 } szd_part;
 
@@ -302,11 +302,11 @@ typedef struct szd_ns {
     /* Assignment pages (apage.c): pages[k] is page k; new partitions join page_open */
     szd_apage *pages;
     uint32_t npages, cappages, page_open;
-    uint32_t nrefold;       /* pages with refold set */
-    uint64_t wseq;          /* the last write number given (records' "w", pages' headers) */
-    json_t *dead_refs;      /* id -> how many pages' rewrites its removal mark waits for */
-    char **apage_stale;     /* override keys the next write deletes (lost to a newer line or
-                             * marks of nothing, found by a load), owned */
+    uint32_t nrefold;   /* pages with refold set */
+    uint64_t wseq;      /* the last write number given (records' "w", pages' headers) */
+    json_t *dead_refs;  /* id -> how many pages' rewrites its removal mark waits for */
+    char **apage_stale; /* override keys the next write deletes (lost to a newer line or
+                         * marks of nothing, found by a load), owned */
     size_t napage_stale, capapage_stale;
 } szd_ns;
 

@@ -3038,8 +3038,7 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
 
 /* One record's text (plain form scanned, anything else through jansson) loaded into ns: 0 and
  * *out, or an error (corrupt, a removal mark, a repeat). */
-static int load_part_text(szd_ns *ns, const char *text, size_t len, load_batch *lb,
-                          szd_part **out)
+static int load_part_text(szd_ns *ns, const char *text, size_t len, load_batch *lb, szd_part **out)
 {
     int rc;
     *out = NULL;
@@ -3092,8 +3091,8 @@ static bool override_read(szd *d, const shardz_kv *kv, load_batch *lb)
 
 static void load_corrupt(szd *d, const shardz_kv *kv, int rc)
 {
-    szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
-            (int)kv->key_len, kv->key, shardz_err_name(rc));
+    szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s", (int)kv->key_len,
+            kv->key, shardz_err_name(rc));
 }
 
 /* A page's number and write number; false: not a page to read (logged). */
@@ -3258,7 +3257,7 @@ static void load_assignments(szd *d, const load_item *items, size_t n, load_batc
         }
         const shardz_kv *first = items[i].kv;
         (void)shardz_key_parse(first->key, first->key_len, kp); /* it parsed in the first pass */
-        size_t pl = 3 + strlen(kp->ns) + 1; /* "ns/<ns>/" */
+        size_t pl = 3 + strlen(kp->ns) + 1;                     /* "ns/<ns>/" */
         size_t j = i + 1;
         while (j < n && (items[j].kind == SHARDZ_KEY_ASSIGN || items[j].kind == SHARDZ_KEY_APAGE) &&
                items[j].kv->key_len > pl && memcmp(items[j].kv->key, first->key, pl) == 0) {

@@ -290,8 +290,8 @@ static int step_persist(szd_ns *ns, const rtask *t, szd_part *const *parts, size
             }
             snprintf(keys[n], sizeof keys[n], "%s", mkey);
             free(mkey);
-            ops[n] = (shardz_op){SHARDZ_OP_PUT, keys[n], strlen(keys[n]), vals[n],
-                                 strlen(vals[n]), 0};
+            ops[n] =
+                (shardz_op){SHARDZ_OP_PUT, keys[n], strlen(keys[n]), vals[n], strlen(vals[n]), 0};
             n++;
         }
         len = shardz_key_stats(keys[n], sizeof keys[n], ns->cfg.name, gone[i]);

@@ -16,7 +16,7 @@ _Static_assert(SHARDZ_KEY_BUF <= SHARDZ_STORE_MAX_KEY, "layout keys exceed the k
 static const char *const kind_names[] = {
     [SHARDZ_KEY_CONFIG] = "config", [SHARDZ_KEY_NODE] = "node",   [SHARDZ_KEY_ASSIGN] = "assign",
     [SHARDZ_KEY_STATS] = "stats",   [SHARDZ_KEY_TASK] = "task",   [SHARDZ_KEY_LEADER] = "leader",
-    [SHARDZ_KEY_GONE] = "gone",     [SHARDZ_KEY_SLOTS] = "slots",  [SHARDZ_KEY_APAGE] = "apage",
+    [SHARDZ_KEY_GONE] = "gone",     [SHARDZ_KEY_SLOTS] = "slots", [SHARDZ_KEY_APAGE] = "apage",
 };
 
 #define NKINDS (sizeof kind_names / sizeof kind_names[0])

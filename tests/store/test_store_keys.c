@@ -238,11 +238,10 @@ static void test_apage_keys(void **state)
     assert_true(p.page == UINT32_MAX);
     assert_int_equal(shardz_key_apage(b, sizeof b, "a/b", 1), SHARDZ_EINVAL);
     assert_int_equal(shardz_key_apage(b, 10, "orders", 1), SHARDZ_ERANGE);
-    assert_int_equal(shardz_key_build(b, sizeof b, SHARDZ_KEY_APAGE, "orders", "1"),
-                     SHARDZ_EINVAL);
+    assert_int_equal(shardz_key_build(b, sizeof b, SHARDZ_KEY_APAGE, "orders", "1"), SHARDZ_EINVAL);
     expect_key(shardz_key_kind_prefix(b, sizeof b, SHARDZ_KEY_APAGE, "orders"), b,
                "ns/orders/apage/");
-    static const char *const bad[] = {"ns/o/apage/01", "ns/o/apage/+1", "ns/o/apage/",
+    static const char *const bad[] = {"ns/o/apage/01",         "ns/o/apage/+1",  "ns/o/apage/",
                                       "ns/o/apage/4294967296", "ns/o/apage/1/2", "ns/o/apage/x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(shardz_key_parse(bad[i], strlen(bad[i]), &p), SHARDZ_EINVAL);

@@ -129,8 +129,7 @@ szd_apage_entry *szd_apage_map_get(szd_apage_map *m, const char *id, size_t n)
             if ((m->n + 1) * 2 > m->cap) {
                 return NULL;
             }
-            *e = (szd_apage_entry){
-                .id = id, .idlen = (uint32_t)n, .page = UINT32_MAX, .best = -2};
+            *e = (szd_apage_entry){.id = id, .idlen = (uint32_t)n, .page = UINT32_MAX, .best = -2};
             m->n++;
             return e;
         }

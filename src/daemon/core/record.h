@@ -41,8 +41,8 @@ typedef struct {
 /* Scans text (len bytes, no NUL needed) in the plain form: {"id":"..","slots":[{..},..]} with
  * slot fields owner, state, generation, prev, prev_state, prev_generation and reason, each at
  * most once, then optionally "w":N, strings of printable ASCII without quotes or backslashes,
- * numbers of at most 18 digits, nothing else and no whitespace. 0 and *out filled, or SZD_REC_OTHER (*out then
- * undefined). Never reads past len. */
+ * numbers of at most 18 digits, nothing else and no whitespace. 0 and *out filled, or SZD_REC_OTHER
+ * (*out then undefined). Never reads past len. */
 int szd_rec_part_parse(const char *text, size_t len, szd_rec_part *out);
 
 /* The same from a parsed record (the general form; other members ignored): 0, or
