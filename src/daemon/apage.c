@@ -246,6 +246,7 @@ int szd_apage_collect(szd_ns *ns, szd_batch *b, const uint32_t *list, size_t nli
             touched[ntouched++] = p->page;
             pg->touched = true;
         }
+        pg->ndirty++;
         pg->nfresh += !p->over;
     }
     for (uint32_t k = 0; ns->nrefold > 0 && k < ns->npages; k++) {
@@ -266,6 +267,7 @@ int szd_apage_collect(szd_ns *ns, szd_batch *b, const uint32_t *list, size_t nli
         szd_apage_count c = {.nlive = pg->nlive,
                              .nover = pg->nover,
                              .ndead = pg->ndead,
+                             .ndirty = pg->ndirty,
                              .nfresh = pg->nfresh,
                              .based = pg->based,
                              .refold = pg->refold};
@@ -393,7 +395,7 @@ int szd_apage_collect(szd_ns *ns, szd_batch *b, const uint32_t *list, size_t nli
     for (size_t t = 0; t < ntouched; t++) {
         szd_apage *pg = &ns->pages[touched[t]];
         pg->touched = pg->fold = false;
-        pg->nfresh = 0;
+        pg->ndirty = pg->nfresh = 0;
         if (text) {
             free(text[touched[t]].s);
         }

@@ -223,7 +223,7 @@ typedef struct {
     char **dead;    /* ids whose removal marks wait for this page's rewrite (owned) */
     uint32_t ndead, capdead;
     /* scratch of one write (szd_apage_collect) */
-    uint32_t nfresh;
+    uint32_t ndirty, nfresh;
     bool touched, fold;
 } szd_apage;
 

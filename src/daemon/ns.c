@@ -2596,41 +2596,32 @@ static int load_stats(szd_ns *ns, json_t *j)
     return 0;
 }
 
-int szd_ns_apply_change(szd *d, const shardz_event *ev)
+/* A record's text (len bytes) applied in place to partition id (idlen bytes), in a follower's
+ * cache of a replica namespace: 0, or SHARDZ_ESTALE when it cannot be (an unknown partition,
+ * another shape, a removal mark): the namespace is loaded again. */
+static int apply_record(szd_ns *ns, const char *text, size_t len, const char *id_in, size_t idlen)
 {
-    shardz_key_parts kp;
-    if (shardz_key_parse(ev->kv.key, ev->kv.key_len, &kp) != 0) {
-        return 0; /* not a namespace record */
+    char idz[SHARDZ_KEY_MAX_ID + 1];
+    if (idlen > SHARDZ_KEY_MAX_ID) {
+        return SHARDZ_ESTALE;
     }
-    szd_ns *ns = szd_ns_find(d, kp.ns);
-    if (!ns || ev->type != SHARDZ_EVENT_PUT ||
-        (kp.kind != SHARDZ_KEY_ASSIGN && kp.kind != SHARDZ_KEY_STATS) ||
-        strcmp(ns->cfg.sharder, "replica") != 0) {
-        return SHARDZ_ESTALE; /* anything else: the namespace is loaded again */
-    }
-    szd_part *p = szd_part_find(ns, kp.id);
+    memcpy(idz, id_in, idlen);
+    idz[idlen] = '\0';
+    szd_part *p = szd_part_find(ns, idz);
     json_t *j = NULL;
     szd_rec_part *rec = NULL;
     int rc = SHARDZ_ESTALE;
     if (!p) {
         goto out;
     }
-    if (kp.kind == SHARDZ_KEY_STATS) {
-        j = json_loadb(ev->kv.value, ev->kv.value_len, 0, NULL);
-        if (json_is_object(j) &&
-            strcmp(json_string_value(json_object_get(j, "id")) ?: "", kp.id) == 0) {
-            rc = load_stats(ns, j) == 0 ? 0 : SHARDZ_ESTALE;
-        }
-        goto out;
-    }
     rec = szd_xmalloc(sizeof *rec);
-    if (szd_rec_part_parse(ev->kv.value, ev->kv.value_len, rec) != 0) {
-        j = json_loadb(ev->kv.value, ev->kv.value_len, 0, NULL);
+    if (szd_rec_part_parse(text, len, rec) != 0) {
+        j = json_loadb(text, len, 0, NULL);
         if (!json_is_object(j) || szd_rec_part_from_json(j, rec) != 0) {
             goto out;
         }
     }
-    if (strcmp(rec->id, kp.id) != 0 || rec->nslots != p->nrep) {
+    if (rec->removed || strcmp(rec->id, idz) != 0 || rec->nslots != p->nrep) {
         goto out;
     }
     /* the sharder follows the record too (a follower taking over plans from it) */
@@ -2654,6 +2645,54 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
     rc = 0;
 out:
     free(rec);
+    json_decref(j);
+    return rc;
+}
+
+int szd_ns_apply_change(szd *d, const shardz_event *ev)
+{
+    shardz_key_parts kp;
+    if (shardz_key_parse(ev->kv.key, ev->kv.key_len, &kp) != 0) {
+        return 0; /* not a namespace record */
+    }
+    szd_ns *ns = szd_ns_find(d, kp.ns);
+    bool put = ev->type == SHARDZ_EVENT_PUT;
+    if (!ns || strcmp(ns->cfg.sharder, "replica") != 0) {
+        return SHARDZ_ESTALE; /* anything else: the namespace is loaded again */
+    }
+    if (kp.kind == SHARDZ_KEY_ASSIGN && !put) {
+        /* an override's delete drops a copy a newer page line holds, or a removal mark no line
+         * needs (a removal itself is a mark: a put): nothing changes */
+        return 0;
+    }
+    if (!put || (kp.kind != SHARDZ_KEY_ASSIGN && kp.kind != SHARDZ_KEY_STATS &&
+                 kp.kind != SHARDZ_KEY_APAGE)) {
+        return SHARDZ_ESTALE;
+    }
+    if (kp.kind == SHARDZ_KEY_ASSIGN) {
+        return apply_record(ns, ev->kv.value, ev->kv.value_len, kp.id, strlen(kp.id));
+    }
+    if (kp.kind == SHARDZ_KEY_APAGE) { /* each line, in place (new partitions: loaded again) */
+        uint64_t w;
+        size_t off, n, idn;
+        const char *line, *id;
+        if (szd_apage_read_head(ev->kv.value, ev->kv.value_len, &w, &off) != 0) {
+            return SHARDZ_ESTALE;
+        }
+        while (szd_apage_next(ev->kv.value, ev->kv.value_len, &off, &line, &n)) {
+            if (!szd_apage_line_id(line, n, &id, &idn) || apply_record(ns, line, n, id, idn) != 0) {
+                return SHARDZ_ESTALE;
+            }
+        }
+        return 0;
+    }
+    szd_part *p = szd_part_find(ns, kp.id);
+    json_t *j = json_loadb(ev->kv.value, ev->kv.value_len, 0, NULL);
+    int rc = SHARDZ_ESTALE;
+    if (p && json_is_object(j) &&
+        strcmp(json_string_value(json_object_get(j, "id")) ?: "", kp.id) == 0) {
+        rc = load_stats(ns, j) == 0 ? 0 : SHARDZ_ESTALE;
+    }
     json_decref(j);
     return rc;
 }
@@ -3100,7 +3139,7 @@ static bool page_open(szd *d, const shardz_kv *kv, uint32_t *page, uint64_t *w, 
 {
     shardz_key_parts kp;
     if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0 || kp.page >= SZD_APAGE_MAX_PAGES ||
-        szd_apage_open(kv->value, kv->value_len, w, off) != 0) {
+        szd_apage_read_head(kv->value, kv->value_len, w, off) != 0) {
         load_corrupt(d, kv, SHARDZ_EINVAL);
         return false;
     }

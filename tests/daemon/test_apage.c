@@ -24,7 +24,7 @@ static void test_head_and_lines(void **state)
     size_t len = strlen(buf), off = 0, ln, idn;
     uint64_t w = 0;
     const char *line, *id;
-    assert_int_equal(szd_apage_open(buf, len, &w, &off), 0);
+    assert_int_equal(szd_apage_read_head(buf, len, &w, &off), 0);
     assert_true(w == 42);
     assert_int_equal(off, n);
     assert_true(szd_apage_next(buf, len, &off, &line, &ln));
@@ -45,7 +45,7 @@ static void test_head_and_lines(void **state)
                                       "shardz-apage 1 12345678901234567890\n",
                                       "{\"id\":\"a\"}\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(szd_apage_open(bad[i], strlen(bad[i]), &w, &off), -1);
+        assert_int_equal(szd_apage_read_head(bad[i], strlen(bad[i]), &w, &off), -1);
     }
     /* lines whose id is not plain are not taken */
     static const char *const nid[] = {"{\"id\":\"\"}", "{\"id\":\"a\\\"b\"}", "{\"slots\":[]}",
@@ -64,21 +64,25 @@ static void test_fold_rule(void **state)
         bool fold;
     } cases[] = {
         /* a page not yet in the store with something to write: written */
-        {{.nlive = 256, .nfresh = 256}, true},
-        {{.nlive = 1, .nfresh = 1}, true},
-        /* nothing new would be an override: left alone (dirty overrides are rewritten) */
-        {{.nlive = 256, .nover = 10, .based = true}, false},
+        {{.nlive = 256, .ndirty = 256, .nfresh = 256}, true},
+        {{.nlive = 1, .ndirty = 1, .nfresh = 1}, true},
+        /* the layout before pages (every record its own key): converted when one changes */
+        {{.nlive = 256, .nover = 256, .ndirty = 1}, true},
+        /* nothing to write: left alone */
         {{.nlive = 256, .nover = 256}, false},
+        {{.nlive = 256, .nover = 200, .ndead = 50, .based = true}, false},
+        /* nothing new would be an override: left alone (dirty overrides are rewritten) */
+        {{.nlive = 256, .nover = 10, .ndirty = 10, .based = true}, false},
         /* a stale line must go */
         {{.nlive = 256, .based = true, .refold = true}, true},
         /* a few changes in a written page: overrides */
-        {{.nlive = 256, .nfresh = 1, .based = true}, false},
-        {{.nlive = 256, .nover = 30, .ndead = 2, .nfresh = 31, .based = true}, false},
+        {{.nlive = 256, .ndirty = 1, .nfresh = 1, .based = true}, false},
+        {{.nlive = 256, .nover = 30, .ndead = 2, .ndirty = 31, .nfresh = 31, .based = true}, false},
         /* a quarter out of the page: rewritten */
-        {{.nlive = 256, .nover = 30, .ndead = 2, .nfresh = 32, .based = true}, true},
-        {{.nlive = 256, .nfresh = 64, .based = true}, true},
+        {{.nlive = 256, .nover = 30, .ndead = 2, .ndirty = 40, .nfresh = 32, .based = true}, true},
+        {{.nlive = 256, .ndirty = 64, .nfresh = 64, .based = true}, true},
         /* every partition gone but a new one: rewritten */
-        {{.nlive = 1, .ndead = 255, .nfresh = 1, .based = true}, true},
+        {{.nlive = 1, .ndead = 255, .ndirty = 1, .nfresh = 1, .based = true}, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(szd_apage_fold(&cases[i].c), cases[i].fold);

@@ -16,7 +16,7 @@ size_t szd_apage_head(char *buf, uint64_t w)
     return n > 0 ? (size_t)n : 0;
 }
 
-int szd_apage_open(const char *text, size_t len, uint64_t *w, size_t *off)
+int szd_apage_read_head(const char *text, size_t len, uint64_t *w, size_t *off)
 {
     size_t m = sizeof MAGIC - 1, i = m;
     uint64_t v = 0;
@@ -74,11 +74,14 @@ bool szd_apage_fold(const szd_apage_count *c)
     if (c->refold) {
         return true;
     }
-    if (c->nfresh == 0) {
-        return false; /* nothing new would be an override: leave the page as it is */
+    if (c->ndirty == 0) {
+        return false;
     }
     if (!c->based) {
         return true;
+    }
+    if (c->nfresh == 0) {
+        return false; /* nothing new would be an override: the page stays as it is */
     }
     uint64_t out = (uint64_t)c->nover + c->ndead + c->nfresh;
     return out * 4 >= c->nlive;

@@ -29,7 +29,7 @@ size_t szd_apage_head(char *buf, uint64_t w);
 
 /* Reads a page's header: 0 with *w and *off (where the first line starts), or -1 when text is
  * not a page of this format (the caller logs the key and skips it). */
-int szd_apage_open(const char *text, size_t len, uint64_t *w, size_t *off);
+int szd_apage_read_head(const char *text, size_t len, uint64_t *w, size_t *off);
 
 /* The next line of a page from *off (advanced past it): true with *line and *n (no newline),
  * false at the end. Empty lines are skipped. */
@@ -44,15 +44,18 @@ typedef struct {
     uint32_t nlive;  /* live partitions whose page it is */
     uint32_t nover;  /* of them, those with an override key in the store */
     uint32_t ndead;  /* override keys of no live partition (removal marks, stale overrides) */
-    uint32_t nfresh; /* partitions of this write with no override yet (would add one each) */
+    uint32_t ndirty; /* partitions of this write */
+    uint32_t nfresh; /* of them, those with no override yet (would add one each) */
     bool based;      /* the page key exists in the store */
     bool refold;     /* the store's page holds a line memory does not (a stale line): rewrite */
 } szd_apage_count;
 
 /* Whether this write rewrites the page (its live partitions as lines, its overrides and dead
  * keys deleted) rather than writing overrides: when it must (refold), when it has changes and
- * no page yet, or when the overrides would reach a quarter of its partitions (a load then reads
- * at most a quarter more keys, and a rewrite costs at most four records per record changed). */
+ * no page yet (a new page, or a store of the layout before pages, converted page by page as its
+ * partitions change), or when the overrides would reach a quarter of its partitions (a load
+ * then reads at most a quarter more keys, and a rewrite costs at most four records per record
+ * changed). */
 bool szd_apage_fold(const szd_apage_count *c);
 
 /* ---- the load's resolution: per partition id, the newest record ---------------------- */
