@@ -271,7 +271,8 @@ int szd_apage_collect(szd_ns *ns, szd_batch *b, const uint32_t *list, size_t nli
                              .nfresh = pg->nfresh,
                              .based = pg->based,
                              .refold = pg->refold};
-        pg->fold = szd_apage_fold(&c);
+        /* (a coordinator that reads no pages shares the store: every record its own key) */
+        pg->fold = !ns->d->apage_off && szd_apage_fold(&c);
         nfold += pg->fold;
         refolds += pg->fold && pg->refold;
     }

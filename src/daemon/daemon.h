@@ -329,6 +329,7 @@ typedef struct {
     int64_t role_since_ms;  /* when this role began (monotonic) */
     int64_t next_keepalive_ms;
     int64_t next_refresh_ms;           /* follower: no cache refresh before then (throttled) */
+    int64_t next_members_ms;           /* leader: the coordinators' features read again then */
     char leader_id[SHARDZ_MAX_ID + 1]; /* "" none known */
     char leader_addr[SZD_ADDR_MAX + 1];
     int64_t leader_since_wall_ms; /* when that leader was elected (wall clock) */
@@ -356,6 +357,8 @@ typedef struct szd {
     uint32_t nns, capns;
     int64_t started_ms;
     bool ready;
+    bool apage_off; /* a coordinator sharing the store does not read assignment pages: none is
+                     * written (ha.c; docs/STORE.md 5), every record under its own key */
     int64_t (*clock_ms)(void);      /* injectable clock, NULL: CLOCK_BOOTTIME (the lanes too) */
     struct szd_hl *hl;              /* the health lane (pings, verdicts), owned */
     struct event *hl_reports;       /* its reports are readable */

@@ -96,8 +96,11 @@ static int grant(szd *d)
     szd_keeper_set(d->keeper, id, d->ha.lease_ttl_ms, t0, false, d->ha.term);
     char key[sizeof member_prefix + SHARDZ_MAX_ID];
     snprintf(key, sizeof key, "%s%s", member_prefix, d->cfg.id);
-    json_t *rec = json_pack("{s:s, s:s, s:I}", "id", d->cfg.id, "address", d->cfg.advertise,
-                            "started_ms", (json_int_t)(wall_ms() - (t0 - d->started_ms)));
+    /* "features": what this release reads that an earlier one does not (the leader writes
+     * it only while every coordinator has it) */
+    json_t *rec = json_pack("{s:s, s:s, s:I, s:[s]}", "id", d->cfg.id, "address",
+                            d->cfg.advertise, "started_ms",
+                            (json_int_t)(wall_ms() - (t0 - d->started_ms)), "features", "apage");
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!text) {
@@ -113,6 +116,40 @@ static int grant(szd *d)
 }
 
 static void step_down(szd *d, const char *why);
+
+/* Whether every coordinator recorded on the store reads assignment pages (its record's
+ * "features" names "apage"): until then the leader writes every record under its own key, the
+ * layout an earlier release reads (a rolling upgrade). Read at election and every few seconds
+ * while leading; an unreadable list keeps the last answer. */
+static void members_check(szd *d)
+{
+    shardz_range *r = NULL;
+    d->ha.next_members_ms = szd_now(d) + 2000;
+    if (shardz_store_range(d->ha_store, member_prefix, strlen(member_prefix), NULL, 0, 0, &r) !=
+        0) {
+        return;
+    }
+    bool off = false;
+    for (size_t i = 0; i < r->count && !off; i++) {
+        json_t *m = json_loadb(r->kvs[i].value, r->kvs[i].value_len, 0, NULL);
+        json_t *f = json_object_get(m, "features"), *e;
+        size_t k;
+        bool has = false;
+        json_array_foreach(f, k, e)
+        {
+            has = has || strcmp(json_string_value(e) ?: "", "apage") == 0;
+        }
+        off = !has;
+        json_decref(m);
+    }
+    shardz_range_free(r);
+    if (off != d->apage_off) {
+        szd_log(d, SZD_WARN, "msg=\"%s\"",
+                off ? "a coordinator does not read assignment pages: none is written"
+                    : "every coordinator reads assignment pages: they are written again");
+    }
+    d->apage_off = off;
+}
 
 /* Tells the health lane until when it may ping and grant leases: a leader while its lease is
  * known fresh, a follower never. The lane reads it at every tick, so a loop that stalls past
@@ -220,6 +257,7 @@ static void become_leader(szd *d, int64_t create_rev)
     d->ha.term = create_rev; /* etcd revisions only grow: a later leader has a higher term */
     d->ha.role_since_ms = szd_now(d);
     set_leader(d, d->cfg.id, d->cfg.advertise, wall_ms());
+    members_check(d); /* before its first write: which layout every coordinator reads */
     /* The new leader takes over the state (tasks in flight included) and resumes. Nobody else
      * writes now (the old leader's key is gone, so are its writes), so a cache brought up to
      * the store is exact: it is promoted without loading everything again. */
@@ -446,6 +484,9 @@ static void on_loop(evutil_socket_t fd, short what, void *arg)
     }
     if (!d->ha.lease_id && now >= d->ha.next_keepalive_ms && grant(d) != 0) {
         d->ha.next_keepalive_ms = now + 1000; /* etcd unreachable: try again in a second */
+    }
+    if (d->ha.role == SZD_ROLE_LEADER && now >= d->ha.next_members_ms) {
+        members_check(d);
     }
     if (d->ha.role == SZD_ROLE_FOLLOWER && now >= d->ha.next_refresh_ms) {
         refresh(d);

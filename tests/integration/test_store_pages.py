@@ -11,7 +11,9 @@ shardzd, a real SQLite file and a real etcd, real worker processes:
   one newer, a removal mark, one id's lines in two pages, a corrupt page) loads the newest
   record of each partition, and the next write deletes what is stale;
 - a store of the layout before pages (a key per partition) loads whole and is converted as its
-  partitions change.
+  partitions change;
+- while a coordinator of an earlier release (no "apage" feature) shares the store, no page is
+  written.
 Usage: test_store_pages.py SHARDZD"""
 import base64
 import json
@@ -282,5 +284,63 @@ def test_layout_before_pages_converts():
         etcd.stop()
 
 
+def etcd_delete(etcd, key):
+    body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+    req = urllib.request.Request(etcd.endpoint() + "/v3/kv/deleterange", method="POST",
+                                 data=body)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
+
+
+def log_has(d, text):
+    with open(d.log, "rb") as f:
+        return text in f.read().decode(errors="replace")
+
+
+def test_older_coordinator_holds_pages():
+    """A rolling upgrade: while a coordinator whose record names no "apage" feature shares
+    the store (an earlier release, which reads no pages), the leader writes every record under
+    its own key; once it is gone, pages are written as partitions change."""
+    etcd = Etcd().start()
+    etcd.put(PREFIX + "coord/old", json.dumps({"id": "old", "address": "127.0.0.1:9",
+                                               "started_ms": 1}))
+    d = Daemon(BIN, extra=["--store", etcd.url(), "--id", "c0", "--lease-ttl", "2000"])
+    d.start()
+    ws = []
+    try:
+        wait_for(lambda: d.call("GET", "/v1/status")[1]["acting"], 20, what="leadership")
+        assert log_has(d, "a coordinator does not read assignment pages"), d.tail()
+        status, _ = d.call("POST", "/v1/namespaces", {"name": "g", "sharder": "replica",
+                                                      "replicas": 1, "partitions": 300})
+        assert status == 201, status
+        ws.append(Worker(d, "g", "w1"))
+        wait_for(lambda: settled(d, "g", 300, 1, nodes=1), 30, what="placed")
+        keys = etcd_keys(etcd, PREFIX + "ns/g/")
+        assert not [k for k in keys if "/apage/" in k], "a page written for an older reader"
+        recs = records({k[len(PREFIX):]: v for k, v in keys.items()}, "g")
+        assert len(recs) == 300, len(recs)
+        # the older coordinator goes: the next changes write pages
+        etcd_delete(etcd, PREFIX + "coord/old")
+        wait_for(lambda: log_has(d, "every coordinator reads assignment pages"), 10,
+                 what="the pages allowed again")
+        ws.append(Worker(d, "g", "w2"))  # a join: moves touch every page
+
+        def paged():
+            keys = etcd_keys(etcd, PREFIX + "ns/g/")
+            pages = [k for k in keys if "/apage/" in k]
+            return len(pages) == 2 and keys
+        keys = wait_for(paged, 30, what="pages written")
+        wait_for(lambda: settled(d, "g", 300, 1, nodes=2), 30, what="rebalanced")
+        keys = etcd_keys(etcd, PREFIX + "ns/g/")
+        recs = records({k[len(PREFIX):]: v for k, v in keys.items()}, "g")
+        assert len(recs) == 300, len(recs)
+    finally:
+        for w in ws:
+            w.kill9()
+        d.stop()
+        etcd.stop()
+
+
 if __name__ == "__main__":
-    run([test_pages_on_sqlite, test_crash_leftovers_on_etcd, test_layout_before_pages_converts])
+    run([test_pages_on_sqlite, test_crash_leftovers_on_etcd, test_layout_before_pages_converts,
+         test_older_coordinator_holds_pages])

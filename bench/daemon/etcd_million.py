@@ -1,0 +1,114 @@
+"""Benchmark: a large namespace placed through etcd with several coordinators, then the
+leader killed (issue 10's targets "1M placed through etcd (3 coordinators) < 60 s" and "leader
+kill at 1M, until another is acting < TTL + 1 s"). Starts a real single-member etcd (Debian's
+etcd-server) and COORDINATORS shardzd on it (--lease-ttl TTL), runs bench_fanout against the
+leader (WORKERS simulated workers, replicas 3, PARTITIONS added CHUNK per request, each chunk
+settled before the next), prints its stages, the etcd data directory's size and the store
+writes, then kills the leader with SIGKILL and measures the time until another coordinator says
+it acts (its /v1/status), polled every 10 ms, and how long its takeover of the state took (its
+log's load_ms). Prints the machine's core count. Standard library only.
+Usage: etcd_million.py SHARDZD BENCH_FANOUT [--partitions N] [--chunk N] [--workers N]
+       [--coordinators N] [--ttl MS]"""
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
+from harness import Daemon, Etcd, HTTPError  # noqa: E402
+
+
+def acting(d):
+    try:
+        return d.proc.poll() is None and d.call("GET", "/v1/status", timeout=5)[1]["acting"]
+    except (OSError, HTTPError):
+        return False
+
+
+def leader_of(ds, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        for d in ds:
+            if acting(d):
+                return d
+        time.sleep(0.05)
+    raise AssertionError("no coordinator acting")
+
+
+def dir_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("shardzd")
+    ap.add_argument("fanout")
+    ap.add_argument("--partitions", type=int, default=1000000)
+    ap.add_argument("--chunk", type=int, default=100000)
+    ap.add_argument("--workers", type=int, default=100)
+    ap.add_argument("--coordinators", type=int, default=3)
+    ap.add_argument("--ttl", type=int, default=5000)
+    a = ap.parse_args()
+    print(f"cores online: {os.cpu_count()}; {a.coordinators} coordinators on one etcd member, "
+          f"lease TTL {a.ttl} ms; {a.workers} simulated workers, replicas 3, "
+          f"{a.partitions:,} partitions in requests of {a.chunk:,}", flush=True)
+    etcd = Etcd().start()
+    extra = ["--store", etcd.url(), "--lease-ttl", str(a.ttl), "--log-level", "info"]
+    ds = [Daemon(a.shardzd, extra=extra + ["--id", f"c{i}"]) for i in range(a.coordinators)]
+    try:
+        for d in ds:
+            d.start()
+        leader = leader_of(ds, a.ttl / 1000 + 10)
+        t0 = time.time()
+        out = subprocess.run([a.fanout, "--coordinator", f"127.0.0.1:{leader.port}",
+                              "--workers", str(a.workers), "--replicas", "3", "--partitions",
+                              str(a.partitions), "--chunk", str(a.chunk), "--add", "1000",
+                              "--namespace", "big", "--timeout-s", "1200"],
+                             capture_output=True, text=True, timeout=3600)
+        t1 = time.time()
+        for line in out.stdout.strip().splitlines():
+            print("   bench_fanout: " + line)
+        if out.returncode != 0:
+            print(out.stderr[-3000:])
+        print(f"\nplaced through the leader: {a.partitions:,} + 1,000 partitions x 3 in "
+              f"{t1 - t0:.1f} s with bench_fanout's stages (exit {out.returncode}); etcd data "
+              f"directory {dir_bytes(etcd.tmp) / 1e6:.0f} MB", flush=True)
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{leader.port}/metrics", timeout=30) as r:
+            metrics = r.read().decode()
+        for line in metrics.splitlines():
+            if re.match(r"shardz_store_(batches|records|bytes)_total", line):
+                print("   leader: " + line, flush=True)
+        # the leader killed while the workers are still registered in the store (bench_fanout
+        # is gone: the next leader would declare them dead in time; only takeover is timed)
+        others = [d for d in ds if d is not leader]
+        t2 = time.time()
+        leader.proc.send_signal(signal.SIGKILL)
+        leader.proc.wait()
+        new = leader_of(others, a.ttl / 1000 + 120)
+        took = time.time() - t2
+        m = re.findall(r'msg="elected leader" .*load_ms=(\d+)', new.tail(10**7))
+        print(f"leader killed -> another acting after "
+              f"{took * 1000:.0f} ms (TTL {a.ttl} ms; goal under TTL + 1 s = {a.ttl + 1000} ms);"
+              f" its takeover took load_ms={m[-1] if m else '?'}", flush=True)
+    finally:
+        for d in ds:
+            if d.proc and d.proc.poll() is None:
+                d.proc.send_signal(signal.SIGKILL)
+                d.proc.wait()
+        etcd.stop()
+
+
+if __name__ == "__main__":
+    main()
