@@ -98,9 +98,9 @@ static int grant(szd *d)
     snprintf(key, sizeof key, "%s%s", member_prefix, d->cfg.id);
     /* "features": what this release reads that an earlier one does not (the leader writes
      * it only while every coordinator has it) */
-    json_t *rec = json_pack("{s:s, s:s, s:I, s:[s]}", "id", d->cfg.id, "address",
-                            d->cfg.advertise, "started_ms",
-                            (json_int_t)(wall_ms() - (t0 - d->started_ms)), "features", "apage");
+    json_t *rec = json_pack("{s:s, s:s, s:I, s:[s]}", "id", d->cfg.id, "address", d->cfg.advertise,
+                            "started_ms", (json_int_t)(wall_ms() - (t0 - d->started_ms)),
+                            "features", "apage");
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!text) {
