@@ -357,6 +357,8 @@ typedef struct szd {
     uint32_t nns, capns;
     int64_t started_ms;
     bool ready;
+    struct load_batch *follow_lb; /* follower: registrations of partitions a page adds (ns.c),
+                                   * owned, allocated at the first */
     bool apage_off; /* a coordinator sharing the store does not read assignment pages: none is
                      * written (ha.c; docs/STORE.md 5), every record under its own key */
     int64_t (*clock_ms)(void);      /* injectable clock, NULL: CLOCK_BOOTTIME (the lanes too) */

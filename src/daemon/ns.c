@@ -2493,7 +2493,7 @@ static void parse_slots(szd_ns *ns, szd_part *p, const szd_rec_part *rec, const 
  * partitions in calls of 256 spent 35 s there at a restart, for a table restored afterwards),
  * so one call per LOAD_BATCH partitions (3 MB of specs, allocated once per load). */
 #define LOAD_BATCH 16384
-typedef struct {
+typedef struct load_batch {
     szd_ns *ns; /* the namespace of the partitions waiting */
     shardz_partition_spec spec[LOAD_BATCH];
     const char *owners[LOAD_BATCH][SHARDZ_MAX_REPLICAS]; /* node ids (borrowed) */
@@ -2649,6 +2649,9 @@ out:
     return rc;
 }
 
+static int load_part_text(szd_ns *ns, const char *text, size_t len, struct load_batch *lb,
+                          szd_part **out);
+
 int szd_ns_apply_change(szd *d, const shardz_event *ev)
 {
     shardz_key_parts kp;
@@ -2672,19 +2675,44 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
     if (kp.kind == SHARDZ_KEY_ASSIGN) {
         return apply_record(ns, ev->kv.value, ev->kv.value_len, kp.id, strlen(kp.id));
     }
-    if (kp.kind == SHARDZ_KEY_APAGE) { /* each line, in place (new partitions: loaded again) */
+    if (kp.kind == SHARDZ_KEY_APAGE) {
+        /* each line in place; a partition the cache does not know is added (a bulk add writes
+         * new pages: loading a million partitions again per page would not keep up) */
         uint64_t w;
         size_t off, n, idn;
         const char *line, *id;
-        if (szd_apage_read_head(ev->kv.value, ev->kv.value_len, &w, &off) != 0) {
+        int rc = 0;
+        if (szd_apage_read_head(ev->kv.value, ev->kv.value_len, &w, &off) != 0 ||
+            kp.page >= SZD_APAGE_MAX_PAGES) {
             return SHARDZ_ESTALE;
         }
-        while (szd_apage_next(ev->kv.value, ev->kv.value_len, &off, &line, &n)) {
-            if (!szd_apage_line_id(line, n, &id, &idn) || apply_record(ns, line, n, id, idn) != 0) {
-                return SHARDZ_ESTALE;
+        if (!d->follow_lb) {
+            d->follow_lb = szd_xcalloc(1, sizeof *d->follow_lb);
+        }
+        load_batch *lb = d->follow_lb;
+        while (rc == 0 && szd_apage_next(ev->kv.value, ev->kv.value_len, &off, &line, &n)) {
+            char idz[SHARDZ_KEY_MAX_ID + 1];
+            szd_part *p;
+            if (!szd_apage_line_id(line, n, &id, &idn) || idn > SHARDZ_KEY_MAX_ID) {
+                rc = SHARDZ_ESTALE;
+                break;
+            }
+            memcpy(idz, id, idn);
+            idz[idn] = '\0';
+            if (szd_part_find(ns, idz)) {
+                rc = apply_record(ns, line, n, id, idn);
+            } else if (load_part_text(ns, line, n, lb, &p) == 0) {
+                szd_apage_place(ns, p, kp.page, false);
+                p->dirty = false;
+            } else {
+                rc = SHARDZ_ESTALE;
             }
         }
-        return 0;
+        if (lb->ns) {
+            load_batch_flush(lb); /* registered before anything reads them */
+            lb->ns = NULL;
+        }
+        return rc;
     }
     szd_part *p = szd_part_find(ns, kp.id);
     json_t *j = json_loadb(ev->kv.value, ev->kv.value_len, 0, NULL);
@@ -3377,6 +3405,8 @@ static void ns_detach(szd *d, szd_ns *ns)
 
 void szd_ns_free_all(szd *d)
 {
+    free(d->follow_lb);
+    d->follow_lb = NULL;
     while (d->nns > 0) {
         szd_ns_free(d->ns[--d->nns]);
     }

@@ -22,7 +22,7 @@ import sqlite3
 import sys
 import urllib.request
 
-from harness import Daemon, Etcd, Worker, run, settled, wait_for
+from harness import Daemon, Etcd, HTTPError, Worker, run, settled, wait_for
 
 BIN = sys.argv[1]
 PREFIX = "/shardz/"
@@ -341,6 +341,48 @@ def test_older_coordinator_holds_pages():
         etcd.stop()
 
 
+def test_follower_applies_pages():
+    """A follower's cache follows a bulk add (new pages) and the moves after it in place: its
+    state is the leader's, without loading the namespace again for each page."""
+    etcd = Etcd().start()
+    extra = ["--store", etcd.url(), "--lease-ttl", "2000"]
+    ds = [Daemon(BIN, extra=extra + ["--id", f"c{i}"]) for i in range(2)]
+    ws = []
+    try:
+        for d in ds:
+            d.start()
+        lead = wait_for(lambda: next((d for d in ds if d.call("GET", "/v1/status")[1]["acting"]),
+                                     None), 20, what="a leader")
+        fol = next(d for d in ds if d is not lead)
+        status, _ = lead.call("POST", "/v1/namespaces", {"name": "f", "sharder": "replica",
+                                                         "replicas": 2, "partitions": 10})
+        assert status == 201, status
+        def has_ns():
+            try:
+                return fol.call("GET", "/v1/namespaces/f/state")[0] == 200
+            except HTTPError:
+                return False
+        wait_for(has_ns, 20, what="the follower has the namespace")
+        coords = ",".join(f"127.0.0.1:{d.port}" for d in ds)
+        ws = [Worker(lead, "f", f"w{i}", coordinators=coords) for i in range(2)]
+        wait_for(lambda: settled(lead, "f", 10, 2, nodes=2), 30, what="placed")
+        reloads = fol.call("GET", "/v1/status")[1]["cache_reloads"]
+        ids = [f"n{i:04d}" for i in range(600)]
+        status, _ = lead.call("POST", "/v1/namespaces/f/partitions", {"ids": ids})
+        assert status == 201, status
+        wait_for(lambda: settled(lead, "f", 610, 2, nodes=2), 60, what="610 served")
+        want = state(lead, "f")
+        wait_for(lambda: state(fol, "f") == want, 30, what="the follower's cache the same")
+        st = fol.call("GET", "/v1/status")[1]
+        assert st["cache_reloads"] == reloads, (st["cache_reloads"], reloads)
+    finally:
+        for w in ws:
+            w.kill9()
+        for d in ds:
+            d.stop()
+        etcd.stop()
+
+
 if __name__ == "__main__":
     run([test_pages_on_sqlite, test_crash_leftovers_on_etcd, test_layout_before_pages_converts,
-         test_older_coordinator_holds_pages])
+         test_older_coordinator_holds_pages, test_follower_applies_pages])
