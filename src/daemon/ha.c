@@ -467,7 +467,19 @@ static int cache_update(szd *d, bool *leader_changed)
 static void refresh(szd *d)
 {
     bool leader_changed = !d->ha.leader_id[0];
-    if (cache_update(d, &leader_changed) == 0 && leader_changed) {
+    int rc = cache_update(d, &leader_changed);
+    if (rc != 0 && rc != SHARDZ_ENOMEM) {
+        /* The change feed failed (etcd unreachable, or a burst of page writes too large for
+         * one watch answer, which would fail again and again): the next refresh loads the
+         * namespaces again with paged ranges. The leader key is read regardless: a follower
+         * whose cache lags must still take over a leadership that ended. */
+        szd_log(d, SZD_WARN, "msg=\"cache not updated: loaded again\" err=%s detail=\"%s\"",
+                shardz_err_name(rc), shardz_store_errmsg(d->ha_store));
+        d->ha.full_reload = true;
+        read_leader(d);
+        return;
+    }
+    if (rc == 0 && leader_changed) {
         read_leader(d);
     }
 }
