@@ -126,9 +126,11 @@ static unsigned long long g_assign_bytes;
 static double g_wait_max; /* the longest an assignment waited for the main thread, in the phase */
 static long g_fds_max;    /* the most descriptors seen open in this process, in the phase */
 static double g_fds_at;   /* when they were last counted */
+static double g_daemon_gap_max; /* the daemon's longest interval between ping rounds, ms */
 /* both threads */
-static atomic_ulong g_bad;        /* malformed messages received */
-static atomic_llong g_max_gap_us; /* the longest interval between two pings to one worker */
+static atomic_ulong g_bad;          /* malformed messages received */
+static atomic_llong g_max_gap_us;   /* the longest interval between two pings to one worker */
+static atomic_llong g_ping_late_us; /* how late the ping thread's probe timer ran, at most */
 
 static double now_ms(void)
 {
@@ -683,12 +685,27 @@ static void on_reply(job_t *j)
     free(j);
 }
 
-/* Notes one interval between two pings to a worker. Ping thread. */
-static void gap_note(double ms)
+/* Raises *max to ms (kept in microseconds) if it is higher. Either thread. */
+static void atomic_max_ms(atomic_llong *max, double ms)
 {
-    long long us = (long long)(ms * 1000), cur = atomic_load(&g_max_gap_us);
-    while (us > cur && !atomic_compare_exchange_weak(&g_max_gap_us, &cur, us)) {
+    long long us = (long long)(ms * 1000), cur = atomic_load(max);
+    while (us > cur && !atomic_compare_exchange_weak(max, &cur, us)) {
     }
+}
+
+#define PROBE_MS 50 /* the ping thread's probe timer: how late its loop runs */
+
+/* Every PROBE_MS: how late this timer runs is how late a ping arriving now would be read
+ * (the thread busy, or waiting for a core). Ping thread. */
+static void on_probe(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    double *last = arg, t = now_ms();
+    if (*last > 0) {
+        atomic_max_ms(&g_ping_late_us, t - *last - PROBE_MS);
+    }
+    *last = t;
 }
 
 /* Answers a ping at once, with the revision the main thread applied last. Ping thread. */
@@ -710,7 +727,7 @@ static void worker_ping(worker_t *w, struct evhttp_request *req)
         goto done;
     }
     if (w->last_ping_ms > 0) {
-        gap_note(t - w->last_ping_ms);
+        atomic_max_ms(&g_max_gap_us, t - w->last_ping_ms);
     }
     w->last_ping_ms = t;
     atomic_fetch_add_explicit(&w->pings, 1, memory_order_relaxed);
@@ -869,13 +886,6 @@ static int call(enum evhttp_cmd_type method, const char *path, const char *body,
     return c.status;
 }
 
-/* The coordinator's /metrics text (the caller frees it), or NULL. */
-static char *metrics_text(void)
-{
-    call_t c = {.want_text = true};
-    return send_call(&c, EVHTTP_REQ_GET, "/metrics", NULL) ? c.text : NULL;
-}
-
 /* The value of one unlabelled metric in a /metrics text, or -1. */
 static double metric_in(const char *text, const char *name)
 {
@@ -886,6 +896,18 @@ static double metric_in(const char *text, const char *name)
         }
     }
     return -1;
+}
+
+/* The coordinator's /metrics text (the caller frees it), or NULL. Every read also notes the
+ * daemon's own longest interval between two rounds of pings since the last read (the gauge
+ * restarts when read), so a phase can tell a late daemon from a late simulator. */
+static char *metrics_text(void)
+{
+    call_t c = {.want_text = true};
+    char *t = send_call(&c, EVHTTP_REQ_GET, "/metrics", NULL) ? c.text : NULL;
+    double gap = metric_in(t, "shardz_ping_round_gap_max_seconds") * 1e3;
+    g_daemon_gap_max = gap > g_daemon_gap_max ? gap : g_daemon_gap_max;
+    return t;
 }
 
 /* What the coordinator's store lane wrote so far: records, batches, bytes. */
@@ -1044,14 +1066,16 @@ static int phase(const char *name, long lo, long hi, bool brief)
     g_lo = lo;
     g_hi = hi;
     g_told = 0;
-    atomic_store(&g_max_gap_us, 0);
     g_fulls = g_deltas = g_refused = 0;
     g_assign_bytes = 0;
     g_wait_max = 0;
     g_fds_max = fds_open();
     g_fds_at = now_ms();
     g_phase = true;
-    store_counts sc0 = store_counts_now();
+    store_counts sc0 = store_counts_now(); /* also restarts the daemon's ping round gauge */
+    g_daemon_gap_max = 0;
+    atomic_store(&g_max_gap_us, 0);
+    atomic_store(&g_ping_late_us, 0);
     double c0 = proc_cpu_ms(g_p.pid), s0 = self_cpu_ms();
     double pc0 = ping_cpu_ms(), mc0 = thread_cpu_ms(CLOCK_THREAD_CPUTIME_ID);
     double t0 = now_ms();
@@ -1094,6 +1118,7 @@ static int phase(const char *name, long lo, long hi, bool brief)
            sbytes = sc1.bytes - sc0.bytes;
     g_phase = false;
     double gap = (double)atomic_load(&g_max_gap_us) / 1e3;
+    double late = (double)atomic_load(&g_ping_late_us) / 1e3;
     double cpu = proc_cpu_ms(g_p.pid) - c0, self = self_cpu_ms() - s0;
     double pcpu = ping_cpu_ms() - pc0, mcpu = thread_cpu_ms(CLOCK_THREAD_CPUTIME_ID) - mc0;
     long fds = fds_open();
@@ -1128,14 +1153,16 @@ static int phase(const char *name, long lo, long hi, bool brief)
     if (brief) {
         printf("%s: +%ld partitions (%ld..%ld): answered %.1f ms, %zu/%d workers told, last "
                "%.1f ms, settled %.1f ms, %lu messages, nodes suspect/dead seen %ld/%ld, longest "
-               "ping interval %.0f ms, daemon CPU %.0f ms, assignments full/delta/refused "
+               "ping interval %.0f ms (the daemon's longest between ping rounds %.0f ms, the ping "
+               "thread "
+               "late at most %.0f ms), daemon CPU %.0f ms, assignments full/delta/refused "
                "%lu/%lu/%lu, %.1f MB, store idle %.1f ms, %.0f records in %.0f batches, daemon "
                "RSS %.0f MB; simulator: longest wait of an assignment for its main thread %.0f "
                "ms, CPU ping/main thread %.0f/%.0f ms, descriptors %ld (most %ld)\n",
                name, hi - lo, lo, hi - 1, t_reply - t0, nlat, holders, last,
-               t_settled > 0 ? t_settled - t0 : -1.0, msgs, max_suspect, max_dead, gap, cpu,
-               g_fulls, g_deltas, g_refused, (double)g_assign_bytes / 1e6,
-               t_stored > 0 ? t_stored - t0 : -1.0, recs, batches,
+               t_settled > 0 ? t_settled - t0 : -1.0, msgs, max_suspect, max_dead, gap,
+               g_daemon_gap_max, late, cpu, g_fulls, g_deltas, g_refused,
+               (double)g_assign_bytes / 1e6, t_stored > 0 ? t_stored - t0 : -1.0, recs, batches,
                g_p.pid > 0 ? proc_status_kb(g_p.pid, "VmRSS") / 1024.0 : -1.0, g_wait_max, pcpu,
                mcpu, fds, g_fds_max);
     } else {
@@ -1160,6 +1187,9 @@ static int phase(const char *name, long lo, long hi, bool brief)
         printf("nodes suspect / dead seen while polling    %5ld / %ld\n", max_suspect, max_dead);
         printf("longest interval between two pings to one worker %.1f ms (nominal %ld)\n", gap,
                g_p.ping_interval_ms ? g_p.ping_interval_ms : 200L);
+        printf("  the daemon's longest between two ping rounds %.1f ms; the ping thread ran late "
+               "by at most %.1f ms\n",
+               g_daemon_gap_max, late);
         if (t_stored > 0) {
             printf("store lane idle (every batch durable)      %9.1f ms\n", t_stored - t0);
         }
@@ -1185,9 +1215,12 @@ static int phase(const char *name, long lo, long hi, bool brief)
 /* Runs the loop for ms and prints the daemon's CPU meanwhile (pings and health ticks only). */
 static void quiet(double ms)
 {
-    double c0 = proc_cpu_ms(g_p.pid), t0 = now_ms();
+    free(metrics_text()); /* restarts the daemon's ping round gauge */
+    double c0 = proc_cpu_ms(g_p.pid), pc0 = ping_cpu_ms(), t0 = now_ms();
     unsigned long p0 = 0, p1 = 0;
+    g_daemon_gap_max = 0;
     atomic_store(&g_max_gap_us, 0);
+    atomic_store(&g_ping_late_us, 0);
     for (int i = 0; i < g_p.workers; i++) {
         p0 += atomic_load_explicit(&g_w[i].pings, memory_order_relaxed);
     }
@@ -1195,11 +1228,15 @@ static void quiet(double ms)
     for (int i = 0; i < g_p.workers; i++) {
         p1 += atomic_load_explicit(&g_w[i].pings, memory_order_relaxed);
     }
-    double dt = now_ms() - t0;
+    double dt = now_ms() - t0, pcpu = ping_cpu_ms() - pc0;
+    free(metrics_text());
     printf("quiet %.0f ms (pings only): %lu pings answered (%.0f/s), longest interval between "
-           "two pings to one worker %.1f ms, daemon CPU %.0f ms (%.0f%% of one core)\n",
+           "two pings to one worker %.1f ms (the daemon's longest between ping rounds %.1f ms, "
+           "the ping thread late at most %.1f ms), daemon CPU %.0f ms (%.0f%% of one core), "
+           "ping thread CPU %.0f ms (%.0f%%)\n",
            dt, p1 - p0, (double)(p1 - p0) * 1000 / dt, (double)atomic_load(&g_max_gap_us) / 1e3,
-           proc_cpu_ms(g_p.pid) - c0, (proc_cpu_ms(g_p.pid) - c0) * 100 / dt);
+           g_daemon_gap_max, (double)atomic_load(&g_ping_late_us) / 1e3, proc_cpu_ms(g_p.pid) - c0,
+           (proc_cpu_ms(g_p.pid) - c0) * 100 / dt, pcpu, pcpu * 100 / dt);
     fflush(stdout);
 }
 
@@ -1343,6 +1380,7 @@ static int parse(int argc, char **argv)
 int main(int argc, char **argv)
 {
     int status = 1;
+    struct event *probe = NULL;
     /* a worker's peer (the coordinator) may close a connection while a reply is written: that
      * is an error on that connection, not the end of the run */
     signal(SIGPIPE, SIG_IGN);
@@ -1366,7 +1404,14 @@ int main(int argc, char **argv)
     fflush(stdout);
     json_object_seed(0); /* before any JSON value, while one thread runs (jansson) */
     g_base = event_base_new();
-    g_ping_base = event_base_new();
+    /* the ping base folds the add/remove pairs evhttp makes on each request into one epoll
+     * change per turn of the loop (a ping costs fewer system calls) */
+    struct event_config *cfg = event_config_new();
+    if (cfg) {
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        g_ping_base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+    }
     if (!g_base || !g_ping_base) {
         goto cleanup;
     }
@@ -1375,6 +1420,12 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     if (workers_open() != 0) {
+        goto cleanup;
+    }
+    static double probe_last; /* the ping thread's */
+    probe = event_new(g_ping_base, -1, EV_PERSIST, on_probe, &probe_last);
+    struct timeval probe_tv = {0, PROBE_MS * 1000};
+    if (!probe || event_add(probe, &probe_tv) != 0) {
         goto cleanup;
     }
     /* the ping base and the workers' listeners are ready: from here on only the ping thread
@@ -1465,6 +1516,9 @@ cleanup:
     free(g_w);
     mailbox_free(&g_to_main);
     mailbox_free(&g_to_ping);
+    if (probe) {
+        event_free(probe);
+    }
     if (g_ping_base) {
         event_base_free(g_ping_base);
     }
