@@ -910,17 +910,34 @@ static char *metrics_text(void)
     return t;
 }
 
-/* What the coordinator's store lane wrote so far: records, batches, bytes. */
+/* What the coordinator counted so far: what its store lane wrote (records, batches, bytes),
+ * and its pings to the namespace's workers: answered, answered after more than 100 ms, failed
+ * (no valid answer within the interval). */
 typedef struct {
     double records, batches, bytes;
+    double pings, pings_slow, pings_failed;
 } store_counts;
+
+/* The value of one metric of the namespace, `name{ns="NS"<more>}`, or -1. */
+static double ns_metric_in(const char *text, const char *name, const char *more)
+{
+    char full[256];
+    snprintf(full, sizeof full, "%s{ns=\"%s\"%s}", name, g_p.ns, more);
+    return metric_in(text, full);
+}
 
 static store_counts store_counts_now(void)
 {
     char *t = metrics_text();
-    store_counts sc = {metric_in(t, "shardz_store_records_total"),
-                       metric_in(t, "shardz_store_batches_total"),
-                       metric_in(t, "shardz_store_bytes_total")};
+    double pings = ns_metric_in(t, "shardz_ping_duration_seconds_count", "");
+    store_counts sc = {
+        metric_in(t, "shardz_store_records_total"),
+        metric_in(t, "shardz_store_batches_total"),
+        metric_in(t, "shardz_store_bytes_total"),
+        pings,
+        pings - ns_metric_in(t, "shardz_ping_duration_seconds_bucket", ",le=\"0.1\""),
+        ns_metric_in(t, "shardz_pings_failed_total", ""),
+    };
     free(t);
     return sc;
 }
@@ -1116,6 +1133,8 @@ static int phase(const char *name, long lo, long hi, bool brief)
     store_counts sc1 = store_counts_now();
     double recs = sc1.records - sc0.records, batches = sc1.batches - sc0.batches,
            sbytes = sc1.bytes - sc0.bytes;
+    double pings = sc1.pings - sc0.pings, pings_slow = sc1.pings_slow - sc0.pings_slow,
+           pings_failed = sc1.pings_failed - sc0.pings_failed;
     g_phase = false;
     double gap = (double)atomic_load(&g_max_gap_us) / 1e3;
     double late = (double)atomic_load(&g_ping_late_us) / 1e3;
@@ -1152,19 +1171,19 @@ static int phase(const char *name, long lo, long hi, bool brief)
     double last = nlat ? lat[nlat - 1] : 0;
     if (brief) {
         printf("%s: +%ld partitions (%ld..%ld): answered %.1f ms, %zu/%d workers told, last "
-               "%.1f ms, settled %.1f ms, %lu messages, nodes suspect/dead seen %ld/%ld, longest "
-               "ping interval %.0f ms (the daemon's longest between ping rounds %.0f ms, the ping "
-               "thread "
-               "late at most %.0f ms), daemon CPU %.0f ms, assignments full/delta/refused "
+               "%.1f ms, settled %.1f ms, %lu messages, nodes suspect/dead seen %ld/%ld, pings "
+               "answered/over 100 ms/failed %.0f/%.0f/%.0f, longest ping interval %.0f ms (the "
+               "daemon's longest between ping rounds %.0f ms, the ping thread late at most %.0f "
+               "ms), daemon CPU %.0f ms, assignments full/delta/refused "
                "%lu/%lu/%lu, %.1f MB, store idle %.1f ms, %.0f records in %.0f batches, daemon "
                "RSS %.0f MB; simulator: longest wait of an assignment for its main thread %.0f "
                "ms, CPU ping/main thread %.0f/%.0f ms, descriptors %ld (most %ld)\n",
                name, hi - lo, lo, hi - 1, t_reply - t0, nlat, holders, last,
-               t_settled > 0 ? t_settled - t0 : -1.0, msgs, max_suspect, max_dead, gap,
-               g_daemon_gap_max, late, cpu, g_fulls, g_deltas, g_refused,
-               (double)g_assign_bytes / 1e6, t_stored > 0 ? t_stored - t0 : -1.0, recs, batches,
-               g_p.pid > 0 ? proc_status_kb(g_p.pid, "VmRSS") / 1024.0 : -1.0, g_wait_max, pcpu,
-               mcpu, fds, g_fds_max);
+               t_settled > 0 ? t_settled - t0 : -1.0, msgs, max_suspect, max_dead, pings,
+               pings_slow, pings_failed, gap, g_daemon_gap_max, late, cpu, g_fulls, g_deltas,
+               g_refused, (double)g_assign_bytes / 1e6, t_stored > 0 ? t_stored - t0 : -1.0, recs,
+               batches, g_p.pid > 0 ? proc_status_kb(g_p.pid, "VmRSS") / 1024.0 : -1.0, g_wait_max,
+               pcpu, mcpu, fds, g_fds_max);
     } else {
         printf("\n== %s: add %ld partitions (ids %ld..%ld) in one request, %d workers, "
                "replicas %d\n",
@@ -1185,6 +1204,9 @@ static int phase(const char *name, long lo, long hi, bool brief)
         printf("  of which full / delta / delta refused    %lu / %lu / %lu, bodies %.1f MB\n",
                g_fulls, g_deltas, g_refused, (double)g_assign_bytes / 1e6);
         printf("nodes suspect / dead seen while polling    %5ld / %ld\n", max_suspect, max_dead);
+        printf("pings (the daemon's count): %.0f answered, %.0f of them after over 100 ms; %.0f "
+               "failed\n",
+               pings, pings_slow, pings_failed);
         printf("longest interval between two pings to one worker %.1f ms (nominal %ld)\n", gap,
                g_p.ping_interval_ms ? g_p.ping_interval_ms : 200L);
         printf("  the daemon's longest between two ping rounds %.1f ms; the ping thread ran late "
