@@ -128,9 +128,15 @@ static long g_fds_max;    /* the most descriptors seen open in this process, in 
 static double g_fds_at;   /* when they were last counted */
 static double g_daemon_gap_max; /* the daemon's longest interval between ping rounds, ms */
 /* both threads */
-static atomic_ulong g_bad;          /* malformed messages received */
-static atomic_llong g_max_gap_us;   /* the longest interval between two pings to one worker */
-static atomic_llong g_ping_late_us; /* how late the ping thread's probe timer ran, at most */
+static atomic_ulong g_bad;        /* malformed messages received */
+static atomic_llong g_max_gap_us; /* the longest interval between two pings to one worker */
+/* the ping thread's probe timer: how late it ran at most, and how much of that interval's wall
+ * time the thread itself was running (busy) rather than waiting for a core (starved) */
+typedef struct {
+    double late_ms, ran_ms, interval_ms;
+} probe_max_t;
+static pthread_mutex_t g_probe_mu = PTHREAD_MUTEX_INITIALIZER;
+static probe_max_t g_probe_max; /* under g_probe_mu */
 
 static double now_ms(void)
 {
@@ -695,17 +701,40 @@ static void atomic_max_ms(atomic_llong *max, double ms)
 
 #define PROBE_MS 50 /* the ping thread's probe timer: how late its loop runs */
 
-/* Every PROBE_MS: how late this timer runs is how late a ping arriving now would be read
- * (the thread busy, or waiting for a core). Ping thread. */
+/* The probe's previous run (ping thread). */
+typedef struct {
+    double wall_ms, cpu_ms;
+} probe_t;
+
+/* Every PROBE_MS: how late this timer runs is how late a ping arriving now would be read.
+ * The thread's CPU time over the interval tells whether it was busy or waiting for a core.
+ * Ping thread. */
 static void on_probe(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    double *last = arg, t = now_ms();
-    if (*last > 0) {
-        atomic_max_ms(&g_ping_late_us, t - *last - PROBE_MS);
+    probe_t *last = arg;
+    double t = now_ms(), cpu = thread_cpu_ms(CLOCK_THREAD_CPUTIME_ID);
+    if (last->wall_ms > 0) {
+        probe_max_t m = {t - last->wall_ms - PROBE_MS, cpu - last->cpu_ms, t - last->wall_ms};
+        pthread_mutex_lock(&g_probe_mu);
+        if (m.late_ms > g_probe_max.late_ms) {
+            g_probe_max = m;
+        }
+        pthread_mutex_unlock(&g_probe_mu);
     }
-    *last = t;
+    last->wall_ms = t;
+    last->cpu_ms = cpu;
+}
+
+/* The probe's worst run since the last call, and restarts it. Main thread. */
+static probe_max_t probe_take(void)
+{
+    pthread_mutex_lock(&g_probe_mu);
+    probe_max_t m = g_probe_max;
+    g_probe_max = (probe_max_t){0};
+    pthread_mutex_unlock(&g_probe_mu);
+    return m;
 }
 
 /* Answers a ping at once, with the revision the main thread applied last. Ping thread. */
@@ -1092,7 +1121,7 @@ static int phase(const char *name, long lo, long hi, bool brief)
     store_counts sc0 = store_counts_now(); /* also restarts the daemon's ping round gauge */
     g_daemon_gap_max = 0;
     atomic_store(&g_max_gap_us, 0);
-    atomic_store(&g_ping_late_us, 0);
+    probe_take();
     double c0 = proc_cpu_ms(g_p.pid), s0 = self_cpu_ms();
     double pc0 = ping_cpu_ms(), mc0 = thread_cpu_ms(CLOCK_THREAD_CPUTIME_ID);
     double t0 = now_ms();
@@ -1137,7 +1166,7 @@ static int phase(const char *name, long lo, long hi, bool brief)
            pings_failed = sc1.pings_failed - sc0.pings_failed;
     g_phase = false;
     double gap = (double)atomic_load(&g_max_gap_us) / 1e3;
-    double late = (double)atomic_load(&g_ping_late_us) / 1e3;
+    probe_max_t late = probe_take();
     double cpu = proc_cpu_ms(g_p.pid) - c0, self = self_cpu_ms() - s0;
     double pcpu = ping_cpu_ms() - pc0, mcpu = thread_cpu_ms(CLOCK_THREAD_CPUTIME_ID) - mc0;
     long fds = fds_open();
@@ -1174,16 +1203,18 @@ static int phase(const char *name, long lo, long hi, bool brief)
                "%.1f ms, settled %.1f ms, %lu messages, nodes suspect/dead seen %ld/%ld, pings "
                "answered/over 100 ms/failed %.0f/%.0f/%.0f, longest ping interval %.0f ms (the "
                "daemon's longest between ping rounds %.0f ms, the ping thread late at most %.0f "
-               "ms), daemon CPU %.0f ms, assignments full/delta/refused "
+               "ms, running %.0f of those %.0f ms), daemon CPU %.0f ms, assignments "
+               "full/delta/refused "
                "%lu/%lu/%lu, %.1f MB, store idle %.1f ms, %.0f records in %.0f batches, daemon "
                "RSS %.0f MB; simulator: longest wait of an assignment for its main thread %.0f "
                "ms, CPU ping/main thread %.0f/%.0f ms, descriptors %ld (most %ld)\n",
                name, hi - lo, lo, hi - 1, t_reply - t0, nlat, holders, last,
                t_settled > 0 ? t_settled - t0 : -1.0, msgs, max_suspect, max_dead, pings,
-               pings_slow, pings_failed, gap, g_daemon_gap_max, late, cpu, g_fulls, g_deltas,
-               g_refused, (double)g_assign_bytes / 1e6, t_stored > 0 ? t_stored - t0 : -1.0, recs,
-               batches, g_p.pid > 0 ? proc_status_kb(g_p.pid, "VmRSS") / 1024.0 : -1.0, g_wait_max,
-               pcpu, mcpu, fds, g_fds_max);
+               pings_slow, pings_failed, gap, g_daemon_gap_max, late.late_ms, late.ran_ms,
+               late.interval_ms, cpu, g_fulls, g_deltas, g_refused, (double)g_assign_bytes / 1e6,
+               t_stored > 0 ? t_stored - t0 : -1.0, recs, batches,
+               g_p.pid > 0 ? proc_status_kb(g_p.pid, "VmRSS") / 1024.0 : -1.0, g_wait_max, pcpu,
+               mcpu, fds, g_fds_max);
     } else {
         printf("\n== %s: add %ld partitions (ids %ld..%ld) in one request, %d workers, "
                "replicas %d\n",
@@ -1210,8 +1241,8 @@ static int phase(const char *name, long lo, long hi, bool brief)
         printf("longest interval between two pings to one worker %.1f ms (nominal %ld)\n", gap,
                g_p.ping_interval_ms ? g_p.ping_interval_ms : 200L);
         printf("  the daemon's longest between two ping rounds %.1f ms; the ping thread ran late "
-               "by at most %.1f ms\n",
-               g_daemon_gap_max, late);
+               "by at most %.1f ms (running %.1f of those %.1f ms)\n",
+               g_daemon_gap_max, late.late_ms, late.ran_ms, late.interval_ms);
         if (t_stored > 0) {
             printf("store lane idle (every batch durable)      %9.1f ms\n", t_stored - t0);
         }
@@ -1242,7 +1273,7 @@ static void quiet(double ms)
     unsigned long p0 = 0, p1 = 0;
     g_daemon_gap_max = 0;
     atomic_store(&g_max_gap_us, 0);
-    atomic_store(&g_ping_late_us, 0);
+    probe_take();
     for (int i = 0; i < g_p.workers; i++) {
         p0 += atomic_load_explicit(&g_w[i].pings, memory_order_relaxed);
     }
@@ -1252,12 +1283,13 @@ static void quiet(double ms)
     }
     double dt = now_ms() - t0, pcpu = ping_cpu_ms() - pc0;
     free(metrics_text());
+    probe_max_t late = probe_take();
     printf("quiet %.0f ms (pings only): %lu pings answered (%.0f/s), longest interval between "
            "two pings to one worker %.1f ms (the daemon's longest between ping rounds %.1f ms, "
            "the ping thread late at most %.1f ms), daemon CPU %.0f ms (%.0f%% of one core), "
            "ping thread CPU %.0f ms (%.0f%%)\n",
            dt, p1 - p0, (double)(p1 - p0) * 1000 / dt, (double)atomic_load(&g_max_gap_us) / 1e3,
-           g_daemon_gap_max, (double)atomic_load(&g_ping_late_us) / 1e3, proc_cpu_ms(g_p.pid) - c0,
+           g_daemon_gap_max, late.late_ms, proc_cpu_ms(g_p.pid) - c0,
            (proc_cpu_ms(g_p.pid) - c0) * 100 / dt, pcpu, pcpu * 100 / dt);
     fflush(stdout);
 }
@@ -1444,7 +1476,7 @@ int main(int argc, char **argv)
     if (workers_open() != 0) {
         goto cleanup;
     }
-    static double probe_last; /* the ping thread's */
+    static probe_t probe_last; /* the ping thread's */
     probe = event_new(g_ping_base, -1, EV_PERSIST, on_probe, &probe_last);
     struct timeval probe_tv = {0, PROBE_MS * 1000};
     if (!probe || event_add(probe, &probe_tv) != 0) {
