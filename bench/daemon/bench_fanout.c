@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -804,9 +806,22 @@ static void on_worker_request(struct evhttp_request *req, void *arg)
     }
 }
 
+#define PING_NICE -10 /* the ping thread's nice value, when this process may raise it */
+
+static atomic_int g_ping_nice = INT_MIN; /* the ping thread's nice value once it runs */
+
 static void *ping_main(void *arg)
 {
     (void)arg;
+    /* 1,000 workers on machines of their own never wait for a core to answer a ping; here
+     * they share 2 cores with the daemon, so their one ping thread goes first (it needs about
+     * a quarter of a core). Linux: a thread's nice value is its own. */
+    id_t tid = (id_t)syscall(SYS_gettid);
+    if (setpriority(PRIO_PROCESS, tid, PING_NICE) == 0) {
+        atomic_store(&g_ping_nice, PING_NICE);
+    } else {
+        atomic_store(&g_ping_nice, getpriority(PRIO_PROCESS, tid));
+    }
     event_base_dispatch(g_ping_base);
     return NULL;
 }
@@ -1448,13 +1463,6 @@ int main(int argc, char **argv)
            g_p.ping_interval_ms ? "" : "default ",
            g_p.ping_interval_ms ? g_p.ping_interval_ms : 200L,
            g_p.no_delta ? "workers take full sets only (--no-delta)" : "workers offer deltas");
-    struct rlimit nofile = {0};
-    getrlimit(RLIMIT_NOFILE, &nofile);
-    printf("cores online %ld; this program runs 2 threads: a ping thread (every worker's listener "
-           "and connections: answers pings, hands assignments over and sends their replies) and "
-           "the main thread (applies assignments, calls the coordinator, measures); descriptor "
-           "limit %llu\n",
-           sysconf(_SC_NPROCESSORS_ONLN), (unsigned long long)nofile.rlim_cur);
     fflush(stdout);
     json_object_seed(0); /* before any JSON value, while one thread runs (jansson) */
     g_base = event_base_new();
@@ -1488,6 +1496,21 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     g_ping_running = true;
+    for (int i = 0; i < 1000 && atomic_load(&g_ping_nice) == INT_MIN; i++) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    struct rlimit nofile = {0};
+    getrlimit(RLIMIT_NOFILE, &nofile);
+    printf(
+        "cores online %ld; this program runs 2 threads: a ping thread (every worker's listener "
+        "and connections: answers pings, hands assignments over and sends their replies) and "
+        "the main thread (applies assignments, calls the coordinator, measures); the ping thread "
+        "at nice %d%s; descriptor limit %llu\n",
+        sysconf(_SC_NPROCESSORS_ONLN), atomic_load(&g_ping_nice),
+        atomic_load(&g_ping_nice) == PING_NICE ? "" : " (it could not be raised)",
+        (unsigned long long)nofile.rlim_cur);
+    fflush(stdout);
     g_conn = evhttp_connection_base_new(g_base, NULL, g_p.coord_host, g_p.coord_port);
     if (!g_conn) {
         goto cleanup;
