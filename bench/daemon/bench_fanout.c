@@ -1,9 +1,8 @@
-/* bench_fanout: many simulated workers in one process against a real shardzd: one HTTP listener
- * per worker on 127.0.0.1, registered, answering pings and assignments per docs/PROTOCOL.md (the
- * replicas assigned are replied as "serving"); then changes that touch every worker, measuring
- * how long until each worker is told. Threads: the ping thread (its own event base) owns every
- * listener and connection, answers pings and hands assignment bodies to the main thread (the
- * other base), which applies them, calls the coordinator and measures; see "Threads" below. */
+/* bench_fanout: many simulated workers in one process against a real shardzd (one HTTP listener
+ * each on 127.0.0.1, answering pings and assignments per docs/PROTOCOL.md), then changes that
+ * touch every worker, measuring how long until each is told. Two threads ("Threads" below): the
+ * ping thread owns every listener and connection and answers pings; the main thread applies
+ * the assignments it hands over, calls the coordinator and measures. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -83,7 +82,11 @@ typedef struct {
  *   their own). It answers /shardz/v1/ping at once (measuring the gap since the worker's last
  *   ping where the ping arrives), copies an assignment's body into a job for the main thread,
  *   and sends the reply the main thread put in the job. Every event it runs is short, and it
- *   runs every ready event in each turn of its loop (no priorities, no callback limit).
+ *   runs every ready event in each turn of its loop: no priorities, no callback limit (a limit
+ *   of one callback per turn sent the loop back to epoll_wait, which reported every ready
+ *   socket again, so under load thousands of closed connections stayed unread in CLOSE-WAIT
+ *   until the descriptors ran out). It runs at nice PING_NICE when it may, and a probe timer
+ *   measures how late it runs (busy, or waiting for a core).
  * - the main thread runs g_base: the jobs (parsing and applying assignments, building replies),
  *   the client connection to the coordinator, and the measuring.
  * Jobs travel in two mailboxes (a locked list and a wake-up pipe). Shared counters are atomics. */
