@@ -70,6 +70,7 @@ typedef struct {
     long ping_interval_ms;
     char ns[64];
     double timeout_s;
+    double hold_s; /* after the check: the workers stay this long (0: none) */
     bool no_delta; /* workers that predate deltas: offer none */
 } params_t;
 
@@ -1349,19 +1350,20 @@ static int verify(long total)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: bench_fanout [--coordinator HOST:PORT] [--pid PID] [--workers N]\n"
-            "         [--partitions N] [--add N] [--replicas R] [--namespace NAME]\n"
-            "         [--ping-interval-ms MS] [--timeout-s S] [--chunk N] [--no-delta]\n"
-            "Registers N simulated workers (one process: a ping thread answers their pings, the\n"
-            "main thread their assignments), then adds --partitions\n"
-            "in one request (phase 1; in requests of --chunk ids when given, each settled\n"
-            "before the next) and, once settled, --add more (phase 2); measures when each\n"
-            "worker is told. --pid: the daemon's pid, for its memory and CPU. --timeout-s: how\n"
-            "long one phase may take to settle (default 120). The coordinator and the pid\n"
-            "default to $SHARDZ_COORDINATOR and $SHARDZD_PID (set by with-shardzd.sh).\n"
-            "Workers offer delta assignments when they register (docs/PROTOCOL.md 4.3) and\n"
-            "apply them; --no-delta makes them workers that predate deltas (full sets only).\n");
+    fprintf(
+        f,
+        "usage: bench_fanout [--coordinator HOST:PORT] [--pid PID] [--workers N]\n"
+        "         [--partitions N] [--add N] [--replicas R] [--namespace NAME]\n"
+        "         [--ping-interval-ms MS] [--timeout-s S] [--chunk N] [--no-delta] [--hold-s S]\n"
+        "Registers N simulated workers (one process: a ping thread answers their pings, the\n"
+        "main thread their assignments), then adds --partitions\n"
+        "in one request (phase 1; in requests of --chunk ids when given, each settled\n"
+        "before the next) and, once settled, --add more (phase 2); measures when each\n"
+        "worker is told. --pid: the daemon's pid, for its memory and CPU. --timeout-s: how\n"
+        "long one phase may take to settle (default 120). The coordinator and the pid\n"
+        "default to $SHARDZ_COORDINATOR and $SHARDZD_PID (set by with-shardzd.sh).\n"
+        "Workers offer delta assignments when they register (docs/PROTOCOL.md 4.3) and\n"
+        "apply them; --no-delta makes them workers that predate deltas (full sets only).\n");
 }
 
 static int parse(int argc, char **argv)
@@ -1377,6 +1379,7 @@ static int parse(int argc, char **argv)
                                          {"timeout-s", required_argument, 0, 't'},
                                          {"chunk", required_argument, 0, 'k'},
                                          {"no-delta", no_argument, 0, 'D'},
+                                         {"hold-s", required_argument, 0, 'H'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *coord = getenv("SHARDZ_COORDINATOR");
@@ -1415,6 +1418,9 @@ static int parse(int argc, char **argv)
             break;
         case 't':
             g_p.timeout_s = atof(optarg);
+            break;
+        case 'H':
+            g_p.hold_s = atof(optarg);
             break;
         case 'k':
             g_p.chunk = atol(optarg);
@@ -1572,6 +1578,14 @@ int main(int argc, char **argv)
         pings += atomic_load_explicit(&g_w[i].pings, memory_order_relaxed);
     }
     printf("pings answered in all: %lu\n", pings);
+    if (g_p.hold_s > 0) {
+        /* the workers stay (pings and assignments answered) while the caller acts on the
+         * coordinators, e.g. kills the leader (bench/daemon/etcd_million.py) */
+        printf("holding the workers for %.0f s\n", g_p.hold_s);
+        fflush(stdout);
+        run_for(g_p.hold_s * 1000);
+        printf("held\n");
+    }
     status = 0;
 cleanup:
     if (g_ping_running) {

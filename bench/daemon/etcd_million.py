@@ -4,9 +4,10 @@ kill at 1M, until another is acting < TTL + 1 s"). Starts a real single-member e
 etcd-server) and COORDINATORS shardzd on it (--lease-ttl TTL), runs bench_fanout against the
 leader (WORKERS simulated workers, replicas 3, PARTITIONS added CHUNK per request, each chunk
 settled before the next), prints its stages, the etcd data directory's size and the store
-writes, then kills the leader with SIGKILL and measures the time until another coordinator says
-it acts (its /v1/status), polled every 10 ms, and how long its takeover of the state took (its
-log's load_ms). Prints the machine's core count. Standard library only.
+writes; then, the simulated workers still answering (bench_fanout --hold-s), waits until the
+followers' caches are current, kills the leader with SIGKILL and measures the time until another
+coordinator logs "elected leader" (its log's timestamp), and how long its takeover of the state
+took (its log's load_ms). Prints the machine's core count. Standard library only.
 Usage: etcd_million.py SHARDZD BENCH_FANOUT [--partitions N] [--chunk N] [--workers N]
        [--coordinators N] [--ttl MS]"""
 import argparse
@@ -21,7 +22,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
-from harness import Daemon, Etcd, HTTPError  # noqa: E402
+from harness import Daemon, Etcd, HTTPError, wait_for  # noqa: E402
 
 
 def acting(d):
@@ -68,24 +69,28 @@ def main():
     etcd = Etcd().start()
     extra = ["--store", etcd.url(), "--lease-ttl", str(a.ttl), "--log-level", "info"]
     ds = [Daemon(a.shardzd, extra=extra + ["--id", f"c{i}"]) for i in range(a.coordinators)]
+    fan = None
     try:
         for d in ds:
             d.start()
         leader = leader_of(ds, a.ttl / 1000 + 10)
         t0 = time.time()
-        out = subprocess.run([a.fanout, "--coordinator", f"127.0.0.1:{leader.port}",
-                              "--workers", str(a.workers), "--replicas", "3", "--partitions",
-                              str(a.partitions), "--chunk", str(a.chunk), "--add", "1000",
-                              "--namespace", "big", "--timeout-s", "1200"],
-                             capture_output=True, text=True, timeout=3600)
+        fan = subprocess.Popen([a.fanout, "--coordinator", f"127.0.0.1:{leader.port}", "--pid",
+                                str(leader.proc.pid), "--workers", str(a.workers), "--replicas",
+                                "3", "--partitions", str(a.partitions), "--chunk", str(a.chunk),
+                                "--add", "1000", "--namespace", "big", "--timeout-s", "1200",
+                                "--hold-s", "600"], stdout=subprocess.PIPE, text=True)
+        for line in fan.stdout:
+            print("   bench_fanout: " + line.rstrip(), flush=True)
+            if line.startswith("holding the workers"):
+                break
         t1 = time.time()
-        for line in out.stdout.strip().splitlines():
-            print("   bench_fanout: " + line)
-        if out.returncode != 0:
-            print(out.stderr[-3000:])
+        if fan.poll() is not None:
+            print(f"bench_fanout exited with {fan.returncode}")
+            return
         print(f"\nplaced through the leader: {a.partitions:,} + 1,000 partitions x 3 in "
-              f"{t1 - t0:.1f} s with bench_fanout's stages (exit {out.returncode}); etcd data "
-              f"directory {dir_bytes(etcd.tmp) / 1e6:.0f} MB", flush=True)
+              f"{t1 - t0:.1f} s with bench_fanout's stages; etcd data directory "
+              f"{dir_bytes(etcd.tmp) / 1e6:.0f} MB", flush=True)
         with urllib.request.urlopen(f"http://127.0.0.1:{leader.port}/metrics", timeout=30) as r:
             metrics = r.read().decode()
         for line in metrics.splitlines():
@@ -94,6 +99,18 @@ def main():
         # the leader killed while the workers are still registered in the store (bench_fanout
         # is gone: the next leader would declare them dead in time; only takeover is timed)
         others = [d for d in ds if d is not leader]
+        # the followers' caches catch up with the store (the workers stay meanwhile)
+        top = leader.call("GET", "/v1/status", timeout=30)[1]["store_revision"]
+
+        def caught_up():
+            return all(d.call("GET", "/v1/status", timeout=30)[1].get("cache_revision", 0) >= top
+                       for d in others)
+        try:
+            wait_for(caught_up, 600, step=0.5, what="the followers' caches current")
+            print(f"followers current {time.time() - t1:.1f} s after the last request settled",
+                  flush=True)
+        except AssertionError as e:
+            print(f"followers not current: {e}", flush=True)
         for d in others:
             loads = re.findall(r'msg="cache loaded" .*load_ms=(\d+)', d.tail(10**8))
             print(f"   follower {d.extra[-1]}: {len(loads)} full cache loads, the longest "
@@ -121,7 +138,12 @@ def main():
         print(f"leader killed -> {d.extra[-1]} elected (its log) after {(t - t2) * 1000:.0f} ms "
               f"(TTL {a.ttl} ms; goal under TTL + 1 s = {a.ttl + 1000} ms); its takeover took "
               f"load_ms={load}", flush=True)
+        fan.terminate()
+        fan.wait()
     finally:
+        if fan is not None and fan.poll() is None:
+            fan.kill()
+            fan.wait()
         for d in ds:
             if d.proc and d.proc.poll() is None:
                 d.proc.send_signal(signal.SIGKILL)
