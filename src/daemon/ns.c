@@ -3175,14 +3175,42 @@ static bool page_open(szd *d, const shardz_kv *kv, uint32_t *page, uint64_t *w, 
     return true;
 }
 
+/* A line of `page` (write w) for a partition loaded already from another page's line (an id
+ * removed and added again, whose old page is not rewritten yet): the newer line holds, the
+ * older line's page is rewritten. lw: the write of each loaded partition's line. */
+static void load_line_again(szd_ns *ns, szd_part *p, uint64_t *lw, const char *line, size_t n,
+                            uint32_t page, uint64_t w, load_batch *lb)
+{
+    uint32_t idx = (uint32_t)(p - ns->parts);
+    if (w <= lw[idx]) {
+        szd_apage_found(ns, page, true); /* this line is the older */
+        return;
+    }
+    if (lb->ns) {
+        load_batch_flush(lb); /* registered, so that the record can replace its own */
+        lb->ns = NULL;
+    }
+    if (apply_record(ns, line, n, p->id, strlen(p->id)) != 0) {
+        szd_log(ns->d, SZD_WARN, "msg=\"skipping a corrupt record\" ns=%s partition=%s",
+                ns->cfg.name, p->id);
+        szd_apage_found(ns, page, true);
+        return;
+    }
+    szd_apage_found(ns, p->page, true);
+    szd_apage_place(ns, p, page, false);
+    lw[idx] = w;
+}
+
 /* The assignments of one namespace, items[a..z) (its pages, then its overrides: keys come
- * sorted). Each partition gets the newest of its page line and its override (the write number
- * decides, whatever a crash cut short); older copies are deleted by later writes. */
+ * sorted). Each partition gets the newest of its page lines and its override (the write number
+ * decides, whatever a crash cut short); older copies are deleted or rewritten by later writes.
+ * The map holds the overrides only (few: under a quarter of each page), so a million lines cost
+ * no map of a million. */
 static void load_assignments_of(szd_ns *ns, const load_item *items, size_t a, size_t z,
                                 load_batch *lb)
 {
     szd *d = ns->d;
-    size_t nlines = 0, npages = 0;
+    size_t nlines = 0, npages = 0, nover = 0;
     for (size_t i = a; i < z; i++) {
         const shardz_kv *kv = items[i].kv;
         if (items[i].kind == SHARDZ_KEY_APAGE) {
@@ -3192,11 +3220,11 @@ static void load_assignments_of(szd_ns *ns, const load_item *items, size_t a, si
                 nlines++;
             }
         } else {
-            nlines++;
+            nover++;
         }
     }
-    if (nlines > 1 && nlines < UINT32_MAX) {
-        (void)parts_reserve(ns, (uint32_t)nlines); /* without: appends grow one by one */
+    if (nlines + nover > 1 && nlines + nover < UINT32_MAX) {
+        (void)parts_reserve(ns, (uint32_t)(nlines + nover)); /* appends grow one by one else */
     }
     szd_part *p;
     if (npages == 0) { /* the layout before pages: every record under its own key */
@@ -3217,10 +3245,10 @@ static void load_assignments_of(szd_ns *ns, const load_item *items, size_t a, si
         return;
     }
     szd_apage_map m;
-    if (szd_apage_map_init(&m, nlines) != 0) {
+    if (szd_apage_map_init(&m, nover) != 0) {
         szd_oom();
     }
-    for (size_t i = a; i < z; i++) { /* the overrides */
+    for (size_t i = a; i < z; i++) { /* the overrides: their write numbers */
         const shardz_kv *kv = items[i].kv;
         if (items[i].kind != SHARDZ_KEY_ASSIGN || !override_read(d, kv, lb)) {
             continue;
@@ -3231,7 +3259,9 @@ static void load_assignments_of(szd_ns *ns, const load_item *items, size_t a, si
         szd_apage_see_override(e, (int64_t)i, lb->rec.w, lb->rec.removed);
         ns->wseq = lb->rec.w > ns->wseq ? lb->rec.w : ns->wseq;
     }
-    for (size_t i = a; i < z; i++) { /* the page lines */
+    uint64_t *lw = szd_xcalloc(ns->capparts ? ns->capparts : 1, sizeof *lw);
+    uint32_t caplw = ns->capparts ? ns->capparts : 1;
+    for (size_t i = a; i < z; i++) { /* the page lines, loaded unless an override is newer */
         const shardz_kv *kv = items[i].kv;
         uint32_t page;
         uint64_t w;
@@ -3248,28 +3278,24 @@ static void load_assignments_of(szd_ns *ns, const load_item *items, size_t a, si
                 szd_apage_found(ns, page, true); /* rewritten without it */
                 continue;
             }
-            uint32_t loser = szd_apage_see_line(szd_apage_map_get(&m, id, idn), page, w);
-            if (loser != UINT32_MAX) {
-                szd_apage_found(ns, loser, true); /* an older line of the id: rewritten */
-            }
-        }
-    }
-    for (size_t i = a; i < z; i++) { /* the lines that are the newest */
-        const shardz_kv *kv = items[i].kv;
-        uint32_t page;
-        uint64_t w;
-        size_t off, n, idn;
-        const char *line, *id;
-        if (items[i].kind != SHARDZ_KEY_APAGE || !page_open(d, kv, &page, &w, &off)) {
-            continue;
-        }
-        while (szd_apage_next(kv->value, kv->value_len, &off, &line, &n)) {
-            if (!szd_apage_line_id(line, n, &id, &idn)) {
+            szd_apage_entry *e = szd_apage_map_find(&m, id, idn);
+            if (e && e->best >= 0 && e->w > w) { /* its override (or mark) is newer */
+                uint32_t loser = szd_apage_see_line(e, page, w);
+                if (loser != UINT32_MAX) {
+                    szd_apage_found(ns, loser, true);
+                }
                 continue;
             }
-            szd_apage_entry *e = szd_apage_map_get(&m, id, idn);
-            if (e->best != -1 || e->page != page || e->line_w != w) {
-                continue; /* an override is newer, or another page's line */
+            if (e && e->best >= 0) {
+                e->best = -1; /* the line is newer: the override is stale */
+                e->w = w;
+            }
+            char idz[SHARDZ_KEY_MAX_ID + 1];
+            snprintf(idz, sizeof idz, "%.*s", (int)idn, id);
+            szd_part *had = szd_part_find(ns, idz);
+            if (had) {
+                load_line_again(ns, had, lw, line, n, page, w, lb);
+                continue;
             }
             int rc = load_part_text(ns, line, n, lb, &p);
             if (rc) {
@@ -3278,8 +3304,17 @@ static void load_assignments_of(szd_ns *ns, const load_item *items, size_t a, si
                 continue;
             }
             szd_apage_place(ns, p, page, false);
+            uint32_t idx = (uint32_t)(p - ns->parts);
+            if (idx >= caplw) {
+                uint32_t nc = caplw * 2 > idx + 1 ? caplw * 2 : idx + 1;
+                lw = szd_xrealloc(lw, nc * sizeof *lw);
+                memset(lw + caplw, 0, (nc - caplw) * sizeof *lw);
+                caplw = nc;
+            }
+            lw[idx] = w;
         }
     }
+    free(lw);
     for (size_t i = a; i < z; i++) { /* the overrides that are the newest */
         const shardz_kv *kv = items[i].kv;
         size_t idn;

@@ -122,8 +122,10 @@ static void test_newest_wins(void **state)
     szd_apage_see_override(e, 13, 2, true);
     assert_int_equal(szd_apage_see_line(e, 6, 3), UINT32_MAX);
     assert_true(e->best == -1 && !e->removed);
-    /* the same entry is found again */
+    /* the same entry is found again; find creates nothing */
     assert_ptr_equal(szd_apage_map_get(&m, "a", 1), a);
+    assert_ptr_equal(szd_apage_map_find(&m, "b", 1), b);
+    assert_null(szd_apage_map_find(&m, "zz", 2));
     assert_int_equal(m.n, 5);
     szd_apage_map_free(&m);
 }

@@ -204,6 +204,10 @@ def test_crash_leftovers_on_etcd():
              "\n".join([line("a", 10), line("b", 20), line("c", 30), line("d", 40)]) + "\n")
     etcd.put(PREFIX + "ns/raw/apage/1", "shardz-apage 1 8\n" +
              "\n".join([line("d", 41), line("e", 50)]) + "\n")
+    # x: lines in page 10 (write 9) and page 2 (write 5); "apage/10" sorts first: the newer
+    # line is read before the older
+    etcd.put(PREFIX + "ns/raw/apage/10", "shardz-apage 1 9\n" + line("x", 70) + "\n")
+    etcd.put(PREFIX + "ns/raw/apage/2", "shardz-apage 1 5\n" + line("x", 69) + "\n")
     # a's override is older than its line (a rewrite whose delete was cut short): the line
     etcd.put(PREFIX + "ns/raw/assign/a", line("a", 9)[:-1] + ',"w":3}')
     # b's override is newer: it wins
@@ -221,22 +225,24 @@ def test_crash_leftovers_on_etcd():
     try:
         wait_for(lambda: d.call("GET", "/v1/status")[1]["acting"], 20, what="leadership")
         got = {pid: g for pid, (g, _) in state(d, "raw").items()}
-        assert got == {"a": 10, "b": 21, "d": 41, "e": 50, "f": 60}, got
+        assert got == {"a": 10, "b": 21, "d": 41, "e": 50, "f": 60, "x": 70}, got
         # a worker joins: every partition is placed and written; the stale copies go
         w = Worker(d, "raw", "w1")
         try:
-            wait_for(lambda: settled(d, "raw", 5, 1, nodes=1), 30, what="placed")
+            wait_for(lambda: settled(d, "raw", 6, 1, nodes=1), 30, what="placed")
 
             def clean():
                 keys = etcd_keys(etcd, PREFIX + "ns/raw/")
                 owns = {k.rsplit("/", 1)[1] for k in keys if "/assign/" in k}
                 p0 = keys.get(PREFIX + "ns/raw/apage/0", "")
+                p2 = keys.get(PREFIX + "ns/raw/apage/2", "")
                 return ("a" not in owns and "g" not in owns and "c" not in owns
-                        and '"id":"d"' not in p0 and '"id":"c"' not in p0) and keys
+                        and '"id":"d"' not in p0 and '"id":"c"' not in p0
+                        and '"id":"x"' not in p2) and keys
             keys = wait_for(clean, 20, what="the stale copies deleted")
             recs = records({k[len(PREFIX):]: v for k, v in keys.items()
                             if not k.endswith("/7")}, "raw")
-            assert sorted(recs) == ["a", "b", "d", "e", "f"], sorted(recs)
+            assert sorted(recs) == ["a", "b", "d", "e", "f", "x"], sorted(recs)
             assert all(r["slots"][0].get("owner") == "w1" for r in recs.values()), recs
             served = state(d, "raw")
         finally:

@@ -143,6 +143,20 @@ szd_apage_entry *szd_apage_map_get(szd_apage_map *m, const char *id, size_t n)
     }
 }
 
+szd_apage_entry *szd_apage_map_find(const szd_apage_map *m, const char *id, size_t n)
+{
+    if (m->n == 0) {
+        return NULL;
+    }
+    size_t i = (size_t)hash(id, n) & (m->cap - 1);
+    for (; m->e[i].id; i = (i + 1) & (m->cap - 1)) {
+        if (m->e[i].idlen == n && memcmp(m->e[i].id, id, n) == 0) {
+            return &m->e[i];
+        }
+    }
+    return NULL;
+}
+
 void szd_apage_see_override(szd_apage_entry *e, int64_t idx, uint64_t w, bool removed)
 {
     if (e->best == -2 || (e->best == -1 && w > e->w)) {

@@ -85,6 +85,8 @@ void szd_apage_map_free(szd_apage_map *m);
  * absent; NULL when the map is full. */
 szd_apage_entry *szd_apage_map_get(szd_apage_map *m, const char *id, size_t n);
 
+/* The entry of id (n bytes), or NULL when absent (nothing is created). */
+szd_apage_entry *szd_apage_map_find(const szd_apage_map *m, const char *id, size_t n);
 /* Records an override (index idx, write w, a removal mark or not) for e. */
 void szd_apage_see_override(szd_apage_entry *e, int64_t idx, uint64_t w, bool removed);
 /* Records a line of page `page` written by w for e; returns the page whose line lost to another
