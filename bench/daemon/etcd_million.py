@@ -22,24 +22,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
-from harness import Daemon, Etcd, HTTPError, wait_for  # noqa: E402
-
-
-def acting(d):
-    try:
-        return d.proc.poll() is None and d.call("GET", "/v1/status", timeout=5)[1]["acting"]
-    except (OSError, HTTPError):
-        return False
-
-
-def leader_of(ds, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        for d in ds:
-            if acting(d):
-                return d
-        time.sleep(0.05)
-    raise AssertionError("no coordinator acting")
+from harness import Daemon, Etcd, wait_for  # noqa: E402
+from ha import leader_of  # noqa: E402  (bench/daemon/ha.py: the first coordinator acting)
 
 
 def dir_bytes(path):

@@ -1,6 +1,7 @@
 """Integration test harness: starts a real shardzd (the binary under test) on a free loopback
 port with its own data directory, and real worker processes; talks to them over HTTP.
 Standard library only. Every process is stopped (SIGTERM, then SIGKILL) when a test ends."""
+import base64
 import json
 import os
 import shutil
@@ -228,6 +229,19 @@ class Etcd:
         # the cluster; the members' logs stay until the run ends (cleanup_tmp)
         for name in self.names:
             shutil.rmtree(os.path.join(self.tmp, name), ignore_errors=True)
+
+
+def etcd_keys(etcd, prefix):
+    """Every key under prefix (the etcd prefix included) with its value, read from etcd's
+    JSON gateway."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    body = json.dumps({"key": base64.b64encode(prefix.encode()).decode(),
+                       "range_end": base64.b64encode(end.encode()).decode()}).encode()
+    req = urllib.request.Request(etcd.endpoint() + "/v3/kv/range", method="POST", data=body)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        kvs = json.loads(r.read().decode()).get("kvs") or []
+    return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", "")).decode()
+            for kv in kvs}
 
 
 class Worker:

@@ -6,14 +6,13 @@ new ones took, every partition holding its even share), every slot owned exactly
 dealt again. Also: a store in the old layout
 (slot runs inside the assignment records) loads and is converted; removals switch the table
 with the record's delete. Usage: test_slot_table.py SHARDZD"""
-import base64
 import json
 import os
 import sys
 import tempfile
 import urllib.request
 
-from harness import Daemon, Etcd, HTTPError, error_of, run, wait_for
+from harness import Daemon, Etcd, HTTPError, error_of, etcd_keys, run, wait_for
 
 BIN = sys.argv[1]
 TTL = 2000
@@ -73,18 +72,6 @@ def whole_add(before, got, ids):
     if uneven:
         return f"{len(uneven)} partitions without an even share"
     return None
-
-
-def etcd_keys(etcd, prefix):
-    """Every key under prefix (the etcd prefix included) with its value."""
-    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    body = json.dumps({"key": base64.b64encode(prefix.encode()).decode(),
-                       "range_end": base64.b64encode(end.encode()).decode()}).encode()
-    req = urllib.request.Request(etcd.endpoint() + "/v3/kv/range", method="POST", data=body)
-    with urllib.request.urlopen(req, timeout=10) as r:
-        kvs = json.loads(r.read().decode()).get("kvs") or []
-    return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", "")).decode()
-            for kv in kvs}
 
 
 def start(etcd, env=None, tmp=None):
