@@ -17,6 +17,7 @@
 #include "daemon/health_lane.h"
 #include "daemon/keeper.h"
 #include "daemon/store_lane.h"
+#include "daemon/testhook.h"
 
 #define HA_LOOP_MS 100          /* the role loop's period: refresh, lease, campaign */
 #define HA_FORWARD_TIMEOUT_S 10 /* a forwarded request's timeout */
@@ -385,7 +386,11 @@ static int cache_update(szd *d, bool *leader_changed)
     }
     if (!d->ha.full_reload && d->ha.cache_rev > 0) {
         shardz_changes *c = NULL;
-        int rc = shardz_store_changes(d->ha_store, d->ha.cache_rev, 0, &c);
+        /* test hook: SHARDZ_TEST_CHANGES_FAIL=<path> fails the change feed while the file
+         * exists (as a watch that times out would) */
+        int rc = szd_test_file("SHARDZ_TEST_CHANGES_FAIL")
+                     ? SHARDZ_EIO
+                     : shardz_store_changes(d->ha_store, d->ha.cache_rev, 0, &c);
         if (rc == SHARDZ_STORE_ECOMPACTED) {
             d->ha.full_reload = true;
         } else if (rc) {

@@ -379,6 +379,44 @@ def test_follower_applies_pages():
         etcd.stop()
 
 
+def test_follower_whose_feed_fails_takes_over():
+    """A follower whose change feed keeps failing (SHARDZ_TEST_CHANGES_FAIL: as a watch timed
+    out by a burst of page writes) loads the namespaces again instead, and still takes over
+    when the leader is killed (it used to wait for a feed that never came, and never
+    campaigned)."""
+    etcd = Etcd().start()
+    extra = ["--store", etcd.url(), "--lease-ttl", "2000"]
+    lead = Daemon(BIN, extra=extra + ["--id", "c0"])
+    lead.start()
+    fail = os.path.join(lead.tmp, "changes-fail")
+    with open(fail, "w"):
+        pass
+    fol = Daemon(BIN, extra=extra + ["--id", "c1"], env={"SHARDZ_TEST_CHANGES_FAIL": fail})
+    try:
+        wait_for(lambda: lead.call("GET", "/v1/status")[1]["acting"], 20, what="leadership")
+        fol.start()
+        status, _ = lead.call("POST", "/v1/namespaces", {"name": "t", "sharder": "replica",
+                                                         "replicas": 1, "partitions": 10})
+        assert status == 201, status
+
+        def has_ns():
+            try:
+                return fol.call("GET", "/v1/namespaces/t/state")[0] == 200
+            except HTTPError:
+                return False
+        wait_for(has_ns, 20, what="the follower's cache loaded without its feed")
+        assert log_has(fol, "cache not updated: loaded again"), fol.tail()
+        lead.kill9()
+        wait_for(lambda: fol.call("GET", "/v1/status")[1]["acting"], 20,
+                 what="the follower acting")
+        assert len(state(fol, "t")) == 10
+    finally:
+        fol.stop()
+        lead.stop()
+        etcd.stop()
+
+
 if __name__ == "__main__":
     run([test_pages_on_sqlite, test_crash_leftovers_on_etcd, test_layout_before_pages_converts,
-         test_older_coordinator_holds_pages, test_follower_applies_pages])
+         test_older_coordinator_holds_pages, test_follower_applies_pages,
+         test_follower_whose_feed_fails_takes_over])
