@@ -221,6 +221,20 @@ static int put_override(szd_ns *ns, szd_batch *b, szd_part *p, uint64_t w)
     return rc;
 }
 
+/* Page k joins this write's touched list (once). */
+static void touch(szd_ns *ns, uint32_t k, uint32_t **touched, size_t *n, size_t *cap)
+{
+    if (ns->pages[k].touched) {
+        return;
+    }
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *touched = szd_xrealloc(*touched, *cap * sizeof **touched);
+    }
+    (*touched)[(*n)++] = k;
+    ns->pages[k].touched = true;
+}
+
 int szd_apage_collect(szd_ns *ns, szd_batch *b, const uint32_t *list, size_t nlist)
 {
     uint64_t w = ++ns->wseq;
@@ -238,25 +252,13 @@ int szd_apage_collect(szd_ns *ns, szd_batch *b, const uint32_t *list, size_t nli
         }
         szd_part *p = &ns->parts[i];
         szd_apage *pg = &ns->pages[p->page];
-        if (!pg->touched) {
-            if (ntouched == cap) {
-                cap = cap ? cap * 2 : 64;
-                touched = szd_xrealloc(touched, cap * sizeof *touched);
-            }
-            touched[ntouched++] = p->page;
-            pg->touched = true;
-        }
+        touch(ns, p->page, &touched, &ntouched, &cap);
         pg->ndirty++;
         pg->nfresh += !p->over;
     }
     for (uint32_t k = 0; ns->nrefold > 0 && k < ns->npages; k++) {
-        if (ns->pages[k].refold && !ns->pages[k].touched) {
-            if (ntouched == cap) {
-                cap = cap ? cap * 2 : 64;
-                touched = szd_xrealloc(touched, cap * sizeof *touched);
-            }
-            touched[ntouched++] = k;
-            ns->pages[k].touched = true;
+        if (ns->pages[k].refold) {
+            touch(ns, k, &touched, &ntouched, &cap);
         }
     }
     /* 2. which are rewritten */

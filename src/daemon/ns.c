@@ -2596,6 +2596,19 @@ static int load_stats(szd_ns *ns, json_t *j)
     return 0;
 }
 
+/* A record's text (len bytes) read into rec: the plain form scanned by hand, anything else
+ * through jansson, whose tree (*j, the caller's to free; NULL for the plain form) carries what
+ * the plain form never has (history, range bounds). 0 or SHARDZ_EINVAL. */
+static int rec_read(const char *text, size_t len, szd_rec_part *rec, json_t **j)
+{
+    *j = NULL;
+    if (szd_rec_part_parse(text, len, rec) == 0) {
+        return 0;
+    }
+    *j = json_loadb(text, len, 0, NULL);
+    return json_is_object(*j) ? szd_rec_part_from_json(*j, rec) : SHARDZ_EINVAL;
+}
+
 /* A record's text (len bytes) applied in place to partition id (idlen bytes), in a follower's
  * cache of a replica namespace: 0, or SHARDZ_ESTALE when it cannot be (an unknown partition,
  * another shape, a removal mark): the namespace is loaded again. */
@@ -2615,11 +2628,8 @@ static int apply_record(szd_ns *ns, const char *text, size_t len, const char *id
         goto out;
     }
     rec = szd_xmalloc(sizeof *rec);
-    if (szd_rec_part_parse(text, len, rec) != 0) {
-        j = json_loadb(text, len, 0, NULL);
-        if (!json_is_object(j) || szd_rec_part_from_json(j, rec) != 0) {
-            goto out;
-        }
+    if (rec_read(text, len, rec, &j) != 0) {
+        goto out;
     }
     if (rec->removed || strcmp(rec->id, idz) != 0 || rec->nslots != p->nrep) {
         goto out;
@@ -3107,16 +3117,11 @@ static void load_one(szd *d, const load_item *item, load_batch *lb)
  * *out, or an error (corrupt, a removal mark, a repeat). */
 static int load_part_text(szd_ns *ns, const char *text, size_t len, load_batch *lb, szd_part **out)
 {
-    int rc;
+    json_t *j;
+    int rc = rec_read(text, len, &lb->rec, &j);
     *out = NULL;
-    if (szd_rec_part_parse(text, len, &lb->rec) == 0) {
-        rc = load_part(ns, &lb->rec, NULL, lb);
-    } else {
-        json_t *j = json_loadb(text, len, 0, NULL);
-        rc = json_is_object(j) ? szd_rec_part_from_json(j, &lb->rec) : SHARDZ_EINVAL;
-        rc = rc ? rc : lb->rec.removed ? SHARDZ_EINVAL : load_part(ns, &lb->rec, j, lb);
-        json_decref(j);
-    }
+    rc = rc ? rc : lb->rec.removed ? SHARDZ_EINVAL : load_part(ns, &lb->rec, j, lb);
+    json_decref(j);
     if (rc == 0) {
         *out = &ns->parts[ns->nparts - 1];
     }
@@ -3134,32 +3139,28 @@ static const char *key_id(const shardz_kv *kv, size_t *n)
     return kv->key + k;
 }
 
+static void load_corrupt(szd *d, const shardz_kv *kv, int rc)
+{
+    szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s", (int)kv->key_len,
+            kv->key, shardz_err_name(rc));
+}
+
 /* The override's record: its write number and whether it is a removal mark. false: corrupt
  * (logged). */
 static bool override_read(szd *d, const shardz_kv *kv, load_batch *lb)
 {
     size_t idn;
     const char *id = key_id(kv, &idn);
-    int rc = 0;
-    if (szd_rec_part_parse(kv->value, kv->value_len, &lb->rec) != 0) {
-        json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
-        rc = json_is_object(j) ? szd_rec_part_from_json(j, &lb->rec) : SHARDZ_EINVAL;
-        json_decref(j);
-    }
+    json_t *j;
+    int rc = rec_read(kv->value, kv->value_len, &lb->rec, &j);
+    json_decref(j);
     if (rc == 0 && (strlen(lb->rec.id) != idn || memcmp(lb->rec.id, id, idn) != 0)) {
         rc = SHARDZ_EINVAL; /* a record under another partition's key */
     }
     if (rc) {
-        szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s",
-                (int)kv->key_len, kv->key, shardz_err_name(rc));
+        load_corrupt(d, kv, rc);
     }
     return rc == 0;
-}
-
-static void load_corrupt(szd *d, const shardz_kv *kv, int rc)
-{
-    szd_log(d, SZD_WARN, "msg=\"skipping a corrupt record\" key=\"%.*s\" err=%s", (int)kv->key_len,
-            kv->key, shardz_err_name(rc));
 }
 
 /* A page's number and write number; false: not a page to read (logged). */

@@ -336,6 +336,14 @@ def test_older_coordinator_holds_pages():
         etcd.stop()
 
 
+def has_ns(d, ns):
+    """Whether coordinator d (a follower: its cache) has namespace ns."""
+    try:
+        return d.call("GET", f"/v1/namespaces/{ns}/state")[0] == 200
+    except HTTPError:
+        return False
+
+
 def test_follower_applies_pages():
     """A follower's cache follows a bulk add (new pages, whose new partitions it adds in place)
     and the acknowledgements after it (pages rewritten, applied line by line): its state is the
@@ -353,12 +361,7 @@ def test_follower_applies_pages():
         status, _ = lead.call("POST", "/v1/namespaces", {"name": "f", "sharder": "replica",
                                                          "replicas": 2, "partitions": 10})
         assert status == 201, status
-        def has_ns():
-            try:
-                return fol.call("GET", "/v1/namespaces/f/state")[0] == 200
-            except HTTPError:
-                return False
-        wait_for(has_ns, 20, what="the follower has the namespace")
+        wait_for(lambda: has_ns(fol, "f"), 20, what="the follower has the namespace")
         coords = ",".join(f"127.0.0.1:{d.port}" for d in ds)
         ws = [Worker(lead, "f", f"w{i}", coordinators=coords) for i in range(2)]
         wait_for(lambda: settled(lead, "f", 10, 2, nodes=2), 30, what="placed")
@@ -399,12 +402,7 @@ def test_follower_whose_feed_fails_takes_over():
                                                          "replicas": 1, "partitions": 10})
         assert status == 201, status
 
-        def has_ns():
-            try:
-                return fol.call("GET", "/v1/namespaces/t/state")[0] == 200
-            except HTTPError:
-                return False
-        wait_for(has_ns, 20, what="the follower's cache loaded without its feed")
+        wait_for(lambda: has_ns(fol, "t"), 20, what="the follower's cache loaded without its feed")
         assert log_has(fol, "cache not updated: loaded again"), fol.tail()
         lead.kill9()
         wait_for(lambda: fol.call("GET", "/v1/status")[1]["acting"], 20,
