@@ -52,9 +52,14 @@ static json_t *spec_json(const szd_node_spec *s, const szd_ns_config *cfg)
     if (s->incarnation[0]) {
         json_object_set_new(j, "incarnation", json_string(s->incarnation));
     }
+    json_t *feat = json_array();
     if (s->delta) {
-        json_object_set_new(j, "features", json_pack("[s]", "delta"));
+        json_array_append_new(feat, json_string("delta"));
     }
+    if (s->transfer) {
+        json_array_append_new(feat, json_string("transfer"));
+    }
+    json_object_set_new(j, "features", feat);
     json_t *cap = json_object();
     for (size_t i = 0; i < s->ncap; i++) {
         json_object_set_new(cap, cfg->dims[i], json_real(s->cap[i]));
