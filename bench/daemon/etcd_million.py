@@ -122,6 +122,12 @@ def main():
         print(f"leader killed -> {d.extra[-1]} elected (its log) after {(t - t2) * 1000:.0f} ms "
               f"(TTL {a.ttl} ms; goal under TTL + 1 s = {a.ttl + 1000} ms); its takeover took "
               f"load_ms={load}", flush=True)
+        # what the successor logged from the kill to its election (where the time went)
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t2))
+        lines = [ln for ln in d.tail(10**8).splitlines()
+                 if re.match(r"ts=(\S+)", ln) and ln[3:22] >= since]
+        for ln in lines[:30]:
+            print("   " + d.extra[-1] + ": " + ln[:300], flush=True)
         fan.terminate()
         fan.wait()
     finally:

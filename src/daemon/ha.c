@@ -22,7 +22,8 @@
 #define HA_LOOP_MS 100          /* the role loop's period: refresh, lease, campaign */
 #define HA_FORWARD_TIMEOUT_S 10 /* a forwarded request's timeout */
 #define HA_MAX_DIRTY 16         /* namespaces reloaded one by one; more: reload them all */
-#define HA_MAX_BEHIND 512       /* revisions behind past which the cache is loaded again */
+#define HA_CHANGES_LIMIT 256    /* events per read of the change feed (a page is one) */
+#define HA_CATCHUP_MS 100       /* a refresh's reading of the feed, then the loop's turn */
 
 static const char member_prefix[] = "coord/";
 
@@ -244,7 +245,7 @@ static void step_down(szd *d, const char *why)
     d->ha.cache_stale = true;
 }
 
-static int cache_update(szd *d, bool *leader_changed);
+static int cache_update(szd *d, bool *leader_changed, int64_t budget_ms);
 
 static void become_leader(szd *d, int64_t create_rev)
 {
@@ -265,7 +266,7 @@ static void become_leader(szd *d, int64_t create_rev)
     int64_t t0 = szd_now(d);
     bool ignored = false, promoted = false;
     int rc = 0;
-    if (!d->ha.full_reload && d->ha.cache_rev > 0 && cache_update(d, &ignored) == 0) {
+    if (!d->ha.full_reload && d->ha.cache_rev > 0 && cache_update(d, &ignored, 0) == 0) {
         rc = szd_ns_take_over(d);
         promoted = true;
     } else {
@@ -363,12 +364,72 @@ static void read_leader(szd *d)
     shardz_kv_free(kv);
 }
 
-/* Brings the follower's cache up to the store: the namespaces that changed since cache_rev
- * are loaded again (all of them when far behind). 0 when the cache is current; *leader_changed
- * is set when the leader key may have changed. */
-static int cache_update(szd *d, bool *leader_changed)
+/* Applies one read of the change feed to the cache: records of replica namespaces in place; a
+ * namespace with any other change is loaded again (after its in-place changes: the load
+ * supersedes them). *leader_changed is set when the leader key changed. 0, or the load's
+ * error (full_reload is then set). */
+static int cache_apply(szd *d, const shardz_changes *c, bool *leader_changed)
 {
-    if (!d->ha.full_reload && d->ha.cache_rev > 0) {
+    char names[HA_MAX_DIRTY][SHARDZ_KEY_MAX_ID + 1];
+    size_t nn = 0;
+    for (size_t i = 0; i < c->count && !d->ha.full_reload; i++) {
+        shardz_key_parts kp;
+        const shardz_kv *kv = &c->events[i].kv;
+        if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0) {
+            continue; /* coordinator records and foreign keys */
+        }
+        if (kp.kind == SHARDZ_KEY_LEADER) {
+            *leader_changed = true;
+            continue;
+        }
+        size_t k = 0;
+        while (k < nn && strcmp(names[k], kp.ns) != 0) {
+            k++;
+        }
+        if (k < nn) {
+            continue; /* loaded again anyway */
+        }
+        int arc = szd_ns_apply_change(d, &c->events[i]);
+        szd_log(d, SZD_DEBUG, "msg=\"cache change\" key=\"%.*s\" applied=%d", (int)kv->key_len,
+                kv->key, arc == 0);
+        if (arc == 0) {
+            d->ha.cache_applied++;
+            szd_ns *ns = szd_ns_find(d, kp.ns);
+            if (ns) {
+                ns->revision = ((uint64_t)kv->mod_revision + 1) << 32;
+            }
+            continue;
+        }
+        if (nn == HA_MAX_DIRTY) {
+            d->ha.full_reload = true;
+        } else {
+            szd_log(d, SZD_INFO, "msg=\"namespace loaded again\" ns=%s key=\"%.*s\"", kp.ns,
+                    (int)kv->key_len, kv->key);
+            snprintf(names[nn++], sizeof names[0], "%s", kp.ns);
+        }
+    }
+    for (size_t k = 0; k < nn && !d->ha.full_reload; k++) {
+        d->ha.cache_reloads++;
+        if (szd_ns_load_cache(d, names[k]) != 0) {
+            d->ha.full_reload = true;
+        }
+    }
+    for (uint32_t k = 0; k < d->nns; k++) {
+        szd_watch_notify(d->ns[k]);
+    }
+    return d->ha.full_reload ? SHARDZ_ESTALE : 0;
+}
+
+/* Brings the follower's cache up to the store, reading the change feed HA_CHANGES_LIMIT events
+ * at a time for up to budget_ms (0: until current). Far behind (a bulk add's pages), each read
+ * stays short and the loop keeps its turn between them; the cache is loaded whole only when it
+ * has none yet, its history was compacted away, or a load of one failed. 0 when the cache is
+ * current, SHARDZ_EBUSY when the budget ran out before it was (the next refresh goes on), or
+ * the error; *leader_changed is set when the leader key may have changed. */
+static int cache_update(szd *d, bool *leader_changed, int64_t budget_ms)
+{
+    int64_t t0 = szd_now(d);
+    while (!d->ha.full_reload && d->ha.cache_rev > 0) {
         shardz_store_status st = {0};
         if (shardz_store_status_get(d->ha_store, &st) != 0) {
             d->ha.cache_stale = true;
@@ -378,82 +439,35 @@ static int cache_update(szd *d, bool *leader_changed)
             d->ha.cache_stale = false;
             return 0;
         }
-        /* far behind (a burst of writes): reading every event would take longer than loading
-         * the namespaces again */
-        if (st.revision - d->ha.cache_rev > HA_MAX_BEHIND) {
-            d->ha.full_reload = true;
+        if (budget_ms > 0 && szd_now(d) - t0 >= budget_ms) {
+            d->ha.cache_stale = true;
+            *leader_changed = true; /* the leader key's change may be among the unread */
+            return SHARDZ_EBUSY;
         }
-    }
-    if (!d->ha.full_reload && d->ha.cache_rev > 0) {
         shardz_changes *c = NULL;
         /* test hook: SHARDZ_TEST_CHANGES_FAIL=<path> fails the change feed while the file
          * exists (as a watch that times out would) */
         int rc = szd_test_file("SHARDZ_TEST_CHANGES_FAIL")
                      ? SHARDZ_EIO
-                     : shardz_store_changes(d->ha_store, d->ha.cache_rev, 0, &c);
+                     : shardz_store_changes(d->ha_store, d->ha.cache_rev, HA_CHANGES_LIMIT, &c);
         if (rc == SHARDZ_STORE_ECOMPACTED) {
             d->ha.full_reload = true;
-        } else if (rc) {
+            break;
+        }
+        if (rc) {
             d->ha.cache_stale = true;
             return rc;
-        } else {
-            /* records of replica namespaces are applied in place; a namespace with any other
-             * change is loaded again (after its in-place changes: the load supersedes them) */
-            char names[HA_MAX_DIRTY][SHARDZ_KEY_MAX_ID + 1];
-            size_t nn = 0;
-            for (size_t i = 0; i < c->count && !d->ha.full_reload; i++) {
-                shardz_key_parts kp;
-                const shardz_kv *kv = &c->events[i].kv;
-                if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0) {
-                    continue; /* coordinator records and foreign keys */
-                }
-                if (kp.kind == SHARDZ_KEY_LEADER) {
-                    *leader_changed = true;
-                    continue;
-                }
-                size_t k = 0;
-                while (k < nn && strcmp(names[k], kp.ns) != 0) {
-                    k++;
-                }
-                if (k < nn) {
-                    continue; /* loaded again anyway */
-                }
-                int arc = szd_ns_apply_change(d, &c->events[i]);
-                szd_log(d, SZD_DEBUG, "msg=\"cache change\" key=\"%.*s\" applied=%d",
-                        (int)kv->key_len, kv->key, arc == 0);
-                if (arc == 0) {
-                    d->ha.cache_applied++;
-                    szd_ns *ns = szd_ns_find(d, kp.ns);
-                    if (ns) {
-                        ns->revision = ((uint64_t)c->revision + 1) << 32;
-                    }
-                    continue;
-                }
-                if (nn == HA_MAX_DIRTY) {
-                    d->ha.full_reload = true;
-                } else {
-                    snprintf(names[nn++], sizeof names[0], "%s", kp.ns);
-                }
-            }
-            int64_t rev = c->revision;
-            shardz_changes_free(c);
-            for (size_t k = 0; k < nn && !d->ha.full_reload; k++) {
-                d->ha.cache_reloads++;
-                if (szd_ns_load_cache(d, names[k]) != 0) {
-                    d->ha.full_reload = true;
-                }
-            }
-            for (uint32_t k = 0; k < d->nns; k++) {
-                szd_watch_notify(d->ns[k]);
-            }
-            if (!d->ha.full_reload) {
-                d->ha.cache_rev = rev;
-                d->ha.cache_stale = false;
-            }
+        }
+        /* with more, the read ended on a revision's end: the next one starts after it */
+        int64_t rev = c->more && c->count ? c->events[c->count - 1].kv.mod_revision : c->revision;
+        rc = cache_apply(d, c, leader_changed);
+        shardz_changes_free(c);
+        if (rc == 0) {
+            d->ha.cache_rev = rev;
         }
     }
     if (d->ha.full_reload || d->ha.cache_rev == 0) {
-        int64_t t0 = szd_now(d);
+        int64_t t1 = szd_now(d);
         shardz_store_status st = {0};
         if (shardz_store_status_get(d->ha_store, &st) != 0 || szd_ns_load_cache(d, NULL) != 0) {
             d->ha.cache_stale = true;
@@ -462,7 +476,7 @@ static int cache_update(szd *d, bool *leader_changed)
         d->ha.cache_rev = st.revision > 0 ? st.revision : 1;
         d->ha.full_reload = false;
         szd_log(d, SZD_INFO, "msg=\"cache loaded\" namespaces=%u revision=%lld load_ms=%lld",
-                d->nns, (long long)st.revision, (long long)(szd_now(d) - t0));
+                d->nns, (long long)st.revision, (long long)(szd_now(d) - t1));
         d->ha.cache_stale = false;
         *leader_changed = true;
     }
@@ -472,7 +486,10 @@ static int cache_update(szd *d, bool *leader_changed)
 static void refresh(szd *d)
 {
     bool leader_changed = !d->ha.leader_id[0];
-    int rc = cache_update(d, &leader_changed);
+    int rc = cache_update(d, &leader_changed, HA_CATCHUP_MS);
+    if (rc == SHARDZ_EBUSY) {
+        rc = 0; /* behind: the next refresh reads on; the leader key is read meanwhile */
+    }
     if (rc != 0 && rc != SHARDZ_ENOMEM) {
         /* The change feed failed (etcd unreachable, or a burst of page writes too large for
          * one watch answer, which would fail again and again): the next refresh loads the
@@ -507,10 +524,11 @@ static void on_loop(evutil_socket_t fd, short what, void *arg)
     }
     if (d->ha.role == SZD_ROLE_FOLLOWER && now >= d->ha.next_refresh_ms) {
         refresh(d);
-        /* Reloading a large namespace takes time: at most a fifth of the loop goes to it, so
-         * the lease is kept alive and reads are answered (the cache lags more meanwhile). */
+        /* Reading the feed stops after HA_CATCHUP_MS, and the next tick goes on. Loading a
+         * large namespace again takes longer: then at most a fifth of the loop goes to it, so
+         * that reads are answered (the cache lags more meanwhile). */
         int64_t took = szd_now(d) - now;
-        d->ha.next_refresh_ms = now + (4 * took > HA_LOOP_MS ? 4 * took : 0);
+        d->ha.next_refresh_ms = now + (took > 2 * HA_CATCHUP_MS ? 4 * took : 0);
     }
     fwd_reap(d, false);
 }

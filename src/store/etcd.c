@@ -748,6 +748,9 @@ typedef struct {
     int64_t compacted; /* etcd compact revision when the watch was cancelled for it */
     bool canceled;
     size_t scanned; /* bytes of m searched for a message's end */
+    size_t limit;   /* 0, or stop after the message that brings the events of the prefix to it */
+    size_t kept;    /* events of the prefix received */
+    bool limited;   /* stopped by limit before until */
 } watch_ctx;
 
 static size_t write_watch(char *p, size_t size, size_t nmemb, void *ud)
@@ -807,8 +810,15 @@ static size_t write_watch(char *p, size_t size, size_t nmemb, void *ud)
             if (jint(json_object_get(ev, "kv"), "mod_revision") >= w->until) {
                 w->done = true;
             }
+            w->kept += kv_in_prefix(w->e, json_object_get(ev, "kv")) ? 1 : 0;
         }
         json_decref(msg);
+        /* A message holds whole revisions (etcd splits one only with "fragment", not asked
+         * for): with limit events of the prefix in hand, the rest is not read at all. Far
+         * behind, reading up to until would cost the whole backlog per call. */
+        if (!w->done && w->limit && w->kept >= w->limit) {
+            w->done = w->limited = true;
+        }
         if (w->done) {
             return 0;
         }
@@ -865,6 +875,7 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
     json_decref(b);
     w.e = e;
     w.until = cur;
+    w.limit = limit;
     w.events = json_array();
     if (!text || !w.events) {
         free(text);
@@ -922,6 +933,8 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
         store_builder_free(&bl);
         return rc;
     }
+    /* stopped at the limit on a message's end: revisions after the last event are unread */
+    more = more || (w.limited && last < cur);
     return store_builder_changes(&bl, s_rev(cur), more, out);
 }
 

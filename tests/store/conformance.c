@@ -737,6 +737,22 @@ static void test_changes_since(void **state)
     assert_int_equal(c->count, 1);
     assert_false(c->more);
     shardz_changes_free(c);
+    /* The limit reached exactly at a revision's end: more, when a revision follows... */
+    assert_int_equal(shardz_store_changes(f->st, 0, 6, &c), 0);
+    assert_int_equal(c->count, 6);
+    assert_true(c->more);
+    assert_int_equal(c->events[5].kv.mod_revision, 4);
+    shardz_changes_free(c);
+    /* ...and not at the current revision; reading on from the last event gives the rest. */
+    assert_int_equal(shardz_store_changes(f->st, 0, 7, &c), 0);
+    assert_int_equal(c->count, 7);
+    assert_false(c->more);
+    shardz_changes_free(c);
+    assert_int_equal(shardz_store_changes(f->st, 4, 6, &c), 0);
+    assert_int_equal(c->count, 1);
+    assert_false(c->more);
+    assert_int_equal(c->events[0].kv.mod_revision, 5);
+    shardz_changes_free(c);
 }
 
 static void test_changes_compacted(void **state)

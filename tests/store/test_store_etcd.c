@@ -218,6 +218,69 @@ static void test_prefixes_apart(void **state)
     tmpdir_remove(dir);
 }
 
+/* Far behind, the change feed is read a limit at a time (the follower's catch-up): a read
+ * stops once it holds the limit (etcd's watch is not read to the end), never inside a revision,
+ * and says more exactly when revisions follow; reading on from each answer's last event gives
+ * every event once, in order, the other prefix's revisions left out. */
+static void test_changes_in_chunks(void **state)
+{
+    char *dir = tmpdir_make();
+    shardz_store *a = NULL, *b = NULL;
+    shardz_changes *all = NULL, *c = NULL;
+    char key[32], value[600];
+    int64_t since = 0;
+    size_t seen = 0, reads = 0;
+
+    (void)state;
+    etcd_start(dir);
+    assert_int_equal(shardz_store_open_etcd(cur.url, "/p/", NULL, &a), 0);
+    assert_int_equal(shardz_store_open_etcd(cur.url, "/q/", NULL, &b), 0);
+    memset(value, 'v', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    for (int i = 0; i < 1200; i++) {
+        snprintf(key, sizeof key, "k%d", i % 97);
+        if (i % 3 == 0) { /* another prefix's revision between */
+            assert_int_equal(shardz_store_put(b, key, strlen(key), "x", 1, NULL), 0);
+        }
+        shardz_op o[2] = {{SHARDZ_OP_PUT, key, strlen(key), value, (size_t)(i % 500), 0},
+                          {SHARDZ_OP_PUT, "two", 3, "2", 1, 0}};
+        /* every tenth revision holds two events */
+        assert_int_equal(shardz_store_txn(a, NULL, 0, o, i % 10 == 0 ? 2 : 1, NULL, NULL), 0);
+    }
+    assert_int_equal(shardz_store_changes(a, 0, 0, &all), 0);
+    assert_int_equal(all->count, 1200 + 120);
+    assert_false(all->more);
+    do {
+        assert_int_equal(shardz_store_changes(a, since, 50, &c), 0);
+        reads++;
+        assert_true(c->count > 0);
+        if (c->more) {
+            assert_true(c->count >= 50);
+            assert_true(c->count <= 51); /* up to the end of the revision that reached it */
+        }
+        for (size_t i = 0; i < c->count; i++, seen++) {
+            assert_true(seen < all->count);
+            assert_int_equal(c->events[i].kv.mod_revision, all->events[seen].kv.mod_revision);
+            assert_string_equal(c->events[i].kv.key, all->events[seen].kv.key);
+            assert_int_equal(c->events[i].kv.value_len, all->events[seen].kv.value_len);
+        }
+        since = c->events[c->count - 1].kv.mod_revision;
+        bool more = c->more;
+        shardz_changes_free(c);
+        c = NULL;
+        if (!more) {
+            break;
+        }
+    } while (reads < 1000);
+    assert_int_equal(seen, all->count);
+    assert_true(reads >= 1320 / 51);
+    shardz_changes_free(all);
+    shardz_store_close(a);
+    shardz_store_close(b);
+    etcd_stop();
+    tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const store_backend etcd = {
@@ -230,6 +293,7 @@ int main(void)
     const struct CMUnitTest own[] = {
         cmocka_unit_test(test_unreachable_names_endpoint),
         cmocka_unit_test(test_prefixes_apart),
+        cmocka_unit_test(test_changes_in_chunks),
     };
     int failed;
 
