@@ -131,6 +131,13 @@ def main():
         fan.terminate()
         fan.wait()
     finally:
+        keep = os.environ.get("SHARDZ_BENCH_LOGS")  # a directory: the coordinators' logs kept
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+            for d in ds:
+                with open(d.log, "rb") as f, open(os.path.join(keep, d.extra[-1] + ".log"),
+                                                   "wb") as out:
+                    out.write(f.read())
         if fan is not None and fan.poll() is None:
             fan.kill()
             fan.wait()

@@ -181,6 +181,26 @@ int shardz_store_range(shardz_store *st, const void *prefix, size_t prefix_len, 
  * *out is the caller's (shardz_changes_free). SHARDZ_EINVAL for since < 0. */
 int shardz_store_changes(shardz_store *st, int64_t since, size_t limit, shardz_changes **out);
 
+/* What shardz_store_watch hands over: c (borrowed, valid during the call) holds whole revisions,
+ * in order, ending with the revision in which it reaches limit events (0: no limit; as
+ * shardz_store_changes); c->revision is the
+ * revision read up to (it may be past the last event: revisions of keys outside the prefix),
+ * c->more is false. Return 0 to go on; anything else stops the watch, which returns it. */
+typedef int (*shardz_watch_fn)(void *arg, const shardz_changes *c);
+/* Called while the watch waits (every 100 ms or so) and between deliveries: return 0 to go on;
+ * anything else stops the watch, which returns it. */
+typedef int (*shardz_watch_poll_fn)(void *arg);
+
+/* Follows the changes committed after revision since, as they are committed, until fn or poll
+ * stops it or the store fails: blocks the calling thread meanwhile. On etcd one watch stream
+ * (read once, however far behind since is); on the other backends shardz_store_changes polled
+ * every 20 ms. Returns what stopped it: fn's or poll's value, SHARDZ_STORE_ECOMPACTED (since's
+ * history is gone: read everything again), SHARDZ_EIO (the store is unreachable or the stream
+ * broke; the detail in shardz_store_errmsg), SHARDZ_EINVAL for since < 0 or a NULL fn or poll.
+ * The handle is used by nothing else meanwhile. */
+int shardz_store_watch(shardz_store *st, int64_t since, size_t limit, shardz_watch_fn fn,
+                       shardz_watch_poll_fn poll, void *arg);
+
 /* ---- writes ---- */
 
 /* What a compare checks about its key. Compares test equality; an absent key has version,

@@ -938,6 +938,252 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
     return store_builder_changes(&bl, s_rev(cur), more, out);
 }
 
+/* ---- watch: one stream from since + 1, handed over a revision boundary at a time ---- */
+
+typedef struct {
+    etcd_store *e;
+    membuf m;
+    size_t used, scanned; /* bytes of m parsed; bytes searched for a message's end */
+    size_t limit;
+    shardz_watch_fn fn;
+    shardz_watch_poll_fn poll;
+    void *arg;
+    int stop;        /* what stopped the stream: fn's or poll's value, or an error */
+    json_t *pending; /* events received and not handed over (the last revision's, in a fragment) */
+} stream_ctx;
+
+/* Hands the pending events over, in chunks of whole revisions of about limit events: all of
+ * them, or (a fragment: the last revision may go on in the next message) those before the last
+ * revision. 0, or what stopped the stream. */
+static int stream_deliver(stream_ctx *w, bool all)
+{
+    size_t n = json_array_size(w->pending), cut = n, i, from = 0;
+    int64_t last_rev = 0;
+
+    if (n == 0) {
+        return 0;
+    }
+    if (!all) {
+        int64_t top =
+            jint(json_object_get(json_array_get(w->pending, n - 1), "kv"), "mod_revision");
+        while (cut > 0 && jint(json_object_get(json_array_get(w->pending, cut - 1), "kv"),
+                               "mod_revision") == top) {
+            cut--;
+        }
+    }
+    while (from < cut) {
+        store_builder bl = {0};
+        shardz_changes *c = NULL;
+        int rc = 0;
+
+        for (i = from; i < cut && rc == 0; i++) {
+            json_t *ev = json_array_get(w->pending, i), *kv = json_object_get(ev, "kv");
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            int64_t rev = jint(kv, "mod_revision");
+
+            if (w->limit && bl.n >= w->limit && rev != last_rev) {
+                break;
+            }
+            last_rev = rev;
+            rc = add_kv(
+                w->e, &bl,
+                type && strcmp(type, "DELETE") == 0 ? SHARDZ_EVENT_DELETE : SHARDZ_EVENT_PUT, kv);
+        }
+        if (rc == 0) {
+            rc = store_builder_changes(&bl, s_rev(last_rev), false, &c);
+        } else {
+            store_builder_free(&bl);
+        }
+        if (rc == 0) {
+            rc = w->fn(w->arg, c);
+            shardz_changes_free(c);
+        }
+        if (rc) {
+            return rc;
+        }
+        from = i;
+    }
+    if (cut == n) {
+        json_array_clear(w->pending);
+    } else {
+        json_t *rest = json_array();
+
+        for (i = cut; i < n && rest; i++) {
+            json_array_append(rest, json_array_get(w->pending, i));
+        }
+        if (!rest) {
+            return SHARDZ_ENOMEM;
+        }
+        json_decref(w->pending);
+        w->pending = rest;
+    }
+    return 0;
+}
+
+static size_t write_stream(char *p, size_t size, size_t nmemb, void *ud)
+{
+    stream_ctx *w = ud;
+    size_t n = write_mem(p, size, nmemb, &w->m);
+
+    if (n != size * nmemb) {
+        w->stop = SHARDZ_ENOMEM;
+        return 0;
+    }
+    for (;;) {
+        json_error_t jerr;
+        json_t *msg, *res;
+
+        while (w->used < w->m.len && strchr(" \t\r\n", w->m.buf[w->used])) {
+            w->used++;
+        }
+        if (w->used >= w->m.len) {
+            break;
+        }
+        /* a message ends with a newline (the gateway's): parsed once it has arrived */
+        size_t from = w->scanned > w->used ? w->scanned : w->used;
+        const char *nl = memchr(w->m.buf + from, '\n', w->m.len - from);
+        w->scanned = nl ? (size_t)(nl - w->m.buf) + 1 : w->m.len;
+        if (!nl) {
+            break;
+        }
+        msg = json_loadb(w->m.buf + w->used, (size_t)(nl - w->m.buf) + 1 - w->used,
+                         JSON_DISABLE_EOF_CHECK, &jerr);
+        if (!msg) {
+            store_seterr(&w->e->base, "etcd at %s: watch: unreadable message", w->e->endpoint);
+            w->stop = SHARDZ_EIO;
+            return 0;
+        }
+        w->used = (size_t)(nl - w->m.buf) + 1;
+        res = json_object_get(msg, "result");
+        if (!res) {
+            store_seterr(
+                &w->e->base, "etcd at %s: watch: %.160s", w->e->endpoint,
+                json_string_value(json_object_get(json_object_get(msg, "error"), "message"))
+                    ?: "no result");
+            json_decref(msg);
+            w->stop = SHARDZ_EIO;
+            return 0;
+        }
+        if (json_is_true(json_object_get(res, "canceled"))) {
+            int64_t compacted = jint(res, "compact_revision");
+
+            if (compacted > 0) {
+                w->e->compact = s_rev(compacted) > w->e->compact ? s_rev(compacted) : w->e->compact;
+                store_seterr(&w->e->base,
+                             "the watch's start is compacted (history starts after %lld)",
+                             (long long)w->e->compact);
+                w->stop = SHARDZ_STORE_ECOMPACTED;
+            } else {
+                store_seterr(&w->e->base, "etcd at %s: watch canceled: %.160s", w->e->endpoint,
+                             json_string_value(json_object_get(res, "cancel_reason")) ?: "");
+                w->stop = SHARDZ_EIO;
+            }
+            json_decref(msg);
+            return 0;
+        }
+        json_t *evs = json_object_get(res, "events");
+        for (size_t i = 0; i < json_array_size(evs); i++) {
+            json_array_append(w->pending, json_array_get(evs, i));
+        }
+        bool fragment = json_is_true(json_object_get(res, "fragment"));
+        json_decref(msg);
+        int rc = stream_deliver(w, !fragment);
+        if (rc == 0) {
+            rc = w->poll(w->arg);
+        }
+        if (rc) {
+            w->stop = rc;
+            return 0;
+        }
+    }
+    /* what was parsed is dropped: the stream's buffer holds one message at most */
+    if (w->used > 0) {
+        memmove(w->m.buf, w->m.buf + w->used, w->m.len - w->used);
+        w->m.len -= w->used;
+        w->scanned = w->scanned > w->used ? w->scanned - w->used : 0;
+        w->used = 0;
+        w->m.buf[w->m.len] = '\0';
+    }
+    return n;
+}
+
+static int stream_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    stream_ctx *w = ud;
+
+    (void)dt;
+    (void)dn;
+    (void)ut;
+    (void)un;
+    if (w->stop == 0) {
+        w->stop = w->poll(w->arg);
+    }
+    return w->stop != 0;
+}
+
+static int etcd_watch(shardz_store *st, int64_t since, size_t limit, shardz_watch_fn fn,
+                      shardz_watch_poll_fn poll, void *arg)
+{
+    etcd_store *e = (etcd_store *)st;
+    stream_ctx w = {.e = e, .limit = limit, .fn = fn, .poll = poll, .arg = arg};
+    json_t *b = json_object(), *cr = json_object();
+    char url[1024];
+    char *text = NULL;
+    CURLcode cc;
+
+    if (since < e->compact) {
+        store_seterr(st, "revision %lld is compacted (history starts after %lld)", (long long)since,
+                     (long long)e->compact);
+        json_decref(b);
+        json_decref(cr);
+        return SHARDZ_STORE_ECOMPACTED;
+    }
+    w.pending = json_array();
+    if (b && cr) {
+        /* The whole keyspace, so that every revision has an event and the revision read up to
+         * is known (a revision may touch only keys outside the prefix); fragments keep one
+         * message near etcd's request limit however large a revision is. */
+        json_object_set_new(cr, "key", jb64("", 1, NULL, 0));
+        json_object_set_new(cr, "range_end", jb64("", 1, NULL, 0));
+        json_object_set_new(cr, "start_revision", json_integer((json_int_t)(since + 2)));
+        json_object_set_new(cr, "fragment", json_true());
+        json_object_set_new(b, "create_request", cr);
+        cr = NULL;
+        text = json_dumps(b, JSON_COMPACT);
+    }
+    json_decref(b);
+    json_decref(cr);
+    if (!text || !w.pending) {
+        free(text);
+        json_decref(w.pending);
+        return SHARDZ_ENOMEM;
+    }
+    http_setup(e, "/v3/watch", text, url, sizeof url, 0L);
+    curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, write_stream);
+    curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &w);
+    curl_easy_setopt(e->curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e->curl, CURLOPT_XFERINFOFUNCTION, stream_progress);
+    curl_easy_setopt(e->curl, CURLOPT_XFERINFODATA, &w);
+    /* a member gone silent (no FIN: a partition) is seen by TCP keepalive */
+    curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPIDLE, 2L);
+    curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPINTVL, 1L);
+    cc = curl_easy_perform(e->curl);
+    free(text);
+    free(w.m.buf);
+    json_decref(w.pending);
+    if (w.stop) {
+        return w.stop;
+    }
+    store_seterr(st, "etcd at %s: /v3/watch: %s", e->endpoint,
+                 cc == CURLE_OK ? "the stream ended" : curl_easy_strerror(cc));
+    if (cc == CURLE_COULDNT_CONNECT) {
+        e->cur = (e->cur + 1) % e->neps; /* the next call tries the next member */
+        e->endpoint = e->eps[e->cur];
+    }
+    return SHARDZ_EIO;
+}
+
 static void etcd_close(shardz_store *st)
 {
     etcd_store *e = (etcd_store *)st;
@@ -1022,6 +1268,7 @@ static const store_ops etcd_ops = {
     .lease_grant = etcd_lease_grant,
     .lease_keepalive = etcd_lease_keepalive,
     .lease_revoke = etcd_lease_revoke,
+    .watch = etcd_watch,
 };
 
 static void open_err(const shardz_store_options *opt, const char *msg)

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/store_int.h"
 
@@ -264,6 +265,52 @@ int shardz_store_changes(shardz_store *st, int64_t since, size_t limit, shardz_c
         return SHARDZ_EINVAL;
     }
     return st->ops->changes(st, since, limit, out);
+}
+
+/* The watch of a backend without one of its own: changes polled every 20 ms. */
+static int watch_polled(shardz_store *st, int64_t since, size_t limit, shardz_watch_fn fn,
+                        shardz_watch_poll_fn poll, void *arg)
+{
+    for (;;) {
+        shardz_changes *c = NULL;
+        int rc = poll(arg);
+        if (rc) {
+            return rc;
+        }
+        rc = st->ops->changes(st, since, limit, &c);
+        if (rc) {
+            return rc;
+        }
+        if (c->count == 0 && c->revision <= since) {
+            shardz_changes_free(c);
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        /* with more, the answer ended on a revision's end: read on after it */
+        since = c->more && c->count ? c->events[c->count - 1].kv.mod_revision : c->revision;
+        c->revision = since;
+        c->more = false;
+        rc = fn(arg, c);
+        shardz_changes_free(c);
+        if (rc) {
+            return rc;
+        }
+    }
+}
+
+int shardz_store_watch(shardz_store *st, int64_t since, size_t limit, shardz_watch_fn fn,
+                       shardz_watch_poll_fn poll, void *arg)
+{
+    st->errmsg[0] = '\0';
+    if (since < 0 || !fn || !poll) {
+        store_seterr(st, since < 0 ? "negative revision %lld" : "no callback", (long long)since);
+        return SHARDZ_EINVAL;
+    }
+    if (st->ops->version >= 4 && st->ops->watch) {
+        return st->ops->watch(st, since, limit, fn, poll, arg);
+    }
+    return watch_polled(st, since, limit, fn, poll, arg);
 }
 
 bool store_compare_holds(const shardz_compare *c, bool exists, int64_t version, int64_t create,

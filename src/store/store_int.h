@@ -11,7 +11,7 @@
 
 /* The ops table version this build writes and reads. A later version only appends members;
  * callers check ops->version before using a member newer than version 1. */
-#define STORE_OPS_VERSION 3
+#define STORE_OPS_VERSION 4
 
 /* What a backend implements. Every member of version 1 is required. The public wrappers in
  * store.c validate every argument (limits, key rules, txn overlap rules) before calling, so a
@@ -47,6 +47,10 @@ typedef struct store_ops {
      * and any size (validated by shardz_store_write_batch), in one atomic transaction. */
     int (*txn_whole)(shardz_store *st, const shardz_compare *cmps, size_t ncmps,
                      const shardz_op *ops, size_t nops, size_t *deleted, int64_t *revision);
+    /* Version 4, optional (NULL: shardz_store_watch polls changes). As shardz_store_watch,
+     * arguments checked. */
+    int (*watch)(shardz_store *st, int64_t since, size_t limit, shardz_watch_fn fn,
+                 shardz_watch_poll_fn poll, void *arg);
 } store_ops;
 
 /* The handle base. Each backend allocates its own struct with this as its first member. */

@@ -755,6 +755,116 @@ static void test_changes_since(void **state)
     shardz_changes_free(c);
 }
 
+/* What a watch hands over, gathered: every event (copied), and each delivery's checks. */
+typedef struct {
+    shardz_store *st;
+    size_t limit;
+    int64_t stop_at; /* fn stops the watch (returning 77) once the revision read reaches it */
+    int64_t revision;
+    size_t count, calls, polls;
+    int64_t revs[64];
+    char keys[64][8];
+    shardz_event_type types[64];
+} watch_seen;
+
+static int watch_fn(void *arg, const shardz_changes *c)
+{
+    watch_seen *w = arg;
+    w->calls++;
+    assert_false(c->more);
+    assert_true(c->revision > w->revision); /* each delivery moves on */
+    if (c->count > 0) {
+        /* whole revisions, in order, ending with the revision in which it reaches limit */
+        assert_true(c->events[0].kv.mod_revision > w->revision);
+        assert_true(c->revision >= c->events[c->count - 1].kv.mod_revision);
+        size_t before_last = c->count;
+        while (before_last > 0 && c->events[before_last - 1].kv.mod_revision ==
+                                      c->events[c->count - 1].kv.mod_revision) {
+            before_last--;
+        }
+        assert_true(w->limit == 0 || before_last < w->limit);
+    }
+    for (size_t i = 0; i < c->count; i++) {
+        assert_true(w->count < 64);
+        w->revs[w->count] = c->events[i].kv.mod_revision;
+        w->types[w->count] = c->events[i].type;
+        snprintf(w->keys[w->count], sizeof w->keys[0], "%.*s", (int)c->events[i].kv.key_len,
+                 c->events[i].kv.key);
+        w->count++;
+    }
+    w->revision = c->revision;
+    return c->revision >= w->stop_at ? 77 : 0;
+}
+
+static int watch_poll(void *arg)
+{
+    watch_seen *w = arg;
+    w->polls++;
+    return 0;
+}
+
+static int watch_poll_stop(void *arg)
+{
+    (void)arg;
+    return 99;
+}
+
+/* shardz_store_watch hands over the kept history in whole revisions, as changes reads it, and
+ * stops on what fn or poll return. */
+static void test_watch(void **state)
+{
+    fixture *f = *state;
+    shardz_changes *all = NULL;
+    shardz_op o[3];
+
+    put_s(f->st, "a", "1"); /* 1 */
+    o[0] = op_put("b", "2");
+    o[1] = op_put("c", "3");
+    o[2] = op_put("e", "4");
+    assert_int_equal(shardz_store_txn(f->st, NULL, 0, o, 3, NULL, NULL), 0); /* 2 */
+    assert_int_equal(shardz_store_delete(f->st, "a", 1, NULL, NULL), 0);     /* 3 */
+    put_s(f->st, "d", "5");                                                  /* 4 */
+    assert_int_equal(shardz_store_changes(f->st, 0, 0, &all), 0);
+
+    watch_seen w = {.st = f->st, .limit = 2, .stop_at = 4};
+    int wrc = shardz_store_watch(f->st, 0, 2, watch_fn, watch_poll, &w);
+    if (wrc != 77) {
+        print_error("watch: %d %s\n", wrc, shardz_store_errmsg(f->st));
+    }
+    assert_int_equal(wrc, 77);
+    assert_int_equal(w.revision, 4);
+    assert_int_equal(w.count, all->count);
+    assert_int_equal(w.calls, 2); /* revisions 1-2 (reaching the limit), then 3-4 */
+    for (size_t i = 0; i < all->count; i++) {
+        assert_int_equal(w.revs[i], all->events[i].kv.mod_revision);
+        assert_int_equal(w.types[i], all->events[i].type);
+        assert_string_equal(w.keys[i], all->events[i].kv.key);
+    }
+    shardz_changes_free(all);
+
+    /* from a later revision, only what follows it */
+    watch_seen w2 = {.st = f->st, .limit = 0, .stop_at = 4, .revision = 2};
+    assert_int_equal(shardz_store_watch(f->st, 2, 0, watch_fn, watch_poll, &w2), 77);
+    assert_int_equal(w2.count, 2);
+    assert_int_equal(w2.revs[0], 3);
+    assert_int_equal(w2.types[0], SHARDZ_EVENT_DELETE);
+    assert_string_equal(w2.keys[1], "d");
+
+    /* poll stops a watch that has nothing to hand over; bad arguments are refused */
+    watch_seen w3 = {.st = f->st, .limit = 0, .stop_at = 100, .revision = 4};
+    assert_int_equal(shardz_store_watch(f->st, 4, 0, watch_fn, watch_poll_stop, &w3), 99);
+    assert_int_equal(w3.calls, 0);
+    assert_int_equal(shardz_store_watch(f->st, -1, 0, watch_fn, watch_poll, &w3), SHARDZ_EINVAL);
+    assert_int_equal(shardz_store_watch(f->st, 0, 0, NULL, watch_poll, &w3), SHARDZ_EINVAL);
+
+    /* a compacted start is SHARDZ_STORE_ECOMPACTED */
+    assert_int_equal(shardz_store_compact(f->st, 3), 0);
+    watch_seen w4 = {.st = f->st, .limit = 0, .stop_at = 100};
+    assert_int_equal(shardz_store_watch(f->st, 1, 0, watch_fn, watch_poll, &w4),
+                     SHARDZ_STORE_ECOMPACTED);
+    assert_int_equal(w4.count, 0);
+}
+
 static void test_changes_compacted(void **state)
 {
     fixture *f = *state;
@@ -1376,6 +1486,7 @@ int conformance_run(const store_backend *backend)
         T(test_delete_prefix),
         T(test_changes_since),
         T(test_changes_compacted),
+        T(test_watch),
         T(test_history_window),
         T(test_batched),
         T(test_batched_bytes),

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +282,110 @@ static void test_changes_in_chunks(void **state)
     tmpdir_remove(dir);
 }
 
+/* ---- one watch stream, following a writer on another handle ---- */
+
+typedef struct {
+    const char *url;
+    int n; /* revisions to write */
+} writer_arg;
+
+static void *writer_main(void *arg)
+{
+    writer_arg *a = arg;
+    shardz_store *w = NULL;
+    static char value[120000];
+    char key[32];
+
+    memset(value, 'w', sizeof value);
+    if (shardz_store_open_etcd(a->url, "/p/", NULL, &w) != 0) {
+        return (void *)1;
+    }
+    for (int i = 0; i < a->n; i++) {
+        snprintf(key, sizeof key, "k%d", i % 41);
+        /* values up to 120 kB: a burst of revisions is far over etcd's message limit, so the
+         * stream arrives in fragments */
+        size_t len = (size_t)(i * 7919) % sizeof value;
+        if (shardz_store_put(w, key, strlen(key), value, len, NULL) != 0) {
+            shardz_store_close(w);
+            return (void *)1;
+        }
+    }
+    shardz_store_close(w);
+    return NULL;
+}
+
+typedef struct {
+    int64_t revision, last_event, stop_at;
+    size_t count, calls;
+    int64_t *revs;
+    size_t *lens;
+    size_t cap;
+} follow_seen;
+
+static int follow_fn(void *arg, const shardz_changes *c)
+{
+    follow_seen *f = arg;
+    f->calls++;
+    assert_true(c->revision > f->revision);
+    for (size_t i = 0; i < c->count; i++) {
+        assert_true(c->events[i].kv.mod_revision > f->last_event);
+        assert_true(f->count < f->cap);
+        f->revs[f->count] = c->events[i].kv.mod_revision;
+        f->lens[f->count] = c->events[i].kv.value_len;
+        f->count++;
+        f->last_event = c->events[i].kv.mod_revision;
+    }
+    f->revision = c->revision;
+    return c->revision >= f->stop_at ? 55 : 0;
+}
+
+static int follow_poll(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* A watch started from revision 0 reads a backlog of 400 large revisions (fragments of etcd's
+ * stream), then follows 300 more written meanwhile by another handle on another thread: it
+ * hands over every event once, in order, equal to what a changes read gives afterwards, and
+ * stops when its callback says so. */
+static void test_watch_follows_writer(void **state)
+{
+    char *dir = tmpdir_make();
+    shardz_store *a = NULL;
+    shardz_changes *all = NULL;
+    pthread_t th;
+    void *res = NULL;
+
+    (void)state;
+    etcd_start(dir);
+    writer_arg first = {cur.url, 400}, second = {cur.url, 300};
+    assert_null(writer_main(&first));
+    assert_int_equal(shardz_store_open_etcd(cur.url, "/p/", NULL, &a), 0);
+    follow_seen f = {.stop_at = 700, .cap = 1000};
+    f.revs = calloc(f.cap, sizeof *f.revs);
+    f.lens = calloc(f.cap, sizeof *f.lens);
+    assert_int_equal(pthread_create(&th, NULL, writer_main, &second), 0);
+    assert_int_equal(shardz_store_watch(a, 0, 16, follow_fn, follow_poll, &f), 55);
+    assert_int_equal(pthread_join(th, &res), 0);
+    assert_null(res);
+    assert_int_equal(f.revision, 700);
+    assert_int_equal(shardz_store_changes(a, 0, 0, &all), 0);
+    assert_int_equal(f.count, all->count);
+    assert_int_equal(all->count, 700);
+    for (size_t i = 0; i < all->count; i++) {
+        assert_int_equal(f.revs[i], all->events[i].kv.mod_revision);
+        assert_int_equal(f.lens[i], all->events[i].kv.value_len);
+    }
+    assert_true(f.calls >= 700 / 16);
+    shardz_changes_free(all);
+    free(f.revs);
+    free(f.lens);
+    shardz_store_close(a);
+    etcd_stop();
+    tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const store_backend etcd = {
@@ -294,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_unreachable_names_endpoint),
         cmocka_unit_test(test_prefixes_apart),
         cmocka_unit_test(test_changes_in_chunks),
+        cmocka_unit_test(test_watch_follows_writer),
     };
     int failed;
 
