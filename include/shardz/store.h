@@ -181,12 +181,12 @@ int shardz_store_range(shardz_store *st, const void *prefix, size_t prefix_len, 
  * *out is the caller's (shardz_changes_free). SHARDZ_EINVAL for since < 0. */
 int shardz_store_changes(shardz_store *st, int64_t since, size_t limit, shardz_changes **out);
 
-/* What shardz_store_watch hands over: c (borrowed, valid during the call) holds whole revisions,
+/* What shardz_store_watch hands over: c (the callee's: shardz_changes_free) holds whole revisions,
  * in order, ending with the revision in which it reaches limit events (0: no limit; as
  * shardz_store_changes); c->revision is the
  * revision read up to (it may be past the last event: revisions of keys outside the prefix),
  * c->more is false. Return 0 to go on; anything else stops the watch, which returns it. */
-typedef int (*shardz_watch_fn)(void *arg, const shardz_changes *c);
+typedef int (*shardz_watch_fn)(void *arg, shardz_changes *c);
 /* Called while the watch waits (every 100 ms or so) and between deliveries: return 0 to go on;
  * anything else stops the watch, which returns it. */
 typedef int (*shardz_watch_poll_fn)(void *arg);

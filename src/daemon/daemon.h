@@ -339,7 +339,13 @@ typedef struct {
     uint64_t leader_changes;      /* leaders seen (metric) */
     uint64_t cache_applied;       /* follower: records applied to the cache in place */
     uint64_t cache_reloads;       /* follower: namespaces loaded again whole */
+    int follow;                   /* follower: what the follow lane was asked (ha.c) */
+    int64_t follow_retry_ms;      /* follower: no new request to the lane before then */
+    int follow_failures;          /* follower: streams failed in a row without progress */
+    int64_t leader_read_ms;       /* follower: when the leader key was last read */
+    int64_t load_asked_ms;        /* follower: when the running full load was asked */
     struct event *timer;          /* the role loop: keepalive, refresh, campaign */
+    struct event *follow_ev;      /* the follow lane's wake-up */
     struct szd_fwd *fwds;         /* writes forwarded to the leader (in flight or done), owned */
 } szd_ha;
 
@@ -351,6 +357,7 @@ typedef struct szd {
     shardz_store *store;       /* the store lane's once it runs: never used on the loop */
     shardz_store *ha_store;    /* etcd: the role loop's own handle (leases, campaign, reads) */
     struct szd_keeper *keeper; /* etcd: the lease keeper (keeper.c), owned; NULL when solo */
+    struct szd_fl *fl;         /* etcd: the follow lane (follow_lane.c), owned; NULL when solo */
     struct szd_sl *sl;         /* the store lane (every namespace write), owned */
     struct event *sl_done;     /* its completions are readable */
     szd_ns **ns;
@@ -398,6 +405,12 @@ int szd_ns_load_all(szd *d);
 /* The follower's cache: replaces namespace `name` (every namespace when NULL) by what the store
  * holds, moving its watchers over; writes nothing. 0 or the store's error (nothing changed). */
 int szd_ns_load_cache(szd *d, const char *name);
+/* As szd_ns_load_cache, from pages already read (taken, also on failure). */
+int szd_ns_load_cache_pages(szd *d, const char *name, shardz_range **pages);
+/* Reads every namespace record with st in pages at one revision (any thread: nothing of a
+ * daemon is touched); *pages the caller's (szd_ns_pages_free). 0 or the store's error. */
+int szd_ns_read_all(shardz_store *st, shardz_range ***pages);
+void szd_ns_pages_free(shardz_range **pages);
 /* The follower's cache: applies one change of the store in place (a replica namespace's
  * assignment or statistics record of a partition it has). 0 when applied (or not a namespace
  * record), SHARDZ_ESTALE when the namespace must be loaded again instead. */
@@ -681,7 +694,7 @@ void szd_watch_cancel_all(szd_ns *ns);
 /* Starts the role loop on a shared store (etcd) and the lease keeper on keeper_store (taken:
  * a handle of its own, closed by szd_ha_stop, or here on failure): campaigns at once. After
  * the health lane started. 0 or an error. */
-int szd_ha_start(szd *d, shardz_store *keeper_store);
+int szd_ha_start(szd *d, shardz_store *keeper_store, shardz_store *follow_store);
 /* true when this coordinator may act (decide, ping, push, write, answer from memory): always
  * when solo; a leader only while its lease is known fresh (it steps down otherwise). */
 bool szd_acting(szd *d);

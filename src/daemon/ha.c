@@ -1,8 +1,9 @@
 /* shardzd's role among several coordinators sharing an etcd store: the election (the leader key
  * put under this coordinator's lease, only while absent), the lease's freshness (lease reads: a
  * leader acts only until its last renewal's send time + TTL - margin; the renewals run on the
- * lease keeper's thread, keeper.c), stepping down, the follower's cache refreshed from the
- * store's changes, and writes forwarded to the leader. The loop's thread. docs/OPERATIONS.md. */
+ * lease keeper's thread, keeper.c), stepping down, the follower's cache kept from what the
+ * follow lane reads (follow_lane.c), and writes forwarded to the leader. The loop's thread.
+ * docs/OPERATIONS.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +15,24 @@
 #include <event2/keyvalq_struct.h>
 
 #include "daemon/daemon.h"
+#include "daemon/follow_lane.h"
 #include "daemon/health_lane.h"
 #include "daemon/keeper.h"
 #include "daemon/store_lane.h"
 #include "daemon/testhook.h"
 
-#define HA_LOOP_MS 100          /* the role loop's period: refresh, lease, campaign */
-#define HA_FORWARD_TIMEOUT_S 10 /* a forwarded request's timeout */
-#define HA_MAX_DIRTY 16         /* namespaces reloaded one by one; more: reload them all */
-#define HA_CHANGES_LIMIT 256    /* events per read of the change feed (a page is one) */
-#define HA_CATCHUP_MS 100       /* a refresh's reading of the feed, then the loop's turn */
+#define HA_LOOP_MS 100              /* the role loop's period: refresh, lease, campaign */
+#define HA_FORWARD_TIMEOUT_S 10     /* a forwarded request's timeout */
+#define HA_MAX_DIRTY 16             /* namespaces reloaded one by one; more: reload them all */
+#define HA_CHANGES_LIMIT 256        /* events per read of the change feed (a page is one) */
+#define HA_CATCHUP_MS 100           /* a turn's applying of what the follow lane read */
+#define HA_FOLLOW_QUEUE (64u << 20) /* bytes the follow lane reads ahead of the loop */
+#define HA_FOLLOW_RETRY_MS 500      /* after the stream or a full read failed */
+#define HA_FOLLOW_FAILURES 3        /* streams failed in a row before the cache is loaded whole */
+#define HA_LEADER_READ_MS 1000      /* a lagging follower reads the leader key this often */
+
+/* What the follow lane was asked (d->ha.follow). */
+enum { FOLLOW_NONE = 0, FOLLOW_STREAM, FOLLOW_LOAD };
 
 static const char member_prefix[] = "coord/";
 
@@ -246,6 +255,7 @@ static void step_down(szd *d, const char *why)
 }
 
 static int cache_update(szd *d, bool *leader_changed, int64_t budget_ms);
+static int follow_drain(szd *d, bool *leader_changed, int64_t budget_ms);
 
 static void become_leader(szd *d, int64_t create_rev)
 {
@@ -266,6 +276,13 @@ static void become_leader(szd *d, int64_t create_rev)
     int64_t t0 = szd_now(d);
     bool ignored = false, promoted = false;
     int rc = 0;
+    /* what the follow lane read is applied, then it stops: the rest is read here */
+    (void)follow_drain(d, &ignored, 0);
+    szd_fl_pause(d->fl);
+    if (d->ha.follow == FOLLOW_LOAD) {
+        d->ha.full_reload = true; /* a full read was under way: loaded here instead */
+    }
+    d->ha.follow = FOLLOW_NONE;
     if (!d->ha.full_reload && d->ha.cache_rev > 0 && cache_update(d, &ignored, 0) == 0) {
         rc = szd_ns_take_over(d);
         promoted = true;
@@ -368,7 +385,7 @@ static void read_leader(szd *d)
  * namespace with any other change is loaded again (after its in-place changes: the load
  * supersedes them). *leader_changed is set when the leader key changed. 0, or the load's
  * error (full_reload is then set). */
-static int cache_apply(szd *d, const shardz_changes *c, bool *leader_changed)
+static int cache_apply(szd *d, const shardz_changes *c, bool *leader_changed, bool sync_load)
 {
     char names[HA_MAX_DIRTY][SHARDZ_KEY_MAX_ID + 1];
     size_t nn = 0;
@@ -400,7 +417,13 @@ static int cache_apply(szd *d, const shardz_changes *c, bool *leader_changed)
             }
             continue;
         }
-        if (nn == HA_MAX_DIRTY) {
+        if (!sync_load) {
+            /* the follow lane reads everything again (the loop is not held by a read); what
+             * follows this change is superseded by that read */
+            szd_log(d, SZD_INFO, "msg=\"cache to be loaded again\" ns=%s key=\"%.*s\"", kp.ns,
+                    (int)kv->key_len, kv->key);
+            d->ha.full_reload = true;
+        } else if (nn == HA_MAX_DIRTY) {
             d->ha.full_reload = true;
         } else {
             szd_log(d, SZD_INFO, "msg=\"namespace loaded again\" ns=%s key=\"%.*s\"", kp.ns,
@@ -420,12 +443,13 @@ static int cache_apply(szd *d, const shardz_changes *c, bool *leader_changed)
     return d->ha.full_reload ? SHARDZ_ESTALE : 0;
 }
 
-/* Brings the follower's cache up to the store, reading the change feed HA_CHANGES_LIMIT events
- * at a time for up to budget_ms (0: until current). Far behind (a bulk add's pages), each read
- * stays short and the loop keeps its turn between them; the cache is loaded whole only when it
- * has none yet, its history was compacted away, or a load of one failed. 0 when the cache is
- * current, SHARDZ_EBUSY when the budget ran out before it was (the next refresh goes on), or
- * the error; *leader_changed is set when the leader key may have changed. */
+/* Brings the cache up to the store on the loop itself, reading the change feed
+ * HA_CHANGES_LIMIT events at a time for up to budget_ms (0: until current): a new leader's
+ * takeover, which must start from the store's state (the follow lane keeps a follower close to
+ * it, so little is left). The cache is loaded whole when it has none yet, its history was
+ * compacted away, or a load of one failed. 0 when the cache is current, SHARDZ_EBUSY when the
+ * budget ran out before it was, or the error; *leader_changed is set when the leader key may
+ * have changed. */
 static int cache_update(szd *d, bool *leader_changed, int64_t budget_ms)
 {
     int64_t t0 = szd_now(d);
@@ -460,7 +484,7 @@ static int cache_update(szd *d, bool *leader_changed, int64_t budget_ms)
         }
         /* with more, the read ended on a revision's end: the next one starts after it */
         int64_t rev = c->more && c->count ? c->events[c->count - 1].kv.mod_revision : c->revision;
-        rc = cache_apply(d, c, leader_changed);
+        rc = cache_apply(d, c, leader_changed, true);
         shardz_changes_free(c);
         if (rc == 0) {
             d->ha.cache_rev = rev;
@@ -483,25 +507,108 @@ static int cache_update(szd *d, bool *leader_changed, int64_t budget_ms)
     return 0;
 }
 
+/* Applies what the follow lane read, for up to budget_ms (0: everything queued). 0, or the
+ * error of a full load's application. */
+static int follow_drain(szd *d, bool *leader_changed, int64_t budget_ms)
+{
+    int64_t t0 = szd_now(d);
+    szd_fl_item it;
+    int rc = 0;
+    while (d->fl && !d->ha.full_reload && (budget_ms == 0 || szd_now(d) - t0 < budget_ms) &&
+           szd_fl_take(d->fl, &it)) {
+        if (it.kind == SZD_FL_PAGES) {
+            int64_t t1 = szd_now(d);
+            rc = szd_ns_load_cache_pages(d, NULL, it.pages);
+            if (rc) {
+                d->ha.full_reload = true;
+                d->ha.follow = FOLLOW_NONE;
+                d->ha.follow_retry_ms = t1 + HA_FOLLOW_RETRY_MS;
+                break;
+            }
+            d->ha.cache_rev = it.revision > 0 ? it.revision : 1;
+            d->ha.follow = FOLLOW_STREAM; /* the lane follows from the read by itself */
+            d->ha.follow_failures = 0;
+            *leader_changed = true;
+            szd_log(d, SZD_INFO,
+                    "msg=\"cache loaded\" namespaces=%u revision=%lld load_ms=%lld "
+                    "read_ms=%lld",
+                    d->nns, (long long)it.revision, (long long)(szd_now(d) - t1),
+                    (long long)(t1 - d->ha.load_asked_ms));
+        } else if (it.kind == SZD_FL_CHANGES) {
+            int64_t rev = it.changes->revision;
+            if (cache_apply(d, it.changes, leader_changed, false) == 0) {
+                d->ha.cache_rev = rev;
+                d->ha.follow_failures = 0;
+            }
+            shardz_changes_free(it.changes);
+        } else {
+            /* the stream broke or the read failed: again after a pause; the history compacted
+             * away, or a stream that keeps failing: everything read again */
+            bool load = it.rc == SHARDZ_STORE_ECOMPACTED || d->ha.follow == FOLLOW_LOAD ||
+                        ++d->ha.follow_failures >= HA_FOLLOW_FAILURES;
+            szd_log(d, SZD_WARN, "msg=\"%s\" err=%s detail=\"%s\"",
+                    load ? "cache not updated: loaded again" : "change feed broke: following again",
+                    shardz_err_name(it.rc), it.err);
+            d->ha.full_reload = d->ha.full_reload || load;
+            d->ha.follow = FOLLOW_NONE;
+            d->ha.follow_retry_ms = szd_now(d) + HA_FOLLOW_RETRY_MS;
+            d->ha.cache_stale = true;
+            *leader_changed = true; /* a lost feed may hide the leader's change */
+        }
+    }
+    return rc;
+}
+
+/* The follower's turn: asks the follow lane for what the cache needs, applies what it read
+ * (HA_CATCHUP_MS at most; the rest at the next turn), and reads the leader key when it changed
+ * or, while the cache lags, every HA_LEADER_READ_MS (a follower far behind still sees a
+ * leadership end within about a second of it). */
 static void refresh(szd *d)
 {
     bool leader_changed = !d->ha.leader_id[0];
-    int rc = cache_update(d, &leader_changed, HA_CATCHUP_MS);
-    if (rc == SHARDZ_EBUSY) {
-        rc = 0; /* behind: the next refresh reads on; the leader key is read meanwhile */
+    int64_t now = szd_now(d);
+    if (d->ha.full_reload && d->ha.follow != FOLLOW_LOAD && now >= d->ha.follow_retry_ms) {
+        szd_fl_load(d->fl); /* drops what was queued: the read supersedes it */
+        d->ha.follow = FOLLOW_LOAD;
+        d->ha.full_reload = false;
+        d->ha.load_asked_ms = now;
+        d->ha.cache_stale = true;
+    } else if (!d->ha.full_reload && d->ha.follow == FOLLOW_NONE && d->ha.cache_rev > 0 &&
+               now >= d->ha.follow_retry_ms) {
+        szd_fl_follow(d->fl, d->ha.cache_rev);
+        d->ha.follow = FOLLOW_STREAM;
     }
-    if (rc != 0 && rc != SHARDZ_ENOMEM) {
-        /* The change feed failed (etcd unreachable, or a burst of page writes too large for
-         * one watch answer, which would fail again and again): the next refresh loads the
-         * namespaces again with paged ranges. The leader key is read regardless: a follower
-         * whose cache lags must still take over a leadership that ended. */
-        szd_log(d, SZD_WARN, "msg=\"cache not updated: loaded again\" err=%s detail=\"%s\"",
-                shardz_err_name(rc), shardz_store_errmsg(d->ha_store));
-        d->ha.full_reload = true;
+    (void)follow_drain(d, &leader_changed, HA_CATCHUP_MS);
+    if (d->ha.full_reload && d->ha.follow != FOLLOW_LOAD) {
+        return; /* asked at the next turn (the queue it would drop is stale anyway) */
+    }
+    shardz_store_status st = {0};
+    if (shardz_store_status_get(d->ha_store, &st) != 0) {
+        d->ha.cache_stale = true;
+    } else {
+        d->ha.cache_stale = d->ha.follow == FOLLOW_LOAD || st.revision > d->ha.cache_rev;
+    }
+    if (d->ha.cache_stale && now - d->ha.leader_read_ms >= HA_LEADER_READ_MS) {
+        leader_changed = true;
+    }
+    if (leader_changed) {
+        d->ha.leader_read_ms = now;
         read_leader(d);
+    }
+}
+
+static void on_follow(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    szd *d = arg;
+    if (d->ha.role != SZD_ROLE_FOLLOWER) {
         return;
     }
-    if (rc == 0 && leader_changed) {
+    bool leader_changed = false;
+    (void)follow_drain(d, &leader_changed, HA_CATCHUP_MS);
+    if (leader_changed) {
+        d->ha.leader_read_ms = szd_now(d);
         read_leader(d);
     }
 }
@@ -524,9 +631,9 @@ static void on_loop(evutil_socket_t fd, short what, void *arg)
     }
     if (d->ha.role == SZD_ROLE_FOLLOWER && now >= d->ha.next_refresh_ms) {
         refresh(d);
-        /* Reading the feed stops after HA_CATCHUP_MS, and the next tick goes on. Loading a
-         * large namespace again takes longer: then at most a fifth of the loop goes to it, so
-         * that reads are answered (the cache lags more meanwhile). */
+        /* Applying stops after HA_CATCHUP_MS, and the next tick goes on. A full load applied
+         * takes longer: then at most a fifth of the loop goes to the cache, so that reads are
+         * answered (it lags more meanwhile). */
         int64_t took = szd_now(d) - now;
         d->ha.next_refresh_ms = now + (took > 2 * HA_CATCHUP_MS ? 4 * took : 0);
     }
@@ -538,12 +645,22 @@ static void publish_to_lane(void *ctx, int64_t acting_until_ms, int64_t term)
     szd_hl_set_acting_until(ctx, acting_until_ms, term);
 }
 
-int szd_ha_start(szd *d, shardz_store *keeper_store)
+int szd_ha_start(szd *d, shardz_store *keeper_store, shardz_store *follow_store)
 {
     int rc = szd_keeper_start(keeper_store, publish_to_lane, d->hl, d->clock_ms, d->cfg.log_level,
                               &d->keeper);
     if (rc) {
+        shardz_store_close(follow_store);
         return rc;
+    }
+    rc = szd_fl_start(follow_store, szd_ns_read_all, szd_ns_pages_free, HA_CHANGES_LIMIT,
+                      HA_FOLLOW_QUEUE, &d->fl);
+    if (rc) {
+        return rc;
+    }
+    d->ha.follow_ev = event_new(d->base, szd_fl_fd(d->fl), EV_READ | EV_PERSIST, on_follow, d);
+    if (!d->ha.follow_ev || event_add(d->ha.follow_ev, NULL) != 0) {
+        return SHARDZ_ENOMEM;
     }
     follower_guard(d);
     d->ha.role = SZD_ROLE_FOLLOWER;
@@ -555,7 +672,13 @@ int szd_ha_start(szd *d, shardz_store *keeper_store)
     }
     struct timeval tv = {0, HA_LOOP_MS * 1000};
     event_add(d->ha.timer, &tv);
-    refresh(d); /* loads the cache, reads the leader, campaigns when there is none */
+    /* The first load is read here, on the loop (nothing is served before it): then the lane
+     * follows from it. */
+    bool ignored = false;
+    if (cache_update(d, &ignored, 0) != 0) {
+        d->ha.full_reload = true; /* etcd unreachable: the lane reads it when it can */
+    }
+    refresh(d); /* reads the leader, campaigns when there is none */
     return 0;
 }
 
@@ -602,6 +725,12 @@ void szd_ha_stop(szd *d)
         event_free(d->ha.timer);
         d->ha.timer = NULL;
     }
+    if (d->ha.follow_ev) {
+        event_free(d->ha.follow_ev);
+        d->ha.follow_ev = NULL;
+    }
+    szd_fl_stop(d->fl);
+    d->fl = NULL;
     szd_keeper_stop(d->keeper); /* a renewal in flight ends first; none runs after the revoke */
     d->keeper = NULL;
     if (d->ha.lease_id) {

@@ -325,6 +325,7 @@ int main(int argc, char **argv)
     struct event *sigterm = NULL, *sigint = NULL, *loop_hold = NULL;
     char errbuf[512] = "";
     shardz_store *keeper_store = NULL; /* etcd: the lease keeper's handle until it takes it */
+    shardz_store *follow_store = NULL; /* etcd: the follow lane's handle until it takes it */
     shardz_store_options so = {.sync = d.cfg.sync, .errbuf = errbuf, .errbuf_size = sizeof errbuf};
     if (!d.cfg.advertise[0]) {
         snprintf(d.cfg.advertise, sizeof d.cfg.advertise, "%s", d.cfg.listen);
@@ -358,9 +359,13 @@ int main(int argc, char **argv)
         if (rc == 0) { /* and the lease keeper's (its own thread) */
             rc = shardz_store_open_etcd(endpoint, prefix, &so, &keeper_store);
         }
+        if (rc == 0) { /* and the follow lane's (its own thread) */
+            rc = shardz_store_open_etcd(endpoint, prefix, &so, &follow_store);
+        }
         if (rc) {
             shardz_store_close(d.store);
             shardz_store_close(d.ha_store);
+            shardz_store_close(keeper_store);
             fprintf(stderr, "shardzd: cannot open the store at %s: %s (%s)\n", endpoint,
                     shardz_strerror(rc), errbuf);
             return 1;
@@ -405,8 +410,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "shardzd: out of memory\n");
         goto out;
     }
-    rc = d.cfg.store[0] ? szd_ha_start(&d, keeper_store) : szd_ns_load_all(&d);
-    keeper_store = NULL; /* taken */
+    rc = d.cfg.store[0] ? szd_ha_start(&d, keeper_store, follow_store) : szd_ns_load_all(&d);
+    keeper_store = follow_store = NULL; /* taken */
     if (rc) {
         fprintf(stderr, "shardzd: cannot load the state: %s\n", shardz_strerror(rc));
         goto out;
@@ -503,5 +508,6 @@ out:
     shardz_store_close(d.store);
     shardz_store_close(d.ha_store);
     shardz_store_close(keeper_store);
+    shardz_store_close(follow_store);
     return status;
 }

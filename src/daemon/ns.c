@@ -3448,6 +3448,21 @@ void szd_ns_free_all(szd *d)
     }
 }
 
+int szd_ns_read_all(shardz_store *st, shardz_range ***pages)
+{
+    char prefix[SHARDZ_KEY_BUF];
+    int plen = shardz_key_ns_prefix(prefix, sizeof prefix, NULL);
+    if (plen < 0) {
+        return plen;
+    }
+    return range_paged(NULL, st, prefix, (size_t)plen, pages);
+}
+
+void szd_ns_pages_free(shardz_range **pages)
+{
+    free_pages(pages);
+}
+
 int szd_ns_load_cache(szd *d, const char *name)
 {
     char prefix[SHARDZ_KEY_BUF];
@@ -3460,7 +3475,12 @@ int szd_ns_load_cache(szd *d, const char *name)
     if (rc) {
         return rc;
     }
-    int64_t revision = r[0]->revision;
+    return szd_ns_load_cache_pages(d, name, r);
+}
+
+int szd_ns_load_cache_pages(szd *d, const char *name, shardz_range **r)
+{
+    int64_t revision = r[0] ? r[0]->revision : 0;
     /* the old copies are detached, the new ones loaded, then the watchers move over */
     szd_ns **olds = calloc(d->nns ? d->nns : 1, sizeof *olds);
     if (!olds) {

@@ -996,7 +996,6 @@ static int stream_deliver(stream_ctx *w, bool all)
         }
         if (rc == 0) {
             rc = w->fn(w->arg, c);
-            shardz_changes_free(c);
         }
         if (rc) {
             return rc;

@@ -292,7 +292,6 @@ static int watch_polled(shardz_store *st, int64_t since, size_t limit, shardz_wa
         c->revision = since;
         c->more = false;
         rc = fn(arg, c);
-        shardz_changes_free(c);
         if (rc) {
             return rc;
         }

@@ -767,7 +767,7 @@ typedef struct {
     shardz_event_type types[64];
 } watch_seen;
 
-static int watch_fn(void *arg, const shardz_changes *c)
+static int watch_fn(void *arg, shardz_changes *c)
 {
     watch_seen *w = arg;
     w->calls++;
@@ -793,7 +793,9 @@ static int watch_fn(void *arg, const shardz_changes *c)
         w->count++;
     }
     w->revision = c->revision;
-    return c->revision >= w->stop_at ? 77 : 0;
+    int rc = c->revision >= w->stop_at ? 77 : 0;
+    shardz_changes_free(c); /* the callback's */
+    return rc;
 }
 
 static int watch_poll(void *arg)

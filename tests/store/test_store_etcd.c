@@ -322,7 +322,7 @@ typedef struct {
     size_t cap;
 } follow_seen;
 
-static int follow_fn(void *arg, const shardz_changes *c)
+static int follow_fn(void *arg, shardz_changes *c)
 {
     follow_seen *f = arg;
     f->calls++;
@@ -336,7 +336,9 @@ static int follow_fn(void *arg, const shardz_changes *c)
         f->last_event = c->events[i].kv.mod_revision;
     }
     f->revision = c->revision;
-    return c->revision >= f->stop_at ? 55 : 0;
+    int rc = c->revision >= f->stop_at ? 55 : 0;
+    shardz_changes_free(c);
+    return rc;
 }
 
 static int follow_poll(void *arg)
