@@ -2662,6 +2662,35 @@ out:
 static int load_part_text(szd_ns *ns, const char *text, size_t len, struct load_batch *lb,
                           szd_part **out);
 
+/* A follower's cache: the partition a record (text, n bytes) names, unknown to ns, added as a
+ * load adds it: its line in page `page`, or (UINT32_MAX) an override placed as the loader places
+ * one. 0, or SHARDZ_ESTALE (unreadable, or a removal mark: the namespace is loaded again). */
+static int follow_add(szd *d, szd_ns *ns, const char *text, size_t n, uint32_t page)
+{
+    if (!d->follow_lb) {
+        d->follow_lb = szd_xcalloc(1, sizeof *d->follow_lb);
+    }
+    load_batch *lb = d->follow_lb;
+    szd_part *p;
+    int rc = load_part_text(ns, text, n, lb, &p);
+    if (rc == 0) {
+        szd_apage_place(ns, p, page != UINT32_MAX ? page : p->page, page == UINT32_MAX);
+        p->dirty = false;
+    }
+    return rc ? SHARDZ_ESTALE : 0;
+}
+
+/* The partitions follow_add added are registered with the sharder, before anything reads them
+ * (once per record or page: a page's are registered together). */
+static void follow_flush(szd *d)
+{
+    load_batch *lb = d->follow_lb;
+    if (lb && lb->ns) {
+        load_batch_flush(lb);
+        lb->ns = NULL;
+    }
+}
+
 int szd_ns_apply_change(szd *d, const shardz_event *ev)
 {
     shardz_key_parts kp;
@@ -2683,6 +2712,12 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
         return SHARDZ_ESTALE;
     }
     if (kp.kind == SHARDZ_KEY_ASSIGN) {
+        if (!szd_part_find(ns, kp.id)) {
+            /* a partition joining a page that holds others is written as an override first */
+            int rc = follow_add(d, ns, ev->kv.value, ev->kv.value_len, UINT32_MAX);
+            follow_flush(d);
+            return rc;
+        }
         return apply_record(ns, ev->kv.value, ev->kv.value_len, kp.id, strlen(kp.id));
     }
     if (kp.kind == SHARDZ_KEY_APAGE) {
@@ -2696,32 +2731,18 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
             kp.page >= SZD_APAGE_MAX_PAGES) {
             return SHARDZ_ESTALE;
         }
-        if (!d->follow_lb) {
-            d->follow_lb = szd_xcalloc(1, sizeof *d->follow_lb);
-        }
-        load_batch *lb = d->follow_lb;
         while (rc == 0 && szd_apage_next(ev->kv.value, ev->kv.value_len, &off, &line, &n)) {
             char idz[SHARDZ_KEY_MAX_ID + 1];
-            szd_part *p;
             if (!szd_apage_line_id(line, n, &id, &idn) || idn > SHARDZ_KEY_MAX_ID) {
                 rc = SHARDZ_ESTALE;
                 break;
             }
             memcpy(idz, id, idn);
             idz[idn] = '\0';
-            if (szd_part_find(ns, idz)) {
-                rc = apply_record(ns, line, n, id, idn);
-            } else if (load_part_text(ns, line, n, lb, &p) == 0) {
-                szd_apage_place(ns, p, kp.page, false);
-                p->dirty = false;
-            } else {
-                rc = SHARDZ_ESTALE;
-            }
+            rc = szd_part_find(ns, idz) ? apply_record(ns, line, n, id, idn)
+                                        : follow_add(d, ns, line, n, kp.page);
         }
-        if (lb->ns) {
-            load_batch_flush(lb); /* registered before anything reads them */
-            lb->ns = NULL;
-        }
+        follow_flush(d);
         return rc;
     }
     szd_part *p = szd_part_find(ns, kp.id);
