@@ -37,6 +37,16 @@ def dir_bytes(path):
     return total
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of a process so far (/proc/PID/stat), 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("shardzd")
@@ -58,6 +68,9 @@ def main():
         for d in ds:
             d.start()
         leader = leader_of(ds, a.ttl / 1000 + 10)
+        procs = [(d.extra[-1] + (" (leader)" if d is leader else " (follower)"), d.proc.pid)
+                 for d in ds] + [("etcd", p.pid) for p in etcd.procs if p]
+        cpu0 = {name: cpu_s(pid) for name, pid in procs}
         t0 = time.time()
         fan = subprocess.Popen([a.fanout, "--coordinator", f"127.0.0.1:{leader.port}", "--pid",
                                 str(leader.proc.pid), "--workers", str(a.workers), "--replicas",
@@ -69,6 +82,9 @@ def main():
             if line.startswith("holding the workers"):
                 break
         t1 = time.time()
+        print("CPU during the placement (s): " +
+              ", ".join(f"{name} {cpu_s(pid) - cpu0[name]:.1f}" for name, pid in procs) +
+              f"; over {t1 - t0:.1f} s on {os.cpu_count()} cores", flush=True)
         if fan.poll() is not None:
             print(f"bench_fanout exited with {fan.returncode}")
             return

@@ -2638,14 +2638,26 @@ static int apply_record(szd_ns *ns, const char *text, size_t len, const char *id
     const char *owners[SHARDZ_MAX_REPLICAS] = {0};
     uint64_t gen = 0;
     const char *id = p->id;
+    int32_t before[SHARDZ_MAX_REPLICAS];
+    uint64_t gen_before = 0;
+    for (unsigned s = 0; s < p->nrep; s++) {
+        before[s] = p->slots[s].owner;
+        gen_before = p->slots[s].generation > gen_before ? p->slots[s].generation : gen_before;
+    }
     parse_slots(ns, p, rec, owners, &gen);
+    /* the sharder holds owners and generation only: a record that changed neither (a slot's
+     * state, an acknowledgement) leaves it as it is (a page rewrite re-applies 256 lines) */
+    bool same = gen == gen_before;
+    for (unsigned s = 0; s < p->nrep && same; s++) {
+        same = p->slots[s].owner == before[s];
+    }
     shardz_partition_spec spec = {
         .id = id, .replicas = p->nrep, .nnodes = p->nrep, .nodes = owners, .generation = gen};
-    if (shardz_sharder_unregister_partitions(ns->sh, &id, 1) != 0 ||
-        shardz_sharder_register_partitions(ns->sh, &spec, 1) != 0) {
+    if (!same && (shardz_sharder_unregister_partitions(ns->sh, &id, 1) != 0 ||
+                  shardz_sharder_register_partitions(ns->sh, &spec, 1) != 0)) {
         goto out;
     }
-    if (p->load_ms > 0) {
+    if (!same && p->load_ms > 0) {
         (void)shardz_sharder_set_partition_load(ns->sh, p->id, p->load, ns->cfg.ndims);
     }
     if (szd_history_load(p, json_object_get(j, "history")) != 0) {
