@@ -2703,6 +2703,58 @@ static void follow_flush(szd *d)
     }
 }
 
+/* A follower's cache: a node's record (text, n bytes) applied in place: a node it does not
+ * know is added as a load adds it (a worker registering), a known one takes the record's
+ * fields (a worker registering again: a new process, address, zone or capacity; a leave or a
+ * drain) and the sharder its zone, capacity and draining state. 0, or SHARDZ_ESTALE
+ * (unreadable: the namespace is read again). */
+static int follow_node(szd_ns *ns, const char *id, const char *text, size_t n)
+{
+    char err[256];
+    json_t *j = json_loadb(text, n, 0, NULL);
+    int rc = SHARDZ_ESTALE;
+    if (!json_is_object(j) || strcmp(json_string_value(json_object_get(j, "id")) ?: "", id) != 0) {
+        goto out;
+    }
+    szd_node *nd = szd_node_find(ns, id);
+    if (!nd) {
+        rc = load_node(ns, j) == 0 ? 0 : SHARDZ_ESTALE;
+        goto out;
+    }
+    szd_node_spec tmp = {0};
+    if (szd_node_fields_parse(j, &ns->cfg, &tmp, err, sizeof err) != 0) {
+        goto out;
+    }
+    node_take_fields(nd, &tmp);
+    nd->leaving = json_is_true(json_object_get(j, "leaving"));
+    nd->drained = json_is_true(json_object_get(j, "drained"));
+    const char *why = json_string_value(json_object_get(j, "drain_reason"));
+    snprintf(nd->drain_reason, sizeof nd->drain_reason, "%s", nd->drained && why ? why : "");
+    const char *inc = json_string_value(json_object_get(j, "incarnation"));
+    snprintf(nd->incarnation, sizeof nd->incarnation, "%s", inc && szd_valid_id(inc) ? inc : "");
+    /* as a load reads it (a follower's states are a cache's: a new leader counts every node
+     * as joining until it answers); no event, no new revision: the store's is the cache's */
+    if (nd->leaving || nd->drained) {
+        nd->state = SZD_NODE_DRAINING;
+    } else if (nd->state == SZD_NODE_DRAINING) {
+        nd->state = SZD_NODE_JOINING;
+    }
+    shardz_node_spec spec = {.id = nd->id,
+                             .zone = nd->zone,
+                             .ncapacity = nd->ncap,
+                             .state = szd_sharder_state(nd->state)};
+    memcpy(spec.capacity, nd->cap, sizeof spec.capacity);
+    if (shardz_sharder_update_node(ns->sh, &spec) != 0 ||
+        shardz_sharder_set_node_state(ns->sh, nd->id, szd_sharder_state(nd->state)) != 0) {
+        goto out;
+    }
+    szd_hl_node_set(ns->d->hl, ns->key, nd->id, nd->address, nd->stamp);
+    rc = 0;
+out:
+    json_decref(j);
+    return rc;
+}
+
 int szd_ns_apply_change(szd *d, const shardz_event *ev)
 {
     shardz_key_parts kp;
@@ -2718,6 +2770,9 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
         /* an override's delete drops a copy a newer page line holds, or a removal mark no line
          * needs (a removal itself is a mark: a put): nothing changes */
         return 0;
+    }
+    if (kp.kind == SHARDZ_KEY_NODE && put) {
+        return follow_node(ns, kp.id, ev->kv.value, ev->kv.value_len);
     }
     if (!put || (kp.kind != SHARDZ_KEY_ASSIGN && kp.kind != SHARDZ_KEY_STATS &&
                  kp.kind != SHARDZ_KEY_APAGE)) {

@@ -386,6 +386,66 @@ def test_follower_applies_pages():
         etcd.stop()
 
 
+def nodes_seen(d, ns):
+    """The namespace's nodes as its GET shows them, by id: what a cache must agree on (the
+    states are the observer's own: a follower's count every node as joining)."""
+    status, body = d.call("GET", f"/v1/namespaces/{ns}/nodes")
+    if status != 200:
+        return None
+    return {n["id"]: (n["address"], n["zone"], n["leaving"], n["drained"]) for n in body["nodes"]}
+
+
+def test_follower_applies_nodes_in_place():
+    """A follower applies a node's record in place: a worker registering, the same worker
+    registering again as a new process (a new incarnation), and an operator's drain. Each time
+    its nodes agree with the leader's, and its log never says it read everything again for a
+    node's key (it would have, before: a node's change loaded the whole namespace, at a
+    million partitions 10 s, for every worker restart)."""
+    etcd = Etcd().start()
+    extra = ["--store", etcd.url(), "--lease-ttl", "2000"]
+    ds = [Daemon(BIN, extra=extra + ["--id", f"c{i}"]) for i in range(2)]
+    ws = []
+    try:
+        for d in ds:
+            d.start()
+        lead = wait_for(lambda: next((d for d in ds if d.call("GET", "/v1/status")[1]["acting"]),
+                                     None), 20, what="a leader")
+        fol = next(d for d in ds if d is not lead)
+        status, _ = lead.call("POST", "/v1/namespaces", {"name": "g", "sharder": "replica",
+                                                         "replicas": 1, "partitions": 8})
+        assert status == 201, status
+        wait_for(lambda: has_ns(fol, "g"), 20, what="the follower has the namespace")
+        coords = ",".join(f"127.0.0.1:{d.port}" for d in ds)
+
+        def agree(what):
+            wait_for(lambda: nodes_seen(fol, "g") == nodes_seen(lead, "g") and
+                     len(nodes_seen(lead, "g")) == 2, 30, what=what)
+            assert not log_has(fol, 'to be loaded again" ns=g key="ns/g/node/'), fol.tail()
+
+        ws = [Worker(lead, "g", f"w{i}", coordinators=coords) for i in range(2)]
+        wait_for(lambda: settled(lead, "g", 8, 1, nodes=2), 30, what="placed")
+        agree("the follower has both workers")
+        ws[0].kill9()  # a new process of w0: another incarnation and port, its record again
+        ws[0] = Worker(lead, "g", "w0", coordinators=coords)
+        wait_for(lambda: nodes_seen(lead, "g")["w0"][0].endswith(f":{ws[0].port}"), 30,
+                 what="w0 registered again")
+        agree("the follower has w0's new address")
+        status, _ = lead.call("POST", "/v1/namespaces/g/nodes/w1/drain", {"reason": "disk"})
+        assert status == 202, status
+        wait_for(lambda: nodes_seen(fol, "g")["w1"][3], 30, what="the follower sees the drain")
+        agree("the follower has the drain")
+        # the state too (the assignments moved off w1 arrive as records, as before)
+        wait_for(lambda: settled(lead, "g", 8, 1, nodes=1), 30, what="moved off w1")
+        want = state(lead, "g")
+        wait_for(lambda: state(fol, "g") == want, 30, what="the follower's state the same")
+    finally:
+        for w in ws:
+            w.kill9()
+        for d in ds:
+            d.stop()
+        etcd.stop()
+
+
 def test_follower_whose_feed_fails_takes_over():
     """A follower whose change feed keeps failing (SHARDZ_TEST_CHANGES_FAIL: as a watch timed
     out by a burst of page writes) loads the namespaces again instead, and still takes over
@@ -421,4 +481,5 @@ def test_follower_whose_feed_fails_takes_over():
 if __name__ == "__main__":
     run([test_pages_on_sqlite, test_crash_leftovers_on_etcd, test_layout_before_pages_converts,
          test_older_coordinator_holds_pages, test_follower_applies_pages,
+         test_follower_applies_nodes_in_place,
          test_follower_whose_feed_fails_takes_over])
