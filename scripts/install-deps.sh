@@ -5,6 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config
       libxxhash-dev libcmocka-dev libevent-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
+      zlib1g-dev                 # compressed assignment pages (src/daemon/apage.c)
       sqlite3 curl python3 etcd-server
       clang libclang-rt-14-dev   # clang + libFuzzer: scripts/fuzz.sh
       clang-format-15            # the format check in scripts/test.sh (InsertBraces needs 15)

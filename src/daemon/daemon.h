@@ -366,8 +366,10 @@ typedef struct szd {
     bool ready;
     struct load_batch *follow_lb; /* follower: registrations of partitions a page adds (ns.c),
                                    * owned, allocated at the first */
-    bool apage_off; /* a coordinator sharing the store does not read assignment pages: none is
-                     * written (ha.c; docs/STORE.md 5), every record under its own key */
+    bool apage_off;  /* a coordinator sharing the store does not read assignment pages: none is
+                      * written (ha.c; docs/STORE.md 5), every record under its own key */
+    bool apagez_off; /* one does not read compressed pages (format 2): they are written as
+                      * text (format 1) */
     int64_t (*clock_ms)(void);      /* injectable clock, NULL: CLOCK_BOOTTIME (the lanes too) */
     struct szd_hl *hl;              /* the health lane (pings, verdicts), owned */
     struct event *hl_reports;       /* its reports are readable */
@@ -493,6 +495,11 @@ void szd_apages_free(szd_ns *ns);
  * of the store as if b were durable (a failed write reads the namespace again). 0 or
  * SHARDZ_ENOMEM. */
 int szd_apage_collect(szd_ns *ns, struct szd_batch *b, const uint32_t *list, size_t nlist);
+/* A stored page's lines as text: *text and *len point into value (format 1, after its header)
+ * or into *buf, the lines inflated (format 2; *buf malloc'd, the caller frees it, NULL for
+ * format 1); *w its write number. 0, or -1 when value is no page or its stream is corrupt. */
+int szd_apage_lines(const char *value, size_t vlen, uint64_t *w, const char **text, size_t *len,
+                    char **buf);
 /* The removal mark of p (about to be removed) as a put: *key and *val malloc'd (the caller
  * frees them); 0 or SHARDZ_ENOMEM. Its page's rewrite deletes it later. */
 int szd_apage_mark(szd_ns *ns, const szd_part *p, char **key, char **val);

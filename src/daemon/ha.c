@@ -109,9 +109,9 @@ static int grant(szd *d)
     snprintf(key, sizeof key, "%s%s", member_prefix, d->cfg.id);
     /* "features": what this release reads that an earlier one does not (the leader writes
      * it only while every coordinator has it) */
-    json_t *rec = json_pack("{s:s, s:s, s:I, s:[s]}", "id", d->cfg.id, "address", d->cfg.advertise,
-                            "started_ms", (json_int_t)(wall_ms() - (t0 - d->started_ms)),
-                            "features", "apage");
+    json_t *rec = json_pack(
+        "{s:s, s:s, s:I, s:[s,s]}", "id", d->cfg.id, "address", d->cfg.advertise, "started_ms",
+        (json_int_t)(wall_ms() - (t0 - d->started_ms)), "features", "apage", "apagez");
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!text) {
@@ -130,8 +130,9 @@ static void step_down(szd *d, const char *why);
 
 /* Whether every coordinator recorded on the store reads assignment pages (its record's
  * "features" names "apage"): until then the leader writes every record under its own key, the
- * layout an earlier release reads (a rolling upgrade). Read at election and every few seconds
- * while leading; an unreadable list keeps the last answer. */
+ * layout an earlier release reads (a rolling upgrade); and whether every one reads compressed
+ * pages ("apagez"): until then pages are written as text. Read at election and every few
+ * seconds while leading; an unreadable list keeps the last answer. */
 static void members_check(szd *d)
 {
     shardz_range *r = NULL;
@@ -140,20 +141,28 @@ static void members_check(szd *d)
         0) {
         return;
     }
-    bool off = false;
+    bool off = false, zoff = false;
     for (size_t i = 0; i < r->count && !off; i++) {
         json_t *m = json_loadb(r->kvs[i].value, r->kvs[i].value_len, 0, NULL);
         json_t *f = json_object_get(m, "features"), *e;
         size_t k;
-        bool has = false;
+        bool has = false, hasz = false;
         json_array_foreach(f, k, e)
         {
             has = has || strcmp(json_string_value(e) ?: "", "apage") == 0;
+            hasz = hasz || strcmp(json_string_value(e) ?: "", "apagez") == 0;
         }
         off = !has;
+        zoff = zoff || !hasz;
         json_decref(m);
     }
     shardz_range_free(r);
+    if (!off && zoff != d->apagez_off) {
+        szd_log(d, SZD_WARN, "msg=\"%s\"",
+                zoff ? "a coordinator does not read compressed pages: pages are written as text"
+                     : "every coordinator reads compressed pages: they are written compressed");
+    }
+    d->apagez_off = zoff;
     if (off != d->apage_off) {
         szd_log(d, SZD_WARN, "msg=\"%s\"",
                 off ? "a coordinator does not read assignment pages: none is written"

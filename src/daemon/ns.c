@@ -2791,14 +2791,15 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
         /* each line in place; a partition the cache does not know is added (a bulk add writes
          * new pages: loading a million partitions again per page would not keep up) */
         uint64_t w;
-        size_t off, n, idn;
-        const char *line, *id;
+        size_t off = 0, n, idn, tlen;
+        const char *line, *id, *text;
+        char *inflated = NULL;
         int rc = 0;
-        if (szd_apage_read_head(ev->kv.value, ev->kv.value_len, &w, &off) != 0 ||
-            kp.page >= SZD_APAGE_MAX_PAGES) {
+        if (kp.page >= SZD_APAGE_MAX_PAGES ||
+            szd_apage_lines(ev->kv.value, ev->kv.value_len, &w, &text, &tlen, &inflated) != 0) {
             return SHARDZ_ESTALE;
         }
-        while (rc == 0 && szd_apage_next(ev->kv.value, ev->kv.value_len, &off, &line, &n)) {
+        while (rc == 0 && szd_apage_next(text, tlen, &off, &line, &n)) {
             char idz[SHARDZ_KEY_MAX_ID + 1];
             if (!szd_apage_line_id(line, n, &id, &idn) || idn > SHARDZ_KEY_MAX_ID) {
                 rc = SHARDZ_ESTALE;
@@ -2810,6 +2811,7 @@ int szd_ns_apply_change(szd *d, const shardz_event *ev)
                                         : follow_add(d, ns, line, n, kp.page);
         }
         follow_flush(d);
+        free(inflated);
         return rc;
     }
     szd_part *p = szd_part_find(ns, kp.id);
@@ -3251,12 +3253,15 @@ static bool override_read(szd *d, const shardz_kv *kv, load_batch *lb)
     return rc == 0;
 }
 
-/* A page's number and write number; false: not a page to read (logged). */
-static bool page_open(szd *d, const shardz_kv *kv, uint32_t *page, uint64_t *w, size_t *off)
+/* A page's number, write number and lines (*text, *len; *buf the inflated lines of a
+ * compressed page, the caller's to free); false: not a page to read (logged). */
+static bool page_open(szd *d, const shardz_kv *kv, uint32_t *page, uint64_t *w, const char **text,
+                      size_t *len, char **buf)
 {
     shardz_key_parts kp;
+    *buf = NULL;
     if (shardz_key_parse(kv->key, kv->key_len, &kp) != 0 || kp.page >= SZD_APAGE_MAX_PAGES ||
-        szd_apage_read_head(kv->value, kv->value_len, w, off) != 0) {
+        szd_apage_lines(kv->value, kv->value_len, w, text, len, buf) != 0) {
         load_corrupt(d, kv, SHARDZ_EINVAL);
         return false;
     }
@@ -3304,6 +3309,10 @@ static void load_assignments_of(szd_ns *ns, const load_item *items, size_t a, si
         const shardz_kv *kv = items[i].kv;
         if (items[i].kind == SHARDZ_KEY_APAGE) {
             npages++;
+            if (kv->value_len > 14 && memcmp(kv->value, "shardz-apage 2", 14) == 0) {
+                nlines += SZD_APAGE_PARTS; /* compressed: as many as a page is filled with */
+                continue;
+            }
             for (const char *c = kv->value, *e = c + kv->value_len;
                  (c = memchr(c, '\n', (size_t)(e - c))) != NULL; c++) {
                 nlines++;
@@ -3354,14 +3363,16 @@ static void load_assignments_of(szd_ns *ns, const load_item *items, size_t a, si
         const shardz_kv *kv = items[i].kv;
         uint32_t page;
         uint64_t w;
-        size_t off, n, idn;
-        const char *line, *id;
-        if (items[i].kind != SHARDZ_KEY_APAGE || !page_open(d, kv, &page, &w, &off)) {
+        size_t off = 0, n, idn, tlen;
+        const char *line, *id, *text;
+        char *inflated;
+        if (items[i].kind != SHARDZ_KEY_APAGE ||
+            !page_open(d, kv, &page, &w, &text, &tlen, &inflated)) {
             continue;
         }
         szd_apage_found(ns, page, false);
         ns->wseq = w > ns->wseq ? w : ns->wseq;
-        while (szd_apage_next(kv->value, kv->value_len, &off, &line, &n)) {
+        while (szd_apage_next(text, tlen, &off, &line, &n)) {
             if (!szd_apage_line_id(line, n, &id, &idn)) {
                 load_corrupt(d, kv, SHARDZ_EINVAL);
                 szd_apage_found(ns, page, true); /* rewritten without it */
@@ -3402,6 +3413,7 @@ static void load_assignments_of(szd_ns *ns, const load_item *items, size_t a, si
             }
             lw[idx] = w;
         }
+        free(inflated); /* the lines were copied by what loaded them */
     }
     free(lw);
     for (size_t i = a; i < z; i++) { /* the overrides that are the newest */

@@ -33,7 +33,7 @@ szd_batch *szd_batch_new(void)
     return calloc(1, sizeof(szd_batch));
 }
 
-static int batch_add(szd_batch *b, shardz_op_type type, char *key, char *value)
+static int batch_add(szd_batch *b, shardz_op_type type, char *key, char *value, size_t vlen)
 {
     if (!b || !key || (type == SHARDZ_OP_PUT && !value)) {
         goto fail;
@@ -52,7 +52,7 @@ static int batch_add(szd_batch *b, shardz_op_type type, char *key, char *value)
         b->bufs = nb;
         b->cap = ncap;
     }
-    b->ops[b->n] = (shardz_op){type, key, strlen(key), value, value ? strlen(value) : 0, 0};
+    b->ops[b->n] = (shardz_op){type, key, strlen(key), value, value ? vlen : 0, 0};
     b->bufs[2 * b->n] = key;
     b->bufs[2 * b->n + 1] = value;
     b->n++;
@@ -65,12 +65,17 @@ fail:
 
 int szd_batch_put(szd_batch *b, char *key, char *value)
 {
-    return batch_add(b, SHARDZ_OP_PUT, key, value);
+    return batch_add(b, SHARDZ_OP_PUT, key, value, value ? strlen(value) : 0);
+}
+
+int szd_batch_put_n(szd_batch *b, char *key, char *value, size_t vlen)
+{
+    return batch_add(b, SHARDZ_OP_PUT, key, value, vlen);
 }
 
 int szd_batch_delete(szd_batch *b, char *key)
 {
-    return batch_add(b, SHARDZ_OP_DELETE, key, NULL);
+    return batch_add(b, SHARDZ_OP_DELETE, key, NULL, 0);
 }
 
 size_t szd_batch_count(const szd_batch *b)

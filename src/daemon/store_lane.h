@@ -23,6 +23,8 @@ szd_batch *szd_batch_new(void);
 /* Adds a put (key and value taken: malloc'd, freed with the batch; NULL fails). 0 or
  * SHARDZ_ENOMEM (both freed). */
 int szd_batch_put(szd_batch *b, char *key, char *value);
+/* As szd_batch_put, for a value of vlen bytes (binary: NULs allowed). */
+int szd_batch_put_n(szd_batch *b, char *key, char *value, size_t vlen);
 /* Adds a delete (key taken). 0 or SHARDZ_ENOMEM. */
 int szd_batch_delete(szd_batch *b, char *key);
 size_t szd_batch_count(const szd_batch *b);

@@ -17,16 +17,17 @@ static void test_head_and_lines(void **state)
 {
     (void)state;
     char buf[256];
-    size_t n = szd_apage_head(buf, 42);
+    size_t n = szd_apage_head(buf, 42, 0), raw = 99;
     assert_int_equal(n, strlen("shardz-apage 1 42\n"));
     assert_memory_equal(buf, "shardz-apage 1 42\n", n);
     strcpy(buf + n, "{\"id\":\"a\",\"slots\":[]}\n\n{\"id\":\"b\"}");
     size_t len = strlen(buf), off = 0, ln, idn;
     uint64_t w = 0;
     const char *line, *id;
-    assert_int_equal(szd_apage_read_head(buf, len, &w, &off), 0);
+    assert_int_equal(szd_apage_read_head(buf, len, &w, &off, &raw), 0);
     assert_true(w == 42);
     assert_int_equal(off, n);
+    assert_int_equal(raw, 0); /* format 1: the lines are text */
     assert_true(szd_apage_next(buf, len, &off, &line, &ln));
     assert_true(szd_apage_line_id(line, ln, &id, &idn));
     assert_int_equal(idn, 1);
@@ -40,13 +41,27 @@ static void test_head_and_lines(void **state)
                                       "shardz-apage 1 \n",
                                       "shardz-apage 1 01\n",
                                       "shardz-apage 2 1\n",
+                                      "shardz-apage 2 1 0\n",
+                                      "shardz-apage 2 1 524289\n",
+                                      "shardz-apage 2 1 07\n",
+                                      "shardz-apage 2 1 7",
+                                      "shardz-apage 3 1 7\n",
                                       "shardz-apage 1 1",
                                       "shardz-apage 1 1x\n",
                                       "shardz-apage 1 12345678901234567890\n",
                                       "{\"id\":\"a\"}\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(szd_apage_read_head(bad[i], strlen(bad[i]), &w, &off), -1);
+        assert_int_equal(szd_apage_read_head(bad[i], strlen(bad[i]), &w, &off, &raw), -1);
     }
+    /* format 2: the raw length the zlib stream after the header inflates to */
+    n = szd_apage_head(buf, 7, 30000);
+    assert_int_equal(n, strlen("shardz-apage 2 7 30000\n"));
+    assert_memory_equal(buf, "shardz-apage 2 7 30000\n", n);
+    memcpy(buf + n, "\x78\x01\x00", 3); /* binary after the header */
+    assert_int_equal(szd_apage_read_head(buf, n + 3, &w, &off, &raw), 0);
+    assert_true(w == 7);
+    assert_int_equal(off, n);
+    assert_int_equal(raw, 30000);
     /* lines whose id is not plain are not taken */
     static const char *const nid[] = {"{\"id\":\"\"}", "{\"id\":\"a\\\"b\"}", "{\"slots\":[]}",
                                       "{\"id\":\"abc"};

@@ -233,15 +233,16 @@ class Etcd:
 
 def etcd_keys(etcd, prefix):
     """Every key under prefix (the etcd prefix included) with its value, read from etcd's
-    JSON gateway."""
+    JSON gateway; values as latin-1 text (byte for byte: a compressed page survives
+    .encode("latin-1"))."""
     end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     body = json.dumps({"key": base64.b64encode(prefix.encode()).decode(),
                        "range_end": base64.b64encode(end.encode()).decode()}).encode()
     req = urllib.request.Request(etcd.endpoint() + "/v3/kv/range", method="POST", data=body)
     with urllib.request.urlopen(req, timeout=10) as r:
         kvs = json.loads(r.read().decode()).get("kvs") or []
-    return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", "")).decode()
-            for kv in kvs}
+    return {base64.b64decode(kv["key"]).decode():
+            base64.b64decode(kv.get("value", "")).decode("latin-1") for kv in kvs}
 
 
 class Worker:

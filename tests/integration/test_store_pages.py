@@ -21,6 +21,7 @@ import os
 import sqlite3
 import sys
 import urllib.request
+import zlib
 
 from harness import Daemon, Etcd, HTTPError, Worker, etcd_keys, run, settled, wait_for
 
@@ -30,13 +31,32 @@ PREFIX = "/shardz/"
 
 def sqlite_keys(d, prefix):
     """key -> value of every key under prefix in the daemon's SQLite store (read while it
-    runs: WAL readers see the last commit)."""
+    runs: WAL readers see the last commit); values as latin-1 text, byte for byte, as
+    etcd_keys gives them."""
     db = sqlite3.connect(f"file:{os.path.join(d.data, 'shardz.db')}?mode=ro", uri=True)
     try:
-        rows = db.execute("SELECT CAST(key AS TEXT), CAST(value AS TEXT) FROM kv").fetchall()
+        rows = db.execute("SELECT CAST(key AS TEXT), CAST(value AS BLOB) FROM kv").fetchall()
     finally:
         db.close()
-    return {k: v for k, v in rows if k.startswith(prefix)}
+    return {k: bytes(v).decode("latin-1") for k, v in rows if k.startswith(prefix)}
+
+
+def page_text(v):
+    """A page's header fields and its lines as text: format 1 as stored, format 2's zlib
+    stream (after the header line) inflated and checked against the length it names."""
+    head, _, body = v.partition("\n")
+    f = head.split()
+    assert f[0] == "shardz-apage" and f[1] in ("1", "2"), head
+    if f[1] == "2":
+        raw = zlib.decompress(body.encode("latin-1"))
+        assert len(raw) == int(f[3]), (len(raw), head)
+        return f, raw.decode()
+    return f, body
+
+
+def page_formats(keys):
+    """The formats ("1", "2") of the pages among keys."""
+    return {v.partition(" ")[2][:1] for k, v in keys.items() if "/apage/" in k}
 
 
 def sqlite_changed_since(d, rev):
@@ -57,9 +77,8 @@ def records(keys, ns):
     pages, over = {}, {}
     for k, v in keys.items():
         if f"ns/{ns}/apage/" in k:
-            head, _, body = v.partition("\n")
-            assert head.startswith("shardz-apage 1 "), head
-            w = int(head.split()[2])
+            f, body = page_text(v)
+            w = int(f[2])
             for line in body.splitlines():
                 if line:
                     rec = json.loads(line)
@@ -124,6 +143,7 @@ def test_pages_on_sqlite():
         owns = [k for k in keys if k.startswith("ns/kv/assign/")]
         # 600 partitions fill pages of 256: 3 pages; each page's overrides stay under a quarter
         assert len(pages) == 3, sorted(pages)
+        assert page_formats(keys) == {"2"}, page_formats(keys)  # compressed (one coordinator)
         assert len(owns) < 600 // 4, len(owns)
         # frozen: no automatic move (a rebalance after the joins) writes meanwhile, so what
         # changes below is the operator's move alone (operator moves still run)
@@ -299,10 +319,14 @@ def log_has(d, text):
 def test_older_coordinator_holds_pages():
     """A rolling upgrade: while a coordinator whose record names no "apage" feature shares
     the store (an earlier release, which reads no pages), the leader writes every record under
-    its own key; once it is gone, pages are written as partitions change."""
+    its own key; once it is gone, pages are written as partitions change: as text (format 1)
+    while a coordinator that reads pages but not compressed ones ("apage" without "apagez")
+    is there, compressed (format 2) once it is gone too."""
     etcd = Etcd().start()
     etcd.put(PREFIX + "coord/old", json.dumps({"id": "old", "address": "127.0.0.1:9",
                                                "started_ms": 1}))
+    etcd.put(PREFIX + "coord/mid", json.dumps({"id": "mid", "address": "127.0.0.1:9",
+                                               "started_ms": 1, "features": ["apage"]}))
     d = Daemon(BIN, extra=["--store", etcd.url(), "--id", "c0", "--lease-ttl", "2000"])
     d.start()
     ws = []
@@ -329,7 +353,22 @@ def test_older_coordinator_holds_pages():
             pages = [k for k in keys if "/apage/" in k]
             return len(pages) == 2 and keys
         keys = wait_for(paged, 30, what="pages written")
+        assert page_formats(keys) == {"1"}, page_formats(keys)  # "mid" reads no format 2
         wait_for(lambda: settled(d, "g", 300, 1, nodes=2), 30, what="rebalanced")
+        keys = etcd_keys(etcd, PREFIX + "ns/g/")
+        recs = records({k[len(PREFIX):]: v for k, v in keys.items()}, "g")
+        assert len(recs) == 300, len(recs)
+        # the last older coordinator goes: pages are rewritten compressed as they change
+        etcd_delete(etcd, PREFIX + "coord/mid")
+        wait_for(lambda: log_has(d, "every coordinator reads compressed pages"), 10,
+                 what="compressed pages allowed")
+        ws.append(Worker(d, "g", "w3"))  # a join: moves touch every page again
+
+        def compressed():  # (a page the moves leave as it was stays text: both are read)
+            keys = etcd_keys(etcd, PREFIX + "ns/g/")
+            return "2" in page_formats(keys) and keys
+        wait_for(compressed, 30, what="a page rewritten compressed")
+        wait_for(lambda: settled(d, "g", 300, 1, nodes=3), 30, what="rebalanced again")
         keys = etcd_keys(etcd, PREFIX + "ns/g/")
         recs = records({k[len(PREFIX):]: v for k, v in keys.items()}, "g")
         assert len(recs) == 300, len(recs)

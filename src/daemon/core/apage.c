@@ -8,32 +8,51 @@
 #include "daemon/core/apage.h"
 #include "shardz/error.h"
 
-#define MAGIC "shardz-apage 1 "
+#define MAGIC "shardz-apage "
 
-size_t szd_apage_head(char *buf, uint64_t w)
+size_t szd_apage_head(char *buf, uint64_t w, size_t raw)
 {
-    int n = snprintf(buf, SZD_APAGE_HEAD_MAX, MAGIC "%" PRIu64 "\n", w);
+    int n = raw ? snprintf(buf, SZD_APAGE_HEAD_MAX, MAGIC "2 %" PRIu64 " %zu\n", w, raw)
+                : snprintf(buf, SZD_APAGE_HEAD_MAX, MAGIC "1 %" PRIu64 "\n", w);
     return n > 0 ? (size_t)n : 0;
 }
 
-int szd_apage_read_head(const char *text, size_t len, uint64_t *w, size_t *off)
+/* A decimal number at text[*i] (no leading zero, at most 19 digits): 0 with *v, else -1. */
+static int read_num(const char *text, size_t len, size_t *i, uint64_t *v)
 {
-    size_t m = sizeof MAGIC - 1, i = m;
-    uint64_t v = 0;
-    if (!text || len < m + 2 || memcmp(text, MAGIC, m) != 0) {
-        return -1;
-    }
-    for (; i < len && text[i] >= '0' && text[i] <= '9'; i++) {
-        if (i - m >= 19) {
+    size_t s = *i;
+    *v = 0;
+    for (; *i < len && text[*i] >= '0' && text[*i] <= '9'; (*i)++) {
+        if (*i - s >= 19) {
             return -1;
         }
-        v = v * 10 + (uint64_t)(text[i] - '0');
+        *v = *v * 10 + (uint64_t)(text[*i] - '0');
     }
-    if (i == m || i >= len || text[i] != '\n' || (i - m > 1 && text[m] == '0')) {
+    return *i == s || (*i - s > 1 && text[s] == '0') ? -1 : 0;
+}
+
+int szd_apage_read_head(const char *text, size_t len, uint64_t *w, size_t *off, size_t *raw)
+{
+    size_t m = sizeof MAGIC - 1, i = m + 2;
+    uint64_t v = 0, r = 0;
+    if (!text || len < m + 4 || memcmp(text, MAGIC, m) != 0 || (text[m] != '1' && text[m] != '2') ||
+        text[m + 1] != ' ') {
+        return -1;
+    }
+    bool z = text[m] == '2';
+    if (read_num(text, len, &i, &v) != 0) {
+        return -1;
+    }
+    if (z && (i >= len || text[i] != ' ' || (i++, read_num(text, len, &i, &r)) != 0 || r == 0 ||
+              r > SZD_APAGE_MAX_BYTES)) {
+        return -1;
+    }
+    if (i >= len || text[i] != '\n') {
         return -1;
     }
     *w = v;
     *off = i + 1;
+    *raw = (size_t)r;
     return 0;
 }
 

@@ -23,13 +23,16 @@
 /* The header's length at most, with its newline. */
 #define SZD_APAGE_HEAD_MAX 40
 
-/* Writes the header of a page written by write number w ("shardz-apage 1 <w>\n") into buf (at
- * least SZD_APAGE_HEAD_MAX bytes); returns its length. */
-size_t szd_apage_head(char *buf, uint64_t w);
+/* Writes the header of a page written by write number w into buf (at least SZD_APAGE_HEAD_MAX
+ * bytes) and returns its length: format 1, "shardz-apage 1 <w>\n", its lines follow as text;
+ * or, raw > 0, format 2, "shardz-apage 2 <w> <raw>\n", its lines follow as one zlib stream
+ * (RFC 1950) that inflates to raw bytes (at most SZD_APAGE_MAX_BYTES). */
+size_t szd_apage_head(char *buf, uint64_t w, size_t raw);
 
-/* Reads a page's header: 0 with *w and *off (where the first line starts), or -1 when text is
- * not a page of this format (the caller logs the key and skips it). */
-int szd_apage_read_head(const char *text, size_t len, uint64_t *w, size_t *off);
+/* Reads a page's header: 0 with *w, *off (where the lines, or their zlib stream, start) and
+ * *raw (0: format 1, the lines are text; else format 2 and the length they inflate to), or -1
+ * when text is not a page of either format (the caller logs the key and skips it). */
+int szd_apage_read_head(const char *text, size_t len, uint64_t *w, size_t *off, size_t *raw);
 
 /* The next line of a page from *off (advanced past it): true with *line and *n (no newline),
  * false at the end. Empty lines are skipped. */
