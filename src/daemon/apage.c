@@ -321,7 +321,8 @@ int szd_apage_collect(szd_ns *ns, szd_batch *b, const uint32_t *list, size_t nli
                              .ndirty = pg->ndirty,
                              .nfresh = pg->nfresh,
                              .based = pg->based,
-                             .refold = pg->refold};
+                             .refold = pg->refold,
+                             .z = !ns->d->apagez_off};
         /* (a coordinator that reads no pages shares the store: every record its own key) */
         pg->fold = !ns->d->apage_off && szd_apage_fold(&c);
         nfold += pg->fold;

@@ -98,6 +98,18 @@ static void test_fold_rule(void **state)
         {{.nlive = 256, .ndirty = 64, .nfresh = 64, .based = true}, true},
         /* every partition gone but a new one: rewritten */
         {{.nlive = 1, .ndead = 255, .ndirty = 1, .nfresh = 1, .based = true}, true},
+        /* compressed: a tenth of the page, or 25 partitions, changed in one write rewrites it */
+        {{.nlive = 256, .ndirty = 25, .nfresh = 25, .based = true, .z = true}, true},
+        {{.nlive = 256, .ndirty = 24, .nfresh = 24, .based = true, .z = true}, false},
+        {{.nlive = 200, .nover = 20, .ndirty = 20, .based = true, .z = true}, true},
+        {{.nlive = 200, .nover = 19, .ndirty = 19, .based = true, .z = true}, false},
+        /* (overrides rewritten again count too: the page replaces them) */
+        {{.nlive = 256, .nover = 30, .ndirty = 30, .based = true, .z = true}, true},
+        /* a move: an override, compressed or not */
+        {{.nlive = 256, .ndirty = 1, .nfresh = 1, .based = true, .z = true}, false},
+        {{.nlive = 88, .ndirty = 1, .nfresh = 1, .based = true, .z = true}, false},
+        /* the quarter still holds */
+        {{.nlive = 256, .nover = 60, .ndirty = 4, .nfresh = 4, .based = true, .z = true}, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(szd_apage_fold(&cases[i].c), cases[i].fold);

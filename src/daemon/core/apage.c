@@ -99,6 +99,9 @@ bool szd_apage_fold(const szd_apage_count *c)
     if (!c->based) {
         return true;
     }
+    if (c->z && ((uint64_t)c->ndirty * 10 >= c->nlive || c->ndirty >= SZD_APAGE_Z_OVERRIDES)) {
+        return true;
+    }
     if (c->nfresh == 0) {
         return false; /* nothing new would be an override: the page stays as it is */
     }

@@ -51,14 +51,22 @@ typedef struct {
     uint32_t nfresh; /* of them, those with no override yet (would add one each) */
     bool based;      /* the page key exists in the store */
     bool refold;     /* the store's page holds a line memory does not (a stale line): rewrite */
+    bool z;          /* pages are written compressed (format 2) */
 } szd_apage_count;
+
+/* A compressed page of plain records costs about as many bytes as this many overrides: a
+ * write of that many of its partitions rewrites it instead. */
+#define SZD_APAGE_Z_OVERRIDES 25u
 
 /* Whether this write rewrites the page (its live partitions as lines, its overrides and dead
  * keys deleted) rather than writing overrides: when it must (refold), when it has changes and
  * no page yet (a new page, or a store of the layout before pages, converted page by page as its
- * partitions change), or when the overrides would reach a quarter of its partitions (a load
- * then reads at most a quarter more keys, and a rewrite costs at most four records per record
- * changed). */
+ * partitions change), when the overrides would reach a quarter of its partitions (a load then
+ * reads at most a quarter more keys, and a rewrite costs at most four records per record
+ * changed), or, compressed, when this write changes a tenth of its partitions or
+ * SZD_APAGE_Z_OVERRIDES of them (the page then costs fewer bytes than their overrides: the
+ * acknowledgements of a large add, arriving in many small batches, would otherwise go out as
+ * an override each). */
 bool szd_apage_fold(const szd_apage_count *c);
 
 /* ---- the load's resolution: per partition id, the newest record ---------------------- */
