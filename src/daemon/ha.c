@@ -263,7 +263,7 @@ static void step_down(szd *d, const char *why)
     d->ha.cache_stale = true;
 }
 
-static int cache_update(szd *d, bool *leader_changed, int64_t budget_ms);
+static int cache_update(szd *d, bool *leader_changed);
 static int follow_drain(szd *d, bool *leader_changed, int64_t budget_ms);
 
 static void become_leader(szd *d, int64_t create_rev)
@@ -292,7 +292,7 @@ static void become_leader(szd *d, int64_t create_rev)
         d->ha.full_reload = true; /* a full read was under way: loaded here instead */
     }
     d->ha.follow = FOLLOW_NONE;
-    if (!d->ha.full_reload && d->ha.cache_rev > 0 && cache_update(d, &ignored, 0) == 0) {
+    if (!d->ha.full_reload && d->ha.cache_rev > 0 && cache_update(d, &ignored) == 0) {
         rc = szd_ns_take_over(d);
         promoted = true;
     } else {
@@ -453,15 +453,13 @@ static int cache_apply(szd *d, const shardz_changes *c, bool *leader_changed, bo
 }
 
 /* Brings the cache up to the store on the loop itself, reading the change feed
- * HA_CHANGES_LIMIT events at a time for up to budget_ms (0: until current): a new leader's
- * takeover, which must start from the store's state (the follow lane keeps a follower close to
- * it, so little is left). The cache is loaded whole when it has none yet, its history was
- * compacted away, or a load of one failed. 0 when the cache is current, SHARDZ_EBUSY when the
- * budget ran out before it was, or the error; *leader_changed is set when the leader key may
- * have changed. */
-static int cache_update(szd *d, bool *leader_changed, int64_t budget_ms)
+ * HA_CHANGES_LIMIT events at a time until current: the first load at start, and a new
+ * leader's takeover, which must start from the store's state (the follow lane keeps a follower
+ * close to it, so little is left). The cache is loaded whole when it has none yet, its history
+ * was compacted away, or a load of one failed. 0 when the cache is current, or the error;
+ * *leader_changed is set when the leader key may have changed. */
+static int cache_update(szd *d, bool *leader_changed)
 {
-    int64_t t0 = szd_now(d);
     while (!d->ha.full_reload && d->ha.cache_rev > 0) {
         shardz_store_status st = {0};
         if (shardz_store_status_get(d->ha_store, &st) != 0) {
@@ -471,11 +469,6 @@ static int cache_update(szd *d, bool *leader_changed, int64_t budget_ms)
         if (st.revision <= d->ha.cache_rev) { /* nothing new: no read of the changes */
             d->ha.cache_stale = false;
             return 0;
-        }
-        if (budget_ms > 0 && szd_now(d) - t0 >= budget_ms) {
-            d->ha.cache_stale = true;
-            *leader_changed = true; /* the leader key's change may be among the unread */
-            return SHARDZ_EBUSY;
         }
         shardz_changes *c = NULL;
         /* test hook: SHARDZ_TEST_CHANGES_FAIL=<path> fails the change feed while the file
@@ -684,7 +677,7 @@ int szd_ha_start(szd *d, shardz_store *keeper_store, shardz_store *follow_store)
     /* The first load is read here, on the loop (nothing is served before it): then the lane
      * follows from it. */
     bool ignored = false;
-    if (cache_update(d, &ignored, 0) != 0) {
+    if (cache_update(d, &ignored) != 0) {
         d->ha.full_reload = true; /* etcd unreachable: the lane reads it when it can */
     }
     refresh(d); /* reads the leader, campaigns when there is none */

@@ -2402,6 +2402,18 @@ static void maybe_balance(szd_ns *ns)
 
 /* ---- loading after a restart --------------------------------------------------------- */
 
+/* The flags a node's record carries beside its fields (address, zone, capacity): a leave, a
+ * drain and its reason, the incarnation (an unreadable one as none). */
+static void node_take_record_flags(szd_node *n, json_t *j)
+{
+    n->leaving = json_is_true(json_object_get(j, "leaving"));
+    n->drained = json_is_true(json_object_get(j, "drained"));
+    const char *why = json_string_value(json_object_get(j, "drain_reason"));
+    snprintf(n->drain_reason, sizeof n->drain_reason, "%s", n->drained && why ? why : "");
+    const char *inc = json_string_value(json_object_get(j, "incarnation"));
+    snprintf(n->incarnation, sizeof n->incarnation, "%s", inc && szd_valid_id(inc) ? inc : "");
+}
+
 static int load_node(szd_ns *ns, json_t *j)
 {
     char err[256];
@@ -2418,14 +2430,7 @@ static int load_node(szd_ns *ns, json_t *j)
         return SHARDZ_ENOMEM;
     }
     node_take_fields(n, &tmp);
-    n->leaving = json_is_true(json_object_get(j, "leaving"));
-    n->drained = json_is_true(json_object_get(j, "drained"));
-    const char *why = json_string_value(json_object_get(j, "drain_reason"));
-    snprintf(n->drain_reason, sizeof n->drain_reason, "%s", n->drained && why ? why : "");
-    const char *inc = json_string_value(json_object_get(j, "incarnation"));
-    if (inc && szd_valid_id(inc)) {
-        snprintf(n->incarnation, sizeof n->incarnation, "%s", inc);
-    }
+    node_take_record_flags(n, j);
     n->state = n->leaving || n->drained ? SZD_NODE_DRAINING : SZD_NODE_JOINING;
     /* until it answers a ping it counts from now: a worker that is gone is declared dead
      * dead_after_ms after the restart */
@@ -2726,12 +2731,7 @@ static int follow_node(szd_ns *ns, const char *id, const char *text, size_t n)
         goto out;
     }
     node_take_fields(nd, &tmp);
-    nd->leaving = json_is_true(json_object_get(j, "leaving"));
-    nd->drained = json_is_true(json_object_get(j, "drained"));
-    const char *why = json_string_value(json_object_get(j, "drain_reason"));
-    snprintf(nd->drain_reason, sizeof nd->drain_reason, "%s", nd->drained && why ? why : "");
-    const char *inc = json_string_value(json_object_get(j, "incarnation"));
-    snprintf(nd->incarnation, sizeof nd->incarnation, "%s", inc && szd_valid_id(inc) ? inc : "");
+    node_take_record_flags(nd, j);
     /* as a load reads it (a follower's states are a cache's: a new leader counts every node
      * as joining until it answers); no event, no new revision: the store's is the cache's */
     if (nd->leaving || nd->drained) {

@@ -738,79 +738,117 @@ static int etcd_status(shardz_store *st, shardz_store_status *out)
 
 /* ---- changes since: a watch from since + 1, read up to the current revision ---- */
 
+/* A watch stream's bytes and how far they are read (the changes read and the follow). */
 typedef struct {
-    etcd_store *e;
     membuf m;
     size_t used;    /* bytes of m parsed */
+    size_t scanned; /* bytes of m searched for a message's end */
+} msg_reader;
+
+/* Appends a chunk of the stream: 0, or SHARDZ_ENOMEM (or over ETCD_MAX_RESPONSE). */
+static int reader_add(msg_reader *r, char *p, size_t n)
+{
+    return write_mem(p, 1, n, &r->m) == n ? 0 : SHARDZ_ENOMEM;
+}
+
+/* The next whole message of a watch stream: 1 with *msg (the caller's) and *res (its
+ * "result", borrowed from it); 0 when none has fully arrived; or the error that ends the
+ * stream, its detail set: a message unreadable or without a result (an error's), or a cancel,
+ * SHARDZ_EIO; a cancel for compaction SHARDZ_STORE_ECOMPACTED, e->compact raised to it. The
+ * gateway ends each message with a newline: one is parsed once that has arrived (or the bytes
+ * end as an object may), not the whole remainder at every chunk (a message of a few MB, pages
+ * of assignments, arrives in hundreds of chunks: quadratic). */
+static int next_result(etcd_store *e, msg_reader *r, json_t **msg, json_t **res)
+{
+    json_error_t jerr;
+
+    while (r->used < r->m.len && strchr(" \t\r\n", r->m.buf[r->used])) {
+        r->used++;
+    }
+    if (r->used >= r->m.len) {
+        return 0;
+    }
+    size_t from = r->scanned > r->used ? r->scanned : r->used;
+    const char *nl = memchr(r->m.buf + from, '\n', r->m.len - from);
+    r->scanned = nl ? (size_t)(nl - r->m.buf) + 1 : r->m.len;
+    if (!nl && r->m.buf[r->m.len - 1] != '}') {
+        return 0; /* incomplete: wait for more */
+    }
+    size_t end = nl ? (size_t)(nl - r->m.buf) + 1 : r->m.len;
+    *msg = json_loadb(r->m.buf + r->used, end - r->used, JSON_DISABLE_EOF_CHECK, &jerr);
+    if (!*msg) {
+        if (!nl) {
+            return 0; /* an object not yet whole */
+        }
+        store_seterr(&e->base, "etcd at %s: watch: unreadable message", e->endpoint);
+        return SHARDZ_EIO;
+    }
+    r->used += (size_t)jerr.position;
+    *res = json_object_get(*msg, "result");
+    int rc = 0;
+    if (!*res) {
+        store_seterr(&e->base, "etcd at %s: watch: %.160s", e->endpoint,
+                     json_string_value(json_object_get(json_object_get(*msg, "error"), "message"))
+                         ?: "no result");
+        rc = SHARDZ_EIO;
+    } else if (json_is_true(json_object_get(*res, "canceled"))) {
+        int64_t compacted = s_rev(jint(*res, "compact_revision"));
+
+        if (compacted > 0) {
+            e->compact = compacted > e->compact ? compacted : e->compact;
+            store_seterr(&e->base, "the watch's start is compacted (history starts after %lld)",
+                         (long long)e->compact);
+            rc = SHARDZ_STORE_ECOMPACTED;
+        } else {
+            store_seterr(&e->base, "etcd at %s: watch canceled: %.160s", e->endpoint,
+                         json_string_value(json_object_get(*res, "cancel_reason")) ?: "");
+            rc = SHARDZ_EIO;
+        }
+    }
+    if (rc) {
+        json_decref(*msg);
+        *msg = NULL;
+        return rc;
+    }
+    /* what was parsed is dropped: the buffer holds about one message */
+    memmove(r->m.buf, r->m.buf + r->used, r->m.len - r->used);
+    r->m.len -= r->used;
+    r->scanned = r->scanned > r->used ? r->scanned - r->used : 0;
+    r->used = 0;
+    r->m.buf[r->m.len] = '\0';
+    return 1;
+}
+
+typedef struct {
+    etcd_store *e;
+    msg_reader r;
     int64_t until;  /* etcd revision to read up to */
     json_t *events; /* every event received, in order */
     bool done;
-    int64_t compacted; /* etcd compact revision when the watch was cancelled for it */
-    bool canceled;
-    size_t scanned; /* bytes of m searched for a message's end */
-    size_t limit;   /* 0, or stop after the message that brings the events of the prefix to it */
-    size_t kept;    /* events of the prefix received */
-    bool limited;   /* stopped by limit before until */
+    int rc;       /* the error that ended the stream (its detail set), 0 for none */
+    size_t limit; /* 0, or stop after the message that brings the events of the prefix to it */
+    size_t kept;  /* events of the prefix received */
+    bool limited; /* stopped by limit before until */
 } watch_ctx;
 
 static size_t write_watch(char *p, size_t size, size_t nmemb, void *ud)
 {
     watch_ctx *w = ud;
-    size_t n = write_mem(p, size, nmemb, &w->m);
+    json_t *msg, *res;
+    int got = 0;
 
-    if (n != size * nmemb) {
-        return 0;
-    }
-    for (;;) {
-        json_error_t jerr;
-        json_t *msg, *res, *evs;
-        size_t i;
+    w->rc = reader_add(&w->r, p, size * nmemb);
+    while (w->rc == 0 && (got = next_result(w->e, &w->r, &msg, &res)) == 1) {
+        json_t *evs = json_object_get(res, "events");
 
-        while (w->used < w->m.len && strchr(" \t\r\n", w->m.buf[w->used])) {
-            w->used++;
-        }
-        if (w->used >= w->m.len) {
-            break;
-        }
-        /* The gateway ends each message with a newline: parse only once one has arrived (or
-         * the bytes end as an object may), not the whole remainder at every chunk (a message
-         * of a few MB, pages of assignments, arrives in hundreds of chunks: quadratic). */
-        size_t from = w->scanned > w->used ? w->scanned : w->used;
-        const char *nl = memchr(w->m.buf + from, '\n', w->m.len - from);
-        w->scanned = nl ? (size_t)(nl - w->m.buf) + 1 : w->m.len;
-        if (!nl && w->m.buf[w->m.len - 1] != '}') {
-            break; /* incomplete: wait for more */
-        }
-        msg =
-            json_loadb(w->m.buf + w->used, (nl ? (size_t)(nl - w->m.buf) + 1 : w->m.len) - w->used,
-                       JSON_DISABLE_EOF_CHECK, &jerr);
-        if (!msg) {
-            break; /* incomplete: wait for more */
-        }
-        w->used += (size_t)jerr.position;
-        res = json_object_get(msg, "result");
-        if (!res) {
-            w->canceled = true;
-            store_seterr(&w->e->base, "etcd at %s: watch: %.160s", w->e->endpoint,
-                         w->m.buf + w->used - (size_t)jerr.position);
-            json_decref(msg);
-            return 0;
-        }
-        if (json_is_true(json_object_get(res, "canceled"))) {
-            w->canceled = true;
-            w->compacted = jint(res, "compact_revision");
-            json_decref(msg);
-            return 0;
-        }
-        evs = json_object_get(res, "events");
-        for (i = 0; i < json_array_size(evs); i++) {
+        for (size_t i = 0; i < json_array_size(evs); i++) {
             json_t *ev = json_array_get(evs, i);
 
             json_array_append(w->events, ev);
             if (jint(json_object_get(ev, "kv"), "mod_revision") >= w->until) {
                 w->done = true;
             }
-            w->kept += kv_in_prefix(w->e, json_object_get(ev, "kv")) ? 1 : 0;
+            w->kept += w->limit && kv_in_prefix(w->e, json_object_get(ev, "kv")) ? 1 : 0;
         }
         json_decref(msg);
         /* A message holds whole revisions (etcd splits one only with "fragment", not asked
@@ -823,7 +861,10 @@ static size_t write_watch(char *p, size_t size, size_t nmemb, void *ud)
             return 0;
         }
     }
-    return n;
+    if (w->rc == 0 && got < 0) {
+        w->rc = got;
+    }
+    return w->rc ? 0 : size * nmemb;
 }
 
 static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_changes **out)
@@ -887,18 +928,12 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
     curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &w);
     cc = curl_easy_perform(e->curl);
     free(text);
-    free(w.m.buf);
+    free(w.r.m.buf);
     if (!w.done) {
-        if (w.canceled && w.compacted > 0) {
-            e->compact = s_rev(w.compacted) > e->compact ? s_rev(w.compacted) : e->compact;
-            store_seterr(st, "revision %lld is compacted (history starts after %lld)",
-                         (long long)since, (long long)e->compact);
-            rc = SHARDZ_STORE_ECOMPACTED;
-        } else {
-            if (!w.canceled) {
-                store_seterr(st, "etcd at %s: /v3/watch: %s", e->endpoint,
-                             cc == CURLE_OK ? "the stream ended early" : curl_easy_strerror(cc));
-            }
+        rc = w.rc; /* its detail set */
+        if (rc == 0) {
+            store_seterr(st, "etcd at %s: /v3/watch: %s", e->endpoint,
+                         cc == CURLE_OK ? "the stream ended early" : curl_easy_strerror(cc));
             rc = SHARDZ_EIO;
         }
         json_decref(w.events);
@@ -942,8 +977,7 @@ static int etcd_changes(shardz_store *st, int64_t since, size_t limit, shardz_ch
 
 typedef struct {
     etcd_store *e;
-    membuf m;
-    size_t used, scanned; /* bytes of m parsed; bytes searched for a message's end */
+    msg_reader r;
     size_t limit;
     shardz_watch_fn fn;
     shardz_watch_poll_fn poll;
@@ -1022,88 +1056,27 @@ static int stream_deliver(stream_ctx *w, bool all)
 static size_t write_stream(char *p, size_t size, size_t nmemb, void *ud)
 {
     stream_ctx *w = ud;
-    size_t n = write_mem(p, size, nmemb, &w->m);
+    json_t *msg, *res;
+    int got = 0;
 
-    if (n != size * nmemb) {
-        w->stop = SHARDZ_ENOMEM;
-        return 0;
-    }
-    for (;;) {
-        json_error_t jerr;
-        json_t *msg, *res;
-
-        while (w->used < w->m.len && strchr(" \t\r\n", w->m.buf[w->used])) {
-            w->used++;
-        }
-        if (w->used >= w->m.len) {
-            break;
-        }
-        /* a message ends with a newline (the gateway's): parsed once it has arrived */
-        size_t from = w->scanned > w->used ? w->scanned : w->used;
-        const char *nl = memchr(w->m.buf + from, '\n', w->m.len - from);
-        w->scanned = nl ? (size_t)(nl - w->m.buf) + 1 : w->m.len;
-        if (!nl) {
-            break;
-        }
-        msg = json_loadb(w->m.buf + w->used, (size_t)(nl - w->m.buf) + 1 - w->used,
-                         JSON_DISABLE_EOF_CHECK, &jerr);
-        if (!msg) {
-            store_seterr(&w->e->base, "etcd at %s: watch: unreadable message", w->e->endpoint);
-            w->stop = SHARDZ_EIO;
-            return 0;
-        }
-        w->used = (size_t)(nl - w->m.buf) + 1;
-        res = json_object_get(msg, "result");
-        if (!res) {
-            store_seterr(
-                &w->e->base, "etcd at %s: watch: %.160s", w->e->endpoint,
-                json_string_value(json_object_get(json_object_get(msg, "error"), "message"))
-                    ?: "no result");
-            json_decref(msg);
-            w->stop = SHARDZ_EIO;
-            return 0;
-        }
-        if (json_is_true(json_object_get(res, "canceled"))) {
-            int64_t compacted = jint(res, "compact_revision");
-
-            if (compacted > 0) {
-                w->e->compact = s_rev(compacted) > w->e->compact ? s_rev(compacted) : w->e->compact;
-                store_seterr(&w->e->base,
-                             "the watch's start is compacted (history starts after %lld)",
-                             (long long)w->e->compact);
-                w->stop = SHARDZ_STORE_ECOMPACTED;
-            } else {
-                store_seterr(&w->e->base, "etcd at %s: watch canceled: %.160s", w->e->endpoint,
-                             json_string_value(json_object_get(res, "cancel_reason")) ?: "");
-                w->stop = SHARDZ_EIO;
-            }
-            json_decref(msg);
-            return 0;
-        }
+    w->stop = reader_add(&w->r, p, size * nmemb);
+    while (w->stop == 0 && (got = next_result(w->e, &w->r, &msg, &res)) == 1) {
         json_t *evs = json_object_get(res, "events");
+
         for (size_t i = 0; i < json_array_size(evs); i++) {
             json_array_append(w->pending, json_array_get(evs, i));
         }
         bool fragment = json_is_true(json_object_get(res, "fragment"));
         json_decref(msg);
-        int rc = stream_deliver(w, !fragment);
-        if (rc == 0) {
-            rc = w->poll(w->arg);
-        }
-        if (rc) {
-            w->stop = rc;
-            return 0;
+        w->stop = stream_deliver(w, !fragment);
+        if (w->stop == 0) {
+            w->stop = w->poll(w->arg);
         }
     }
-    /* what was parsed is dropped: the stream's buffer holds one message at most */
-    if (w->used > 0) {
-        memmove(w->m.buf, w->m.buf + w->used, w->m.len - w->used);
-        w->m.len -= w->used;
-        w->scanned = w->scanned > w->used ? w->scanned - w->used : 0;
-        w->used = 0;
-        w->m.buf[w->m.len] = '\0';
+    if (w->stop == 0 && got < 0) {
+        w->stop = got;
     }
-    return n;
+    return w->stop ? 0 : size * nmemb;
 }
 
 static int stream_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
@@ -1169,7 +1142,7 @@ static int etcd_watch(shardz_store *st, int64_t since, size_t limit, shardz_watc
     curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPINTVL, 1L);
     cc = curl_easy_perform(e->curl);
     free(text);
-    free(w.m.buf);
+    free(w.r.m.buf);
     json_decref(w.pending);
     if (w.stop) {
         return w.stop;

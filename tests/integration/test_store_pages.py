@@ -16,6 +16,7 @@ shardzd, a real SQLite file and a real etcd, real worker processes:
   written.
 Usage: test_store_pages.py SHARDZD"""
 import base64
+import contextlib
 import json
 import os
 import sqlite3
@@ -23,6 +24,7 @@ import sys
 import urllib.request
 import zlib
 
+from chaos import leader_of  # the coordinator acting, or None
 from harness import Daemon, Etcd, HTTPError, Worker, etcd_keys, run, settled, wait_for
 
 BIN = sys.argv[1]
@@ -387,10 +389,11 @@ def has_ns(d, ns):
         return False
 
 
-def test_follower_applies_pages():
-    """A follower's cache follows a bulk add (new pages, whose new partitions it adds in place)
-    and the acknowledgements after it (pages rewritten, applied line by line): its state is the
-    leader's."""
+@contextlib.contextmanager
+def leader_and_follower(ns, replicas, partitions):
+    """Two coordinators on a fresh etcd and a replica namespace created through the leader,
+    once the follower has it: yields (leader, follower, the coordinators' addresses, a list for
+    the test's workers); the workers are killed and everything stopped afterwards."""
     etcd = Etcd().start()
     extra = ["--store", etcd.url(), "--lease-ttl", "2000"]
     ds = [Daemon(BIN, extra=extra + ["--id", f"c{i}"]) for i in range(2)]
@@ -398,15 +401,28 @@ def test_follower_applies_pages():
     try:
         for d in ds:
             d.start()
-        lead = wait_for(lambda: next((d for d in ds if d.call("GET", "/v1/status")[1]["acting"]),
-                                     None), 20, what="a leader")
+        lead = wait_for(lambda: leader_of(ds), 20, what="a leader")
         fol = next(d for d in ds if d is not lead)
-        status, _ = lead.call("POST", "/v1/namespaces", {"name": "f", "sharder": "replica",
-                                                         "replicas": 2, "partitions": 10})
+        status, _ = lead.call("POST", "/v1/namespaces", {"name": ns, "sharder": "replica",
+                                                         "replicas": replicas,
+                                                         "partitions": partitions})
         assert status == 201, status
-        wait_for(lambda: has_ns(fol, "f"), 20, what="the follower has the namespace")
-        coords = ",".join(f"127.0.0.1:{d.port}" for d in ds)
-        ws = [Worker(lead, "f", f"w{i}", coordinators=coords) for i in range(2)]
+        wait_for(lambda: has_ns(fol, ns), 20, what="the follower has the namespace")
+        yield lead, fol, ",".join(f"127.0.0.1:{d.port}" for d in ds), ws
+    finally:
+        for w in ws:
+            w.kill9()
+        for d in ds:
+            d.stop()
+        etcd.stop()
+
+
+def test_follower_applies_pages():
+    """A follower's cache follows a bulk add (new pages, whose new partitions it adds in place)
+    and the acknowledgements after it (pages rewritten, applied line by line): its state is the
+    leader's."""
+    with leader_and_follower("f", 2, 10) as (lead, fol, coords, ws):
+        ws += [Worker(lead, "f", f"w{i}", coordinators=coords) for i in range(2)]
         wait_for(lambda: settled(lead, "f", 10, 2, nodes=2), 30, what="placed")
         ids = [f"n{i:04d}" for i in range(600)]
         status, _ = lead.call("POST", "/v1/namespaces/f/partitions", {"ids": ids})
@@ -417,12 +433,6 @@ def test_follower_applies_pages():
         # (whether each page was applied in place or the namespace loaded again is not
         # asserted: a statistics record of a partition the cache does not know yet loads it
         # again too, depending on timing; the state is what must agree)
-    finally:
-        for w in ws:
-            w.kill9()
-        for d in ds:
-            d.stop()
-        etcd.stop()
 
 
 def nodes_seen(d, ns):
@@ -440,28 +450,14 @@ def test_follower_applies_nodes_in_place():
     its nodes agree with the leader's, and its log never says it read everything again for a
     node's key (it would have, before: a node's change loaded the whole namespace, at a
     million partitions 10 s, for every worker restart)."""
-    etcd = Etcd().start()
-    extra = ["--store", etcd.url(), "--lease-ttl", "2000"]
-    ds = [Daemon(BIN, extra=extra + ["--id", f"c{i}"]) for i in range(2)]
-    ws = []
-    try:
-        for d in ds:
-            d.start()
-        lead = wait_for(lambda: next((d for d in ds if d.call("GET", "/v1/status")[1]["acting"]),
-                                     None), 20, what="a leader")
-        fol = next(d for d in ds if d is not lead)
-        status, _ = lead.call("POST", "/v1/namespaces", {"name": "g", "sharder": "replica",
-                                                         "replicas": 1, "partitions": 8})
-        assert status == 201, status
-        wait_for(lambda: has_ns(fol, "g"), 20, what="the follower has the namespace")
-        coords = ",".join(f"127.0.0.1:{d.port}" for d in ds)
+    with leader_and_follower("g", 1, 8) as (lead, fol, coords, ws):
 
         def agree(what):
             wait_for(lambda: nodes_seen(fol, "g") == nodes_seen(lead, "g") and
                      len(nodes_seen(lead, "g")) == 2, 30, what=what)
             assert not log_has(fol, 'to be loaded again" ns=g key="ns/g/node/'), fol.tail()
 
-        ws = [Worker(lead, "g", f"w{i}", coordinators=coords) for i in range(2)]
+        ws += [Worker(lead, "g", f"w{i}", coordinators=coords) for i in range(2)]
         wait_for(lambda: settled(lead, "g", 8, 1, nodes=2), 30, what="placed")
         agree("the follower has both workers")
         ws[0].kill9()  # a new process of w0: another incarnation and port, its record again
@@ -477,12 +473,6 @@ def test_follower_applies_nodes_in_place():
         wait_for(lambda: settled(lead, "g", 8, 1, nodes=1), 30, what="moved off w1")
         want = state(lead, "g")
         wait_for(lambda: state(fol, "g") == want, 30, what="the follower's state the same")
-    finally:
-        for w in ws:
-            w.kill9()
-        for d in ds:
-            d.stop()
-        etcd.stop()
 
 
 def test_follower_whose_feed_fails_takes_over():
